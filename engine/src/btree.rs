@@ -1,0 +1,425 @@
+//! B+tree operations over the pager: lookup, insert, delete, seek, and the splits, merges and
+//! redistributions that keep every page within its size.
+//!
+//! A tree is named by its root page, which never moves: when the root splits, its content moves
+//! to a new child; when a branch root is left with one child, that child's content moves up.
+//!
+//! Structure invariants (checked by `integrity`): keys ascend strictly across the leaves from left
+//! to right; every key under `children[i]` of a branch lies in `[keys[i-1], keys[i])`; every leaf
+//! is at the same depth; every page's encoded size fits the page; every node but the root holds
+//! at least one key. There are no sibling links: a scan steps to the next leaf through the path
+//! from the root, so a split or merge touches only the pages it changes and their parent.
+
+use std::mem;
+
+use crate::error::{Result, bail};
+use crate::node::{Branch, Leaf, LeafEntry, Node, Value};
+use crate::page::{PageKind, Pgno};
+use crate::pager::Pager;
+
+/// A corrupt tree cannot send a descent round in a loop: no real tree is this deep (a fan-out of
+/// at least 15 keys per branch reaches 2^32 pages in 9 levels).
+pub(crate) const DEPTH_MAX: usize = 32;
+
+/// How to position on a key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SeekMode {
+    /// The key itself.
+    Eq,
+    /// The smallest key greater than or equal to the key.
+    Ge,
+    /// The smallest key greater than the key.
+    Gt,
+    /// The largest key less than or equal to the key.
+    Le,
+    /// The largest key less than the key.
+    Lt,
+}
+
+impl SeekMode {
+    fn forward(self) -> bool {
+        matches!(self, SeekMode::Eq | SeekMode::Ge | SeekMode::Gt)
+    }
+}
+
+fn corrupt_kind(pager: &Pager, pgno: Pgno, kind: PageKind) -> crate::JetError {
+    crate::JetError::new(
+        crate::ErrorKind::DatabaseCorrupted,
+        format!("{}: page {pgno} is a {kind:?} page inside a B+tree", pager.path().display()),
+    )
+}
+
+fn too_deep(pager: &Pager, pgno: Pgno) -> crate::JetError {
+    crate::JetError::new(
+        crate::ErrorKind::DatabaseCorrupted,
+        format!("{}: the tree is deeper than {DEPTH_MAX} levels at page {pgno} (a loop?)", pager.path().display()),
+    )
+}
+
+/// The value stored under `key`.
+pub(crate) fn get(pager: &mut Pager, root: Pgno, key: &[u8]) -> Result<Option<Value>> {
+    let mut pgno = root;
+    for _ in 0..DEPTH_MAX {
+        match pager.node(pgno)? {
+            Node::Branch(branch) => pgno = branch.children[branch.child_index(key)],
+            Node::Leaf(leaf) => {
+                let found = leaf.entries.binary_search_by(|e| e.key.as_slice().cmp(key));
+                return Ok(found.ok().map(|i| leaf.entries[i].value.clone()));
+            }
+            other => {
+                let kind = other.kind();
+                return Err(corrupt_kind(pager, pgno, kind));
+            }
+        }
+    }
+    Err(too_deep(pager, pgno))
+}
+
+/// Stores `value` under `key`; returns the value it replaced.
+pub(crate) fn insert(pager: &mut Pager, root: Pgno, key: &[u8], value: Value) -> Result<Option<Value>> {
+    let mut value = Some(value);
+    let old = modify(pager, root, key, 0, &mut |leaf: &mut Leaf| {
+        let value = value.take().expect("the leaf is changed once");
+        match leaf.entries.binary_search_by(|e| e.key.as_slice().cmp(key)) {
+            Ok(i) => Some(mem::replace(&mut leaf.entries[i].value, value)),
+            Err(i) => {
+                leaf.entries.insert(i, LeafEntry { key: key.to_vec(), value });
+                None
+            }
+        }
+    })?;
+    fix_root(pager, root, key)?;
+    Ok(old)
+}
+
+/// Removes `key`; returns the value it had.
+pub(crate) fn delete(pager: &mut Pager, root: Pgno, key: &[u8]) -> Result<Option<Value>> {
+    // Look first, so that deleting an absent key changes no page.
+    if get(pager, root, key)?.is_none() {
+        return Ok(None);
+    }
+    let removed = modify(pager, root, key, 0, &mut |leaf: &mut Leaf| {
+        let i = leaf.entries.binary_search_by(|e| e.key.as_slice().cmp(key)).ok()?;
+        Some(leaf.entries.remove(i).value)
+    })?;
+    fix_root(pager, root, key)?;
+    Ok(removed)
+}
+
+/// Descends to the leaf that holds `key`, applies `op` to it, and on the way back up fixes every
+/// page on the path that became too full or too empty.
+fn modify<R>(
+    pager: &mut Pager,
+    pgno: Pgno,
+    key: &[u8],
+    depth: usize,
+    op: &mut dyn FnMut(&mut Leaf) -> R,
+) -> Result<R> {
+    if depth >= DEPTH_MAX {
+        return Err(too_deep(pager, pgno));
+    }
+    let step = match pager.node(pgno)? {
+        Node::Branch(branch) => {
+            let i = branch.child_index(key);
+            Some((i, branch.children[i]))
+        }
+        Node::Leaf(_) => None,
+        other => {
+                let kind = other.kind();
+                return Err(corrupt_kind(pager, pgno, kind));
+            }
+    };
+    match step {
+        None => {
+            let Node::Leaf(leaf) = pager.node_mut(pgno)? else { unreachable!("checked above") };
+            Ok(op(leaf))
+        }
+        Some((i, child)) => {
+            let out = modify(pager, child, key, depth + 1, op)?;
+            fix_child(pager, pgno, i, key)?;
+            Ok(out)
+        }
+    }
+}
+
+/// Restores the size bounds of child `i` of branch `parent`: splits it if it overflows the
+/// page, merges or rebalances it with a sibling if it fell below a quarter of a page.
+fn fix_child(pager: &mut Pager, parent: Pgno, i: usize, key: &[u8]) -> Result<()> {
+    let page_size = pager.page_size();
+    let child = match pager.node(parent)? {
+        Node::Branch(branch) => branch.children[i],
+        _ => unreachable!("the parent was a branch on the way down"),
+    };
+    let (len, appended) = match pager.node(child)? {
+        node @ Node::Leaf(leaf) => (node.encoded_len(), leaf.entries.last().is_some_and(|e| e.key == key)),
+        node => (node.encoded_len(), false),
+    };
+    if len > page_size {
+        let (separator, right) = split(pager.node_mut(child)?, appended);
+        let right = pager.alloc(right)?;
+        let Node::Branch(branch) = pager.node_mut(parent)? else { unreachable!() };
+        branch.keys.insert(i, separator);
+        branch.children.insert(i + 1, right);
+    } else if len < page_size / 4 {
+        rebalance(pager, parent, i)?;
+    }
+    Ok(())
+}
+
+/// Keeps the root within its page: a root that overflows moves its content to a new child and
+/// splits it; a branch root left with one child takes that child's content.
+fn fix_root(pager: &mut Pager, root: Pgno, key: &[u8]) -> Result<()> {
+    loop {
+        let page_size = pager.page_size();
+        if pager.node(root)?.encoded_len() > page_size {
+            let child = pager.alloc(Node::Leaf(Leaf::default()))?;
+            let content = mem::replace(pager.node_mut(root)?, Node::Branch(Branch { keys: vec![], children: vec![child] }));
+            *pager.node_mut(child)? = content;
+            fix_child(pager, root, 0, key)?;
+            debug_assert!(pager.node(root)?.encoded_len() <= pager.page_size());
+            return Ok(());
+        }
+        let only_child = match pager.node(root)? {
+            Node::Branch(branch) if branch.keys.is_empty() => branch.children[0],
+            _ => return Ok(()),
+        };
+        let content = pager.node(only_child)?.clone();
+        *pager.node_mut(root)? = content;
+        pager.free(only_child)?;
+    }
+}
+
+/// Merges child `i` of `parent` with a neighbour if both fit one page, and otherwise shares
+/// their content evenly between the two.
+fn rebalance(pager: &mut Pager, parent: Pgno, i: usize) -> Result<()> {
+    let (left_index, left, right, separator) = match pager.node(parent)? {
+        Node::Branch(branch) if branch.children.len() >= 2 => {
+            let li = i.saturating_sub(1).min(branch.children.len() - 2);
+            (li, branch.children[li], branch.children[li + 1], branch.keys[li].clone())
+        }
+        // An only child has no neighbour; its parent is fixed one level up.
+        _ => return Ok(()),
+    };
+    let left_node = pager.node(left)?.clone();
+    let right_node = pager.node(right)?.clone();
+    let mut merged = match (left_node, right_node) {
+        (Node::Leaf(mut l), Node::Leaf(r)) => {
+            l.entries.extend(r.entries);
+            Node::Leaf(l)
+        }
+        (Node::Branch(mut l), Node::Branch(r)) => {
+            l.keys.push(separator);
+            l.keys.extend(r.keys);
+            l.children.extend(r.children);
+            Node::Branch(l)
+        }
+        (l, r) => bail!(
+            DatabaseCorrupted,
+            "{}: sibling pages {left} ({:?}) and {right} ({:?}) are of different kinds",
+            pager.path().display(),
+            l.kind(),
+            r.kind()
+        ),
+    };
+    if merged.encoded_len() <= pager.page_size() {
+        *pager.node_mut(left)? = merged;
+        pager.free(right)?;
+        let Node::Branch(branch) = pager.node_mut(parent)? else { unreachable!() };
+        branch.keys.remove(left_index);
+        branch.children.remove(left_index + 1);
+    } else {
+        let (separator, right_half) = split(&mut merged, false);
+        *pager.node_mut(left)? = merged;
+        *pager.node_mut(right)? = right_half;
+        let Node::Branch(branch) = pager.node_mut(parent)? else { unreachable!() };
+        branch.keys[left_index] = separator;
+    }
+    Ok(())
+}
+
+/// Splits `node` in two by encoded size: `node` keeps the left part; returns the separator and
+/// the right part. `appended` (a leaf whose new entry is its last) keeps the left part full, so
+/// that keys inserted in ascending order fill their pages.
+fn split(node: &mut Node, appended: bool) -> (Vec<u8>, Node) {
+    match node {
+        Node::Leaf(leaf) => {
+            let n = leaf.entries.len();
+            assert!(n >= 2, "an overfull leaf holds at least two entries");
+            let at = if appended { n - 1 } else { split_point(leaf.entries.iter().map(LeafEntry::encoded_len), 1, n - 1) };
+            let right = leaf.entries.split_off(at);
+            let separator = shortest_separator(&leaf.entries[at - 1].key, &right[0].key);
+            (separator, Node::Leaf(Leaf { entries: right }))
+        }
+        Node::Branch(branch) => {
+            let n = branch.keys.len();
+            assert!(n >= 3, "an overfull branch holds at least three keys");
+            // keys[at] moves up; each side keeps at least one key.
+            let at = split_point(branch.keys.iter().map(|k| 5 + k.len()), 1, n - 2);
+            let mut right_keys = branch.keys.split_off(at);
+            let separator = right_keys.remove(0);
+            let right_children = branch.children.split_off(at + 1);
+            (separator, Node::Branch(Branch { keys: right_keys, children: right_children }))
+        }
+        Node::Overflow(_) | Node::Free(_) => unreachable!("only tree pages split"),
+    }
+}
+
+/// The index in `[lo, hi]` at which the items' running size first reaches half the total.
+fn split_point(sizes: impl Iterator<Item = usize> + Clone, lo: usize, hi: usize) -> usize {
+    let total: usize = sizes.clone().sum();
+    let mut running = 0;
+    for (i, size) in sizes.enumerate() {
+        if running + size / 2 >= total / 2 {
+            return i.clamp(lo, hi);
+        }
+        running += size;
+    }
+    hi
+}
+
+/// The shortest prefix of `right` that sorts after `left`: a separator between two leaves that
+/// keeps branch pages small.
+fn shortest_separator(left: &[u8], right: &[u8]) -> Vec<u8> {
+    debug_assert!(left < right);
+    (1..=right.len()).map(|n| &right[..n]).find(|prefix| *prefix > left).unwrap_or(right).to_vec()
+}
+
+/// The entry at `key` or nearest to it in the direction `mode` says.
+pub(crate) fn seek(pager: &mut Pager, root: Pgno, key: &[u8], mode: SeekMode) -> Result<Option<LeafEntry>> {
+    let mut path: Vec<(Pgno, usize)> = Vec::new();
+    let mut pgno = root;
+    loop {
+        if path.len() >= DEPTH_MAX {
+            return Err(too_deep(pager, pgno));
+        }
+        match pager.node(pgno)? {
+            Node::Branch(branch) => {
+                let i = branch.child_index(key);
+                path.push((pgno, i));
+                pgno = branch.children[i];
+            }
+            Node::Leaf(leaf) => {
+                let entries = &leaf.entries;
+                let below = entries.partition_point(|e| e.key.as_slice() < key);
+                let not_above = entries.partition_point(|e| e.key.as_slice() <= key);
+                let found = match mode {
+                    SeekMode::Eq => return Ok((below < not_above).then(|| entries[below].clone())),
+                    SeekMode::Ge => Some(below).filter(|&i| i < entries.len()),
+                    SeekMode::Gt => Some(not_above).filter(|&i| i < entries.len()),
+                    SeekMode::Le => not_above.checked_sub(1),
+                    SeekMode::Lt => below.checked_sub(1),
+                };
+                if let Some(i) = found {
+                    return Ok(Some(entries[i].clone()));
+                }
+                return step_leaf(pager, path, mode.forward());
+            }
+            other => {
+                let kind = other.kind();
+                return Err(corrupt_kind(pager, pgno, kind));
+            }
+        }
+    }
+}
+
+/// The first (`forward`) or last entry of the tree.
+pub(crate) fn edge(pager: &mut Pager, root: Pgno, forward: bool) -> Result<Option<LeafEntry>> {
+    let mut path = Vec::new();
+    descend_edge(pager, root, forward, &mut path)
+}
+
+/// From the leaf at the end of `path`, the first entry of the next leaf (or the last of the
+/// previous one), skipping empty leaves.
+fn step_leaf(pager: &mut Pager, mut path: Vec<(Pgno, usize)>, forward: bool) -> Result<Option<LeafEntry>> {
+    while let Some((pgno, i)) = path.pop() {
+        let Node::Branch(branch) = pager.node(pgno)? else { unreachable!("the path holds branches") };
+        let next = if forward { Some(i + 1).filter(|&j| j < branch.children.len()) } else { i.checked_sub(1) };
+        if let Some(j) = next {
+            let child = branch.children[j];
+            path.push((pgno, j));
+            if let Some(entry) = descend_edge(pager, child, forward, &mut path)? {
+                return Ok(Some(entry));
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// Descends from `pgno` along the first (or last) children to a leaf and returns its first (or
+/// last) entry; an empty leaf on the way sends the search on to the neighbouring leaf.
+fn descend_edge(
+    pager: &mut Pager,
+    mut pgno: Pgno,
+    forward: bool,
+    path: &mut Vec<(Pgno, usize)>,
+) -> Result<Option<LeafEntry>> {
+    loop {
+        if path.len() >= DEPTH_MAX {
+            return Err(too_deep(pager, pgno));
+        }
+        match pager.node(pgno)? {
+            Node::Branch(branch) => {
+                let i = if forward { 0 } else { branch.children.len() - 1 };
+                path.push((pgno, i));
+                pgno = branch.children[i];
+            }
+            Node::Leaf(leaf) => {
+                let entry = if forward { leaf.entries.first() } else { leaf.entries.last() };
+                return match entry {
+                    Some(entry) => Ok(Some(entry.clone())),
+                    None => step_leaf(pager, mem::take(path), forward),
+                };
+            }
+            other => {
+                let kind = other.kind();
+                return Err(corrupt_kind(pager, pgno, kind));
+            }
+        }
+    }
+}
+
+/// Every page of the tree under `root`, and every value, visited depth first. Used to free a
+/// whole tree.
+pub(crate) fn visit(
+    pager: &mut Pager,
+    root: Pgno,
+    visit_page: &mut dyn FnMut(Pgno),
+    visit_value: &mut dyn FnMut(&Value),
+) -> Result<()> {
+    let mut stack = vec![(root, 0usize)];
+    while let Some((pgno, depth)) = stack.pop() {
+        if depth >= DEPTH_MAX {
+            return Err(too_deep(pager, pgno));
+        }
+        visit_page(pgno);
+        match pager.node(pgno)? {
+            Node::Branch(branch) => stack.extend(branch.children.iter().map(|&child| (child, depth + 1))),
+            Node::Leaf(leaf) => leaf.entries.iter().for_each(|e| visit_value(&e.value)),
+            other => {
+                let kind = other.kind();
+                return Err(corrupt_kind(pager, pgno, kind));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shortest_separator_sorts_between() {
+        assert_eq!(shortest_separator(b"apple", b"banana"), b"b");
+        assert_eq!(shortest_separator(b"abc", b"abd"), b"abd");
+        assert_eq!(shortest_separator(b"ab", b"abc"), b"abc");
+        assert_eq!(shortest_separator(b"", b"\0"), b"\0");
+    }
+
+    #[test]
+    fn split_point_balances_by_size() {
+        assert_eq!(split_point([10, 10, 10, 10].into_iter(), 1, 3), 2);
+        assert_eq!(split_point([100, 1, 1, 1].into_iter(), 1, 3), 1);
+        assert_eq!(split_point([1, 1, 1, 100].into_iter(), 1, 3), 3);
+    }
+}

@@ -1,0 +1,55 @@
+//! The catalog: which tables the database holds and where their trees are rooted.
+//!
+//! It is itself a B+tree, rooted at the fixed page 2 (ESE keeps its catalog in `MSysObjects`):
+//! the key is the table's name, the value its root page number (u32, little-endian).
+
+use std::collections::BTreeMap;
+
+use crate::btree;
+use crate::error::{Result, bail};
+use crate::node::Value;
+use crate::page::Pgno;
+use crate::pager::Pager;
+
+/// The root page of the catalog tree.
+pub const CATALOG_ROOT: Pgno = 2;
+
+/// Reads every table and its root page.
+pub(crate) fn load(pager: &mut Pager) -> Result<BTreeMap<String, Pgno>> {
+    let mut tables = BTreeMap::new();
+    let mut entry = btree::edge(pager, CATALOG_ROOT, true)?;
+    while let Some(current) = entry {
+        let name = String::from_utf8(current.key.clone());
+        let root = match &current.value {
+            Value::Inline(bytes) if bytes.len() == 4 => Some(u32::from_le_bytes(bytes[..].try_into().expect("4 bytes"))),
+            _ => None,
+        };
+        match (name, root) {
+            (Ok(name), Some(root)) if root > CATALOG_ROOT && root < pager.header().page_count => {
+                tables.insert(name, root);
+            }
+            _ => bail!(
+                CatalogCorrupted,
+                "{}: catalog entry {:?} is not a table name and root page",
+                pager.path().display(),
+                String::from_utf8_lossy(&current.key)
+            ),
+        }
+        entry = btree::seek(pager, CATALOG_ROOT, &current.key, btree::SeekMode::Gt)?;
+    }
+    Ok(tables)
+}
+
+/// Records table `name` rooted at `root`.
+pub(crate) fn insert(pager: &mut Pager, name: &str, root: Pgno) -> Result<()> {
+    let old = btree::insert(pager, CATALOG_ROOT, name.as_bytes(), Value::Inline(root.to_le_bytes().to_vec()))?;
+    assert!(old.is_none(), "table {name} was checked to be new");
+    Ok(())
+}
+
+/// Forgets table `name`.
+pub(crate) fn remove(pager: &mut Pager, name: &str) -> Result<()> {
+    let old = btree::delete(pager, CATALOG_ROOT, name.as_bytes())?;
+    assert!(old.is_some(), "table {name} was checked to exist");
+    Ok(())
+}

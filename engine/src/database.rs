@@ -1,0 +1,513 @@
+//! A database file of named tables: the public face of the storage core.
+//!
+//! [`Database`] validates every argument, routes table operations to the B+tree, stores large
+//! values out of line, and latches the first failure in the middle of a change: after it, the
+//! database refuses further changes (`JET_errDatabaseUnavailable`) rather than build on a tree
+//! that may be half-changed in memory.
+
+use std::collections::BTreeMap;
+use std::ops::{Bound, RangeBounds};
+use std::path::Path;
+
+use crate::btree::{self, SeekMode};
+use crate::catalog::{self, CATALOG_ROOT};
+use crate::env::Env;
+use crate::error::{ErrorKind, JetError, Result, bail};
+use crate::header::{self, DbHeader, DbState, Lgpos, Signature};
+use crate::limits;
+use crate::node::{LeafEntry, Leaf, Node};
+use crate::overflow;
+use crate::page::Pgno;
+use crate::pager::{self, Pager};
+use crate::vfs::{OpenMode, parent_dir};
+
+/// How to create or open a database.
+#[derive(Clone, Debug)]
+pub struct DatabaseOptions {
+    /// The page size of a new database: a power of two from 4 KiB to 32 KiB. An existing
+    /// database keeps the page size it was created with.
+    pub page_size: usize,
+    /// The most bytes of pages to keep cached.
+    pub cache_size: usize,
+    /// Open for reading only: every change is refused with `JET_errDatabaseFileReadOnly`.
+    pub read_only: bool,
+}
+
+impl Default for DatabaseOptions {
+    fn default() -> DatabaseOptions {
+        DatabaseOptions { page_size: limits::PAGE_SIZE_DEFAULT, cache_size: limits::CACHE_SIZE_DEFAULT, read_only: false }
+    }
+}
+
+/// A handle to a table of a [`Database`], from [`Database::create_table`] or
+/// [`Database::open_table`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Table {
+    root: Pgno,
+}
+
+impl Table {
+    /// The table's root page (which never moves).
+    pub fn root(self) -> u32 {
+        self.root
+    }
+}
+
+/// A database file of named tables, each a B+tree of byte keys to byte values.
+///
+/// Changes are made in the page cache and reach the file at [`Database::flush`],
+/// [`Database::close`], or when the cache must evict. A flush leaves the file consistent and
+/// marked `CleanShutdown`; a database dropped with changes written since the last flush is left
+/// marked `DirtyShutdown` and refused on open with `JET_errDatabaseDirtyShutdown`.
+///
+/// ```
+/// use jetdb::{Database, DatabaseOptions, Env};
+/// # fn main() -> jetdb::Result<()> {
+/// let env = Env::memory(1);
+/// let mut db = Database::create(&env, "data.edb".as_ref(), &DatabaseOptions::default())?;
+/// let table = db.create_table("default")?;
+/// db.put(table, b"key", b"value")?;
+/// assert_eq!(db.get(table, b"key")?, Some(b"value".to_vec()));
+/// db.close()?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct Database {
+    pager: Pager,
+    tables: BTreeMap<String, Pgno>,
+    /// The first failure in the middle of a change; once set, changes are refused.
+    failed: Option<JetError>,
+}
+
+impl Database {
+    /// Creates a new, empty database file at `path`, whose directory must exist.
+    pub fn create(env: &Env, path: &Path, options: &DatabaseOptions) -> Result<Database> {
+        if !limits::page_size_valid(options.page_size) {
+            bail!(InvalidParameter, "page size {} is not a power of two from 4 KiB to 32 KiB", options.page_size);
+        }
+        if options.read_only {
+            bail!(InvalidParameter, "a database cannot be created read-only");
+        }
+        let dir = parent_dir(path);
+        let dir_exists = dir.as_os_str().is_empty()
+            || env.vfs.is_dir(dir).map_err(|err| JetError::io(format!("look up {}", dir.display()), &err))?;
+        if !dir_exists {
+            bail!(InvalidPath, "the directory {} does not exist", dir.display());
+        }
+        let file = env.vfs.open(path, OpenMode::CreateNew).map_err(|err| match err.kind() {
+            std::io::ErrorKind::AlreadyExists => {
+                JetError::new(ErrorKind::DatabaseDuplicate, format!("{} already exists", path.display()))
+            }
+            _ => JetError::io(format!("create {}", path.display()), &err),
+        })?;
+        let now = env.clock.now_millis();
+        let header = DbHeader {
+            format_version: header::FORMAT_VERSION,
+            page_size: u32::try_from(options.page_size).expect("page size checked"),
+            sequence: 0,
+            db_signature: Signature { random: env.entropy.next_u64(), created_millis: now },
+            log_signature: Signature { random: env.entropy.next_u64(), created_millis: now },
+            state: DbState::CleanShutdown,
+            dbtime: 1,
+            page_count: CATALOG_ROOT + 1,
+            free_head: 0,
+            free_count: 0,
+            consistent_lgpos: Lgpos::default(),
+            consistent_millis: now,
+            backup_full: Default::default(),
+            backup_incremental: Default::default(),
+        };
+        // The catalog root first, then the two header copies: a file whose header is whole is a
+        // whole database.
+        let mut page = vec![0u8; options.page_size];
+        Node::Leaf(Leaf::default()).encode_into(&mut page, CATALOG_ROOT, header.dbtime);
+        let io = |what: &str| {
+            let path = path.display().to_string();
+            let what = what.to_string();
+            move |err: std::io::Error| JetError::io(format!("{path}: {what}"), &err)
+        };
+        file.write_all_at(&page, u64::from(CATALOG_ROOT) * options.page_size as u64).map_err(io("write the catalog"))?;
+        file.sync().map_err(io("fsync"))?;
+        for pgno in [header::HEADER_PGNO, header::SHADOW_PGNO] {
+            file.write_all_at(&header.encode(pgno), u64::from(pgno) * options.page_size as u64)
+                .map_err(io("write the header"))?;
+            file.sync().map_err(io("fsync"))?;
+        }
+        env.vfs.sync_dir(dir).map_err(io("fsync its directory"))?;
+        drop(file);
+        Database::open(env, path, options)
+    }
+
+    /// Opens the existing database file at `path`.
+    pub fn open(env: &Env, path: &Path, options: &DatabaseOptions) -> Result<Database> {
+        let mode = if options.read_only { OpenMode::Read } else { OpenMode::ReadWrite };
+        let file = env.vfs.open(path, mode).map_err(|err| JetError::io(format!("open {}", path.display()), &err))?;
+        let copies = header::read_copies(&*file).map_err(|err| err.context(path.display()))?;
+        let header = header::choose(&copies).map_err(|err| err.context(path.display()))?.clone();
+        if header.state != DbState::CleanShutdown {
+            bail!(
+                DatabaseDirtyShutdown,
+                "{} was not shut down cleanly (state {:?}); its changes since the last flush are incomplete",
+                path.display(),
+                header.state
+            );
+        }
+        let len = file.len().map_err(|err| JetError::io(format!("open {}", path.display()), &err))?;
+        let needed = u64::from(header.page_count) * u64::from(header.page_size);
+        if len < needed {
+            bail!(
+                DatabaseCorrupted,
+                "{} is truncated: its header names {} pages ({needed} bytes) but the file holds {len} bytes",
+                path.display(),
+                header.page_count
+            );
+        }
+        let mut pager = Pager::new(file, path, header, !options.read_only, options.cache_size);
+        let tables = catalog::load(&mut pager)?;
+        Ok(Database { pager, tables, failed: None })
+    }
+
+    /// The database header as it stands in memory (it reaches the file at the next flush).
+    pub fn header(&self) -> &DbHeader {
+        self.pager.header()
+    }
+
+    /// The page size in bytes.
+    pub fn page_size(&self) -> usize {
+        self.pager.page_size()
+    }
+
+    /// The names of the tables, sorted.
+    pub fn table_names(&self) -> Vec<String> {
+        self.tables.keys().cloned().collect()
+    }
+
+    /// Creates table `name`; fails with `JET_errTableDuplicate` if it exists.
+    pub fn create_table(&mut self, name: &str) -> Result<Table> {
+        self.check_writable()?;
+        if name.is_empty() || name.len() > limits::TABLE_NAME_LEN_MAX || name.contains('\0') {
+            bail!(InvalidName, "table name {name:?} must be 1 to {} bytes without NUL", limits::TABLE_NAME_LEN_MAX);
+        }
+        if self.tables.contains_key(name) {
+            bail!(TableDuplicate, "table {name:?} already exists");
+        }
+        let root = self.change(|db| {
+            let root = db.pager.alloc(Node::Leaf(Leaf::default()))?;
+            catalog::insert(&mut db.pager, name, root)?;
+            Ok(root)
+        })?;
+        self.tables.insert(name.to_string(), root);
+        Ok(Table { root })
+    }
+
+    /// The table called `name`; fails with `JET_errObjectNotFound` if there is none.
+    pub fn open_table(&self, name: &str) -> Result<Table> {
+        match self.tables.get(name) {
+            Some(&root) => Ok(Table { root }),
+            None => bail!(ObjectNotFound, "no table {name:?}"),
+        }
+    }
+
+    /// Deletes table `name` and frees all its pages.
+    pub fn delete_table(&mut self, name: &str) -> Result<()> {
+        self.check_writable()?;
+        let root = self.open_table(name)?.root;
+        self.change(|db| {
+            let mut pages = Vec::new();
+            let mut values = Vec::new();
+            btree::visit(&mut db.pager, root, &mut |pgno| pages.push(pgno), &mut |value| values.push(value.clone()))?;
+            for value in &values {
+                overflow::release(&mut db.pager, value)?;
+            }
+            for pgno in pages {
+                db.pager.free(pgno)?;
+            }
+            catalog::remove(&mut db.pager, name)
+        })?;
+        self.tables.remove(name);
+        Ok(())
+    }
+
+    /// Stores `value` under `key` in `table`, replacing any value it had.
+    pub fn put(&mut self, table: Table, key: &[u8], value: &[u8]) -> Result<()> {
+        self.check_writable()?;
+        self.check_table(table)?;
+        check_key(key)?;
+        if value.len() > limits::VALUE_LEN_MAX {
+            bail!(ColumnTooBig, "a value of {} bytes; the most is {}", value.len(), limits::VALUE_LEN_MAX);
+        }
+        self.change(|db| {
+            let stored = overflow::store(&mut db.pager, key, value)?;
+            if let Some(old) = btree::insert(&mut db.pager, table.root, key, stored)? {
+                overflow::release(&mut db.pager, &old)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// The value stored under `key` in `table`.
+    pub fn get(&mut self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.check_table(table)?;
+        check_key(key)?;
+        match btree::get(&mut self.pager, table.root, key)? {
+            Some(value) => Ok(Some(overflow::load(&mut self.pager, &value)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Removes `key` from `table`; returns whether it was there.
+    pub fn delete(&mut self, table: Table, key: &[u8]) -> Result<bool> {
+        self.check_writable()?;
+        self.check_table(table)?;
+        check_key(key)?;
+        self.change(|db| match btree::delete(&mut db.pager, table.root, key)? {
+            Some(old) => {
+                overflow::release(&mut db.pager, &old)?;
+                Ok(true)
+            }
+            None => Ok(false),
+        })
+    }
+
+    /// A cursor over `table`, not yet positioned.
+    pub fn cursor(&mut self, table: Table) -> Result<Cursor<'_>> {
+        self.check_table(table)?;
+        Ok(Cursor { db: self, root: table.root, current: None })
+    }
+
+    /// The records of `table` whose keys lie in `range`, in ascending key order (or descending,
+    /// with `reverse`).
+    ///
+    /// ```
+    /// # fn main() -> jetdb::Result<()> {
+    /// # let env = jetdb::Env::memory(1);
+    /// # let mut db = jetdb::Database::create(&env, "d.edb".as_ref(), &Default::default())?;
+    /// let t = db.create_table("t")?;
+    /// for k in [b"a", b"b", b"c", b"d"] {
+    ///     db.put(t, k, b"v")?;
+    /// }
+    /// let keys: Vec<Vec<u8>> = db.range(t, b"b".as_slice()..b"d".as_slice(), false)?
+    ///     .map(|r| r.map(|(k, _)| k))
+    ///     .collect::<jetdb::Result<_>>()?;
+    /// assert_eq!(keys, vec![b"b".to_vec(), b"c".to_vec()]);
+    /// # Ok(()) }
+    /// ```
+    pub fn range<R: RangeBounds<[u8]>>(&mut self, table: Table, range: R, reverse: bool) -> Result<Range<'_>> {
+        let start = range.start_bound().map(|k| k.to_vec());
+        let end = range.end_bound().map(|k| k.to_vec());
+        Ok(Range { cursor: self.cursor(table)?, start, end, reverse, started: false, done: false })
+    }
+
+    /// Writes every change to the file and syncs it, leaving the file consistent.
+    pub fn flush(&mut self) -> Result<()> {
+        if let Some(err) = &self.failed {
+            bail!(DatabaseUnavailable, "an earlier change failed ({err}); the database must be reopened");
+        }
+        let result = self.pager.flush();
+        if let Err(err) = &result {
+            self.failed = Some(err.clone());
+        }
+        result
+    }
+
+    /// Flushes and closes the database.
+    pub fn close(mut self) -> Result<()> {
+        self.flush()
+    }
+
+    /// How many changed pages wait in the cache for the next flush.
+    pub fn dirty_pages(&self) -> usize {
+        self.pager.dirty_pages()
+    }
+
+    pub(crate) fn pager_mut(&mut self) -> &mut Pager {
+        &mut self.pager
+    }
+
+    pub(crate) fn table_roots(&self) -> &BTreeMap<String, Pgno> {
+        &self.tables
+    }
+
+    fn check_writable(&self) -> Result<()> {
+        pager::ensure_writable(&self.pager)?;
+        if let Some(err) = &self.failed {
+            bail!(DatabaseUnavailable, "an earlier change failed ({err}); the database must be reopened");
+        }
+        Ok(())
+    }
+
+    fn check_table(&self, table: Table) -> Result<()> {
+        if self.tables.values().any(|&root| root == table.root) {
+            Ok(())
+        } else {
+            bail!(InvalidTableId, "table handle with root page {} names no table of this database", table.root)
+        }
+    }
+
+    /// Runs a change; a failure in its middle latches the database as failed.
+    fn change<T>(&mut self, f: impl FnOnce(&mut Database) -> Result<T>) -> Result<T> {
+        let result = f(self);
+        if let Err(err) = &result {
+            self.failed = Some(err.clone());
+        }
+        result
+    }
+}
+
+fn check_key(key: &[u8]) -> Result<()> {
+    if key.len() > limits::KEY_LEN_MAX {
+        bail!(KeyTooBig, "a key of {} bytes; the most is {}", key.len(), limits::KEY_LEN_MAX);
+    }
+    Ok(())
+}
+
+/// A position in a table: seek to a key, then step forwards or backwards.
+///
+/// ```
+/// use jetdb::SeekMode;
+/// # fn main() -> jetdb::Result<()> {
+/// # let env = jetdb::Env::memory(1);
+/// # let mut db = jetdb::Database::create(&env, "d.edb".as_ref(), &Default::default())?;
+/// let t = db.create_table("t")?;
+/// db.put(t, b"b", b"2")?;
+/// db.put(t, b"d", b"4")?;
+/// let mut cursor = db.cursor(t)?;
+/// assert!(cursor.seek(b"c", SeekMode::Ge)?);
+/// assert_eq!(cursor.key()?, b"d");
+/// assert!(cursor.prev()?);
+/// assert_eq!(cursor.value()?, b"2");
+/// assert!(!cursor.prev()?, "nothing before the first record");
+/// # Ok(()) }
+/// ```
+pub struct Cursor<'db> {
+    db: &'db mut Database,
+    root: Pgno,
+    current: Option<LeafEntry>,
+}
+
+impl Cursor<'_> {
+    /// Positions on the record that `mode` picks relative to `key`; returns whether there is one.
+    /// When there is none, the cursor is left on no record.
+    pub fn seek(&mut self, key: &[u8], mode: SeekMode) -> Result<bool> {
+        check_key(key)?;
+        self.current = btree::seek(&mut self.db.pager, self.root, key, mode)?;
+        Ok(self.current.is_some())
+    }
+
+    /// Positions on the first record; returns whether the table has one.
+    pub fn first(&mut self) -> Result<bool> {
+        self.current = btree::edge(&mut self.db.pager, self.root, true)?;
+        Ok(self.current.is_some())
+    }
+
+    /// Positions on the last record; returns whether the table has one.
+    pub fn last(&mut self) -> Result<bool> {
+        self.current = btree::edge(&mut self.db.pager, self.root, false)?;
+        Ok(self.current.is_some())
+    }
+
+    /// Moves to the next record; returns false (leaving the cursor on no record) past the last.
+    pub fn next(&mut self) -> Result<bool> {
+        self.step(SeekMode::Gt)
+    }
+
+    /// Moves to the previous record; returns false (leaving the cursor on no record) before the
+    /// first.
+    pub fn prev(&mut self) -> Result<bool> {
+        self.step(SeekMode::Lt)
+    }
+
+    fn step(&mut self, mode: SeekMode) -> Result<bool> {
+        let Some(current) = self.current.take() else {
+            bail!(NoCurrentRecord, "the cursor is on no record");
+        };
+        self.current = btree::seek(&mut self.db.pager, self.root, &current.key, mode)?;
+        Ok(self.current.is_some())
+    }
+
+    /// The key of the current record.
+    pub fn key(&self) -> Result<&[u8]> {
+        match &self.current {
+            Some(entry) => Ok(&entry.key),
+            None => bail!(NoCurrentRecord, "the cursor is on no record"),
+        }
+    }
+
+    /// The value of the current record.
+    pub fn value(&mut self) -> Result<Vec<u8>> {
+        match &self.current {
+            Some(entry) => overflow::load(&mut self.db.pager, &entry.value),
+            None => bail!(NoCurrentRecord, "the cursor is on no record"),
+        }
+    }
+
+    /// The length of the current record's value, without reading it.
+    pub fn value_len(&self) -> Result<usize> {
+        match &self.current {
+            Some(entry) => Ok(entry.value.len()),
+            None => bail!(NoCurrentRecord, "the cursor is on no record"),
+        }
+    }
+}
+
+/// An iterator over the records of a key range, from [`Database::range`]. It stops after the
+/// first error, which it yields.
+pub struct Range<'db> {
+    cursor: Cursor<'db>,
+    start: Bound<Vec<u8>>,
+    end: Bound<Vec<u8>>,
+    reverse: bool,
+    started: bool,
+    done: bool,
+}
+
+impl Range<'_> {
+    fn advance(&mut self) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
+        let (from, to) = if self.reverse { (&self.end, &self.start) } else { (&self.start, &self.end) };
+        let found = if self.started {
+            if self.reverse { self.cursor.prev()? } else { self.cursor.next()? }
+        } else {
+            self.started = true;
+            let (forward_mode, backward_mode) = match from {
+                Bound::Included(_) => (SeekMode::Ge, SeekMode::Le),
+                Bound::Excluded(_) => (SeekMode::Gt, SeekMode::Lt),
+                Bound::Unbounded => (SeekMode::Ge, SeekMode::Le),
+            };
+            match (from, self.reverse) {
+                (Bound::Unbounded, false) => self.cursor.first()?,
+                (Bound::Unbounded, true) => self.cursor.last()?,
+                (Bound::Included(k) | Bound::Excluded(k), false) => self.cursor.seek(k, forward_mode)?,
+                (Bound::Included(k) | Bound::Excluded(k), true) => self.cursor.seek(k, backward_mode)?,
+            }
+        };
+        if !found {
+            return Ok(None);
+        }
+        let key = self.cursor.key()?;
+        let within = match to {
+            Bound::Unbounded => true,
+            Bound::Included(k) => if self.reverse { key >= k.as_slice() } else { key <= k.as_slice() },
+            Bound::Excluded(k) => if self.reverse { key > k.as_slice() } else { key < k.as_slice() },
+        };
+        if !within {
+            return Ok(None);
+        }
+        let key = key.to_vec();
+        Ok(Some((key, self.cursor.value()?)))
+    }
+}
+
+impl Iterator for Range<'_> {
+    type Item = Result<(Vec<u8>, Vec<u8>)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        let item = self.advance().transpose();
+        if !matches!(item, Some(Ok(_))) {
+            self.done = true;
+        }
+        item
+    }
+}

@@ -1,0 +1,310 @@
+//! The pager: the database file seen as numbered pages, through a cache of decoded nodes.
+//!
+//! It hands out pages ([`Pager::node`] to read, [`Pager::node_mut`] to change), allocates and
+//! frees them (a free list threaded through the free pages), and writes changed pages back:
+//! on [`Pager::flush`], or when the cache is over its size and must evict.
+//!
+//! Every change stamps the page with a new dbtime, so a page's dbtime only grows. Before the
+//! first changed page reaches the file, the header is marked `DirtyShutdown` and synced; only a
+//! flush that ends with the state `CleanShutdown` marks the file consistent again.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::catalog::CATALOG_ROOT;
+use crate::error::{ErrorKind, JetError, Result, bail};
+use crate::header::{DbHeader, DbState, HEADER_PGNO, SHADOW_PGNO};
+use crate::limits;
+use crate::node::Node;
+use crate::page::Pgno;
+use crate::vfs::VfsFile;
+
+/// Writes of consecutive pages are gathered into one of at most this many bytes.
+const WRITE_BATCH_BYTES_MAX: usize = 1024 * 1024;
+
+struct Frame {
+    node: Node,
+    dbtime: u64,
+    dirty: bool,
+    used: u64,
+}
+
+pub(crate) struct Pager {
+    file: Box<dyn VfsFile>,
+    path: PathBuf,
+    page_size: usize,
+    writable: bool,
+    /// The header as it will next be written; `page_count`, the free list and dbtime live here.
+    header: DbHeader,
+    /// The state the header on disk records.
+    disk_state: DbState,
+    /// Whether `header` differs from the copies on disk.
+    header_dirty: bool,
+    cache: BTreeMap<Pgno, Frame>,
+    cache_pages_max: usize,
+    /// A logical clock for least-recently-used eviction.
+    tick: u64,
+    scratch: Vec<u8>,
+}
+
+impl Pager {
+    /// A pager over `file`, whose header (already read and validated) is `header`.
+    pub(crate) fn new(file: Box<dyn VfsFile>, path: &Path, header: DbHeader, writable: bool, cache_size: usize) -> Pager {
+        let page_size = header.page_size as usize;
+        assert!(limits::page_size_valid(page_size));
+        Pager {
+            file,
+            path: path.to_path_buf(),
+            page_size,
+            writable,
+            disk_state: header.state,
+            header,
+            header_dirty: false,
+            cache: BTreeMap::new(),
+            cache_pages_max: (cache_size / page_size).max(limits::CACHE_PAGES_MIN),
+            tick: 0,
+            scratch: vec![0u8; page_size],
+        }
+    }
+
+    pub(crate) fn page_size(&self) -> usize {
+        self.page_size
+    }
+
+    pub(crate) fn header(&self) -> &DbHeader {
+        &self.header
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub(crate) fn writable(&self) -> bool {
+        self.writable
+    }
+
+    /// The page `pgno`, read from the file if it is not cached.
+    pub(crate) fn node(&mut self, pgno: Pgno) -> Result<&Node> {
+        self.load(pgno)?;
+        let frame = self.cache.get_mut(&pgno).expect("loaded");
+        frame.used = self.tick;
+        Ok(&frame.node)
+    }
+
+    /// The page `pgno`, to change: it is stamped with a new dbtime and will be written back.
+    pub(crate) fn node_mut(&mut self, pgno: Pgno) -> Result<&mut Node> {
+        assert!(self.writable, "a read-only pager is never changed");
+        self.load(pgno)?;
+        let dbtime = self.next_dbtime();
+        let frame = self.cache.get_mut(&pgno).expect("loaded");
+        assert!(dbtime > frame.dbtime, "page dbtimes only grow");
+        frame.dbtime = dbtime;
+        frame.dirty = true;
+        frame.used = self.tick;
+        Ok(&mut frame.node)
+    }
+
+    /// A new page holding `node`: the head of the free list, or a page past the end.
+    pub(crate) fn alloc(&mut self, node: Node) -> Result<Pgno> {
+        assert!(self.writable);
+        let pgno = if self.header.free_head != 0 {
+            let head = self.header.free_head;
+            let Node::Free(next) = *self.node(head)? else {
+                bail!(DatabaseCorrupted, "{}: page {head} is on the free list but is not free", self.path.display());
+            };
+            if next != 0 && (next <= CATALOG_ROOT || next >= self.header.page_count) {
+                bail!(DatabaseCorrupted, "{}: free page {head} links to page {next}", self.path.display());
+            }
+            self.header.free_head = next;
+            self.header.free_count -= 1;
+            head
+        } else {
+            if u64::from(self.header.page_count) >= limits::PAGE_COUNT_MAX {
+                bail!(OutOfDatabaseSpace, "{} holds the most pages a database can", self.path.display());
+            }
+            self.make_room()?;
+            let pgno = self.header.page_count;
+            self.header.page_count += 1;
+            self.cache.insert(pgno, Frame { node: Node::Free(0), dbtime: 0, dirty: true, used: self.tick });
+            pgno
+        };
+        self.header_dirty = true;
+        *self.node_mut(pgno)? = node;
+        Ok(pgno)
+    }
+
+    /// Puts page `pgno` on the free list.
+    pub(crate) fn free(&mut self, pgno: Pgno) -> Result<()> {
+        assert!(pgno > CATALOG_ROOT && pgno < self.header.page_count, "page {pgno} cannot be freed");
+        let head = self.header.free_head;
+        *self.node_mut(pgno)? = Node::Free(head);
+        self.header.free_head = pgno;
+        self.header.free_count += 1;
+        self.header_dirty = true;
+        Ok(())
+    }
+
+    /// Writes every changed page and then the header, each followed by an fsync.
+    pub(crate) fn flush(&mut self) -> Result<()> {
+        if !self.writable {
+            return Ok(());
+        }
+        let dirty: Vec<Pgno> = self.cache.iter().filter(|(_, f)| f.dirty).map(|(&pgno, _)| pgno).collect();
+        if !dirty.is_empty() {
+            self.write_back(&dirty)?;
+            self.sync()?;
+        }
+        if self.header_dirty {
+            self.write_header()?;
+        }
+        Ok(())
+    }
+
+    /// How many changed pages wait in the cache.
+    pub(crate) fn dirty_pages(&self) -> usize {
+        self.cache.values().filter(|f| f.dirty).count()
+    }
+
+    fn next_dbtime(&mut self) -> u64 {
+        self.header.dbtime += 1;
+        self.header_dirty = true;
+        self.header.dbtime
+    }
+
+    fn load(&mut self, pgno: Pgno) -> Result<()> {
+        self.tick += 1;
+        if self.cache.contains_key(&pgno) {
+            return Ok(());
+        }
+        if pgno < CATALOG_ROOT || pgno >= self.header.page_count {
+            bail!(
+                DatabaseCorrupted,
+                "{}: a link to page {pgno}, outside the database's {} pages",
+                self.path.display(),
+                self.header.page_count
+            );
+        }
+        self.make_room()?;
+        let offset = u64::from(pgno) * self.page_size as u64;
+        self.file
+            .read_exact_at(&mut self.scratch, offset)
+            .map_err(|err| JetError::io(format!("{}: read page {pgno}", self.path.display()), &err))?;
+        let (node, dbtime) = Node::decode(&self.scratch, pgno).map_err(|err| err.context(self.path.display()))?;
+        if dbtime > self.header.dbtime {
+            bail!(
+                DatabaseCorrupted,
+                "{}: page {pgno} has dbtime {dbtime}, newer than the database's {}",
+                self.path.display(),
+                self.header.dbtime
+            );
+        }
+        self.cache.insert(pgno, Frame { node, dbtime, dirty: false, used: self.tick });
+        Ok(())
+    }
+
+    /// Evicts the least recently used quarter of the cache when it is full, writing back the
+    /// changed pages among them.
+    fn make_room(&mut self) -> Result<()> {
+        if self.cache.len() < self.cache_pages_max {
+            return Ok(());
+        }
+        let mut by_age: Vec<(u64, Pgno)> = self.cache.iter().map(|(&pgno, f)| (f.used, pgno)).collect();
+        by_age.sort_unstable();
+        let evict: Vec<Pgno> = by_age.iter().take(self.cache_pages_max / 4 + 1).map(|&(_, pgno)| pgno).collect();
+        let mut dirty: Vec<Pgno> = evict.iter().copied().filter(|pgno| self.cache[pgno].dirty).collect();
+        if !dirty.is_empty() {
+            dirty.sort_unstable();
+            self.write_back(&dirty)?;
+        }
+        for pgno in evict {
+            let frame = self.cache.remove(&pgno).expect("present");
+            debug_assert!(!frame.dirty);
+        }
+        Ok(())
+    }
+
+    /// Writes the pages `pgnos` (ascending, all dirty), gathering runs of consecutive pages.
+    fn write_back(&mut self, pgnos: &[Pgno]) -> Result<()> {
+        debug_assert!(pgnos.windows(2).all(|w| w[0] < w[1]));
+        self.mark_dirty_on_disk()?;
+        let mut batch: Vec<u8> = Vec::new();
+        let mut page = vec![0u8; self.page_size];
+        let mut start = 0usize;
+        while start < pgnos.len() {
+            let mut end = start + 1;
+            while end < pgnos.len()
+                && pgnos[end] == pgnos[end - 1] + 1
+                && (end - start + 1) * self.page_size <= WRITE_BATCH_BYTES_MAX
+            {
+                end += 1;
+            }
+            batch.clear();
+            for &pgno in &pgnos[start..end] {
+                let frame = &self.cache[&pgno];
+                frame.node.encode_into(&mut page, pgno, frame.dbtime);
+                batch.extend_from_slice(&page);
+            }
+            let offset = u64::from(pgnos[start]) * self.page_size as u64;
+            self.file.write_all_at(&batch, offset).map_err(|err| {
+                JetError::io(format!("{}: write pages {}..={}", self.path.display(), pgnos[start], pgnos[end - 1]), &err)
+            })?;
+            for pgno in &pgnos[start..end] {
+                self.cache.get_mut(pgno).expect("present").dirty = false;
+            }
+            start = end;
+        }
+        Ok(())
+    }
+
+    /// Before the first changed page reaches the file, records durably that the file is no
+    /// longer consistent on its own.
+    fn mark_dirty_on_disk(&mut self) -> Result<()> {
+        if self.disk_state == DbState::CleanShutdown {
+            let final_state = self.header.state;
+            self.header.state = DbState::DirtyShutdown;
+            self.write_header()?;
+            self.header.state = final_state;
+            self.header_dirty = final_state != DbState::DirtyShutdown;
+        }
+        Ok(())
+    }
+
+    /// Writes both header copies, each followed by an fsync, so one is whole at every instant.
+    fn write_header(&mut self) -> Result<()> {
+        self.header.sequence += 1;
+        for pgno in [HEADER_PGNO, SHADOW_PGNO] {
+            let page = self.header.encode(pgno);
+            self.file.write_all_at(&page, u64::from(pgno) * self.page_size as u64).map_err(|err| {
+                JetError::io(format!("{}: write header copy {pgno}", self.path.display()), &err)
+            })?;
+            self.sync()?;
+        }
+        self.disk_state = self.header.state;
+        self.header_dirty = false;
+        Ok(())
+    }
+
+    fn sync(&self) -> Result<()> {
+        self.file.sync().map_err(|err| JetError::io(format!("{}: fsync", self.path.display()), &err))
+    }
+}
+
+impl std::fmt::Debug for Pager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pager")
+            .field("path", &self.path)
+            .field("page_size", &self.page_size)
+            .field("pages", &self.header.page_count)
+            .field("cached", &self.cache.len())
+            .finish()
+    }
+}
+
+/// Checks that a read-only pager is not asked to change anything.
+pub(crate) fn ensure_writable(pager: &Pager) -> Result<()> {
+    if pager.writable() {
+        Ok(())
+    } else {
+        Err(JetError::new(ErrorKind::DatabaseFileReadOnly, format!("{} was opened read-only", pager.path().display())))
+    }
+}
