@@ -45,14 +45,20 @@ impl SeekMode {
 fn corrupt_kind(pager: &Pager, pgno: Pgno, kind: PageKind) -> crate::JetError {
     crate::JetError::new(
         crate::ErrorKind::DatabaseCorrupted,
-        format!("{}: page {pgno} is a {kind:?} page inside a B+tree", pager.path().display()),
+        format!(
+            "{}: page {pgno} is a {kind:?} page inside a B+tree",
+            pager.path().display()
+        ),
     )
 }
 
 fn too_deep(pager: &Pager, pgno: Pgno) -> crate::JetError {
     crate::JetError::new(
         crate::ErrorKind::DatabaseCorrupted,
-        format!("{}: the tree is deeper than {DEPTH_MAX} levels at page {pgno} (a loop?)", pager.path().display()),
+        format!(
+            "{}: the tree is deeper than {DEPTH_MAX} levels at page {pgno} (a loop?)",
+            pager.path().display()
+        ),
     )
 }
 
@@ -76,14 +82,25 @@ pub(crate) fn get(pager: &mut Pager, root: Pgno, key: &[u8]) -> Result<Option<Va
 }
 
 /// Stores `value` under `key`; returns the value it replaced.
-pub(crate) fn insert(pager: &mut Pager, root: Pgno, key: &[u8], value: Value) -> Result<Option<Value>> {
+pub(crate) fn insert(
+    pager: &mut Pager,
+    root: Pgno,
+    key: &[u8],
+    value: Value,
+) -> Result<Option<Value>> {
     let mut value = Some(value);
     let old = modify(pager, root, key, 0, &mut |leaf: &mut Leaf| {
         let value = value.take().expect("the leaf is changed once");
         match leaf.entries.binary_search_by(|e| e.key.as_slice().cmp(key)) {
             Ok(i) => Some(mem::replace(&mut leaf.entries[i].value, value)),
             Err(i) => {
-                leaf.entries.insert(i, LeafEntry { key: key.to_vec(), value });
+                leaf.entries.insert(
+                    i,
+                    LeafEntry {
+                        key: key.to_vec(),
+                        value,
+                    },
+                );
                 None
             }
         }
@@ -99,7 +116,10 @@ pub(crate) fn delete(pager: &mut Pager, root: Pgno, key: &[u8]) -> Result<Option
         return Ok(None);
     }
     let removed = modify(pager, root, key, 0, &mut |leaf: &mut Leaf| {
-        let i = leaf.entries.binary_search_by(|e| e.key.as_slice().cmp(key)).ok()?;
+        let i = leaf
+            .entries
+            .binary_search_by(|e| e.key.as_slice().cmp(key))
+            .ok()?;
         Some(leaf.entries.remove(i).value)
     })?;
     fix_root(pager, root, key)?;
@@ -125,13 +145,15 @@ fn modify<R>(
         }
         Node::Leaf(_) => None,
         other => {
-                let kind = other.kind();
-                return Err(corrupt_kind(pager, pgno, kind));
-            }
+            let kind = other.kind();
+            return Err(corrupt_kind(pager, pgno, kind));
+        }
     };
     match step {
         None => {
-            let Node::Leaf(leaf) = pager.node_mut(pgno)? else { unreachable!("checked above") };
+            let Node::Leaf(leaf) = pager.node_mut(pgno)? else {
+                unreachable!("checked above")
+            };
             Ok(op(leaf))
         }
         Some((i, child)) => {
@@ -151,13 +173,18 @@ fn fix_child(pager: &mut Pager, parent: Pgno, i: usize, key: &[u8]) -> Result<()
         _ => unreachable!("the parent was a branch on the way down"),
     };
     let (len, appended) = match pager.node(child)? {
-        node @ Node::Leaf(leaf) => (node.encoded_len(), leaf.entries.last().is_some_and(|e| e.key == key)),
+        node @ Node::Leaf(leaf) => (
+            node.encoded_len(),
+            leaf.entries.last().is_some_and(|e| e.key == key),
+        ),
         node => (node.encoded_len(), false),
     };
     if len > page_size {
         let (separator, right) = split(pager.node_mut(child)?, appended);
         let right = pager.alloc(right)?;
-        let Node::Branch(branch) = pager.node_mut(parent)? else { unreachable!() };
+        let Node::Branch(branch) = pager.node_mut(parent)? else {
+            unreachable!()
+        };
         branch.keys.insert(i, separator);
         branch.children.insert(i + 1, right);
     } else if len < page_size / 4 {
@@ -173,7 +200,13 @@ fn fix_root(pager: &mut Pager, root: Pgno, key: &[u8]) -> Result<()> {
         let page_size = pager.page_size();
         if pager.node(root)?.encoded_len() > page_size {
             let child = pager.alloc(Node::Leaf(Leaf::default()))?;
-            let content = mem::replace(pager.node_mut(root)?, Node::Branch(Branch { keys: vec![], children: vec![child] }));
+            let content = mem::replace(
+                pager.node_mut(root)?,
+                Node::Branch(Branch {
+                    keys: vec![],
+                    children: vec![child],
+                }),
+            );
             *pager.node_mut(child)? = content;
             fix_child(pager, root, 0, key)?;
             debug_assert!(pager.node(root)?.encoded_len() <= pager.page_size());
@@ -195,7 +228,12 @@ fn rebalance(pager: &mut Pager, parent: Pgno, i: usize) -> Result<()> {
     let (left_index, left, right, separator) = match pager.node(parent)? {
         Node::Branch(branch) if branch.children.len() >= 2 => {
             let li = i.saturating_sub(1).min(branch.children.len() - 2);
-            (li, branch.children[li], branch.children[li + 1], branch.keys[li].clone())
+            (
+                li,
+                branch.children[li],
+                branch.children[li + 1],
+                branch.keys[li].clone(),
+            )
         }
         // An only child has no neighbour; its parent is fixed one level up.
         _ => return Ok(()),
@@ -224,14 +262,18 @@ fn rebalance(pager: &mut Pager, parent: Pgno, i: usize) -> Result<()> {
     if merged.encoded_len() <= pager.page_size() {
         *pager.node_mut(left)? = merged;
         pager.free(right)?;
-        let Node::Branch(branch) = pager.node_mut(parent)? else { unreachable!() };
+        let Node::Branch(branch) = pager.node_mut(parent)? else {
+            unreachable!()
+        };
         branch.keys.remove(left_index);
         branch.children.remove(left_index + 1);
     } else {
         let (separator, right_half) = split(&mut merged, false);
         *pager.node_mut(left)? = merged;
         *pager.node_mut(right)? = right_half;
-        let Node::Branch(branch) = pager.node_mut(parent)? else { unreachable!() };
+        let Node::Branch(branch) = pager.node_mut(parent)? else {
+            unreachable!()
+        };
         branch.keys[left_index] = separator;
     }
     Ok(())
@@ -245,7 +287,11 @@ fn split(node: &mut Node, appended: bool) -> (Vec<u8>, Node) {
         Node::Leaf(leaf) => {
             let n = leaf.entries.len();
             assert!(n >= 2, "an overfull leaf holds at least two entries");
-            let at = if appended { n - 1 } else { split_point(leaf.entries.iter().map(LeafEntry::encoded_len), 1, n - 1) };
+            let at = if appended {
+                n - 1
+            } else {
+                split_point(leaf.entries.iter().map(LeafEntry::encoded_len), 1, n - 1)
+            };
             let right = leaf.entries.split_off(at);
             let separator = shortest_separator(&leaf.entries[at - 1].key, &right[0].key);
             (separator, Node::Leaf(Leaf { entries: right }))
@@ -258,7 +304,13 @@ fn split(node: &mut Node, appended: bool) -> (Vec<u8>, Node) {
             let mut right_keys = branch.keys.split_off(at);
             let separator = right_keys.remove(0);
             let right_children = branch.children.split_off(at + 1);
-            (separator, Node::Branch(Branch { keys: right_keys, children: right_children }))
+            (
+                separator,
+                Node::Branch(Branch {
+                    keys: right_keys,
+                    children: right_children,
+                }),
+            )
         }
         Node::Overflow(_) | Node::Free(_) => unreachable!("only tree pages split"),
     }
@@ -281,11 +333,20 @@ fn split_point(sizes: impl Iterator<Item = usize> + Clone, lo: usize, hi: usize)
 /// keeps branch pages small.
 fn shortest_separator(left: &[u8], right: &[u8]) -> Vec<u8> {
     debug_assert!(left < right);
-    (1..=right.len()).map(|n| &right[..n]).find(|prefix| *prefix > left).unwrap_or(right).to_vec()
+    (1..=right.len())
+        .map(|n| &right[..n])
+        .find(|prefix| *prefix > left)
+        .unwrap_or(right)
+        .to_vec()
 }
 
 /// The entry at `key` or nearest to it in the direction `mode` says.
-pub(crate) fn seek(pager: &mut Pager, root: Pgno, key: &[u8], mode: SeekMode) -> Result<Option<LeafEntry>> {
+pub(crate) fn seek(
+    pager: &mut Pager,
+    root: Pgno,
+    key: &[u8],
+    mode: SeekMode,
+) -> Result<Option<LeafEntry>> {
     let mut path: Vec<(Pgno, usize)> = Vec::new();
     let mut pgno = root;
     loop {
@@ -330,10 +391,20 @@ pub(crate) fn edge(pager: &mut Pager, root: Pgno, forward: bool) -> Result<Optio
 
 /// From the leaf at the end of `path`, the first entry of the next leaf (or the last of the
 /// previous one), skipping empty leaves.
-fn step_leaf(pager: &mut Pager, mut path: Vec<(Pgno, usize)>, forward: bool) -> Result<Option<LeafEntry>> {
+fn step_leaf(
+    pager: &mut Pager,
+    mut path: Vec<(Pgno, usize)>,
+    forward: bool,
+) -> Result<Option<LeafEntry>> {
     while let Some((pgno, i)) = path.pop() {
-        let Node::Branch(branch) = pager.node(pgno)? else { unreachable!("the path holds branches") };
-        let next = if forward { Some(i + 1).filter(|&j| j < branch.children.len()) } else { i.checked_sub(1) };
+        let Node::Branch(branch) = pager.node(pgno)? else {
+            unreachable!("the path holds branches")
+        };
+        let next = if forward {
+            Some(i + 1).filter(|&j| j < branch.children.len())
+        } else {
+            i.checked_sub(1)
+        };
         if let Some(j) = next {
             let child = branch.children[j];
             path.push((pgno, j));
@@ -359,12 +430,20 @@ fn descend_edge(
         }
         match pager.node(pgno)? {
             Node::Branch(branch) => {
-                let i = if forward { 0 } else { branch.children.len() - 1 };
+                let i = if forward {
+                    0
+                } else {
+                    branch.children.len() - 1
+                };
                 path.push((pgno, i));
                 pgno = branch.children[i];
             }
             Node::Leaf(leaf) => {
-                let entry = if forward { leaf.entries.first() } else { leaf.entries.last() };
+                let entry = if forward {
+                    leaf.entries.first()
+                } else {
+                    leaf.entries.last()
+                };
                 return match entry {
                     Some(entry) => Ok(Some(entry.clone())),
                     None => step_leaf(pager, mem::take(path), forward),
@@ -393,7 +472,9 @@ pub(crate) fn visit(
         }
         visit_page(pgno);
         match pager.node(pgno)? {
-            Node::Branch(branch) => stack.extend(branch.children.iter().map(|&child| (child, depth + 1))),
+            Node::Branch(branch) => {
+                stack.extend(branch.children.iter().map(|&child| (child, depth + 1)))
+            }
             Node::Leaf(leaf) => leaf.entries.iter().for_each(|e| visit_value(&e.value)),
             other => {
                 let kind = other.kind();

@@ -21,7 +21,9 @@ pub(crate) fn load(pager: &mut Pager) -> Result<BTreeMap<String, Pgno>> {
     while let Some(current) = entry {
         let name = String::from_utf8(current.key.clone());
         let root = match &current.value {
-            Value::Inline(bytes) if bytes.len() == 4 => Some(u32::from_le_bytes(bytes[..].try_into().expect("4 bytes"))),
+            Value::Inline(bytes) if bytes.len() == 4 => {
+                Some(u32::from_le_bytes(bytes[..].try_into().expect("4 bytes")))
+            }
             _ => None,
         };
         match (name, root) {
@@ -42,7 +44,12 @@ pub(crate) fn load(pager: &mut Pager) -> Result<BTreeMap<String, Pgno>> {
 
 /// Records table `name` rooted at `root`.
 pub(crate) fn insert(pager: &mut Pager, name: &str, root: Pgno) -> Result<()> {
-    let old = btree::insert(pager, CATALOG_ROOT, name.as_bytes(), Value::Inline(root.to_le_bytes().to_vec()))?;
+    let old = btree::insert(
+        pager,
+        CATALOG_ROOT,
+        name.as_bytes(),
+        Value::Inline(root.to_le_bytes().to_vec()),
+    )?;
     assert!(old.is_none(), "table {name} was checked to be new");
     Ok(())
 }

@@ -15,12 +15,20 @@ impl<'a> Reader<'a> {
     }
 
     pub(crate) fn bytes(&mut self, n: usize) -> Result<&'a [u8]> {
-        let end = self.pos.checked_add(n).filter(|&end| end <= self.bytes.len()).ok_or_else(|| {
-            JetError::new(
-                ErrorKind::DatabaseCorrupted,
-                format!("a field of {n} bytes at offset {} runs past the end ({} bytes)", self.pos, self.bytes.len()),
-            )
-        })?;
+        let end = self
+            .pos
+            .checked_add(n)
+            .filter(|&end| end <= self.bytes.len())
+            .ok_or_else(|| {
+                JetError::new(
+                    ErrorKind::DatabaseCorrupted,
+                    format!(
+                        "a field of {n} bytes at offset {} runs past the end ({} bytes)",
+                        self.pos,
+                        self.bytes.len()
+                    ),
+                )
+            })?;
         let out = &self.bytes[self.pos..end];
         self.pos = end;
         Ok(out)
@@ -100,6 +108,9 @@ mod tests {
         assert_eq!(r.u64().unwrap(), 0x0809_0a0b_0c0d_0e0f);
         assert_eq!(r.bytes(2).unwrap(), b"xy");
         assert_eq!(r.u8().unwrap_err().kind(), ErrorKind::DatabaseCorrupted);
-        assert_eq!(Reader::new(&buf).bytes(usize::MAX).unwrap_err().kind(), ErrorKind::DatabaseCorrupted);
+        assert_eq!(
+            Reader::new(&buf).bytes(usize::MAX).unwrap_err().kind(),
+            ErrorKind::DatabaseCorrupted
+        );
     }
 }

@@ -15,7 +15,7 @@ use crate::env::Env;
 use crate::error::{ErrorKind, JetError, Result, bail};
 use crate::header::{self, DbHeader, DbState, Lgpos, Signature};
 use crate::limits;
-use crate::node::{LeafEntry, Leaf, Node};
+use crate::node::{Leaf, LeafEntry, Node};
 use crate::overflow;
 use crate::page::Pgno;
 use crate::pager::{self, Pager};
@@ -35,7 +35,11 @@ pub struct DatabaseOptions {
 
 impl Default for DatabaseOptions {
     fn default() -> DatabaseOptions {
-        DatabaseOptions { page_size: limits::PAGE_SIZE_DEFAULT, cache_size: limits::CACHE_SIZE_DEFAULT, read_only: false }
+        DatabaseOptions {
+            page_size: limits::PAGE_SIZE_DEFAULT,
+            cache_size: limits::CACHE_SIZE_DEFAULT,
+            read_only: false,
+        }
     }
 }
 
@@ -83,30 +87,51 @@ impl Database {
     /// Creates a new, empty database file at `path`, whose directory must exist.
     pub fn create(env: &Env, path: &Path, options: &DatabaseOptions) -> Result<Database> {
         if !limits::page_size_valid(options.page_size) {
-            bail!(InvalidParameter, "page size {} is not a power of two from 4 KiB to 32 KiB", options.page_size);
+            bail!(
+                InvalidParameter,
+                "page size {} is not a power of two from 4 KiB to 32 KiB",
+                options.page_size
+            );
         }
         if options.read_only {
             bail!(InvalidParameter, "a database cannot be created read-only");
         }
         let dir = parent_dir(path);
         let dir_exists = dir.as_os_str().is_empty()
-            || env.vfs.is_dir(dir).map_err(|err| JetError::io(format!("look up {}", dir.display()), &err))?;
+            || env
+                .vfs
+                .is_dir(dir)
+                .map_err(|err| JetError::io(format!("look up {}", dir.display()), &err))?;
         if !dir_exists {
-            bail!(InvalidPath, "the directory {} does not exist", dir.display());
+            bail!(
+                InvalidPath,
+                "the directory {} does not exist",
+                dir.display()
+            );
         }
-        let file = env.vfs.open(path, OpenMode::CreateNew).map_err(|err| match err.kind() {
-            std::io::ErrorKind::AlreadyExists => {
-                JetError::new(ErrorKind::DatabaseDuplicate, format!("{} already exists", path.display()))
-            }
-            _ => JetError::io(format!("create {}", path.display()), &err),
-        })?;
+        let file = env
+            .vfs
+            .open(path, OpenMode::CreateNew)
+            .map_err(|err| match err.kind() {
+                std::io::ErrorKind::AlreadyExists => JetError::new(
+                    ErrorKind::DatabaseDuplicate,
+                    format!("{} already exists", path.display()),
+                ),
+                _ => JetError::io(format!("create {}", path.display()), &err),
+            })?;
         let now = env.clock.now_millis();
         let header = DbHeader {
             format_version: header::FORMAT_VERSION,
             page_size: u32::try_from(options.page_size).expect("page size checked"),
             sequence: 0,
-            db_signature: Signature { random: env.entropy.next_u64(), created_millis: now },
-            log_signature: Signature { random: env.entropy.next_u64(), created_millis: now },
+            db_signature: Signature {
+                random: env.entropy.next_u64(),
+                created_millis: now,
+            },
+            log_signature: Signature {
+                random: env.entropy.next_u64(),
+                created_millis: now,
+            },
             state: DbState::CleanShutdown,
             dbtime: 1,
             page_count: CATALOG_ROOT + 1,
@@ -126,11 +151,15 @@ impl Database {
             let what = what.to_string();
             move |err: std::io::Error| JetError::io(format!("{path}: {what}"), &err)
         };
-        file.write_all_at(&page, u64::from(CATALOG_ROOT) * options.page_size as u64).map_err(io("write the catalog"))?;
+        file.write_all_at(&page, u64::from(CATALOG_ROOT) * options.page_size as u64)
+            .map_err(io("write the catalog"))?;
         file.sync().map_err(io("fsync"))?;
         for pgno in [header::HEADER_PGNO, header::SHADOW_PGNO] {
-            file.write_all_at(&header.encode(pgno), u64::from(pgno) * options.page_size as u64)
-                .map_err(io("write the header"))?;
+            file.write_all_at(
+                &header.encode(pgno),
+                u64::from(pgno) * options.page_size as u64,
+            )
+            .map_err(io("write the header"))?;
             file.sync().map_err(io("fsync"))?;
         }
         env.vfs.sync_dir(dir).map_err(io("fsync its directory"))?;
@@ -140,10 +169,19 @@ impl Database {
 
     /// Opens the existing database file at `path`.
     pub fn open(env: &Env, path: &Path, options: &DatabaseOptions) -> Result<Database> {
-        let mode = if options.read_only { OpenMode::Read } else { OpenMode::ReadWrite };
-        let file = env.vfs.open(path, mode).map_err(|err| JetError::io(format!("open {}", path.display()), &err))?;
+        let mode = if options.read_only {
+            OpenMode::Read
+        } else {
+            OpenMode::ReadWrite
+        };
+        let file = env
+            .vfs
+            .open(path, mode)
+            .map_err(|err| JetError::io(format!("open {}", path.display()), &err))?;
         let copies = header::read_copies(&*file).map_err(|err| err.context(path.display()))?;
-        let header = header::choose(&copies).map_err(|err| err.context(path.display()))?.clone();
+        let header = header::choose(&copies)
+            .map_err(|err| err.context(path.display()))?
+            .clone();
         if header.state != DbState::CleanShutdown {
             bail!(
                 DatabaseDirtyShutdown,
@@ -152,7 +190,9 @@ impl Database {
                 header.state
             );
         }
-        let len = file.len().map_err(|err| JetError::io(format!("open {}", path.display()), &err))?;
+        let len = file
+            .len()
+            .map_err(|err| JetError::io(format!("open {}", path.display()), &err))?;
         let needed = u64::from(header.page_count) * u64::from(header.page_size);
         if len < needed {
             bail!(
@@ -164,7 +204,11 @@ impl Database {
         }
         let mut pager = Pager::new(file, path, header, !options.read_only, options.cache_size);
         let tables = catalog::load(&mut pager)?;
-        Ok(Database { pager, tables, failed: None })
+        Ok(Database {
+            pager,
+            tables,
+            failed: None,
+        })
     }
 
     /// The database header as it stands in memory (it reaches the file at the next flush).
@@ -186,7 +230,11 @@ impl Database {
     pub fn create_table(&mut self, name: &str) -> Result<Table> {
         self.check_writable()?;
         if name.is_empty() || name.len() > limits::TABLE_NAME_LEN_MAX || name.contains('\0') {
-            bail!(InvalidName, "table name {name:?} must be 1 to {} bytes without NUL", limits::TABLE_NAME_LEN_MAX);
+            bail!(
+                InvalidName,
+                "table name {name:?} must be 1 to {} bytes without NUL",
+                limits::TABLE_NAME_LEN_MAX
+            );
         }
         if self.tables.contains_key(name) {
             bail!(TableDuplicate, "table {name:?} already exists");
@@ -215,7 +263,12 @@ impl Database {
         self.change(|db| {
             let mut pages = Vec::new();
             let mut values = Vec::new();
-            btree::visit(&mut db.pager, root, &mut |pgno| pages.push(pgno), &mut |value| values.push(value.clone()))?;
+            btree::visit(
+                &mut db.pager,
+                root,
+                &mut |pgno| pages.push(pgno),
+                &mut |value| values.push(value.clone()),
+            )?;
             for value in &values {
                 overflow::release(&mut db.pager, value)?;
             }
@@ -234,7 +287,12 @@ impl Database {
         self.check_table(table)?;
         check_key(key)?;
         if value.len() > limits::VALUE_LEN_MAX {
-            bail!(ColumnTooBig, "a value of {} bytes; the most is {}", value.len(), limits::VALUE_LEN_MAX);
+            bail!(
+                ColumnTooBig,
+                "a value of {} bytes; the most is {}",
+                value.len(),
+                limits::VALUE_LEN_MAX
+            );
         }
         self.change(|db| {
             let stored = overflow::store(&mut db.pager, key, value)?;
@@ -272,7 +330,11 @@ impl Database {
     /// A cursor over `table`, not yet positioned.
     pub fn cursor(&mut self, table: Table) -> Result<Cursor<'_>> {
         self.check_table(table)?;
-        Ok(Cursor { db: self, root: table.root, current: None })
+        Ok(Cursor {
+            db: self,
+            root: table.root,
+            current: None,
+        })
     }
 
     /// The records of `table` whose keys lie in `range`, in ascending key order (or descending,
@@ -292,16 +354,31 @@ impl Database {
     /// assert_eq!(keys, vec![b"b".to_vec(), b"c".to_vec()]);
     /// # Ok(()) }
     /// ```
-    pub fn range<R: RangeBounds<[u8]>>(&mut self, table: Table, range: R, reverse: bool) -> Result<Range<'_>> {
+    pub fn range<R: RangeBounds<[u8]>>(
+        &mut self,
+        table: Table,
+        range: R,
+        reverse: bool,
+    ) -> Result<Range<'_>> {
         let start = range.start_bound().map(|k| k.to_vec());
         let end = range.end_bound().map(|k| k.to_vec());
-        Ok(Range { cursor: self.cursor(table)?, start, end, reverse, started: false, done: false })
+        Ok(Range {
+            cursor: self.cursor(table)?,
+            start,
+            end,
+            reverse,
+            started: false,
+            done: false,
+        })
     }
 
     /// Writes every change to the file and syncs it, leaving the file consistent.
     pub fn flush(&mut self) -> Result<()> {
         if let Some(err) = &self.failed {
-            bail!(DatabaseUnavailable, "an earlier change failed ({err}); the database must be reopened");
+            bail!(
+                DatabaseUnavailable,
+                "an earlier change failed ({err}); the database must be reopened"
+            );
         }
         let result = self.pager.flush();
         if let Err(err) = &result {
@@ -331,7 +408,10 @@ impl Database {
     fn check_writable(&self) -> Result<()> {
         pager::ensure_writable(&self.pager)?;
         if let Some(err) = &self.failed {
-            bail!(DatabaseUnavailable, "an earlier change failed ({err}); the database must be reopened");
+            bail!(
+                DatabaseUnavailable,
+                "an earlier change failed ({err}); the database must be reopened"
+            );
         }
         Ok(())
     }
@@ -340,7 +420,11 @@ impl Database {
         if self.tables.values().any(|&root| root == table.root) {
             Ok(())
         } else {
-            bail!(InvalidTableId, "table handle with root page {} names no table of this database", table.root)
+            bail!(
+                InvalidTableId,
+                "table handle with root page {} names no table of this database",
+                table.root
+            )
         }
     }
 
@@ -356,7 +440,12 @@ impl Database {
 
 fn check_key(key: &[u8]) -> Result<()> {
     if key.len() > limits::KEY_LEN_MAX {
-        bail!(KeyTooBig, "a key of {} bytes; the most is {}", key.len(), limits::KEY_LEN_MAX);
+        bail!(
+            KeyTooBig,
+            "a key of {} bytes; the most is {}",
+            key.len(),
+            limits::KEY_LEN_MAX
+        );
     }
     Ok(())
 }
@@ -374,9 +463,9 @@ fn check_key(key: &[u8]) -> Result<()> {
 /// let mut cursor = db.cursor(t)?;
 /// assert!(cursor.seek(b"c", SeekMode::Ge)?);
 /// assert_eq!(cursor.key()?, b"d");
-/// assert!(cursor.prev()?);
+/// assert!(cursor.move_prev()?);
 /// assert_eq!(cursor.value()?, b"2");
-/// assert!(!cursor.prev()?, "nothing before the first record");
+/// assert!(!cursor.move_prev()?, "nothing before the first record");
 /// # Ok(()) }
 /// ```
 pub struct Cursor<'db> {
@@ -395,25 +484,25 @@ impl Cursor<'_> {
     }
 
     /// Positions on the first record; returns whether the table has one.
-    pub fn first(&mut self) -> Result<bool> {
+    pub fn move_first(&mut self) -> Result<bool> {
         self.current = btree::edge(&mut self.db.pager, self.root, true)?;
         Ok(self.current.is_some())
     }
 
     /// Positions on the last record; returns whether the table has one.
-    pub fn last(&mut self) -> Result<bool> {
+    pub fn move_last(&mut self) -> Result<bool> {
         self.current = btree::edge(&mut self.db.pager, self.root, false)?;
         Ok(self.current.is_some())
     }
 
     /// Moves to the next record; returns false (leaving the cursor on no record) past the last.
-    pub fn next(&mut self) -> Result<bool> {
+    pub fn move_next(&mut self) -> Result<bool> {
         self.step(SeekMode::Gt)
     }
 
     /// Moves to the previous record; returns false (leaving the cursor on no record) before the
     /// first.
-    pub fn prev(&mut self) -> Result<bool> {
+    pub fn move_prev(&mut self) -> Result<bool> {
         self.step(SeekMode::Lt)
     }
 
@@ -463,9 +552,17 @@ pub struct Range<'db> {
 
 impl Range<'_> {
     fn advance(&mut self) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
-        let (from, to) = if self.reverse { (&self.end, &self.start) } else { (&self.start, &self.end) };
+        let (from, to) = if self.reverse {
+            (&self.end, &self.start)
+        } else {
+            (&self.start, &self.end)
+        };
         let found = if self.started {
-            if self.reverse { self.cursor.prev()? } else { self.cursor.next()? }
+            if self.reverse {
+                self.cursor.move_prev()?
+            } else {
+                self.cursor.move_next()?
+            }
         } else {
             self.started = true;
             let (forward_mode, backward_mode) = match from {
@@ -474,10 +571,14 @@ impl Range<'_> {
                 Bound::Unbounded => (SeekMode::Ge, SeekMode::Le),
             };
             match (from, self.reverse) {
-                (Bound::Unbounded, false) => self.cursor.first()?,
-                (Bound::Unbounded, true) => self.cursor.last()?,
-                (Bound::Included(k) | Bound::Excluded(k), false) => self.cursor.seek(k, forward_mode)?,
-                (Bound::Included(k) | Bound::Excluded(k), true) => self.cursor.seek(k, backward_mode)?,
+                (Bound::Unbounded, false) => self.cursor.move_first()?,
+                (Bound::Unbounded, true) => self.cursor.move_last()?,
+                (Bound::Included(k) | Bound::Excluded(k), false) => {
+                    self.cursor.seek(k, forward_mode)?
+                }
+                (Bound::Included(k) | Bound::Excluded(k), true) => {
+                    self.cursor.seek(k, backward_mode)?
+                }
             }
         };
         if !found {
@@ -486,8 +587,20 @@ impl Range<'_> {
         let key = self.cursor.key()?;
         let within = match to {
             Bound::Unbounded => true,
-            Bound::Included(k) => if self.reverse { key >= k.as_slice() } else { key <= k.as_slice() },
-            Bound::Excluded(k) => if self.reverse { key > k.as_slice() } else { key < k.as_slice() },
+            Bound::Included(k) => {
+                if self.reverse {
+                    key >= k.as_slice()
+                } else {
+                    key <= k.as_slice()
+                }
+            }
+            Bound::Excluded(k) => {
+                if self.reverse {
+                    key > k.as_slice()
+                } else {
+                    key < k.as_slice()
+                }
+            }
         };
         if !within {
             return Ok(None);

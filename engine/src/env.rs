@@ -36,13 +36,18 @@ pub struct SeededEntropy {
 impl SeededEntropy {
     /// A source that yields the same numbers for the same `seed`.
     pub fn new(seed: u64) -> SeededEntropy {
-        SeededEntropy { rng: Mutex::new(ChaCha8Rng::seed_from_u64(seed)) }
+        SeededEntropy {
+            rng: Mutex::new(ChaCha8Rng::seed_from_u64(seed)),
+        }
     }
 }
 
 impl Entropy for SeededEntropy {
     fn next_u64(&self) -> u64 {
-        self.rng.lock().unwrap_or_else(|poison| poison.into_inner()).next_u64()
+        self.rng
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .next_u64()
     }
 }
 
@@ -55,12 +60,17 @@ pub struct ManualClock {
 impl ManualClock {
     /// A clock at `millis` milliseconds after the Unix epoch.
     pub fn new(millis: u64) -> ManualClock {
-        ManualClock { nanos: Mutex::new(millis.saturating_mul(1_000_000)) }
+        ManualClock {
+            nanos: Mutex::new(millis.saturating_mul(1_000_000)),
+        }
     }
 
     /// Moves the clock forward by `nanos` nanoseconds.
     pub fn advance(&self, nanos: u64) {
-        let mut now = self.nanos.lock().unwrap_or_else(|poison| poison.into_inner());
+        let mut now = self
+            .nanos
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
         *now = now.saturating_add(nanos);
     }
 }
@@ -71,7 +81,10 @@ impl Clock for ManualClock {
     }
 
     fn monotonic_nanos(&self) -> u64 {
-        *self.nanos.lock().unwrap_or_else(|poison| poison.into_inner())
+        *self
+            .nanos
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
     }
 }
 
@@ -96,7 +109,11 @@ pub struct Env {
 impl Env {
     /// An environment of the given parts.
     pub fn new(vfs: Arc<dyn Vfs>, clock: Arc<dyn Clock>, entropy: Arc<dyn Entropy>) -> Env {
-        Env { vfs, clock, entropy }
+        Env {
+            vfs,
+            clock,
+            entropy,
+        }
     }
 
     /// An in-memory, deterministic environment: a [`MemVfs`](crate::MemVfs), a clock stopped at

@@ -144,7 +144,10 @@ jet_errors! {
 impl ErrorKind {
     /// The error kind with ESE numeric value `code`, if this engine knows it.
     pub fn from_code(code: i32) -> Option<ErrorKind> {
-        ErrorKind::ALL.iter().copied().find(|kind| kind.code() == code)
+        ErrorKind::ALL
+            .iter()
+            .copied()
+            .find(|kind| kind.code() == code)
     }
 }
 
@@ -177,7 +180,10 @@ pub struct JetError {
 impl JetError {
     /// An error of `kind` with a message naming what failed (a file, a page, a key).
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> JetError {
-        JetError { kind, message: message.into().into_boxed_str() }
+        JetError {
+            kind,
+            message: message.into().into_boxed_str(),
+        }
     }
 
     /// An error of `kind` whose message is the kind's own description.
@@ -271,24 +277,68 @@ mod tests {
         // Spot checks against ESE's jethdr.w for the codes the backup contract names.
         let expected = [
             (ErrorKind::BackupInProgress, -505, "JET_errBackupInProgress"),
-            (ErrorKind::BackupNotAllowedYet, -523, "JET_errBackupNotAllowedYet"),
-            (ErrorKind::ClientRequestToStopJetService, -1329, "JET_errClientRequestToStopJetService"),
-            (ErrorKind::InstanceUnavailable, -1090, "JET_errInstanceUnavailable"),
+            (
+                ErrorKind::BackupNotAllowedYet,
+                -523,
+                "JET_errBackupNotAllowedYet",
+            ),
+            (
+                ErrorKind::ClientRequestToStopJetService,
+                -1329,
+                "JET_errClientRequestToStopJetService",
+            ),
+            (
+                ErrorKind::InstanceUnavailable,
+                -1090,
+                "JET_errInstanceUnavailable",
+            ),
             (ErrorKind::InvalidBackup, -526, "JET_errInvalidBackup"),
             (ErrorKind::InvalidGrbit, -900, "JET_errInvalidGrbit"),
-            (ErrorKind::InvalidParameter, -1003, "JET_errInvalidParameter"),
+            (
+                ErrorKind::InvalidParameter,
+                -1003,
+                "JET_errInvalidParameter",
+            ),
             (ErrorKind::InvalidPath, -1023, "JET_errInvalidPath"),
             (ErrorKind::LoggingDisabled, -516, "JET_errLoggingDisabled"),
-            (ErrorKind::LogReadVerifyFailure, -612, "JET_errLogReadVerifyFailure"),
+            (
+                ErrorKind::LogReadVerifyFailure,
+                -612,
+                "JET_errLogReadVerifyFailure",
+            ),
             (ErrorKind::LogWriteFail, -510, "JET_errLogWriteFail"),
             (ErrorKind::NotInitialized, -1029, "JET_errNotInitialized"),
-            (ErrorKind::ReadVerifyFailure, -1018, "JET_errReadVerifyFailure"),
-            (ErrorKind::RestoreInProgress, -506, "JET_errRestoreInProgress"),
-            (ErrorKind::SessionSharingViolation, -1910, "JET_errSessionSharingViolation"),
+            (
+                ErrorKind::ReadVerifyFailure,
+                -1018,
+                "JET_errReadVerifyFailure",
+            ),
+            (
+                ErrorKind::RestoreInProgress,
+                -506,
+                "JET_errRestoreInProgress",
+            ),
+            (
+                ErrorKind::SessionSharingViolation,
+                -1910,
+                "JET_errSessionSharingViolation",
+            ),
             (ErrorKind::TermInProgress, -1000, "JET_errTermInProgress"),
-            (ErrorKind::PageNotInitialized, -1019, "JET_errPageNotInitialized"),
-            (ErrorKind::ReadPgnoVerifyFailure, -1118, "JET_errReadPgnoVerifyFailure"),
-            (ErrorKind::MissingFullBackup, -560, "JET_errMissingFullBackup"),
+            (
+                ErrorKind::PageNotInitialized,
+                -1019,
+                "JET_errPageNotInitialized",
+            ),
+            (
+                ErrorKind::ReadPgnoVerifyFailure,
+                -1118,
+                "JET_errReadPgnoVerifyFailure",
+            ),
+            (
+                ErrorKind::MissingFullBackup,
+                -560,
+                "JET_errMissingFullBackup",
+            ),
             (ErrorKind::DiskFull, -1808, "JET_errDiskFull"),
             (ErrorKind::DiskIO, -1022, "JET_errDiskIO"),
             (ErrorKind::WriteConflict, -1102, "JET_errWriteConflict"),
@@ -301,10 +351,19 @@ mod tests {
 
     #[test]
     fn display_reads_like_ese() {
-        let err = JetError::new(ErrorKind::InvalidPath, "the backup directory does not exist");
-        assert_eq!(err.to_string(), "JET_errInvalidPath (-1023): the backup directory does not exist");
+        let err = JetError::new(
+            ErrorKind::InvalidPath,
+            "the backup directory does not exist",
+        );
+        assert_eq!(
+            err.to_string(),
+            "JET_errInvalidPath (-1023): the backup directory does not exist"
+        );
         let bare = JetError::bare(ErrorKind::DiskFull);
-        assert_eq!(bare.to_string(), "JET_errDiskFull (-1808): no space left on the disk");
+        assert_eq!(
+            bare.to_string(),
+            "JET_errDiskFull (-1808): no space left on the disk"
+        );
     }
 
     #[test]

@@ -182,7 +182,14 @@ impl DbHeader {
         }
         debug_assert_eq!(page.len(), PAGE_HEADER_LEN + BODY_LEN);
         page.resize(self.page_size as usize, 0);
-        page::seal(&mut page, PageHeader { pgno, dbtime: self.dbtime, kind: PageKind::Header });
+        page::seal(
+            &mut page,
+            PageHeader {
+                pgno,
+                dbtime: self.dbtime,
+                kind: PageKind::Header,
+            },
+        );
         page
     }
 
@@ -190,37 +197,65 @@ impl DbHeader {
     pub fn decode(page: &[u8], pgno: Pgno) -> Result<DbHeader> {
         let envelope = page::verify(page, pgno)?;
         if envelope.kind != PageKind::Header {
-            bail!(DatabaseCorrupted, "page {pgno} should hold the database header but holds a {:?} page", envelope.kind);
+            bail!(
+                DatabaseCorrupted,
+                "page {pgno} should hold the database header but holds a {:?} page",
+                envelope.kind
+            );
         }
         let mut r = Reader::new(&page[PAGE_HEADER_LEN..]);
         let magic = r.u32()?;
         if magic != MAGIC {
-            bail!(InvalidDatabase, "page {pgno}: bad magic {magic:#010x}; not a jetdb database");
+            bail!(
+                InvalidDatabase,
+                "page {pgno}: bad magic {magic:#010x}; not a jetdb database"
+            );
         }
         let format_version = r.u32()?;
         if format_version != FORMAT_VERSION {
-            bail!(InvalidDatabaseVersion, "format version {format_version}; this engine reads version {FORMAT_VERSION}");
+            bail!(
+                InvalidDatabaseVersion,
+                "format version {format_version}; this engine reads version {FORMAT_VERSION}"
+            );
         }
         let page_size = r.u32()?;
         if !limits::page_size_valid(page_size as usize) || page_size as usize != page.len() {
-            bail!(DatabaseCorrupted, "header copy {pgno}: page size {page_size} is not valid here");
+            bail!(
+                DatabaseCorrupted,
+                "header copy {pgno}: page size {page_size} is not valid here"
+            );
         }
         let sequence = r.u64()?;
-        let db_signature = Signature { random: r.u64()?, created_millis: r.u64()? };
-        let log_signature = Signature { random: r.u64()?, created_millis: r.u64()? };
+        let db_signature = Signature {
+            random: r.u64()?,
+            created_millis: r.u64()?,
+        };
+        let log_signature = Signature {
+            random: r.u64()?,
+            created_millis: r.u64()?,
+        };
         let state_raw = r.u32()?;
         let state = DbState::from_u32(state_raw).ok_or_else(|| {
-            JetError::new(ErrorKind::DatabaseCorrupted, format!("header copy {pgno}: unknown state {state_raw}"))
+            JetError::new(
+                ErrorKind::DatabaseCorrupted,
+                format!("header copy {pgno}: unknown state {state_raw}"),
+            )
         })?;
         let dbtime = r.u64()?;
         let page_count = r.u32()?;
         let free_head = r.u32()?;
         let free_count = r.u32()?;
-        let consistent_lgpos = Lgpos { generation: r.u32()?, offset: r.u32()? };
+        let consistent_lgpos = Lgpos {
+            generation: r.u32()?,
+            offset: r.u32()?,
+        };
         let consistent_millis = r.u64()?;
         let mut backups = [BackupInfo::default(); 2];
         for info in &mut backups {
-            info.mark = Lgpos { generation: r.u32()?, offset: r.u32()? };
+            info.mark = Lgpos {
+                generation: r.u32()?,
+                offset: r.u32()?,
+            };
             info.time_millis = r.u64()?;
             info.gen_low = r.u32()?;
             info.gen_high = r.u32()?;
@@ -241,20 +276,32 @@ impl DbHeader {
             backup_full: backups[0],
             backup_incremental: backups[1],
         };
-        header.check_geometry().map_err(|err| err.context(format!("header copy {pgno}")))?;
+        header
+            .check_geometry()
+            .map_err(|err| err.context(format!("header copy {pgno}")))?;
         Ok(header)
     }
 
     /// Checks the header's counts against each other, before any layout math trusts them.
     fn check_geometry(&self) -> Result<()> {
         if self.page_count <= CATALOG_ROOT {
-            bail!(DatabaseCorrupted, "page count {} is below the fixed pages", self.page_count);
+            bail!(
+                DatabaseCorrupted,
+                "page count {} is below the fixed pages",
+                self.page_count
+            );
         }
         if self.free_count >= self.page_count {
-            bail!(DatabaseCorrupted, "{} free pages of {}", self.free_count, self.page_count);
+            bail!(
+                DatabaseCorrupted,
+                "{} free pages of {}",
+                self.free_count,
+                self.page_count
+            );
         }
         if (self.free_head == 0) != (self.free_count == 0)
-            || (self.free_head != 0 && (self.free_head <= CATALOG_ROOT || self.free_head >= self.page_count))
+            || (self.free_head != 0
+                && (self.free_head <= CATALOG_ROOT || self.free_head >= self.page_count))
         {
             bail!(
                 DatabaseCorrupted,
@@ -274,9 +321,14 @@ pub type HeaderCopy = Result<DbHeader>;
 /// Reads both header copies of the database file. Page 1's offset depends on the page size,
 /// which is taken from page 0 when that copy names a valid one and is otherwise searched for.
 pub fn read_copies(file: &dyn VfsFile) -> Result<[HeaderCopy; 2]> {
-    let len = file.len().map_err(|err| JetError::io("read the database header", &err))?;
+    let len = file
+        .len()
+        .map_err(|err| JetError::io("read the database header", &err))?;
     if len < 2 * limits::PAGE_SIZE_MIN as u64 {
-        bail!(DatabaseCorrupted, "the file holds {len} bytes, too few for the two header pages");
+        bail!(
+            DatabaseCorrupted,
+            "the file holds {len} bytes, too few for the two header pages"
+        );
     }
     let primary = read_copy(file, len, HEADER_PGNO, None)?;
     let hint = primary.as_ref().ok().map(|h| h.page_size as usize);
@@ -292,12 +344,24 @@ pub fn choose(copies: &[HeaderCopy; 2]) -> Result<&DbHeader> {
         [Err(_), Ok(b)] => Ok(b),
         [Err(a), Err(b)] => {
             // Report the primary copy's kind of failure, and both messages.
-            Err(JetError::new(a.kind(), format!("both header copies are bad: {}; {}", a.message(), b.message())))
+            Err(JetError::new(
+                a.kind(),
+                format!(
+                    "both header copies are bad: {}; {}",
+                    a.message(),
+                    b.message()
+                ),
+            ))
         }
     }
 }
 
-fn read_copy(file: &dyn VfsFile, len: u64, pgno: Pgno, page_size: Option<usize>) -> Result<HeaderCopy> {
+fn read_copy(
+    file: &dyn VfsFile,
+    len: u64,
+    pgno: Pgno,
+    page_size: Option<usize>,
+) -> Result<HeaderCopy> {
     let candidates: Vec<usize> = match page_size {
         Some(size) => vec![size],
         None if pgno == HEADER_PGNO => vec![peek_page_size(file)?.unwrap_or(limits::PAGE_SIZE_MIN)],
@@ -310,12 +374,16 @@ fn read_copy(file: &dyn VfsFile, len: u64, pgno: Pgno, page_size: Option<usize>)
     for size in candidates {
         let offset = u64::from(pgno) * size as u64;
         if offset + size as u64 > len {
-            let err = JetError::new(ErrorKind::DatabaseCorrupted, format!("header copy {pgno} lies beyond the end"));
+            let err = JetError::new(
+                ErrorKind::DatabaseCorrupted,
+                format!("header copy {pgno} lies beyond the end"),
+            );
             first_err.get_or_insert(err);
             continue;
         }
         let mut page = vec![0u8; size];
-        file.read_exact_at(&mut page, offset).map_err(|err| JetError::io(format!("read header copy {pgno}"), &err))?;
+        file.read_exact_at(&mut page, offset)
+            .map_err(|err| JetError::io(format!("read header copy {pgno}"), &err))?;
         match DbHeader::decode(&page, pgno) {
             Ok(header) => return Ok(Ok(header)),
             Err(err) => {
@@ -329,8 +397,13 @@ fn read_copy(file: &dyn VfsFile, len: u64, pgno: Pgno, page_size: Option<usize>)
 /// The page size named by page 0, if it names a valid one (the checksum is not checked yet).
 fn peek_page_size(file: &dyn VfsFile) -> Result<Option<usize>> {
     let mut head = [0u8; PAGE_HEADER_LEN + 12];
-    file.read_exact_at(&mut head, 0).map_err(|err| JetError::io("read the database header", &err))?;
-    let size = u32::from_le_bytes(head[PAGE_HEADER_LEN + 8..PAGE_HEADER_LEN + 12].try_into().expect("4 bytes"));
+    file.read_exact_at(&mut head, 0)
+        .map_err(|err| JetError::io("read the database header", &err))?;
+    let size = u32::from_le_bytes(
+        head[PAGE_HEADER_LEN + 8..PAGE_HEADER_LEN + 12]
+            .try_into()
+            .expect("4 bytes"),
+    );
     Ok(Some(size as usize).filter(|&s| limits::page_size_valid(s)))
 }
 
@@ -343,16 +416,33 @@ mod tests {
             format_version: FORMAT_VERSION,
             page_size,
             sequence: 5,
-            db_signature: Signature { random: 1, created_millis: 2 },
-            log_signature: Signature { random: 3, created_millis: 4 },
+            db_signature: Signature {
+                random: 1,
+                created_millis: 2,
+            },
+            log_signature: Signature {
+                random: 3,
+                created_millis: 4,
+            },
             state: DbState::CleanShutdown,
             dbtime: 77,
             page_count: 10,
             free_head: 4,
             free_count: 2,
-            consistent_lgpos: Lgpos { generation: 3, offset: 4096 },
+            consistent_lgpos: Lgpos {
+                generation: 3,
+                offset: 4096,
+            },
             consistent_millis: 99,
-            backup_full: BackupInfo { mark: Lgpos { generation: 2, offset: 8 }, time_millis: 5, gen_low: 1, gen_high: 2 },
+            backup_full: BackupInfo {
+                mark: Lgpos {
+                    generation: 2,
+                    offset: 8,
+                },
+                time_millis: 5,
+                gen_low: 1,
+                gen_high: 2,
+            },
             backup_incremental: BackupInfo::default(),
         }
     }
@@ -374,26 +464,63 @@ mod tests {
         let good = sample(4096);
         let mut wrong_magic = good.encode(0);
         wrong_magic[PAGE_HEADER_LEN] ^= 1;
-        page::seal(&mut wrong_magic, PageHeader { pgno: 0, dbtime: 77, kind: PageKind::Header });
-        assert_eq!(DbHeader::decode(&wrong_magic, 0).unwrap_err().kind(), ErrorKind::InvalidDatabase);
-        let newer = DbHeader { format_version: 9, ..good.clone() };
-        assert_eq!(DbHeader::decode(&newer.encode(0), 0).unwrap_err().kind(), ErrorKind::InvalidDatabaseVersion);
-        let leaky = DbHeader { free_count: 0, ..good.clone() };
-        assert_eq!(DbHeader::decode(&leaky.encode(0), 0).unwrap_err().kind(), ErrorKind::DatabaseCorrupted);
+        page::seal(
+            &mut wrong_magic,
+            PageHeader {
+                pgno: 0,
+                dbtime: 77,
+                kind: PageKind::Header,
+            },
+        );
+        assert_eq!(
+            DbHeader::decode(&wrong_magic, 0).unwrap_err().kind(),
+            ErrorKind::InvalidDatabase
+        );
+        let newer = DbHeader {
+            format_version: 9,
+            ..good.clone()
+        };
+        assert_eq!(
+            DbHeader::decode(&newer.encode(0), 0).unwrap_err().kind(),
+            ErrorKind::InvalidDatabaseVersion
+        );
+        let leaky = DbHeader {
+            free_count: 0,
+            ..good.clone()
+        };
+        assert_eq!(
+            DbHeader::decode(&leaky.encode(0), 0).unwrap_err().kind(),
+            ErrorKind::DatabaseCorrupted
+        );
         let mut flipped = good.encode(1);
         flipped[100] ^= 0x10;
-        assert_eq!(DbHeader::decode(&flipped, 1).unwrap_err().kind(), ErrorKind::ReadVerifyFailure);
+        assert_eq!(
+            DbHeader::decode(&flipped, 1).unwrap_err().kind(),
+            ErrorKind::ReadVerifyFailure
+        );
     }
 
     #[test]
     fn choose_prefers_the_newer_valid_copy() {
         let older = sample(4096);
-        let newer = DbHeader { sequence: 6, ..older.clone() };
+        let newer = DbHeader {
+            sequence: 6,
+            ..older.clone()
+        };
         let bad = || Err(JetError::bare(ErrorKind::ReadVerifyFailure));
-        assert_eq!(choose(&[Ok(older.clone()), Ok(newer.clone())]).unwrap(), &newer);
-        assert_eq!(choose(&[Ok(newer.clone()), Ok(older.clone())]).unwrap(), &newer);
+        assert_eq!(
+            choose(&[Ok(older.clone()), Ok(newer.clone())]).unwrap(),
+            &newer
+        );
+        assert_eq!(
+            choose(&[Ok(newer.clone()), Ok(older.clone())]).unwrap(),
+            &newer
+        );
         assert_eq!(choose(&[bad(), Ok(older.clone())]).unwrap(), &older);
         assert_eq!(choose(&[Ok(older.clone()), bad()]).unwrap(), &older);
-        assert_eq!(choose(&[bad(), bad()]).unwrap_err().kind(), ErrorKind::ReadVerifyFailure);
+        assert_eq!(
+            choose(&[bad(), bad()]).unwrap_err().kind(),
+            ErrorKind::ReadVerifyFailure
+        );
     }
 }

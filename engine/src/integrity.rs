@@ -55,14 +55,25 @@ impl Database {
         let roots = self.table_roots().clone();
         let pager = self.pager_mut();
         let page_count = pager.header().page_count;
-        let mut checker = Checker { pager, owner: vec![None; page_count as usize] };
+        let mut checker = Checker {
+            pager,
+            owner: vec![None; page_count as usize],
+        };
         checker.owner[0] = Some("header".into());
         checker.owner[1] = Some("header".into());
-        let mut report = IntegrityReport { page_count, ..Default::default() };
+        let mut report = IntegrityReport {
+            page_count,
+            ..Default::default()
+        };
         let catalog = checker.tree("the catalog", CATALOG_ROOT)?;
         report.catalog_pages = catalog.tree_pages;
         if catalog.records != roots.len() as u64 {
-            bail!(CatalogCorrupted, "the catalog holds {} entries but {} tables were loaded", catalog.records, roots.len());
+            bail!(
+                CatalogCorrupted,
+                "the catalog holds {} entries but {} tables were loaded",
+                catalog.records,
+                roots.len()
+            );
         }
         for (name, root) in roots {
             let table = checker.tree(&format!("table {name:?}"), root)?;
@@ -70,7 +81,10 @@ impl Database {
         }
         report.free_pages = checker.free_list()?;
         if let Some(pgno) = checker.owner.iter().position(Option::is_none) {
-            bail!(DatabaseCorrupted, "page {pgno} is used by nothing (a leaked page)");
+            bail!(
+                DatabaseCorrupted,
+                "page {pgno} is used by nothing (a leaked page)"
+            );
         }
         Ok(report)
     }
@@ -84,10 +98,17 @@ struct Checker<'a> {
 impl Checker<'_> {
     fn claim(&mut self, pgno: Pgno, what: &str) -> Result<()> {
         let Some(slot) = self.owner.get_mut(pgno as usize) else {
-            bail!(DatabaseCorrupted, "{what} links to page {pgno}, beyond the end ({} pages)", self.owner.len());
+            bail!(
+                DatabaseCorrupted,
+                "{what} links to page {pgno}, beyond the end ({} pages)",
+                self.owner.len()
+            );
         };
         if let Some(other) = slot {
-            bail!(DatabaseCorrupted, "page {pgno} is used twice: by {other} and by {what}");
+            bail!(
+                DatabaseCorrupted,
+                "page {pgno} is used twice: by {other} and by {what}"
+            );
         }
         *slot = Some(what.to_string());
         Ok(())
@@ -111,24 +132,36 @@ impl Checker<'_> {
         report: &mut TableReport,
     ) -> Result<u32> {
         if level as usize > DEPTH_MAX {
-            bail!(DatabaseCorrupted, "{what} is deeper than {DEPTH_MAX} levels");
+            bail!(
+                DatabaseCorrupted,
+                "{what} is deeper than {DEPTH_MAX} levels"
+            );
         }
         self.claim(pgno, what)?;
         report.tree_pages += 1;
         let node = self.pager.node(pgno)?.clone();
         if node.encoded_len() > self.pager.page_size() {
-            bail!(DatabaseCorrupted, "{what}: page {pgno} holds more than a page");
+            bail!(
+                DatabaseCorrupted,
+                "{what}: page {pgno} holds more than a page"
+            );
         }
         let in_range = |key: &[u8]| low.is_none_or(|l| key >= l) && high.is_none_or(|h| key < h);
         let is_root = level == 1;
         match node {
             Node::Leaf(leaf) => {
                 if leaf.entries.is_empty() && !is_root {
-                    bail!(DatabaseCorrupted, "{what}: leaf page {pgno} is empty but is not the root");
+                    bail!(
+                        DatabaseCorrupted,
+                        "{what}: leaf page {pgno} is empty but is not the root"
+                    );
                 }
                 for entry in &leaf.entries {
                     if !in_range(&entry.key) {
-                        bail!(DatabaseCorrupted, "{what}: page {pgno} holds a key outside its branch's range");
+                        bail!(
+                            DatabaseCorrupted,
+                            "{what}: page {pgno} holds a key outside its branch's range"
+                        );
                     }
                     if let Value::Overflow { first, len } = entry.value {
                         for page in overflow::pages(self.pager, first, len)? {
@@ -145,20 +178,34 @@ impl Checker<'_> {
                     bail!(DatabaseCorrupted, "{what}: branch page {pgno} has no keys");
                 }
                 if !branch.keys.iter().all(|k| in_range(k)) {
-                    bail!(DatabaseCorrupted, "{what}: branch page {pgno} holds a key outside its range");
+                    bail!(
+                        DatabaseCorrupted,
+                        "{what}: branch page {pgno} holds a key outside its range"
+                    );
                 }
                 let mut depth = None;
                 for (i, &child) in branch.children.iter().enumerate() {
-                    let child_low = if i == 0 { low } else { Some(branch.keys[i - 1].as_slice()) };
+                    let child_low = if i == 0 {
+                        low
+                    } else {
+                        Some(branch.keys[i - 1].as_slice())
+                    };
                     let child_high = branch.keys.get(i).map(Vec::as_slice).or(high);
                     let d = self.node(what, child, child_low, child_high, level + 1, report)?;
                     if *depth.get_or_insert(d) != d {
-                        bail!(DatabaseCorrupted, "{what}: leaves at different depths under page {pgno}");
+                        bail!(
+                            DatabaseCorrupted,
+                            "{what}: leaves at different depths under page {pgno}"
+                        );
                     }
                 }
                 Ok(depth.expect("a branch has children"))
             }
-            other => bail!(DatabaseCorrupted, "{what}: page {pgno} is a {:?} page inside the tree", other.kind()),
+            other => bail!(
+                DatabaseCorrupted,
+                "{what}: page {pgno} is a {:?} page inside the tree",
+                other.kind()
+            ),
         }
     }
 
@@ -168,17 +215,26 @@ impl Checker<'_> {
         let mut count = 0u32;
         while pgno != 0 {
             if count >= expected {
-                bail!(DatabaseCorrupted, "the free list is longer than the {expected} pages the header counts");
+                bail!(
+                    DatabaseCorrupted,
+                    "the free list is longer than the {expected} pages the header counts"
+                );
             }
             self.claim(pgno, "the free list")?;
             let Node::Free(next) = *self.pager.node(pgno)? else {
-                bail!(DatabaseCorrupted, "page {pgno} is on the free list but is not a free page");
+                bail!(
+                    DatabaseCorrupted,
+                    "page {pgno} is on the free list but is not a free page"
+                );
             };
             count += 1;
             pgno = next;
         }
         if count != expected {
-            bail!(DatabaseCorrupted, "the free list holds {count} pages; the header counts {expected}");
+            bail!(
+                DatabaseCorrupted,
+                "the free list holds {count} pages; the header counts {expected}"
+            );
         }
         Ok(count)
     }
@@ -219,7 +275,9 @@ impl ChecksumReport {
 
 /// Reads the two header copies of the database file at `path`.
 pub fn read_header_copies(vfs: &dyn Vfs, path: &Path) -> Result<[HeaderCopy; 2]> {
-    let file = vfs.open(path, OpenMode::Read).map_err(|err| JetError::io(format!("open {}", path.display()), &err))?;
+    let file = vfs
+        .open(path, OpenMode::Read)
+        .map_err(|err| JetError::io(format!("open {}", path.display()), &err))?;
     header::read_copies(&*file).map_err(|err| err.context(path.display()))
 }
 
@@ -228,16 +286,25 @@ pub fn read_header_copies(vfs: &dyn Vfs, path: &Path) -> Result<[HeaderCopy; 2]>
 /// unused space and pass. Fails only when no header copy is readable, since then the page size
 /// is unknown.
 pub fn verify_file(vfs: &dyn Vfs, path: &Path) -> Result<ChecksumReport> {
-    let file = vfs.open(path, OpenMode::Read).map_err(|err| JetError::io(format!("open {}", path.display()), &err))?;
+    let file = vfs
+        .open(path, OpenMode::Read)
+        .map_err(|err| JetError::io(format!("open {}", path.display()), &err))?;
     let header_copies = header::read_copies(&*file).map_err(|err| err.context(path.display()))?;
-    let header: DbHeader = header::choose(&header_copies).map_err(|err| err.context(path.display()))?.clone();
+    let header: DbHeader = header::choose(&header_copies)
+        .map_err(|err| err.context(path.display()))?
+        .clone();
     let page_size = header.page_size as usize;
-    let len = file.len().map_err(|err| JetError::io(format!("{}: length", path.display()), &err))?;
+    let len = file
+        .len()
+        .map_err(|err| JetError::io(format!("{}: length", path.display()), &err))?;
     let file_pages = len / page_size as u64;
     let mut bad_pages = Vec::new();
     for (pgno, copy) in header_copies.iter().enumerate() {
         if let Err(error) = copy {
-            bad_pages.push(BadPage { pgno: pgno as u64, error: error.clone() });
+            bad_pages.push(BadPage {
+                pgno: pgno as u64,
+                error: error.clone(),
+            });
         }
     }
     // Read in large chunks: the check is bound by the disk, not by the checksum.
@@ -256,7 +323,9 @@ pub fn verify_file(vfs: &dyn Vfs, path: &Path) -> Result<ChecksumReport> {
                 continue;
             }
             let checked = u32::try_from(this)
-                .map_err(|_| JetError::new(ErrorKind::DatabaseCorrupted, "page number beyond 32 bits"))
+                .map_err(|_| {
+                    JetError::new(ErrorKind::DatabaseCorrupted, "page number beyond 32 bits")
+                })
                 .and_then(|p| Node::decode(page, p).map(|_| ()));
             if let Err(error) = checked {
                 bad_pages.push(BadPage { pgno: this, error });
@@ -264,13 +333,26 @@ pub fn verify_file(vfs: &dyn Vfs, path: &Path) -> Result<ChecksumReport> {
         }
         pgno += n;
     }
-    if len % page_size as u64 != 0 {
+    if !len.is_multiple_of(page_size as u64) {
         let error = JetError::new(
             ErrorKind::DatabaseCorrupted,
-            format!("the file ends with a partial page of {} bytes", len % page_size as u64),
+            format!(
+                "the file ends with a partial page of {} bytes",
+                len % page_size as u64
+            ),
         );
-        bad_pages.push(BadPage { pgno: file_pages, error });
+        bad_pages.push(BadPage {
+            pgno: file_pages,
+            error,
+        });
     }
     let missing_pages = file_pages.min(u64::from(header.page_count))..u64::from(header.page_count);
-    Ok(ChecksumReport { header_copies, page_size, logical_pages: header.page_count, file_pages, bad_pages, missing_pages })
+    Ok(ChecksumReport {
+        header_copies,
+        page_size,
+        logical_pages: header.page_count,
+        file_pages,
+        bad_pages,
+        missing_pages,
+    })
 }

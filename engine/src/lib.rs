@@ -50,6 +50,8 @@ pub use database::{Cursor, Database, DatabaseOptions, Range, Table};
 pub use env::{Clock, Entropy, Env, ManualClock, SeededEntropy};
 pub use error::{ErrorKind, JetError, Result};
 pub use header::{BackupInfo, DbHeader, DbState, Lgpos, Signature};
-pub use integrity::{BadPage, ChecksumReport, IntegrityReport, TableReport, read_header_copies, verify_file};
+pub use integrity::{
+    BadPage, ChecksumReport, IntegrityReport, TableReport, read_header_copies, verify_file,
+};
 pub use os::{OsVfs, SystemClock, os_seed};
 pub use vfs::{MemVfs, OpenMode, Vfs, VfsFile, parent_dir};

@@ -138,8 +138,16 @@ impl Node {
     pub fn encoded_len(&self) -> usize {
         PAGE_HEADER_LEN
             + match self {
-                Node::Leaf(leaf) => 2 + leaf.entries.iter().map(LeafEntry::encoded_len).sum::<usize>(),
-                Node::Branch(branch) => 6 + branch.keys.iter().map(|key| 5 + key.len()).sum::<usize>(),
+                Node::Leaf(leaf) => {
+                    2 + leaf
+                        .entries
+                        .iter()
+                        .map(LeafEntry::encoded_len)
+                        .sum::<usize>()
+                }
+                Node::Branch(branch) => {
+                    6 + branch.keys.iter().map(|key| 5 + key.len()).sum::<usize>()
+                }
                 Node::Overflow(overflow) => 8 + overflow.data.len(),
                 Node::Free(_) => 4,
             }
@@ -148,7 +156,11 @@ impl Node {
     /// Encodes the node into `page` (whose length is the page size) as page `pgno`.
     pub fn encode_into(&self, page: &mut Vec<u8>, pgno: Pgno, dbtime: u64) {
         let page_size = page.len();
-        assert!(self.encoded_len() <= page_size, "page {pgno}: node of {} bytes", self.encoded_len());
+        assert!(
+            self.encoded_len() <= page_size,
+            "page {pgno}: node of {} bytes",
+            self.encoded_len()
+        );
         page.clear();
         page.resize(PAGE_HEADER_LEN, 0);
         let mut w = Writer::new(page);
@@ -191,7 +203,14 @@ impl Node {
             Node::Free(next) => w.u32(*next),
         }
         page.resize(page_size, 0);
-        page::seal(page, PageHeader { pgno, dbtime, kind: self.kind() });
+        page::seal(
+            page,
+            PageHeader {
+                pgno,
+                dbtime,
+                kind: self.kind(),
+            },
+        );
     }
 
     /// Verifies and decodes `page`, read as page `pgno`; returns the node and its dbtime.
@@ -205,12 +224,22 @@ impl Node {
                 let next = r.u32()?;
                 let len = r.u32()? as usize;
                 if len > overflow_capacity(page.len()) {
-                    bail!(DatabaseCorrupted, "overflow data of {len} bytes in a page of {}", page.len());
+                    bail!(
+                        DatabaseCorrupted,
+                        "overflow data of {len} bytes in a page of {}",
+                        page.len()
+                    );
                 }
-                Node::Overflow(Overflow { next, data: r.bytes(len)?.to_vec() })
+                Node::Overflow(Overflow {
+                    next,
+                    data: r.bytes(len)?.to_vec(),
+                })
             }
             PageKind::Free => Node::Free(r.u32()?),
-            PageKind::Header => bail!(DatabaseCorrupted, "a header page where a tree page should be"),
+            PageKind::Header => bail!(
+                DatabaseCorrupted,
+                "a header page where a tree page should be"
+            ),
         };
         Ok((node, envelope.dbtime))
     }
@@ -232,7 +261,10 @@ fn decode_leaf(r: &mut Reader<'_>, page_size: usize) -> Result<Leaf> {
                 let len = r.u32()?;
                 let first = r.u32()?;
                 if first == 0 || len as usize > crate::limits::VALUE_LEN_MAX {
-                    bail!(DatabaseCorrupted, "overflow value of {len} bytes at page {first}");
+                    bail!(
+                        DatabaseCorrupted,
+                        "overflow value of {len} bytes at page {first}"
+                    );
                 }
                 Value::Overflow { first, len }
             }
@@ -285,22 +317,47 @@ mod tests {
     fn every_kind_round_trips() {
         let leaf = Node::Leaf(Leaf {
             entries: vec![
-                LeafEntry { key: vec![], value: Value::Inline(vec![]) },
-                LeafEntry { key: b"a".to_vec(), value: Value::Inline(b"xyz".to_vec()) },
-                LeafEntry { key: vec![0xff; 255], value: Value::Overflow { first: 12, len: 100_000 } },
+                LeafEntry {
+                    key: vec![],
+                    value: Value::Inline(vec![]),
+                },
+                LeafEntry {
+                    key: b"a".to_vec(),
+                    value: Value::Inline(b"xyz".to_vec()),
+                },
+                LeafEntry {
+                    key: vec![0xff; 255],
+                    value: Value::Overflow {
+                        first: 12,
+                        len: 100_000,
+                    },
+                },
             ],
         });
         round_trip(&leaf, 4096);
-        let branch =
-            Node::Branch(Branch { keys: vec![b"k".to_vec(), b"m".to_vec()], children: vec![3, 4, 5] });
+        let branch = Node::Branch(Branch {
+            keys: vec![b"k".to_vec(), b"m".to_vec()],
+            children: vec![3, 4, 5],
+        });
         round_trip(&branch, 8192);
-        round_trip(&Node::Overflow(Overflow { next: 0, data: vec![7; overflow_capacity(4096)] }), 4096);
+        round_trip(
+            &Node::Overflow(Overflow {
+                next: 0,
+                data: vec![7; overflow_capacity(4096)],
+            }),
+            4096,
+        );
         round_trip(&Node::Free(17), 32768);
     }
 
     #[test]
     fn encoded_len_is_exact() {
-        let leaf = Node::Leaf(Leaf { entries: vec![LeafEntry { key: b"ab".to_vec(), value: Value::Inline(vec![1; 10]) }] });
+        let leaf = Node::Leaf(Leaf {
+            entries: vec![LeafEntry {
+                key: b"ab".to_vec(),
+                value: Value::Inline(vec![1; 10]),
+            }],
+        });
         let mut page = vec![0u8; 4096];
         leaf.encode_into(&mut page, 3, 1);
         // The bytes after the encoded length are all padding.
@@ -312,16 +369,40 @@ mod tests {
     fn inconsistent_content_with_a_good_checksum_is_corruption() {
         // Keys out of order.
         let mut page = vec![0u8; 4096];
-        Node::Branch(Branch { keys: vec![b"a".to_vec(), b"b".to_vec()], children: vec![3, 4, 5] }).encode_into(&mut page, 9, 1);
+        Node::Branch(Branch {
+            keys: vec![b"a".to_vec(), b"b".to_vec()],
+            children: vec![3, 4, 5],
+        })
+        .encode_into(&mut page, 9, 1);
         let first_key = PAGE_HEADER_LEN + 2 + 4 + 1;
         page[first_key] = b'c';
-        page::seal(&mut page, PageHeader { pgno: 9, dbtime: 1, kind: PageKind::Branch });
-        assert_eq!(Node::decode(&page, 9).unwrap_err().kind(), crate::ErrorKind::DatabaseCorrupted);
+        page::seal(
+            &mut page,
+            PageHeader {
+                pgno: 9,
+                dbtime: 1,
+                kind: PageKind::Branch,
+            },
+        );
+        assert_eq!(
+            Node::decode(&page, 9).unwrap_err().kind(),
+            crate::ErrorKind::DatabaseCorrupted
+        );
         // A count larger than the page holds.
         let mut page = vec![0u8; 4096];
         Node::Leaf(Leaf::default()).encode_into(&mut page, 9, 1);
         page[PAGE_HEADER_LEN] = 0xff;
-        page::seal(&mut page, PageHeader { pgno: 9, dbtime: 1, kind: PageKind::Leaf });
-        assert_eq!(Node::decode(&page, 9).unwrap_err().kind(), crate::ErrorKind::DatabaseCorrupted);
+        page::seal(
+            &mut page,
+            PageHeader {
+                pgno: 9,
+                dbtime: 1,
+                kind: PageKind::Leaf,
+            },
+        );
+        assert_eq!(
+            Node::decode(&page, 9).unwrap_err().kind(),
+            crate::ErrorKind::DatabaseCorrupted
+        );
     }
 }

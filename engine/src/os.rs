@@ -37,7 +37,10 @@ impl Vfs for OsVfs {
         }
         let file = options.open(path)?;
         if file.metadata()?.is_dir() {
-            return Err(io::Error::other(format!("{} is a directory", path.display())));
+            return Err(io::Error::other(format!(
+                "{} is a directory",
+                path.display()
+            )));
         }
         Ok(Box::new(OsFile { file }))
     }
@@ -63,7 +66,11 @@ impl Vfs for OsVfs {
     }
 
     fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
-        let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+        let dir = if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        };
         let mut names = Vec::new();
         for entry in fs::read_dir(dir)? {
             names.push(entry?.file_name().to_string_lossy().into_owned());
@@ -81,7 +88,11 @@ impl Vfs for OsVfs {
     }
 
     fn sync_dir(&self, path: &Path) -> io::Result<()> {
-        let path = if path.as_os_str().is_empty() { Path::new(".") } else { path };
+        let path = if path.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            path
+        };
         sync_dir(path)
     }
 }
@@ -99,7 +110,10 @@ fn sync_dir(path: &Path) -> io::Result<()> {
     if fs::metadata(path)?.is_dir() {
         Ok(())
     } else {
-        Err(io::Error::other(format!("{} is not a directory", path.display())))
+        Err(io::Error::other(format!(
+            "{} is not a directory",
+            path.display()
+        )))
     }
 }
 
@@ -129,7 +143,10 @@ impl VfsFile for OsFile {
         while !buf.is_empty() {
             let n = std::os::windows::fs::FileExt::seek_write(&self.file, buf, offset)?;
             if n == 0 {
-                return Err(io::Error::new(io::ErrorKind::WriteZero, "failed to write whole buffer"));
+                return Err(io::Error::new(
+                    io::ErrorKind::WriteZero,
+                    "failed to write whole buffer",
+                ));
             }
             buf = &buf[n..];
             offset += n as u64;
@@ -156,7 +173,9 @@ pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now_millis(&self) -> u64 {
-        let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+        let since_epoch = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
         u64::try_from(since_epoch.as_millis()).unwrap_or(u64::MAX)
     }
 
@@ -175,7 +194,11 @@ pub fn os_seed() -> u64 {
 impl Env {
     /// The real environment: [`OsVfs`], [`SystemClock`], and entropy seeded by the OS.
     pub fn os() -> Env {
-        Env::new(Arc::new(OsVfs), Arc::new(SystemClock), Arc::new(SeededEntropy::new(os_seed())))
+        Env::new(
+            Arc::new(OsVfs),
+            Arc::new(SystemClock),
+            Arc::new(SeededEntropy::new(os_seed())),
+        )
     }
 }
 
@@ -192,7 +215,10 @@ mod tests {
         assert!(vfs.is_dir(&dir.join("a/b")).unwrap());
         let path = dir.join("f.bin");
         let file = vfs.open(&path, OpenMode::CreateNew).unwrap();
-        assert_eq!(vfs.open(&path, OpenMode::CreateNew).unwrap_err().kind(), io::ErrorKind::AlreadyExists);
+        assert_eq!(
+            vfs.open(&path, OpenMode::CreateNew).unwrap_err().kind(),
+            io::ErrorKind::AlreadyExists
+        );
         file.write_all_at(b"abc", 10).unwrap();
         file.sync().unwrap();
         vfs.sync_dir(&dir).unwrap();
@@ -202,18 +228,33 @@ mod tests {
         assert_eq!(&buf[10..], b"abc");
         assert_eq!(buf[0], 0);
         let mut past = [0u8; 4];
-        assert_eq!(file.read_exact_at(&mut past, 12).unwrap_err().kind(), io::ErrorKind::UnexpectedEof);
+        assert_eq!(
+            file.read_exact_at(&mut past, 12).unwrap_err().kind(),
+            io::ErrorKind::UnexpectedEof
+        );
         file.set_len(4).unwrap();
         assert_eq!(file.len().unwrap(), 4);
-        assert_eq!(vfs.list(&dir).unwrap(), vec!["a".to_string(), "f.bin".to_string()]);
+        assert_eq!(
+            vfs.list(&dir).unwrap(),
+            vec!["a".to_string(), "f.bin".to_string()]
+        );
         vfs.rename(&path, &dir.join("g.bin")).unwrap();
         assert!(!vfs.exists(&path).unwrap());
         let reader = vfs.open(&dir.join("g.bin"), OpenMode::Read).unwrap();
-        assert!(reader.write_all_at(b"x", 0).is_err(), "a read-only handle refuses writes");
-        assert_eq!(vfs.open(&path, OpenMode::Read).unwrap_err().kind(), io::ErrorKind::NotFound);
+        assert!(
+            reader.write_all_at(b"x", 0).is_err(),
+            "a read-only handle refuses writes"
+        );
+        assert_eq!(
+            vfs.open(&path, OpenMode::Read).unwrap_err().kind(),
+            io::ErrorKind::NotFound
+        );
         vfs.remove(&dir.join("g.bin")).unwrap();
         vfs.remove_dir(&dir.join("a/b")).unwrap();
-        assert!(vfs.open(&dir.join("a"), OpenMode::Read).is_err(), "a directory is not opened as a file");
+        assert!(
+            vfs.open(&dir.join("a"), OpenMode::Read).is_err(),
+            "a directory is not opened as a file"
+        );
     }
 
     #[test]
@@ -222,6 +263,9 @@ mod tests {
         let a = clock.monotonic_nanos();
         let b = clock.monotonic_nanos();
         assert!(b >= a);
-        assert!(clock.now_millis() > 1_600_000_000_000, "the wall clock is after 2020");
+        assert!(
+            clock.now_millis() > 1_600_000_000_000,
+            "the wall clock is after 2020"
+        );
     }
 }

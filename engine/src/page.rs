@@ -89,18 +89,39 @@ pub fn verify(page: &[u8], pgno: Pgno) -> Result<PageHeader> {
     if page.iter().all(|&b| b == 0) {
         bail!(PageNotInitialized, "page {pgno} is blank (all zero)");
     }
-    let stored = u32::from_le_bytes(page[CHECKSUM_OFFSET..CHECKSUM_OFFSET + 4].try_into().expect("4 bytes"));
+    let stored = u32::from_le_bytes(
+        page[CHECKSUM_OFFSET..CHECKSUM_OFFSET + 4]
+            .try_into()
+            .expect("4 bytes"),
+    );
     let actual = checksum(page);
     if stored != actual {
-        bail!(ReadVerifyFailure, "page {pgno}: checksum mismatch (stored {stored:#010x}, computed {actual:#010x})");
+        bail!(
+            ReadVerifyFailure,
+            "page {pgno}: checksum mismatch (stored {stored:#010x}, computed {actual:#010x})"
+        );
     }
-    let found = u32::from_le_bytes(page[PGNO_OFFSET..PGNO_OFFSET + 4].try_into().expect("4 bytes"));
+    let found = u32::from_le_bytes(
+        page[PGNO_OFFSET..PGNO_OFFSET + 4]
+            .try_into()
+            .expect("4 bytes"),
+    );
     if found != pgno {
-        bail!(ReadPgnoVerifyFailure, "page {pgno} holds page {found} (a misdirected write)");
+        bail!(
+            ReadPgnoVerifyFailure,
+            "page {pgno} holds page {found} (a misdirected write)"
+        );
     }
-    let dbtime = u64::from_le_bytes(page[DBTIME_OFFSET..DBTIME_OFFSET + 8].try_into().expect("8 bytes"));
+    let dbtime = u64::from_le_bytes(
+        page[DBTIME_OFFSET..DBTIME_OFFSET + 8]
+            .try_into()
+            .expect("8 bytes"),
+    );
     let kind = PageKind::from_u8(page[KIND_OFFSET]).ok_or_else(|| {
-        JetError::new(ErrorKind::DatabaseCorrupted, format!("page {pgno}: unknown page kind {}", page[KIND_OFFSET]))
+        JetError::new(
+            ErrorKind::DatabaseCorrupted,
+            format!("page {pgno}: unknown page kind {}", page[KIND_OFFSET]),
+        )
     })?;
     Ok(PageHeader { pgno, dbtime, kind })
 }
@@ -112,14 +133,28 @@ mod tests {
     fn sealed(pgno: Pgno) -> Vec<u8> {
         let mut page = vec![0u8; 4096];
         page[PAGE_HEADER_LEN..PAGE_HEADER_LEN + 5].copy_from_slice(b"hello");
-        seal(&mut page, PageHeader { pgno, dbtime: 9, kind: PageKind::Leaf });
+        seal(
+            &mut page,
+            PageHeader {
+                pgno,
+                dbtime: 9,
+                kind: PageKind::Leaf,
+            },
+        );
         page
     }
 
     #[test]
     fn sealed_page_verifies() {
         let header = verify(&sealed(7), 7).unwrap();
-        assert_eq!(header, PageHeader { pgno: 7, dbtime: 9, kind: PageKind::Leaf });
+        assert_eq!(
+            header,
+            PageHeader {
+                pgno: 7,
+                dbtime: 9,
+                kind: PageKind::Leaf
+            }
+        );
     }
 
     #[test]
@@ -135,15 +170,24 @@ mod tests {
 
     #[test]
     fn blank_and_misdirected_pages() {
-        assert_eq!(verify(&[0u8; 4096], 5).unwrap_err().kind(), ErrorKind::PageNotInitialized);
-        assert_eq!(verify(&sealed(4), 5).unwrap_err().kind(), ErrorKind::ReadPgnoVerifyFailure);
+        assert_eq!(
+            verify(&[0u8; 4096], 5).unwrap_err().kind(),
+            ErrorKind::PageNotInitialized
+        );
+        assert_eq!(
+            verify(&sealed(4), 5).unwrap_err().kind(),
+            ErrorKind::ReadPgnoVerifyFailure
+        );
     }
 
     #[test]
     fn checksum_is_stable() {
         // A stability vector: the format must not change by accident.
         let page = sealed(1);
-        assert_eq!(checksum(&page), u32::from_le_bytes(page[0..4].try_into().unwrap()));
+        assert_eq!(
+            checksum(&page),
+            u32::from_le_bytes(page[0..4].try_into().unwrap())
+        );
         assert_eq!(crc32fast::hash(b"123456789"), 0xcbf4_3926);
     }
 }

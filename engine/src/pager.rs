@@ -49,7 +49,13 @@ pub(crate) struct Pager {
 
 impl Pager {
     /// A pager over `file`, whose header (already read and validated) is `header`.
-    pub(crate) fn new(file: Box<dyn VfsFile>, path: &Path, header: DbHeader, writable: bool, cache_size: usize) -> Pager {
+    pub(crate) fn new(
+        file: Box<dyn VfsFile>,
+        path: &Path,
+        header: DbHeader,
+        writable: bool,
+        cache_size: usize,
+    ) -> Pager {
         let page_size = header.page_size as usize;
         assert!(limits::page_size_valid(page_size));
         Pager {
@@ -110,22 +116,42 @@ impl Pager {
         let pgno = if self.header.free_head != 0 {
             let head = self.header.free_head;
             let Node::Free(next) = *self.node(head)? else {
-                bail!(DatabaseCorrupted, "{}: page {head} is on the free list but is not free", self.path.display());
+                bail!(
+                    DatabaseCorrupted,
+                    "{}: page {head} is on the free list but is not free",
+                    self.path.display()
+                );
             };
             if next != 0 && (next <= CATALOG_ROOT || next >= self.header.page_count) {
-                bail!(DatabaseCorrupted, "{}: free page {head} links to page {next}", self.path.display());
+                bail!(
+                    DatabaseCorrupted,
+                    "{}: free page {head} links to page {next}",
+                    self.path.display()
+                );
             }
             self.header.free_head = next;
             self.header.free_count -= 1;
             head
         } else {
             if u64::from(self.header.page_count) >= limits::PAGE_COUNT_MAX {
-                bail!(OutOfDatabaseSpace, "{} holds the most pages a database can", self.path.display());
+                bail!(
+                    OutOfDatabaseSpace,
+                    "{} holds the most pages a database can",
+                    self.path.display()
+                );
             }
             self.make_room()?;
             let pgno = self.header.page_count;
             self.header.page_count += 1;
-            self.cache.insert(pgno, Frame { node: Node::Free(0), dbtime: 0, dirty: true, used: self.tick });
+            self.cache.insert(
+                pgno,
+                Frame {
+                    node: Node::Free(0),
+                    dbtime: 0,
+                    dirty: true,
+                    used: self.tick,
+                },
+            );
             pgno
         };
         self.header_dirty = true;
@@ -135,7 +161,10 @@ impl Pager {
 
     /// Puts page `pgno` on the free list.
     pub(crate) fn free(&mut self, pgno: Pgno) -> Result<()> {
-        assert!(pgno > CATALOG_ROOT && pgno < self.header.page_count, "page {pgno} cannot be freed");
+        assert!(
+            pgno > CATALOG_ROOT && pgno < self.header.page_count,
+            "page {pgno} cannot be freed"
+        );
         let head = self.header.free_head;
         *self.node_mut(pgno)? = Node::Free(head);
         self.header.free_head = pgno;
@@ -149,7 +178,12 @@ impl Pager {
         if !self.writable {
             return Ok(());
         }
-        let dirty: Vec<Pgno> = self.cache.iter().filter(|(_, f)| f.dirty).map(|(&pgno, _)| pgno).collect();
+        let dirty: Vec<Pgno> = self
+            .cache
+            .iter()
+            .filter(|(_, f)| f.dirty)
+            .map(|(&pgno, _)| pgno)
+            .collect();
         if !dirty.is_empty() {
             self.write_back(&dirty)?;
             self.sync()?;
@@ -188,8 +222,11 @@ impl Pager {
         let offset = u64::from(pgno) * self.page_size as u64;
         self.file
             .read_exact_at(&mut self.scratch, offset)
-            .map_err(|err| JetError::io(format!("{}: read page {pgno}", self.path.display()), &err))?;
-        let (node, dbtime) = Node::decode(&self.scratch, pgno).map_err(|err| err.context(self.path.display()))?;
+            .map_err(|err| {
+                JetError::io(format!("{}: read page {pgno}", self.path.display()), &err)
+            })?;
+        let (node, dbtime) =
+            Node::decode(&self.scratch, pgno).map_err(|err| err.context(self.path.display()))?;
         if dbtime > self.header.dbtime {
             bail!(
                 DatabaseCorrupted,
@@ -198,7 +235,15 @@ impl Pager {
                 self.header.dbtime
             );
         }
-        self.cache.insert(pgno, Frame { node, dbtime, dirty: false, used: self.tick });
+        self.cache.insert(
+            pgno,
+            Frame {
+                node,
+                dbtime,
+                dirty: false,
+                used: self.tick,
+            },
+        );
         Ok(())
     }
 
@@ -208,10 +253,19 @@ impl Pager {
         if self.cache.len() < self.cache_pages_max {
             return Ok(());
         }
-        let mut by_age: Vec<(u64, Pgno)> = self.cache.iter().map(|(&pgno, f)| (f.used, pgno)).collect();
+        let mut by_age: Vec<(u64, Pgno)> =
+            self.cache.iter().map(|(&pgno, f)| (f.used, pgno)).collect();
         by_age.sort_unstable();
-        let evict: Vec<Pgno> = by_age.iter().take(self.cache_pages_max / 4 + 1).map(|&(_, pgno)| pgno).collect();
-        let mut dirty: Vec<Pgno> = evict.iter().copied().filter(|pgno| self.cache[pgno].dirty).collect();
+        let evict: Vec<Pgno> = by_age
+            .iter()
+            .take(self.cache_pages_max / 4 + 1)
+            .map(|&(_, pgno)| pgno)
+            .collect();
+        let mut dirty: Vec<Pgno> = evict
+            .iter()
+            .copied()
+            .filter(|pgno| self.cache[pgno].dirty)
+            .collect();
         if !dirty.is_empty() {
             dirty.sort_unstable();
             self.write_back(&dirty)?;
@@ -246,7 +300,15 @@ impl Pager {
             }
             let offset = u64::from(pgnos[start]) * self.page_size as u64;
             self.file.write_all_at(&batch, offset).map_err(|err| {
-                JetError::io(format!("{}: write pages {}..={}", self.path.display(), pgnos[start], pgnos[end - 1]), &err)
+                JetError::io(
+                    format!(
+                        "{}: write pages {}..={}",
+                        self.path.display(),
+                        pgnos[start],
+                        pgnos[end - 1]
+                    ),
+                    &err,
+                )
             })?;
             for pgno in &pgnos[start..end] {
                 self.cache.get_mut(pgno).expect("present").dirty = false;
@@ -274,9 +336,14 @@ impl Pager {
         self.header.sequence += 1;
         for pgno in [HEADER_PGNO, SHADOW_PGNO] {
             let page = self.header.encode(pgno);
-            self.file.write_all_at(&page, u64::from(pgno) * self.page_size as u64).map_err(|err| {
-                JetError::io(format!("{}: write header copy {pgno}", self.path.display()), &err)
-            })?;
+            self.file
+                .write_all_at(&page, u64::from(pgno) * self.page_size as u64)
+                .map_err(|err| {
+                    JetError::io(
+                        format!("{}: write header copy {pgno}", self.path.display()),
+                        &err,
+                    )
+                })?;
             self.sync()?;
         }
         self.disk_state = self.header.state;
@@ -285,7 +352,9 @@ impl Pager {
     }
 
     fn sync(&self) -> Result<()> {
-        self.file.sync().map_err(|err| JetError::io(format!("{}: fsync", self.path.display()), &err))
+        self.file
+            .sync()
+            .map_err(|err| JetError::io(format!("{}: fsync", self.path.display()), &err))
     }
 }
 
@@ -305,6 +374,9 @@ pub(crate) fn ensure_writable(pager: &Pager) -> Result<()> {
     if pager.writable() {
         Ok(())
     } else {
-        Err(JetError::new(ErrorKind::DatabaseFileReadOnly, format!("{} was opened read-only", pager.path().display())))
+        Err(JetError::new(
+            ErrorKind::DatabaseFileReadOnly,
+            format!("{} was opened read-only", pager.path().display()),
+        ))
     }
 }

@@ -137,7 +137,9 @@ impl MemVfs {
 
     fn lock(&self) -> MutexGuard<'_, BTreeMap<PathBuf, MemEntry>> {
         // A poisoned lock means a panic while holding it; the map itself is still whole.
-        self.entries.lock().unwrap_or_else(|poison| poison.into_inner())
+        self.entries
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
     }
 
     fn check_parent(entries: &BTreeMap<PathBuf, MemEntry>, path: &Path) -> io::Result<()> {
@@ -147,19 +149,27 @@ impl MemVfs {
         }
         match entries.get(parent) {
             Some(MemEntry::Dir) => Ok(()),
-            Some(MemEntry::File(_)) => Err(io::Error::other(format!("{} is not a directory", parent.display()))),
+            Some(MemEntry::File(_)) => Err(io::Error::other(format!(
+                "{} is not a directory",
+                parent.display()
+            ))),
             None => Err(not_found(parent)),
         }
     }
 }
 
 fn not_found(path: &Path) -> io::Error {
-    io::Error::new(io::ErrorKind::NotFound, format!("{} not found", path.display()))
+    io::Error::new(
+        io::ErrorKind::NotFound,
+        format!("{} not found", path.display()),
+    )
 }
 
 impl fmt::Debug for MemVfs {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MemVfs").field("entries", &self.lock().len()).finish()
+        f.debug_struct("MemVfs")
+            .field("entries", &self.lock().len())
+            .finish()
     }
 }
 
@@ -168,10 +178,16 @@ impl Vfs for MemVfs {
         let mut entries = self.lock();
         let data = match (entries.get(path), mode) {
             (Some(MemEntry::Dir), _) => {
-                return Err(io::Error::other(format!("{} is a directory", path.display())));
+                return Err(io::Error::other(format!(
+                    "{} is a directory",
+                    path.display()
+                )));
             }
             (Some(MemEntry::File(_)), OpenMode::CreateNew) => {
-                return Err(io::Error::new(io::ErrorKind::AlreadyExists, format!("{} exists", path.display())));
+                return Err(io::Error::new(
+                    io::ErrorKind::AlreadyExists,
+                    format!("{} exists", path.display()),
+                ));
             }
             (Some(MemEntry::File(data)), OpenMode::CreateTruncate) => {
                 lock_data(data).clear();
@@ -186,7 +202,10 @@ impl Vfs for MemVfs {
                 data
             }
         };
-        Ok(Box::new(MemFile { data, writable: mode.writable() }))
+        Ok(Box::new(MemFile {
+            data,
+            writable: mode.writable(),
+        }))
     }
 
     fn exists(&self, path: &Path) -> io::Result<bool> {
@@ -204,7 +223,10 @@ impl Vfs for MemVfs {
                 entries.remove(path);
                 Ok(())
             }
-            Some(MemEntry::Dir) => Err(io::Error::other(format!("{} is a directory", path.display()))),
+            Some(MemEntry::Dir) => Err(io::Error::other(format!(
+                "{} is a directory",
+                path.display()
+            ))),
             None => Err(not_found(path)),
         }
     }
@@ -214,7 +236,9 @@ impl Vfs for MemVfs {
         MemVfs::check_parent(&entries, to)?;
         match entries.get(from) {
             Some(MemEntry::File(_)) => {}
-            Some(MemEntry::Dir) => return Err(io::Error::other("renaming directories is not supported")),
+            Some(MemEntry::Dir) => {
+                return Err(io::Error::other("renaming directories is not supported"));
+            }
             None => return Err(not_found(from)),
         }
         if let Some(MemEntry::Dir) = entries.get(to) {
@@ -233,14 +257,20 @@ impl Vfs for MemVfs {
         Ok(entries
             .keys()
             .filter(|path| parent_dir(path) == dir)
-            .filter_map(|path| path.file_name().map(|name| name.to_string_lossy().into_owned()))
+            .filter_map(|path| {
+                path.file_name()
+                    .map(|name| name.to_string_lossy().into_owned())
+            })
             .collect())
     }
 
     fn create_dir(&self, path: &Path) -> io::Result<()> {
         let mut entries = self.lock();
         if entries.contains_key(path) {
-            return Err(io::Error::new(io::ErrorKind::AlreadyExists, format!("{} exists", path.display())));
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!("{} exists", path.display()),
+            ));
         }
         MemVfs::check_parent(&entries, path)?;
         entries.insert(path.to_path_buf(), MemEntry::Dir);
@@ -253,7 +283,10 @@ impl Vfs for MemVfs {
             return Err(not_found(path));
         }
         if entries.keys().any(|child| parent_dir(child) == path) {
-            return Err(io::Error::new(io::ErrorKind::DirectoryNotEmpty, format!("{} is not empty", path.display())));
+            return Err(io::Error::new(
+                io::ErrorKind::DirectoryNotEmpty,
+                format!("{} is not empty", path.display()),
+            ));
         }
         entries.remove(path);
         Ok(())
@@ -282,7 +315,9 @@ fn lock_data(data: &Mutex<Vec<u8>>) -> MutexGuard<'_, Vec<u8>> {
 impl VfsFile for MemFile {
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
         let data = lock_data(&self.data);
-        let Ok(start) = usize::try_from(offset) else { return Ok(0) };
+        let Ok(start) = usize::try_from(offset) else {
+            return Ok(0);
+        };
         if start >= data.len() {
             return Ok(0);
         }
@@ -293,7 +328,10 @@ impl VfsFile for MemFile {
 
     fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
         if !self.writable {
-            return Err(io::Error::new(io::ErrorKind::PermissionDenied, "file opened read-only"));
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                "file opened read-only",
+            ));
         }
         let mut data = lock_data(&self.data);
         let start = usize::try_from(offset).map_err(|_| io::Error::other("offset too large"))?;
@@ -311,7 +349,10 @@ impl VfsFile for MemFile {
 
     fn set_len(&self, len: u64) -> io::Result<()> {
         if !self.writable {
-            return Err(io::Error::new(io::ErrorKind::PermissionDenied, "file opened read-only"));
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                "file opened read-only",
+            ));
         }
         let len = usize::try_from(len).map_err(|_| io::Error::other("length too large"))?;
         lock_data(&self.data).resize(len, 0);
@@ -331,7 +372,12 @@ mod tests {
     fn mem_vfs_files_and_dirs() {
         let vfs = MemVfs::new();
         let dir = Path::new("inst");
-        assert_eq!(vfs.open(&dir.join("a"), OpenMode::CreateNew).unwrap_err().kind(), io::ErrorKind::NotFound);
+        assert_eq!(
+            vfs.open(&dir.join("a"), OpenMode::CreateNew)
+                .unwrap_err()
+                .kind(),
+            io::ErrorKind::NotFound
+        );
         vfs.create_dir_all(&dir.join("sub")).unwrap();
         assert!(vfs.is_dir(dir).unwrap());
         let file = vfs.open(&dir.join("a"), OpenMode::CreateNew).unwrap();
@@ -341,13 +387,25 @@ mod tests {
         file.read_exact_at(&mut buf, 0).unwrap();
         assert_eq!(&buf, b"\0\0\0hello");
         let mut past = [0u8; 4];
-        assert_eq!(file.read_exact_at(&mut past, 6).unwrap_err().kind(), io::ErrorKind::UnexpectedEof);
-        assert_eq!(vfs.list(dir).unwrap(), vec!["a".to_string(), "sub".to_string()]);
+        assert_eq!(
+            file.read_exact_at(&mut past, 6).unwrap_err().kind(),
+            io::ErrorKind::UnexpectedEof
+        );
+        assert_eq!(
+            vfs.list(dir).unwrap(),
+            vec!["a".to_string(), "sub".to_string()]
+        );
         vfs.rename(&dir.join("a"), &dir.join("b")).unwrap();
         assert!(!vfs.exists(&dir.join("a")).unwrap());
         let reader = vfs.open(&dir.join("b"), OpenMode::Read).unwrap();
-        assert_eq!(reader.write_all_at(b"x", 0).unwrap_err().kind(), io::ErrorKind::PermissionDenied);
-        assert!(vfs.remove_dir(dir).is_err(), "a directory with entries is not removed");
+        assert_eq!(
+            reader.write_all_at(b"x", 0).unwrap_err().kind(),
+            io::ErrorKind::PermissionDenied
+        );
+        assert!(
+            vfs.remove_dir(dir).is_err(),
+            "a directory with entries is not removed"
+        );
         vfs.remove(&dir.join("b")).unwrap();
         // The open handle keeps the data of the removed file, as on Unix.
         assert_eq!(file.len().unwrap(), 8);

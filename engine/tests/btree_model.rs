@@ -10,12 +10,26 @@ use proptest::prelude::*;
 
 #[derive(Clone, Debug)]
 enum Op {
-    Put { key: Vec<u8>, len: usize, fill: u8 },
-    Delete { key: Vec<u8> },
-    Get { key: Vec<u8> },
-    Seek { key: Vec<u8>, mode: SeekMode },
+    Put {
+        key: Vec<u8>,
+        len: usize,
+        fill: u8,
+    },
+    Delete {
+        key: Vec<u8>,
+    },
+    Get {
+        key: Vec<u8>,
+    },
+    Seek {
+        key: Vec<u8>,
+        mode: SeekMode,
+    },
     /// Deletes every key in `[from, from + span)` of the model's sorted keys.
-    DeleteRun { from: usize, span: usize },
+    DeleteRun {
+        from: usize,
+        span: usize,
+    },
     Reopen,
 }
 
@@ -40,7 +54,13 @@ fn len_strategy() -> impl Strategy<Value = usize> {
 }
 
 fn mode_strategy() -> impl Strategy<Value = SeekMode> {
-    prop_oneof![Just(SeekMode::Eq), Just(SeekMode::Ge), Just(SeekMode::Gt), Just(SeekMode::Le), Just(SeekMode::Lt)]
+    prop_oneof![
+        Just(SeekMode::Eq),
+        Just(SeekMode::Ge),
+        Just(SeekMode::Gt),
+        Just(SeekMode::Le),
+        Just(SeekMode::Lt)
+    ]
 }
 
 fn op_strategy() -> impl Strategy<Value = Op> {
@@ -56,7 +76,12 @@ fn op_strategy() -> impl Strategy<Value = Op> {
 
 fn value_of(len: usize, fill: u8, key: &[u8]) -> Vec<u8> {
     // Distinct bytes per position and key, so a value stitched from the wrong pages shows.
-    (0..len).map(|i| fill.wrapping_add((i % 251) as u8).wrapping_add(key.len() as u8)).collect()
+    (0..len)
+        .map(|i| {
+            fill.wrapping_add((i % 251) as u8)
+                .wrapping_add(key.len() as u8)
+        })
+        .collect()
 }
 
 fn model_seek(model: &BTreeMap<Vec<u8>, Vec<u8>>, key: &[u8], mode: SeekMode) -> Option<Vec<u8>> {
@@ -65,20 +90,36 @@ fn model_seek(model: &BTreeMap<Vec<u8>, Vec<u8>>, key: &[u8], mode: SeekMode) ->
         SeekMode::Eq => model.get_key_value(&k),
         SeekMode::Ge => model.range((Bound::Included(k), Bound::Unbounded)).next(),
         SeekMode::Gt => model.range((Bound::Excluded(k), Bound::Unbounded)).next(),
-        SeekMode::Le => model.range((Bound::Unbounded, Bound::Included(k))).next_back(),
-        SeekMode::Lt => model.range((Bound::Unbounded, Bound::Excluded(k))).next_back(),
+        SeekMode::Le => model
+            .range((Bound::Unbounded, Bound::Included(k)))
+            .next_back(),
+        SeekMode::Lt => model
+            .range((Bound::Unbounded, Bound::Excluded(k)))
+            .next_back(),
     };
     found.map(|(k, _)| k.clone())
 }
 
 fn compare_whole(db: &mut Database, table: Table, model: &BTreeMap<Vec<u8>, Vec<u8>>) {
-    let forward: Vec<(Vec<u8>, Vec<u8>)> = db.range(table, .., false).unwrap().map(Result::unwrap).collect();
-    let expected: Vec<(Vec<u8>, Vec<u8>)> = model.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let forward: Vec<(Vec<u8>, Vec<u8>)> = db
+        .range(table, .., false)
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let expected: Vec<(Vec<u8>, Vec<u8>)> =
+        model.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     assert_eq!(forward.len(), expected.len(), "record count");
     assert!(forward == expected, "forward scan differs from the model");
-    let mut backward: Vec<Vec<u8>> = db.range(table, .., true).unwrap().map(|r| r.unwrap().0).collect();
+    let mut backward: Vec<Vec<u8>> = db
+        .range(table, .., true)
+        .unwrap()
+        .map(|r| r.unwrap().0)
+        .collect();
     backward.reverse();
-    assert!(backward.iter().eq(model.keys()), "backward scan differs from the model");
+    assert!(
+        backward.iter().eq(model.keys()),
+        "backward scan differs from the model"
+    );
     let report = db.check_integrity().unwrap();
     assert_eq!(report.tables["t"].records, model.len() as u64);
 }
@@ -86,7 +127,11 @@ fn compare_whole(db: &mut Database, table: Table, model: &BTreeMap<Vec<u8>, Vec<
 fn run(ops: &[Op], page_size: usize, cache_size: usize) {
     let env = Env::memory(3);
     let path = Path::new("model.edb");
-    let options = DatabaseOptions { page_size, cache_size, read_only: false };
+    let options = DatabaseOptions {
+        page_size,
+        cache_size,
+        read_only: false,
+    };
     let mut db = Database::create(&env, path, &options).unwrap();
     let mut table = db.create_table("t").unwrap();
     let mut model: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
@@ -112,11 +157,13 @@ fn run(ops: &[Op], page_size: usize, cache_size: usize) {
                     assert_eq!(cursor.key().unwrap(), expected.as_slice());
                     assert_eq!(&cursor.value().unwrap(), &model[&expected]);
                     // One step each way from a seek lands on the model's neighbours.
-                    let next = model.range((Bound::Excluded(expected.clone()), Bound::Unbounded)).next();
-                    assert_eq!(cursor.next().unwrap(), next.is_some());
+                    let next = model
+                        .range((Bound::Excluded(expected.clone()), Bound::Unbounded))
+                        .next();
+                    assert_eq!(cursor.move_next().unwrap(), next.is_some());
                     if let Some((k, _)) = next {
                         assert_eq!(cursor.key().unwrap(), k.as_slice());
-                        assert!(cursor.prev().unwrap());
+                        assert!(cursor.move_prev().unwrap());
                         assert_eq!(cursor.key().unwrap(), expected.as_slice());
                     }
                 }
