@@ -89,7 +89,7 @@ pub(crate) fn insert(
     value: Value,
 ) -> Result<Option<Value>> {
     let mut value = Some(value);
-    let old = modify(pager, root, key, 0, &mut |leaf: &mut Leaf| {
+    let old = modify(pager, root, key, Change::Grow, 0, &mut |leaf: &mut Leaf| {
         let value = value.take().expect("the leaf is changed once");
         match leaf.entries.binary_search_by(|e| e.key.as_slice().cmp(key)) {
             Ok(i) => Some(mem::replace(&mut leaf.entries[i].value, value)),
@@ -105,7 +105,7 @@ pub(crate) fn insert(
             }
         }
     })?;
-    fix_root(pager, root, key)?;
+    fix_root(pager, root, key, Change::Grow)?;
     Ok(old)
 }
 
@@ -115,15 +115,32 @@ pub(crate) fn delete(pager: &mut Pager, root: Pgno, key: &[u8]) -> Result<Option
     if get(pager, root, key)?.is_none() {
         return Ok(None);
     }
-    let removed = modify(pager, root, key, 0, &mut |leaf: &mut Leaf| {
-        let i = leaf
-            .entries
-            .binary_search_by(|e| e.key.as_slice().cmp(key))
-            .ok()?;
-        Some(leaf.entries.remove(i).value)
-    })?;
-    fix_root(pager, root, key)?;
+    let removed = modify(
+        pager,
+        root,
+        key,
+        Change::Shrink,
+        0,
+        &mut |leaf: &mut Leaf| {
+            let i = leaf
+                .entries
+                .binary_search_by(|e| e.key.as_slice().cmp(key))
+                .ok()?;
+            Some(leaf.entries.remove(i).value)
+        },
+    )?;
+    fix_root(pager, root, key, Change::Shrink)?;
     Ok(removed)
+}
+
+/// What an operation does to the leaf it changes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Change {
+    /// An insert or replace: pages may overflow. Underfull pages are left alone, so that the
+    /// one-entry leaf an ascending insert splits off is not rebalanced at once.
+    Grow,
+    /// A delete: pages may underflow, and overflow too (a longer separator after a rebalance).
+    Shrink,
 }
 
 /// Descends to the leaf that holds `key`, applies `op` to it, and on the way back up fixes every
@@ -132,6 +149,7 @@ fn modify<R>(
     pager: &mut Pager,
     pgno: Pgno,
     key: &[u8],
+    change: Change,
     depth: usize,
     op: &mut dyn FnMut(&mut Leaf) -> R,
 ) -> Result<R> {
@@ -157,8 +175,8 @@ fn modify<R>(
             Ok(op(leaf))
         }
         Some((i, child)) => {
-            let out = modify(pager, child, key, depth + 1, op)?;
-            fix_child(pager, pgno, i, key)?;
+            let out = modify(pager, child, key, change, depth + 1, op)?;
+            fix_child(pager, pgno, i, key, change)?;
             Ok(out)
         }
     }
@@ -166,7 +184,7 @@ fn modify<R>(
 
 /// Restores the size bounds of child `i` of branch `parent`: splits it if it overflows the
 /// page, merges or rebalances it with a sibling if it fell below a quarter of a page.
-fn fix_child(pager: &mut Pager, parent: Pgno, i: usize, key: &[u8]) -> Result<()> {
+fn fix_child(pager: &mut Pager, parent: Pgno, i: usize, key: &[u8], change: Change) -> Result<()> {
     let page_size = pager.page_size();
     let child = match pager.node(parent)? {
         Node::Branch(branch) => branch.children[i],
@@ -187,7 +205,7 @@ fn fix_child(pager: &mut Pager, parent: Pgno, i: usize, key: &[u8]) -> Result<()
         };
         branch.keys.insert(i, separator);
         branch.children.insert(i + 1, right);
-    } else if len < page_size / 4 {
+    } else if change == Change::Shrink && len < page_size / 4 {
         rebalance(pager, parent, i)?;
     }
     Ok(())
@@ -195,7 +213,7 @@ fn fix_child(pager: &mut Pager, parent: Pgno, i: usize, key: &[u8]) -> Result<()
 
 /// Keeps the root within its page: a root that overflows moves its content to a new child and
 /// splits it; a branch root left with one child takes that child's content.
-fn fix_root(pager: &mut Pager, root: Pgno, key: &[u8]) -> Result<()> {
+fn fix_root(pager: &mut Pager, root: Pgno, key: &[u8], change: Change) -> Result<()> {
     loop {
         let page_size = pager.page_size();
         if pager.node(root)?.encoded_len() > page_size {
@@ -208,7 +226,7 @@ fn fix_root(pager: &mut Pager, root: Pgno, key: &[u8]) -> Result<()> {
                 }),
             );
             *pager.node_mut(child)? = content;
-            fix_child(pager, root, 0, key)?;
+            fix_child(pager, root, 0, key, change)?;
             debug_assert!(pager.node(root)?.encoded_len() <= pager.page_size());
             return Ok(());
         }

@@ -202,7 +202,12 @@ impl Database {
                 header.page_count
             );
         }
+        // One copy bad or stale (a torn header write): the next flush rewrites both.
+        let copies_agree = matches!(&copies, [Ok(a), Ok(b)] if a == b);
         let mut pager = Pager::new(file, path, header, !options.read_only, options.cache_size);
+        if !copies_agree && !options.read_only {
+            pager.rewrite_header();
+        }
         let tables = catalog::load(&mut pager)?;
         Ok(Database {
             pager,
