@@ -62,6 +62,20 @@ fn too_deep(pager: &Pager, pgno: Pgno) -> crate::JetError {
     )
 }
 
+/// Branch page `pgno`, to change. On a sound tree it is always a branch: this was checked on the
+/// way down. Only a corrupt tree, whose pages are shared between places, can free it meanwhile.
+fn branch_mut(pager: &mut Pager, pgno: Pgno) -> Result<&mut Branch> {
+    let path = pager.path().display().to_string();
+    match pager.node_mut(pgno)? {
+        Node::Branch(branch) => Ok(branch),
+        other => bail!(
+            DatabaseCorrupted,
+            "{path}: page {pgno} changed from a branch to a {:?} page (a shared page?)",
+            other.kind()
+        ),
+    }
+}
+
 /// The value stored under `key`.
 pub(crate) fn get(pager: &mut Pager, root: Pgno, key: &[u8]) -> Result<Option<Value>> {
     let mut pgno = root;
@@ -186,10 +200,7 @@ fn modify<R>(
 /// page, merges or rebalances it with a sibling if it fell below a quarter of a page.
 fn fix_child(pager: &mut Pager, parent: Pgno, i: usize, key: &[u8], change: Change) -> Result<()> {
     let page_size = pager.page_size();
-    let child = match pager.node(parent)? {
-        Node::Branch(branch) => branch.children[i],
-        _ => unreachable!("the parent was a branch on the way down"),
-    };
+    let child = branch_mut(pager, parent)?.children[i];
     let (len, appended) = match pager.node(child)? {
         node @ Node::Leaf(leaf) => (
             node.encoded_len(),
@@ -256,6 +267,13 @@ fn rebalance(pager: &mut Pager, parent: Pgno, i: usize) -> Result<()> {
         // An only child has no neighbour; its parent is fixed one level up.
         _ => return Ok(()),
     };
+    if left == right || left == parent || right == parent {
+        bail!(
+            DatabaseCorrupted,
+            "{}: branch page {parent} links to page {left} or {right} twice",
+            pager.path().display()
+        );
+    }
     let left_node = pager.node(left)?.clone();
     let right_node = pager.node(right)?.clone();
     let mut merged = match (left_node, right_node) {

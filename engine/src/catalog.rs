@@ -56,7 +56,12 @@ pub(crate) fn insert(pager: &mut Pager, name: &str, root: Pgno) -> Result<()> {
 
 /// Forgets table `name`.
 pub(crate) fn remove(pager: &mut Pager, name: &str) -> Result<()> {
-    let old = btree::delete(pager, CATALOG_ROOT, name.as_bytes())?;
-    assert!(old.is_some(), "table {name} was checked to exist");
+    if btree::delete(pager, CATALOG_ROOT, name.as_bytes())?.is_none() {
+        bail!(
+            CatalogCorrupted,
+            "{}: the catalog lost table {name:?}",
+            pager.path().display()
+        );
+    }
     Ok(())
 }

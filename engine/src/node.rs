@@ -273,7 +273,18 @@ fn decode_leaf(r: &mut Reader<'_>, page_size: usize) -> Result<Leaf> {
         if entries.last().is_some_and(|prev| prev.key >= key) {
             bail!(DatabaseCorrupted, "leaf keys out of order");
         }
-        entries.push(LeafEntry { key, value });
+        let entry = LeafEntry { key, value };
+        // Inline entries never exceed a quarter page: the split arithmetic relies on it.
+        if matches!(entry.value, Value::Inline(_))
+            && entry.encoded_len() > inline_entry_max(page_size)
+        {
+            bail!(
+                DatabaseCorrupted,
+                "an inline entry of {} bytes, above the limit",
+                entry.encoded_len()
+            );
+        }
+        entries.push(entry);
     }
     Ok(Leaf { entries })
 }

@@ -161,10 +161,14 @@ impl Pager {
 
     /// Puts page `pgno` on the free list.
     pub(crate) fn free(&mut self, pgno: Pgno) -> Result<()> {
-        assert!(
-            pgno > CATALOG_ROOT && pgno < self.header.page_count,
-            "page {pgno} cannot be freed"
-        );
+        // A sound tree never frees a fixed page; only a corrupt link can name one.
+        if pgno <= CATALOG_ROOT || pgno >= self.header.page_count {
+            bail!(
+                DatabaseCorrupted,
+                "{}: a link to page {pgno}, which cannot be freed",
+                self.path.display()
+            );
+        }
         let head = self.header.free_head;
         *self.node_mut(pgno)? = Node::Free(head);
         self.header.free_head = pgno;

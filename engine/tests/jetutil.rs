@@ -1,0 +1,200 @@
+//! `jetutil` on real directories: every command, its output, and its errors (ESE name and code,
+//! non-zero exit, never a panic).
+
+#![allow(
+    clippy::disallowed_methods,
+    reason = "tests damage real files on purpose"
+)]
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn jetutil(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_jetutil"))
+        .args(args)
+        .output()
+        .expect("jetutil runs")
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = jetutil(args);
+    assert!(
+        out.status.success(),
+        "jetutil {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Runs a command that must fail; returns its stderr, which must name an ESE error.
+fn fails(args: &[&str], code: &str) -> String {
+    let out = jetutil(args);
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(1), "jetutil {args:?}: {stderr}");
+    assert!(
+        stderr.starts_with("error: JET_err"),
+        "jetutil {args:?}: {stderr}"
+    );
+    assert!(
+        stderr.contains(code),
+        "jetutil {args:?} should report {code}: {stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    stderr
+}
+
+#[test]
+fn put_get_del_scan() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("inst");
+    let d = dir.to_str().unwrap();
+    ok(&["put", d, "b", "two"]);
+    ok(&["put", d, "a", "one"]);
+    ok(&["put", d, "c", "three", "--table", "other"]);
+    assert_eq!(ok(&["get", d, "a"]), "one\n");
+    assert_eq!(ok(&["get", d, "c", "--table", "other"]), "three\n");
+    assert_eq!(ok(&["scan", d]), "a\tone\nb\ttwo\n");
+    assert_eq!(ok(&["scan", d, "--reverse"]), "b\ttwo\na\tone\n");
+    assert_eq!(ok(&["scan", d, "--from", "b"]), "b\ttwo\n");
+    assert_eq!(ok(&["scan", d, "--to", "b"]), "a\tone\n");
+    assert_eq!(ok(&["scan", d, "--count"]), "2\n");
+    ok(&["put", d, "00ff", "5c0a", "--hex"]);
+    assert_eq!(ok(&["get", d, "00ff", "--hex"]), "5c0a\n");
+    // "k2" holds a backslash and a newline: printed escaped without --hex.
+    ok(&["put", d, "6b32", "5c0a", "--hex"]);
+    assert_eq!(ok(&["get", d, "k2"]).trim_end(), "\\\\\\x0a");
+    ok(&["del", d, "a"]);
+    fails(&["get", d, "a"], "JET_errRecordNotFound (-1601)");
+    fails(&["del", d, "a"], "(-1601)");
+    fails(
+        &["get", d, "a", "--table", "nope"],
+        "JET_errObjectNotFound (-1305)",
+    );
+    fails(
+        &["get", d, "zz", "--hex"],
+        "JET_errInvalidParameter (-1003)",
+    );
+    fails(
+        &["put", d, &"k".repeat(256), "v"],
+        "JET_errKeyTooBig (-408)",
+    );
+    fails(
+        &["get", tmp.path().join("missing").to_str().unwrap(), "a"],
+        "JET_errFileNotFound (-1811)",
+    );
+    assert!(ok(&["check", d]).contains("sound"));
+}
+
+#[test]
+fn load_is_deterministic_and_adds_to_an_instance() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    let out = ok(&[
+        "load",
+        a.to_str().unwrap(),
+        "--records",
+        "3000",
+        "--seed",
+        "9",
+        "--batch",
+        "500",
+    ]);
+    assert!(
+        out.contains("loaded 3000 records of 150 bytes") && out.contains("records/s"),
+        "{out}"
+    );
+    ok(&[
+        "load",
+        b.to_str().unwrap(),
+        "--records",
+        "3000",
+        "--seed",
+        "9",
+        "--value-size",
+        "150",
+    ]);
+    let scan_a = ok(&["scan", a.to_str().unwrap(), "--hex"]);
+    assert_eq!(
+        scan_a,
+        ok(&["scan", b.to_str().unwrap(), "--hex"]),
+        "same seed, same records"
+    );
+    let first = scan_a.lines().next().unwrap();
+    let (key, value) = first.split_once('\t').unwrap();
+    assert_eq!(
+        (key.len(), value.len()),
+        (48, 300),
+        "24-byte keys, 150-byte values"
+    );
+    ok(&[
+        "load",
+        a.to_str().unwrap(),
+        "--records",
+        "1000",
+        "--seed",
+        "10",
+        "--value-size",
+        "5000",
+    ]);
+    assert_eq!(ok(&["scan", a.to_str().unwrap(), "--count"]), "4000\n");
+    assert!(ok(&["check", a.to_str().unwrap()]).contains("4000 records"));
+}
+
+#[test]
+fn header_and_checksum_report_damage() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("inst");
+    let d = dir.to_str().unwrap();
+    ok(&["load", d, "--records", "2000", "--page-size", "4096"]);
+    let file = dir.join("data.edb");
+    let f = file.to_str().unwrap();
+    let header = ok(&["header", f]);
+    for field in [
+        "header copy 0 (page 0): valid",
+        "header copy 1 (page 1): valid",
+        "page size:               4096",
+        "state:                   CleanShutdown (3)",
+        "last full backup:        none",
+    ] {
+        assert!(header.contains(field), "missing {field:?} in\n{header}");
+    }
+    assert!(ok(&["checksum", f]).contains("bad pages: 0"));
+
+    let mut bytes = std::fs::read(&file).unwrap();
+    bytes[4096 + 200] ^= 1; // header copy 1
+    bytes[7 * 4096 + 300] ^= 1; // a tree page
+    bytes[9 * 4096..10 * 4096].fill(0);
+    std::fs::write(&file, &bytes).unwrap();
+    let header = ok(&["header", f]);
+    assert!(
+        header.contains("header copy 1 (page 1): INVALID: JET_errReadVerifyFailure (-1018)"),
+        "{header}"
+    );
+    assert!(header.contains("in use: copy 0"), "{header}");
+    let out = jetutil(&["checksum", f]);
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("bad pages: 3"), "{stdout}");
+    assert!(
+        stdout.contains("page 7: JET_errReadVerifyFailure (-1018)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("page 9: JET_errPageNotInitialized (-1019)"),
+        "{stdout}"
+    );
+    let stderr = fails(&["scan", d], "JET_errReadVerifyFailure (-1018)");
+    assert!(stderr.contains("page 7"), "{stderr}");
+    fails(&["check", d], "(-10");
+
+    // Both header copies gone: every command reports it, none panics.
+    bytes[100] ^= 1;
+    std::fs::write(&file, &bytes).unwrap();
+    fails(&["header", f], "(-1018)");
+    fails(&["checksum", f], "(-1018)");
+    fails(&["get", d, "x"], "(-1018)");
+    std::fs::write(&file, &bytes[..1000]).unwrap();
+    fails(&["header", f], "JET_errDatabaseCorrupted (-1206)");
+    fails(&["checksum", f], "(-1206)");
+    assert!(Path::new(f).exists());
+}
