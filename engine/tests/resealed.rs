@@ -11,14 +11,16 @@ use proptest::prelude::*;
 
 const PAGE: usize = 4096;
 
+/// A database image and the content it holds.
+type Image = (Vec<u8>, BTreeMap<Vec<u8>, Vec<u8>>);
+
 /// Built once: a three-level table with large values, and a deleted table's free pages.
-fn pristine() -> (Vec<u8>, BTreeMap<Vec<u8>, Vec<u8>>) {
-    static PRISTINE: std::sync::OnceLock<(Vec<u8>, BTreeMap<Vec<u8>, Vec<u8>>)> =
-        std::sync::OnceLock::new();
+fn pristine() -> Image {
+    static PRISTINE: std::sync::OnceLock<Image> = std::sync::OnceLock::new();
     PRISTINE.get_or_init(build).clone()
 }
 
-fn build() -> (Vec<u8>, BTreeMap<Vec<u8>, Vec<u8>>) {
+fn build() -> Image {
     let vfs = MemVfs::new();
     let env = Env::new(
         Arc::new(vfs.clone()),
