@@ -15,6 +15,9 @@ use jetdb::{Database, DatabaseOptions, Env, ErrorKind, JetError};
 
 const PAGE: usize = 4096;
 
+/// A change made to a file image.
+type Damage = Box<dyn Fn(&mut Vec<u8>)>;
+
 /// A database with every page kind: header copies, catalog, branches, leaves, overflow pages
 /// and free pages. Returns its path and content.
 fn build(dir: &Path) -> (PathBuf, BTreeMap<Vec<u8>, Vec<u8>>) {
@@ -89,7 +92,7 @@ fn every_page_bit_flipped_zeroed_or_misdirected_is_detected() {
         let kind = page_kind(&pristine, pgno);
         *kinds_seen.entry(kind).or_insert(0) += 1;
         let flip_at = pgno * PAGE + 40 + (pgno * 97) % (PAGE - 40);
-        let damages: [(&str, Box<dyn Fn(&mut Vec<u8>)>); 3] = [
+        let damages: [(&str, Damage); 3] = [
             (
                 "bit flip",
                 Box::new(move |b: &mut Vec<u8>| b[flip_at] ^= 0x04),
@@ -247,7 +250,7 @@ fn verify_file_lists_every_bad_page() {
     let pages = bytes.len() / PAGE;
     bytes[5 * PAGE + 1000] ^= 0x80;
     bytes[(pages - 2) * PAGE..(pages - 1) * PAGE].fill(0);
-    bytes[1 * PAGE + 50] ^= 1;
+    bytes[PAGE + 50] ^= 1; // header copy 1
     std::fs::write(&path, &bytes[..bytes.len() - 10]).unwrap();
     let report = jetdb::verify_file(&jetdb::OsVfs, &path).unwrap();
     let bad: Vec<(u64, ErrorKind)> = report
