@@ -343,9 +343,10 @@ impl Database {
     }
 
     /// The records of `table` whose keys lie in `range`, in ascending key order (or descending,
-    /// with `reverse`).
+    /// with `reverse`). `range` is `..` or a pair of [`Bound`]s over byte slices.
     ///
     /// ```
+    /// use std::ops::Bound::{Excluded, Included};
     /// # fn main() -> jetdb::Result<()> {
     /// # let env = jetdb::Env::memory(1);
     /// # let mut db = jetdb::Database::create(&env, "d.edb".as_ref(), &Default::default())?;
@@ -353,7 +354,7 @@ impl Database {
     /// for k in [b"a", b"b", b"c", b"d"] {
     ///     db.put(t, k, b"v")?;
     /// }
-    /// let keys: Vec<Vec<u8>> = db.range(t, b"b".as_slice()..b"d".as_slice(), false)?
+    /// let keys: Vec<Vec<u8>> = db.range(t, (Included(&b"b"[..]), Excluded(&b"d"[..])), false)?
     ///     .map(|r| r.map(|(k, _)| k))
     ///     .collect::<jetdb::Result<_>>()?;
     /// assert_eq!(keys, vec![b"b".to_vec(), b"c".to_vec()]);

@@ -55,3 +55,8 @@ pub use integrity::{
 };
 pub use os::{OsVfs, SystemClock, os_seed};
 pub use vfs::{MemVfs, OpenMode, Vfs, VfsFile, parent_dir};
+
+/// The README's examples run as doctests, so they cannot go stale.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;
