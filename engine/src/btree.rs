@@ -65,14 +65,17 @@ fn too_deep(pager: &Pager, pgno: Pgno) -> crate::JetError {
 /// Branch page `pgno`, to change. On a sound tree it is always a branch: this was checked on the
 /// way down. Only a corrupt tree, whose pages are shared between places, can free it meanwhile.
 fn branch_mut(pager: &mut Pager, pgno: Pgno) -> Result<&mut Branch> {
-    let path = pager.path().display().to_string();
+    let kind = pager.node(pgno)?.kind();
+    if kind != PageKind::Branch {
+        bail!(
+            DatabaseCorrupted,
+            "{}: page {pgno} changed from a branch to a {kind:?} page (a shared page?)",
+            pager.path().display()
+        );
+    }
     match pager.node_mut(pgno)? {
         Node::Branch(branch) => Ok(branch),
-        other => bail!(
-            DatabaseCorrupted,
-            "{path}: page {pgno} changed from a branch to a {:?} page (a shared page?)",
-            other.kind()
-        ),
+        _ => unreachable!("checked just above"),
     }
 }
 
@@ -103,7 +106,7 @@ pub(crate) fn insert(
     value: Value,
 ) -> Result<Option<Value>> {
     let mut value = Some(value);
-    let old = modify(pager, root, key, Change::Grow, 0, &mut |leaf: &mut Leaf| {
+    let (old, changed) = modify(pager, root, key, Change::Grow, 0, &mut |leaf: &mut Leaf| {
         let value = value.take().expect("the leaf is changed once");
         match leaf.entries.binary_search_by(|e| e.key.as_slice().cmp(key)) {
             Ok(i) => Some(mem::replace(&mut leaf.entries[i].value, value)),
@@ -119,7 +122,9 @@ pub(crate) fn insert(
             }
         }
     })?;
-    fix_root(pager, root, key, Change::Grow)?;
+    if changed {
+        fix_root(pager, root, key, Change::Grow)?;
+    }
     Ok(old)
 }
 
@@ -129,7 +134,7 @@ pub(crate) fn delete(pager: &mut Pager, root: Pgno, key: &[u8]) -> Result<Option
     if get(pager, root, key)?.is_none() {
         return Ok(None);
     }
-    let removed = modify(
+    let (removed, changed) = modify(
         pager,
         root,
         key,
@@ -143,7 +148,9 @@ pub(crate) fn delete(pager: &mut Pager, root: Pgno, key: &[u8]) -> Result<Option
             Some(leaf.entries.remove(i).value)
         },
     )?;
-    fix_root(pager, root, key, Change::Shrink)?;
+    if changed {
+        fix_root(pager, root, key, Change::Shrink)?;
+    }
     Ok(removed)
 }
 
@@ -158,7 +165,9 @@ enum Change {
 }
 
 /// Descends to the leaf that holds `key`, applies `op` to it, and on the way back up fixes every
-/// page on the path that became too full or too empty.
+/// page on the path that became too full or too empty. Returns `op`'s result and whether the
+/// page `pgno` itself changed: only a changed page can need fixing, and checking an unchanged
+/// one would cost a walk over all its keys on every operation.
 fn modify<R>(
     pager: &mut Pager,
     pgno: Pgno,
@@ -166,7 +175,7 @@ fn modify<R>(
     change: Change,
     depth: usize,
     op: &mut dyn FnMut(&mut Leaf) -> R,
-) -> Result<R> {
+) -> Result<(R, bool)> {
     if depth >= DEPTH_MAX {
         return Err(too_deep(pager, pgno));
     }
@@ -186,21 +195,34 @@ fn modify<R>(
             let Node::Leaf(leaf) = pager.node_mut(pgno)? else {
                 unreachable!("checked above")
             };
-            Ok(op(leaf))
+            Ok((op(leaf), true))
         }
         Some((i, child)) => {
-            let out = modify(pager, child, key, change, depth + 1, op)?;
-            fix_child(pager, pgno, i, key, change)?;
-            Ok(out)
+            let (out, child_changed) = modify(pager, child, key, change, depth + 1, op)?;
+            let changed = child_changed && fix_child(pager, pgno, i, key, change)?;
+            Ok((out, changed))
         }
     }
 }
 
 /// Restores the size bounds of child `i` of branch `parent`: splits it if it overflows the
-/// page, merges or rebalances it with a sibling if it fell below a quarter of a page.
-fn fix_child(pager: &mut Pager, parent: Pgno, i: usize, key: &[u8], change: Change) -> Result<()> {
+/// page, merges or rebalances it with a sibling if it fell below a quarter of a page. Returns
+/// whether `parent` changed.
+fn fix_child(
+    pager: &mut Pager,
+    parent: Pgno,
+    i: usize,
+    key: &[u8],
+    change: Change,
+) -> Result<bool> {
     let page_size = pager.page_size();
-    let child = branch_mut(pager, parent)?.children[i];
+    let child = match pager.node(parent)? {
+        Node::Branch(branch) => branch.children[i],
+        other => {
+            let kind = other.kind();
+            return Err(corrupt_kind(pager, parent, kind));
+        }
+    };
     let (len, appended) = match pager.node(child)? {
         node @ Node::Leaf(leaf) => (
             node.encoded_len(),
@@ -211,15 +233,15 @@ fn fix_child(pager: &mut Pager, parent: Pgno, i: usize, key: &[u8], change: Chan
     if len > page_size {
         let (separator, right) = split(pager.node_mut(child)?, appended);
         let right = pager.alloc(right)?;
-        let Node::Branch(branch) = pager.node_mut(parent)? else {
-            unreachable!()
-        };
+        let branch = branch_mut(pager, parent)?;
         branch.keys.insert(i, separator);
         branch.children.insert(i + 1, right);
+        Ok(true)
     } else if change == Change::Shrink && len < page_size / 4 {
-        rebalance(pager, parent, i)?;
+        rebalance(pager, parent, i)
+    } else {
+        Ok(false)
     }
-    Ok(())
 }
 
 /// Keeps the root within its page: a root that overflows moves its content to a new child and
@@ -252,8 +274,8 @@ fn fix_root(pager: &mut Pager, root: Pgno, key: &[u8], change: Change) -> Result
 }
 
 /// Merges child `i` of `parent` with a neighbour if both fit one page, and otherwise shares
-/// their content evenly between the two.
-fn rebalance(pager: &mut Pager, parent: Pgno, i: usize) -> Result<()> {
+/// their content evenly between the two. Returns whether `parent` changed.
+fn rebalance(pager: &mut Pager, parent: Pgno, i: usize) -> Result<bool> {
     let (left_index, left, right, separator) = match pager.node(parent)? {
         Node::Branch(branch) if branch.children.len() >= 2 => {
             let li = i.saturating_sub(1).min(branch.children.len() - 2);
@@ -265,7 +287,7 @@ fn rebalance(pager: &mut Pager, parent: Pgno, i: usize) -> Result<()> {
             )
         }
         // An only child has no neighbour; its parent is fixed one level up.
-        _ => return Ok(()),
+        _ => return Ok(false),
     };
     if left == right || left == parent || right == parent {
         bail!(
@@ -298,21 +320,17 @@ fn rebalance(pager: &mut Pager, parent: Pgno, i: usize) -> Result<()> {
     if merged.encoded_len() <= pager.page_size() {
         *pager.node_mut(left)? = merged;
         pager.free(right)?;
-        let Node::Branch(branch) = pager.node_mut(parent)? else {
-            unreachable!()
-        };
+        let branch = branch_mut(pager, parent)?;
         branch.keys.remove(left_index);
         branch.children.remove(left_index + 1);
     } else {
         let (separator, right_half) = split(&mut merged, false);
         *pager.node_mut(left)? = merged;
         *pager.node_mut(right)? = right_half;
-        let Node::Branch(branch) = pager.node_mut(parent)? else {
-            unreachable!()
-        };
+        let branch = branch_mut(pager, parent)?;
         branch.keys[left_index] = separator;
     }
-    Ok(())
+    Ok(true)
 }
 
 /// Splits `node` in two by encoded size: `node` keeps the left part; returns the separator and
