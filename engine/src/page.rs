@@ -81,19 +81,22 @@ pub fn seal(page: &mut [u8], header: PageHeader) {
 
 /// The checksum a page should carry: CRC32 of everything after the checksum field.
 pub fn checksum(page: &[u8]) -> u32 {
-    crc32fast::hash(&page[CHECKSUM_OFFSET + 4..])
+    crc32fast::hash(page.get(CHECKSUM_OFFSET + 4..).unwrap_or_default())
 }
 
 /// Checks that `page` is the intact page number `pgno` and returns its envelope.
 pub fn verify(page: &[u8], pgno: Pgno) -> Result<PageHeader> {
+    if page.len() < PAGE_HEADER_LEN {
+        bail!(
+            DatabaseCorrupted,
+            "page {pgno}: {} bytes, shorter than a page header",
+            page.len()
+        );
+    }
     if page.iter().all(|&b| b == 0) {
         bail!(PageNotInitialized, "page {pgno} is blank (all zero)");
     }
-    let stored = u32::from_le_bytes(
-        page[CHECKSUM_OFFSET..CHECKSUM_OFFSET + 4]
-            .try_into()
-            .expect("4 bytes"),
-    );
+    let stored = le_u32(page, CHECKSUM_OFFSET);
     let actual = checksum(page);
     if stored != actual {
         bail!(
@@ -101,22 +104,15 @@ pub fn verify(page: &[u8], pgno: Pgno) -> Result<PageHeader> {
             "page {pgno}: checksum mismatch (stored {stored:#010x}, computed {actual:#010x})"
         );
     }
-    let found = u32::from_le_bytes(
-        page[PGNO_OFFSET..PGNO_OFFSET + 4]
-            .try_into()
-            .expect("4 bytes"),
-    );
+    let found = le_u32(page, PGNO_OFFSET);
     if found != pgno {
         bail!(
             ReadPgnoVerifyFailure,
             "page {pgno} holds page {found} (a misdirected write)"
         );
     }
-    let dbtime = u64::from_le_bytes(
-        page[DBTIME_OFFSET..DBTIME_OFFSET + 8]
-            .try_into()
-            .expect("8 bytes"),
-    );
+    let dbtime =
+        u64::from(le_u32(page, DBTIME_OFFSET)) | (u64::from(le_u32(page, DBTIME_OFFSET + 4)) << 32);
     let kind = PageKind::from_u8(page[KIND_OFFSET]).ok_or_else(|| {
         JetError::new(
             ErrorKind::DatabaseCorrupted,
@@ -124,6 +120,16 @@ pub fn verify(page: &[u8], pgno: Pgno) -> Result<PageHeader> {
         )
     })?;
     Ok(PageHeader { pgno, dbtime, kind })
+}
+
+/// The little-endian u32 at `offset` of the envelope (whose length `verify` checked).
+fn le_u32(page: &[u8], offset: usize) -> u32 {
+    u32::from_le_bytes([
+        page[offset],
+        page[offset + 1],
+        page[offset + 2],
+        page[offset + 3],
+    ])
 }
 
 #[cfg(test)]
@@ -165,6 +171,16 @@ mod tests {
             bad[bit / 8] ^= 1 << (bit % 8);
             let err = verify(&bad, 3).unwrap_err();
             assert_eq!(err.kind(), ErrorKind::ReadVerifyFailure, "bit {bit}");
+        }
+    }
+
+    #[test]
+    fn short_input_is_an_error() {
+        for len in [0, 3, 31] {
+            assert_eq!(
+                verify(&vec![1u8; len], 0).unwrap_err().kind(),
+                ErrorKind::DatabaseCorrupted
+            );
         }
     }
 

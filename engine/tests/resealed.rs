@@ -57,18 +57,23 @@ fn build() -> Image {
     (bytes, model)
 }
 
-/// Everything an application might do with a damaged database; errors are fine, panics not.
-fn exercise(bytes: &[u8], model: &BTreeMap<Vec<u8>, Vec<u8>>) {
+/// An in-memory environment whose file `d.edb` holds `bytes`.
+fn env_holding(bytes: &[u8]) -> Env {
     let vfs = MemVfs::new();
     vfs.open(Path::new("d.edb"), OpenMode::CreateNew)
         .unwrap()
         .write_all_at(bytes, 0)
         .unwrap();
-    let env = Env::new(
+    Env::new(
         Arc::new(vfs),
         Arc::new(ManualClock::new(0)),
         Arc::new(SeededEntropy::new(1)),
-    );
+    )
+}
+
+/// Everything an application might do with a damaged database; errors are fine, panics not.
+fn exercise(bytes: &[u8], model: &BTreeMap<Vec<u8>, Vec<u8>>) {
+    let env = env_holding(bytes);
     let options = DatabaseOptions {
         page_size: PAGE,
         cache_size: 0,
@@ -148,16 +153,7 @@ fn the_pristine_database_is_sound() {
 
 /// Opens the damaged image and runs the integrity check.
 fn integrity(bytes: &[u8]) -> jetdb::Result<jetdb::IntegrityReport> {
-    let vfs = MemVfs::new();
-    vfs.open(Path::new("d.edb"), OpenMode::CreateNew)
-        .unwrap()
-        .write_all_at(bytes, 0)
-        .unwrap();
-    let env = Env::new(
-        Arc::new(vfs),
-        Arc::new(ManualClock::new(0)),
-        Arc::new(SeededEntropy::new(1)),
-    );
+    let env = env_holding(bytes);
     Database::open(
         &env,
         Path::new("d.edb"),
