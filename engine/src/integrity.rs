@@ -57,10 +57,11 @@ impl Database {
         let page_count = pager.header().page_count;
         let mut checker = Checker {
             pager,
-            owner: vec![None; page_count as usize],
+            owner: vec![0; page_count as usize],
+            owners: vec![String::new()],
         };
-        checker.owner[0] = Some("header".into());
-        checker.owner[1] = Some("header".into());
+        checker.claim(0, "the header")?;
+        checker.claim(1, "the header")?;
         let mut report = IntegrityReport {
             page_count,
             ..Default::default()
@@ -80,7 +81,7 @@ impl Database {
             report.tables.insert(name, table);
         }
         report.free_pages = checker.free_list()?;
-        if let Some(pgno) = checker.owner.iter().position(Option::is_none) {
+        if let Some(pgno) = checker.owner.iter().position(|&owner| owner == 0) {
             bail!(
                 DatabaseCorrupted,
                 "page {pgno} is used by nothing (a leaked page)"
@@ -92,7 +93,11 @@ impl Database {
 
 struct Checker<'a> {
     pager: &'a mut Pager,
-    owner: Vec<Option<String>>,
+    /// For each page, the index in `owners` of what uses it (0: nothing yet). Four bytes a page,
+    /// so a large database can be checked.
+    owner: Vec<u32>,
+    /// The names of the users of pages; entry 0 is "nothing".
+    owners: Vec<String>,
 }
 
 impl Checker<'_> {
@@ -104,13 +109,17 @@ impl Checker<'_> {
                 self.owner.len()
             );
         };
-        if let Some(other) = slot {
+        if *slot != 0 {
+            let other = &self.owners[*slot as usize];
             bail!(
                 DatabaseCorrupted,
                 "page {pgno} is used twice: by {other} and by {what}"
             );
         }
-        *slot = Some(what.to_string());
+        if self.owners.last().is_none_or(|last| last != what) {
+            self.owners.push(what.to_string());
+        }
+        *slot = u32::try_from(self.owners.len() - 1).expect("fewer owners than pages");
         Ok(())
     }
 

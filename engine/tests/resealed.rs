@@ -46,7 +46,7 @@ fn build() -> Image {
         model.insert(key, value);
     }
     let s = db.create_table("s").unwrap();
-    for i in 0u32..300 {
+    for i in 0u32..3000 {
         db.put(s, &i.to_le_bytes(), b"x").unwrap();
     }
     db.delete_table("s").unwrap();
@@ -199,4 +199,28 @@ fn links_to_fixed_shared_or_missing_pages_are_caught() {
         }
     }
     assert!(cases >= 10);
+}
+
+#[test]
+fn a_page_dropped_from_the_free_list_is_reported_leaked() {
+    let (mut bytes, _) = pristine();
+    let field = |bytes: &[u8], at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap());
+    // Header body: free list head at offset 100, free page count at 104 (see header.rs).
+    let head = field(&bytes, 100) as usize;
+    let count = field(&bytes, 104);
+    assert!(count >= 2, "the pristine image has free pages");
+    let next = field(&bytes, head * PAGE + 32);
+    for copy in 0..2 {
+        let base = copy * PAGE;
+        bytes[base + 100..base + 104].copy_from_slice(&next.to_le_bytes());
+        bytes[base + 104..base + 108].copy_from_slice(&(count - 1).to_le_bytes());
+        reseal(&mut bytes, copy);
+    }
+    let err = integrity(&bytes).unwrap_err();
+    assert_eq!(err.kind(), jetdb::ErrorKind::DatabaseCorrupted);
+    assert!(
+        err.message()
+            .contains(&format!("page {head} is used by nothing")),
+        "{err}"
+    );
 }
