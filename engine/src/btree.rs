@@ -10,6 +10,7 @@
 //! at least one key. There are no sibling links: a scan steps to the next leaf through the path
 //! from the root, so a split or merge touches only the pages it changes and their parent.
 
+use std::collections::BTreeSet;
 use std::mem;
 
 use crate::error::{Result, bail};
@@ -40,6 +41,17 @@ impl SeekMode {
     fn forward(self) -> bool {
         matches!(self, SeekMode::Eq | SeekMode::Ge | SeekMode::Gt)
     }
+
+    /// Whether `found` is an answer this mode may give for a seek to `key`.
+    fn admits(self, found: &[u8], key: &[u8]) -> bool {
+        match self {
+            SeekMode::Eq => found == key,
+            SeekMode::Ge => found >= key,
+            SeekMode::Gt => found > key,
+            SeekMode::Le => found <= key,
+            SeekMode::Lt => found < key,
+        }
+    }
 }
 
 fn corrupt_kind(pager: &Pager, pgno: Pgno, kind: PageKind) -> crate::JetError {
@@ -47,6 +59,16 @@ fn corrupt_kind(pager: &Pager, pgno: Pgno, kind: PageKind) -> crate::JetError {
         crate::ErrorKind::DatabaseCorrupted,
         format!(
             "{}: page {pgno} is a {kind:?} page inside a B+tree",
+            pager.path().display()
+        ),
+    )
+}
+
+fn empty_leaf(pager: &Pager, pgno: Pgno) -> crate::JetError {
+    crate::JetError::new(
+        crate::ErrorKind::DatabaseCorrupted,
+        format!(
+            "{}: leaf page {pgno} is empty but is not a root",
             pager.path().display()
         ),
     )
@@ -199,7 +221,7 @@ fn modify<R>(
         }
         Some((i, child)) => {
             let (out, child_changed) = modify(pager, child, key, change, depth + 1, op)?;
-            let changed = child_changed && fix_child(pager, pgno, i, key, change)?;
+            let changed = child_changed && fix_child(pager, pgno, i, child, key, change)?;
             Ok((out, changed))
         }
     }
@@ -212,17 +234,24 @@ fn fix_child(
     pager: &mut Pager,
     parent: Pgno,
     i: usize,
+    child: Pgno,
     key: &[u8],
     change: Change,
 ) -> Result<bool> {
     let page_size = pager.page_size();
-    let child = match pager.node(parent)? {
-        Node::Branch(branch) => branch.children[i],
-        other => {
-            let kind = other.kind();
-            return Err(corrupt_kind(pager, parent, kind));
-        }
+    // On a sound tree the parent still names the child it named on the way down; in a corrupt
+    // one, a page shared with a level below may have changed under us.
+    let still_there = match pager.node(parent)? {
+        Node::Branch(branch) => branch.children.get(i) == Some(&child),
+        _ => false,
     };
+    if !still_there {
+        bail!(
+            DatabaseCorrupted,
+            "{}: branch page {parent} changed under an operation below it (a shared page?)",
+            pager.path().display()
+        );
+    }
     let (len, appended) = match pager.node(child)? {
         node @ Node::Leaf(leaf) => (
             node.encoded_len(),
@@ -259,7 +288,7 @@ fn fix_root(pager: &mut Pager, root: Pgno, key: &[u8], change: Change) -> Result
                 }),
             );
             *pager.node_mut(child)? = content;
-            fix_child(pager, root, 0, key, change)?;
+            fix_child(pager, root, 0, child, key, change)?;
             debug_assert!(pager.node(root)?.encoded_len() <= pager.page_size());
             return Ok(());
         }
@@ -415,6 +444,9 @@ pub(crate) fn seek(
             }
             Node::Leaf(leaf) => {
                 let entries = &leaf.entries;
+                if entries.is_empty() && !path.is_empty() {
+                    return Err(empty_leaf(pager, pgno));
+                }
                 let below = entries.partition_point(|e| e.key.as_slice() < key);
                 let not_above = entries.partition_point(|e| e.key.as_slice() <= key);
                 let found = match mode {
@@ -424,10 +456,24 @@ pub(crate) fn seek(
                     SeekMode::Le => not_above.checked_sub(1),
                     SeekMode::Lt => below.checked_sub(1),
                 };
-                if let Some(i) = found {
-                    return Ok(Some(entries[i].clone()));
+                let entry = match found {
+                    Some(i) => Some(entries[i].clone()),
+                    None => step_leaf(pager, path, mode.forward())?,
+                };
+                // A sound tree always answers on the right side of the key. Checking it here
+                // turns keys misplaced across pages into an error, and guarantees that a scan,
+                // whose every step is a seek past the current key, ends.
+                if let Some(entry) = &entry {
+                    if !mode.admits(&entry.key, key) {
+                        bail!(
+                            DatabaseCorrupted,
+                            "{}: seeking {mode:?} {key:?} found {:?}: keys out of order across pages",
+                            pager.path().display(),
+                            entry.key
+                        );
+                    }
                 }
-                return step_leaf(pager, path, mode.forward());
+                return Ok(entry);
             }
             other => {
                 let kind = other.kind();
@@ -444,7 +490,7 @@ pub(crate) fn edge(pager: &mut Pager, root: Pgno, forward: bool) -> Result<Optio
 }
 
 /// From the leaf at the end of `path`, the first entry of the next leaf (or the last of the
-/// previous one), skipping empty leaves.
+/// previous one).
 fn step_leaf(
     pager: &mut Pager,
     mut path: Vec<(Pgno, usize)>,
@@ -462,16 +508,14 @@ fn step_leaf(
         if let Some(j) = next {
             let child = branch.children[j];
             path.push((pgno, j));
-            if let Some(entry) = descend_edge(pager, child, forward, &mut path)? {
-                return Ok(Some(entry));
-            }
+            return descend_edge(pager, child, forward, &mut path);
         }
     }
     Ok(None)
 }
 
 /// Descends from `pgno` along the first (or last) children to a leaf and returns its first (or
-/// last) entry; an empty leaf on the way sends the search on to the neighbouring leaf.
+/// last) entry. Only the root may be an empty leaf: any other is corruption.
 fn descend_edge(
     pager: &mut Pager,
     mut pgno: Pgno,
@@ -500,7 +544,8 @@ fn descend_edge(
                 };
                 return match entry {
                     Some(entry) => Ok(Some(entry.clone())),
-                    None => step_leaf(pager, mem::take(path), forward),
+                    None if path.is_empty() => Ok(None),
+                    None => Err(empty_leaf(pager, pgno)),
                 };
             }
             other => {
@@ -520,9 +565,17 @@ pub(crate) fn visit(
     visit_value: &mut dyn FnMut(&Value),
 ) -> Result<()> {
     let mut stack = vec![(root, 0usize)];
+    let mut seen = BTreeSet::new();
     while let Some((pgno, depth)) = stack.pop() {
         if depth >= DEPTH_MAX {
             return Err(too_deep(pager, pgno));
+        }
+        if !seen.insert(pgno) {
+            bail!(
+                DatabaseCorrupted,
+                "{}: page {pgno} is linked twice in one tree",
+                pager.path().display()
+            );
         }
         visit_page(pgno);
         match pager.node(pgno)? {

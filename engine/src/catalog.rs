@@ -50,7 +50,13 @@ pub(crate) fn insert(pager: &mut Pager, name: &str, root: Pgno) -> Result<()> {
         name.as_bytes(),
         Value::Inline(root.to_le_bytes().to_vec()),
     )?;
-    assert!(old.is_none(), "table {name} was checked to be new");
+    if old.is_some() {
+        bail!(
+            CatalogCorrupted,
+            "{}: the catalog held table {name:?} unseen",
+            pager.path().display()
+        );
+    }
     Ok(())
 }
 

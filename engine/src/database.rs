@@ -45,9 +45,14 @@ impl Default for DatabaseOptions {
 
 /// A handle to a table of a [`Database`], from [`Database::create_table`] or
 /// [`Database::open_table`].
+///
+/// A handle names one table of one open database: after the table is deleted, the handle is
+/// refused with `JET_errInvalidTableId`, even if a new table reuses its pages.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Table {
     root: Pgno,
+    /// Unique among the tables this `Database` value has opened or created.
+    id: u64,
 }
 
 impl Table {
@@ -78,7 +83,9 @@ impl Table {
 #[derive(Debug)]
 pub struct Database {
     pager: Pager,
-    tables: BTreeMap<String, Pgno>,
+    tables: BTreeMap<String, Table>,
+    /// The id the next table handle gets.
+    next_table_id: u64,
     /// The first failure in the middle of a change; once set, changes are refused.
     failed: Option<JetError>,
 }
@@ -208,10 +215,16 @@ impl Database {
         if !copies_agree && !options.read_only {
             pager.rewrite_header();
         }
-        let tables = catalog::load(&mut pager)?;
+        let tables: BTreeMap<String, Table> = catalog::load(&mut pager)?
+            .into_iter()
+            .zip(1..)
+            .map(|((name, root), id)| (name, Table { root, id }))
+            .collect();
+        let next_table_id = tables.len() as u64 + 1;
         Ok(Database {
             pager,
             tables,
+            next_table_id,
             failed: None,
         })
     }
@@ -249,14 +262,20 @@ impl Database {
             catalog::insert(&mut db.pager, name, root)?;
             Ok(root)
         })?;
-        self.tables.insert(name.to_string(), root);
-        Ok(Table { root })
+        let table = Table {
+            root,
+            id: self.next_table_id,
+        };
+        self.next_table_id += 1;
+        self.tables.insert(name.to_string(), table);
+        Ok(table)
     }
 
     /// The table called `name`; fails with `JET_errObjectNotFound` if there is none.
     pub fn open_table(&self, name: &str) -> Result<Table> {
+        self.check_usable()?;
         match self.tables.get(name) {
-            Some(&root) => Ok(Table { root }),
+            Some(&table) => Ok(table),
             None => bail!(ObjectNotFound, "no table {name:?}"),
         }
     }
@@ -380,12 +399,7 @@ impl Database {
 
     /// Writes every change to the file and syncs it, leaving the file consistent.
     pub fn flush(&mut self) -> Result<()> {
-        if let Some(err) = &self.failed {
-            bail!(
-                DatabaseUnavailable,
-                "an earlier change failed ({err}); the database must be reopened"
-            );
-        }
+        self.check_usable()?;
         let result = self.pager.flush();
         if let Err(err) = &result {
             self.failed = Some(err.clone());
@@ -407,28 +421,39 @@ impl Database {
         &mut self.pager
     }
 
-    pub(crate) fn table_roots(&self) -> &BTreeMap<String, Pgno> {
-        &self.tables
+    pub(crate) fn table_roots(&self) -> BTreeMap<String, Pgno> {
+        self.tables
+            .iter()
+            .map(|(name, table)| (name.clone(), table.root))
+            .collect()
     }
 
-    fn check_writable(&self) -> Result<()> {
-        pager::ensure_writable(&self.pager)?;
-        if let Some(err) = &self.failed {
+    /// Refuses every call, reads included, after a failed change or write: the pages in memory
+    /// may be half-changed, and the file's state is unknown.
+    pub(crate) fn check_usable(&self) -> Result<()> {
+        let failure = self.failed.as_ref().or(self.pager.poisoned());
+        if let Some(err) = failure {
             bail!(
                 DatabaseUnavailable,
-                "an earlier change failed ({err}); the database must be reopened"
+                "an earlier change or write failed ({err}); the database must be reopened"
             );
         }
         Ok(())
     }
 
+    fn check_writable(&self) -> Result<()> {
+        pager::ensure_writable(&self.pager)?;
+        self.check_usable()
+    }
+
     fn check_table(&self, table: Table) -> Result<()> {
-        if self.tables.values().any(|&root| root == table.root) {
+        self.check_usable()?;
+        if self.tables.values().any(|&known| known == table) {
             Ok(())
         } else {
             bail!(
                 InvalidTableId,
-                "table handle with root page {} names no table of this database",
+                "the table handle (root page {}) names no table of this database now",
                 table.root
             )
         }
@@ -485,18 +510,21 @@ impl Cursor<'_> {
     /// When there is none, the cursor is left on no record.
     pub fn seek(&mut self, key: &[u8], mode: SeekMode) -> Result<bool> {
         check_key(key)?;
+        self.db.check_usable()?;
         self.current = btree::seek(&mut self.db.pager, self.root, key, mode)?;
         Ok(self.current.is_some())
     }
 
     /// Positions on the first record; returns whether the table has one.
     pub fn move_first(&mut self) -> Result<bool> {
+        self.db.check_usable()?;
         self.current = btree::edge(&mut self.db.pager, self.root, true)?;
         Ok(self.current.is_some())
     }
 
     /// Positions on the last record; returns whether the table has one.
     pub fn move_last(&mut self) -> Result<bool> {
+        self.db.check_usable()?;
         self.current = btree::edge(&mut self.db.pager, self.root, false)?;
         Ok(self.current.is_some())
     }
@@ -513,6 +541,7 @@ impl Cursor<'_> {
     }
 
     fn step(&mut self, mode: SeekMode) -> Result<bool> {
+        self.db.check_usable()?;
         let Some(current) = self.current.take() else {
             bail!(NoCurrentRecord, "the cursor is on no record");
         };
@@ -530,6 +559,7 @@ impl Cursor<'_> {
 
     /// The value of the current record.
     pub fn value(&mut self) -> Result<Vec<u8>> {
+        self.db.check_usable()?;
         match &self.current {
             Some(entry) => overflow::load(&mut self.db.pager, &entry.value),
             None => bail!(NoCurrentRecord, "the cursor is on no record"),

@@ -52,7 +52,8 @@ impl Database {
     /// branch's range, leaves at different depths, a malformed value chain or free list (or the
     /// checksum error of a page that cannot be read).
     pub fn check_integrity(&mut self) -> Result<IntegrityReport> {
-        let roots = self.table_roots().clone();
+        self.check_usable()?;
+        let roots = self.table_roots();
         let pager = self.pager_mut();
         let page_count = pager.header().page_count;
         let mut checker = Checker {

@@ -40,6 +40,12 @@ pub(crate) struct Pager {
     disk_state: DbState,
     /// Whether `header` differs from the copies on disk.
     header_dirty: bool,
+    /// Whether pages were written since the last fsync: the header is never written before
+    /// the pages it describes are durable.
+    unsynced: bool,
+    /// The first failed write or fsync. After it the file's state is unknown (a failed fsync
+    /// may have dropped written pages), so the pager writes nothing more.
+    poisoned: Option<JetError>,
     cache: BTreeMap<Pgno, Frame>,
     cache_pages_max: usize,
     /// A logical clock for least-recently-used eviction.
@@ -66,6 +72,8 @@ impl Pager {
             disk_state: header.state,
             header,
             header_dirty: false,
+            unsynced: false,
+            poisoned: None,
             cache: BTreeMap::new(),
             cache_pages_max: (cache_size / page_size).max(limits::CACHE_PAGES_MIN),
             tick: 0,
@@ -101,7 +109,7 @@ impl Pager {
     pub(crate) fn node_mut(&mut self, pgno: Pgno) -> Result<&mut Node> {
         assert!(self.writable, "a read-only pager is never changed");
         self.load(pgno)?;
-        let dbtime = self.next_dbtime();
+        let dbtime = self.next_dbtime()?;
         let frame = self.cache.get_mut(&pgno).expect("loaded");
         assert!(dbtime > frame.dbtime, "page dbtimes only grow");
         frame.dbtime = dbtime;
@@ -127,6 +135,14 @@ impl Pager {
                     DatabaseCorrupted,
                     "{}: free page {head} links to page {next}",
                     self.path.display()
+                );
+            }
+            if (next == 0) != (self.header.free_count == 1) {
+                bail!(
+                    DatabaseCorrupted,
+                    "{}: the free list ends at page {head} but the header counts {} free pages",
+                    self.path.display(),
+                    self.header.free_count
                 );
             }
             self.header.free_head = next;
@@ -169,6 +185,13 @@ impl Pager {
                 self.path.display()
             );
         }
+        if let Node::Free(_) = self.node(pgno)? {
+            bail!(
+                DatabaseCorrupted,
+                "{}: page {pgno} is freed twice (linked from two places)",
+                self.path.display()
+            );
+        }
         let head = self.header.free_head;
         *self.node_mut(pgno)? = Node::Free(head);
         self.header.free_head = pgno;
@@ -187,6 +210,7 @@ impl Pager {
         if !self.writable {
             return Ok(());
         }
+        self.check_not_poisoned()?;
         let dirty: Vec<Pgno> = self
             .cache
             .iter()
@@ -208,10 +232,29 @@ impl Pager {
         self.cache.values().filter(|f| f.dirty).count()
     }
 
-    fn next_dbtime(&mut self) -> u64 {
-        self.header.dbtime += 1;
+    fn next_dbtime(&mut self) -> Result<u64> {
+        let Some(next) = self.header.dbtime.checked_add(1) else {
+            bail!(
+                DatabaseCorrupted,
+                "{}: the header's dbtime is at its maximum",
+                self.path.display()
+            );
+        };
+        self.header.dbtime = next;
         self.header_dirty = true;
-        self.header.dbtime
+        Ok(next)
+    }
+
+    /// The first failed write or fsync, if any.
+    pub(crate) fn poisoned(&self) -> Option<&JetError> {
+        self.poisoned.as_ref()
+    }
+
+    /// Records a failed write or fsync and returns its error.
+    fn io_failed(&mut self, what: String, err: &std::io::Error) -> JetError {
+        let err = JetError::io(format!("{}: {what}", self.path.display()), err);
+        self.poisoned.get_or_insert_with(|| err.clone());
+        err
     }
 
     fn load(&mut self, pgno: Pgno) -> Result<()> {
@@ -289,6 +332,7 @@ impl Pager {
     /// Writes the pages `pgnos` (ascending, all dirty), gathering runs of consecutive pages.
     fn write_back(&mut self, pgnos: &[Pgno]) -> Result<()> {
         debug_assert!(pgnos.windows(2).all(|w| w[0] < w[1]));
+        self.check_not_poisoned()?;
         self.mark_dirty_on_disk()?;
         let mut batch: Vec<u8> = Vec::new();
         let mut page = vec![0u8; self.page_size];
@@ -308,17 +352,11 @@ impl Pager {
                 batch.extend_from_slice(&page);
             }
             let offset = u64::from(pgnos[start]) * self.page_size as u64;
-            self.file.write_all_at(&batch, offset).map_err(|err| {
-                JetError::io(
-                    format!(
-                        "{}: write pages {}..={}",
-                        self.path.display(),
-                        pgnos[start],
-                        pgnos[end - 1]
-                    ),
-                    &err,
-                )
-            })?;
+            self.unsynced = true;
+            if let Err(err) = self.file.write_all_at(&batch, offset) {
+                let what = format!("write pages {}..={}", pgnos[start], pgnos[end - 1]);
+                return Err(self.io_failed(what, &err));
+            }
             for pgno in &pgnos[start..end] {
                 self.cache.get_mut(pgno).expect("present").dirty = false;
             }
@@ -342,17 +380,25 @@ impl Pager {
 
     /// Writes both header copies, each followed by an fsync, so one is whole at every instant.
     fn write_header(&mut self) -> Result<()> {
-        self.header.sequence += 1;
+        self.check_not_poisoned()?;
+        if self.unsynced {
+            // The header must never describe pages that are not yet durable.
+            self.sync()?;
+        }
+        let Some(sequence) = self.header.sequence.checked_add(1) else {
+            bail!(
+                DatabaseCorrupted,
+                "{}: the header's update sequence is at its maximum",
+                self.path.display()
+            );
+        };
+        self.header.sequence = sequence;
         for pgno in [HEADER_PGNO, SHADOW_PGNO] {
             let page = self.header.encode(pgno);
-            self.file
-                .write_all_at(&page, u64::from(pgno) * self.page_size as u64)
-                .map_err(|err| {
-                    JetError::io(
-                        format!("{}: write header copy {pgno}", self.path.display()),
-                        &err,
-                    )
-                })?;
+            let offset = u64::from(pgno) * self.page_size as u64;
+            if let Err(err) = self.file.write_all_at(&page, offset) {
+                return Err(self.io_failed(format!("write header copy {pgno}"), &err));
+            }
             self.sync()?;
         }
         self.disk_state = self.header.state;
@@ -360,10 +406,23 @@ impl Pager {
         Ok(())
     }
 
-    fn sync(&self) -> Result<()> {
-        self.file
-            .sync()
-            .map_err(|err| JetError::io(format!("{}: fsync", self.path.display()), &err))
+    fn sync(&mut self) -> Result<()> {
+        if let Err(err) = self.file.sync() {
+            return Err(self.io_failed("fsync".to_string(), &err));
+        }
+        self.unsynced = false;
+        Ok(())
+    }
+
+    fn check_not_poisoned(&self) -> Result<()> {
+        match &self.poisoned {
+            Some(err) => bail!(
+                DatabaseUnavailable,
+                "{}: an earlier write failed ({err}); the database must be reopened",
+                self.path.display()
+            ),
+            None => Ok(()),
+        }
     }
 }
 

@@ -1,0 +1,505 @@
+//! Regressions from the first review of the storage core: hand-built files, each page sealed
+//! with a correct checksum, whose structure is wrong in one precise way. Every case must end in
+//! a `JetError` — not a panic, not a hang, not a wrong answer.
+
+#![allow(
+    clippy::disallowed_methods,
+    reason = "a hang must fail the test, so cases run under a timeout thread"
+)]
+
+use std::io;
+use std::path::Path;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use jetdb::page::{PageHeader, PageKind, seal};
+use jetdb::{
+    Database, DatabaseOptions, DbHeader, DbState, Env, ErrorKind, JetError, ManualClock, MemVfs,
+    OpenMode, SeededEntropy, SeekMode, Vfs, VfsFile,
+};
+
+const PAGE: usize = 4096;
+
+fn sealed(pgno: u32, kind: PageKind, body: &[u8]) -> Vec<u8> {
+    let mut page = vec![0u8; PAGE];
+    page[32..32 + body.len()].copy_from_slice(body);
+    seal(
+        &mut page,
+        PageHeader {
+            pgno,
+            dbtime: 1,
+            kind,
+        },
+    );
+    page
+}
+
+/// A leaf page of inline entries (layout in node.rs).
+fn leaf(pgno: u32, entries: &[(&[u8], &[u8])]) -> Vec<u8> {
+    let mut body = (entries.len() as u16).to_le_bytes().to_vec();
+    for (key, value) in entries {
+        body.extend([key.len() as u8, 0]);
+        body.extend(*key);
+        body.extend((value.len() as u16).to_le_bytes());
+        body.extend(*value);
+    }
+    sealed(pgno, PageKind::Leaf, &body)
+}
+
+/// A branch page (layout in node.rs).
+fn branch(pgno: u32, keys: &[Vec<u8>], children: &[u32]) -> Vec<u8> {
+    assert_eq!(children.len(), keys.len() + 1);
+    let mut body = (keys.len() as u16).to_le_bytes().to_vec();
+    body.extend(children[0].to_le_bytes());
+    for (key, child) in keys.iter().zip(&children[1..]) {
+        body.push(key.len() as u8);
+        body.extend(key);
+        body.extend(child.to_le_bytes());
+    }
+    sealed(pgno, PageKind::Branch, &body)
+}
+
+fn free(pgno: u32, next: u32) -> Vec<u8> {
+    sealed(pgno, PageKind::Free, &next.to_le_bytes())
+}
+
+/// The catalog leaf (page 2) naming table "t" rooted at `root`.
+fn catalog(root: u32) -> Vec<u8> {
+    leaf(2, &[(b"t", &root.to_le_bytes())])
+}
+
+fn header(page_count: u32, free_head: u32, free_count: u32) -> DbHeader {
+    DbHeader {
+        format_version: jetdb::header::FORMAT_VERSION,
+        page_size: PAGE as u32,
+        sequence: 1,
+        db_signature: Default::default(),
+        log_signature: Default::default(),
+        state: DbState::CleanShutdown,
+        dbtime: 10,
+        page_count,
+        free_head,
+        free_count,
+        consistent_lgpos: Default::default(),
+        consistent_millis: 0,
+        backup_full: Default::default(),
+        backup_incremental: Default::default(),
+    }
+}
+
+/// A file image: both header copies, then `pages` from page 2 on.
+fn image(header: &DbHeader, pages: Vec<Vec<u8>>) -> Vec<u8> {
+    let mut out = header.encode(0);
+    out.extend(header.encode(1));
+    pages.into_iter().for_each(|page| out.extend(page));
+    assert_eq!(out.len(), header.page_count as usize * PAGE);
+    out
+}
+
+fn open(bytes: &[u8]) -> jetdb::Result<Database> {
+    let vfs = MemVfs::new();
+    vfs.open(Path::new("d.edb"), OpenMode::CreateNew)
+        .unwrap()
+        .write_all_at(bytes, 0)
+        .unwrap();
+    let env = Env::new(
+        Arc::new(vfs),
+        Arc::new(ManualClock::new(0)),
+        Arc::new(SeededEntropy::new(1)),
+    );
+    Database::open(
+        &env,
+        Path::new("d.edb"),
+        &DatabaseOptions {
+            page_size: PAGE,
+            ..Default::default()
+        },
+    )
+}
+
+/// Runs `f` on another thread and fails the test if it does not finish within five seconds.
+fn within_5s<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(Duration::from_secs(5))
+        .expect("the call hung")
+}
+
+fn corrupted<T: std::fmt::Debug>(result: jetdb::Result<T>) -> JetError {
+    let err = result.expect_err("corruption went unnoticed");
+    assert_eq!(err.kind(), ErrorKind::DatabaseCorrupted, "{err}");
+    err
+}
+
+#[test]
+fn a_key_misplaced_across_leaves_is_an_error_not_a_wrong_answer() {
+    // Root: separator "m" over ["a"] and ["b"]; "b" sorts below "m" but sits on the right.
+    let img = image(
+        &header(6, 0, 0),
+        vec![
+            catalog(3),
+            branch(3, &[b"m".to_vec()], &[4, 5]),
+            leaf(4, &[(b"a", b"1")]),
+            leaf(5, &[(b"b", b"2")]),
+        ],
+    );
+    let mut db = open(&img).unwrap();
+    let t = db.open_table("t").unwrap();
+    // Seeking past "a" lands in the right leaf on "b", which is not >= "c".
+    corrupted(db.cursor(t).unwrap().seek(b"c", SeekMode::Ge));
+    // A scan ends with an error instead of returning "b" for ever.
+    let results: Vec<_> = within_5s(move || db.range(t, .., false).unwrap().take(10).collect());
+    assert!(
+        results.len() <= 3,
+        "the scan did not end: {} records",
+        results.len()
+    );
+    assert_eq!(
+        results.last().unwrap().as_ref().unwrap_err().kind(),
+        ErrorKind::DatabaseCorrupted
+    );
+}
+
+#[test]
+fn a_catalog_with_misplaced_keys_does_not_hang_open() {
+    let root = 5u32.to_le_bytes();
+    let img = image(
+        &header(6, 0, 0),
+        vec![
+            branch(2, &[b"m".to_vec()], &[3, 4]),
+            leaf(3, &[(b"a", &root)]),
+            leaf(4, &[(b"b", &root)]),
+            leaf(5, &[]),
+        ],
+    );
+    corrupted(within_5s(move || open(&img).map(drop)));
+}
+
+#[test]
+fn a_dag_of_empty_leaves_neither_overflows_the_stack_nor_hangs() {
+    let keys: Vec<Vec<u8>> = (0..500u32).map(|i| vec![(i >> 8) as u8, i as u8]).collect();
+    let img = image(
+        &header(7, 0, 0),
+        vec![
+            catalog(3),
+            branch(3, &keys, &[4; 501]),
+            branch(4, &keys, &[5; 501]),
+            branch(5, &keys, &[6; 501]),
+            leaf(6, &[]),
+        ],
+    );
+    let err = within_5s(move || {
+        let mut db = open(&img).unwrap();
+        let t = db.open_table("t").unwrap();
+        db.cursor(t).unwrap().move_first().map(drop)
+    });
+    corrupted(err);
+}
+
+#[test]
+fn deleting_a_table_whose_tree_shares_pages_is_an_error() {
+    let keys: Vec<Vec<u8>> = (0..300u32).map(|i| vec![(i >> 8) as u8, i as u8]).collect();
+    let mut pages = vec![catalog(3)];
+    for pgno in 3..12u32 {
+        pages.push(branch(pgno, &keys, &[pgno + 1; 301]));
+    }
+    pages.push(leaf(12, &[]));
+    let img = image(&header(13, 0, 0), pages);
+    corrupted(within_5s(move || open(&img).unwrap().delete_table("t")));
+}
+
+#[test]
+fn counters_at_their_limits_are_errors_not_overflows() {
+    let pages = || vec![catalog(3), leaf(3, &[(b"a", b"1")])];
+    let dbtime_max = DbHeader {
+        dbtime: u64::MAX,
+        ..header(4, 0, 0)
+    };
+    let mut db = open(&image(&dbtime_max, pages())).unwrap();
+    let t = db.open_table("t").unwrap();
+    corrupted(db.put(t, b"b", b"2"));
+
+    let sequence_max = DbHeader {
+        sequence: u64::MAX,
+        ..header(4, 0, 0)
+    };
+    let mut db = open(&image(&sequence_max, pages())).unwrap();
+    let t = db.open_table("t").unwrap();
+    db.put(t, b"b", b"2").unwrap();
+    corrupted(db.flush());
+
+    // The header counts one free page; the list holds two.
+    let img = image(
+        &header(7, 4, 1),
+        vec![
+            catalog(3),
+            leaf(3, &[]),
+            free(4, 5),
+            free(5, 0),
+            leaf(6, &[]),
+        ],
+    );
+    let mut db = open(&img).unwrap();
+    corrupted(db.create_table("x").map(drop));
+}
+
+#[test]
+fn a_page_shared_by_an_ancestor_is_an_error_not_an_index_panic() {
+    // Root Q (page 3) has 270 keys; its last child C (4) has children D (5) and Q itself.
+    let q_keys: Vec<Vec<u8>> = (0..270u32)
+        .map(|i| format!("k{i:09}").into_bytes())
+        .collect();
+    let mut q_children = vec![7u32; 270];
+    q_children.push(4);
+    let img = image(
+        &header(8, 0, 0),
+        vec![
+            catalog(3),
+            branch(3, &q_keys, &q_children),
+            branch(4, &[b"zzzzzzzzzz".to_vec()], &[5, 3]),
+            branch(5, &[b"z5".to_vec()], &[6, 7]),
+            leaf(6, &[(b"z1", b"v")]),
+            leaf(7, &[(b"z6", b"v")]),
+        ],
+    );
+    let mut db = open(&img).unwrap();
+    let t = db.open_table("t").unwrap();
+    corrupted(db.delete(t, b"z1"));
+}
+
+#[test]
+fn a_catalog_entry_hidden_from_load_is_an_error_on_create() {
+    let root = 5u32.to_le_bytes();
+    let img = image(
+        &header(6, 0, 0),
+        vec![
+            branch(2, &[b"m".to_vec()], &[3, 4]),
+            leaf(3, &[(b"a", &root), (b"x", &root)]),
+            leaf(4, &[(b"n", &root)]),
+            leaf(5, &[]),
+        ],
+    );
+    // "x" sits left of "m", which hides "n" from the catalog scan: the load sees {a, x}.
+    let mut db = open(&img).unwrap();
+    assert_eq!(db.table_names(), vec!["a".to_string(), "x".to_string()]);
+    let err = db.create_table("n").unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::CatalogCorrupted, "{err}");
+    let mut db = open(&img).unwrap();
+    corrupted(db.check_integrity());
+}
+
+#[test]
+fn a_root_shared_by_two_tables_is_an_error_on_the_second_delete() {
+    // Table "t" and table "u" share their root page 3: deleting "u" after "t" would free the
+    // page twice. (The walk of the tree meets the freed page first; `Pager::free` also refuses
+    // a page that is already free, as a second line.)
+    let img = image(
+        &header(4, 0, 0),
+        vec![
+            leaf(
+                2,
+                &[(b"t", &3u32.to_le_bytes()), (b"u", &3u32.to_le_bytes())],
+            ),
+            leaf(3, &[]),
+        ],
+    );
+    let mut db = open(&img).unwrap();
+    db.delete_table("t").unwrap();
+    corrupted(db.delete_table("u"));
+}
+
+#[test]
+fn a_stale_table_handle_is_refused_even_when_its_pages_are_reused() {
+    let env = Env::memory(1);
+    let mut db = Database::create(&env, Path::new("d.edb"), &DatabaseOptions::default()).unwrap();
+    let a = db.create_table("a").unwrap();
+    db.delete_table("a").unwrap();
+    let b = db.create_table("b").unwrap();
+    assert_eq!(
+        a.root(),
+        b.root(),
+        "the new table reuses the freed root page"
+    );
+    db.put(b, b"k", b"from b").unwrap();
+    assert_eq!(
+        db.get(a, b"k").unwrap_err().kind(),
+        ErrorKind::InvalidTableId
+    );
+    assert_eq!(
+        db.put(a, b"k", b"x").unwrap_err().kind(),
+        ErrorKind::InvalidTableId
+    );
+    assert_eq!(db.open_table("b").unwrap(), b);
+}
+
+#[test]
+fn after_a_failed_change_nothing_is_written_and_nothing_panics() {
+    // The free list names a live leaf: the allocation in the middle of a root split fails,
+    // leaving an overfull root in the cache. Nothing may write it out afterwards.
+    let vfs = MemVfs::new();
+    let env = Env::new(
+        Arc::new(vfs.clone()),
+        Arc::new(ManualClock::new(0)),
+        Arc::new(SeededEntropy::new(1)),
+    );
+    let options = DatabaseOptions {
+        page_size: PAGE,
+        cache_size: 0,
+        ..Default::default()
+    };
+    let mut db = Database::create(&env, Path::new("d.edb"), &options).unwrap();
+    let big = db.create_table("big").unwrap();
+    let t = db.create_table("t").unwrap();
+    for i in 0u8..4 {
+        db.put(t, &[i], &[7u8; 900]).unwrap();
+    }
+    for i in 0u32..3000 {
+        db.put(big, &i.to_be_bytes(), &[1u8; 100]).unwrap();
+    }
+    db.close().unwrap();
+    let file = vfs.open(Path::new("d.edb"), OpenMode::ReadWrite).unwrap();
+    let mut page = vec![0u8; PAGE];
+    file.read_exact_at(&mut page, 0).unwrap();
+    let header = DbHeader::decode(&page, 0).unwrap();
+    let lying = DbHeader {
+        free_head: 3,
+        free_count: 1,
+        sequence: header.sequence + 1,
+        ..header
+    };
+    file.write_all_at(&lying.encode(0), 0).unwrap();
+    file.write_all_at(&lying.encode(1), PAGE as u64).unwrap();
+    drop(file);
+    let mut db = Database::open(&env, Path::new("d.edb"), &options).unwrap();
+    let (t, big) = (db.open_table("t").unwrap(), db.open_table("big").unwrap());
+    corrupted(db.put(t, &[9], &[7u8; 900]));
+    assert_eq!(
+        db.range(big, .., false).map(drop).unwrap_err().kind(),
+        ErrorKind::DatabaseUnavailable
+    );
+    assert_eq!(
+        db.flush().unwrap_err().kind(),
+        ErrorKind::DatabaseUnavailable
+    );
+}
+
+/// Records every write (as page ranges) and every fsync.
+#[derive(Debug, Clone)]
+struct RecordingVfs {
+    inner: MemVfs,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+#[derive(Debug)]
+struct RecordingFile {
+    inner: Box<dyn VfsFile>,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Vfs for RecordingVfs {
+    fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Box<dyn VfsFile>> {
+        Ok(Box::new(RecordingFile {
+            inner: self.inner.open(path, mode)?,
+            log: Arc::clone(&self.log),
+        }))
+    }
+    fn exists(&self, path: &Path) -> io::Result<bool> {
+        self.inner.exists(path)
+    }
+    fn is_dir(&self, path: &Path) -> io::Result<bool> {
+        self.inner.is_dir(path)
+    }
+    fn remove(&self, path: &Path) -> io::Result<()> {
+        self.inner.remove(path)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        self.inner.rename(from, to)
+    }
+    fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
+        self.inner.list(dir)
+    }
+    fn create_dir(&self, path: &Path) -> io::Result<()> {
+        self.inner.create_dir(path)
+    }
+    fn remove_dir(&self, path: &Path) -> io::Result<()> {
+        self.inner.remove_dir(path)
+    }
+    fn sync_dir(&self, path: &Path) -> io::Result<()> {
+        self.inner.sync_dir(path)
+    }
+}
+
+impl VfsFile for RecordingFile {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        self.inner.read_at(buf, offset)
+    }
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        let first = offset / PAGE as u64;
+        let what = if first < 2 {
+            "header".to_string()
+        } else {
+            format!("pages from {first}")
+        };
+        self.log.lock().unwrap().push(what);
+        self.inner.write_all_at(buf, offset)
+    }
+    fn sync(&self) -> io::Result<()> {
+        self.log.lock().unwrap().push("sync".into());
+        self.inner.sync()
+    }
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        self.inner.set_len(len)
+    }
+    fn len(&self) -> io::Result<u64> {
+        self.inner.len()
+    }
+}
+
+#[test]
+fn the_header_is_never_written_while_page_writes_are_unsynced() {
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let vfs = RecordingVfs {
+        inner: MemVfs::new(),
+        log: Arc::clone(&log),
+    };
+    let env = Env::new(
+        Arc::new(vfs),
+        Arc::new(ManualClock::new(0)),
+        Arc::new(SeededEntropy::new(1)),
+    );
+    let options = DatabaseOptions {
+        page_size: PAGE,
+        cache_size: 0,
+        ..Default::default()
+    };
+    let mut db = Database::create(&env, Path::new("d.edb"), &options).unwrap();
+    let (a, b) = (db.create_table("a").unwrap(), db.create_table("b").unwrap());
+    for i in 0u32..20_000 {
+        db.put(b, &i.to_be_bytes(), &[1u8; 100]).unwrap();
+    }
+    db.flush().unwrap();
+    // One change, written back by the evictions of a long scan, then a flush that finds no
+    // dirty page left: it must still sync those writes before the header says "clean".
+    db.put(a, b"k", b"v").unwrap();
+    db.range(b, .., false)
+        .unwrap()
+        .for_each(|r| drop(r.unwrap()));
+    db.flush().unwrap();
+    db.close().unwrap();
+    let log = log.lock().unwrap();
+    let mut unsynced = false;
+    for (i, op) in log.iter().enumerate() {
+        match op.as_str() {
+            "sync" => unsynced = false,
+            "header" => assert!(
+                !unsynced,
+                "step {i}: a header write while page writes were unsynced: {:?}",
+                &log[i.saturating_sub(5)..=i]
+            ),
+            _ => unsynced = true,
+        }
+    }
+}
