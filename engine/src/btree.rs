@@ -463,15 +463,13 @@ pub(crate) fn seek(
                 // A sound tree always answers on the right side of the key. Checking it here
                 // turns keys misplaced across pages into an error, and guarantees that a scan,
                 // whose every step is a seek past the current key, ends.
-                if let Some(entry) = &entry {
-                    if !mode.admits(&entry.key, key) {
-                        bail!(
-                            DatabaseCorrupted,
-                            "{}: seeking {mode:?} {key:?} found {:?}: keys out of order across pages",
-                            pager.path().display(),
-                            entry.key
-                        );
-                    }
+                if let Some(entry) = entry.as_ref().filter(|e| !mode.admits(&e.key, key)) {
+                    bail!(
+                        DatabaseCorrupted,
+                        "{}: seeking {mode:?} {key:?} found {:?}: keys out of order across pages",
+                        pager.path().display(),
+                        entry.key
+                    );
                 }
                 return Ok(entry);
             }
