@@ -423,14 +423,59 @@ fn shortest_separator(left: &[u8], right: &[u8]) -> Vec<u8> {
         .to_vec()
 }
 
+/// The key range `[low, high)` a page's keys must lie in, as its ancestors' separators say
+/// (`None`: unbounded).
+#[derive(Clone, Debug, Default)]
+struct Bounds {
+    low: Option<Vec<u8>>,
+    high: Option<Vec<u8>>,
+}
+
+impl Bounds {
+    fn admit(&self, key: &[u8]) -> bool {
+        self.low.as_deref().is_none_or(|low| key >= low)
+            && self.high.as_deref().is_none_or(|high| key < high)
+    }
+
+    /// The bounds of child `i` of `branch`, whose own bounds are `self`.
+    fn child(&self, branch: &Branch, i: usize) -> Bounds {
+        Bounds {
+            low: if i == 0 {
+                self.low.clone()
+            } else {
+                Some(branch.keys[i - 1].clone())
+            },
+            high: branch.keys.get(i).cloned().or_else(|| self.high.clone()),
+        }
+    }
+}
+
+/// A branch on the way down to a cursor's leaf: its page, the child taken, its own bounds.
+#[derive(Clone, Debug)]
+struct Level {
+    pgno: Pgno,
+    child: usize,
+    bounds: Bounds,
+}
+
+/// Where a cursor stands: the branches on the way down, and the entry's leaf, index and bounds.
+/// It stays valid while the tree does not change, and nothing can change the tree while a
+/// cursor holds a position: the cursor borrows the database mutably.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Position {
+    path: Vec<Level>,
+    leaf: Pgno,
+    index: usize,
+    bounds: Bounds,
+}
+
+/// An entry and where it stands.
+pub(crate) type Found = Option<(LeafEntry, Position)>;
+
 /// The entry at `key` or nearest to it in the direction `mode` says.
-pub(crate) fn seek(
-    pager: &mut Pager,
-    root: Pgno,
-    key: &[u8],
-    mode: SeekMode,
-) -> Result<Option<LeafEntry>> {
-    let mut path: Vec<(Pgno, usize)> = Vec::new();
+pub(crate) fn seek(pager: &mut Pager, root: Pgno, key: &[u8], mode: SeekMode) -> Result<Found> {
+    let mut path: Vec<Level> = Vec::new();
+    let mut bounds = Bounds::default();
     let mut pgno = root;
     loop {
         if path.len() >= DEPTH_MAX {
@@ -438,9 +483,15 @@ pub(crate) fn seek(
         }
         match pager.node(pgno)? {
             Node::Branch(branch) => {
-                let i = branch.child_index(key);
-                path.push((pgno, i));
-                pgno = branch.children[i];
+                let child = branch.child_index(key);
+                let child_bounds = bounds.child(branch, child);
+                let next = branch.children[child];
+                path.push(Level {
+                    pgno,
+                    child,
+                    bounds: mem::replace(&mut bounds, child_bounds),
+                });
+                pgno = next;
             }
             Node::Leaf(leaf) => {
                 let entries = &leaf.entries;
@@ -449,29 +500,27 @@ pub(crate) fn seek(
                 }
                 let below = entries.partition_point(|e| e.key.as_slice() < key);
                 let not_above = entries.partition_point(|e| e.key.as_slice() <= key);
-                let found = match mode {
-                    SeekMode::Eq => return Ok((below < not_above).then(|| entries[below].clone())),
+                let index = match mode {
+                    SeekMode::Eq => Some(below).filter(|&i| i < not_above),
                     SeekMode::Ge => Some(below).filter(|&i| i < entries.len()),
                     SeekMode::Gt => Some(not_above).filter(|&i| i < entries.len()),
                     SeekMode::Le => not_above.checked_sub(1),
                     SeekMode::Lt => below.checked_sub(1),
                 };
-                let entry = match found {
-                    Some(i) => Some(entries[i].clone()),
+                let found = match index {
+                    Some(index) => Some((
+                        entries[index].clone(),
+                        Position {
+                            path,
+                            leaf: pgno,
+                            index,
+                            bounds,
+                        },
+                    )),
+                    None if mode == SeekMode::Eq => None,
                     None => step_leaf(pager, path, mode.forward())?,
                 };
-                // A sound tree always answers on the right side of the key. Checking it here
-                // turns keys misplaced across pages into an error, and guarantees that a scan,
-                // whose every step is a seek past the current key, ends.
-                if let Some(entry) = entry.as_ref().filter(|e| !mode.admits(&e.key, key)) {
-                    bail!(
-                        DatabaseCorrupted,
-                        "{}: seeking {mode:?} {key:?} found {:?}: keys out of order across pages",
-                        pager.path().display(),
-                        entry.key
-                    );
-                }
-                return Ok(entry);
+                return checked(pager, found, key, mode);
             }
             other => {
                 let kind = other.kind();
@@ -481,67 +530,161 @@ pub(crate) fn seek(
     }
 }
 
+/// The entry after (`forward`) or before the one at `position`, whose key is `key`.
+pub(crate) fn step(
+    pager: &mut Pager,
+    position: Position,
+    key: &[u8],
+    forward: bool,
+) -> Result<Found> {
+    let Position {
+        path,
+        leaf,
+        index,
+        bounds,
+    } = position;
+    let next = match pager.node(leaf)? {
+        Node::Leaf(node) => {
+            let j = if forward {
+                index.checked_add(1)
+            } else {
+                index.checked_sub(1)
+            };
+            j.and_then(|j| node.entries.get(j).map(|e| (e.clone(), j)))
+        }
+        other => {
+            let kind = other.kind();
+            return Err(corrupt_kind(pager, leaf, kind));
+        }
+    };
+    let found = match next {
+        Some((entry, index)) => Some((
+            entry,
+            Position {
+                path,
+                leaf,
+                index,
+                bounds,
+            },
+        )),
+        None => step_leaf(pager, path, forward)?,
+    };
+    checked(
+        pager,
+        found,
+        key,
+        if forward { SeekMode::Gt } else { SeekMode::Lt },
+    )
+}
+
+/// `found`, if it lies within its leaf's bounds and on the side of `key` that `mode` asks for.
+/// A sound tree always passes. Checking it turns keys misplaced across pages into an error
+/// instead of a wrong answer, and guarantees that a scan, whose every step must pass the
+/// current key, ends.
+fn checked(pager: &Pager, found: Found, key: &[u8], mode: SeekMode) -> Result<Found> {
+    let found = within_bounds(pager, found)?;
+    if let Some((entry, _)) = found.as_ref().filter(|(e, _)| !mode.admits(&e.key, key)) {
+        bail!(
+            DatabaseCorrupted,
+            "{}: seeking {mode:?} {key:?} found {:?}: keys out of order across pages",
+            pager.path().display(),
+            entry.key
+        );
+    }
+    Ok(found)
+}
+
 /// The first (`forward`) or last entry of the tree.
-pub(crate) fn edge(pager: &mut Pager, root: Pgno, forward: bool) -> Result<Option<LeafEntry>> {
-    let mut path = Vec::new();
-    descend_edge(pager, root, forward, &mut path)
+pub(crate) fn edge(pager: &mut Pager, root: Pgno, forward: bool) -> Result<Found> {
+    let found = descend_edge(pager, root, forward, Vec::new(), Bounds::default())?;
+    within_bounds(pager, found)
+}
+
+/// `found`, if its key lies in the range its leaf's ancestors give that leaf.
+fn within_bounds(pager: &Pager, found: Found) -> Result<Found> {
+    if let Some((entry, position)) = found.as_ref().filter(|(e, p)| !p.bounds.admit(&e.key)) {
+        bail!(
+            DatabaseCorrupted,
+            "{}: leaf page {} holds key {:?}, outside the range its branches give it",
+            pager.path().display(),
+            position.leaf,
+            entry.key
+        );
+    }
+    Ok(found)
 }
 
 /// From the leaf at the end of `path`, the first entry of the next leaf (or the last of the
 /// previous one).
-fn step_leaf(
-    pager: &mut Pager,
-    mut path: Vec<(Pgno, usize)>,
-    forward: bool,
-) -> Result<Option<LeafEntry>> {
-    while let Some((pgno, i)) = path.pop() {
-        let Node::Branch(branch) = pager.node(pgno)? else {
-            unreachable!("the path holds branches")
+fn step_leaf(pager: &mut Pager, mut path: Vec<Level>, forward: bool) -> Result<Found> {
+    while let Some(level) = path.pop() {
+        let next = match pager.node(level.pgno)? {
+            Node::Branch(branch) => {
+                let j = if forward {
+                    Some(level.child + 1).filter(|&j| j < branch.children.len())
+                } else {
+                    level.child.checked_sub(1)
+                };
+                j.map(|j| (j, branch.children[j], level.bounds.child(branch, j)))
+            }
+            other => {
+                let kind = other.kind();
+                return Err(corrupt_kind(pager, level.pgno, kind));
+            }
         };
-        let next = if forward {
-            Some(i + 1).filter(|&j| j < branch.children.len())
-        } else {
-            i.checked_sub(1)
-        };
-        if let Some(j) = next {
-            let child = branch.children[j];
-            path.push((pgno, j));
-            return descend_edge(pager, child, forward, &mut path);
+        if let Some((child, pgno, bounds)) = next {
+            path.push(Level { child, ..level });
+            return descend_edge(pager, pgno, forward, path, bounds);
         }
     }
     Ok(None)
 }
 
-/// Descends from `pgno` along the first (or last) children to a leaf and returns its first (or
-/// last) entry. Only the root may be an empty leaf: any other is corruption.
+/// Descends from `pgno`, whose bounds are `bounds`, along the first (or last) children to a leaf
+/// and returns its first (or last) entry. Only the root may be an empty leaf.
 fn descend_edge(
     pager: &mut Pager,
     mut pgno: Pgno,
     forward: bool,
-    path: &mut Vec<(Pgno, usize)>,
-) -> Result<Option<LeafEntry>> {
+    mut path: Vec<Level>,
+    mut bounds: Bounds,
+) -> Result<Found> {
     loop {
         if path.len() >= DEPTH_MAX {
             return Err(too_deep(pager, pgno));
         }
         match pager.node(pgno)? {
             Node::Branch(branch) => {
-                let i = if forward {
+                let child = if forward {
                     0
                 } else {
                     branch.children.len() - 1
                 };
-                path.push((pgno, i));
-                pgno = branch.children[i];
+                let child_bounds = bounds.child(branch, child);
+                let next = branch.children[child];
+                path.push(Level {
+                    pgno,
+                    child,
+                    bounds: mem::replace(&mut bounds, child_bounds),
+                });
+                pgno = next;
             }
             Node::Leaf(leaf) => {
-                let entry = if forward {
-                    leaf.entries.first()
+                let index = if forward {
+                    0
                 } else {
-                    leaf.entries.last()
+                    leaf.entries.len().saturating_sub(1)
                 };
-                return match entry {
-                    Some(entry) => Ok(Some(entry.clone())),
+                return match leaf.entries.get(index) {
+                    Some(entry) => Ok(Some((
+                        entry.clone(),
+                        Position {
+                            path,
+                            leaf: pgno,
+                            index,
+                            bounds,
+                        },
+                    ))),
                     None if path.is_empty() => Ok(None),
                     None => Err(empty_leaf(pager, pgno)),
                 };

@@ -18,7 +18,7 @@ pub const CATALOG_ROOT: Pgno = 2;
 pub(crate) fn load(pager: &mut Pager) -> Result<BTreeMap<String, Pgno>> {
     let mut tables = BTreeMap::new();
     let mut entry = btree::edge(pager, CATALOG_ROOT, true)?;
-    while let Some(current) = entry {
+    while let Some((current, position)) = entry {
         let name = String::from_utf8(current.key.clone());
         let root = match &current.value {
             Value::Inline(bytes) if bytes.len() == 4 => {
@@ -37,7 +37,7 @@ pub(crate) fn load(pager: &mut Pager) -> Result<BTreeMap<String, Pgno>> {
                 String::from_utf8_lossy(&current.key)
             ),
         }
-        entry = btree::seek(pager, CATALOG_ROOT, &current.key, btree::SeekMode::Gt)?;
+        entry = btree::step(pager, position, &current.key, true)?;
     }
     Ok(tables)
 }

@@ -332,7 +332,7 @@ impl Database {
         self.check_table(table)?;
         check_key(key)?;
         match btree::get(&mut self.pager, table.root, key)? {
-            Some(value) => Ok(Some(overflow::load(&mut self.pager, &value)?)),
+            Some(value) => Ok(Some(overflow::load(&mut self.pager, value)?)),
             None => Ok(None),
         }
     }
@@ -502,7 +502,8 @@ fn check_key(key: &[u8]) -> Result<()> {
 pub struct Cursor<'db> {
     db: &'db mut Database,
     root: Pgno,
-    current: Option<LeafEntry>,
+    /// The current record and where it stands, so a step reads one leaf instead of descending.
+    current: btree::Found,
 }
 
 impl Cursor<'_> {
@@ -542,36 +543,36 @@ impl Cursor<'_> {
 
     fn step(&mut self, mode: SeekMode) -> Result<bool> {
         self.db.check_usable()?;
-        let Some(current) = self.current.take() else {
+        let Some((entry, position)) = self.current.take() else {
             bail!(NoCurrentRecord, "the cursor is on no record");
         };
-        self.current = btree::seek(&mut self.db.pager, self.root, &current.key, mode)?;
+        let forward = mode == SeekMode::Gt;
+        self.current = btree::step(&mut self.db.pager, position, &entry.key, forward)?;
         Ok(self.current.is_some())
+    }
+
+    fn entry(&self) -> Result<&LeafEntry> {
+        match &self.current {
+            Some((entry, _)) => Ok(entry),
+            None => bail!(NoCurrentRecord, "the cursor is on no record"),
+        }
     }
 
     /// The key of the current record.
     pub fn key(&self) -> Result<&[u8]> {
-        match &self.current {
-            Some(entry) => Ok(&entry.key),
-            None => bail!(NoCurrentRecord, "the cursor is on no record"),
-        }
+        Ok(&self.entry()?.key)
     }
 
     /// The value of the current record.
     pub fn value(&mut self) -> Result<Vec<u8>> {
         self.db.check_usable()?;
-        match &self.current {
-            Some(entry) => overflow::load(&mut self.db.pager, &entry.value),
-            None => bail!(NoCurrentRecord, "the cursor is on no record"),
-        }
+        let value = self.entry()?.value.clone();
+        overflow::load(&mut self.db.pager, value)
     }
 
     /// The length of the current record's value, without reading it.
     pub fn value_len(&self) -> Result<usize> {
-        match &self.current {
-            Some(entry) => Ok(entry.value.len()),
-            None => bail!(NoCurrentRecord, "the cursor is on no record"),
-        }
+        Ok(self.entry()?.value.len())
     }
 }
 

@@ -45,10 +45,10 @@ pub(crate) fn store(pager: &mut Pager, key: &[u8], bytes: &[u8]) -> Result<Value
 }
 
 /// The bytes of a stored value.
-pub(crate) fn load(pager: &mut Pager, value: &Value) -> Result<Vec<u8>> {
+pub(crate) fn load(pager: &mut Pager, value: Value) -> Result<Vec<u8>> {
     match value {
-        Value::Inline(bytes) => Ok(bytes.clone()),
-        &Value::Overflow { first, len } => {
+        Value::Inline(bytes) => Ok(bytes),
+        Value::Overflow { first, len } => {
             let mut out = Vec::with_capacity(len as usize);
             walk(pager, first, len, &mut |_, data| {
                 out.extend_from_slice(data)

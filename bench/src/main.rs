@@ -1,0 +1,185 @@
+//! Benchmarks jetdb against baselines measured in the same run, on the same machine and disk:
+//! SQLite (WAL, synchronous=FULL, a WITHOUT ROWID table) and redb, each with a 64 MiB cache; and
+//! for whole-file verification, a plain read of the file.
+//!
+//! Run: `cargo run --release --manifest-path bench/Cargo.toml -- [RECORDS] [VALUE_SIZE]`.
+//! Reports seconds and the ratio jetdb / baseline (below 1: jetdb is faster).
+
+#![allow(clippy::disallowed_methods, clippy::disallowed_types, reason = "a benchmark times real files")]
+
+use std::path::Path;
+use std::time::Instant;
+
+use jetdb::{Database, DatabaseOptions, Env};
+use rand::{Rng, RngCore, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+const CACHE_BYTES: usize = 64 * 1024 * 1024;
+const READS: usize = 200_000;
+
+struct Timings {
+    load: f64,
+    reads: f64,
+    scan: f64,
+}
+
+fn records(n: usize, value_size: usize) -> (Vec<[u8; 24]>, Vec<u8>) {
+    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    let keys: Vec<[u8; 24]> = (0..n)
+        .map(|_| {
+            let mut k = [0u8; 24];
+            rng.fill_bytes(&mut k);
+            k
+        })
+        .collect();
+    let mut value = vec![0u8; value_size];
+    rng.fill_bytes(&mut value);
+    (keys, value)
+}
+
+fn read_order(n: usize) -> Vec<usize> {
+    let mut rng = ChaCha8Rng::seed_from_u64(2);
+    (0..READS).map(|_| rng.random_range(0..n)).collect()
+}
+
+fn timed<T>(f: impl FnOnce() -> T) -> (T, f64) {
+    let start = Instant::now();
+    let out = f();
+    (out, start.elapsed().as_secs_f64())
+}
+
+fn jetdb(dir: &Path, keys: &[[u8; 24]], value: &[u8], order: &[usize]) -> Timings {
+    let env = Env::os();
+    let options = DatabaseOptions { cache_size: CACHE_BYTES, ..Default::default() };
+    let path = dir.join("data.edb");
+    let (_, load) = timed(|| {
+        let mut db = Database::create(&env, &path, &options).unwrap();
+        let t = db.create_table("t").unwrap();
+        for key in keys {
+            db.put(t, key, value).unwrap();
+        }
+        db.close().unwrap();
+    });
+    let mut db = Database::open(&env, &path, &options).unwrap();
+    let t = db.open_table("t").unwrap();
+    let (_, reads) = timed(|| {
+        for &i in order {
+            assert_eq!(db.get(t, &keys[i]).unwrap().map(|v| v.len()), Some(value.len()));
+        }
+    });
+    let (count, scan) = timed(|| db.range(t, .., false).unwrap().map(|r| r.unwrap()).count());
+    assert_eq!(count, keys.len());
+    Timings { load, reads, scan }
+}
+
+fn sqlite(dir: &Path, keys: &[[u8; 24]], value: &[u8], order: &[usize]) -> Timings {
+    let path = dir.join("sqlite.db");
+    let open = || {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(&format!(
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA cache_size=-{};",
+            CACHE_BYTES / 1024
+        ))
+        .unwrap();
+        conn
+    };
+    let (_, load) = timed(|| {
+        let mut conn = open();
+        conn.execute_batch("CREATE TABLE t (k BLOB PRIMARY KEY, v BLOB) WITHOUT ROWID").unwrap();
+        let tx = conn.transaction().unwrap();
+        {
+            let mut insert = tx.prepare("INSERT OR REPLACE INTO t (k, v) VALUES (?1, ?2)").unwrap();
+            for key in keys {
+                insert.execute(rusqlite::params![&key[..], value]).unwrap();
+            }
+        }
+        tx.commit().unwrap();
+        conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)").unwrap();
+    });
+    let conn = open();
+    let (_, reads) = timed(|| {
+        let mut get = conn.prepare("SELECT v FROM t WHERE k = ?1").unwrap();
+        for &i in order {
+            let v: Vec<u8> = get.query_row([&keys[i][..]], |row| row.get(0)).unwrap();
+            assert_eq!(v.len(), value.len());
+        }
+    });
+    let (count, scan) = timed(|| {
+        let mut all = conn.prepare("SELECT k, v FROM t ORDER BY k").unwrap();
+        let rows = all.query_map([], |row| Ok((row.get::<_, Vec<u8>>(0)?, row.get::<_, Vec<u8>>(1)?))).unwrap();
+        rows.map(|r| r.unwrap()).count()
+    });
+    assert_eq!(count, keys.len());
+    Timings { load, reads, scan }
+}
+
+const REDB_TABLE: redb::TableDefinition<&[u8], &[u8]> = redb::TableDefinition::new("t");
+
+fn redb(dir: &Path, keys: &[[u8; 24]], value: &[u8], order: &[usize]) -> Timings {
+    use redb::{ReadableDatabase, ReadableTable};
+    let path = dir.join("redb.db");
+    let (_, load) = timed(|| {
+        let db = redb::Builder::new().set_cache_size(CACHE_BYTES).create(&path).unwrap();
+        let tx = db.begin_write().unwrap();
+        {
+            let mut table = tx.open_table(REDB_TABLE).unwrap();
+            for key in keys {
+                table.insert(&key[..], value).unwrap();
+            }
+        }
+        tx.commit().unwrap();
+    });
+    let db = redb::Builder::new().set_cache_size(CACHE_BYTES).open(&path).unwrap();
+    let tx = db.begin_read().unwrap();
+    let table = tx.open_table(REDB_TABLE).unwrap();
+    let (_, reads) = timed(|| {
+        for &i in order {
+            assert_eq!(table.get(&keys[i][..]).unwrap().map(|v| v.value().len()), Some(value.len()));
+        }
+    });
+    let (count, scan) = timed(|| {
+        table.iter().unwrap().map(|r| {
+            let (k, v) = r.unwrap();
+            (k.value().to_vec(), v.value().to_vec())
+        }).count()
+    });
+    assert_eq!(count, keys.len());
+    Timings { load, reads, scan }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let n: usize = args.get(1).map_or(1_000_000, |a| a.parse().expect("RECORDS"));
+    let value_size: usize = args.get(2).map_or(150, |a| a.parse().expect("VALUE_SIZE"));
+    let tmp = tempfile::tempdir().unwrap();
+    let (keys, value) = records(n, value_size);
+    let order = read_order(n);
+    println!("{n} records, 24-byte random keys, {value_size}-byte values; {READS} random reads; 64 MiB caches");
+    let j = jetdb(tmp.path(), &keys, &value, &order);
+    let s = sqlite(tmp.path(), &keys, &value, &order);
+    let r = redb(tmp.path(), &keys, &value, &order);
+    println!("{:<28} {:>9} {:>9} {:>9} {:>13} {:>13}", "phase", "jetdb s", "sqlite s", "redb s", "jetdb/sqlite", "jetdb/redb");
+    for (name, jv, sv, rv) in [
+        ("load (one durable batch)", j.load, s.load, r.load),
+        ("random point reads", j.reads, s.reads, r.reads),
+        ("full ordered scan", j.scan, s.scan, r.scan),
+    ] {
+        println!("{name:<28} {jv:>9.3} {sv:>9.3} {rv:>9.3} {:>13.2} {:>13.2}", jv / sv, jv / rv);
+    }
+
+    // Whole-file verification against the plain cost of reading the file.
+    let path = tmp.path().join("data.edb");
+    let bytes = std::fs::metadata(&path).unwrap().len();
+    let (_, read) = timed(|| std::fs::read(&path).unwrap().len());
+    let (report, verify) = timed(|| jetdb::verify_file(&jetdb::OsVfs, &path).unwrap());
+    assert_eq!(report.bad_count(), 0);
+    println!(
+        "verify every page of {:.0} MiB: {verify:.3} s; plain read: {read:.3} s; ratio {:.2} (file in the OS cache)",
+        bytes as f64 / 1048576.0,
+        verify / read
+    );
+    for (name, file) in [("jetdb", "data.edb"), ("sqlite", "sqlite.db"), ("redb", "redb.db")] {
+        let size = std::fs::metadata(tmp.path().join(file)).unwrap().len();
+        println!("{name} file: {:.1} MiB", size as f64 / 1048576.0);
+    }
+}
