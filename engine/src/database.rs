@@ -385,14 +385,20 @@ impl Database {
         range: R,
         reverse: bool,
     ) -> Result<Range<'_>> {
-        let start = range.start_bound().map(|k| k.to_vec());
-        let end = range.end_bound().map(|k| k.to_vec());
+        self.check_table(table)?;
+        for bound in [range.start_bound(), range.end_bound()] {
+            if let Bound::Included(key) | Bound::Excluded(key) = bound {
+                check_key(key)?;
+            }
+        }
         Ok(Range {
-            cursor: self.cursor(table)?,
-            start,
-            end,
+            db: self,
+            root: table.root,
+            start: range.start_bound().map(|k| k.to_vec()),
+            end: range.end_bound().map(|k| k.to_vec()),
             reverse,
-            started: false,
+            position: None,
+            last_key: Vec::new(),
             done: false,
         })
     }
@@ -579,71 +585,57 @@ impl Cursor<'_> {
 /// An iterator over the records of a key range, from [`Database::range`]. It stops after the
 /// first error, which it yields.
 pub struct Range<'db> {
-    cursor: Cursor<'db>,
+    db: &'db mut Database,
+    root: Pgno,
     start: Bound<Vec<u8>>,
     end: Bound<Vec<u8>>,
     reverse: bool,
-    started: bool,
+    /// Where the last record returned stands (`None` before the first).
+    position: Option<btree::Position>,
+    /// The key of the last record returned, kept for the next step's order check.
+    last_key: Vec<u8>,
     done: bool,
 }
 
 impl Range<'_> {
     fn advance(&mut self) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
+        self.db.check_usable()?;
+        let pager = &mut self.db.pager;
+        // A reverse scan starts from the end bound and stops at the start bound.
         let (from, to) = if self.reverse {
             (&self.end, &self.start)
         } else {
             (&self.start, &self.end)
         };
-        let found = if self.started {
-            if self.reverse {
-                self.cursor.move_prev()?
-            } else {
-                self.cursor.move_next()?
-            }
-        } else {
-            self.started = true;
-            let (forward_mode, backward_mode) = match from {
-                Bound::Included(_) => (SeekMode::Ge, SeekMode::Le),
-                Bound::Excluded(_) => (SeekMode::Gt, SeekMode::Lt),
-                Bound::Unbounded => (SeekMode::Ge, SeekMode::Le),
-            };
-            match (from, self.reverse) {
-                (Bound::Unbounded, false) => self.cursor.move_first()?,
-                (Bound::Unbounded, true) => self.cursor.move_last()?,
-                (Bound::Included(k) | Bound::Excluded(k), false) => {
-                    self.cursor.seek(k, forward_mode)?
-                }
-                (Bound::Included(k) | Bound::Excluded(k), true) => {
-                    self.cursor.seek(k, backward_mode)?
-                }
-            }
+        let found = match self.position.take() {
+            Some(position) => btree::step(pager, position, &self.last_key, !self.reverse)?,
+            None => match (from, self.reverse) {
+                (Bound::Unbounded, reverse) => btree::edge(pager, self.root, !reverse)?,
+                (Bound::Included(k), false) => btree::seek(pager, self.root, k, SeekMode::Ge)?,
+                (Bound::Excluded(k), false) => btree::seek(pager, self.root, k, SeekMode::Gt)?,
+                (Bound::Included(k), true) => btree::seek(pager, self.root, k, SeekMode::Le)?,
+                (Bound::Excluded(k), true) => btree::seek(pager, self.root, k, SeekMode::Lt)?,
+            },
         };
-        if !found {
+        let Some((entry, position)) = found else {
             return Ok(None);
-        }
-        let key = self.cursor.key()?;
-        let within = match to {
-            Bound::Unbounded => true,
-            Bound::Included(k) => {
-                if self.reverse {
-                    key >= k.as_slice()
-                } else {
-                    key <= k.as_slice()
-                }
-            }
-            Bound::Excluded(k) => {
-                if self.reverse {
-                    key > k.as_slice()
-                } else {
-                    key < k.as_slice()
-                }
-            }
+        };
+        let key = entry.key.as_slice();
+        let within = match (to, self.reverse) {
+            (Bound::Unbounded, _) => true,
+            (Bound::Included(k), false) => key <= k.as_slice(),
+            (Bound::Excluded(k), false) => key < k.as_slice(),
+            (Bound::Included(k), true) => key >= k.as_slice(),
+            (Bound::Excluded(k), true) => key > k.as_slice(),
         };
         if !within {
             return Ok(None);
         }
-        let key = key.to_vec();
-        Ok(Some((key, self.cursor.value()?)))
+        self.last_key.clear();
+        self.last_key.extend_from_slice(key);
+        self.position = Some(position);
+        let value = overflow::load(pager, entry.value)?;
+        Ok(Some((entry.key, value)))
     }
 }
 

@@ -25,6 +25,15 @@ enum Op {
         key: Vec<u8>,
         mode: SeekMode,
     },
+    /// A bounded scan, compared with the model's range (bounds: 0 unbounded, 1 included, 2
+    /// excluded).
+    Range {
+        from: Vec<u8>,
+        to: Vec<u8>,
+        bounds: (u8, u8),
+        reverse: bool,
+        limit: usize,
+    },
     /// Deletes every key in `[from, from + span)` of the model's sorted keys.
     DeleteRun {
         from: usize,
@@ -70,6 +79,9 @@ fn op_strategy() -> impl Strategy<Value = Op> {
         10 => key_strategy().prop_map(|key| Op::Get { key }),
         10 => (key_strategy(), mode_strategy()).prop_map(|(key, mode)| Op::Seek { key, mode }),
         2 => (0usize..2000, 1usize..3000).prop_map(|(from, span)| Op::DeleteRun { from, span }),
+        4 => (key_strategy(), key_strategy(), (0u8..3, 0u8..3), any::<bool>(), 0usize..300).prop_map(
+            |(from, to, bounds, reverse, limit)| Op::Range { from, to, bounds, reverse, limit }
+        ),
         1 => Just(Op::Reopen),
     ]
 }
@@ -166,6 +178,61 @@ fn run(ops: &[Op], page_size: usize, cache_size: usize) {
                         assert!(cursor.move_prev().unwrap());
                         assert_eq!(cursor.key().unwrap(), expected.as_slice());
                     }
+                }
+            }
+            Op::Range {
+                from,
+                to,
+                bounds,
+                reverse,
+                limit,
+            } => {
+                let bound = |kind: u8, key: &Vec<u8>| match kind {
+                    0 => Bound::Unbounded,
+                    1 => Bound::Included(key.clone()),
+                    _ => Bound::Excluded(key.clone()),
+                };
+                let (start, end) = (bound(bounds.0, from), bound(bounds.1, to));
+                // BTreeMap panics on an inverted or empty-excluded range; such a range holds nothing.
+                let empty = match (&start, &end) {
+                    (
+                        Bound::Included(a) | Bound::Excluded(a),
+                        Bound::Included(b) | Bound::Excluded(b),
+                    ) => a > b || (a == b && (bounds.0 == 2 || bounds.1 == 2)),
+                    _ => false,
+                };
+                let expected: Vec<Vec<u8>> = if empty {
+                    Vec::new()
+                } else if *reverse {
+                    model
+                        .range((start.clone(), end.clone()))
+                        .rev()
+                        .take(*limit)
+                        .map(|(k, _)| k.clone())
+                        .collect()
+                } else {
+                    model
+                        .range((start.clone(), end.clone()))
+                        .take(*limit)
+                        .map(|(k, _)| k.clone())
+                        .collect()
+                };
+                let as_slices = (
+                    start.as_ref().map(Vec::as_slice),
+                    end.as_ref().map(Vec::as_slice),
+                );
+                let got: Vec<(Vec<u8>, Vec<u8>)> = db
+                    .range(table, as_slices, *reverse)
+                    .unwrap()
+                    .take(*limit)
+                    .map(Result::unwrap)
+                    .collect();
+                assert!(
+                    got.iter().map(|(k, _)| k).eq(expected.iter()),
+                    "range {start:?}..{end:?} reverse={reverse}"
+                );
+                for (k, v) in &got {
+                    assert_eq!(v, &model[k]);
                 }
             }
             Op::DeleteRun { from, span } => {
