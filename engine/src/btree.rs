@@ -437,24 +437,31 @@ impl Bounds {
             && self.high.as_deref().is_none_or(|high| key < high)
     }
 
-    /// The bounds of child `i` of `branch`, whose own bounds are `self`.
+    /// The bounds of child `i` of `branch`, whose own bounds are `self`: the separators around
+    /// the child, narrowed to the branch's own range. (On a sound tree the separators lie inside
+    /// it; narrowing keeps a misplaced separator from widening the range of the keys below.)
     fn child(&self, branch: &Branch, i: usize) -> Bounds {
-        Bounds {
-            low: if i == 0 {
-                self.low.clone()
-            } else {
-                Some(branch.keys[i - 1].clone())
-            },
-            high: branch.keys.get(i).cloned().or_else(|| self.high.clone()),
-        }
+        let separator_low = i.checked_sub(1).and_then(|i| branch.keys.get(i));
+        let separator_high = branch.keys.get(i);
+        let low = match (self.low.as_ref(), separator_low) {
+            (Some(a), Some(b)) => Some(a.max(b).clone()),
+            (a, b) => a.or(b).cloned(),
+        };
+        let high = match (self.high.as_ref(), separator_high) {
+            (Some(a), Some(b)) => Some(a.min(b).clone()),
+            (a, b) => a.or(b).cloned(),
+        };
+        Bounds { low, high }
     }
 }
 
-/// A branch on the way down to a cursor's leaf: its page, the child taken, its own bounds.
+/// A branch on the way down to a cursor's leaf: its page, the child taken (index and page), its
+/// own bounds.
 #[derive(Clone, Debug)]
 struct Level {
     pgno: Pgno,
     child: usize,
+    child_pgno: Pgno,
     bounds: Bounds,
 }
 
@@ -489,6 +496,7 @@ pub(crate) fn seek(pager: &mut Pager, root: Pgno, key: &[u8], mode: SeekMode) ->
                 path.push(Level {
                     pgno,
                     child,
+                    child_pgno: next,
                     bounds: mem::replace(&mut bounds, child_bounds),
                 });
                 pgno = next;
@@ -619,22 +627,31 @@ fn within_bounds(pager: &Pager, found: Found) -> Result<Found> {
 fn step_leaf(pager: &mut Pager, mut path: Vec<Level>, forward: bool) -> Result<Found> {
     while let Some(level) = path.pop() {
         let next = match pager.node(level.pgno)? {
-            Node::Branch(branch) => {
+            // The branch is read again (it may have been evicted meanwhile); it must still be the
+            // page the cursor came down through, or the file changed under it (a lost write).
+            Node::Branch(branch) if branch.children.get(level.child) == Some(&level.child_pgno) => {
                 let j = if forward {
-                    Some(level.child + 1).filter(|&j| j < branch.children.len())
+                    level.child.checked_add(1)
                 } else {
                     level.child.checked_sub(1)
                 };
-                j.map(|j| (j, branch.children[j], level.bounds.child(branch, j)))
+                j.filter(|&j| j < branch.children.len())
+                    .map(|j| (j, branch.children[j], level.bounds.child(branch, j)))
             }
-            other => {
-                let kind = other.kind();
-                return Err(corrupt_kind(pager, level.pgno, kind));
-            }
+            _ => bail!(
+                DatabaseCorrupted,
+                "{}: branch page {} changed under a cursor (a lost write, or the file changed underneath)",
+                pager.path().display(),
+                level.pgno
+            ),
         };
-        if let Some((child, pgno, bounds)) = next {
-            path.push(Level { child, ..level });
-            return descend_edge(pager, pgno, forward, path, bounds);
+        if let Some((child, child_pgno, bounds)) = next {
+            path.push(Level {
+                child,
+                child_pgno,
+                ..level
+            });
+            return descend_edge(pager, child_pgno, forward, path, bounds);
         }
     }
     Ok(None)
@@ -665,6 +682,7 @@ fn descend_edge(
                 path.push(Level {
                     pgno,
                     child,
+                    child_pgno: next,
                     bounds: mem::replace(&mut bounds, child_bounds),
                 });
                 pgno = next;

@@ -386,11 +386,6 @@ impl Database {
         reverse: bool,
     ) -> Result<Range<'_>> {
         self.check_table(table)?;
-        for bound in [range.start_bound(), range.end_bound()] {
-            if let Bound::Included(key) | Bound::Excluded(key) = bound {
-                check_key(key)?;
-            }
-        }
         Ok(Range {
             db: self,
             root: table.root,
@@ -514,26 +509,23 @@ pub struct Cursor<'db> {
 
 impl Cursor<'_> {
     /// Positions on the record that `mode` picks relative to `key`; returns whether there is one.
-    /// When there is none, the cursor is left on no record.
+    /// When there is none, or the seek fails, the cursor is left on no record. `key` may be
+    /// longer than any stored key: it is only compared.
     pub fn seek(&mut self, key: &[u8], mode: SeekMode) -> Result<bool> {
-        check_key(key)?;
-        self.db.check_usable()?;
-        self.current = btree::seek(&mut self.db.pager, self.root, key, mode)?;
-        Ok(self.current.is_some())
+        let root = self.root;
+        self.reposition(|pager, _| btree::seek(pager, root, key, mode))
     }
 
     /// Positions on the first record; returns whether the table has one.
     pub fn move_first(&mut self) -> Result<bool> {
-        self.db.check_usable()?;
-        self.current = btree::edge(&mut self.db.pager, self.root, true)?;
-        Ok(self.current.is_some())
+        let root = self.root;
+        self.reposition(|pager, _| btree::edge(pager, root, true))
     }
 
     /// Positions on the last record; returns whether the table has one.
     pub fn move_last(&mut self) -> Result<bool> {
-        self.db.check_usable()?;
-        self.current = btree::edge(&mut self.db.pager, self.root, false)?;
-        Ok(self.current.is_some())
+        let root = self.root;
+        self.reposition(|pager, _| btree::edge(pager, root, false))
     }
 
     /// Moves to the next record; returns false (leaving the cursor on no record) past the last.
@@ -548,16 +540,29 @@ impl Cursor<'_> {
     }
 
     fn step(&mut self, mode: SeekMode) -> Result<bool> {
-        self.db.check_usable()?;
-        let Some((entry, position)) = self.current.take() else {
+        if self.current.is_none() {
             bail!(NoCurrentRecord, "the cursor is on no record");
-        };
+        }
         let forward = mode == SeekMode::Gt;
-        self.current = btree::step(&mut self.db.pager, position, &entry.key, forward)?;
+        self.reposition(|pager, current| {
+            let (entry, position) = current.expect("checked above");
+            btree::step(pager, position, &entry.key, forward)
+        })
+    }
+
+    /// Moves the cursor to what `find` returns; on any failure the cursor is on no record.
+    fn reposition(
+        &mut self,
+        find: impl FnOnce(&mut Pager, btree::Found) -> Result<btree::Found>,
+    ) -> Result<bool> {
+        let current = self.current.take();
+        self.db.check_usable()?;
+        self.current = find(&mut self.db.pager, current)?;
         Ok(self.current.is_some())
     }
 
     fn entry(&self) -> Result<&LeafEntry> {
+        self.db.check_usable()?;
         match &self.current {
             Some((entry, _)) => Ok(entry),
             None => bail!(NoCurrentRecord, "the cursor is on no record"),

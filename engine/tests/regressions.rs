@@ -500,3 +500,163 @@ fn the_header_is_never_written_while_page_writes_are_unsynced() {
         }
     }
 }
+
+// From the second review.
+
+#[test]
+fn a_separator_outside_its_branch_range_cannot_widen_the_keys_below() {
+    // Root 3: "m" over leaf 4 ["a"] and branch 5; branch 5: "c" (below "m"!) over leaf 6 ["n"]
+    // and leaf 7 ["d"]. "d" may not be returned: a point lookup cannot find it.
+    let img = image(
+        &header(8, 0, 0),
+        vec![
+            catalog(3),
+            branch(3, &[b"m".to_vec()], &[4, 5]),
+            leaf(4, &[(b"a", b"1")]),
+            branch(5, &[b"c".to_vec()], &[6, 7]),
+            leaf(6, &[(b"n", b"2")]),
+            leaf(7, &[(b"d", b"3")]),
+        ],
+    );
+    let mut db = open(&img).unwrap();
+    let t = db.open_table("t").unwrap();
+    assert_eq!(
+        db.get(t, b"d").unwrap(),
+        None,
+        "the point lookup goes by the separators"
+    );
+    corrupted(db.cursor(t).unwrap().seek(b"z", SeekMode::Le));
+    corrupted(db.cursor(t).unwrap().move_last());
+    let reverse: Vec<_> = db
+        .range(
+            t,
+            (
+                std::ops::Bound::Included(&b"d"[..]),
+                std::ops::Bound::Unbounded,
+            ),
+            true,
+        )
+        .unwrap()
+        .collect();
+    assert_eq!(reverse.len(), 1, "{reverse:?}");
+    corrupted(reverse.into_iter().next().unwrap());
+}
+
+#[test]
+fn a_branch_page_changed_under_a_cursor_is_an_error_not_a_panic() {
+    let vfs = MemVfs::new();
+    let env = Env::new(
+        Arc::new(vfs.clone()),
+        Arc::new(ManualClock::new(0)),
+        Arc::new(SeededEntropy::new(1)),
+    );
+    let path = Path::new("d.edb");
+    let key = |i: u32| format!("k{i:05}").into_bytes();
+    let mut db = Database::create(
+        &env,
+        path,
+        &DatabaseOptions {
+            page_size: PAGE,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let t = db.create_table("t").unwrap();
+    for i in 0..80 {
+        db.put(t, &key(i), &[5u8; 100]).unwrap();
+    }
+    db.close().unwrap();
+    let file = vfs.open(path, OpenMode::ReadWrite).unwrap();
+    let root = u64::from(t.root()) * PAGE as u64;
+    let mut old_root = vec![0u8; PAGE];
+    file.read_exact_at(&mut old_root, root).unwrap();
+    let mut db = Database::open(
+        &env,
+        path,
+        &DatabaseOptions {
+            page_size: PAGE,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    for i in 80..2000 {
+        db.put(t, &key(i), &[5u8; 100]).unwrap();
+    }
+    db.put(t, b"k01500x", &vec![9u8; 1 << 20]).unwrap();
+    db.close().unwrap();
+    // A reader with the smallest cache: reading the large value evicts the root.
+    let reader = DatabaseOptions {
+        page_size: PAGE,
+        cache_size: 0,
+        read_only: true,
+    };
+    let mut db = Database::open(&env, path, &reader).unwrap();
+    let mut cursor = db.cursor(t).unwrap();
+    assert!(cursor.seek(b"k01500x", SeekMode::Eq).unwrap());
+    assert_eq!(cursor.value().unwrap().len(), 1 << 20);
+    // The file loses the root's later writes under the reader: an older, valid root page.
+    file.write_all_at(&old_root, root).unwrap();
+    let outcome = (0..3000)
+        .map(|_| cursor.move_prev())
+        .find(|step| !matches!(step, Ok(true)));
+    corrupted(outcome.expect("the cursor reaches the changed root"));
+}
+
+#[test]
+fn a_failed_seek_leaves_the_cursor_on_no_record() {
+    let img = image(
+        &header(6, 0, 0),
+        vec![
+            catalog(3),
+            branch(3, &[b"m".to_vec()], &[4, 5]),
+            leaf(4, &[(b"a", b"1")]),
+            leaf(5, &[(b"b", b"2")]),
+        ],
+    );
+    let mut db = open(&img).unwrap();
+    let t = db.open_table("t").unwrap();
+    let mut cursor = db.cursor(t).unwrap();
+    assert!(cursor.move_first().unwrap());
+    assert_eq!(cursor.key().unwrap(), b"a");
+    corrupted(cursor.seek(b"e", SeekMode::Ge));
+    assert_eq!(cursor.key().unwrap_err().kind(), ErrorKind::NoCurrentRecord);
+    assert_eq!(
+        cursor.value_len().unwrap_err().kind(),
+        ErrorKind::NoCurrentRecord
+    );
+}
+
+#[test]
+fn seek_keys_and_range_bounds_may_be_longer_than_any_stored_key() {
+    let env = Env::memory(1);
+    let mut db = Database::create(&env, Path::new("d.edb"), &DatabaseOptions::default()).unwrap();
+    let t = db.create_table("t").unwrap();
+    let prefix = vec![7u8; 255];
+    let mut after = prefix.clone();
+    after.push(0xff);
+    db.put(t, &prefix, b"p").unwrap();
+    db.put(t, &[8u8], b"q").unwrap();
+    let mut cursor = db.cursor(t).unwrap();
+    assert!(cursor.seek(&after, SeekMode::Ge).unwrap());
+    assert_eq!(cursor.key().unwrap(), &[8u8]);
+    assert!(cursor.seek(&after, SeekMode::Lt).unwrap());
+    assert_eq!(cursor.key().unwrap(), prefix.as_slice());
+    let keys: Vec<Vec<u8>> = db
+        .range(
+            t,
+            (
+                std::ops::Bound::Excluded(after.as_slice()),
+                std::ops::Bound::Unbounded,
+            ),
+            false,
+        )
+        .unwrap()
+        .map(|r| r.unwrap().0)
+        .collect();
+    assert_eq!(keys, vec![vec![8u8]]);
+    // Stored keys stay bounded.
+    assert_eq!(
+        db.put(t, &after, b"x").unwrap_err().kind(),
+        ErrorKind::KeyTooBig
+    );
+}
