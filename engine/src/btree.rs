@@ -54,33 +54,32 @@ impl SeekMode {
     }
 }
 
-fn corrupt_kind(pager: &Pager, pgno: Pgno, kind: PageKind) -> crate::JetError {
+/// A `JET_errDatabaseCorrupted` error naming the database file and `what` is wrong.
+fn corruption(pager: &Pager, what: std::fmt::Arguments<'_>) -> crate::JetError {
     crate::JetError::new(
         crate::ErrorKind::DatabaseCorrupted,
-        format!(
-            "{}: page {pgno} is a {kind:?} page inside a B+tree",
-            pager.path().display()
-        ),
+        format!("{}: {what}", pager.path().display()),
+    )
+}
+
+fn corrupt_kind(pager: &Pager, pgno: Pgno, kind: PageKind) -> crate::JetError {
+    corruption(
+        pager,
+        format_args!("page {pgno} is a {kind:?} page inside a B+tree"),
     )
 }
 
 fn empty_leaf(pager: &Pager, pgno: Pgno) -> crate::JetError {
-    crate::JetError::new(
-        crate::ErrorKind::DatabaseCorrupted,
-        format!(
-            "{}: leaf page {pgno} is empty but is not a root",
-            pager.path().display()
-        ),
+    corruption(
+        pager,
+        format_args!("leaf page {pgno} is empty but is not a root"),
     )
 }
 
 fn too_deep(pager: &Pager, pgno: Pgno) -> crate::JetError {
-    crate::JetError::new(
-        crate::ErrorKind::DatabaseCorrupted,
-        format!(
-            "{}: the tree is deeper than {DEPTH_MAX} levels at page {pgno} (a loop?)",
-            pager.path().display()
-        ),
+    corruption(
+        pager,
+        format_args!("the tree is deeper than {DEPTH_MAX} levels at page {pgno} (a loop?)"),
     )
 }
 

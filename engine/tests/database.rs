@@ -8,8 +8,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use jetdb::{
     Database, DatabaseOptions, DbState, Env, ErrorKind, ManualClock, MemVfs, OpenMode,
-    SeededEntropy, SeekMode, Vfs, VfsFile,
+    SeededEntropy, SeekMode, Vfs,
 };
+use support::{Hook, HookedVfs, env_over};
+
+mod support;
 
 fn options() -> DatabaseOptions {
     DatabaseOptions {
@@ -260,76 +263,24 @@ fn the_same_seed_writes_the_same_bytes() {
     assert_ne!(a, image(6), "the seed reaches the signatures");
 }
 
-/// A Vfs whose files fail every write after a budget of bytes, with the given error.
+/// Fails every write after a budget of bytes, with the given error.
 #[derive(Debug)]
-struct FailingVfs {
-    inner: MemVfs,
-    budget: Arc<AtomicU64>,
+struct WriteBudget {
+    bytes_left: AtomicU64,
     error: io::ErrorKind,
 }
 
-#[derive(Debug)]
-struct FailingFile {
-    inner: Box<dyn VfsFile>,
-    budget: Arc<AtomicU64>,
-    error: io::ErrorKind,
-}
-
-impl Vfs for FailingVfs {
-    fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Box<dyn VfsFile>> {
-        let inner = self.inner.open(path, mode)?;
-        Ok(Box::new(FailingFile {
-            inner,
-            budget: Arc::clone(&self.budget),
-            error: self.error,
-        }))
-    }
-    fn exists(&self, path: &Path) -> io::Result<bool> {
-        self.inner.exists(path)
-    }
-    fn is_dir(&self, path: &Path) -> io::Result<bool> {
-        self.inner.is_dir(path)
-    }
-    fn remove(&self, path: &Path) -> io::Result<()> {
-        self.inner.remove(path)
-    }
-    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        self.inner.rename(from, to)
-    }
-    fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
-        self.inner.list(dir)
-    }
-    fn create_dir(&self, path: &Path) -> io::Result<()> {
-        self.inner.create_dir(path)
-    }
-    fn remove_dir(&self, path: &Path) -> io::Result<()> {
-        self.inner.remove_dir(path)
-    }
-    fn sync_dir(&self, path: &Path) -> io::Result<()> {
-        self.inner.sync_dir(path)
-    }
-}
-
-impl VfsFile for FailingFile {
-    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-        self.inner.read_at(buf, offset)
-    }
-    fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
-        let left = self.budget.load(Ordering::SeqCst);
-        if left < buf.len() as u64 {
+impl Hook for WriteBudget {
+    fn write(&self, _offset: u64, len: usize) -> io::Result<()> {
+        let left = self.bytes_left.load(Ordering::SeqCst);
+        if left < len as u64 {
             return Err(io::Error::from(self.error));
         }
-        self.budget.store(left - buf.len() as u64, Ordering::SeqCst);
-        self.inner.write_all_at(buf, offset)
+        self.bytes_left.store(left - len as u64, Ordering::SeqCst);
+        Ok(())
     }
     fn sync(&self) -> io::Result<()> {
-        self.inner.sync()
-    }
-    fn set_len(&self, len: u64) -> io::Result<()> {
-        self.inner.set_len(len)
-    }
-    fn len(&self) -> io::Result<u64> {
-        self.inner.len()
+        Ok(())
     }
 }
 
@@ -339,17 +290,15 @@ fn a_failed_write_latches_the_database_and_the_file_keeps_its_last_flush() {
         (io::ErrorKind::StorageFull, ErrorKind::DiskFull),
         (io::ErrorKind::Other, ErrorKind::DiskIO),
     ] {
-        let budget = Arc::new(AtomicU64::new(u64::MAX));
-        let vfs = FailingVfs {
-            inner: MemVfs::new(),
-            budget: Arc::clone(&budget),
+        let hook = Arc::new(WriteBudget {
+            bytes_left: AtomicU64::new(u64::MAX),
             error,
-        };
-        let env = Env::new(
-            Arc::new(vfs),
-            Arc::new(ManualClock::new(0)),
-            Arc::new(SeededEntropy::new(1)),
-        );
+        });
+        let budget = &hook.bytes_left;
+        let env = env_over(HookedVfs {
+            inner: MemVfs::new(),
+            hook: Arc::clone(&hook),
+        });
         let path = Path::new("d.edb");
         let mut db = Database::create(&env, path, &options()).unwrap();
         let t = db.create_table("t").unwrap();

@@ -14,9 +14,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use jetdb::page::{PageHeader, PageKind, seal};
+use support::{Hook, HookedVfs, env_holding, env_over};
+
+mod support;
 use jetdb::{
-    Database, DatabaseOptions, DbHeader, DbState, Env, ErrorKind, JetError, ManualClock, MemVfs,
-    OpenMode, SeededEntropy, SeekMode, Vfs, VfsFile,
+    Database, DatabaseOptions, DbHeader, DbState, Env, ErrorKind, JetError, MemVfs, OpenMode,
+    SeekMode, Vfs,
 };
 
 const PAGE: usize = 4096;
@@ -98,16 +101,7 @@ fn image(header: &DbHeader, pages: Vec<Vec<u8>>) -> Vec<u8> {
 }
 
 fn open(bytes: &[u8]) -> jetdb::Result<Database> {
-    let vfs = MemVfs::new();
-    vfs.open(Path::new("d.edb"), OpenMode::CreateNew)
-        .unwrap()
-        .write_all_at(bytes, 0)
-        .unwrap();
-    let env = Env::new(
-        Arc::new(vfs),
-        Arc::new(ManualClock::new(0)),
-        Arc::new(SeededEntropy::new(1)),
-    );
+    let env = env_holding(bytes);
     Database::open(
         &env,
         Path::new("d.edb"),
@@ -128,6 +122,19 @@ fn within_5s<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
         .expect("the call hung")
 }
 
+/// Root: separator "m" over leaves ["a"] and ["b"]; "b" sorts below "m" but sits on the right.
+fn b_misplaced_right_of_m() -> Vec<u8> {
+    image(
+        &header(6, 0, 0),
+        vec![
+            catalog(3),
+            branch(3, &[b"m".to_vec()], &[4, 5]),
+            leaf(4, &[(b"a", b"1")]),
+            leaf(5, &[(b"b", b"2")]),
+        ],
+    )
+}
+
 fn corrupted<T: std::fmt::Debug>(result: jetdb::Result<T>) -> JetError {
     let err = result.expect_err("corruption went unnoticed");
     assert_eq!(err.kind(), ErrorKind::DatabaseCorrupted, "{err}");
@@ -136,16 +143,7 @@ fn corrupted<T: std::fmt::Debug>(result: jetdb::Result<T>) -> JetError {
 
 #[test]
 fn a_key_misplaced_across_leaves_is_an_error_not_a_wrong_answer() {
-    // Root: separator "m" over ["a"] and ["b"]; "b" sorts below "m" but sits on the right.
-    let img = image(
-        &header(6, 0, 0),
-        vec![
-            catalog(3),
-            branch(3, &[b"m".to_vec()], &[4, 5]),
-            leaf(4, &[(b"a", b"1")]),
-            leaf(5, &[(b"b", b"2")]),
-        ],
-    );
+    let img = b_misplaced_right_of_m();
     let mut db = open(&img).unwrap();
     let t = db.open_table("t").unwrap();
     // Seeking past "a" lands in the right leaf on "b", which is not >= "c".
@@ -337,11 +335,7 @@ fn after_a_failed_change_nothing_is_written_and_nothing_panics() {
     // The free list names a live leaf: the allocation in the middle of a root split fails,
     // leaving an overfull root in the cache. Nothing may write it out afterwards.
     let vfs = MemVfs::new();
-    let env = Env::new(
-        Arc::new(vfs.clone()),
-        Arc::new(ManualClock::new(0)),
-        Arc::new(SeededEntropy::new(1)),
-    );
+    let env = env_over(vfs.clone());
     let options = DatabaseOptions {
         page_size: PAGE,
         cache_size: 0,
@@ -383,90 +377,35 @@ fn after_a_failed_change_nothing_is_written_and_nothing_panics() {
     );
 }
 
-/// Records every write (as page ranges) and every fsync.
-#[derive(Debug, Clone)]
-struct RecordingVfs {
-    inner: MemVfs,
-    log: Arc<Mutex<Vec<String>>>,
+/// Records every write (the header, or pages) and every fsync.
+#[derive(Debug, Default)]
+struct Recorder {
+    log: Mutex<Vec<&'static str>>,
 }
 
-#[derive(Debug)]
-struct RecordingFile {
-    inner: Box<dyn VfsFile>,
-    log: Arc<Mutex<Vec<String>>>,
-}
-
-impl Vfs for RecordingVfs {
-    fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Box<dyn VfsFile>> {
-        Ok(Box::new(RecordingFile {
-            inner: self.inner.open(path, mode)?,
-            log: Arc::clone(&self.log),
-        }))
-    }
-    fn exists(&self, path: &Path) -> io::Result<bool> {
-        self.inner.exists(path)
-    }
-    fn is_dir(&self, path: &Path) -> io::Result<bool> {
-        self.inner.is_dir(path)
-    }
-    fn remove(&self, path: &Path) -> io::Result<()> {
-        self.inner.remove(path)
-    }
-    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        self.inner.rename(from, to)
-    }
-    fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
-        self.inner.list(dir)
-    }
-    fn create_dir(&self, path: &Path) -> io::Result<()> {
-        self.inner.create_dir(path)
-    }
-    fn remove_dir(&self, path: &Path) -> io::Result<()> {
-        self.inner.remove_dir(path)
-    }
-    fn sync_dir(&self, path: &Path) -> io::Result<()> {
-        self.inner.sync_dir(path)
-    }
-}
-
-impl VfsFile for RecordingFile {
-    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-        self.inner.read_at(buf, offset)
-    }
-    fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
-        let first = offset / PAGE as u64;
-        let what = if first < 2 {
-            "header".to_string()
+impl Hook for Recorder {
+    fn write(&self, offset: u64, _len: usize) -> io::Result<()> {
+        let what = if offset < 2 * PAGE as u64 {
+            "header"
         } else {
-            format!("pages from {first}")
+            "pages"
         };
         self.log.lock().unwrap().push(what);
-        self.inner.write_all_at(buf, offset)
+        Ok(())
     }
     fn sync(&self) -> io::Result<()> {
-        self.log.lock().unwrap().push("sync".into());
-        self.inner.sync()
-    }
-    fn set_len(&self, len: u64) -> io::Result<()> {
-        self.inner.set_len(len)
-    }
-    fn len(&self) -> io::Result<u64> {
-        self.inner.len()
+        self.log.lock().unwrap().push("sync");
+        Ok(())
     }
 }
 
 #[test]
 fn the_header_is_never_written_while_page_writes_are_unsynced() {
-    let log = Arc::new(Mutex::new(Vec::new()));
-    let vfs = RecordingVfs {
+    let recorder = Arc::new(Recorder::default());
+    let env = env_over(HookedVfs {
         inner: MemVfs::new(),
-        log: Arc::clone(&log),
-    };
-    let env = Env::new(
-        Arc::new(vfs),
-        Arc::new(ManualClock::new(0)),
-        Arc::new(SeededEntropy::new(1)),
-    );
+        hook: Arc::clone(&recorder),
+    });
     let options = DatabaseOptions {
         page_size: PAGE,
         cache_size: 0,
@@ -486,10 +425,10 @@ fn the_header_is_never_written_while_page_writes_are_unsynced() {
         .for_each(|r| drop(r.unwrap()));
     db.flush().unwrap();
     db.close().unwrap();
-    let log = log.lock().unwrap();
+    let log = recorder.log.lock().unwrap();
     let mut unsynced = false;
     for (i, op) in log.iter().enumerate() {
-        match op.as_str() {
+        match *op {
             "sync" => unsynced = false,
             "header" => assert!(
                 !unsynced,
@@ -545,11 +484,7 @@ fn a_separator_outside_its_branch_range_cannot_widen_the_keys_below() {
 #[test]
 fn a_branch_page_changed_under_a_cursor_is_an_error_not_a_panic() {
     let vfs = MemVfs::new();
-    let env = Env::new(
-        Arc::new(vfs.clone()),
-        Arc::new(ManualClock::new(0)),
-        Arc::new(SeededEntropy::new(1)),
-    );
+    let env = env_over(vfs.clone());
     let path = Path::new("d.edb");
     let key = |i: u32| format!("k{i:05}").into_bytes();
     let mut db = Database::create(
@@ -604,15 +539,7 @@ fn a_branch_page_changed_under_a_cursor_is_an_error_not_a_panic() {
 
 #[test]
 fn a_failed_seek_leaves_the_cursor_on_no_record() {
-    let img = image(
-        &header(6, 0, 0),
-        vec![
-            catalog(3),
-            branch(3, &[b"m".to_vec()], &[4, 5]),
-            leaf(4, &[(b"a", b"1")]),
-            leaf(5, &[(b"b", b"2")]),
-        ],
-    );
+    let img = b_misplaced_right_of_m();
     let mut db = open(&img).unwrap();
     let t = db.open_table("t").unwrap();
     let mut cursor = db.cursor(t).unwrap();

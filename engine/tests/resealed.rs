@@ -8,6 +8,9 @@ use std::sync::Arc;
 
 use jetdb::{Database, DatabaseOptions, Env, ManualClock, MemVfs, OpenMode, SeededEntropy, Vfs};
 use proptest::prelude::*;
+use support::env_holding;
+
+mod support;
 
 const PAGE: usize = 4096;
 
@@ -55,20 +58,6 @@ fn build() -> Image {
     let mut bytes = vec![0u8; file.len().unwrap() as usize];
     file.read_exact_at(&mut bytes, 0).unwrap();
     (bytes, model)
-}
-
-/// An in-memory environment whose file `d.edb` holds `bytes`.
-fn env_holding(bytes: &[u8]) -> Env {
-    let vfs = MemVfs::new();
-    vfs.open(Path::new("d.edb"), OpenMode::CreateNew)
-        .unwrap()
-        .write_all_at(bytes, 0)
-        .unwrap();
-    Env::new(
-        Arc::new(vfs),
-        Arc::new(ManualClock::new(0)),
-        Arc::new(SeededEntropy::new(1)),
-    )
 }
 
 /// Everything an application might do with a damaged database; errors are fine, panics not.

@@ -1,0 +1,108 @@
+//! Test support shared by the integration tests: an in-memory environment holding a given file
+//! image, and a `Vfs` wrapper that lets a test watch or fail every write and fsync.
+
+#![allow(
+    dead_code,
+    reason = "each test binary uses its own part of the support module"
+)]
+
+use std::fmt::Debug;
+use std::io;
+use std::path::Path;
+use std::sync::Arc;
+
+use jetdb::{Env, ManualClock, MemVfs, OpenMode, SeededEntropy, Vfs, VfsFile};
+
+/// An in-memory environment whose file `d.edb` holds `bytes`.
+pub fn env_holding(bytes: &[u8]) -> Env {
+    let vfs = MemVfs::new();
+    vfs.open(Path::new("d.edb"), OpenMode::CreateNew)
+        .unwrap()
+        .write_all_at(bytes, 0)
+        .unwrap();
+    env_over(vfs)
+}
+
+/// A deterministic environment over `vfs`.
+pub fn env_over(vfs: impl Vfs + 'static) -> Env {
+    Env::new(
+        Arc::new(vfs),
+        Arc::new(ManualClock::new(0)),
+        Arc::new(SeededEntropy::new(1)),
+    )
+}
+
+/// What a test does at each write and fsync of any file: watch it, or fail it.
+pub trait Hook: Send + Sync + Debug + 'static {
+    /// Called before a write of `len` bytes at `offset`; an error fails the write.
+    fn write(&self, offset: u64, len: usize) -> io::Result<()>;
+    /// Called before an fsync; an error fails it.
+    fn sync(&self) -> io::Result<()>;
+}
+
+/// A `MemVfs` whose files call a [`Hook`] at every write and fsync.
+#[derive(Debug)]
+pub struct HookedVfs<H: Hook> {
+    pub inner: MemVfs,
+    pub hook: Arc<H>,
+}
+
+#[derive(Debug)]
+struct HookedFile<H: Hook> {
+    inner: Box<dyn VfsFile>,
+    hook: Arc<H>,
+}
+
+impl<H: Hook> Vfs for HookedVfs<H> {
+    fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Box<dyn VfsFile>> {
+        let inner = self.inner.open(path, mode)?;
+        Ok(Box::new(HookedFile {
+            inner,
+            hook: Arc::clone(&self.hook),
+        }))
+    }
+    fn exists(&self, path: &Path) -> io::Result<bool> {
+        self.inner.exists(path)
+    }
+    fn is_dir(&self, path: &Path) -> io::Result<bool> {
+        self.inner.is_dir(path)
+    }
+    fn remove(&self, path: &Path) -> io::Result<()> {
+        self.inner.remove(path)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        self.inner.rename(from, to)
+    }
+    fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
+        self.inner.list(dir)
+    }
+    fn create_dir(&self, path: &Path) -> io::Result<()> {
+        self.inner.create_dir(path)
+    }
+    fn remove_dir(&self, path: &Path) -> io::Result<()> {
+        self.inner.remove_dir(path)
+    }
+    fn sync_dir(&self, path: &Path) -> io::Result<()> {
+        self.inner.sync_dir(path)
+    }
+}
+
+impl<H: Hook> VfsFile for HookedFile<H> {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        self.inner.read_at(buf, offset)
+    }
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        self.hook.write(offset, buf.len())?;
+        self.inner.write_all_at(buf, offset)
+    }
+    fn sync(&self) -> io::Result<()> {
+        self.hook.sync()?;
+        self.inner.sync()
+    }
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        self.inner.set_len(len)
+    }
+    fn len(&self) -> io::Result<u64> {
+        self.inner.len()
+    }
+}
