@@ -475,6 +475,26 @@ pub(crate) struct Position {
     bounds: Bounds,
 }
 
+/// Steps from branch `pgno` (whose bounds are `bounds`) into its child `child`: records the
+/// level in `path`, narrows `bounds` to the child's, and returns the child's page.
+fn descend(
+    path: &mut Vec<Level>,
+    bounds: &mut Bounds,
+    pgno: Pgno,
+    branch: &Branch,
+    child: usize,
+) -> Pgno {
+    let child_pgno = branch.children[child];
+    let child_bounds = bounds.child(branch, child);
+    path.push(Level {
+        pgno,
+        child,
+        child_pgno,
+        bounds: mem::replace(bounds, child_bounds),
+    });
+    child_pgno
+}
+
 /// An entry and where it stands.
 pub(crate) type Found = Option<(LeafEntry, Position)>;
 
@@ -490,15 +510,7 @@ pub(crate) fn seek(pager: &mut Pager, root: Pgno, key: &[u8], mode: SeekMode) ->
         match pager.node(pgno)? {
             Node::Branch(branch) => {
                 let child = branch.child_index(key);
-                let child_bounds = bounds.child(branch, child);
-                let next = branch.children[child];
-                path.push(Level {
-                    pgno,
-                    child,
-                    child_pgno: next,
-                    bounds: mem::replace(&mut bounds, child_bounds),
-                });
-                pgno = next;
+                pgno = descend(&mut path, &mut bounds, pgno, branch, child);
             }
             Node::Leaf(leaf) => {
                 let entries = &leaf.entries;
@@ -676,15 +688,7 @@ fn descend_edge(
                 } else {
                     branch.children.len() - 1
                 };
-                let child_bounds = bounds.child(branch, child);
-                let next = branch.children[child];
-                path.push(Level {
-                    pgno,
-                    child,
-                    child_pgno: next,
-                    bounds: mem::replace(&mut bounds, child_bounds),
-                });
-                pgno = next;
+                pgno = descend(&mut path, &mut bounds, pgno, branch, child);
             }
             Node::Leaf(leaf) => {
                 let index = if forward {

@@ -487,15 +487,11 @@ fn a_branch_page_changed_under_a_cursor_is_an_error_not_a_panic() {
     let env = env_over(vfs.clone());
     let path = Path::new("d.edb");
     let key = |i: u32| format!("k{i:05}").into_bytes();
-    let mut db = Database::create(
-        &env,
-        path,
-        &DatabaseOptions {
-            page_size: PAGE,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let writer = DatabaseOptions {
+        page_size: PAGE,
+        ..Default::default()
+    };
+    let mut db = Database::create(&env, path, &writer).unwrap();
     let t = db.create_table("t").unwrap();
     for i in 0..80 {
         db.put(t, &key(i), &[5u8; 100]).unwrap();
@@ -505,15 +501,7 @@ fn a_branch_page_changed_under_a_cursor_is_an_error_not_a_panic() {
     let root = u64::from(t.root()) * PAGE as u64;
     let mut old_root = vec![0u8; PAGE];
     file.read_exact_at(&mut old_root, root).unwrap();
-    let mut db = Database::open(
-        &env,
-        path,
-        &DatabaseOptions {
-            page_size: PAGE,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let mut db = Database::open(&env, path, &writer).unwrap();
     for i in 80..2000 {
         db.put(t, &key(i), &[5u8; 100]).unwrap();
     }
