@@ -530,20 +530,19 @@ impl Cursor<'_> {
 
     /// Moves to the next record; returns false (leaving the cursor on no record) past the last.
     pub fn move_next(&mut self) -> Result<bool> {
-        self.step(SeekMode::Gt)
+        self.step(true)
     }
 
     /// Moves to the previous record; returns false (leaving the cursor on no record) before the
     /// first.
     pub fn move_prev(&mut self) -> Result<bool> {
-        self.step(SeekMode::Lt)
+        self.step(false)
     }
 
-    fn step(&mut self, mode: SeekMode) -> Result<bool> {
+    fn step(&mut self, forward: bool) -> Result<bool> {
         if self.current.is_none() {
             bail!(NoCurrentRecord, "the cursor is on no record");
         }
-        let forward = mode == SeekMode::Gt;
         self.reposition(|pager, current| {
             let (entry, position) = current.expect("checked above");
             btree::step(pager, position, &entry.key, forward)

@@ -18,7 +18,6 @@
 
 use crate::codec::{Reader, Writer};
 use crate::error::{Result, bail};
-use crate::limits::KEY_LEN_MAX;
 use crate::page::{self, PAGE_HEADER_LEN, PageHeader, PageKind, Pgno};
 
 /// A value stored in a leaf: inline, or out of line in a chain of overflow pages.
@@ -296,7 +295,6 @@ fn decode_branch(r: &mut Reader<'_>) -> Result<Branch> {
     children.push(r.u32()?);
     for _ in 0..count {
         let key_len = r.u8()? as usize;
-        debug_assert!(key_len <= KEY_LEN_MAX);
         let key = r.bytes(key_len)?.to_vec();
         if keys.last().is_some_and(|prev| *prev >= key) {
             bail!(DatabaseCorrupted, "branch keys out of order");
