@@ -176,6 +176,26 @@ impl Database {
 
     /// Opens the existing database file at `path`.
     pub fn open(env: &Env, path: &Path, options: &DatabaseOptions) -> Result<Database> {
+        Database::open_inner(env, path, options, false)
+    }
+
+    /// Opens the database of an instance, under its write-ahead log: a file left
+    /// `DirtyShutdown` is accepted (recovery has made it consistent), and changed pages wait
+    /// for the log (see `Pager::capture`).
+    pub(crate) fn open_logged(
+        env: &Env,
+        path: &Path,
+        options: &DatabaseOptions,
+    ) -> Result<Database> {
+        Database::open_inner(env, path, options, true)
+    }
+
+    fn open_inner(
+        env: &Env,
+        path: &Path,
+        options: &DatabaseOptions,
+        logged: bool,
+    ) -> Result<Database> {
         let mode = if options.read_only {
             OpenMode::Read
         } else {
@@ -189,7 +209,7 @@ impl Database {
         let header = header::choose(&copies)
             .map_err(|err| err.context(path.display()))?
             .clone();
-        if header.state != DbState::CleanShutdown {
+        if header.state != DbState::CleanShutdown && !logged {
             bail!(
                 DatabaseDirtyShutdown,
                 "{} was not shut down cleanly (state {:?}); its changes since the last flush are incomplete",
@@ -212,6 +232,9 @@ impl Database {
         // One copy bad or stale (a torn header write): the next flush rewrites both.
         let copies_agree = matches!(&copies, [Ok(a), Ok(b)] if a == b);
         let mut pager = Pager::new(file, path, header, !options.read_only, options.cache_size);
+        if logged {
+            pager.enable_logging();
+        }
         if !copies_agree && !options.read_only {
             pager.rewrite_header();
         }

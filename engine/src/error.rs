@@ -64,6 +64,8 @@ jet_errors! {
     LogDiskFull = -529, "the log disk is full";
     BadLogSignature = -530, "a log file belongs to another log set";
     BadDbSignature = -531, "a database file has a wrong signature";
+    LogFileSizeMismatch = -541, "a log file's size does not match the instance's log file size";
+    CheckpointFileNotFound = -542, "the checkpoint file was not found";
     BadCheckpointSignature = -532, "the checkpoint file belongs to another log set";
     CheckpointCorrupt = -533, "the checkpoint file is missing or corrupt";
     PatchFileMissing = -538, "the backup set has no patch file";
@@ -118,6 +120,7 @@ jet_errors! {
     BufferTooSmall = -1038, "the buffer is too small";
     InstanceUnavailable = -1090, "the instance met a fatal error and refuses access to its data";
     DatabaseUnavailable = -1091, "the database met a fatal error and refuses further changes";
+    VersionStoreOutOfMemory = -1069, "the version store (open transactions' changes) is full";
     WriteConflict = -1102, "another transaction has written this record";
     ReadPgnoVerifyFailure = -1118, "a database page holds another page's number";
     ReadLostFlushVerifyFailure = -1119, "a database page lost a write that was flushed";
@@ -129,6 +132,7 @@ jet_errors! {
     CatalogCorrupted = -1220, "the table catalog is corrupt";
     TableDuplicate = -1303, "the table already exists";
     ObjectNotFound = -1305, "no such table";
+    TableInUse = -1304, "the table is in use by an open transaction";
     InvalidTableId = -1310, "the table handle does not name a table of this database";
     ClientRequestToStopJetService = -1329, "all activity on the instance was stopped by stop_service";
     // Records and keys.

@@ -30,6 +30,7 @@
 
 mod btree;
 mod catalog;
+pub mod checkpoint;
 mod codec;
 mod database;
 mod env;
@@ -37,6 +38,7 @@ mod error;
 pub mod header;
 mod integrity;
 pub mod limits;
+pub mod log;
 mod node;
 mod os;
 mod overflow;

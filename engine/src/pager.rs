@@ -8,7 +8,7 @@
 //! first changed page reaches the file, the header is marked `DirtyShutdown` and synced; only a
 //! flush that ends with the state `CleanShutdown` marks the file consistent again.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use crate::catalog::CATALOG_ROOT;
@@ -27,6 +27,9 @@ struct Frame {
     dbtime: u64,
     dirty: bool,
     used: u64,
+    /// With logging on: the log position after the record group holding this page's latest
+    /// image. The page may reach the file only once the log is durable up to here.
+    lsn: u64,
 }
 
 pub(crate) struct Pager {
@@ -51,6 +54,13 @@ pub(crate) struct Pager {
     /// A logical clock for least-recently-used eviction.
     tick: u64,
     scratch: Vec<u8>,
+    /// Whether a write-ahead log covers this file (see [`Pager::capture`]).
+    logging: bool,
+    /// With logging on: pages changed since their last image was captured for the log. They
+    /// stay in the cache until logged.
+    unlogged: BTreeSet<Pgno>,
+    /// With logging on: how far the log is durable. No page with a later `lsn` is written.
+    wal_durable: u64,
 }
 
 impl Pager {
@@ -78,7 +88,88 @@ impl Pager {
             cache_pages_max: (cache_size / page_size).max(limits::CACHE_PAGES_MIN),
             tick: 0,
             scratch: vec![0u8; page_size],
+            logging: false,
+            unlogged: BTreeSet::new(),
+            wal_durable: 0,
         }
+    }
+
+    /// Puts the pager under a write-ahead log: changed pages are kept until
+    /// [`Pager::capture`] takes their images, and written only once the log is durable past
+    /// them ([`Pager::set_wal_durable`]).
+    pub(crate) fn enable_logging(&mut self) {
+        self.logging = true;
+    }
+
+    /// Takes the after-images of every page changed since the last capture, sealed as they
+    /// would be written, in page order. [`Pager::logged`] must follow once they are appended
+    /// to the log.
+    pub(crate) fn capture(&mut self) -> Vec<(Pgno, Vec<u8>)> {
+        assert!(self.logging);
+        self.unlogged
+            .iter()
+            .map(|&pgno| {
+                let frame = &self.cache[&pgno];
+                let mut page = vec![0u8; self.page_size];
+                frame.node.encode_into(&mut page, pgno, frame.dbtime);
+                (pgno, page)
+            })
+            .collect()
+    }
+
+    /// Records that the images from the last [`Pager::capture`] are in the log, in records
+    /// that end at `lsn`.
+    pub(crate) fn logged(&mut self, lsn: u64) {
+        for pgno in std::mem::take(&mut self.unlogged) {
+            let frame = self
+                .cache
+                .get_mut(&pgno)
+                .expect("unlogged pages stay cached");
+            debug_assert!(lsn >= frame.lsn, "log positions only grow");
+            frame.lsn = lsn;
+        }
+    }
+
+    /// How many pages were changed since the last capture.
+    pub(crate) fn unlogged_pages(&self) -> usize {
+        self.unlogged.len()
+    }
+
+    /// Records that the log is durable up to `lsn`.
+    pub(crate) fn set_wal_durable(&mut self, lsn: u64) {
+        debug_assert!(lsn >= self.wal_durable, "the durable log only grows");
+        self.wal_durable = lsn;
+    }
+
+    /// Whether the cache holds more pages than its size (pages waiting for the log).
+    pub(crate) fn over_capacity(&self) -> bool {
+        self.cache.len() > self.cache_pages_max
+    }
+
+    /// Evicts pages until the cache is within its size, as far as the log allows.
+    pub(crate) fn trim(&mut self) -> Result<()> {
+        while self.cache.len() >= self.cache_pages_max {
+            let before = self.cache.len();
+            self.make_room()?;
+            if self.cache.len() == before {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Sets the state the next header write records.
+    pub(crate) fn set_state(&mut self, state: DbState) {
+        if self.header.state != state {
+            self.header.state = state;
+            self.header_dirty = true;
+        }
+    }
+
+    /// The header to be written, for changes recovery and shutdown make to it.
+    pub(crate) fn header_mut(&mut self) -> &mut DbHeader {
+        self.header_dirty = true;
+        &mut self.header
     }
 
     pub(crate) fn page_size(&self) -> usize {
@@ -115,6 +206,9 @@ impl Pager {
         frame.dbtime = dbtime;
         frame.dirty = true;
         frame.used = self.tick;
+        if self.logging {
+            self.unlogged.insert(pgno);
+        }
         Ok(&mut frame.node)
     }
 
@@ -166,6 +260,7 @@ impl Pager {
                     dbtime: 0,
                     dirty: true,
                     used: self.tick,
+                    lsn: 0,
                 },
             );
             pgno
@@ -294,6 +389,7 @@ impl Pager {
                 dbtime,
                 dirty: false,
                 used: self.tick,
+                lsn: 0,
             },
         );
         Ok(())
@@ -305,8 +401,13 @@ impl Pager {
         if self.cache.len() < self.cache_pages_max {
             return Ok(());
         }
-        let mut by_age: Vec<(u64, Pgno)> =
-            self.cache.iter().map(|(&pgno, f)| (f.used, pgno)).collect();
+        // Under a log, a changed page waits until its image is durable in the log.
+        let mut by_age: Vec<(u64, Pgno)> = self
+            .cache
+            .iter()
+            .filter(|(pgno, f)| !f.dirty || self.writable_now(**pgno, f))
+            .map(|(&pgno, f)| (f.used, pgno))
+            .collect();
         by_age.sort_unstable();
         let evict: Vec<Pgno> = by_age
             .iter()
@@ -329,9 +430,22 @@ impl Pager {
         Ok(())
     }
 
+    /// Whether the WAL rule lets the changed page `pgno` reach the file now.
+    fn writable_now(&self, pgno: Pgno, frame: &Frame) -> bool {
+        !self.logging || (!self.unlogged.contains(&pgno) && frame.lsn <= self.wal_durable)
+    }
+
     /// Writes the pages `pgnos` (ascending, all dirty), gathering runs of consecutive pages.
     fn write_back(&mut self, pgnos: &[Pgno]) -> Result<()> {
         debug_assert!(pgnos.windows(2).all(|w| w[0] < w[1]));
+        for pgno in pgnos {
+            // The WAL rule: no page reaches the file before the log records that changed it
+            // are durable.
+            assert!(
+                self.writable_now(*pgno, &self.cache[pgno]),
+                "page {pgno} written before its log records are durable"
+            );
+        }
         self.check_not_poisoned()?;
         self.mark_dirty_on_disk()?;
         let mut batch: Vec<u8> = Vec::new();

@@ -1,0 +1,266 @@
+//! The checkpoint file `edb.chk`: the log position from which crash recovery starts.
+//!
+//! The file holds two 4 KiB slots. Each write goes to the slot the previous one did not use and
+//! is followed by an fsync, so a torn write damages only the slot being written and the other
+//! still holds the previous checkpoint — which is safe to start from, because the logs it needs
+//! are deleted only after a newer checkpoint is durable. On read, the valid slot with the
+//! higher sequence wins.
+//!
+//! ```text
+//! slot: crc32 of [4..4096] | magic u32 | version u32 | sequence u64 | checkpoint generation u32 |
+//!       offset u32 | log signature (u64, u64) | db signature (u64, u64) | written millis u64
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::codec::{Reader, Writer};
+use crate::error::{ErrorKind, JetError, Result, bail};
+use crate::header::{Lgpos, Signature};
+use crate::vfs::{OpenMode, Vfs, VfsFile};
+
+const SLOT_SIZE: usize = 4096;
+const MAGIC: u32 = 0x4A45_4350;
+const VERSION: u32 = 1;
+
+/// The name of the checkpoint file for base name `base`: `edb.chk`.
+pub fn checkpoint_name(base: &str) -> String {
+    format!("{base}.chk")
+}
+
+/// The contents of the checkpoint file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Checkpoint {
+    /// Raised by one on each write; the valid slot with the higher one wins.
+    pub sequence: u64,
+    /// Recovery replays the log from here: every change logged before it is in the database.
+    pub position: Lgpos,
+    /// The log set the checkpoint belongs to.
+    pub log_signature: Signature,
+    /// The database the checkpoint belongs to.
+    pub db_signature: Signature,
+    /// When the checkpoint was written.
+    pub millis: u64,
+}
+
+impl Checkpoint {
+    fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(SLOT_SIZE);
+        let mut w = Writer::new(&mut out);
+        w.u32(0);
+        w.u32(MAGIC);
+        w.u32(VERSION);
+        w.u64(self.sequence);
+        w.u32(self.position.generation);
+        w.u32(self.position.offset);
+        for sig in [self.log_signature, self.db_signature] {
+            w.u64(sig.random);
+            w.u64(sig.created_millis);
+        }
+        w.u64(self.millis);
+        out.resize(SLOT_SIZE, 0);
+        let crc = crc32fast::hash(&out[4..]);
+        out[..4].copy_from_slice(&crc.to_le_bytes());
+        out
+    }
+
+    fn decode(slot: &[u8]) -> Option<Checkpoint> {
+        if slot.len() < SLOT_SIZE {
+            return None;
+        }
+        let stored = u32::from_le_bytes(slot[..4].try_into().ok()?);
+        if stored != crc32fast::hash(&slot[4..SLOT_SIZE]) {
+            return None;
+        }
+        let mut r = Reader::new(&slot[4..SLOT_SIZE]);
+        if r.u32().ok()? != MAGIC || r.u32().ok()? != VERSION {
+            return None;
+        }
+        let sequence = r.u64().ok()?;
+        let position = Lgpos {
+            generation: r.u32().ok()?,
+            offset: r.u32().ok()?,
+        };
+        let mut sig = || -> Option<Signature> {
+            Some(Signature {
+                random: r.u64().ok()?,
+                created_millis: r.u64().ok()?,
+            })
+        };
+        let log_signature = sig()?;
+        let db_signature = sig()?;
+        Some(Checkpoint {
+            sequence,
+            position,
+            log_signature,
+            db_signature,
+            millis: r.u64().ok()?,
+        })
+    }
+}
+
+/// Reads the checkpoint file at `path`: `None` if there is none, `JET_errCheckpointCorrupt`
+/// if neither slot is whole.
+pub fn read(vfs: &dyn Vfs, path: &Path) -> Result<Option<Checkpoint>> {
+    let exists = vfs
+        .exists(path)
+        .map_err(|err| JetError::io(format!("look up {}", path.display()), &err))?;
+    if !exists {
+        return Ok(None);
+    }
+    let file = vfs
+        .open(path, OpenMode::Read)
+        .map_err(|err| JetError::io(format!("open {}", path.display()), &err))?;
+    let len = file
+        .len()
+        .map_err(|err| JetError::io(format!("{}: size", path.display()), &err))?;
+    let mut bytes = vec![0u8; (len as usize).min(2 * SLOT_SIZE)];
+    file.read_exact_at(&mut bytes, 0)
+        .map_err(|err| JetError::io(format!("read {}", path.display()), &err))?;
+    let best = bytes
+        .chunks(SLOT_SIZE)
+        .filter_map(Checkpoint::decode)
+        .max_by_key(|c| c.sequence);
+    match best {
+        Some(checkpoint) => Ok(Some(checkpoint)),
+        None => bail!(
+            CheckpointCorrupt,
+            "{}: neither copy of the checkpoint is whole",
+            path.display()
+        ),
+    }
+}
+
+/// Writes checkpoints to `edb.chk`, alternating between its two slots.
+pub(crate) struct CheckpointFile {
+    path: PathBuf,
+    file: Box<dyn VfsFile>,
+    current: Checkpoint,
+}
+
+impl std::fmt::Debug for CheckpointFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CheckpointFile")
+            .field("path", &self.path)
+            .field("current", &self.current)
+            .finish()
+    }
+}
+
+fn chk_io(path: &Path, what: &str, err: &std::io::Error) -> JetError {
+    JetError::io(format!("{}: {what}", path.display()), err)
+}
+
+impl CheckpointFile {
+    /// Opens the checkpoint file at `path`, creating it (and fsyncing its directory) if it does
+    /// not exist; `current` is the checkpoint it holds or is to hold.
+    pub(crate) fn open(vfs: &Arc<dyn Vfs>, path: &Path, current: Checkpoint) -> Result<Self> {
+        let exists = vfs
+            .exists(path)
+            .map_err(|err| chk_io(path, "look up", &err))?;
+        let file = if exists {
+            vfs.open(path, OpenMode::ReadWrite)
+                .map_err(|err| chk_io(path, "open", &err))?
+        } else {
+            let file = vfs
+                .open(path, OpenMode::CreateNew)
+                .map_err(|err| chk_io(path, "create", &err))?;
+            file.write_all_at(&current.encode(), slot_offset(current.sequence))
+                .map_err(|err| chk_io(path, "write", &err))?;
+            file.sync().map_err(|err| chk_io(path, "fsync", &err))?;
+            let dir = crate::vfs::parent_dir(path);
+            vfs.sync_dir(dir)
+                .map_err(|err| chk_io(path, "fsync its directory", &err))?;
+            file
+        };
+        Ok(CheckpointFile {
+            path: path.to_path_buf(),
+            file,
+            current,
+        })
+    }
+
+    /// The checkpoint last written.
+    pub(crate) fn current(&self) -> &Checkpoint {
+        &self.current
+    }
+
+    /// Durably records `position` as the checkpoint, in the slot not holding the current one.
+    pub(crate) fn write(&mut self, position: Lgpos, millis: u64) -> Result<()> {
+        assert!(
+            position >= self.current.position,
+            "the checkpoint only moves forward"
+        );
+        let next = Checkpoint {
+            sequence: self.current.sequence + 1,
+            position,
+            millis,
+            ..self.current
+        };
+        self.file
+            .write_all_at(&next.encode(), slot_offset(next.sequence))
+            .map_err(|err| chk_io(&self.path, "write", &err))?;
+        self.file
+            .sync()
+            .map_err(|err| chk_io(&self.path, "fsync", &err))?;
+        self.current = next;
+        Ok(())
+    }
+}
+
+fn slot_offset(sequence: u64) -> u64 {
+    (sequence % 2) * SLOT_SIZE as u64
+}
+
+/// The error for a checkpoint of another log set.
+pub(crate) fn check_signature(checkpoint: &Checkpoint, log: &Signature, path: &Path) -> Result<()> {
+    if checkpoint.log_signature != *log {
+        return Err(JetError::new(
+            ErrorKind::BadCheckpointSignature,
+            format!(
+                "{} belongs to log set {}, the logs to {log}",
+                path.display(),
+                checkpoint.log_signature
+            ),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vfs::MemVfs;
+
+    #[test]
+    fn a_torn_slot_leaves_the_previous_checkpoint() {
+        let vfs: Arc<dyn Vfs> = Arc::new(MemVfs::new());
+        let path = Path::new("edb.chk");
+        let first = Checkpoint {
+            sequence: 1,
+            position: Lgpos {
+                generation: 1,
+                offset: 4128,
+            },
+            log_signature: Signature::default(),
+            db_signature: Signature::default(),
+            millis: 0,
+        };
+        let mut file = CheckpointFile::open(&vfs, path, first).unwrap();
+        let later = Lgpos {
+            generation: 2,
+            offset: 4128,
+        };
+        file.write(later, 1).unwrap();
+        assert_eq!(read(&*vfs, path).unwrap().unwrap().position, later);
+        // Tear the newest slot (sequence 2 lives in slot 0).
+        let f = vfs.open(path, OpenMode::ReadWrite).unwrap();
+        f.write_all_at(&[0xAB; 100], 200).unwrap();
+        assert_eq!(read(&*vfs, path).unwrap().unwrap().position, first.position);
+        // Both torn: corrupt.
+        f.write_all_at(&[0xAB; 100], SLOT_SIZE as u64 + 200)
+            .unwrap();
+        let err = read(&*vfs, path).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::CheckpointCorrupt);
+    }
+}

@@ -1,0 +1,1068 @@
+//! The write-ahead log: numbered generations of fixed-size, checksummed segments.
+//!
+//! The log path holds the current generation `edb.log`, archived generations
+//! `edbXXXXXXXX.log` (the generation in eight upper-case hex digits) and, during a roll, the next
+//! generation `edbtmp.log`. Every file is [`LogHeader`] in its first segment followed by data
+//! segments:
+//!
+//! ```text
+//! segment header (32 bytes): crc32 of [4..4096] | generation u32 | index u32 | used u16 |
+//!                            flags u16 | durable mark u32 | log set id u64 | reserved u32
+//! payload (4064 bytes):      `used` bytes of the record stream, then zeros
+//! ```
+//!
+//! Each segment names its own generation, index and log set, so a segment from elsewhere is
+//! refused. The *durable mark* is how many segments of the file were known durable (fsynced)
+//! when the segment was written. It separates a torn tail (segments that were never
+//! acknowledged) from damage to durable data: an invalid segment that a later valid segment
+//! vouches for is corruption (`JET_errLogFileCorrupt`); one that nothing vouches for is the torn
+//! tail of a write that never completed, and recovery stops before it.
+//!
+//! A flush seals the open segment, so a segment is never rewritten once written: a torn write
+//! can only damage data that was never acknowledged.
+//!
+//! Records form one byte stream across the segments of a file: `kind u8 | len u32 | body`. A
+//! commit group is the after-images of the pages a transaction changed ([`Record::Page`])
+//! followed by its [`Record::Commit`]; a group without its commit record is discarded by
+//! recovery. [`Record::End`] closes a generation before it is archived.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::codec::{Reader, Writer};
+use crate::env::Clock;
+use crate::error::{ErrorKind, JetError, Result, bail};
+use crate::header::{Lgpos, Signature};
+use crate::page::Pgno;
+use crate::vfs::{OpenMode, Vfs, VfsFile};
+
+/// The size of a log segment, and of the log file header.
+pub const SEGMENT_SIZE: usize = 4096;
+const SEGMENT_HEADER_LEN: usize = 32;
+/// The record bytes one segment carries.
+pub const SEGMENT_PAYLOAD: usize = SEGMENT_SIZE - SEGMENT_HEADER_LEN;
+/// The smallest log file size, in bytes (ESE's smallest is 128 KiB too).
+pub const LOG_FILE_SIZE_MIN: u64 = 128 * 1024;
+/// The largest log file size, in bytes: offsets within a generation are 32-bit.
+pub const LOG_FILE_SIZE_MAX: u64 = 1024 * 1024 * 1024;
+/// The log file size unless the caller chooses another (ESE's default, 5 MiB).
+pub const LOG_FILE_SIZE_DEFAULT: u64 = 5 * 1024 * 1024;
+/// The highest generation normal logging uses (ESE stops 0x200 below recovery's limit).
+pub const GENERATION_MAX: u32 = 0x7FFF_FA00 - 0x200;
+
+const LOG_MAGIC: u32 = 0x4A45_4C47;
+const LOG_FORMAT_VERSION: u32 = 1;
+/// Sealed segments are written (without an fsync) once this many bytes of them wait.
+const WRITE_BEHIND_BYTES: usize = 256 * 1024;
+
+const RECORD_PAGE: u8 = 1;
+const RECORD_COMMIT: u8 = 2;
+const RECORD_END: u8 = 3;
+const RECORD_HEADER_LEN: usize = 5;
+const COMMIT_BODY_LEN: usize = 56;
+/// Segment flag: the record stream restarts here (a writer resumed after recovery), so a
+/// record cut short before this segment is dropped rather than continued.
+const FLAG_RESTART: u16 = 1;
+
+/// The header of a log file (ESE's LGFILEHDR), in its first 4 KiB.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LogHeader {
+    /// The generation this file holds.
+    pub generation: u32,
+    /// How many 4 KiB segments the file holds, the header's included.
+    pub segments: u32,
+    /// The log set this file belongs to; every file of a set and its database share it.
+    pub log_signature: Signature,
+    /// The database the log belongs to.
+    pub db_signature: Signature,
+    /// When this generation was created (ESE's tmCreate).
+    pub created_millis: u64,
+    /// When the previous generation was created (ESE's tmPrevGen); 0 for the first.
+    pub prev_created_millis: u64,
+    /// Whether circular logging was on when the file was created.
+    pub circular: bool,
+}
+
+impl LogHeader {
+    fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(SEGMENT_SIZE);
+        let mut w = Writer::new(&mut out);
+        w.u32(0);
+        w.u32(LOG_MAGIC);
+        w.u32(LOG_FORMAT_VERSION);
+        w.u32(self.generation);
+        w.u32(SEGMENT_SIZE as u32);
+        w.u32(self.segments);
+        for sig in [self.log_signature, self.db_signature] {
+            w.u64(sig.random);
+            w.u64(sig.created_millis);
+        }
+        w.u64(self.created_millis);
+        w.u64(self.prev_created_millis);
+        w.u32(u32::from(self.circular));
+        out.resize(SEGMENT_SIZE, 0);
+        let crc = crc32fast::hash(&out[4..]);
+        out[..4].copy_from_slice(&crc.to_le_bytes());
+        out
+    }
+
+    fn decode(bytes: &[u8]) -> std::result::Result<LogHeader, String> {
+        if bytes.len() < SEGMENT_SIZE {
+            return Err(format!(
+                "the file is {} bytes, shorter than its header",
+                bytes.len()
+            ));
+        }
+        let bytes = &bytes[..SEGMENT_SIZE];
+        if bytes.iter().all(|&b| b == 0) {
+            return Err("the header is blank".into());
+        }
+        let stored = u32::from_le_bytes(bytes[..4].try_into().expect("4 bytes"));
+        if stored != crc32fast::hash(&bytes[4..]) {
+            return Err("the header's checksum does not match".into());
+        }
+        let mut r = Reader::new(&bytes[4..]);
+        let field = |e: JetError| e.to_string();
+        if r.u32().map_err(field)? != LOG_MAGIC {
+            return Err("not a log file (bad magic number)".into());
+        }
+        let version = r.u32().map_err(field)?;
+        if version != LOG_FORMAT_VERSION {
+            return Err(format!("log format version {version} is not supported"));
+        }
+        let generation = r.u32().map_err(field)?;
+        let segment_size = r.u32().map_err(field)?;
+        if segment_size as usize != SEGMENT_SIZE {
+            return Err(format!(
+                "segment size {segment_size}, expected {SEGMENT_SIZE}"
+            ));
+        }
+        let segments = r.u32().map_err(field)?;
+        if !(2..=(LOG_FILE_SIZE_MAX / SEGMENT_SIZE as u64) as u32).contains(&segments) {
+            return Err(format!("{segments} segments is not a valid log file size"));
+        }
+        let mut sig = || -> std::result::Result<Signature, String> {
+            Ok(Signature {
+                random: r.u64().map_err(field)?,
+                created_millis: r.u64().map_err(field)?,
+            })
+        };
+        let log_signature = sig()?;
+        let db_signature = sig()?;
+        let created_millis = r.u64().map_err(field)?;
+        let prev_created_millis = r.u64().map_err(field)?;
+        let circular = r.u32().map_err(field)? != 0;
+        Ok(LogHeader {
+            generation,
+            segments,
+            log_signature,
+            db_signature,
+            created_millis,
+            prev_created_millis,
+            circular,
+        })
+    }
+
+    /// The size of the file in bytes.
+    pub fn file_size(&self) -> u64 {
+        u64::from(self.segments) * SEGMENT_SIZE as u64
+    }
+}
+
+/// A commit record: it closes a group of page images and carries the header state after it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CommitRecord {
+    /// The transaction (or table operation) that committed.
+    pub transaction: u64,
+    /// The commit's sequence number: commits are numbered 1, 2, … in log order.
+    pub sequence: u64,
+    /// When the commit was logged.
+    pub millis: u64,
+    /// How many page images the group holds.
+    pub pages: u32,
+    /// Records written by the transaction.
+    pub puts: u32,
+    /// Records deleted by the transaction.
+    pub deletes: u32,
+    /// The database's page count after the commit.
+    pub page_count: u32,
+    /// The head of the free list after the commit.
+    pub free_head: Pgno,
+    /// The number of free pages after the commit.
+    pub free_count: u32,
+    /// The database time after the commit.
+    pub dbtime: u64,
+}
+
+/// One record of the log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Record {
+    /// The after-image of one page, part of the commit group that follows.
+    Page {
+        /// The page number.
+        pgno: Pgno,
+        /// The whole page, sealed as it is to be written.
+        image: Vec<u8>,
+    },
+    /// The end of a commit group.
+    Commit(CommitRecord),
+    /// The end of a generation: nothing follows in this file.
+    End,
+}
+
+/// Appends a page image record to `out`.
+pub(crate) fn encode_page(out: &mut Vec<u8>, pgno: Pgno, image: &[u8]) {
+    out.push(RECORD_PAGE);
+    out.extend_from_slice(&((4 + image.len()) as u32).to_le_bytes());
+    out.extend_from_slice(&pgno.to_le_bytes());
+    out.extend_from_slice(image);
+}
+
+/// Appends a commit record to `out`.
+pub(crate) fn encode_commit(out: &mut Vec<u8>, c: &CommitRecord) {
+    let mut body = Vec::with_capacity(64);
+    let mut w = Writer::new(&mut body);
+    w.u64(c.transaction);
+    w.u64(c.sequence);
+    w.u64(c.millis);
+    w.u32(c.pages);
+    w.u32(c.puts);
+    w.u32(c.deletes);
+    w.u32(c.page_count);
+    w.u32(c.free_head);
+    w.u32(c.free_count);
+    w.u64(c.dbtime);
+    debug_assert_eq!(body.len(), COMMIT_BODY_LEN);
+    out.push(RECORD_COMMIT);
+    out.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    out.extend_from_slice(&body);
+}
+
+fn decode_record(kind: u8, body: &[u8]) -> std::result::Result<Record, String> {
+    let field = |e: JetError| e.to_string();
+    match kind {
+        RECORD_PAGE => {
+            if body.len() < 4 {
+                return Err("a page record without a page number".into());
+            }
+            let pgno = u32::from_le_bytes(body[..4].try_into().expect("4 bytes"));
+            Ok(Record::Page {
+                pgno,
+                image: body[4..].to_vec(),
+            })
+        }
+        RECORD_COMMIT if body.len() == COMMIT_BODY_LEN => {
+            let mut r = Reader::new(body);
+            Ok(Record::Commit(CommitRecord {
+                transaction: r.u64().map_err(field)?,
+                sequence: r.u64().map_err(field)?,
+                millis: r.u64().map_err(field)?,
+                pages: r.u32().map_err(field)?,
+                puts: r.u32().map_err(field)?,
+                deletes: r.u32().map_err(field)?,
+                page_count: r.u32().map_err(field)?,
+                free_head: r.u32().map_err(field)?,
+                free_count: r.u32().map_err(field)?,
+                dbtime: r.u64().map_err(field)?,
+            }))
+        }
+        RECORD_END if body.is_empty() => Ok(Record::End),
+        _ => Err(format!(
+            "an unknown record (kind {kind}, {} bytes)",
+            body.len()
+        )),
+    }
+}
+
+/// The name of the current log file for base name `base`: `edb.log`.
+pub fn current_name(base: &str) -> String {
+    format!("{base}.log")
+}
+
+/// The name of the next log file while it is prepared: `edbtmp.log`.
+pub fn tmp_name(base: &str) -> String {
+    format!("{base}tmp.log")
+}
+
+/// The name of archived generation `generation`: `edb0000002A.log`.
+pub fn archive_name(base: &str, generation: u32) -> String {
+    format!("{base}{generation:08X}.log")
+}
+
+/// The generation an archived log's file name holds, if `name` is one.
+pub fn parse_archive_name(base: &str, name: &str) -> Option<u32> {
+    let hex = name.strip_prefix(base)?.strip_suffix(".log")?;
+    if hex.len() != 8
+        || !hex
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(&b))
+    {
+        return None;
+    }
+    u32::from_str_radix(hex, 16).ok()
+}
+
+/// What the scan of one log file found at its end.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LogTail {
+    /// The file ends with an end record (a finished generation).
+    Ended,
+    /// The records end and only blank segments follow: the current generation, open.
+    Open,
+    /// The records end before a segment (or record) that was never completely written; nothing
+    /// from it on was acknowledged as durable.
+    Torn {
+        /// The first segment not whole.
+        segment: u32,
+        /// Why it is not whole.
+        reason: String,
+    },
+    /// Data known durable is damaged.
+    Corrupt {
+        /// The damaged segment.
+        segment: u32,
+        /// Its byte offset in the file.
+        offset: u64,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+/// Everything a scan of one log file found.
+#[derive(Clone, Debug)]
+pub struct LogScan {
+    /// The file's header.
+    pub header: LogHeader,
+    /// The whole records, each with the position it starts at.
+    pub records: Vec<(Lgpos, Record)>,
+    /// The position just after the last whole record.
+    pub end: Lgpos,
+    /// How the file ends.
+    pub tail: LogTail,
+    /// How many data segments hold records.
+    pub segments_used: u32,
+}
+
+impl LogScan {
+    /// Whether anything but blank segments follows the last whole record.
+    pub fn has_debris(&self) -> bool {
+        !matches!(self.tail, LogTail::Open | LogTail::Ended)
+    }
+}
+
+enum Segment<'a> {
+    Valid {
+        used: &'a [u8],
+        mark: u32,
+        restart: bool,
+    },
+    Blank,
+    Bad(String),
+}
+
+fn classify<'a>(seg: Option<&'a [u8]>, header: &LogHeader, index: u32) -> Segment<'a> {
+    let Some(seg) = seg else {
+        return Segment::Blank;
+    };
+    if seg.iter().all(|&b| b == 0) {
+        return Segment::Blank;
+    }
+    let u32_at = |at: usize| u32::from_le_bytes(seg[at..at + 4].try_into().expect("4 bytes"));
+    if u32_at(0) != crc32fast::hash(&seg[4..]) {
+        return Segment::Bad("checksum mismatch".into());
+    }
+    let generation = u32_at(4);
+    let at = u32_at(8);
+    let used = u16::from_le_bytes([seg[12], seg[13]]) as usize;
+    let flags = u16::from_le_bytes([seg[14], seg[15]]);
+    let mark = u32_at(16);
+    let set = u64::from_le_bytes(seg[20..28].try_into().expect("8 bytes"));
+    if set != header.log_signature.random {
+        return Segment::Bad("the segment belongs to another log set".into());
+    }
+    if generation != header.generation || at != index {
+        return Segment::Bad(format!(
+            "the segment says it is segment {at} of generation {generation:#X}"
+        ));
+    }
+    if used > SEGMENT_PAYLOAD || mark > index || flags & !FLAG_RESTART != 0 {
+        return Segment::Bad("the segment's header is malformed".into());
+    }
+    Segment::Valid {
+        used: &seg[SEGMENT_HEADER_LEN..SEGMENT_HEADER_LEN + used],
+        mark,
+        restart: flags & FLAG_RESTART != 0,
+    }
+}
+
+/// Scans a whole log file held in `bytes`: its header, its records, and how it ends.
+///
+/// Only a damaged or foreign header is an error (`JET_errLogFileCorrupt`); damage further in
+/// is reported in [`LogScan::tail`], for the caller to judge by what the file is.
+pub fn scan(bytes: &[u8], name: &str) -> Result<LogScan> {
+    let header = LogHeader::decode(bytes)
+        .map_err(|why| JetError::new(ErrorKind::LogFileCorrupt, format!("{name}: {why}")))?;
+    let segment = |i: u32| -> Option<&[u8]> {
+        let start = i as usize * SEGMENT_SIZE;
+        bytes.get(start..start + SEGMENT_SIZE)
+    };
+    let classes: Vec<Segment<'_>> = (1..header.segments)
+        .map(|i| classify(segment(i), &header, i))
+        .collect();
+    let highest_mark = classes
+        .iter()
+        .map(|c| match c {
+            Segment::Valid { mark, .. } => *mark,
+            _ => 0,
+        })
+        .max()
+        .unwrap_or(0);
+    let first_invalid = classes
+        .iter()
+        .position(|c| !matches!(c, Segment::Valid { .. }))
+        .map(|i| i as u32 + 1);
+    let mut tail = LogTail::Open;
+    if let Some(index) = first_invalid {
+        let reason = match &classes[index as usize - 1] {
+            Segment::Bad(why) => why.clone(),
+            _ => "the segment is blank".to_string(),
+        };
+        let debris = classes[index as usize - 1..]
+            .iter()
+            .any(|c| !matches!(c, Segment::Blank));
+        if highest_mark > index {
+            tail = LogTail::Corrupt {
+                segment: index,
+                offset: u64::from(index) * SEGMENT_SIZE as u64,
+                reason: format!("{reason}, but a later segment shows it was durable"),
+            };
+        } else if debris {
+            tail = LogTail::Torn {
+                segment: index,
+                reason,
+            };
+        }
+    }
+    // The record stream of the valid prefix, restarted at each segment flagged as a restart
+    // (where a writer resumed after recovery: a record cut short before it was never whole).
+    let valid = first_invalid.unwrap_or(header.segments) - 1;
+    let mut records = Vec::new();
+    let mut ended = false;
+    let mut cut_short = None;
+    let mut end_offset = (SEGMENT_SIZE + SEGMENT_HEADER_LEN) as u32;
+    let mut chunk = Chunk::default();
+    for (i, class) in classes.iter().take(valid as usize).enumerate() {
+        let Segment::Valid { used, restart, .. } = class else {
+            unreachable!("the prefix is valid")
+        };
+        if *restart && !chunk.stream.is_empty() {
+            chunk.parse(&header, &mut records, &mut ended, &mut tail);
+            chunk = Chunk::default();
+        }
+        if ended || matches!(tail, LogTail::Corrupt { .. }) {
+            break;
+        }
+        let file_offset = ((i + 1) * SEGMENT_SIZE + SEGMENT_HEADER_LEN) as u32;
+        chunk.starts.push((chunk.stream.len(), file_offset));
+        chunk.stream.extend_from_slice(used);
+    }
+    if !ended && !matches!(tail, LogTail::Corrupt { .. }) {
+        let whole = chunk.parse(&header, &mut records, &mut ended, &mut tail);
+        if !ended && whole < chunk.stream.len() {
+            cut_short = Some(chunk.file_offset(whole));
+        }
+    }
+    if let Some(&(pos, ref record)) = records.last() {
+        end_offset = pos.offset + record_len(record) as u32;
+    }
+    if let (Some(offset), LogTail::Open) = (cut_short, &tail) {
+        // A record begun but not finished: the rest of it was never written.
+        tail = LogTail::Torn {
+            segment: offset / SEGMENT_SIZE as u32,
+            reason: "a record is cut short".into(),
+        };
+    }
+    // A generation ends with its end record, or fills every segment (no room was left for
+    // one).
+    let full = first_invalid.is_none() && cut_short.is_none();
+    if (ended || full) && !matches!(tail, LogTail::Corrupt { .. }) {
+        tail = LogTail::Ended;
+    }
+    let end = Lgpos {
+        generation: header.generation,
+        offset: end_offset,
+    };
+    Ok(LogScan {
+        header,
+        records,
+        end,
+        tail,
+        segments_used: valid,
+    })
+}
+
+/// The bytes `record` takes in the log, its header included.
+fn record_len(record: &Record) -> usize {
+    RECORD_HEADER_LEN
+        + match record {
+            Record::Page { image, .. } => 4 + image.len(),
+            Record::Commit(_) => COMMIT_BODY_LEN,
+            Record::End => 0,
+        }
+}
+
+/// A run of segments whose payloads form one record stream.
+#[derive(Default)]
+struct Chunk {
+    stream: Vec<u8>,
+    /// (stream offset, file offset) where each segment's payload begins.
+    starts: Vec<(usize, u32)>,
+}
+
+impl Chunk {
+    fn file_offset(&self, at: usize) -> u32 {
+        let i = self
+            .starts
+            .partition_point(|&(s, _)| s <= at)
+            .saturating_sub(1);
+        match self.starts.get(i) {
+            Some(&(s, f)) => f + (at - s) as u32,
+            None => (SEGMENT_SIZE + SEGMENT_HEADER_LEN) as u32,
+        }
+    }
+
+    /// Parses the whole records of the stream into `records`; returns how many bytes they
+    /// take. A malformed record in checksummed segments is damage, not a tear.
+    fn parse(
+        &self,
+        header: &LogHeader,
+        records: &mut Vec<(Lgpos, Record)>,
+        ended: &mut bool,
+        tail: &mut LogTail,
+    ) -> usize {
+        let stream = &self.stream;
+        let mut at = 0usize;
+        while stream.len() - at >= RECORD_HEADER_LEN {
+            let kind = stream[at];
+            let len =
+                u32::from_le_bytes(stream[at + 1..at + 5].try_into().expect("4 bytes")) as usize;
+            let Some(body) = stream.get(at + RECORD_HEADER_LEN..at + RECORD_HEADER_LEN + len)
+            else {
+                break;
+            };
+            let pos = Lgpos {
+                generation: header.generation,
+                offset: self.file_offset(at),
+            };
+            match decode_record(kind, body) {
+                Ok(record) => {
+                    *ended = record == Record::End;
+                    records.push((pos, record));
+                }
+                Err(why) => {
+                    *tail = LogTail::Corrupt {
+                        segment: pos.offset / SEGMENT_SIZE as u32,
+                        offset: u64::from(pos.offset),
+                        reason: why,
+                    };
+                    return at;
+                }
+            }
+            at += RECORD_HEADER_LEN + len;
+            if *ended {
+                break;
+            }
+        }
+        at
+    }
+}
+
+/// Reads the whole file `path`.
+pub(crate) fn read_file(vfs: &dyn Vfs, path: &Path) -> Result<Vec<u8>> {
+    let file = vfs
+        .open(path, OpenMode::Read)
+        .map_err(|err| JetError::io(format!("open {}", path.display()), &err))?;
+    let len = file
+        .len()
+        .map_err(|err| JetError::io(format!("{}: size", path.display()), &err))?;
+    let mut bytes = vec![0u8; len as usize];
+    file.read_exact_at(&mut bytes, 0)
+        .map_err(|err| JetError::io(format!("read {}", path.display()), &err))?;
+    Ok(bytes)
+}
+
+/// Appends records to the current generation and rolls to the next one.
+pub(crate) struct LogWriter {
+    vfs: Arc<dyn Vfs>,
+    clock: Arc<dyn Clock>,
+    dir: PathBuf,
+    base: String,
+    file: Box<dyn VfsFile>,
+    header: LogHeader,
+    /// The index of the segment being filled.
+    index: u32,
+    /// The payload of the segment being filled.
+    open: Vec<u8>,
+    /// Sealed segments not yet written, the first of them at `pending_index`.
+    pending: Vec<u8>,
+    pending_index: u32,
+    /// Segments below this index are durable.
+    durable_segments: u32,
+    /// The end of the durable log.
+    durable: Lgpos,
+    /// The first failed write or fsync: after it the log's state is unknown.
+    failed: Option<JetError>,
+    /// How many rolls this writer made.
+    rolls: u64,
+    /// Whether the next sealed segment is the first this writer writes (flagged as a restart).
+    first_segment: bool,
+}
+
+impl std::fmt::Debug for LogWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogWriter")
+            .field("generation", &self.header.generation)
+            .field("position", &self.position())
+            .field("durable", &self.durable)
+            .finish()
+    }
+}
+
+/// Where a new log file starts: its header and the directory it goes in.
+pub(crate) struct NewLog<'a> {
+    pub vfs: &'a Arc<dyn Vfs>,
+    pub dir: &'a Path,
+    pub base: &'a str,
+    pub header: LogHeader,
+}
+
+impl NewLog<'_> {
+    /// Writes the file as `edbtmp.log` (header, size, fsync, directory fsync), ready to be
+    /// renamed into place.
+    pub(crate) fn prepare(&self) -> Result<PathBuf> {
+        let tmp = self.dir.join(tmp_name(self.base));
+        let io = |what: &str| {
+            let what = format!("{}: {what}", tmp.display());
+            move |err: std::io::Error| {
+                JetError::new(
+                    ErrorKind::LogWriteFail,
+                    format!("{what}: {}", JetError::io("", &err)),
+                )
+            }
+        };
+        let file = self
+            .vfs
+            .open(&tmp, OpenMode::CreateTruncate)
+            .map_err(io("create"))?;
+        file.set_len(self.header.file_size()).map_err(io("size"))?;
+        file.write_all_at(&self.header.encode(), 0)
+            .map_err(io("write the header"))?;
+        file.sync().map_err(io("fsync"))?;
+        self.vfs
+            .sync_dir(self.dir)
+            .map_err(io("fsync its directory"))?;
+        Ok(tmp)
+    }
+}
+
+fn log_io(what: String, err: &std::io::Error) -> JetError {
+    JetError::new(
+        ErrorKind::LogWriteFail,
+        format!("{what}: {}", JetError::io("", err)),
+    )
+}
+
+impl LogWriter {
+    /// A writer appending to the open generation `edb.log` in `dir`, whose header is `header`
+    /// and whose records end at `end` (a segment start: recovery resumes nowhere else).
+    pub(crate) fn resume(
+        vfs: Arc<dyn Vfs>,
+        clock: Arc<dyn Clock>,
+        dir: &Path,
+        base: &str,
+        header: LogHeader,
+        segments_used: u32,
+    ) -> Result<LogWriter> {
+        let path = dir.join(current_name(base));
+        let file = vfs
+            .open(&path, OpenMode::ReadWrite)
+            .map_err(|err| log_io(format!("open {}", path.display()), &err))?;
+        let index = segments_used + 1;
+        let durable = Lgpos {
+            generation: header.generation,
+            offset: (index as usize * SEGMENT_SIZE + SEGMENT_HEADER_LEN) as u32,
+        };
+        Ok(LogWriter {
+            vfs,
+            clock,
+            dir: dir.to_path_buf(),
+            base: base.to_string(),
+            file,
+            header,
+            index,
+            open: Vec::new(),
+            pending: Vec::new(),
+            pending_index: index,
+            durable_segments: index,
+            durable,
+            failed: None,
+            rolls: 0,
+            first_segment: true,
+        })
+    }
+
+    /// The header of the current generation.
+    pub(crate) fn header(&self) -> &LogHeader {
+        &self.header
+    }
+
+    /// The position the next record will start at (if it fits in this generation).
+    pub(crate) fn position(&self) -> Lgpos {
+        Lgpos {
+            generation: self.header.generation,
+            offset: (self.index as usize * SEGMENT_SIZE + SEGMENT_HEADER_LEN + self.open.len())
+                as u32,
+        }
+    }
+
+    /// The end of the durable log: everything before it survives a crash.
+    pub(crate) fn durable(&self) -> Lgpos {
+        self.durable
+    }
+
+    /// How many generations this writer rolled to.
+    pub(crate) fn rolls(&self) -> u64 {
+        self.rolls
+    }
+
+    /// The first failure, if the log has stopped.
+    pub(crate) fn failed(&self) -> Option<&JetError> {
+        self.failed.as_ref()
+    }
+
+    fn check(&self) -> Result<()> {
+        match &self.failed {
+            Some(err) => bail!(
+                LogWriteFail,
+                "logging stopped after an earlier failure ({err})"
+            ),
+            None => Ok(()),
+        }
+    }
+
+    fn space(&self) -> usize {
+        (self.header.segments - self.index) as usize * SEGMENT_PAYLOAD - self.open.len()
+    }
+
+    /// The most bytes one record may take: it must fit in an empty generation.
+    pub(crate) fn record_max(&self) -> usize {
+        (self.header.segments as usize - 1) * SEGMENT_PAYLOAD - RECORD_HEADER_LEN
+    }
+
+    /// Appends one encoded record, rolling to a new generation first if it does not fit.
+    /// Returns the position after it. The record is durable only after [`LogWriter::flush`].
+    pub(crate) fn append(&mut self, record: &[u8]) -> Result<Lgpos> {
+        self.check()?;
+        assert!(
+            record.len() <= self.record_max(),
+            "a record fits in a generation"
+        );
+        // Keep room for the end record that closes the generation.
+        if record.len() + RECORD_HEADER_LEN > self.space() {
+            self.roll()?;
+        }
+        let mut rest = record;
+        while !rest.is_empty() {
+            let take = rest.len().min(SEGMENT_PAYLOAD - self.open.len());
+            self.open.extend_from_slice(&rest[..take]);
+            rest = &rest[take..];
+            if self.open.len() == SEGMENT_PAYLOAD {
+                self.seal();
+            }
+        }
+        if self.pending.len() >= WRITE_BEHIND_BYTES {
+            self.write_pending()?;
+        }
+        Ok(self.position())
+    }
+
+    /// Seals the open segment into `pending`.
+    fn seal(&mut self) {
+        assert!(
+            self.index < self.header.segments,
+            "a segment inside the file"
+        );
+        let start = self.pending.len();
+        self.pending.resize(start + SEGMENT_SIZE, 0);
+        let seg = &mut self.pending[start..];
+        seg[4..8].copy_from_slice(&self.header.generation.to_le_bytes());
+        seg[8..12].copy_from_slice(&self.index.to_le_bytes());
+        seg[12..14].copy_from_slice(&(self.open.len() as u16).to_le_bytes());
+        if std::mem::take(&mut self.first_segment) {
+            seg[14..16].copy_from_slice(&FLAG_RESTART.to_le_bytes());
+        }
+        seg[16..20].copy_from_slice(&self.durable_segments.to_le_bytes());
+        seg[20..28].copy_from_slice(&self.header.log_signature.random.to_le_bytes());
+        seg[SEGMENT_HEADER_LEN..SEGMENT_HEADER_LEN + self.open.len()].copy_from_slice(&self.open);
+        let crc = crc32fast::hash(&seg[4..]);
+        seg[..4].copy_from_slice(&crc.to_le_bytes());
+        self.open.clear();
+        self.index += 1;
+    }
+
+    fn write_pending(&mut self) -> Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let offset = u64::from(self.pending_index) * SEGMENT_SIZE as u64;
+        if let Err(err) = self.file.write_all_at(&self.pending, offset) {
+            return Err(self.fail(format!("write segments from {}", self.pending_index), &err));
+        }
+        self.pending.clear();
+        self.pending_index = self.index;
+        Ok(())
+    }
+
+    fn fail(&mut self, what: String, err: &std::io::Error) -> JetError {
+        let name = current_name(&self.base);
+        let err = log_io(
+            format!("{name} (generation {:#X}): {what}", self.header.generation),
+            err,
+        );
+        self.failed.get_or_insert_with(|| err.clone());
+        err
+    }
+
+    /// Makes every appended record durable: seals the open segment, writes, and fsyncs.
+    pub(crate) fn flush(&mut self) -> Result<()> {
+        self.check()?;
+        if self.position() == self.durable {
+            return Ok(());
+        }
+        if !self.open.is_empty() {
+            self.seal();
+        }
+        self.write_pending()?;
+        if let Err(err) = self.file.sync() {
+            return Err(self.fail("fsync".into(), &err));
+        }
+        self.durable_segments = self.index;
+        self.durable = self.position();
+        Ok(())
+    }
+
+    /// Finishes the current generation and starts the next: an end record, a flush, the next
+    /// file prepared as `edbtmp.log`, then `edb.log` renamed to its archived name and
+    /// `edbtmp.log` to `edb.log`, each rename followed by a directory fsync.
+    pub(crate) fn roll(&mut self) -> Result<()> {
+        self.check()?;
+        let generation = self.header.generation;
+        if generation >= GENERATION_MAX {
+            bail!(
+                LogWriteFail,
+                "the log has reached its last generation ({generation:#X})"
+            );
+        }
+        // A generation whose every segment is used needs no end record (and has no room).
+        if self.space() >= RECORD_HEADER_LEN {
+            let rest = SEGMENT_PAYLOAD - self.open.len();
+            let end = [RECORD_END, 0, 0, 0, 0];
+            // The end record may straddle a segment boundary like any other.
+            let take = rest.min(end.len());
+            self.open.extend_from_slice(&end[..take]);
+            if self.open.len() == SEGMENT_PAYLOAD {
+                self.seal();
+                self.open.extend_from_slice(&end[take..]);
+            }
+        }
+        self.flush()?;
+        let header = LogHeader {
+            generation: generation + 1,
+            created_millis: self.clock.now_millis(),
+            prev_created_millis: self.header.created_millis,
+            ..self.header
+        };
+        let result = self.switch_to(header);
+        if let Err(err) = &result {
+            self.failed.get_or_insert_with(|| err.clone());
+        }
+        result
+    }
+
+    fn switch_to(&mut self, header: LogHeader) -> Result<()> {
+        let new = NewLog {
+            vfs: &self.vfs,
+            dir: &self.dir,
+            base: &self.base,
+            header,
+        };
+        let tmp = new.prepare()?;
+        let current = self.dir.join(current_name(&self.base));
+        let archived = self
+            .dir
+            .join(archive_name(&self.base, self.header.generation));
+        let rename = |from: &Path, to: &Path| -> Result<()> {
+            self.vfs.rename(from, to).map_err(|err| {
+                log_io(
+                    format!("rename {} to {}", from.display(), to.display()),
+                    &err,
+                )
+            })?;
+            self.vfs
+                .sync_dir(&self.dir)
+                .map_err(|err| log_io(format!("fsync {}", self.dir.display()), &err))
+        };
+        rename(&current, &archived)?;
+        rename(&tmp, &current)?;
+        self.file = self
+            .vfs
+            .open(&current, OpenMode::ReadWrite)
+            .map_err(|err| log_io(format!("open {}", current.display()), &err))?;
+        self.header = header;
+        self.index = 1;
+        self.pending_index = 1;
+        self.durable_segments = 1;
+        self.open.clear();
+        self.pending.clear();
+        self.durable = self.position();
+        self.rolls += 1;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::env::ManualClock;
+    use crate::vfs::MemVfs;
+
+    fn writer(vfs: &Arc<dyn Vfs>, segments: u32) -> LogWriter {
+        let header = LogHeader {
+            generation: 1,
+            segments,
+            log_signature: Signature {
+                random: 7,
+                created_millis: 1,
+            },
+            db_signature: Signature::default(),
+            created_millis: 1,
+            prev_created_millis: 0,
+            circular: false,
+        };
+        let tmp = NewLog {
+            vfs,
+            dir: Path::new(""),
+            base: "edb",
+            header,
+        }
+        .prepare()
+        .unwrap();
+        vfs.rename(&tmp, Path::new("edb.log")).unwrap();
+        LogWriter::resume(
+            Arc::clone(vfs),
+            Arc::new(ManualClock::new(5)),
+            Path::new(""),
+            "edb",
+            header,
+            0,
+        )
+        .unwrap()
+    }
+
+    fn commit(n: u64) -> Vec<u8> {
+        let mut out = Vec::new();
+        encode_page(&mut out, 3, &vec![n as u8; 5000]);
+        encode_commit(
+            &mut out,
+            &CommitRecord {
+                sequence: n,
+                pages: 1,
+                ..Default::default()
+            },
+        );
+        out
+    }
+
+    #[test]
+    fn records_round_trip_across_segments_and_flushes() {
+        let vfs: Arc<dyn Vfs> = Arc::new(MemVfs::new());
+        let mut log = writer(&vfs, 64);
+        for n in 1..=5 {
+            log.append(&commit(n)).unwrap();
+            if n % 2 == 0 {
+                log.flush().unwrap();
+            }
+        }
+        log.flush().unwrap();
+        let bytes = read_file(&*vfs, Path::new("edb.log")).unwrap();
+        let scan = scan(&bytes, "edb.log").unwrap();
+        assert_eq!(scan.tail, LogTail::Open);
+        let commits: Vec<u64> = scan
+            .records
+            .iter()
+            .filter_map(|(_, r)| match r {
+                Record::Commit(c) => Some(c.sequence),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(commits, vec![1, 2, 3, 4, 5]);
+        assert_eq!(scan.records.len(), 10);
+    }
+
+    #[test]
+    fn a_roll_archives_the_generation_with_an_end_record() {
+        let vfs: Arc<dyn Vfs> = Arc::new(MemVfs::new());
+        let mut log = writer(&vfs, 32);
+        for n in 1..=30 {
+            log.append(&commit(n)).unwrap();
+        }
+        log.flush().unwrap();
+        assert!(log.rolls() >= 1);
+        let old = read_file(&*vfs, Path::new("edb00000001.log")).unwrap();
+        let old = scan(&old, "edb00000001.log").unwrap();
+        assert_eq!(old.tail, LogTail::Ended);
+        let cur = read_file(&*vfs, Path::new("edb.log")).unwrap();
+        let cur = scan(&cur, "edb.log").unwrap();
+        assert_eq!(cur.header.generation, 1 + log.rolls() as u32);
+        assert_eq!(cur.header.prev_created_millis, 1);
+    }
+
+    #[test]
+    fn a_damaged_segment_is_torn_unless_a_later_one_vouches_for_it() {
+        let vfs: Arc<dyn Vfs> = Arc::new(MemVfs::new());
+        let mut log = writer(&vfs, 64);
+        log.append(&commit(1)).unwrap();
+        log.flush().unwrap(); // segments 1..=2 durable
+        log.append(&commit(2)).unwrap();
+        log.flush().unwrap(); // segments 3..=4, marked with 3
+        let bytes = read_file(&*vfs, Path::new("edb.log")).unwrap();
+        // Damage the last segment: nothing vouches for it, so it is a torn tail.
+        let mut torn = bytes.clone();
+        torn[4 * SEGMENT_SIZE + 100] ^= 1;
+        let s = scan(&torn, "edb.log").unwrap();
+        assert!(
+            matches!(s.tail, LogTail::Torn { segment: 4, .. }),
+            "{:?}",
+            s.tail
+        );
+        // Damage segment 1: segment 3 says segments below 3 were durable.
+        let mut rotten = bytes.clone();
+        rotten[SEGMENT_SIZE + 100] ^= 1;
+        let s = scan(&rotten, "edb.log").unwrap();
+        assert!(
+            matches!(s.tail, LogTail::Corrupt { segment: 1, .. }),
+            "{:?}",
+            s.tail
+        );
+        assert!(s.records.is_empty());
+    }
+
+    #[test]
+    fn archive_names_round_trip() {
+        assert_eq!(archive_name("edb", 0x2A), "edb0000002A.log");
+        assert_eq!(parse_archive_name("edb", "edb0000002A.log"), Some(0x2A));
+        assert_eq!(parse_archive_name("edb", "edbtmp.log"), None);
+        assert_eq!(parse_archive_name("edb", "edb0000002a.log"), None);
+        assert_eq!(parse_archive_name("edb", "edb.log"), None);
+    }
+}
