@@ -470,7 +470,7 @@ impl Database {
         self.check_usable()
     }
 
-    fn check_table(&self, table: Table) -> Result<()> {
+    pub(crate) fn check_table(&self, table: Table) -> Result<()> {
         self.check_usable()?;
         if self.tables.values().any(|&known| known == table) {
             Ok(())

@@ -121,6 +121,7 @@ jet_errors! {
     InstanceUnavailable = -1090, "the instance met a fatal error and refuses access to its data";
     DatabaseUnavailable = -1091, "the database met a fatal error and refuses further changes";
     VersionStoreOutOfMemory = -1069, "the version store (open transactions' changes) is full";
+    InvalidSesid = -1104, "the session or transaction is no longer valid";
     WriteConflict = -1102, "another transaction has written this record";
     ReadPgnoVerifyFailure = -1118, "a database page holds another page's number";
     ReadLostFlushVerifyFailure = -1119, "a database page lost a write that was flushed";

@@ -36,6 +36,7 @@ mod database;
 mod env;
 mod error;
 pub mod header;
+mod instance;
 mod integrity;
 pub mod limits;
 pub mod log;
@@ -44,6 +45,9 @@ mod os;
 mod overflow;
 pub mod page;
 mod pager;
+mod recovery;
+mod session;
+mod version;
 mod vfs;
 
 pub use btree::SeekMode;
@@ -52,10 +56,13 @@ pub use database::{Cursor, Database, DatabaseOptions, Range, Table};
 pub use env::{Clock, Entropy, Env, ManualClock, SeededEntropy};
 pub use error::{ErrorKind, JetError, Result};
 pub use header::{BackupInfo, DbHeader, DbState, Lgpos, Signature};
+pub use instance::{CommitMode, Instance, InstanceParams, InstanceStats};
 pub use integrity::{
     BadPage, ChecksumReport, IntegrityReport, TableReport, read_header_copies, verify_file,
 };
 pub use os::{OsVfs, SystemClock, os_seed};
+pub use recovery::{RecoveryReport, describe_tail};
+pub use session::{Session, Transaction, TxRange};
 pub use vfs::{MemVfs, OpenMode, Vfs, VfsFile, parent_dir};
 
 /// The README's examples run as doctests, so they cannot go stale.

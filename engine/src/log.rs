@@ -711,11 +711,6 @@ impl LogWriter {
         })
     }
 
-    /// The header of the current generation.
-    pub(crate) fn header(&self) -> &LogHeader {
-        &self.header
-    }
-
     /// The position the next record will start at (if it fits in this generation).
     pub(crate) fn position(&self) -> Lgpos {
         Lgpos {

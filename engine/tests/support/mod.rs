@@ -8,7 +8,7 @@
 
 use std::fmt::Debug;
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use jetdb::{Env, ManualClock, MemVfs, OpenMode, SeededEntropy, Vfs, VfsFile};
@@ -38,6 +38,21 @@ pub trait Hook: Send + Sync + Debug + 'static {
     fn write(&self, offset: u64, len: usize) -> io::Result<()>;
     /// Called before an fsync; an error fails it.
     fn sync(&self) -> io::Result<()>;
+    /// Called before a write to the file at `path`; by default, [`Hook::write`].
+    fn write_to(&self, path: &Path, offset: u64, len: usize) -> io::Result<()> {
+        let _ = path;
+        self.write(offset, len)
+    }
+    /// Called before a rename; an error fails it.
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        let _ = (from, to);
+        Ok(())
+    }
+    /// Called before an fsync of the file at `path`; by default, [`Hook::sync`].
+    fn sync_of(&self, path: &Path) -> io::Result<()> {
+        let _ = path;
+        self.sync()
+    }
 }
 
 /// A `MemVfs` whose files call a [`Hook`] at every write and fsync.
@@ -51,6 +66,7 @@ pub struct HookedVfs<H: Hook> {
 struct HookedFile<H: Hook> {
     inner: Box<dyn VfsFile>,
     hook: Arc<H>,
+    path: PathBuf,
 }
 
 impl<H: Hook> Vfs for HookedVfs<H> {
@@ -59,6 +75,7 @@ impl<H: Hook> Vfs for HookedVfs<H> {
         Ok(Box::new(HookedFile {
             inner,
             hook: Arc::clone(&self.hook),
+            path: path.to_path_buf(),
         }))
     }
     fn exists(&self, path: &Path) -> io::Result<bool> {
@@ -71,6 +88,7 @@ impl<H: Hook> Vfs for HookedVfs<H> {
         self.inner.remove(path)
     }
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        self.hook.rename(from, to)?;
         self.inner.rename(from, to)
     }
     fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
@@ -92,11 +110,11 @@ impl<H: Hook> VfsFile for HookedFile<H> {
         self.inner.read_at(buf, offset)
     }
     fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
-        self.hook.write(offset, buf.len())?;
+        self.hook.write_to(&self.path, offset, buf.len())?;
         self.inner.write_all_at(buf, offset)
     }
     fn sync(&self) -> io::Result<()> {
-        self.hook.sync()?;
+        self.hook.sync_of(&self.path)?;
         self.inner.sync()
     }
     fn set_len(&self, len: u64) -> io::Result<()> {

@@ -1,0 +1,995 @@
+//! The instance: one database under a write-ahead log, its lifecycle (init, term,
+//! stop_service), and the shared state every session works on.
+//!
+//! All work goes through one lock over the [`Core`]: the database, the log, the checkpoint
+//! file, the open transactions, their write locks and the version store. The engine spawns no
+//! threads; what ESE does in the background happens here at explicit points — the log is
+//! flushed at a durable commit, a roll, cache pressure, [`Instance::flush_log`] or term; the
+//! checkpoint advances when the log grows past the checkpoint depth, at
+//! [`Instance::checkpoint`] and at term; pages are written back under cache pressure.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::checkpoint::CheckpointFile;
+use crate::database::{Database, DatabaseOptions, Table};
+use crate::env::Env;
+use crate::error::{ErrorKind, JetError, Result, bail};
+use crate::header::{DbHeader, DbState, Lgpos};
+use crate::integrity::IntegrityReport;
+use crate::limits;
+use crate::log::{self, CommitRecord, LogWriter, SEGMENT_SIZE};
+use crate::page::Pgno;
+use crate::recovery::{self, Layout, RecoveryReport};
+use crate::session::Session;
+use crate::version::{TableKey, VersionStore};
+use crate::vfs::parent_dir;
+
+/// An instance's parameters, named as ESE names them (`JET_param…`).
+#[derive(Clone, Debug)]
+pub struct InstanceParams {
+    /// Where the log files go (`JET_paramLogFilePath`).
+    pub log_path: PathBuf,
+    /// Where the checkpoint file goes (`JET_paramSystemPath`).
+    pub system_path: PathBuf,
+    /// The database file the instance attaches; created at init if it does not exist.
+    pub database_path: PathBuf,
+    /// The three-character prefix of the log and checkpoint file names
+    /// (`JET_paramBaseName`, default `edb`).
+    pub base_name: String,
+    /// The size of each log file in bytes (`JET_paramLogFileSize`, which ESE gives in KiB): a
+    /// multiple of 4 KiB from 128 KiB to 1 GiB. Default 5 MiB.
+    pub log_file_size: u64,
+    /// Delete log generations the checkpoint has passed (`JET_paramCircularLog`). Off by
+    /// default: archived logs then stay until a backup truncates them.
+    pub circular_logging: bool,
+    /// Create the log, system and database directories if they do not exist
+    /// (`JET_paramCreatePathIfNotExist`); otherwise a missing one is `JET_errInvalidPath`.
+    pub create_path_if_not_exist: bool,
+    /// Write-ahead logging and crash recovery (`JET_paramRecovery`). Off: no log, commits are
+    /// durable only at [`Instance::checkpoint`] and term, a crash leaves the database dirty
+    /// (`JET_errDatabaseDirtyShutdown` on the next init), and backup is refused with
+    /// `JET_errLoggingDisabled`.
+    pub recovery: bool,
+    /// The page size of a new database (`JET_paramDatabasePageSize`).
+    pub page_size: usize,
+    /// The most bytes of pages to cache (`JET_paramCacheSizeMax`).
+    pub cache_size: usize,
+    /// How many bytes of log may accumulate past the checkpoint before it is advanced
+    /// (`JET_paramCheckpointDepthMax`, default 20 MiB).
+    pub checkpoint_depth: u64,
+    /// The most bytes open transactions' changes and the versions kept for their snapshots
+    /// may take (`JET_paramMaxVerPages`); past it, writes fail with
+    /// `JET_errVersionStoreOutOfMemory`. Default 256 MiB.
+    pub version_store_size: usize,
+}
+
+impl InstanceParams {
+    /// Parameters that keep everything in directory `dir`: `data.edb`, the logs `edb*.log` and
+    /// the checkpoint `edb.chk`.
+    pub fn in_directory(dir: impl AsRef<Path>) -> InstanceParams {
+        let dir = dir.as_ref();
+        InstanceParams {
+            log_path: dir.to_path_buf(),
+            system_path: dir.to_path_buf(),
+            database_path: dir.join("data.edb"),
+            base_name: "edb".into(),
+            log_file_size: log::LOG_FILE_SIZE_DEFAULT,
+            circular_logging: false,
+            create_path_if_not_exist: false,
+            recovery: true,
+            page_size: limits::PAGE_SIZE_DEFAULT,
+            cache_size: limits::CACHE_SIZE_DEFAULT,
+            checkpoint_depth: 20 * 1024 * 1024,
+            version_store_size: 256 * 1024 * 1024,
+        }
+    }
+
+    fn validate(&self) -> Result<()> {
+        if self.base_name.len() != 3 || !self.base_name.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            bail!(
+                InvalidParameter,
+                "the base name {:?} must be exactly 3 letters or digits",
+                self.base_name
+            );
+        }
+        if !(log::LOG_FILE_SIZE_MIN..=log::LOG_FILE_SIZE_MAX).contains(&self.log_file_size)
+            || !self.log_file_size.is_multiple_of(SEGMENT_SIZE as u64)
+        {
+            bail!(
+                InvalidParameter,
+                "the log file size {} must be a multiple of 4 KiB from {} KiB to {} KiB",
+                self.log_file_size,
+                log::LOG_FILE_SIZE_MIN / 1024,
+                log::LOG_FILE_SIZE_MAX / 1024
+            );
+        }
+        if !limits::page_size_valid(self.page_size) {
+            bail!(
+                InvalidParameter,
+                "page size {} is not a power of two from 4 KiB to 32 KiB",
+                self.page_size
+            );
+        }
+        Ok(())
+    }
+
+    fn layout(&self) -> Layout {
+        Layout {
+            log_dir: self.log_path.clone(),
+            system_dir: self.system_path.clone(),
+            database: self.database_path.clone(),
+            base: self.base_name.clone(),
+            log_file_size: self.log_file_size,
+            circular: self.circular_logging,
+        }
+    }
+}
+
+/// How a commit is made durable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CommitMode {
+    /// The log is fsynced before the commit returns (ESE's default).
+    Durable,
+    /// The commit returns at once (`JET_bitCommitLazyFlush`); it becomes durable with the next
+    /// durable commit, [`Instance::flush_log`], a log roll, cache pressure or term. A crash
+    /// may lose it, but only together with every later commit.
+    Lazy,
+}
+
+/// Counters of what an instance has done since init.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct InstanceStats {
+    /// Transactions committed durably.
+    pub durable_commits: u64,
+    /// Transactions committed lazily.
+    pub lazy_commits: u64,
+    /// Transactions rolled back (explicitly or by being dropped).
+    pub rollbacks: u64,
+    /// Writes refused with `JET_errWriteConflict`.
+    pub write_conflicts: u64,
+    /// Checkpoints written.
+    pub checkpoints: u64,
+    /// Log generations started.
+    pub log_rolls: u64,
+    /// Archived generations deleted by circular logging.
+    pub logs_deleted: u64,
+}
+
+#[derive(Clone, Debug)]
+enum Lifecycle {
+    NotInitialized,
+    Initializing,
+    Running,
+    Terminating,
+    Stopped,
+    Failed(JetError),
+}
+
+/// An ESE instance: one database, its log, sessions and transactions.
+///
+/// `Instance` is a cheap handle (`Clone`, `Send`, `Sync`); sessions may be used from several
+/// threads, each session by one thread at a time (its methods take `&mut self`: Rust's
+/// ownership replaces ESE's run-time `JET_errSessionSharingViolation`).
+///
+/// ```
+/// use jetdb::{CommitMode, Env, Instance, InstanceParams};
+/// # fn main() -> jetdb::Result<()> {
+/// let env = Env::memory(7);
+/// env.vfs.create_dir("inst".as_ref()).unwrap();
+/// let instance = Instance::new(env, InstanceParams::in_directory("inst"));
+/// instance.init()?;
+/// let mut session = instance.begin_session()?;
+/// let users = session.create_table("users")?;
+/// let mut tx = session.begin_transaction()?;
+/// tx.put(users, b"ada", b"lovelace")?;
+/// tx.commit(CommitMode::Durable)?;
+/// let mut tx = session.begin_transaction()?;
+/// assert_eq!(tx.get(users, b"ada")?, Some(b"lovelace".to_vec()));
+/// drop(tx); // rolls back (nothing to undo)
+/// instance.term()?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug)]
+pub struct Instance {
+    pub(crate) shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Shared {
+    env: Env,
+    params: InstanceParams,
+    state: Mutex<Lifecycle>,
+    core: Mutex<Option<Core>>,
+    /// Transaction ids are unique for the life of the `Instance` value, across inits.
+    next_transaction: AtomicU64,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding the lock is a broken invariant; the data is still whole enough to
+    // report errors from.
+    mutex.lock().unwrap_or_else(|poison| poison.into_inner())
+}
+
+impl Instance {
+    /// A new instance with these parameters, not yet initialised (ESE's JetCreateInstance).
+    pub fn new(env: Env, params: InstanceParams) -> Instance {
+        Instance {
+            shared: Arc::new(Shared {
+                env,
+                params,
+                state: Mutex::new(Lifecycle::NotInitialized),
+                core: Mutex::new(None),
+                next_transaction: AtomicU64::new(1),
+            }),
+        }
+    }
+
+    /// The instance's parameters.
+    pub fn params(&self) -> &InstanceParams {
+        &self.shared.params
+    }
+
+    /// Initialises the instance (ESE's JetInit): creates the database if it does not exist,
+    /// runs crash recovery if the last shutdown was not clean, and starts logging.
+    pub fn init(&self) -> Result<()> {
+        {
+            let mut state = lock(&self.shared.state);
+            match &*state {
+                Lifecycle::NotInitialized => *state = Lifecycle::Initializing,
+                Lifecycle::Initializing => {
+                    bail!(InitInProgress, "the instance is being initialised")
+                }
+                _ => bail!(AlreadyInitialized, "the instance is already initialised"),
+            }
+        }
+        let result = Core::start(&self.shared.env, &self.shared.params);
+        let mut state = lock(&self.shared.state);
+        match result {
+            Ok(core) => {
+                *lock(&self.shared.core) = Some(core);
+                *state = Lifecycle::Running;
+                Ok(())
+            }
+            Err(err) => {
+                *state = Lifecycle::NotInitialized;
+                Err(err)
+            }
+        }
+    }
+
+    /// Shuts the instance down cleanly (ESE's JetTerm): open transactions are rolled back,
+    /// the log is flushed, every changed page is written, the database is marked
+    /// `CleanShutdown` and the checkpoint moved to the end of the log. After a fatal error the
+    /// instance is released without writing anything (the next init recovers).
+    pub fn term(&self) -> Result<()> {
+        let failed = {
+            let mut state = lock(&self.shared.state);
+            let failed = match &*state {
+                Lifecycle::NotInitialized => {
+                    bail!(NotInitialized, "the instance is not initialised")
+                }
+                Lifecycle::Initializing => {
+                    bail!(InitInProgress, "the instance is being initialised")
+                }
+                Lifecycle::Terminating => bail!(TermInProgress, "the instance is shutting down"),
+                Lifecycle::Failed(_) => true,
+                Lifecycle::Running | Lifecycle::Stopped => false,
+            };
+            *state = Lifecycle::Terminating;
+            failed
+        };
+        let core = lock(&self.shared.core).take();
+        let result = match core {
+            Some(mut core) if !failed && core.fatal.is_none() => core.shut_down(),
+            _ => Ok(()),
+        };
+        *lock(&self.shared.state) = Lifecycle::NotInitialized;
+        result
+    }
+
+    /// Stops all activity (ESE's JetStopService): every later call but [`Instance::term`] gets
+    /// `JET_errClientRequestToStopJetService`.
+    pub fn stop_service(&self) -> Result<()> {
+        let mut state = lock(&self.shared.state);
+        match &*state {
+            Lifecycle::Running => {
+                *state = Lifecycle::Stopped;
+                Ok(())
+            }
+            other => Err(state_error(other)),
+        }
+    }
+
+    /// Starts a session (ESE's JetBeginSession).
+    pub fn begin_session(&self) -> Result<Session> {
+        self.with_core(|_| Ok(()))?;
+        Ok(Session::new(self.clone()))
+    }
+
+    /// Makes every lazy commit durable.
+    pub fn flush_log(&self) -> Result<()> {
+        self.with_core(Core::flush_log)
+    }
+
+    /// Writes every changed page and advances the checkpoint to the end of the log (with
+    /// circular logging, deleting the generations it passes).
+    pub fn checkpoint(&self) -> Result<()> {
+        self.with_core(Core::checkpoint)
+    }
+
+    /// What crash recovery did at the last init, if logging is on.
+    pub fn recovery_report(&self) -> Result<Option<RecoveryReport>> {
+        self.with_core(|core| Ok(core.recovery.clone()))
+    }
+
+    /// Counters since init.
+    pub fn stats(&self) -> Result<InstanceStats> {
+        self.with_core(|core| {
+            let mut stats = core.stats;
+            if let Some(log) = &core.log {
+                stats.log_rolls = log.writer.rolls();
+            }
+            Ok(stats)
+        })
+    }
+
+    /// The position the next log record will take, if logging is on.
+    pub fn log_position(&self) -> Result<Option<Lgpos>> {
+        self.with_core(|core| Ok(core.log.as_ref().map(|log| log.writer.position())))
+    }
+
+    /// The checkpoint: where recovery would start now, if logging is on.
+    pub fn checkpoint_position(&self) -> Result<Option<Lgpos>> {
+        self.with_core(|core| {
+            Ok(core
+                .log
+                .as_ref()
+                .map(|log| log.checkpoint.current().position))
+        })
+    }
+
+    /// The database header as it stands in memory.
+    pub fn database_header(&self) -> Result<DbHeader> {
+        self.with_core(|core| Ok(core.db.header().clone()))
+    }
+
+    /// Checks the whole database: every page used exactly once, every tree well formed.
+    pub fn check_integrity(&self) -> Result<IntegrityReport> {
+        self.with_core(|core| core.db.check_integrity())
+    }
+
+    /// Runs `f` on the core if the instance takes work; a fatal error inside stops the
+    /// instance.
+    pub(crate) fn with_core<T>(&self, f: impl FnOnce(&mut Core) -> Result<T>) -> Result<T> {
+        check_state(&lock(&self.shared.state))?;
+        let mut guard = lock(&self.shared.core);
+        let Some(core) = guard.as_mut() else {
+            bail!(NotInitialized, "the instance is not initialised");
+        };
+        if let Some(err) = &core.fatal {
+            bail!(
+                InstanceUnavailable,
+                "the instance stopped after a fatal error ({err})"
+            );
+        }
+        let result = f(core);
+        if let Some(err) = &core.fatal {
+            *lock(&self.shared.state) = Lifecycle::Failed(err.clone());
+        }
+        result
+    }
+
+    /// Runs `f` on the core whatever the lifecycle state, if there is one: for releasing what
+    /// a dropped transaction held.
+    pub(crate) fn with_core_quietly(&self, f: impl FnOnce(&mut Core)) {
+        if let Some(core) = lock(&self.shared.core).as_mut() {
+            f(core);
+        }
+    }
+
+    pub(crate) fn next_transaction_id(&self) -> u64 {
+        self.shared.next_transaction.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+fn state_error(state: &Lifecycle) -> JetError {
+    match state {
+        Lifecycle::NotInitialized => {
+            JetError::new(ErrorKind::NotInitialized, "the instance is not initialised")
+        }
+        Lifecycle::Initializing => JetError::new(
+            ErrorKind::InitInProgress,
+            "the instance is being initialised",
+        ),
+        Lifecycle::Terminating => {
+            JetError::new(ErrorKind::TermInProgress, "the instance is shutting down")
+        }
+        Lifecycle::Stopped => JetError::new(
+            ErrorKind::ClientRequestToStopJetService,
+            "the instance was stopped by stop_service",
+        ),
+        Lifecycle::Failed(err) => JetError::new(
+            ErrorKind::InstanceUnavailable,
+            format!("the instance stopped after a fatal error ({err})"),
+        ),
+        Lifecycle::Running => unreachable!("a running instance takes work"),
+    }
+}
+
+fn check_state(state: &Lifecycle) -> Result<()> {
+    match state {
+        Lifecycle::Running => Ok(()),
+        other => Err(state_error(other)),
+    }
+}
+
+/// The log and checkpoint of a logging instance.
+#[derive(Debug)]
+pub(crate) struct Logging {
+    pub(crate) writer: LogWriter,
+    pub(crate) checkpoint: CheckpointFile,
+    layout: Layout,
+}
+
+/// A position as one number that orders like it: the generation above the offset.
+fn lsn(pos: Lgpos) -> u64 {
+    (u64::from(pos.generation) << 32) | u64::from(pos.offset)
+}
+
+/// Everything behind the instance lock.
+#[derive(Debug)]
+pub(crate) struct Core {
+    env: Env,
+    params: InstanceParams,
+    pub(crate) db: Database,
+    pub(crate) log: Option<Logging>,
+    /// The sequence number of the last commit: a snapshot is one of these.
+    last_sequence: u64,
+    /// Open transactions and their snapshots.
+    active: BTreeMap<u64, u64>,
+    /// Keys written by open transactions, and by which.
+    locks: BTreeMap<TableKey, u64>,
+    versions: VersionStore,
+    /// The first fatal error: a failed log write or fsync, or a failure in the middle of
+    /// applying a commit. After it the instance refuses all work.
+    fatal: Option<JetError>,
+    pub(crate) stats: InstanceStats,
+    recovery: Option<RecoveryReport>,
+}
+
+impl Core {
+    fn start(env: &Env, params: &InstanceParams) -> Result<Core> {
+        params.validate()?;
+        let layout = params.layout();
+        for dir in [
+            &params.log_path,
+            &params.system_path,
+            &parent_dir(&params.database_path).to_path_buf(),
+        ] {
+            ensure_dir(env, dir, params.create_path_if_not_exist)?;
+        }
+        let options = DatabaseOptions {
+            page_size: params.page_size,
+            cache_size: params.cache_size,
+            read_only: false,
+        };
+        let db_exists = env.vfs.exists(&params.database_path).map_err(|err| {
+            JetError::io(format!("look up {}", params.database_path.display()), &err)
+        })?;
+        if !db_exists {
+            if params.recovery && logs_exist(env, &layout)? {
+                bail!(
+                    FileNotFound,
+                    "the database {} is missing, but its log files are in {}",
+                    params.database_path.display(),
+                    params.log_path.display()
+                );
+            }
+            create_database(env, &params.database_path, &options)?;
+        }
+        if !params.recovery {
+            let db = Database::open(env, &params.database_path, &options)?;
+            return Ok(Core::new(env, params, db, None, None));
+        }
+        let recovered = recovery::run(env, &layout)?;
+        let mut db = Database::open_logged(env, &params.database_path, &options)?;
+        let durable = lsn(recovered.writer.durable());
+        db.pager_mut().set_wal_durable(durable);
+        db.pager_mut().set_state(DbState::DirtyShutdown);
+        let mut core = Core::new(
+            env,
+            params,
+            db,
+            Some(Logging {
+                writer: recovered.writer,
+                checkpoint: recovered.checkpoint,
+                layout,
+            }),
+            Some(recovered.report),
+        );
+        core.delete_old_logs()?;
+        Ok(core)
+    }
+
+    fn new(
+        env: &Env,
+        params: &InstanceParams,
+        db: Database,
+        log: Option<Logging>,
+        recovery: Option<RecoveryReport>,
+    ) -> Core {
+        Core {
+            env: env.clone(),
+            params: params.clone(),
+            db,
+            log,
+            last_sequence: 0,
+            active: BTreeMap::new(),
+            locks: BTreeMap::new(),
+            versions: VersionStore::default(),
+            fatal: None,
+            stats: InstanceStats::default(),
+            recovery,
+        }
+    }
+
+    /// Records a fatal error and returns it.
+    fn fail(&mut self, err: JetError) -> JetError {
+        self.fatal.get_or_insert_with(|| err.clone());
+        err
+    }
+
+    /// Runs a change to the database; an error that leaves the database or the log unusable
+    /// is fatal to the instance.
+    fn change<T>(&mut self, f: impl FnOnce(&mut Core) -> Result<T>) -> Result<T> {
+        let result = f(self);
+        if let Err(err) = &result {
+            let log_failed = self
+                .log
+                .as_ref()
+                .is_some_and(|l| l.writer.failed().is_some());
+            if log_failed || self.db.check_usable().is_err() {
+                return Err(self.fail(err.clone()));
+            }
+        }
+        result
+    }
+
+    // --- transactions ---
+
+    /// Opens a transaction: its snapshot is the last commit.
+    pub(crate) fn begin(&mut self, id: u64) -> u64 {
+        self.active.insert(id, self.last_sequence);
+        self.last_sequence
+    }
+
+    pub(crate) fn check_open(&self, id: u64) -> Result<()> {
+        if self.active.contains_key(&id) {
+            Ok(())
+        } else {
+            bail!(
+                InvalidSesid,
+                "the transaction is no longer open (the instance was terminated and initialised again)"
+            )
+        }
+    }
+
+    /// Reads `key` as transaction snapshot `snapshot` sees it (the caller checks its own
+    /// writes first).
+    pub(crate) fn read(
+        &mut self,
+        table: Table,
+        key: &[u8],
+        snapshot: u64,
+    ) -> Result<Option<Vec<u8>>> {
+        if let Some(kept) = self.versions.as_of(&(table.root(), key.to_vec()), snapshot) {
+            return Ok(kept.map(<[u8]>::to_vec));
+        }
+        self.db.get(table, key)
+    }
+
+    /// Takes the write lock on `key` for transaction `id`, or refuses with
+    /// `JET_errWriteConflict`: another open transaction wrote it, or a commit after the
+    /// snapshot did.
+    pub(crate) fn lock_key(
+        &mut self,
+        id: u64,
+        snapshot: u64,
+        key: TableKey,
+        write_bytes: usize,
+    ) -> Result<()> {
+        if let Some(&owner) = self.locks.get(&key)
+            && owner != id
+        {
+            self.stats.write_conflicts += 1;
+            bail!(
+                WriteConflict,
+                "key {} is being written by another open transaction",
+                show_key(&key.1)
+            );
+        }
+        if self.versions.newest(&key).is_some_and(|s| s > snapshot) {
+            self.stats.write_conflicts += 1;
+            bail!(
+                WriteConflict,
+                "key {} was changed by a transaction that committed after this one began",
+                show_key(&key.1)
+            );
+        }
+        if write_bytes + self.versions.bytes() > self.params.version_store_size {
+            bail!(
+                VersionStoreOutOfMemory,
+                "open transactions hold {} bytes of changes and versions; the most is {}",
+                write_bytes + self.versions.bytes(),
+                self.params.version_store_size
+            );
+        }
+        self.locks.insert(key, id);
+        Ok(())
+    }
+
+    /// Ends transaction `id` without committing: its locks are released.
+    pub(crate) fn end(&mut self, id: u64, keys: impl Iterator<Item = TableKey>) {
+        if self.active.remove(&id).is_none() {
+            return;
+        }
+        for key in keys {
+            if self.locks.get(&key) == Some(&id) {
+                self.locks.remove(&key);
+            }
+        }
+        let oldest = self.active.values().copied().min().unwrap_or(u64::MAX);
+        self.versions.collect(oldest);
+    }
+
+    pub(crate) fn rolled_back(&mut self, id: u64, keys: impl Iterator<Item = TableKey>) {
+        if self.active.contains_key(&id) {
+            self.stats.rollbacks += 1;
+        }
+        self.end(id, keys);
+    }
+
+    /// Commits transaction `id`: applies its writes to the trees, logs the pages they
+    /// changed as one group, and (durable) flushes the log.
+    pub(crate) fn commit(
+        &mut self,
+        id: u64,
+        writes: &BTreeMap<TableKey, Option<Vec<u8>>>,
+        tables: &BTreeMap<Pgno, Table>,
+        mode: CommitMode,
+    ) -> Result<()> {
+        self.check_open(id)?;
+        if writes.is_empty() {
+            self.end(id, std::iter::empty());
+            return Ok(());
+        }
+        let sequence = self.last_sequence + 1;
+        let others_open = self.active.keys().any(|&other| other != id);
+        let durable = mode == CommitMode::Durable;
+        self.change(|core| {
+            let (mut puts, mut deletes) = (0u32, 0u32);
+            for (key, value) in writes {
+                let table = tables[&key.0];
+                if others_open {
+                    // Open snapshots may still need the value this commit replaces.
+                    let before = core.db.get(table, &key.1)?;
+                    core.versions.record(key.clone(), sequence, before);
+                }
+                match value {
+                    Some(value) => {
+                        core.db.put(table, &key.1, value)?;
+                        puts += 1;
+                    }
+                    None => {
+                        core.db.delete(table, &key.1)?;
+                        deletes += 1;
+                    }
+                }
+            }
+            core.log_group(id, sequence, puts, deletes, durable)
+        })?;
+        self.last_sequence = sequence;
+        if durable {
+            self.stats.durable_commits += 1;
+        } else {
+            self.stats.lazy_commits += 1;
+        }
+        self.end(id, writes.keys().cloned());
+        self.maintain()
+    }
+
+    /// Logs the pages changed since the last group, then its commit record.
+    fn log_group(
+        &mut self,
+        id: u64,
+        sequence: u64,
+        puts: u32,
+        deletes: u32,
+        durable: bool,
+    ) -> Result<()> {
+        let Some(log) = &mut self.log else {
+            return Ok(());
+        };
+        let images = self.db.pager_mut().capture();
+        let mut record = Vec::with_capacity(self.db.page_size() + 16);
+        for (pgno, image) in &images {
+            record.clear();
+            log::encode_page(&mut record, *pgno, image);
+            log.writer.append(&record)?;
+        }
+        let header = self.db.header();
+        let commit = CommitRecord {
+            transaction: id,
+            sequence,
+            millis: self.env.clock.now_millis(),
+            pages: images.len() as u32,
+            puts,
+            deletes,
+            page_count: header.page_count,
+            free_head: header.free_head,
+            free_count: header.free_count,
+            dbtime: header.dbtime,
+        };
+        record.clear();
+        log::encode_commit(&mut record, &commit);
+        let end = log.writer.append(&record)?;
+        self.db.pager_mut().logged(lsn(end));
+        if durable {
+            log.writer.flush()?;
+        }
+        let durable_to = lsn(log.writer.durable());
+        self.db.pager_mut().set_wal_durable(durable_to);
+        Ok(())
+    }
+
+    /// The work ESE does in the background, done after each commit: advance the checkpoint
+    /// when the log has grown past its depth, and relieve cache pressure.
+    fn maintain(&mut self) -> Result<()> {
+        if let Some(log) = &self.log {
+            let chk = log.checkpoint.current().position;
+            let pos = log.writer.position();
+            let file = self.params.log_file_size;
+            let at = |p: Lgpos| u64::from(p.generation) * file + u64::from(p.offset);
+            let behind = at(pos).saturating_sub(at(chk));
+            if behind > self.params.checkpoint_depth {
+                return self.checkpoint();
+            }
+        }
+        if self.db.pager_mut().over_capacity() {
+            self.change(|core| {
+                if let Some(log) = &mut core.log {
+                    log.writer.flush()?;
+                    let durable = lsn(log.writer.durable());
+                    core.db.pager_mut().set_wal_durable(durable);
+                }
+                core.db.pager_mut().trim()
+            })?;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn flush_log(&mut self) -> Result<()> {
+        self.change(|core| {
+            if let Some(log) = &mut core.log {
+                log.writer.flush()?;
+                let durable = lsn(log.writer.durable());
+                core.db.pager_mut().set_wal_durable(durable);
+            }
+            Ok(())
+        })
+    }
+
+    pub(crate) fn checkpoint(&mut self) -> Result<()> {
+        self.change(|core| {
+            core.write_everything()?;
+            if let Some(log) = &mut core.log {
+                let position = log.writer.position();
+                if position > log.checkpoint.current().position {
+                    log.checkpoint
+                        .write(position, core.env.clock.now_millis())?;
+                }
+            }
+            core.stats.checkpoints += 1;
+            core.delete_old_logs()
+        })
+    }
+
+    /// Flushes the log, then writes every changed page and the header.
+    fn write_everything(&mut self) -> Result<()> {
+        if let Some(log) = &mut self.log {
+            log.writer.flush()?;
+            let durable = lsn(log.writer.durable());
+            self.db.pager_mut().set_wal_durable(durable);
+            assert_eq!(
+                self.db.pager_mut().unlogged_pages(),
+                0,
+                "every change is logged between commits"
+            );
+        }
+        self.db.flush()
+    }
+
+    /// With circular logging, deletes the archived generations before the checkpoint's.
+    fn delete_old_logs(&mut self) -> Result<()> {
+        let Some(log) = &self.log else {
+            return Ok(());
+        };
+        if !self.params.circular_logging {
+            return Ok(());
+        }
+        let keep_from = log.checkpoint.current().position.generation;
+        let vfs = &*self.env.vfs;
+        let mut deleted = 0;
+        for generation in log.layout.archived_generations(vfs)? {
+            if generation >= keep_from {
+                break;
+            }
+            // A generation recovery needs is never deleted.
+            assert!(generation < log.checkpoint.current().position.generation);
+            let path = log.layout.archived(generation);
+            vfs.remove(&path)
+                .map_err(|err| JetError::io(format!("remove {}", path.display()), &err))?;
+            deleted += 1;
+        }
+        if deleted > 0 {
+            vfs.sync_dir(&log.layout.log_dir).map_err(|err| {
+                JetError::io(format!("fsync {}", log.layout.log_dir.display()), &err)
+            })?;
+            self.stats.logs_deleted += deleted;
+        }
+        Ok(())
+    }
+
+    /// A clean shutdown: everything flushed, the database marked `CleanShutdown` at the end
+    /// of the log, the checkpoint there too.
+    fn shut_down(&mut self) -> Result<()> {
+        self.active.clear();
+        self.locks.clear();
+        self.versions.collect(u64::MAX);
+        self.change(|core| {
+            if let Some(log) = &mut core.log {
+                log.writer.flush()?;
+                let position = log.writer.position();
+                let durable = lsn(log.writer.durable());
+                let now = core.env.clock.now_millis();
+                let pager = core.db.pager_mut();
+                pager.set_wal_durable(durable);
+                pager.set_state(DbState::CleanShutdown);
+                let header = pager.header_mut();
+                header.consistent_lgpos = position;
+                header.consistent_millis = now;
+                core.db.flush()?;
+                let log = core.log.as_mut().expect("checked");
+                if position > log.checkpoint.current().position {
+                    log.checkpoint.write(position, now)?;
+                }
+                core.delete_old_logs()
+            } else {
+                core.db.flush()
+            }
+        })
+    }
+
+    // --- tables ---
+
+    pub(crate) fn create_table(&mut self, name: &str) -> Result<Table> {
+        let table = self.change(|core| {
+            let table = core.db.create_table(name)?;
+            core.log_table_change(true)?;
+            Ok(table)
+        })?;
+        self.maintain()?;
+        Ok(table)
+    }
+
+    pub(crate) fn delete_table(&mut self, name: &str) -> Result<()> {
+        let table = self.db.open_table(name)?;
+        let root = table.root();
+        if self
+            .locks
+            .range((root, Vec::new())..)
+            .next()
+            .is_some_and(|((r, _), _)| *r == root)
+        {
+            bail!(
+                TableInUse,
+                "table {name:?} has changes in an open transaction"
+            );
+        }
+        self.change(|core| {
+            core.db.delete_table(name)?;
+            core.log_table_change(false)
+        })?;
+        self.versions.drop_table(root);
+        self.maintain()
+    }
+
+    /// Logs a table creation or deletion as its own durable group.
+    fn log_table_change(&mut self, _created: bool) -> Result<()> {
+        let sequence = self.last_sequence + 1;
+        self.log_group(0, sequence, 0, 0, true)?;
+        self.last_sequence = sequence;
+        Ok(())
+    }
+
+    pub(crate) fn open_table(&self, name: &str) -> Result<Table> {
+        self.db.open_table(name)
+    }
+
+    pub(crate) fn table_names(&self) -> Vec<String> {
+        self.db.table_names()
+    }
+
+    pub(crate) fn db_and_versions(&mut self) -> (&mut Database, &VersionStore) {
+        (&mut self.db, &self.versions)
+    }
+}
+
+fn show_key(key: &[u8]) -> String {
+    match std::str::from_utf8(key) {
+        Ok(s) if s.chars().all(|c| !c.is_control()) => format!("{s:?}"),
+        _ => key.iter().map(|b| format!("{b:02x}")).collect(),
+    }
+}
+
+fn ensure_dir(env: &Env, dir: &Path, create: bool) -> Result<()> {
+    if dir.as_os_str().is_empty() {
+        return Ok(());
+    }
+    let exists = env
+        .vfs
+        .is_dir(dir)
+        .map_err(|err| JetError::io(format!("look up {}", dir.display()), &err))?;
+    if exists {
+        return Ok(());
+    }
+    if !create {
+        bail!(
+            InvalidPath,
+            "the directory {} does not exist (set create_path_if_not_exist to create it)",
+            dir.display()
+        );
+    }
+    env.vfs
+        .create_dir_all(dir)
+        .map_err(|err| JetError::io(format!("create {}", dir.display()), &err))?;
+    let parent = parent_dir(dir);
+    if !parent.as_os_str().is_empty() {
+        env.vfs
+            .sync_dir(parent)
+            .map_err(|err| JetError::io(format!("fsync {}", parent.display()), &err))?;
+    }
+    Ok(())
+}
+
+fn logs_exist(env: &Env, layout: &Layout) -> Result<bool> {
+    let current = layout.current();
+    let exists = env
+        .vfs
+        .exists(&current)
+        .map_err(|err| JetError::io(format!("look up {}", current.display()), &err))?;
+    Ok(exists || !layout.archived_generations(&*env.vfs)?.is_empty())
+}
+
+/// Creates the database under a temporary name and renames it into place, so a crash never
+/// leaves a half-made database under the real name.
+fn create_database(env: &Env, path: &Path, options: &DatabaseOptions) -> Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    let io = |what: &str, p: &Path| {
+        let what = format!("{what} {}", p.display());
+        move |err: std::io::Error| JetError::io(what.clone(), &err)
+    };
+    if env.vfs.exists(&tmp).map_err(io("look up", &tmp))? {
+        env.vfs.remove(&tmp).map_err(io("remove", &tmp))?;
+    }
+    Database::create(env, &tmp, options)?.close()?;
+    env.vfs.rename(&tmp, path).map_err(io("rename", &tmp))?;
+    let dir = parent_dir(path);
+    env.vfs.sync_dir(dir).map_err(io("fsync", dir))?;
+    Ok(())
+}

@@ -1,0 +1,673 @@
+//! Crash recovery: from the checkpoint to the end of the log, every committed page image is
+//! put back into the database, guided by each page's dbtime; a commit group whose commit
+//! record never reached the log is discarded (its transaction is undone).
+//!
+//! Recovery also settles the log directory before logging resumes: it finishes a roll that a
+//! crash interrupted, starts a new log set for a database shut down cleanly whose logs are
+//! gone, and clears the torn tail of the current generation so new segments never mingle with
+//! debris.
+//!
+//! Because uncommitted changes never reach the log or the database file (a transaction's
+//! changes are applied to pages only at commit, and captured with it), undo is the discarding
+//! of incomplete groups: nothing an uncommitted transaction did is ever on disk.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::checkpoint::{self, Checkpoint, CheckpointFile};
+use crate::env::Env;
+use crate::error::{ErrorKind, JetError, Result, bail};
+use crate::header::{self, DbHeader, DbState, Lgpos, Signature};
+use crate::log::{
+    self, CommitRecord, LogHeader, LogScan, LogTail, LogWriter, NewLog, Record, SEGMENT_SIZE,
+};
+use crate::page::{self, Pgno};
+use crate::vfs::{OpenMode, Vfs, VfsFile};
+
+/// Where an instance keeps its files, as recovery needs them.
+#[derive(Clone, Debug)]
+pub(crate) struct Layout {
+    pub log_dir: PathBuf,
+    pub system_dir: PathBuf,
+    pub database: PathBuf,
+    pub base: String,
+    pub log_file_size: u64,
+    pub circular: bool,
+}
+
+impl Layout {
+    pub(crate) fn current(&self) -> PathBuf {
+        self.log_dir.join(log::current_name(&self.base))
+    }
+
+    pub(crate) fn archived(&self, generation: u32) -> PathBuf {
+        self.log_dir.join(log::archive_name(&self.base, generation))
+    }
+
+    pub(crate) fn tmp(&self) -> PathBuf {
+        self.log_dir.join(log::tmp_name(&self.base))
+    }
+
+    pub(crate) fn checkpoint(&self) -> PathBuf {
+        self.system_dir
+            .join(checkpoint::checkpoint_name(&self.base))
+    }
+
+    /// The archived generations present, ascending.
+    pub(crate) fn archived_generations(&self, vfs: &dyn Vfs) -> Result<Vec<u32>> {
+        let names = vfs
+            .list(&self.log_dir)
+            .map_err(|err| JetError::io(format!("list {}", self.log_dir.display()), &err))?;
+        let mut gens: Vec<u32> = names
+            .iter()
+            .filter_map(|name| log::parse_archive_name(&self.base, name))
+            .collect();
+        gens.sort_unstable();
+        Ok(gens)
+    }
+}
+
+/// What crash recovery found and did, for [`Instance::recovery_report`](crate::Instance).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RecoveryReport {
+    /// Where replay started (the checkpoint), if there was a log to replay.
+    pub start: Option<Lgpos>,
+    /// The end of the last whole record.
+    pub end: Option<Lgpos>,
+    /// The generations read, ascending.
+    pub generations: Vec<u32>,
+    /// Commit groups replayed.
+    pub commits_replayed: u64,
+    /// Page images written to the database.
+    pub pages_written: u64,
+    /// Page images skipped because the page on disk was already as new.
+    pub pages_current: u64,
+    /// Commit groups whose commit record never reached the log: their transactions undone.
+    pub transactions_undone: u64,
+    /// The torn tail of the current log, if it had one: where and why.
+    pub torn_tail: Option<String>,
+    /// Whether the database was left `DirtyShutdown` (a crash) before recovery.
+    pub was_dirty: bool,
+    /// Whether a new log set was started (a new database, or a clean one without logs).
+    pub new_log_set: bool,
+    /// Whether an interrupted log roll was finished.
+    pub finished_roll: bool,
+}
+
+/// The outcome of recovery: the log ready for appending and the checkpoint file.
+pub(crate) struct Recovered {
+    pub writer: LogWriter,
+    pub checkpoint: CheckpointFile,
+    pub report: RecoveryReport,
+}
+
+fn io_err(path: &Path, what: &str) -> impl Fn(std::io::Error) -> JetError {
+    let prefix = format!("{}: {what}", path.display());
+    move |err| JetError::io(prefix.clone(), &err)
+}
+
+/// Reads the database header (the better copy) of the file at `path`.
+pub(crate) fn read_db_header(vfs: &dyn Vfs, path: &Path) -> Result<(Box<dyn VfsFile>, DbHeader)> {
+    let file = vfs
+        .open(path, OpenMode::ReadWrite)
+        .map_err(io_err(path, "open"))?;
+    let copies = header::read_copies(&*file).map_err(|err| err.context(path.display()))?;
+    let chosen = header::choose(&copies)
+        .map_err(|err| err.context(path.display()))?
+        .clone();
+    Ok((file, chosen))
+}
+
+/// Writes both header copies, each followed by an fsync.
+pub(crate) fn write_db_header(
+    file: &dyn VfsFile,
+    path: &Path,
+    header: &mut DbHeader,
+) -> Result<()> {
+    header.sequence = header.sequence.checked_add(1).ok_or_else(|| {
+        JetError::new(
+            ErrorKind::DatabaseCorrupted,
+            format!(
+                "{}: the header's sequence is at its maximum",
+                path.display()
+            ),
+        )
+    })?;
+    for pgno in [header::HEADER_PGNO, header::SHADOW_PGNO] {
+        file.write_all_at(
+            &header.encode(pgno),
+            u64::from(pgno) * u64::from(header.page_size),
+        )
+        .map_err(io_err(path, "write the header"))?;
+        file.sync().map_err(io_err(path, "fsync"))?;
+    }
+    Ok(())
+}
+
+/// Brings the log directory and the database to a consistent state and returns the log
+/// writer, positioned where appending resumes.
+pub(crate) fn run(env: &Env, layout: &Layout) -> Result<Recovered> {
+    let vfs = &*env.vfs;
+    let mut report = RecoveryReport::default();
+    let current_exists = vfs
+        .exists(&layout.current())
+        .map_err(io_err(&layout.current(), "look up"))?;
+    let archived = layout.archived_generations(vfs)?;
+    let (db_file, mut db_header) = read_db_header(vfs, &layout.database)?;
+    report.was_dirty = db_header.state != DbState::CleanShutdown;
+
+    if !current_exists && archived.is_empty() {
+        drop(db_file);
+        return new_log_set(env, layout, report);
+    }
+    let set = db_header.log_signature;
+    let chk_path = layout.checkpoint();
+    let checkpoint = checkpoint::read(vfs, &chk_path)?;
+    if let Some(chk) = &checkpoint {
+        checkpoint::check_signature(chk, &set, &chk_path)?;
+    }
+
+    // The current generation: edb.log, or — after a crash in the middle of a roll — the one
+    // the roll was making.
+    let mut last_gen = archived.last().copied();
+    let mut current: Option<LogScan> = None;
+    if current_exists {
+        let scan = scan_file(vfs, &layout.current(), &set)?;
+        last_gen = Some(scan.header.generation);
+        if let Some(&top) = archived.last()
+            && top >= scan.header.generation
+        {
+            bail!(
+                LogGenerationMismatch,
+                "{} holds generation {:#X} but {} exists",
+                layout.current().display(),
+                scan.header.generation,
+                layout.archived(top).display()
+            );
+        }
+        current = Some(scan);
+    }
+    let last_gen = last_gen.expect("some log exists");
+    let first_gen = archived.first().copied().unwrap_or(last_gen);
+
+    let start = match &checkpoint {
+        Some(chk) => chk.position,
+        None if db_header.state == DbState::CleanShutdown || first_gen == 1 => Lgpos {
+            generation: first_gen,
+            offset: 0,
+        },
+        None => bail!(
+            CheckpointFileNotFound,
+            "{} is missing and the logs begin at generation {first_gen:#X}: recovery cannot tell where to start",
+            chk_path.display()
+        ),
+    };
+    if start.generation > last_gen {
+        bail!(
+            LogFileCorrupt,
+            "the checkpoint is in generation {:#X} but the log ends at generation {last_gen:#X}",
+            start.generation
+        );
+    }
+    // Every generation from the checkpoint on must be here: a gap is never skipped.
+    let present: BTreeSet<u32> = archived
+        .iter()
+        .copied()
+        .chain(current.as_ref().map(|s| s.header.generation))
+        .collect();
+    for generation in start.generation..=last_gen {
+        if !present.contains(&generation) {
+            let name = if generation == last_gen {
+                log::current_name(&layout.base)
+            } else {
+                log::archive_name(&layout.base, generation)
+            };
+            bail!(
+                MissingLogFile,
+                "recovery needs log generation {generation:#X} ({name}) from the checkpoint {start} on, but it is missing"
+            );
+        }
+    }
+
+    report.start = Some(start);
+    let mut replay = Replay {
+        file: &*db_file,
+        path: &layout.database,
+        page_size: db_header.page_size as usize,
+        pending: Vec::new(),
+        last_commit: None,
+        last_sequence: None,
+        report: &mut report,
+    };
+    let mut prev: Option<LogHeader> = None;
+    let mut current_tail = None;
+    for generation in start.generation..=last_gen {
+        let scan = if current
+            .as_ref()
+            .is_some_and(|s| s.header.generation == generation)
+        {
+            current.take().expect("checked")
+        } else {
+            let scan = scan_file(vfs, &layout.archived(generation), &set)?;
+            if scan.header.generation != generation {
+                bail!(
+                    LogGenerationMismatch,
+                    "{} holds generation {:#X}",
+                    layout.archived(generation).display(),
+                    scan.header.generation
+                );
+            }
+            if scan.tail != LogTail::Ended {
+                bail!(
+                    LogFileCorrupt,
+                    "{}: archived generation {generation:#X} is damaged or incomplete ({})",
+                    layout.archived(generation).display(),
+                    describe_tail(&scan.tail)
+                );
+            }
+            scan
+        };
+        if let Some(prev) = &prev
+            && scan.header.prev_created_millis != prev.created_millis
+        {
+            bail!(
+                InvalidLogSequence,
+                "log generation {generation:#X} does not follow generation {:#X} (its previous-generation time is {}, that log was created at {})",
+                prev.generation,
+                scan.header.prev_created_millis,
+                prev.created_millis
+            );
+        }
+        if let LogTail::Corrupt {
+            segment,
+            offset,
+            reason,
+        } = &scan.tail
+        {
+            bail!(
+                LogFileCorrupt,
+                "{}: generation {generation:#X} is corrupt at segment {segment} (offset {offset}): {reason}",
+                layout.current().display()
+            );
+        }
+        if generation == start.generation
+            && start.offset / SEGMENT_SIZE as u32 > scan.segments_used + 1
+        {
+            bail!(
+                LogFileCorrupt,
+                "generation {generation:#X} ends at segment {} but the checkpoint {start} lies beyond it",
+                scan.segments_used
+            );
+        }
+        report_generation(&mut replay, generation);
+        for (pos, record) in &scan.records {
+            if *pos < start {
+                continue;
+            }
+            replay.apply(*pos, record)?;
+        }
+        prev = Some(scan.header);
+        if generation == last_gen {
+            current_tail = Some(scan);
+        }
+    }
+    let undone = !replay.pending.is_empty();
+    let last_commit = replay.last_commit;
+    drop(replay);
+    if undone {
+        report.transactions_undone += 1;
+    }
+    let last = current_tail.expect("the last generation was scanned");
+    report.end = Some(last.end);
+    if let LogTail::Torn { segment, reason } = &last.tail {
+        report.torn_tail = Some(format!(
+            "generation {:#X}, segment {segment} (offset {}): {reason}",
+            last.header.generation,
+            u64::from(*segment) * SEGMENT_SIZE as u64
+        ));
+    }
+
+    // The database now holds every committed image; its header takes the state of the last
+    // commit, after the pages are durable.
+    db_file.sync().map_err(io_err(&layout.database, "fsync"))?;
+    if let Some(commit) = last_commit {
+        db_header.page_count = db_header.page_count.max(commit.page_count);
+        db_header.free_head = commit.free_head;
+        db_header.free_count = commit.free_count;
+        db_header.dbtime = db_header.dbtime.max(commit.dbtime);
+    }
+    if report.commits_replayed > 0 || report.was_dirty {
+        db_header.state = DbState::DirtyShutdown;
+        write_db_header(&*db_file, &layout.database, &mut db_header)?;
+    }
+    drop(db_file);
+
+    // Settle the log: finish an interrupted roll, or clear debris past the last whole record.
+    let writer = if last.tail == LogTail::Ended || !current_exists {
+        report.finished_roll = true;
+        finish_roll(env, layout, &last)?
+    } else {
+        if last.has_debris() {
+            clear_debris(vfs, &layout.current(), &last)?;
+        }
+        let tmp = layout.tmp();
+        if vfs.exists(&tmp).map_err(io_err(&tmp, "look up"))? {
+            vfs.remove(&tmp).map_err(io_err(&tmp, "remove"))?;
+        }
+        LogWriter::resume(
+            Arc::clone(&env.vfs),
+            Arc::clone(&env.clock),
+            &layout.log_dir,
+            &layout.base,
+            last.header,
+            last.segments_used,
+        )?
+    };
+    // Everything up to where the writer resumes is in the database now.
+    let position = writer.position();
+    let checkpoint = match checkpoint {
+        Some(chk) => {
+            let mut file = CheckpointFile::open(&env.vfs, &chk_path, chk)?;
+            if position > chk.position {
+                file.write(position, env.clock.now_millis())?;
+            }
+            file
+        }
+        None => CheckpointFile::open(
+            &env.vfs,
+            &chk_path,
+            Checkpoint {
+                sequence: 1,
+                position,
+                log_signature: set,
+                db_signature: db_header.db_signature,
+                millis: env.clock.now_millis(),
+            },
+        )?,
+    };
+    Ok(Recovered {
+        writer,
+        checkpoint,
+        report,
+    })
+}
+
+fn report_generation(replay: &mut Replay<'_>, generation: u32) {
+    replay.report.generations.push(generation);
+}
+
+/// A human description of a log file's tail.
+pub fn describe_tail(tail: &LogTail) -> String {
+    match tail {
+        LogTail::Ended => "ended".into(),
+        LogTail::Open => "open".into(),
+        LogTail::Torn { segment, reason } => format!(
+            "torn tail at segment {segment} (offset {}): {reason}",
+            u64::from(*segment) * SEGMENT_SIZE as u64
+        ),
+        LogTail::Corrupt {
+            segment,
+            offset,
+            reason,
+        } => format!("corrupt segment {segment} at offset {offset}: {reason}"),
+    }
+}
+
+/// Reads and scans the log file at `path`, which must belong to log set `set`.
+fn scan_file(vfs: &dyn Vfs, path: &Path, set: &Signature) -> Result<LogScan> {
+    let bytes = log::read_file(vfs, path)?;
+    let name = path.display().to_string();
+    let scan = log::scan(&bytes, &name)?;
+    if scan.header.log_signature != *set {
+        bail!(
+            BadLogSignature,
+            "{name} belongs to log set {}, not to this database's log set {set}",
+            scan.header.log_signature
+        );
+    }
+    Ok(scan)
+}
+
+struct Replay<'a> {
+    file: &'a dyn VfsFile,
+    path: &'a Path,
+    page_size: usize,
+    /// The page images of the group being read, until its commit record.
+    pending: Vec<(Pgno, Vec<u8>)>,
+    last_commit: Option<CommitRecord>,
+    last_sequence: Option<u64>,
+    report: &'a mut RecoveryReport,
+}
+
+impl Replay<'_> {
+    fn apply(&mut self, pos: Lgpos, record: &Record) -> Result<()> {
+        match record {
+            Record::Page { pgno, image } => {
+                if image.len() != self.page_size {
+                    bail!(
+                        LogFileCorrupt,
+                        "the page image at {pos} is {} bytes; the database's pages are {}",
+                        image.len(),
+                        self.page_size
+                    );
+                }
+                // The image was sealed when it was logged: its own checksum must hold.
+                page::verify(image, *pgno).map_err(|err| {
+                    JetError::new(
+                        ErrorKind::LogFileCorrupt,
+                        format!("the page image at {pos}: {err}"),
+                    )
+                })?;
+                self.pending.push((*pgno, image.clone()));
+            }
+            Record::Commit(commit) => {
+                if commit.pages as usize != self.pending.len() {
+                    bail!(
+                        LogFileCorrupt,
+                        "the commit at {pos} counts {} pages but {} precede it",
+                        commit.pages,
+                        self.pending.len()
+                    );
+                }
+                if let Some(last) = self.last_sequence
+                    && commit.sequence != last + 1
+                {
+                    bail!(
+                        LogFileCorrupt,
+                        "the commit at {pos} has sequence {} after {last}: commits are missing",
+                        commit.sequence
+                    );
+                }
+                for (pgno, image) in std::mem::take(&mut self.pending) {
+                    self.redo(pgno, &image)?;
+                }
+                self.last_sequence = Some(commit.sequence);
+                self.last_commit = Some(*commit);
+                self.report.commits_replayed += 1;
+            }
+            // A commit group may continue in the next generation.
+            Record::End => {}
+        }
+        Ok(())
+    }
+
+    /// Writes `image` over page `pgno` unless the page on disk is already as new.
+    fn redo(&mut self, pgno: Pgno, image: &[u8]) -> Result<()> {
+        let image_dbtime = page::verify(image, pgno)
+            .expect("verified when read")
+            .dbtime;
+        let offset = u64::from(pgno) * self.page_size as u64;
+        let mut disk = vec![0u8; self.page_size];
+        let on_disk = match self.file.read_exact_at(&mut disk, offset) {
+            Ok(()) => page::verify(&disk, pgno).ok().map(|h| h.dbtime),
+            // Past the end of the file: the page was never written.
+            Err(err) if err.kind() == std::io::ErrorKind::UnexpectedEof => None,
+            Err(err) => {
+                return Err(JetError::io(
+                    format!("{}: read page {pgno}", self.path.display()),
+                    &err,
+                ));
+            }
+        };
+        if on_disk.is_some_and(|dbtime| dbtime >= image_dbtime) {
+            self.report.pages_current += 1;
+            return Ok(());
+        }
+        self.file
+            .write_all_at(image, offset)
+            .map_err(io_err(self.path, &format!("write page {pgno}")))?;
+        self.report.pages_written += 1;
+        Ok(())
+    }
+}
+
+/// Writes zeros over every non-blank segment after the last whole record's segment, and
+/// fsyncs, so that segments written from there on never mingle with debris.
+fn clear_debris(vfs: &dyn Vfs, path: &Path, scan: &LogScan) -> Result<()> {
+    let file = vfs
+        .open(path, OpenMode::ReadWrite)
+        .map_err(io_err(path, "open"))?;
+    let len = file.len().map_err(io_err(path, "size"))?;
+    let zeros = vec![0u8; SEGMENT_SIZE];
+    let mut seg = vec![0u8; SEGMENT_SIZE];
+    for index in scan.segments_used + 1..scan.header.segments {
+        let offset = u64::from(index) * SEGMENT_SIZE as u64;
+        if offset + SEGMENT_SIZE as u64 > len {
+            break;
+        }
+        file.read_exact_at(&mut seg, offset)
+            .map_err(io_err(path, "read"))?;
+        if seg.iter().any(|&b| b != 0) {
+            file.write_all_at(&zeros, offset)
+                .map_err(io_err(path, "clear the torn tail"))?;
+        }
+    }
+    file.sync().map_err(io_err(path, "fsync"))?;
+    Ok(())
+}
+
+/// Finishes a roll a crash interrupted: the ended `edb.log` is archived (if it is still
+/// there) and the next generation becomes `edb.log`.
+fn finish_roll(env: &Env, layout: &Layout, last: &LogScan) -> Result<LogWriter> {
+    let vfs = &*env.vfs;
+    let dir = &layout.log_dir;
+    let current = layout.current();
+    let generation = last.header.generation;
+    let sync_dir = || vfs.sync_dir(dir).map_err(io_err(dir, "fsync"));
+    if vfs.exists(&current).map_err(io_err(&current, "look up"))? {
+        let archived = layout.archived(generation);
+        vfs.rename(&current, &archived)
+            .map_err(io_err(&current, "rename"))?;
+        sync_dir()?;
+    }
+    let header = LogHeader {
+        generation: generation + 1,
+        created_millis: env.clock.now_millis(),
+        prev_created_millis: last.header.created_millis,
+        segments: (layout.log_file_size / SEGMENT_SIZE as u64) as u32,
+        circular: layout.circular,
+        ..last.header
+    };
+    // A prepared edbtmp.log is not trusted: it is simply made again.
+    let tmp = NewLog {
+        vfs: &env.vfs,
+        dir,
+        base: &layout.base,
+        header,
+    }
+    .prepare()?;
+    vfs.rename(&tmp, &current).map_err(io_err(&tmp, "rename"))?;
+    sync_dir()?;
+    LogWriter::resume(
+        Arc::clone(&env.vfs),
+        Arc::clone(&env.clock),
+        dir,
+        &layout.base,
+        header,
+        0,
+    )
+}
+
+/// Starts a new log set for a database without logs, which must have been shut down cleanly:
+/// a new log signature in the database header, generation 1, and a checkpoint.
+fn new_log_set(env: &Env, layout: &Layout, mut report: RecoveryReport) -> Result<Recovered> {
+    let vfs = &*env.vfs;
+    let (file, mut db_header) = read_db_header(vfs, &layout.database)?;
+    if db_header.state != DbState::CleanShutdown {
+        bail!(
+            RequiredLogFilesMissing,
+            "{} was not shut down cleanly and its log files are gone from {}",
+            layout.database.display(),
+            layout.log_dir.display()
+        );
+    }
+    let chk_path = layout.checkpoint();
+    if vfs
+        .exists(&chk_path)
+        .map_err(io_err(&chk_path, "look up"))?
+    {
+        vfs.remove(&chk_path).map_err(io_err(&chk_path, "remove"))?;
+        vfs.sync_dir(&layout.system_dir)
+            .map_err(io_err(&layout.system_dir, "fsync"))?;
+    }
+    let now = env.clock.now_millis();
+    let set = Signature {
+        random: env.entropy.next_u64(),
+        created_millis: now,
+    };
+    let start = Lgpos {
+        generation: 1,
+        offset: (SEGMENT_SIZE + 32) as u32,
+    };
+    db_header.log_signature = set;
+    db_header.consistent_lgpos = start;
+    write_db_header(&*file, &layout.database, &mut db_header)?;
+    drop(file);
+    let header = LogHeader {
+        generation: 1,
+        segments: (layout.log_file_size / SEGMENT_SIZE as u64) as u32,
+        log_signature: set,
+        db_signature: db_header.db_signature,
+        created_millis: now,
+        prev_created_millis: 0,
+        circular: layout.circular,
+    };
+    let tmp = NewLog {
+        vfs: &env.vfs,
+        dir: &layout.log_dir,
+        base: &layout.base,
+        header,
+    }
+    .prepare()?;
+    vfs.rename(&tmp, &layout.current())
+        .map_err(io_err(&tmp, "rename"))?;
+    vfs.sync_dir(&layout.log_dir)
+        .map_err(io_err(&layout.log_dir, "fsync"))?;
+    let writer = LogWriter::resume(
+        Arc::clone(&env.vfs),
+        Arc::clone(&env.clock),
+        &layout.log_dir,
+        &layout.base,
+        header,
+        0,
+    )?;
+    debug_assert_eq!(writer.position(), start);
+    let checkpoint = CheckpointFile::open(
+        &env.vfs,
+        &chk_path,
+        Checkpoint {
+            sequence: 1,
+            position: start,
+            log_signature: set,
+            db_signature: db_header.db_signature,
+            millis: now,
+        },
+    )?;
+    report.new_log_set = true;
+    Ok(Recovered {
+        writer,
+        checkpoint,
+        report,
+    })
+}

@@ -1,0 +1,355 @@
+//! Sessions and transactions: snapshot isolation over the instance's committed state.
+//!
+//! A [`Transaction`] keeps its writes to itself until it commits: reads see the committed
+//! state as of its begin (the trees, with the version store supplying what later commits
+//! replaced) plus its own writes. Writing a key takes a lock on it for the transaction's life;
+//! a second open transaction writing the same key, or one whose snapshot predates the key's
+//! last commit, gets `JET_errWriteConflict`. At commit the writes are applied to the trees and
+//! the pages they changed are logged as one group; a rollback just drops them, so nothing an
+//! uncommitted transaction did ever reaches the log or the database file.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::ops::{Bound, RangeBounds};
+
+use crate::database::Table;
+use crate::error::{Result, bail};
+use crate::instance::{CommitMode, Instance};
+use crate::limits;
+use crate::page::Pgno;
+use crate::version::{self, TableKey};
+
+/// How many records a transaction's range reads from the instance at a time.
+const RANGE_BATCH: usize = 256;
+
+/// A session of an [`Instance`] (ESE's JET_SESID): it runs one transaction at a time.
+///
+/// A session is used by one thread at a time by construction: its methods take `&mut self`,
+/// and a [`Transaction`] borrows its session mutably for its whole life, so ESE's
+/// `JET_errSessionSharingViolation` cannot arise.
+#[derive(Debug)]
+pub struct Session {
+    instance: Instance,
+}
+
+impl Session {
+    pub(crate) fn new(instance: Instance) -> Session {
+        Session { instance }
+    }
+
+    /// The instance this session belongs to.
+    pub fn instance(&self) -> &Instance {
+        &self.instance
+    }
+
+    /// Begins a transaction: it sees the committed state as of now, plus its own writes.
+    pub fn begin_transaction(&mut self) -> Result<Transaction<'_>> {
+        let id = self.instance.next_transaction_id();
+        let snapshot = self.instance.with_core(|core| Ok(core.begin(id)))?;
+        Ok(Transaction {
+            session: self,
+            id,
+            snapshot,
+            writes: BTreeMap::new(),
+            tables: BTreeMap::new(),
+            write_bytes: 0,
+            finished: false,
+        })
+    }
+
+    /// Creates table `name`; the creation is logged and durable when this returns. Fails
+    /// with `JET_errTableDuplicate` if it exists.
+    pub fn create_table(&mut self, name: &str) -> Result<Table> {
+        self.instance.with_core(|core| core.create_table(name))
+    }
+
+    /// The table called `name`; `JET_errObjectNotFound` if there is none.
+    pub fn open_table(&mut self, name: &str) -> Result<Table> {
+        self.instance.with_core(|core| core.open_table(name))
+    }
+
+    /// Deletes table `name` and frees its pages, durably. Refused with `JET_errTableInUse`
+    /// while an open transaction has written to it.
+    pub fn delete_table(&mut self, name: &str) -> Result<()> {
+        self.instance.with_core(|core| core.delete_table(name))
+    }
+
+    /// The names of the tables, sorted.
+    pub fn table_names(&mut self) -> Result<Vec<String>> {
+        self.instance.with_core(|core| Ok(core.table_names()))
+    }
+}
+
+/// An open transaction of a [`Session`] (ESE's JetBeginTransaction … JetCommitTransaction).
+///
+/// Dropping a transaction without committing rolls it back.
+#[derive(Debug)]
+pub struct Transaction<'s> {
+    session: &'s mut Session,
+    id: u64,
+    snapshot: u64,
+    writes: BTreeMap<TableKey, Option<Vec<u8>>>,
+    tables: BTreeMap<Pgno, Table>,
+    write_bytes: usize,
+    finished: bool,
+}
+
+fn check_key(key: &[u8]) -> Result<()> {
+    if key.len() > limits::KEY_LEN_MAX {
+        bail!(
+            KeyTooBig,
+            "a key of {} bytes; the most is {}",
+            key.len(),
+            limits::KEY_LEN_MAX
+        );
+    }
+    Ok(())
+}
+
+impl<'s> Transaction<'s> {
+    /// The value of `key` in `table` as this transaction sees it.
+    pub fn get(&mut self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        check_key(key)?;
+        let (id, snapshot) = (self.id, self.snapshot);
+        let own = self.writes.get(&(table.root(), key.to_vec())).cloned();
+        self.session.instance.with_core(|core| {
+            core.check_open(id)?;
+            core.db.check_table(table)?;
+            match own {
+                Some(value) => Ok(value),
+                None => core.read(table, key, snapshot),
+            }
+        })
+    }
+
+    /// Stores `value` under `key` in `table`. Fails with `JET_errWriteConflict` if another
+    /// open transaction wrote `key`, or a transaction that committed after this one began.
+    pub fn put(&mut self, table: Table, key: &[u8], value: &[u8]) -> Result<()> {
+        check_key(key)?;
+        if value.len() > limits::VALUE_LEN_MAX {
+            bail!(
+                ColumnTooBig,
+                "a value of {} bytes; the most is {}",
+                value.len(),
+                limits::VALUE_LEN_MAX
+            );
+        }
+        self.write(table, key, Some(value.to_vec())).map(|_| ())
+    }
+
+    /// Deletes `key` from `table`; returns whether this transaction saw it. Conflicts as
+    /// [`Transaction::put`] does.
+    pub fn delete(&mut self, table: Table, key: &[u8]) -> Result<bool> {
+        check_key(key)?;
+        self.write(table, key, None)
+    }
+
+    fn write(&mut self, table: Table, key: &[u8], value: Option<Vec<u8>>) -> Result<bool> {
+        let (id, snapshot) = (self.id, self.snapshot);
+        let tkey: TableKey = (table.root(), key.to_vec());
+        let own = self.writes.get(&tkey).cloned();
+        let bytes = self.write_bytes + key.len() + value.as_ref().map_or(0, Vec::len) + 32;
+        let existed = self.session.instance.with_core(|core| {
+            core.check_open(id)?;
+            core.db.check_table(table)?;
+            let existed = match &own {
+                Some(v) => v.is_some(),
+                None if value.is_none() => core.read(table, key, snapshot)?.is_some(),
+                None => false,
+            };
+            core.lock_key(id, snapshot, tkey.clone(), bytes)?;
+            Ok(existed)
+        })?;
+        self.write_bytes = bytes;
+        self.tables.insert(table.root(), table);
+        self.writes.insert(tkey, value);
+        Ok(existed)
+    }
+
+    /// The records of `table` whose keys lie in `range`, as this transaction sees them, in
+    /// ascending key order (descending with `reverse`).
+    pub fn range<R: RangeBounds<[u8]>>(
+        &mut self,
+        table: Table,
+        range: R,
+        reverse: bool,
+    ) -> Result<TxRange<'_, 's>> {
+        let id = self.id;
+        self.session.instance.with_core(|core| {
+            core.check_open(id)?;
+            core.db.check_table(table)
+        })?;
+        Ok(TxRange {
+            start: range.start_bound().map(|k| k.to_vec()),
+            end: range.end_bound().map(|k| k.to_vec()),
+            tx: self,
+            table,
+            reverse,
+            last: None,
+            buffer: VecDeque::new(),
+            done: false,
+        })
+    }
+
+    /// Commits: the writes become visible to transactions that begin later, and with
+    /// [`CommitMode::Durable`] they survive a crash once this returns.
+    pub fn commit(mut self, mode: CommitMode) -> Result<()> {
+        self.finished = true;
+        let (id, writes, tables) = (self.id, &self.writes, &self.tables);
+        let result = self
+            .session
+            .instance
+            .with_core(|core| core.commit(id, writes, tables, mode));
+        if result.is_err() {
+            self.release();
+        }
+        result
+    }
+
+    /// Rolls back: every write of the transaction is dropped.
+    pub fn rollback(mut self) -> Result<()> {
+        self.finished = true;
+        self.release();
+        Ok(())
+    }
+
+    fn release(&mut self) {
+        let id = self.id;
+        let keys = std::mem::take(&mut self.writes).into_keys();
+        self.session
+            .instance
+            .with_core_quietly(|core| core.rolled_back(id, keys));
+    }
+}
+
+impl Drop for Transaction<'_> {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.release();
+        }
+    }
+}
+
+/// The records of a range as a transaction sees them: from [`Transaction::range`].
+///
+/// Each item is a `Result`: a damaged page met along the way is an error, never a wrong
+/// record. Records are read from the instance in batches, so other sessions' commits may
+/// interleave; they are invisible to this transaction's snapshot all the same.
+#[derive(Debug)]
+pub struct TxRange<'t, 's> {
+    tx: &'t mut Transaction<'s>,
+    table: Table,
+    start: Bound<Vec<u8>>,
+    end: Bound<Vec<u8>>,
+    reverse: bool,
+    /// The last key considered (returned or found invisible).
+    last: Option<Vec<u8>>,
+    buffer: VecDeque<(Vec<u8>, Vec<u8>)>,
+    done: bool,
+}
+
+impl TxRange<'_, '_> {
+    fn refill(&mut self) -> Result<()> {
+        let (lo, hi) = match (&self.last, self.reverse) {
+            (None, _) => (self.start.clone(), self.end.clone()),
+            (Some(last), false) => (Bound::Excluded(last.clone()), self.end.clone()),
+            (Some(last), true) => (self.start.clone(), Bound::Excluded(last.clone())),
+        };
+        let (id, snapshot, table, reverse) =
+            (self.tx.id, self.tx.snapshot, self.table, self.reverse);
+        let root = table.root();
+        let writes = &self.tx.writes;
+        let (batch, last, done) = self.tx.session.instance.with_core(|core| {
+            core.check_open(id)?;
+            let (db, versions) = core.db_and_versions();
+            let bounds = version::table_bounds(root, &lo, &hi);
+            let tree_bounds = (as_slice(&lo), as_slice(&hi));
+            let mut tree = db.range(table, tree_bounds, reverse)?.peekable();
+            let mut kept = versions
+                .keys_after(bounds.clone(), snapshot, reverse)
+                .peekable();
+            let own = writes.range(bounds);
+            let mut own: Box<dyn Iterator<Item = (&TableKey, &Option<Vec<u8>>)>> = if reverse {
+                Box::new(own.rev())
+            } else {
+                Box::new(own)
+            };
+            let mut own = std::iter::from_fn(move || own.next()).peekable();
+            let mut batch = Vec::new();
+            let mut last = None;
+            loop {
+                if batch.len() >= RANGE_BATCH {
+                    return Ok((batch, last, false));
+                }
+                let from_tree = match tree.peek() {
+                    Some(Ok((k, _))) => Some(k.clone()),
+                    Some(Err(_)) => {
+                        return Err(tree.next().expect("peeked").expect_err("an error"));
+                    }
+                    None => None,
+                };
+                let from_kept = kept.peek().map(|k| k.to_vec());
+                let from_own = own.peek().map(|(k, _)| k.1.clone());
+                let next = [&from_tree, &from_kept, &from_own]
+                    .into_iter()
+                    .flatten()
+                    .cloned()
+                    .reduce(|a, b| if (a < b) != reverse { a } else { b });
+                let Some(key) = next else {
+                    return Ok((batch, last, true));
+                };
+                let tree_value = if from_tree.as_ref() == Some(&key) {
+                    Some(tree.next().expect("peeked")?.1)
+                } else {
+                    None
+                };
+                if from_kept.as_ref() == Some(&key) {
+                    kept.next();
+                }
+                let own_value = if from_own.as_ref() == Some(&key) {
+                    Some(own.next().expect("peeked").1.clone())
+                } else {
+                    None
+                };
+                let value = match own_value {
+                    Some(value) => value,
+                    None => match versions.as_of(&(root, key.clone()), snapshot) {
+                        Some(kept) => kept.map(<[u8]>::to_vec),
+                        None => tree_value,
+                    },
+                };
+                last = Some(key.clone());
+                if let Some(value) = value {
+                    batch.push((key, value));
+                }
+            }
+        })?;
+        if last.is_some() {
+            self.last = last;
+        }
+        self.done = done;
+        self.buffer.extend(batch);
+        Ok(())
+    }
+}
+
+fn as_slice(bound: &Bound<Vec<u8>>) -> Bound<&[u8]> {
+    match bound {
+        Bound::Included(k) => Bound::Included(k.as_slice()),
+        Bound::Excluded(k) => Bound::Excluded(k.as_slice()),
+        Bound::Unbounded => Bound::Unbounded,
+    }
+}
+
+impl Iterator for TxRange<'_, '_> {
+    type Item = Result<(Vec<u8>, Vec<u8>)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        while self.buffer.is_empty() && !self.done {
+            if let Err(err) = self.refill() {
+                self.done = true;
+                return Some(Err(err));
+            }
+        }
+        self.buffer.pop_front().map(Ok)
+    }
+}

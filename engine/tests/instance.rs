@@ -1,0 +1,822 @@
+//! The instance on real files: durability of commits across a crash (the instance dropped
+//! without term), transactions, recovery from torn and damaged logs, and the lifecycle errors.
+
+#![allow(
+    clippy::disallowed_methods,
+    clippy::disallowed_types,
+    reason = "these tests cut, copy and damage real log files"
+)]
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use jetdb::log::{SEGMENT_SIZE, archive_name};
+use jetdb::{
+    CommitMode, Env, ErrorKind, Instance, InstanceParams, ManualClock, MemVfs, OsVfs,
+    SeededEntropy, Session, SystemClock, Table,
+};
+
+mod support;
+
+fn params(dir: &Path) -> InstanceParams {
+    let mut p = InstanceParams::in_directory(dir);
+    p.page_size = 4096;
+    p.log_file_size = 128 * 1024;
+    p
+}
+
+fn os_env(seed: u64) -> Env {
+    Env::new(
+        Arc::new(OsVfs),
+        Arc::new(SystemClock),
+        Arc::new(SeededEntropy::new(seed)),
+    )
+}
+
+fn start(dir: &Path) -> Instance {
+    let instance = Instance::new(os_env(1), params(dir));
+    instance.init().unwrap();
+    instance
+}
+
+fn try_start(dir: &Path) -> jetdb::Result<Instance> {
+    let instance = Instance::new(os_env(2), params(dir));
+    instance.init()?;
+    Ok(instance)
+}
+
+fn key(i: u32) -> Vec<u8> {
+    format!("key{i:05}").into_bytes()
+}
+
+fn value(i: u32) -> Vec<u8> {
+    format!("value {i} ")
+        .repeat(1 + (i as usize % 7))
+        .into_bytes()
+}
+
+/// Commits key `i` → value `i` for each `i` in `ids`, one transaction each.
+fn commit_each(
+    session: &mut Session,
+    t: Table,
+    ids: impl IntoIterator<Item = u32>,
+    mode: CommitMode,
+) {
+    for i in ids {
+        let mut tx = session.begin_transaction().unwrap();
+        tx.put(t, &key(i), &value(i)).unwrap();
+        tx.commit(mode).unwrap();
+    }
+}
+
+fn contents(instance: &Instance, name: &str) -> BTreeMap<Vec<u8>, Vec<u8>> {
+    let mut session = instance.begin_session().unwrap();
+    let t = session.open_table(name).unwrap();
+    let mut tx = session.begin_transaction().unwrap();
+    tx.range(t, .., false)
+        .unwrap()
+        .collect::<jetdb::Result<BTreeMap<_, _>>>()
+        .unwrap()
+}
+
+fn expected(ids: impl IntoIterator<Item = u32>) -> BTreeMap<Vec<u8>, Vec<u8>> {
+    ids.into_iter().map(|i| (key(i), value(i))).collect()
+}
+
+/// How many of keys 1..=n the contents hold, checking they are exactly a prefix.
+fn prefix_len(contents: &BTreeMap<Vec<u8>, Vec<u8>>, n: u32) -> u32 {
+    let k = contents.len() as u32;
+    assert!(k <= n);
+    assert_eq!(*contents, expected(1..=k), "not a prefix of the commits");
+    k
+}
+
+fn big(i: u32) -> Vec<u8> {
+    let mut v = value(i);
+    v.resize(300, b'.');
+    v
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for entry in fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+    }
+}
+
+/// A crashed instance directory: `n` single-put commits on table "t", the instance dropped
+/// without term.
+fn crashed(dir: &Path, n: u32, mode: impl Fn(u32) -> CommitMode) {
+    fs::create_dir_all(dir).unwrap();
+    let instance = start(dir);
+    let mut session = instance.begin_session().unwrap();
+    let t = session.create_table("t").unwrap();
+    for i in 1..=n {
+        let mut tx = session.begin_transaction().unwrap();
+        tx.put(t, &key(i), &value(i)).unwrap();
+        tx.commit(mode(i)).unwrap();
+    }
+}
+
+#[test]
+fn durable_commits_survive_a_drop_without_term() {
+    let tmp = tempfile::tempdir().unwrap();
+    crashed(tmp.path(), 60, |_| CommitMode::Durable);
+    let instance = start(tmp.path());
+    let report = instance.recovery_report().unwrap().unwrap();
+    assert_eq!(
+        report.commits_replayed, 61,
+        "60 commits and the table creation"
+    );
+    assert!(report.pages_written > 0);
+    assert_eq!(contents(&instance, "t"), expected(1..=60));
+    assert!(instance.check_integrity().unwrap().page_count > 3);
+    instance.term().unwrap();
+
+    // After a clean shutdown nothing is replayed.
+    let instance = start(tmp.path());
+    let report = instance.recovery_report().unwrap().unwrap();
+    assert_eq!(report.commits_replayed, 0);
+    assert!(!report.was_dirty);
+    assert_eq!(contents(&instance, "t"), expected(1..=60));
+    instance.term().unwrap();
+}
+
+#[test]
+fn uncommitted_and_rolled_back_work_vanishes() {
+    let tmp = tempfile::tempdir().unwrap();
+    {
+        let instance = start(tmp.path());
+        let mut s1 = instance.begin_session().unwrap();
+        let mut s2 = instance.begin_session().unwrap();
+        let t = s1.create_table("t").unwrap();
+        commit_each(&mut s1, t, [1], CommitMode::Durable);
+        let mut rolled = s1.begin_transaction().unwrap();
+        rolled.put(t, &key(2), &value(2)).unwrap();
+        rolled.delete(t, &key(1)).unwrap();
+        rolled.rollback().unwrap();
+        let mut dropped = s1.begin_transaction().unwrap();
+        dropped.put(t, &key(3), &value(3)).unwrap();
+        drop(dropped);
+        // Still open at the crash, while another session commits durably.
+        let mut open = s1.begin_transaction().unwrap();
+        open.put(t, &key(4), &value(4)).unwrap();
+        open.delete(t, &key(1)).unwrap();
+        commit_each(&mut s2, t, [5], CommitMode::Durable);
+        assert_eq!(contents(&instance, "t"), expected([1, 5]));
+        std::mem::forget(open);
+    }
+    let instance = start(tmp.path());
+    assert_eq!(contents(&instance, "t"), expected([1, 5]));
+    let stats = instance.stats().unwrap();
+    assert_eq!(stats.durable_commits, 0, "a fresh instance counts afresh");
+    instance.term().unwrap();
+}
+
+#[test]
+fn a_log_cut_at_every_segment_boundary_recovers_a_prefix_of_the_commits() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    // Lazy commits with a durable one every 10th: the log holds whole and partial segments.
+    crashed(&src, 40, |i| {
+        if i % 10 == 0 {
+            CommitMode::Durable
+        } else {
+            CommitMode::Lazy
+        }
+    });
+    let log_len = fs::metadata(src.join("edb.log")).unwrap().len();
+    let used = {
+        let bytes = fs::read(src.join("edb.log")).unwrap();
+        (1..bytes.len() / SEGMENT_SIZE)
+            .take_while(|&i| {
+                bytes[i * SEGMENT_SIZE..(i + 1) * SEGMENT_SIZE]
+                    .iter()
+                    .any(|&b| b != 0)
+            })
+            .count()
+    };
+    assert!(used > 10, "the commits span many segments ({used})");
+    let mut last = 0;
+    for cut in 1..=used + 1 {
+        let dir = tmp.path().join(format!("cut{cut}"));
+        copy_dir(&src, &dir);
+        let f = fs::OpenOptions::new()
+            .write(true)
+            .open(dir.join("edb.log"))
+            .unwrap();
+        f.set_len((cut * SEGMENT_SIZE) as u64).unwrap();
+        drop(f);
+        let instance = start(&dir);
+        // The table creation is the first commit; before it there is no table.
+        let got = if instance.begin_session().unwrap().open_table("t").is_ok() {
+            contents(&instance, "t")
+        } else {
+            BTreeMap::new()
+        };
+        let n = prefix_len(&got, 40);
+        assert!(n >= last, "a longer log never recovers less ({n} < {last})");
+        last = n;
+        // The recovered instance goes on working, and a second crash loses nothing.
+        let mut session = instance.begin_session().unwrap();
+        let t = match session.open_table("t") {
+            Ok(t) => t,
+            Err(_) => session.create_table("t").unwrap(),
+        };
+        commit_each(&mut session, t, [1000], CommitMode::Durable);
+        drop(session);
+        drop(instance);
+        let instance = start(&dir);
+        let mut want = expected(1..=n);
+        want.insert(key(1000), value(1000));
+        assert_eq!(contents(&instance, "t"), want, "cut at segment {cut}");
+        instance.term().unwrap();
+    }
+    assert_eq!(last, 40, "the whole log recovers every commit");
+    assert!(log_len >= (used * SEGMENT_SIZE) as u64);
+}
+
+#[test]
+fn a_zeroed_or_garbage_tail_recovers_and_logging_goes_on_after_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    crashed(&src, 30, |i| {
+        if i % 3 == 0 {
+            CommitMode::Durable
+        } else {
+            CommitMode::Lazy
+        }
+    });
+    let bytes = fs::read(src.join("edb.log")).unwrap();
+    let used = (1..bytes.len() / SEGMENT_SIZE)
+        .take_while(|&i| {
+            bytes[i * SEGMENT_SIZE..(i + 1) * SEGMENT_SIZE]
+                .iter()
+                .any(|&b| b != 0)
+        })
+        .count();
+    for (name, fill) in [("zero", 0u8), ("garbage", 0xA5)] {
+        for from in [used, used - 1, used - 3] {
+            let dir = tmp.path().join(format!("{name}{from}"));
+            copy_dir(&src, &dir);
+            let mut damaged = bytes.clone();
+            // Damage from the middle of segment `from` to the end of the file.
+            let at = from * SEGMENT_SIZE + 1000;
+            for (i, b) in damaged[at..].iter_mut().enumerate() {
+                *b = if fill == 0 { 0 } else { fill ^ (i as u8) };
+            }
+            fs::write(dir.join("edb.log"), &damaged).unwrap();
+            let instance = start(&dir);
+            let report = instance.recovery_report().unwrap().unwrap();
+            assert!(report.torn_tail.is_some() || fill == 0, "{report:?}");
+            let n = prefix_len(&contents(&instance, "t"), 30);
+            assert!(n > 0);
+            let mut session = instance.begin_session().unwrap();
+            let t = session.open_table("t").unwrap();
+            commit_each(&mut session, t, [2000, 2001], CommitMode::Durable);
+            drop(session);
+            drop(instance);
+            // The debris was cleared: the new commits recover, nothing stale comes back.
+            let instance = start(&dir);
+            let mut want = expected(1..=n);
+            want.insert(key(2000), value(2000));
+            want.insert(key(2001), value(2001));
+            assert_eq!(contents(&instance, "t"), want, "{name} from segment {from}");
+            instance.term().unwrap();
+        }
+    }
+}
+
+/// A crashed directory whose log rolled through several generations.
+fn crashed_over_generations(dir: &Path) -> u32 {
+    crashed(dir, 80, |_| CommitMode::Durable);
+    let archived = fs::read_dir(dir)
+        .unwrap()
+        .filter(|e| {
+            let name = e.as_ref().unwrap().file_name();
+            let name = name.to_string_lossy();
+            name.starts_with("edb0") && name.ends_with(".log")
+        })
+        .count() as u32;
+    assert!(
+        archived >= 3,
+        "the log rolled ({archived} archived generations)"
+    );
+    archived
+}
+
+#[test]
+fn a_bit_flip_in_an_archived_log_is_log_file_corrupt() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    crashed_over_generations(&src);
+    for offset in [100usize, 3 * SEGMENT_SIZE + 517] {
+        let dir = tmp.path().join(format!("flip{offset}"));
+        copy_dir(&src, &dir);
+        let path = dir.join(archive_name("edb", 2));
+        let mut bytes = fs::read(&path).unwrap();
+        bytes[offset] ^= 0x10;
+        fs::write(&path, &bytes).unwrap();
+        let err = try_start(&dir).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::LogFileCorrupt, "{err}");
+    }
+    // The undamaged copy recovers everything.
+    let instance = start(&src);
+    assert_eq!(contents(&instance, "t"), expected(1..=80));
+    instance.term().unwrap();
+}
+
+#[test]
+fn a_deleted_archived_log_is_missing_log_file_naming_the_generation() {
+    let tmp = tempfile::tempdir().unwrap();
+    crashed_over_generations(tmp.path());
+    fs::remove_file(tmp.path().join(archive_name("edb", 2))).unwrap();
+    let err = try_start(tmp.path()).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::MissingLogFile, "{err}");
+    assert!(err.to_string().contains("edb00000002.log"), "{err}");
+}
+
+#[test]
+fn a_log_copied_in_from_another_instance_is_bad_log_signature() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = tmp.path().join("a");
+    let b = tmp.path().join("b");
+    crashed_over_generations(&a);
+    crashed_over_generations(&b);
+    let name = archive_name("edb", 2);
+    fs::copy(b.join(&name), a.join(&name)).unwrap();
+    let err = try_start(&a).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::BadLogSignature, "{err}");
+    // The current log of another instance too.
+    copy_dir(&b, &tmp.path().join("b2"));
+    fs::copy(b.join("edb.log"), a.join("edb.log")).unwrap();
+    fs::copy(b.join(&name), a.join(&name)).unwrap();
+    fs::copy(tmp.path().join("b2").join(&name), a.join(&name)).unwrap();
+    let err = try_start(&a).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::BadLogSignature, "{err}");
+}
+
+#[test]
+fn write_conflicts_and_snapshot_isolation() {
+    let tmp = tempfile::tempdir().unwrap();
+    let instance = start(tmp.path());
+    let mut s1 = instance.begin_session().unwrap();
+    let mut s2 = instance.begin_session().unwrap();
+    let mut s3 = instance.begin_session().unwrap();
+    let t = s1.create_table("t").unwrap();
+    commit_each(&mut s1, t, [1, 2, 3], CommitMode::Durable);
+
+    let mut old = s3.begin_transaction().unwrap();
+    let mut a = s1.begin_transaction().unwrap();
+    a.put(t, &key(1), b"a's").unwrap();
+    a.delete(t, &key(2)).unwrap();
+    a.put(t, &key(9), b"new").unwrap();
+    // Two open transactions writing one key: the second is refused.
+    let mut b = s2.begin_transaction().unwrap();
+    let err = b.put(t, &key(1), b"b's").unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::WriteConflict);
+    let err = b.delete(t, &key(2)).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::WriteConflict);
+    // Own writes are visible to the writer only.
+    assert_eq!(a.get(t, &key(1)).unwrap(), Some(b"a's".to_vec()));
+    assert_eq!(a.get(t, &key(2)).unwrap(), None);
+    assert_eq!(b.get(t, &key(1)).unwrap(), Some(value(1)));
+    let seen: Vec<Vec<u8>> = a
+        .range(t, .., false)
+        .unwrap()
+        .map(|r| r.unwrap().0)
+        .collect();
+    assert_eq!(seen, vec![key(1), key(3), key(9)]);
+    a.commit(CommitMode::Lazy).unwrap();
+    // b began before a committed: still refused after a's commit (first committer wins).
+    let err = b.put(t, &key(1), b"b's").unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::WriteConflict);
+    b.put(t, &key(3), b"b's").unwrap();
+    b.commit(CommitMode::Durable).unwrap();
+    // `old` still reads the state as of its begin, by get and by range, both ways.
+    assert_eq!(old.get(t, &key(1)).unwrap(), Some(value(1)));
+    assert_eq!(old.get(t, &key(2)).unwrap(), Some(value(2)));
+    assert_eq!(old.get(t, &key(9)).unwrap(), None);
+    let snapshot: Vec<(Vec<u8>, Vec<u8>)> = old
+        .range(t, .., true)
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect();
+    let want: Vec<(Vec<u8>, Vec<u8>)> = expected(1..=3).into_iter().rev().collect();
+    assert_eq!(snapshot, want);
+    drop(old);
+    // A new transaction sees both commits.
+    let mut now = s3.begin_transaction().unwrap();
+    assert_eq!(now.get(t, &key(1)).unwrap(), Some(b"a's".to_vec()));
+    assert_eq!(now.get(t, &key(3)).unwrap(), Some(b"b's".to_vec()));
+    assert_eq!(now.get(t, &key(2)).unwrap(), None);
+    now.put(t, &key(1), b"later").unwrap();
+    now.commit(CommitMode::Durable).unwrap();
+    let stats = instance.stats().unwrap();
+    assert_eq!(stats.write_conflicts, 3);
+    assert_eq!(stats.lazy_commits, 1);
+    instance.term().unwrap();
+}
+
+#[test]
+fn the_lifecycle_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let instance = Instance::new(os_env(3), params(tmp.path()));
+    assert_eq!(
+        instance.begin_session().unwrap_err().kind(),
+        ErrorKind::NotInitialized
+    );
+    assert_eq!(
+        instance.term().unwrap_err().kind(),
+        ErrorKind::NotInitialized
+    );
+    instance.init().unwrap();
+    assert_eq!(
+        instance.init().unwrap_err().kind(),
+        ErrorKind::AlreadyInitialized
+    );
+    let mut session = instance.begin_session().unwrap();
+    let t = session.create_table("t").unwrap();
+    let mut tx = session.begin_transaction().unwrap();
+    tx.put(t, b"k", b"v").unwrap();
+    tx.commit(CommitMode::Durable).unwrap();
+    instance.stop_service().unwrap();
+    assert_eq!(
+        instance.begin_session().unwrap_err().kind(),
+        ErrorKind::ClientRequestToStopJetService
+    );
+    assert_eq!(
+        session.begin_transaction().unwrap_err().kind(),
+        ErrorKind::ClientRequestToStopJetService
+    );
+    instance.term().unwrap();
+    assert_eq!(
+        session.begin_transaction().unwrap_err().kind(),
+        ErrorKind::NotInitialized
+    );
+    // A new init of the same instance works again.
+    instance.init().unwrap();
+    let mut session = instance.begin_session().unwrap();
+    let t = session.open_table("t").unwrap();
+    let mut tx = session.begin_transaction().unwrap();
+    assert_eq!(tx.get(t, b"k").unwrap(), Some(b"v".to_vec()));
+    drop(tx);
+    instance.term().unwrap();
+}
+
+#[test]
+fn missing_directories_are_invalid_path_unless_created() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("a/b");
+    let instance = Instance::new(os_env(4), params(&dir));
+    assert_eq!(instance.init().unwrap_err().kind(), ErrorKind::InvalidPath);
+    let mut p = params(&dir);
+    p.create_path_if_not_exist = true;
+    let instance = Instance::new(os_env(4), p);
+    instance.init().unwrap();
+    instance.term().unwrap();
+    assert!(dir.join("data.edb").is_file());
+    assert!(dir.join("edb.log").is_file());
+    assert!(dir.join("edb.chk").is_file());
+}
+
+#[test]
+fn bad_parameters_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    for change in [
+        (|p: &mut InstanceParams| p.base_name = "edbx".into()) as fn(&mut InstanceParams),
+        |p| p.log_file_size = 64 * 1024,
+        |p| p.log_file_size = 128 * 1024 + 1,
+        |p| p.page_size = 3000,
+    ] {
+        let mut p = params(tmp.path());
+        change(&mut p);
+        let instance = Instance::new(os_env(5), p);
+        assert_eq!(
+            instance.init().unwrap_err().kind(),
+            ErrorKind::InvalidParameter
+        );
+    }
+}
+
+#[test]
+fn circular_logging_deletes_the_generations_the_checkpoint_passed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut p = params(tmp.path());
+    p.circular_logging = true;
+    p.checkpoint_depth = 256 * 1024;
+    let instance = Instance::new(os_env(6), p.clone());
+    instance.init().unwrap();
+    let mut session = instance.begin_session().unwrap();
+    let t = session.create_table("t").unwrap();
+    commit_each(&mut session, t, 1..=300, CommitMode::Durable);
+    let stats = instance.stats().unwrap();
+    assert!(stats.log_rolls >= 10, "{stats:?}");
+    assert!(stats.checkpoints >= 2, "{stats:?}");
+    assert!(stats.logs_deleted > 0, "{stats:?}");
+    let archived = fs::read_dir(tmp.path())
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with("edb0")
+        })
+        .count();
+    assert!(archived <= 4, "{archived} archived generations kept");
+    drop(session);
+    drop(instance);
+    // What is left recovers everything.
+    let instance = Instance::new(os_env(6), p);
+    instance.init().unwrap();
+    assert_eq!(contents(&instance, "t"), expected(1..=300));
+    instance.term().unwrap();
+}
+
+#[test]
+fn without_logging_a_crash_leaves_the_database_dirty() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut p = params(tmp.path());
+    p.recovery = false;
+    p.cache_size = 64 * 4096;
+    let instance = Instance::new(os_env(7), p.clone());
+    instance.init().unwrap();
+    let mut session = instance.begin_session().unwrap();
+    let t = session.create_table("t").unwrap();
+    commit_each(&mut session, t, 1..=5, CommitMode::Durable);
+    instance.term().unwrap();
+    assert!(!tmp.path().join("edb.log").exists());
+    let instance = Instance::new(os_env(7), p.clone());
+    instance.init().unwrap();
+    assert_eq!(contents(&instance, "t"), expected(1..=5));
+    // Enough changes that pages are written back, then a crash.
+    let mut session = instance.begin_session().unwrap();
+    let mut tx = session.begin_transaction().unwrap();
+    for i in 0..3000 {
+        tx.put(t, &key(i), &[7; 300]).unwrap();
+    }
+    tx.commit(CommitMode::Durable).unwrap();
+    instance.checkpoint().unwrap();
+    commit_each(&mut session, t, [9], CommitMode::Durable);
+    let mut tx = session.begin_transaction().unwrap();
+    for i in 0..3000 {
+        tx.delete(t, &key(i)).unwrap();
+    }
+    tx.commit(CommitMode::Durable).unwrap();
+    drop(session);
+    drop(instance);
+    let instance = Instance::new(os_env(7), p);
+    let err = instance.init().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::DatabaseDirtyShutdown, "{err}");
+}
+
+#[test]
+fn pages_written_under_cache_pressure_recover() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut p = params(tmp.path());
+    p.cache_size = 64 * 4096;
+    let instance = Instance::new(os_env(8), p.clone());
+    instance.init().unwrap();
+    let mut session = instance.begin_session().unwrap();
+    let t = session.create_table("t").unwrap();
+    // Lazy commits of many pages with a cache of 64: pages must wait for the log.
+    for batch in 0..20u32 {
+        let mut tx = session.begin_transaction().unwrap();
+        for i in 0..100 {
+            tx.put(t, &key(batch * 100 + i), &big(batch * 100 + i))
+                .unwrap();
+        }
+        tx.commit(CommitMode::Lazy).unwrap();
+    }
+    // Pages were written back before the crash (under the WAL rule).
+    let written = fs::metadata(tmp.path().join("data.edb")).unwrap().len() / 4096;
+    assert!(written > 64, "{written} pages in the file");
+    instance.flush_log().unwrap();
+    drop(session);
+    drop(instance);
+    let instance = Instance::new(os_env(8), p);
+    instance.init().unwrap();
+    let want: BTreeMap<Vec<u8>, Vec<u8>> = (0..2000).map(|i| (key(i), big(i))).collect();
+    assert_eq!(contents(&instance, "t"), want);
+    let report = instance.check_integrity().unwrap();
+    assert!(report.page_count > 64);
+    instance.term().unwrap();
+}
+
+#[test]
+fn tables_are_created_and_deleted_durably() {
+    let tmp = tempfile::tempdir().unwrap();
+    {
+        let instance = start(tmp.path());
+        let mut s = instance.begin_session().unwrap();
+        let a = s.create_table("a").unwrap();
+        s.create_table("b").unwrap();
+        assert_eq!(
+            s.create_table("a").unwrap_err().kind(),
+            ErrorKind::TableDuplicate
+        );
+        commit_each(&mut s, a, [1], CommitMode::Durable);
+        let mut s2 = instance.begin_session().unwrap();
+        let mut open = s2.begin_transaction().unwrap();
+        open.put(a, b"x", b"y").unwrap();
+        assert_eq!(
+            s.delete_table("a").unwrap_err().kind(),
+            ErrorKind::TableInUse
+        );
+        drop(open);
+        s.delete_table("b").unwrap();
+        assert_eq!(s.table_names().unwrap(), vec!["a".to_string()]);
+    }
+    let instance = start(tmp.path());
+    let mut s = instance.begin_session().unwrap();
+    assert_eq!(s.table_names().unwrap(), vec!["a".to_string()]);
+    assert_eq!(contents(&instance, "a"), expected([1]));
+    instance.term().unwrap();
+}
+
+/// An in-memory instance directory for tests that fail chosen writes.
+fn mem_params() -> InstanceParams {
+    let mut p = params(Path::new("inst"));
+    p.create_path_if_not_exist = true;
+    p
+}
+
+#[derive(Debug, Default)]
+struct FailLog {
+    armed: std::sync::atomic::AtomicBool,
+    fail_rename_to_current: std::sync::atomic::AtomicBool,
+}
+
+impl support::Hook for FailLog {
+    fn write(&self, _: u64, _: usize) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn sync(&self) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn sync_of(&self, path: &Path) -> std::io::Result<()> {
+        if self.armed.load(std::sync::atomic::Ordering::SeqCst) && path.ends_with("edb.log") {
+            return Err(std::io::Error::other("injected fsync failure"));
+        }
+        Ok(())
+    }
+    fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
+        if self
+            .fail_rename_to_current
+            .load(std::sync::atomic::Ordering::SeqCst)
+            && from.ends_with("edbtmp.log")
+            && to.ends_with("edb.log")
+        {
+            return Err(std::io::Error::other("injected rename failure"));
+        }
+        Ok(())
+    }
+}
+
+fn hooked() -> (MemVfs, Arc<FailLog>, Env) {
+    let inner = MemVfs::new();
+    let hook = Arc::new(FailLog::default());
+    let env = Env::new(
+        Arc::new(support::HookedVfs {
+            inner: inner.clone(),
+            hook: Arc::clone(&hook),
+        }),
+        Arc::new(ManualClock::new(1000)),
+        Arc::new(SeededEntropy::new(9)),
+    );
+    (inner, hook, env)
+}
+
+fn mem_env(vfs: &MemVfs) -> Env {
+    Env::new(
+        Arc::new(vfs.clone()),
+        Arc::new(ManualClock::new(5000)),
+        Arc::new(SeededEntropy::new(10)),
+    )
+}
+
+#[test]
+fn a_failed_log_fsync_stops_the_instance_and_a_new_init_recovers() {
+    let (vfs, hook, env) = hooked();
+    let instance = Instance::new(env, mem_params());
+    instance.init().unwrap();
+    let mut s = instance.begin_session().unwrap();
+    let t = s.create_table("t").unwrap();
+    commit_each(&mut s, t, 1..=3, CommitMode::Durable);
+    hook.armed.store(true, std::sync::atomic::Ordering::SeqCst);
+    let mut tx = s.begin_transaction().unwrap();
+    tx.put(t, &key(4), &value(4)).unwrap();
+    let err = tx.commit(CommitMode::Durable).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::LogWriteFail, "{err}");
+    assert_eq!(
+        s.begin_transaction().unwrap_err().kind(),
+        ErrorKind::InstanceUnavailable
+    );
+    assert_eq!(
+        instance.checkpoint().unwrap_err().kind(),
+        ErrorKind::InstanceUnavailable
+    );
+    instance.term().unwrap();
+    drop(s);
+    let instance = Instance::new(mem_env(&vfs), mem_params());
+    instance.init().unwrap();
+    let got = contents(&instance, "t");
+    // Commit 4 was never acknowledged: either outcome is allowed, but 1..=3 must be there.
+    assert!(got == expected(1..=3) || got == expected(1..=4), "{got:?}");
+    instance.term().unwrap();
+}
+
+#[test]
+fn a_crash_in_the_middle_of_a_roll_is_finished_by_recovery() {
+    let (vfs, hook, env) = hooked();
+    let instance = Instance::new(env, mem_params());
+    instance.init().unwrap();
+    let mut s = instance.begin_session().unwrap();
+    let t = s.create_table("t").unwrap();
+    hook.fail_rename_to_current
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let mut acknowledged = 0;
+    for i in 1..=100 {
+        let mut tx = s.begin_transaction().unwrap();
+        tx.put(t, &key(i), &value(i)).unwrap();
+        match tx.commit(CommitMode::Durable) {
+            Ok(()) => acknowledged = i,
+            Err(err) => {
+                assert_eq!(err.kind(), ErrorKind::LogWriteFail, "{err}");
+                break;
+            }
+        }
+    }
+    assert!(acknowledged > 5, "the roll came after some commits");
+    drop(s);
+    drop(instance);
+    let names = jetdb::Vfs::list(&vfs, Path::new("inst")).unwrap();
+    assert!(!names.contains(&"edb.log".to_string()), "{names:?}");
+    assert!(names.contains(&"edbtmp.log".to_string()), "{names:?}");
+    let instance = Instance::new(mem_env(&vfs), mem_params());
+    instance.init().unwrap();
+    let report = instance.recovery_report().unwrap().unwrap();
+    assert!(report.finished_roll, "{report:?}");
+    let got = contents(&instance, "t");
+    assert!(
+        got == expected(1..=acknowledged) || got == expected(1..=acknowledged + 1),
+        "{} records",
+        got.len()
+    );
+    instance.term().unwrap();
+    let names = jetdb::Vfs::list(&vfs, Path::new("inst")).unwrap();
+    assert!(names.contains(&"edb.log".to_string()), "{names:?}");
+}
+
+#[test]
+fn a_database_without_its_logs_is_refused_unless_it_was_shut_down_cleanly() {
+    let tmp = tempfile::tempdir().unwrap();
+    crashed(tmp.path(), 5, |_| CommitMode::Durable);
+    // Dirty with logs gone: refused. (Nothing was written back, so make it dirty first.)
+    {
+        let mut p = params(tmp.path());
+        p.cache_size = 64 * 4096;
+        let instance = Instance::new(os_env(11), p);
+        instance.init().unwrap();
+        let mut s = instance.begin_session().unwrap();
+        let t = s.open_table("t").unwrap();
+        let mut tx = s.begin_transaction().unwrap();
+        for i in 0..2000 {
+            tx.put(t, &key(i), &[1; 200]).unwrap();
+        }
+        tx.commit(CommitMode::Durable).unwrap();
+    }
+    let logs: Vec<PathBuf> = fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "log"))
+        .collect();
+    let saved = tmp.path().join("saved");
+    fs::create_dir(&saved).unwrap();
+    for log in &logs {
+        fs::rename(log, saved.join(log.file_name().unwrap())).unwrap();
+    }
+    let err = try_start(tmp.path()).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::RequiredLogFilesMissing, "{err}");
+    for log in &logs {
+        fs::rename(saved.join(log.file_name().unwrap()), log).unwrap();
+    }
+    // With the logs back it recovers; after a clean shutdown the logs may go.
+    let instance = start(tmp.path());
+    assert_eq!(contents(&instance, "t").len(), 2000);
+    instance.term().unwrap();
+    for log in fs::read_dir(tmp.path()).unwrap() {
+        let path = log.unwrap().path();
+        if path.extension().is_some_and(|e| e == "log") {
+            fs::remove_file(path).unwrap();
+        }
+    }
+    let instance = start(tmp.path());
+    assert!(instance.recovery_report().unwrap().unwrap().new_log_set);
+    assert_eq!(contents(&instance, "t").len(), 2000);
+    instance.term().unwrap();
+}
