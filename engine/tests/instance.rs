@@ -820,3 +820,57 @@ fn a_database_without_its_logs_is_refused_unless_it_was_shut_down_cleanly() {
     assert_eq!(contents(&instance, "t").len(), 2000);
     instance.term().unwrap();
 }
+
+#[test]
+fn a_hole_in_unacknowledged_segments_is_a_torn_tail_whose_debris_never_returns() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    fs::create_dir_all(&src).unwrap();
+    let mut p = params(&src);
+    p.log_file_size = 4 * 1024 * 1024;
+    {
+        let instance = Instance::new(os_env(12), p.clone());
+        instance.init().unwrap();
+        let mut s = instance.begin_session().unwrap();
+        let t = s.create_table("t").unwrap();
+        commit_each(&mut s, t, 1..=5, CommitMode::Durable);
+        // Lazy commits: their segments are written behind, never fsynced.
+        commit_each(&mut s, t, 6..=200, CommitMode::Lazy);
+    }
+    let bytes = fs::read(src.join("edb.log")).unwrap();
+    let seg = |i: usize| &bytes[i * SEGMENT_SIZE..(i + 1) * SEGMENT_SIZE];
+    let used = (1..bytes.len() / SEGMENT_SIZE)
+        .take_while(|&i| seg(i).iter().any(|&b| b != 0))
+        .count();
+    let durable = (1..=used)
+        .map(|i| u32::from_le_bytes(seg(i)[16..20].try_into().unwrap()) as usize)
+        .max()
+        .unwrap();
+    assert!(used > durable + 8, "segments written behind: {durable}..{used}");
+    // Lose one segment in the middle of what was written behind; later ones survive.
+    let hole = durable + 3;
+    let dir = tmp.path().join("hole");
+    copy_dir(&src, &dir);
+    let mut damaged = bytes.clone();
+    damaged[hole * SEGMENT_SIZE..(hole + 1) * SEGMENT_SIZE].fill(0);
+    fs::write(dir.join("edb.log"), &damaged).unwrap();
+    p.log_path = dir.clone();
+    p.system_path = dir.clone();
+    p.database_path = dir.join("data.edb");
+    let instance = Instance::new(os_env(12), p.clone());
+    instance.init().unwrap();
+    assert!(instance.recovery_report().unwrap().unwrap().torn_tail.is_some());
+    let n = prefix_len(&contents(&instance, "t"), 200);
+    assert!((5..200).contains(&n), "{n}");
+    let mut s = instance.begin_session().unwrap();
+    let t = s.open_table("t").unwrap();
+    commit_each(&mut s, t, [3000], CommitMode::Durable);
+    drop(s);
+    drop(instance);
+    let instance = Instance::new(os_env(12), p);
+    instance.init().unwrap();
+    let mut want = expected(1..=n);
+    want.insert(key(3000), value(3000));
+    assert_eq!(contents(&instance, "t"), want);
+    instance.term().unwrap();
+}
