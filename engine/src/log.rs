@@ -577,8 +577,8 @@ impl Chunk {
     }
 }
 
-/// Reads the whole file `path`.
-pub(crate) fn read_file(vfs: &dyn Vfs, path: &Path) -> Result<Vec<u8>> {
+/// Reads the whole file `path` through `vfs` (a log file, for [`scan`]).
+pub fn read_file(vfs: &dyn Vfs, path: &Path) -> Result<Vec<u8>> {
     let file = vfs
         .open(path, OpenMode::Read)
         .map_err(|err| JetError::io(format!("open {}", path.display()), &err))?;

@@ -846,7 +846,10 @@ fn a_hole_in_unacknowledged_segments_is_a_torn_tail_whose_debris_never_returns()
         .map(|i| u32::from_le_bytes(seg(i)[16..20].try_into().unwrap()) as usize)
         .max()
         .unwrap();
-    assert!(used > durable + 8, "segments written behind: {durable}..{used}");
+    assert!(
+        used > durable + 8,
+        "segments written behind: {durable}..{used}"
+    );
     // Lose one segment in the middle of what was written behind; later ones survive.
     let hole = durable + 3;
     let dir = tmp.path().join("hole");
@@ -859,7 +862,14 @@ fn a_hole_in_unacknowledged_segments_is_a_torn_tail_whose_debris_never_returns()
     p.database_path = dir.join("data.edb");
     let instance = Instance::new(os_env(12), p.clone());
     instance.init().unwrap();
-    assert!(instance.recovery_report().unwrap().unwrap().torn_tail.is_some());
+    assert!(
+        instance
+            .recovery_report()
+            .unwrap()
+            .unwrap()
+            .torn_tail
+            .is_some()
+    );
     let n = prefix_len(&contents(&instance, "t"), 200);
     assert!((5..200).contains(&n), "{n}");
     let mut s = instance.begin_session().unwrap();

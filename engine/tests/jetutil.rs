@@ -198,3 +198,141 @@ fn header_and_checksum_report_damage() {
     fails(&["checksum", f], "(-1206)");
     assert!(Path::new(f).exists());
 }
+
+/// An instance directory left by a crash: commits on table "default", no term.
+fn crashed_instance(dir: &Path, commits: u32) {
+    use jetdb::{CommitMode, Instance, InstanceParams};
+    let mut params = InstanceParams::in_directory(dir);
+    params.create_path_if_not_exist = true;
+    params.log_file_size = 128 * 1024;
+    params.page_size = 4096;
+    let instance = Instance::new(jetdb::Env::os(), params);
+    instance.init().unwrap();
+    let mut session = instance.begin_session().unwrap();
+    let t = session
+        .open_table("default")
+        .or_else(|_| session.create_table("default"))
+        .unwrap();
+    for i in 0..commits {
+        let mut tx = session.begin_transaction().unwrap();
+        tx.put(t, format!("k{i:04}").as_bytes(), &[b'v'; 300])
+            .unwrap();
+        tx.commit(CommitMode::Durable).unwrap();
+    }
+}
+
+#[test]
+fn logs_and_recover_report_the_log_and_what_recovery_did() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("inst");
+    let d = dir.to_str().unwrap();
+    crashed_instance(&dir, 100);
+    let listing = ok(&["logs", d]);
+    assert!(
+        listing.contains("edb.chk: checkpoint (00000001,"),
+        "{listing}"
+    );
+    assert!(
+        listing.contains("edb00000001.log: generation 0x1") && listing.contains(": good\n"),
+        "{listing}"
+    );
+    assert!(listing.contains("edb.log: generation"), "{listing}");
+    assert!(listing.contains("good (open)"), "{listing}");
+
+    let report = ok(&["recover", d, "--log-file-size", "128"]);
+    assert!(report.contains("database before:"), "{report}");
+    let replayed: u64 = report
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("commits replayed:"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(replayed, 101, "100 commits and the table: {report}");
+    assert!(report.contains("torn tail:              none"), "{report}");
+    assert_eq!(ok(&["scan", d, "--count"]), "100\n");
+    let again = ok(&["recover", d]);
+    assert!(again.contains("commits replayed:       0"), "{again}");
+
+    // A torn tail: reported by logs (as a tear, not damage) and by recover.
+    let log = dir.join("edb.log");
+    let mut bytes = std::fs::read(&log).unwrap();
+    let used = (1..bytes.len() / 4096)
+        .take_while(|&i| bytes[i * 4096..(i + 1) * 4096].iter().any(|&b| b != 0))
+        .count();
+    assert!(used >= 1, "recovery and term left records in edb.log");
+    crashed_instance(&dir, 10);
+    bytes = std::fs::read(&log).unwrap();
+    let used = (1..bytes.len() / 4096)
+        .take_while(|&i| bytes[i * 4096..(i + 1) * 4096].iter().any(|&b| b != 0))
+        .count();
+    bytes[used * 4096 + 64] ^= 0xFF;
+    std::fs::write(&log, &bytes).unwrap();
+    let listing = ok(&["logs", d]);
+    assert!(listing.contains("torn tail at segment"), "{listing}");
+    let report = ok(&["recover", d]);
+    assert!(
+        report.contains("torn tail:              generation"),
+        "{report}"
+    );
+
+    // Damage in an archived generation: logs exits 1, recover refuses with -501.
+    crashed_instance(&dir, 60);
+    // The newest archived generation: recovery needs it (the checkpoint is older).
+    let archived = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("edb0"))
+        .max()
+        .unwrap();
+    let mut bytes = std::fs::read(&archived).unwrap();
+    bytes[2 * 4096 + 99] ^= 1;
+    std::fs::write(&archived, &bytes).unwrap();
+    let out = jetutil(&["logs", d]);
+    let listing = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{listing}");
+    assert!(listing.contains("DAMAGED"), "{listing}");
+    fails(&["recover", d], "JET_errLogFileCorrupt (-501)");
+    fails(&["scan", d], "(-501)");
+}
+
+#[test]
+fn instance_flags_reach_the_instance() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("inst");
+    let logs = tmp.path().join("logs");
+    let d = dir.to_str().unwrap();
+    let l = logs.to_str().unwrap();
+    std::fs::create_dir(&logs).unwrap();
+    ok(&[
+        "load",
+        d,
+        "--records",
+        "4000",
+        "--batch",
+        "50",
+        "--log-dir",
+        l,
+        "--log-file-size",
+        "128",
+        "--circular-log",
+        "--page-size",
+        "4096",
+    ]);
+    assert!(logs.join("edb.log").is_file());
+    assert!(dir.join("edb.chk").is_file());
+    assert!(!dir.join("edb.log").exists());
+    let archived = std::fs::read_dir(&logs).unwrap().count() - 1;
+    assert!(
+        archived <= 3,
+        "circular logging keeps few generations: {archived}"
+    );
+    assert_eq!(ok(&["scan", d, "--count", "--log-dir", l]), "4000\n");
+    fails(
+        &["scan", d, "--log-file-size", "100"],
+        "JET_errInvalidParameter (-1003)",
+    );
+    fails(&["put", d, "k", "v", "--base-name", "toolong"], "(-1003)");
+    ok(&["put", d, "k", "v", "--log-dir", l, "--lazy"]);
+    assert_eq!(ok(&["get", d, "k", "--log-dir", l]), "v\n");
+}

@@ -1,14 +1,17 @@
-//! `jetutil`: jetdb's command-line tool, our eseutil. It works on an instance directory whose
-//! database is `DIR/data.edb`, through the real file system.
+//! `jetutil`: jetdb's command-line tool, our eseutil. It works on an instance directory
+//! holding the database `DIR/data.edb`, its logs `DIR/edb*.log` and its checkpoint
+//! `DIR/edb.chk`, through the real file system. Every command that opens the instance runs
+//! crash recovery first if the last shutdown was not clean, and shuts it down cleanly after.
 
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+use jetdb::log::{self as jetlog, LogTail, Record};
 use jetdb::{
-    Clock, Database, DatabaseOptions, DbHeader, Env, ErrorKind, JetError, SystemClock, Table,
-    limits,
+    Clock, CommitMode, DbHeader, Env, ErrorKind, Instance, InstanceParams, JetError, Session,
+    SystemClock, Table, limits,
 };
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -20,7 +23,7 @@ const DATABASE_FILE: &str = "data.edb";
 #[command(
     name = "jetutil",
     version,
-    about = "Inspect and change jetdb databases (our eseutil)."
+    about = "Inspect and change jetdb instances (our eseutil)."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -29,14 +32,15 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Store VALUE under KEY (creates the instance and the table if absent).
+    /// Store VALUE under KEY in one transaction (creates the instance and the table if absent).
     Put {
         #[command(flatten)]
         target: Target,
         key: String,
         value: String,
-        #[command(flatten)]
-        create: CreateOptions,
+        /// Commit lazily: do not wait for the log to reach the disk.
+        #[arg(long)]
+        lazy: bool,
     },
     /// Print the value stored under KEY.
     Get {
@@ -44,11 +48,14 @@ enum Command {
         target: Target,
         key: String,
     },
-    /// Delete KEY.
+    /// Delete KEY in one transaction.
     Del {
         #[command(flatten)]
         target: Target,
         key: String,
+        /// Commit lazily: do not wait for the log to reach the disk.
+        #[arg(long)]
+        lazy: bool,
     },
     /// Print the records of a table in key order, tab-separated (or only their count).
     Scan {
@@ -70,7 +77,8 @@ enum Command {
         #[arg(long)]
         reverse: bool,
     },
-    /// Add N random records (24-byte keys) to a table, creating the instance if absent.
+    /// Add N random records (24-byte keys) to a table in transactions of --batch puts,
+    /// creating the instance if absent.
     Load {
         #[command(flatten)]
         target: Target,
@@ -80,14 +88,15 @@ enum Command {
         /// The size of each value in bytes.
         #[arg(long, default_value_t = 150)]
         value_size: usize,
-        /// Records between flushes to disk.
-        #[arg(long, default_value_t = 10_000)]
+        /// Puts per transaction.
+        #[arg(long, default_value_t = 1000)]
         batch: u64,
+        /// Commit lazily (the log is flushed once, at the end).
+        #[arg(long)]
+        lazy: bool,
         /// The seed of the random keys and values (the same seed gives the same records).
         #[arg(long, default_value_t = 0)]
         seed: u64,
-        #[command(flatten)]
-        create: CreateOptions,
     },
     /// Print both copies of a database header and every field of the one in use.
     Header {
@@ -101,31 +110,73 @@ enum Command {
     },
     /// Check the structure of every table and page; exits non-zero on corruption.
     Check {
+        #[command(flatten)]
+        instance: InstanceFlags,
+    },
+    /// List the checkpoint and every log generation with its header and a verdict (like
+    /// eseutil /ml); exits non-zero if a log is damaged.
+    Logs {
         /// The instance directory.
         dir: PathBuf,
+        /// The directory of the logs, if not DIR.
+        #[arg(long)]
+        log_dir: Option<PathBuf>,
+        /// The directory of the checkpoint, if not DIR.
+        #[arg(long)]
+        system_dir: Option<PathBuf>,
+        /// The base name of the log and checkpoint files.
+        #[arg(long, default_value = "edb")]
+        base_name: String,
     },
+    /// Run crash recovery (soft recovery), report what it replayed and undid, and shut down
+    /// cleanly.
+    Recover {
+        #[command(flatten)]
+        instance: InstanceFlags,
+    },
+}
+
+/// The instance parameters, as flags every command that opens an instance accepts.
+#[derive(Args)]
+struct InstanceFlags {
+    /// The instance directory.
+    dir: PathBuf,
+    /// Where the logs go (JET_paramLogFilePath), if not DIR.
+    #[arg(long)]
+    log_dir: Option<PathBuf>,
+    /// Where the checkpoint goes (JET_paramSystemPath), if not DIR.
+    #[arg(long)]
+    system_dir: Option<PathBuf>,
+    /// The base name of the log and checkpoint files (JET_paramBaseName).
+    #[arg(long, default_value = "edb")]
+    base_name: String,
+    /// The size of each log file in KiB (JET_paramLogFileSize).
+    #[arg(long, default_value_t = jetlog::LOG_FILE_SIZE_DEFAULT / 1024)]
+    log_file_size: u64,
+    /// Delete the log generations the checkpoint has passed (JET_paramCircularLog).
+    #[arg(long)]
+    circular_log: bool,
+    /// No write-ahead log (JET_paramRecovery off): a crash leaves the database dirty.
+    #[arg(long)]
+    no_logging: bool,
+    /// The page cache size in MiB (JET_paramCacheSizeMax).
+    #[arg(long, default_value_t = 64)]
+    cache_mib: usize,
+    /// The page size of a new database, in bytes (JET_paramDatabasePageSize).
+    #[arg(long, default_value_t = limits::PAGE_SIZE_DEFAULT)]
+    page_size: usize,
 }
 
 #[derive(Args)]
 struct Target {
-    /// The instance directory.
-    dir: PathBuf,
+    #[command(flatten)]
+    instance: InstanceFlags,
     /// The table.
     #[arg(long, default_value = "default")]
     table: String,
     /// Keys and values are given and printed as hexadecimal.
     #[arg(long)]
     hex: bool,
-    /// The page cache size in MiB.
-    #[arg(long, default_value_t = 64)]
-    cache_mib: usize,
-}
-
-#[derive(Args)]
-struct CreateOptions {
-    /// The page size of a new database, in bytes (4096 to 32768, a power of two).
-    #[arg(long, default_value_t = limits::PAGE_SIZE_DEFAULT)]
-    page_size: usize,
 }
 
 fn main() -> ExitCode {
@@ -162,6 +213,14 @@ impl From<io::Error> for Failure {
     }
 }
 
+fn mode(lazy: bool) -> CommitMode {
+    if lazy {
+        CommitMode::Lazy
+    } else {
+        CommitMode::Durable
+    }
+}
+
 fn run(command: Command) -> Result<ExitCode, Failure> {
     let env = Env::os();
     let mut out = io::stdout().lock();
@@ -170,39 +229,40 @@ fn run(command: Command) -> Result<ExitCode, Failure> {
             target,
             key,
             value,
-            create,
+            lazy,
         } => {
             let key = target.decode(&key)?;
             let value = target.decode(&value)?;
-            let (mut db, table) = open_or_create(&env, &target, &create)?;
-            db.put(table, &key, &value)?;
-            db.close()?;
+            let (instance, mut session, table) = target.open(&env, true)?;
+            let mut tx = session.begin_transaction()?;
+            tx.put(table, &key, &value)?;
+            tx.commit(mode(lazy))?;
+            drop(session);
+            instance.term()?;
         }
         Command::Get { target, key } => {
             let key = target.decode(&key)?;
-            let (mut db, table) = open(&env, &target, true)?;
-            match db.get(table, &key)? {
+            let (instance, mut session, table) = target.open(&env, false)?;
+            let mut tx = session.begin_transaction()?;
+            let found = tx.get(table, &key)?;
+            drop(tx);
+            drop(session);
+            instance.term()?;
+            match found {
                 Some(value) => writeln!(out, "{}", target.encode(&value))?,
-                None => {
-                    return Err(JetError::new(
-                        ErrorKind::RecordNotFound,
-                        format!("no key {}", target.encode(&key)),
-                    )
-                    .into());
-                }
+                None => return Err(not_found(&target, &key).into()),
             }
         }
-        Command::Del { target, key } => {
+        Command::Del { target, key, lazy } => {
             let key = target.decode(&key)?;
-            let (mut db, table) = open(&env, &target, false)?;
-            let found = db.delete(table, &key)?;
-            db.close()?;
+            let (instance, mut session, table) = target.open(&env, false)?;
+            let mut tx = session.begin_transaction()?;
+            let found = tx.delete(table, &key)?;
+            tx.commit(mode(lazy))?;
+            drop(session);
+            instance.term()?;
             if !found {
-                return Err(JetError::new(
-                    ErrorKind::RecordNotFound,
-                    format!("no key {}", target.encode(&key)),
-                )
-                .into());
+                return Err(not_found(&target, &key).into());
             }
         }
         Command::Scan {
@@ -215,7 +275,7 @@ fn run(command: Command) -> Result<ExitCode, Failure> {
         } => {
             let from = from.map(|k| target.decode(&k)).transpose()?;
             let to = to.map(|k| target.decode(&k)).transpose()?;
-            let (mut db, table) = open(&env, &target, true)?;
+            let (instance, mut session, table) = target.open(&env, false)?;
             let range = (
                 from.as_deref()
                     .map_or(std::ops::Bound::Unbounded, std::ops::Bound::Included),
@@ -223,7 +283,8 @@ fn run(command: Command) -> Result<ExitCode, Failure> {
                     .map_or(std::ops::Bound::Unbounded, std::ops::Bound::Excluded),
             );
             let mut n = 0u64;
-            for record in db
+            let mut tx = session.begin_transaction()?;
+            for record in tx
                 .range(table, range, reverse)?
                 .take(limit.map_or(usize::MAX, |l| l as usize))
             {
@@ -233,6 +294,9 @@ fn run(command: Command) -> Result<ExitCode, Failure> {
                     writeln!(out, "{}\t{}", target.encode(&key), target.encode(&value))?;
                 }
             }
+            drop(tx);
+            drop(session);
+            instance.term()?;
             if count {
                 writeln!(out, "{n}")?;
             }
@@ -242,33 +306,31 @@ fn run(command: Command) -> Result<ExitCode, Failure> {
             records,
             value_size,
             batch,
+            lazy,
             seed,
-            create,
         } => {
             load(
                 &env,
                 &target,
-                &create,
                 records,
                 value_size,
                 batch.max(1),
+                mode(lazy),
                 seed,
                 &mut out,
             )?;
         }
         Command::Header { file } => return header(&env, &file, &mut out),
         Command::Checksum { file } => return checksum(&env, &file, &mut out),
-        Command::Check { dir } => {
-            let options = DatabaseOptions {
-                read_only: true,
-                ..DatabaseOptions::default()
-            };
-            let mut db = Database::open(&env, &dir.join(DATABASE_FILE), &options)?;
-            let report = db.check_integrity()?;
+        Command::Check { instance: flags } => {
+            let instance = flags.start(&env, false)?;
+            let report = instance.check_integrity()?;
+            instance.term()?;
+            let path = flags.dir.join(DATABASE_FILE);
             writeln!(
                 out,
                 "{}: sound; {} pages, {} free",
-                dir.join(DATABASE_FILE).display(),
+                path.display(),
                 report.page_count,
                 report.free_pages
             )?;
@@ -281,17 +343,131 @@ fn run(command: Command) -> Result<ExitCode, Failure> {
                 )?;
             }
         }
+        Command::Logs {
+            dir,
+            log_dir,
+            system_dir,
+            base_name,
+        } => {
+            let log_dir = log_dir.unwrap_or_else(|| dir.clone());
+            let system_dir = system_dir.unwrap_or(dir);
+            return logs(&env, &log_dir, &system_dir, &base_name, &mut out);
+        }
+        Command::Recover { instance: flags } => {
+            let instance = flags.start(&env, false)?;
+            let report = instance.recovery_report()?;
+            instance.term()?;
+            match report {
+                Some(r) => print_recovery(&r, &mut out)?,
+                None => writeln!(out, "logging is off: there is nothing to recover")?,
+            }
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
 
-impl Target {
-    fn options(&self, read_only: bool) -> DatabaseOptions {
-        DatabaseOptions {
-            cache_size: self.cache_mib.max(1) * 1024 * 1024,
-            read_only,
-            ..DatabaseOptions::default()
+fn print_recovery(r: &jetdb::RecoveryReport, out: &mut impl Write) -> io::Result<()> {
+    if r.new_log_set {
+        writeln!(out, "started a new log set (generation 1)")?;
+        return Ok(());
+    }
+    let pos = |p: Option<jetdb::Lgpos>| p.map_or("-".to_string(), |p| p.to_string());
+    writeln!(
+        out,
+        "recovered from the checkpoint {} to {}",
+        pos(r.start),
+        pos(r.end)
+    )?;
+    let gens: Vec<String> = r.generations.iter().map(|g| format!("{g:#X}")).collect();
+    writeln!(out, "  generations read:       {}", gens.join(" "))?;
+    writeln!(
+        out,
+        "  database before:        {}",
+        if r.was_dirty {
+            "dirty (not shut down cleanly)"
+        } else {
+            "clean"
         }
+    )?;
+    writeln!(out, "  commits replayed:       {}", r.commits_replayed)?;
+    writeln!(
+        out,
+        "  pages written:          {} ({} already current)",
+        r.pages_written, r.pages_current
+    )?;
+    writeln!(out, "  transactions undone:    {}", r.transactions_undone)?;
+    match &r.torn_tail {
+        Some(tail) => writeln!(out, "  torn tail:              {tail}")?,
+        None => writeln!(out, "  torn tail:              none")?,
+    }
+    if r.finished_roll {
+        writeln!(out, "  finished an interrupted log roll")?;
+    }
+    Ok(())
+}
+
+fn not_found(target: &Target, key: &[u8]) -> JetError {
+    JetError::new(
+        ErrorKind::RecordNotFound,
+        format!("no key {}", target.encode(key)),
+    )
+}
+
+impl InstanceFlags {
+    fn params(&self, create: bool) -> InstanceParams {
+        let mut p = InstanceParams::in_directory(&self.dir);
+        if let Some(log_dir) = &self.log_dir {
+            p.log_path = log_dir.clone();
+        }
+        if let Some(system_dir) = &self.system_dir {
+            p.system_path = system_dir.clone();
+        }
+        p.base_name = self.base_name.clone();
+        p.log_file_size = self.log_file_size.saturating_mul(1024);
+        p.circular_logging = self.circular_log;
+        p.recovery = !self.no_logging;
+        p.cache_size = self.cache_mib.max(1) * 1024 * 1024;
+        p.page_size = self.page_size;
+        p.create_path_if_not_exist = create;
+        p
+    }
+
+    /// Initialises the instance; without `create`, its database must exist.
+    fn start(&self, env: &Env, create: bool) -> Result<Instance, JetError> {
+        let params = self.params(create);
+        if !create {
+            let exists = env.vfs.exists(&params.database_path).map_err(|err| {
+                JetError::io(format!("look up {}", params.database_path.display()), &err)
+            })?;
+            if !exists {
+                return Err(JetError::new(
+                    ErrorKind::FileNotFound,
+                    format!(
+                        "{} does not exist (put and load create an instance)",
+                        params.database_path.display()
+                    ),
+                ));
+            }
+        }
+        let instance = Instance::new(env.clone(), params);
+        instance.init()?;
+        Ok(instance)
+    }
+}
+
+impl Target {
+    /// Initialises the instance and opens (or, with `create`, creates) the table.
+    fn open(&self, env: &Env, create: bool) -> Result<(Instance, Session, Table), JetError> {
+        let instance = self.instance.start(env, create)?;
+        let mut session = instance.begin_session()?;
+        let table = match session.open_table(&self.table) {
+            Ok(table) => table,
+            Err(err) if create && err.kind() == ErrorKind::ObjectNotFound => {
+                session.create_table(&self.table)?
+            }
+            Err(err) => return Err(err),
+        };
+        Ok((instance, session, table))
     }
 
     fn decode(&self, text: &str) -> Result<Vec<u8>, JetError> {
@@ -341,54 +517,14 @@ fn escape(bytes: &[u8]) -> String {
     out
 }
 
-fn open(env: &Env, target: &Target, read_only: bool) -> Result<(Database, Table), JetError> {
-    let db = Database::open(
-        env,
-        &target.dir.join(DATABASE_FILE),
-        &target.options(read_only),
-    )?;
-    let table = db.open_table(&target.table)?;
-    Ok((db, table))
-}
-
-fn open_or_create(
-    env: &Env,
-    target: &Target,
-    create: &CreateOptions,
-) -> Result<(Database, Table), JetError> {
-    let path = target.dir.join(DATABASE_FILE);
-    let exists = env
-        .vfs
-        .exists(&path)
-        .map_err(|err| JetError::io(format!("look up {}", path.display()), &err))?;
-    let mut db = if exists {
-        Database::open(env, &path, &target.options(false))?
-    } else {
-        env.vfs
-            .create_dir_all(&target.dir)
-            .map_err(|err| JetError::io(format!("create {}", target.dir.display()), &err))?;
-        let options = DatabaseOptions {
-            page_size: create.page_size,
-            ..target.options(false)
-        };
-        Database::create(env, &path, &options)?
-    };
-    let table = match db.open_table(&target.table) {
-        Ok(table) => table,
-        Err(err) if err.kind() == ErrorKind::ObjectNotFound => db.create_table(&target.table)?,
-        Err(err) => return Err(err),
-    };
-    Ok((db, table))
-}
-
 #[allow(clippy::too_many_arguments)]
 fn load(
     env: &Env,
     target: &Target,
-    create: &CreateOptions,
     records: u64,
     value_size: usize,
     batch: u64,
+    mode: CommitMode,
     seed: u64,
     out: &mut impl Write,
 ) -> Result<(), Failure> {
@@ -402,33 +538,168 @@ fn load(
         )
         .into());
     }
-    let (mut db, table) = open_or_create(env, target, create)?;
+    let (instance, mut session, table) = target.open(env, true)?;
     let clock = SystemClock;
     let started = clock.monotonic_nanos();
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut key = [0u8; 24];
     let mut value = vec![0u8; value_size];
-    for i in 1..=records {
-        rng.fill_bytes(&mut key);
-        rng.fill_bytes(&mut value);
-        db.put(table, &key, &value)?;
-        if i.is_multiple_of(batch) {
-            db.flush()?;
+    let mut done = 0u64;
+    while done < records {
+        let mut tx = session.begin_transaction()?;
+        for _ in 0..batch.min(records - done) {
+            rng.fill_bytes(&mut key);
+            rng.fill_bytes(&mut value);
+            tx.put(table, &key, &value)?;
+            done += 1;
         }
+        tx.commit(mode)?;
     }
-    db.flush()?;
-    let pages = db.header().page_count;
-    let page_size = db.page_size();
-    db.close()?;
+    instance.flush_log()?;
     let seconds = (clock.monotonic_nanos() - started) as f64 / 1e9;
+    let stats = instance.stats()?;
+    drop(session);
+    instance.term()?;
+    let header = jetdb::read_header_copies(&*env.vfs, &target.instance.dir.join(DATABASE_FILE))?;
+    let header = jetdb::header::choose(&header)?;
     writeln!(
         out,
-        "loaded {records} records of {value_size} bytes in {seconds:.3} s: {:.0} records/s; {} now holds {pages} pages ({:.1} MiB)",
+        "loaded {records} records of {value_size} bytes in {seconds:.3} s: {:.0} records/s; {} commits, {} log generations started, {} checkpoints; {} now holds {} pages ({:.1} MiB)",
         records as f64 / seconds.max(1e-9),
-        target.dir.join(DATABASE_FILE).display(),
-        f64::from(pages) * page_size as f64 / (1024.0 * 1024.0),
+        stats.durable_commits + stats.lazy_commits,
+        stats.log_rolls,
+        stats.checkpoints,
+        target.instance.dir.join(DATABASE_FILE).display(),
+        header.page_count,
+        f64::from(header.page_count) * f64::from(header.page_size) / (1024.0 * 1024.0),
     )?;
     Ok(())
+}
+
+/// Lists the checkpoint and the log files of `log_dir` with a verdict for each.
+fn logs(
+    env: &Env,
+    log_dir: &Path,
+    system_dir: &Path,
+    base: &str,
+    out: &mut impl Write,
+) -> Result<ExitCode, Failure> {
+    let mut healthy = true;
+    let chk = system_dir.join(jetdb::checkpoint::checkpoint_name(base));
+    match jetdb::checkpoint::read(&*env.vfs, &chk) {
+        Ok(Some(c)) => writeln!(
+            out,
+            "{}: checkpoint {}, sequence {}, log set {}, written {}",
+            chk.display(),
+            c.position,
+            c.sequence,
+            c.log_signature,
+            utc(c.millis)
+        )?,
+        Ok(None) => writeln!(out, "{}: none", chk.display())?,
+        Err(err) => {
+            healthy = false;
+            writeln!(out, "{}: {err}", chk.display())?;
+        }
+    }
+    let names = env
+        .vfs
+        .list(log_dir)
+        .map_err(|err| JetError::io(format!("list {}", log_dir.display()), &err))?;
+    let mut files: Vec<(u32, String)> = names
+        .iter()
+        .filter_map(|n| jetlog::parse_archive_name(base, n).map(|g| (g, n.clone())))
+        .collect();
+    files.sort();
+    let current = jetlog::current_name(base);
+    if names.contains(&current) {
+        files.push((u32::MAX, current.clone()));
+    }
+    let tmp = jetlog::tmp_name(base);
+    if names.contains(&tmp) {
+        files.push((u32::MAX, tmp));
+    }
+    if files.is_empty() {
+        writeln!(out, "no log files in {}", log_dir.display())?;
+    }
+    let mut prev: Option<jetlog::LogHeader> = None;
+    for (_, name) in &files {
+        let path = log_dir.join(name);
+        let bytes = match jetlog::read_file(&*env.vfs, &path) {
+            Ok(bytes) => bytes,
+            Err(err) => {
+                healthy = false;
+                writeln!(out, "{name}: {err}")?;
+                continue;
+            }
+        };
+        let scan = match jetlog::scan(&bytes, name) {
+            Ok(scan) => scan,
+            Err(err) => {
+                healthy = false;
+                writeln!(out, "{name}: {err}")?;
+                continue;
+            }
+        };
+        let h = &scan.header;
+        let commits = scan
+            .records
+            .iter()
+            .filter(|(_, r)| matches!(r, Record::Commit(_)))
+            .count();
+        let archived = name != &current && !name.ends_with("tmp.log");
+        let verdict = match (&scan.tail, archived) {
+            (LogTail::Ended, _) => "good".to_string(),
+            (LogTail::Open, false) => "good (open)".to_string(),
+            (LogTail::Torn { .. }, false) => jetdb::describe_tail(&scan.tail),
+            (tail, _) => {
+                healthy = false;
+                format!("DAMAGED: {}", jetdb::describe_tail(tail))
+            }
+        };
+        writeln!(
+            out,
+            "{name}: generation {:#X}, created {}, previous {}, log set {}, {} KiB, {} of {} segments used, {} records ({commits} commits): {verdict}",
+            h.generation,
+            utc(h.created_millis),
+            if h.prev_created_millis == 0 {
+                "-".to_string()
+            } else {
+                utc(h.prev_created_millis)
+            },
+            h.log_signature,
+            h.file_size() / 1024,
+            scan.segments_used,
+            h.segments - 1,
+            scan.records.len(),
+        )?;
+        if let Some(p) = &prev {
+            if p.log_signature != h.log_signature {
+                healthy = false;
+                writeln!(
+                    out,
+                    "  ^ belongs to another log set than the file before it"
+                )?;
+            } else if p.generation + 1 != h.generation && !name.ends_with("tmp.log") {
+                healthy = false;
+                writeln!(
+                    out,
+                    "  ^ generations {:#X}..{:#X} are missing",
+                    p.generation + 1,
+                    h.generation - 1
+                )?;
+            } else if h.prev_created_millis != p.created_millis && !name.ends_with("tmp.log") {
+                healthy = false;
+                writeln!(out, "  ^ does not follow the generation before it")?;
+            }
+        }
+        prev = Some(*h);
+    }
+    Ok(if healthy {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 fn header(env: &Env, file: &Path, out: &mut impl Write) -> Result<ExitCode, Failure> {
