@@ -4,6 +4,10 @@
 //!
 //! Run: `cargo run --release --manifest-path bench/Cargo.toml -- [RECORDS] [VALUE_SIZE]`.
 //! Reports seconds and the ratio jetdb / baseline (below 1: jetdb is faster).
+//!
+//! `… -- txn [SINGLE_COMMITS] [BATCHES]` times durable transactions instead: single-put
+//! commits against SQLite's and against the bare cost of a 4 KiB write and fsync, and
+//! transactions of 1,000 puts against SQLite (WAL, synchronous=FULL).
 
 #![allow(clippy::disallowed_methods, clippy::disallowed_types, reason = "a benchmark times real files")]
 
@@ -147,8 +151,119 @@ fn redb(dir: &Path, keys: &[[u8; 24]], value: &[u8], order: &[usize]) -> Timings
     Timings { load, reads, scan }
 }
 
+/// Durable transactions: `singles` one-put commits, then `batches` commits of 1,000 puts.
+fn transactions(singles: usize, batches: usize, value_size: usize) {
+    use jetdb::{CommitMode, Instance, InstanceParams};
+    let tmp = tempfile::tempdir().unwrap();
+    let (keys, value) = records(singles + batches * 1000, value_size);
+    let (single_keys, batch_keys) = keys.split_at(singles);
+
+    // The floor: a 4 KiB append and an fsync, as a commit of one small page would cost.
+    let path = tmp.path().join("fsync.bin");
+    let file = std::fs::File::create(&path).unwrap();
+    let block = vec![7u8; 4096];
+    let (_, fsyncs) = timed(|| {
+        use std::io::Write;
+        let mut f = &file;
+        for _ in 0..singles {
+            f.write_all(&block).unwrap();
+            file.sync_data().unwrap();
+        }
+    });
+
+    let dir = tmp.path().join("jet");
+    std::fs::create_dir(&dir).unwrap();
+    let mut params = InstanceParams::in_directory(&dir);
+    params.cache_size = CACHE_BYTES;
+    let instance = Instance::new(Env::os(), params);
+    instance.init().unwrap();
+    let mut session = instance.begin_session().unwrap();
+    let t = session.create_table("t").unwrap();
+    let (_, jet_single) = timed(|| {
+        for key in single_keys {
+            let mut tx = session.begin_transaction().unwrap();
+            tx.put(t, key, &value).unwrap();
+            tx.commit(CommitMode::Durable).unwrap();
+        }
+    });
+    let (_, jet_batch) = timed(|| {
+        for chunk in batch_keys.chunks(1000) {
+            let mut tx = session.begin_transaction().unwrap();
+            for key in chunk {
+                tx.put(t, key, &value).unwrap();
+            }
+            tx.commit(CommitMode::Durable).unwrap();
+        }
+    });
+    let stats = instance.stats().unwrap();
+    drop(session);
+    instance.term().unwrap();
+    let log_bytes: u64 = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".log"))
+        .map(|e| e.metadata().unwrap().len())
+        .sum();
+
+    let conn = rusqlite::Connection::open(tmp.path().join("sqlite.db")).unwrap();
+    conn.execute_batch(&format!(
+        "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA cache_size=-{};
+         CREATE TABLE t (k BLOB PRIMARY KEY, v BLOB) WITHOUT ROWID;",
+        CACHE_BYTES / 1024
+    ))
+    .unwrap();
+    let mut conn = conn;
+    let (_, sql_single) = timed(|| {
+        for key in single_keys {
+            let tx = conn.transaction().unwrap();
+            tx.execute("INSERT OR REPLACE INTO t (k, v) VALUES (?1, ?2)", rusqlite::params![&key[..], &value])
+                .unwrap();
+            tx.commit().unwrap();
+        }
+    });
+    let (_, sql_batch) = timed(|| {
+        for chunk in batch_keys.chunks(1000) {
+            let tx = conn.transaction().unwrap();
+            {
+                let mut insert = tx.prepare_cached("INSERT OR REPLACE INTO t (k, v) VALUES (?1, ?2)").unwrap();
+                for key in chunk {
+                    insert.execute(rusqlite::params![&key[..], &value]).unwrap();
+                }
+            }
+            tx.commit().unwrap();
+        }
+    });
+    println!(
+        "durable transactions, 24-byte random keys, {value_size}-byte values; SQLite in WAL with synchronous=FULL"
+    );
+    println!(
+        "{singles} single-put commits: jetdb {:.1} µs each, SQLite {:.1} µs, 4 KiB write+fsync {:.1} µs; jetdb/SQLite {:.2}, jetdb/fsync {:.2}",
+        jet_single / singles as f64 * 1e6,
+        sql_single / singles as f64 * 1e6,
+        fsyncs / singles as f64 * 1e6,
+        jet_single / sql_single,
+        jet_single / fsyncs
+    );
+    println!(
+        "{batches} commits of 1,000 puts: jetdb {:.3} s, SQLite {:.3} s; jetdb/SQLite {:.2}",
+        jet_batch, sql_batch, jet_batch / sql_batch
+    );
+    println!(
+        "jetdb: {} log generations, {} checkpoints, {:.1} MiB of log files left",
+        stats.log_rolls,
+        stats.checkpoints,
+        log_bytes as f64 / 1048576.0
+    );
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if args.get(1).is_some_and(|a| a == "txn") {
+        let singles = args.get(2).map_or(2000, |a| a.parse().expect("SINGLE_COMMITS"));
+        let batches = args.get(3).map_or(200, |a| a.parse().expect("BATCHES"));
+        transactions(singles, batches, 150);
+        return;
+    }
     let n: usize = args.get(1).map_or(1_000_000, |a| a.parse().expect("RECORDS"));
     let value_size: usize = args.get(2).map_or(150, |a| a.parse().expect("VALUE_SIZE"));
     let tmp = tempfile::tempdir().unwrap();
