@@ -181,18 +181,18 @@ fn transactions(singles: usize, batches: usize, value_size: usize) {
     let t = session.create_table("t").unwrap();
     let (_, jet_single) = timed(|| {
         for key in single_keys {
-            let mut tx = session.begin_transaction().unwrap();
-            tx.put(t, key, &value).unwrap();
-            tx.commit(CommitMode::Durable).unwrap();
+            session.begin_transaction().unwrap();
+            session.put(t, key, &value).unwrap();
+            session.commit_transaction(CommitMode::Durable).unwrap();
         }
     });
     let (_, jet_batch) = timed(|| {
         for chunk in batch_keys.chunks(1000) {
-            let mut tx = session.begin_transaction().unwrap();
+            session.begin_transaction().unwrap();
             for key in chunk {
-                tx.put(t, key, &value).unwrap();
+                session.put(t, key, &value).unwrap();
             }
-            tx.commit(CommitMode::Durable).unwrap();
+            session.commit_transaction(CommitMode::Durable).unwrap();
         }
     });
     let stats = instance.stats().unwrap();
@@ -218,7 +218,7 @@ fn transactions(singles: usize, batches: usize, value_size: usize) {
             let tx = conn.transaction().unwrap();
             tx.execute("INSERT OR REPLACE INTO t (k, v) VALUES (?1, ?2)", rusqlite::params![&key[..], &value])
                 .unwrap();
-            tx.commit().unwrap();
+            session.commit_transaction().unwrap();
         }
     });
     let (_, sql_batch) = timed(|| {
@@ -230,7 +230,7 @@ fn transactions(singles: usize, batches: usize, value_size: usize) {
                     insert.execute(rusqlite::params![&key[..], &value]).unwrap();
                 }
             }
-            tx.commit().unwrap();
+            session.commit_transaction().unwrap();
         }
     });
     println!(

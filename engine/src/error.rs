@@ -122,6 +122,8 @@ jet_errors! {
     DatabaseUnavailable = -1091, "the database met a fatal error and refuses further changes";
     VersionStoreOutOfMemory = -1069, "the version store (open transactions' changes) is full";
     InvalidSesid = -1104, "the session or transaction is no longer valid";
+    NotInTransaction = -1054, "the operation must be within a transaction";
+    InTransaction = -1108, "the operation is not allowed within a transaction";
     WriteConflict = -1102, "another transaction has written this record";
     ReadPgnoVerifyFailure = -1118, "a database page holds another page's number";
     ReadLostFlushVerifyFailure = -1119, "a database page lost a write that was flushed";

@@ -183,12 +183,14 @@ enum Lifecycle {
 /// instance.init()?;
 /// let mut session = instance.begin_session()?;
 /// let users = session.create_table("users")?;
-/// let mut tx = session.begin_transaction()?;
-/// tx.put(users, b"ada", b"lovelace")?;
-/// tx.commit(CommitMode::Durable)?;
-/// let mut tx = session.begin_transaction()?;
-/// assert_eq!(tx.get(users, b"ada")?, Some(b"lovelace".to_vec()));
-/// drop(tx); // rolls back (nothing to undo)
+/// session.begin_transaction()?;
+/// session.put(users, b"ada", b"lovelace")?;
+/// session.put(users, b"grace", b"hopper")?;
+/// session.commit_transaction(CommitMode::Durable)?; // durable once this returns
+/// session.begin_transaction()?;
+/// session.delete(users, b"ada")?;
+/// session.rollback()?; // as if it never happened
+/// assert_eq!(session.get(users, b"ada")?, Some(b"lovelace".to_vec()));
 /// instance.term()?;
 /// # Ok(()) }
 /// ```

@@ -62,7 +62,7 @@ pub use integrity::{
 };
 pub use os::{OsVfs, SystemClock, os_seed};
 pub use recovery::{RecoveryReport, describe_tail};
-pub use session::{Session, Transaction, TxRange};
+pub use session::{Session, TxRange};
 pub use vfs::{MemVfs, OpenMode, Vfs, VfsFile, parent_dir};
 
 /// The README's examples run as doctests, so they cannot go stale.

@@ -1,6 +1,6 @@
 //! Sessions and transactions: snapshot isolation over the instance's committed state.
 //!
-//! A [`Transaction`] keeps its writes to itself until it commits: reads see the committed
+//! A session's transaction keeps its writes to itself until it commits: reads see the committed
 //! state as of its begin (the trees, with the version store supplying what later commits
 //! replaced) plus its own writes. Writing a key takes a lock on it for the transaction's life;
 //! a second open transaction writing the same key, or one whose snapshot predates the key's
@@ -21,19 +21,47 @@ use crate::version::{self, TableKey};
 /// How many records a transaction's range reads from the instance at a time.
 const RANGE_BATCH: usize = 256;
 
-/// A session of an [`Instance`] (ESE's JET_SESID): it runs one transaction at a time.
+/// A session of an [`Instance`] (ESE's JET_SESID), with at most one open transaction.
+///
+/// As in ESE, the transaction belongs to the session: [`Session::begin_transaction`], then
+/// reads and writes on the session, then [`Session::commit_transaction`] or
+/// [`Session::rollback`]. Reads and writes outside a transaction run in one of their own
+/// (a write is committed durably before it returns).
 ///
 /// A session is used by one thread at a time by construction: its methods take `&mut self`,
-/// and a [`Transaction`] borrows its session mutably for its whole life, so ESE's
-/// `JET_errSessionSharingViolation` cannot arise.
+/// so ESE's run-time `JET_errSessionSharingViolation` cannot arise. Different sessions may be
+/// used from different threads. Dropping a session rolls back its open transaction.
 #[derive(Debug)]
 pub struct Session {
     instance: Instance,
+    tx: Option<TxState>,
+}
+
+/// The open transaction of a session.
+#[derive(Debug)]
+struct TxState {
+    id: u64,
+    snapshot: u64,
+    writes: BTreeMap<TableKey, Option<Vec<u8>>>,
+    tables: BTreeMap<Pgno, Table>,
+    write_bytes: usize,
+}
+
+fn check_key(key: &[u8]) -> Result<()> {
+    if key.len() > limits::KEY_LEN_MAX {
+        bail!(
+            KeyTooBig,
+            "a key of {} bytes; the most is {}",
+            key.len(),
+            limits::KEY_LEN_MAX
+        );
+    }
+    Ok(())
 }
 
 impl Session {
     pub(crate) fn new(instance: Instance) -> Session {
-        Session { instance }
+        Session { instance, tx: None }
     }
 
     /// The instance this session belongs to.
@@ -41,18 +69,164 @@ impl Session {
         &self.instance
     }
 
+    /// Whether a transaction is open.
+    pub fn in_transaction(&self) -> bool {
+        self.tx.is_some()
+    }
+
     /// Begins a transaction: it sees the committed state as of now, plus its own writes.
-    pub fn begin_transaction(&mut self) -> Result<Transaction<'_>> {
+    /// `JET_errInTransaction` if one is open already.
+    pub fn begin_transaction(&mut self) -> Result<()> {
+        if self.tx.is_some() {
+            bail!(InTransaction, "the session already has an open transaction");
+        }
         let id = self.instance.next_transaction_id();
         let snapshot = self.instance.with_core(|core| Ok(core.begin(id)))?;
-        Ok(Transaction {
-            session: self,
+        self.tx = Some(TxState {
             id,
             snapshot,
             writes: BTreeMap::new(),
             tables: BTreeMap::new(),
             write_bytes: 0,
-            finished: false,
+        });
+        Ok(())
+    }
+
+    /// Commits the open transaction: its writes become visible to transactions that begin
+    /// later, and with [`CommitMode::Durable`] they survive a crash once this returns.
+    /// `JET_errNotInTransaction` if none is open.
+    pub fn commit_transaction(&mut self, mode: CommitMode) -> Result<()> {
+        let Some(tx) = self.tx.take() else {
+            bail!(NotInTransaction, "the session has no open transaction");
+        };
+        let result = self
+            .instance
+            .with_core(|core| core.commit(tx.id, &tx.writes, &tx.tables, mode));
+        if result.is_err() {
+            release(&self.instance, tx);
+        }
+        result
+    }
+
+    /// Rolls back the open transaction: every write it made is dropped.
+    /// `JET_errNotInTransaction` if none is open.
+    pub fn rollback(&mut self) -> Result<()> {
+        let Some(tx) = self.tx.take() else {
+            bail!(NotInTransaction, "the session has no open transaction");
+        };
+        release(&self.instance, tx);
+        Ok(())
+    }
+
+    /// Runs `f` in the open transaction, or in one of its own committed durably after it.
+    fn in_tx<T>(&mut self, f: impl FnOnce(&mut Session) -> Result<T>) -> Result<T> {
+        if self.tx.is_some() {
+            return f(self);
+        }
+        self.begin_transaction()?;
+        match f(self) {
+            Ok(out) => {
+                self.commit_transaction(CommitMode::Durable)?;
+                Ok(out)
+            }
+            Err(err) => {
+                self.rollback()?;
+                Err(err)
+            }
+        }
+    }
+
+    /// The value of `key` in `table` as the open transaction sees it (outside a transaction:
+    /// the latest committed value).
+    pub fn get(&mut self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        check_key(key)?;
+        self.in_tx(|s| {
+            let tx = s.tx.as_ref().expect("in a transaction");
+            let own = tx.writes.get(&(table.root(), key.to_vec())).cloned();
+            let (id, snapshot) = (tx.id, tx.snapshot);
+            s.instance.with_core(|core| {
+                core.check_open(id)?;
+                core.db.check_table(table)?;
+                match own {
+                    Some(value) => Ok(value),
+                    None => core.read(table, key, snapshot),
+                }
+            })
+        })
+    }
+
+    /// Stores `value` under `key` in `table`. Fails with `JET_errWriteConflict` if another
+    /// open transaction wrote `key`, or a transaction that committed after this one began.
+    pub fn put(&mut self, table: Table, key: &[u8], value: &[u8]) -> Result<()> {
+        check_key(key)?;
+        if value.len() > limits::VALUE_LEN_MAX {
+            bail!(
+                ColumnTooBig,
+                "a value of {} bytes; the most is {}",
+                value.len(),
+                limits::VALUE_LEN_MAX
+            );
+        }
+        self.in_tx(|s| s.write(table, key, Some(value.to_vec())).map(|_| ()))
+    }
+
+    /// Deletes `key` from `table`; returns whether the transaction saw it. Conflicts as
+    /// [`Session::put`] does.
+    pub fn delete(&mut self, table: Table, key: &[u8]) -> Result<bool> {
+        check_key(key)?;
+        self.in_tx(|s| s.write(table, key, None))
+    }
+
+    fn write(&mut self, table: Table, key: &[u8], value: Option<Vec<u8>>) -> Result<bool> {
+        let tx = self.tx.as_mut().expect("in a transaction");
+        let (id, snapshot) = (tx.id, tx.snapshot);
+        let tkey: TableKey = (table.root(), key.to_vec());
+        let own = tx.writes.get(&tkey).map(Option::is_some);
+        let bytes = tx.write_bytes + key.len() + value.as_ref().map_or(0, Vec::len) + 32;
+        let deleting = value.is_none();
+        let existed = self.instance.with_core(|core| {
+            core.check_open(id)?;
+            core.db.check_table(table)?;
+            let existed = match own {
+                Some(existed) => existed,
+                None if deleting => core.read(table, key, snapshot)?.is_some(),
+                None => false,
+            };
+            core.lock_key(id, snapshot, tkey.clone(), bytes)?;
+            Ok(existed)
+        })?;
+        let tx = self.tx.as_mut().expect("in a transaction");
+        tx.write_bytes = bytes;
+        tx.tables.insert(table.root(), table);
+        tx.writes.insert(tkey, value);
+        Ok(existed)
+    }
+
+    /// The records of `table` whose keys lie in `range`, as the open transaction sees them,
+    /// in ascending key order (descending with `reverse`). Outside a transaction, the range
+    /// reads the latest committed state batch by batch.
+    pub fn range<R: RangeBounds<[u8]>>(
+        &mut self,
+        table: Table,
+        range: R,
+        reverse: bool,
+    ) -> Result<TxRange<'_>> {
+        let snapshot = self.tx.as_ref().map(|tx| (tx.id, tx.snapshot));
+        self.instance.with_core(|core| {
+            if let Some((id, _)) = snapshot {
+                core.check_open(id)?;
+            }
+            core.db.check_table(table)
+        })?;
+        Ok(TxRange {
+            start: range.start_bound().map(|k| k.to_vec()),
+            end: range.end_bound().map(|k| k.to_vec()),
+            session: self,
+            table,
+            reverse,
+            last: None,
+            buffer: VecDeque::new(),
+            done: false,
         })
     }
 
@@ -79,164 +253,27 @@ impl Session {
     }
 }
 
-/// An open transaction of a [`Session`] (ESE's JetBeginTransaction … JetCommitTransaction).
-///
-/// Dropping a transaction without committing rolls it back.
-#[derive(Debug)]
-pub struct Transaction<'s> {
-    session: &'s mut Session,
-    id: u64,
-    snapshot: u64,
-    writes: BTreeMap<TableKey, Option<Vec<u8>>>,
-    tables: BTreeMap<Pgno, Table>,
-    write_bytes: usize,
-    finished: bool,
+/// Ends a transaction without committing: its locks are released.
+fn release(instance: &Instance, tx: TxState) {
+    instance.with_core_quietly(|core| core.rolled_back(tx.id, tx.writes.into_keys()));
 }
 
-fn check_key(key: &[u8]) -> Result<()> {
-    if key.len() > limits::KEY_LEN_MAX {
-        bail!(
-            KeyTooBig,
-            "a key of {} bytes; the most is {}",
-            key.len(),
-            limits::KEY_LEN_MAX
-        );
-    }
-    Ok(())
-}
-
-impl<'s> Transaction<'s> {
-    /// The value of `key` in `table` as this transaction sees it.
-    pub fn get(&mut self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        check_key(key)?;
-        let (id, snapshot) = (self.id, self.snapshot);
-        let own = self.writes.get(&(table.root(), key.to_vec())).cloned();
-        self.session.instance.with_core(|core| {
-            core.check_open(id)?;
-            core.db.check_table(table)?;
-            match own {
-                Some(value) => Ok(value),
-                None => core.read(table, key, snapshot),
-            }
-        })
-    }
-
-    /// Stores `value` under `key` in `table`. Fails with `JET_errWriteConflict` if another
-    /// open transaction wrote `key`, or a transaction that committed after this one began.
-    pub fn put(&mut self, table: Table, key: &[u8], value: &[u8]) -> Result<()> {
-        check_key(key)?;
-        if value.len() > limits::VALUE_LEN_MAX {
-            bail!(
-                ColumnTooBig,
-                "a value of {} bytes; the most is {}",
-                value.len(),
-                limits::VALUE_LEN_MAX
-            );
-        }
-        self.write(table, key, Some(value.to_vec())).map(|_| ())
-    }
-
-    /// Deletes `key` from `table`; returns whether this transaction saw it. Conflicts as
-    /// [`Transaction::put`] does.
-    pub fn delete(&mut self, table: Table, key: &[u8]) -> Result<bool> {
-        check_key(key)?;
-        self.write(table, key, None)
-    }
-
-    fn write(&mut self, table: Table, key: &[u8], value: Option<Vec<u8>>) -> Result<bool> {
-        let (id, snapshot) = (self.id, self.snapshot);
-        let tkey: TableKey = (table.root(), key.to_vec());
-        let own = self.writes.get(&tkey).cloned();
-        let bytes = self.write_bytes + key.len() + value.as_ref().map_or(0, Vec::len) + 32;
-        let existed = self.session.instance.with_core(|core| {
-            core.check_open(id)?;
-            core.db.check_table(table)?;
-            let existed = match &own {
-                Some(v) => v.is_some(),
-                None if value.is_none() => core.read(table, key, snapshot)?.is_some(),
-                None => false,
-            };
-            core.lock_key(id, snapshot, tkey.clone(), bytes)?;
-            Ok(existed)
-        })?;
-        self.write_bytes = bytes;
-        self.tables.insert(table.root(), table);
-        self.writes.insert(tkey, value);
-        Ok(existed)
-    }
-
-    /// The records of `table` whose keys lie in `range`, as this transaction sees them, in
-    /// ascending key order (descending with `reverse`).
-    pub fn range<R: RangeBounds<[u8]>>(
-        &mut self,
-        table: Table,
-        range: R,
-        reverse: bool,
-    ) -> Result<TxRange<'_, 's>> {
-        let id = self.id;
-        self.session.instance.with_core(|core| {
-            core.check_open(id)?;
-            core.db.check_table(table)
-        })?;
-        Ok(TxRange {
-            start: range.start_bound().map(|k| k.to_vec()),
-            end: range.end_bound().map(|k| k.to_vec()),
-            tx: self,
-            table,
-            reverse,
-            last: None,
-            buffer: VecDeque::new(),
-            done: false,
-        })
-    }
-
-    /// Commits: the writes become visible to transactions that begin later, and with
-    /// [`CommitMode::Durable`] they survive a crash once this returns.
-    pub fn commit(mut self, mode: CommitMode) -> Result<()> {
-        self.finished = true;
-        let (id, writes, tables) = (self.id, &self.writes, &self.tables);
-        let result = self
-            .session
-            .instance
-            .with_core(|core| core.commit(id, writes, tables, mode));
-        if result.is_err() {
-            self.release();
-        }
-        result
-    }
-
-    /// Rolls back: every write of the transaction is dropped.
-    pub fn rollback(mut self) -> Result<()> {
-        self.finished = true;
-        self.release();
-        Ok(())
-    }
-
-    fn release(&mut self) {
-        let id = self.id;
-        let keys = std::mem::take(&mut self.writes).into_keys();
-        self.session
-            .instance
-            .with_core_quietly(|core| core.rolled_back(id, keys));
-    }
-}
-
-impl Drop for Transaction<'_> {
+impl Drop for Session {
     fn drop(&mut self) {
-        if !self.finished {
-            self.release();
+        if let Some(tx) = self.tx.take() {
+            release(&self.instance, tx);
         }
     }
 }
 
-/// The records of a range as a transaction sees them: from [`Transaction::range`].
+/// The records of a range as a session's transaction sees them: from [`Session::range`].
 ///
 /// Each item is a `Result`: a damaged page met along the way is an error, never a wrong
 /// record. Records are read from the instance in batches, so other sessions' commits may
 /// interleave; they are invisible to this transaction's snapshot all the same.
 #[derive(Debug)]
-pub struct TxRange<'t, 's> {
-    tx: &'t mut Transaction<'s>,
+pub struct TxRange<'s> {
+    session: &'s mut Session,
     table: Table,
     start: Bound<Vec<u8>>,
     end: Bound<Vec<u8>>,
@@ -247,19 +284,24 @@ pub struct TxRange<'t, 's> {
     done: bool,
 }
 
-impl TxRange<'_, '_> {
+impl TxRange<'_> {
     fn refill(&mut self) -> Result<()> {
         let (lo, hi) = match (&self.last, self.reverse) {
             (None, _) => (self.start.clone(), self.end.clone()),
             (Some(last), false) => (Bound::Excluded(last.clone()), self.end.clone()),
             (Some(last), true) => (self.start.clone(), Bound::Excluded(last.clone())),
         };
-        let (id, snapshot, table, reverse) =
-            (self.tx.id, self.tx.snapshot, self.table, self.reverse);
+        let (table, reverse) = (self.table, self.reverse);
         let root = table.root();
-        let writes = &self.tx.writes;
-        let (batch, last, done) = self.tx.session.instance.with_core(|core| {
-            core.check_open(id)?;
+        let empty = BTreeMap::new();
+        let (id, snapshot, writes) = match &self.session.tx {
+            Some(tx) => (Some(tx.id), tx.snapshot, &tx.writes),
+            None => (None, u64::MAX, &empty),
+        };
+        let (batch, last, done) = self.session.instance.with_core(|core| {
+            if let Some(id) = id {
+                core.check_open(id)?;
+            }
             let (db, versions) = core.db_and_versions();
             let bounds = version::table_bounds(root, &lo, &hi);
             let tree_bounds = (as_slice(&lo), as_slice(&hi));
@@ -340,7 +382,7 @@ fn as_slice(bound: &Bound<Vec<u8>>) -> Bound<&[u8]> {
     }
 }
 
-impl Iterator for TxRange<'_, '_> {
+impl Iterator for TxRange<'_> {
     type Item = Result<(Vec<u8>, Vec<u8>)>;
 
     fn next(&mut self) -> Option<Self::Item> {

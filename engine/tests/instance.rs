@@ -65,17 +65,18 @@ fn commit_each(
     mode: CommitMode,
 ) {
     for i in ids {
-        let mut tx = session.begin_transaction().unwrap();
-        tx.put(t, &key(i), &value(i)).unwrap();
-        tx.commit(mode).unwrap();
+        session.begin_transaction().unwrap();
+        session.put(t, &key(i), &value(i)).unwrap();
+        session.commit_transaction(mode).unwrap();
     }
 }
 
 fn contents(instance: &Instance, name: &str) -> BTreeMap<Vec<u8>, Vec<u8>> {
     let mut session = instance.begin_session().unwrap();
     let t = session.open_table(name).unwrap();
-    let mut tx = session.begin_transaction().unwrap();
-    tx.range(t, .., false)
+    session.begin_transaction().unwrap();
+    session
+        .range(t, .., false)
         .unwrap()
         .collect::<jetdb::Result<BTreeMap<_, _>>>()
         .unwrap()
@@ -115,9 +116,9 @@ fn crashed(dir: &Path, n: u32, mode: impl Fn(u32) -> CommitMode) {
     let mut session = instance.begin_session().unwrap();
     let t = session.create_table("t").unwrap();
     for i in 1..=n {
-        let mut tx = session.begin_transaction().unwrap();
-        tx.put(t, &key(i), &value(i)).unwrap();
-        tx.commit(mode(i)).unwrap();
+        session.begin_transaction().unwrap();
+        session.put(t, &key(i), &value(i)).unwrap();
+        session.commit_transaction(mode(i)).unwrap();
     }
 }
 
@@ -154,20 +155,20 @@ fn uncommitted_and_rolled_back_work_vanishes() {
         let mut s2 = instance.begin_session().unwrap();
         let t = s1.create_table("t").unwrap();
         commit_each(&mut s1, t, [1], CommitMode::Durable);
-        let mut rolled = s1.begin_transaction().unwrap();
-        rolled.put(t, &key(2), &value(2)).unwrap();
-        rolled.delete(t, &key(1)).unwrap();
-        rolled.rollback().unwrap();
-        let mut dropped = s1.begin_transaction().unwrap();
-        dropped.put(t, &key(3), &value(3)).unwrap();
-        drop(dropped);
+        s1.begin_transaction().unwrap();
+        s1.put(t, &key(2), &value(2)).unwrap();
+        s1.delete(t, &key(1)).unwrap();
+        s1.rollback().unwrap();
+        s1.begin_transaction().unwrap();
+        s1.put(t, &key(3), &value(3)).unwrap();
+        s1.rollback().unwrap();
         // Still open at the crash, while another session commits durably.
-        let mut open = s1.begin_transaction().unwrap();
-        open.put(t, &key(4), &value(4)).unwrap();
-        open.delete(t, &key(1)).unwrap();
+        s1.begin_transaction().unwrap();
+        s1.put(t, &key(4), &value(4)).unwrap();
+        s1.delete(t, &key(1)).unwrap();
         commit_each(&mut s2, t, [5], CommitMode::Durable);
         assert_eq!(contents(&instance, "t"), expected([1, 5]));
-        std::mem::forget(open);
+        // The transaction of s1 is open at the crash.
     }
     let instance = start(tmp.path());
     assert_eq!(contents(&instance, "t"), expected([1, 5]));
@@ -369,52 +370,49 @@ fn write_conflicts_and_snapshot_isolation() {
     let t = s1.create_table("t").unwrap();
     commit_each(&mut s1, t, [1, 2, 3], CommitMode::Durable);
 
-    let mut old = s3.begin_transaction().unwrap();
-    let mut a = s1.begin_transaction().unwrap();
-    a.put(t, &key(1), b"a's").unwrap();
-    a.delete(t, &key(2)).unwrap();
-    a.put(t, &key(9), b"new").unwrap();
+    s3.begin_transaction().unwrap();
+    s1.begin_transaction().unwrap();
+    s1.put(t, &key(1), b"a's").unwrap();
+    s1.delete(t, &key(2)).unwrap();
+    s1.put(t, &key(9), b"new").unwrap();
     // Two open transactions writing one key: the second is refused.
-    let mut b = s2.begin_transaction().unwrap();
-    let err = b.put(t, &key(1), b"b's").unwrap_err();
+    s2.begin_transaction().unwrap();
+    let err = s2.put(t, &key(1), b"b's").unwrap_err();
     assert_eq!(err.kind(), ErrorKind::WriteConflict);
-    let err = b.delete(t, &key(2)).unwrap_err();
+    let err = s2.delete(t, &key(2)).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::WriteConflict);
     // Own writes are visible to the writer only.
-    assert_eq!(a.get(t, &key(1)).unwrap(), Some(b"a's".to_vec()));
-    assert_eq!(a.get(t, &key(2)).unwrap(), None);
-    assert_eq!(b.get(t, &key(1)).unwrap(), Some(value(1)));
-    let seen: Vec<Vec<u8>> = a
+    assert_eq!(s1.get(t, &key(1)).unwrap(), Some(b"a's".to_vec()));
+    assert_eq!(s1.get(t, &key(2)).unwrap(), None);
+    assert_eq!(s2.get(t, &key(1)).unwrap(), Some(value(1)));
+    let seen: Vec<Vec<u8>> = s1
         .range(t, .., false)
         .unwrap()
         .map(|r| r.unwrap().0)
         .collect();
     assert_eq!(seen, vec![key(1), key(3), key(9)]);
-    a.commit(CommitMode::Lazy).unwrap();
-    // b began before a committed: still refused after a's commit (first committer wins).
-    let err = b.put(t, &key(1), b"b's").unwrap_err();
+    s1.commit_transaction(CommitMode::Lazy).unwrap();
+    // s2 began before s1 committed: still refused after it (first committer wins).
+    let err = s2.put(t, &key(1), b"b's").unwrap_err();
     assert_eq!(err.kind(), ErrorKind::WriteConflict);
-    b.put(t, &key(3), b"b's").unwrap();
-    b.commit(CommitMode::Durable).unwrap();
-    // `old` still reads the state as of its begin, by get and by range, both ways.
-    assert_eq!(old.get(t, &key(1)).unwrap(), Some(value(1)));
-    assert_eq!(old.get(t, &key(2)).unwrap(), Some(value(2)));
-    assert_eq!(old.get(t, &key(9)).unwrap(), None);
-    let snapshot: Vec<(Vec<u8>, Vec<u8>)> = old
-        .range(t, .., true)
-        .unwrap()
-        .map(|r| r.unwrap())
-        .collect();
+    s2.put(t, &key(3), b"b's").unwrap();
+    s2.commit_transaction(CommitMode::Durable).unwrap();
+    // s3 still reads the state as of its begin, by get and by range, both ways.
+    assert_eq!(s3.get(t, &key(1)).unwrap(), Some(value(1)));
+    assert_eq!(s3.get(t, &key(2)).unwrap(), Some(value(2)));
+    assert_eq!(s3.get(t, &key(9)).unwrap(), None);
+    let snapshot: Vec<(Vec<u8>, Vec<u8>)> =
+        s3.range(t, .., true).unwrap().map(|r| r.unwrap()).collect();
     let want: Vec<(Vec<u8>, Vec<u8>)> = expected(1..=3).into_iter().rev().collect();
     assert_eq!(snapshot, want);
-    drop(old);
+    s3.rollback().unwrap();
     // A new transaction sees both commits.
-    let mut now = s3.begin_transaction().unwrap();
-    assert_eq!(now.get(t, &key(1)).unwrap(), Some(b"a's".to_vec()));
-    assert_eq!(now.get(t, &key(3)).unwrap(), Some(b"b's".to_vec()));
-    assert_eq!(now.get(t, &key(2)).unwrap(), None);
-    now.put(t, &key(1), b"later").unwrap();
-    now.commit(CommitMode::Durable).unwrap();
+    s3.begin_transaction().unwrap();
+    assert_eq!(s3.get(t, &key(1)).unwrap(), Some(b"a's".to_vec()));
+    assert_eq!(s3.get(t, &key(3)).unwrap(), Some(b"b's".to_vec()));
+    assert_eq!(s3.get(t, &key(2)).unwrap(), None);
+    s3.put(t, &key(1), b"later").unwrap();
+    s3.commit_transaction(CommitMode::Durable).unwrap();
     let stats = instance.stats().unwrap();
     assert_eq!(stats.write_conflicts, 3);
     assert_eq!(stats.lazy_commits, 1);
@@ -440,9 +438,9 @@ fn the_lifecycle_errors() {
     );
     let mut session = instance.begin_session().unwrap();
     let t = session.create_table("t").unwrap();
-    let mut tx = session.begin_transaction().unwrap();
-    tx.put(t, b"k", b"v").unwrap();
-    tx.commit(CommitMode::Durable).unwrap();
+    session.begin_transaction().unwrap();
+    session.put(t, b"k", b"v").unwrap();
+    session.commit_transaction(CommitMode::Durable).unwrap();
     instance.stop_service().unwrap();
     assert_eq!(
         instance.begin_session().unwrap_err().kind(),
@@ -461,9 +459,9 @@ fn the_lifecycle_errors() {
     instance.init().unwrap();
     let mut session = instance.begin_session().unwrap();
     let t = session.open_table("t").unwrap();
-    let mut tx = session.begin_transaction().unwrap();
-    assert_eq!(tx.get(t, b"k").unwrap(), Some(b"v".to_vec()));
-    drop(tx);
+    session.begin_transaction().unwrap();
+    assert_eq!(session.get(t, b"k").unwrap(), Some(b"v".to_vec()));
+    session.rollback().unwrap();
     instance.term().unwrap();
 }
 
@@ -555,18 +553,18 @@ fn without_logging_a_crash_leaves_the_database_dirty() {
     assert_eq!(contents(&instance, "t"), expected(1..=5));
     // Enough changes that pages are written back, then a crash.
     let mut session = instance.begin_session().unwrap();
-    let mut tx = session.begin_transaction().unwrap();
+    session.begin_transaction().unwrap();
     for i in 0..3000 {
-        tx.put(t, &key(i), &[7; 300]).unwrap();
+        session.put(t, &key(i), &[7; 300]).unwrap();
     }
-    tx.commit(CommitMode::Durable).unwrap();
+    session.commit_transaction(CommitMode::Durable).unwrap();
     instance.checkpoint().unwrap();
     commit_each(&mut session, t, [9], CommitMode::Durable);
-    let mut tx = session.begin_transaction().unwrap();
+    session.begin_transaction().unwrap();
     for i in 0..3000 {
-        tx.delete(t, &key(i)).unwrap();
+        session.delete(t, &key(i)).unwrap();
     }
-    tx.commit(CommitMode::Durable).unwrap();
+    session.commit_transaction(CommitMode::Durable).unwrap();
     drop(session);
     drop(instance);
     let instance = Instance::new(os_env(7), p);
@@ -585,12 +583,13 @@ fn pages_written_under_cache_pressure_recover() {
     let t = session.create_table("t").unwrap();
     // Lazy commits of many pages with a cache of 64: pages must wait for the log.
     for batch in 0..20u32 {
-        let mut tx = session.begin_transaction().unwrap();
+        session.begin_transaction().unwrap();
         for i in 0..100 {
-            tx.put(t, &key(batch * 100 + i), &big(batch * 100 + i))
+            session
+                .put(t, &key(batch * 100 + i), &big(batch * 100 + i))
                 .unwrap();
         }
-        tx.commit(CommitMode::Lazy).unwrap();
+        session.commit_transaction(CommitMode::Lazy).unwrap();
     }
     // Pages were written back before the crash (under the WAL rule).
     let written = fs::metadata(tmp.path().join("data.edb")).unwrap().len() / 4096;
@@ -621,13 +620,13 @@ fn tables_are_created_and_deleted_durably() {
         );
         commit_each(&mut s, a, [1], CommitMode::Durable);
         let mut s2 = instance.begin_session().unwrap();
-        let mut open = s2.begin_transaction().unwrap();
-        open.put(a, b"x", b"y").unwrap();
+        s2.begin_transaction().unwrap();
+        s2.put(a, b"x", b"y").unwrap();
         assert_eq!(
             s.delete_table("a").unwrap_err().kind(),
             ErrorKind::TableInUse
         );
-        drop(open);
+        s2.rollback().unwrap();
         s.delete_table("b").unwrap();
         assert_eq!(s.table_names().unwrap(), vec!["a".to_string()]);
     }
@@ -708,9 +707,9 @@ fn a_failed_log_fsync_stops_the_instance_and_a_new_init_recovers() {
     let t = s.create_table("t").unwrap();
     commit_each(&mut s, t, 1..=3, CommitMode::Durable);
     hook.armed.store(true, std::sync::atomic::Ordering::SeqCst);
-    let mut tx = s.begin_transaction().unwrap();
-    tx.put(t, &key(4), &value(4)).unwrap();
-    let err = tx.commit(CommitMode::Durable).unwrap_err();
+    s.begin_transaction().unwrap();
+    s.put(t, &key(4), &value(4)).unwrap();
+    let err = s.commit_transaction(CommitMode::Durable).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::LogWriteFail, "{err}");
     assert_eq!(
         s.begin_transaction().unwrap_err().kind(),
@@ -741,9 +740,9 @@ fn a_crash_in_the_middle_of_a_roll_is_finished_by_recovery() {
         .store(true, std::sync::atomic::Ordering::SeqCst);
     let mut acknowledged = 0;
     for i in 1..=100 {
-        let mut tx = s.begin_transaction().unwrap();
-        tx.put(t, &key(i), &value(i)).unwrap();
-        match tx.commit(CommitMode::Durable) {
+        s.begin_transaction().unwrap();
+        s.put(t, &key(i), &value(i)).unwrap();
+        match s.commit_transaction(CommitMode::Durable) {
             Ok(()) => acknowledged = i,
             Err(err) => {
                 assert_eq!(err.kind(), ErrorKind::LogWriteFail, "{err}");
@@ -784,11 +783,11 @@ fn a_database_without_its_logs_is_refused_unless_it_was_shut_down_cleanly() {
         instance.init().unwrap();
         let mut s = instance.begin_session().unwrap();
         let t = s.open_table("t").unwrap();
-        let mut tx = s.begin_transaction().unwrap();
+        s.begin_transaction().unwrap();
         for i in 0..2000 {
-            tx.put(t, &key(i), &[1; 200]).unwrap();
+            s.put(t, &key(i), &[1; 200]).unwrap();
         }
-        tx.commit(CommitMode::Durable).unwrap();
+        s.commit_transaction(CommitMode::Durable).unwrap();
     }
     let logs: Vec<PathBuf> = fs::read_dir(tmp.path())
         .unwrap()

@@ -214,10 +214,11 @@ fn crashed_instance(dir: &Path, commits: u32) {
         .or_else(|_| session.create_table("default"))
         .unwrap();
     for i in 0..commits {
-        let mut tx = session.begin_transaction().unwrap();
-        tx.put(t, format!("k{i:04}").as_bytes(), &[b'v'; 300])
+        session.begin_transaction().unwrap();
+        session
+            .put(t, format!("k{i:04}").as_bytes(), &[b'v'; 300])
             .unwrap();
-        tx.commit(CommitMode::Durable).unwrap();
+        session.commit_transaction(CommitMode::Durable).unwrap();
     }
 }
 

@@ -234,18 +234,18 @@ fn run(command: Command) -> Result<ExitCode, Failure> {
             let key = target.decode(&key)?;
             let value = target.decode(&value)?;
             let (instance, mut session, table) = target.open(&env, true)?;
-            let mut tx = session.begin_transaction()?;
-            tx.put(table, &key, &value)?;
-            tx.commit(mode(lazy))?;
+            session.begin_transaction()?;
+            session.put(table, &key, &value)?;
+            session.commit_transaction(mode(lazy))?;
             drop(session);
             instance.term()?;
         }
         Command::Get { target, key } => {
             let key = target.decode(&key)?;
             let (instance, mut session, table) = target.open(&env, false)?;
-            let mut tx = session.begin_transaction()?;
-            let found = tx.get(table, &key)?;
-            drop(tx);
+            session.begin_transaction()?;
+            let found = session.get(table, &key)?;
+            session.rollback()?;
             drop(session);
             instance.term()?;
             match found {
@@ -256,9 +256,9 @@ fn run(command: Command) -> Result<ExitCode, Failure> {
         Command::Del { target, key, lazy } => {
             let key = target.decode(&key)?;
             let (instance, mut session, table) = target.open(&env, false)?;
-            let mut tx = session.begin_transaction()?;
-            let found = tx.delete(table, &key)?;
-            tx.commit(mode(lazy))?;
+            session.begin_transaction()?;
+            let found = session.delete(table, &key)?;
+            session.commit_transaction(mode(lazy))?;
             drop(session);
             instance.term()?;
             if !found {
@@ -283,8 +283,8 @@ fn run(command: Command) -> Result<ExitCode, Failure> {
                     .map_or(std::ops::Bound::Unbounded, std::ops::Bound::Excluded),
             );
             let mut n = 0u64;
-            let mut tx = session.begin_transaction()?;
-            for record in tx
+            session.begin_transaction()?;
+            for record in session
                 .range(table, range, reverse)?
                 .take(limit.map_or(usize::MAX, |l| l as usize))
             {
@@ -294,7 +294,7 @@ fn run(command: Command) -> Result<ExitCode, Failure> {
                     writeln!(out, "{}\t{}", target.encode(&key), target.encode(&value))?;
                 }
             }
-            drop(tx);
+            session.rollback()?;
             drop(session);
             instance.term()?;
             if count {
@@ -546,14 +546,14 @@ fn load(
     let mut value = vec![0u8; value_size];
     let mut done = 0u64;
     while done < records {
-        let mut tx = session.begin_transaction()?;
+        session.begin_transaction()?;
         for _ in 0..batch.min(records - done) {
             rng.fill_bytes(&mut key);
             rng.fill_bytes(&mut value);
-            tx.put(table, &key, &value)?;
+            session.put(table, &key, &value)?;
             done += 1;
         }
-        tx.commit(mode)?;
+        session.commit_transaction(mode)?;
     }
     instance.flush_log()?;
     let seconds = (clock.monotonic_nanos() - started) as f64 / 1e9;
