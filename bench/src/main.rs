@@ -218,7 +218,7 @@ fn transactions(singles: usize, batches: usize, value_size: usize) {
             let tx = conn.transaction().unwrap();
             tx.execute("INSERT OR REPLACE INTO t (k, v) VALUES (?1, ?2)", rusqlite::params![&key[..], &value])
                 .unwrap();
-            session.commit_transaction().unwrap();
+            tx.commit().unwrap();
         }
     });
     let (_, sql_batch) = timed(|| {
@@ -230,7 +230,7 @@ fn transactions(singles: usize, batches: usize, value_size: usize) {
                     insert.execute(rusqlite::params![&key[..], &value]).unwrap();
                 }
             }
-            session.commit_transaction().unwrap();
+            tx.commit().unwrap();
         }
     });
     println!(
