@@ -666,6 +666,11 @@ impl Core {
         self.check_open(id)?;
         if writes.is_empty() {
             self.end(id, std::iter::empty());
+            // A durable commit makes every commit before it durable, even with nothing of
+            // its own to log: what the transaction read is then safe.
+            if mode == CommitMode::Durable {
+                self.flush_log()?;
+            }
             return Ok(());
         }
         let sequence = self.last_sequence + 1;
