@@ -51,7 +51,7 @@ fn key(k: u8) -> Vec<u8> {
 
 fn value(v: u16) -> Vec<u8> {
     // Some values large enough to go out of line.
-    let len = if v % 5 == 0 {
+    let len = if v.is_multiple_of(5) {
         3000
     } else {
         1 + (v as usize % 40)
