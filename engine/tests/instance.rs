@@ -883,3 +883,135 @@ fn a_hole_in_unacknowledged_segments_is_a_torn_tail_whose_debris_never_returns()
     assert_eq!(contents(&instance, "t"), want);
     instance.term().unwrap();
 }
+
+#[test]
+fn a_session_has_one_transaction_and_works_outside_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    {
+        let instance = start(tmp.path());
+        let mut s = instance.begin_session().unwrap();
+        let t = s.create_table("t").unwrap();
+        assert_eq!(
+            s.commit_transaction(CommitMode::Durable)
+                .unwrap_err()
+                .kind(),
+            ErrorKind::NotInTransaction
+        );
+        assert_eq!(
+            s.rollback().unwrap_err().kind(),
+            ErrorKind::NotInTransaction
+        );
+        s.begin_transaction().unwrap();
+        assert!(s.in_transaction());
+        assert_eq!(
+            s.begin_transaction().unwrap_err().kind(),
+            ErrorKind::InTransaction
+        );
+        s.rollback().unwrap();
+        // Outside a transaction each write is its own durable commit.
+        s.put(t, &key(1), &value(1)).unwrap();
+        assert!(s.delete(t, &key(1)).unwrap());
+        s.put(t, &key(2), &value(2)).unwrap();
+        assert_eq!(s.get(t, &key(2)).unwrap(), Some(value(2)));
+        assert!(!s.in_transaction());
+        assert_eq!(instance.stats().unwrap().durable_commits, 3);
+        // A session dropped with an open transaction rolls it back and frees its locks.
+        let mut s2 = instance.begin_session().unwrap();
+        s2.begin_transaction().unwrap();
+        s2.put(t, &key(3), &value(3)).unwrap();
+        drop(s2);
+        s.put(t, &key(3), &value(3)).unwrap();
+    }
+    let instance = start(tmp.path());
+    assert_eq!(contents(&instance, "t"), expected([2, 3]));
+    instance.term().unwrap();
+}
+
+#[test]
+fn sessions_work_from_several_threads() {
+    fn shared<T: Send + Sync>() {}
+    fn sendable<T: Send>() {}
+    shared::<Instance>();
+    sendable::<Session>();
+    let tmp = tempfile::tempdir().unwrap();
+    let instance = start(tmp.path());
+    let t = instance.begin_session().unwrap().create_table("t").unwrap();
+    let threads: Vec<_> = (0..4u32)
+        .map(|n| {
+            let mut session = instance.begin_session().unwrap();
+            std::thread::spawn(move || {
+                for i in 0..100 {
+                    let mode = if i % 10 == 0 {
+                        CommitMode::Durable
+                    } else {
+                        CommitMode::Lazy
+                    };
+                    session.begin_transaction().unwrap();
+                    session.put(t, &key(n * 1000 + i), &value(i)).unwrap();
+                    session.commit_transaction(mode).unwrap();
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap();
+    }
+    assert_eq!(contents(&instance, "t").len(), 400);
+    instance.term().unwrap();
+}
+
+/// Calls into the instance from inside its own term, at the database's fsync.
+#[derive(Debug, Default)]
+struct CallDuringTerm {
+    instance: std::sync::Mutex<Option<Instance>>,
+    seen: std::sync::Mutex<Vec<ErrorKind>>,
+}
+
+impl support::Hook for CallDuringTerm {
+    fn write(&self, _: u64, _: usize) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn sync(&self) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn sync_of(&self, path: &Path) -> std::io::Result<()> {
+        if path.ends_with("data.edb")
+            && let Some(instance) = self.instance.lock().unwrap().as_ref()
+        {
+            let err = instance.begin_session().unwrap_err();
+            self.seen.lock().unwrap().push(err.kind());
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn calls_during_term_get_term_in_progress() {
+    let hook = Arc::new(CallDuringTerm::default());
+    let env = Env::new(
+        Arc::new(support::HookedVfs {
+            inner: MemVfs::new(),
+            hook: Arc::clone(&hook),
+        }),
+        Arc::new(ManualClock::new(1)),
+        Arc::new(SeededEntropy::new(1)),
+    );
+    let instance = Instance::new(env, mem_params());
+    instance.init().unwrap();
+    let mut s = instance.begin_session().unwrap();
+    let t = s.create_table("t").unwrap();
+    s.put(t, b"k", b"v").unwrap();
+    *hook.instance.lock().unwrap() = Some(instance.clone());
+    instance.term().unwrap();
+    hook.instance.lock().unwrap().take();
+    let seen = hook.seen.lock().unwrap().clone();
+    assert!(!seen.is_empty(), "term fsyncs the database");
+    assert!(
+        seen.iter().all(|&k| k == ErrorKind::TermInProgress),
+        "{seen:?}"
+    );
+    assert_eq!(
+        s.get(t, b"k").unwrap_err().kind(),
+        ErrorKind::NotInitialized
+    );
+}
