@@ -8,8 +8,12 @@
 //!
 //! ```text
 //! slot: crc32 of [4..4096] | magic u32 | version u32 | sequence u64 | checkpoint generation u32 |
-//!       offset u32 | log signature (u64, u64) | db signature (u64, u64) | written millis u64
+//!       offset u32 | log signature (u64, u64) | db signature (u64, u64) | written millis u64 |
+//!       last commit sequence u64
 //! ```
+//!
+//! A new checkpoint file is written whole under a temporary name, fsynced, and renamed into
+//! place, so a crash never leaves an empty or partial `edb.chk`.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -41,6 +45,9 @@ pub struct Checkpoint {
     pub db_signature: Signature,
     /// When the checkpoint was written.
     pub millis: u64,
+    /// The sequence number of the last commit before `position`: the next commit logged after
+    /// it is numbered one higher.
+    pub last_commit: u64,
 }
 
 impl Checkpoint {
@@ -58,6 +65,7 @@ impl Checkpoint {
             w.u64(sig.created_millis);
         }
         w.u64(self.millis);
+        w.u64(self.last_commit);
         out.resize(SLOT_SIZE, 0);
         let crc = crc32fast::hash(&out[4..]);
         out[..4].copy_from_slice(&crc.to_le_bytes());
@@ -95,6 +103,7 @@ impl Checkpoint {
             log_signature,
             db_signature,
             millis: r.u64().ok()?,
+            last_commit: r.u64().ok()?,
         })
     }
 }
@@ -158,21 +167,26 @@ impl CheckpointFile {
         let exists = vfs
             .exists(path)
             .map_err(|err| chk_io(path, "look up", &err))?;
-        let file = if exists {
-            vfs.open(path, OpenMode::ReadWrite)
-                .map_err(|err| chk_io(path, "open", &err))?
-        } else {
+        if !exists {
+            let mut tmp = path.as_os_str().to_owned();
+            tmp.push(".tmp");
+            let tmp = PathBuf::from(tmp);
             let file = vfs
-                .open(path, OpenMode::CreateNew)
-                .map_err(|err| chk_io(path, "create", &err))?;
+                .open(&tmp, OpenMode::CreateTruncate)
+                .map_err(|err| chk_io(&tmp, "create", &err))?;
             file.write_all_at(&current.encode(), slot_offset(current.sequence))
-                .map_err(|err| chk_io(path, "write", &err))?;
-            file.sync().map_err(|err| chk_io(path, "fsync", &err))?;
+                .map_err(|err| chk_io(&tmp, "write", &err))?;
+            file.sync().map_err(|err| chk_io(&tmp, "fsync", &err))?;
+            drop(file);
+            vfs.rename(&tmp, path)
+                .map_err(|err| chk_io(&tmp, "rename", &err))?;
             let dir = crate::vfs::parent_dir(path);
             vfs.sync_dir(dir)
                 .map_err(|err| chk_io(path, "fsync its directory", &err))?;
-            file
-        };
+        }
+        let file = vfs
+            .open(path, OpenMode::ReadWrite)
+            .map_err(|err| chk_io(path, "open", &err))?;
         Ok(CheckpointFile {
             path: path.to_path_buf(),
             file,
@@ -186,7 +200,7 @@ impl CheckpointFile {
     }
 
     /// Durably records `position` as the checkpoint, in the slot not holding the current one.
-    pub(crate) fn write(&mut self, position: Lgpos, millis: u64) -> Result<()> {
+    pub(crate) fn write(&mut self, position: Lgpos, last_commit: u64, millis: u64) -> Result<()> {
         assert!(
             position >= self.current.position,
             "the checkpoint only moves forward"
@@ -195,6 +209,7 @@ impl CheckpointFile {
             sequence: self.current.sequence + 1,
             position,
             millis,
+            last_commit,
             ..self.current
         };
         self.file
@@ -245,13 +260,14 @@ mod tests {
             log_signature: Signature::default(),
             db_signature: Signature::default(),
             millis: 0,
+            last_commit: 0,
         };
         let mut file = CheckpointFile::open(&vfs, path, first).unwrap();
         let later = Lgpos {
             generation: 2,
             offset: 4128,
         };
-        file.write(later, 1).unwrap();
+        file.write(later, 0, 1).unwrap();
         assert_eq!(read(&*vfs, path).unwrap().unwrap().position, later);
         // Tear the newest slot (sequence 2 lives in slot 0).
         let f = vfs.open(path, OpenMode::ReadWrite).unwrap();

@@ -500,7 +500,12 @@ impl Core {
         let mut db = Database::open_logged(env, &params.database_path, &options)?;
         let durable = lsn(recovered.writer.durable());
         db.pager_mut().set_wal_durable(durable);
+        // Marked dirty on disk now, between commits: otherwise the first eviction would write
+        // the header in the middle of a commit, holding that commit's page count before it
+        // is in the log.
         db.pager_mut().set_state(DbState::DirtyShutdown);
+        db.flush()?;
+        let last_commit = recovered.last_commit;
         let mut core = Core::new(
             env,
             params,
@@ -512,6 +517,8 @@ impl Core {
             }),
             Some(recovered.report),
         );
+        // Commit sequence numbers run on across inits, so a replay may cross them.
+        core.last_sequence = last_commit;
         core.delete_old_logs()?;
         Ok(core)
     }
@@ -795,8 +802,11 @@ impl Core {
             if let Some(log) = &mut core.log {
                 let position = log.writer.position();
                 if position > log.checkpoint.current().position {
-                    log.checkpoint
-                        .write(position, core.env.clock.now_millis())?;
+                    log.checkpoint.write(
+                        position,
+                        core.last_sequence,
+                        core.env.clock.now_millis(),
+                    )?;
                 }
             }
             core.stats.checkpoints += 1;
@@ -871,7 +881,7 @@ impl Core {
                 core.db.flush()?;
                 let log = core.log.as_mut().expect("checked");
                 if position > log.checkpoint.current().position {
-                    log.checkpoint.write(position, now)?;
+                    log.checkpoint.write(position, core.last_sequence, now)?;
                 }
                 core.delete_old_logs()
             } else {

@@ -456,7 +456,14 @@ pub fn scan(bytes: &[u8], name: &str) -> Result<LogScan> {
             unreachable!("the prefix is valid")
         };
         if *restart && !chunk.stream.is_empty() {
+            let before = records.len();
             chunk.parse(&header, &mut records, &mut ended, &mut tail);
+            // A commit group cut off by the restart was never committed: its page images go
+            // with the record cut short.
+            while records.len() > before && matches!(records.last(), Some((_, Record::Page { .. })))
+            {
+                records.pop();
+            }
             chunk = Chunk::default();
         }
         if ended || matches!(tail, LogTail::Corrupt { .. }) {

@@ -314,6 +314,10 @@ impl Pager {
             .collect();
         if !dirty.is_empty() {
             self.write_back(&dirty)?;
+        }
+        // Pages written by eviction since the last fsync are made durable too: a flush is a
+        // promise that everything before it is in the file.
+        if self.unsynced {
             self.sync()?;
         }
         if self.header_dirty {
@@ -495,6 +499,12 @@ impl Pager {
     /// Writes both header copies, each followed by an fsync, so one is whole at every instant.
     fn write_header(&mut self) -> Result<()> {
         self.check_not_poisoned()?;
+        // Under a log, the header describes a committed state: never one half-way through a
+        // commit whose pages are not captured yet.
+        assert!(
+            self.unlogged.is_empty(),
+            "a header write in the middle of a commit"
+        );
         if self.unsynced {
             // The header must never describe pages that are not yet durable.
             self.sync()?;

@@ -100,6 +100,8 @@ pub(crate) struct Recovered {
     pub writer: LogWriter,
     pub checkpoint: CheckpointFile,
     pub report: RecoveryReport,
+    /// The sequence number of the last commit in the log: the next one gets the one after.
+    pub last_commit: u64,
 }
 
 fn io_err(path: &Path, what: &str) -> impl Fn(std::io::Error) -> JetError {
@@ -174,6 +176,13 @@ pub(crate) fn run(env: &Env, layout: &Layout) -> Result<Recovered> {
     let mut current: Option<LogScan> = None;
     if current_exists {
         let scan = scan_file(vfs, &layout.current(), &set)?;
+        // What recovery replays must be durable before the checkpoint moves past it, and
+        // before new segments' durable marks vouch for it.
+        let file = vfs
+            .open(&layout.current(), OpenMode::ReadWrite)
+            .map_err(io_err(&layout.current(), "open"))?;
+        file.sync().map_err(io_err(&layout.current(), "fsync"))?;
+        drop(file);
         last_gen = Some(scan.header.generation);
         if let Some(&top) = archived.last()
             && top >= scan.header.generation
@@ -193,8 +202,11 @@ pub(crate) fn run(env: &Env, layout: &Layout) -> Result<Recovered> {
 
     let start = match &checkpoint {
         Some(chk) => chk.position,
-        None if db_header.state == DbState::CleanShutdown || first_gen == 1 => Lgpos {
-            generation: first_gen,
+        // A clean database holds everything up to where it was shut down.
+        None if db_header.state == DbState::CleanShutdown => db_header.consistent_lgpos,
+        // Generation 1 is the whole history.
+        None if first_gen == 1 => Lgpos {
+            generation: 1,
             offset: 0,
         },
         None => bail!(
@@ -237,7 +249,9 @@ pub(crate) fn run(env: &Env, layout: &Layout) -> Result<Recovered> {
         page_size: db_header.page_size as usize,
         pending: Vec::new(),
         last_commit: None,
-        last_sequence: None,
+        // From a checkpoint, the next commit is known; from anywhere else, the first sets it.
+        last_sequence: checkpoint.map(|c| c.last_commit),
+        highest_sequence: checkpoint.map_or(0, |c| c.last_commit),
         report: &mut report,
     };
     let mut prev: Option<LogHeader> = None;
@@ -303,6 +317,9 @@ pub(crate) fn run(env: &Env, layout: &Layout) -> Result<Recovered> {
         report_generation(&mut replay, generation);
         for (pos, record) in &scan.records {
             if *pos < start {
+                if let Record::Commit(c) = record {
+                    replay.highest_sequence = replay.highest_sequence.max(c.sequence);
+                }
                 continue;
             }
             replay.apply(*pos, record)?;
@@ -314,6 +331,7 @@ pub(crate) fn run(env: &Env, layout: &Layout) -> Result<Recovered> {
     }
     let undone = !replay.pending.is_empty();
     let last_commit = replay.last_commit;
+    let highest_sequence = replay.highest_sequence;
     drop(replay);
     if undone {
         report.transactions_undone += 1;
@@ -332,7 +350,8 @@ pub(crate) fn run(env: &Env, layout: &Layout) -> Result<Recovered> {
     // commit, after the pages are durable.
     db_file.sync().map_err(io_err(&layout.database, "fsync"))?;
     if let Some(commit) = last_commit {
-        db_header.page_count = db_header.page_count.max(commit.page_count);
+        // The header on disk was written between commits, so it is never ahead of the log.
+        db_header.page_count = commit.page_count;
         db_header.free_head = commit.free_head;
         db_header.free_count = commit.free_count;
         db_header.dbtime = db_header.dbtime.max(commit.dbtime);
@@ -370,7 +389,7 @@ pub(crate) fn run(env: &Env, layout: &Layout) -> Result<Recovered> {
         Some(chk) => {
             let mut file = CheckpointFile::open(&env.vfs, &chk_path, chk)?;
             if position > chk.position {
-                file.write(position, env.clock.now_millis())?;
+                file.write(position, highest_sequence, env.clock.now_millis())?;
             }
             file
         }
@@ -383,6 +402,7 @@ pub(crate) fn run(env: &Env, layout: &Layout) -> Result<Recovered> {
                 log_signature: set,
                 db_signature: db_header.db_signature,
                 millis: env.clock.now_millis(),
+                last_commit: highest_sequence,
             },
         )?,
     };
@@ -390,6 +410,7 @@ pub(crate) fn run(env: &Env, layout: &Layout) -> Result<Recovered> {
         writer,
         checkpoint,
         report,
+        last_commit: highest_sequence,
     })
 }
 
@@ -436,7 +457,10 @@ struct Replay<'a> {
     /// The page images of the group being read, until its commit record.
     pending: Vec<(Pgno, Vec<u8>)>,
     last_commit: Option<CommitRecord>,
+    /// The sequence of the last commit replayed (or the checkpoint's): the next must follow.
     last_sequence: Option<u64>,
+    /// The highest commit sequence seen anywhere in the log read.
+    highest_sequence: u64,
     report: &'a mut RecoveryReport,
 }
 
@@ -471,7 +495,7 @@ impl Replay<'_> {
                     );
                 }
                 if let Some(last) = self.last_sequence
-                    && commit.sequence != last + 1
+                    && last.checked_add(1) != Some(commit.sequence)
                 {
                     bail!(
                         LogFileCorrupt,
@@ -479,9 +503,19 @@ impl Replay<'_> {
                         commit.sequence
                     );
                 }
+                for &(pgno, _) in &self.pending {
+                    if pgno < crate::catalog::CATALOG_ROOT || pgno >= commit.page_count {
+                        bail!(
+                            LogFileCorrupt,
+                            "the commit at {pos} holds an image of page {pgno}, outside its {} pages",
+                            commit.page_count
+                        );
+                    }
+                }
                 for (pgno, image) in std::mem::take(&mut self.pending) {
                     self.redo(pgno, &image)?;
                 }
+                self.highest_sequence = self.highest_sequence.max(commit.sequence);
                 self.last_sequence = Some(commit.sequence);
                 self.last_commit = Some(*commit);
                 self.report.commits_replayed += 1;
@@ -554,6 +588,12 @@ fn finish_roll(env: &Env, layout: &Layout, last: &LogScan) -> Result<LogWriter> 
     let dir = &layout.log_dir;
     let current = layout.current();
     let generation = last.header.generation;
+    if generation >= log::GENERATION_MAX {
+        bail!(
+            LogWriteFail,
+            "the log has reached its last generation ({generation:#X})"
+        );
+    }
     let sync_dir = || vfs.sync_dir(dir).map_err(io_err(dir, "fsync"));
     if vfs.exists(&current).map_err(io_err(&current, "look up"))? {
         let archived = layout.archived(generation);
@@ -662,6 +702,7 @@ fn new_log_set(env: &Env, layout: &Layout, mut report: RecoveryReport) -> Result
             log_signature: set,
             db_signature: db_header.db_signature,
             millis: now,
+            last_commit: 0,
         },
     )?;
     report.new_log_set = true;
@@ -669,5 +710,6 @@ fn new_log_set(env: &Env, layout: &Layout, mut report: RecoveryReport) -> Result
         writer,
         checkpoint,
         report,
+        last_commit: 0,
     })
 }

@@ -218,15 +218,25 @@ impl Session {
             }
             core.db.check_table(table)
         })?;
+        let start = range.start_bound().map(|k| k.to_vec());
+        let end = range.end_bound().map(|k| k.to_vec());
+        // An inverted range, or one whose bounds meet with either excluded, holds nothing.
+        let empty = match (&start, &end) {
+            (Bound::Included(a), Bound::Included(b)) => a > b,
+            (Bound::Included(a) | Bound::Excluded(a), Bound::Included(b) | Bound::Excluded(b)) => {
+                a >= b
+            }
+            _ => false,
+        };
         Ok(TxRange {
-            start: range.start_bound().map(|k| k.to_vec()),
-            end: range.end_bound().map(|k| k.to_vec()),
+            start,
+            end,
             session: self,
             table,
             reverse,
             last: None,
             buffer: VecDeque::new(),
-            done: false,
+            done: empty,
         })
     }
 
