@@ -356,11 +356,6 @@ pub(crate) fn run(env: &Env, layout: &Layout) -> Result<Recovered> {
         db_header.free_count = commit.free_count;
         db_header.dbtime = db_header.dbtime.max(commit.dbtime);
     }
-    if report.commits_replayed > 0 || report.was_dirty {
-        db_header.state = DbState::DirtyShutdown;
-        write_db_header(&*db_file, &layout.database, &mut db_header)?;
-    }
-    drop(db_file);
 
     // Settle the log: finish an interrupted roll, or clear debris past the last whole record.
     let writer = if last.tail == LogTail::Ended || !current_exists {
@@ -383,8 +378,16 @@ pub(crate) fn run(env: &Env, layout: &Layout) -> Result<Recovered> {
             last.segments_used,
         )?
     };
-    // Everything up to where the writer resumes is in the database now.
+    // Everything up to where the writer resumes is in the database now: mark it consistent
+    // there (the instance marks it in use again before its first change).
     let position = writer.position();
+    if report.commits_replayed > 0 || report.was_dirty {
+        db_header.state = DbState::CleanShutdown;
+        db_header.consistent_lgpos = position;
+        db_header.consistent_millis = env.clock.now_millis();
+        write_db_header(&*db_file, &layout.database, &mut db_header)?;
+    }
+    drop(db_file);
     let checkpoint = match checkpoint {
         Some(chk) => {
             let mut file = CheckpointFile::open(&env.vfs, &chk_path, chk)?;
@@ -634,15 +637,23 @@ fn finish_roll(env: &Env, layout: &Layout, last: &LogScan) -> Result<LogWriter> 
 fn new_log_set(env: &Env, layout: &Layout, mut report: RecoveryReport) -> Result<Recovered> {
     let vfs = &*env.vfs;
     let (file, mut db_header) = read_db_header(vfs, &layout.database)?;
+    let chk_path = layout.checkpoint();
     if db_header.state != DbState::CleanShutdown {
+        let needed = match checkpoint::read(vfs, &chk_path) {
+            Ok(Some(chk)) => format!(
+                "; it needs log generation {:#X} ({}) on",
+                chk.position.generation,
+                log::archive_name(&layout.base, chk.position.generation)
+            ),
+            _ => String::new(),
+        };
         bail!(
             RequiredLogFilesMissing,
-            "{} was not shut down cleanly and its log files are gone from {}",
+            "{} was not shut down cleanly and its log files are gone from {}{needed}",
             layout.database.display(),
             layout.log_dir.display()
         );
     }
-    let chk_path = layout.checkpoint();
     if vfs
         .exists(&chk_path)
         .map_err(io_err(&chk_path, "look up"))?

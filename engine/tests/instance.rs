@@ -801,6 +801,7 @@ fn a_database_without_its_logs_is_refused_unless_it_was_shut_down_cleanly() {
     }
     let err = try_start(tmp.path()).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::RequiredLogFilesMissing, "{err}");
+    assert!(err.to_string().contains("needs log generation 0x"), "{err}");
     for log in &logs {
         fs::rename(saved.join(log.file_name().unwrap()), log).unwrap();
     }
