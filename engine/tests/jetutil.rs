@@ -336,4 +336,11 @@ fn instance_flags_reach_the_instance() {
     fails(&["put", d, "k", "v", "--base-name", "toolong"], "(-1003)");
     ok(&["put", d, "k", "v", "--log-dir", l, "--lazy"]);
     assert_eq!(ok(&["get", d, "k", "--log-dir", l]), "v\n");
+    // Without logging there is no log, and the data is still there after shutdown.
+    let plain = tmp.path().join("plain");
+    let p = plain.to_str().unwrap();
+    ok(&["put", p, "k", "v", "--no-logging"]);
+    assert_eq!(ok(&["get", p, "k", "--no-logging"]), "v\n");
+    assert!(!plain.join("edb.log").exists() && !plain.join("edb.chk").exists());
+    assert!(ok(&["recover", p, "--no-logging"]).contains("logging is off"));
 }
