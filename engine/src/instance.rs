@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::checkpoint::CheckpointFile;
 use crate::database::{Database, DatabaseOptions, Table};
+use crate::delta::PageImage;
 use crate::env::Env;
 use crate::error::{ErrorKind, JetError, Result, bail};
 use crate::header::{DbHeader, DbState, Lgpos};
@@ -731,7 +732,13 @@ impl Core {
         let mut record = Vec::with_capacity(self.db.page_size() + 16);
         for (pgno, image) in &images {
             record.clear();
-            log::encode_page(&mut record, *pgno, image);
+            match image {
+                PageImage::Full(page) => log::encode_page(&mut record, *pgno, page),
+                PageImage::Delta {
+                    base_dbtime,
+                    splice,
+                } => log::encode_delta(&mut record, *pgno, *base_dbtime, splice),
+            }
             log.writer.append(&record)?;
         }
         let header = self.db.header();
@@ -799,6 +806,9 @@ impl Core {
     pub(crate) fn checkpoint(&mut self) -> Result<()> {
         self.change(|core| {
             core.write_everything()?;
+            // The next image of every page is whole: recovery from this checkpoint needs
+            // nothing logged before it.
+            core.db.pager_mut().forget_logged_images();
             if let Some(log) = &mut core.log {
                 let position = log.writer.position();
                 if position > log.checkpoint.current().position {

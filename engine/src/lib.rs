@@ -33,6 +33,7 @@ mod catalog;
 pub mod checkpoint;
 mod codec;
 mod database;
+pub mod delta;
 mod env;
 mod error;
 pub mod header;

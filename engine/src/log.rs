@@ -22,14 +22,17 @@
 //! can only damage data that was never acknowledged.
 //!
 //! Records form one byte stream across the segments of a file: `kind u8 | len u32 | body`. A
-//! commit group is the after-images of the pages a transaction changed ([`Record::Page`])
-//! followed by its [`Record::Commit`]; a group without its commit record is discarded by
-//! recovery. [`Record::End`] closes a generation before it is archived.
+//! commit group is the after-images of the pages a transaction changed followed by its
+//! [`Record::Commit`]; a group without its commit record is discarded by recovery. A page's
+//! first image after a checkpoint is whole ([`Record::Page`]); later ones are deltas from the
+//! previous image ([`Record::Delta`], see `delta`). [`Record::End`] closes a generation before
+//! it is archived.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::codec::{Reader, Writer};
+use crate::delta::Splice;
 use crate::env::Clock;
 use crate::error::{ErrorKind, JetError, Result, bail};
 use crate::header::{Lgpos, Signature};
@@ -58,6 +61,8 @@ const WRITE_BEHIND_BYTES: usize = 256 * 1024;
 const RECORD_PAGE: u8 = 1;
 const RECORD_COMMIT: u8 = 2;
 const RECORD_END: u8 = 3;
+const RECORD_DELTA: u8 = 4;
+const DELTA_FIXED_LEN: usize = 4 + 8 + 4 + 4 + crate::page::PAGE_HEADER_LEN;
 const RECORD_HEADER_LEN: usize = 5;
 const COMMIT_BODY_LEN: usize = 56;
 /// Segment flag: the record stream restarts here (a writer resumed after recovery), so a
@@ -204,6 +209,15 @@ pub enum Record {
         /// The whole page, sealed as it is to be written.
         image: Vec<u8>,
     },
+    /// A page's change from its previous logged image, part of the commit group that follows.
+    Delta {
+        /// The page number.
+        pgno: Pgno,
+        /// The dbtime of the image the change applies to.
+        base_dbtime: u64,
+        /// The change.
+        splice: Splice,
+    },
     /// The end of a commit group.
     Commit(CommitRecord),
     /// The end of a generation: nothing follows in this file.
@@ -216,6 +230,19 @@ pub(crate) fn encode_page(out: &mut Vec<u8>, pgno: Pgno, image: &[u8]) {
     out.extend_from_slice(&((4 + image.len()) as u32).to_le_bytes());
     out.extend_from_slice(&pgno.to_le_bytes());
     out.extend_from_slice(image);
+}
+
+/// Appends a page delta record to `out`.
+pub(crate) fn encode_delta(out: &mut Vec<u8>, pgno: Pgno, base_dbtime: u64, splice: &Splice) {
+    debug_assert_eq!(splice.envelope.len(), crate::page::PAGE_HEADER_LEN);
+    out.push(RECORD_DELTA);
+    out.extend_from_slice(&((DELTA_FIXED_LEN + splice.data.len()) as u32).to_le_bytes());
+    out.extend_from_slice(&pgno.to_le_bytes());
+    out.extend_from_slice(&base_dbtime.to_le_bytes());
+    out.extend_from_slice(&splice.start.to_le_bytes());
+    out.extend_from_slice(&splice.old_end.to_le_bytes());
+    out.extend_from_slice(&splice.envelope);
+    out.extend_from_slice(&splice.data);
 }
 
 /// Appends a commit record to `out`.
@@ -265,6 +292,27 @@ fn decode_record(kind: u8, body: &[u8]) -> std::result::Result<Record, String> {
                 free_count: r.u32().map_err(field)?,
                 dbtime: r.u64().map_err(field)?,
             }))
+        }
+        RECORD_DELTA if body.len() >= DELTA_FIXED_LEN => {
+            let mut r = Reader::new(body);
+            let pgno = r.u32().map_err(field)?;
+            let base_dbtime = r.u64().map_err(field)?;
+            let start = r.u32().map_err(field)?;
+            let old_end = r.u32().map_err(field)?;
+            let envelope = r
+                .bytes(crate::page::PAGE_HEADER_LEN)
+                .map_err(field)?
+                .to_vec();
+            Ok(Record::Delta {
+                pgno,
+                base_dbtime,
+                splice: Splice {
+                    envelope,
+                    start,
+                    old_end,
+                    data: body[DELTA_FIXED_LEN..].to_vec(),
+                },
+            })
         }
         RECORD_END if body.is_empty() => Ok(Record::End),
         _ => Err(format!(
@@ -513,6 +561,7 @@ fn record_len(record: &Record) -> usize {
     RECORD_HEADER_LEN
         + match record {
             Record::Page { image, .. } => 4 + image.len(),
+            Record::Delta { splice, .. } => DELTA_FIXED_LEN + splice.data.len(),
             Record::Commit(_) => COMMIT_BODY_LEN,
             Record::End => 0,
         }

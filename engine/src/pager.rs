@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use crate::catalog::CATALOG_ROOT;
+use crate::delta::{self, PageImage};
 use crate::error::{ErrorKind, JetError, Result, bail};
 use crate::header::{DbHeader, DbState, HEADER_PGNO, SHADOW_PGNO};
 use crate::limits;
@@ -30,6 +31,9 @@ struct Frame {
     /// With logging on: the log position after the record group holding this page's latest
     /// image. The page may reach the file only once the log is durable up to here.
     lsn: u64,
+    /// With logging on: the page's last logged image and its dbtime, if logged since the last
+    /// checkpoint — the base of the next delta.
+    base: Option<(u64, Box<[u8]>)>,
 }
 
 pub(crate) struct Pager {
@@ -101,20 +105,47 @@ impl Pager {
         self.logging = true;
     }
 
-    /// Takes the after-images of every page changed since the last capture, sealed as they
-    /// would be written, in page order. [`Pager::logged`] must follow once they are appended
-    /// to the log.
-    pub(crate) fn capture(&mut self) -> Vec<(Pgno, Vec<u8>)> {
+    /// Takes the after-images of every page changed since the last capture, in page order:
+    /// whole for a page's first capture since the last checkpoint (or since it was read),
+    /// as a delta from its previous image after that. [`Pager::logged`] must follow once they
+    /// are appended to the log.
+    pub(crate) fn capture(&mut self) -> Vec<(Pgno, PageImage)> {
         assert!(self.logging);
-        self.unlogged
-            .iter()
-            .map(|&pgno| {
-                let frame = &self.cache[&pgno];
-                let mut page = vec![0u8; self.page_size];
-                frame.node.encode_into(&mut page, pgno, frame.dbtime);
-                (pgno, page)
-            })
-            .collect()
+        let page_size = self.page_size;
+        let mut images = Vec::with_capacity(self.unlogged.len());
+        for &pgno in &self.unlogged {
+            let frame = self
+                .cache
+                .get_mut(&pgno)
+                .expect("unlogged pages stay cached");
+            let mut page = vec![0u8; page_size];
+            frame.node.encode_into(&mut page, pgno, frame.dbtime);
+            let image = match &frame.base {
+                Some((base_dbtime, base)) => {
+                    let splice = delta::diff(base, &page);
+                    if delta::worth_it(&splice, page_size) {
+                        PageImage::Delta {
+                            base_dbtime: *base_dbtime,
+                            splice,
+                        }
+                    } else {
+                        PageImage::Full(page.clone())
+                    }
+                }
+                None => PageImage::Full(page.clone()),
+            };
+            frame.base = Some((frame.dbtime, page.into_boxed_slice()));
+            images.push((pgno, image));
+        }
+        images
+    }
+
+    /// Forgets every page's last logged image: after a checkpoint, each page's next image is
+    /// logged whole, so recovery from the checkpoint never needs an image from before it.
+    pub(crate) fn forget_logged_images(&mut self) {
+        for frame in self.cache.values_mut() {
+            frame.base = None;
+        }
     }
 
     /// Records that the images from the last [`Pager::capture`] are in the log, in records
@@ -261,6 +292,7 @@ impl Pager {
                     dirty: true,
                     used: self.tick,
                     lsn: 0,
+                    base: None,
                 },
             );
             pgno
@@ -394,6 +426,7 @@ impl Pager {
                 dirty: false,
                 used: self.tick,
                 lsn: 0,
+                base: None,
             },
         );
         Ok(())

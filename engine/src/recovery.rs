@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::checkpoint::{self, Checkpoint, CheckpointFile};
+use crate::delta::{self, PageImage, Splice};
 use crate::env::Env;
 use crate::error::{ErrorKind, JetError, Result, bail};
 use crate::header::{self, DbHeader, DbState, Lgpos, Signature};
@@ -458,7 +459,7 @@ struct Replay<'a> {
     path: &'a Path,
     page_size: usize,
     /// The page images of the group being read, until its commit record.
-    pending: Vec<(Pgno, Vec<u8>)>,
+    pending: Vec<(Pgno, PageImage)>,
     last_commit: Option<CommitRecord>,
     /// The sequence of the last commit replayed (or the checkpoint's): the next must follow.
     last_sequence: Option<u64>,
@@ -486,7 +487,27 @@ impl Replay<'_> {
                         format!("the page image at {pos}: {err}"),
                     )
                 })?;
-                self.pending.push((*pgno, image.clone()));
+                self.pending.push((*pgno, PageImage::Full(image.clone())));
+            }
+            Record::Delta {
+                pgno,
+                base_dbtime,
+                splice,
+            } => {
+                if splice.dbtime() <= *base_dbtime {
+                    bail!(
+                        LogFileCorrupt,
+                        "the change to page {pgno} at {pos} goes from dbtime {base_dbtime} back to {}",
+                        splice.dbtime()
+                    );
+                }
+                self.pending.push((
+                    *pgno,
+                    PageImage::Delta {
+                        base_dbtime: *base_dbtime,
+                        splice: splice.clone(),
+                    },
+                ));
             }
             Record::Commit(commit) => {
                 if commit.pages as usize != self.pending.len() {
@@ -516,7 +537,13 @@ impl Replay<'_> {
                     }
                 }
                 for (pgno, image) in std::mem::take(&mut self.pending) {
-                    self.redo(pgno, &image)?;
+                    match image {
+                        PageImage::Full(image) => self.redo(pgno, &image)?,
+                        PageImage::Delta {
+                            base_dbtime,
+                            splice,
+                        } => self.redo_delta(pgno, base_dbtime, &splice)?,
+                    }
                 }
                 self.highest_sequence = self.highest_sequence.max(commit.sequence);
                 self.last_sequence = Some(commit.sequence);
@@ -529,11 +556,8 @@ impl Replay<'_> {
         Ok(())
     }
 
-    /// Writes `image` over page `pgno` unless the page on disk is already as new.
-    fn redo(&mut self, pgno: Pgno, image: &[u8]) -> Result<()> {
-        let image_dbtime = page::verify(image, pgno)
-            .expect("verified when read")
-            .dbtime;
+    /// Page `pgno` as it is on disk, and its dbtime if it is whole.
+    fn read_page(&self, pgno: Pgno) -> Result<(Vec<u8>, Option<u64>)> {
         let offset = u64::from(pgno) * self.page_size as u64;
         let mut disk = vec![0u8; self.page_size];
         let on_disk = match self.file.read_exact_at(&mut disk, offset) {
@@ -547,6 +571,50 @@ impl Replay<'_> {
                 ));
             }
         };
+        Ok((disk, on_disk))
+    }
+
+    /// Applies a change to page `pgno` unless the page on disk is already as new. The page must
+    /// hold exactly the image the change was made from: every page's first image after the
+    /// checkpoint is whole, and was put back before this.
+    fn redo_delta(&mut self, pgno: Pgno, base_dbtime: u64, splice: &Splice) -> Result<()> {
+        let (disk, on_disk) = self.read_page(pgno)?;
+        let new_dbtime = splice.dbtime();
+        match on_disk {
+            Some(dbtime) if dbtime >= new_dbtime => {
+                self.report.pages_current += 1;
+                return Ok(());
+            }
+            Some(dbtime) if dbtime == base_dbtime => {}
+            found => bail!(
+                LogFileCorrupt,
+                "the log changes page {pgno} from dbtime {base_dbtime}, but the page holds {}",
+                found.map_or("no whole image".to_string(), |d| format!("dbtime {d}"))
+            ),
+        }
+        let page = delta::apply(&disk, splice, pgno, self.page_size)?;
+        match page::verify(&page, pgno) {
+            Ok(header) if header.dbtime == new_dbtime => {}
+            Ok(_) | Err(_) => bail!(
+                LogFileCorrupt,
+                "the log's change to page {pgno} (dbtime {base_dbtime} to {new_dbtime}) does not rebuild a whole page"
+            ),
+        }
+        let offset = u64::from(pgno) * self.page_size as u64;
+        self.file
+            .write_all_at(&page, offset)
+            .map_err(io_err(self.path, &format!("write page {pgno}")))?;
+        self.report.pages_written += 1;
+        Ok(())
+    }
+
+    /// Writes `image` over page `pgno` unless the page on disk is already as new.
+    fn redo(&mut self, pgno: Pgno, image: &[u8]) -> Result<()> {
+        let image_dbtime = page::verify(image, pgno)
+            .expect("verified when read")
+            .dbtime;
+        let offset = u64::from(pgno) * self.page_size as u64;
+        let (_, on_disk) = self.read_page(pgno)?;
         if on_disk.is_some_and(|dbtime| dbtime >= image_dbtime) {
             self.report.pages_current += 1;
             return Ok(());
