@@ -84,7 +84,8 @@ impl Checkpoint {
         if r.u32().ok()? != MAGIC || r.u32().ok()? != VERSION {
             return None;
         }
-        let sequence = r.u64().ok()?;
+        // Counters at their limits could never be advanced: such a slot is not trusted.
+        let sequence = r.u64().ok().filter(|&s| s < u64::MAX)?;
         let position = Lgpos {
             generation: r.u32().ok()?,
             offset: r.u32().ok()?,
@@ -103,7 +104,7 @@ impl Checkpoint {
             log_signature,
             db_signature,
             millis: r.u64().ok()?,
-            last_commit: r.u64().ok()?,
+            last_commit: r.u64().ok().filter(|&c| c < u64::MAX / 2)?,
         })
     }
 }

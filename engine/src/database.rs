@@ -441,6 +441,17 @@ impl Database {
         self.pager.dirty_pages()
     }
 
+    /// Numbers this database's table handles from `base` on, so handles from another open of
+    /// the same file (an earlier init of an instance) are refused.
+    pub(crate) fn number_tables_from(&mut self, base: u64) {
+        let mut id = base;
+        for table in self.tables.values_mut() {
+            id += 1;
+            table.id = id;
+        }
+        self.next_table_id = id + 1;
+    }
+
     pub(crate) fn pager_mut(&mut self) -> &mut Pager {
         &mut self.pager
     }

@@ -18,7 +18,7 @@ use crate::database::{Database, DatabaseOptions, Table};
 use crate::delta::PageImage;
 use crate::env::Env;
 use crate::error::{ErrorKind, JetError, Result, bail};
-use crate::header::{DbHeader, DbState, Lgpos};
+use crate::header::{DbHeader, DbState, Lgpos, Signature};
 use crate::integrity::IntegrityReport;
 use crate::limits;
 use crate::log::{self, CommitRecord, LogWriter, SEGMENT_SIZE};
@@ -208,6 +208,9 @@ pub(crate) struct Shared {
     core: Mutex<Option<Core>>,
     /// Transaction ids are unique for the life of the `Instance` value, across inits.
     next_transaction: AtomicU64,
+    /// How many times the instance was initialised: sessions and table handles of an earlier
+    /// init are refused.
+    inits: AtomicU64,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -226,6 +229,7 @@ impl Instance {
                 state: Mutex::new(Lifecycle::NotInitialized),
                 core: Mutex::new(None),
                 next_transaction: AtomicU64::new(1),
+                inits: AtomicU64::new(0),
             }),
         }
     }
@@ -248,7 +252,8 @@ impl Instance {
                 _ => bail!(AlreadyInitialized, "the instance is already initialised"),
             }
         }
-        let result = Core::start(&self.shared.env, &self.shared.params);
+        let epoch = self.shared.inits.fetch_add(1, Ordering::Relaxed) + 1;
+        let result = Core::start(&self.shared.env, &self.shared.params, epoch);
         let mut state = lock(&self.shared.state);
         match result {
             Ok(core) => {
@@ -284,13 +289,20 @@ impl Instance {
             *state = Lifecycle::Terminating;
             failed
         };
+        // Whatever happens below — an error, or a panic on a broken invariant — the instance
+        // ends up uninitialised, so a new init can recover.
+        struct Released<'a>(&'a Mutex<Lifecycle>);
+        impl Drop for Released<'_> {
+            fn drop(&mut self) {
+                *lock(self.0) = Lifecycle::NotInitialized;
+            }
+        }
+        let _released = Released(&self.shared.state);
         let core = lock(&self.shared.core).take();
-        let result = match core {
+        match core {
             Some(mut core) if !failed && core.fatal.is_none() => core.shut_down(),
             _ => Ok(()),
-        };
-        *lock(&self.shared.state) = Lifecycle::NotInitialized;
-        result
+        }
     }
 
     /// Stops all activity (ESE's JetStopService): every later call but [`Instance::term`] gets
@@ -308,8 +320,8 @@ impl Instance {
 
     /// Starts a session (ESE's JetBeginSession).
     pub fn begin_session(&self) -> Result<Session> {
-        self.with_core(|_| Ok(()))?;
-        Ok(Session::new(self.clone()))
+        let epoch = self.with_core(|core| Ok(core.epoch))?;
+        Ok(Session::new(self.clone(), epoch))
     }
 
     /// Makes every lazy commit durable.
@@ -461,10 +473,12 @@ pub(crate) struct Core {
     fatal: Option<JetError>,
     pub(crate) stats: InstanceStats,
     recovery: Option<RecoveryReport>,
+    /// Which init of the instance this is.
+    pub(crate) epoch: u64,
 }
 
 impl Core {
-    fn start(env: &Env, params: &InstanceParams) -> Result<Core> {
+    fn start(env: &Env, params: &InstanceParams, epoch: u64) -> Result<Core> {
         params.validate()?;
         let layout = params.layout();
         for dir in [
@@ -494,8 +508,15 @@ impl Core {
             create_database(env, &params.database_path, &options)?;
         }
         if !params.recovery {
-            let db = Database::open(env, &params.database_path, &options)?;
-            return Ok(Core::new(env, params, db, None, None));
+            let mut db = Database::open(env, &params.database_path, &options)?;
+            // Changed without a log, the database no longer matches any log set it had:
+            // recovery must never replay old logs into it.
+            if db.header().log_signature != Signature::default() {
+                db.pager_mut().header_mut().log_signature = Signature::default();
+                db.flush()?;
+            }
+            db.number_tables_from(epoch << 32);
+            return Ok(Core::new(env, params, db, None, None, epoch));
         }
         let recovered = recovery::run(env, &layout)?;
         let mut db = Database::open_logged(env, &params.database_path, &options)?;
@@ -506,6 +527,8 @@ impl Core {
         // is in the log.
         db.pager_mut().set_state(DbState::DirtyShutdown);
         db.flush()?;
+        // Table handles of an earlier init never match this one's.
+        db.number_tables_from(epoch << 32);
         let last_commit = recovered.last_commit;
         let mut core = Core::new(
             env,
@@ -517,6 +540,7 @@ impl Core {
                 layout,
             }),
             Some(recovered.report),
+            epoch,
         );
         // Commit sequence numbers run on across inits, so a replay may cross them.
         core.last_sequence = last_commit;
@@ -530,6 +554,7 @@ impl Core {
         db: Database,
         log: Option<Logging>,
         recovery: Option<RecoveryReport>,
+        epoch: u64,
     ) -> Core {
         Core {
             env: env.clone(),
@@ -543,6 +568,7 @@ impl Core {
             fatal: None,
             stats: InstanceStats::default(),
             recovery,
+            epoch,
         }
     }
 
@@ -681,31 +707,24 @@ impl Core {
             }
             return Ok(());
         }
-        let sequence = self.last_sequence + 1;
-        let others_open = self.active.keys().any(|&other| other != id);
+        let sequence = self.next_sequence()?;
         let durable = mode == CommitMode::Durable;
-        self.change(|core| {
-            let (mut puts, mut deletes) = (0u32, 0u32);
-            for (key, value) in writes {
-                let table = tables[&key.0];
-                if others_open {
-                    // Open snapshots may still need the value this commit replaces.
-                    let before = core.db.get(table, &key.1)?;
-                    core.versions.record(key.clone(), sequence, before);
-                }
-                match value {
-                    Some(value) => {
-                        core.db.put(table, &key.1, value)?;
-                        puts += 1;
-                    }
-                    None => {
-                        core.db.delete(table, &key.1)?;
-                        deletes += 1;
-                    }
-                }
+        // Open snapshots may still need the values this commit replaces. They are all read
+        // before anything changes, so a failed read leaves the trees as they were.
+        let mut befores = Vec::new();
+        if self.active.keys().any(|&other| other != id) {
+            for key in writes.keys() {
+                befores.push((key.clone(), self.db.get(tables[&key.0], &key.1)?));
             }
-            core.log_group(id, sequence, puts, deletes, durable)
-        })?;
+        }
+        // From the first change on, any failure is fatal: the trees would hold half a commit
+        // that is not in the log.
+        if let Err(err) = self.apply_and_log(id, sequence, writes, tables, durable) {
+            return Err(self.fail(err));
+        }
+        for (key, before) in befores {
+            self.versions.record(key, sequence, before);
+        }
         self.last_sequence = sequence;
         if durable {
             self.stats.durable_commits += 1;
@@ -713,7 +732,53 @@ impl Core {
             self.stats.lazy_commits += 1;
         }
         self.end(id, writes.keys().cloned());
-        self.maintain()
+        self.maintain_after_commit();
+        Ok(())
+    }
+
+    fn next_sequence(&self) -> Result<u64> {
+        match self.last_sequence.checked_add(1) {
+            Some(next) => Ok(next),
+            None => bail!(
+                LogWriteFail,
+                "commit sequence numbers are exhausted (the checkpoint may be damaged)"
+            ),
+        }
+    }
+
+    /// Applies a transaction's writes to the trees and logs the pages they changed.
+    fn apply_and_log(
+        &mut self,
+        id: u64,
+        sequence: u64,
+        writes: &BTreeMap<TableKey, Option<Vec<u8>>>,
+        tables: &BTreeMap<Pgno, Table>,
+        durable: bool,
+    ) -> Result<()> {
+        let (mut puts, mut deletes) = (0u32, 0u32);
+        for (key, value) in writes {
+            let table = tables[&key.0];
+            match value {
+                Some(value) => {
+                    self.db.put(table, &key.1, value)?;
+                    puts += 1;
+                }
+                None => {
+                    self.db.delete(table, &key.1)?;
+                    deletes += 1;
+                }
+            }
+        }
+        self.log_group(id, sequence, puts, deletes, durable)
+    }
+
+    /// Runs the work that follows a commit. The commit is already logged (and acknowledged
+    /// to its caller), so a failure here does not fail it; it stops the instance, whose
+    /// database writes are then in an unknown state.
+    fn maintain_after_commit(&mut self) {
+        if let Err(err) = self.maintain() {
+            self.fail(err);
+        }
     }
 
     /// Logs the pages changed since the last group, then its commit record.
@@ -903,12 +968,12 @@ impl Core {
     // --- tables ---
 
     pub(crate) fn create_table(&mut self, name: &str) -> Result<Table> {
-        let table = self.change(|core| {
-            let table = core.db.create_table(name)?;
-            core.log_table_change(true)?;
-            Ok(table)
-        })?;
-        self.maintain()?;
+        // A refused name changes nothing; a failure inside the change latches the database.
+        let table = self.change(|core| core.db.create_table(name))?;
+        if let Err(err) = self.log_table_change() {
+            return Err(self.fail(err));
+        }
+        self.maintain_after_commit();
         Ok(table)
     }
 
@@ -926,17 +991,18 @@ impl Core {
                 "table {name:?} has changes in an open transaction"
             );
         }
-        self.change(|core| {
-            core.db.delete_table(name)?;
-            core.log_table_change(false)
-        })?;
+        self.change(|core| core.db.delete_table(name))?;
+        if let Err(err) = self.log_table_change() {
+            return Err(self.fail(err));
+        }
         self.versions.drop_table(root);
-        self.maintain()
+        self.maintain_after_commit();
+        Ok(())
     }
 
     /// Logs a table creation or deletion as its own durable group.
-    fn log_table_change(&mut self, _created: bool) -> Result<()> {
-        let sequence = self.last_sequence + 1;
+    fn log_table_change(&mut self) -> Result<()> {
+        let sequence = self.next_sequence()?;
         self.log_group(0, sequence, 0, 0, true)?;
         self.last_sequence = sequence;
         Ok(())

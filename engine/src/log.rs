@@ -143,7 +143,9 @@ impl LogHeader {
             ));
         }
         let segments = r.u32().map_err(field)?;
-        if !(2..=(LOG_FILE_SIZE_MAX / SEGMENT_SIZE as u64) as u32).contains(&segments) {
+        let fewest = (LOG_FILE_SIZE_MIN / SEGMENT_SIZE as u64) as u32;
+        let most = (LOG_FILE_SIZE_MAX / SEGMENT_SIZE as u64) as u32;
+        if !(fewest..=most).contains(&segments) {
             return Err(format!("{segments} segments is not a valid log file size"));
         }
         let mut sig = || -> std::result::Result<Signature, String> {
@@ -909,10 +911,12 @@ impl LogWriter {
         self.check()?;
         let generation = self.header.generation;
         if generation >= GENERATION_MAX {
-            bail!(
-                LogWriteFail,
-                "the log has reached its last generation ({generation:#X})"
+            let err = JetError::new(
+                ErrorKind::LogWriteFail,
+                format!("the log has reached its last generation ({generation:#X})"),
             );
+            self.failed.get_or_insert_with(|| err.clone());
+            return Err(err);
         }
         // A generation whose every segment is used needs no end record (and has no room).
         if self.space() >= RECORD_HEADER_LEN {

@@ -165,6 +165,22 @@ pub(crate) fn run(env: &Env, layout: &Layout) -> Result<Recovered> {
         return new_log_set(env, layout, report);
     }
     let set = db_header.log_signature;
+    if set == Signature::default() {
+        // The database was used with logging off after these logs were written.
+        if report.was_dirty {
+            bail!(
+                DatabaseDirtyShutdown,
+                "{} was not shut down cleanly while logging was off; no log can recover it",
+                layout.database.display()
+            );
+        }
+        bail!(
+            DatabaseLogSetMismatch,
+            "{} was changed with logging off after the log files in {} were written; move them away to start a new log set",
+            layout.database.display(),
+            layout.log_dir.display()
+        );
+    }
     let chk_path = layout.checkpoint();
     let checkpoint = checkpoint::read(vfs, &chk_path)?;
     if let Some(chk) = &checkpoint {
@@ -731,8 +747,9 @@ fn new_log_set(env: &Env, layout: &Layout, mut report: RecoveryReport) -> Result
             .map_err(io_err(&layout.system_dir, "fsync"))?;
     }
     let now = env.clock.now_millis();
+    // A zero signature means "no log set" (the database was used with logging off).
     let set = Signature {
-        random: env.entropy.next_u64(),
+        random: env.entropy.next_u64().max(1),
         created_millis: now,
     };
     let start = Lgpos {

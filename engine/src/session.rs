@@ -13,7 +13,7 @@ use std::ops::{Bound, RangeBounds};
 
 use crate::database::Table;
 use crate::error::{Result, bail};
-use crate::instance::{CommitMode, Instance};
+use crate::instance::{CommitMode, Core, Instance};
 use crate::limits;
 use crate::page::Pgno;
 use crate::version::{self, TableKey};
@@ -34,6 +34,8 @@ const RANGE_BATCH: usize = 256;
 #[derive(Debug)]
 pub struct Session {
     instance: Instance,
+    /// The init of the instance the session was begun in.
+    epoch: u64,
     tx: Option<TxState>,
 }
 
@@ -60,8 +62,26 @@ fn check_key(key: &[u8]) -> Result<()> {
 }
 
 impl Session {
-    pub(crate) fn new(instance: Instance) -> Session {
-        Session { instance, tx: None }
+    pub(crate) fn new(instance: Instance, epoch: u64) -> Session {
+        Session {
+            instance,
+            epoch,
+            tx: None,
+        }
+    }
+
+    /// Runs `f` on the instance's core, if the session belongs to its current init.
+    fn with_core<T>(&self, f: impl FnOnce(&mut Core) -> Result<T>) -> Result<T> {
+        let epoch = self.epoch;
+        self.instance.with_core(|core| {
+            if core.epoch != epoch {
+                bail!(
+                    InvalidSesid,
+                    "the session was begun before the instance was terminated and initialised again"
+                );
+            }
+            f(core)
+        })
     }
 
     /// The instance this session belongs to.
@@ -81,7 +101,7 @@ impl Session {
             bail!(InTransaction, "the session already has an open transaction");
         }
         let id = self.instance.next_transaction_id();
-        let snapshot = self.instance.with_core(|core| Ok(core.begin(id)))?;
+        let snapshot = self.with_core(|core| Ok(core.begin(id)))?;
         self.tx = Some(TxState {
             id,
             snapshot,
@@ -144,7 +164,7 @@ impl Session {
             let tx = s.tx.as_ref().expect("in a transaction");
             let own = tx.writes.get(&(table.root(), key.to_vec())).cloned();
             let (id, snapshot) = (tx.id, tx.snapshot);
-            s.instance.with_core(|core| {
+            s.with_core(|core| {
                 core.check_open(id)?;
                 core.db.check_table(table)?;
                 match own {
@@ -184,7 +204,7 @@ impl Session {
         let own = tx.writes.get(&tkey).map(Option::is_some);
         let bytes = tx.write_bytes + key.len() + value.as_ref().map_or(0, Vec::len) + 32;
         let deleting = value.is_none();
-        let existed = self.instance.with_core(|core| {
+        let existed = self.with_core(|core| {
             core.check_open(id)?;
             core.db.check_table(table)?;
             let existed = match own {
@@ -212,7 +232,7 @@ impl Session {
         reverse: bool,
     ) -> Result<TxRange<'_>> {
         let snapshot = self.tx.as_ref().map(|tx| (tx.id, tx.snapshot));
-        self.instance.with_core(|core| {
+        self.with_core(|core| {
             if let Some((id, _)) = snapshot {
                 core.check_open(id)?;
             }
@@ -243,23 +263,23 @@ impl Session {
     /// Creates table `name`; the creation is logged and durable when this returns. Fails
     /// with `JET_errTableDuplicate` if it exists.
     pub fn create_table(&mut self, name: &str) -> Result<Table> {
-        self.instance.with_core(|core| core.create_table(name))
+        self.with_core(|core| core.create_table(name))
     }
 
     /// The table called `name`; `JET_errObjectNotFound` if there is none.
     pub fn open_table(&mut self, name: &str) -> Result<Table> {
-        self.instance.with_core(|core| core.open_table(name))
+        self.with_core(|core| core.open_table(name))
     }
 
     /// Deletes table `name` and frees its pages, durably. Refused with `JET_errTableInUse`
     /// while an open transaction has written to it.
     pub fn delete_table(&mut self, name: &str) -> Result<()> {
-        self.instance.with_core(|core| core.delete_table(name))
+        self.with_core(|core| core.delete_table(name))
     }
 
     /// The names of the tables, sorted.
     pub fn table_names(&mut self) -> Result<Vec<String>> {
-        self.instance.with_core(|core| Ok(core.table_names()))
+        self.with_core(|core| Ok(core.table_names()))
     }
 }
 
@@ -308,7 +328,7 @@ impl TxRange<'_> {
             Some(tx) => (Some(tx.id), tx.snapshot, &tx.writes),
             None => (None, u64::MAX, &empty),
         };
-        let (batch, last, done) = self.session.instance.with_core(|core| {
+        let (batch, last, done) = self.session.with_core(|core| {
             if let Some(id) = id {
                 core.check_open(id)?;
             }
