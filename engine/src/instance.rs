@@ -271,7 +271,8 @@ impl Instance {
     /// Shuts the instance down cleanly (ESE's JetTerm): open transactions are rolled back,
     /// the log is flushed, every changed page is written, the database is marked
     /// `CleanShutdown` and the checkpoint moved to the end of the log. After a fatal error the
-    /// instance is released without writing anything (the next init recovers).
+    /// instance is released without writing anything and term returns
+    /// `JET_errInstanceUnavailable`: lazy commits may be lost, and the next init recovers.
     pub fn term(&self) -> Result<()> {
         let failed = {
             let mut state = lock(&self.shared.state);
@@ -301,7 +302,16 @@ impl Instance {
         let core = lock(&self.shared.core).take();
         match core {
             Some(mut core) if !failed && core.fatal.is_none() => core.shut_down(),
-            _ => Ok(()),
+            // Released, but not shut down cleanly: the caller must know that lazy commits
+            // may be lost and that the next init recovers.
+            Some(core) => bail!(
+                InstanceUnavailable,
+                "the instance stopped after a fatal error ({}); it was released without a clean shutdown, and the next init recovers",
+                core.fatal
+                    .as_ref()
+                    .map_or("see the earlier error".to_string(), ToString::to_string)
+            ),
+            None => bail!(NotInitialized, "the instance is not initialised"),
         }
     }
 

@@ -510,7 +510,11 @@ pub fn scan(bytes: &[u8], name: &str) -> Result<LogScan> {
             chunk.parse(&header, &mut records, &mut ended, &mut tail);
             // A commit group cut off by the restart was never committed: its page images go
             // with the record cut short.
-            while records.len() > before && matches!(records.last(), Some((_, Record::Page { .. })))
+            while records.len() > before
+                && matches!(
+                    records.last(),
+                    Some((_, Record::Page { .. } | Record::Delta { .. }))
+                )
             {
                 records.pop();
             }
@@ -1110,6 +1114,53 @@ mod tests {
             s.tail
         );
         assert!(s.records.is_empty());
+    }
+
+    #[test]
+    fn a_group_cut_off_by_a_restart_is_dropped_whole() {
+        let vfs: Arc<dyn Vfs> = Arc::new(MemVfs::new());
+        let mut log = writer(&vfs, 64);
+        log.append(&commit(1)).unwrap();
+        // A group of a page and a delta, never committed: the process dies after its flush.
+        let mut group = Vec::new();
+        encode_page(&mut group, 3, &vec![9u8; 5000]);
+        let splice = Splice {
+            envelope: vec![1; 32],
+            start: 0,
+            old_end: 0,
+            data: vec![2; 10],
+        };
+        encode_delta(&mut group, 4, 7, &splice);
+        log.append(&group).unwrap();
+        log.flush().unwrap();
+        let used = log.position().offset / SEGMENT_SIZE as u32 - 1;
+        let header = log.header;
+        drop(log);
+        // Recovery resumes a new writer after the last segment; its first segment restarts.
+        let mut log = LogWriter::resume(
+            Arc::clone(&vfs),
+            Arc::new(ManualClock::new(9)),
+            Path::new(""),
+            "edb",
+            header,
+            used,
+        )
+        .unwrap();
+        log.append(&commit(2)).unwrap();
+        log.flush().unwrap();
+        let bytes = read_file(&*vfs, Path::new("edb.log")).unwrap();
+        let scan = scan(&bytes, "edb.log").unwrap();
+        let kinds: Vec<&str> = scan
+            .records
+            .iter()
+            .map(|(_, r)| match r {
+                Record::Page { .. } => "page",
+                Record::Delta { .. } => "delta",
+                Record::Commit(_) => "commit",
+                Record::End => "end",
+            })
+            .collect();
+        assert_eq!(kinds, ["page", "commit", "page", "commit"]);
     }
 
     #[test]

@@ -174,7 +174,11 @@ fn a_failure_after_a_commit_does_not_fail_it() {
         ErrorKind::InstanceUnavailable
     );
     drop(s);
-    inst.term().unwrap();
+    // Released without a clean shutdown, and says so.
+    assert_eq!(
+        inst.term().unwrap_err().kind(),
+        ErrorKind::InstanceUnavailable
+    );
     inst.init().unwrap();
     let mut s = inst.begin_session().unwrap();
     let t = s.open_table("t").unwrap();
@@ -288,7 +292,11 @@ fn the_last_generation_stops_the_instance_without_a_trace_of_the_failed_commit()
         ErrorKind::InstanceUnavailable
     );
     drop(s);
-    inst.term().unwrap();
+    // Released without a clean shutdown, and says so.
+    assert_eq!(
+        inst.term().unwrap_err().kind(),
+        ErrorKind::InstanceUnavailable
+    );
     inst.init().unwrap();
     let mut s = inst.begin_session().unwrap();
     let t = s.open_table("t").unwrap();

@@ -719,7 +719,10 @@ fn a_failed_log_fsync_stops_the_instance_and_a_new_init_recovers() {
         instance.checkpoint().unwrap_err().kind(),
         ErrorKind::InstanceUnavailable
     );
-    instance.term().unwrap();
+    assert_eq!(
+        instance.term().unwrap_err().kind(),
+        ErrorKind::InstanceUnavailable
+    );
     drop(s);
     let instance = Instance::new(mem_env(&vfs), mem_params());
     instance.init().unwrap();
