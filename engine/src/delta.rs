@@ -35,7 +35,8 @@ impl Splice {
 /// A page image as a commit logs it.
 #[derive(Debug)]
 pub(crate) enum PageImage {
-    /// The whole page: its first image since the last checkpoint.
+    /// The whole page: its first image since the last checkpoint, or a change too large for
+    /// a delta to pay.
     Full(Vec<u8>),
     /// The change from the page's previous logged image, whose dbtime is `base_dbtime`.
     Delta { base_dbtime: u64, splice: Splice },

@@ -4,7 +4,8 @@
 //! All work goes through one lock over the [`Core`]: the database, the log, the checkpoint
 //! file, the open transactions, their write locks and the version store. The engine spawns no
 //! threads; what ESE does in the background happens here at explicit points — the log is
-//! flushed at a durable commit, a roll, cache pressure, [`Instance::flush_log`] or term; the
+//! flushed at a durable commit, a roll, cache pressure, a checkpoint, [`Instance::flush_log`]
+//! or term; the
 //! checkpoint advances when the log grows past the checkpoint depth, at
 //! [`Instance::checkpoint`] and at term; pages are written back under cache pressure.
 
@@ -51,8 +52,9 @@ pub struct InstanceParams {
     pub create_path_if_not_exist: bool,
     /// Write-ahead logging and crash recovery (`JET_paramRecovery`). Off: no log, commits are
     /// durable only at [`Instance::checkpoint`] and term, a crash leaves the database dirty
-    /// (`JET_errDatabaseDirtyShutdown` on the next init), and backup is refused with
-    /// `JET_errLoggingDisabled`.
+    /// (`JET_errDatabaseDirtyShutdown` on the next init), and the database is cut loose from
+    /// any log set it had. (Backup, still to come, will refuse it with
+    /// `JET_errLoggingDisabled`.)
     pub recovery: bool,
     /// The page size of a new database (`JET_paramDatabasePageSize`).
     pub page_size: usize,
@@ -135,7 +137,8 @@ pub enum CommitMode {
     /// The log is fsynced before the commit returns (ESE's default).
     Durable,
     /// The commit returns at once (`JET_bitCommitLazyFlush`); it becomes durable with the next
-    /// durable commit, [`Instance::flush_log`], a log roll, cache pressure or term. A crash
+    /// durable commit, [`Instance::flush_log`], a log roll, a checkpoint, cache pressure or
+    /// term. A crash
     /// may lose it, but only together with every later commit.
     Lazy,
 }
@@ -315,8 +318,9 @@ impl Instance {
         }
     }
 
-    /// Stops all activity (ESE's JetStopService): every later call but [`Instance::term`] gets
-    /// `JET_errClientRequestToStopJetService`.
+    /// Stops all activity (ESE's JetStopService): every later call that would work on the
+    /// instance gets `JET_errClientRequestToStopJetService`. [`Instance::term`] still shuts it
+    /// down, and rolling back or dropping a session still releases what it held.
     pub fn stop_service(&self) -> Result<()> {
         let mut state = lock(&self.shared.state);
         match &*state {

@@ -21,11 +21,21 @@
 //! A flush seals the open segment, so a segment is never rewritten once written: a torn write
 //! can only damage data that was never acknowledged.
 //!
-//! Records form one byte stream across the segments of a file: `kind u8 | len u32 | body`. A
+//! Records form one byte stream across the segments of a file: `kind u8 | len u32 | body`:
+//!
+//! ```text
+//! Page   (1): pgno u32 | the whole sealed page
+//! Commit (2): transaction u64 | sequence u64 | millis u64 | pages u32 | puts u32 |
+//!             deletes u32 | page_count u32 | free_head u32 | free_count u32 | dbtime u64
+//! End    (3): (empty)
+//! Delta  (4): pgno u32 | base dbtime u64 | start u32 | old_end u32 | new envelope (32) | data
+//! ```
+//!
+//! A
 //! commit group is the after-images of the pages a transaction changed followed by its
 //! [`Record::Commit`]; a group without its commit record is discarded by recovery. A page's
 //! first image after a checkpoint is whole ([`Record::Page`]); later ones are deltas from the
-//! previous image ([`Record::Delta`], see `delta`). [`Record::End`] closes a generation before
+//! previous image ([`Record::Delta`], see `delta`) when smaller than half a page. [`Record::End`] closes a generation before
 //! it is archived.
 
 use std::path::{Path, PathBuf};
@@ -389,7 +399,7 @@ pub struct LogScan {
     pub end: Lgpos,
     /// How the file ends.
     pub tail: LogTail,
-    /// How many data segments hold records.
+    /// The length of the valid prefix of data segments (where records can be).
     pub segments_used: u32,
 }
 
@@ -736,7 +746,8 @@ fn log_io(what: String, err: &std::io::Error) -> JetError {
 
 impl LogWriter {
     /// A writer appending to the open generation `edb.log` in `dir`, whose header is `header`
-    /// and whose records end at `end` (a segment start: recovery resumes nowhere else).
+    /// and whose first `segments_used` data segments are taken: it writes from the next
+    /// segment on, and flags that segment as a restart.
     pub(crate) fn resume(
         vfs: Arc<dyn Vfs>,
         clock: Arc<dyn Clock>,

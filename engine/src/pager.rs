@@ -107,7 +107,8 @@ impl Pager {
 
     /// Takes the after-images of every page changed since the last capture, in page order:
     /// whole for a page's first capture since the last checkpoint (or since it was read),
-    /// as a delta from its previous image after that. [`Pager::logged`] must follow once they
+    /// after that as a delta from its previous image when the delta is smaller than half a
+    /// page. [`Pager::logged`] must follow once they
     /// are appended to the log.
     pub(crate) fn capture(&mut self) -> Vec<(Pgno, PageImage)> {
         assert!(self.logging);
