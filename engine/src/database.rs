@@ -333,14 +333,7 @@ impl Database {
         self.check_writable()?;
         self.check_table(table)?;
         check_key(key)?;
-        if value.len() > limits::VALUE_LEN_MAX {
-            bail!(
-                ColumnTooBig,
-                "a value of {} bytes; the most is {}",
-                value.len(),
-                limits::VALUE_LEN_MAX
-            );
-        }
+        check_value(value)?;
         self.change(|db| {
             let stored = overflow::store(&mut db.pager, key, value)?;
             if let Some(old) = btree::insert(&mut db.pager, table.root, key, stored)? {
@@ -504,7 +497,21 @@ impl Database {
     }
 }
 
-fn check_key(key: &[u8]) -> Result<()> {
+/// Refuses a value longer than the limit (`JET_errColumnTooBig`).
+pub(crate) fn check_value(value: &[u8]) -> Result<()> {
+    if value.len() > limits::VALUE_LEN_MAX {
+        bail!(
+            ColumnTooBig,
+            "a value of {} bytes; the most is {}",
+            value.len(),
+            limits::VALUE_LEN_MAX
+        );
+    }
+    Ok(())
+}
+
+/// Refuses a key longer than the limit (`JET_errKeyTooBig`).
+pub(crate) fn check_key(key: &[u8]) -> Result<()> {
     if key.len() > limits::KEY_LEN_MAX {
         bail!(
             KeyTooBig,

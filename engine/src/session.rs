@@ -11,10 +11,9 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::ops::{Bound, RangeBounds};
 
-use crate::database::Table;
+use crate::database::{Table, check_key, check_value};
 use crate::error::{Result, bail};
 use crate::instance::{CommitMode, Core, Instance};
-use crate::limits;
 use crate::page::Pgno;
 use crate::version::{self, TableKey};
 
@@ -47,18 +46,6 @@ struct TxState {
     writes: BTreeMap<TableKey, Option<Vec<u8>>>,
     tables: BTreeMap<Pgno, Table>,
     write_bytes: usize,
-}
-
-fn check_key(key: &[u8]) -> Result<()> {
-    if key.len() > limits::KEY_LEN_MAX {
-        bail!(
-            KeyTooBig,
-            "a key of {} bytes; the most is {}",
-            key.len(),
-            limits::KEY_LEN_MAX
-        );
-    }
-    Ok(())
 }
 
 impl Session {
@@ -179,14 +166,7 @@ impl Session {
     /// open transaction wrote `key`, or a transaction that committed after this one began.
     pub fn put(&mut self, table: Table, key: &[u8], value: &[u8]) -> Result<()> {
         check_key(key)?;
-        if value.len() > limits::VALUE_LEN_MAX {
-            bail!(
-                ColumnTooBig,
-                "a value of {} bytes; the most is {}",
-                value.len(),
-                limits::VALUE_LEN_MAX
-            );
-        }
+        check_value(value)?;
         self.in_tx(|s| s.write(table, key, Some(value.to_vec())).map(|_| ()))
     }
 
