@@ -2,86 +2,20 @@
 //! changed with logging off, and crafted log and checkpoint files. Each test was found by
 //! review and failed on the engine before its fix.
 
-use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 
 use jetdb::log::{GENERATION_MAX, SEGMENT_SIZE};
 use jetdb::{
     CommitMode, Env, ErrorKind, Instance, InstanceParams, ManualClock, MemVfs, OpenMode,
-    SeededEntropy, Vfs, VfsFile,
+    SeededEntropy, Vfs,
 };
 
-/// MemVfs whose reads of one file, or writes to one file, can be made to fail.
-#[derive(Debug, Clone, Default)]
-struct FailVfs {
-    inner: MemVfs,
-    fail_reads_of: Arc<Mutex<Option<PathBuf>>>,
-    fail_writes_to: Arc<Mutex<Option<PathBuf>>>,
-}
-#[derive(Debug)]
-struct FailFile {
-    inner: Box<dyn VfsFile>,
-    path: PathBuf,
-    vfs: FailVfs,
-}
-impl Vfs for FailVfs {
-    fn open(&self, p: &Path, m: OpenMode) -> io::Result<Box<dyn VfsFile>> {
-        Ok(Box::new(FailFile {
-            inner: self.inner.open(p, m)?,
-            path: p.into(),
-            vfs: self.clone(),
-        }))
-    }
-    fn exists(&self, p: &Path) -> io::Result<bool> {
-        self.inner.exists(p)
-    }
-    fn is_dir(&self, p: &Path) -> io::Result<bool> {
-        self.inner.is_dir(p)
-    }
-    fn remove(&self, p: &Path) -> io::Result<()> {
-        self.inner.remove(p)
-    }
-    fn rename(&self, a: &Path, b: &Path) -> io::Result<()> {
-        self.inner.rename(a, b)
-    }
-    fn list(&self, d: &Path) -> io::Result<Vec<String>> {
-        self.inner.list(d)
-    }
-    fn create_dir(&self, p: &Path) -> io::Result<()> {
-        self.inner.create_dir(p)
-    }
-    fn remove_dir(&self, p: &Path) -> io::Result<()> {
-        self.inner.remove_dir(p)
-    }
-    fn sync_dir(&self, p: &Path) -> io::Result<()> {
-        self.inner.sync_dir(p)
-    }
-}
-impl VfsFile for FailFile {
-    fn read_at(&self, b: &mut [u8], o: u64) -> io::Result<usize> {
-        if self.vfs.fail_reads_of.lock().unwrap().as_deref() == Some(&self.path) {
-            return Err(io::Error::other("injected EIO on read"));
-        }
-        self.inner.read_at(b, o)
-    }
-    fn write_all_at(&self, b: &[u8], o: u64) -> io::Result<()> {
-        if self.vfs.fail_writes_to.lock().unwrap().as_deref() == Some(&self.path) {
-            return Err(io::Error::other("injected EIO on write"));
-        }
-        self.inner.write_all_at(b, o)
-    }
-    fn sync(&self) -> io::Result<()> {
-        self.inner.sync()
-    }
-    fn set_len(&self, l: u64) -> io::Result<()> {
-        self.inner.set_len(l)
-    }
-    fn len(&self) -> io::Result<u64> {
-        self.inner.len()
-    }
-}
+/// A `MemVfs` whose reads of one file, or writes to another, can be made to fail.
+type FailVfs = support::HookedVfs<support::FailFiles>;
+
+mod support;
 
 fn env(vfs: impl Vfs + 'static) -> Env {
     Env::new(
@@ -107,7 +41,7 @@ fn key(i: u32) -> Vec<u8> {
 /// Any failure after the first change would stop the instance instead.
 #[test]
 fn a_read_error_in_a_commit_applies_nothing_of_it() {
-    let vfs = FailVfs::default();
+    let vfs: FailVfs = support::failing_vfs();
     let inst = Instance::new(env(vfs.clone()), params());
     inst.init().unwrap();
     let mut s = inst.begin_session().unwrap();
@@ -129,9 +63,9 @@ fn a_read_error_in_a_commit_applies_nothing_of_it() {
     s.begin_transaction().unwrap();
     s.put(t, &key(0), b"FAILED-TX").unwrap();
     s.put(t, &key(5999), b"FAILED-TX").unwrap();
-    *vfs.fail_reads_of.lock().unwrap() = Some("inst/data.edb".into());
+    *vfs.hook.fail_reads_of.lock().unwrap() = Some("inst/data.edb".into());
     let err = s.commit_transaction(CommitMode::Durable).unwrap_err();
-    *vfs.fail_reads_of.lock().unwrap() = None;
+    *vfs.hook.fail_reads_of.lock().unwrap() = None;
     assert_eq!(err.kind(), ErrorKind::DiskIO, "{err}");
     reader.rollback().unwrap();
     let mut other = inst.begin_session().unwrap();
@@ -155,20 +89,20 @@ fn a_read_error_in_a_commit_applies_nothing_of_it() {
 /// which is logged and durable; it stops the instance.
 #[test]
 fn a_failure_after_a_commit_does_not_fail_it() {
-    let vfs = FailVfs::default();
+    let vfs: FailVfs = support::failing_vfs();
     let mut p = params();
     p.checkpoint_depth = 0; // checkpoint after every commit
     let inst = Instance::new(env(vfs.clone()), p);
     inst.init().unwrap();
     let mut s = inst.begin_session().unwrap();
     let t = s.create_table("t").unwrap();
-    *vfs.fail_writes_to.lock().unwrap() = Some("inst/edb.chk".into());
+    *vfs.hook.fail_writes_to.lock().unwrap() = Some("inst/edb.chk".into());
     s.begin_transaction().unwrap();
     s.put(t, b"k", b"v").unwrap();
     // The commit is logged and durable: it succeeds. The failed checkpoint after it stops
     // the instance.
     s.commit_transaction(CommitMode::Durable).unwrap();
-    *vfs.fail_writes_to.lock().unwrap() = None;
+    *vfs.hook.fail_writes_to.lock().unwrap() = None;
     assert_eq!(
         s.get(t, b"k").unwrap_err().kind(),
         ErrorKind::InstanceUnavailable

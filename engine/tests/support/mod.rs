@@ -43,6 +43,11 @@ pub trait Hook: Send + Sync + Debug + 'static {
         let _ = path;
         self.write(offset, len)
     }
+    /// Called before a read of the file at `path`; an error fails it.
+    fn read_of(&self, path: &Path) -> io::Result<()> {
+        let _ = path;
+        Ok(())
+    }
     /// Called before a rename; an error fails it.
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         let _ = (from, to);
@@ -107,6 +112,7 @@ impl<H: Hook> Vfs for HookedVfs<H> {
 
 impl<H: Hook> VfsFile for HookedFile<H> {
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        self.hook.read_of(&self.path)?;
         self.inner.read_at(buf, offset)
     }
     fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
@@ -122,5 +128,50 @@ impl<H: Hook> VfsFile for HookedFile<H> {
     }
     fn len(&self) -> io::Result<u64> {
         self.inner.len()
+    }
+}
+
+impl<H: Hook> Clone for HookedVfs<H> {
+    fn clone(&self) -> Self {
+        HookedVfs {
+            inner: self.inner.clone(),
+            hook: Arc::clone(&self.hook),
+        }
+    }
+}
+
+/// A hook that fails every read of one file, or every write to one, while set.
+#[derive(Debug, Default)]
+pub struct FailFiles {
+    pub fail_reads_of: std::sync::Mutex<Option<PathBuf>>,
+    pub fail_writes_to: std::sync::Mutex<Option<PathBuf>>,
+}
+
+impl Hook for FailFiles {
+    fn write(&self, _: u64, _: usize) -> io::Result<()> {
+        Ok(())
+    }
+    fn sync(&self) -> io::Result<()> {
+        Ok(())
+    }
+    fn write_to(&self, path: &Path, _: u64, _: usize) -> io::Result<()> {
+        if self.fail_writes_to.lock().unwrap().as_deref() == Some(path) {
+            return Err(io::Error::other("injected EIO on write"));
+        }
+        Ok(())
+    }
+    fn read_of(&self, path: &Path) -> io::Result<()> {
+        if self.fail_reads_of.lock().unwrap().as_deref() == Some(path) {
+            return Err(io::Error::other("injected EIO on read"));
+        }
+        Ok(())
+    }
+}
+
+/// A `MemVfs` whose reads of one file or writes to another can be failed at will.
+pub fn failing_vfs() -> HookedVfs<FailFiles> {
+    HookedVfs {
+        inner: MemVfs::new(),
+        hook: Arc::new(FailFiles::default()),
     }
 }
