@@ -175,6 +175,12 @@ fn transactions(singles: usize, batches: usize, value_size: usize) {
     std::fs::create_dir(&dir).unwrap();
     let mut params = InstanceParams::in_directory(&dir);
     params.cache_size = CACHE_BYTES;
+    // SQLite's page size: both log the pages a commit changes, so page size sets the volume.
+    params.page_size = std::env::var("JET_PAGE_SIZE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(4096);
+    let page_size = params.page_size;
     let instance = Instance::new(Env::os(), params);
     instance.init().unwrap();
     let mut session = instance.begin_session().unwrap();
@@ -234,7 +240,8 @@ fn transactions(singles: usize, batches: usize, value_size: usize) {
         }
     });
     println!(
-        "durable transactions, 24-byte random keys, {value_size}-byte values; SQLite in WAL with synchronous=FULL"
+        "durable transactions, 24-byte random keys, {value_size}-byte values, {} KiB pages; SQLite in WAL with synchronous=FULL",
+        page_size / 1024
     );
     println!(
         "{singles} single-put commits: jetdb {:.1} µs each, SQLite {:.1} µs, 4 KiB write+fsync {:.1} µs; jetdb/SQLite {:.2}, jetdb/fsync {:.2}",
