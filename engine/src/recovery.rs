@@ -331,7 +331,7 @@ pub(crate) fn run(env: &Env, layout: &Layout) -> Result<Recovered> {
                 scan.segments_used
             );
         }
-        report_generation(&mut replay, generation);
+        replay.report.generations.push(generation);
         for (pos, record) in &scan.records {
             if *pos < start {
                 if let Record::Commit(c) = record {
@@ -432,10 +432,6 @@ pub(crate) fn run(env: &Env, layout: &Layout) -> Result<Recovered> {
         report,
         last_commit: highest_sequence,
     })
-}
-
-fn report_generation(replay: &mut Replay<'_>, generation: u32) {
-    replay.report.generations.push(generation);
 }
 
 /// A human description of a log file's tail.
