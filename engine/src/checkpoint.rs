@@ -18,7 +18,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::codec::{Reader, Writer};
+use crate::codec::{Reader, Writer, crc_holds, seal_crc};
 use crate::error::{ErrorKind, JetError, Result, bail};
 use crate::header::{Lgpos, Signature};
 use crate::vfs::{OpenMode, Vfs, VfsFile};
@@ -67,8 +67,7 @@ impl Checkpoint {
         w.u64(self.millis);
         w.u64(self.last_commit);
         out.resize(SLOT_SIZE, 0);
-        let crc = crc32fast::hash(&out[4..]);
-        out[..4].copy_from_slice(&crc.to_le_bytes());
+        seal_crc(&mut out);
         out
     }
 
@@ -76,8 +75,7 @@ impl Checkpoint {
         if slot.len() < SLOT_SIZE {
             return None;
         }
-        let stored = u32::from_le_bytes(slot[..4].try_into().ok()?);
-        if stored != crc32fast::hash(&slot[4..SLOT_SIZE]) {
+        if !crc_holds(&slot[..SLOT_SIZE]) {
             return None;
         }
         let mut r = Reader::new(&slot[4..SLOT_SIZE]);

@@ -114,3 +114,15 @@ mod tests {
         );
     }
 }
+
+/// Stores in the first four bytes of `block` the CRC32 of the rest: the seal of log headers,
+/// log segments and checkpoint slots.
+pub(crate) fn seal_crc(block: &mut [u8]) {
+    let crc = crc32fast::hash(&block[4..]);
+    block[..4].copy_from_slice(&crc.to_le_bytes());
+}
+
+/// Whether the first four bytes of `block` hold the CRC32 of the rest.
+pub(crate) fn crc_holds(block: &[u8]) -> bool {
+    block.len() >= 4 && block[..4] == crc32fast::hash(&block[4..]).to_le_bytes()
+}

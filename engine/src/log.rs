@@ -41,7 +41,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::codec::{Reader, Writer};
+use crate::codec::{Reader, Writer, crc_holds, seal_crc};
 use crate::delta::Splice;
 use crate::env::Clock;
 use crate::error::{ErrorKind, JetError, Result, bail};
@@ -116,8 +116,7 @@ impl LogHeader {
         w.u64(self.prev_created_millis);
         w.u32(u32::from(self.circular));
         out.resize(SEGMENT_SIZE, 0);
-        let crc = crc32fast::hash(&out[4..]);
-        out[..4].copy_from_slice(&crc.to_le_bytes());
+        seal_crc(&mut out);
         out
     }
 
@@ -132,8 +131,7 @@ impl LogHeader {
         if bytes.iter().all(|&b| b == 0) {
             return Err("the header is blank".into());
         }
-        let stored = u32::from_le_bytes(bytes[..4].try_into().expect("4 bytes"));
-        if stored != crc32fast::hash(&bytes[4..]) {
+        if !crc_holds(bytes) {
             return Err("the header's checksum does not match".into());
         }
         let mut r = Reader::new(&bytes[4..]);
@@ -428,7 +426,7 @@ fn classify<'a>(seg: Option<&'a [u8]>, header: &LogHeader, index: u32) -> Segmen
         return Segment::Blank;
     }
     let u32_at = |at: usize| u32::from_le_bytes(seg[at..at + 4].try_into().expect("4 bytes"));
-    if u32_at(0) != crc32fast::hash(&seg[4..]) {
+    if !crc_holds(seg) {
         return Segment::Bad("checksum mismatch".into());
     }
     let generation = u32_at(4);
@@ -872,8 +870,7 @@ impl LogWriter {
         seg[16..20].copy_from_slice(&self.durable_segments.to_le_bytes());
         seg[20..28].copy_from_slice(&self.header.log_signature.random.to_le_bytes());
         seg[SEGMENT_HEADER_LEN..SEGMENT_HEADER_LEN + self.open.len()].copy_from_slice(&self.open);
-        let crc = crc32fast::hash(&seg[4..]);
-        seg[..4].copy_from_slice(&crc.to_le_bytes());
+        seal_crc(seg);
         self.open.clear();
         self.index += 1;
     }

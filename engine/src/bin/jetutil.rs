@@ -116,17 +116,8 @@ enum Command {
     /// List the checkpoint and every log generation with its header and a verdict (like
     /// eseutil /ml); exits non-zero if a log is damaged.
     Logs {
-        /// The instance directory.
-        dir: PathBuf,
-        /// The directory of the logs, if not DIR.
-        #[arg(long)]
-        log_dir: Option<PathBuf>,
-        /// The directory of the checkpoint, if not DIR.
-        #[arg(long)]
-        system_dir: Option<PathBuf>,
-        /// The base name of the log and checkpoint files.
-        #[arg(long, default_value = "edb")]
-        base_name: String,
+        #[command(flatten)]
+        files: InstanceFiles,
     },
     /// Run crash recovery (soft recovery), report what it replayed and undid, and shut down
     /// cleanly.
@@ -136,9 +127,9 @@ enum Command {
     },
 }
 
-/// The instance parameters, as flags every command that opens an instance accepts.
+/// Where an instance's files are.
 #[derive(Args)]
-struct InstanceFlags {
+struct InstanceFiles {
     /// The instance directory.
     dir: PathBuf,
     /// Where the logs go (JET_paramLogFilePath), if not DIR.
@@ -150,6 +141,23 @@ struct InstanceFlags {
     /// The base name of the log and checkpoint files (JET_paramBaseName).
     #[arg(long, default_value = "edb")]
     base_name: String,
+}
+
+impl InstanceFiles {
+    fn log_dir(&self) -> &Path {
+        self.log_dir.as_deref().unwrap_or(&self.dir)
+    }
+
+    fn system_dir(&self) -> &Path {
+        self.system_dir.as_deref().unwrap_or(&self.dir)
+    }
+}
+
+/// The instance parameters, as flags every command that opens an instance accepts.
+#[derive(Args)]
+struct InstanceFlags {
+    #[command(flatten)]
+    files: InstanceFiles,
     /// The size of each log file in KiB (JET_paramLogFileSize).
     #[arg(long, default_value_t = jetlog::LOG_FILE_SIZE_DEFAULT / 1024)]
     log_file_size: u64,
@@ -326,7 +334,7 @@ fn run(command: Command) -> Result<ExitCode, Failure> {
             let instance = flags.start(&env, false)?;
             let report = instance.check_integrity()?;
             instance.term()?;
-            let path = flags.dir.join(DATABASE_FILE);
+            let path = flags.files.dir.join(DATABASE_FILE);
             writeln!(
                 out,
                 "{}: sound; {} pages, {} free",
@@ -343,15 +351,14 @@ fn run(command: Command) -> Result<ExitCode, Failure> {
                 )?;
             }
         }
-        Command::Logs {
-            dir,
-            log_dir,
-            system_dir,
-            base_name,
-        } => {
-            let log_dir = log_dir.unwrap_or_else(|| dir.clone());
-            let system_dir = system_dir.unwrap_or(dir);
-            return logs(&env, &log_dir, &system_dir, &base_name, &mut out);
+        Command::Logs { files } => {
+            return logs(
+                &env,
+                files.log_dir(),
+                files.system_dir(),
+                &files.base_name,
+                &mut out,
+            );
         }
         Command::Recover { instance: flags } => {
             let instance = flags.start(&env, false)?;
@@ -415,14 +422,11 @@ fn not_found(target: &Target, key: &[u8]) -> JetError {
 
 impl InstanceFlags {
     fn params(&self, create: bool) -> InstanceParams {
-        let mut p = InstanceParams::in_directory(&self.dir);
-        if let Some(log_dir) = &self.log_dir {
-            p.log_path = log_dir.clone();
-        }
-        if let Some(system_dir) = &self.system_dir {
-            p.system_path = system_dir.clone();
-        }
-        p.base_name = self.base_name.clone();
+        let files = &self.files;
+        let mut p = InstanceParams::in_directory(&files.dir);
+        p.log_path = files.log_dir().to_path_buf();
+        p.system_path = files.system_dir().to_path_buf();
+        p.base_name = files.base_name.clone();
         p.log_file_size = self.log_file_size.saturating_mul(1024);
         p.circular_logging = self.circular_log;
         p.recovery = !self.no_logging;
@@ -560,7 +564,8 @@ fn load(
     let stats = instance.stats()?;
     drop(session);
     instance.term()?;
-    let header = jetdb::read_header_copies(&*env.vfs, &target.instance.dir.join(DATABASE_FILE))?;
+    let header =
+        jetdb::read_header_copies(&*env.vfs, &target.instance.files.dir.join(DATABASE_FILE))?;
     let header = jetdb::header::choose(&header)?;
     writeln!(
         out,
@@ -569,7 +574,7 @@ fn load(
         stats.durable_commits + stats.lazy_commits,
         stats.log_rolls,
         stats.checkpoints,
-        target.instance.dir.join(DATABASE_FILE).display(),
+        target.instance.files.dir.join(DATABASE_FILE).display(),
         header.page_count,
         f64::from(header.page_count) * f64::from(header.page_size) / (1024.0 * 1024.0),
     )?;
