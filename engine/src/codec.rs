@@ -88,6 +88,18 @@ impl<'a> Writer<'a> {
     }
 }
 
+/// Stores in the first four bytes of `block` the CRC32 of the rest: the seal of log headers,
+/// log segments and checkpoint slots.
+pub(crate) fn seal_crc(block: &mut [u8]) {
+    let crc = crc32fast::hash(&block[4..]);
+    block[..4].copy_from_slice(&crc.to_le_bytes());
+}
+
+/// Whether the first four bytes of `block` hold the CRC32 of the rest.
+pub(crate) fn crc_holds(block: &[u8]) -> bool {
+    block.len() >= 4 && block[..4] == crc32fast::hash(&block[4..]).to_le_bytes()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -113,16 +125,4 @@ mod tests {
             ErrorKind::DatabaseCorrupted
         );
     }
-}
-
-/// Stores in the first four bytes of `block` the CRC32 of the rest: the seal of log headers,
-/// log segments and checkpoint slots.
-pub(crate) fn seal_crc(block: &mut [u8]) {
-    let crc = crc32fast::hash(&block[4..]);
-    block[..4].copy_from_slice(&crc.to_le_bytes());
-}
-
-/// Whether the first four bytes of `block` hold the CRC32 of the rest.
-pub(crate) fn crc_holds(block: &[u8]) -> bool {
-    block.len() >= 4 && block[..4] == crc32fast::hash(&block[4..]).to_le_bytes()
 }
