@@ -274,63 +274,11 @@ pub(crate) fn run(env: &Env, layout: &Layout) -> Result<Recovered> {
     let mut prev: Option<LogHeader> = None;
     let mut current_tail = None;
     for generation in start.generation..=last_gen {
-        let scan = if current
-            .as_ref()
-            .is_some_and(|s| s.header.generation == generation)
-        {
-            current.take().expect("checked")
-        } else {
-            let scan = scan_file(vfs, &layout.archived(generation), &set)?;
-            if scan.header.generation != generation {
-                bail!(
-                    LogGenerationMismatch,
-                    "{} holds generation {:#X}",
-                    layout.archived(generation).display(),
-                    scan.header.generation
-                );
-            }
-            if scan.tail != LogTail::Ended {
-                bail!(
-                    LogFileCorrupt,
-                    "{}: archived generation {generation:#X} is damaged or incomplete ({})",
-                    layout.archived(generation).display(),
-                    describe_tail(&scan.tail)
-                );
-            }
-            scan
+        let scan = match current.take_if(|s| s.header.generation == generation) {
+            Some(scan) => scan,
+            None => read_archived(vfs, layout, &set, generation)?,
         };
-        if let Some(prev) = &prev
-            && scan.header.prev_created_millis != prev.created_millis
-        {
-            bail!(
-                InvalidLogSequence,
-                "log generation {generation:#X} does not follow generation {:#X} (its previous-generation time is {}, that log was created at {})",
-                prev.generation,
-                scan.header.prev_created_millis,
-                prev.created_millis
-            );
-        }
-        if let LogTail::Corrupt {
-            segment,
-            offset,
-            reason,
-        } = &scan.tail
-        {
-            bail!(
-                LogFileCorrupt,
-                "{}: generation {generation:#X} is corrupt at segment {segment} (offset {offset}): {reason}",
-                layout.current().display()
-            );
-        }
-        if generation == start.generation
-            && start.offset / SEGMENT_SIZE as u32 > scan.segments_used + 1
-        {
-            bail!(
-                LogFileCorrupt,
-                "generation {generation:#X} ends at segment {} but the checkpoint {start} lies beyond it",
-                scan.segments_used
-            );
-        }
+        check_generation(&scan, prev.as_ref(), start, layout)?;
         replay.report.generations.push(generation);
         for (pos, record) in &scan.records {
             if *pos < start {
@@ -374,27 +322,7 @@ pub(crate) fn run(env: &Env, layout: &Layout) -> Result<Recovered> {
         db_header.dbtime = db_header.dbtime.max(commit.dbtime);
     }
 
-    // Settle the log: finish an interrupted roll, or clear debris past the last whole record.
-    let writer = if last.tail == LogTail::Ended || !current_exists {
-        report.finished_roll = true;
-        finish_roll(env, layout, &last)?
-    } else {
-        if last.has_debris() {
-            clear_debris(vfs, &layout.current(), &last)?;
-        }
-        let tmp = layout.tmp();
-        if vfs.exists(&tmp).map_err(io_err(&tmp, "look up"))? {
-            vfs.remove(&tmp).map_err(io_err(&tmp, "remove"))?;
-        }
-        LogWriter::resume(
-            Arc::clone(&env.vfs),
-            Arc::clone(&env.clock),
-            &layout.log_dir,
-            &layout.base,
-            last.header,
-            last.segments_used,
-        )?
-    };
+    let writer = settle_log(env, layout, &last, current_exists, &mut report)?;
     // Everything up to where the writer resumes is in the database now: mark it consistent
     // there (the instance marks it in use again before its first change).
     let position = writer.position();
@@ -432,6 +360,108 @@ pub(crate) fn run(env: &Env, layout: &Layout) -> Result<Recovered> {
         report,
         last_commit: highest_sequence,
     })
+}
+
+/// Reads archived generation `generation`, which must be whole and closed.
+fn read_archived(
+    vfs: &dyn Vfs,
+    layout: &Layout,
+    set: &Signature,
+    generation: u32,
+) -> Result<LogScan> {
+    let path = layout.archived(generation);
+    let scan = scan_file(vfs, &path, set)?;
+    if scan.header.generation != generation {
+        bail!(
+            LogGenerationMismatch,
+            "{} holds generation {:#X}",
+            path.display(),
+            scan.header.generation
+        );
+    }
+    if scan.tail != LogTail::Ended {
+        bail!(
+            LogFileCorrupt,
+            "{}: archived generation {generation:#X} is damaged or incomplete ({})",
+            path.display(),
+            describe_tail(&scan.tail)
+        );
+    }
+    Ok(scan)
+}
+
+/// Checks that a generation follows `prev`, is not damaged, and reaches the checkpoint if
+/// it holds it.
+fn check_generation(
+    scan: &LogScan,
+    prev: Option<&LogHeader>,
+    start: Lgpos,
+    layout: &Layout,
+) -> Result<()> {
+    let generation = scan.header.generation;
+    if let Some(prev) = prev
+        && scan.header.prev_created_millis != prev.created_millis
+    {
+        bail!(
+            InvalidLogSequence,
+            "log generation {generation:#X} does not follow generation {:#X} (its previous-generation time is {}, that log was created at {})",
+            prev.generation,
+            scan.header.prev_created_millis,
+            prev.created_millis
+        );
+    }
+    if let LogTail::Corrupt {
+        segment,
+        offset,
+        reason,
+    } = &scan.tail
+    {
+        bail!(
+            LogFileCorrupt,
+            "{}: generation {generation:#X} is corrupt at segment {segment} (offset {offset}): {reason}",
+            layout.current().display()
+        );
+    }
+    if generation == start.generation && start.offset / SEGMENT_SIZE as u32 > scan.segments_used + 1
+    {
+        bail!(
+            LogFileCorrupt,
+            "generation {generation:#X} ends at segment {} but the checkpoint {start} lies beyond it",
+            scan.segments_used
+        );
+    }
+    Ok(())
+}
+
+/// Settles the log so appending can resume: finishes an interrupted roll, or clears debris
+/// past the valid segments of `edb.log` and drops a stale `edbtmp.log`.
+fn settle_log(
+    env: &Env,
+    layout: &Layout,
+    last: &LogScan,
+    current_exists: bool,
+    report: &mut RecoveryReport,
+) -> Result<LogWriter> {
+    let vfs = &*env.vfs;
+    if last.tail == LogTail::Ended || !current_exists {
+        report.finished_roll = true;
+        return finish_roll(env, layout, last);
+    }
+    if last.has_debris() {
+        clear_debris(vfs, &layout.current(), last)?;
+    }
+    let tmp = layout.tmp();
+    if vfs.exists(&tmp).map_err(io_err(&tmp, "look up"))? {
+        vfs.remove(&tmp).map_err(io_err(&tmp, "remove"))?;
+    }
+    LogWriter::resume(
+        Arc::clone(&env.vfs),
+        Arc::clone(&env.clock),
+        &layout.log_dir,
+        &layout.base,
+        last.header,
+        last.segments_used,
+    )
 }
 
 /// A human description of a log file's tail.
