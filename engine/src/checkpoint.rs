@@ -107,6 +107,12 @@ impl Checkpoint {
     }
 }
 
+/// Decodes both slots of a checkpoint file's bytes: each is `None` if it is not whole.
+pub fn decode_slots(bytes: &[u8]) -> [Option<Checkpoint>; 2] {
+    let slot = |i: usize| bytes.get(i * SLOT_SIZE..).and_then(Checkpoint::decode);
+    [slot(0), slot(1)]
+}
+
 /// Reads the checkpoint file at `path`: `None` if there is none, `JET_errCheckpointCorrupt`
 /// if neither slot is whole.
 pub fn read(vfs: &dyn Vfs, path: &Path) -> Result<Option<Checkpoint>> {
@@ -125,9 +131,9 @@ pub fn read(vfs: &dyn Vfs, path: &Path) -> Result<Option<Checkpoint>> {
     let mut bytes = vec![0u8; (len as usize).min(2 * SLOT_SIZE)];
     file.read_exact_at(&mut bytes, 0)
         .map_err(|err| JetError::io(format!("read {}", path.display()), &err))?;
-    let best = bytes
-        .chunks(SLOT_SIZE)
-        .filter_map(Checkpoint::decode)
+    let best = decode_slots(&bytes)
+        .into_iter()
+        .flatten()
         .max_by_key(|c| c.sequence);
     match best {
         Some(checkpoint) => Ok(Some(checkpoint)),
@@ -144,6 +150,9 @@ pub(crate) struct CheckpointFile {
     path: PathBuf,
     file: Box<dyn VfsFile>,
     current: Checkpoint,
+    /// Whether both slots hold the current position (true once this process has written a
+    /// checkpoint); before, the other slot may hold an older one.
+    mirrored: bool,
 }
 
 impl std::fmt::Debug for CheckpointFile {
@@ -190,6 +199,7 @@ impl CheckpointFile {
             path: path.to_path_buf(),
             file,
             current,
+            mirrored: false,
         })
     }
 
@@ -198,26 +208,38 @@ impl CheckpointFile {
         &self.current
     }
 
-    /// Durably records `position` as the checkpoint, in the slot not holding the current one.
+    /// The oldest position either slot may hold: where a reader that finds one slot damaged
+    /// starts. `None` until this process has written a checkpoint (the other slot's position
+    /// is not known before).
+    pub(crate) fn oldest(&self) -> Option<Lgpos> {
+        self.mirrored.then_some(self.current.position)
+    }
+
+    /// Durably records `position` as the checkpoint in both slots, one after the other, each
+    /// write followed by an fsync: a torn write leaves the other slot whole, and once this
+    /// returns a damaged slot falls back to the same position, so the logs before it can go.
     pub(crate) fn write(&mut self, position: Lgpos, last_commit: u64, millis: u64) -> Result<()> {
         assert!(
             position >= self.current.position,
             "the checkpoint only moves forward"
         );
-        let next = Checkpoint {
-            sequence: self.current.sequence + 1,
-            position,
-            millis,
-            last_commit,
-            ..self.current
-        };
-        self.file
-            .write_all_at(&next.encode(), slot_offset(next.sequence))
-            .map_err(|err| chk_io(&self.path, "write", &err))?;
-        self.file
-            .sync()
-            .map_err(|err| chk_io(&self.path, "fsync", &err))?;
-        self.current = next;
+        for _ in 0..2 {
+            let next = Checkpoint {
+                sequence: self.current.sequence + 1,
+                position,
+                millis,
+                last_commit,
+                ..self.current
+            };
+            self.file
+                .write_all_at(&next.encode(), slot_offset(next.sequence))
+                .map_err(|err| chk_io(&self.path, "write", &err))?;
+            self.file
+                .sync()
+                .map_err(|err| chk_io(&self.path, "fsync", &err))?;
+            self.current = next;
+        }
+        self.mirrored = true;
         Ok(())
     }
 }
@@ -247,7 +269,7 @@ mod tests {
     use crate::vfs::MemVfs;
 
     #[test]
-    fn a_torn_slot_leaves_the_previous_checkpoint() {
+    fn a_damaged_slot_leaves_the_other() {
         let vfs: Arc<dyn Vfs> = Arc::new(MemVfs::new());
         let path = Path::new("edb.chk");
         let first = Checkpoint {
@@ -262,19 +284,22 @@ mod tests {
             last_commit: 0,
         };
         let mut file = CheckpointFile::open(&vfs, path, first).unwrap();
+        assert_eq!(file.oldest(), None, "the other slot is not known yet");
         let later = Lgpos {
             generation: 2,
             offset: 4128,
         };
         file.write(later, 0, 1).unwrap();
         assert_eq!(read(&*vfs, path).unwrap().unwrap().position, later);
-        // Tear the newest slot (sequence 2 lives in slot 0).
+        assert_eq!(file.oldest(), Some(later), "both slots hold it");
+        // Damage the newest slot (sequence 3 lives in slot 1): the other holds the same.
         let f = vfs.open(path, OpenMode::ReadWrite).unwrap();
-        f.write_all_at(&[0xAB; 100], 200).unwrap();
-        assert_eq!(read(&*vfs, path).unwrap().unwrap().position, first.position);
-        // Both torn: corrupt.
         f.write_all_at(&[0xAB; 100], SLOT_SIZE as u64 + 200)
             .unwrap();
+        let fallback = read(&*vfs, path).unwrap().unwrap();
+        assert_eq!((fallback.sequence, fallback.position), (2, later));
+        // Both damaged: corrupt.
+        f.write_all_at(&[0xAB; 100], 200).unwrap();
         let err = read(&*vfs, path).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::CheckpointCorrupt);
     }

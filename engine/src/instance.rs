@@ -918,7 +918,8 @@ impl Core {
         self.db.flush()
     }
 
-    /// With circular logging, deletes the archived generations before the checkpoint's.
+    /// With circular logging, deletes the archived generations before both checkpoint slots'
+    /// positions: if the newer slot is damaged, recovery starts from the older one.
     fn delete_old_logs(&mut self) -> Result<()> {
         let Some(log) = &self.log else {
             return Ok(());
@@ -926,15 +927,21 @@ impl Core {
         if !self.params.circular_logging {
             return Ok(());
         }
-        let keep_from = log.checkpoint.current().position.generation;
+        let Some(oldest) = log.checkpoint.oldest() else {
+            return Ok(());
+        };
+        let keep_from = oldest.generation;
         let vfs = &*self.env.vfs;
         let mut deleted = 0;
         for generation in log.layout.archived_generations(vfs)? {
             if generation >= keep_from {
                 break;
             }
-            // A generation recovery needs is never deleted.
-            assert!(generation < log.checkpoint.current().position.generation);
+            // A generation recovery may need, from either checkpoint slot, is never deleted.
+            assert!(
+                generation < oldest.generation
+                    && generation < log.checkpoint.current().position.generation
+            );
             let path = log.layout.archived(generation);
             vfs.remove(&path)
                 .map_err(|err| JetError::io(format!("remove {}", path.display()), &err))?;

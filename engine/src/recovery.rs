@@ -94,6 +94,8 @@ pub struct RecoveryReport {
     pub new_log_set: bool,
     /// Whether an interrupted log roll was finished.
     pub finished_roll: bool,
+    /// The log rolled to a new generation after recovering a dirty shutdown.
+    pub rolled: bool,
 }
 
 /// The outcome of recovery: the log ready for appending and the checkpoint file.
@@ -322,7 +324,19 @@ pub(crate) fn run(env: &Env, layout: &Layout) -> Result<Recovered> {
         db_header.dbtime = db_header.dbtime.max(commit.dbtime);
     }
 
-    let writer = settle_log(env, layout, &last, current_exists, &mut report)?;
+    let mut writer = settle_log(env, layout, &last, current_exists, &mut report)?;
+    // (At the last generation there is no next one; the instance stops at its first roll.)
+    if report.was_dirty
+        && !report.finished_roll
+        && writer.position().generation < log::GENERATION_MAX
+    {
+        // Recovery read this generation through the page cache, which after a failed fsync
+        // may hold writes that never reach the disk (fsyncgate). New segments here would
+        // vouch for them; a new generation, with the checkpoint moved to its start once the
+        // database is durable, never depends on them.
+        writer.roll()?;
+        report.rolled = true;
+    }
     // Everything up to where the writer resumes is in the database now: mark it consistent
     // there (the instance marks it in use again before its first change).
     let position = writer.position();

@@ -1,12 +1,264 @@
-//! `jetsim`: the deterministic simulator for `jetdb`.
-//!
-//! Not built yet: the simulated disk, clock, workload, model and oracles arrive with the
-//! simulator issue. Until then this binary says so and exits successfully, so scripts that
-//! call it learn the state of things instead of failing on a missing binary.
+//! `jetsim`: run the simulator — one seed, a plan file, or a campaign of many seeds.
 
-fn main() {
-    eprintln!(
-        "jetsim {}: the simulator is not built yet; try `jetutil` (cargo run -p jetdb --bin jetutil -- --help)",
-        env!("CARGO_PKG_VERSION")
-    );
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use jetsim::campaign::{
+    CampaignOptions, campaign, json_report, junit_report, plan_for, quiet_panics, replay_command,
+    run_checked,
+};
+use jetsim::trace::Keep;
+use jetsim::{Plan, RunOptions, Sabotage, run};
+
+#[derive(Parser)]
+#[command(
+    name = "jetsim",
+    version,
+    about = "Deterministic simulation of jetdb: a simulated disk and clock, crashes, torn writes, I/O errors and corruption, checked against a model."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// One run: prints its configuration, then (with --trace) its events, and ends with a
+    /// line holding `seed=S` and `trace=<hex>`.
+    Run {
+        /// The seed: it draws the configuration and the workload.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Steps in the workload (default: the profile's).
+        #[arg(long)]
+        steps: Option<u32>,
+        /// Print every event as it happens.
+        #[arg(long)]
+        trace: bool,
+        /// Run this plan (JSON) instead of drawing one from the seed.
+        #[arg(long, conflicts_with_all = ["seed", "steps", "sabotage"])]
+        plan: Option<PathBuf>,
+        /// Write the plan as JSON, for editing, shrinking or a scenario file.
+        #[arg(long)]
+        dump_plan: Option<PathBuf>,
+        /// Run twice and compare the traces; name the first divergent event.
+        #[arg(long)]
+        check_determinism: bool,
+        /// Build a bug in under the engine, to see an oracle fire: skip-sync:log,
+        /// skip-sync:database, skip-sync:checkpoint, skip-dir-sync, lost-write:database…
+        #[arg(long, value_parser = parse_sabotage)]
+        sabotage: Option<Sabotage>,
+    },
+    /// Many seeds over worker threads; ends with `N passed, M failed`.
+    Campaign {
+        /// How many seeds.
+        #[arg(long, default_value_t = 5000)]
+        seeds: u64,
+        /// The first seed.
+        #[arg(long, default_value_t = 0)]
+        start: u64,
+        /// Worker threads (default: one per core).
+        #[arg(long)]
+        jobs: Option<usize>,
+        /// Run shard K of N (1-based), e.g. 2/4: CI jobs share one campaign.
+        #[arg(long, value_parser = parse_shard)]
+        shard: Option<(u64, u64)>,
+        /// Steps per run (default: the profile's).
+        #[arg(long)]
+        steps: Option<u32>,
+        /// Write a JSON report here.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// Write a JUnit XML report here.
+        #[arg(long)]
+        junit: Option<PathBuf>,
+        /// Run every seed twice and compare traces.
+        #[arg(long)]
+        check_determinism: bool,
+        /// Build a bug in under the engine (see `run --help`).
+        #[arg(long, value_parser = parse_sabotage)]
+        sabotage: Option<Sabotage>,
+    },
+}
+
+fn parse_sabotage(text: &str) -> Result<Sabotage, String> {
+    Sabotage::parse(text).ok_or_else(|| {
+        format!("unknown sabotage {text:?}: skip-sync:ZONE, skip-dir-sync or lost-write:ZONE (ZONE: database, log, checkpoint)")
+    })
+}
+
+fn parse_shard(text: &str) -> Result<(u64, u64), String> {
+    let bad = || format!("shard {text:?} is not K/N with 1 <= K <= N");
+    let (k, n) = text.split_once('/').ok_or_else(bad)?;
+    let (k, n): (u64, u64) = (k.parse().map_err(|_| bad())?, n.parse().map_err(|_| bad())?);
+    if k == 0 || k > n {
+        return Err(bad());
+    }
+    Ok((k, n))
+}
+
+fn main() -> ExitCode {
+    match Cli::parse().command {
+        Command::Run {
+            seed,
+            steps,
+            trace,
+            plan,
+            dump_plan,
+            check_determinism,
+            sabotage,
+        } => {
+            let (plan, replay) = match plan {
+                Some(path) => {
+                    let text = match std::fs::read_to_string(&path) {
+                        Ok(text) => text,
+                        Err(e) => {
+                            eprintln!("error: cannot read {}: {e}", path.display());
+                            return ExitCode::from(2);
+                        }
+                    };
+                    match serde_json::from_str::<Plan>(&text) {
+                        Ok(plan) => (plan, format!("jetsim run --plan {}", path.display())),
+                        Err(e) => {
+                            eprintln!("error: {} is not a plan: {e}", path.display());
+                            return ExitCode::from(2);
+                        }
+                    }
+                }
+                None => (
+                    plan_for(seed, steps, sabotage),
+                    replay_command(seed, steps, sabotage),
+                ),
+            };
+            if let Some(path) = dump_plan {
+                let json = serde_json::to_string_pretty(&plan).expect("plans serialise");
+                if let Err(e) = std::fs::write(&path, json) {
+                    eprintln!("error: cannot write {}: {e}", path.display());
+                    return ExitCode::from(2);
+                }
+            }
+            println!("{}", plan.config);
+            let (report, divergence) = if trace {
+                let options = RunOptions {
+                    keep: Keep::Events,
+                    echo: true,
+                };
+                (run(&plan, options), None)
+            } else {
+                run_checked(&plan, check_determinism)
+            };
+            if let Some(d) = &divergence {
+                println!("NON-DETERMINISM: {d}");
+            }
+            if let Some(e) = &report.ended_by_corruption {
+                println!("ended early: detected corruption left nothing to recover: {e}");
+            }
+            let verdict = if report.violation.is_some() || divergence.is_some() {
+                "FAIL"
+            } else {
+                "pass"
+            };
+            if let Some(v) = &report.violation {
+                println!("VIOLATION: {v}");
+                println!("replay: {replay}");
+            }
+            println!(
+                "seed={} trace={:016x} steps={} operations={} commits={} restarts={} simulated={}ms {verdict}",
+                report.seed,
+                report.trace_hash,
+                report.steps,
+                report.operations,
+                report.commits,
+                report.restarts,
+                report.sim_millis
+            );
+            if verdict == "pass" {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Command::Campaign {
+            seeds,
+            start,
+            jobs,
+            shard,
+            steps,
+            json,
+            junit,
+            check_determinism,
+            sabotage,
+        } => {
+            let options = CampaignOptions {
+                start,
+                seeds,
+                jobs: jobs
+                    .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+                shard,
+                steps,
+                sabotage,
+                check_determinism,
+                progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            };
+            quiet_panics();
+            let report = campaign(&options);
+            println!("marks:");
+            for mark in jetsim::Mark::ALL {
+                println!("  {:<28} {}", mark.name(), report.coverage.count(mark));
+            }
+            let ended = report
+                .results
+                .iter()
+                .filter(|r| r.ended_by_corruption.is_some())
+                .count();
+            println!(
+                "{} seeds in {:.1} s on {} threads: {:.0} seeds/s, {:.0} engine calls/s; {ended} ended early on detected corruption",
+                report.results.len(),
+                report.seconds,
+                options.jobs,
+                report.seeds_per_second(),
+                report.operations_per_second()
+            );
+            for r in report.results.iter().filter(|r| !r.passed()) {
+                println!(
+                    "FAILED seed {}: {}\n  replay: {}",
+                    r.seed,
+                    jetsim::campaign::describe(r),
+                    replay_command(r.seed, steps, sabotage)
+                );
+            }
+            if !report.missing.is_empty() {
+                println!(
+                    "FAILED coverage: expected marks never fired: {}",
+                    report
+                        .missing
+                        .iter()
+                        .map(|m| m.name())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            }
+            if let Some(path) = json {
+                let text = serde_json::to_string_pretty(&json_report(&options, &report))
+                    .expect("reports serialise");
+                if let Err(e) = std::fs::write(&path, text) {
+                    eprintln!("error: cannot write {}: {e}", path.display());
+                    return ExitCode::from(2);
+                }
+            }
+            if let Some(path) = junit
+                && let Err(e) = std::fs::write(&path, junit_report(&options, &report))
+            {
+                eprintln!("error: cannot write {}: {e}", path.display());
+                return ExitCode::from(2);
+            }
+            println!("{} passed, {} failed", report.passed(), report.failed());
+            if report.ok() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+    }
 }

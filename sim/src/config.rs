@@ -1,0 +1,273 @@
+//! A run's configuration, drawn from its seed swarm-style: which operations and faults are
+//! on, at what rates, on what disk, with what engine parameters. Leaving features out of a
+//! run lets the others reach states they would otherwise be crowded out of (Groce et al.).
+
+use std::fmt;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::vfs::{Device, IoFault, Sabotage};
+
+/// How often each kind of step is drawn; 0 leaves it out.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Weights {
+    /// Begin a transaction.
+    pub begin: u32,
+    /// Put a record.
+    pub put: u32,
+    /// Delete a record.
+    pub delete: u32,
+    /// Read a record.
+    pub get: u32,
+    /// Scan a range.
+    pub scan: u32,
+    /// Commit durably.
+    pub commit_durable: u32,
+    /// Commit lazily.
+    pub commit_lazy: u32,
+    /// Roll back.
+    pub rollback: u32,
+    /// Advance the checkpoint.
+    pub checkpoint: u32,
+    /// Flush the log.
+    pub flush_log: u32,
+    /// Terminate cleanly and initialise again.
+    pub restart: u32,
+    /// Crash now (power loss or process kill).
+    pub crash: u32,
+    /// Arm a crash at a later I/O point.
+    pub crash_at_io: u32,
+    /// Arm an I/O fault.
+    pub io_fault: u32,
+    /// Plant latent corruption, found at the next restart.
+    pub corrupt: u32,
+}
+
+/// Everything a run depends on besides its seed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Config {
+    /// The seed: it drew this configuration and drives the run.
+    pub seed: u64,
+    /// How many steps the workload has.
+    pub steps: u32,
+    /// Sessions interleaving transactions.
+    pub sessions: u8,
+    /// Tables.
+    pub tables: u8,
+    /// Keys per table: few keys mean many conflicts.
+    pub keys: u16,
+    /// The share of puts, in percent, with values large enough to go out of line.
+    pub large_value_percent: u8,
+    /// The database page size.
+    pub page_size: u32,
+    /// The size of each log file, in KiB (small: runs cross many generations).
+    pub log_file_kib: u32,
+    /// Circular logging.
+    pub circular_logging: bool,
+    /// The page cache, in pages (small: pages are written back and read again).
+    pub cache_pages: u32,
+    /// Log bytes past the checkpoint before it advances, in KiB.
+    pub checkpoint_depth_kib: u32,
+    /// The version store, in KiB (small: writers meet `JET_errVersionStoreOutOfMemory`).
+    pub version_store_kib: u32,
+    /// The disk.
+    pub device: Device,
+    /// How often each kind of step is drawn.
+    pub weights: Weights,
+    /// Which I/O faults may be armed.
+    pub faults: Vec<IoFault>,
+    /// Which zones may be corrupted.
+    pub corrupt_zones: Vec<CorruptZone>,
+    /// A deliberate bug under the engine, for showing that oracles fire.
+    pub sabotage: Option<Sabotage>,
+}
+
+/// Where latent corruption may be planted; the fault atlas allows one per zone per run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CorruptZone {
+    /// A database page other than the header's two.
+    DatabasePage,
+    /// One of the two database header copies.
+    HeaderCopy,
+    /// A sealed log segment that a later one vouches for, or an archived generation.
+    LogSegment,
+    /// One of the checkpoint file's two slots.
+    CheckpointSlot,
+}
+
+impl CorruptZone {
+    /// Every zone.
+    pub const ALL: [CorruptZone; 4] = [
+        CorruptZone::DatabasePage,
+        CorruptZone::HeaderCopy,
+        CorruptZone::LogSegment,
+        CorruptZone::CheckpointSlot,
+    ];
+}
+
+/// The default number of steps a run has.
+pub const DEFAULT_STEPS: u32 = 300;
+
+impl Config {
+    /// The configuration seed `seed` draws: every feature and fault kind on or off, its rate,
+    /// the disk and the engine's parameters.
+    pub fn swarm(seed: u64) -> Config {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5157_4152_4d00_0000);
+        let on = |rng: &mut ChaCha8Rng, p: f64, hi: u32| {
+            if rng.random_bool(p) {
+                rng.random_range(1..=hi)
+            } else {
+                0
+            }
+        };
+        let mut weights = Weights {
+            begin: 0,
+            put: 0,
+            delete: 0,
+            get: 0,
+            scan: 0,
+            commit_durable: 0,
+            commit_lazy: 0,
+            rollback: 0,
+            checkpoint: 0,
+            flush_log: 0,
+            restart: 0,
+            crash: 0,
+            crash_at_io: 0,
+            io_fault: 0,
+            corrupt: 0,
+        };
+        weights.begin = rng.random_range(4..=12);
+        weights.put = rng.random_range(10..=30);
+        weights.delete = on(&mut rng, 0.7, 8);
+        weights.get = on(&mut rng, 0.8, 10);
+        weights.scan = on(&mut rng, 0.6, 4);
+        weights.commit_durable = on(&mut rng, 0.8, 8);
+        weights.commit_lazy = on(&mut rng, 0.6, 8);
+        if weights.commit_durable + weights.commit_lazy == 0 {
+            weights.commit_durable = 4;
+        }
+        weights.rollback = on(&mut rng, 0.5, 3);
+        weights.checkpoint = on(&mut rng, 0.5, 2);
+        weights.flush_log = on(&mut rng, 0.4, 2);
+        weights.restart = on(&mut rng, 0.4, 1);
+        weights.crash = on(&mut rng, 0.7, 2);
+        weights.crash_at_io = on(&mut rng, 0.7, 2);
+        weights.io_fault = on(&mut rng, 0.6, 2);
+        weights.corrupt = on(&mut rng, 0.3, 1);
+        let faults = IoFault::ALL
+            .into_iter()
+            .filter(|_| rng.random_bool(0.5))
+            .collect();
+        let corrupt_zones = CorruptZone::ALL
+            .into_iter()
+            .filter(|_| rng.random_bool(0.5))
+            .collect();
+        let sector_size = 512 << rng.random_range(0..4);
+        let device = Device {
+            sector_size,
+            atomic_sectors: rng.random_bool(0.25),
+            safe_append: rng.random_bool(0.25),
+            sequential: rng.random_bool(0.2),
+            all_land_percent: [0, 10, 50][rng.random_range(0..3)],
+        };
+        let large = rng.random_bool(0.5);
+        Config {
+            seed,
+            steps: DEFAULT_STEPS,
+            sessions: rng.random_range(1..=4),
+            tables: rng.random_range(1..=3),
+            keys: [8, 40, 200, 1000][rng.random_range(0..4)],
+            large_value_percent: if large { rng.random_range(1..=20) } else { 0 },
+            page_size: if rng.random_bool(0.75) { 4096 } else { 8192 },
+            log_file_kib: [128, 128, 256, 512][rng.random_range(0..4)],
+            circular_logging: rng.random_bool(0.5),
+            cache_pages: [8, 32, 256][rng.random_range(0..3)],
+            checkpoint_depth_kib: [64, 256, 1024][rng.random_range(0..3)],
+            version_store_kib: if rng.random_bool(0.2) { 64 } else { 64 * 1024 },
+            device,
+            weights,
+            faults,
+            corrupt_zones,
+            sabotage: None,
+        }
+    }
+}
+
+impl fmt::Display for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let w = &self.weights;
+        let d = &self.device;
+        writeln!(
+            f,
+            "seed={} steps={} sessions={} tables={} keys={} large={}% page={} log={}KiB circular={} cache={}p ckpt-depth={}KiB verstore={}KiB",
+            self.seed,
+            self.steps,
+            self.sessions,
+            self.tables,
+            self.keys,
+            self.large_value_percent,
+            self.page_size,
+            self.log_file_kib,
+            self.circular_logging,
+            self.cache_pages,
+            self.checkpoint_depth_kib,
+            self.version_store_kib
+        )?;
+        writeln!(
+            f,
+            "  weights: begin={} put={} delete={} get={} scan={} commit-durable={} commit-lazy={} rollback={} checkpoint={} flush={} restart={} crash={} crash-at-io={} io-fault={} corrupt={}",
+            w.begin,
+            w.put,
+            w.delete,
+            w.get,
+            w.scan,
+            w.commit_durable,
+            w.commit_lazy,
+            w.rollback,
+            w.checkpoint,
+            w.flush_log,
+            w.restart,
+            w.crash,
+            w.crash_at_io,
+            w.io_fault,
+            w.corrupt
+        )?;
+        let faults: Vec<&str> = self.faults.iter().map(|f| f.name()).collect();
+        write!(
+            f,
+            "  disk: sector={} atomic={} safe-append={} sequential={} all-land={}%; faults: [{}]; corrupt: {:?}",
+            d.sector_size,
+            d.atomic_sectors,
+            d.safe_append,
+            d.sequential,
+            d.all_land_percent,
+            faults.join(" "),
+            self.corrupt_zones
+        )?;
+        if let Some(s) = self.sabotage {
+            write!(f, "\n  SABOTAGED: {s}")?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_seed_decides_the_configuration() {
+        assert_eq!(Config::swarm(7), Config::swarm(7));
+        let distinct: std::collections::BTreeSet<String> =
+            (0..20).map(|s| Config::swarm(s).to_string()).collect();
+        assert!(distinct.len() > 15, "swarm draws vary");
+        for seed in 0..200 {
+            let c = Config::swarm(seed);
+            assert!(c.weights.put > 0 && c.weights.commit_durable + c.weights.commit_lazy > 0);
+        }
+    }
+}

@@ -1,0 +1,191 @@
+//! Coverage marks: the interesting things a run reached. A campaign counts how often each
+//! fired and fails if one it expects never did — a simulator that silently stops reaching
+//! torn tails or failed fsyncs would otherwise keep passing while testing nothing.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// An interesting event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mark {
+    /// A durable commit returned Ok.
+    DurableCommit,
+    /// A lazy commit returned Ok.
+    LazyCommit,
+    /// A write met `JET_errWriteConflict`, as the model said it would.
+    WriteConflict,
+    /// A write met `JET_errVersionStoreOutOfMemory`.
+    VersionStoreFull,
+    /// A value went out of line.
+    LargeValue,
+    /// The checkpoint moved forward.
+    CheckpointAdvanced,
+    /// The log rolled to a new generation.
+    LogRolled,
+    /// Circular logging deleted a generation.
+    LogDeleted,
+    /// The machine lost power.
+    PowerLoss,
+    /// Only the process died; the page cache survived.
+    ProcessKill,
+    /// A crash fired at an armed I/O point.
+    CrashAtIoPoint,
+    /// A crash fired during a log roll (renaming or creating a generation).
+    CrashDuringRoll,
+    /// A crash fired during recovery.
+    CrashDuringRecovery,
+    /// Recovery found a torn tail and recovered.
+    TornTailRecovered,
+    /// Recovery undid a transaction cut off by the crash.
+    TransactionUndone,
+    /// Recovery finished an interrupted roll.
+    RollFinished,
+    /// A crash lost acknowledged lazy commits (allowed).
+    LazyCommitsLost,
+    /// An ambiguous commit was found present after recovery.
+    AmbiguousPresent,
+    /// An ambiguous commit was found absent after recovery.
+    AmbiguousAbsent,
+    /// An fsync failed and the engine stopped, then recovered.
+    FsyncFailureSurvived,
+    /// A write failed with EIO and the engine survived it.
+    WriteErrorSurvived,
+    /// A read failed with EIO and the engine reported it.
+    ReadErrorReported,
+    /// A write failed with ENOSPC and the engine survived it.
+    DiskFullSurvived,
+    /// A log write was misdirected.
+    MisdirectedWrite,
+    /// Latent corruption was planted.
+    CorruptionPlanted,
+    /// Corruption was detected and reported with its documented error.
+    CorruptionDetected,
+    /// Recovery refused a damaged log or database with its documented error.
+    RecoveryRefusedCorruption,
+    /// A damaged header or checkpoint copy was survived through the other copy.
+    RedundantCopySurvived,
+    /// The final fault-free phase recovered and agreed with the model.
+    FinalPhaseAgreed,
+}
+
+impl Mark {
+    /// Every mark.
+    pub const ALL: [Mark; 29] = [
+        Mark::DurableCommit,
+        Mark::LazyCommit,
+        Mark::WriteConflict,
+        Mark::VersionStoreFull,
+        Mark::LargeValue,
+        Mark::CheckpointAdvanced,
+        Mark::LogRolled,
+        Mark::LogDeleted,
+        Mark::PowerLoss,
+        Mark::ProcessKill,
+        Mark::CrashAtIoPoint,
+        Mark::CrashDuringRoll,
+        Mark::CrashDuringRecovery,
+        Mark::TornTailRecovered,
+        Mark::TransactionUndone,
+        Mark::RollFinished,
+        Mark::LazyCommitsLost,
+        Mark::AmbiguousPresent,
+        Mark::AmbiguousAbsent,
+        Mark::FsyncFailureSurvived,
+        Mark::WriteErrorSurvived,
+        Mark::ReadErrorReported,
+        Mark::DiskFullSurvived,
+        Mark::MisdirectedWrite,
+        Mark::CorruptionPlanted,
+        Mark::CorruptionDetected,
+        Mark::RecoveryRefusedCorruption,
+        Mark::RedundantCopySurvived,
+        Mark::FinalPhaseAgreed,
+    ];
+
+    /// The marks a campaign of at least [`EXPECT_FROM_SEEDS`] seeds with the default profile
+    /// must reach at least once.
+    pub const EXPECTED: [Mark; 22] = [
+        Mark::DurableCommit,
+        Mark::LazyCommit,
+        Mark::WriteConflict,
+        Mark::LargeValue,
+        Mark::CheckpointAdvanced,
+        Mark::LogRolled,
+        Mark::LogDeleted,
+        Mark::PowerLoss,
+        Mark::ProcessKill,
+        Mark::CrashAtIoPoint,
+        Mark::CrashDuringRecovery,
+        Mark::TornTailRecovered,
+        Mark::TransactionUndone,
+        Mark::LazyCommitsLost,
+        Mark::FsyncFailureSurvived,
+        Mark::WriteErrorSurvived,
+        Mark::ReadErrorReported,
+        Mark::DiskFullSurvived,
+        Mark::CorruptionPlanted,
+        Mark::CorruptionDetected,
+        Mark::RedundantCopySurvived,
+        Mark::FinalPhaseAgreed,
+    ];
+
+    /// Its name in reports.
+    pub fn name(self) -> String {
+        serde_json::to_value(self)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_else(|| format!("{self:?}"))
+    }
+}
+
+/// Campaigns of at least this many seeds check [`Mark::EXPECTED`].
+pub const EXPECT_FROM_SEEDS: u64 = 200;
+
+/// How often each mark fired.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Coverage(pub BTreeMap<Mark, u64>);
+
+impl Coverage {
+    /// Counts `mark` once.
+    pub fn hit(&mut self, mark: Mark) {
+        *self.0.entry(mark).or_default() += 1;
+    }
+
+    /// How often `mark` fired.
+    pub fn count(&self, mark: Mark) -> u64 {
+        self.0.get(&mark).copied().unwrap_or(0)
+    }
+
+    /// Adds another run's counts.
+    pub fn merge(&mut self, other: &Coverage) {
+        for (mark, n) in &other.0 {
+            *self.0.entry(*mark).or_default() += n;
+        }
+    }
+
+    /// The expected marks that never fired.
+    pub fn missing(&self) -> Vec<Mark> {
+        Mark::EXPECTED
+            .into_iter()
+            .filter(|m| self.count(*m) == 0)
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn marks_have_kebab_names_and_missing_ones_are_named() {
+        assert_eq!(Mark::TornTailRecovered.name(), "torn-tail-recovered");
+        let mut c = Coverage::default();
+        assert_eq!(c.missing().len(), Mark::EXPECTED.len());
+        for m in Mark::EXPECTED {
+            c.hit(m);
+        }
+        assert!(c.missing().is_empty());
+    }
+}

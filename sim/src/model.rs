@@ -1,0 +1,319 @@
+//! The reference model: the committed state as a history of versions per key, the open
+//! transactions with their snapshots and writes, and what each commit's outcome promises.
+//!
+//! Commit order is the order in which commits returned (the engine has one lock, so that is
+//! log order). Each commit gets the next sequence number; the state "at prefix `p`" is every
+//! key's last version with a sequence number up to `p`.
+
+use std::collections::BTreeMap;
+
+/// A key of the model: a table's index and a key's index. The engine sees them as a table
+/// name and the bytes [`key_bytes`] makes.
+pub type Key = (u8, u16);
+
+/// A value of the model: an identity and a length; [`value_bytes`] makes its bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Val {
+    /// Which value.
+    pub id: u32,
+    /// How many bytes.
+    pub len: u32,
+}
+
+/// The bytes of key `k`.
+pub fn key_bytes(k: u16) -> Vec<u8> {
+    format!("k{k:05}").into_bytes()
+}
+
+/// The key index of `bytes`, if they are bytes [`key_bytes`] makes.
+pub fn parse_key(bytes: &[u8]) -> Option<u16> {
+    let text = std::str::from_utf8(bytes).ok()?.strip_prefix('k')?;
+    (text.len() == 5 && text.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| text.parse().ok())
+        .flatten()
+}
+
+/// The bytes of a value: its identity, then a pattern it seeds, so that any two values of
+/// the workload differ and a misplaced byte shows.
+pub fn value_bytes(v: Val) -> Vec<u8> {
+    let mut out = Vec::with_capacity(v.len as usize);
+    out.extend_from_slice(&v.id.to_le_bytes());
+    let mut x = v.id.wrapping_mul(2_654_435_761) | 1;
+    while out.len() < v.len as usize {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        out.push(x as u8);
+    }
+    out.truncate(v.len as usize);
+    out
+}
+
+/// How a commit returned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// A durable commit returned Ok: it must survive any crash.
+    Durable,
+    /// A lazy commit returned Ok: it may be lost in a crash, but only with every later one.
+    Lazy,
+    /// The commit returned an error after its records may have reached the log: after
+    /// recovery it is all there or not at all.
+    Ambiguous,
+}
+
+/// A commit in the model's history.
+#[derive(Clone, Debug)]
+pub struct Commit {
+    /// How it returned.
+    pub outcome: Outcome,
+    /// What it wrote: `None` deletes.
+    pub writes: BTreeMap<Key, Option<Val>>,
+}
+
+/// An open transaction.
+#[derive(Clone, Debug)]
+pub struct Tx {
+    /// The last sequence number it sees.
+    pub snapshot: u64,
+    /// Its own writes.
+    pub writes: BTreeMap<Key, Option<Val>>,
+}
+
+/// The model of the database and its sessions.
+#[derive(Clone, Debug, Default)]
+pub struct Model {
+    /// Each key's versions, oldest first: (sequence number, value).
+    versions: BTreeMap<Key, Vec<(u64, Option<Val>)>>,
+    /// The commits from sequence number `base + 1` on.
+    commits: Vec<Commit>,
+    /// The sequence number of the state the commits start from.
+    base: u64,
+    /// Every commit up to this sequence number is durable.
+    durable: u64,
+    /// Each session's open transaction.
+    open: Vec<Option<Tx>>,
+}
+
+impl Model {
+    /// An empty database with `sessions` sessions.
+    pub fn new(sessions: usize) -> Model {
+        Model {
+            open: vec![None; sessions],
+            ..Model::default()
+        }
+    }
+
+    /// The sequence number of the last commit.
+    pub fn last(&self) -> u64 {
+        self.base + self.commits.len() as u64
+    }
+
+    /// The sequence number up to which every commit is durable.
+    pub fn durable(&self) -> u64 {
+        self.durable
+    }
+
+    /// The commit with sequence number `seq`.
+    pub fn commit_at(&self, seq: u64) -> &Commit {
+        &self.commits[(seq - self.base - 1) as usize]
+    }
+
+    /// Session `s`'s open transaction.
+    pub fn tx(&self, s: usize) -> Option<&Tx> {
+        self.open[s].as_ref()
+    }
+
+    /// The value of `key` at prefix `seq`.
+    pub fn at(&self, key: Key, seq: u64) -> Option<Val> {
+        let versions = self.versions.get(&key)?;
+        let i = versions.partition_point(|(s, _)| *s <= seq);
+        versions[..i].last().and_then(|(_, v)| *v)
+    }
+
+    /// The value of `key` as session `s` sees it: its transaction's snapshot and own writes,
+    /// or outside a transaction the latest commit.
+    pub fn sees(&self, s: usize, key: Key) -> Option<Val> {
+        match &self.open[s] {
+            Some(tx) => match tx.writes.get(&key) {
+                Some(v) => *v,
+                None => self.at(key, tx.snapshot),
+            },
+            None => self.at(key, self.last()),
+        }
+    }
+
+    /// The records of table `t` with key indexes in `from..to` as session `s` sees them.
+    pub fn range(&self, s: usize, t: u8, from: u16, to: u16) -> Vec<(u16, Val)> {
+        let mut keys: Vec<u16> = self
+            .versions
+            .range((t, from)..(t, to))
+            .map(|(k, _)| k.1)
+            .collect();
+        if let Some(tx) = &self.open[s] {
+            keys.extend(tx.writes.range((t, from)..(t, to)).map(|(k, _)| k.1));
+            keys.sort_unstable();
+            keys.dedup();
+        }
+        keys.into_iter()
+            .filter_map(|k| self.sees(s, (t, k)).map(|v| (k, v)))
+            .collect()
+    }
+
+    /// Every key that has ever had a version, in order.
+    pub fn keys(&self) -> impl Iterator<Item = Key> + '_ {
+        self.versions.keys().copied()
+    }
+
+    /// Opens a transaction for session `s`, seeing every commit so far.
+    pub fn begin(&mut self, s: usize) {
+        assert!(self.open[s].is_none(), "session {s} has a transaction open");
+        self.open[s] = Some(Tx {
+            snapshot: self.last(),
+            writes: BTreeMap::new(),
+        });
+    }
+
+    /// Whether a write of `key` by session `s` is a write conflict: another open transaction
+    /// wrote it, or a commit after the snapshot did.
+    pub fn conflicts(&self, s: usize, key: Key) -> bool {
+        let snapshot = self.open[s].as_ref().map_or(self.last(), |tx| tx.snapshot);
+        let other =
+            self.open.iter().enumerate().any(|(i, tx)| {
+                i != s && tx.as_ref().is_some_and(|tx| tx.writes.contains_key(&key))
+            });
+        let later = self
+            .versions
+            .get(&key)
+            .and_then(|v| v.last())
+            .is_some_and(|(seq, _)| *seq > snapshot);
+        other || later
+    }
+
+    /// Records a write in session `s`'s transaction.
+    pub fn write(&mut self, s: usize, key: Key, value: Option<Val>) {
+        self.open[s]
+            .as_mut()
+            .expect("a write inside a transaction")
+            .writes
+            .insert(key, value);
+    }
+
+    /// Ends session `s`'s transaction without a commit.
+    pub fn rollback(&mut self, s: usize) -> Option<Tx> {
+        self.open[s].take()
+    }
+
+    /// Ends every transaction: the sessions are gone.
+    pub fn drop_sessions(&mut self) {
+        self.open.iter_mut().for_each(|tx| *tx = None);
+    }
+
+    /// Commits session `s`'s transaction with `outcome`; returns its sequence number if it
+    /// wrote anything (a read-only transaction leaves no commit behind).
+    pub fn commit(&mut self, s: usize, outcome: Outcome) -> Option<u64> {
+        let tx = self.open[s]
+            .take()
+            .expect("a commit of an open transaction");
+        self.apply(tx.writes, outcome)
+    }
+
+    /// Appends a commit of `writes` with `outcome`.
+    pub fn apply(&mut self, writes: BTreeMap<Key, Option<Val>>, outcome: Outcome) -> Option<u64> {
+        if writes.is_empty() {
+            if outcome == Outcome::Durable {
+                self.durable = self.last();
+            }
+            return None;
+        }
+        let seq = self.last() + 1;
+        for (key, value) in &writes {
+            self.versions.entry(*key).or_default().push((seq, *value));
+        }
+        self.commits.push(Commit { outcome, writes });
+        if outcome == Outcome::Durable {
+            self.durable = seq;
+        }
+        Some(seq)
+    }
+
+    /// Every commit so far is durable (a flush, a checkpoint, a clean shutdown).
+    pub fn all_durable(&mut self) {
+        self.durable = self.last();
+    }
+
+    /// Every commit before `seq` (exclusive) is durable: the log was flushed after it.
+    pub fn durable_before(&mut self, seq: u64) {
+        self.durable = self.durable.max(seq.saturating_sub(1).min(self.last()));
+    }
+
+    /// The state at prefix `seq`.
+    pub fn state_at(&self, seq: u64) -> BTreeMap<Key, Val> {
+        self.versions
+            .keys()
+            .filter_map(|&k| self.at(k, seq).map(|v| (k, v)))
+            .collect()
+    }
+
+    /// The prefixes a recovered database may show: from the last durable commit to the
+    /// last commit.
+    pub fn candidate_prefixes(&self) -> std::ops::RangeInclusive<u64> {
+        self.durable..=self.last()
+    }
+
+    /// After recovery found prefix `seq`: later commits are gone, and what recovery kept is
+    /// durable.
+    pub fn settle(&mut self, seq: u64) {
+        assert!(
+            (self.durable..=self.last()).contains(&seq),
+            "prefix {seq} outside {}..={}",
+            self.durable,
+            self.last()
+        );
+        for versions in self.versions.values_mut() {
+            versions.retain(|(s, _)| *s <= seq);
+        }
+        self.versions.retain(|_, v| !v.is_empty());
+        self.commits.truncate((seq - self.base) as usize);
+        self.durable = seq;
+        self.drop_sessions();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(id: u32) -> Val {
+        Val { id, len: 8 }
+    }
+
+    #[test]
+    fn snapshots_own_writes_and_conflicts() {
+        let mut m = Model::new(2);
+        m.begin(0);
+        m.write(0, (0, 1), Some(v(1)));
+        m.begin(1);
+        assert!(m.conflicts(1, (0, 1)), "another open transaction wrote it");
+        assert_eq!(m.sees(0, (0, 1)), Some(v(1)));
+        assert_eq!(m.sees(1, (0, 1)), None);
+        assert_eq!(m.commit(0, Outcome::Lazy), Some(1));
+        assert!(m.conflicts(1, (0, 1)), "committed after the snapshot");
+        assert!(!m.conflicts(1, (0, 2)));
+        assert_eq!(m.sees(1, (0, 1)), None, "the snapshot predates the commit");
+        assert_eq!(m.range(1, 0, 0, 10), vec![]);
+        m.rollback(1);
+        assert_eq!(m.range(1, 0, 0, 10), vec![(1, v(1))]);
+        assert_eq!(m.candidate_prefixes(), 0..=1);
+        m.settle(0);
+        assert_eq!(m.sees(0, (0, 1)), None);
+        assert_eq!(m.last(), 0);
+    }
+
+    #[test]
+    fn keys_and_values_round_trip_and_differ() {
+        assert_eq!(parse_key(&key_bytes(42)), Some(42));
+        assert_eq!(parse_key(b"k0042"), None);
+        assert_ne!(value_bytes(v(1)), value_bytes(v(2)));
+        assert_eq!(value_bytes(Val { id: 3, len: 3000 }).len(), 3000);
+    }
+}

@@ -1,0 +1,1232 @@
+//! One run: the engine over the simulated disk and clock, driven by a plan, checked against
+//! the model after every step, and ended by a fault-free phase that must recover and agree.
+//!
+//! The run touches the engine only through its public API and the `Vfs`/`Clock`/`Entropy`
+//! seams. It is single-threaded and a pure function of its plan: the same plan gives the same
+//! trace hash.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::ops::Bound;
+use std::panic::{self, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use jetdb::{
+    CommitMode, Env, ErrorKind, Instance, InstanceParams, InstanceStats, JetError, SeededEntropy,
+    Session, Table,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::clock::SimClock;
+use crate::config::{Config, CorruptZone};
+use crate::coverage::{Coverage, Mark};
+use crate::model::{Key, Model, Outcome, Val, key_bytes, parse_key, value_bytes};
+use crate::trace::{Keep, Trace};
+use crate::vfs::{IoFault, SimVfs, Zone};
+use crate::workload::{Plan, Step};
+
+/// Which promise a violation broke.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Oracle {
+    /// A read inside or outside a transaction differed from the model's snapshot.
+    SnapshotRead,
+    /// A write conflict the model predicted was missed, or one it did not predict was raised.
+    WriteConflict,
+    /// After a crash and recovery the database was no prefix of the commits holding every
+    /// durable one.
+    CrashPrefix,
+    /// Recovery failed where the fault atlas says it must succeed.
+    Recovery,
+    /// An error was returned that no injected fault explains.
+    UnexplainedError,
+    /// Data came back that is not the model's (a wrong value, a key the workload never wrote).
+    WrongData,
+    /// The integrity check failed with nothing corrupted.
+    Integrity,
+    /// The API broke its contract (a call in the wrong state was not refused as documented).
+    Contract,
+    /// The engine panicked.
+    Panic,
+}
+
+impl fmt::Display for Oracle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = serde_json::to_value(self)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        f.write_str(&name)
+    }
+}
+
+/// A broken promise: which oracle, at which step, and what was seen.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Violation {
+    /// The oracle that fired.
+    pub oracle: Oracle,
+    /// The step it fired at (the plan's length for the final phase).
+    pub step: usize,
+    /// What was seen.
+    pub detail: String,
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "oracle {} fired at step {}: {}",
+            self.oracle, self.step, self.detail
+        )
+    }
+}
+
+/// What a run did and found.
+#[derive(Clone, Debug)]
+pub struct RunReport {
+    /// The seed.
+    pub seed: u64,
+    /// The broken promise, if any.
+    pub violation: Option<Violation>,
+    /// The hash of the whole trace: the same plan gives the same hash.
+    pub trace_hash: u64,
+    /// The trace (its text only if asked for).
+    pub trace: Trace,
+    /// The marks the run reached.
+    pub coverage: Coverage,
+    /// Steps executed.
+    pub steps: u64,
+    /// Engine calls made.
+    pub operations: u64,
+    /// Commits acknowledged.
+    pub commits: u64,
+    /// Crashes and restarts.
+    pub restarts: u64,
+    /// Simulated milliseconds.
+    pub sim_millis: u64,
+    /// The run stopped early: detected corruption left nothing to recover, as documented.
+    pub ended_by_corruption: Option<String>,
+}
+
+/// Options of a run besides its plan.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RunOptions {
+    /// What the trace keeps.
+    pub keep: Keep,
+    /// Print events as they happen.
+    pub echo: bool,
+}
+
+/// Runs `plan` and checks every oracle. Never panics: a panic in the engine is a violation.
+pub fn run(plan: &Plan, options: RunOptions) -> RunReport {
+    let trace = Trace::new(options.keep, options.echo);
+    let mut sim = Sim::new(plan, trace);
+    let result = panic::catch_unwind(AssertUnwindSafe(|| sim.execute()));
+    let violation = match result {
+        Ok(Ok(())) => None,
+        Ok(Err(v)) => Some(v),
+        Err(payload) => {
+            let message = payload
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                .unwrap_or_else(|| "a panic without a message".into());
+            Some(Violation {
+                oracle: Oracle::Panic,
+                step: sim.step,
+                detail: message,
+            })
+        }
+    };
+    if let Some(v) = &violation {
+        sim.event(format_args!("VIOLATION {v}"));
+    }
+    sim.sessions.clear();
+    sim.instance = None;
+    let sim_millis = sim.clock.elapsed_millis();
+    let trace = sim.vfs.take_trace();
+    RunReport {
+        seed: plan.config.seed,
+        violation,
+        trace_hash: trace.hash(),
+        trace,
+        coverage: sim.coverage,
+        steps: sim.step as u64,
+        operations: sim.operations,
+        commits: sim.commits,
+        restarts: sim.restarts,
+        sim_millis,
+        ended_by_corruption: sim.ended_by_corruption,
+    }
+}
+
+type Check = Result<(), Violation>;
+
+/// Errors an I/O fault (EIO, ENOSPC, a crash) may surface as.
+const IO_ERRORS: [ErrorKind; 6] = [
+    ErrorKind::DiskIO,
+    ErrorKind::DiskFull,
+    ErrorKind::LogDiskFull,
+    ErrorKind::LogWriteFail,
+    ErrorKind::InstanceUnavailable,
+    ErrorKind::DatabaseUnavailable,
+];
+
+/// Errors a damaged database page or header may surface as.
+const PAGE_ERRORS: [ErrorKind; 5] = [
+    ErrorKind::ReadVerifyFailure,
+    ErrorKind::PageNotInitialized,
+    ErrorKind::ReadPgnoVerifyFailure,
+    ErrorKind::DatabaseCorrupted,
+    ErrorKind::DatabaseUnavailable,
+];
+
+/// Errors recovery may refuse a damaged log with.
+const LOG_ERRORS: [ErrorKind; 4] = [
+    ErrorKind::LogFileCorrupt,
+    ErrorKind::LogReadVerifyFailure,
+    ErrorKind::MissingLogFile,
+    ErrorKind::InvalidLogSequence,
+];
+
+struct Sim {
+    config: Config,
+    steps: Vec<Step>,
+    vfs: SimVfs,
+    clock: Arc<SimClock>,
+    env: Env,
+    params: InstanceParams,
+    instance: Option<Instance>,
+    sessions: Vec<Session>,
+    tables: Vec<Table>,
+    model: Model,
+    coverage: Coverage,
+    step: usize,
+    operations: u64,
+    commits: u64,
+    restarts: u64,
+    /// The engine's counters after the last step, for marks.
+    stats: InstanceStats,
+    checkpoint: Option<jetdb::Lgpos>,
+    /// Whether a crash armed by a step loses power when it fires.
+    armed_power_loss: bool,
+    /// Corruption to plant at the next restart, and what was planted.
+    corrupt_queue: Vec<(CorruptZone, u64)>,
+    corrupt_spent: BTreeSet<CorruptZone>,
+    damaged: BTreeSet<CorruptZone>,
+    /// The log may be damaged by a misdirected write.
+    log_damaged: bool,
+    misdirects: u32,
+    /// Faults that fired since the instance was last initialised.
+    faults_seen: BTreeMap<IoFault, u64>,
+    /// Faults that fired and that the next successful recovery has survived.
+    to_survive: BTreeSet<IoFault>,
+    ended_by_corruption: Option<String>,
+}
+
+fn table_name(t: usize) -> String {
+    format!("t{t}")
+}
+
+impl Sim {
+    fn new(plan: &Plan, trace: Trace) -> Sim {
+        let config = plan.config.clone();
+        let vfs = SimVfs::new(config.device.clone(), config.seed, trace);
+        let clock = Arc::new(SimClock::new());
+        let env = Env::new(
+            Arc::new(vfs.clone()),
+            clock.clone(),
+            Arc::new(SeededEntropy::new(config.seed)),
+        );
+        let mut params = InstanceParams::in_directory("inst");
+        params.page_size = config.page_size as usize;
+        params.log_file_size = u64::from(config.log_file_kib) * 1024;
+        params.circular_logging = config.circular_logging;
+        params.cache_size = config.cache_pages as usize * config.page_size as usize;
+        params.checkpoint_depth = u64::from(config.checkpoint_depth_kib) * 1024;
+        params.version_store_size = config.version_store_kib as usize * 1024;
+        Sim {
+            model: Model::new(config.sessions as usize),
+            steps: plan.steps.clone(),
+            vfs,
+            clock,
+            env,
+            params,
+            instance: None,
+            sessions: Vec::new(),
+            tables: Vec::new(),
+            coverage: Coverage::default(),
+            step: 0,
+            operations: 0,
+            commits: 0,
+            restarts: 0,
+            stats: InstanceStats::default(),
+            checkpoint: None,
+            armed_power_loss: true,
+            corrupt_queue: Vec::new(),
+            corrupt_spent: BTreeSet::new(),
+            damaged: BTreeSet::new(),
+            log_damaged: false,
+            misdirects: 0,
+            faults_seen: BTreeMap::new(),
+            to_survive: BTreeSet::new(),
+            ended_by_corruption: None,
+            config,
+        }
+    }
+
+    fn event(&self, what: fmt::Arguments<'_>) {
+        self.vfs.with_trace(|t| t.event(what));
+    }
+
+    fn violation(&self, oracle: Oracle, detail: impl Into<String>) -> Violation {
+        Violation {
+            oracle,
+            step: self.step,
+            detail: detail.into(),
+        }
+    }
+
+    fn execute(&mut self) -> Check {
+        self.event(format_args!("config {}", self.config));
+        self.vfs.sabotage(self.config.sabotage);
+        self.setup()?;
+        for i in 0..self.steps.len() {
+            self.step = i;
+            self.clock.advance_millis(3);
+            let step = self.steps[i].clone();
+            self.event(format_args!("step {i}: {step:?}"));
+            self.run_step(&step)?;
+            self.after_step()?;
+            if self.ended_by_corruption.is_some() {
+                return Ok(());
+            }
+        }
+        self.step = self.steps.len();
+        self.final_phase()
+    }
+
+    /// Creates the database and its tables with no fault armed (the atlas: no faults while
+    /// the instance is first created).
+    fn setup(&mut self) -> Check {
+        self.vfs.mkdir_durable(Path::new("inst"));
+        let instance = Instance::new(self.env.clone(), self.params.clone());
+        instance
+            .init()
+            .map_err(|e| self.violation(Oracle::UnexplainedError, format!("first init: {e}")))?;
+        let mut session = instance
+            .begin_session()
+            .map_err(|e| self.violation(Oracle::UnexplainedError, format!("session: {e}")))?;
+        for t in 0..self.config.tables as usize {
+            let table = session.create_table(&table_name(t)).map_err(|e| {
+                self.violation(Oracle::UnexplainedError, format!("create table: {e}"))
+            })?;
+            self.tables.push(table);
+        }
+        drop(session);
+        self.instance = Some(instance);
+        self.open_sessions()?;
+        self.stats = InstanceStats::default();
+        Ok(())
+    }
+
+    fn open_sessions(&mut self) -> Check {
+        let instance = self.instance.clone().expect("an instance");
+        self.sessions.clear();
+        for _ in 0..self.config.sessions {
+            let session = instance.begin_session().map_err(|e| {
+                self.violation(Oracle::UnexplainedError, format!("begin_session: {e}"))
+            })?;
+            self.sessions.push(session);
+        }
+        let mut tables = Vec::new();
+        for t in 0..self.config.tables as usize {
+            let table = self.sessions[0].open_table(&table_name(t)).map_err(|e| {
+                self.violation(
+                    Oracle::WrongData,
+                    format!("table {} is gone: {e}", table_name(t)),
+                )
+            })?;
+            tables.push(table);
+        }
+        self.tables = tables;
+        Ok(())
+    }
+
+    /// Faults that fired since `before`.
+    fn fired_since(&self, before: &BTreeMap<IoFault, u64>) -> bool {
+        self.vfs.fired() != *before || self.vfs.crashed()
+    }
+
+    /// Whether `err` is explained: by a fault that fired during the call, by the instance
+    /// having stopped after an earlier fault, or by planted corruption.
+    fn explained(&self, err: &JetError, fired: bool) -> bool {
+        let kind = err.kind();
+        if self.vfs.crashed() {
+            return true;
+        }
+        if (fired || !self.faults_seen.is_empty()) && IO_ERRORS.contains(&kind) {
+            return true;
+        }
+        let pages_damaged = self.damaged.contains(&CorruptZone::DatabasePage);
+        pages_damaged && (PAGE_ERRORS.contains(&kind) || IO_ERRORS.contains(&kind))
+    }
+
+    /// Whether the instance stopped (a fatal error, or the machine crashed).
+    fn instance_dead(&self) -> bool {
+        self.vfs.crashed() || self.instance.as_ref().is_none_or(|i| i.stats().is_err())
+    }
+
+    fn check_error(&self, what: &str, err: &JetError, fired: bool) -> Check {
+        if self.explained(err, fired) {
+            Ok(())
+        } else {
+            Err(self.violation(
+                Oracle::UnexplainedError,
+                format!("{what} failed with no fault to explain it: {err}"),
+            ))
+        }
+    }
+
+    fn run_step(&mut self, step: &Step) -> Check {
+        if self.instance.is_none() {
+            return Ok(());
+        }
+        let before = self.vfs.fired();
+        match *step {
+            Step::Begin { s } => self.begin(s as usize, &before),
+            Step::Put { s, t, k, v, len } => {
+                let value = Val { id: v, len };
+                self.write(s as usize, t, k, Some(value), &before)
+            }
+            Step::Delete { s, t, k } => self.write(s as usize, t, k, None, &before),
+            Step::Get { s, t, k } => self.get(s as usize, t, k, &before),
+            Step::Scan {
+                s,
+                t,
+                from,
+                to,
+                reverse,
+            } => self.scan(s as usize, t, from, to, reverse, &before),
+            Step::Commit { s, durable } => self.commit(s as usize, durable, &before),
+            Step::Rollback { s } => {
+                let s = s as usize;
+                let s = s % self.sessions.len();
+                self.operations += 1;
+                let result = self.sessions[s].rollback();
+                match (self.model.tx(s).is_some(), result) {
+                    (true, Ok(())) => {
+                        self.model.rollback(s);
+                        Ok(())
+                    }
+                    (false, Err(e)) if e.kind() == ErrorKind::NotInTransaction => Ok(()),
+                    (open, result) => Err(self.violation(
+                        Oracle::Contract,
+                        format!("rollback with a transaction open={open} gave {result:?}"),
+                    )),
+                }
+            }
+            Step::Checkpoint | Step::FlushLog => {
+                let instance = self.instance.clone().expect("an instance");
+                self.operations += 1;
+                let result = if *step == Step::Checkpoint {
+                    instance.checkpoint()
+                } else {
+                    instance.flush_log()
+                };
+                match result {
+                    Ok(()) => {
+                        self.model.all_durable();
+                        Ok(())
+                    }
+                    Err(e) => {
+                        let fired = self.fired_since(&before);
+                        self.check_error("checkpoint or flush", &e, fired)
+                    }
+                }
+            }
+            Step::Restart => self.clean_restart(),
+            Step::Crash {
+                power_loss,
+                recovery_crash,
+            } => {
+                self.vfs.crash();
+                self.crash_and_recover(power_loss, recovery_crash)
+            }
+            Step::CrashAt { points, power_loss } => {
+                self.vfs.arm_crash(u64::from(points));
+                self.armed_power_loss = power_loss;
+                Ok(())
+            }
+            Step::Fault(ref fault) => {
+                if fault.kind == IoFault::Misdirect {
+                    // The atlas: at most one misdirected write per run.
+                    if self.misdirects > 0 {
+                        return Ok(());
+                    }
+                    self.misdirects += 1;
+                }
+                self.vfs.arm(fault.clone());
+                Ok(())
+            }
+            Step::Corrupt { zone, pick } => {
+                // The atlas: one corruption per zone per run.
+                if self.corrupt_spent.insert(zone) {
+                    self.corrupt_queue.push((zone, pick));
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn session_index(&self, s: usize) -> usize {
+        s % self.sessions.len()
+    }
+
+    fn begin(&mut self, s: usize, before: &BTreeMap<IoFault, u64>) -> Check {
+        let s = self.session_index(s);
+        self.operations += 1;
+        let result = self.sessions[s].begin_transaction();
+        match (self.model.tx(s).is_some(), result) {
+            (false, Ok(())) => {
+                self.model.begin(s);
+                Ok(())
+            }
+            (true, Err(e)) if e.kind() == ErrorKind::InTransaction => Ok(()),
+            (false, Err(e)) => {
+                let fired = self.fired_since(before);
+                self.check_error("begin_transaction", &e, fired)
+            }
+            (true, result) => Err(self.violation(
+                Oracle::Contract,
+                format!("a second begin_transaction gave {result:?}, not JET_errInTransaction"),
+            )),
+        }
+    }
+
+    fn write(
+        &mut self,
+        s: usize,
+        t: u8,
+        k: u16,
+        value: Option<Val>,
+        before: &BTreeMap<IoFault, u64>,
+    ) -> Check {
+        let s = self.session_index(s);
+        let t = t % self.config.tables;
+        let key: Key = (t, k);
+        let table = self.tables[t as usize];
+        let in_tx = self.model.tx(s).is_some();
+        let conflict = self.model.conflicts(s, key);
+        let saw = self.model.sees(s, key).is_some();
+        let bytes = key_bytes(k);
+        self.operations += 1;
+        let result = match value {
+            Some(v) => {
+                if v.len as usize > self.config.page_size as usize / 4 {
+                    self.coverage.hit(Mark::LargeValue);
+                }
+                self.sessions[s]
+                    .put(table, &bytes, &value_bytes(v))
+                    .map(|()| None)
+            }
+            None => self.sessions[s].delete(table, &bytes).map(Some),
+        };
+        match result {
+            Ok(existed) => {
+                if conflict {
+                    return Err(self.violation(
+                        Oracle::WriteConflict,
+                        format!("a write of {key:?} by session {s} was accepted, but the model says it conflicts"),
+                    ));
+                }
+                if let Some(existed) = existed
+                    && existed != saw
+                {
+                    return Err(self.violation(
+                        Oracle::SnapshotRead,
+                        format!("delete of {key:?} by session {s} said existed={existed}, the model says {saw}"),
+                    ));
+                }
+                if in_tx {
+                    self.model.write(s, key, value);
+                } else {
+                    self.model
+                        .apply(BTreeMap::from([(key, value)]), Outcome::Durable);
+                    self.commits += 1;
+                    self.coverage.hit(Mark::DurableCommit);
+                }
+                Ok(())
+            }
+            Err(e) if e.kind() == ErrorKind::WriteConflict => {
+                if conflict {
+                    self.coverage.hit(Mark::WriteConflict);
+                    Ok(())
+                } else {
+                    Err(self.violation(
+                        Oracle::WriteConflict,
+                        format!("a write of {key:?} by session {s} met {e}, but the model sees no conflict"),
+                    ))
+                }
+            }
+            Err(e)
+                if e.kind() == ErrorKind::VersionStoreOutOfMemory
+                    && self.config.version_store_kib <= 1024 =>
+            {
+                self.coverage.hit(Mark::VersionStoreFull);
+                Ok(())
+            }
+            Err(e) => {
+                let fired = self.fired_since(before);
+                self.check_error("a write", &e, fired)?;
+                if !in_tx && self.instance_dead() {
+                    // The write's own commit failed after it may have reached the log.
+                    self.model
+                        .apply(BTreeMap::from([(key, value)]), Outcome::Ambiguous);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn compare(&self, what: &str, key: Key, got: Option<&[u8]>, want: Option<Val>) -> Check {
+        let want_bytes = want.map(value_bytes);
+        if got == want_bytes.as_deref() {
+            return Ok(());
+        }
+        let show = |v: Option<&[u8]>| match v {
+            None => "nothing".to_owned(),
+            Some(b) if b.len() >= 4 => format!(
+                "value #{} ({} bytes)",
+                u32::from_le_bytes(b[..4].try_into().expect("4 bytes")),
+                b.len()
+            ),
+            Some(b) => format!("{} bytes", b.len()),
+        };
+        Err(self.violation(
+            Oracle::SnapshotRead,
+            format!(
+                "{what} of {key:?} returned {}, the model says {}",
+                show(got),
+                show(want_bytes.as_deref())
+            ),
+        ))
+    }
+
+    fn get(&mut self, s: usize, t: u8, k: u16, before: &BTreeMap<IoFault, u64>) -> Check {
+        let s = self.session_index(s);
+        let t = t % self.config.tables;
+        let in_tx = self.model.tx(s).is_some();
+        let want = self.model.sees(s, (t, k));
+        self.operations += 1;
+        match self.sessions[s].get(self.tables[t as usize], &key_bytes(k)) {
+            Ok(got) => {
+                self.compare("get", (t, k), got.as_deref(), want)?;
+                if !in_tx {
+                    // A read outside a transaction is a transaction of its own, committed
+                    // durably: the log is flushed.
+                    self.model.all_durable();
+                }
+                Ok(())
+            }
+            Err(e) => {
+                let fired = self.fired_since(before);
+                if e.kind() == ErrorKind::DiskIO && fired {
+                    self.coverage.hit(Mark::ReadErrorReported);
+                }
+                if PAGE_ERRORS.contains(&e.kind())
+                    && self.damaged.contains(&CorruptZone::DatabasePage)
+                {
+                    self.coverage.hit(Mark::CorruptionDetected);
+                }
+                self.check_error("get", &e, fired)
+            }
+        }
+    }
+
+    fn scan(
+        &mut self,
+        s: usize,
+        t: u8,
+        from: u16,
+        to: u16,
+        reverse: bool,
+        before: &BTreeMap<IoFault, u64>,
+    ) -> Check {
+        let s = self.session_index(s);
+        let t = t % self.config.tables;
+        let mut want = self.model.range(s, t, from, to);
+        if reverse {
+            want.reverse();
+        }
+        let (lo, hi) = (key_bytes(from), key_bytes(to));
+        self.operations += 1;
+        let table = self.tables[t as usize];
+        let got: jetdb::Result<Vec<(Vec<u8>, Vec<u8>)>> = self.sessions[s]
+            .range(
+                table,
+                (Bound::Included(&lo[..]), Bound::Excluded(&hi[..])),
+                reverse,
+            )
+            .and_then(|range| range.collect());
+        match got {
+            Ok(got) => {
+                if got.len() != want.len() {
+                    let got_keys: Vec<Option<u16>> =
+                        got.iter().map(|(k, _)| parse_key(k)).collect();
+                    let want_keys: Vec<u16> = want.iter().map(|(k, _)| *k).collect();
+                    return Err(self.violation(
+                        Oracle::SnapshotRead,
+                        format!("scan of table {t} keys {from}..{to} reverse={reverse} by session {s} returned keys {got_keys:?}, the model says {want_keys:?}"),
+                    ));
+                }
+                for ((gk, gv), (wk, wv)) in got.iter().zip(&want) {
+                    if parse_key(gk) != Some(*wk) {
+                        return Err(self.violation(
+                            Oracle::SnapshotRead,
+                            format!("scan of table {t} by session {s} returned key {:?} where the model has k{wk:05}", String::from_utf8_lossy(gk)),
+                        ));
+                    }
+                    self.compare("scan", (t, *wk), Some(gv), Some(*wv))?;
+                }
+                Ok(())
+            }
+            Err(e) => {
+                let fired = self.fired_since(before);
+                if PAGE_ERRORS.contains(&e.kind())
+                    && self.damaged.contains(&CorruptZone::DatabasePage)
+                {
+                    self.coverage.hit(Mark::CorruptionDetected);
+                }
+                self.check_error("scan", &e, fired)
+            }
+        }
+    }
+
+    fn commit(&mut self, s: usize, durable: bool, before: &BTreeMap<IoFault, u64>) -> Check {
+        let s = self.session_index(s);
+        let mode = if durable {
+            CommitMode::Durable
+        } else {
+            CommitMode::Lazy
+        };
+        self.operations += 1;
+        let result = self.sessions[s].commit_transaction(mode);
+        if self.model.tx(s).is_none() {
+            return match result {
+                Err(e) if e.kind() == ErrorKind::NotInTransaction => Ok(()),
+                other => Err(self.violation(
+                    Oracle::Contract,
+                    format!("commit with no transaction open gave {other:?}, not JET_errNotInTransaction"),
+                )),
+            };
+        }
+        match result {
+            Ok(()) => {
+                let outcome = if durable {
+                    Outcome::Durable
+                } else {
+                    Outcome::Lazy
+                };
+                if self.model.commit(s, outcome).is_some() {
+                    self.commits += 1;
+                    self.coverage.hit(if durable {
+                        Mark::DurableCommit
+                    } else {
+                        Mark::LazyCommit
+                    });
+                }
+                Ok(())
+            }
+            Err(e) => {
+                let fired = self.fired_since(before);
+                self.check_error("commit", &e, fired)?;
+                if self.instance_dead() {
+                    self.model.commit(s, Outcome::Ambiguous);
+                } else {
+                    self.model.rollback(s);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Marks and bookkeeping after a step; restarts an instance that stopped.
+    fn after_step(&mut self) -> Check {
+        let fired = self.vfs.fired();
+        for (kind, n) in &fired {
+            let seen = self.faults_seen.entry(*kind).or_default();
+            if *n > *seen {
+                *seen = *n;
+                self.to_survive.insert(*kind);
+                if *kind == IoFault::Misdirect {
+                    self.coverage.hit(Mark::MisdirectedWrite);
+                    self.log_damaged = true;
+                }
+            }
+        }
+        if self.vfs.crashed() {
+            let power_loss = self.armed_power_loss;
+            if let Some((what, path)) = self.vfs.take_crash_site() {
+                self.coverage.hit(Mark::CrashAtIoPoint);
+                if crash_in_roll(&what, &path) {
+                    self.coverage.hit(Mark::CrashDuringRoll);
+                }
+            }
+            return self.crash_and_recover(power_loss, None);
+        }
+        let Some(instance) = self.instance.clone() else {
+            return Ok(());
+        };
+        match instance.stats() {
+            Ok(stats) => {
+                if stats.log_rolls > self.stats.log_rolls {
+                    self.coverage.hit(Mark::LogRolled);
+                }
+                if stats.logs_deleted > self.stats.logs_deleted {
+                    self.coverage.hit(Mark::LogDeleted);
+                }
+                self.stats = stats;
+                let checkpoint = instance.checkpoint_position().ok().flatten();
+                if checkpoint > self.checkpoint {
+                    if self.checkpoint.is_some() {
+                        self.coverage.hit(Mark::CheckpointAdvanced);
+                    }
+                    self.checkpoint = checkpoint;
+                }
+                Ok(())
+            }
+            Err(_) => {
+                // The instance stopped after a fault: the process restarts it (the machine
+                // did not crash; the page cache survives).
+                self.event(format_args!("instance stopped; restarting the process"));
+                self.crash_and_recover(false, None)
+            }
+        }
+    }
+
+    /// Plants the queued corruption in the files at rest.
+    fn plant_corruption(&mut self) {
+        for (zone, pick) in std::mem::take(&mut self.corrupt_queue) {
+            if let Some(what) = self.plant(zone, pick) {
+                self.damaged.insert(zone);
+                self.coverage.hit(Mark::CorruptionPlanted);
+                self.event(format_args!("corruption planted: {what}"));
+            } else {
+                // Nothing to corrupt yet: the budget stays unspent.
+                self.corrupt_spent.remove(&zone);
+            }
+        }
+    }
+
+    fn plant(&self, zone: CorruptZone, pick: u64) -> Option<String> {
+        let page = self.config.page_size as u64;
+        let bit = (pick >> 8) as u8 & 7;
+        let (path, offset) = match zone {
+            CorruptZone::DatabasePage | CorruptZone::HeaderCopy => {
+                let path = self.params.database_path.clone();
+                let len = self.vfs.durable_content(&path)?.len() as u64;
+                let pages = len / page;
+                let pgno = if zone == CorruptZone::HeaderCopy {
+                    // Never both copies: the other must be whole.
+                    let copies = jetdb::read_header_copies(&self.vfs, &path).ok()?;
+                    let copy = pick % 2;
+                    copies[1 - copy as usize].as_ref().ok()?;
+                    copy
+                } else if pages > 2 {
+                    2 + pick % (pages - 2)
+                } else {
+                    return None;
+                };
+                (path, pgno * page + (pick >> 16) % page)
+            }
+            CorruptZone::CheckpointSlot => {
+                let path = self.params.system_path.join("edb.chk");
+                let slots = jetdb::checkpoint::decode_slots(&self.vfs.durable_content(&path)?);
+                // Never both copies: the other slot must be whole.
+                let slot = pick % 2;
+                slots[1 - slot as usize].as_ref()?;
+                (path, slot * 4096 + (pick >> 16) % 4096)
+            }
+            CorruptZone::LogSegment => {
+                // Archived generations only: sealed and complete, so any damage to one that
+                // recovery needs is detectable. (Damage to the last flush of the open log
+                // cannot be told from a torn write — a documented limit.)
+                let archived: Vec<PathBuf> = self
+                    .vfs
+                    .files_in(Zone::Log)
+                    .into_iter()
+                    .filter(|p| {
+                        p.file_name()
+                            .and_then(|n| n.to_str())
+                            .and_then(|n| jetdb::log::parse_archive_name("edb", n))
+                            .is_some()
+                    })
+                    .collect();
+                if archived.is_empty() {
+                    return None;
+                }
+                let path = archived[(pick % archived.len() as u64) as usize].clone();
+                let len = self.vfs.durable_content(&path)?.len() as u64;
+                if len == 0 {
+                    return None;
+                }
+                (path, (pick >> 16) % len)
+            }
+        };
+        self.vfs
+            .flip_bit(&path, offset, bit)
+            .then(|| format!("{zone:?}: bit {bit} of byte {offset} of {}", path.display()))
+    }
+
+    /// A clean term, then init: everything committed must be there.
+    fn clean_restart(&mut self) -> Check {
+        let instance = self.instance.clone().expect("an instance");
+        self.sessions.clear();
+        self.model.drop_sessions();
+        self.operations += 1;
+        let before = self.vfs.fired();
+        match instance.term() {
+            Ok(()) => {
+                self.model.all_durable();
+                self.instance = None;
+                self.restarts += 1;
+                self.vfs.restart(false);
+                self.plant_corruption();
+                self.init_and_verify(None)
+            }
+            Err(e) => {
+                let fired = self.fired_since(&before);
+                self.check_error("term", &e, fired)?;
+                self.crash_and_recover(false, None)
+            }
+        }
+    }
+
+    /// The machine (or only the process) crashed: everything in memory is gone. Restart,
+    /// recover, and check the prefix oracle.
+    fn crash_and_recover(&mut self, power_loss: bool, recovery_crash: Option<u32>) -> Check {
+        self.sessions.clear();
+        self.instance = None;
+        self.model.drop_sessions();
+        self.restarts += 1;
+        self.coverage.hit(if power_loss {
+            Mark::PowerLoss
+        } else {
+            Mark::ProcessKill
+        });
+        if let Some(report) = self.vfs.restart(power_loss) {
+            self.event(format_args!("power loss: {report:?}"));
+        } else {
+            self.event(format_args!("process restart"));
+        }
+        self.plant_corruption();
+        self.init_and_verify(recovery_crash)
+    }
+
+    /// Initialises a new instance (recovering), then checks that the database is a prefix of
+    /// the commits holding every durable one, and that it is sound.
+    fn init_and_verify(&mut self, recovery_crash: Option<u32>) -> Check {
+        self.faults_seen.clear();
+        self.stats = InstanceStats::default();
+        if let Some(n) = recovery_crash {
+            self.vfs.arm_crash(u64::from(n));
+        }
+        let mut instance = Instance::new(self.env.clone(), self.params.clone());
+        self.operations += 1;
+        let mut result = instance.init();
+        if self.vfs.crashed() {
+            // Crashed during recovery: lose power again, then recover for real.
+            self.vfs.take_crash_site();
+            self.coverage.hit(Mark::CrashDuringRecovery);
+            drop(instance);
+            let report = self.vfs.restart(true);
+            self.event(format_args!(
+                "crash during recovery; power loss: {report:?}"
+            ));
+            instance = Instance::new(self.env.clone(), self.params.clone());
+            result = instance.init();
+        } else {
+            self.vfs.disarm();
+        }
+        if let Err(e) = result {
+            return self.recovery_failed(&e);
+        }
+        let report = instance.recovery_report().ok().flatten();
+        if let Some(report) = &report {
+            self.event(format_args!(
+                "recovered: {} commits replayed, {} undone, torn tail {:?}",
+                report.commits_replayed, report.transactions_undone, report.torn_tail
+            ));
+            if report.torn_tail.is_some() {
+                self.coverage.hit(Mark::TornTailRecovered);
+            }
+            if report.transactions_undone > 0 {
+                self.coverage.hit(Mark::TransactionUndone);
+            }
+            if report.finished_roll {
+                self.coverage.hit(Mark::RollFinished);
+            }
+        }
+        self.instance = Some(instance);
+        self.checkpoint = None;
+        self.open_sessions()?;
+        self.verify_prefix()?;
+        self.verify_integrity()?;
+        if self.damaged.contains(&CorruptZone::HeaderCopy)
+            || self.damaged.contains(&CorruptZone::CheckpointSlot)
+        {
+            self.coverage.hit(Mark::RedundantCopySurvived);
+        }
+        // Whatever faults fired before this recovery were survived.
+        for kind in std::mem::take(&mut self.to_survive) {
+            match kind {
+                IoFault::SyncError | IoFault::Fsyncgate => {
+                    self.coverage.hit(Mark::FsyncFailureSurvived)
+                }
+                IoFault::WriteError => self.coverage.hit(Mark::WriteErrorSurvived),
+                IoFault::DiskFull => self.coverage.hit(Mark::DiskFullSurvived),
+                IoFault::ReadError | IoFault::Misdirect => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Recovery failed: a violation unless detected damage explains it, in which case the
+    /// run ends there (there is no backup to restore yet).
+    fn recovery_failed(&mut self, err: &JetError) -> Check {
+        let kind = err.kind();
+        let log_damaged = self.log_damaged || self.damaged.contains(&CorruptZone::LogSegment);
+        let pages_damaged = self.damaged.contains(&CorruptZone::DatabasePage);
+        if (log_damaged && LOG_ERRORS.contains(&kind))
+            || (pages_damaged && PAGE_ERRORS.contains(&kind))
+        {
+            self.coverage.hit(Mark::RecoveryRefusedCorruption);
+            self.coverage.hit(Mark::CorruptionDetected);
+            self.event(format_args!(
+                "recovery refused damaged data, as documented: {err}"
+            ));
+            self.ended_by_corruption = Some(err.to_string());
+            self.instance = None;
+            return Ok(());
+        }
+        Err(self.violation(
+            Oracle::Recovery,
+            format!("recovery failed though the fault atlas says it must succeed: {err}"),
+        ))
+    }
+
+    /// Reads every table. Where damaged pages make a scan fail, falls back to reading the
+    /// model's keys one by one; unreadable keys are left out (`None` in the second map).
+    fn read_all(&mut self) -> Result<BTreeMap<Key, Option<Vec<u8>>>, Violation> {
+        let mut out = BTreeMap::new();
+        for t in 0..self.config.tables {
+            let table = self.tables[t as usize];
+            let scanned: jetdb::Result<Vec<(Vec<u8>, Vec<u8>)>> = self.sessions[0]
+                .range(table, .., false)
+                .and_then(|r| r.collect());
+            match scanned {
+                Ok(records) => {
+                    for (k, v) in records {
+                        let Some(k) = parse_key(&k) else {
+                            return Err(self.violation(
+                                Oracle::WrongData,
+                                format!(
+                                    "table {t} holds key {:?}, which the workload never wrote",
+                                    String::from_utf8_lossy(&k)
+                                ),
+                            ));
+                        };
+                        out.insert((t, k), Some(v));
+                    }
+                }
+                Err(e) => {
+                    self.check_error("a scan of the recovered table", &e, false)?;
+                    self.coverage.hit(Mark::CorruptionDetected);
+                    let keys: Vec<u16> = self
+                        .model
+                        .keys()
+                        .filter(|k| k.0 == t)
+                        .map(|k| k.1)
+                        .collect();
+                    for k in keys {
+                        match self.sessions[0].get(table, &key_bytes(k)) {
+                            Ok(Some(v)) => {
+                                out.insert((t, k), Some(v));
+                            }
+                            Ok(None) => {}
+                            Err(e) => {
+                                self.check_error("a read of the recovered table", &e, false)?;
+                                out.insert((t, k), None);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn verify_prefix(&mut self) -> Check {
+        let got = self.read_all()?;
+        let readable = |k: &Key| got.get(k).is_none_or(Option::is_some);
+        let candidates = self.model.candidate_prefixes();
+        let matches = |seq: u64| {
+            let state = self.model.state_at(seq);
+            let extra = got
+                .iter()
+                .any(|(k, v)| v.is_some() && !state.contains_key(k) && readable(k));
+            !extra
+                && state.iter().all(|(k, v)| match got.get(k) {
+                    Some(Some(bytes)) => *bytes == value_bytes(*v),
+                    Some(None) => true,
+                    None => false,
+                })
+        };
+        // The longest matching prefix: recovery keeps all it can.
+        let Some(seq) = candidates.clone().rev().find(|&seq| matches(seq)) else {
+            let last = self.model.state_at(self.model.last());
+            let durable = self.model.state_at(self.model.durable());
+            let differ = |state: &BTreeMap<Key, Val>| {
+                got.iter()
+                    .filter(|(k, v)| v.is_some() && state.get(k).map(|v| value_bytes(*v)) != **v)
+                    .map(|(k, _)| *k)
+                    .chain(state.keys().filter(|k| !got.contains_key(k)).copied())
+                    .take(5)
+                    .collect::<Vec<Key>>()
+            };
+            return Err(self.violation(
+                Oracle::CrashPrefix,
+                format!(
+                    "after recovery the database is no prefix of the commits from {} (durable) to {}; keys differing from the durable prefix: {:?}, from the last commit: {:?}",
+                    self.model.durable(),
+                    self.model.last(),
+                    differ(&durable),
+                    differ(&last),
+                ),
+            ));
+        };
+        let lost: Vec<Outcome> = (seq + 1..=self.model.last())
+            .map(|s| self.model.commit_at(s).outcome)
+            .collect();
+        if lost.contains(&Outcome::Lazy) {
+            self.coverage.hit(Mark::LazyCommitsLost);
+        }
+        if lost.contains(&Outcome::Ambiguous) {
+            self.coverage.hit(Mark::AmbiguousAbsent);
+        }
+        if (self.model.durable() + 1..=seq)
+            .any(|s| self.model.commit_at(s).outcome == Outcome::Ambiguous)
+        {
+            self.coverage.hit(Mark::AmbiguousPresent);
+        }
+        self.event(format_args!(
+            "recovered prefix {seq} of {} (durable {})",
+            self.model.last(),
+            self.model.durable()
+        ));
+        self.model.settle(seq);
+        Ok(())
+    }
+
+    fn verify_integrity(&mut self) -> Check {
+        let instance = self.instance.clone().expect("an instance");
+        match instance.check_integrity() {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                if self.damaged.contains(&CorruptZone::DatabasePage)
+                    && PAGE_ERRORS.contains(&e.kind())
+                {
+                    self.coverage.hit(Mark::CorruptionDetected);
+                    Ok(())
+                } else {
+                    Err(self.violation(
+                        Oracle::Integrity,
+                        format!("the integrity check failed: {e}"),
+                    ))
+                }
+            }
+        }
+    }
+
+    /// The fault-free phase: no fault armed, a crash, recovery that must succeed and agree
+    /// with the model, a last commit, a clean shutdown, and a final exact comparison.
+    fn final_phase(&mut self) -> Check {
+        self.vfs.disarm();
+        self.event(format_args!("final phase"));
+        if self.instance.is_none() {
+            return Ok(());
+        }
+        self.vfs.crash();
+        self.crash_and_recover(!self.config.seed.is_multiple_of(3), None)?;
+        if self.ended_by_corruption.is_some() {
+            return Ok(());
+        }
+        let pages_damaged = self.damaged.contains(&CorruptZone::DatabasePage);
+        // One more commit must work, then a clean shutdown keeps everything.
+        let table = self.tables[0];
+        let value = Val {
+            id: u32::MAX,
+            len: 16,
+        };
+        self.model.begin(0);
+        let wrote = self.sessions[0]
+            .begin_transaction()
+            .and_then(|()| self.sessions[0].put(table, &key_bytes(0), &value_bytes(value)))
+            .and_then(|()| self.sessions[0].commit_transaction(CommitMode::Durable));
+        match wrote {
+            Ok(()) => {
+                self.model.write(0, (0, 0), Some(value));
+                self.model.commit(0, Outcome::Durable);
+            }
+            Err(e) if pages_damaged && PAGE_ERRORS.contains(&e.kind()) => {
+                self.model.rollback(0);
+            }
+            Err(e) => {
+                return Err(self.violation(
+                    Oracle::UnexplainedError,
+                    format!("a commit in the fault-free phase failed: {e}"),
+                ));
+            }
+        }
+        let instance = self.instance.clone().expect("an instance");
+        self.sessions.clear();
+        if let Err(e) = instance.term() {
+            if !(pages_damaged && PAGE_ERRORS.contains(&e.kind())) {
+                return Err(self.violation(
+                    Oracle::UnexplainedError,
+                    format!("term in the fault-free phase failed: {e}"),
+                ));
+            }
+            return Ok(());
+        }
+        self.model.all_durable();
+        self.instance = None;
+        self.init_and_verify(None)?;
+        if self.model.durable() != self.model.last() {
+            return Err(self.violation(
+                Oracle::CrashPrefix,
+                "after a clean shutdown the database lost commits".to_owned(),
+            ));
+        }
+        self.coverage.hit(Mark::FinalPhaseAgreed);
+        let instance = self.instance.take().expect("an instance");
+        self.sessions.clear();
+        instance.term().map_err(|e| {
+            self.violation(
+                Oracle::UnexplainedError,
+                format!("the last term failed: {e}"),
+            )
+        })
+    }
+}
+
+/// Whether a crash at `what` on `path` interrupted a log roll: the new generation's
+/// temporary file, a rename or removal of a log file, or a sync of the log directory.
+fn crash_in_roll(what: &str, path: &Path) -> bool {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    name.ends_with("tmp.log")
+        || (matches!(what, "rename" | "remove") && name.ends_with(".log"))
+        || what == "dirsync"
+}

@@ -1,0 +1,1117 @@
+//! The simulated disk: an in-memory file system under the engine's [`Vfs`] seam that knows
+//! what is durable and what is not, loses power on command, and injects I/O faults.
+//!
+//! Every file (an inode) has two contents: the *view*, which reads see, and the *durable*
+//! content, which survives a power loss. A write changes the view at once and is queued as
+//! pending; [`VfsFile::sync`] applies the file's pending writes to its durable content. The
+//! namespace works the same way: a create, rename or remove changes the view at once and
+//! becomes durable when every directory it touches has been synced.
+//!
+//! A crash stops all I/O. [`SimVfs::restart`] then either keeps everything as the page cache
+//! had it (the process died, the machine did not) or loses power: each pending write is, per
+//! sector and by seeded choice, written, dropped or left as garbage, within what the
+//! [`Device`] allows; unsynced namespace changes survive as a prefix of the journal or as a
+//! random subset. Writes are copied once into the view and once into the pending queue, never
+//! whole files, so long runs stay cheap.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use jetdb::{OpenMode, Vfs, VfsFile, parent_dir};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::trace::Trace;
+
+/// What kind of data a file holds, for aiming faults: the fault atlas spends its budget per
+/// zone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Zone {
+    /// The database file (`*.edb`), header copies included.
+    Database,
+    /// Log generations (`*.log`).
+    Log,
+    /// The checkpoint file (`*.chk`).
+    Checkpoint,
+    /// Anything else (temporary files).
+    Other,
+}
+
+impl Zone {
+    /// The zone of the file at `path`, by its extension.
+    pub fn of(path: &Path) -> Zone {
+        match path.extension().and_then(|e| e.to_str()) {
+            Some("edb") => Zone::Database,
+            Some("log") => Zone::Log,
+            Some("chk") => Zone::Checkpoint,
+            _ => Zone::Other,
+        }
+    }
+
+    /// Every zone.
+    pub const ALL: [Zone; 4] = [Zone::Database, Zone::Log, Zone::Checkpoint, Zone::Other];
+}
+
+/// How strong a disk the run simulates, after SQLite's crash VFS device characteristics.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Device {
+    /// The unit a torn write is decided in: 512 bytes to 4 KiB.
+    pub sector_size: usize,
+    /// A sector is written whole or not at all, never as garbage (`ATOMIC512…`).
+    pub atomic_sectors: bool,
+    /// An append never leaves garbage or a hole: its sectors land in order (`SAFE_APPEND`).
+    pub safe_append: bool,
+    /// Writes reach the disk in the order they were issued: a crash keeps a prefix of each
+    /// file's pending writes (`SEQUENTIAL`).
+    pub sequential: bool,
+    /// The chance, in percent, that a power loss still lands every pending write of a file
+    /// (FoundationDB uses 10).
+    pub all_land_percent: u8,
+}
+
+impl Default for Device {
+    fn default() -> Device {
+        Device {
+            sector_size: 512,
+            atomic_sectors: false,
+            safe_append: false,
+            sequential: false,
+            all_land_percent: 10,
+        }
+    }
+}
+
+/// An I/O fault the disk can be armed with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum IoFault {
+    /// A read fails with EIO.
+    ReadError,
+    /// A write fails with EIO; nothing of it is written.
+    WriteError,
+    /// An fsync fails with EIO; the pending writes stay pending.
+    SyncError,
+    /// An fsync fails and the pending writes are lost: they stay in the page cache (reads
+    /// still see them) but will never reach the disk, as Linux did in "fsyncgate".
+    Fsyncgate,
+    /// A write that allocates space fails with ENOSPC.
+    DiskFull,
+    /// A write lands at another sector-aligned place in the same file.
+    Misdirect,
+}
+
+impl IoFault {
+    /// Every kind.
+    pub const ALL: [IoFault; 6] = [
+        IoFault::ReadError,
+        IoFault::WriteError,
+        IoFault::SyncError,
+        IoFault::Fsyncgate,
+        IoFault::DiskFull,
+        IoFault::Misdirect,
+    ];
+
+    /// Its name in traces and reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            IoFault::ReadError => "read-eio",
+            IoFault::WriteError => "write-eio",
+            IoFault::SyncError => "fsync-eio",
+            IoFault::Fsyncgate => "fsyncgate",
+            IoFault::DiskFull => "enospc",
+            IoFault::Misdirect => "misdirect",
+        }
+    }
+}
+
+/// A fault waiting for its moment.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArmedFault {
+    /// What goes wrong.
+    pub kind: IoFault,
+    /// Which files it hits.
+    pub zone: Zone,
+    /// How many matching operations pass unharmed first.
+    pub after: u32,
+    /// Whether it keeps firing on every matching operation until the next restart.
+    pub persistent: bool,
+}
+
+/// A deliberate bug in the disk, for showing that the oracles fire: the engine above it then
+/// behaves like an engine with that bug.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Sabotage {
+    /// fsync of the zone's files answers Ok and makes nothing durable: an engine that skips
+    /// the fsync (for the log: one that acknowledges commits before they are durable).
+    SkipSync(Zone),
+    /// Directory fsync answers Ok and makes nothing durable.
+    SkipDirSync,
+    /// One in four writes to the zone's files answers Ok and is dropped, even from the page
+    /// cache: a lost write, so later reads return stale data.
+    LostWrite(Zone),
+}
+
+impl Sabotage {
+    /// Parses the command-line spelling: `skip-sync:log`, `skip-dir-sync`,
+    /// `lost-write:database`.
+    pub fn parse(text: &str) -> Option<Sabotage> {
+        let zone = |name: &str| match name {
+            "database" => Some(Zone::Database),
+            "log" => Some(Zone::Log),
+            "checkpoint" => Some(Zone::Checkpoint),
+            _ => None,
+        };
+        match text.split_once(':') {
+            None if text == "skip-dir-sync" => Some(Sabotage::SkipDirSync),
+            Some(("skip-sync", z)) => zone(z).map(Sabotage::SkipSync),
+            Some(("lost-write", z)) => zone(z).map(Sabotage::LostWrite),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Sabotage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let zone = |z: &Zone| match z {
+            Zone::Database => "database",
+            Zone::Log => "log",
+            Zone::Checkpoint => "checkpoint",
+            Zone::Other => "other",
+        };
+        match self {
+            Sabotage::SkipSync(z) => write!(f, "skip-sync:{}", zone(z)),
+            Sabotage::SkipDirSync => write!(f, "skip-dir-sync"),
+            Sabotage::LostWrite(z) => write!(f, "lost-write:{}", zone(z)),
+        }
+    }
+}
+
+/// What a power loss did, for the trace and coverage.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PowerLoss {
+    /// Pending writes that landed whole.
+    pub writes_landed: u64,
+    /// Pending writes lost or torn, in part or whole.
+    pub writes_torn: u64,
+    /// Sectors left as garbage.
+    pub garbage_sectors: u64,
+    /// Namespace changes that were not durable and were undone.
+    pub entries_undone: u64,
+}
+
+type Ino = u64;
+
+#[derive(Clone, Debug)]
+enum Pending {
+    Write { offset: u64, data: Vec<u8> },
+    SetLen(u64),
+}
+
+#[derive(Debug)]
+struct Inode {
+    view: Vec<u8>,
+    durable: Vec<u8>,
+    pending: Vec<Pending>,
+    zone: Zone,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Entry {
+    File(Ino),
+    Dir,
+}
+
+#[derive(Clone, Debug)]
+enum Meta {
+    Link(PathBuf, Entry),
+    Unlink(PathBuf, Entry),
+    Rename(PathBuf, PathBuf, Ino),
+}
+
+#[derive(Debug)]
+struct PendingMeta {
+    op: Meta,
+    /// Directories whose fsync this change still waits for.
+    needs: Vec<PathBuf>,
+}
+
+type Namespace = BTreeMap<PathBuf, Entry>;
+
+fn apply_meta(ns: &mut Namespace, op: &Meta) -> bool {
+    match op {
+        Meta::Link(path, entry) => {
+            let parent = parent_dir(path);
+            let parent_ok = parent.as_os_str().is_empty() || ns.get(parent) == Some(&Entry::Dir);
+            if parent_ok {
+                ns.insert(path.clone(), *entry);
+            }
+            parent_ok
+        }
+        Meta::Unlink(path, entry) => {
+            if ns.get(path) == Some(entry) {
+                ns.remove(path);
+                true
+            } else {
+                false
+            }
+        }
+        Meta::Rename(from, to, ino) => {
+            if ns.get(from) == Some(&Entry::File(*ino)) {
+                ns.remove(from);
+                ns.insert(to.clone(), Entry::File(*ino));
+                true
+            } else {
+                false
+            }
+        }
+    }
+}
+
+/// Counts of what the disk did, for reports.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DiskStats {
+    /// Operations that could be a crash point: writes, fsyncs and namespace changes.
+    pub points: u64,
+    /// Bytes written.
+    pub bytes_written: u64,
+    /// File and directory fsyncs.
+    pub syncs: u64,
+    /// Faults that fired.
+    pub faults_fired: u64,
+}
+
+#[derive(Debug)]
+struct Disk {
+    device: Device,
+    rng: ChaCha8Rng,
+    inodes: BTreeMap<Ino, Inode>,
+    next_ino: Ino,
+    ns: Namespace,
+    durable_ns: Namespace,
+    meta: Vec<PendingMeta>,
+    armed: Vec<ArmedFault>,
+    /// Faults that fired, by kind, since the last restart.
+    fired: BTreeMap<IoFault, u64>,
+    crash_at: Option<u64>,
+    crashed: bool,
+    /// What the armed crash interrupted: the operation and the file.
+    crash_site: Option<(String, PathBuf)>,
+    /// A misdirected write whose file has not since been written and synced: a crash now
+    /// would make the misplaced data look like a torn tail, a double fault the atlas avoids.
+    unvouched: Option<(Ino, bool)>,
+    sabotage: Option<Sabotage>,
+    lost_writes: u64,
+    /// Handles of an earlier life of the process are dead.
+    epoch: u64,
+    stats: DiskStats,
+    trace: Trace,
+}
+
+fn crashed_error() -> io::Error {
+    io::Error::other("the simulated machine has crashed")
+}
+
+fn not_found(path: &Path) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::NotFound,
+        format!("{} not found", path.display()),
+    )
+}
+
+impl Disk {
+    /// A crash point: fails once the machine has crashed, and crashes it when the armed
+    /// count is reached.
+    fn point(&mut self, what: &str, path: &Path) -> io::Result<()> {
+        if self.crashed {
+            return Err(crashed_error());
+        }
+        self.stats.points += 1;
+        if let Some(at) = self.crash_at
+            && self.stats.points >= at
+            && self.unvouched.is_none()
+        {
+            self.crashed = true;
+            self.crash_at = None;
+            self.crash_site = Some((what.to_owned(), path.to_path_buf()));
+            let zone = Zone::of(path);
+            self.trace.event(format_args!(
+                "crash at I/O point {} ({what} {} [{zone:?}])",
+                self.stats.points,
+                path.display()
+            ));
+            return Err(crashed_error());
+        }
+        Ok(())
+    }
+
+    fn alive(&self) -> io::Result<()> {
+        if self.crashed {
+            Err(crashed_error())
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Whether an armed fault of `kind` fires on this operation in `zone`.
+    fn fires(&mut self, kind: IoFault, zone: Zone) -> bool {
+        let Some(i) = self
+            .armed
+            .iter()
+            .position(|f| f.kind == kind && f.zone == zone)
+        else {
+            return false;
+        };
+        let fault = &mut self.armed[i];
+        if fault.after > 0 {
+            fault.after -= 1;
+            return false;
+        }
+        if !fault.persistent {
+            self.armed.remove(i);
+        }
+        self.stats.faults_fired += 1;
+        *self.fired.entry(kind).or_default() += 1;
+        true
+    }
+
+    fn entry(&self, path: &Path) -> Option<Entry> {
+        if path.as_os_str().is_empty() {
+            return Some(Entry::Dir);
+        }
+        self.ns.get(path).copied()
+    }
+
+    fn check_parent(&self, path: &Path) -> io::Result<()> {
+        match self.entry(parent_dir(path)) {
+            Some(Entry::Dir) => Ok(()),
+            Some(Entry::File(_)) => Err(io::Error::other(format!(
+                "{} is not a directory",
+                parent_dir(path).display()
+            ))),
+            None => Err(not_found(parent_dir(path))),
+        }
+    }
+
+    fn push_meta(&mut self, op: Meta) {
+        let needs = match &op {
+            Meta::Link(p, _) | Meta::Unlink(p, _) => vec![parent_dir(p).to_path_buf()],
+            Meta::Rename(from, to, _) => {
+                let (a, b) = (parent_dir(from), parent_dir(to));
+                if a == b {
+                    vec![a.to_path_buf()]
+                } else {
+                    vec![a.to_path_buf(), b.to_path_buf()]
+                }
+            }
+        };
+        self.meta.push(PendingMeta { op, needs });
+    }
+
+    fn inode(&mut self, ino: Ino) -> &mut Inode {
+        self.inodes.get_mut(&ino).expect("a handle's inode lives")
+    }
+
+    /// Loses power: resolves every pending write and namespace change.
+    fn lose_power(&mut self) -> PowerLoss {
+        let mut report = PowerLoss::default();
+        let sector = self.device.sector_size;
+        let inos: Vec<Ino> = self.inodes.keys().copied().collect();
+        for ino in inos {
+            let pending = std::mem::take(&mut self.inode(ino).pending);
+            if pending.is_empty() {
+                continue;
+            }
+            let all = self
+                .rng
+                .random_ratio(u32::from(self.device.all_land_percent), 100);
+            let cut = if self.device.sequential && !all {
+                self.rng.random_range(0..=pending.len())
+            } else {
+                pending.len()
+            };
+            let mut durable = std::mem::take(&mut self.inode(ino).durable);
+            for (i, p) in pending.iter().enumerate() {
+                if i > cut {
+                    report.writes_torn += 1;
+                    continue;
+                }
+                let whole = all || (self.device.sequential && i < cut);
+                match p {
+                    Pending::SetLen(len) => {
+                        if whole || self.rng.random_bool(0.5) {
+                            durable.resize(*len as usize, 0);
+                        }
+                    }
+                    Pending::Write { offset, data } => {
+                        if whole {
+                            write_into(&mut durable, *offset, data);
+                            report.writes_landed += 1;
+                        } else {
+                            let torn = self.tear(&mut durable, *offset, data, sector, &mut report);
+                            if torn {
+                                report.writes_torn += 1;
+                            } else {
+                                report.writes_landed += 1;
+                            }
+                        }
+                    }
+                }
+            }
+            self.inode(ino).durable = durable;
+        }
+        // The namespace: an ordered journal keeps a prefix of the changes, a weaker file
+        // system any subset; changes whose directories were synced always stay.
+        let mut ns = std::mem::take(&mut self.durable_ns);
+        let meta = std::mem::take(&mut self.meta);
+        let journal = self.rng.random_bool(0.5);
+        let keep = self.rng.random_range(0..=meta.len());
+        for (i, m) in meta.iter().enumerate() {
+            let synced = m.needs.is_empty();
+            let kept = synced
+                || if journal {
+                    i < keep
+                } else {
+                    self.rng.random_bool(0.5)
+                };
+            if kept {
+                apply_meta(&mut ns, &m.op);
+            } else {
+                report.entries_undone += 1;
+            }
+        }
+        self.ns = ns.clone();
+        self.durable_ns = ns;
+        for inode in self.inodes.values_mut() {
+            inode.view.clone_from(&inode.durable);
+        }
+        report
+    }
+
+    /// Resolves one pending write sector by sector; whether any of it was lost or garbled.
+    fn tear(
+        &mut self,
+        durable: &mut Vec<u8>,
+        offset: u64,
+        data: &[u8],
+        sector: usize,
+        report: &mut PowerLoss,
+    ) -> bool {
+        let start = offset as usize;
+        let end = start + data.len();
+        let appending = start >= durable.len();
+        let mut torn = false;
+        let mut stopped = false;
+        let mut s = start / sector * sector;
+        while s < end {
+            let (a, b) = (s.max(start), (s + sector).min(end));
+            let roll = self.rng.random_range(0..8u32);
+            let garbage_allowed =
+                !(self.device.atomic_sectors || (appending && self.device.safe_append));
+            let choice = if stopped {
+                1
+            } else if roll < 3 {
+                0
+            } else if roll < 6 || !garbage_allowed {
+                1
+            } else {
+                2
+            };
+            match choice {
+                0 => write_into(durable, a as u64, &data[a - start..b - start]),
+                1 => {
+                    torn = true;
+                    // A safe append lands in order: after a lost sector, nothing later lands.
+                    stopped = appending && self.device.safe_append;
+                }
+                _ => {
+                    torn = true;
+                    report.garbage_sectors += 1;
+                    let g_end = (s + sector).max(b).min(durable.len().max(b));
+                    if durable.len() < g_end {
+                        durable.resize(g_end, 0);
+                    }
+                    self.rng.fill(&mut durable[s..g_end]);
+                }
+            }
+            s += sector;
+        }
+        torn
+    }
+}
+
+fn write_into(buf: &mut Vec<u8>, offset: u64, data: &[u8]) {
+    let start = offset as usize;
+    let end = start + data.len();
+    if buf.len() < end {
+        buf.resize(end, 0);
+    }
+    buf[start..end].copy_from_slice(data);
+}
+
+/// The simulated file system. Cloning gives another handle to the same disk.
+#[derive(Clone)]
+pub struct SimVfs {
+    disk: Arc<Mutex<Disk>>,
+}
+
+impl fmt::Debug for SimVfs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SimVfs").finish_non_exhaustive()
+    }
+}
+
+impl SimVfs {
+    /// An empty disk of the given kind; `seed` drives every choice it makes, and `trace`
+    /// records what it does.
+    pub fn new(device: Device, seed: u64, trace: Trace) -> SimVfs {
+        assert!(
+            device.sector_size.is_power_of_two() && (512..=4096).contains(&device.sector_size),
+            "sector size {} is not a power of two from 512 to 4096",
+            device.sector_size
+        );
+        SimVfs {
+            disk: Arc::new(Mutex::new(Disk {
+                device,
+                rng: ChaCha8Rng::seed_from_u64(seed),
+                inodes: BTreeMap::new(),
+                next_ino: 1,
+                ns: Namespace::new(),
+                durable_ns: Namespace::new(),
+                meta: Vec::new(),
+                armed: Vec::new(),
+                fired: BTreeMap::new(),
+                crash_at: None,
+                crashed: false,
+                crash_site: None,
+                unvouched: None,
+                sabotage: None,
+                lost_writes: 0,
+                epoch: 0,
+                stats: DiskStats::default(),
+                trace,
+            })),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Disk> {
+        self.disk.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs `f` on the trace.
+    pub fn with_trace<T>(&self, f: impl FnOnce(&mut Trace) -> T) -> T {
+        f(&mut self.lock().trace)
+    }
+
+    /// Takes the trace out, leaving an empty one.
+    pub fn take_trace(&self) -> Trace {
+        std::mem::take(&mut self.lock().trace)
+    }
+
+    /// Builds in a bug, for showing that oracles fire.
+    pub fn sabotage(&self, sabotage: Option<Sabotage>) {
+        self.lock().sabotage = sabotage;
+    }
+
+    /// Crashes the machine at the `n`th crash point from now (1: the next one).
+    pub fn arm_crash(&self, n: u64) {
+        let mut disk = self.lock();
+        disk.crash_at = Some(disk.stats.points + n.max(1));
+    }
+
+    /// Crashes the machine now: every later operation fails until [`SimVfs::restart`].
+    pub fn crash(&self) {
+        let mut disk = self.lock();
+        disk.crashed = true;
+        disk.crash_at = None;
+    }
+
+    /// What the last armed crash interrupted (operation, file), taken once.
+    pub fn take_crash_site(&self) -> Option<(String, PathBuf)> {
+        self.lock().crash_site.take()
+    }
+
+    /// Whether the machine has crashed.
+    pub fn crashed(&self) -> bool {
+        self.lock().crashed
+    }
+
+    /// Arms a fault.
+    pub fn arm(&self, fault: ArmedFault) {
+        self.lock().armed.push(fault);
+    }
+
+    /// Removes every armed fault and crash point: the fault-free phase.
+    pub fn disarm(&self) {
+        let mut disk = self.lock();
+        disk.armed.clear();
+        disk.crash_at = None;
+    }
+
+    /// How many faults have fired since the last restart, by kind.
+    pub fn fired(&self) -> BTreeMap<IoFault, u64> {
+        self.lock().fired.clone()
+    }
+
+    /// Counts of what the disk did.
+    pub fn stats(&self) -> DiskStats {
+        self.lock().stats
+    }
+
+    /// Writes dropped by [`Sabotage::LostWrite`].
+    pub fn lost_writes(&self) -> u64 {
+        self.lock().lost_writes
+    }
+
+    /// Brings the machine back after a crash (or a process exit): handles opened before are
+    /// dead, armed faults are cleared, and with `power_loss` every pending write and
+    /// namespace change is resolved as the [`Device`] allows. Without it the page cache
+    /// survives: pending writes stay pending, still to be lost by a later power loss.
+    pub fn restart(&self, power_loss: bool) -> Option<PowerLoss> {
+        let mut disk = self.lock();
+        disk.crashed = false;
+        disk.crash_at = None;
+        disk.armed.clear();
+        disk.fired.clear();
+        disk.unvouched = None;
+        disk.epoch += 1;
+        let report = power_loss.then(|| disk.lose_power());
+        // Inodes no name reaches are gone: no handle survives a restart.
+        let reachable: std::collections::BTreeSet<Ino> = disk
+            .ns
+            .values()
+            .chain(disk.durable_ns.values())
+            .filter_map(|e| match e {
+                Entry::File(ino) => Some(*ino),
+                Entry::Dir => None,
+            })
+            .collect();
+        disk.inodes.retain(|ino, _| reachable.contains(ino));
+        report
+    }
+
+    /// The paths of the files in `zone` (as the view has them), sorted.
+    pub fn files_in(&self, zone: Zone) -> Vec<PathBuf> {
+        let disk = self.lock();
+        disk.ns
+            .iter()
+            .filter(|(_, e)| matches!(e, Entry::File(ino) if disk.inodes[ino].zone == zone))
+            .map(|(p, _)| p.clone())
+            .collect()
+    }
+
+    /// The durable content of the file at `path`, if it exists.
+    pub fn durable_content(&self, path: &Path) -> Option<Vec<u8>> {
+        let disk = self.lock();
+        match disk.durable_ns.get(path) {
+            Some(Entry::File(ino)) => Some(disk.inodes[ino].durable.clone()),
+            _ => None,
+        }
+    }
+
+    /// Flips bit `bit` of byte `offset` of the file at `path`, both on the disk and in the
+    /// page cache: latent corruption, as bit rot leaves it. Meant for a machine at rest (after
+    /// a restart, before the engine opens anything). Returns whether the byte exists.
+    pub fn flip_bit(&self, path: &Path, offset: u64, bit: u8) -> bool {
+        let mut disk = self.lock();
+        let Some(Entry::File(ino)) = disk.ns.get(path).copied() else {
+            return false;
+        };
+        let inode = disk.inode(ino);
+        let at = offset as usize;
+        if at >= inode.durable.len() || at >= inode.view.len() {
+            return false;
+        }
+        inode.durable[at] ^= 1 << (bit % 8);
+        inode.view[at] ^= 1 << (bit % 8);
+        true
+    }
+
+    /// A hash of every file's durable content and name, for determinism checks.
+    pub fn durable_hash(&self) -> u64 {
+        let disk = self.lock();
+        let mut h = crate::trace::Hasher::default();
+        for (path, entry) in &disk.durable_ns {
+            h.bytes(path.as_os_str().as_encoded_bytes());
+            if let Entry::File(ino) = entry {
+                h.u64(u64::from(crc32fast::hash(&disk.inodes[ino].durable)));
+            }
+        }
+        h.finish()
+    }
+
+    /// Creates directory `path` durably, outside any fault: for setting up a run.
+    pub fn mkdir_durable(&self, path: &Path) {
+        let mut disk = self.lock();
+        disk.ns.insert(path.to_path_buf(), Entry::Dir);
+        disk.durable_ns.insert(path.to_path_buf(), Entry::Dir);
+    }
+}
+
+impl Vfs for SimVfs {
+    fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Box<dyn VfsFile>> {
+        let mut disk = self.lock();
+        disk.alive()?;
+        let ino = match (disk.entry(path), mode) {
+            (Some(Entry::Dir), _) => {
+                return Err(io::Error::other(format!(
+                    "{} is a directory",
+                    path.display()
+                )));
+            }
+            (Some(Entry::File(_)), OpenMode::CreateNew) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::AlreadyExists,
+                    format!("{} exists", path.display()),
+                ));
+            }
+            (Some(Entry::File(ino)), OpenMode::CreateTruncate) => {
+                disk.point("truncate", path)?;
+                let inode = disk.inode(ino);
+                inode.view.clear();
+                inode.pending.push(Pending::SetLen(0));
+                ino
+            }
+            (Some(Entry::File(ino)), _) => ino,
+            (None, OpenMode::Read | OpenMode::ReadWrite) => return Err(not_found(path)),
+            (None, OpenMode::CreateNew | OpenMode::CreateTruncate) => {
+                disk.check_parent(path)?;
+                disk.point("create", path)?;
+                let ino = disk.next_ino;
+                disk.next_ino += 1;
+                disk.inodes.insert(
+                    ino,
+                    Inode {
+                        view: Vec::new(),
+                        durable: Vec::new(),
+                        pending: Vec::new(),
+                        zone: Zone::of(path),
+                    },
+                );
+                disk.ns.insert(path.to_path_buf(), Entry::File(ino));
+                disk.push_meta(Meta::Link(path.to_path_buf(), Entry::File(ino)));
+                disk.trace.io(b'c', ino, 0, 0, 0);
+                ino
+            }
+        };
+        let epoch = disk.epoch;
+        Ok(Box::new(SimFile {
+            disk: Arc::clone(&self.disk),
+            ino,
+            path: path.to_path_buf(),
+            writable: mode.writable(),
+            epoch,
+        }))
+    }
+
+    fn exists(&self, path: &Path) -> io::Result<bool> {
+        let disk = self.lock();
+        disk.alive()?;
+        Ok(disk.entry(path).is_some())
+    }
+
+    fn is_dir(&self, path: &Path) -> io::Result<bool> {
+        let disk = self.lock();
+        disk.alive()?;
+        Ok(disk.entry(path) == Some(Entry::Dir))
+    }
+
+    fn remove(&self, path: &Path) -> io::Result<()> {
+        let mut disk = self.lock();
+        disk.alive()?;
+        let Some(Entry::File(ino)) = disk.entry(path) else {
+            return Err(not_found(path));
+        };
+        disk.point("remove", path)?;
+        disk.ns.remove(path);
+        disk.push_meta(Meta::Unlink(path.to_path_buf(), Entry::File(ino)));
+        disk.trace.io(b'u', ino, 0, 0, 0);
+        Ok(())
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        let mut disk = self.lock();
+        disk.alive()?;
+        let Some(Entry::File(ino)) = disk.entry(from) else {
+            return Err(not_found(from));
+        };
+        disk.check_parent(to)?;
+        if disk.entry(to) == Some(Entry::Dir) {
+            return Err(io::Error::other(format!("{} is a directory", to.display())));
+        }
+        disk.point("rename", from)?;
+        disk.ns.remove(from);
+        disk.ns.insert(to.to_path_buf(), Entry::File(ino));
+        disk.inode(ino).zone = Zone::of(to);
+        disk.push_meta(Meta::Rename(from.to_path_buf(), to.to_path_buf(), ino));
+        disk.trace.io(b'r', ino, 0, 0, 0);
+        Ok(())
+    }
+
+    fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
+        let disk = self.lock();
+        disk.alive()?;
+        if disk.entry(dir) != Some(Entry::Dir) {
+            return Err(not_found(dir));
+        }
+        Ok(disk
+            .ns
+            .keys()
+            .filter(|p| parent_dir(p) == dir && !p.as_os_str().is_empty())
+            .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .collect())
+    }
+
+    fn create_dir(&self, path: &Path) -> io::Result<()> {
+        let mut disk = self.lock();
+        disk.alive()?;
+        if disk.entry(path).is_some() {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!("{} exists", path.display()),
+            ));
+        }
+        disk.check_parent(path)?;
+        disk.point("mkdir", path)?;
+        disk.ns.insert(path.to_path_buf(), Entry::Dir);
+        disk.push_meta(Meta::Link(path.to_path_buf(), Entry::Dir));
+        Ok(())
+    }
+
+    fn remove_dir(&self, path: &Path) -> io::Result<()> {
+        let mut disk = self.lock();
+        disk.alive()?;
+        if disk.entry(path) != Some(Entry::Dir) {
+            return Err(not_found(path));
+        }
+        if disk.ns.keys().any(|p| parent_dir(p) == path) {
+            return Err(io::Error::other(format!("{} is not empty", path.display())));
+        }
+        disk.point("rmdir", path)?;
+        disk.ns.remove(path);
+        disk.push_meta(Meta::Unlink(path.to_path_buf(), Entry::Dir));
+        Ok(())
+    }
+
+    fn sync_dir(&self, path: &Path) -> io::Result<()> {
+        let mut disk = self.lock();
+        disk.alive()?;
+        if disk.entry(path) != Some(Entry::Dir) {
+            return Err(not_found(path));
+        }
+        disk.point("dirsync", path)?;
+        disk.stats.syncs += 1;
+        disk.trace.io(b'D', 0, 0, 0, 0);
+        if disk.sabotage == Some(Sabotage::SkipDirSync) {
+            return Ok(());
+        }
+        for m in &mut disk.meta {
+            m.needs.retain(|d| d != path);
+        }
+        // Fold the synced prefix into the durable namespace.
+        let done = disk.meta.iter().take_while(|m| m.needs.is_empty()).count();
+        let folded: Vec<PendingMeta> = disk.meta.drain(..done).collect();
+        for m in folded {
+            apply_meta(&mut disk.durable_ns, &m.op);
+        }
+        Ok(())
+    }
+}
+
+/// An open file on the simulated disk.
+struct SimFile {
+    disk: Arc<Mutex<Disk>>,
+    ino: Ino,
+    path: PathBuf,
+    writable: bool,
+    epoch: u64,
+}
+
+impl fmt::Debug for SimFile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SimFile({})", self.path.display())
+    }
+}
+
+impl SimFile {
+    fn lock(&self) -> io::Result<MutexGuard<'_, Disk>> {
+        let disk = self.disk.lock().unwrap_or_else(|p| p.into_inner());
+        disk.alive()?;
+        if disk.epoch != self.epoch {
+            return Err(io::Error::other(
+                "a file handle from before the machine restarted",
+            ));
+        }
+        Ok(disk)
+    }
+
+    fn check_writable(&self) -> io::Result<()> {
+        if self.writable {
+            Ok(())
+        } else {
+            Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!("{} is open for reading", self.path.display()),
+            ))
+        }
+    }
+}
+
+impl VfsFile for SimFile {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        let mut disk = self.lock()?;
+        let zone = disk.inode(self.ino).zone;
+        if disk.fires(IoFault::ReadError, zone) {
+            disk.trace.event(format_args!(
+                "fault: read EIO on {} at {offset}",
+                self.path.display()
+            ));
+            return Err(io::Error::other("simulated EIO on read"));
+        }
+        let view = &disk.inode(self.ino).view;
+        let start = (offset as usize).min(view.len());
+        let n = buf.len().min(view.len() - start);
+        buf[..n].copy_from_slice(&view[start..start + n]);
+        Ok(n)
+    }
+
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        self.check_writable()?;
+        let mut disk = self.lock()?;
+        disk.point("write", &self.path)?;
+        let zone = disk.inode(self.ino).zone;
+        let end = offset + buf.len() as u64;
+        let len = disk.inode(self.ino).view.len() as u64;
+        if disk.fires(IoFault::WriteError, zone) {
+            disk.trace.event(format_args!(
+                "fault: write EIO on {} at {offset}+{}",
+                self.path.display(),
+                buf.len()
+            ));
+            return Err(io::Error::other("simulated EIO on write"));
+        }
+        if end > len && disk.fires(IoFault::DiskFull, zone) {
+            disk.trace.event(format_args!(
+                "fault: ENOSPC on {} at {offset}+{}",
+                self.path.display(),
+                buf.len()
+            ));
+            return Err(io::Error::new(
+                io::ErrorKind::StorageFull,
+                "simulated ENOSPC",
+            ));
+        }
+        if let Some(Sabotage::LostWrite(z)) = disk.sabotage
+            && z == zone
+            && disk.rng.random_ratio(1, 4)
+        {
+            disk.lost_writes += 1;
+            return Ok(());
+        }
+        let mut offset = offset;
+        if disk.fires(IoFault::Misdirect, zone) {
+            let sector = disk.device.sector_size as u64;
+            let room = len.max(end) / sector;
+            let mut to = disk.rng.random_range(0..room.max(1)) * sector;
+            if to == offset {
+                to = (to + sector) % (room.max(1) * sector);
+            }
+            disk.trace.event(format_args!(
+                "fault: write to {} at {offset}+{} misdirected to {to}",
+                self.path.display(),
+                buf.len()
+            ));
+            offset = to;
+            disk.unvouched = Some((self.ino, false));
+        } else if let Some((ino, wrote)) = &mut disk.unvouched
+            && *ino == self.ino
+        {
+            *wrote = true;
+        }
+        disk.stats.bytes_written += buf.len() as u64;
+        disk.trace.io(
+            b'w',
+            self.ino,
+            offset,
+            buf.len() as u64,
+            crc32fast::hash(buf),
+        );
+        let inode = disk.inode(self.ino);
+        write_into(&mut inode.view, offset, buf);
+        inode.pending.push(Pending::Write {
+            offset,
+            data: buf.to_vec(),
+        });
+        Ok(())
+    }
+
+    fn sync(&self) -> io::Result<()> {
+        let mut disk = self.lock()?;
+        disk.point("fsync", &self.path)?;
+        disk.stats.syncs += 1;
+        let zone = disk.inode(self.ino).zone;
+        disk.trace.io(b's', self.ino, 0, 0, 0);
+        if disk.fires(IoFault::SyncError, zone) {
+            disk.trace
+                .event(format_args!("fault: fsync EIO on {}", self.path.display()));
+            return Err(io::Error::other("simulated EIO on fsync"));
+        }
+        if disk.fires(IoFault::Fsyncgate, zone) {
+            let lost = std::mem::take(&mut disk.inode(self.ino).pending).len();
+            disk.trace.event(format_args!(
+                "fault: fsync EIO on {}, {lost} pending writes lost (fsyncgate)",
+                self.path.display()
+            ));
+            return Err(io::Error::other("simulated EIO on fsync, data lost"));
+        }
+        if disk.sabotage == Some(Sabotage::SkipSync(zone)) {
+            return Ok(());
+        }
+        if let Some((ino, true)) = disk.unvouched
+            && ino == self.ino
+        {
+            disk.unvouched = None;
+        }
+        let inode = disk.inode(self.ino);
+        for p in std::mem::take(&mut inode.pending) {
+            match p {
+                Pending::Write { offset, data } => write_into(&mut inode.durable, offset, &data),
+                Pending::SetLen(len) => inode.durable.resize(len as usize, 0),
+            }
+        }
+        Ok(())
+    }
+
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        self.check_writable()?;
+        let mut disk = self.lock()?;
+        disk.point("set_len", &self.path)?;
+        let zone = disk.inode(self.ino).zone;
+        let old = disk.inode(self.ino).view.len() as u64;
+        if len > old && disk.fires(IoFault::DiskFull, zone) {
+            disk.trace.event(format_args!(
+                "fault: ENOSPC extending {} to {len}",
+                self.path.display()
+            ));
+            return Err(io::Error::new(
+                io::ErrorKind::StorageFull,
+                "simulated ENOSPC",
+            ));
+        }
+        disk.trace.io(b'l', self.ino, len, 0, 0);
+        let inode = disk.inode(self.ino);
+        inode.view.resize(len as usize, 0);
+        inode.pending.push(Pending::SetLen(len));
+        Ok(())
+    }
+
+    fn len(&self) -> io::Result<u64> {
+        let mut disk = self.lock()?;
+        Ok(disk.inode(self.ino).view.len() as u64)
+    }
+}
