@@ -94,8 +94,6 @@ pub struct RecoveryReport {
     pub new_log_set: bool,
     /// Whether an interrupted log roll was finished.
     pub finished_roll: bool,
-    /// The log rolled to a new generation after recovering a dirty shutdown.
-    pub rolled: bool,
 }
 
 /// The outcome of recovery: the log ready for appending and the checkpoint file.
@@ -194,14 +192,17 @@ pub(crate) fn run(env: &Env, layout: &Layout) -> Result<Recovered> {
     let mut last_gen = archived.last().copied();
     let mut current: Option<LogScan> = None;
     if current_exists {
-        let scan = scan_file(vfs, &layout.current(), &set)?;
+        let (bytes, scan) = read_and_scan(vfs, &layout.current(), &set)?;
         // What recovery replays must be durable before the checkpoint moves past it, and
         // before new segments' durable marks vouch for it.
-        let file = vfs
-            .open(&layout.current(), OpenMode::ReadWrite)
-            .map_err(io_err(&layout.current(), "open"))?;
-        file.sync().map_err(io_err(&layout.current(), "fsync"))?;
-        drop(file);
+        if report.was_dirty {
+            rewrite_as_read(vfs, layout, &bytes, &scan)?;
+        } else {
+            let file = vfs
+                .open(&layout.current(), OpenMode::ReadWrite)
+                .map_err(io_err(&layout.current(), "open"))?;
+            file.sync().map_err(io_err(&layout.current(), "fsync"))?;
+        }
         last_gen = Some(scan.header.generation);
         if let Some(&top) = archived.last()
             && top >= scan.header.generation
@@ -271,6 +272,7 @@ pub(crate) fn run(env: &Env, layout: &Layout) -> Result<Recovered> {
         // From a checkpoint, the next commit is known; from anywhere else, the first sets it.
         last_sequence: checkpoint.map(|c| c.last_commit),
         highest_sequence: checkpoint.map_or(0, |c| c.last_commit),
+        rewritten: BTreeSet::new(),
         report: &mut report,
     };
     let mut prev: Option<LogHeader> = None;
@@ -324,19 +326,7 @@ pub(crate) fn run(env: &Env, layout: &Layout) -> Result<Recovered> {
         db_header.dbtime = db_header.dbtime.max(commit.dbtime);
     }
 
-    let mut writer = settle_log(env, layout, &last, current_exists, &mut report)?;
-    // (At the last generation there is no next one; the instance stops at its first roll.)
-    if report.was_dirty
-        && !report.finished_roll
-        && writer.position().generation < log::GENERATION_MAX
-    {
-        // Recovery read this generation through the page cache, which after a failed fsync
-        // may hold writes that never reach the disk (fsyncgate). New segments here would
-        // vouch for them; a new generation, with the checkpoint moved to its start once the
-        // database is durable, never depends on them.
-        writer.roll()?;
-        report.rolled = true;
-    }
+    let writer = settle_log(env, layout, &last, current_exists, &mut report)?;
     // Everything up to where the writer resumes is in the database now: mark it consistent
     // there (the instance marks it in use again before its first change).
     let position = writer.position();
@@ -374,6 +364,32 @@ pub(crate) fn run(env: &Env, layout: &Layout) -> Result<Recovered> {
         report,
         last_commit: highest_sequence,
     })
+}
+
+/// Replaces the current log file with a copy of what recovery read of it, made durable.
+///
+/// After a dirty shutdown the file was read through the page cache, which after a failed
+/// fsync may hold writes that never reach the disk (Linux's "fsyncgate"); an fsync now would
+/// not write them again. Segments appended later would vouch for them, and the checkpoint
+/// would move past them. A fresh copy (written as `edbtmp.log`, fsynced, renamed into place,
+/// the directory fsynced) is durable exactly as read; a crash leaves either file, both holding
+/// what was durable before.
+fn rewrite_as_read(vfs: &dyn Vfs, layout: &Layout, bytes: &[u8], scan: &LogScan) -> Result<()> {
+    let tmp = layout.tmp();
+    let current = layout.current();
+    let valid = ((scan.segments_used as usize + 1) * SEGMENT_SIZE).min(bytes.len());
+    let file = vfs
+        .open(&tmp, OpenMode::CreateTruncate)
+        .map_err(io_err(&tmp, "create"))?;
+    file.set_len(bytes.len() as u64)
+        .map_err(io_err(&tmp, "size"))?;
+    file.write_all_at(&bytes[..valid], 0)
+        .map_err(io_err(&tmp, "write"))?;
+    file.sync().map_err(io_err(&tmp, "fsync"))?;
+    drop(file);
+    vfs.rename(&tmp, &current).map_err(io_err(&tmp, "rename"))?;
+    vfs.sync_dir(&layout.log_dir)
+        .map_err(io_err(&layout.log_dir, "fsync"))
 }
 
 /// Reads archived generation `generation`, which must be whole and closed.
@@ -497,6 +513,11 @@ pub fn describe_tail(tail: &LogTail) -> String {
 
 /// Reads and scans the log file at `path`, which must belong to log set `set`.
 fn scan_file(vfs: &dyn Vfs, path: &Path, set: &Signature) -> Result<LogScan> {
+    read_and_scan(vfs, path, set).map(|(_, scan)| scan)
+}
+
+/// Reads and scans the log file at `path`, which must belong to log set `set`.
+fn read_and_scan(vfs: &dyn Vfs, path: &Path, set: &Signature) -> Result<(Vec<u8>, LogScan)> {
     let bytes = log::read_file(vfs, path)?;
     let name = path.display().to_string();
     let scan = log::scan(&bytes, &name)?;
@@ -507,7 +528,7 @@ fn scan_file(vfs: &dyn Vfs, path: &Path, set: &Signature) -> Result<LogScan> {
             scan.header.log_signature
         );
     }
-    Ok(scan)
+    Ok((bytes, scan))
 }
 
 struct Replay<'a> {
@@ -521,6 +542,8 @@ struct Replay<'a> {
     last_sequence: Option<u64>,
     /// The highest commit sequence seen anywhere in the log read.
     highest_sequence: u64,
+    /// Pages found current and written back as read (see `rewrite_current`).
+    rewritten: BTreeSet<Pgno>,
     report: &'a mut RecoveryReport,
 }
 
@@ -639,7 +662,7 @@ impl Replay<'_> {
         match on_disk {
             Some(dbtime) if dbtime >= new_dbtime => {
                 self.report.pages_current += 1;
-                return Ok(());
+                return self.rewrite_current(pgno, &disk);
             }
             Some(dbtime) if dbtime == base_dbtime => {}
             found => bail!(
@@ -664,16 +687,30 @@ impl Replay<'_> {
         Ok(())
     }
 
+    /// Writes a page found current back as it was read, once per recovery: after a failed
+    /// fsync the page cache may hold a write that never reaches the disk (fsyncgate), and
+    /// the checkpoint must not move past the log that could rebuild it until the page is
+    /// durable. Written again, the fsync that ends recovery makes it so.
+    fn rewrite_current(&mut self, pgno: Pgno, disk: &[u8]) -> Result<()> {
+        if !self.rewritten.insert(pgno) {
+            return Ok(());
+        }
+        let offset = u64::from(pgno) * self.page_size as u64;
+        self.file
+            .write_all_at(disk, offset)
+            .map_err(io_err(self.path, &format!("write page {pgno}")))
+    }
+
     /// Writes `image` over page `pgno` unless the page on disk is already as new.
     fn redo(&mut self, pgno: Pgno, image: &[u8]) -> Result<()> {
         let image_dbtime = page::verify(image, pgno)
             .expect("verified when read")
             .dbtime;
         let offset = u64::from(pgno) * self.page_size as u64;
-        let (_, on_disk) = self.read_page(pgno)?;
+        let (disk, on_disk) = self.read_page(pgno)?;
         if on_disk.is_some_and(|dbtime| dbtime >= image_dbtime) {
             self.report.pages_current += 1;
-            return Ok(());
+            return self.rewrite_current(pgno, &disk);
         }
         self.file
             .write_all_at(image, offset)

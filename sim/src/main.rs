@@ -36,6 +36,9 @@ enum Command {
         /// Print every event as it happens.
         #[arg(long)]
         trace: bool,
+        /// With --trace, print every disk operation too.
+        #[arg(long, requires = "trace")]
+        trace_io: bool,
         /// Run this plan (JSON) instead of drawing one from the seed.
         #[arg(long, conflicts_with_all = ["seed", "steps", "sabotage"])]
         plan: Option<PathBuf>,
@@ -104,6 +107,7 @@ fn main() -> ExitCode {
             seed,
             steps,
             trace,
+            trace_io,
             plan,
             dump_plan,
             check_determinism,
@@ -141,7 +145,11 @@ fn main() -> ExitCode {
             println!("{}", plan.config);
             let (report, divergence) = if trace {
                 let options = RunOptions {
-                    keep: Keep::Events,
+                    keep: if trace_io {
+                        Keep::Everything
+                    } else {
+                        Keep::Events
+                    },
                     echo: true,
                 };
                 (run(&plan, options), None)

@@ -215,8 +215,6 @@ struct Sim {
     corrupt_queue: Vec<(CorruptZone, u64)>,
     corrupt_spent: BTreeSet<CorruptZone>,
     damaged: BTreeSet<CorruptZone>,
-    /// The log may be damaged by a misdirected write.
-    log_damaged: bool,
     misdirects: u32,
     /// Faults that fired since the instance was last initialised.
     faults_seen: BTreeMap<IoFault, u64>,
@@ -267,7 +265,6 @@ impl Sim {
             corrupt_queue: Vec::new(),
             corrupt_spent: BTreeSet::new(),
             damaged: BTreeSet::new(),
-            log_damaged: false,
             misdirects: 0,
             faults_seen: BTreeMap::new(),
             to_survive: BTreeSet::new(),
@@ -296,6 +293,7 @@ impl Sim {
             self.step = i;
             self.clock.advance_millis(3);
             let step = self.steps[i].clone();
+
             self.event(format_args!("step {i}: {step:?}"));
             self.run_step(&step)?;
             self.after_step()?;
@@ -762,7 +760,6 @@ impl Sim {
                 self.to_survive.insert(*kind);
                 if *kind == IoFault::Misdirect {
                     self.coverage.hit(Mark::MisdirectedWrite);
-                    self.log_damaged = true;
                 }
             }
         }
@@ -911,6 +908,11 @@ impl Sim {
         self.instance = None;
         self.model.drop_sessions();
         self.restarts += 1;
+        if self.vfs.suppress_unvouched_misdirect() {
+            self.event(format_args!(
+                "atlas: the lost half of an unvouched misdirected write is suppressed"
+            ));
+        }
         self.coverage.hit(if power_loss {
             Mark::PowerLoss
         } else {
@@ -933,26 +935,48 @@ impl Sim {
         if let Some(n) = recovery_crash {
             self.vfs.arm_crash(u64::from(n));
         }
-        let mut instance = Instance::new(self.env.clone(), self.params.clone());
-        self.operations += 1;
-        let mut result = instance.init();
-        if self.vfs.crashed() {
-            // Crashed during recovery: lose power again, then recover for real.
-            self.vfs.take_crash_site();
-            self.coverage.hit(Mark::CrashDuringRecovery);
-            drop(instance);
-            let report = self.vfs.restart(true);
-            self.event(format_args!(
-                "crash during recovery; power loss: {report:?}"
-            ));
-            instance = Instance::new(self.env.clone(), self.params.clone());
-            result = instance.init();
-        } else {
-            self.vfs.disarm();
-        }
-        if let Err(e) = result {
-            return self.recovery_failed(&e);
-        }
+        let mut attempts = 0;
+        let instance = loop {
+            attempts += 1;
+            let before = self.vfs.fired();
+            let instance = Instance::new(self.env.clone(), self.params.clone());
+            self.operations += 1;
+            let result = instance.init();
+            if self.vfs.crashed() {
+                // Crashed during recovery: lose power again, then recover again.
+                self.vfs.take_crash_site();
+                self.coverage.hit(Mark::CrashDuringRecovery);
+                drop(instance);
+                let report = self.vfs.restart(true);
+                self.event(format_args!(
+                    "crash during recovery; power loss: {report:?}"
+                ));
+                continue;
+            }
+            match result {
+                Ok(()) => break instance,
+                Err(e) if self.fired_since(&before) => {
+                    // An I/O fault during recovery must be reported as one, never as
+                    // damage; the next attempt (fault-free from the third on) must work.
+                    if !IO_ERRORS.contains(&e.kind()) {
+                        return Err(self.violation(
+                            Oracle::UnexplainedError,
+                            format!("an injected I/O fault during recovery was reported as {e}"),
+                        ));
+                    }
+                    if self.vfs.fired().contains_key(&IoFault::ReadError) {
+                        self.coverage.hit(Mark::ReadErrorReported);
+                    }
+                    self.event(format_args!("recovery met an injected fault: {e}; again"));
+                    if attempts >= 2 {
+                        self.vfs.disarm();
+                    }
+                    continue;
+                }
+                Err(e) => return self.recovery_failed(&e),
+            }
+        };
+        self.vfs.disarm_crash();
         let report = instance.recovery_report().ok().flatten();
         if let Some(report) = &report {
             self.event(format_args!(
@@ -972,8 +996,10 @@ impl Sim {
         self.instance = Some(instance);
         self.checkpoint = None;
         self.open_sessions()?;
-        self.verify_prefix()?;
-        self.verify_integrity()?;
+        self.vfs.suspend_faults(true);
+        let verified = self.verify_prefix().and_then(|()| self.verify_integrity());
+        self.vfs.suspend_faults(false);
+        verified?;
         if self.damaged.contains(&CorruptZone::HeaderCopy)
             || self.damaged.contains(&CorruptZone::CheckpointSlot)
         {
@@ -997,7 +1023,8 @@ impl Sim {
     /// run ends there (there is no backup to restore yet).
     fn recovery_failed(&mut self, err: &JetError) -> Check {
         let kind = err.kind();
-        let log_damaged = self.log_damaged || self.damaged.contains(&CorruptZone::LogSegment);
+        let log_damaged =
+            self.vfs.misdirects() > 0 || self.damaged.contains(&CorruptZone::LogSegment);
         let pages_damaged = self.damaged.contains(&CorruptZone::DatabasePage);
         if (log_damaged && LOG_ERRORS.contains(&kind))
             || (pages_damaged && PAGE_ERRORS.contains(&kind))
@@ -1175,13 +1202,20 @@ impl Sim {
             .begin_transaction()
             .and_then(|()| self.sessions[0].put(table, &key_bytes(0), &value_bytes(value)))
             .and_then(|()| self.sessions[0].commit_transaction(CommitMode::Durable));
+        let detected = |e: &JetError| {
+            pages_damaged && (PAGE_ERRORS.contains(&e.kind()) || IO_ERRORS.contains(&e.kind()))
+        };
         match wrote {
             Ok(()) => {
                 self.model.write(0, (0, 0), Some(value));
                 self.model.commit(0, Outcome::Durable);
             }
-            Err(e) if pages_damaged && PAGE_ERRORS.contains(&e.kind()) => {
+            Err(e) if detected(&e) => {
+                // The planted damage was found; with no backup to restore, the run ends.
                 self.model.rollback(0);
+                self.coverage.hit(Mark::CorruptionDetected);
+                self.ended_by_corruption = Some(e.to_string());
+                return Ok(());
             }
             Err(e) => {
                 return Err(self.violation(
@@ -1193,7 +1227,7 @@ impl Sim {
         let instance = self.instance.clone().expect("an instance");
         self.sessions.clear();
         if let Err(e) = instance.term() {
-            if !(pages_damaged && PAGE_ERRORS.contains(&e.kind())) {
+            if !detected(&e) {
                 return Err(self.violation(
                     Oracle::UnexplainedError,
                     format!("term in the fault-free phase failed: {e}"),

@@ -103,10 +103,11 @@ impl Trace {
                 b'l' => "set_len",
                 _ => "io",
             };
-            self.lines.push((
-                format!("io {name} inode {ino} offset {offset} len {len} crc {crc:08x}"),
-                self.hash.finish(),
-            ));
+            let text = format!("io {name} inode {ino} offset {offset} len {len} crc {crc:08x}");
+            if self.echo {
+                eprintln!("    {text}");
+            }
+            self.lines.push((text, self.hash.finish()));
         }
     }
 

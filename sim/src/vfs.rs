@@ -207,6 +207,19 @@ pub struct PowerLoss {
 
 type Ino = u64;
 
+/// A misdirected write nothing after it vouches for yet.
+#[derive(Debug)]
+struct Unvouched {
+    ino: Ino,
+    /// Where it should have landed.
+    offset: u64,
+    data: Vec<u8>,
+    /// The file was written again since.
+    wrote_after: bool,
+    /// The file was fsynced since (with no write after the misdirected one).
+    synced: bool,
+}
+
 #[derive(Clone, Debug)]
 enum Pending {
     Write { offset: u64, data: Vec<u8> },
@@ -304,9 +317,13 @@ struct Disk {
     crash_site: Option<(String, PathBuf)>,
     /// A misdirected write whose file has not since been written and synced: a crash now
     /// would make the misplaced data look like a torn tail, a double fault the atlas avoids.
-    unvouched: Option<(Ino, bool)>,
+    unvouched: Option<Unvouched>,
     sabotage: Option<Sabotage>,
     lost_writes: u64,
+    /// Faults hold their fire (while the oracle reads).
+    suspended: bool,
+    /// Misdirected writes over the whole run.
+    misdirects: u64,
     /// Handles of an earlier life of the process are dead.
     epoch: u64,
     stats: DiskStats,
@@ -360,6 +377,9 @@ impl Disk {
 
     /// Whether an armed fault of `kind` fires on this operation in `zone`.
     fn fires(&mut self, kind: IoFault, zone: Zone) -> bool {
+        if self.suspended {
+            return false;
+        }
         let Some(i) = self
             .armed
             .iter()
@@ -377,6 +397,9 @@ impl Disk {
         }
         self.stats.faults_fired += 1;
         *self.fired.entry(kind).or_default() += 1;
+        if kind == IoFault::Misdirect {
+            self.misdirects += 1;
+        }
         true
     }
 
@@ -592,6 +615,8 @@ impl SimVfs {
                 unvouched: None,
                 sabotage: None,
                 lost_writes: 0,
+                suspended: false,
+                misdirects: 0,
                 epoch: 0,
                 stats: DiskStats::default(),
                 trace,
@@ -646,6 +671,22 @@ impl SimVfs {
         self.lock().armed.push(fault);
     }
 
+    /// Holds every armed fault's fire (or releases it): the oracle's own reads are not the
+    /// engine's work and should meet no fault.
+    pub fn suspend_faults(&self, suspended: bool) {
+        self.lock().suspended = suspended;
+    }
+
+    /// How many writes were misdirected over the whole run.
+    pub fn misdirects(&self) -> u64 {
+        self.lock().misdirects
+    }
+
+    /// Removes an armed crash point that has not fired.
+    pub fn disarm_crash(&self) {
+        self.lock().crash_at = None;
+    }
+
     /// Removes every armed fault and crash point: the fault-free phase.
     pub fn disarm(&self) {
         let mut disk = self.lock();
@@ -663,20 +704,48 @@ impl SimVfs {
         self.lock().stats
     }
 
+    /// The fault atlas before a restart: a misdirected write that no later write and fsync
+    /// of its file vouches for would look like a torn tail, and the writes made after it
+    /// (the database's, under the write-ahead rule) would outrun the log — a double fault
+    /// the design does not claim to survive. Its lost half is suppressed: the data also lands
+    /// where it was meant to (durably if it was fsynced); the stray copy stays. Returns
+    /// whether there was one.
+    pub fn suppress_unvouched_misdirect(&self) -> bool {
+        let mut disk = self.lock();
+        let Some(u) = disk.unvouched.take() else {
+            return false;
+        };
+        let Some(inode) = disk.inodes.get_mut(&u.ino) else {
+            return false;
+        };
+        write_into(&mut inode.view, u.offset, &u.data);
+        if u.synced {
+            write_into(&mut inode.durable, u.offset, &u.data);
+        } else {
+            inode.pending.push(Pending::Write {
+                offset: u.offset,
+                data: u.data,
+            });
+        }
+        true
+    }
+
     /// Writes dropped by [`Sabotage::LostWrite`].
     pub fn lost_writes(&self) -> u64 {
         self.lock().lost_writes
     }
 
     /// Brings the machine back after a crash (or a process exit): handles opened before are
-    /// dead, armed faults are cleared, and with `power_loss` every pending write and
+    /// dead, persistent faults are cleared (transient ones still armed wait for recovery to
+    /// meet them), and with `power_loss` every pending write and
     /// namespace change is resolved as the [`Device`] allows. Without it the page cache
     /// survives: pending writes stay pending, still to be lost by a later power loss.
     pub fn restart(&self, power_loss: bool) -> Option<PowerLoss> {
+        self.suppress_unvouched_misdirect();
         let mut disk = self.lock();
         disk.crashed = false;
         disk.crash_at = None;
-        disk.armed.clear();
+        disk.armed.retain(|f| !f.persistent);
         disk.fired.clear();
         disk.unvouched = None;
         disk.epoch += 1;
@@ -1026,12 +1095,18 @@ impl VfsFile for SimFile {
                 self.path.display(),
                 buf.len()
             ));
+            disk.unvouched = Some(Unvouched {
+                ino: self.ino,
+                offset,
+                data: buf.to_vec(),
+                wrote_after: false,
+                synced: false,
+            });
             offset = to;
-            disk.unvouched = Some((self.ino, false));
-        } else if let Some((ino, wrote)) = &mut disk.unvouched
-            && *ino == self.ino
+        } else if let Some(u) = &mut disk.unvouched
+            && u.ino == self.ino
         {
-            *wrote = true;
+            u.wrote_after = true;
         }
         disk.stats.bytes_written += buf.len() as u64;
         disk.trace.io(
@@ -1072,10 +1147,14 @@ impl VfsFile for SimFile {
         if disk.sabotage == Some(Sabotage::SkipSync(zone)) {
             return Ok(());
         }
-        if let Some((ino, true)) = disk.unvouched
-            && ino == self.ino
+        if let Some(u) = &mut disk.unvouched
+            && u.ino == self.ino
         {
-            disk.unvouched = None;
+            if u.wrote_after {
+                disk.unvouched = None;
+            } else {
+                u.synced = true;
+            }
         }
         let inode = disk.inode(self.ino);
         for p in std::mem::take(&mut inode.pending) {
