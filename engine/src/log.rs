@@ -399,6 +399,9 @@ pub struct LogScan {
     pub tail: LogTail,
     /// The length of the valid prefix of data segments (where records can be).
     pub segments_used: u32,
+    /// The first data segment was written by a writer resumed after recovery: a commit group
+    /// left open at the end of the previous generation was cut off and never committed.
+    pub begins_with_restart: bool,
 }
 
 impl LogScan {
@@ -561,12 +564,14 @@ pub fn scan(bytes: &[u8], name: &str) -> Result<LogScan> {
         generation: header.generation,
         offset: end_offset,
     };
+    let begins_with_restart = matches!(classes.first(), Some(Segment::Valid { restart: true, .. }));
     Ok(LogScan {
         header,
         records,
         end,
         tail,
         segments_used: valid,
+        begins_with_restart,
     })
 }
 

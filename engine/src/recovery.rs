@@ -195,7 +195,9 @@ pub(crate) fn run(env: &Env, layout: &Layout) -> Result<Recovered> {
         let (bytes, scan) = read_and_scan(vfs, &layout.current(), &set)?;
         // What recovery replays must be durable before the checkpoint moves past it, and
         // before new segments' durable marks vouch for it.
-        if report.was_dirty {
+        // (A damaged file is left as it is, its evidence whole, for the check below to report.)
+        let damaged = matches!(scan.tail, LogTail::Corrupt { .. });
+        if report.was_dirty && !damaged {
             rewrite_as_read(vfs, layout, &bytes, &scan)?;
         } else {
             let file = vfs
@@ -284,6 +286,12 @@ pub(crate) fn run(env: &Env, layout: &Layout) -> Result<Recovered> {
         };
         check_generation(&scan, prev.as_ref(), start, layout)?;
         replay.report.generations.push(generation);
+        if scan.begins_with_restart && !replay.pending.is_empty() {
+            // A group that spilled past the end of the previous generation was cut off
+            // there by a crash; the writer resumed here after recovery.
+            replay.pending.clear();
+            replay.report.transactions_undone += 1;
+        }
         for (pos, record) in &scan.records {
             if *pos < start {
                 if let Record::Commit(c) = record {

@@ -171,7 +171,7 @@ pub fn run_checked(plan: &Plan, check_determinism: bool) -> (RunReport, Option<S
     }
     let keep = RunOptions {
         keep: Keep::Everything,
-        echo: false,
+        ..RunOptions::default()
     };
     let (a, b) = (run(plan, keep), run(plan, keep));
     let divergence = match first_divergence(&a.trace, &b.trace) {

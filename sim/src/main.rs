@@ -45,6 +45,10 @@ enum Command {
         /// Write the plan as JSON, for editing, shrinking or a scenario file.
         #[arg(long)]
         dump_plan: Option<PathBuf>,
+        /// Write the disk's files, as they stand at the end or at the violation, into this
+        /// directory (for `jetutil logs`, `recover`, `check`…).
+        #[arg(long)]
+        dump_disk: Option<PathBuf>,
         /// Run twice and compare the traces; name the first divergent event.
         #[arg(long)]
         check_determinism: bool,
@@ -110,6 +114,7 @@ fn main() -> ExitCode {
             trace_io,
             plan,
             dump_plan,
+            dump_disk,
             check_determinism,
             sabotage,
         } => {
@@ -143,19 +148,34 @@ fn main() -> ExitCode {
                 }
             }
             println!("{}", plan.config);
-            let (report, divergence) = if trace {
+            let (report, divergence) = if trace || dump_disk.is_some() {
                 let options = RunOptions {
                     keep: if trace_io {
                         Keep::Everything
                     } else {
                         Keep::Events
                     },
-                    echo: true,
+                    echo: trace,
+                    keep_disk: dump_disk.is_some(),
                 };
                 (run(&plan, options), None)
             } else {
                 run_checked(&plan, check_determinism)
             };
+            if let Some(dir) = &dump_disk {
+                for (path, bytes) in &report.disk {
+                    let to = dir.join(path);
+                    let written = to
+                        .parent()
+                        .map_or(Ok(()), std::fs::create_dir_all)
+                        .and_then(|()| std::fs::write(&to, bytes));
+                    if let Err(e) = written {
+                        eprintln!("error: cannot write {}: {e}", to.display());
+                        return ExitCode::from(2);
+                    }
+                }
+                println!("disk written to {}", dir.display());
+            }
             if let Some(d) = &divergence {
                 println!("NON-DETERMINISM: {d}");
             }

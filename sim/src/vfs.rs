@@ -774,6 +774,15 @@ impl SimVfs {
             .collect()
     }
 
+    /// Whether the file at `path` has writes not yet durable.
+    pub fn has_pending(&self, path: &Path) -> bool {
+        let disk = self.lock();
+        match disk.ns.get(path) {
+            Some(Entry::File(ino)) => !disk.inodes[ino].pending.is_empty(),
+            _ => false,
+        }
+    }
+
     /// The durable content of the file at `path`, if it exists.
     pub fn durable_content(&self, path: &Path) -> Option<Vec<u8>> {
         let disk = self.lock();
@@ -812,6 +821,19 @@ impl SimVfs {
             }
         }
         h.finish()
+    }
+
+    /// Every file as reads see it: (path, content), sorted by path. For exporting a failed
+    /// run's disk to real files (`jetsim run --dump-disk`), where `jetutil` can examine it.
+    pub fn files(&self) -> Vec<(PathBuf, Vec<u8>)> {
+        let disk = self.lock();
+        disk.ns
+            .iter()
+            .filter_map(|(p, e)| match e {
+                Entry::File(ino) => Some((p.clone(), disk.inodes[ino].view.clone())),
+                Entry::Dir => None,
+            })
+            .collect()
     }
 
     /// Creates directory `path` durably, outside any fault: for setting up a run.
