@@ -195,12 +195,47 @@ impl CheckpointFile {
         let file = vfs
             .open(path, OpenMode::ReadWrite)
             .map_err(|err| chk_io(path, "open", &err))?;
+        // A slot written before a crash whose fsync failed may still be pending: make it
+        // durable before the other slot is written, so the two are never torn together.
+        file.sync().map_err(|err| chk_io(path, "fsync", &err))?;
         Ok(CheckpointFile {
             path: path.to_path_buf(),
             file,
             current,
             mirrored: false,
         })
+    }
+
+    /// Replaces the checkpoint file at `path` with a new one whose two slots both hold
+    /// `checkpoint`'s position (under the next two sequence numbers): written as a temporary
+    /// file, fsynced, renamed into place, its directory fsynced.
+    ///
+    /// For recovery after a dirty shutdown: the file was read through the page cache, and a
+    /// slot written before the crash may not be durable (its fsync failed); writing the other
+    /// slot in place would leave two slots that a power loss could tear together.
+    pub(crate) fn replace(vfs: &Arc<dyn Vfs>, path: &Path, checkpoint: Checkpoint) -> Result<Self> {
+        let mut tmp = path.as_os_str().to_owned();
+        tmp.push(".tmp");
+        let tmp = PathBuf::from(tmp);
+        let file = vfs
+            .open(&tmp, OpenMode::CreateTruncate)
+            .map_err(|err| chk_io(&tmp, "create", &err))?;
+        let mut current = checkpoint;
+        for _ in 0..2 {
+            current.sequence += 1;
+            file.write_all_at(&current.encode(), slot_offset(current.sequence))
+                .map_err(|err| chk_io(&tmp, "write", &err))?;
+        }
+        file.sync().map_err(|err| chk_io(&tmp, "fsync", &err))?;
+        drop(file);
+        vfs.rename(&tmp, path)
+            .map_err(|err| chk_io(&tmp, "rename", &err))?;
+        let dir = crate::vfs::parent_dir(path);
+        vfs.sync_dir(dir)
+            .map_err(|err| chk_io(path, "fsync its directory", &err))?;
+        let mut file = CheckpointFile::open(vfs, path, current)?;
+        file.mirrored = true;
+        Ok(file)
     }
 
     /// The checkpoint last written.

@@ -346,6 +346,23 @@ pub(crate) fn run(env: &Env, layout: &Layout) -> Result<Recovered> {
     }
     drop(db_file);
     let checkpoint = match checkpoint {
+        Some(chk) if report.was_dirty => {
+            let (position, last_commit) = if position > chk.position {
+                (position, highest_sequence)
+            } else {
+                (chk.position, chk.last_commit)
+            };
+            CheckpointFile::replace(
+                &env.vfs,
+                &chk_path,
+                Checkpoint {
+                    position,
+                    last_commit,
+                    millis: env.clock.now_millis(),
+                    ..chk
+                },
+            )?
+        }
         Some(chk) => {
             let mut file = CheckpointFile::open(&env.vfs, &chk_path, chk)?;
             if position > chk.position {

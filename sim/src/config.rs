@@ -41,7 +41,8 @@ pub struct Weights {
     pub crash_at_io: u32,
     /// Arm an I/O fault.
     pub io_fault: u32,
-    /// Plant latent corruption, found at the next restart.
+    /// Plant latent corruption, found at the next restart: per thousand steps, not a weight
+    /// (each planted corruption that is found ends the run, so it stays rare).
     pub corrupt: u32,
 }
 
@@ -157,10 +158,11 @@ impl Config {
         weights.crash = on(&mut rng, 0.7, 2);
         weights.crash_at_io = on(&mut rng, 0.7, 2);
         weights.io_fault = on(&mut rng, 0.6, 2);
-        weights.corrupt = on(&mut rng, 0.3, 1);
+        weights.corrupt = on(&mut rng, 0.4, 6);
+        // A misdirected write is found only by recovery, which then ends the run: rarer.
         let faults = IoFault::ALL
             .into_iter()
-            .filter(|_| rng.random_bool(0.5))
+            .filter(|f| rng.random_bool(if *f == IoFault::Misdirect { 0.15 } else { 0.5 }))
             .collect();
         let corrupt_zones = CorruptZone::ALL
             .into_iter()

@@ -143,12 +143,12 @@ impl Plan {
             } else {
                 w.io_fault
             },
-            if config.corrupt_zones.is_empty() {
-                0
-            } else {
-                w.corrupt
-            },
         ];
+        let corrupt = if config.corrupt_zones.is_empty() {
+            0
+        } else {
+            w.corrupt
+        };
         let pick = WeightedIndex::new(weights).expect("put is always on");
         let mut next_value = 1u32;
         let mut steps = Vec::with_capacity(config.steps as usize);
@@ -156,6 +156,13 @@ impl Plan {
             let s = rng.random_range(0..config.sessions);
             let t = rng.random_range(0..config.tables);
             let k = rng.random_range(0..config.keys);
+            if rng.random_ratio(corrupt.min(1000), 1000) {
+                steps.push(Step::Corrupt {
+                    zone: config.corrupt_zones[rng.random_range(0..config.corrupt_zones.len())],
+                    pick: rng.random(),
+                });
+                continue;
+            }
             let step = match pick.sample(&mut rng) {
                 0 => Step::Begin { s },
                 1 => {
@@ -200,7 +207,7 @@ impl Plan {
                     points: rng.random_range(1..=60),
                     power_loss: rng.random_bool(0.8),
                 },
-                13 => {
+                _ => {
                     let kind = config.faults[rng.random_range(0..config.faults.len())];
                     let zone = match kind {
                         // Misdirected writes are aimed at the log only: a misdirected
@@ -216,10 +223,6 @@ impl Plan {
                         persistent: kind != IoFault::Misdirect && rng.random_bool(0.3),
                     })
                 }
-                _ => Step::Corrupt {
-                    zone: config.corrupt_zones[rng.random_range(0..config.corrupt_zones.len())],
-                    pick: rng.random(),
-                },
             };
             steps.push(step);
         }
