@@ -57,6 +57,29 @@ enum Command {
         #[arg(long, value_parser = parse_sabotage)]
         sabotage: Option<Sabotage>,
     },
+    /// Shrinks a failing run to the fewest steps that still fire the same oracle, and writes
+    /// it as a scenario file (check it in under scenarios/; once the bug is fixed, set its
+    /// "expect" to null so it must pass).
+    Shrink {
+        /// The failing seed.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Steps in the workload (default: the profile's).
+        #[arg(long)]
+        steps: Option<u32>,
+        /// Shrink this plan or scenario file instead.
+        #[arg(long, conflicts_with_all = ["seed", "steps", "sabotage"])]
+        plan: Option<PathBuf>,
+        /// As for `run`.
+        #[arg(long, value_parser = parse_sabotage)]
+        sabotage: Option<Sabotage>,
+        /// Where to write the scenario (default: shrunk-SEED.json).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// The most runs to spend.
+        #[arg(long, default_value_t = 3000)]
+        max_runs: u64,
+    },
     /// Many seeds over worker threads; ends with `N passed, M failed`.
     Campaign {
         /// How many seeds.
@@ -95,6 +118,17 @@ fn parse_sabotage(text: &str) -> Result<Sabotage, String> {
     })
 }
 
+/// Reads a plan, or the plan of a scenario file.
+fn load_plan(path: &std::path::Path) -> Result<Plan, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    if let Ok(scenario) = serde_json::from_str::<jetsim::Scenario>(&text) {
+        return Ok(scenario.plan);
+    }
+    serde_json::from_str::<Plan>(&text)
+        .map_err(|e| format!("{} is neither a plan nor a scenario: {e}", path.display()))
+}
+
 fn parse_shard(text: &str) -> Result<(u64, u64), String> {
     let bad = || format!("shard {text:?} is not K/N with 1 <= K <= N");
     let (k, n) = text.split_once('/').ok_or_else(bad)?;
@@ -119,22 +153,13 @@ fn main() -> ExitCode {
             sabotage,
         } => {
             let (plan, replay) = match plan {
-                Some(path) => {
-                    let text = match std::fs::read_to_string(&path) {
-                        Ok(text) => text,
-                        Err(e) => {
-                            eprintln!("error: cannot read {}: {e}", path.display());
-                            return ExitCode::from(2);
-                        }
-                    };
-                    match serde_json::from_str::<Plan>(&text) {
-                        Ok(plan) => (plan, format!("jetsim run --plan {}", path.display())),
-                        Err(e) => {
-                            eprintln!("error: {} is not a plan: {e}", path.display());
-                            return ExitCode::from(2);
-                        }
+                Some(path) => match load_plan(&path) {
+                    Ok(plan) => (plan, format!("jetsim run --plan {}", path.display())),
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        return ExitCode::from(2);
                     }
-                }
+                },
                 None => (
                     plan_for(seed, steps, sabotage),
                     replay_command(seed, steps, sabotage),
@@ -147,7 +172,10 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             }
-            println!("{}", plan.config);
+            if !trace {
+                // (With --trace the configuration is the first event.)
+                println!("{}", plan.config);
+            }
             let (report, divergence) = if trace || dump_disk.is_some() {
                 let options = RunOptions {
                     keep: if trace_io {
@@ -206,6 +234,52 @@ fn main() -> ExitCode {
             } else {
                 ExitCode::FAILURE
             }
+        }
+        Command::Shrink {
+            seed,
+            steps,
+            plan,
+            sabotage,
+            out,
+            max_runs,
+        } => {
+            let (plan, origin) = match &plan {
+                Some(path) => match load_plan(path) {
+                    Ok(plan) => (plan, format!("shrunk from {}", path.display())),
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        return ExitCode::from(2);
+                    }
+                },
+                None => (
+                    plan_for(seed, steps, sabotage),
+                    format!("shrunk from `{}`", replay_command(seed, steps, sabotage)),
+                ),
+            };
+            let Some(shrunk) = jetsim::shrink(&plan, max_runs) else {
+                println!("the run passes: nothing to shrink");
+                return ExitCode::FAILURE;
+            };
+            let out = out.unwrap_or_else(|| PathBuf::from(format!("shrunk-{}.json", plan.config.seed)));
+            let scenario = jetsim::Scenario {
+                description: format!("{origin}: {}", shrunk.violation),
+                expect: Some(shrunk.violation.oracle),
+                plan: shrunk.plan,
+            };
+            let json = serde_json::to_string_pretty(&scenario).expect("scenarios serialise");
+            if let Err(e) = std::fs::write(&out, json) {
+                eprintln!("error: cannot write {}: {e}", out.display());
+                return ExitCode::from(2);
+            }
+            println!(
+                "{} steps shrunk to {} in {} runs; still: {}",
+                plan.steps.len(),
+                scenario.plan.steps.len(),
+                shrunk.runs,
+                shrunk.violation
+            );
+            println!("written to {} (replay: jetsim run --plan {})", out.display(), out.display());
+            ExitCode::SUCCESS
         }
         Command::Campaign {
             seeds,
