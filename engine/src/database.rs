@@ -229,14 +229,15 @@ impl Database {
                 header.page_count
             );
         }
-        // One copy bad or stale (a torn header write): the next flush rewrites both.
-        let copies_agree = matches!(&copies, [Ok(a), Ok(b)] if a == b);
+        // One copy bad or stale (a torn header write, bit rot): it is repaired from the other
+        // now, so no later header write has both copies in flight.
+        if !options.read_only {
+            header::repair_copies(&*file, &copies, &header)
+                .map_err(|err| err.context(path.display()))?;
+        }
         let mut pager = Pager::new(file, path, header, !options.read_only, options.cache_size);
         if logged {
             pager.enable_logging();
-        }
-        if !copies_agree && !options.read_only {
-            pager.rewrite_header();
         }
         let tables: BTreeMap<String, Table> = catalog::load(&mut pager)?
             .into_iter()

@@ -336,6 +336,29 @@ pub fn read_copies(file: &dyn VfsFile) -> Result<[HeaderCopy; 2]> {
     Ok([primary, shadow])
 }
 
+/// Writes `chosen` over every copy that is damaged or differs from it, each write followed
+/// by an fsync, leaving the good copy untouched: afterwards both copies are whole, so the next
+/// header write (copy 0, then copy 1) never has both copies in flight at once. A crash during
+/// the repair leaves the good copy as it was.
+pub(crate) fn repair_copies(
+    file: &dyn VfsFile,
+    copies: &[HeaderCopy; 2],
+    chosen: &DbHeader,
+) -> Result<bool> {
+    let mut repaired = false;
+    for (copy, pgno) in copies.iter().zip([HEADER_PGNO, SHADOW_PGNO]) {
+        if matches!(copy, Ok(h) if h == chosen) {
+            continue;
+        }
+        let offset = u64::from(pgno) * u64::from(chosen.page_size);
+        file.write_all_at(&chosen.encode(pgno), offset)
+            .and_then(|()| file.sync())
+            .map_err(|err| JetError::io(format!("repair header copy {pgno}"), &err))?;
+        repaired = true;
+    }
+    Ok(repaired)
+}
+
 /// The header to trust: the valid copy with the higher update sequence.
 pub fn choose(copies: &[HeaderCopy; 2]) -> Result<&DbHeader> {
     match copies {

@@ -328,11 +328,6 @@ impl Pager {
         Ok(())
     }
 
-    /// Asks the next flush to write both header copies even if nothing changed.
-    pub(crate) fn rewrite_header(&mut self) {
-        self.header_dirty = true;
-    }
-
     /// Writes every changed page and then the header, each followed by an fsync.
     pub(crate) fn flush(&mut self) -> Result<()> {
         if !self.writable {

@@ -119,6 +119,9 @@ pub(crate) fn read_db_header(vfs: &dyn Vfs, path: &Path) -> Result<(Box<dyn VfsF
     let chosen = header::choose(&copies)
         .map_err(|err| err.context(path.display()))?
         .clone();
+    // A damaged or stale copy is repaired first, before any header write could have both
+    // copies in flight.
+    header::repair_copies(&*file, &copies, &chosen).map_err(|err| err.context(path.display()))?;
     Ok((file, chosen))
 }
 

@@ -8,7 +8,8 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::vfs::{Device, IoFault, Sabotage};
+use crate::sabotage::Sabotage;
+use crate::vfs::{Device, IoFault};
 
 /// How often each kind of step is drawn; 0 leaves it out.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

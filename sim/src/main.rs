@@ -52,8 +52,9 @@ enum Command {
         /// Run twice and compare the traces; name the first divergent event.
         #[arg(long)]
         check_determinism: bool,
-        /// Build a bug in under the engine, to see an oracle fire: skip-sync:log,
-        /// skip-sync:database, skip-sync:checkpoint, skip-dir-sync, lost-write:database…
+        /// Build a bug in, to see an oracle fire: skip-sync:log, skip-sync:database,
+        /// skip-sync:checkpoint, skip-dir-sync, lost-write:database, lost-write:log,
+        /// accept-conflicts, late-snapshot, panic-in-sync
         #[arg(long, value_parser = parse_sabotage)]
         sabotage: Option<Sabotage>,
     },
@@ -114,7 +115,8 @@ enum Command {
 
 fn parse_sabotage(text: &str) -> Result<Sabotage, String> {
     Sabotage::parse(text).ok_or_else(|| {
-        format!("unknown sabotage {text:?}: skip-sync:ZONE, skip-dir-sync or lost-write:ZONE (ZONE: database, log, checkpoint)")
+        let known: Vec<String> = Sabotage::ALL.iter().map(|s| s.to_string()).collect();
+        format!("unknown sabotage {text:?}; known: {}", known.join(", "))
     })
 }
 
@@ -260,7 +262,8 @@ fn main() -> ExitCode {
                 println!("the run passes: nothing to shrink");
                 return ExitCode::FAILURE;
             };
-            let out = out.unwrap_or_else(|| PathBuf::from(format!("shrunk-{}.json", plan.config.seed)));
+            let out =
+                out.unwrap_or_else(|| PathBuf::from(format!("shrunk-{}.json", plan.config.seed)));
             let scenario = jetsim::Scenario {
                 description: format!("{origin}: {}", shrunk.violation),
                 expect: Some(shrunk.violation.oracle),
@@ -278,7 +281,11 @@ fn main() -> ExitCode {
                 shrunk.runs,
                 shrunk.violation
             );
-            println!("written to {} (replay: jetsim run --plan {})", out.display(), out.display());
+            println!(
+                "written to {} (replay: jetsim run --plan {})",
+                out.display(),
+                out.display()
+            );
             ExitCode::SUCCESS
         }
         Command::Campaign {

@@ -22,6 +22,7 @@ use crate::clock::SimClock;
 use crate::config::{Config, CorruptZone};
 use crate::coverage::{Coverage, Mark};
 use crate::model::{Key, Model, Outcome, Val, key_bytes, parse_key, value_bytes};
+use crate::sabotage::Sabotage;
 use crate::trace::{Keep, Trace};
 use crate::vfs::{IoFault, SimVfs, Zone};
 use crate::workload::{Plan, Step};
@@ -226,6 +227,8 @@ struct Sim {
     corrupt_spent: BTreeSet<CorruptZone>,
     damaged: BTreeSet<CorruptZone>,
     misdirects: u32,
+    /// Sessions whose engine transaction a [`Sabotage::LateSnapshot`] has not begun yet.
+    late: Vec<bool>,
     /// Faults that fired since the instance was last initialised.
     faults_seen: BTreeMap<IoFault, u64>,
     /// Faults that fired and that the next successful recovery has survived.
@@ -277,6 +280,7 @@ impl Sim {
             damaged: BTreeSet::new(),
             misdirects: 0,
             faults_seen: BTreeMap::new(),
+            late: vec![false; config.sessions as usize],
             to_survive: BTreeSet::new(),
             ended_by_corruption: None,
             config,
@@ -342,6 +346,7 @@ impl Sim {
     fn open_sessions(&mut self) -> Check {
         let instance = self.instance.clone().expect("an instance");
         self.sessions.clear();
+        self.late.iter_mut().for_each(|late| *late = false);
         for _ in 0..self.config.sessions {
             let session = instance.begin_session().map_err(|e| {
                 self.violation(Oracle::UnexplainedError, format!("begin_session: {e}"))
@@ -422,6 +427,7 @@ impl Sim {
                 let s = s as usize;
                 let s = s % self.sessions.len();
                 self.operations += 1;
+                self.late_begin(s);
                 let result = self.sessions[s].rollback();
                 match (self.model.tx(s).is_some(), result) {
                     (true, Ok(())) => {
@@ -492,10 +498,32 @@ impl Sim {
         s % self.sessions.len()
     }
 
+    /// Under [`Sabotage::LateSnapshot`], begins the engine's transaction that `begin` only
+    /// pretended to begin.
+    fn late_begin(&mut self, s: usize) {
+        if std::mem::take(&mut self.late[s]) {
+            // Whatever it answers, the model already believes the transaction open.
+            let _ = self.sessions[s].begin_transaction();
+        }
+    }
+
     fn begin(&mut self, s: usize, before: &BTreeMap<IoFault, u64>) -> Check {
         let s = self.session_index(s);
         self.operations += 1;
-        let result = self.sessions[s].begin_transaction();
+        if self.config.sabotage == Some(Sabotage::LateSnapshot) && self.model.tx(s).is_none() {
+            self.model.begin(s);
+            self.late[s] = true;
+            return Ok(());
+        }
+        let result = match self.sessions[s].begin_transaction() {
+            Err(e)
+                if e.kind() == ErrorKind::InTransaction
+                    && self.config.sabotage == Some(Sabotage::AcceptNestedBegin) =>
+            {
+                Ok(())
+            }
+            other => other,
+        };
         match (self.model.tx(s).is_some(), result) {
             (false, Ok(())) => {
                 self.model.begin(s);
@@ -530,6 +558,7 @@ impl Sim {
         let saw = self.model.sees(s, key).is_some();
         let bytes = key_bytes(k);
         self.operations += 1;
+        self.late_begin(s);
         let result = match value {
             Some(v) => {
                 if v.len as usize > self.config.page_size as usize / 4 {
@@ -540,6 +569,15 @@ impl Sim {
                     .map(|()| None)
             }
             None => self.sessions[s].delete(table, &bytes).map(Some),
+        };
+        let result = match result {
+            Err(e)
+                if e.kind() == ErrorKind::WriteConflict
+                    && self.config.sabotage == Some(Sabotage::AcceptConflicts) =>
+            {
+                Ok(value.is_none().then_some(saw))
+            }
+            other => other,
         };
         match result {
             Ok(existed) => {
@@ -628,6 +666,7 @@ impl Sim {
         let in_tx = self.model.tx(s).is_some();
         let want = self.model.sees(s, (t, k));
         self.operations += 1;
+        self.late_begin(s);
         match self.sessions[s].get(self.tables[t as usize], &key_bytes(k)) {
             Ok(got) => {
                 self.compare("get", (t, k), got.as_deref(), want)?;
@@ -670,6 +709,7 @@ impl Sim {
         }
         let (lo, hi) = (key_bytes(from), key_bytes(to));
         self.operations += 1;
+        self.late_begin(s);
         let table = self.tables[t as usize];
         let got: jetdb::Result<Vec<(Vec<u8>, Vec<u8>)>> = self.sessions[s]
             .range(
@@ -720,6 +760,7 @@ impl Sim {
             CommitMode::Lazy
         };
         self.operations += 1;
+        self.late_begin(s);
         let result = self.sessions[s].commit_transaction(mode);
         if self.model.tx(s).is_none() {
             return match result {

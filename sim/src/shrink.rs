@@ -101,7 +101,8 @@ pub fn shrink(plan: &Plan, max_runs: u64) -> Option<Shrunk> {
 mod tests {
     use super::*;
     use crate::config::Config;
-    use crate::vfs::{Sabotage, Zone};
+    use crate::sabotage::Sabotage;
+    use crate::vfs::Zone;
 
     #[test]
     fn shrinking_keeps_the_oracle_and_drops_steps() {

@@ -25,6 +25,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+use crate::sabotage::Sabotage;
 use crate::trace::Trace;
 
 /// What kind of data a file holds, for aiming faults: the fault atlas spends its budget per
@@ -140,56 +141,6 @@ pub struct ArmedFault {
     pub after: u32,
     /// Whether it keeps firing on every matching operation until the next restart.
     pub persistent: bool,
-}
-
-/// A deliberate bug in the disk, for showing that the oracles fire: the engine above it then
-/// behaves like an engine with that bug.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Sabotage {
-    /// fsync of the zone's files answers Ok and makes nothing durable: an engine that skips
-    /// the fsync (for the log: one that acknowledges commits before they are durable).
-    SkipSync(Zone),
-    /// Directory fsync answers Ok and makes nothing durable.
-    SkipDirSync,
-    /// One in four writes to the zone's files answers Ok and is dropped, even from the page
-    /// cache: a lost write, so later reads return stale data.
-    LostWrite(Zone),
-}
-
-impl Sabotage {
-    /// Parses the command-line spelling: `skip-sync:log`, `skip-dir-sync`,
-    /// `lost-write:database`.
-    pub fn parse(text: &str) -> Option<Sabotage> {
-        let zone = |name: &str| match name {
-            "database" => Some(Zone::Database),
-            "log" => Some(Zone::Log),
-            "checkpoint" => Some(Zone::Checkpoint),
-            _ => None,
-        };
-        match text.split_once(':') {
-            None if text == "skip-dir-sync" => Some(Sabotage::SkipDirSync),
-            Some(("skip-sync", z)) => zone(z).map(Sabotage::SkipSync),
-            Some(("lost-write", z)) => zone(z).map(Sabotage::LostWrite),
-            _ => None,
-        }
-    }
-}
-
-impl fmt::Display for Sabotage {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let zone = |z: &Zone| match z {
-            Zone::Database => "database",
-            Zone::Log => "log",
-            Zone::Checkpoint => "checkpoint",
-            Zone::Other => "other",
-        };
-        match self {
-            Sabotage::SkipSync(z) => write!(f, "skip-sync:{}", zone(z)),
-            Sabotage::SkipDirSync => write!(f, "skip-dir-sync"),
-            Sabotage::LostWrite(z) => write!(f, "lost-write:{}", zone(z)),
-        }
-    }
 }
 
 /// What a power loss did, for the trace and coverage.
@@ -322,6 +273,8 @@ struct Disk {
     lost_writes: u64,
     /// Faults hold their fire (while the oracle reads).
     suspended: bool,
+    /// Reads counted by [`Sabotage::SpuriousReadError`].
+    spurious_reads: u64,
     /// Misdirected writes over the whole run.
     misdirects: u64,
     /// Handles of an earlier life of the process are dead.
@@ -616,6 +569,7 @@ impl SimVfs {
                 sabotage: None,
                 lost_writes: 0,
                 suspended: false,
+                spurious_reads: 0,
                 misdirects: 0,
                 epoch: 0,
                 stats: DiskStats::default(),
@@ -1064,6 +1018,12 @@ impl VfsFile for SimFile {
             ));
             return Err(io::Error::other("simulated EIO on read"));
         }
+        if disk.sabotage == Some(Sabotage::SpuriousReadError) {
+            disk.spurious_reads += 1;
+            if disk.spurious_reads.is_multiple_of(40) {
+                return Err(io::Error::other("sabotage: EIO on read, no fault armed"));
+            }
+        }
         let view = &disk.inode(self.ino).view;
         let start = (offset as usize).min(view.len());
         let n = buf.len().min(view.len() - start);
@@ -1153,6 +1113,10 @@ impl VfsFile for SimFile {
         disk.stats.syncs += 1;
         let zone = disk.inode(self.ino).zone;
         disk.trace.io(b's', self.ino, 0, 0, 0);
+        if disk.sabotage == Some(Sabotage::PanicInSync) && disk.stats.syncs == 50 {
+            drop(disk);
+            panic!("sabotage: a panic inside fsync");
+        }
         if disk.fires(IoFault::SyncError, zone) {
             disk.trace
                 .event(format_args!("fault: fsync EIO on {}", self.path.display()));

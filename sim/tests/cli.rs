@@ -1,0 +1,131 @@
+//! The `jetsim` command line: one run, a failing run with its replay command, shrinking, and
+//! a campaign with its JSON and JUnit reports and its last line.
+
+use std::process::Command;
+
+fn jetsim(args: &[&str]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_jetsim"))
+        .args(args)
+        .output()
+        .expect("jetsim runs");
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), text)
+}
+
+#[test]
+fn a_run_prints_its_configuration_and_ends_with_its_seed_and_trace() {
+    let (ok, text) = jetsim(&["run", "--seed", "7", "--steps", "80"]);
+    assert!(ok, "{text}");
+    assert!(text.starts_with("seed=7 steps=80"), "{text}");
+    let last = text.lines().last().unwrap();
+    assert!(last.starts_with("seed=7 trace="), "{last}");
+    let (_, again) = jetsim(&["run", "--seed", "7", "--steps", "80"]);
+    assert_eq!(
+        again.lines().last(),
+        Some(last),
+        "the same seed, the same trace"
+    );
+    let (ok, checked) = jetsim(&["run", "--seed", "7", "--steps", "80", "--check-determinism"]);
+    assert!(ok && !checked.contains("NON-DETERMINISM"), "{checked}");
+}
+
+#[test]
+fn a_violation_exits_1_naming_the_oracle_the_step_and_the_replay() {
+    let (ok, text) = jetsim(&["run", "--seed", "0", "--sabotage", "panic-in-sync"]);
+    assert!(!ok);
+    assert!(
+        text.contains("VIOLATION: oracle panic fired at step"),
+        "{text}"
+    );
+    assert!(
+        text.contains("replay: jetsim run --seed 0 --sabotage panic-in-sync"),
+        "{text}"
+    );
+    let (ok, text) = jetsim(&["run", "--sabotage", "no-such-bug"]);
+    assert!(!ok && text.contains("unknown sabotage"), "{text}");
+}
+
+#[test]
+fn shrink_writes_a_scenario_that_replays_the_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("s.json");
+    let out_s = out.to_str().unwrap();
+    let (ok, text) = jetsim(&[
+        "shrink",
+        "--seed",
+        "3",
+        "--sabotage",
+        "skip-sync:log",
+        "--out",
+        out_s,
+    ]);
+    assert!(ok, "{text}");
+    let scenario: jetsim::Scenario =
+        serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    assert_eq!(scenario.expect, Some(jetsim::Oracle::CrashPrefix));
+    assert!(
+        scenario.plan.steps.len() < 20,
+        "{}",
+        scenario.plan.steps.len()
+    );
+    let (ok, text) = jetsim(&["run", "--plan", out_s]);
+    assert!(!ok && text.contains("oracle crash-prefix"), "{text}");
+}
+
+#[test]
+fn a_campaign_reports_json_junit_and_its_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("c.json");
+    let junit = dir.path().join("c.xml");
+    let (ok, text) = jetsim(&[
+        "campaign",
+        "--seeds",
+        "12",
+        "--start",
+        "100",
+        "--jobs",
+        "2",
+        "--shard",
+        "2/3",
+        "--json",
+        json.to_str().unwrap(),
+        "--junit",
+        junit.to_str().unwrap(),
+    ]);
+    assert!(ok, "{text}");
+    assert_eq!(text.lines().last(), Some("4 passed, 0 failed"), "{text}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let seeds: Vec<u64> = report["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["seed"].as_u64().unwrap())
+        .collect();
+    assert_eq!(seeds, vec![101, 104, 107, 110]);
+    assert_eq!(report["failed"], 0);
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(
+        xml.contains("<testsuite") && xml.contains("seed 104"),
+        "{xml}"
+    );
+
+    let (ok, text) = jetsim(&[
+        "campaign",
+        "--seeds",
+        "30",
+        "--sabotage",
+        "skip-sync:log",
+        "--junit",
+        junit.to_str().unwrap(),
+    ]);
+    assert!(!ok);
+    assert!(text.lines().last().unwrap().ends_with("failed"), "{text}");
+    assert!(text.contains("replay: jetsim run --seed"), "{text}");
+    assert!(
+        std::fs::read_to_string(&junit)
+            .unwrap()
+            .contains("<failure")
+    );
+}
