@@ -704,7 +704,13 @@ impl SimVfs {
         disk.unvouched = None;
         disk.epoch += 1;
         let report = power_loss.then(|| disk.lose_power());
-        // Inodes no name reaches are gone: no handle survives a restart.
+        // Inodes no name reaches (nor a namespace change still pending, which a later power
+        // loss may keep) are gone: no handle survives a restart.
+        let pending = disk.meta.iter().filter_map(|m| match &m.op {
+            Meta::Link(_, Entry::File(ino)) | Meta::Unlink(_, Entry::File(ino)) => Some(*ino),
+            Meta::Rename(_, _, ino) => Some(*ino),
+            _ => None,
+        });
         let reachable: std::collections::BTreeSet<Ino> = disk
             .ns
             .values()
@@ -713,6 +719,7 @@ impl SimVfs {
                 Entry::File(ino) => Some(*ino),
                 Entry::Dir => None,
             })
+            .chain(pending)
             .collect();
         disk.inodes.retain(|ino, _| reachable.contains(ino));
         report
