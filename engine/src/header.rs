@@ -337,7 +337,7 @@ pub fn read_copies(file: &dyn VfsFile) -> Result<[HeaderCopy; 2]> {
 }
 
 /// Writes `chosen` over every copy that is damaged or differs from it, each write followed
-/// by an fsync, leaving the good copy untouched: afterwards both copies are whole, so the next
+/// by an fsync (and the file fsynced first), leaving the good copy untouched: afterwards both copies are whole, so the next
 /// header write (copy 0, then copy 1) never has both copies in flight at once. A crash during
 /// the repair leaves the good copy as it was.
 pub(crate) fn repair_copies(
@@ -349,6 +349,12 @@ pub(crate) fn repair_copies(
     for (copy, pgno) in copies.iter().zip([HEADER_PGNO, SHADOW_PGNO]) {
         if matches!(copy, Ok(h) if h == chosen) {
             continue;
+        }
+        if !repaired {
+            // The good copy may be a write whose fsync failed before a crash, still pending:
+            // it must be durable before the other copy is written.
+            file.sync()
+                .map_err(|err| JetError::io("fsync before repairing the header", &err))?;
         }
         let offset = u64::from(pgno) * u64::from(chosen.page_size);
         file.write_all_at(&chosen.encode(pgno), offset)

@@ -141,7 +141,7 @@ impl Mark {
 }
 
 /// Campaigns of at least this many seeds check [`Mark::EXPECTED`].
-pub const EXPECT_FROM_SEEDS: u64 = 200;
+pub const EXPECT_FROM_SEEDS: u64 = 1000;
 
 /// How often each mark fired.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -84,7 +84,7 @@ enum Command {
     /// Many seeds over worker threads; ends with `N passed, M failed`.
     Campaign {
         /// How many seeds.
-        #[arg(long, default_value_t = 5000)]
+        #[arg(long, default_value_t = 20000)]
         seeds: u64,
         /// The first seed.
         #[arg(long, default_value_t = 0)]
