@@ -11,6 +11,17 @@ use jetsim::campaign::{
 use jetsim::trace::Keep;
 use jetsim::{Plan, RunOptions, Sabotage, run};
 
+/// Prints a line to standard output; a closed pipe (`jetsim … | head`) ends the program the
+/// way SIGPIPE would, instead of a panic.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if writeln!(std::io::stdout().lock(), $($arg)*).is_err() {
+            std::process::exit(141);
+        }
+    }};
+}
+
 #[derive(Parser)]
 #[command(
     name = "jetsim",
@@ -176,7 +187,7 @@ fn main() -> ExitCode {
             }
             if !trace {
                 // (With --trace the configuration is the first event.)
-                println!("{}", plan.config);
+                say!("{}", plan.config);
             }
             let (report, divergence) = if trace || dump_disk.is_some() {
                 let options = RunOptions {
@@ -204,13 +215,13 @@ fn main() -> ExitCode {
                         return ExitCode::from(2);
                     }
                 }
-                println!("disk written to {}", dir.display());
+                say!("disk written to {}", dir.display());
             }
             if let Some(d) = &divergence {
-                println!("NON-DETERMINISM: {d}");
+                say!("NON-DETERMINISM: {d}");
             }
             if let Some(e) = &report.ended_by_corruption {
-                println!("ended early: detected corruption left nothing to recover: {e}");
+                say!("ended early: detected corruption left nothing to recover: {e}");
             }
             let verdict = if report.violation.is_some() || divergence.is_some() {
                 "FAIL"
@@ -218,10 +229,10 @@ fn main() -> ExitCode {
                 "pass"
             };
             if let Some(v) = &report.violation {
-                println!("VIOLATION: {v}");
-                println!("replay: {replay}");
+                say!("VIOLATION: {v}");
+                say!("replay: {replay}");
             }
-            println!(
+            say!(
                 "seed={} trace={:016x} steps={} operations={} commits={} restarts={} simulated={}ms {verdict}",
                 report.seed,
                 report.trace_hash,
@@ -259,7 +270,7 @@ fn main() -> ExitCode {
                 ),
             };
             let Some(shrunk) = jetsim::shrink(&plan, max_runs) else {
-                println!("the run passes: nothing to shrink");
+                say!("the run passes: nothing to shrink");
                 return ExitCode::FAILURE;
             };
             let out =
@@ -274,14 +285,14 @@ fn main() -> ExitCode {
                 eprintln!("error: cannot write {}: {e}", out.display());
                 return ExitCode::from(2);
             }
-            println!(
+            say!(
                 "{} steps shrunk to {} in {} runs; still: {}",
                 plan.steps.len(),
                 scenario.plan.steps.len(),
                 shrunk.runs,
                 shrunk.violation
             );
-            println!(
+            say!(
                 "written to {} (replay: jetsim run --plan {})",
                 out.display(),
                 out.display()
@@ -312,16 +323,16 @@ fn main() -> ExitCode {
             };
             quiet_panics();
             let report = campaign(&options);
-            println!("marks:");
+            say!("marks:");
             for mark in jetsim::Mark::ALL {
-                println!("  {:<28} {}", mark.name(), report.coverage.count(mark));
+                say!("  {:<28} {}", mark.name(), report.coverage.count(mark));
             }
             let ended = report
                 .results
                 .iter()
                 .filter(|r| r.ended_by_corruption.is_some())
                 .count();
-            println!(
+            say!(
                 "{} seeds in {:.1} s on {} threads: {:.0} seeds/s, {:.0} engine calls/s; {ended} ended early on detected corruption",
                 report.results.len(),
                 report.seconds,
@@ -330,7 +341,7 @@ fn main() -> ExitCode {
                 report.operations_per_second()
             );
             for r in report.results.iter().filter(|r| !r.passed()) {
-                println!(
+                say!(
                     "FAILED seed {}: {}\n  replay: {}",
                     r.seed,
                     jetsim::campaign::describe(r),
@@ -338,7 +349,7 @@ fn main() -> ExitCode {
                 );
             }
             if !report.missing.is_empty() {
-                println!(
+                say!(
                     "FAILED coverage: expected marks never fired: {}",
                     report
                         .missing
@@ -362,7 +373,7 @@ fn main() -> ExitCode {
                 eprintln!("error: cannot write {}: {e}", path.display());
                 return ExitCode::from(2);
             }
-            println!("{} passed, {} failed", report.passed(), report.failed());
+            say!("{} passed, {} failed", report.passed(), report.failed());
             if report.ok() {
                 ExitCode::SUCCESS
             } else {
