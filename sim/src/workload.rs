@@ -230,9 +230,115 @@ impl Plan {
     }
 }
 
+impl Plan {
+    /// A plan decoded from arbitrary bytes, for fuzzing: the first eight bytes are the seed
+    /// (which draws the configuration and drives the disk), each later few bytes one step.
+    /// Every byte string is a valid plan, and a shorter string a shorter plan, so a fuzzer's
+    /// minimisation shrinks the plan too.
+    pub fn from_bytes(bytes: &[u8]) -> Plan {
+        use arbitrary::Unstructured;
+        let mut u = Unstructured::new(bytes);
+        let seed = u.arbitrary::<u64>().unwrap_or(0);
+        let mut config = Config::swarm(seed);
+        let mut steps = Vec::new();
+        let mut next_value = 1u32;
+        while !u.is_empty() && steps.len() < 2000 {
+            let Ok(kind) = u.int_in_range(0u8..=15) else {
+                break;
+            };
+            let mut byte = || u.arbitrary::<u8>().unwrap_or(0);
+            let s = byte() % config.sessions;
+            let t = byte() % config.tables;
+            let k = u16::from(byte()) % config.keys;
+            let step = match kind {
+                0 => Step::Begin { s },
+                1 | 2 => {
+                    next_value += 1;
+                    let large = byte() < 16;
+                    let len = if large {
+                        config.page_size / 2 + u32::from(byte()) * 64
+                    } else {
+                        4 + u32::from(byte() % 117)
+                    };
+                    Step::Put {
+                        s,
+                        t,
+                        k,
+                        v: next_value,
+                        len,
+                    }
+                }
+                3 => Step::Delete { s, t, k },
+                4 => Step::Get { s, t, k },
+                5 => {
+                    let to = (k + u16::from(byte())).min(config.keys);
+                    Step::Scan {
+                        s,
+                        t,
+                        from: k,
+                        to,
+                        reverse: byte() & 1 == 1,
+                    }
+                }
+                6 => Step::Commit { s, durable: true },
+                7 => Step::Commit { s, durable: false },
+                8 => Step::Rollback { s },
+                9 => Step::Checkpoint,
+                10 => Step::FlushLog,
+                11 => Step::Restart,
+                12 => Step::Crash {
+                    power_loss: byte() & 1 == 1,
+                    recovery_crash: (byte() < 32).then(|| 1 + u32::from(byte() % 40)),
+                },
+                13 => Step::CrashAt {
+                    points: 1 + u32::from(byte() % 60),
+                    power_loss: byte() & 1 == 1,
+                },
+                15 => Step::Corrupt {
+                    zone: CorruptZone::ALL[usize::from(byte()) % CorruptZone::ALL.len()],
+                    pick: u64::from_le_bytes(std::array::from_fn(|_| byte())),
+                },
+                _ => {
+                    let kind = IoFault::ALL[usize::from(byte()) % IoFault::ALL.len()];
+                    let zone = if kind == IoFault::Misdirect {
+                        Zone::Log
+                    } else {
+                        [Zone::Database, Zone::Log, Zone::Checkpoint][usize::from(byte() % 3)]
+                    };
+                    Step::Fault(ArmedFault {
+                        kind,
+                        zone,
+                        after: u32::from(byte() % 20),
+                        persistent: kind != IoFault::Misdirect && byte() & 1 == 1,
+                    })
+                }
+            };
+            steps.push(step);
+        }
+        config.steps = steps.len() as u32;
+        Plan { config, steps }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn any_bytes_make_a_plan_and_fewer_bytes_a_shorter_one() {
+        let bytes: Vec<u8> = (0..600u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
+        let long = Plan::from_bytes(&bytes);
+        let short = Plan::from_bytes(&bytes[..200]);
+        assert!(long.steps.len() > short.steps.len() && !short.steps.is_empty());
+        assert_eq!(
+            long.steps[..short.steps.len() - 1],
+            short.steps[..short.steps.len() - 1]
+        );
+        assert_eq!(Plan::from_bytes(&[]).steps.len(), 0);
+        assert_eq!(Plan::from_bytes(&bytes), long);
+    }
 
     #[test]
     fn plans_are_a_function_of_the_seed_and_round_trip_as_json() {

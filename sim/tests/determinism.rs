@@ -14,7 +14,10 @@ fn the_same_seed_gives_the_same_trace() {
         let b = run(&plan, RunOptions::default());
         assert_eq!(a.trace_hash, b.trace_hash, "seed {seed}");
         assert_eq!(a.coverage, b.coverage, "seed {seed}");
-        assert!(a.trace.count() > 100, "the trace records the disk operations");
+        assert!(
+            a.trace.count() > 100,
+            "the trace records the disk operations"
+        );
         let (_, divergence) = run_checked(&plan, true);
         assert_eq!(divergence, None, "seed {seed}");
     }
