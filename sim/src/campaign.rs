@@ -10,7 +10,8 @@ use serde::Serialize;
 
 use crate::config::Config;
 use crate::coverage::{Coverage, EXPECT_FROM_SEEDS, Mark};
-use crate::run::{RunOptions, RunReport, Violation, run};
+use crate::oracle::Violation;
+use crate::run::{RunOptions, RunReport, run};
 use crate::sabotage::Sabotage;
 use crate::trace::{Keep, first_divergence};
 use crate::workload::Plan;

@@ -22,11 +22,13 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod atlas;
 pub mod campaign;
 pub mod clock;
 pub mod config;
 pub mod coverage;
 pub mod model;
+pub mod oracle;
 pub mod run;
 pub mod sabotage;
 pub mod shrink;
@@ -37,7 +39,8 @@ pub mod workload;
 pub use clock::SimClock;
 pub use config::{Config, CorruptZone};
 pub use coverage::{Coverage, Mark};
-pub use run::{Oracle, RunOptions, RunReport, Violation, run};
+pub use oracle::{Oracle, Violation};
+pub use run::{RunOptions, RunReport, run};
 pub use sabotage::Sabotage;
 pub use shrink::{Scenario, shrink};
 pub use vfs::{ArmedFault, Device, IoFault, SimVfs, Zone};

@@ -16,72 +16,17 @@ use jetdb::{
     CommitMode, Env, ErrorKind, Instance, InstanceParams, InstanceStats, JetError, SeededEntropy,
     Session, Table,
 };
-use serde::{Deserialize, Serialize};
 
+use crate::atlas;
 use crate::clock::SimClock;
 use crate::config::{Config, CorruptZone};
 use crate::coverage::{Coverage, Mark};
 use crate::model::{Key, Model, Outcome, Val, key_bytes, parse_key, value_bytes};
+use crate::oracle::{IO_ERRORS, LOG_ERRORS, Oracle, PAGE_ERRORS, Violation};
 use crate::sabotage::Sabotage;
 use crate::trace::{Keep, Trace};
-use crate::vfs::{IoFault, SimVfs, Zone};
+use crate::vfs::{IoFault, SimVfs};
 use crate::workload::{Plan, Step};
-
-/// Which promise a violation broke.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Oracle {
-    /// A read inside or outside a transaction differed from the model's snapshot.
-    SnapshotRead,
-    /// A write conflict the model predicted was missed, or one it did not predict was raised.
-    WriteConflict,
-    /// After a crash and recovery the database was no prefix of the commits holding every
-    /// durable one.
-    CrashPrefix,
-    /// Recovery failed where the fault atlas says it must succeed.
-    Recovery,
-    /// An error was returned that no injected fault explains.
-    UnexplainedError,
-    /// Data came back that is not the model's (a wrong value, a key the workload never wrote).
-    WrongData,
-    /// The integrity check failed with nothing corrupted.
-    Integrity,
-    /// The API broke its contract (a call in the wrong state was not refused as documented).
-    Contract,
-    /// The engine panicked.
-    Panic,
-}
-
-impl fmt::Display for Oracle {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let name = serde_json::to_value(self)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_default();
-        f.write_str(&name)
-    }
-}
-
-/// A broken promise: which oracle, at which step, and what was seen.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Violation {
-    /// The oracle that fired.
-    pub oracle: Oracle,
-    /// The step it fired at (the plan's length for the final phase).
-    pub step: usize,
-    /// What was seen.
-    pub detail: String,
-}
-
-impl fmt::Display for Violation {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "oracle {} fired at step {}: {}",
-            self.oracle, self.step, self.detail
-        )
-    }
-}
 
 /// What a run did and found.
 #[derive(Clone, Debug)]
@@ -173,33 +118,6 @@ pub fn run(plan: &Plan, options: RunOptions) -> RunReport {
 }
 
 type Check = Result<(), Violation>;
-
-/// Errors an I/O fault (EIO, ENOSPC, a crash) may surface as.
-const IO_ERRORS: [ErrorKind; 6] = [
-    ErrorKind::DiskIO,
-    ErrorKind::DiskFull,
-    ErrorKind::LogDiskFull,
-    ErrorKind::LogWriteFail,
-    ErrorKind::InstanceUnavailable,
-    ErrorKind::DatabaseUnavailable,
-];
-
-/// Errors a damaged database page or header may surface as.
-const PAGE_ERRORS: [ErrorKind; 5] = [
-    ErrorKind::ReadVerifyFailure,
-    ErrorKind::PageNotInitialized,
-    ErrorKind::ReadPgnoVerifyFailure,
-    ErrorKind::DatabaseCorrupted,
-    ErrorKind::DatabaseUnavailable,
-];
-
-/// Errors recovery may refuse a damaged log with.
-const LOG_ERRORS: [ErrorKind; 4] = [
-    ErrorKind::LogFileCorrupt,
-    ErrorKind::LogReadVerifyFailure,
-    ErrorKind::MissingLogFile,
-    ErrorKind::InvalidLogSequence,
-];
 
 struct Sim {
     config: Config,
@@ -857,7 +775,7 @@ impl Sim {
     /// Plants the queued corruption in the files at rest.
     fn plant_corruption(&mut self) {
         for (zone, pick) in std::mem::take(&mut self.corrupt_queue) {
-            if let Some(what) = self.plant(zone, pick) {
+            if let Some(what) = atlas::plant(&self.vfs, &self.params, zone, pick) {
                 self.damaged.insert(zone);
                 self.coverage.hit(Mark::CorruptionPlanted);
                 self.event(format_args!("corruption planted: {what}"));
@@ -866,74 +784,6 @@ impl Sim {
                 self.corrupt_spent.remove(&zone);
             }
         }
-    }
-
-    fn plant(&self, zone: CorruptZone, pick: u64) -> Option<String> {
-        let page = self.config.page_size as u64;
-        let bit = (pick >> 8) as u8 & 7;
-        let (path, offset) = match zone {
-            CorruptZone::DatabasePage | CorruptZone::HeaderCopy => {
-                let path = self.params.database_path.clone();
-                let len = self.vfs.durable_content(&path)?.len() as u64;
-                let pages = len / page;
-                let pgno = if zone == CorruptZone::HeaderCopy {
-                    // Never both copies: the other must be whole, and stay whole through a
-                    // power loss (no write to the file pending).
-                    if self.vfs.has_pending(&path) {
-                        return None;
-                    }
-                    let copies = jetdb::read_header_copies(&self.vfs, &path).ok()?;
-                    let copy = pick % 2;
-                    copies[1 - copy as usize].as_ref().ok()?;
-                    copy
-                } else if pages > 2 {
-                    2 + pick % (pages - 2)
-                } else {
-                    return None;
-                };
-                (path, pgno * page + (pick >> 16) % page)
-            }
-            CorruptZone::CheckpointSlot => {
-                let path = self.params.system_path.join("edb.chk");
-                let slots = jetdb::checkpoint::decode_slots(&self.vfs.durable_content(&path)?);
-                // Never both copies: the other slot must be whole, and stay whole through a
-                // power loss (no write to the file pending).
-                if self.vfs.has_pending(&path) {
-                    return None;
-                }
-                let slot = pick % 2;
-                slots[1 - slot as usize].as_ref()?;
-                (path, slot * 4096 + (pick >> 16) % 4096)
-            }
-            CorruptZone::LogSegment => {
-                // Archived generations only: sealed and complete, so any damage to one that
-                // recovery needs is detectable. (Damage to the last flush of the open log
-                // cannot be told from a torn write — a documented limit.)
-                let archived: Vec<PathBuf> = self
-                    .vfs
-                    .files_in(Zone::Log)
-                    .into_iter()
-                    .filter(|p| {
-                        p.file_name()
-                            .and_then(|n| n.to_str())
-                            .and_then(|n| jetdb::log::parse_archive_name("edb", n))
-                            .is_some()
-                    })
-                    .collect();
-                if archived.is_empty() {
-                    return None;
-                }
-                let path = archived[(pick % archived.len() as u64) as usize].clone();
-                let len = self.vfs.durable_content(&path)?.len() as u64;
-                if len == 0 {
-                    return None;
-                }
-                (path, (pick >> 16) % len)
-            }
-        };
-        self.vfs
-            .flip_bit(&path, offset, bit)
-            .then(|| format!("{zone:?}: bit {bit} of byte {offset} of {}", path.display()))
     }
 
     /// A clean term, then init: everything committed must be there.

@@ -8,7 +8,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::run::{Oracle, RunOptions, Violation, run};
+use crate::oracle::{Oracle, Violation};
+use crate::run::{RunOptions, run};
 use crate::workload::Plan;
 
 /// A checked-in scenario.

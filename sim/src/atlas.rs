@@ -1,0 +1,86 @@
+//! The fault atlas's planting of latent corruption: where a bit may rot, within the budget
+//! that keeps a run meaningful — one corruption per zone per run (the run enforces that),
+//! never a copy whose twin is damaged or has a write pending (so a later power loss cannot tear
+//! the twin too), and in the log only sealed, archived generations, whose damage recovery must
+//! detect. Damage to the last flush of the open log cannot be told from a torn write (a
+//! documented limit), so it is not planted.
+
+use std::path::PathBuf;
+
+use jetdb::InstanceParams;
+
+use crate::config::CorruptZone;
+use crate::vfs::{SimVfs, Zone};
+
+/// Flips one bit chosen by `pick` in `zone`'s files at rest; describes what it did, or `None`
+/// if the zone has nothing the atlas allows to corrupt yet.
+pub fn plant(
+    vfs: &SimVfs,
+    params: &InstanceParams,
+    zone: CorruptZone,
+    pick: u64,
+) -> Option<String> {
+    let page = params.page_size as u64;
+    let bit = (pick >> 8) as u8 & 7;
+    let (path, offset) = match zone {
+        CorruptZone::DatabasePage | CorruptZone::HeaderCopy => {
+            let path = params.database_path.clone();
+            let len = vfs.durable_content(&path)?.len() as u64;
+            let pages = len / page;
+            let pgno = if zone == CorruptZone::HeaderCopy {
+                // Never both copies: the other must be whole, and stay whole through a
+                // power loss (no write to the file pending).
+                if vfs.has_pending(&path) {
+                    return None;
+                }
+                let copies = jetdb::read_header_copies(vfs, &path).ok()?;
+                let copy = pick % 2;
+                copies[1 - copy as usize].as_ref().ok()?;
+                copy
+            } else if pages > 2 {
+                2 + pick % (pages - 2)
+            } else {
+                return None;
+            };
+            (path, pgno * page + (pick >> 16) % page)
+        }
+        CorruptZone::CheckpointSlot => {
+            let path = params.system_path.join("edb.chk");
+            let slots = jetdb::checkpoint::decode_slots(&vfs.durable_content(&path)?);
+            // Never both copies: the other slot must be whole, and stay whole through a
+            // power loss (no write to the file pending).
+            if vfs.has_pending(&path) {
+                return None;
+            }
+            let slot = pick % 2;
+            slots[1 - slot as usize].as_ref()?;
+            (path, slot * 4096 + (pick >> 16) % 4096)
+        }
+        CorruptZone::LogSegment => {
+            // Archived generations only: sealed and complete, so any damage to one that
+            // recovery needs is detectable. (Damage to the last flush of the open log
+            // cannot be told from a torn write — a documented limit.)
+            let archived: Vec<PathBuf> = vfs
+                .files_in(Zone::Log)
+                .into_iter()
+                .filter(|p| {
+                    p.file_name()
+                        .and_then(|n| n.to_str())
+                        .and_then(|n| jetdb::log::parse_archive_name("edb", n))
+                        .is_some()
+                })
+                .collect();
+            if archived.is_empty() {
+                return None;
+            }
+            let path = archived[(pick % archived.len() as u64) as usize].clone();
+            let len = vfs.durable_content(&path)?.len() as u64;
+            if len == 0 {
+                return None;
+            }
+            (path, (pick >> 16) % len)
+        }
+    };
+    vfs.flip_bit(&path, offset, bit)
+        .then(|| format!("{zone:?}: bit {bit} of byte {offset} of {}", path.display()))
+}

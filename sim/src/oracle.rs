@@ -1,0 +1,91 @@
+//! What the simulator checks: the oracles, a violation of one, and the documented errors an
+//! injected fault or planted damage may surface as (anything else is unexplained). The
+//! precise rules are in `../shared/reference/oracles.md`; `run.rs` applies them.
+
+use std::fmt;
+
+use jetdb::ErrorKind;
+use serde::{Deserialize, Serialize};
+
+/// Which promise a violation broke.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Oracle {
+    /// A read inside or outside a transaction differed from the model's snapshot.
+    SnapshotRead,
+    /// A write conflict the model predicted was missed, or one it did not predict was raised.
+    WriteConflict,
+    /// After a crash and recovery the database was no prefix of the commits holding every
+    /// durable one.
+    CrashPrefix,
+    /// Recovery failed where the fault atlas says it must succeed.
+    Recovery,
+    /// An error was returned that no injected fault explains.
+    UnexplainedError,
+    /// Data came back that is not the model's (a wrong value, a key the workload never wrote).
+    WrongData,
+    /// The integrity check failed with nothing corrupted.
+    Integrity,
+    /// The API broke its contract (a call in the wrong state was not refused as documented).
+    Contract,
+    /// The engine panicked.
+    Panic,
+}
+
+impl fmt::Display for Oracle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = serde_json::to_value(self)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        f.write_str(&name)
+    }
+}
+
+/// A broken promise: which oracle, at which step, and what was seen.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Violation {
+    /// The oracle that fired.
+    pub oracle: Oracle,
+    /// The step it fired at (the plan's length for the final phase).
+    pub step: usize,
+    /// What was seen.
+    pub detail: String,
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "oracle {} fired at step {}: {}",
+            self.oracle, self.step, self.detail
+        )
+    }
+}
+
+/// Errors an I/O fault (EIO, ENOSPC, a crash) may surface as.
+pub const IO_ERRORS: [ErrorKind; 6] = [
+    ErrorKind::DiskIO,
+    ErrorKind::DiskFull,
+    ErrorKind::LogDiskFull,
+    ErrorKind::LogWriteFail,
+    ErrorKind::InstanceUnavailable,
+    ErrorKind::DatabaseUnavailable,
+];
+
+/// Errors a damaged database page or header may surface as.
+pub const PAGE_ERRORS: [ErrorKind; 5] = [
+    ErrorKind::ReadVerifyFailure,
+    ErrorKind::PageNotInitialized,
+    ErrorKind::ReadPgnoVerifyFailure,
+    ErrorKind::DatabaseCorrupted,
+    ErrorKind::DatabaseUnavailable,
+];
+
+/// Errors recovery may refuse a damaged log with.
+pub const LOG_ERRORS: [ErrorKind; 4] = [
+    ErrorKind::LogFileCorrupt,
+    ErrorKind::LogReadVerifyFailure,
+    ErrorKind::MissingLogFile,
+    ErrorKind::InvalidLogSequence,
+];
