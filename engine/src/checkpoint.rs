@@ -83,7 +83,7 @@ impl Checkpoint {
             return None;
         }
         // Counters at their limits could never be advanced: such a slot is not trusted.
-        let sequence = r.u64().ok().filter(|&s| s < u64::MAX)?;
+        let sequence = r.u64().ok().filter(|&s| s < u64::MAX / 2)?;
         let position = Lgpos {
             generation: r.u32().ok()?,
             offset: r.u32().ok()?,
@@ -258,6 +258,8 @@ impl CheckpointFile {
             position >= self.current.position,
             "the checkpoint only moves forward"
         );
+        // Until both slots are written, the other slot may hold an older position.
+        self.mirrored = false;
         for _ in 0..2 {
             let next = Checkpoint {
                 sequence: self.current.sequence + 1,

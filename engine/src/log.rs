@@ -399,9 +399,10 @@ pub struct LogScan {
     pub tail: LogTail,
     /// The length of the valid prefix of data segments (where records can be).
     pub segments_used: u32,
-    /// The first data segment was written by a writer resumed after recovery: a commit group
-    /// left open at the end of the previous generation was cut off and never committed.
-    pub begins_with_restart: bool,
+    /// Where each segment written first by a writer resumed after recovery begins (its
+    /// records' first position), ascending: a commit group still open there — from earlier in
+    /// this generation or from the previous one — was cut off by a crash, never committed.
+    pub restarts: Vec<Lgpos>,
 }
 
 impl LogScan {
@@ -564,14 +565,23 @@ pub fn scan(bytes: &[u8], name: &str) -> Result<LogScan> {
         generation: header.generation,
         offset: end_offset,
     };
-    let begins_with_restart = matches!(classes.first(), Some(Segment::Valid { restart: true, .. }));
+    let restarts = classes
+        .iter()
+        .take(valid as usize)
+        .enumerate()
+        .filter(|(_, c)| matches!(c, Segment::Valid { restart: true, .. }))
+        .map(|(i, _)| Lgpos {
+            generation: header.generation,
+            offset: ((i + 1) * SEGMENT_SIZE + SEGMENT_HEADER_LEN) as u32,
+        })
+        .collect();
     Ok(LogScan {
         header,
         records,
         end,
         tail,
         segments_used: valid,
-        begins_with_restart,
+        restarts,
     })
 }
 

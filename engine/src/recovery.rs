@@ -200,9 +200,7 @@ pub(crate) fn run(env: &Env, layout: &Layout) -> Result<Recovered> {
         // before new segments' durable marks vouch for it.
         // (A damaged file is left as it is, its evidence whole, for the check below to report.)
         let damaged = matches!(scan.tail, LogTail::Corrupt { .. });
-        if report.was_dirty && !damaged {
-            rewrite_as_read(vfs, layout, &bytes, &scan)?;
-        } else {
+        if !(report.was_dirty && !damaged && rewrite_as_read(vfs, layout, &bytes)?) {
             let file = vfs
                 .open(&layout.current(), OpenMode::ReadWrite)
                 .map_err(io_err(&layout.current(), "open"))?;
@@ -289,13 +287,13 @@ pub(crate) fn run(env: &Env, layout: &Layout) -> Result<Recovered> {
         };
         check_generation(&scan, prev.as_ref(), start, layout)?;
         replay.report.generations.push(generation);
-        if scan.begins_with_restart && !replay.pending.is_empty() {
-            // A group that spilled past the end of the previous generation was cut off
-            // there by a crash; the writer resumed here after recovery.
-            replay.pending.clear();
-            replay.report.transactions_undone += 1;
-        }
+        let mut restarts = scan.restarts.iter().peekable();
         for (pos, record) in &scan.records {
+            // A group still open where a writer resumed after recovery (here, or spilled from
+            // the previous generation) was cut off by a crash there.
+            while restarts.next_if(|r| **r <= *pos).is_some() {
+                replay.cut_group();
+            }
             if *pos < start {
                 if let Record::Commit(c) = record {
                     replay.highest_sequence = replay.highest_sequence.max(c.sequence);
@@ -348,6 +346,13 @@ pub(crate) fn run(env: &Env, layout: &Layout) -> Result<Recovered> {
         write_db_header(&*db_file, &layout.database, &mut db_header)?;
     }
     drop(db_file);
+    let advance = |chk: Checkpoint| -> Result<CheckpointFile> {
+        let mut file = CheckpointFile::open(&env.vfs, &chk_path, chk)?;
+        if position > chk.position {
+            file.write(position, highest_sequence, env.clock.now_millis())?;
+        }
+        Ok(file)
+    };
     let checkpoint = match checkpoint {
         Some(chk) if report.was_dirty => {
             let (position, last_commit) = if position > chk.position {
@@ -355,24 +360,20 @@ pub(crate) fn run(env: &Env, layout: &Layout) -> Result<Recovered> {
             } else {
                 (chk.position, chk.last_commit)
             };
-            CheckpointFile::replace(
-                &env.vfs,
-                &chk_path,
-                Checkpoint {
-                    position,
-                    last_commit,
-                    millis: env.clock.now_millis(),
-                    ..chk
-                },
-            )?
-        }
-        Some(chk) => {
-            let mut file = CheckpointFile::open(&env.vfs, &chk_path, chk)?;
-            if position > chk.position {
-                file.write(position, highest_sequence, env.clock.now_millis())?;
+            let fresh = Checkpoint {
+                position,
+                last_commit,
+                millis: env.clock.now_millis(),
+                ..chk
+            };
+            match CheckpointFile::replace(&env.vfs, &chk_path, fresh) {
+                Ok(file) => file,
+                // No room for a new file: write the slots in place (the open fsyncs first).
+                Err(err) if err.kind() == ErrorKind::DiskFull => advance(chk)?,
+                Err(err) => return Err(err),
             }
-            file
         }
+        Some(chk) => advance(chk)?,
         None => CheckpointFile::open(
             &env.vfs,
             &chk_path,
@@ -402,22 +403,33 @@ pub(crate) fn run(env: &Env, layout: &Layout) -> Result<Recovered> {
 /// would move past them. A fresh copy (written as `edbtmp.log`, fsynced, renamed into place,
 /// the directory fsynced) is durable exactly as read; a crash leaves either file, both holding
 /// what was durable before.
-fn rewrite_as_read(vfs: &dyn Vfs, layout: &Layout, bytes: &[u8], scan: &LogScan) -> Result<()> {
+///
+/// The copy is byte for byte, debris included (settling the log clears it later), so that a
+/// check refusing the log afterwards still finds every segment as it was. It needs room for one
+/// more log file: on a full disk it is skipped (`Ok(false)`, the temporary file removed) and the
+/// caller fsyncs in place — safe unless the crash also lost a failed fsync's writes, a double
+/// fault.
+fn rewrite_as_read(vfs: &dyn Vfs, layout: &Layout, bytes: &[u8]) -> Result<bool> {
     let tmp = layout.tmp();
     let current = layout.current();
-    let valid = ((scan.segments_used as usize + 1) * SEGMENT_SIZE).min(bytes.len());
-    let file = vfs
-        .open(&tmp, OpenMode::CreateTruncate)
-        .map_err(io_err(&tmp, "create"))?;
-    file.set_len(bytes.len() as u64)
-        .map_err(io_err(&tmp, "size"))?;
-    file.write_all_at(&bytes[..valid], 0)
-        .map_err(io_err(&tmp, "write"))?;
-    file.sync().map_err(io_err(&tmp, "fsync"))?;
-    drop(file);
+    let copy = || -> std::io::Result<()> {
+        let file = vfs.open(&tmp, OpenMode::CreateTruncate)?;
+        file.set_len(bytes.len() as u64)?;
+        file.write_all_at(bytes, 0)?;
+        file.sync()
+    };
+    match copy() {
+        Ok(()) => {}
+        Err(err) if err.kind() == std::io::ErrorKind::StorageFull => {
+            vfs.remove(&tmp).map_err(io_err(&tmp, "remove"))?;
+            return Ok(false);
+        }
+        Err(err) => return Err(JetError::io(format!("{}: copy", tmp.display()), &err)),
+    }
     vfs.rename(&tmp, &current).map_err(io_err(&tmp, "rename"))?;
     vfs.sync_dir(&layout.log_dir)
-        .map_err(io_err(&layout.log_dir, "fsync"))
+        .map_err(io_err(&layout.log_dir, "fsync"))?;
+    Ok(true)
 }
 
 /// Reads archived generation `generation`, which must be whole and closed.
@@ -713,6 +725,14 @@ impl Replay<'_> {
             .map_err(io_err(self.path, &format!("write page {pgno}")))?;
         self.report.pages_written += 1;
         Ok(())
+    }
+
+    /// Drops the group being read: a crash cut it off before its commit record.
+    fn cut_group(&mut self) {
+        if !self.pending.is_empty() {
+            self.pending.clear();
+            self.report.transactions_undone += 1;
+        }
     }
 
     /// Writes a page found current back as it was read, once per recovery: after a failed
