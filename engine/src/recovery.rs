@@ -200,7 +200,9 @@ pub(crate) fn run(env: &Env, layout: &Layout) -> Result<Recovered> {
         // before new segments' durable marks vouch for it.
         // (A damaged file is left as it is, its evidence whole, for the check below to report.)
         let damaged = matches!(scan.tail, LogTail::Corrupt { .. });
-        if !(report.was_dirty && !damaged && rewrite_as_read(vfs, layout, &bytes)?) {
+        if report.was_dirty && !damaged {
+            rewrite_as_read(vfs, layout, &bytes)?;
+        } else {
             let file = vfs
                 .open(&layout.current(), OpenMode::ReadWrite)
                 .map_err(io_err(&layout.current(), "open"))?;
@@ -406,10 +408,10 @@ pub(crate) fn run(env: &Env, layout: &Layout) -> Result<Recovered> {
 ///
 /// The copy is byte for byte, debris included (settling the log clears it later), so that a
 /// check refusing the log afterwards still finds every segment as it was. It needs room for one
-/// more log file: on a full disk it is skipped (`Ok(false)`, the temporary file removed) and the
-/// caller fsyncs in place — safe unless the crash also lost a failed fsync's writes, a double
-/// fault.
-fn rewrite_as_read(vfs: &dyn Vfs, layout: &Layout, bytes: &[u8]) -> Result<bool> {
+/// more log file: on a full disk recovery fails with `JET_errDiskFull` and nothing changed, and
+/// succeeds once room is made. (Falling back to an fsync in place would quietly give up the
+/// protection; ESE's answer, reserve log files made while there is room, is not built.)
+fn rewrite_as_read(vfs: &dyn Vfs, layout: &Layout, bytes: &[u8]) -> Result<()> {
     let tmp = layout.tmp();
     let current = layout.current();
     let copy = || -> std::io::Result<()> {
@@ -418,18 +420,20 @@ fn rewrite_as_read(vfs: &dyn Vfs, layout: &Layout, bytes: &[u8]) -> Result<bool>
         file.write_all_at(bytes, 0)?;
         file.sync()
     };
-    match copy() {
-        Ok(()) => {}
-        Err(err) if err.kind() == std::io::ErrorKind::StorageFull => {
-            vfs.remove(&tmp).map_err(io_err(&tmp, "remove"))?;
-            return Ok(false);
-        }
-        Err(err) => return Err(JetError::io(format!("{}: copy", tmp.display()), &err)),
+    if let Err(err) = copy() {
+        // Best effort: the copy is no use half made (a later recovery would remove it anyway).
+        let _ = vfs.remove(&tmp);
+        return Err(JetError::io(
+            format!(
+                "{}: recovery copies the log it read, and needs room for one log file",
+                tmp.display()
+            ),
+            &err,
+        ));
     }
     vfs.rename(&tmp, &current).map_err(io_err(&tmp, "rename"))?;
     vfs.sync_dir(&layout.log_dir)
-        .map_err(io_err(&layout.log_dir, "fsync"))?;
-    Ok(true)
+        .map_err(io_err(&layout.log_dir, "fsync"))
 }
 
 /// Reads archived generation `generation`, which must be whole and closed.

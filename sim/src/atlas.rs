@@ -12,14 +12,14 @@ use jetdb::InstanceParams;
 use crate::config::CorruptZone;
 use crate::vfs::{SimVfs, Zone};
 
-/// Flips one bit chosen by `pick` in `zone`'s files at rest; describes what it did, or `None`
-/// if the zone has nothing the atlas allows to corrupt yet.
+/// Flips one bit chosen by `pick` in `zone`'s files at rest; describes what it did and names
+/// the file, or `None` if the zone has nothing the atlas allows to corrupt yet.
 pub fn plant(
     vfs: &SimVfs,
     params: &InstanceParams,
     zone: CorruptZone,
     pick: u64,
-) -> Option<String> {
+) -> Option<(String, PathBuf)> {
     let page = params.page_size as u64;
     let bit = (pick >> 8) as u8 & 7;
     let (path, offset) = match zone {
@@ -81,6 +81,6 @@ pub fn plant(
             (path, (pick >> 16) % len)
         }
     };
-    vfs.flip_bit(&path, offset, bit)
-        .then(|| format!("{zone:?}: bit {bit} of byte {offset} of {}", path.display()))
+    let what = format!("{zone:?}: bit {bit} of byte {offset} of {}", path.display());
+    vfs.flip_bit(&path, offset, bit).then_some((what, path))
 }

@@ -188,7 +188,8 @@ impl Config {
             page_size: if rng.random_bool(0.75) { 4096 } else { 8192 },
             log_file_kib: [128, 128, 256, 512][rng.random_range(0..4)],
             circular_logging: rng.random_bool(0.5),
-            cache_pages: [8, 32, 256][rng.random_range(0..3)],
+            // (The engine's floor is 64 pages.)
+            cache_pages: [64, 128, 1024][rng.random_range(0..3)],
             checkpoint_depth_kib: [64, 256, 1024][rng.random_range(0..3)],
             version_store_kib: if rng.random_bool(0.2) { 64 } else { 64 * 1024 },
             device,
@@ -197,6 +198,26 @@ impl Config {
             corrupt_zones,
             sabotage: None,
         }
+    }
+}
+
+impl Config {
+    /// Whether the configuration can run (a hand-written plan may not): `Err` says why.
+    pub fn validate(&self) -> Result<(), String> {
+        let d = &self.device;
+        if self.sessions == 0 || self.tables == 0 || self.keys == 0 {
+            return Err("sessions, tables and keys must each be at least 1".into());
+        }
+        if !d.sector_size.is_power_of_two() || !(512..=4096).contains(&d.sector_size) {
+            return Err(format!(
+                "sector size {} is not a power of two from 512 to 4096",
+                d.sector_size
+            ));
+        }
+        if d.all_land_percent > 100 {
+            return Err(format!("all-land {}% is over 100%", d.all_land_percent));
+        }
+        Ok(())
     }
 }
 

@@ -135,11 +135,15 @@ fn parse_sabotage(text: &str) -> Result<Sabotage, String> {
 fn load_plan(path: &std::path::Path) -> Result<Plan, String> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    if let Ok(scenario) = serde_json::from_str::<jetsim::Scenario>(&text) {
-        return Ok(scenario.plan);
-    }
-    serde_json::from_str::<Plan>(&text)
-        .map_err(|e| format!("{} is neither a plan nor a scenario: {e}", path.display()))
+    let plan = match serde_json::from_str::<jetsim::Scenario>(&text) {
+        Ok(scenario) => scenario.plan,
+        Err(_) => serde_json::from_str::<Plan>(&text)
+            .map_err(|e| format!("{} is neither a plan nor a scenario: {e}", path.display()))?,
+    };
+    plan.config
+        .validate()
+        .map_err(|why| format!("{}: {why}", path.display()))?;
+    Ok(plan)
 }
 
 fn parse_shard(text: &str) -> Result<(u64, u64), String> {

@@ -241,9 +241,9 @@ impl Model {
         self.durable = self.last();
     }
 
-    /// Every commit before `seq` (exclusive) is durable: the log was flushed after it.
-    pub fn durable_before(&mut self, seq: u64) {
-        self.durable = self.durable.max(seq.saturating_sub(1).min(self.last()));
+    /// Every commit up to `seq` is durable: the log was flushed after it.
+    pub fn durable_through(&mut self, seq: u64) {
+        self.durable = self.durable.max(seq.min(self.last()));
     }
 
     /// The state at prefix `seq`.

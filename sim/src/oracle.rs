@@ -5,6 +5,8 @@
 use std::fmt;
 
 use jetdb::ErrorKind;
+
+use crate::vfs::IoFault;
 use serde::{Deserialize, Serialize};
 
 /// Which promise a violation broke.
@@ -83,9 +85,30 @@ pub const PAGE_ERRORS: [ErrorKind; 5] = [
 ];
 
 /// Errors recovery may refuse a damaged log with.
-pub const LOG_ERRORS: [ErrorKind; 4] = [
-    ErrorKind::LogFileCorrupt,
-    ErrorKind::LogReadVerifyFailure,
-    ErrorKind::MissingLogFile,
-    ErrorKind::InvalidLogSequence,
-];
+pub const LOG_ERRORS: [ErrorKind; 2] = [ErrorKind::LogFileCorrupt, ErrorKind::LogReadVerifyFailure];
+
+/// The errors an injected fault of `kind`, fired during a call, may surface as. A misdirected
+/// write surfaces as none: it is found, if ever, by recovery.
+pub fn surfaces_as(kind: IoFault) -> &'static [ErrorKind] {
+    match kind {
+        IoFault::ReadError => &[
+            ErrorKind::DiskIO,
+            ErrorKind::DatabaseUnavailable,
+            ErrorKind::InstanceUnavailable,
+        ],
+        IoFault::WriteError | IoFault::SyncError | IoFault::Fsyncgate => &[
+            ErrorKind::DiskIO,
+            ErrorKind::LogWriteFail,
+            ErrorKind::DatabaseUnavailable,
+            ErrorKind::InstanceUnavailable,
+        ],
+        IoFault::DiskFull => &[
+            ErrorKind::DiskFull,
+            ErrorKind::LogDiskFull,
+            ErrorKind::LogWriteFail,
+            ErrorKind::DatabaseUnavailable,
+            ErrorKind::InstanceUnavailable,
+        ],
+        IoFault::Misdirect => &[],
+    }
+}

@@ -27,6 +27,7 @@ pub struct Scenario {
 impl Scenario {
     /// Runs the scenario; `Err` says how it missed its expectation.
     pub fn check(&self) -> Result<(), String> {
+        self.plan.config.validate()?;
         let report = run(&self.plan, RunOptions::default());
         match (&self.expect, &report.violation) {
             (None, None) => Ok(()),

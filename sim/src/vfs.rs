@@ -44,9 +44,15 @@ pub enum Zone {
 }
 
 impl Zone {
-    /// The zone of the file at `path`, by its extension.
+    /// The zone of the file at `path`, by its extension (a temporary file, `*.tmp`, by the
+    /// extension before it: `edb.chk.tmp` is in the checkpoint zone).
     pub fn of(path: &Path) -> Zone {
-        match path.extension().and_then(|e| e.to_str()) {
+        let ext = |p: &Path| p.extension().and_then(|e| e.to_str()).map(str::to_owned);
+        let ext = match ext(path).as_deref() {
+            Some("tmp") => path.file_stem().and_then(|s| ext(Path::new(s))),
+            other => other.map(str::to_owned),
+        };
+        match ext.as_deref() {
             Some("edb") => Zone::Database,
             Some("log") => Zone::Log,
             Some("chk") => Zone::Checkpoint,
@@ -165,9 +171,9 @@ struct Unvouched {
     /// Where it should have landed.
     offset: u64,
     data: Vec<u8>,
-    /// The file was written again since.
+    /// The file was written again after `synced`.
     wrote_after: bool,
-    /// The file was fsynced since (with no write after the misdirected one).
+    /// The file was fsynced since the misdirected write.
     synced: bool,
 }
 
@@ -244,6 +250,9 @@ pub struct DiskStats {
     pub points: u64,
     /// Bytes written.
     pub bytes_written: u64,
+    /// Writes, fsyncs, size changes and renames attempted on log files (failed ones too):
+    /// whether a failed commit may have reached the log.
+    pub log_io: u64,
     /// File and directory fsyncs.
     pub syncs: u64,
     /// Faults that fired.
@@ -275,8 +284,8 @@ struct Disk {
     suspended: bool,
     /// Reads counted by [`Sabotage::SpuriousReadError`].
     spurious_reads: u64,
-    /// Misdirected writes over the whole run.
-    misdirects: u64,
+    /// The files misdirected writes landed in, over the whole run.
+    misdirected: std::collections::BTreeSet<Ino>,
     /// Handles of an earlier life of the process are dead.
     epoch: u64,
     stats: DiskStats,
@@ -350,9 +359,6 @@ impl Disk {
         }
         self.stats.faults_fired += 1;
         *self.fired.entry(kind).or_default() += 1;
-        if kind == IoFault::Misdirect {
-            self.misdirects += 1;
-        }
         true
     }
 
@@ -387,6 +393,12 @@ impl Disk {
             }
         };
         self.meta.push(PendingMeta { op, needs });
+    }
+
+    fn count_log_io(&mut self, ino: Ino) {
+        if self.inodes.get(&ino).is_some_and(|i| i.zone == Zone::Log) {
+            self.stats.log_io += 1;
+        }
     }
 
     fn inode(&mut self, ino: Ino) -> &mut Inode {
@@ -570,7 +582,7 @@ impl SimVfs {
                 lost_writes: 0,
                 suspended: false,
                 spurious_reads: 0,
-                misdirects: 0,
+                misdirected: std::collections::BTreeSet::new(),
                 epoch: 0,
                 stats: DiskStats::default(),
                 trace,
@@ -631,9 +643,13 @@ impl SimVfs {
         self.lock().suspended = suspended;
     }
 
-    /// How many writes were misdirected over the whole run.
-    pub fn misdirects(&self) -> u64 {
-        self.lock().misdirects
+    /// Whether a file a misdirected write landed in is still there (by any name): its damage
+    /// may still be found.
+    pub fn misdirected_file_present(&self) -> bool {
+        let disk = self.lock();
+        disk.ns
+            .values()
+            .any(|e| matches!(e, Entry::File(ino) if disk.misdirected.contains(ino)))
     }
 
     /// Removes an armed crash point that has not fired.
@@ -893,6 +909,7 @@ impl Vfs for SimVfs {
             return Err(not_found(from));
         };
         disk.check_parent(to)?;
+        disk.count_log_io(ino);
         if disk.entry(to) == Some(Entry::Dir) {
             return Err(io::Error::other(format!("{} is a directory", to.display())));
         }
@@ -1041,6 +1058,7 @@ impl VfsFile for SimFile {
     fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
         self.check_writable()?;
         let mut disk = self.lock()?;
+        disk.count_log_io(self.ino);
         disk.point("write", &self.path)?;
         let zone = disk.inode(self.ino).zone;
         let end = offset + buf.len() as u64;
@@ -1091,10 +1109,14 @@ impl VfsFile for SimFile {
                 wrote_after: false,
                 synced: false,
             });
+            disk.misdirected.insert(self.ino);
             offset = to;
         } else if let Some(u) = &mut disk.unvouched
             && u.ino == self.ino
+            && u.synced
         {
+            // Only a write after the fsync that made the misplaced data durable carries a
+            // durable mark that vouches for it.
             u.wrote_after = true;
         }
         disk.stats.bytes_written += buf.len() as u64;
@@ -1116,6 +1138,7 @@ impl VfsFile for SimFile {
 
     fn sync(&self) -> io::Result<()> {
         let mut disk = self.lock()?;
+        disk.count_log_io(self.ino);
         disk.point("fsync", &self.path)?;
         disk.stats.syncs += 1;
         let zone = disk.inode(self.ino).zone;

@@ -40,9 +40,9 @@ fn a_log_fsync_that_does_nothing_loses_durable_commits() {
 
 #[test]
 fn a_database_fsync_that_does_nothing_is_caught_down_to_the_integrity_check() {
-    assert_fires(Sabotage::SkipSync(Zone::Database), Oracle::CrashPrefix, 50);
+    assert_fires(Sabotage::SkipSync(Zone::Database), Oracle::CrashPrefix, 150);
     // Rarer: a stale page that no read touches, only the full integrity check.
-    assert_fires(Sabotage::SkipSync(Zone::Database), Oracle::Integrity, 200);
+    assert_fires(Sabotage::SkipSync(Zone::Database), Oracle::Integrity, 400);
 }
 
 #[test]
@@ -57,7 +57,7 @@ fn a_directory_fsync_that_does_nothing_fails_recovery() {
 
 #[test]
 fn lost_database_writes_come_back_as_wrong_data_and_lost_commits() {
-    assert_fires(Sabotage::LostWrite(Zone::Database), Oracle::WrongData, 50);
+    assert_fires(Sabotage::LostWrite(Zone::Database), Oracle::WrongData, 150);
     assert_fires(Sabotage::LostWrite(Zone::Database), Oracle::CrashPrefix, 50);
 }
 
