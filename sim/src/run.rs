@@ -423,11 +423,25 @@ impl Sim {
                     }
                     self.misdirects += 1;
                 }
+                // The atlas: once a header copy has rotted, no fsyncgate on the database. Its
+                // repair lost that way stays hidden by the page cache, and a torn write of the
+                // other copy would then lose both: a double fault two copies cannot survive.
+                if fault.kind == IoFault::Fsyncgate
+                    && fault.zone == Zone::Database
+                    && self.corrupt_spent.contains(&CorruptZone::HeaderCopy)
+                {
+                    return Ok(());
+                }
                 self.vfs.arm(fault.clone());
                 Ok(())
             }
             Step::Corrupt { zone, pick } => {
-                // The atlas: one corruption per zone per run.
+                // The atlas: one corruption per zone per run; a header copy only if no
+                // fsyncgate on the database is armed or has fired (see above).
+                let gated = self.vfs.armed_or_fired(IoFault::Fsyncgate, Zone::Database);
+                if zone == CorruptZone::HeaderCopy && gated {
+                    return Ok(());
+                }
                 if self.corrupt_spent.insert(zone) {
                     self.corrupt_queue.push((zone, pick));
                 }

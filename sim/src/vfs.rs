@@ -652,6 +652,14 @@ impl SimVfs {
             .any(|e| matches!(e, Entry::File(ino) if disk.misdirected.contains(ino)))
     }
 
+    /// Whether a fault of `kind` in `zone` is armed, or one of `kind` has fired since the last
+    /// restart.
+    pub fn armed_or_fired(&self, kind: IoFault, zone: Zone) -> bool {
+        let disk = self.lock();
+        disk.armed.iter().any(|f| f.kind == kind && f.zone == zone)
+            || disk.fired.contains_key(&kind)
+    }
+
     /// Removes an armed crash point that has not fired.
     pub fn disarm_crash(&self) {
         self.lock().crash_at = None;
