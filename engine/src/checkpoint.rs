@@ -176,21 +176,7 @@ impl CheckpointFile {
             .exists(path)
             .map_err(|err| chk_io(path, "look up", &err))?;
         if !exists {
-            let mut tmp = path.as_os_str().to_owned();
-            tmp.push(".tmp");
-            let tmp = PathBuf::from(tmp);
-            let file = vfs
-                .open(&tmp, OpenMode::CreateTruncate)
-                .map_err(|err| chk_io(&tmp, "create", &err))?;
-            file.write_all_at(&current.encode(), slot_offset(current.sequence))
-                .map_err(|err| chk_io(&tmp, "write", &err))?;
-            file.sync().map_err(|err| chk_io(&tmp, "fsync", &err))?;
-            drop(file);
-            vfs.rename(&tmp, path)
-                .map_err(|err| chk_io(&tmp, "rename", &err))?;
-            let dir = crate::vfs::parent_dir(path);
-            vfs.sync_dir(dir)
-                .map_err(|err| chk_io(path, "fsync its directory", &err))?;
+            write_new_file(&**vfs, path, &[current])?;
         }
         let file = vfs
             .open(path, OpenMode::ReadWrite)
@@ -214,25 +200,15 @@ impl CheckpointFile {
     /// slot written before the crash may not be durable (its fsync failed); writing the other
     /// slot in place would leave two slots that a power loss could tear together.
     pub(crate) fn replace(vfs: &Arc<dyn Vfs>, path: &Path, checkpoint: Checkpoint) -> Result<Self> {
-        let mut tmp = path.as_os_str().to_owned();
-        tmp.push(".tmp");
-        let tmp = PathBuf::from(tmp);
-        let file = vfs
-            .open(&tmp, OpenMode::CreateTruncate)
-            .map_err(|err| chk_io(&tmp, "create", &err))?;
-        let mut current = checkpoint;
-        for _ in 0..2 {
-            current.sequence += 1;
-            file.write_all_at(&current.encode(), slot_offset(current.sequence))
-                .map_err(|err| chk_io(&tmp, "write", &err))?;
-        }
-        file.sync().map_err(|err| chk_io(&tmp, "fsync", &err))?;
-        drop(file);
-        vfs.rename(&tmp, path)
-            .map_err(|err| chk_io(&tmp, "rename", &err))?;
-        let dir = crate::vfs::parent_dir(path);
-        vfs.sync_dir(dir)
-            .map_err(|err| chk_io(path, "fsync its directory", &err))?;
+        let first = Checkpoint {
+            sequence: checkpoint.sequence + 1,
+            ..checkpoint
+        };
+        let current = Checkpoint {
+            sequence: checkpoint.sequence + 2,
+            ..checkpoint
+        };
+        write_new_file(&**vfs, path, &[first, current])?;
         let mut file = CheckpointFile::open(vfs, path, current)?;
         file.mirrored = true;
         Ok(file)
@@ -279,6 +255,28 @@ impl CheckpointFile {
         self.mirrored = true;
         Ok(())
     }
+}
+
+/// Makes `path` a checkpoint file holding `slots` (each in its sequence's slot): written as a
+/// temporary file, fsynced, renamed into place, its directory fsynced, so a crash leaves either
+/// the old file or the whole new one.
+fn write_new_file(vfs: &dyn Vfs, path: &Path, slots: &[Checkpoint]) -> Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    let file = vfs
+        .open(&tmp, OpenMode::CreateTruncate)
+        .map_err(|err| chk_io(&tmp, "create", &err))?;
+    for slot in slots {
+        file.write_all_at(&slot.encode(), slot_offset(slot.sequence))
+            .map_err(|err| chk_io(&tmp, "write", &err))?;
+    }
+    file.sync().map_err(|err| chk_io(&tmp, "fsync", &err))?;
+    drop(file);
+    vfs.rename(&tmp, path)
+        .map_err(|err| chk_io(&tmp, "rename", &err))?;
+    vfs.sync_dir(crate::vfs::parent_dir(path))
+        .map_err(|err| chk_io(path, "fsync its directory", &err))
 }
 
 fn slot_offset(sequence: u64) -> u64 {

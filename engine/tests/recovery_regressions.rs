@@ -3,20 +3,14 @@
 //! before its fix.
 
 use std::path::Path;
-use std::sync::Arc;
 
 use jetdb::log::SEGMENT_SIZE;
-use jetdb::{
-    CommitMode, Env, ErrorKind, Instance, InstanceParams, ManualClock, MemVfs, OpenMode,
-    SeededEntropy, Vfs,
-};
+use jetdb::{CommitMode, Env, ErrorKind, Instance, InstanceParams, MemVfs, OpenMode, Vfs};
+
+mod support;
 
 fn env(vfs: impl Vfs + 'static) -> Env {
-    Env::new(
-        Arc::new(vfs),
-        Arc::new(ManualClock::new(1)),
-        Arc::new(SeededEntropy::new(1)),
-    )
+    support::env_over(vfs)
 }
 fn params() -> InstanceParams {
     let mut p = InstanceParams::in_directory("inst");
