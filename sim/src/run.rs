@@ -160,7 +160,7 @@ struct Sim {
     damaged_logs: Vec<PathBuf>,
     /// Sessions whose engine transaction a [`Sabotage::LateSnapshot`] has not begun yet.
     late: Vec<bool>,
-    /// Faults that fired since the instance was last initialised.
+    /// Faults that fired since the instance was last initialised (for coverage marks).
     faults_seen: BTreeMap<IoFault, u64>,
     /// Faults that fired and that the next successful recovery has survived.
     to_survive: BTreeSet<IoFault>,
@@ -307,8 +307,8 @@ impl Sim {
         self.vfs.fired() != *before || self.vfs.crashed()
     }
 
-    /// Whether `err` is explained: by a fault that fired during the call, by the instance
-    /// having stopped after an earlier fault, or by planted corruption.
+    /// Whether `err` is explained: by the machine having crashed, by a fault that fired during
+    /// the call (as what that fault may surface as), or by planted page damage.
     fn explained(&self, err: &JetError, before: &BTreeMap<IoFault, u64>) -> bool {
         let kind = err.kind();
         if self.vfs.crashed() {
