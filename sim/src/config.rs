@@ -47,6 +47,30 @@ pub struct Weights {
     pub corrupt: u32,
 }
 
+impl Weights {
+    /// Each weight with its name, in the order steps are drawn in (`corrupt`, a rate per
+    /// thousand steps, last).
+    pub fn named(&self) -> [(&'static str, u32); 15] {
+        [
+            ("begin", self.begin),
+            ("put", self.put),
+            ("delete", self.delete),
+            ("get", self.get),
+            ("scan", self.scan),
+            ("commit-durable", self.commit_durable),
+            ("commit-lazy", self.commit_lazy),
+            ("rollback", self.rollback),
+            ("checkpoint", self.checkpoint),
+            ("flush", self.flush_log),
+            ("restart", self.restart),
+            ("crash", self.crash),
+            ("crash-at-io", self.crash_at_io),
+            ("io-fault", self.io_fault),
+            ("corrupt", self.corrupt),
+        ]
+    }
+}
+
 /// Everything a run depends on besides its seed.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Config {
@@ -241,25 +265,12 @@ impl fmt::Display for Config {
             self.checkpoint_depth_kib,
             self.version_store_kib
         )?;
-        writeln!(
-            f,
-            "  weights: begin={} put={} delete={} get={} scan={} commit-durable={} commit-lazy={} rollback={} checkpoint={} flush={} restart={} crash={} crash-at-io={} io-fault={} corrupt={}",
-            w.begin,
-            w.put,
-            w.delete,
-            w.get,
-            w.scan,
-            w.commit_durable,
-            w.commit_lazy,
-            w.rollback,
-            w.checkpoint,
-            w.flush_log,
-            w.restart,
-            w.crash,
-            w.crash_at_io,
-            w.io_fault,
-            w.corrupt
-        )?;
+        let weights: Vec<String> = w
+            .named()
+            .iter()
+            .map(|(name, n)| format!("{name}={n}"))
+            .collect();
+        writeln!(f, "  weights: {}", weights.join(" "))?;
         let faults: Vec<&str> = self.faults.iter().map(|f| f.name()).collect();
         write!(
             f,

@@ -124,26 +124,11 @@ impl Plan {
     pub fn generate(config: Config) -> Plan {
         let mut rng = ChaCha8Rng::seed_from_u64(config.seed ^ 0x504c_414e_0000_0000);
         let w = &config.weights;
-        let weights = [
-            w.begin,
-            w.put,
-            w.delete,
-            w.get,
-            w.scan,
-            w.commit_durable,
-            w.commit_lazy,
-            w.rollback,
-            w.checkpoint,
-            w.flush_log,
-            w.restart,
-            w.crash,
-            w.crash_at_io,
-            if config.faults.is_empty() {
-                0
-            } else {
-                w.io_fault
-            },
-        ];
+        // The first fourteen are weights of the draw; io-fault only if a fault kind is on.
+        let mut weights: Vec<u32> = w.named()[..14].iter().map(|(_, n)| *n).collect();
+        if config.faults.is_empty() {
+            weights[13] = 0;
+        }
         let corrupt = if config.corrupt_zones.is_empty() {
             0
         } else {

@@ -5,7 +5,7 @@
 use std::io;
 use std::path::Path;
 
-use jetdb::{OpenMode, Vfs};
+use jetdb::{OpenMode, Vfs, VfsFile};
 use jetsim::trace::Trace;
 use jetsim::{ArmedFault, Device, IoFault, SimVfs, Zone};
 
@@ -22,6 +22,15 @@ fn read_all(vfs: &SimVfs, path: &str) -> io::Result<Vec<u8>> {
     Ok(buf)
 }
 
+/// A file at `path` holding `bytes`, its data and its name both durable.
+fn durable_file(vfs: &SimVfs, path: &str, bytes: &[u8]) -> Box<dyn VfsFile> {
+    let f = vfs.open(Path::new(path), OpenMode::CreateNew).unwrap();
+    f.write_all_at(bytes, 0).unwrap();
+    f.sync().unwrap();
+    vfs.sync_dir(jetdb::parent_dir(Path::new(path))).unwrap();
+    f
+}
+
 fn never_all_land() -> Device {
     Device {
         all_land_percent: 0,
@@ -33,10 +42,7 @@ fn never_all_land() -> Device {
 fn synced_data_and_synced_names_survive_every_power_loss() {
     for seed in 0..50 {
         let vfs = disk(seed, never_all_land());
-        let f = vfs.open(Path::new("d/a"), OpenMode::CreateNew).unwrap();
-        f.write_all_at(&[7u8; 8192], 0).unwrap();
-        f.sync().unwrap();
-        vfs.sync_dir(Path::new("d")).unwrap();
+        let f = durable_file(&vfs, "d/a", &[7u8; 8192]);
         // Unsynced writes on top, in part over the synced data.
         f.write_all_at(&[9u8; 3000], 4096).unwrap();
         drop(f);
@@ -52,10 +58,7 @@ fn unsynced_writes_are_kept_dropped_or_torn_per_sector() {
     let (mut kept, mut lost, mut garbage) = (0, 0, 0);
     for seed in 0..200 {
         let vfs = disk(seed, never_all_land());
-        let f = vfs.open(Path::new("d/a"), OpenMode::CreateNew).unwrap();
-        f.write_all_at(&[1u8; 4096], 0).unwrap();
-        f.sync().unwrap();
-        vfs.sync_dir(Path::new("d")).unwrap();
+        let f = durable_file(&vfs, "d/a", &[1u8; 4096]);
         f.write_all_at(&[2u8; 4096], 0).unwrap();
         drop(f);
         let report = vfs.restart(true).expect("power was lost");
@@ -85,10 +88,7 @@ fn atomic_sectors_are_never_garbage() {
     };
     for seed in 0..100 {
         let vfs = disk(seed, device.clone());
-        let f = vfs.open(Path::new("d/a"), OpenMode::CreateNew).unwrap();
-        f.write_all_at(&[1u8; 4096], 0).unwrap();
-        f.sync().unwrap();
-        vfs.sync_dir(Path::new("d")).unwrap();
+        let f = durable_file(&vfs, "d/a", &[1u8; 4096]);
         f.write_all_at(&[2u8; 4096], 0).unwrap();
         drop(f);
         let report = vfs.restart(true).unwrap();
@@ -107,10 +107,7 @@ fn a_sequential_disk_keeps_a_prefix_of_the_writes() {
     };
     for seed in 0..100 {
         let vfs = disk(seed, device.clone());
-        let f = vfs.open(Path::new("d/a"), OpenMode::CreateNew).unwrap();
-        f.write_all_at(&[0u8; 4096], 0).unwrap();
-        f.sync().unwrap();
-        vfs.sync_dir(Path::new("d")).unwrap();
+        let f = durable_file(&vfs, "d/a", &[0u8; 4096]);
         for i in 0..8u8 {
             f.write_all_at(&[i + 1; 512], u64::from(i) * 512).unwrap();
         }
