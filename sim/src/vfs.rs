@@ -14,7 +14,7 @@
 //! random subset. Writes are copied once into the view and once into the pending queue, never
 //! whole files, so long runs stay cheap.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -189,6 +189,17 @@ struct Inode {
     durable: Vec<u8>,
     pending: Vec<Pending>,
     zone: Zone,
+    /// The 4 KiB blocks written: extending a file with `set_len` leaves a hole (a sparse file,
+    /// as ftruncate does on Linux), and the first write into a hole allocates.
+    allocated: BTreeSet<u64>,
+}
+
+/// The file-system block for allocation.
+const BLOCK: u64 = 4096;
+
+/// The blocks a write of `len` bytes at `offset` touches.
+fn blocks(offset: u64, len: u64) -> std::ops::RangeInclusive<u64> {
+    offset / BLOCK..=(offset + len.max(1) - 1) / BLOCK
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -477,6 +488,8 @@ impl Disk {
         self.durable_ns = ns;
         for inode in self.inodes.values_mut() {
             inode.view.clone_from(&inode.durable);
+            let len = inode.durable.len() as u64;
+            inode.allocated.retain(|b| b * BLOCK < len);
         }
         report
     }
@@ -850,6 +863,7 @@ impl Vfs for SimVfs {
                 disk.point("truncate", path)?;
                 let inode = disk.inode(ino);
                 inode.view.clear();
+                inode.allocated.clear();
                 inode.pending.push(Pending::SetLen(0));
                 ino
             }
@@ -867,6 +881,7 @@ impl Vfs for SimVfs {
                         durable: Vec::new(),
                         pending: Vec::new(),
                         zone: Zone::of(path),
+                        allocated: BTreeSet::new(),
                     },
                 );
                 disk.ns.insert(path.to_path_buf(), Entry::File(ino));
@@ -1079,7 +1094,11 @@ impl VfsFile for SimFile {
             ));
             return Err(io::Error::other("simulated EIO on write"));
         }
-        if end > len && disk.fires(IoFault::DiskFull, zone) {
+        let allocates = {
+            let allocated = &disk.inode(self.ino).allocated;
+            blocks(offset, buf.len() as u64).any(|b| !allocated.contains(&b))
+        };
+        if allocates && disk.fires(IoFault::DiskFull, zone) {
             disk.trace.event(format_args!(
                 "fault: ENOSPC on {} at {offset}+{}",
                 self.path.display(),
@@ -1136,6 +1155,7 @@ impl VfsFile for SimFile {
             crc32fast::hash(buf),
         );
         let inode = disk.inode(self.ino);
+        inode.allocated.extend(blocks(offset, buf.len() as u64));
         write_into(&mut inode.view, offset, buf);
         inode.pending.push(Pending::Write {
             offset,
@@ -1194,20 +1214,10 @@ impl VfsFile for SimFile {
         self.check_writable()?;
         let mut disk = self.lock()?;
         disk.point("set_len", &self.path)?;
-        let zone = disk.inode(self.ino).zone;
-        let old = disk.inode(self.ino).view.len() as u64;
-        if len > old && disk.fires(IoFault::DiskFull, zone) {
-            disk.trace.event(format_args!(
-                "fault: ENOSPC extending {} to {len}",
-                self.path.display()
-            ));
-            return Err(io::Error::new(
-                io::ErrorKind::StorageFull,
-                "simulated ENOSPC",
-            ));
-        }
+        // Extending allocates nothing (a sparse file); shrinking frees what lies past the end.
         disk.trace.io(b'l', self.ino, len, 0, 0);
         let inode = disk.inode(self.ino);
+        inode.allocated.retain(|b| b * BLOCK < len);
         inode.view.resize(len as usize, 0);
         inode.pending.push(Pending::SetLen(len));
         Ok(())

@@ -272,3 +272,25 @@ fn the_same_seed_makes_the_same_choices() {
         1
     );
 }
+
+#[test]
+fn set_len_leaves_a_hole_and_the_first_write_into_it_needs_space() {
+    let vfs = disk(6, Device::default());
+    let log = vfs.open(Path::new("d/a.log"), OpenMode::CreateNew).unwrap();
+    log.set_len(128 * 1024).unwrap();
+    log.write_all_at(&[1u8; 4096], 0).unwrap();
+    vfs.arm(ArmedFault {
+        kind: IoFault::DiskFull,
+        zone: Zone::Log,
+        after: 0,
+        persistent: true,
+    });
+    log.write_all_at(&[2u8; 100], 50).unwrap(); // an allocated block: no space needed
+    log.set_len(256 * 1024).unwrap(); // sparse: no space needed either
+    let err = log.write_all_at(&[3u8; 4096], 8192).unwrap_err();
+    assert_eq!(
+        err.kind(),
+        io::ErrorKind::StorageFull,
+        "a write into the hole allocates"
+    );
+}
