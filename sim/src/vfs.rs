@@ -435,6 +435,7 @@ impl Disk {
                 pending.len()
             };
             let mut durable = std::mem::take(&mut self.inode(ino).durable);
+            let mut appends_stopped = false;
             for (i, p) in pending.iter().enumerate() {
                 if i > cut {
                     report.writes_torn += 1;
@@ -452,7 +453,14 @@ impl Disk {
                             write_into(&mut durable, *offset, data);
                             report.writes_landed += 1;
                         } else {
-                            let torn = self.tear(&mut durable, *offset, data, sector, &mut report);
+                            let torn = self.tear(
+                                &mut durable,
+                                *offset,
+                                data,
+                                sector,
+                                &mut appends_stopped,
+                                &mut report,
+                            );
                             if torn {
                                 report.writes_torn += 1;
                             } else {
@@ -501,13 +509,15 @@ impl Disk {
         offset: u64,
         data: &[u8],
         sector: usize,
+        appends_stopped: &mut bool,
         report: &mut PowerLoss,
     ) -> bool {
         let start = offset as usize;
         let end = start + data.len();
         let appending = start >= durable.len();
         let mut torn = false;
-        let mut stopped = false;
+        // A safe-append disk lands appends in order: after a lost one, no later one lands.
+        let mut stopped = appending && *appends_stopped;
         let mut s = start / sector * sector;
         while s < end {
             let (a, b) = (s.max(start), (s + sector).min(end));
@@ -541,6 +551,9 @@ impl Disk {
                 }
             }
             s += sector;
+        }
+        if appending && stopped && self.device.safe_append {
+            *appends_stopped = true;
         }
         torn
     }

@@ -294,3 +294,29 @@ fn set_len_leaves_a_hole_and_the_first_write_into_it_needs_space() {
         "a write into the hole allocates"
     );
 }
+
+#[test]
+fn a_safe_append_disk_lands_appends_in_order_without_holes_or_garbage() {
+    let device = Device {
+        safe_append: true,
+        ..never_all_land()
+    };
+    for seed in 0..100 {
+        let vfs = disk(seed, device.clone());
+        let f = durable_file(&vfs, "d/a", &[]);
+        for i in 0..8u8 {
+            f.write_all_at(&[i + 1; 512], u64::from(i) * 512).unwrap();
+        }
+        drop(f);
+        let report = vfs.restart(true).unwrap();
+        assert_eq!(report.garbage_sectors, 0, "seed {seed}");
+        let bytes = read_all(&vfs, "d/a").unwrap();
+        for (i, sector) in bytes.chunks(512).enumerate() {
+            assert!(
+                sector.iter().all(|&b| b == i as u8 + 1),
+                "seed {seed}: sector {i} of {} is not the append that belongs there",
+                bytes.len() / 512
+            );
+        }
+    }
+}
