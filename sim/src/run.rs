@@ -25,7 +25,7 @@ use crate::model::{Key, Model, Outcome, Val, key_bytes, parse_key, value_bytes};
 use crate::oracle::{IO_ERRORS, LOG_ERRORS, Oracle, PAGE_ERRORS, Violation, surfaces_as};
 use crate::sabotage::Sabotage;
 use crate::trace::{Keep, Trace};
-use crate::vfs::{IoFault, SimVfs, Zone};
+use crate::vfs::{DiskStats, IoFault, SimVfs, Zone};
 use crate::workload::{Plan, Step};
 
 /// What a run did and found.
@@ -55,6 +55,8 @@ pub struct RunReport {
     pub ended_by_corruption: Option<String>,
     /// The disk at the end (or at the violation), if asked for: (path, content).
     pub disk: Vec<(PathBuf, Vec<u8>)>,
+    /// What the disk did over the run (I/O points, faults fired…).
+    pub disk_stats: DiskStats,
 }
 
 /// Options of a run besides its plan.
@@ -121,6 +123,7 @@ pub fn run(plan: &Plan, options: RunOptions) -> RunReport {
         sim_millis,
         ended_by_corruption: sim.ended_by_corruption,
         disk,
+        disk_stats: sim.vfs.stats(),
     }
 }
 
