@@ -106,7 +106,7 @@ impl Mark {
 
     /// The marks a campaign of at least [`EXPECT_FROM_SEEDS`] seeds with the default profile
     /// must reach at least once.
-    pub const EXPECTED: [Mark; 22] = [
+    pub const EXPECTED: [Mark; 28] = [
         Mark::DurableCommit,
         Mark::LazyCommit,
         Mark::WriteConflict,
@@ -117,16 +117,22 @@ impl Mark {
         Mark::PowerLoss,
         Mark::ProcessKill,
         Mark::CrashAtIoPoint,
+        Mark::CrashDuringRoll,
         Mark::CrashDuringRecovery,
         Mark::TornTailRecovered,
         Mark::TransactionUndone,
+        Mark::RollFinished,
         Mark::LazyCommitsLost,
+        Mark::AmbiguousPresent,
+        Mark::AmbiguousAbsent,
         Mark::FsyncFailureSurvived,
         Mark::WriteErrorSurvived,
         Mark::ReadErrorReported,
         Mark::DiskFullSurvived,
+        Mark::MisdirectedWrite,
         Mark::CorruptionPlanted,
         Mark::CorruptionDetected,
+        Mark::RecoveryRefusedCorruption,
         Mark::RedundantCopySurvived,
         Mark::FinalPhaseAgreed,
     ];

@@ -1245,10 +1245,9 @@ impl Sim {
 }
 
 /// Whether a crash at `what` on `path` interrupted a log roll: the new generation's
-/// temporary file, a rename or removal of a log file, or a sync of the log directory.
+/// temporary file, or a rename or removal of a log file. (A directory fsync is left out: the
+/// log shares its directory with the database and the checkpoint here.)
 fn crash_in_roll(what: &str, path: &Path) -> bool {
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-    name.ends_with("tmp.log")
-        || (matches!(what, "rename" | "remove") && name.ends_with(".log"))
-        || what == "dirsync"
+    name.ends_with("tmp.log") || (matches!(what, "rename" | "remove") && name.ends_with(".log"))
 }
