@@ -19,6 +19,7 @@ use crate::database::{Database, DatabaseOptions, Table};
 use crate::delta::PageImage;
 use crate::env::Env;
 use crate::error::{ErrorKind, JetError, Result, bail};
+use crate::event::EventLog;
 use crate::header::{DbHeader, DbState, Lgpos, Signature};
 use crate::integrity::IntegrityReport;
 use crate::limits;
@@ -53,8 +54,7 @@ pub struct InstanceParams {
     /// Write-ahead logging and crash recovery (`JET_paramRecovery`). Off: no log, commits are
     /// durable only at [`Instance::checkpoint`] and term, a crash leaves the database dirty
     /// (`JET_errDatabaseDirtyShutdown` on the next init), and the database is cut loose from
-    /// any log set it had. (Backup, still to come, will refuse it with
-    /// `JET_errLoggingDisabled`.)
+    /// any log set it had. Backup refuses it with `JET_errLoggingDisabled`.
     pub recovery: bool,
     /// The page size of a new database (`JET_paramDatabasePageSize`).
     pub page_size: usize,
@@ -67,6 +67,8 @@ pub struct InstanceParams {
     /// may take (`JET_paramMaxVerPages`); past it, writes fail with
     /// `JET_errVersionStoreOutOfMemory`. Default 256 MiB.
     pub version_store_size: usize,
+    /// Where backup and restore report their steps (ESE's event log); nowhere by default.
+    pub event_log: EventLog,
 }
 
 impl InstanceParams {
@@ -87,10 +89,11 @@ impl InstanceParams {
             cache_size: limits::CACHE_SIZE_DEFAULT,
             checkpoint_depth: 20 * 1024 * 1024,
             version_store_size: 256 * 1024 * 1024,
+            event_log: EventLog::default(),
         }
     }
 
-    fn validate(&self) -> Result<()> {
+    pub(crate) fn validate(&self) -> Result<()> {
         if self.base_name.len() != 3 || !self.base_name.bytes().all(|b| b.is_ascii_alphanumeric()) {
             bail!(
                 InvalidParameter,
@@ -119,7 +122,7 @@ impl InstanceParams {
         Ok(())
     }
 
-    fn layout(&self) -> Layout {
+    pub(crate) fn layout(&self) -> Layout {
         Layout {
             log_dir: self.log_path.clone(),
             system_dir: self.system_path.clone(),
@@ -163,9 +166,11 @@ pub struct InstanceStats {
 }
 
 #[derive(Clone, Debug)]
-enum Lifecycle {
+pub(crate) enum Lifecycle {
     NotInitialized,
     Initializing,
+    /// [`Instance::restore`] is running (before any init).
+    Restoring,
     Running,
     Terminating,
     Stopped,
@@ -205,18 +210,18 @@ pub struct Instance {
 
 #[derive(Debug)]
 pub(crate) struct Shared {
-    env: Env,
+    pub(crate) env: Env,
     params: InstanceParams,
-    state: Mutex<Lifecycle>,
+    pub(crate) state: Mutex<Lifecycle>,
     core: Mutex<Option<Core>>,
     /// Transaction ids are unique for the life of the `Instance` value, across inits.
     next_transaction: AtomicU64,
     /// How many times the instance was initialised: sessions and table handles of an earlier
     /// init are refused.
-    inits: AtomicU64,
+    pub(crate) inits: AtomicU64,
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding the lock is a broken invariant; the data is still whole enough to
     // report errors from.
     mutex.lock().unwrap_or_else(|poison| poison.into_inner())
@@ -252,6 +257,9 @@ impl Instance {
                 Lifecycle::Initializing => {
                     bail!(InitInProgress, "the instance is being initialised")
                 }
+                Lifecycle::Restoring => {
+                    bail!(RestoreInProgress, "a restore into the instance is running")
+                }
                 _ => bail!(AlreadyInitialized, "the instance is already initialised"),
             }
         }
@@ -285,6 +293,9 @@ impl Instance {
                 }
                 Lifecycle::Initializing => {
                     bail!(InitInProgress, "the instance is being initialised")
+                }
+                Lifecycle::Restoring => {
+                    bail!(RestoreInProgress, "a restore into the instance is running")
                 }
                 Lifecycle::Terminating => bail!(TermInProgress, "the instance is shutting down"),
                 Lifecycle::Failed(_) => true,
@@ -394,6 +405,26 @@ impl Instance {
     /// instance.
     pub(crate) fn with_core<T>(&self, f: impl FnOnce(&mut Core) -> Result<T>) -> Result<T> {
         check_state(&lock(&self.shared.state))?;
+        self.with_running_core(f)
+    }
+
+    /// [`Instance::with_core`] for backup calls, which name the lifecycle states as JetBackup
+    /// does: during init `JET_errBackupNotAllowedYet`.
+    pub(crate) fn with_core_for_backup<T>(
+        &self,
+        f: impl FnOnce(&mut Core) -> Result<T>,
+    ) -> Result<T> {
+        match &*lock(&self.shared.state) {
+            Lifecycle::Initializing => bail!(
+                BackupNotAllowedYet,
+                "the instance is being initialised (recovery may be running); back up once init returns"
+            ),
+            other => check_state(other)?,
+        }
+        self.with_running_core(f)
+    }
+
+    fn with_running_core<T>(&self, f: impl FnOnce(&mut Core) -> Result<T>) -> Result<T> {
         let mut guard = lock(&self.shared.core);
         let Some(core) = guard.as_mut() else {
             bail!(NotInitialized, "the instance is not initialised");
@@ -436,6 +467,10 @@ fn state_error(state: &Lifecycle) -> JetError {
         Lifecycle::Terminating => {
             JetError::new(ErrorKind::TermInProgress, "the instance is shutting down")
         }
+        Lifecycle::Restoring => JetError::new(
+            ErrorKind::RestoreInProgress,
+            "a restore into the instance is running",
+        ),
         Lifecycle::Stopped => JetError::new(
             ErrorKind::ClientRequestToStopJetService,
             "the instance was stopped by stop_service",
@@ -460,23 +495,23 @@ fn check_state(state: &Lifecycle) -> Result<()> {
 pub(crate) struct Logging {
     pub(crate) writer: LogWriter,
     pub(crate) checkpoint: CheckpointFile,
-    layout: Layout,
+    pub(crate) layout: Layout,
 }
 
 /// A position as one number that orders like it: the generation above the offset.
-fn lsn(pos: Lgpos) -> u64 {
+pub(crate) fn lsn(pos: Lgpos) -> u64 {
     (u64::from(pos.generation) << 32) | u64::from(pos.offset)
 }
 
 /// Everything behind the instance lock.
 #[derive(Debug)]
 pub(crate) struct Core {
-    env: Env,
-    params: InstanceParams,
+    pub(crate) env: Env,
+    pub(crate) params: InstanceParams,
     pub(crate) db: Database,
     pub(crate) log: Option<Logging>,
     /// The sequence number of the last commit: a snapshot is one of these.
-    last_sequence: u64,
+    pub(crate) last_sequence: u64,
     /// Open transactions and their snapshots.
     active: BTreeMap<u64, u64>,
     /// Keys written by open transactions, and by which.
@@ -486,13 +521,24 @@ pub(crate) struct Core {
     /// applying a commit. After it the instance refuses all work.
     fatal: Option<JetError>,
     pub(crate) stats: InstanceStats,
-    recovery: Option<RecoveryReport>,
+    pub(crate) recovery: Option<RecoveryReport>,
     /// Which init of the instance this is.
     pub(crate) epoch: u64,
+    /// The running backup, if any: one at a time.
+    pub(crate) backup: Option<BackupHold>,
+}
+
+/// What a running backup holds in the instance.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct BackupHold {
+    /// The job's id.
+    pub(crate) id: u64,
+    /// The lowest log generation it copies: none from here on is deleted while it runs.
+    pub(crate) keep_from: u32,
 }
 
 impl Core {
-    fn start(env: &Env, params: &InstanceParams, epoch: u64) -> Result<Core> {
+    pub(crate) fn start(env: &Env, params: &InstanceParams, epoch: u64) -> Result<Core> {
         params.validate()?;
         let layout = params.layout();
         for dir in [
@@ -583,18 +629,19 @@ impl Core {
             stats: InstanceStats::default(),
             recovery,
             epoch,
+            backup: None,
         }
     }
 
     /// Records a fatal error and returns it.
-    fn fail(&mut self, err: JetError) -> JetError {
+    pub(crate) fn fail(&mut self, err: JetError) -> JetError {
         self.fatal.get_or_insert_with(|| err.clone());
         err
     }
 
     /// Runs a change to the database; an error that leaves the database or the log unusable
     /// is fatal to the instance.
-    fn change<T>(&mut self, f: impl FnOnce(&mut Core) -> Result<T>) -> Result<T> {
+    pub(crate) fn change<T>(&mut self, f: impl FnOnce(&mut Core) -> Result<T>) -> Result<T> {
         let result = f(self);
         if let Err(err) = &result {
             let log_failed = self
@@ -920,7 +967,7 @@ impl Core {
 
     /// With circular logging, deletes the archived generations before both checkpoint slots'
     /// positions: if the newer slot is damaged, recovery starts from the older one.
-    fn delete_old_logs(&mut self) -> Result<()> {
+    pub(crate) fn delete_old_logs(&mut self) -> Result<()> {
         let Some(log) = &self.log else {
             return Ok(());
         };
@@ -930,17 +977,23 @@ impl Core {
         let Some(oldest) = log.checkpoint.oldest() else {
             return Ok(());
         };
-        let keep_from = oldest.generation;
+        // A running backup still copies the generations from its lowest on.
+        let keep_from = match self.backup {
+            Some(hold) => oldest.generation.min(hold.keep_from),
+            None => oldest.generation,
+        };
         let vfs = &*self.env.vfs;
         let mut deleted = 0;
         for generation in log.layout.archived_generations(vfs)? {
             if generation >= keep_from {
                 break;
             }
-            // A generation recovery may need, from either checkpoint slot, is never deleted.
+            // A generation recovery may need, from either checkpoint slot, or a running backup
+            // copies, is never deleted.
             assert!(
                 generation < oldest.generation
                     && generation < log.checkpoint.current().position.generation
+                    && self.backup.is_none_or(|hold| generation < hold.keep_from)
             );
             let path = log.layout.archived(generation);
             vfs.remove(&path)
@@ -958,7 +1011,7 @@ impl Core {
 
     /// A clean shutdown: everything flushed, the database marked `CleanShutdown` at the end
     /// of the log, the checkpoint there too.
-    fn shut_down(&mut self) -> Result<()> {
+    pub(crate) fn shut_down(&mut self) -> Result<()> {
         self.active.clear();
         self.locks.clear();
         self.versions.collect(u64::MAX);
@@ -1049,7 +1102,7 @@ fn show_key(key: &[u8]) -> String {
     }
 }
 
-fn ensure_dir(env: &Env, dir: &Path, create: bool) -> Result<()> {
+pub(crate) fn ensure_dir(env: &Env, dir: &Path, create: bool) -> Result<()> {
     if dir.as_os_str().is_empty() {
         return Ok(());
     }

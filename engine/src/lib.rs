@@ -28,6 +28,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod backup;
 mod btree;
 mod catalog;
 pub mod checkpoint;
@@ -36,26 +37,32 @@ mod database;
 pub mod delta;
 mod env;
 mod error;
+pub mod event;
 pub mod header;
 mod instance;
 mod integrity;
 pub mod limits;
 pub mod log;
+pub mod manifest;
 mod node;
 mod os;
 mod overflow;
 pub mod page;
 mod pager;
 mod recovery;
+mod restore;
 mod session;
+pub mod status;
 mod version;
 mod vfs;
 
+pub use backup::{BackupFlags, BackupJob, BackupSummary};
 pub use btree::SeekMode;
 pub use catalog::CATALOG_ROOT;
 pub use database::{Cursor, Database, DatabaseOptions, Range, Table};
 pub use env::{Clock, Entropy, Env, ManualClock, SeededEntropy};
 pub use error::{ErrorKind, JetError, Result};
+pub use event::{BackupKind, Event, EventLog, EventRecord, Operation};
 pub use header::{BackupInfo, DbHeader, DbState, Lgpos, Signature};
 pub use instance::{CommitMode, Instance, InstanceParams, InstanceStats};
 pub use integrity::{
@@ -63,7 +70,9 @@ pub use integrity::{
 };
 pub use os::{OsVfs, SystemClock, os_seed};
 pub use recovery::{RecoveryReport, describe_tail};
+pub use restore::RestoreSummary;
 pub use session::{Session, TxRange};
+pub use status::{Status, StatusFn, StatusKind};
 pub use vfs::{MemVfs, OpenMode, Vfs, VfsFile, parent_dir};
 
 /// The README's examples run as doctests, so they cannot go stale.

@@ -36,6 +36,34 @@ struct Frame {
     base: Option<(u64, Box<[u8]>)>,
 }
 
+/// What an online backup needs of the file as it was when the backup began: before the pager
+/// overwrites a page the backup has not copied yet, it saves the page's content here
+/// (copy-before-write), so the backup copies the file exactly as it stood at its begin, while
+/// the instance goes on writing.
+#[derive(Debug, Default)]
+pub(crate) struct CopyFence {
+    /// The backup copies pages `[0, end)`: the file's length when it began.
+    pub(crate) end: Pgno,
+    /// Pages below this are copied.
+    pub(crate) copied_below: Pgno,
+    /// Pages at or above `copied_below` whose begin-time content is already saved (or was
+    /// copied ahead of the cursor): they are not saved again.
+    pub(crate) secured: BTreeSet<Pgno>,
+    /// Begin-time content of pages overwritten since, for the backup to copy.
+    pub(crate) saved: BTreeMap<Pgno, Vec<u8>>,
+    /// A read that failed while saving a page: the backup fails with it.
+    pub(crate) failed: Option<JetError>,
+}
+
+impl CopyFence {
+    fn needs(&self, pgno: Pgno) -> bool {
+        self.failed.is_none()
+            && pgno >= self.copied_below
+            && pgno < self.end
+            && !self.secured.contains(&pgno)
+    }
+}
+
 pub(crate) struct Pager {
     file: Box<dyn VfsFile>,
     path: PathBuf,
@@ -65,6 +93,8 @@ pub(crate) struct Pager {
     unlogged: BTreeSet<Pgno>,
     /// With logging on: how far the log is durable. No page with a later `lsn` is written.
     wal_durable: u64,
+    /// While an online backup copies the file: its copy-before-write fence.
+    fence: Option<CopyFence>,
 }
 
 impl Pager {
@@ -95,6 +125,7 @@ impl Pager {
             logging: false,
             unlogged: BTreeSet::new(),
             wal_durable: 0,
+            fence: None,
         }
     }
 
@@ -463,6 +494,80 @@ impl Pager {
         Ok(())
     }
 
+    /// Starts a backup's copy-before-write fence over the pages the file holds now; returns
+    /// how many pages that is.
+    pub(crate) fn set_fence(&mut self) -> Result<Pgno> {
+        assert!(self.fence.is_none(), "one backup at a time");
+        let len = self
+            .file
+            .len()
+            .map_err(|err| JetError::io(format!("{}: length", self.path.display()), &err))?;
+        let end = Pgno::try_from(len / self.page_size as u64).unwrap_or(Pgno::MAX);
+        self.fence = Some(CopyFence {
+            end,
+            ..CopyFence::default()
+        });
+        Ok(end)
+    }
+
+    /// The running backup's fence.
+    pub(crate) fn fence_mut(&mut self) -> Option<&mut CopyFence> {
+        self.fence.as_mut()
+    }
+
+    /// Ends the backup's fence.
+    pub(crate) fn clear_fence(&mut self) {
+        self.fence = None;
+    }
+
+    /// Reads `buf.len() / page_size` pages from the file as it is, from page `first` on
+    /// (for a backup; nothing is verified or cached).
+    pub(crate) fn read_raw(&self, first: Pgno, buf: &mut [u8]) -> Result<()> {
+        let offset = u64::from(first) * self.page_size as u64;
+        self.file.read_exact_at(buf, offset).map_err(|err| {
+            JetError::io(
+                format!(
+                    "{}: read from page {first} for a backup",
+                    self.path.display()
+                ),
+                &err,
+            )
+        })
+    }
+
+    /// Saves, for a running backup, the content of pages `first..first + count` that it still
+    /// needs as they were when it began — just before they are overwritten.
+    fn save_for_backup(&mut self, first: Pgno, count: u32) {
+        let Some(fence) = &mut self.fence else {
+            return;
+        };
+        for pgno in first..first + count {
+            if !fence.needs(pgno) {
+                continue;
+            }
+            let mut page = vec![0u8; self.page_size];
+            match self
+                .file
+                .read_exact_at(&mut page, u64::from(pgno) * self.page_size as u64)
+            {
+                Ok(()) => {
+                    fence.secured.insert(pgno);
+                    fence.saved.insert(pgno, page);
+                }
+                Err(err) => {
+                    fence.failed = Some(JetError::io(
+                        format!(
+                            "{}: read page {pgno} to keep it for the running backup",
+                            self.path.display()
+                        ),
+                        &err,
+                    ));
+                    return;
+                }
+            }
+        }
+    }
+
     /// Whether the WAL rule lets the changed page `pgno` reach the file now.
     fn writable_now(&self, pgno: Pgno, frame: &Frame) -> bool {
         !self.logging || (!self.unlogged.contains(&pgno) && frame.lsn <= self.wal_durable)
@@ -499,6 +604,7 @@ impl Pager {
                 batch.extend_from_slice(&page);
             }
             let offset = u64::from(pgnos[start]) * self.page_size as u64;
+            self.save_for_backup(pgnos[start], (end - start) as u32);
             self.unsynced = true;
             if let Err(err) = self.file.write_all_at(&batch, offset) {
                 let what = format!("write pages {}..={}", pgnos[start], pgnos[end - 1]);
@@ -549,6 +655,7 @@ impl Pager {
         for pgno in [HEADER_PGNO, SHADOW_PGNO] {
             let page = self.header.encode(pgno);
             let offset = u64::from(pgno) * self.page_size as u64;
+            self.save_for_backup(pgno, 1);
             if let Err(err) = self.file.write_all_at(&page, offset) {
                 return Err(self.io_failed(format!("write header copy {pgno}"), &err));
             }

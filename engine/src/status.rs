@@ -1,0 +1,41 @@
+//! The status callback of a backup or a restore (ESE's `JET_PFNSTATUS`): Begin, Progress,
+//! Complete and Fail. An error returned by the callback stops the operation cleanly.
+
+use crate::error::Result;
+use crate::event::Operation;
+
+/// What a status call reports (ESE's `JET_SNT`, with its values).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StatusKind {
+    /// `JET_sntBegin` (5): the operation started.
+    Begin = 5,
+    /// `JET_sntProgress` (0): more of it is done.
+    Progress = 0,
+    /// `JET_sntComplete` (6): it succeeded.
+    Complete = 6,
+    /// `JET_sntFail` (3): it failed.
+    Fail = 3,
+}
+
+/// One call of the status callback (ESE's `JET_SNPROG` with its `JET_SNP` and `JET_SNT`).
+///
+/// Units are bytes: `done` of `total` bytes copied. ESE reports percentages; bytes serve a
+/// progress bar as well and say more. Progress is reported at least every 4 MiB copied.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Status {
+    /// Backup or restore.
+    pub operation: Operation,
+    /// Begin, Progress, Complete or Fail.
+    pub kind: StatusKind,
+    /// Units done.
+    pub done: u64,
+    /// Units in all (it may grow as the operation learns more).
+    pub total: u64,
+}
+
+/// The callback: returning an error aborts the operation with that error (at Begin and
+/// Progress; what it returns at Complete and Fail is ignored).
+pub type StatusFn<'s> = &'s mut dyn FnMut(&Status) -> Result<()>;
+
+/// Progress is reported at least this often (bytes).
+pub const PROGRESS_EVERY: u64 = 4 * 1024 * 1024;

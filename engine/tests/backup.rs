@@ -1,0 +1,340 @@
+//! Online backup and restore: the backup point, online copying under a stream of commits,
+//! incremental chains, atomic replacement, truncation, and what restore refuses.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use jetdb::{
+    BackupFlags, CommitMode, Env, ErrorKind, Event, EventLog, Instance, InstanceParams,
+    ManualClock, MemVfs, OpenMode, SeededEntropy, Status, StatusKind, Vfs,
+};
+
+mod support;
+
+type Contents = BTreeMap<(String, Vec<u8>), Vec<u8>>;
+
+fn env(vfs: &Arc<MemVfs>) -> Env {
+    Env::new(
+        Arc::clone(vfs) as Arc<dyn Vfs>,
+        Arc::new(ManualClock::new(1)),
+        Arc::new(SeededEntropy::new(1)),
+    )
+}
+
+fn params(dir: &str) -> InstanceParams {
+    let mut p = InstanceParams::in_directory(dir);
+    p.create_path_if_not_exist = true;
+    p.page_size = 4096;
+    p.log_file_size = 128 * 1024;
+    p.cache_size = 32 * 4096;
+    p
+}
+
+fn key(i: u32) -> Vec<u8> {
+    format!("k{i:05}").into_bytes()
+}
+
+/// Every record of every table, read outside any transaction.
+fn contents(inst: &Instance) -> Contents {
+    let mut s = inst.begin_session().unwrap();
+    let mut out = Contents::new();
+    for name in s.table_names().unwrap() {
+        let t = s.open_table(&name).unwrap();
+        let rows: Vec<_> = s
+            .range(t, .., false)
+            .unwrap()
+            .collect::<jetdb::Result<Vec<_>>>()
+            .unwrap();
+        for (k, v) in rows {
+            out.insert((name.clone(), k), v);
+        }
+    }
+    out
+}
+
+/// Restores `backup` into directory `dir` and returns what the restored database holds.
+fn restored(vfs: &Arc<MemVfs>, backup: &str, dir: &str) -> jetdb::Result<Contents> {
+    let inst = Instance::new(env(vfs), params(dir));
+    inst.restore(Path::new(backup), None)?;
+    inst.init()?;
+    let report = inst.check_integrity()?;
+    assert!(report.page_count > 2);
+    let out = contents(&inst);
+    inst.term()?;
+    Ok(out)
+}
+
+/// A running instance with `n` records in table `t`.
+fn loaded(vfs: &Arc<MemVfs>, n: u32) -> Instance {
+    let inst = Instance::new(env(vfs), params("inst"));
+    inst.init().unwrap();
+    let mut s = inst.begin_session().unwrap();
+    let t = s.create_table("t").unwrap();
+    for batch in 0..n.div_ceil(100) {
+        s.begin_transaction().unwrap();
+        for i in batch * 100..(batch * 100 + 100).min(n) {
+            s.put(t, &key(i), &[b'a' + (i % 26) as u8; 150]).unwrap();
+        }
+        s.commit_transaction(CommitMode::Lazy).unwrap();
+    }
+    inst
+}
+
+/// The backup holds exactly what was committed before it began, though commits, checkpoints
+/// and page write-backs go on between its steps (the copy-before-write fence keeps the pages
+/// it has not copied yet as they were), and a transaction open at the begin commits later.
+#[test]
+fn a_full_backup_restores_exactly_the_state_at_its_begin() {
+    let vfs = Arc::new(MemVfs::new());
+    let inst = loaded(&vfs, 3000);
+    let mut s = inst.begin_session().unwrap();
+    let t = s.open_table("t").unwrap();
+    let mut open = inst.begin_session().unwrap();
+    open.begin_transaction().unwrap();
+    open.put(t, b"open-at-begin", b"x").unwrap();
+    let expected = contents(&inst);
+
+    let mut job = inst
+        .begin_backup(Some(Path::new("bk")), BackupFlags::NONE, None)
+        .unwrap();
+    job.set_step_size(4096 * 3);
+    open.commit_transaction(CommitMode::Durable).unwrap();
+    let mut round = 0u32;
+    while job.step().unwrap() {
+        s.begin_transaction().unwrap();
+        for i in (round * 37..3000).step_by(50) {
+            s.put(t, &key(i), &round.to_le_bytes()).unwrap();
+        }
+        s.delete(t, &key(round)).unwrap();
+        s.commit_transaction(CommitMode::Lazy).unwrap();
+        if round.is_multiple_of(3) {
+            inst.checkpoint().unwrap(); // writes the changed pages over the file
+        }
+        round += 1;
+    }
+    let summary = job.finish().unwrap();
+    assert!(round > 20, "the copy ran over many steps ({round})");
+    let after = contents(&inst);
+    assert_ne!(after, expected);
+    assert_eq!(summary.sequence, {
+        let h = inst.database_header().unwrap();
+        assert_eq!(h.backup_full.gen_high, summary.logs.unwrap().1);
+        summary.sequence
+    });
+    inst.term().unwrap();
+
+    assert_eq!(restored(&vfs, "bk", "r1").unwrap(), expected);
+    // The live instance lost nothing either.
+    let inst = Instance::new(env(&vfs), params("inst"));
+    inst.init().unwrap();
+    assert_eq!(contents(&inst), after);
+    inst.term().unwrap();
+}
+
+/// Incremental backups add only the new logs; the set restores to the last one's begin.
+#[test]
+fn an_incremental_chain_restores_to_its_last_backup() {
+    let vfs = Arc::new(MemVfs::new());
+    let inst = loaded(&vfs, 500);
+    inst.backup(Some(Path::new("bk")), BackupFlags::NONE, None)
+        .unwrap();
+    let mut s = inst.begin_session().unwrap();
+    let t = s.open_table("t").unwrap();
+    let mut states = Vec::new();
+    for round in 0..3u32 {
+        for i in 0..40 {
+            s.put(t, &key(1000 + round * 40 + i), b"incremental")
+                .unwrap();
+        }
+        s.delete(t, &key(round)).unwrap();
+        states.push(contents(&inst));
+        let summary = inst
+            .backup(Some(Path::new("bk")), BackupFlags::INCREMENTAL, None)
+            .unwrap();
+        assert_eq!(
+            summary.database_bytes, 0,
+            "an incremental copies no database"
+        );
+        assert!(summary.log_bytes > 0);
+        s.put(t, b"after", &round.to_le_bytes()).unwrap();
+    }
+    let header = inst.database_header().unwrap();
+    assert!(header.backup_incremental.is_set());
+    assert!(header.backup_full.is_set());
+    inst.term().unwrap();
+    assert_eq!(restored(&vfs, "bk", "r").unwrap(), states[2]);
+}
+
+/// An atomic full backup that fails leaves the previous one restorable and writes nothing of
+/// its own; a non-atomic one into a directory holding a backup is refused.
+#[test]
+fn an_atomic_backup_keeps_the_previous_one_when_it_fails() {
+    let vfs = Arc::new(MemVfs::new());
+    let inst = loaded(&vfs, 800);
+    inst.backup(Some(Path::new("bk")), BackupFlags::NONE, None)
+        .unwrap();
+    let first = contents(&inst);
+    let mut s = inst.begin_session().unwrap();
+    let t = s.open_table("t").unwrap();
+    s.put(t, b"later", b"1").unwrap();
+    let listing = |vfs: &MemVfs| {
+        let mut all = vfs.list(Path::new("bk")).unwrap();
+        for name in all.clone() {
+            if let Ok(inner) = vfs.list(&Path::new("bk").join(&name)) {
+                all.extend(inner.into_iter().map(|n| format!("{name}/{n}")));
+            }
+        }
+        all.sort();
+        all
+    };
+    let before = listing(&vfs);
+
+    let err = inst
+        .backup(Some(Path::new("bk")), BackupFlags::NONE, None)
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::BackupDirectoryNotEmpty);
+
+    // The status callback stops the atomic backup half-way.
+    let mut calls = Vec::new();
+    let mut callback = |status: &Status| {
+        calls.push(status.kind);
+        if status.kind == StatusKind::Progress {
+            return Err(jetdb::JetError::new(ErrorKind::BackupAbortByCaller, "stop"));
+        }
+        Ok(())
+    };
+    let mut job = inst
+        .begin_backup(
+            Some(Path::new("bk")),
+            BackupFlags::ATOMIC,
+            Some(&mut callback),
+        )
+        .unwrap();
+    job.set_step_size(4096);
+    let err = loop {
+        match job.step() {
+            Ok(true) => {}
+            Ok(false) => panic!("the callback should have stopped it"),
+            Err(err) => break err,
+        }
+    };
+    drop(job);
+    assert_eq!(err.kind(), ErrorKind::BackupAbortByCaller);
+    assert_eq!(
+        calls,
+        [StatusKind::Begin, StatusKind::Progress, StatusKind::Fail]
+    );
+    assert_eq!(listing(&vfs), before, "the failed backup left nothing");
+    inst.term().unwrap();
+    assert_eq!(restored(&vfs, "bk", "r").unwrap(), first);
+
+    // A successful atomic backup replaces it.
+    let inst = Instance::new(env(&vfs), params("inst"));
+    inst.init().unwrap();
+    let now = contents(&inst);
+    inst.backup(Some(Path::new("bk")), BackupFlags::ATOMIC, None)
+        .unwrap();
+    assert_eq!(
+        listing(&vfs)
+            .iter()
+            .filter(|n| n.starts_with("set-") && !n.contains('/'))
+            .count(),
+        1,
+        "the replaced set is removed"
+    );
+    inst.term().unwrap();
+    assert_eq!(restored(&vfs, "bk", "r2").unwrap(), now);
+}
+
+/// Truncation deletes the logs below the checkpoint and the last backup, never one the next
+/// incremental backup needs, and the instance still recovers after it.
+#[test]
+fn truncation_keeps_what_recovery_and_the_next_incremental_need() {
+    let vfs = Arc::new(MemVfs::new());
+    let inst = loaded(&vfs, 4000);
+    let gens = |vfs: &MemVfs| -> Vec<String> {
+        let mut names: Vec<String> = vfs
+            .list(Path::new("inst"))
+            .unwrap()
+            .into_iter()
+            .filter(|n| n.starts_with("edb0"))
+            .collect();
+        names.sort();
+        names
+    };
+    assert!(gens(&vfs).len() >= 2, "{:?}", gens(&vfs));
+    let full = inst
+        .backup(Some(Path::new("bk")), BackupFlags::NONE, None)
+        .unwrap();
+    let (low, high) = full.truncated.expect("the full backup truncated its logs");
+    assert!(low <= high && high == full.logs.unwrap().1);
+    assert!(gens(&vfs).is_empty(), "{:?}", gens(&vfs));
+    let mut s = inst.begin_session().unwrap();
+    let t = s.open_table("t").unwrap();
+    for i in 0..1500 {
+        s.put(t, &key(i), b"after the full backup").unwrap();
+    }
+    // A truncation with no backup since keeps every log after the last backup.
+    let before = gens(&vfs);
+    assert!(!before.is_empty());
+    let none = inst.backup(None, BackupFlags::NONE, None).unwrap();
+    assert_eq!(none.truncated, None);
+    assert_eq!(gens(&vfs), before);
+    let expected = contents(&inst);
+    inst.backup(Some(Path::new("bk")), BackupFlags::INCREMENTAL, None)
+        .unwrap();
+    drop(s);
+    drop(inst); // a crash: recovery still works after the truncations
+    let inst = Instance::new(env(&vfs), params("inst"));
+    inst.init().unwrap();
+    assert_eq!(contents(&inst), expected);
+    inst.term().unwrap();
+    assert_eq!(restored(&vfs, "bk", "r").unwrap(), expected);
+}
+
+/// Events name each step; a restore into a place holding a database is refused.
+#[test]
+fn events_report_each_step_and_restore_refuses_a_taken_place() {
+    let vfs = Arc::new(MemVfs::new());
+    let (log, events) = EventLog::collect();
+    let mut p = params("inst");
+    p.event_log = log;
+    let inst = Instance::new(env(&vfs), p);
+    inst.init().unwrap();
+    let mut s = inst.begin_session().unwrap();
+    let t = s.create_table("t").unwrap();
+    s.put(t, b"a", b"1").unwrap();
+    inst.backup(Some(Path::new("bk")), BackupFlags::NONE, None)
+        .unwrap();
+    let kinds: Vec<String> = events
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            format!("{:?}", r.event)
+                .split([' ', '{', '('])
+                .next()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(kinds.first().map(String::as_str), Some("BackupBegin"));
+    assert!(kinds.iter().any(|k| k == "LogRange"));
+    assert!(kinds.iter().filter(|k| *k == "FileCopied").count() >= 2);
+    assert_eq!(kinds.last().map(String::as_str), Some("BackupSucceeded"));
+    let err = inst.restore(Path::new("bk"), None).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::AfterInitialization);
+    inst.term().unwrap();
+    let err = inst.restore(Path::new("bk"), None).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::DatabaseDuplicate);
+    assert!(matches!(
+        events.lock().unwrap().last().map(|r| &r.event),
+        Some(Event::RestoreFailed { .. })
+    ));
+    // The refused restore removed nothing of the live instance.
+    inst.init().unwrap();
+    assert_eq!(contents(&inst).len(), 1);
+    inst.term().unwrap();
+    let _ = OpenMode::Read;
+}
