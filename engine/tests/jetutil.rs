@@ -339,3 +339,367 @@ fn instance_flags_reach_the_instance() {
     assert!(!plain.join("edb.log").exists() && !plain.join("edb.chk").exists());
     assert!(ok(&["recover", p, "--no-logging"]).contains("logging is off"));
 }
+
+/// The value after `label` on the line of `out` that starts with it (after indentation).
+fn field<'a>(out: &'a str, label: &str) -> &'a str {
+    out.lines()
+        .find_map(|l| l.trim_start().strip_prefix(label))
+        .unwrap_or_else(|| panic!("no {label:?} in\n{out}"))
+        .trim()
+}
+
+/// The commit sequence at the start of a field like "commit 12, log position …".
+fn commit_of(value: &str) -> u64 {
+    value
+        .strip_prefix("commit ")
+        .and_then(|v| v.split(',').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no commit in {value:?}"))
+}
+
+/// How many archived log generations `jetutil logs` lists.
+fn archived_logs(dir: &str) -> usize {
+    ok(&["logs", dir])
+        .lines()
+        .filter(|l| l.starts_with("edb0"))
+        .count()
+}
+
+#[test]
+fn backup_incremental_and_restore_give_the_state_at_the_last_backup() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (inst, bk, restored) = (
+        tmp.path().join("inst"),
+        tmp.path().join("bk"),
+        tmp.path().join("restored"),
+    );
+    let (d, b, r) = (
+        inst.to_str().unwrap(),
+        bk.to_str().unwrap(),
+        restored.to_str().unwrap(),
+    );
+    let small_logs = ["--log-file-size", "128"];
+    ok(&[
+        &["load", d, "--records", "2000", "--batch", "100"][..],
+        &small_logs,
+        &["--page-size", "4096"],
+    ]
+    .concat());
+    ok(&["put", d, "marker", "full"]);
+    std::fs::create_dir(&bk).unwrap();
+
+    let full = ok(&[&["backup", d, "--to", b][..], &small_logs].concat());
+    for line in [
+        "full backup began at (",
+        "backup: copied ",
+        "full backup succeeded (commit ",
+        "full backup into ",
+    ] {
+        assert!(full.contains(line), "missing {line:?} in\n{full}");
+    }
+    assert_eq!(field(&full, "kind:"), "full");
+    let full_commit = commit_of(field(&full, "backup point:"));
+    assert!(
+        !field(&full, "bytes copied:").contains("(database 0,"),
+        "a full backup copies the database:\n{full}"
+    );
+    let header = ok(&["header", inst.join("data.edb").to_str().unwrap()]);
+    assert!(
+        field(&header, "last full backup:").starts_with("generations ")
+            && field(&header, "last incremental backup:") == "none",
+        "{header}"
+    );
+
+    ok(&[
+        &[
+            "load",
+            d,
+            "--records",
+            "500",
+            "--seed",
+            "2",
+            "--batch",
+            "50",
+        ][..],
+        &small_logs,
+    ]
+    .concat());
+    ok(&["put", d, "marker", "incremental"]);
+    // What the restore must give back: the instance as the incremental backup begins.
+    let snapshot = ok(&["scan", d, "--hex"]);
+    let incremental = ok(&["backup", d, "--to", b, "--incremental"]);
+    assert!(
+        incremental.contains("incremental backup succeeded (commit "),
+        "{incremental}"
+    );
+    assert!(
+        field(&incremental, "bytes copied:").contains("(database 0,"),
+        "an incremental backup copies only logs:\n{incremental}"
+    );
+    let inc_commit = commit_of(field(&incremental, "backup point:"));
+    assert!(inc_commit > full_commit, "{full_commit} then {inc_commit}");
+    let header = ok(&["header", inst.join("data.edb").to_str().unwrap()]);
+    assert!(
+        field(&header, "last incremental backup:").contains("mark ("),
+        "{header}"
+    );
+
+    // After the backup: none of this may be restored.
+    ok(&[
+        "load",
+        d,
+        "--records",
+        "300",
+        "--seed",
+        "3",
+        "--batch",
+        "50",
+    ]);
+    ok(&["put", d, "marker", "late"]);
+    let (first_key, _) = snapshot.lines().next().unwrap().split_once('\t').unwrap();
+    ok(&["del", d, first_key, "--hex"]);
+
+    let info = ok(&["backup-info", b]);
+    assert_eq!(field(&info, "backups:"), "2", "{info}");
+    assert!(
+        info.contains(&format!("full        commit {full_commit},"))
+            && info.contains(&format!("incremental commit {inc_commit},")),
+        "{info}"
+    );
+    assert_eq!(field(&info, "restores to:"), format!("commit {inc_commit}"));
+    assert!(info.contains("data.edb: ") && info.contains(".log: generation 0x"));
+    assert!(
+        !info.contains("DAMAGED") && !info.contains("MISSING"),
+        "{info}"
+    );
+
+    let restore = ok(&["restore", b, "--to", r, "--create-path"]);
+    for line in [
+        "restore began from ",
+        "restore: copied ",
+        "restore succeeded: ",
+    ] {
+        assert!(restore.contains(line), "missing {line:?} in\n{restore}");
+    }
+    assert_eq!(
+        field(&restore, "backups restored:"),
+        "2 (a full backup and 1 incremental)"
+    );
+    assert_eq!(
+        field(&restore, "restored to commit:"),
+        inc_commit.to_string()
+    );
+
+    // Exactly the records at the incremental backup, through the default flags.
+    assert_eq!(ok(&["scan", r, "--hex"]), snapshot);
+    assert_eq!(ok(&["get", r, "marker"]), "incremental\n");
+    assert!(ok(&["check", r]).contains("table default: 2501 records"));
+    assert!(ok(&["logs", r]).contains("edb.chk: checkpoint"));
+    ok(&["put", r, "after", "restore"]);
+    assert_eq!(ok(&["get", r, "after"]), "restore\n");
+    // The source kept its later changes.
+    assert_eq!(ok(&["scan", d, "--count"]), "2800\n");
+    assert_eq!(ok(&["get", d, "marker"]), "late\n");
+
+    // A restore never overwrites an instance.
+    fails(
+        &["restore", b, "--to", r],
+        "JET_errDatabaseDuplicate (-1201)",
+    );
+    assert_eq!(ok(&["get", r, "after"]), "restore\n");
+}
+
+#[test]
+fn backup_without_a_destination_truncates_the_logs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let inst = tmp.path().join("inst");
+    let d = inst.to_str().unwrap();
+    ok(&[
+        "load",
+        d,
+        "--records",
+        "3000",
+        "--batch",
+        "100",
+        "--log-file-size",
+        "128",
+        "--page-size",
+        "4096",
+    ]);
+    let before = archived_logs(d);
+    assert!(before >= 5, "{}", ok(&["logs", d]));
+    let out = ok(&["backup", d]);
+    assert!(out.contains("truncation backup began at ("), "{out}");
+    assert!(out.contains("deleted log generations 0x1 to 0x"), "{out}");
+    assert!(out.starts_with("truncation backup began"), "{out}");
+    assert!(out.contains("log truncation succeeded"), "{out}");
+    assert_eq!(field(&out, "generations copied:"), "none");
+    assert!(field(&out, "generations truncated:").starts_with("0x1 to 0x"));
+    assert!(field(&out, "bytes copied:").starts_with("0 "), "{out}");
+    let after = archived_logs(d);
+    assert!(
+        after < before,
+        "{before} archived generations, then {after}"
+    );
+    // Nothing the database needs went with them.
+    assert_eq!(ok(&["scan", d, "--count"]), "3000\n");
+    assert!(ok(&["check", d]).contains("sound"));
+    // Again: nothing left to delete.
+    let again = ok(&["backup", d]);
+    assert_eq!(field(&again, "generations truncated:"), "none", "{again}");
+    fails(
+        &["backup", d, "--incremental"],
+        "JET_errInvalidParameter (-1003)",
+    );
+
+    // After a full backup, truncation keeps what the next incremental backup copies.
+    let bk = tmp.path().join("bk");
+    let b = bk.to_str().unwrap();
+    ok(&["backup", d, "--to", b, "--create-path"]);
+    ok(&[
+        "load",
+        d,
+        "--records",
+        "500",
+        "--seed",
+        "5",
+        "--batch",
+        "50",
+        "--log-file-size",
+        "128",
+    ]);
+    let kept = archived_logs(d);
+    assert!(kept >= 2, "{}", ok(&["logs", d]));
+    let out = ok(&["backup", d]);
+    assert_eq!(field(&out, "generations truncated:"), "none", "{out}");
+    assert_eq!(archived_logs(d), kept);
+    let snapshot = ok(&["scan", d, "--hex"]);
+    ok(&["backup", d, "--to", b, "--incremental"]);
+    let r = tmp.path().join("restored");
+    ok(&["restore", b, "--to", r.to_str().unwrap(), "--create-path"]);
+    assert_eq!(ok(&["scan", r.to_str().unwrap(), "--hex"]), snapshot);
+}
+
+#[test]
+fn backup_and_restore_errors_are_ese_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = |name: &str| tmp.path().join(name).to_str().unwrap().to_string();
+    let (d, empty, bk) = (path("inst"), path("empty"), path("bk"));
+    ok(&["load", &d, "--records", "200", "--batch", "20"]);
+    std::fs::create_dir(&empty).unwrap();
+
+    fails(
+        &["backup", &d, "--to", &empty, "--incremental"],
+        "JET_errMissingFullBackup (-560)",
+    );
+    let stderr = fails(&["backup", &d, "--to", &bk], "JET_errInvalidPath (-1023)");
+    assert!(stderr.contains("--create-path"), "{stderr}");
+    assert!(!Path::new(&bk).exists());
+    ok(&["backup", &d, "--to", &bk, "--create-path"]);
+    assert!(Path::new(&bk).join("jetbackup.manifest").is_file());
+    fails(
+        &["backup", &d, "--to", &bk],
+        "JET_errBackupDirectoryNotEmpty (-504)",
+    );
+    ok(&["put", &d, "k", "v"]);
+    ok(&["backup", &d, "--to", &bk, "--atomic"]);
+    let info = ok(&["backup-info", &bk]);
+    assert!(field(&info, "backup set:").starts_with("2 "), "{info}");
+    assert!(!Path::new(&bk).join("set-00000001").exists());
+    assert!(Path::new(&bk).join("set-00000002").is_dir());
+    fails(
+        &["backup", &d, "--to", &d],
+        "JET_errInvalidParameter (-1003)",
+    );
+    fails(
+        &["backup", &path("nope"), "--to", &empty],
+        "JET_errFileNotFound (-1811)",
+    );
+    let circular = path("circular");
+    ok(&["put", &circular, "k", "v", "--circular-log"]);
+    fails(
+        &[
+            "backup",
+            &circular,
+            "--to",
+            &empty,
+            "--incremental",
+            "--circular-log",
+        ],
+        "JET_errInvalidBackup (-526)",
+    );
+    let plain = path("plain");
+    ok(&["put", &plain, "k", "v", "--no-logging"]);
+    fails(
+        &["backup", &plain, "--to", &empty, "--no-logging"],
+        "JET_errLoggingDisabled (-516)",
+    );
+
+    fails(&["backup-info", &empty], "JET_errFileNotFound (-1811)");
+    fails(
+        &["restore", &empty, "--to", &path("r1"), "--create-path"],
+        "JET_errFileNotFound (-1811)",
+    );
+    let stderr = fails(
+        &["restore", &bk, "--to", &path("r2")],
+        "JET_errInvalidPath (-1023)",
+    );
+    assert!(stderr.contains("--create-path"), "{stderr}");
+    assert!(!Path::new(&path("r2")).exists());
+    fails(
+        &["restore", &bk, "--to", &d],
+        "JET_errDatabaseDuplicate (-1201)",
+    );
+
+    // A damaged log in the set: backup-info says which, restore refuses and leaves nothing.
+    let set = Path::new(&bk).join("set-00000002");
+    let log = std::fs::read_dir(&set)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "log"))
+        .max()
+        .unwrap();
+    let pristine = std::fs::read(&log).unwrap();
+    let mut bytes = pristine.clone();
+    bytes[4096 + 100] ^= 1;
+    std::fs::write(&log, &bytes).unwrap();
+    let out = jetutil(&["backup-info", &bk]);
+    let listing = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{listing}");
+    assert!(listing.contains("DAMAGED: CRC32 mismatch"), "{listing}");
+    assert!(listing.contains("data.edb: ") && listing.contains(": good ("));
+    let r3 = tmp.path().join("r3");
+    let stderr = fails(
+        &[
+            "restore",
+            &bk,
+            "--to",
+            r3.to_str().unwrap(),
+            "--create-path",
+        ],
+        "DuringHardRestore",
+    );
+    assert!(stderr.contains(log.to_str().unwrap()), "{stderr}");
+    let left: Vec<_> = std::fs::read_dir(&r3)
+        .map(|d| d.map(|e| e.unwrap().file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "a failed restore leaves {left:?}");
+    // Missing: the same, by another name.
+    std::fs::remove_file(&log).unwrap();
+    let out = jetutil(&["backup-info", &bk]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8(out.stdout).unwrap().contains(": MISSING"));
+    fails(
+        &[
+            "restore",
+            &bk,
+            "--to",
+            r3.to_str().unwrap(),
+            "--create-path",
+        ],
+        "JET_errMissingRestoreLogFiles",
+    );
+    std::fs::write(&log, &pristine).unwrap();
+    ok(&["restore", &bk, "--to", r3.to_str().unwrap()]);
+    assert_eq!(ok(&["get", r3.to_str().unwrap(), "k"]), "v\n");
+}

@@ -2,16 +2,22 @@
 //! holding the database `DIR/data.edb`, its logs `DIR/edb*.log` and its checkpoint
 //! `DIR/edb.chk`, through the real file system. Every command that opens the instance runs
 //! crash recovery first if the last shutdown was not clean, and shuts it down cleanly after.
+//!
+//! `backup` and `restore` print every event of the operation on stdout as it happens, then a
+//! summary; a progress bar goes to stderr when stderr is a terminal. Errors go to stderr as
+//! the ESE error's name, code and message, with exit status 1.
 
-use std::io::{self, Write};
+use std::io::{self, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use jetdb::log::{self as jetlog, LogTail, Record};
 use jetdb::{
-    Clock, CommitMode, DbHeader, Env, ErrorKind, Instance, InstanceParams, JetError, Session,
-    SystemClock, Table, limits,
+    BackupFlags, BackupKind, BackupSummary, Clock, CommitMode, DbHeader, Env, ErrorKind, EventLog,
+    Instance, InstanceParams, JetError, OpenMode, RestoreSummary, Session, Status, SystemClock,
+    Table, limits, manifest,
 };
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -125,17 +131,57 @@ enum Command {
         #[command(flatten)]
         instance: InstanceFlags,
     },
+    /// Back up an instance (JetBackup): a full backup into DEST, an incremental one
+    /// added to the backup set in DEST, or, without --to, only the truncation of the logs no
+    /// backup and no recovery needs. Prints each step and a summary.
+    Backup {
+        #[command(flatten)]
+        instance: InstanceFlags,
+        /// The backup directory (without it, nothing is copied: the logs are truncated).
+        #[arg(long, value_name = "DEST")]
+        to: Option<PathBuf>,
+        /// Copy only the logs written since the last backup, extending the set in DEST.
+        #[arg(long)]
+        incremental: bool,
+        /// Replace the backup in DEST, which stays restorable until the new one succeeds.
+        #[arg(long)]
+        atomic: bool,
+        /// Create DEST if it does not exist (JET_paramCreatePathIfNotExist).
+        #[arg(long)]
+        create_path: bool,
+    },
+    /// Restore the backup set in BACKUP into a new instance directory (JetRestore): the
+    /// database as it was at the last backup of the set, shut down cleanly.
+    Restore {
+        /// The backup directory.
+        backup: PathBuf,
+        /// The instance directory to restore into; it must hold no database, log or checkpoint.
+        #[arg(long, value_name = "DIR")]
+        to: PathBuf,
+        /// Create DIR (and --log-dir, --system-dir) if it does not exist.
+        #[arg(long)]
+        create_path: bool,
+        #[command(flatten)]
+        paths: PathFlags,
+        #[command(flatten)]
+        tuning: TuningFlags,
+    },
+    /// Print a backup directory's manifest — its set, backups and files — and verify each
+    /// file's length (and each log's CRC32); exits non-zero if a file is missing or damaged.
+    BackupInfo {
+        /// The backup directory.
+        backup: PathBuf,
+    },
 }
 
-/// Where an instance's files are.
+/// Where an instance's logs and checkpoint are, and their names: every command that finds an
+/// instance's files takes these.
 #[derive(Args)]
-struct InstanceFiles {
-    /// The instance directory.
-    dir: PathBuf,
-    /// Where the logs go (JET_paramLogFilePath), if not DIR.
+struct PathFlags {
+    /// Where the logs go (JET_paramLogFilePath), if not the instance directory.
     #[arg(long)]
     log_dir: Option<PathBuf>,
-    /// Where the checkpoint goes (JET_paramSystemPath), if not DIR.
+    /// Where the checkpoint goes (JET_paramSystemPath), if not the instance directory.
     #[arg(long)]
     system_dir: Option<PathBuf>,
     /// The base name of the log and checkpoint files (JET_paramBaseName).
@@ -143,21 +189,28 @@ struct InstanceFiles {
     base_name: String,
 }
 
+/// Where an instance's files are.
+#[derive(Args)]
+struct InstanceFiles {
+    /// The instance directory.
+    dir: PathBuf,
+    #[command(flatten)]
+    paths: PathFlags,
+}
+
 impl InstanceFiles {
     fn log_dir(&self) -> &Path {
-        self.log_dir.as_deref().unwrap_or(&self.dir)
+        self.paths.log_dir.as_deref().unwrap_or(&self.dir)
     }
 
     fn system_dir(&self) -> &Path {
-        self.system_dir.as_deref().unwrap_or(&self.dir)
+        self.paths.system_dir.as_deref().unwrap_or(&self.dir)
     }
 }
 
-/// The instance parameters, as flags every command that opens an instance accepts.
+/// The instance parameters besides its paths.
 #[derive(Args)]
-struct InstanceFlags {
-    #[command(flatten)]
-    files: InstanceFiles,
+struct TuningFlags {
     /// The size of each log file in KiB (JET_paramLogFileSize).
     #[arg(long, default_value_t = jetlog::LOG_FILE_SIZE_DEFAULT / 1024)]
     log_file_size: u64,
@@ -173,6 +226,15 @@ struct InstanceFlags {
     /// The page size of a new database, in bytes (JET_paramDatabasePageSize).
     #[arg(long, default_value_t = limits::PAGE_SIZE_DEFAULT)]
     page_size: usize,
+}
+
+/// The instance parameters, as flags every command that opens an instance accepts.
+#[derive(Args)]
+struct InstanceFlags {
+    #[command(flatten)]
+    files: InstanceFiles,
+    #[command(flatten)]
+    tuning: TuningFlags,
 }
 
 #[derive(Args)]
@@ -356,7 +418,7 @@ fn run(command: Command) -> Result<ExitCode, Failure> {
                 &env,
                 files.log_dir(),
                 files.system_dir(),
-                &files.base_name,
+                &files.paths.base_name,
                 &mut out,
             );
         }
@@ -369,6 +431,57 @@ fn run(command: Command) -> Result<ExitCode, Failure> {
                 None => writeln!(out, "logging is off: there is nothing to recover")?,
             }
         }
+        Command::Backup {
+            instance: flags,
+            to,
+            incremental,
+            atomic,
+            create_path,
+        } => {
+            let mut bits = BackupFlags::NONE;
+            if incremental {
+                bits = bits | BackupFlags::INCREMENTAL;
+            }
+            if atomic {
+                bits = bits | BackupFlags::ATOMIC;
+            }
+            let progress = Progress::new();
+            let mut params = flags.params(create_path);
+            params.event_log = progress.event_log();
+            let instance = start(&env, params, true)?;
+            let result = instance.backup(
+                to.as_deref(),
+                bits,
+                Some(&mut |status: &Status| progress.update(status)),
+            );
+            progress.finish();
+            // Shut down cleanly whatever happened; the backup's error is the one to report.
+            let termed = instance.term();
+            let summary = result.map_err(|err| create_path_hint(err, create_path))?;
+            termed?;
+            print_backup(&summary, &mut out)?;
+        }
+        Command::Restore {
+            backup,
+            to,
+            create_path,
+            paths,
+            tuning,
+        } => {
+            let files = InstanceFiles { dir: to, paths };
+            let progress = Progress::new();
+            let mut params = tuning.params(&files, create_path);
+            params.event_log = progress.event_log();
+            let instance = Instance::new(env.clone(), params);
+            let result = instance.restore(
+                &backup,
+                Some(&mut |status: &Status| progress.update(status)),
+            );
+            progress.finish();
+            let summary = result.map_err(|err| create_path_hint(err, create_path))?;
+            print_restore(&summary, &backup, &files.dir, &mut out)?;
+        }
+        Command::BackupInfo { backup } => return backup_info(&env, &backup, &mut out),
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -413,6 +526,266 @@ fn print_recovery(r: &jetdb::RecoveryReport, out: &mut impl Write) -> io::Result
     Ok(())
 }
 
+/// The engine names its parameter for a missing directory; say which flag that is here.
+fn create_path_hint(err: JetError, create_path: bool) -> JetError {
+    if err.kind() == ErrorKind::InvalidPath && !create_path {
+        JetError::new(
+            err.kind(),
+            format!("{} (jetutil: --create-path)", err.message()),
+        )
+    } else {
+        err
+    }
+}
+
+/// A range of log generations, or "none".
+fn generations(range: Option<(u32, u32)>) -> String {
+    match range {
+        Some((low, high)) => format!("{low:#X} to {high:#X}"),
+        None => "none".to_string(),
+    }
+}
+
+fn print_backup(s: &BackupSummary, out: &mut impl Write) -> io::Result<()> {
+    let kind = s.kind.unwrap_or(BackupKind::Truncate);
+    match &s.directory {
+        Some(dir) => writeln!(out, "{kind} backup into {} succeeded", dir.display())?,
+        None => writeln!(
+            out,
+            "log truncation succeeded (no backup directory: nothing copied)"
+        )?,
+    }
+    writeln!(out, "  kind:                    {kind}")?;
+    writeln!(
+        out,
+        "  backup point:            commit {}, log position {}",
+        s.sequence, s.mark
+    )?;
+    writeln!(out, "  generations copied:      {}", generations(s.logs))?;
+    writeln!(
+        out,
+        "  bytes copied:            {} (database {}, logs {})",
+        s.database_bytes + s.log_bytes,
+        s.database_bytes,
+        s.log_bytes
+    )?;
+    writeln!(
+        out,
+        "  generations truncated:   {}",
+        generations(s.truncated)
+    )?;
+    writeln!(out, "  warnings:                {}", s.warnings.len())?;
+    for warning in &s.warnings {
+        writeln!(out, "    {warning}")?;
+    }
+    Ok(())
+}
+
+fn print_restore(
+    s: &RestoreSummary,
+    backup: &Path,
+    dir: &Path,
+    out: &mut impl Write,
+) -> io::Result<()> {
+    writeln!(out, "restored {} into {}", backup.display(), dir.display())?;
+    writeln!(
+        out,
+        "  backups restored:        {} (a full backup and {} incremental)",
+        s.backups,
+        s.backups.saturating_sub(1)
+    )?;
+    writeln!(
+        out,
+        "  generations replayed:    {}",
+        generations(Some(s.logs))
+    )?;
+    writeln!(out, "  commits replayed:        {}", s.commits_replayed)?;
+    writeln!(out, "  restored to commit:      {}", s.sequence)?;
+    writeln!(
+        out,
+        "  bytes copied:            {} (database {}, logs {})",
+        s.database_bytes + s.log_bytes,
+        s.database_bytes,
+        s.log_bytes
+    )?;
+    Ok(())
+}
+
+/// Prints the manifest of backup directory `dir` and checks the files it lists: the database
+/// copy's length and page checksums, each log's length and CRC32.
+fn backup_info(env: &Env, dir: &Path, out: &mut impl Write) -> Result<ExitCode, Failure> {
+    let vfs = &*env.vfs;
+    let Some(m) = manifest::read(vfs, dir)? else {
+        return Err(JetError::new(
+            ErrorKind::FileNotFound,
+            format!(
+                "{} holds no finished backup (no {})",
+                dir.display(),
+                manifest::MANIFEST_NAME
+            ),
+        )
+        .into());
+    };
+    let set_dir = m.set_dir(dir);
+    writeln!(out, "backup directory: {}", dir.display())?;
+    writeln!(
+        out,
+        "  backup set:              {} ({})",
+        m.set,
+        set_dir.display()
+    )?;
+    writeln!(
+        out,
+        "  database:                {}, {} bytes in pages of {}, signature {}",
+        m.db_name, m.db_len, m.page_size, m.db_signature
+    )?;
+    writeln!(
+        out,
+        "  log set:                 {}, base name {}",
+        m.log_signature, m.base_name
+    )?;
+    writeln!(
+        out,
+        "  replay starts at:        checkpoint {} (after commit {})",
+        m.checkpoint, m.checkpoint_last_commit
+    )?;
+    writeln!(
+        out,
+        "  log generations:         {}",
+        generations(Some(m.log_range()))
+    )?;
+    writeln!(
+        out,
+        "  restores to:             commit {}",
+        m.last().sequence
+    )?;
+    writeln!(out, "backups: {}", m.backups.len())?;
+    for b in &m.backups {
+        writeln!(
+            out,
+            "  {:<11} commit {}, mark {}, time {}, generations {}",
+            b.kind.to_string(),
+            b.sequence,
+            b.mark,
+            utc(b.millis),
+            generations(Some((b.gen_low, b.gen_high)))
+        )?;
+    }
+    writeln!(out, "files: {}", m.logs.len() + 1)?;
+    let mut healthy = true;
+    let db = set_dir.join(&m.db_name);
+    let verdict = match file_len(vfs, &db)? {
+        None => "MISSING".to_string(),
+        Some(len) if len != m.db_len => format!("DAMAGED: the file is {len} bytes"),
+        Some(_) => match jetdb::verify_file(vfs, &db) {
+            // Neither header copy is whole, or the file cannot be read.
+            Err(err) => format!("DAMAGED: {err}"),
+            Ok(report) => {
+                // A page never written is copied blank, and restore accepts it: not damage.
+                let bad: Vec<String> = report
+                    .bad_pages
+                    .iter()
+                    .filter(|bad| bad.error.kind() != ErrorKind::PageNotInitialized)
+                    .map(|bad| format!("page {}: {}", bad.pgno, bad.error))
+                    .collect();
+                match bad.first() {
+                    None => format!("good ({} page checksums verified)", report.file_pages),
+                    Some(first) => format!("DAMAGED: {} bad pages, first {first}", bad.len()),
+                }
+            }
+        },
+    };
+    healthy &= verdict.starts_with("good");
+    writeln!(out, "  {}: {} bytes: {verdict}", m.db_name, m.db_len)?;
+    for log in &m.logs {
+        let name = m.log_name(log.generation);
+        let path = set_dir.join(&name);
+        let verdict = match file_len(vfs, &path)? {
+            None => "MISSING".to_string(),
+            Some(_) => match jetlog::read_file(vfs, &path) {
+                Err(err) => format!("UNREADABLE: {err}"),
+                Ok(bytes) if bytes.len() as u64 != log.len => {
+                    format!("DAMAGED: the file is {} bytes", bytes.len())
+                }
+                Ok(bytes) if crc32fast::hash(&bytes) != log.crc => {
+                    "DAMAGED: CRC32 mismatch".to_string()
+                }
+                Ok(_) => "good".to_string(),
+            },
+        };
+        healthy &= verdict == "good";
+        writeln!(
+            out,
+            "  {name}: generation {:#X}, {} bytes, CRC32 {:08x}: {verdict}",
+            log.generation, log.len, log.crc
+        )?;
+    }
+    Ok(if healthy {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// The length of the file at `path`, or `None` if there is none.
+fn file_len(vfs: &dyn jetdb::Vfs, path: &Path) -> Result<Option<u64>, JetError> {
+    let io = |err| JetError::io(format!("look up {}", path.display()), &err);
+    if !vfs.exists(path).map_err(io)? {
+        return Ok(None);
+    }
+    let file = vfs.open(path, OpenMode::Read).map_err(io)?;
+    Ok(Some(file.len().map_err(io)?))
+}
+
+/// The progress of a backup or a restore: a bar on stderr while stderr is a terminal, and
+/// every event printed on stdout (the bar steps aside for each).
+struct Progress {
+    bar: ProgressBar,
+    /// Whether the bar may be drawn: in a file or a pipe a bar is only noise.
+    terminal: bool,
+}
+
+impl Progress {
+    fn new() -> Progress {
+        let style = ProgressStyle::with_template(
+            "[{elapsed_precise}] {wide_bar} {binary_bytes}/{binary_total_bytes} ({binary_bytes_per_sec}, {eta})",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar());
+        // Hidden until the operation reports its total, so no empty bar is drawn before.
+        let bar = ProgressBar::hidden().with_style(style);
+        Progress {
+            bar,
+            terminal: io::stderr().is_terminal(),
+        }
+    }
+
+    /// An event log printing each event's Display on its own line of stdout.
+    fn event_log(&self) -> EventLog {
+        let bar = self.bar.clone();
+        EventLog::new(move |record| {
+            bar.suspend(|| {
+                // The sink cannot fail the operation; a closed stdout shows when the summary
+                // is written.
+                let _ = writeln!(io::stdout(), "{}", record.event);
+            });
+        })
+    }
+
+    /// The status callback: moves the bar (the total may grow as the operation learns more).
+    fn update(&self, status: &Status) -> jetdb::Result<()> {
+        if self.terminal && self.bar.is_hidden() {
+            self.bar.set_draw_target(ProgressDrawTarget::stderr());
+        }
+        self.bar.set_length(status.total);
+        self.bar.set_position(status.done);
+        Ok(())
+    }
+
+    fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+}
+
 fn not_found(target: &Target, key: &[u8]) -> JetError {
     JetError::new(
         ErrorKind::RecordNotFound,
@@ -420,13 +793,13 @@ fn not_found(target: &Target, key: &[u8]) -> JetError {
     )
 }
 
-impl InstanceFlags {
-    fn params(&self, create: bool) -> InstanceParams {
-        let files = &self.files;
+impl TuningFlags {
+    /// The parameters of the instance in `dir`; `create` sets create_path_if_not_exist.
+    fn params(&self, files: &InstanceFiles, create: bool) -> InstanceParams {
         let mut p = InstanceParams::in_directory(&files.dir);
         p.log_path = files.log_dir().to_path_buf();
         p.system_path = files.system_dir().to_path_buf();
-        p.base_name = files.base_name.clone();
+        p.base_name = files.paths.base_name.clone();
         p.log_file_size = self.log_file_size.saturating_mul(1024);
         p.circular_logging = self.circular_log;
         p.recovery = !self.no_logging;
@@ -435,28 +808,39 @@ impl InstanceFlags {
         p.create_path_if_not_exist = create;
         p
     }
+}
+
+impl InstanceFlags {
+    fn params(&self, create: bool) -> InstanceParams {
+        self.tuning.params(&self.files, create)
+    }
 
     /// Initialises the instance; without `create`, its database must exist.
     fn start(&self, env: &Env, create: bool) -> Result<Instance, JetError> {
-        let params = self.params(create);
-        if !create {
-            let exists = env.vfs.exists(&params.database_path).map_err(|err| {
-                JetError::io(format!("look up {}", params.database_path.display()), &err)
-            })?;
-            if !exists {
-                return Err(JetError::new(
-                    ErrorKind::FileNotFound,
-                    format!(
-                        "{} does not exist (put and load create an instance)",
-                        params.database_path.display()
-                    ),
-                ));
-            }
-        }
-        let instance = Instance::new(env.clone(), params);
-        instance.init()?;
-        Ok(instance)
+        start(env, self.params(create), !create)
     }
+}
+
+/// Initialises an instance with `params`; with `must_exist`, its database must exist (so a
+/// mistyped directory is reported, not made into a new instance).
+fn start(env: &Env, params: InstanceParams, must_exist: bool) -> Result<Instance, JetError> {
+    if must_exist {
+        let exists = env.vfs.exists(&params.database_path).map_err(|err| {
+            JetError::io(format!("look up {}", params.database_path.display()), &err)
+        })?;
+        if !exists {
+            return Err(JetError::new(
+                ErrorKind::FileNotFound,
+                format!(
+                    "{} does not exist (put and load create an instance)",
+                    params.database_path.display()
+                ),
+            ));
+        }
+    }
+    let instance = Instance::new(env.clone(), params);
+    instance.init()?;
+    Ok(instance)
 }
 
 impl Target {
