@@ -8,8 +8,17 @@
 //! `… -- txn [SINGLE_COMMITS] [BATCHES]` times durable transactions instead: single-put
 //! commits against SQLite's and against the bare cost of a 4 KiB write and fsync, and
 //! transactions of 1,000 puts against SQLite (WAL, synchronous=FULL).
+//!
+//! `… -- backup [SIZE_MIB ...] [--reps N] [--new MIB] [--log MIB]` times online full and
+//! incremental backups and restore against `cp` + fsync of the same files (see `backup.rs`).
 
-#![allow(clippy::disallowed_methods, clippy::disallowed_types, reason = "a benchmark times real files")]
+#![allow(
+    clippy::disallowed_methods,
+    clippy::disallowed_types,
+    reason = "a benchmark times real files"
+)]
+
+mod backup;
 
 use std::path::Path;
 use std::time::Instant;
@@ -54,7 +63,10 @@ fn timed<T>(f: impl FnOnce() -> T) -> (T, f64) {
 
 fn jetdb(dir: &Path, keys: &[[u8; 24]], value: &[u8], order: &[usize]) -> Timings {
     let env = Env::os();
-    let options = DatabaseOptions { cache_size: CACHE_BYTES, ..Default::default() };
+    let options = DatabaseOptions {
+        cache_size: CACHE_BYTES,
+        ..Default::default()
+    };
     let path = dir.join("data.edb");
     let (_, load) = timed(|| {
         let mut db = Database::create(&env, &path, &options).unwrap();
@@ -68,10 +80,18 @@ fn jetdb(dir: &Path, keys: &[[u8; 24]], value: &[u8], order: &[usize]) -> Timing
     let t = db.open_table("t").unwrap();
     let (_, reads) = timed(|| {
         for &i in order {
-            assert_eq!(db.get(t, &keys[i]).unwrap().map(|v| v.len()), Some(value.len()));
+            assert_eq!(
+                db.get(t, &keys[i]).unwrap().map(|v| v.len()),
+                Some(value.len())
+            );
         }
     });
-    let (count, scan) = timed(|| db.range(t, .., false).unwrap().map(|r| r.unwrap()).count());
+    let (count, scan) = timed(|| {
+        db.range(t, .., false)
+            .unwrap()
+            .try_fold(0usize, |n, r| r.map(|_| n + 1))
+            .unwrap()
+    });
     assert_eq!(count, keys.len());
     Timings { load, reads, scan }
 }
@@ -89,16 +109,20 @@ fn sqlite(dir: &Path, keys: &[[u8; 24]], value: &[u8], order: &[usize]) -> Timin
     };
     let (_, load) = timed(|| {
         let mut conn = open();
-        conn.execute_batch("CREATE TABLE t (k BLOB PRIMARY KEY, v BLOB) WITHOUT ROWID").unwrap();
+        conn.execute_batch("CREATE TABLE t (k BLOB PRIMARY KEY, v BLOB) WITHOUT ROWID")
+            .unwrap();
         let tx = conn.transaction().unwrap();
         {
-            let mut insert = tx.prepare("INSERT OR REPLACE INTO t (k, v) VALUES (?1, ?2)").unwrap();
+            let mut insert = tx
+                .prepare("INSERT OR REPLACE INTO t (k, v) VALUES (?1, ?2)")
+                .unwrap();
             for key in keys {
                 insert.execute(rusqlite::params![&key[..], value]).unwrap();
             }
         }
         tx.commit().unwrap();
-        conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)").unwrap();
+        conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
+            .unwrap();
     });
     let conn = open();
     let (_, reads) = timed(|| {
@@ -110,8 +134,12 @@ fn sqlite(dir: &Path, keys: &[[u8; 24]], value: &[u8], order: &[usize]) -> Timin
     });
     let (count, scan) = timed(|| {
         let mut all = conn.prepare("SELECT k, v FROM t ORDER BY k").unwrap();
-        let rows = all.query_map([], |row| Ok((row.get::<_, Vec<u8>>(0)?, row.get::<_, Vec<u8>>(1)?))).unwrap();
-        rows.map(|r| r.unwrap()).count()
+        let mut rows = all
+            .query_map([], |row| {
+                Ok((row.get::<_, Vec<u8>>(0)?, row.get::<_, Vec<u8>>(1)?))
+            })
+            .unwrap();
+        rows.try_fold(0usize, |n, r| r.map(|_| n + 1)).unwrap()
     });
     assert_eq!(count, keys.len());
     Timings { load, reads, scan }
@@ -123,7 +151,10 @@ fn redb(dir: &Path, keys: &[[u8; 24]], value: &[u8], order: &[usize]) -> Timings
     use redb::{ReadableDatabase, ReadableTable};
     let path = dir.join("redb.db");
     let (_, load) = timed(|| {
-        let db = redb::Builder::new().set_cache_size(CACHE_BYTES).create(&path).unwrap();
+        let db = redb::Builder::new()
+            .set_cache_size(CACHE_BYTES)
+            .create(&path)
+            .unwrap();
         let tx = db.begin_write().unwrap();
         {
             let mut table = tx.open_table(REDB_TABLE).unwrap();
@@ -133,19 +164,29 @@ fn redb(dir: &Path, keys: &[[u8; 24]], value: &[u8], order: &[usize]) -> Timings
         }
         tx.commit().unwrap();
     });
-    let db = redb::Builder::new().set_cache_size(CACHE_BYTES).open(&path).unwrap();
+    let db = redb::Builder::new()
+        .set_cache_size(CACHE_BYTES)
+        .open(&path)
+        .unwrap();
     let tx = db.begin_read().unwrap();
     let table = tx.open_table(REDB_TABLE).unwrap();
     let (_, reads) = timed(|| {
         for &i in order {
-            assert_eq!(table.get(&keys[i][..]).unwrap().map(|v| v.value().len()), Some(value.len()));
+            assert_eq!(
+                table.get(&keys[i][..]).unwrap().map(|v| v.value().len()),
+                Some(value.len())
+            );
         }
     });
     let (count, scan) = timed(|| {
-        table.iter().unwrap().map(|r| {
-            let (k, v) = r.unwrap();
-            (k.value().to_vec(), v.value().to_vec())
-        }).count()
+        table
+            .iter()
+            .unwrap()
+            .map(|r| {
+                let (k, v) = r.unwrap();
+                (k.value().to_vec(), v.value().to_vec())
+            })
+            .count()
     });
     assert_eq!(count, keys.len());
     Timings { load, reads, scan }
@@ -222,8 +263,11 @@ fn transactions(singles: usize, batches: usize, value_size: usize) {
     let (_, sql_single) = timed(|| {
         for key in single_keys {
             let tx = conn.transaction().unwrap();
-            tx.execute("INSERT OR REPLACE INTO t (k, v) VALUES (?1, ?2)", rusqlite::params![&key[..], &value])
-                .unwrap();
+            tx.execute(
+                "INSERT OR REPLACE INTO t (k, v) VALUES (?1, ?2)",
+                rusqlite::params![&key[..], &value],
+            )
+            .unwrap();
             tx.commit().unwrap();
         }
     });
@@ -231,7 +275,9 @@ fn transactions(singles: usize, batches: usize, value_size: usize) {
         for chunk in batch_keys.chunks(1000) {
             let tx = conn.transaction().unwrap();
             {
-                let mut insert = tx.prepare_cached("INSERT OR REPLACE INTO t (k, v) VALUES (?1, ?2)").unwrap();
+                let mut insert = tx
+                    .prepare_cached("INSERT OR REPLACE INTO t (k, v) VALUES (?1, ?2)")
+                    .unwrap();
                 for key in chunk {
                     insert.execute(rusqlite::params![&key[..], &value]).unwrap();
                 }
@@ -253,7 +299,9 @@ fn transactions(singles: usize, batches: usize, value_size: usize) {
     );
     println!(
         "{batches} commits of 1,000 puts: jetdb {:.3} s, SQLite {:.3} s; jetdb/SQLite {:.2}",
-        jet_batch, sql_batch, jet_batch / sql_batch
+        jet_batch,
+        sql_batch,
+        jet_batch / sql_batch
     );
     println!(
         "jetdb: {} log generations, {} checkpoints, {:.1} MiB of log files left",
@@ -265,28 +313,45 @@ fn transactions(singles: usize, batches: usize, value_size: usize) {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if args.get(1).is_some_and(|a| a == "backup") {
+        backup::main(&backup::Options::parse(&args[2..]));
+        return;
+    }
     if args.get(1).is_some_and(|a| a == "txn") {
-        let singles = args.get(2).map_or(2000, |a| a.parse().expect("SINGLE_COMMITS"));
+        let singles = args
+            .get(2)
+            .map_or(2000, |a| a.parse().expect("SINGLE_COMMITS"));
         let batches = args.get(3).map_or(200, |a| a.parse().expect("BATCHES"));
         transactions(singles, batches, 150);
         return;
     }
-    let n: usize = args.get(1).map_or(1_000_000, |a| a.parse().expect("RECORDS"));
+    let n: usize = args
+        .get(1)
+        .map_or(1_000_000, |a| a.parse().expect("RECORDS"));
     let value_size: usize = args.get(2).map_or(150, |a| a.parse().expect("VALUE_SIZE"));
     let tmp = tempfile::tempdir().unwrap();
     let (keys, value) = records(n, value_size);
     let order = read_order(n);
-    println!("{n} records, 24-byte random keys, {value_size}-byte values; {READS} random reads; 64 MiB caches");
+    println!(
+        "{n} records, 24-byte random keys, {value_size}-byte values; {READS} random reads; 64 MiB caches"
+    );
     let j = jetdb(tmp.path(), &keys, &value, &order);
     let s = sqlite(tmp.path(), &keys, &value, &order);
     let r = redb(tmp.path(), &keys, &value, &order);
-    println!("{:<28} {:>9} {:>9} {:>9} {:>13} {:>13}", "phase", "jetdb s", "sqlite s", "redb s", "jetdb/sqlite", "jetdb/redb");
+    println!(
+        "{:<28} {:>9} {:>9} {:>9} {:>13} {:>13}",
+        "phase", "jetdb s", "sqlite s", "redb s", "jetdb/sqlite", "jetdb/redb"
+    );
     for (name, jv, sv, rv) in [
         ("load (one durable batch)", j.load, s.load, r.load),
         ("random point reads", j.reads, s.reads, r.reads),
         ("full ordered scan", j.scan, s.scan, r.scan),
     ] {
-        println!("{name:<28} {jv:>9.3} {sv:>9.3} {rv:>9.3} {:>13.2} {:>13.2}", jv / sv, jv / rv);
+        println!(
+            "{name:<28} {jv:>9.3} {sv:>9.3} {rv:>9.3} {:>13.2} {:>13.2}",
+            jv / sv,
+            jv / rv
+        );
     }
 
     // Whole-file verification against the plain cost of reading the file.
@@ -300,7 +365,11 @@ fn main() {
         bytes as f64 / 1048576.0,
         verify / read
     );
-    for (name, file) in [("jetdb", "data.edb"), ("sqlite", "sqlite.db"), ("redb", "redb.db")] {
+    for (name, file) in [
+        ("jetdb", "data.edb"),
+        ("sqlite", "sqlite.db"),
+        ("redb", "redb.db"),
+    ] {
         let size = std::fs::metadata(tmp.path().join(file)).unwrap().len();
         println!("{name} file: {:.1} MiB", size as f64 / 1048576.0);
     }
