@@ -58,6 +58,27 @@ pub trait Hook: Send + Sync + Debug + 'static {
         let _ = path;
         self.sync()
     }
+    /// Called before an fsync of directory `path`; an error fails it. By default, nothing.
+    fn sync_dir_of(&self, path: &Path) -> io::Result<()> {
+        let _ = path;
+        Ok(())
+    }
+    /// Called before a directory is created; an error fails it. By default, nothing.
+    fn create_dir_of(&self, path: &Path) -> io::Result<()> {
+        let _ = path;
+        Ok(())
+    }
+    /// Called before a file is opened with a mode that may create it; an error fails the
+    /// open. By default, nothing.
+    fn create_of(&self, path: &Path) -> io::Result<()> {
+        let _ = path;
+        Ok(())
+    }
+    /// Called before a file's length is set; an error fails it. By default, nothing.
+    fn set_len_of(&self, path: &Path, len: u64) -> io::Result<()> {
+        let _ = (path, len);
+        Ok(())
+    }
 }
 
 /// A `MemVfs` whose files call a [`Hook`] at every write and fsync.
@@ -76,6 +97,9 @@ struct HookedFile<H: Hook> {
 
 impl<H: Hook> Vfs for HookedVfs<H> {
     fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Box<dyn VfsFile>> {
+        if matches!(mode, OpenMode::CreateNew | OpenMode::CreateTruncate) {
+            self.hook.create_of(path)?;
+        }
         let inner = self.inner.open(path, mode)?;
         Ok(Box::new(HookedFile {
             inner,
@@ -100,12 +124,14 @@ impl<H: Hook> Vfs for HookedVfs<H> {
         self.inner.list(dir)
     }
     fn create_dir(&self, path: &Path) -> io::Result<()> {
+        self.hook.create_dir_of(path)?;
         self.inner.create_dir(path)
     }
     fn remove_dir(&self, path: &Path) -> io::Result<()> {
         self.inner.remove_dir(path)
     }
     fn sync_dir(&self, path: &Path) -> io::Result<()> {
+        self.hook.sync_dir_of(path)?;
         self.inner.sync_dir(path)
     }
 }
@@ -124,6 +150,7 @@ impl<H: Hook> VfsFile for HookedFile<H> {
         self.inner.sync()
     }
     fn set_len(&self, len: u64) -> io::Result<()> {
+        self.hook.set_len_of(&self.path, len)?;
         self.inner.set_len(len)
     }
     fn len(&self) -> io::Result<u64> {
@@ -173,5 +200,204 @@ pub fn failing_vfs() -> HookedVfs<FailFiles> {
     HookedVfs {
         inner: MemVfs::new(),
         hook: Arc::new(FailFiles::default()),
+    }
+}
+
+/// One file-system operation a [`Script`] sees, before it is done.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Op {
+    /// A write to a file.
+    Write(PathBuf),
+    /// An fsync of a file.
+    Sync(PathBuf),
+    /// A read of a file.
+    Read(PathBuf),
+    /// A rename (from, to).
+    Rename(PathBuf, PathBuf),
+    /// An fsync of a directory.
+    SyncDir(PathBuf),
+    /// The creation of a directory.
+    CreateDir(PathBuf),
+    /// An open that may create the file.
+    Create(PathBuf),
+    /// A change of a file's length.
+    SetLen(PathBuf),
+}
+
+impl Op {
+    /// Whether the operation touches `dir` or anything under it (either name of a rename).
+    pub fn under(&self, dir: &Path) -> bool {
+        match self {
+            Op::Rename(from, to) => from.starts_with(dir) || to.starts_with(dir),
+            Op::Write(p)
+            | Op::Sync(p)
+            | Op::Read(p)
+            | Op::SyncDir(p)
+            | Op::CreateDir(p)
+            | Op::Create(p)
+            | Op::SetLen(p) => p.starts_with(dir),
+        }
+    }
+
+    /// The operation's kind, without its paths.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Op::Write(_) => "write",
+            Op::Sync(_) => "fsync",
+            Op::Read(_) => "read",
+            Op::Rename(..) => "rename",
+            Op::SyncDir(_) => "fsync-dir",
+            Op::CreateDir(_) => "mkdir",
+            Op::Create(_) => "create",
+            Op::SetLen(_) => "set-len",
+        }
+    }
+}
+
+/// What a [`Script`] runs at each operation: `Err` fails the operation.
+pub type ScriptFn = Box<dyn FnMut(&Op) -> io::Result<()> + Send>;
+
+/// A hook that hands every operation to a closure the test sets (and may replace or clear at
+/// any time). The closure may call back into the engine: while it runs, the operations those
+/// calls make pass through unseen.
+#[derive(Default)]
+pub struct Script {
+    f: std::sync::Mutex<Option<ScriptFn>>,
+}
+
+impl Debug for Script {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Script")
+    }
+}
+
+impl Script {
+    /// Runs `f` at every operation from now on.
+    pub fn set(&self, f: impl FnMut(&Op) -> io::Result<()> + Send + 'static) {
+        *self.f.lock().unwrap_or_else(|p| p.into_inner()) = Some(Box::new(f));
+    }
+
+    /// Lets every operation through unseen.
+    pub fn clear(&self) {
+        self.f.lock().unwrap_or_else(|p| p.into_inner()).take();
+    }
+
+    fn run(&self, op: Op) -> io::Result<()> {
+        // Taken out while it runs, so that a call back into the engine from inside it neither
+        // deadlocks nor sees its own operations.
+        let taken = self.f.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let Some(mut f) = taken else {
+            return Ok(());
+        };
+        let result = f(&op);
+        let mut slot = self.f.lock().unwrap_or_else(|p| p.into_inner());
+        if slot.is_none() {
+            *slot = Some(f);
+        }
+        result
+    }
+}
+
+impl Hook for Script {
+    fn write(&self, _: u64, _: usize) -> io::Result<()> {
+        Ok(())
+    }
+    fn sync(&self) -> io::Result<()> {
+        Ok(())
+    }
+    fn write_to(&self, path: &Path, _: u64, _: usize) -> io::Result<()> {
+        self.run(Op::Write(path.to_path_buf()))
+    }
+    fn read_of(&self, path: &Path) -> io::Result<()> {
+        self.run(Op::Read(path.to_path_buf()))
+    }
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        self.run(Op::Rename(from.to_path_buf(), to.to_path_buf()))
+    }
+    fn sync_of(&self, path: &Path) -> io::Result<()> {
+        self.run(Op::Sync(path.to_path_buf()))
+    }
+    fn sync_dir_of(&self, path: &Path) -> io::Result<()> {
+        self.run(Op::SyncDir(path.to_path_buf()))
+    }
+    fn create_dir_of(&self, path: &Path) -> io::Result<()> {
+        self.run(Op::CreateDir(path.to_path_buf()))
+    }
+    fn create_of(&self, path: &Path) -> io::Result<()> {
+        self.run(Op::Create(path.to_path_buf()))
+    }
+    fn set_len_of(&self, path: &Path, _: u64) -> io::Result<()> {
+        self.run(Op::SetLen(path.to_path_buf()))
+    }
+}
+
+/// A `MemVfs` whose every operation goes through a [`Script`], and the `MemVfs` beneath it
+/// (which shares its files and sees nothing of the script).
+pub fn scripted_vfs() -> (HookedVfs<Script>, MemVfs) {
+    let inner = MemVfs::new();
+    (
+        HookedVfs {
+            inner: inner.clone(),
+            hook: Arc::new(Script::default()),
+        },
+        inner,
+    )
+}
+
+/// Everything under `dir`, recursively, by path relative to it: a file's bytes, or `None`
+/// for a directory. Empty if `dir` does not exist.
+pub fn tree(vfs: &MemVfs, dir: &Path) -> std::collections::BTreeMap<String, Option<Vec<u8>>> {
+    fn walk(
+        vfs: &MemVfs,
+        dir: &Path,
+        prefix: &str,
+        out: &mut std::collections::BTreeMap<String, Option<Vec<u8>>>,
+    ) {
+        let Ok(names) = vfs.list(dir) else {
+            return;
+        };
+        for name in names {
+            let path = dir.join(&name);
+            let rel = if prefix.is_empty() {
+                name.clone()
+            } else {
+                format!("{prefix}/{name}")
+            };
+            if vfs.is_dir(&path).unwrap() {
+                out.insert(rel.clone(), None);
+                walk(vfs, &path, &rel, out);
+            } else {
+                out.insert(rel, Some(read_all(vfs, &path)));
+            }
+        }
+    }
+    let mut out = std::collections::BTreeMap::new();
+    walk(vfs, dir, "", &mut out);
+    out
+}
+
+/// The whole content of the file at `path`.
+pub fn read_all(vfs: &MemVfs, path: &Path) -> Vec<u8> {
+    let file = vfs.open(path, OpenMode::Read).unwrap();
+    let mut buf = vec![0u8; file.len().unwrap() as usize];
+    file.read_exact_at(&mut buf, 0).unwrap();
+    buf
+}
+
+/// Replaces the content of the file at `path` (creating it if needed).
+pub fn write_all(vfs: &MemVfs, path: &Path, bytes: &[u8]) {
+    let file = vfs.open(path, OpenMode::CreateTruncate).unwrap();
+    file.write_all_at(bytes, 0).unwrap();
+}
+
+/// Copies everything under `from` to `to` (created; must not exist).
+pub fn copy_tree(vfs: &MemVfs, from: &Path, to: &Path) {
+    vfs.create_dir_all(to).unwrap();
+    for (rel, content) in tree(vfs, from) {
+        let path = to.join(&rel);
+        match content {
+            None => vfs.create_dir(&path).unwrap(),
+            Some(bytes) => write_all(vfs, &path, &bytes),
+        }
     }
 }
