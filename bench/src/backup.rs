@@ -338,6 +338,32 @@ fn cp_fsync(files: &[PathBuf], dest: &Path) -> (f64, f64, f64) {
     (elapsed, copied, cpu.user + cpu.sys + cpu.children)
 }
 
+/// The median latency of a 4 KiB append and fdatasync (F), over 50 of them, in `dir`.
+fn fsync_latency(dir: &Path) -> f64 {
+    use std::io::Write;
+    let path = dir.join("fsync-probe");
+    let mut file = File::create(&path).unwrap();
+    let block = [7u8; 4096];
+    let mut times = Series::default();
+    for _ in 0..50 {
+        let start = Instant::now();
+        file.write_all(&block).unwrap();
+        file.sync_data().unwrap();
+        times.push(start.elapsed().as_secs_f64());
+    }
+    std::fs::remove_file(&path).unwrap();
+    times.median()
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// Flushes what earlier steps left dirty (deletions included), so each timed run starts clean.
 fn settle() {
     let status = Command::new("sync").status().unwrap();
@@ -557,6 +583,11 @@ fn run(size_mib: u64, options: &Options) -> (Run, Db, PathBuf) {
         CACHE_BYTES as u64 / MIB
     );
     let db = build(size_mib, options.log_mib);
+    println!(
+        "  4 KiB append + fdatasync: median {:.3} ms; load average {}",
+        fsync_latency(&db.root) * 1e3,
+        load_average()
+    );
     let db_file = std::fs::metadata(db.data()).unwrap().len();
     let mut r = Run {
         size_mib,
@@ -762,6 +793,86 @@ fn incremental(
     );
 }
 
+/// Where a single thread's CPU goes in the work a backup does per byte, page cache hot: the
+/// engine's own verification functions timed alone on the files just backed up.
+fn diagnose(db_file: &Path, logs: &[PathBuf]) {
+    use std::hint::black_box;
+    use std::os::unix::fs::FileExt;
+    let file = File::open(db_file).unwrap();
+    let len = file.metadata().unwrap().len();
+    let page_size = jetdb::limits::PAGE_SIZE_DEFAULT;
+    let chunk = MIB as usize;
+    let gib = len as f64 / (1u64 << 30) as f64;
+    // Each step timed alone per 1 MiB chunk; the best of three passes.
+    let (mut read, mut alloc, mut verify, mut zeros) = (f64::MAX, f64::MAX, f64::MAX, f64::MAX);
+    let mut buf = vec![0u8; chunk];
+    for _ in 0..3 {
+        let (mut r, mut a, mut v, mut z) = (0.0, 0.0, 0.0, 0.0);
+        let mut offset = 0;
+        while offset < len {
+            let n = (len - offset).min(chunk as u64) as usize;
+            let t = Instant::now();
+            file.read_exact_at(&mut buf[..n], offset).unwrap();
+            r += t.elapsed().as_secs_f64();
+            let t = Instant::now();
+            black_box(vec![0u8; chunk]);
+            a += t.elapsed().as_secs_f64();
+            let t = Instant::now();
+            for (i, page) in buf[..n].chunks(page_size).enumerate() {
+                let pgno = (offset / page_size as u64) as u32 + i as u32;
+                let _ = black_box(jetdb::page::verify(page, pgno));
+            }
+            v += t.elapsed().as_secs_f64();
+            // The blank-page test alone, on blank pages (its worst case: every byte).
+            buf[..n].fill(0);
+            let t = Instant::now();
+            for page in buf[..n].chunks(page_size) {
+                black_box(black_box(page).iter().all(|&b| b == 0));
+            }
+            z += t.elapsed().as_secs_f64();
+            offset += chunk as u64;
+        }
+        read = read.min(r / gib);
+        alloc = alloc.min(a / gib);
+        verify = verify.min(v / gib);
+        zeros = zeros.min(z / gib);
+    }
+    println!(
+        "  one thread, hot cache, per GiB of database: pread in 1 MiB chunks {read:.3} s, a fresh zeroed 1 MiB buffer per chunk {alloc:.3} s, page::verify of every page {verify:.3} s (all-zero test alone, on blank pages {zeros:.3} s)"
+    );
+    let (mut t_read, mut t_scan, mut t_crc, mut t_blank, mut bytes) = (0.0, 0.0, 0.0, 0.0, 0u64);
+    for path in logs {
+        let start = Instant::now();
+        let data = jetdb::log::read_file(&jetdb::OsVfs, path).unwrap();
+        t_read += start.elapsed().as_secs_f64();
+        let start = Instant::now();
+        black_box(jetdb::log::scan(&data, "log").unwrap());
+        t_scan += start.elapsed().as_secs_f64();
+        let start = Instant::now();
+        black_box(crc32fast::hash(&data));
+        t_crc += start.elapsed().as_secs_f64();
+        let start = Instant::now();
+        black_box(
+            data.chunks(4096)
+                .rev()
+                .take_while(|s| s.iter().all(|&b| b == 0))
+                .count(),
+        );
+        t_blank += start.elapsed().as_secs_f64();
+        bytes += data.len() as u64;
+    }
+    let n = logs.len().max(1) as f64;
+    println!(
+        "  per log file ({} of {:.1} MiB each, from the last incremental): read_file {:.2} ms, log::scan {:.2} ms, CRC32 of the file {:.2} ms, blank-tail scan {:.2} ms",
+        logs.len(),
+        bytes as f64 / n / MIB as f64,
+        t_read / n * 1e3,
+        t_scan / n * 1e3,
+        t_crc / n * 1e3,
+        t_blank / n * 1e3
+    );
+}
+
 fn row(name: &str, s: &Series, note: &str) {
     println!(
         "  {name:<36} {:>9.4} {:>9.4} {:>9.4}  {note}",
@@ -795,6 +906,28 @@ pub fn main(options: &Options) {
             incremental(db, full_dir, r, i, options.new_mib, false);
             incremental(db, full_dir, r, i, options.new_mib, true);
         }
+    }
+    println!(
+        "  4 KiB append + fdatasync: median {:.3} ms; load average {}",
+        fsync_latency(&dbs[0].0.root) * 1e3,
+        load_average()
+    );
+    println!("CPU costs of the steps, measured alone:");
+    for ((db, full_dir), r) in dbs.iter().zip(&runs) {
+        let manifest = jetdb::manifest::read(&jetdb::OsVfs, full_dir)
+            .unwrap()
+            .expect("a finished backup");
+        let last = r.incr[1].logs.0.last().copied().unwrap_or(0.0) as usize;
+        let logs = manifest.logs[manifest.logs.len() - last..]
+            .iter()
+            .map(|l| {
+                manifest
+                    .set_dir(full_dir)
+                    .join(manifest.log_name(l.generation))
+            })
+            .collect::<Vec<_>>();
+        println!(" {} MiB database:", r.size_mib);
+        diagnose(&db.data(), &logs);
     }
     for (db, _) in dbs {
         let Db {
