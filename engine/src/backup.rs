@@ -285,7 +285,20 @@ impl Instance {
             };
             begin_in_core(core, id, kind, prepared)
         });
-        let begun = begun?;
+        let begun = match begun {
+            Ok(begun) => begun,
+            Err(err) => {
+                // A refused backup is a failed one to whoever reads the event log.
+                params.event_log.emit(
+                    &*env.clock,
+                    Event::BackupFailed {
+                        kind,
+                        error: err.clone(),
+                    },
+                );
+                return Err(err);
+            }
+        };
         let mut job = BackupJob {
             instance: self.clone(),
             events: params.event_log.clone(),
@@ -375,6 +388,13 @@ fn prepare_directory(
         if vfs.exists(dir).map_err(io_err("look up", dir))? {
             bail!(InvalidPath, "{} is a file, not a directory", dir.display());
         }
+        if kind == BackupKind::Incremental {
+            bail!(
+                MissingFullBackup,
+                "{} does not exist: it holds no full backup to extend",
+                dir.display()
+            );
+        }
         if !params.create_path_if_not_exist {
             bail!(
                 InvalidPath,
@@ -386,6 +406,8 @@ fn prepare_directory(
     }
     let previous = match manifest::read(vfs, dir) {
         Ok(found) => found,
+        // An I/O error reading it says nothing of the backup: it is the error.
+        Err(err) if err.kind() != ErrorKind::LogCorruptDuringHardRestore => return Err(err),
         Err(err) => match kind {
             // A damaged backup is no backup to keep; the new one replaces it.
             BackupKind::Full => None,
@@ -631,6 +653,11 @@ impl<'s> BackupJob<'s> {
     /// The last commit the backup holds (its backup point).
     pub fn sequence(&self) -> u64 {
         self.begin.sequence
+    }
+
+    /// The log generations the backup copies (`None` for a truncation).
+    pub fn logs(&self) -> Option<(u32, u32)> {
+        self.summary.logs
     }
 
     /// Bytes copied so far and in all.
@@ -900,6 +927,11 @@ impl<'s> BackupJob<'s> {
     /// Everything up to the commit point: the rest of the copy, the fsyncs, the manifest.
     fn commit(&mut self) -> Result<()> {
         while self.step_inner()? {}
+        // A backup of an instance terminated (and initialised again) since it began is
+        // abandoned: nothing now holds its logs.
+        let id = self.id;
+        self.instance
+            .with_core_for_backup(|core| check_hold(core, id))?;
         let Some(dir) = self.dir.clone() else {
             // A backup without a path: the truncation is the whole of it.
             let id = self.id;
@@ -920,9 +952,23 @@ impl<'s> BackupJob<'s> {
         vfs.sync_dir(&dir).map_err(io_err("fsync", &dir))?;
         let manifest = self.manifest.as_ref().expect("a backup with files");
         debug_assert_eq!(manifest.log_range().1, self.begin.gen_high);
-        // The commit point.
+        // The commit point: the new manifest, written aside and renamed into place.
+        let tmp = manifest::tmp_path(&dir);
+        let bytes = manifest.encode();
+        let written = vfs
+            .open(&tmp, OpenMode::CreateTruncate)
+            .and_then(|file| {
+                file.write_all_at(&bytes, 0)?;
+                file.sync()
+            })
+            .map_err(io_err("write", &tmp));
+        written.and_then(|()| {
+            vfs.rename(&tmp, &dir.join(MANIFEST_NAME))
+                .map_err(io_err("rename", &tmp))
+        })?;
+        // From here the directory may name the new set: a failure must put the old back.
         self.manifest_touched = true;
-        manifest::write(&*vfs, &dir, manifest)?;
+        vfs.sync_dir(&dir).map_err(io_err("fsync", &dir))?;
         Ok(())
     }
 
@@ -1023,7 +1069,6 @@ impl<'s> BackupJob<'s> {
         };
         if self.manifest_touched {
             let path = dir.join(MANIFEST_NAME);
-            let _ = vfs.remove(&manifest::tmp_path(&dir));
             let restored = match &self.previous {
                 Some(previous) => manifest::write(&*vfs, &dir, previous),
                 None => vfs
@@ -1043,6 +1088,7 @@ impl<'s> BackupJob<'s> {
                 ));
             }
         }
+        let _ = vfs.remove(&manifest::tmp_path(&dir));
         for path in std::mem::take(&mut self.created).into_iter().rev() {
             let _ = vfs.remove(&path);
         }
@@ -1142,11 +1188,13 @@ fn used_len(bytes: &[u8]) -> usize {
 }
 
 impl Core {
-    /// Truncates the logs no longer needed: every archived generation below both the
-    /// checkpoint (both slots) and the one after the last backup's highest generation. First
-    /// takes a checkpoint, so the database holds everything logged so far. With circular
-    /// logging, the checkpoint deletes what it may and nothing else is done. Returns the
-    /// range deleted.
+    /// Truncates the logs no longer needed: every archived generation below the checkpoint
+    /// (both slots) that a backup recorded in the header holds — never one after the last
+    /// backup's highest generation, which the next incremental backup copies. With no backup
+    /// recorded nothing is deleted: a log no backup holds may be needed to restore (use
+    /// circular logging to keep no logs at all). First takes a checkpoint, so the database
+    /// holds everything logged so far. With circular logging, the checkpoint deletes what it
+    /// may and nothing else is done. Returns the range deleted.
     pub(crate) fn truncate_logs(&mut self) -> Result<Option<(u32, u32)>> {
         self.checkpoint()?;
         if self.params.circular_logging {
@@ -1171,10 +1219,10 @@ impl Core {
             .filter(|b| b.is_set())
             .map(|b| b.gen_high)
             .max();
-        let mut keep_from = oldest.generation;
-        if let Some(high) = backup_high {
-            keep_from = keep_from.min(high.saturating_add(1));
-        }
+        let Some(high) = backup_high else {
+            return Ok(None);
+        };
+        let mut keep_from = oldest.generation.min(high.saturating_add(1));
         if let Some(hold) = self.backup {
             keep_from = keep_from.min(hold.keep_from);
         }
@@ -1187,7 +1235,7 @@ impl Core {
             // Never a generation crash recovery needs, nor one the next incremental backup
             // copies.
             assert!(generation < log.checkpoint.current().position.generation);
-            assert!(backup_high.is_none_or(|high| generation <= high));
+            assert!(generation <= high);
             let path = log.layout.archived(generation);
             vfs.remove(&path).map_err(io_err("remove", &path))?;
             deleted = Some(match deleted {

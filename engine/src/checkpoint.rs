@@ -264,17 +264,24 @@ fn write_new_file(vfs: &dyn Vfs, path: &Path, slots: &[Checkpoint]) -> Result<()
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
     let tmp = PathBuf::from(tmp);
-    let file = vfs
-        .open(&tmp, OpenMode::CreateTruncate)
-        .map_err(|err| chk_io(&tmp, "create", &err))?;
-    for slot in slots {
-        file.write_all_at(&slot.encode(), slot_offset(slot.sequence))
-            .map_err(|err| chk_io(&tmp, "write", &err))?;
+    let made = (|| {
+        let file = vfs
+            .open(&tmp, OpenMode::CreateTruncate)
+            .map_err(|err| chk_io(&tmp, "create", &err))?;
+        for slot in slots {
+            file.write_all_at(&slot.encode(), slot_offset(slot.sequence))
+                .map_err(|err| chk_io(&tmp, "write", &err))?;
+        }
+        file.sync().map_err(|err| chk_io(&tmp, "fsync", &err))?;
+        drop(file);
+        vfs.rename(&tmp, path)
+            .map_err(|err| chk_io(&tmp, "rename", &err))
+    })();
+    if let Err(err) = made {
+        // Best effort: a half-made copy is no use (the next attempt truncates it anyway).
+        let _ = vfs.remove(&tmp);
+        return Err(err);
     }
-    file.sync().map_err(|err| chk_io(&tmp, "fsync", &err))?;
-    drop(file);
-    vfs.rename(&tmp, path)
-        .map_err(|err| chk_io(&tmp, "rename", &err))?;
     vfs.sync_dir(crate::vfs::parent_dir(path))
         .map_err(|err| chk_io(path, "fsync its directory", &err))
 }

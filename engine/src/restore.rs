@@ -179,6 +179,12 @@ impl Restore<'_> {
             );
         };
         self.params.validate()?;
+        if !self.params.recovery {
+            bail!(
+                LoggingDisabled,
+                "a restore replays logs; the instance runs without logging (recovery off)"
+            );
+        }
         self.check_destination(&*vfs)?;
         let set_dir = manifest.set_dir(&self.from);
         let (low, high) = manifest.log_range();
@@ -214,6 +220,9 @@ impl Restore<'_> {
             last_commit: manifest.checkpoint_last_commit,
         };
         self.created.push(chk_path.clone());
+        let mut chk_tmp = chk_path.as_os_str().to_owned();
+        chk_tmp.push(".tmp");
+        self.created.push(PathBuf::from(chk_tmp));
         drop(CheckpointFile::replace(&vfs, &chk_path, checkpoint)?);
         vfs.sync_dir(&self.params.log_path)
             .map_err(io_err("fsync", &self.params.log_path))?;
@@ -255,11 +264,17 @@ impl Restore<'_> {
             ensure_dir(&self.env, dir, p.create_path_if_not_exist)?;
         }
         let layout = p.layout();
-        let mut taken: Vec<PathBuf> = [p.database_path.clone(), layout.current(), layout.tmp()]
-            .into_iter()
-            .chain([layout.checkpoint()])
-            .filter(|path| vfs.exists(path).unwrap_or(true))
-            .collect();
+        let mut taken = Vec::new();
+        for path in [
+            p.database_path.clone(),
+            layout.current(),
+            layout.tmp(),
+            layout.checkpoint(),
+        ] {
+            if vfs.exists(&path).map_err(io_err("look up", &path))? {
+                taken.push(path);
+            }
+        }
         if let Some(&generation) = layout.archived_generations(vfs)?.first() {
             taken.push(layout.archived(generation));
         }

@@ -991,7 +991,7 @@ fn an_incremental_without_a_full_backup_is_missing_full_backup() {
 /// -560 into a directory that does not exist: refused, and (a refused call changing nothing)
 /// the directory is not made either, though the instance may create paths.
 #[test]
-#[ignore = "engine bug: prepare_directory creates the missing directory before it finds there is no backup to extend"]
+
 fn an_incremental_into_a_missing_directory_creates_nothing() {
     let fx = fixture();
     let before = fx.before("nowhere");
@@ -1229,7 +1229,7 @@ fn a_full_destination_disk_is_disk_full_and_leaves_nothing() {
 /// failed backup puts the previous manifest back: the previous backup must still restore and
 /// the destination hold nothing new — no `jetbackup.manifest.tmp` either.
 #[test]
-#[ignore = "engine bug: BackupJob::clean_up rewrites the previous manifest through a new temporary file and leaves it behind when that fails"]
+
 fn a_full_disk_at_the_manifest_leaves_no_temporary_manifest() {
     for mode in [Mode::Atomic, Mode::Incremental] {
         let (ops, commit) = destination_ops(mode);
@@ -1245,7 +1245,7 @@ fn a_full_disk_at_the_manifest_leaves_no_temporary_manifest() {
 /// error) must not lose that backup: it fails, or it keeps the previous set until the new one
 /// is committed. Here the read fails, and then so does a write of the new set.
 #[test]
-#[ignore = "engine bug: prepare_directory takes an unreadable manifest for no backup and deletes the previous set as debris before the new backup is committed"]
+
 fn a_failed_read_of_the_manifest_keeps_the_previous_backup() {
     let fx = fixture_for(Mode::Atomic);
     let before = fx.before(BK);
@@ -2034,7 +2034,7 @@ fn a_failed_restore_write_leaves_nothing_in_the_destination() {
 /// The same for the checkpoint the restore writes (as `edb.chk.tmp`, renamed to `edb.chk`):
 /// a failed write, fsync or rename of it must not leave `edb.chk.tmp` in the destination.
 #[test]
-#[ignore = "engine bug: Restore::clean_up removes edb.chk but not the edb.chk.tmp that CheckpointFile::replace writes first"]
+
 fn a_failed_checkpoint_write_during_restore_leaves_nothing() {
     let w = World::new();
     let (expected, _) = backup_set(&w, w.env(), INST, BK);

@@ -528,13 +528,23 @@ fn backup_without_a_destination_truncates_the_logs() {
     ]);
     let before = archived_logs(d);
     assert!(before >= 5, "{}", ok(&["logs", d]));
-    let out = ok(&["backup", d]);
-    assert!(out.contains("truncation backup began at ("), "{out}");
+    // With no backup recorded, no log is anyone's to delete: they may be needed to restore.
+    let none = ok(&["backup", d]);
+    assert_eq!(field(&none, "generations truncated:"), "none", "{none}");
+    assert_eq!(archived_logs(d), before);
+    // A full backup (into a directory removed again): the header records it, and the logs it
+    // holds go with its truncation.
+    let gone = tmp.path().join("gone");
+    let out = ok(&["backup", d, "--to", gone.to_str().unwrap(), "--create-path"]);
+    std::fs::remove_dir_all(&gone).unwrap();
     assert!(out.contains("deleted log generations 0x1 to 0x"), "{out}");
+    assert!(field(&out, "generations truncated:").starts_with("0x1 to 0x"));
+    // A truncation after it finds nothing more: every log left follows that backup.
+    let out = ok(&["backup", d]);
     assert!(out.starts_with("truncation backup began"), "{out}");
     assert!(out.contains("log truncation succeeded"), "{out}");
     assert_eq!(field(&out, "generations copied:"), "none");
-    assert!(field(&out, "generations truncated:").starts_with("0x1 to 0x"));
+    assert_eq!(field(&out, "generations truncated:"), "none", "{out}");
     assert!(field(&out, "bytes copied:").starts_with("0 "), "{out}");
     let after = archived_logs(d);
     assert!(

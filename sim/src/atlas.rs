@@ -80,6 +80,36 @@ pub fn plant(
             }
             (path, (pick >> 16) % len)
         }
+        CorruptZone::BackupFile => {
+            // A file of a finished backup (one its manifest lists, or the manifest itself).
+            let dirs: Vec<PathBuf> = (0..crate::workload::BACKUP_DIRS)
+                .map(|d| PathBuf::from(format!("bk{d}")))
+                .filter(|d| {
+                    vfs.durable_content(&d.join(jetdb::manifest::MANIFEST_NAME))
+                        .is_some()
+                })
+                .collect();
+            if dirs.is_empty() {
+                return None;
+            }
+            let dir = &dirs[(pick % dirs.len() as u64) as usize];
+            let manifest = dir.join(jetdb::manifest::MANIFEST_NAME);
+            let mut files = vec![manifest.clone()];
+            if let Ok(m) = jetdb::manifest::Manifest::decode(&vfs.durable_content(&manifest)?) {
+                let set = m.set_dir(dir);
+                files.push(set.join(&m.db_name));
+                files.extend(m.logs.iter().map(|l| set.join(m.log_name(l.generation))));
+            }
+            let path = files[((pick >> 4) % files.len() as u64) as usize].clone();
+            if vfs.has_pending(&path) {
+                return None;
+            }
+            let len = vfs.durable_content(&path)?.len() as u64;
+            if len == 0 {
+                return None;
+            }
+            (path, (pick >> 16) % len)
+        }
     };
     let what = format!("{zone:?}: bit {bit} of byte {offset} of {}", path.display());
     vfs.flip_bit(&path, offset, bit).then_some((what, path))

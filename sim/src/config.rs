@@ -45,12 +45,27 @@ pub struct Weights {
     /// Plant latent corruption, found at the next restart: per thousand steps, not a weight
     /// (each planted corruption that is found ends the run, so it stays rare).
     pub corrupt: u32,
+    /// Begin a backup (full, atomic or incremental) into one of the backup directories.
+    #[serde(default)]
+    pub backup: u32,
+    /// Copy the next piece of the running backup.
+    #[serde(default)]
+    pub backup_step: u32,
+    /// Finish (or, rarely, abandon) the running backup.
+    #[serde(default)]
+    pub backup_finish: u32,
+    /// Truncate the logs (a backup with no path).
+    #[serde(default)]
+    pub truncate: u32,
+    /// Restore a backup directory into a fresh place and compare it with its snapshot.
+    #[serde(default)]
+    pub restore: u32,
 }
 
 impl Weights {
     /// Each weight with its name, in the order steps are drawn in (`corrupt`, a rate per
     /// thousand steps, last).
-    pub fn named(&self) -> [(&'static str, u32); 15] {
+    pub fn named(&self) -> [(&'static str, u32); 20] {
         [
             ("begin", self.begin),
             ("put", self.put),
@@ -66,6 +81,11 @@ impl Weights {
             ("crash", self.crash),
             ("crash-at-io", self.crash_at_io),
             ("io-fault", self.io_fault),
+            ("backup", self.backup),
+            ("backup-step", self.backup_step),
+            ("backup-finish", self.backup_finish),
+            ("truncate", self.truncate),
+            ("restore", self.restore),
             ("corrupt", self.corrupt),
         ]
     }
@@ -122,15 +142,19 @@ pub enum CorruptZone {
     LogSegment,
     /// One of the checkpoint file's two slots.
     CheckpointSlot,
+    /// A file of a finished backup: its manifest, database copy or a log (bit rot in backup
+    /// storage).
+    BackupFile,
 }
 
 impl CorruptZone {
     /// Every zone.
-    pub const ALL: [CorruptZone; 4] = [
+    pub const ALL: [CorruptZone; 5] = [
         CorruptZone::DatabasePage,
         CorruptZone::HeaderCopy,
         CorruptZone::LogSegment,
         CorruptZone::CheckpointSlot,
+        CorruptZone::BackupFile,
     ];
 }
 
@@ -165,6 +189,11 @@ impl Config {
             crash_at_io: 0,
             io_fault: 0,
             corrupt: 0,
+            backup: 0,
+            backup_step: 0,
+            backup_finish: 0,
+            truncate: 0,
+            restore: 0,
         };
         weights.begin = rng.random_range(4..=12);
         weights.put = rng.random_range(10..=30);
@@ -202,7 +231,7 @@ impl Config {
             all_land_percent: [0, 10, 50][rng.random_range(0..3)],
         };
         let large = rng.random_bool(0.5);
-        Config {
+        let mut config = Config {
             seed,
             steps: DEFAULT_STEPS,
             sessions: rng.random_range(1..=4),
@@ -221,7 +250,17 @@ impl Config {
             faults,
             corrupt_zones,
             sabotage: None,
+        };
+        // Drawn last, so the draws above stay as they were before backups existed.
+        let w = &mut config.weights;
+        w.backup = on(&mut rng, 0.75, 3);
+        if w.backup > 0 {
+            w.backup_step = rng.random_range(3..=12);
+            w.backup_finish = rng.random_range(1..=3);
         }
+        w.truncate = on(&mut rng, 0.4, 2);
+        w.restore = on(&mut rng, 0.4, 2);
+        config
     }
 }
 

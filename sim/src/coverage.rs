@@ -68,11 +68,33 @@ pub enum Mark {
     RedundantCopySurvived,
     /// The final fault-free phase recovered and agreed with the model.
     FinalPhaseAgreed,
+    /// A full backup succeeded.
+    FullBackup,
+    /// An atomic full backup succeeded.
+    AtomicBackup,
+    /// An incremental backup succeeded.
+    IncrementalBackup,
+    /// A backup call was refused with the error the contract names.
+    BackupRefusedByContract,
+    /// A backup failed and left nothing behind.
+    BackupFailedCleanly,
+    /// The machine crashed while a backup ran.
+    CrashDuringBackup,
+    /// A backup found corruption in the live database or logs.
+    BackupFoundCorruption,
+    /// A backup directory restored to exactly its snapshot.
+    BackupRestored,
+    /// Restore refused a backup with planted damage.
+    BackupCorruptionRefused,
+    /// A truncation deleted log generations.
+    LogsTruncated,
+    /// Live data was damaged beyond repair, and the last backup restored.
+    RestoredAfterDamage,
 }
 
 impl Mark {
     /// Every mark.
-    pub const ALL: [Mark; 29] = [
+    pub const ALL: [Mark; 40] = [
         Mark::DurableCommit,
         Mark::LazyCommit,
         Mark::WriteConflict,
@@ -102,6 +124,17 @@ impl Mark {
         Mark::RecoveryRefusedCorruption,
         Mark::RedundantCopySurvived,
         Mark::FinalPhaseAgreed,
+        Mark::FullBackup,
+        Mark::AtomicBackup,
+        Mark::IncrementalBackup,
+        Mark::BackupRefusedByContract,
+        Mark::BackupFailedCleanly,
+        Mark::CrashDuringBackup,
+        Mark::BackupFoundCorruption,
+        Mark::BackupRestored,
+        Mark::BackupCorruptionRefused,
+        Mark::LogsTruncated,
+        Mark::RestoredAfterDamage,
     ];
 
     /// Whether a default-profile campaign of at least [`EXPECT_FROM_SEEDS`] seeds must reach

@@ -32,6 +32,13 @@ pub enum Oracle {
     Contract,
     /// The engine panicked.
     Panic,
+    /// A backup broke its promise: a successful one did not restore to exactly its snapshot,
+    /// a failed one left something behind or changed the header, a crash during one left a
+    /// directory that restores to anything else.
+    Backup,
+    /// A truncation deleted a log generation crash recovery or the next incremental backup
+    /// needs.
+    Truncation,
 }
 
 impl fmt::Display for Oracle {

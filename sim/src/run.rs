@@ -28,6 +28,8 @@ use crate::trace::{Keep, Trace};
 use crate::vfs::{DiskStats, IoFault, SimVfs, Zone};
 use crate::workload::{Plan, Step};
 
+mod backups;
+
 /// What a run did and found.
 #[derive(Clone, Debug)]
 pub struct RunReport {
@@ -168,6 +170,8 @@ struct Sim {
     /// Faults that fired and that the next successful recovery has survived.
     to_survive: BTreeSet<IoFault>,
     ended_by_corruption: Option<String>,
+    /// Backup directories, the running backup job, truncation bounds.
+    backups: backups::Backups,
 }
 
 fn table_name(t: usize) -> String {
@@ -220,6 +224,7 @@ impl Sim {
             last_before_step: 0,
             to_survive: BTreeSet::new(),
             ended_by_corruption: None,
+            backups: backups::Backups::new(),
             config,
         }
     }
@@ -250,17 +255,24 @@ impl Sim {
             self.run_step(&step)?;
             self.after_step()?;
             if self.ended_by_corruption.is_some() {
-                return Ok(());
+                return self.restore_after_damage();
             }
         }
         self.step = self.steps.len();
-        self.final_phase()
+        self.final_phase()?;
+        if self.ended_by_corruption.is_some() {
+            return self.restore_after_damage();
+        }
+        self.restore_every_backup()
     }
 
     /// Creates the database and its tables with no fault armed (the atlas: no faults while
     /// the instance is first created).
     fn setup(&mut self) -> Check {
         self.vfs.mkdir_durable(Path::new("inst"));
+        for dir in 0..crate::workload::BACKUP_DIRS {
+            self.vfs.mkdir_durable(Path::new(&format!("bk{dir}")));
+        }
         let instance = Instance::new(self.env.clone(), self.params.clone());
         instance
             .init()
@@ -438,6 +450,11 @@ impl Sim {
                 self.vfs.arm(fault.clone());
                 Ok(())
             }
+            Step::BackupBegin { dir, mode } => self.backup_begin(dir, mode),
+            Step::BackupStep { pages } => self.backup_step(pages),
+            Step::BackupFinish { abandon } => self.backup_finish(abandon),
+            Step::Truncate => self.truncate(),
+            Step::Restore { dir } => self.restore_step(dir),
             Step::Corrupt { zone, pick } => {
                 // The atlas: one corruption per zone per run; a header copy only if no
                 // fsyncgate on the database is armed or has fired (see above).
@@ -835,6 +852,8 @@ impl Sim {
             if let Some((what, path)) = planted {
                 if zone == CorruptZone::LogSegment {
                     self.damaged_logs.push(path);
+                } else if zone == CorruptZone::BackupFile {
+                    self.backup_damaged(&path);
                 }
                 self.damaged.insert(zone);
                 self.coverage.hit(Mark::CorruptionPlanted);
@@ -848,6 +867,8 @@ impl Sim {
 
     /// A clean term, then init: everything committed must be there.
     fn clean_restart(&mut self) -> Check {
+        // A running backup is abandoned first, with a failure's guarantees.
+        self.backup_finish(true)?;
         let instance = self.instance.clone().expect("an instance");
         self.sessions.clear();
         self.model.drop_sessions();
@@ -877,6 +898,18 @@ impl Sim {
     /// The machine (or only the process) crashed: everything in memory is gone. Restart,
     /// recover, and check the prefix oracle.
     fn crash_and_recover(&mut self, power_loss: bool, recovery_crash: Option<u32>) -> Check {
+        // The process died with the backup job: its clean-up finds the disk gone (or, for a
+        // process that stopped on a fatal error, runs against a dead instance).
+        let crashed_backup = self
+            .backups
+            .active
+            .take()
+            .map(|active| {
+                self.vfs.crash();
+                drop(active.job);
+                active.facts
+            })
+            .or_else(|| self.backups.crashed.take());
         self.sessions.clear();
         self.instance = None;
         self.model.drop_sessions();
@@ -897,7 +930,11 @@ impl Sim {
             self.event(format_args!("process restart"));
         }
         self.plant_corruption();
-        self.init_and_verify(recovery_crash)
+        self.init_and_verify(recovery_crash)?;
+        match crashed_backup {
+            Some(facts) => self.after_crash_during_backup(facts),
+            None => Ok(()),
+        }
     }
 
     /// Initialises a new instance (recovering), then checks that the database is a prefix of

@@ -36,11 +36,20 @@ pub enum Sabotage {
     /// One read in 40 fails with EIO though no fault was armed: an engine (or disk) that
     /// fails for no reason the fault atlas knows.
     SpuriousReadError,
+    /// Writes of a backup's database copy carry the live database's pages as they are now:
+    /// a backup that copies pages changed after it began (no copy-before-write).
+    StaleBackupPages,
+    /// When a backup's manifest is put in place, the highest log generation of its set
+    /// vanishes: a backup that copies one log too few.
+    DropLastBackupLog,
+    /// Removing an archived log generation removes the next one too: a truncation that
+    /// deletes one log too many.
+    OverTruncate,
 }
 
 impl Sabotage {
     /// Every kind, with the zone-bearing ones at the log and the database.
-    pub const ALL: [Sabotage; 11] = [
+    pub const ALL: [Sabotage; 15] = [
         Sabotage::SkipSync(Zone::Log),
         Sabotage::SkipSync(Zone::Database),
         Sabotage::SkipSync(Zone::Checkpoint),
@@ -52,6 +61,10 @@ impl Sabotage {
         Sabotage::PanicInSync,
         Sabotage::AcceptNestedBegin,
         Sabotage::SpuriousReadError,
+        Sabotage::SkipSync(Zone::Backup),
+        Sabotage::StaleBackupPages,
+        Sabotage::DropLastBackupLog,
+        Sabotage::OverTruncate,
     ];
 
     /// Parses the command-line spelling: `skip-sync:log`, `skip-dir-sync`,
@@ -74,6 +87,7 @@ impl fmt::Display for Sabotage {
             Zone::Log => "log",
             Zone::Checkpoint => "checkpoint",
             Zone::Other => "other",
+            Zone::Backup => "backup",
         };
         match self {
             Sabotage::SkipSync(z) => write!(f, "skip-sync:{}", zone(z)),
@@ -84,6 +98,9 @@ impl fmt::Display for Sabotage {
             Sabotage::PanicInSync => write!(f, "panic-in-sync"),
             Sabotage::AcceptNestedBegin => write!(f, "accept-nested-begin"),
             Sabotage::SpuriousReadError => write!(f, "spurious-read-error"),
+            Sabotage::StaleBackupPages => write!(f, "stale-backup-pages"),
+            Sabotage::DropLastBackupLog => write!(f, "drop-last-backup-log"),
+            Sabotage::OverTruncate => write!(f, "over-truncate"),
         }
     }
 }

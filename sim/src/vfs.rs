@@ -41,12 +41,26 @@ pub enum Zone {
     Checkpoint,
     /// Anything else (temporary files).
     Other,
+    /// Backup directories (`bk*/…`): the backups' destination.
+    Backup,
 }
 
 impl Zone {
     /// The zone of the file at `path`, by its extension (a temporary file, `*.tmp`, by the
     /// extension before it: `edb.chk.tmp` is in the checkpoint zone).
     pub fn of(path: &Path) -> Zone {
+        let root = path
+            .components()
+            .next()
+            .and_then(|c| c.as_os_str().to_str())
+            .unwrap_or("");
+        if root.starts_with("bk") {
+            return Zone::Backup;
+        }
+        // Restored copies, checked and removed by the simulator's oracle.
+        if root.starts_with("rst") {
+            return Zone::Other;
+        }
         let ext = |p: &Path| p.extension().and_then(|e| e.to_str()).map(str::to_owned);
         let ext = match ext(path).as_deref() {
             Some("tmp") => path.file_stem().and_then(|s| ext(Path::new(s))),
@@ -61,7 +75,13 @@ impl Zone {
     }
 
     /// Every zone.
-    pub const ALL: [Zone; 4] = [Zone::Database, Zone::Log, Zone::Checkpoint, Zone::Other];
+    pub const ALL: [Zone; 5] = [
+        Zone::Database,
+        Zone::Log,
+        Zone::Checkpoint,
+        Zone::Other,
+        Zone::Backup,
+    ];
 }
 
 /// How strong a disk the run simulates, after SQLite's crash VFS device characteristics.
@@ -235,7 +255,10 @@ fn apply_meta(ns: &mut Namespace, op: &Meta) -> bool {
             parent_ok
         }
         Meta::Unlink(path, entry) => {
-            if ns.get(path) == Some(entry) {
+            // A directory goes only once empty: its entries' removals come first.
+            let has_children =
+                *entry == Entry::Dir && ns.keys().any(|p| parent_dir(p) == path.as_path());
+            if ns.get(path) == Some(entry) && !has_children {
                 ns.remove(path);
                 true
             } else {
@@ -322,7 +345,9 @@ impl Disk {
             return Err(crashed_error());
         }
         self.stats.points += 1;
+        // Held, like faults, while the simulator's own oracle works the disk.
         if let Some(at) = self.crash_at
+            && !self.suspended
             && self.stats.points >= at
             && self.unvouched.is_none()
         {
@@ -388,6 +413,52 @@ impl Disk {
                 parent_dir(path).display()
             ))),
             None => Err(not_found(parent_dir(path))),
+        }
+    }
+
+    /// [`Sabotage::StaleBackupPages`]: what the live database file holds now at `offset`.
+    fn live_database_bytes(&self, offset: u64, len: usize) -> Vec<u8> {
+        let mut out = vec![0u8; len];
+        if let Some(Entry::File(ino)) = self.entry(Path::new("inst/data.edb"))
+            && let Some(inode) = self.inodes.get(&ino)
+        {
+            let start = (offset as usize).min(inode.view.len());
+            let end = (offset as usize + len).min(inode.view.len());
+            out[..end - start].copy_from_slice(&inode.view[start..end]);
+        }
+        out
+    }
+
+    /// [`Sabotage::DropLastBackupLog`]: the highest log file of the newest set in `dir`
+    /// vanishes.
+    fn drop_last_backup_log(&mut self, dir: &Path) {
+        let in_dir = |d: &Path| -> Vec<PathBuf> {
+            self.ns
+                .keys()
+                .filter(|p| parent_dir(p) == d)
+                .cloned()
+                .collect()
+        };
+        let Some(set) = in_dir(dir)
+            .into_iter()
+            .filter(|p| {
+                p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("set-"))
+            })
+            .max()
+        else {
+            return;
+        };
+        let Some(last) = in_dir(&set)
+            .into_iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "log"))
+            .max()
+        else {
+            return;
+        };
+        if let Some(Entry::File(ino)) = self.entry(&last) {
+            self.ns.remove(&last);
+            self.push_meta(Meta::Unlink(last, Entry::File(ino)));
         }
     }
 
@@ -557,6 +628,18 @@ impl Disk {
         }
         torn
     }
+}
+
+/// The archived log generation after the one at `path` (`edb0000000A.log` → `edb0000000B.log`).
+fn next_generation(path: &Path) -> Option<PathBuf> {
+    let name = path.file_name()?.to_str()?;
+    let stem = name.strip_suffix(".log")?;
+    if stem.len() != 11 {
+        return None;
+    }
+    let (base, hex) = stem.split_at(3);
+    let generation = u32::from_str_radix(hex, 16).ok()?;
+    Some(parent_dir(path).join(format!("{base}{:08X}.log", generation.checked_add(1)?)))
 }
 
 fn write_into(buf: &mut Vec<u8>, offset: u64, data: &[u8]) {
@@ -935,6 +1018,14 @@ impl Vfs for SimVfs {
         disk.ns.remove(path);
         disk.push_meta(Meta::Unlink(path.to_path_buf(), Entry::File(ino)));
         disk.trace.io(b'u', ino, 0, 0, 0);
+        if disk.sabotage == Some(Sabotage::OverTruncate)
+            && Zone::of(path) == Zone::Log
+            && let Some(next) = next_generation(path)
+            && let Some(Entry::File(ino)) = disk.entry(&next)
+        {
+            disk.ns.remove(&next);
+            disk.push_meta(Meta::Unlink(next, Entry::File(ino)));
+        }
         Ok(())
     }
 
@@ -955,6 +1046,11 @@ impl Vfs for SimVfs {
         disk.inode(ino).zone = Zone::of(to);
         disk.push_meta(Meta::Rename(from.to_path_buf(), to.to_path_buf(), ino));
         disk.trace.io(b'r', ino, 0, 0, 0);
+        if disk.sabotage == Some(Sabotage::DropLastBackupLog)
+            && to.file_name().is_some_and(|n| n == "jetbackup.manifest")
+        {
+            disk.drop_last_backup_log(parent_dir(to));
+        }
         Ok(())
     }
 
@@ -1129,6 +1225,16 @@ impl VfsFile for SimFile {
             disk.lost_writes += 1;
             return Ok(());
         }
+        let stale;
+        let buf = if disk.sabotage == Some(Sabotage::StaleBackupPages)
+            && zone == Zone::Backup
+            && self.path.extension().is_some_and(|e| e == "edb")
+        {
+            stale = disk.live_database_bytes(offset, buf.len());
+            &stale[..]
+        } else {
+            buf
+        };
         let mut offset = offset;
         if disk.fires(IoFault::Misdirect, zone) {
             let sector = disk.device.sector_size as u64;

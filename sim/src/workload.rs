@@ -101,6 +101,30 @@ pub enum Step {
     },
     /// An I/O fault is armed.
     Fault(ArmedFault),
+    /// A backup of the given kind begins into backup directory `dir` (`bk0`…`bk2`).
+    BackupBegin {
+        /// Which directory.
+        dir: u8,
+        /// Full, atomic full, or incremental.
+        mode: BackupMode,
+    },
+    /// The running backup copies its next piece, of at most `pages` database pages.
+    BackupStep {
+        /// Pages per step.
+        pages: u8,
+    },
+    /// The running backup finishes; with `abandon`, its job is dropped instead.
+    BackupFinish {
+        /// Drop the job unfinished.
+        abandon: bool,
+    },
+    /// The logs no longer needed are truncated (a backup with no path).
+    Truncate,
+    /// Backup directory `dir` is restored into a fresh place and compared with its snapshot.
+    Restore {
+        /// Which directory.
+        dir: u8,
+    },
     /// Latent corruption is planted at the next restart; `pick` chooses the place.
     Corrupt {
         /// Where.
@@ -108,6 +132,34 @@ pub enum Step {
         /// Which file, page, segment or slot, and which bit.
         pick: u64,
     },
+}
+
+/// What a [`Step::BackupBegin`] asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BackupMode {
+    /// A full backup, not atomic: refused if the directory holds a backup.
+    Full,
+    /// A full backup that replaces the directory's backup only once it has succeeded.
+    Atomic,
+    /// The logs since the directory's last backup.
+    Incremental,
+}
+
+/// How many backup directories plans use.
+pub const BACKUP_DIRS: u8 = 3;
+
+/// A step's backup mode and directory from a random draw.
+fn backup_begin(dir: u8, draw: u8) -> Step {
+    let mode = match draw % 4 {
+        0 => BackupMode::Full,
+        1 => BackupMode::Atomic,
+        _ => BackupMode::Incremental,
+    };
+    Step::BackupBegin {
+        dir: dir % BACKUP_DIRS,
+        mode,
+    }
 }
 
 /// A run's plan: its configuration and its steps.
@@ -124,8 +176,8 @@ impl Plan {
     pub fn generate(config: Config) -> Plan {
         let mut rng = ChaCha8Rng::seed_from_u64(config.seed ^ 0x504c_414e_0000_0000);
         let w = &config.weights;
-        // The first fourteen are weights of the draw; io-fault only if a fault kind is on.
-        let mut weights: Vec<u32> = w.named()[..14].iter().map(|(_, n)| *n).collect();
+        // All but the last are weights of the draw; io-fault only if a fault kind is on.
+        let mut weights: Vec<u32> = w.named()[..19].iter().map(|(_, n)| *n).collect();
         if config.faults.is_empty() {
             weights[13] = 0;
         }
@@ -192,6 +244,17 @@ impl Plan {
                     points: rng.random_range(1..=60),
                     power_loss: rng.random_bool(0.8),
                 },
+                14 => backup_begin(rng.random_range(0..BACKUP_DIRS), rng.random()),
+                15 => Step::BackupStep {
+                    pages: rng.random_range(1..=8),
+                },
+                16 => Step::BackupFinish {
+                    abandon: rng.random_ratio(1, 12),
+                },
+                17 => Step::Truncate,
+                18 => Step::Restore {
+                    dir: rng.random_range(0..BACKUP_DIRS),
+                },
                 _ => {
                     let kind = config.faults[rng.random_range(0..config.faults.len())];
                     let zone = match kind {
@@ -199,6 +262,11 @@ impl Plan {
                         // database page write is a lost write, which this engine (like ESE
                         // before its flush map) cannot detect.
                         IoFault::Misdirect => Zone::Log,
+                        // The backups' destination too, when the run takes backups.
+                        _ if config.weights.backup > 0 => {
+                            [Zone::Database, Zone::Log, Zone::Checkpoint, Zone::Backup]
+                                [rng.random_range(0..4)]
+                        }
                         _ => [Zone::Database, Zone::Log, Zone::Checkpoint][rng.random_range(0..3)],
                     };
                     Step::Fault(ArmedFault {
@@ -228,7 +296,7 @@ impl Plan {
         let mut steps = Vec::new();
         let mut next_value = 1u32;
         while !u.is_empty() && steps.len() < 2000 {
-            let Ok(kind) = u.int_in_range(0u8..=15) else {
+            let Ok(kind) = u.int_in_range(0u8..=20) else {
                 break;
             };
             let mut byte = || u.arbitrary::<u8>().unwrap_or(0);
@@ -283,12 +351,24 @@ impl Plan {
                     zone: CorruptZone::ALL[usize::from(byte()) % CorruptZone::ALL.len()],
                     pick: u64::from_le_bytes(std::array::from_fn(|_| byte())),
                 },
+                16 => backup_begin(byte(), byte()),
+                17 => Step::BackupStep {
+                    pages: 1 + byte() % 8,
+                },
+                18 => Step::BackupFinish {
+                    abandon: byte() < 16,
+                },
+                19 => Step::Truncate,
+                20 => Step::Restore {
+                    dir: byte() % BACKUP_DIRS,
+                },
                 _ => {
                     let kind = IoFault::ALL[usize::from(byte()) % IoFault::ALL.len()];
                     let zone = if kind == IoFault::Misdirect {
                         Zone::Log
                     } else {
-                        [Zone::Database, Zone::Log, Zone::Checkpoint][usize::from(byte() % 3)]
+                        [Zone::Database, Zone::Log, Zone::Checkpoint, Zone::Backup]
+                            [usize::from(byte() % 4)]
                     };
                     Step::Fault(ArmedFault {
                         kind,

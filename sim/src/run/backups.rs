@@ -1,0 +1,748 @@
+//! Backups in a run: the steps that begin, advance, finish and abandon a backup job, truncate
+//! the logs and restore a backup directory, and the oracles that judge them
+//! (`../shared/reference/oracles.md`: the backup point, backup outcomes, crash during a
+//! backup, truncation, and the contract's errors).
+//!
+//! The simulator knows, for each backup directory, the snapshot a restore of it must give: the
+//! model's committed state when its last successful backup began. Every check restores the
+//! directory into a fresh place (`rst…`) with faults and crashes held, compares every table
+//! key by key, and removes the copy.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use jetdb::manifest::{self, Manifest};
+use jetdb::{BackupFlags, BackupInfo, BackupJob, ErrorKind, Instance, JetError};
+
+use super::{Check, Sim};
+use crate::config::CorruptZone;
+use crate::coverage::Mark;
+use crate::model::{Key, Val, parse_key, value_bytes};
+use crate::oracle::{IO_ERRORS, Oracle, Violation};
+use crate::vfs::{IoFault, Zone};
+use crate::workload::{BACKUP_DIRS, BackupMode};
+
+/// What a restore of a damaged backup may answer, besides the exact snapshot.
+pub(crate) const RESTORE_ERRORS: [ErrorKind; 10] = [
+    ErrorKind::FileNotFound,
+    ErrorKind::LogCorruptDuringHardRestore,
+    ErrorKind::LogTornWriteDuringHardRestore,
+    ErrorKind::ReadVerifyFailure,
+    ErrorKind::ReadPgnoVerifyFailure,
+    ErrorKind::GivenLogFileHasBadSignature,
+    ErrorKind::GivenLogFileIsNotContiguous,
+    ErrorKind::MissingRestoreLogFiles,
+    ErrorKind::BadBackupDatabaseSize,
+    ErrorKind::RestoreOfNonBackupDatabase,
+];
+
+/// A snapshot of the committed state: every key's value.
+pub(crate) type Snapshot = BTreeMap<Key, Val>;
+
+/// What the simulator knows of one backup directory.
+#[derive(Clone, Debug)]
+pub(crate) struct DirState {
+    /// What a restore may give: the snapshot of its last successful backup (`None`: the
+    /// directory holds no finished backup). After a crash during a backup whose manifest
+    /// change is not yet durable, a later power loss may take it back: both stay allowed
+    /// until the next successful backup into the directory.
+    pub(crate) allowed: Vec<Option<Snapshot>>,
+    /// Bit rot was planted in one of its files: a restore may refuse it.
+    pub(crate) damaged: bool,
+}
+
+/// The backup job in progress, and what its oracles compare against.
+pub(crate) struct Active {
+    pub(crate) job: BackupJob<'static>,
+    pub(crate) facts: Facts,
+}
+
+/// What a backup's oracles compare against.
+#[derive(Clone)]
+pub(crate) struct Facts {
+    pub(crate) dir: usize,
+    /// The lowest log generation the job copies.
+    pub(crate) gen_low: u32,
+    /// The highest.
+    pub(crate) gen_high: u32,
+    pub(crate) mode: BackupMode,
+    /// The model's committed state when the job began.
+    pub(crate) snapshot: Snapshot,
+    /// The files of the directory's finished backup (and their CRC32) before the begin: all a
+    /// failure may leave there.
+    pub(crate) listing: BTreeMap<PathBuf, u32>,
+    /// The live archived logs when the job began.
+    pub(crate) logs: BTreeSet<u32>,
+    /// The header's backup records when the job began.
+    pub(crate) header: (BackupInfo, BackupInfo),
+    /// Read errors fired before the job began: one after may have hit the copy-before-write
+    /// fence, whose error the next step reports.
+    pub(crate) reads_before: u64,
+}
+
+/// The simulator's backup state.
+#[derive(Default)]
+pub(crate) struct Backups {
+    pub(crate) dirs: Vec<DirState>,
+    pub(crate) active: Option<Active>,
+    /// Restores made (names the fresh places).
+    pub(crate) restores: u64,
+    /// The highest log generation of any successful backup: no truncation goes past it.
+    pub(crate) high: Option<u32>,
+    /// The directory of the last successful backup.
+    pub(crate) last_success: Option<usize>,
+    /// A backup whose finish the machine crashed in: judged after the restart, as a crash
+    /// during the backup.
+    pub(crate) crashed: Option<Facts>,
+}
+
+impl Default for DirState {
+    fn default() -> DirState {
+        DirState {
+            allowed: vec![None],
+            damaged: false,
+        }
+    }
+}
+
+impl DirState {
+    /// Whether the directory may hold a finished backup.
+    fn may_hold_backup(&self) -> bool {
+        self.allowed.iter().any(Option::is_some)
+    }
+}
+
+impl Backups {
+    pub(crate) fn new() -> Backups {
+        Backups {
+            dirs: vec![DirState::default(); BACKUP_DIRS as usize],
+            ..Backups::default()
+        }
+    }
+}
+
+fn dir_path(dir: usize) -> PathBuf {
+    PathBuf::from(format!("bk{dir}"))
+}
+
+impl Sim {
+    /// Every file under `dir`, with its CRC32 (as reads see it).
+    fn listing(&self, dir: &Path) -> BTreeMap<PathBuf, u32> {
+        self.vfs
+            .files()
+            .into_iter()
+            .filter(|(p, _)| p.starts_with(dir))
+            .map(|(p, bytes)| (p, crc32fast::hash(&bytes)))
+            .collect()
+    }
+
+    /// The files of `dir`'s finished backup: its manifest and the files it lists, with their
+    /// CRC32 (a damaged manifest stands alone).
+    fn content_listing(&self, dir: &Path) -> BTreeMap<PathBuf, u32> {
+        let files: BTreeMap<PathBuf, Vec<u8>> = self
+            .vfs
+            .files()
+            .into_iter()
+            .filter(|(p, _)| p.starts_with(dir))
+            .collect();
+        let path = dir.join(manifest::MANIFEST_NAME);
+        let Some(bytes) = files.get(&path) else {
+            return BTreeMap::new();
+        };
+        let mut names = vec![path.clone()];
+        if let Ok(m) = Manifest::decode(bytes) {
+            let set = m.set_dir(dir);
+            names.push(set.join(&m.db_name));
+            names.extend(m.logs.iter().map(|l| set.join(m.log_name(l.generation))));
+        }
+        names
+            .into_iter()
+            .filter_map(|p| files.get(&p).map(|b| (p.clone(), crc32fast::hash(b))))
+            .collect()
+    }
+
+    /// The archived generations in the live log directory.
+    fn live_logs(&self) -> BTreeSet<u32> {
+        self.vfs
+            .files_in(Zone::Log)
+            .iter()
+            .filter(|p| p.starts_with("inst"))
+            .filter_map(|p| p.file_name().and_then(|n| n.to_str()).map(str::to_owned))
+            .filter_map(|n| jetdb::log::parse_archive_name("edb", &n))
+            .collect()
+    }
+
+    fn header_records(&self) -> Option<(BackupInfo, BackupInfo)> {
+        let header = self.instance.as_ref()?.database_header().ok()?;
+        Some((header.backup_full, header.backup_incremental))
+    }
+
+    /// The manifest of backup directory `dir`: `Ok(None)` if it has none, `Err` if damaged.
+    fn manifest_of(&self, dir: usize) -> Result<Option<Manifest>, JetError> {
+        manifest::read(&self.vfs, &dir_path(dir))
+    }
+
+    /// The error the contract names for a backup of `mode` into `dir` begun now, if any.
+    fn expected_begin_error(&self, dir: usize, mode: BackupMode) -> Option<ErrorKind> {
+        if self.backups.active.is_some() {
+            return Some(ErrorKind::BackupInProgress);
+        }
+        let manifest = self.manifest_of(dir);
+        let has_manifest = self
+            .vfs
+            .files()
+            .iter()
+            .any(|(p, _)| *p == dir_path(dir).join(manifest::MANIFEST_NAME));
+        match mode {
+            BackupMode::Incremental => {
+                if self.config.circular_logging {
+                    return Some(ErrorKind::InvalidBackup);
+                }
+                if !self.header_records().is_some_and(|(full, _)| full.is_set()) {
+                    return Some(ErrorKind::MissingFullBackup);
+                }
+                match manifest {
+                    Ok(None) => Some(ErrorKind::MissingFullBackup),
+                    Err(_) => Some(ErrorKind::InvalidBackup),
+                    Ok(Some(m)) => {
+                        // Logs it needs that a truncation took, as it may have: each at or
+                        // below the highest generation another backup holds.
+                        let current = self
+                            .instance
+                            .as_ref()
+                            .and_then(|i| i.log_position().ok().flatten())
+                            .map_or(0, |p| p.generation);
+                        let live = self.live_logs();
+                        let missing: Vec<u32> = (m.log_range().1 + 1..current)
+                            .filter(|g| !live.contains(g))
+                            .collect();
+                        let legit = self
+                            .backups
+                            .high
+                            .is_some_and(|high| missing.iter().all(|&g| g <= high));
+                        (!missing.is_empty() && legit).then_some(ErrorKind::MissingFileToBackup)
+                    }
+                }
+            }
+            BackupMode::Full if has_manifest => Some(ErrorKind::BackupDirectoryNotEmpty),
+            BackupMode::Full | BackupMode::Atomic => None,
+        }
+    }
+
+    pub(super) fn backup_begin(&mut self, dir: u8, mode: BackupMode) -> Check {
+        let dir = usize::from(dir % BACKUP_DIRS);
+        let instance = self.instance.clone().expect("an instance");
+        self.vfs.suspend_faults(true);
+        let expected = self.expected_begin_error(dir, mode);
+        let header = self.header_records();
+        let logs = self.live_logs();
+        let listing = self.content_listing(&dir_path(dir));
+        self.vfs.suspend_faults(false);
+        let flags = match mode {
+            BackupMode::Full => BackupFlags::NONE,
+            BackupMode::Atomic => BackupFlags::ATOMIC,
+            BackupMode::Incremental => BackupFlags::INCREMENTAL,
+        };
+        let before = self.vfs.fired();
+        self.operations += 1;
+        let result = instance.begin_backup(Some(&dir_path(dir)), flags, None);
+        match result {
+            Ok(job) => {
+                if let Some(kind) = expected {
+                    return Err(self.violation(
+                        Oracle::Contract,
+                        format!(
+                            "a {mode:?} backup into bk{dir} began, but the contract says {}",
+                            kind.name()
+                        ),
+                    ));
+                }
+                self.event(format_args!(
+                    "backup {mode:?} into bk{dir} began at commit {}",
+                    self.model.last()
+                ));
+                let (gen_low, gen_high) = job.logs().unwrap_or_default();
+                self.backups.active = Some(Active {
+                    job,
+                    facts: Facts {
+                        dir,
+                        gen_low,
+                        gen_high,
+                        mode,
+                        snapshot: self.model.state_at(self.model.last()),
+                        listing,
+                        logs,
+                        header: header.unwrap_or_default(),
+                        reads_before: before.get(&IoFault::ReadError).copied().unwrap_or(0),
+                    },
+                });
+                Ok(())
+            }
+            Err(e) if Some(e.kind()) == expected => {
+                self.coverage.hit(Mark::BackupRefusedByContract);
+                Ok(())
+            }
+            Err(e) => {
+                if let Some(kind) = expected
+                    && !self.explained(&e, &before)
+                {
+                    return Err(self.violation(
+                        Oracle::Contract,
+                        format!(
+                            "a {mode:?} backup into bk{dir} gave {e}, but the contract says {}",
+                            kind.name()
+                        ),
+                    ));
+                }
+                self.check_error("begin_backup", &e, &before)
+            }
+        }
+    }
+
+    pub(super) fn backup_step(&mut self, pages: u8) -> Check {
+        let Some(active) = self.backups.active.as_mut() else {
+            return Ok(());
+        };
+        active
+            .job
+            .set_step_size(usize::from(pages.max(1)) * self.config.page_size as usize);
+        let before = self.vfs.fired();
+        self.operations += 1;
+        let result = active.job.step();
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let active = self.backups.active.take().expect("active");
+                self.backup_failed(&active.facts, &e, &before)
+            }
+        }
+    }
+
+    pub(super) fn backup_finish(&mut self, abandon: bool) -> Check {
+        let Some(Active { job, facts: active }) = self.backups.active.take() else {
+            return Ok(());
+        };
+        let before = self.vfs.fired();
+        self.operations += 1;
+        if abandon {
+            // An abandoned job is a failure of the caller's making: the same guarantees.
+            drop(job);
+            return self.check_failure(&active);
+        }
+        let logs_before = self.live_logs();
+        let mode = active.mode;
+        match job.finish() {
+            Ok(_) if self.vfs.crashed() => {
+                // The process died in it: no caller would have seen this answer.
+                self.backups.crashed = Some(active);
+                Ok(())
+            }
+            Ok(summary) => {
+                self.coverage.hit(match mode {
+                    BackupMode::Full => Mark::FullBackup,
+                    BackupMode::Atomic => Mark::AtomicBackup,
+                    BackupMode::Incremental => Mark::IncrementalBackup,
+                });
+                let (_, high) = summary.logs.expect("a backup with files");
+                self.backups.high = Some(self.backups.high.map_or(high, |h| h.max(high)));
+                self.backups.last_success = Some(active.dir);
+                if summary.warnings.is_empty() {
+                    self.check_header_records(mode, high)?;
+                }
+                self.check_truncation(&logs_before)?;
+                let state = &mut self.backups.dirs[active.dir];
+                state.allowed = vec![Some(active.snapshot.clone())];
+                if mode != BackupMode::Incremental {
+                    state.damaged = false;
+                }
+                self.event(format_args!("backup into bk{} succeeded", active.dir));
+                self.check_restore(active.dir, "after it succeeded")
+            }
+            Err(e) => self.backup_failed(&active, &e, &before),
+        }
+    }
+
+    /// After a successful backup, the header records it (unless it warned that it could not).
+    fn check_header_records(&mut self, mode: BackupMode, high: u32) -> Check {
+        let Some((full, incremental)) = self.header_records() else {
+            return Ok(());
+        };
+        let record = if mode == BackupMode::Incremental {
+            incremental
+        } else {
+            full
+        };
+        if record.gen_high != high || (mode != BackupMode::Incremental && incremental.is_set()) {
+            return Err(self.violation(
+                Oracle::Backup,
+                format!(
+                    "after a successful {mode:?} backup up to generation {high:#X}, the header records full {full:?}, incremental {incremental:?}"
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The truncation oracle: what a call deleted lies below the checkpoint, and (without
+    /// circular logging) at or below the highest generation of a successful backup.
+    fn check_truncation(&mut self, before: &BTreeSet<u32>) -> Check {
+        let after = self.live_logs();
+        let deleted: Vec<u32> = before.difference(&after).copied().collect();
+        let Some(&top) = deleted.last() else {
+            return Ok(());
+        };
+        let checkpoint = self
+            .instance
+            .as_ref()
+            .and_then(|i| i.checkpoint_position().ok().flatten())
+            .map_or(u32::MAX, |c| c.generation);
+        // Without circular logging, only what a successful backup holds may go.
+        let backup_needs =
+            !self.config.circular_logging && self.backups.high.is_none_or(|high| top > high);
+        if top >= checkpoint || backup_needs {
+            return Err(self.violation(
+                Oracle::Truncation,
+                format!(
+                    "a truncation deleted generations {deleted:?}: the checkpoint is in {checkpoint:#X}, the highest backed-up generation is {:?}",
+                    self.backups.high
+                ),
+            ));
+        }
+        if !self.config.circular_logging {
+            self.coverage.hit(Mark::LogsTruncated);
+        }
+        Ok(())
+    }
+
+    pub(super) fn truncate(&mut self) -> Check {
+        let instance = self.instance.clone().expect("an instance");
+        let logs_before = self.live_logs();
+        let before = self.vfs.fired();
+        self.operations += 1;
+        match instance.backup(None, BackupFlags::NONE, None) {
+            Ok(_) => {
+                if self.backups.active.is_some() {
+                    return Err(self.violation(
+                        Oracle::Contract,
+                        "a truncation ran while a backup was running (JET_errBackupInProgress)",
+                    ));
+                }
+                self.check_truncation(&logs_before)
+            }
+            Err(e) if e.kind() == ErrorKind::BackupInProgress && self.backups.active.is_some() => {
+                self.coverage.hit(Mark::BackupRefusedByContract);
+                Ok(())
+            }
+            Err(e) => self.check_error("a truncation", &e, &before),
+        }
+    }
+
+    /// A backup returned an error: the error must be explained, and the failure must leave
+    /// nothing behind.
+    fn backup_failed(
+        &mut self,
+        active: &Facts,
+        err: &JetError,
+        before: &BTreeMap<IoFault, u64>,
+    ) -> Check {
+        let kind = err.kind();
+        let fence_read = IO_ERRORS.contains(&kind)
+            && self
+                .vfs
+                .fired()
+                .get(&IoFault::ReadError)
+                .is_some_and(|&n| n > active.reads_before);
+        let log_damage = kind == ErrorKind::LogReadVerifyFailure
+            && (self.damaged.contains(&CorruptZone::LogSegment)
+                || self.vfs.misdirected_file_present());
+        let page_damage = matches!(
+            kind,
+            ErrorKind::ReadVerifyFailure | ErrorKind::ReadPgnoVerifyFailure
+        ) && self.damaged.contains(&CorruptZone::DatabasePage);
+        if log_damage || page_damage {
+            self.coverage.hit(Mark::BackupFoundCorruption);
+            self.coverage.hit(Mark::CorruptionDetected);
+        } else if !fence_read && !self.explained(err, before) {
+            return Err(self.violation(
+                Oracle::UnexplainedError,
+                format!("a backup step failed with no fault to explain it: {err}"),
+            ));
+        }
+        self.event(format_args!("backup into bk{} failed: {err}", active.dir));
+        self.check_failure(active)
+    }
+
+    /// The failure guarantees: the directory as it was, no log truncated, the header's
+    /// records unchanged, the previous backup still restoring to its snapshot.
+    fn check_failure(&mut self, active: &Facts) -> Check {
+        if self.vfs.crashed() {
+            // A crash is judged after the restart, as a crash during the backup.
+            self.backups.crashed = Some(active.clone());
+            return Ok(());
+        }
+        self.vfs.suspend_faults(true);
+        let listing = self.listing(&dir_path(active.dir));
+        let logs = self.live_logs();
+        let header = self.header_records();
+        self.vfs.suspend_faults(false);
+        if listing != active.listing {
+            let added: Vec<&PathBuf> = listing
+                .keys()
+                .filter(|p| active.listing.get(*p) != listing.get(*p))
+                .collect();
+            let gone: Vec<&PathBuf> = active
+                .listing
+                .keys()
+                .filter(|p| !listing.contains_key(*p))
+                .collect();
+            return Err(self.violation(
+                Oracle::Backup,
+                format!(
+                    "a failed backup changed bk{}: new or changed {added:?}, gone {gone:?}",
+                    active.dir
+                ),
+            ));
+        }
+        let low = active.gen_low;
+        let missing: Vec<u32> = active
+            .logs
+            .iter()
+            .copied()
+            .filter(|g| !logs.contains(g) && (!self.config.circular_logging || *g >= low))
+            .collect();
+        if !missing.is_empty() {
+            return Err(self.violation(
+                Oracle::Truncation,
+                format!("a failed backup truncated log generations {missing:?}"),
+            ));
+        }
+        if let Some(header) = header
+            && header != active.header
+        {
+            return Err(self.violation(
+                Oracle::Backup,
+                format!(
+                    "a failed backup changed the header's backup records from {:?} to {header:?}",
+                    active.header
+                ),
+            ));
+        }
+        self.coverage.hit(Mark::BackupFailedCleanly);
+        self.check_restore(active.dir, "after a failed backup")
+    }
+
+    /// A crash while a backup ran: the directory restores to the previous backup's snapshot,
+    /// to the crashed backup's (if it got past its commit point), or — with neither — is
+    /// refused as holding no finished backup.
+    pub(super) fn after_crash_during_backup(&mut self, active: Facts) -> Check {
+        self.coverage.hit(Mark::CrashDuringBackup);
+        // Past its commit point, its manifest is in place, but durable only once the
+        // directory is fsynced: a later power loss may still take it back. Both stay allowed
+        // until the next successful backup into the directory.
+        let new = Some(active.snapshot.clone());
+        let state = &mut self.backups.dirs[active.dir];
+        if !state.allowed.contains(&new) {
+            state.allowed.push(new);
+        }
+        // The header may have recorded it: truncation may then go up to its logs.
+        let high = active.gen_high;
+        self.backups.high = Some(self.backups.high.map_or(high, |h| h.max(high)));
+        self.vfs.suspend_faults(true);
+        let committed = self
+            .manifest_of(active.dir)
+            .ok()
+            .flatten()
+            .is_some_and(|m| m.last().gen_high == active.gen_high);
+        self.vfs.suspend_faults(false);
+        if committed {
+            self.backups.last_success = Some(active.dir);
+        }
+        self.check_restore(active.dir, "after a crash during a backup")
+    }
+
+    /// A `Restore` step: the directory restores to its snapshot.
+    pub(super) fn restore_step(&mut self, dir: u8) -> Check {
+        let dir = usize::from(dir % BACKUP_DIRS);
+        self.operations += 1;
+        self.check_restore(dir, "when asked")
+    }
+
+    /// Restores `dir` and checks the result is one the simulator allows (`None`: no finished
+    /// backup, refused with `JET_errFileNotFound`); a damaged directory may be refused with a
+    /// documented error instead.
+    pub(super) fn check_restore(&mut self, dir: usize, when: &str) -> Check {
+        let damaged = self.backups.dirs[dir].damaged;
+        let allowed = self.backups.dirs[dir].allowed.clone();
+        match self.restore_dir(dir)? {
+            Ok(got) => {
+                if allowed.contains(&Some(got.clone())) {
+                    self.coverage.hit(Mark::BackupRestored);
+                    return Ok(());
+                }
+                let want = allowed.iter().flatten().next();
+                let differ: Vec<String> = match want {
+                    Some(want) => got
+                        .iter()
+                        .filter(|(k, v)| want.get(k) != Some(v))
+                        .map(|(k, v)| format!("{k:?}=#{}", v.id))
+                        .chain(
+                            want.iter()
+                                .filter(|(k, _)| !got.contains_key(k))
+                                .map(|(k, v)| format!("{k:?} missing (#{})", v.id)),
+                        )
+                        .take(6)
+                        .collect(),
+                    None => vec!["the directory should hold no finished backup".into()],
+                };
+                Err(self.violation(
+                    Oracle::Backup,
+                    format!(
+                        "bk{dir} restored {when} differs from its backup's snapshot: {}",
+                        differ.join(", ")
+                    ),
+                ))
+            }
+            Err(e) if allowed.contains(&None) && e.kind() == ErrorKind::FileNotFound => Ok(()),
+            Err(e) if damaged && RESTORE_ERRORS.contains(&e.kind()) => {
+                self.coverage.hit(Mark::BackupCorruptionRefused);
+                self.coverage.hit(Mark::CorruptionDetected);
+                Ok(())
+            }
+            Err(e) => Err(self.violation(
+                Oracle::Backup,
+                format!("restoring bk{dir} {when} failed: {e}"),
+            )),
+        }
+    }
+
+    /// Restores backup directory `dir` into a fresh place, with faults and crashes held, and
+    /// reads back every table; the place is removed after. The outer `Err` is a violation
+    /// (the restored database misbehaved), the inner one the restore's refusal.
+    fn restore_dir(&mut self, dir: usize) -> Result<Result<Snapshot, JetError>, Violation> {
+        self.backups.restores += 1;
+        let place = PathBuf::from(format!("rst{}", self.backups.restores));
+        let mut params = self.params.clone();
+        params.log_path = place.clone();
+        params.system_path = place.clone();
+        params.database_path = place.join("data.edb");
+        params.create_path_if_not_exist = true;
+        params.circular_logging = false;
+        self.vfs.suspend_faults(true);
+        let result = self.restore_and_read(&dir_path(dir), params);
+        self.remove_place(&place);
+        self.vfs.suspend_faults(false);
+        result
+    }
+
+    fn restore_and_read(
+        &mut self,
+        from: &Path,
+        params: jetdb::InstanceParams,
+    ) -> Result<Result<Snapshot, JetError>, Violation> {
+        let inst = Instance::new(self.env.clone(), params);
+        if let Err(e) = inst.restore(from, None) {
+            self.event(format_args!("restore of {} refused: {e}", from.display()));
+            return Ok(Err(e));
+        }
+        let bad = |sim: &Sim, what: &str, e: JetError| {
+            sim.violation(
+                Oracle::Backup,
+                format!(
+                    "the database restored from {} fails: {what}: {e}",
+                    from.display()
+                ),
+            )
+        };
+        inst.init().map_err(|e| bad(self, "init", e))?;
+        inst.check_integrity()
+            .map_err(|e| bad(self, "integrity", e))?;
+        let mut session = inst.begin_session().map_err(|e| bad(self, "session", e))?;
+        let mut out = Snapshot::new();
+        for t in 0..self.config.tables {
+            let table = session
+                .open_table(&super::table_name(usize::from(t)))
+                .map_err(|e| bad(self, "open table", e))?;
+            let rows: jetdb::Result<Vec<(Vec<u8>, Vec<u8>)>> =
+                session.range(table, .., false).and_then(|r| r.collect());
+            for (k, v) in rows.map_err(|e| bad(self, "scan", e))? {
+                let Some(k) = parse_key(&k) else {
+                    return Err(self.violation(
+                        Oracle::Backup,
+                        format!(
+                            "the database restored from {} holds key {:?}, never written",
+                            from.display(),
+                            String::from_utf8_lossy(&k)
+                        ),
+                    ));
+                };
+                let id = v
+                    .get(..4)
+                    .map_or(0, |h| u32::from_le_bytes(h.try_into().expect("4 bytes")));
+                let val = Val {
+                    id,
+                    len: v.len() as u32,
+                };
+                if value_bytes(val) != v {
+                    return Err(self.violation(
+                        Oracle::Backup,
+                        format!(
+                            "the database restored from {} holds a value for {:?} the workload never wrote",
+                            from.display(),
+                            (t, k)
+                        ),
+                    ));
+                }
+                out.insert((t, k), val);
+            }
+        }
+        drop(session);
+        inst.term().map_err(|e| bad(self, "term", e))?;
+        Ok(Ok(out))
+    }
+
+    /// Removes a restored copy.
+    fn remove_place(&self, place: &Path) {
+        for (path, _) in self.vfs.files() {
+            if path.starts_with(place) {
+                let _ = jetdb::Vfs::remove(&self.vfs, &path);
+            }
+        }
+        let _ = jetdb::Vfs::remove_dir(&self.vfs, place);
+    }
+
+    /// Live data was damaged beyond repair: the last successful backup must restore to its
+    /// snapshot (the fault-free phase's fallback).
+    pub(super) fn restore_after_damage(&mut self) -> Check {
+        let Some(dir) = self.backups.last_success else {
+            return Ok(());
+        };
+        if self.backups.dirs[dir].damaged {
+            return Ok(());
+        }
+        if !self.backups.dirs[dir].may_hold_backup() {
+            return Ok(());
+        }
+        self.check_restore(dir, "after live data was damaged")?;
+        self.coverage.hit(Mark::RestoredAfterDamage);
+        Ok(())
+    }
+
+    /// The fault-free phase: every backup directory restores to its snapshot.
+    pub(super) fn restore_every_backup(&mut self) -> Check {
+        for dir in 0..self.backups.dirs.len() {
+            if self.backups.dirs[dir].may_hold_backup() {
+                self.check_restore(dir, "in the fault-free phase")?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Bit rot was planted in a backup file.
+    pub(super) fn backup_damaged(&mut self, path: &Path) {
+        for dir in 0..self.backups.dirs.len() {
+            if path.starts_with(dir_path(dir)) {
+                self.backups.dirs[dir].damaged = true;
+            }
+        }
+    }
+}
