@@ -1181,7 +1181,7 @@ fn verify_log(bytes: &[u8], generation: u32, manifest: &Manifest, from: &Path) -
 fn used_len(bytes: &[u8]) -> usize {
     let seg = log::SEGMENT_SIZE;
     let mut end = bytes.len();
-    while end >= seg && bytes[end - seg..end].iter().all(|&b| b == 0) {
+    while end >= seg && crate::codec::is_zero(&bytes[end - seg..end]) {
         end -= seg;
     }
     end

@@ -126,3 +126,11 @@ mod tests {
         );
     }
 }
+
+/// Whether every byte of `bytes` is zero. Compared a block at a time against a zero block
+/// (memcmp, vectorised): many times faster than a byte loop, and log scans test every
+/// segment of mostly blank files.
+pub(crate) fn is_zero(bytes: &[u8]) -> bool {
+    const ZEROS: [u8; 4096] = [0; 4096];
+    bytes.chunks(ZEROS.len()).all(|c| c == &ZEROS[..c.len()])
+}

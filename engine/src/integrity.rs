@@ -328,7 +328,7 @@ pub fn verify_file(vfs: &dyn Vfs, path: &Path) -> Result<ChecksumReport> {
             .map_err(|err| JetError::io(format!("{}: read page {pgno}", path.display()), &err))?;
         for (i, page) in buf.chunks(page_size).enumerate() {
             let this = pgno + i as u64;
-            let blank_tail = this >= u64::from(header.page_count) && page.iter().all(|&b| b == 0);
+            let blank_tail = this >= u64::from(header.page_count) && crate::codec::is_zero(page);
             if blank_tail {
                 continue;
             }

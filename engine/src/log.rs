@@ -128,7 +128,7 @@ impl LogHeader {
             ));
         }
         let bytes = &bytes[..SEGMENT_SIZE];
-        if bytes.iter().all(|&b| b == 0) {
+        if crate::codec::is_zero(bytes) {
             return Err("the header is blank".into());
         }
         if !crc_holds(bytes) {
@@ -426,7 +426,7 @@ fn classify<'a>(seg: Option<&'a [u8]>, header: &LogHeader, index: u32) -> Segmen
     let Some(seg) = seg else {
         return Segment::Blank;
     };
-    if seg.iter().all(|&b| b == 0) {
+    if crate::codec::is_zero(seg) {
         return Segment::Blank;
     }
     let u32_at = |at: usize| u32::from_le_bytes(seg[at..at + 4].try_into().expect("4 bytes"));

@@ -93,7 +93,7 @@ pub fn verify(page: &[u8], pgno: Pgno) -> Result<PageHeader> {
             page.len()
         );
     }
-    if page.iter().all(|&b| b == 0) {
+    if crate::codec::is_zero(page) {
         bail!(PageNotInitialized, "page {pgno} is blank (all zero)");
     }
     let stored = le_u32(page, CHECKSUM_OFFSET);

@@ -930,6 +930,19 @@ impl SimVfs {
             .collect()
     }
 
+    /// Every file under directory `dir` as reads see it: (path, content), sorted by path.
+    pub fn files_under(&self, dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+        let disk = self.lock();
+        disk.ns
+            .range(dir.to_path_buf()..)
+            .take_while(|(p, _)| p.starts_with(dir))
+            .filter_map(|(p, e)| match e {
+                Entry::File(ino) => Some((p.clone(), disk.inodes[ino].view.clone())),
+                Entry::Dir => None,
+            })
+            .collect()
+    }
+
     /// Creates directory `path` durably, outside any fault: for setting up a run.
     pub fn mkdir_durable(&self, path: &Path) {
         let mut disk = self.lock();
