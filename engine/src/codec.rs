@@ -100,6 +100,14 @@ pub(crate) fn crc_holds(block: &[u8]) -> bool {
     block.len() >= 4 && block[..4] == crc32fast::hash(&block[4..]).to_le_bytes()
 }
 
+/// Whether every byte of `bytes` is zero. Compared a block at a time against a zero block
+/// (memcmp, vectorised): many times faster than a byte loop, and log scans test every
+/// segment of mostly blank files.
+pub(crate) fn is_zero(bytes: &[u8]) -> bool {
+    const ZEROS: [u8; 4096] = [0; 4096];
+    bytes.chunks(ZEROS.len()).all(|c| c == &ZEROS[..c.len()])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -125,12 +133,4 @@ mod tests {
             ErrorKind::DatabaseCorrupted
         );
     }
-}
-
-/// Whether every byte of `bytes` is zero. Compared a block at a time against a zero block
-/// (memcmp, vectorised): many times faster than a byte loop, and log scans test every
-/// segment of mostly blank files.
-pub(crate) fn is_zero(bytes: &[u8]) -> bool {
-    const ZEROS: [u8; 4096] = [0; 4096];
-    bytes.chunks(ZEROS.len()).all(|c| c == &ZEROS[..c.len()])
 }
