@@ -94,7 +94,7 @@ impl BitOr for BackupFlags {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct BackupSummary {
     /// Full, incremental, or truncation only.
-    pub kind: Option<BackupKind>,
+    pub kind: BackupKind,
     /// The backup directory.
     pub directory: Option<PathBuf>,
     /// The last commit the backup holds: restoring it gives exactly the commits up to this.
@@ -325,7 +325,7 @@ impl Instance {
             status,
             state: JobState::Running,
             summary: BackupSummary {
-                kind: Some(kind),
+                kind,
                 directory: path.map(Path::to_path_buf),
                 sequence: begun.begin.sequence,
                 mark: begun.begin.mark,

@@ -22,9 +22,10 @@ pub enum Operation {
 }
 
 /// What a backup does.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum BackupKind {
     /// The database and the logs needed to make it consistent.
+    #[default]
     Full,
     /// Only the logs written since the last full or incremental backup.
     Incremental,

@@ -377,6 +377,8 @@ impl Restore<'_> {
         }
         file.sync().map_err(io_err("fsync", &to))?;
         self.advance((bytes.len() - used) as u64)?;
+        // Every file restored is reported, however small.
+        self.report(StatusKind::Progress)?;
         self.summary.log_bytes += bytes.len() as u64;
         self.emit(Event::FileCopied {
             operation: Operation::Restore,
@@ -467,6 +469,7 @@ impl Restore<'_> {
             out.write_all_at(chunk, pgno * page_size as u64)
                 .map_err(io_err("write", &tmp))?;
             self.advance(chunk.len() as u64)?;
+            self.report(StatusKind::Progress)?;
             pgno += n;
         }
         if !signature_checked {

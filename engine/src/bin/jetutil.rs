@@ -15,9 +15,9 @@ use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use jetdb::log::{self as jetlog, LogTail, Record};
 use jetdb::{
-    BackupFlags, BackupKind, BackupSummary, Clock, CommitMode, DbHeader, Env, ErrorKind, EventLog,
-    Instance, InstanceParams, JetError, OpenMode, RestoreSummary, Session, Status, SystemClock,
-    Table, limits, manifest,
+    BackupFlags, BackupSummary, Clock, CommitMode, DbHeader, Env, ErrorKind, EventLog, Instance,
+    InstanceParams, JetError, OpenMode, RestoreSummary, Session, Status, SystemClock, Table,
+    limits, manifest,
 };
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -547,7 +547,7 @@ fn generations(range: Option<(u32, u32)>) -> String {
 }
 
 fn print_backup(s: &BackupSummary, out: &mut impl Write) -> io::Result<()> {
-    let kind = s.kind.unwrap_or(BackupKind::Truncate);
+    let kind = s.kind;
     match &s.directory {
         Some(dir) => writeln!(out, "{kind} backup into {} succeeded", dir.display())?,
         None => writeln!(
