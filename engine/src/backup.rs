@@ -1158,7 +1158,13 @@ fn verify_log(bytes: &[u8], generation: u32, manifest: &Manifest, from: &Path) -
         )
     };
     let scan =
-        log::scan(bytes, &from.display().to_string()).map_err(|e| bad(e.message().into()))?;
+        // (The scan's own errors name the file already.)
+        log::scan(bytes, &from.display().to_string()).map_err(|e| {
+            JetError::new(
+                ErrorKind::LogReadVerifyFailure,
+                format!("{} (found by the backup)", e.message()),
+            )
+        })?;
     if scan.header.generation != generation {
         return Err(bad(format!(
             "it holds generation {:#X}",

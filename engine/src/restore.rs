@@ -314,7 +314,13 @@ impl Restore<'_> {
                 format!("{name}: {why}"),
             )
         };
-        let scan = log::scan(&bytes, &name).map_err(|e| corrupt(e.message().to_string()))?;
+        // (The scan's own errors name the file already.)
+        let scan = log::scan(&bytes, &name).map_err(|e| {
+            JetError::new(
+                ErrorKind::LogCorruptDuringHardRestore,
+                e.message().to_string(),
+            )
+        })?;
         let header = scan.header;
         if header.log_signature != manifest.log_signature
             || header.db_signature != manifest.db_signature

@@ -44,4 +44,4 @@ pub use run::{RunOptions, RunReport, run};
 pub use sabotage::Sabotage;
 pub use shrink::{Scenario, shrink};
 pub use vfs::{ArmedFault, Device, IoFault, SimVfs, Zone};
-pub use workload::{Plan, Step};
+pub use workload::{BackupMode, Plan, Step};

@@ -106,3 +106,128 @@ fn every_io_fault_at_every_matching_operation_is_survived_or_reported() {
     assert!(fired > 200, "the sweep reached only {fired} faults");
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// A backup workload: a full backup, an incremental one and an atomic one, each copied a page
+/// or two at a time while commits and checkpoints go on between the steps; a truncation, a
+/// restore, a clean restart.
+fn backup_base() -> Plan {
+    use jetsim::BackupMode;
+    let mut config = plan_for(21, Some(10), None).config;
+    config.log_file_kib = 128;
+    config.circular_logging = false;
+    config.keys = 64;
+    config.sessions = 1;
+    config.tables = 1;
+    config.sabotage = None;
+    let mut steps = Vec::new();
+    let mut v = 100;
+    let mut put = |steps: &mut Vec<Step>, k: u16| {
+        v += 1;
+        steps.push(Step::Put {
+            s: 0,
+            t: 0,
+            k,
+            v,
+            len: 300,
+        });
+    };
+    for k in 0..40 {
+        put(&mut steps, k);
+    }
+    steps.push(Step::Checkpoint);
+    for (dir, mode) in [
+        (0, BackupMode::Full),
+        (0, BackupMode::Incremental),
+        (1, BackupMode::Atomic),
+    ] {
+        steps.push(Step::BackupBegin { dir, mode });
+        for round in 0..4u16 {
+            put(&mut steps, round * 7 % 64);
+            steps.push(Step::BackupStep { pages: 2 });
+            if round == 1 {
+                steps.push(Step::Checkpoint);
+            }
+        }
+        steps.push(Step::BackupFinish { abandon: false });
+        put(&mut steps, 50);
+    }
+    steps.push(Step::Truncate);
+    steps.push(Step::Restore { dir: 0 });
+    steps.push(Step::Restart);
+    config.steps = steps.len() as u32;
+    Plan { config, steps }
+}
+
+#[test]
+fn a_crash_at_every_io_point_of_a_backup_workload_keeps_every_promise() {
+    let plan = backup_base();
+    let clean = run(&plan, RunOptions::default());
+    assert!(clean.violation.is_none(), "{:?}", clean.violation);
+    assert!(
+        clean.coverage.count(jetsim::Mark::IncrementalBackup) == 1
+            && clean.coverage.count(jetsim::Mark::AtomicBackup) == 1,
+        "the workload takes its backups"
+    );
+    let points = clean.disk_stats.points;
+    let mut failures = Vec::new();
+    for n in 1..=points {
+        for power_loss in [true, false] {
+            let report = run(
+                &with_first(
+                    &plan,
+                    Step::CrashAt {
+                        points: n as u32,
+                        power_loss,
+                    },
+                ),
+                RunOptions::default(),
+            );
+            if let Some(v) = report.violation {
+                failures.push(format!("crash at point {n} (power loss {power_loss}): {v}"));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn every_io_fault_at_every_operation_of_a_backup_workload_keeps_every_promise() {
+    let plan = backup_base();
+    let mut failures = Vec::new();
+    let mut fired = 0;
+    for kind in [
+        IoFault::ReadError,
+        IoFault::WriteError,
+        IoFault::SyncError,
+        IoFault::Fsyncgate,
+        IoFault::DiskFull,
+    ] {
+        for zone in [Zone::Backup, Zone::Database, Zone::Log] {
+            for persistent in [false, true] {
+                for after in 0..400 {
+                    let fault = ArmedFault {
+                        kind,
+                        zone,
+                        after,
+                        persistent,
+                    };
+                    let report = run(
+                        &with_first(&plan, Step::Fault(fault)),
+                        RunOptions::default(),
+                    );
+                    if let Some(v) = report.violation {
+                        failures.push(format!(
+                            "{kind:?} {zone:?} after {after} persistent {persistent}: {v}"
+                        ));
+                    }
+                    if report.disk_stats.faults_fired == 0 {
+                        break;
+                    }
+                    fired += 1;
+                }
+            }
+        }
+    }
+    assert!(fired > 200, "the sweep reached only {fired} faults");
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
