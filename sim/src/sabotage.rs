@@ -45,11 +45,14 @@ pub enum Sabotage {
     /// Removing an archived log generation removes the next one too: a truncation that
     /// deletes one log too many.
     OverTruncate,
+    /// A bit of every write into a backup's database copy is flipped: a backup that copies a
+    /// damaged page without verifying it.
+    UnverifiedBackupPages,
 }
 
 impl Sabotage {
     /// Every kind, with the zone-bearing ones at the log and the database.
-    pub const ALL: [Sabotage; 15] = [
+    pub const ALL: [Sabotage; 16] = [
         Sabotage::SkipSync(Zone::Log),
         Sabotage::SkipSync(Zone::Database),
         Sabotage::SkipSync(Zone::Checkpoint),
@@ -65,6 +68,7 @@ impl Sabotage {
         Sabotage::StaleBackupPages,
         Sabotage::DropLastBackupLog,
         Sabotage::OverTruncate,
+        Sabotage::UnverifiedBackupPages,
     ];
 
     /// Parses the command-line spelling: `skip-sync:log`, `skip-dir-sync`,
@@ -101,6 +105,7 @@ impl fmt::Display for Sabotage {
             Sabotage::StaleBackupPages => write!(f, "stale-backup-pages"),
             Sabotage::DropLastBackupLog => write!(f, "drop-last-backup-log"),
             Sabotage::OverTruncate => write!(f, "over-truncate"),
+            Sabotage::UnverifiedBackupPages => write!(f, "unverified-backup-pages"),
         }
     }
 }

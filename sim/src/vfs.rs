@@ -1239,14 +1239,20 @@ impl VfsFile for SimFile {
             return Ok(());
         }
         let stale;
-        let buf = if disk.sabotage == Some(Sabotage::StaleBackupPages)
-            && zone == Zone::Backup
-            && self.path.extension().is_some_and(|e| e == "edb")
-        {
-            stale = disk.live_database_bytes(offset, buf.len());
-            &stale[..]
-        } else {
-            buf
+        let backup_copy = zone == Zone::Backup && self.path.extension().is_some_and(|e| e == "edb");
+        let buf = match disk.sabotage {
+            Some(Sabotage::StaleBackupPages) if backup_copy => {
+                stale = disk.live_database_bytes(offset, buf.len());
+                &stale[..]
+            }
+            Some(Sabotage::UnverifiedBackupPages) if backup_copy && !buf.is_empty() => {
+                let mut flipped = buf.to_vec();
+                let at = disk.rng.random_range(0..flipped.len());
+                flipped[at] ^= 1 << disk.rng.random_range(0..8);
+                stale = flipped;
+                &stale[..]
+            }
+            _ => buf,
         };
         let mut offset = offset;
         if disk.fires(IoFault::Misdirect, zone) {

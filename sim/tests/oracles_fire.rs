@@ -106,6 +106,12 @@ fn a_backup_copying_one_log_too_few_is_caught() {
 }
 
 #[test]
+fn a_backup_copying_a_damaged_page_unverified_is_caught() {
+    // Restore verifies every page, and refuses a backup that reported success.
+    assert_fires(Sabotage::UnverifiedBackupPages, Oracle::Backup, 20);
+}
+
+#[test]
 fn a_truncation_deleting_one_log_too_many_is_caught() {
     assert_fires(Sabotage::OverTruncate, Oracle::Truncation, 60);
 }
