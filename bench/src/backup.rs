@@ -158,6 +158,8 @@ struct Phases {
     db_fsync: f64,
     /// The typical (median) time of one 1 MiB chunk of the database copy: read, verify, write.
     chunk: f64,
+    /// Of `db`: the time the chunks took beyond their typical pace, less the final fsync.
+    stalls: f64,
     /// The log copies (each verified and fsynced).
     logs: f64,
     /// After the last copy to the Done event (backup: directory fsyncs, manifest, header,
@@ -206,19 +208,29 @@ fn phases(
         (begin, last_log.unwrap_or(db_end))
     };
     p.finish = secs(copies_end, done);
-    // The database is copied in 1 MiB chunks, each reported: the phase less its chunks at
-    // their typical pace is the final fsync, about.
+    // The database is copied in 1 MiB chunks, each reported. The final fsync is in the span
+    // from the second-last report to the end less a typical chunk (a backup reports its last
+    // chunk after the fsync, a restore before it); what the chunks took beyond their typical
+    // pace is stalls (waiting for memory, or for writeback).
     if let Some(db_end) = db {
         let ticks: Vec<Instant> = trace
             .iter()
             .filter(|(t, m)| matches!(m, Mark::Progress) && *t >= db_from && *t <= db_end)
             .map(|(t, _)| *t)
-            .collect();
+            .fold(Vec::new(), |mut ticks: Vec<Instant>, t| {
+                // A restore reports each chunk twice, at once: one tick.
+                if ticks.last().is_none_or(|&last| secs(last, t) > 5e-6) {
+                    ticks.push(t);
+                }
+                ticks
+            });
         if ticks.len() >= 3 {
             let gaps = Series(ticks.windows(2).map(|w| secs(w[0], w[1])).collect());
             p.chunk = gaps.median();
             let chunks = db_bytes.div_ceil(MIB) as f64;
-            p.db_fsync = (p.db - chunks * p.chunk).max(0.0);
+            let tail = secs(ticks[ticks.len() - 2], db_end);
+            p.db_fsync = (tail - p.chunk).max(0.0);
+            p.stalls = (p.db - chunks * p.chunk - p.db_fsync).max(0.0);
         }
     }
     p
@@ -230,6 +242,7 @@ struct PhaseSeries {
     db: Series,
     db_fsync: Series,
     chunk: Series,
+    stalls: Series,
     logs: Series,
     finish: Series,
     tail: Series,
@@ -244,6 +257,7 @@ impl PhaseSeries {
         self.db.push(p.db);
         self.db_fsync.push(p.db_fsync);
         self.chunk.push(p.chunk);
+        self.stalls.push(p.stalls);
         self.logs.push(p.logs);
         self.finish.push(p.finish);
         self.tail.push(p.tail);
@@ -254,10 +268,11 @@ impl PhaseSeries {
     fn line(&self) -> String {
         let db = if self.db.median() > 0.0 {
             format!(
-                "database {:.3} (1 MiB chunks at {:.2} ms each = {:.0} MiB/s, final fsync ≈ {:.3}), ",
+                "database {:.3} (1 MiB chunks at {:.2} ms each = {:.0} MiB/s, stalls {:.3}, final fsync ≈ {:.3}), ",
                 self.db.median(),
                 self.chunk.median() * 1e3,
                 1.0 / self.chunk.median(),
+                self.stalls.median(),
                 self.db_fsync.median()
             )
         } else {
@@ -680,9 +695,13 @@ fn run(size_mib: u64, options: &Options) -> (Run, Db, PathBuf) {
         r.full_ratio.push(t / c);
         r.full_phases.push(&p);
         println!(
-            "  full {i}: backup {t:.3} s ({:.1} MiB db + {:.1} MiB logs), cp+fsync {c:.3} s (cp {only:.3}), T/C {:.2}",
+            "  full {i}: backup {t:.3} s ({:.1} MiB db + {:.1} MiB logs; chunks {:.2} ms/MiB, stalls {:.3} s, db fsync {:.3} s, CPU sys {:.2} s), cp+fsync {c:.3} s (cp {only:.3}, CPU {cp_cpu:.2} s), T/C {:.2}",
             summary.database_bytes as f64 / MIB as f64,
             summary.log_bytes as f64 / MIB as f64,
+            p.chunk * 1e3,
+            p.stalls,
+            p.db_fsync,
+            p.cpu.sys,
             t / c
         );
     }
@@ -756,10 +775,15 @@ fn run(size_mib: u64, options: &Options) -> (Run, Db, PathBuf) {
         r.restore_ratio.push(t / c);
         r.restore_phases.push(&p);
         println!(
-            "  restore {i}: {t:.3} s ({:.1} MiB db + {:.1} MiB logs, {} commits replayed), cp+fsync {c:.3} s, ratio {:.2}",
+            "  restore {i}: {t:.3} s ({:.1} MiB db + {:.1} MiB logs, {} commits replayed; chunks {:.2} ms/MiB, stalls {:.3} s, db fsync {:.3} s, finish {:.3} s, CPU sys {:.2} s), cp+fsync {c:.3} s (CPU {cp_cpu:.2} s), ratio {:.2}",
             summary.database_bytes as f64 / MIB as f64,
             summary.log_bytes as f64 / MIB as f64,
             summary.commits_replayed,
+            p.chunk * 1e3,
+            p.stalls,
+            p.db_fsync,
+            p.finish,
+            p.cpu.sys,
             t / c
         );
     }
