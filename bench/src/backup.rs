@@ -17,6 +17,10 @@
 //!   backup's log truncation takes costs it.
 //!
 //! Phases come from the backup's own event log and status callback, stamped as they arrive.
+//!
+//! On a VM that returns freed memory to its host, whole runs of either side stall on first
+//! writes to page cache (1.5–2.5 s/GiB more): each run's line shows its chunk pace and system
+//! CPU, and the tables give minima beside the medians.
 
 use std::fs::File;
 use std::io::Read;
@@ -639,10 +643,12 @@ fn run(size_mib: u64, options: &Options) -> (Run, Db, PathBuf) {
         incr: Default::default(),
     };
 
-    // This VM gives freed memory back to its host, so page cache taken from memory not freed
-    // just before costs 0.3–2 s/GiB more (host page faults), for `cp` and backup alike. Each
-    // timed run therefore follows the deletion of the previous run's output (about the same
-    // size), which leaves it freed memory to reuse: the same state for both sides.
+    // This VM reports freed memory to its host (free page reporting), and the first write to
+    // such a page stalls in the host: page cache filled from it costs 1.5–2.5 s/GiB more,
+    // for `cp` and backup alike (perf puts 90% of the slow pwrites in
+    // copy_folio_from_iter_atomic). Each timed run follows the deletion of the previous run's
+    // output; that does not stop the stall from hitting one side or the other in whole runs
+    // (see each run's chunk pace and system CPU), so compare minima, or the runs without it.
 
     // A warm-up pair, untimed: the first writes to new space are the slowest on this disk.
     let stash = db.root.join("logs-stash");
