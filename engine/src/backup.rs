@@ -121,6 +121,8 @@ struct DbCopy {
     page_size: usize,
     /// Pages the copy holds: the file's length when the backup began.
     end: Pgno,
+    /// Each page's stored checksum, for the copy's digest in the manifest.
+    sums: Vec<u32>,
     done: bool,
 }
 
@@ -135,7 +137,8 @@ enum JobState {
 /// [`BackupJob::finish`]. Dropping an unfinished job aborts it (as a failure).
 ///
 /// Only one backup of an instance runs at a time (`JET_errBackupInProgress`). Its steps take
-/// the instance lock only to read; transactions go on between and during them.
+/// the instance lock for what needs it (the fence, reading up to 1 MiB of pages, and at the
+/// finish the checkpoint that records the backup); transactions go on between the steps.
 pub struct BackupJob<'s> {
     instance: Instance,
     env: Env,
@@ -419,6 +422,19 @@ fn prepare_directory(
             ),
         },
     };
+    // A backup of another database (or log set) is never replaced or extended by mistake.
+    if let Some(m) = &previous {
+        let header = core.db.header();
+        if m.log_signature != header.log_signature || m.db_signature != header.db_signature {
+            bail!(
+                InvalidBackup,
+                "{} holds a backup of another database (database {}, log set {}); back up into another directory",
+                dir.display(),
+                m.db_signature,
+                m.log_signature
+            );
+        }
+    }
     let manifest_exists = vfs
         .exists(&dir.join(MANIFEST_NAME))
         .map_err(io_err("look up", dir))?;
@@ -524,7 +540,7 @@ fn begin_in_core(
                     "the backup set in the directory belongs to another database or log set"
                 );
             }
-            m.last().gen_high + 1
+            m.last().gen_high.saturating_add(1)
         }
         _ => checkpoint.position.generation,
     };
@@ -621,6 +637,8 @@ fn begin_in_core(
                 db_signature: header.db_signature,
                 page_size: header.page_size,
                 db_len: u64::from(db_pages.unwrap_or(0)) * page_size as u64,
+                // Set once the copy is complete.
+                db_digest: 0,
                 checkpoint: checkpoint.position,
                 checkpoint_last_commit: checkpoint.last_commit,
                 base_name: base.clone(),
@@ -692,6 +710,7 @@ impl<'s> BackupJob<'s> {
                     file,
                     page_size: begun.page_size,
                     end: begun.db_pages.unwrap_or(0),
+                    sums: vec![0; begun.db_pages.unwrap_or(0) as usize],
                     done: false,
                 });
             }
@@ -807,6 +826,7 @@ impl<'s> BackupJob<'s> {
             let db = self.db.as_mut().expect("a database copy");
             for (&pgno, page) in &saved {
                 check_page(page, pgno, &db.from)?;
+                db.sums[pgno as usize] = page::stored_checksum(page);
                 db.file
                     .write_all_at(page, u64::from(pgno) * page_size as u64)
                     .map_err(io_err("write", &db.to))?;
@@ -823,6 +843,7 @@ impl<'s> BackupJob<'s> {
                 while j < skip.len() && !skip[j] {
                     let page = &buf[j * page_size..(j + 1) * page_size];
                     check_page(page, first + j as Pgno, &db.from)?;
+                    db.sums[first as usize + j] = page::stored_checksum(page);
                     j += 1;
                 }
                 db.file
@@ -837,6 +858,11 @@ impl<'s> BackupJob<'s> {
             if first + skip.len() as Pgno == end {
                 db.file.sync().map_err(io_err("fsync", &db.to))?;
                 db.done = true;
+                let digest = manifest::page_digest(&db.sums);
+                self.manifest
+                    .as_mut()
+                    .expect("a full backup has a manifest")
+                    .db_digest = digest;
             }
         }
         self.summary.database_bytes += bytes;
@@ -1083,9 +1109,21 @@ impl<'s> BackupJob<'s> {
                     .map_err(|err| JetError::io("remove the manifest", &err)),
             };
             if let Err(err) = restored {
+                // If the directory still names the new set, deleting its files would leave a
+                // manifest naming nothing (and the old set, unnamed, would go as debris next
+                // time): keep them, so whichever manifest stands restores.
+                let names_new = match manifest::read(&*vfs, &dir) {
+                    Ok(Some(found)) => Some(&found) == self.manifest.as_ref(),
+                    Ok(None) => false,
+                    Err(_) => true,
+                };
                 self.warn(format!(
                     "the previous manifest could not be put back: {err}"
                 ));
+                if names_new {
+                    self.warn("the new backup's files are kept: the directory names them".into());
+                    return;
+                }
             }
         }
         let _ = vfs.remove(&manifest::tmp_path(&dir));

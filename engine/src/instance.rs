@@ -436,6 +436,13 @@ impl Instance {
             );
         }
         let result = f(core);
+        // A failed write or fsync of the database, even one a read made while evicting,
+        // leaves the file's state unknown: the instance takes no more work until a new init.
+        if core.fatal.is_none()
+            && let Err(unusable) = core.db.check_usable()
+        {
+            core.fail(result.as_ref().err().cloned().unwrap_or(unusable));
+        }
         if let Some(err) = &core.fatal {
             *lock(&self.shared.state) = Lifecycle::Failed(err.clone());
         }

@@ -15,8 +15,9 @@
 //!  0  4 CRC32              4  8 magic "JETBKSET"   12 4 format version
 //! 16  4 set number        20 16 log signature      36 16 database signature
 //! 52  4 page size         56  8 database file length
-//! 64  8 checkpoint position (generation, offset)   72 8 the checkpoint's last commit
-//! 80  1 base name length, the base name; 1 database file name length, the name
+//! 64  4 the database copy's digest: CRC32 of its pages' checksums in page order
+//! 68  8 checkpoint position (generation, offset)   76 8 the checkpoint's last commit
+//! 84  1 base name length, the base name; 1 database file name length, the name
 //!     then: a count (u32) of backups in the set, each
 //!        1 kind (1 full, 2 incremental), 8 mark, 8 time, 8 last commit, 4 + 4 generations
 //!     then: a count (u32) of log files, each 4 generation, 8 length, 4 CRC32
@@ -77,6 +78,9 @@ pub struct Manifest {
     pub page_size: u32,
     /// The length of the database copy.
     pub db_len: u64,
+    /// The database copy's digest ([`page_digest`] of its pages): restore refuses a copy
+    /// that is not this backup's, though each of its pages is whole.
+    pub db_digest: u32,
     /// Where restore starts replaying: the checkpoint when the full backup began.
     pub checkpoint: Lgpos,
     /// The last commit before the checkpoint.
@@ -134,6 +138,7 @@ impl Manifest {
         }
         w.u32(self.page_size);
         w.u64(self.db_len);
+        w.u32(self.db_digest);
         w.u32(self.checkpoint.generation);
         w.u32(self.checkpoint.offset);
         w.u64(self.checkpoint_last_commit);
@@ -191,6 +196,7 @@ impl Manifest {
         let db_signature = sig().map_err(f)?;
         let page_size = r.u32().map_err(f)?;
         let db_len = r.u64().map_err(f)?;
+        let db_digest = r.u32().map_err(f)?;
         let checkpoint = Lgpos {
             generation: r.u32().map_err(f)?,
             offset: r.u32().map_err(f)?,
@@ -241,6 +247,7 @@ impl Manifest {
             db_signature,
             page_size,
             db_len,
+            db_digest,
             checkpoint,
             checkpoint_last_commit,
             base_name,
@@ -268,6 +275,17 @@ impl Manifest {
         if self.logs.is_empty() {
             return Err("it lists no log file".into());
         }
+        // Values no backup can have: refused here, so nothing downstream overflows on them.
+        if self.logs.iter().any(|l| {
+            l.generation == 0
+                || l.generation >= log::GENERATION_MAX
+                || l.len > log::LOG_FILE_SIZE_MAX
+        }) {
+            return Err("a log file has an impossible generation or length".into());
+        }
+        if self.db_len > u64::from(u32::MAX) * 32 * 1024 {
+            return Err("the database length is impossible".into());
+        }
         if self
             .logs
             .windows(2)
@@ -284,6 +302,16 @@ impl Manifest {
         }
         Ok(())
     }
+}
+
+/// The digest of a database copy: the CRC32 of its pages' stored checksums, in page order.
+/// Cheap (each page's checksum is verified anyway) and different for a copy of another backup.
+pub fn page_digest(sums: &[u32]) -> u32 {
+    let mut h = crc32fast::Hasher::new();
+    for sum in sums {
+        h.update(&sum.to_le_bytes());
+    }
+    h.finalize()
 }
 
 /// Reads the manifest of backup directory `dir`: `None` if it has none.

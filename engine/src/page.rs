@@ -79,6 +79,12 @@ pub fn seal(page: &mut [u8], header: PageHeader) {
     debug_assert!(verify(page, header.pgno).is_ok());
 }
 
+/// The checksum `page` carries (0 for a blank page).
+pub fn stored_checksum(page: &[u8]) -> u32 {
+    page.get(CHECKSUM_OFFSET..CHECKSUM_OFFSET + 4)
+        .map_or(0, |b| u32::from_le_bytes(b.try_into().expect("4 bytes")))
+}
+
 /// The checksum a page should carry: CRC32 of everything after the checksum field.
 pub fn checksum(page: &[u8]) -> u32 {
     crc32fast::hash(page.get(CHECKSUM_OFFSET + 4..).unwrap_or_default())

@@ -188,7 +188,10 @@ impl Restore<'_> {
         self.check_destination(&*vfs)?;
         let set_dir = manifest.set_dir(&self.from);
         let (low, high) = manifest.log_range();
-        self.total = manifest.db_len + manifest.logs.iter().map(|l| l.len).sum::<u64>();
+        self.total = manifest
+            .logs
+            .iter()
+            .fold(manifest.db_len, |sum, l| sum.saturating_add(l.len));
         self.summary.logs = (low, high);
         self.summary.backups = manifest.backups.len();
         self.emit(Event::RestoreBegin {
@@ -431,6 +434,7 @@ impl Restore<'_> {
         let mut buf = vec![0u8; chunk_pages as usize * page_size];
         let mut pgno = 0u64;
         let mut signature_checked = false;
+        let mut sums = Vec::with_capacity(pages as usize);
         while pgno < pages {
             let n = chunk_pages.min(pages - pgno);
             let chunk = &mut buf[..n as usize * page_size];
@@ -439,6 +443,7 @@ impl Restore<'_> {
                 .map_err(io_err("read", &from))?;
             for (i, page) in chunk.chunks(page_size).enumerate() {
                 let this = (pgno + i as u64) as Pgno;
+                sums.push(page::stored_checksum(page));
                 match page::verify(page, this) {
                     Ok(_) => {}
                     Err(err) if err.kind() == ErrorKind::PageNotInitialized => {}
@@ -477,6 +482,13 @@ impl Restore<'_> {
             self.advance(chunk.len() as u64)?;
             self.report(StatusKind::Progress)?;
             pgno += n;
+        }
+        if manifest::page_digest(&sums) != manifest.db_digest {
+            bail!(
+                RestoreOfNonBackupDatabase,
+                "{}: every page is whole, but the file is not the copy this backup made (its digest differs from the manifest's)",
+                from.display()
+            );
         }
         if !signature_checked {
             bail!(

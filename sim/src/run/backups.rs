@@ -234,6 +234,7 @@ impl Sim {
         let header = self.header_records();
         let logs = self.live_logs();
         let listing = self.content_listing(&dir_path(dir));
+        let everything = self.listing(&dir_path(dir));
         self.vfs.suspend_faults(false);
         let flags = match mode {
             BackupMode::Full => BackupFlags::NONE,
@@ -277,7 +278,7 @@ impl Sim {
             }
             Err(e) if Some(e.kind()) == expected => {
                 self.coverage.hit(Mark::BackupRefusedByContract);
-                Ok(())
+                self.check_refused_begin(dir, &everything, &logs, header)
             }
             Err(e) => {
                 if let Some(kind) = expected
@@ -291,9 +292,57 @@ impl Sim {
                         ),
                     ));
                 }
-                self.check_error("begin_backup", &e, &before)
+                self.check_error("begin_backup", &e, &before)?;
+                self.check_refused_begin(dir, &everything, &logs, header)
             }
         }
+    }
+
+    /// A begin that failed changed nothing it must not: no new or changed file in the
+    /// directory (debris of earlier backups may have gone), no log truncated, the header's
+    /// backup records as they were.
+    fn check_refused_begin(
+        &mut self,
+        dir: usize,
+        before: &BTreeMap<PathBuf, u32>,
+        logs: &BTreeSet<u32>,
+        header: Option<(BackupInfo, BackupInfo)>,
+    ) -> Check {
+        if self.vfs.crashed() {
+            return Ok(());
+        }
+        self.vfs.suspend_faults(true);
+        let after = self.listing(&dir_path(dir));
+        let live = self.live_logs();
+        let now = self.header_records();
+        self.vfs.suspend_faults(false);
+        let added: Vec<&PathBuf> = after
+            .iter()
+            .filter(|(p, crc)| before.get(*p) != Some(crc))
+            .map(|(p, _)| p)
+            .collect();
+        if !added.is_empty() {
+            return Err(self.violation(
+                Oracle::Backup,
+                format!("a refused or failed begin left or changed {added:?} in bk{dir}"),
+            ));
+        }
+        if !self.config.circular_logging && !logs.is_subset(&live) {
+            let gone: Vec<&u32> = logs.difference(&live).collect();
+            return Err(self.violation(
+                Oracle::Truncation,
+                format!("a refused or failed begin deleted log generations {gone:?}"),
+            ));
+        }
+        if let (Some(before), Some(now)) = (header, now)
+            && before != now
+        {
+            return Err(self.violation(
+                Oracle::Backup,
+                format!("a refused or failed begin changed the header's backup records from {before:?} to {now:?}"),
+            ));
+        }
+        Ok(())
     }
 
     pub(super) fn backup_step(&mut self, pages: u8) -> Check {
@@ -541,9 +590,13 @@ impl Sim {
         if !state.allowed.contains(&new) {
             state.allowed.push(new);
         }
-        // The header may have recorded it: truncation may then go up to its logs.
+        // If the header recorded it, truncation may go up to its logs.
         let high = active.gen_high;
-        self.backups.high = Some(self.backups.high.map_or(high, |h| h.max(high)));
+        if self.header_records().is_some_and(|(full, incremental)| {
+            full.gen_high == high || incremental.gen_high == high
+        }) {
+            self.backups.high = Some(self.backups.high.map_or(high, |h| h.max(high)));
+        }
         self.vfs.suspend_faults(true);
         let committed = self
             .manifest_of(active.dir)
