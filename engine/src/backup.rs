@@ -972,10 +972,10 @@ impl<'s> BackupJob<'s> {
             return Ok(());
         };
         let vfs = std::sync::Arc::clone(&self.env.vfs);
-        // Every file is fsynced already; now the entries naming them.
+        // Every file is fsynced already; now the entries naming them. (The set directory's own
+        // entry was made durable when it was created.)
         vfs.sync_dir(&self.set_dir)
             .map_err(io_err("fsync", &self.set_dir))?;
-        vfs.sync_dir(&dir).map_err(io_err("fsync", &dir))?;
         let manifest = self.manifest.as_ref().expect("a backup with files");
         debug_assert_eq!(manifest.log_range().1, self.begin.gen_high);
         // The commit point: the new manifest, written aside and renamed into place.
@@ -1036,6 +1036,11 @@ impl<'s> BackupJob<'s> {
             } else {
                 header.backup_incremental = info;
             }
+            // The record is durable before the logs it allows to go are deleted. The header
+            // written now describes every commit so far (its page count, its free list), so
+            // the log must hold them durably first: the WAL rule, for the header.
+            core.flush_log()?;
+            core.change(|core| core.db.pager_mut().write_header_now())?;
             core.truncate_logs()
         });
         match result {
@@ -1236,11 +1241,11 @@ impl Core {
     /// (both slots) that a backup recorded in the header holds — never one after the last
     /// backup's highest generation, which the next incremental backup copies. With no backup
     /// recorded nothing is deleted: a log no backup holds may be needed to restore (use
-    /// circular logging to keep no logs at all). First takes a checkpoint, so the database
-    /// holds everything logged so far. With circular logging, the checkpoint deletes what it
-    /// may and nothing else is done. Returns the range deleted.
+    /// circular logging to keep no logs at all). It takes no checkpoint of its own (that
+    /// would flush every changed page inside the backup call); what the checkpoint has not
+    /// passed yet goes at a later truncation. With circular logging nothing is done (the
+    /// checkpoints delete what they may). Returns the range deleted.
     pub(crate) fn truncate_logs(&mut self) -> Result<Option<(u32, u32)>> {
-        self.checkpoint()?;
         if self.params.circular_logging {
             return Ok(None);
         }

@@ -631,6 +631,15 @@ impl Pager {
         Ok(())
     }
 
+    /// Writes the header as it stands now (both copies, after syncing any page writes), without
+    /// writing changed pages: for a record that must be durable at once, such as a backup's.
+    /// Between commits only: the header then describes a committed state, whose pages recovery
+    /// rebuilds from the log if they never reach the file.
+    pub(crate) fn write_header_now(&mut self) -> Result<()> {
+        self.header_dirty = true;
+        self.write_header()
+    }
+
     /// Writes both header copies, each followed by an fsync, so one is whole at every instant.
     fn write_header(&mut self) -> Result<()> {
         self.check_not_poisoned()?;

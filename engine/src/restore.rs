@@ -480,8 +480,10 @@ impl Restore<'_> {
             out.write_all_at(chunk, pgno * page_size as u64)
                 .map_err(io_err("write", &tmp))?;
             self.advance(chunk.len() as u64)?;
-            self.report(StatusKind::Progress)?;
             pgno += n;
+        }
+        if self.done > self.reported {
+            self.report(StatusKind::Progress)?;
         }
         if manifest::page_digest(&sums) != manifest.db_digest {
             bail!(

@@ -248,7 +248,8 @@ fn an_atomic_backup_keeps_the_previous_one_when_it_fails() {
 }
 
 /// Truncation deletes the logs below the checkpoint and the last backup, never one the next
-/// incremental backup needs, and the instance still recovers after it.
+/// incremental backup needs, and the instance still recovers after it. (It takes no
+/// checkpoint of its own: what the checkpoint has not passed goes at a later truncation.)
 #[test]
 fn truncation_keeps_what_recovery_and_the_next_incremental_need() {
     let vfs = Arc::new(MemVfs::new());
@@ -264,11 +265,35 @@ fn truncation_keeps_what_recovery_and_the_next_incremental_need() {
         names
     };
     assert!(gens(&vfs).len() >= 2, "{:?}", gens(&vfs));
+    // Without a backup recorded, nothing goes.
+    let before = gens(&vfs);
+    assert_eq!(
+        inst.backup(None, BackupFlags::NONE, None)
+            .unwrap()
+            .truncated,
+        None
+    );
+    assert_eq!(gens(&vfs), before);
+    inst.checkpoint().unwrap();
+    let checkpoint = inst.checkpoint_position().unwrap().unwrap().generation;
     let full = inst
         .backup(Some(Path::new("bk")), BackupFlags::NONE, None)
         .unwrap();
     let (low, high) = full.truncated.expect("the full backup truncated its logs");
-    assert!(low <= high && high == full.logs.unwrap().1);
+    // Everything below the checkpoint went; the backup's own generations stay until the
+    // checkpoint passes them.
+    assert_eq!((low, high), (1, checkpoint - 1));
+    let (copied_low, copied_high) = full.logs.unwrap();
+    assert_eq!(copied_low, checkpoint);
+    assert_eq!(
+        gens(&vfs).len() as u32,
+        copied_high - copied_low + 1,
+        "{:?}",
+        gens(&vfs)
+    );
+    inst.checkpoint().unwrap();
+    let later = inst.backup(None, BackupFlags::NONE, None).unwrap();
+    assert_eq!(later.truncated, Some((copied_low, copied_high)));
     assert!(gens(&vfs).is_empty(), "{:?}", gens(&vfs));
     let mut s = inst.begin_session().unwrap();
     let t = s.open_table("t").unwrap();

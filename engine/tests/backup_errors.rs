@@ -1322,8 +1322,20 @@ fn a_damaged_archived_log_fails_the_backup_with_log_read_verify_failure() {
         checkpoint < current,
         "archived generations past the checkpoint: {checkpoint} .. {current}"
     );
+    // An archived generation the backup copies whose first two segments are used.
+    let used = |bytes: &[u8], segment: usize| {
+        let offset = segment * jetdb::log::SEGMENT_SIZE + 1000;
+        bytes.len() > offset + 64 && bytes[offset..offset + 64].iter().any(|&b| b != 0)
+    };
+    let generation = (checkpoint..current)
+        .find(|&g| {
+            let path = Path::new(INST).join(jetdb::log::archive_name("edb", g));
+            let bytes = read_all(&fx.w.mem, &path);
+            used(&bytes, 1) && used(&bytes, 2)
+        })
+        .expect("an archived generation past the checkpoint with used segments");
     for (mode, segment) in [(Mode::Atomic, 1usize), (Mode::IntoEmpty, 2)] {
-        let path = Path::new(INST).join(jetdb::log::archive_name("edb", checkpoint));
+        let path = Path::new(INST).join(jetdb::log::archive_name("edb", generation));
         let bytes = read_all(&fx.w.mem, &path);
         let offset = segment * jetdb::log::SEGMENT_SIZE + 1000;
         assert!(
