@@ -10,7 +10,7 @@
 //! before it lost.
 //!
 //! **Online.** Transactions go on while the backup copies, step by step. The file as it stood
-//! at the begin is kept by a copy-before-write fence in the pager ([`crate::pager`]): before
+//! at the begin is kept by a copy-before-write fence in the pager (`pager.rs`): before
 //! the pager overwrites a page the backup has not copied yet, it saves the page for the
 //! backup. Circular logging keeps every generation the backup still copies.
 //!
