@@ -170,6 +170,8 @@ pub struct BackupJob<'s> {
     reported: u64,
     /// The most bytes of database pages one step copies.
     step_bytes: usize,
+    /// The buffer log generations are read into, reused from one to the next.
+    log_buf: Vec<u8>,
     status: Option<StatusFn<'s>>,
     state: JobState,
     summary: BackupSummary,
@@ -325,6 +327,7 @@ impl Instance {
             total: begun.total,
             reported: 0,
             step_bytes: CHUNK_BYTES,
+            log_buf: Vec::new(),
             status,
             state: JobState::Running,
             summary: BackupSummary {
@@ -885,7 +888,8 @@ impl<'s> BackupJob<'s> {
         let name = log::archive_name(&self.base, generation);
         let from = self.log_dir.join(&name);
         let to = self.set_dir.join(&name);
-        let bytes = log::read_file(&*vfs, &from)?;
+        let mut bytes = std::mem::take(&mut self.log_buf);
+        log::read_file_into(&*vfs, &from, &mut bytes)?;
         let manifest = self.manifest.as_ref().expect("a backup with files");
         verify_log(&bytes, generation, manifest, &from)?;
         let file = vfs
@@ -922,6 +926,7 @@ impl<'s> BackupJob<'s> {
             to,
             bytes: bytes.len() as u64,
         });
+        self.log_buf = bytes;
         Ok(())
     }
 

@@ -662,6 +662,20 @@ impl Chunk {
     }
 }
 
+/// Reads the whole file `path` into `buf` (resized to the file's length; a buffer reused
+/// across files is allocated, and its pages faulted in, once).
+pub fn read_file_into(vfs: &dyn Vfs, path: &Path, buf: &mut Vec<u8>) -> Result<()> {
+    let file = vfs
+        .open(path, OpenMode::Read)
+        .map_err(|err| JetError::io(format!("open {}", path.display()), &err))?;
+    let len = file
+        .len()
+        .map_err(|err| JetError::io(format!("{}: size", path.display()), &err))?;
+    buf.resize(len as usize, 0);
+    file.read_exact_at(buf, 0)
+        .map_err(|err| JetError::io(format!("read {}", path.display()), &err))
+}
+
 /// Reads the whole file `path` through `vfs` (a log file, for [`scan`]).
 pub fn read_file(vfs: &dyn Vfs, path: &Path) -> Result<Vec<u8>> {
     let file = vfs
