@@ -38,14 +38,14 @@ use std::ops::BitOr;
 use std::path::{Path, PathBuf};
 
 use crate::env::Env;
-use crate::error::{ErrorKind, JetError, Result, bail};
+use crate::error::{ErrorKind, JetError, Result, bail, io_err};
 use crate::event::{BackupKind, Event, EventLog, Operation};
 use crate::header::{BackupInfo, Lgpos};
 use crate::instance::{BackupHold, Core, Instance, lsn};
 use crate::log::{self, LogTail};
 use crate::manifest::{self, MANIFEST_NAME, Manifest, SetBackup, SetLog};
 use crate::page::{self, Pgno};
-use crate::status::{PROGRESS_EVERY, Status, StatusFn, StatusKind};
+use crate::status::{Reporter, StatusFn, StatusKind};
 use crate::vfs::{OpenMode, Vfs, VfsFile, parent_dir};
 
 /// How much a step copies at most, and how much is written at once.
@@ -165,14 +165,11 @@ pub struct BackupJob<'s> {
     created: Vec<PathBuf>,
     /// Whether the manifest may have been replaced (the commit point was attempted).
     manifest_touched: bool,
-    done: u64,
-    total: u64,
-    reported: u64,
+    progress: Reporter<'s>,
     /// The most bytes of database pages one step copies.
     step_bytes: usize,
     /// The buffer log generations are read into, reused from one to the next.
     log_buf: Vec<u8>,
-    status: Option<StatusFn<'s>>,
     state: JobState,
     summary: BackupSummary,
 }
@@ -182,15 +179,10 @@ impl std::fmt::Debug for BackupJob<'_> {
         f.debug_struct("BackupJob")
             .field("kind", &self.kind)
             .field("dir", &self.dir)
-            .field("done", &self.done)
-            .field("total", &self.total)
+            .field("done", &self.progress.done)
+            .field("total", &self.progress.total)
             .finish()
     }
-}
-
-fn io_err(what: &str, path: &Path) -> impl Fn(std::io::Error) -> JetError {
-    let what = format!("{what} {}", path.display());
-    move |err| JetError::io(what.clone(), &err)
 }
 
 impl Instance {
@@ -323,12 +315,9 @@ impl Instance {
             base: params.base_name.clone(),
             created: Vec::new(),
             manifest_touched: false,
-            done: 0,
-            total: begun.total,
-            reported: 0,
+            progress: Reporter::new(Operation::Backup, status),
             step_bytes: CHUNK_BYTES,
             log_buf: Vec::new(),
-            status,
             state: JobState::Running,
             summary: BackupSummary {
                 kind,
@@ -340,6 +329,7 @@ impl Instance {
                 ..BackupSummary::default()
             },
         };
+        job.progress.total = begun.total;
         if let Err(err) = job.start(&begun) {
             return Err(job.fail(err));
         }
@@ -683,7 +673,7 @@ impl<'s> BackupJob<'s> {
 
     /// Bytes copied so far and in all.
     pub fn progress(&self) -> (u64, u64) {
-        (self.done, self.total)
+        (self.progress.done, self.progress.total)
     }
 
     /// Sets the most bytes of database pages one step copies (default 1 MiB; at least one
@@ -732,33 +722,11 @@ impl<'s> BackupJob<'s> {
                 high: self.begin.gen_high,
             });
         }
-        self.report(StatusKind::Begin)
+        self.progress.report(StatusKind::Begin)
     }
 
     fn emit(&self, event: Event) {
         self.events.emit(&*self.env.clock, event);
-    }
-
-    fn report(&mut self, kind: StatusKind) -> Result<()> {
-        self.reported = self.done;
-        let status = Status {
-            operation: Operation::Backup,
-            kind,
-            done: self.done,
-            total: self.total.max(self.done),
-        };
-        match &mut self.status {
-            Some(callback) => callback(&status),
-            None => Ok(()),
-        }
-    }
-
-    fn advance(&mut self, bytes: u64) -> Result<()> {
-        self.done += bytes;
-        if self.done - self.reported >= PROGRESS_EVERY.min(CHUNK_BYTES as u64) {
-            self.report(StatusKind::Progress)?;
-        }
-        Ok(())
     }
 
     /// Copies the next piece: at most 1 MiB of database pages, or one log generation.
@@ -784,9 +752,7 @@ impl<'s> BackupJob<'s> {
             self.copy_log(generation)?;
         }
         // Every step that copied something reports it.
-        if self.done > self.reported {
-            self.report(StatusKind::Progress)?;
-        }
+        self.progress.catch_up()?;
         Ok(self.db.as_ref().is_some_and(|db| !db.done) || !self.logs_left.is_empty())
     }
 
@@ -869,7 +835,7 @@ impl<'s> BackupJob<'s> {
             }
         }
         self.summary.database_bytes += bytes;
-        self.advance(bytes)?;
+        self.progress.advance(bytes)?;
         if let Some(db) = self.db.as_ref().filter(|db| db.done) {
             let event = Event::FileCopied {
                 operation: Operation::Backup,
@@ -905,11 +871,11 @@ impl<'s> BackupJob<'s> {
             let end = (offset + CHUNK_BYTES).min(used);
             file.write_all_at(&bytes[offset..end], offset as u64)
                 .map_err(io_err("write", &to))?;
-            self.advance((end - offset) as u64)?;
+            self.progress.advance((end - offset) as u64)?;
             offset = end;
         }
         file.sync().map_err(io_err("fsync", &to))?;
-        self.advance((bytes.len() - used) as u64)?;
+        self.progress.advance((bytes.len() - used) as u64)?;
         self.summary.log_bytes += bytes.len() as u64;
         self.manifest
             .as_mut()
@@ -951,7 +917,7 @@ impl<'s> BackupJob<'s> {
             sequence: self.begin.sequence,
         });
         // The backup is done; what the callback says now changes nothing.
-        let _ = self.report(StatusKind::Complete);
+        let _ = self.progress.report(StatusKind::Complete);
         Ok(std::mem::take(&mut self.summary))
     }
 
@@ -1084,7 +1050,7 @@ impl<'s> BackupJob<'s> {
             kind: self.kind,
             error: err.clone(),
         });
-        let _ = self.report(StatusKind::Fail);
+        let _ = self.progress.report(StatusKind::Fail);
         err
     }
 
@@ -1179,22 +1145,16 @@ fn release(core: &mut Core, id: u64) {
 
 /// A page the backup copies must pass its checksum, or be blank (allocated, never written).
 fn check_page(page: &[u8], pgno: Pgno, from: &Path) -> Result<()> {
-    match page::verify(page, pgno) {
-        Ok(_) => Ok(()),
-        Err(err) if err.kind() == ErrorKind::PageNotInitialized => Ok(()),
-        Err(err) => Err(JetError::new(
-            if err.kind() == ErrorKind::ReadPgnoVerifyFailure {
-                ErrorKind::ReadPgnoVerifyFailure
-            } else {
-                ErrorKind::ReadVerifyFailure
-            },
+    page::verify_copy(page, pgno).map_err(|err| {
+        JetError::new(
+            err.kind(),
             format!(
                 "{}: {} (found by the backup)",
                 from.display(),
                 err.message()
             ),
-        )),
-    }
+        )
+    })
 }
 
 /// An archived generation the backup copies must be whole: its header, every segment, its end.

@@ -266,6 +266,13 @@ macro_rules! bail {
 }
 pub(crate) use bail;
 
+/// An error mapper for `map_err` on an I/O result: "`what` `path`: the OS error", classified
+/// as [`JetError::io`] does.
+pub(crate) fn io_err(what: &str, path: &std::path::Path) -> impl Fn(io::Error) -> JetError {
+    let what = format!("{what} {}", path.display());
+    move |err| JetError::io(what.clone(), &err)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

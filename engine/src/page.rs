@@ -79,6 +79,21 @@ pub fn seal(page: &mut [u8], header: PageHeader) {
     debug_assert!(verify(page, header.pgno).is_ok());
 }
 
+/// Checks a page a backup copies or a restore reads back: it must pass its checksum and hold
+/// its own number, or be blank (allocated, never written). A page that is malformed otherwise
+/// is `JET_errReadVerifyFailure`, whatever [`verify`] called it.
+pub fn verify_copy(page: &[u8], pgno: Pgno) -> Result<()> {
+    match verify(page, pgno) {
+        Ok(_) => Ok(()),
+        Err(err) if err.kind() == ErrorKind::PageNotInitialized => Ok(()),
+        Err(err) if err.kind() == ErrorKind::ReadPgnoVerifyFailure => Err(err),
+        Err(err) => Err(JetError::new(
+            ErrorKind::ReadVerifyFailure,
+            err.message().to_string(),
+        )),
+    }
+}
+
 /// The checksum `page` carries (0 for a blank page).
 pub fn stored_checksum(page: &[u8]) -> u32 {
     page.get(CHECKSUM_OFFSET..CHECKSUM_OFFSET + 4)

@@ -21,7 +21,7 @@ use std::sync::atomic::Ordering;
 
 use crate::checkpoint::{Checkpoint, CheckpointFile};
 use crate::env::Env;
-use crate::error::{ErrorKind, JetError, Result, bail};
+use crate::error::{ErrorKind, JetError, Result, bail, io_err};
 use crate::event::{Event, EventLog, Operation};
 use crate::header::DbHeader;
 use crate::instance::{Core, Instance, InstanceParams, Lifecycle, ensure_dir, lock};
@@ -29,7 +29,7 @@ use crate::log::{self, LogHeader, LogTail};
 use crate::manifest::{self, Manifest};
 use crate::page::{self, Pgno};
 use crate::recovery::describe_tail;
-use crate::status::{PROGRESS_EVERY, Status, StatusFn, StatusKind};
+use crate::status::{Reporter, StatusFn, StatusKind};
 use crate::vfs::{OpenMode, Vfs, parent_dir};
 
 const CHUNK_BYTES: usize = 1024 * 1024;
@@ -49,11 +49,6 @@ pub struct RestoreSummary {
     pub log_bytes: u64,
     /// Commit groups replayed.
     pub commits_replayed: u64,
-}
-
-fn io_err(what: &str, path: &Path) -> impl Fn(std::io::Error) -> JetError {
-    let what = format!("{what} {}", path.display());
-    move |err| JetError::io(what.clone(), &err)
 }
 
 impl Instance {
@@ -99,10 +94,7 @@ impl Instance {
             events: params.event_log.clone(),
             params,
             from: backup_dir.to_path_buf(),
-            status,
-            done: 0,
-            total: 0,
-            reported: 0,
+            progress: Reporter::new(Operation::Restore, status),
             created: Vec::new(),
             summary: RestoreSummary::default(),
             epoch: self.shared.inits.fetch_add(1, Ordering::Relaxed) + 1,
@@ -113,13 +105,13 @@ impl Instance {
                     sequence: job.summary.sequence,
                     commits_replayed: job.summary.commits_replayed,
                 });
-                let _ = job.report(StatusKind::Complete);
+                let _ = job.progress.report(StatusKind::Complete);
                 Ok(job.summary)
             }
             Err(err) => {
                 job.clean_up();
                 job.emit(Event::RestoreFailed { error: err.clone() });
-                let _ = job.report(StatusKind::Fail);
+                let _ = job.progress.report(StatusKind::Fail);
                 Err(err)
             }
         }
@@ -131,10 +123,7 @@ struct Restore<'s> {
     events: EventLog,
     params: InstanceParams,
     from: PathBuf,
-    status: Option<StatusFn<'s>>,
-    done: u64,
-    total: u64,
-    reported: u64,
+    progress: Reporter<'s>,
     /// Files the restore made in the destination: removed if it fails.
     created: Vec<PathBuf>,
     summary: RestoreSummary,
@@ -144,28 +133,6 @@ struct Restore<'s> {
 impl Restore<'_> {
     fn emit(&self, event: Event) {
         self.events.emit(&*self.env.clock, event);
-    }
-
-    fn report(&mut self, kind: StatusKind) -> Result<()> {
-        self.reported = self.done;
-        let status = Status {
-            operation: Operation::Restore,
-            kind,
-            done: self.done,
-            total: self.total.max(self.done),
-        };
-        match &mut self.status {
-            Some(callback) => callback(&status),
-            None => Ok(()),
-        }
-    }
-
-    fn advance(&mut self, bytes: u64) -> Result<()> {
-        self.done += bytes;
-        if self.done - self.reported >= PROGRESS_EVERY.min(CHUNK_BYTES as u64) {
-            self.report(StatusKind::Progress)?;
-        }
-        Ok(())
     }
 
     fn run(&mut self) -> Result<()> {
@@ -188,7 +155,7 @@ impl Restore<'_> {
         self.check_destination(&*vfs)?;
         let set_dir = manifest.set_dir(&self.from);
         let (low, high) = manifest.log_range();
-        self.total = manifest
+        self.progress.total = manifest
             .logs
             .iter()
             .fold(manifest.db_len, |sum, l| sum.saturating_add(l.len));
@@ -204,7 +171,7 @@ impl Restore<'_> {
             low,
             high,
         });
-        self.report(StatusKind::Begin)?;
+        self.progress.report(StatusKind::Begin)?;
 
         let mut prev: Option<LogHeader> = None;
         for entry in &manifest.logs {
@@ -381,13 +348,13 @@ impl Restore<'_> {
             let end = (offset + CHUNK_BYTES).min(used);
             file.write_all_at(&bytes[offset..end], offset as u64)
                 .map_err(io_err("write", &to))?;
-            self.advance((end - offset) as u64)?;
+            self.progress.advance((end - offset) as u64)?;
             offset = end;
         }
         file.sync().map_err(io_err("fsync", &to))?;
-        self.advance((bytes.len() - used) as u64)?;
+        self.progress.advance((bytes.len() - used) as u64)?;
         // Every file restored is reported, however small.
-        self.report(StatusKind::Progress)?;
+        self.progress.report(StatusKind::Progress)?;
         self.summary.log_bytes += bytes.len() as u64;
         self.emit(Event::FileCopied {
             operation: Operation::Restore,
@@ -444,21 +411,9 @@ impl Restore<'_> {
             for (i, page) in chunk.chunks(page_size).enumerate() {
                 let this = (pgno + i as u64) as Pgno;
                 sums.push(page::stored_checksum(page));
-                match page::verify(page, this) {
-                    Ok(_) => {}
-                    Err(err) if err.kind() == ErrorKind::PageNotInitialized => {}
-                    Err(err) => {
-                        let kind = if err.kind() == ErrorKind::ReadPgnoVerifyFailure {
-                            ErrorKind::ReadPgnoVerifyFailure
-                        } else {
-                            ErrorKind::ReadVerifyFailure
-                        };
-                        return Err(JetError::new(
-                            kind,
-                            format!("{}: {}", from.display(), err.message()),
-                        ));
-                    }
-                }
+                page::verify_copy(page, this).map_err(|err| {
+                    JetError::new(err.kind(), format!("{}: {}", from.display(), err.message()))
+                })?;
                 if this <= crate::header::SHADOW_PGNO
                     && !signature_checked
                     && let Ok(header) = DbHeader::decode(page, this)
@@ -479,12 +434,10 @@ impl Restore<'_> {
             }
             out.write_all_at(chunk, pgno * page_size as u64)
                 .map_err(io_err("write", &tmp))?;
-            self.advance(chunk.len() as u64)?;
+            self.progress.advance(chunk.len() as u64)?;
             pgno += n;
         }
-        if self.done > self.reported {
-            self.report(StatusKind::Progress)?;
-        }
+        self.progress.catch_up()?;
         if manifest::page_digest(&sums) != manifest.db_digest {
             bail!(
                 RestoreOfNonBackupDatabase,
