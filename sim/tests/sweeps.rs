@@ -33,40 +33,32 @@ fn with_first(plan: &Plan, step: Step) -> Plan {
     p
 }
 
-#[test]
-fn a_crash_at_every_io_point_recovers_a_durable_prefix() {
-    let plan = base();
-    let clean = run(&plan, RunOptions::default());
+/// Runs `plan` crashed at each of its I/O points in turn, power lost and process only;
+/// returns the violations and how many points there were.
+fn crash_sweep(plan: &Plan) -> (Vec<String>, u64) {
+    let clean = run(plan, RunOptions::default());
     assert!(clean.violation.is_none(), "{:?}", clean.violation);
     let points = clean.disk_stats.points;
-    assert!(
-        points > 100,
-        "the workload is too small to sweep: {points} points"
-    );
     let mut failures = Vec::new();
     for n in 1..=points {
         for power_loss in [true, false] {
-            let report = run(
-                &with_first(
-                    &plan,
-                    Step::CrashAt {
-                        points: n as u32,
-                        power_loss,
-                    },
-                ),
-                RunOptions::default(),
-            );
+            let crash = Step::CrashAt {
+                points: n as u32,
+                power_loss,
+            };
+            let report = run(&with_first(plan, crash), RunOptions::default());
             if let Some(v) = report.violation {
                 failures.push(format!("crash at point {n} (power loss {power_loss}): {v}"));
             }
         }
     }
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    (failures, points)
 }
 
-#[test]
-fn every_io_fault_at_every_matching_operation_is_survived_or_reported() {
-    let plan = base();
+/// Runs `plan` met by every kind of I/O fault, in each of `zones`, transient and persistent,
+/// at the 1st matching operation, the 2nd, … until none is left to fail; returns the
+/// violations and how many faults fired.
+fn fault_sweep(plan: &Plan, zones: &[Zone]) -> (Vec<String>, u32) {
     let mut failures = Vec::new();
     let mut fired = 0;
     for kind in [
@@ -76,9 +68,8 @@ fn every_io_fault_at_every_matching_operation_is_survived_or_reported() {
         IoFault::Fsyncgate,
         IoFault::DiskFull,
     ] {
-        for zone in [Zone::Database, Zone::Log, Zone::Checkpoint] {
+        for &zone in zones {
             for persistent in [false, true] {
-                // Fail the 1st matching operation, the 2nd, … until none is left to fail.
                 for after in 0..400 {
                     let fault = ArmedFault {
                         kind,
@@ -86,10 +77,7 @@ fn every_io_fault_at_every_matching_operation_is_survived_or_reported() {
                         after,
                         persistent,
                     };
-                    let report = run(
-                        &with_first(&plan, Step::Fault(fault)),
-                        RunOptions::default(),
-                    );
+                    let report = run(&with_first(plan, Step::Fault(fault)), RunOptions::default());
                     if let Some(v) = report.violation {
                         failures.push(format!(
                             "{kind:?} {zone:?} after {after} persistent {persistent}: {v}"
@@ -103,6 +91,23 @@ fn every_io_fault_at_every_matching_operation_is_survived_or_reported() {
             }
         }
     }
+    (failures, fired)
+}
+
+#[test]
+fn a_crash_at_every_io_point_recovers_a_durable_prefix() {
+    let (failures, points) = crash_sweep(&base());
+    assert!(
+        points > 100,
+        "the workload is too small to sweep: {points} points"
+    );
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn every_io_fault_at_every_matching_operation_is_survived_or_reported() {
+    let zones = [Zone::Database, Zone::Log, Zone::Checkpoint];
+    let (failures, fired) = fault_sweep(&base(), &zones);
     assert!(fired > 200, "the sweep reached only {fired} faults");
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
@@ -162,72 +167,23 @@ fn backup_base() -> Plan {
 fn a_crash_at_every_io_point_of_a_backup_workload_keeps_every_promise() {
     let plan = backup_base();
     let clean = run(&plan, RunOptions::default());
-    assert!(clean.violation.is_none(), "{:?}", clean.violation);
     assert!(
         clean.coverage.count(jetsim::Mark::IncrementalBackup) == 1
             && clean.coverage.count(jetsim::Mark::AtomicBackup) == 1,
         "the workload takes its backups"
     );
-    let points = clean.disk_stats.points;
-    let mut failures = Vec::new();
-    for n in 1..=points {
-        for power_loss in [true, false] {
-            let report = run(
-                &with_first(
-                    &plan,
-                    Step::CrashAt {
-                        points: n as u32,
-                        power_loss,
-                    },
-                ),
-                RunOptions::default(),
-            );
-            if let Some(v) = report.violation {
-                failures.push(format!("crash at point {n} (power loss {power_loss}): {v}"));
-            }
-        }
-    }
+    let (failures, points) = crash_sweep(&plan);
+    assert!(
+        points > 200,
+        "the workload is too small to sweep: {points} points"
+    );
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
 #[test]
 fn every_io_fault_at_every_operation_of_a_backup_workload_keeps_every_promise() {
-    let plan = backup_base();
-    let mut failures = Vec::new();
-    let mut fired = 0;
-    for kind in [
-        IoFault::ReadError,
-        IoFault::WriteError,
-        IoFault::SyncError,
-        IoFault::Fsyncgate,
-        IoFault::DiskFull,
-    ] {
-        for zone in [Zone::Backup, Zone::Database, Zone::Log] {
-            for persistent in [false, true] {
-                for after in 0..400 {
-                    let fault = ArmedFault {
-                        kind,
-                        zone,
-                        after,
-                        persistent,
-                    };
-                    let report = run(
-                        &with_first(&plan, Step::Fault(fault)),
-                        RunOptions::default(),
-                    );
-                    if let Some(v) = report.violation {
-                        failures.push(format!(
-                            "{kind:?} {zone:?} after {after} persistent {persistent}: {v}"
-                        ));
-                    }
-                    if report.disk_stats.faults_fired == 0 {
-                        break;
-                    }
-                    fired += 1;
-                }
-            }
-        }
-    }
+    let zones = [Zone::Backup, Zone::Database, Zone::Log];
+    let (failures, fired) = fault_sweep(&backup_base(), &zones);
     assert!(fired > 200, "the sweep reached only {fired} faults");
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
