@@ -526,15 +526,8 @@ fn begin_in_core(
     let checkpoint = *log.checkpoint.current();
     let current_gen = log.writer.position().generation;
     let gen_low = match (kind, &previous) {
-        (BackupKind::Incremental, Some(m)) => {
-            if m.log_signature != header.log_signature || m.db_signature != header.db_signature {
-                bail!(
-                    InvalidBackup,
-                    "the backup set in the directory belongs to another database or log set"
-                );
-            }
-            m.last().gen_high.saturating_add(1)
-        }
+        // (`prepare_directory` checked the set is this database's.)
+        (BackupKind::Incremental, Some(m)) => m.last().gen_high.saturating_add(1),
         _ => checkpoint.position.generation,
     };
     // Every generation to copy, before the one about to be finished, must still be here.
