@@ -70,7 +70,7 @@ pub use integrity::{
 };
 pub use os::{OsVfs, SystemClock, os_seed};
 pub use recovery::{RecoveryReport, describe_tail};
-pub use restore::RestoreSummary;
+pub use restore::{DAMAGE_ERRORS as RESTORE_DAMAGE_ERRORS, RestoreSummary};
 pub use session::{Session, TxRange};
 pub use status::{Status, StatusFn, StatusKind};
 pub use vfs::{MemVfs, OpenMode, Vfs, VfsFile, parent_dir};

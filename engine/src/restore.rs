@@ -34,6 +34,21 @@ use crate::vfs::{OpenMode, Vfs, parent_dir};
 
 const CHUNK_BYTES: usize = 1024 * 1024;
 
+/// The errors a restore refuses a damaged backup set with (a missing manifest, a damaged or
+/// missing log, a damaged page or database copy); any other error is not about the set.
+pub const DAMAGE_ERRORS: [ErrorKind; 10] = [
+    ErrorKind::FileNotFound,
+    ErrorKind::LogCorruptDuringHardRestore,
+    ErrorKind::LogTornWriteDuringHardRestore,
+    ErrorKind::ReadVerifyFailure,
+    ErrorKind::ReadPgnoVerifyFailure,
+    ErrorKind::GivenLogFileHasBadSignature,
+    ErrorKind::GivenLogFileIsNotContiguous,
+    ErrorKind::MissingRestoreLogFiles,
+    ErrorKind::BadBackupDatabaseSize,
+    ErrorKind::RestoreOfNonBackupDatabase,
+];
+
 /// What a restore did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RestoreSummary {

@@ -12,7 +12,7 @@ use std::sync::{Arc, OnceLock};
 
 use arbitrary::Arbitrary;
 use jetdb::{
-    BackupFlags, CommitMode, Env, ErrorKind, Instance, InstanceParams, ManualClock, MemVfs,
+    BackupFlags, CommitMode, Env, Instance, InstanceParams, ManualClock, MemVfs,
     OpenMode, SeededEntropy, Vfs,
 };
 use libfuzzer_sys::fuzz_target;
@@ -55,7 +55,7 @@ fn pristine() -> &'static (BTreeMap<PathBuf, Vec<u8>>, Records) {
         instance.init().unwrap();
         let mut s = instance.begin_session().unwrap();
         let t = s.create_table("t").unwrap();
-        let mut put = |s: &mut jetdb::Session, i: u32| {
+        let put = |s: &mut jetdb::Session, i: u32| {
             s.begin_transaction().unwrap();
             s.put(t, format!("{i:05}").as_bytes(), &vec![i as u8; 50 + (i as usize % 7) * 300]).unwrap();
             s.commit_transaction(if i % 3 == 0 { CommitMode::Lazy } else { CommitMode::Durable }).unwrap();
@@ -99,19 +99,6 @@ fn pristine() -> &'static (BTreeMap<PathBuf, Vec<u8>>, Records) {
     })
 }
 
-/// What a restore may answer for a damaged set.
-const DOCUMENTED: [ErrorKind; 10] = [
-    ErrorKind::FileNotFound,
-    ErrorKind::LogCorruptDuringHardRestore,
-    ErrorKind::LogTornWriteDuringHardRestore,
-    ErrorKind::ReadVerifyFailure,
-    ErrorKind::ReadPgnoVerifyFailure,
-    ErrorKind::GivenLogFileHasBadSignature,
-    ErrorKind::GivenLogFileIsNotContiguous,
-    ErrorKind::MissingRestoreLogFiles,
-    ErrorKind::BadBackupDatabaseSize,
-    ErrorKind::RestoreOfNonBackupDatabase,
-];
 
 fuzz_target!(|damage: Vec<Damage>| {
     let (pristine, expected) = pristine();
@@ -175,7 +162,7 @@ fuzz_target!(|damage: Vec<Damage>| {
         }
         Err(err) => {
             assert!(
-                resealed || DOCUMENTED.contains(&err.kind()),
+                resealed || jetdb::RESTORE_DAMAGE_ERRORS.contains(&err.kind()),
                 "restore refused the damaged set with an undocumented error: {err}"
             );
             // A refused restore leaves nothing behind.

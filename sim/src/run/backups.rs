@@ -23,18 +23,7 @@ use crate::vfs::{IoFault, Zone};
 use crate::workload::{BACKUP_DIRS, BackupMode};
 
 /// What a restore of a damaged backup may answer, besides the exact snapshot.
-pub(crate) const RESTORE_ERRORS: [ErrorKind; 10] = [
-    ErrorKind::FileNotFound,
-    ErrorKind::LogCorruptDuringHardRestore,
-    ErrorKind::LogTornWriteDuringHardRestore,
-    ErrorKind::ReadVerifyFailure,
-    ErrorKind::ReadPgnoVerifyFailure,
-    ErrorKind::GivenLogFileHasBadSignature,
-    ErrorKind::GivenLogFileIsNotContiguous,
-    ErrorKind::MissingRestoreLogFiles,
-    ErrorKind::BadBackupDatabaseSize,
-    ErrorKind::RestoreOfNonBackupDatabase,
-];
+pub(crate) const RESTORE_ERRORS: [ErrorKind; 10] = jetdb::RESTORE_DAMAGE_ERRORS;
 
 /// A snapshot of the committed state: every key's value.
 pub(crate) type Snapshot = BTreeMap<Key, Val>;
