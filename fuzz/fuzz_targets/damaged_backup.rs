@@ -123,7 +123,7 @@ fuzz_target!(|damage: Vec<Damage>| {
                     continue;
                 }
                 resealed = true;
-                if name.extension().is_some_and(|e| e == "manifest") {
+                if name.extension().is_some_and(|e| e == "manifest") && bytes.len() >= 4 {
                     let crc = crc32fast::hash(&bytes[4..]);
                     bytes[..4].copy_from_slice(&crc.to_le_bytes());
                 } else if name.extension().is_some_and(|e| e == "log") {
