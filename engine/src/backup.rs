@@ -855,20 +855,7 @@ impl<'s> BackupJob<'s> {
             .open(&to, OpenMode::CreateTruncate)
             .map_err(io_err("create", &to))?;
         self.created.push(to.clone());
-        // The preallocated tail of a log is blank: the copy stays sparse there.
-        let used = used_len(&bytes);
-        file.set_len(bytes.len() as u64)
-            .map_err(io_err("size", &to))?;
-        let mut offset = 0usize;
-        while offset < used {
-            let end = (offset + CHUNK_BYTES).min(used);
-            file.write_all_at(&bytes[offset..end], offset as u64)
-                .map_err(io_err("write", &to))?;
-            self.progress.advance((end - offset) as u64)?;
-            offset = end;
-        }
-        file.sync().map_err(io_err("fsync", &to))?;
-        self.progress.advance((bytes.len() - used) as u64)?;
+        log::write_copy(&*file, &to, &bytes, |n| self.progress.advance(n))?;
         self.summary.log_bytes += bytes.len() as u64;
         self.manifest
             .as_mut()
@@ -1182,16 +1169,6 @@ fn verify_log(bytes: &[u8], generation: u32, manifest: &Manifest, from: &Path) -
             crate::recovery::describe_tail(other)
         ))),
     }
-}
-
-/// The length of `bytes` without its blank tail, rounded up to whole segments.
-fn used_len(bytes: &[u8]) -> usize {
-    let seg = log::SEGMENT_SIZE;
-    let mut end = bytes.len();
-    while end >= seg && crate::codec::is_zero(&bytes[end - seg..end]) {
-        end -= seg;
-    }
-    end
 }
 
 impl Core {

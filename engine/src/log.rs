@@ -662,6 +662,35 @@ impl Chunk {
     }
 }
 
+/// Writes `bytes`, a whole log file, to `file` (at `path`): its size first, then its used part
+/// in pieces of at most 1 MiB, `progress` told of each piece's length — the blank tail stays a
+/// hole, as in a preallocated log, and is counted as done at the end — then an fsync.
+pub(crate) fn write_copy(
+    file: &dyn VfsFile,
+    path: &Path,
+    bytes: &[u8],
+    mut progress: impl FnMut(u64) -> Result<()>,
+) -> Result<()> {
+    const PIECE: usize = 1024 * 1024;
+    use crate::error::io_err;
+    let mut used = bytes.len();
+    while used >= SEGMENT_SIZE && crate::codec::is_zero(&bytes[used - SEGMENT_SIZE..used]) {
+        used -= SEGMENT_SIZE;
+    }
+    file.set_len(bytes.len() as u64)
+        .map_err(io_err("size", path))?;
+    let mut offset = 0;
+    while offset < used {
+        let end = (offset + PIECE).min(used);
+        file.write_all_at(&bytes[offset..end], offset as u64)
+            .map_err(io_err("write", path))?;
+        progress((end - offset) as u64)?;
+        offset = end;
+    }
+    file.sync().map_err(io_err("fsync", path))?;
+    progress((bytes.len() - used) as u64)
+}
+
 /// Reads the whole file `path` into `buf` (resized to the file's length; a buffer reused
 /// across files is allocated, and its pages faulted in, once).
 pub fn read_file_into(vfs: &dyn Vfs, path: &Path, buf: &mut Vec<u8>) -> Result<()> {

@@ -354,20 +354,7 @@ impl Restore<'_> {
         let file = vfs
             .open(&to, OpenMode::CreateNew)
             .map_err(io_err("create", &to))?;
-        file.set_len(bytes.len() as u64)
-            .map_err(io_err("size", &to))?;
-        let used = scan.segments_used as usize * log::SEGMENT_SIZE + log::SEGMENT_SIZE;
-        let used = used.min(bytes.len());
-        let mut offset = 0;
-        while offset < used {
-            let end = (offset + CHUNK_BYTES).min(used);
-            file.write_all_at(&bytes[offset..end], offset as u64)
-                .map_err(io_err("write", &to))?;
-            self.progress.advance((end - offset) as u64)?;
-            offset = end;
-        }
-        file.sync().map_err(io_err("fsync", &to))?;
-        self.progress.advance((bytes.len() - used) as u64)?;
+        log::write_copy(&*file, &to, &bytes, |n| self.progress.advance(n))?;
         // Every file restored is reported, however small.
         self.progress.report(StatusKind::Progress)?;
         self.summary.log_bytes += bytes.len() as u64;
