@@ -707,15 +707,8 @@ pub fn read_file_into(vfs: &dyn Vfs, path: &Path, buf: &mut Vec<u8>) -> Result<(
 
 /// Reads the whole file `path` through `vfs` (a log file, for [`scan`]).
 pub fn read_file(vfs: &dyn Vfs, path: &Path) -> Result<Vec<u8>> {
-    let file = vfs
-        .open(path, OpenMode::Read)
-        .map_err(|err| JetError::io(format!("open {}", path.display()), &err))?;
-    let len = file
-        .len()
-        .map_err(|err| JetError::io(format!("{}: size", path.display()), &err))?;
-    let mut bytes = vec![0u8; len as usize];
-    file.read_exact_at(&mut bytes, 0)
-        .map_err(|err| JetError::io(format!("read {}", path.display()), &err))?;
+    let mut bytes = Vec::new();
+    read_file_into(vfs, path, &mut bytes)?;
     Ok(bytes)
 }
 
