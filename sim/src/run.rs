@@ -170,6 +170,8 @@ struct Sim {
     /// Faults that fired and that the next successful recovery has survived.
     to_survive: BTreeSet<IoFault>,
     ended_by_corruption: Option<String>,
+    /// What the current step returned, for its trace line (`None`: plain `ok`).
+    outcome: Option<String>,
     /// Backup directories, the running backup job, truncation bounds.
     backups: backups::Backups,
 }
@@ -224,6 +226,7 @@ impl Sim {
             last_before_step: 0,
             to_survive: BTreeSet::new(),
             ended_by_corruption: None,
+            outcome: None,
             backups: backups::Backups::new(),
             config,
         }
@@ -251,8 +254,16 @@ impl Sim {
             let step = self.steps[i].clone();
             self.last_before_step = self.model.last();
 
-            self.event(format_args!("step {i}: {step:?}"));
-            self.run_step(&step)?;
+            self.vfs
+                .with_trace(|t| t.begin_step(format_args!("step {i}: {step:?}")));
+            self.outcome = None;
+            let result = self.run_step(&step);
+            let outcome = match &result {
+                Err(v) => format!("VIOLATION of {}", v.oracle),
+                Ok(()) => self.outcome.take().unwrap_or_else(|| "ok".into()),
+            };
+            self.vfs.with_trace(|t| t.end_step(&outcome));
+            result?;
             self.after_step()?;
             if self.ended_by_corruption.is_some() {
                 return self.restore_after_damage();
@@ -361,8 +372,36 @@ impl Sim {
         }
     }
 
+    /// A restart's outcome: what recovery kept, or that it refused damaged data.
+    fn say_recovered(&mut self) {
+        if let Some(why) = &self.ended_by_corruption {
+            self.outcome = Some(format!("recovery refused damaged data: {why}"));
+        } else if self.outcome.is_none() {
+            self.outcome = Some(format!(
+                "recovered: commits through {} (durable {})",
+                self.model.last(),
+                self.model.durable()
+            ));
+        }
+    }
+
+    /// Records what the current step returned, for its trace line.
+    fn say(&mut self, outcome: impl Into<String>) {
+        self.outcome = Some(outcome.into());
+    }
+
+    /// Records an engine call's result as the step's outcome: `ok` (or what `ok` describes)
+    /// or the error's ESE name and code.
+    fn say_result<T>(&mut self, result: &jetdb::Result<T>, ok: impl FnOnce(&T) -> String) {
+        self.outcome = Some(match result {
+            Ok(value) => ok(value),
+            Err(e) => error_outcome(e),
+        });
+    }
+
     fn run_step(&mut self, step: &Step) -> Check {
         if self.instance.is_none() {
+            self.say("skipped: no instance");
             return Ok(());
         }
         let before = self.vfs.fired();
@@ -389,6 +428,7 @@ impl Sim {
                 self.operations += 1;
                 self.late_begin(s);
                 let result = self.sessions[s].rollback();
+                self.say_result(&result, |()| "ok".into());
                 match (self.model.tx(s).is_some(), result) {
                     (true, Ok(())) => {
                         self.model.rollback(s);
@@ -409,6 +449,7 @@ impl Sim {
                 } else {
                     instance.flush_log()
                 };
+                self.say_result(&result, |()| "ok".into());
                 match result {
                     Ok(()) => {
                         self.model.all_durable();
@@ -417,23 +458,31 @@ impl Sim {
                     Err(e) => self.check_error("checkpoint or flush", &e, &before),
                 }
             }
-            Step::Restart => self.clean_restart(),
+            Step::Restart => {
+                let checked = self.clean_restart();
+                self.say_recovered();
+                checked
+            }
             Step::Crash {
                 power_loss,
                 recovery_crash,
             } => {
                 self.vfs.crash();
-                self.crash_and_recover(power_loss, recovery_crash)
+                let checked = self.crash_and_recover(power_loss, recovery_crash);
+                self.say_recovered();
+                checked
             }
             Step::CrashAt { points, power_loss } => {
                 self.vfs.arm_crash(u64::from(points));
                 self.armed_power_loss = power_loss;
+                self.say("armed");
                 Ok(())
             }
             Step::Fault(ref fault) => {
                 if fault.kind == IoFault::Misdirect {
                     // The atlas: at most one misdirected write per run.
                     if self.misdirects > 0 {
+                        self.say("skipped by the atlas");
                         return Ok(());
                     }
                     self.misdirects += 1;
@@ -445,9 +494,11 @@ impl Sim {
                     && fault.zone == Zone::Database
                     && self.corrupt_spent.contains(&CorruptZone::HeaderCopy)
                 {
+                    self.say("skipped by the atlas");
                     return Ok(());
                 }
                 self.vfs.arm(fault.clone());
+                self.say("armed");
                 Ok(())
             }
             Step::BackupBegin { dir, mode } => self.backup_begin(dir, mode),
@@ -460,10 +511,14 @@ impl Sim {
                 // fsyncgate on the database is armed or has fired (see above).
                 let gated = self.vfs.armed_or_fired(IoFault::Fsyncgate, Zone::Database);
                 if zone == CorruptZone::HeaderCopy && gated {
+                    self.say("skipped by the atlas");
                     return Ok(());
                 }
                 if self.corrupt_spent.insert(zone) {
                     self.corrupt_queue.push((zone, pick));
+                    self.say("queued for the next restart");
+                } else {
+                    self.say("skipped by the atlas: one per zone");
                 }
                 Ok(())
             }
@@ -500,6 +555,7 @@ impl Sim {
             }
             other => other,
         };
+        self.say_result(&result, |()| "ok".into());
         match (self.model.tx(s).is_some(), result) {
             (false, Ok(())) => {
                 self.model.begin(s);
@@ -552,6 +608,11 @@ impl Sim {
             }
             other => other,
         };
+        self.say_result(&result, |existed| match existed {
+            None => "ok".into(),
+            Some(true) => "ok: existed".into(),
+            Some(false) => "ok: absent".into(),
+        });
         match result {
             Ok(existed) => {
                 if conflict {
@@ -613,15 +674,7 @@ impl Sim {
         if got == want_bytes.as_deref() {
             return Ok(());
         }
-        let show = |v: Option<&[u8]>| match v {
-            None => "nothing".to_owned(),
-            Some(b) if b.len() >= 4 => format!(
-                "value #{} ({} bytes)",
-                u32::from_le_bytes(b[..4].try_into().expect("4 bytes")),
-                b.len()
-            ),
-            Some(b) => format!("{} bytes", b.len()),
-        };
+        let show = show_value;
         Err(self.violation(
             Oracle::SnapshotRead,
             format!(
@@ -639,7 +692,9 @@ impl Sim {
         let want = self.model.sees(s, (t, k));
         self.operations += 1;
         self.late_begin(s);
-        match self.sessions[s].get(self.tables[t as usize], &key_bytes(k)) {
+        let result = self.sessions[s].get(self.tables[t as usize], &key_bytes(k));
+        self.say_result(&result, |got| show_value(got.as_deref()));
+        match result {
             Ok(got) => {
                 self.compare("get", (t, k), got.as_deref(), want)?;
                 if !in_tx {
@@ -689,6 +744,7 @@ impl Sim {
                 reverse,
             )
             .and_then(|range| range.collect());
+        self.say_result(&got, |records| format!("{} records", records.len()));
         match got {
             Ok(got) => {
                 if got.len() != want.len() {
@@ -732,6 +788,7 @@ impl Sim {
         self.operations += 1;
         self.late_begin(s);
         let result = self.sessions[s].commit_transaction(mode);
+        self.say_result(&result, |()| "ok".into());
         if self.model.tx(s).is_none() {
             return match result {
                 Err(e) if e.kind() == ErrorKind::NotInTransaction => Ok(()),
@@ -1287,4 +1344,22 @@ impl Sim {
 fn crash_in_roll(what: &str, path: &Path) -> bool {
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
     name.ends_with("tmp.log") || (matches!(what, "rename" | "remove") && name.ends_with(".log"))
+}
+
+/// An error as a step's outcome: its ESE name and code.
+fn error_outcome(e: &JetError) -> String {
+    format!("{} ({})", e.name(), e.code())
+}
+
+/// A value read, as a step's outcome: which value (its id) and its length, or nothing.
+fn show_value(v: Option<&[u8]>) -> String {
+    match v {
+        None => "not found".to_owned(),
+        Some(b) if b.len() >= 4 => format!(
+            "value #{} ({} bytes)",
+            u32::from_le_bytes(b[..4].try_into().expect("4 bytes")),
+            b.len()
+        ),
+        Some(b) => format!("{} bytes", b.len()),
+    }
 }

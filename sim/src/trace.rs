@@ -60,6 +60,9 @@ pub struct Trace {
     count: u64,
     /// Print events to standard error as they happen.
     echo: bool,
+    /// The step under way: its kept line's index, and the lines echoed since it began (held
+    /// until its outcome is known, so the step prints first, with its outcome on its line).
+    open_step: Option<(Option<usize>, Vec<String>)>,
 }
 
 impl Trace {
@@ -78,10 +81,53 @@ impl Trace {
         let text = what.to_string();
         self.hash.bytes(text.as_bytes());
         if self.echo {
-            eprintln!("  {text}");
+            self.echo_line(format!("  {text}"));
         }
         if self.keep != Keep::Hash {
             self.lines.push((text, self.hash.finish()));
+        }
+    }
+
+    /// Records the start of a plan step. Its outcome, given to [`Trace::end_step`], is
+    /// appended to the same line; what happens during the step follows it.
+    pub fn begin_step(&mut self, what: fmt::Arguments<'_>) {
+        self.end_step("unfinished");
+        // Held from here: the step's own line first.
+        self.open_step = Some((None, Vec::new()));
+        self.event(what);
+        if self.keep != Keep::Hash
+            && let Some((index, _)) = &mut self.open_step
+        {
+            *index = Some(self.lines.len() - 1);
+        }
+    }
+
+    /// Records the outcome of the step under way (`ok`, the value read, the error's name and
+    /// code) on its line, and releases what was held for echoing.
+    pub fn end_step(&mut self, outcome: &str) {
+        let Some((index, held)) = self.open_step.take() else {
+            return;
+        };
+        self.count += 1;
+        self.hash.bytes(outcome.as_bytes());
+        if let Some(i) = index {
+            let line = &mut self.lines[i];
+            line.0 = format!("{} → {outcome}", line.0);
+        }
+        for (n, line) in held.into_iter().enumerate() {
+            if n == 0 {
+                eprintln!("{line} → {outcome}");
+            } else {
+                eprintln!("{line}");
+            }
+        }
+    }
+
+    /// Prints a line now, or holds it while a step is under way.
+    fn echo_line(&mut self, line: String) {
+        match &mut self.open_step {
+            Some((_, held)) => held.push(line),
+            None => eprintln!("{line}"),
         }
     }
 
@@ -105,7 +151,7 @@ impl Trace {
             };
             let text = format!("io {name} inode {ino} offset {offset} len {len} crc {crc:08x}");
             if self.echo {
-                eprintln!("    {text}");
+                self.echo_line(format!("    {text}"));
             }
             self.lines.push((text, self.hash.finish()));
         }

@@ -31,6 +31,53 @@ fn a_run_prints_its_configuration_and_ends_with_its_seed_and_trace() {
 }
 
 #[test]
+fn the_trace_prints_each_step_with_its_outcome_on_its_line() {
+    let (ok, text) = jetsim(&["run", "--seed", "5", "--steps", "120", "--trace"]);
+    assert!(ok, "{text}");
+    let steps: Vec<&str> = text
+        .lines()
+        .filter(|l| l.trim_start().starts_with("step "))
+        .collect();
+    assert_eq!(steps.len(), 120, "{text}");
+    // Every step line ends with what the step returned, in order.
+    for (i, line) in steps.iter().enumerate() {
+        assert!(
+            line.trim_start().starts_with(&format!("step {i}: ")),
+            "{line}"
+        );
+        let (_, outcome) = line
+            .split_once(" → ")
+            .unwrap_or_else(|| panic!("no outcome: {line}"));
+        assert!(!outcome.is_empty(), "{line}");
+    }
+    // Errors by ESE name and code; reads by what they found.
+    assert!(
+        steps
+            .iter()
+            .any(|l| l.contains("→ JET_err") && l.ends_with(')')),
+        "{text}"
+    );
+    assert!(
+        steps
+            .iter()
+            .any(|l| l.contains("Scan") && l.ends_with(" records")),
+        "{text}"
+    );
+    // What happens during a step follows its line.
+    let began = text
+        .lines()
+        .position(|l| l.contains("BackupBegin") && l.contains("→ began"))
+        .expect("a backup began");
+    assert!(
+        text.lines()
+            .nth(began + 1)
+            .unwrap()
+            .contains("backup Full into bk0 began"),
+        "{text}"
+    );
+}
+
+#[test]
 fn a_violation_exits_1_naming_the_oracle_the_step_and_the_replay() {
     let (ok, text) = jetsim(&["run", "--seed", "0", "--sabotage", "panic-in-sync"]);
     assert!(!ok);

@@ -233,6 +233,10 @@ impl Sim {
         let before = self.vfs.fired();
         self.operations += 1;
         let result = instance.begin_backup(Some(&dir_path(dir)), flags, None);
+        self.say_result(&result, |job| match job.logs() {
+            Some((low, high)) => format!("began: logs {low:#X}..={high:#X}"),
+            None => "began".into(),
+        });
         match result {
             Ok(job) => {
                 if let Some(kind) = expected {
@@ -336,6 +340,7 @@ impl Sim {
 
     pub(super) fn backup_step(&mut self, pages: u8) -> Check {
         let Some(active) = self.backups.active.as_mut() else {
+            self.say("skipped: no backup running");
             return Ok(());
         };
         active
@@ -344,6 +349,11 @@ impl Sim {
         let before = self.vfs.fired();
         self.operations += 1;
         let result = active.job.step();
+        let (done, total) = active.job.progress();
+        self.say_result(&result, |more| {
+            let left = if *more { "" } else { ", all copied" };
+            format!("ok: {done} of {total} bytes{left}")
+        });
         match result {
             Ok(_) => Ok(()),
             Err(e) => {
@@ -355,6 +365,7 @@ impl Sim {
 
     pub(super) fn backup_finish(&mut self, abandon: bool) -> Check {
         let Some(Active { job, facts: active }) = self.backups.active.take() else {
+            self.say("skipped: no backup running");
             return Ok(());
         };
         let before = self.vfs.fired();
@@ -362,11 +373,22 @@ impl Sim {
         if abandon {
             // An abandoned job is a failure of the caller's making: the same guarantees.
             drop(job);
+            self.say("abandoned");
             return self.check_failure(&active);
         }
         let logs_before = self.live_logs();
         let mode = active.mode;
-        match job.finish() {
+        let result = job.finish();
+        self.say_result(&result, |summary| match summary.logs {
+            Some((low, high)) => {
+                format!(
+                    "succeeded: commit {}, logs {low:#X}..={high:#X}",
+                    summary.sequence
+                )
+            }
+            None => format!("succeeded: commit {}", summary.sequence),
+        });
+        match result {
             Ok(_) if self.vfs.crashed() => {
                 // The process died in it: no caller would have seen this answer.
                 self.backups.crashed = Some(active);
@@ -454,7 +476,9 @@ impl Sim {
         let logs_before = self.live_logs();
         let before = self.vfs.fired();
         self.operations += 1;
-        match instance.backup(None, BackupFlags::NONE, None) {
+        let result = instance.backup(None, BackupFlags::NONE, None);
+        self.say_result(&result, |_| "ok".into());
+        match result {
             Ok(_) => {
                 if self.backups.active.is_some() {
                     return Err(self.violation(
@@ -603,7 +627,14 @@ impl Sim {
     pub(super) fn restore_step(&mut self, dir: u8) -> Check {
         let dir = usize::from(dir % BACKUP_DIRS);
         self.operations += 1;
-        self.check_restore(dir, "when asked")
+        let checked = self.check_restore(dir, "when asked");
+        let outcome = match &self.backups.dirs[dir].restored {
+            Some((_, Ok(snapshot))) => format!("restored {} records", snapshot.len()),
+            Some((_, Err(e))) => format!("refused: {}", super::error_outcome(e)),
+            None => "ok".into(),
+        };
+        self.say(outcome);
+        checked
     }
 
     /// Restores `dir` and checks the result is one the simulator allows (`None`: no finished
