@@ -13,12 +13,15 @@ use crate::config::CorruptZone;
 use crate::vfs::{SimVfs, Zone};
 
 /// Flips one bit chosen by `pick` in `zone`'s files at rest; describes what it did and names
-/// the file, or `None` if the zone has nothing the atlas allows to corrupt yet.
+/// the file, or `None` if the zone has nothing the atlas allows to corrupt yet. With
+/// `uncopied` (a running backup's next page), a database page is chosen from there on, so the
+/// backup still has to read it.
 pub fn plant(
     vfs: &SimVfs,
     params: &InstanceParams,
     zone: CorruptZone,
     pick: u64,
+    uncopied: Option<u64>,
 ) -> Option<(String, PathBuf)> {
     let page = params.page_size as u64;
     let bit = (pick >> 8) as u8 & 7;
@@ -37,6 +40,9 @@ pub fn plant(
                 let copy = pick % 2;
                 copies[1 - copy as usize].as_ref().ok()?;
                 copy
+            } else if let Some(from) = uncopied.filter(|&from| from.max(2) < pages) {
+                let from = from.max(2);
+                from + pick % (pages - from)
             } else if pages > 2 {
                 2 + pick % (pages - 2)
             } else {

@@ -148,6 +148,16 @@ pub enum CorruptZone {
 }
 
 impl CorruptZone {
+    /// Whether rot may be planted in this zone at any moment, not only at a restart: where
+    /// the file has no twin whose whole state the atlas must know (a header copy and a
+    /// checkpoint slot rot only at rest, when the other copy is whole with no write pending).
+    pub fn may_rot_now(self) -> bool {
+        matches!(
+            self,
+            CorruptZone::DatabasePage | CorruptZone::LogSegment | CorruptZone::BackupFile
+        )
+    }
+
     /// Every zone.
     pub const ALL: [CorruptZone; 5] = [
         CorruptZone::DatabasePage,

@@ -90,11 +90,25 @@ pub enum Mark {
     LogsTruncated,
     /// Live data was damaged beyond repair, and the last backup restored.
     RestoredAfterDamage,
+    /// Rot was planted in the live files while a backup ran.
+    RotMetRunningBackup,
+    /// A bulk step (hundreds of puts in one transaction, or a range delete) committed.
+    BulkCommitted,
+    /// A run's database grew past a thousand pages (a tree of three or more levels, with a
+    /// cache far smaller than the database).
+    LargeDatabase,
+    /// Log files that are not what they claim were planted (foreign, renumbered, swapped,
+    /// missing, duplicated, resigned, a stale or foreign manifest).
+    LogSetTampered,
+    /// A restore or recovery refused such a log set with its documented error.
+    LogSetTamperRefused,
+    /// A restore or recovery met such a log set, harmlessly, and restored exactly.
+    LogSetTamperHarmless,
 }
 
 impl Mark {
     /// Every mark.
-    pub const ALL: [Mark; 40] = [
+    pub const ALL: [Mark; 46] = [
         Mark::DurableCommit,
         Mark::LazyCommit,
         Mark::WriteConflict,
@@ -135,12 +149,26 @@ impl Mark {
         Mark::BackupCorruptionRefused,
         Mark::LogsTruncated,
         Mark::RestoredAfterDamage,
+        Mark::RotMetRunningBackup,
+        Mark::BulkCommitted,
+        Mark::LargeDatabase,
+        Mark::LogSetTampered,
+        Mark::LogSetTamperRefused,
+        Mark::LogSetTamperHarmless,
     ];
 
     /// Whether a default-profile campaign of at least [`EXPECT_FROM_SEEDS`] seeds must reach
     /// this mark at least once. Only a full version store is too rare to demand.
     pub fn expected(self) -> bool {
-        self != Mark::VersionStoreFull
+        !matches!(
+            self,
+            Mark::VersionStoreFull
+                | Mark::BulkCommitted
+                | Mark::LargeDatabase
+                | Mark::LogSetTampered
+                | Mark::LogSetTamperRefused
+                | Mark::LogSetTamperHarmless
+        )
     }
 
     /// Its name in reports.

@@ -376,7 +376,7 @@ impl Sim {
     fn say_recovered(&mut self) {
         if let Some(why) = &self.ended_by_corruption {
             self.outcome = Some(format!("recovery refused damaged data: {why}"));
-        } else if self.outcome.is_none() {
+        } else {
             self.outcome = Some(format!(
                 "recovered: commits through {} (durable {})",
                 self.model.last(),
@@ -506,7 +506,7 @@ impl Sim {
             Step::BackupFinish { abandon } => self.backup_finish(abandon),
             Step::Truncate => self.truncate(),
             Step::Restore { dir } => self.restore_step(dir),
-            Step::Corrupt { zone, pick } => {
+            Step::Corrupt { zone, pick, now } => {
                 // The atlas: one corruption per zone per run; a header copy only if no
                 // fsyncgate on the database is armed or has fired (see above).
                 let gated = self.vfs.armed_or_fired(IoFault::Fsyncgate, Zone::Database);
@@ -514,11 +514,17 @@ impl Sim {
                     self.say("skipped by the atlas");
                     return Ok(());
                 }
-                if self.corrupt_spent.insert(zone) {
+                if !self.corrupt_spent.insert(zone) {
+                    self.say("skipped by the atlas: one per zone");
+                } else if now && zone.may_rot_now() {
+                    // Only this one: what is queued waits for its restart.
+                    let queued = std::mem::replace(&mut self.corrupt_queue, vec![(zone, pick)]);
+                    let planted = self.plant_corruption();
+                    self.corrupt_queue = queued;
+                    self.say(if planted { "planted now" } else { "nothing to rot yet" });
+                } else {
                     self.corrupt_queue.push((zone, pick));
                     self.say("queued for the next restart");
-                } else {
-                    self.say("skipped by the atlas: one per zone");
                 }
                 Ok(())
             }
@@ -899,12 +905,15 @@ impl Sim {
         }
     }
 
-    /// Plants the queued corruption in the files at rest.
-    fn plant_corruption(&mut self) {
+    /// Plants the queued corruption in the files at rest; whether any was planted.
+    fn plant_corruption(&mut self) -> bool {
+        let mut any = false;
         for (zone, pick) in std::mem::take(&mut self.corrupt_queue) {
             // The atlas reads the disk to choose; no armed fault is meant for it.
             self.vfs.suspend_faults(true);
-            let planted = atlas::plant(&self.vfs, &self.params, zone, pick);
+            // A running backup has copied the pages below this: rot aims at the rest.
+            let uncopied = self.backups.uncopied_from(self.config.page_size);
+            let planted = atlas::plant(&self.vfs, &self.params, zone, pick, uncopied);
             self.vfs.suspend_faults(false);
             if let Some((what, path)) = planted {
                 if zone == CorruptZone::LogSegment {
@@ -914,12 +923,17 @@ impl Sim {
                 }
                 self.damaged.insert(zone);
                 self.coverage.hit(Mark::CorruptionPlanted);
+                if self.backups.active.is_some() {
+                    self.coverage.hit(Mark::RotMetRunningBackup);
+                }
+                any = true;
                 self.event(format_args!("corruption planted: {what}"));
             } else {
                 // Nothing to corrupt yet: the budget stays unspent.
                 self.corrupt_spent.remove(&zone);
             }
         }
+        any
     }
 
     /// A clean term, then init: everything committed must be there.

@@ -125,12 +125,18 @@ pub enum Step {
         /// Which directory.
         dir: u8,
     },
-    /// Latent corruption is planted at the next restart; `pick` chooses the place.
+    /// Latent corruption is planted at the next restart, or (`now`) at once into the durable
+    /// medium — a database page or an archived log generation, where no redo rewrites it
+    /// before a running backup reads it; `pick` chooses the place.
     Corrupt {
         /// Where.
         zone: CorruptZone,
         /// Which file, page, segment or slot, and which bit.
         pick: u64,
+        /// Planted now, not at the next restart (database pages and archived logs only: a
+        /// header copy or checkpoint slot rots only at rest, where its twin is known whole).
+        #[serde(default)]
+        now: bool,
     },
 }
 
@@ -197,6 +203,7 @@ impl Plan {
                 steps.push(Step::Corrupt {
                     zone: config.corrupt_zones[rng.random_range(0..config.corrupt_zones.len())],
                     pick: rng.random(),
+                    now: rng.random_bool(0.6),
                 });
                 continue;
             }
@@ -350,6 +357,7 @@ impl Plan {
                 15 => Step::Corrupt {
                     zone: CorruptZone::ALL[usize::from(byte()) % CorruptZone::ALL.len()],
                     pick: u64::from_le_bytes(std::array::from_fn(|_| byte())),
+                    now: byte() & 1 == 1,
                 },
                 16 => backup_begin(byte(), byte()),
                 17 => Step::BackupStep {

@@ -113,6 +113,13 @@ impl Backups {
             ..Backups::default()
         }
     }
+
+    /// The first database page the running backup has not copied yet (it copies them in
+    /// order, before its logs), if one runs.
+    pub(crate) fn uncopied_from(&self, page_size: u32) -> Option<u64> {
+        let active = self.active.as_ref()?;
+        Some(active.job.progress().0 / u64::from(page_size))
+    }
 }
 
 fn dir_path(dir: usize) -> PathBuf {
@@ -819,12 +826,21 @@ impl Sim {
         Ok(())
     }
 
-    /// Bit rot was planted in a backup file.
+    /// Bit rot was planted in a backup file. (If a backup into that directory is running, the
+    /// rot is no change of its making: what it may leave behind includes the rotten file.)
     pub(super) fn backup_damaged(&mut self, path: &Path) {
         for dir in 0..self.backups.dirs.len() {
             if path.starts_with(dir_path(dir)) {
                 self.backups.dirs[dir].damaged = true;
             }
+        }
+        self.vfs.suspend_faults(true);
+        let now = self.listing(path.parent().unwrap_or(Path::new(""))).remove(path);
+        self.vfs.suspend_faults(false);
+        if let (Some(active), Some(crc)) = (self.backups.active.as_mut(), now)
+            && let Some(entry) = active.facts.listing.get_mut(path)
+        {
+            *entry = crc;
         }
     }
 }
