@@ -222,7 +222,9 @@ mod tests {
     fn marks_have_kebab_names_and_missing_ones_are_named() {
         assert_eq!(Mark::TornTailRecovered.name(), "torn-tail-recovered");
         let mut c = Coverage::default();
-        assert_eq!(c.missing().len(), Mark::ALL.len() - 1);
+        let expected = Mark::ALL.into_iter().filter(|m| m.expected()).count();
+        assert!(expected > 40);
+        assert_eq!(c.missing().len(), expected);
         for m in Mark::ALL.into_iter().filter(|m| m.expected()) {
             c.hit(m);
         }
