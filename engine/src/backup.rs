@@ -45,6 +45,7 @@ use crate::instance::{BackupHold, Core, Instance, lsn};
 use crate::log::{self, LogTail};
 use crate::manifest::{self, MANIFEST_NAME, Manifest, SetBackup, SetLog};
 use crate::page::{self, Pgno};
+use crate::planted::{self, PlantedBug};
 use crate::status::{Reporter, StatusFn, StatusKind};
 use crate::vfs::{OpenMode, Vfs, VfsFile, parent_dir};
 
@@ -787,7 +788,7 @@ impl<'s> BackupJob<'s> {
         {
             let db = self.db.as_mut().expect("a database copy");
             for (&pgno, page) in &saved {
-                check_page(page, pgno, &db.from)?;
+                check_page(&self.env, page, pgno, &db.from)?;
                 db.sums[pgno as usize] = page::stored_checksum(page);
                 db.file
                     .write_all_at(page, u64::from(pgno) * page_size as u64)
@@ -804,7 +805,7 @@ impl<'s> BackupJob<'s> {
                 let mut j = i;
                 while j < skip.len() && !skip[j] {
                     let page = &buf[j * page_size..(j + 1) * page_size];
-                    check_page(page, first + j as Pgno, &db.from)?;
+                    check_page(&self.env, page, first + j as Pgno, &db.from)?;
                     db.sums[first as usize + j] = page::stored_checksum(page);
                     j += 1;
                 }
@@ -850,7 +851,9 @@ impl<'s> BackupJob<'s> {
         let mut bytes = std::mem::take(&mut self.log_buf);
         log::read_file_into(&*vfs, &from, &mut bytes)?;
         let manifest = self.manifest.as_ref().expect("a backup with files");
-        verify_log(&bytes, generation, manifest, &from)?;
+        if !planted::active(&self.env, PlantedBug::BackupSkipsLogCheck) {
+            verify_log(&bytes, generation, manifest, &from)?;
+        }
         let file = vfs
             .open(&to, OpenMode::CreateTruncate)
             .map_err(io_err("create", &to))?;
@@ -1124,7 +1127,10 @@ fn release(core: &mut Core, id: u64) {
 }
 
 /// A page the backup copies must pass its checksum, or be blank (allocated, never written).
-fn check_page(page: &[u8], pgno: Pgno, from: &Path) -> Result<()> {
+fn check_page(env: &Env, page: &[u8], pgno: Pgno, from: &Path) -> Result<()> {
+    if planted::active(env, PlantedBug::BackupSkipsPageCheck) {
+        return Ok(());
+    }
     page::verify_copy(page, pgno).map_err(|err| {
         JetError::new(
             err.kind(),
@@ -1207,6 +1213,9 @@ impl Core {
             return Ok(None);
         };
         let mut keep_from = oldest.generation.min(high.saturating_add(1));
+        if planted::active(&self.env, PlantedBug::TruncatePastCheckpoint) {
+            keep_from = high.saturating_add(1);
+        }
         if let Some(hold) = self.backup {
             keep_from = keep_from.min(hold.keep_from);
         }

@@ -104,6 +104,9 @@ pub struct Env {
     pub clock: Arc<dyn Clock>,
     /// Every random number.
     pub entropy: Arc<dyn Entropy>,
+    /// A deliberate bug the engine runs with (feature `planted-bugs`; see [`crate::planted`]).
+    #[cfg(feature = "planted-bugs")]
+    pub planted_bug: Option<crate::planted::PlantedBug>,
 }
 
 impl Env {
@@ -113,7 +116,17 @@ impl Env {
             vfs,
             clock,
             entropy,
+            #[cfg(feature = "planted-bugs")]
+            planted_bug: None,
         }
+    }
+
+    /// The same environment, with the engine running `bug` (feature `planted-bugs`): for
+    /// showing that the simulator catches it.
+    #[cfg(feature = "planted-bugs")]
+    pub fn with_planted_bug(mut self, bug: Option<crate::planted::PlantedBug>) -> Env {
+        self.planted_bug = bug;
+        self
     }
 
     /// An in-memory, deterministic environment: a [`MemVfs`](crate::MemVfs), a clock stopped at

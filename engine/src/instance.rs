@@ -25,6 +25,7 @@ use crate::integrity::IntegrityReport;
 use crate::limits;
 use crate::log::{self, CommitRecord, LogWriter, SEGMENT_SIZE};
 use crate::page::Pgno;
+use crate::planted::{self, PlantedBug};
 use crate::recovery::{self, Layout, RecoveryReport};
 use crate::session::Session;
 use crate::version::{TableKey, VersionStore};
@@ -915,6 +916,12 @@ impl Core {
         if self.db.pager_mut().over_capacity() {
             self.change(|core| {
                 if let Some(log) = &mut core.log {
+                    if planted::active(&core.env, PlantedBug::WriteBackBeforeLog) {
+                        // Everything appended counts as durable, flushed or not.
+                        let end = lsn(log.writer.position());
+                        core.db.pager_mut().set_wal_durable(end);
+                        return core.db.pager_mut().trim();
+                    }
                     log.writer.flush()?;
                     let durable = lsn(log.writer.durable());
                     core.db.pager_mut().set_wal_durable(durable);
@@ -938,7 +945,14 @@ impl Core {
 
     pub(crate) fn checkpoint(&mut self) -> Result<()> {
         self.change(|core| {
-            core.write_everything()?;
+            if planted::active(&core.env, PlantedBug::CheckpointBeforeWriteBack) {
+                // The log is flushed, the changed pages are not written.
+                if let Some(log) = &mut core.log {
+                    log.writer.flush()?;
+                }
+            } else {
+                core.write_everything()?;
+            }
             // The next image of every page is whole: recovery from this checkpoint needs
             // nothing logged before it.
             core.db.pager_mut().forget_logged_images();

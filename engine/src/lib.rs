@@ -49,6 +49,7 @@ mod os;
 mod overflow;
 pub mod page;
 mod pager;
+pub mod planted;
 mod recovery;
 mod restore;
 mod session;
@@ -69,6 +70,7 @@ pub use integrity::{
     BadPage, ChecksumReport, IntegrityReport, TableReport, read_header_copies, verify_file,
 };
 pub use os::{OsVfs, SystemClock, os_seed};
+pub use planted::PlantedBug;
 pub use recovery::{RecoveryReport, describe_tail};
 pub use restore::{DAMAGE_ERRORS as RESTORE_DAMAGE_ERRORS, RestoreSummary};
 pub use session::{Session, TxRange};

@@ -189,7 +189,8 @@ impl Sim {
             Arc::new(vfs.clone()),
             clock.clone(),
             Arc::new(SeededEntropy::new(config.seed)),
-        );
+        )
+        .with_planted_bug(config.sabotage.and_then(Sabotage::planted));
         let mut params = InstanceParams::in_directory("inst");
         params.page_size = config.page_size as usize;
         params.log_file_size = u64::from(config.log_file_kib) * 1024;
@@ -521,7 +522,11 @@ impl Sim {
                     let queued = std::mem::replace(&mut self.corrupt_queue, vec![(zone, pick)]);
                     let planted = self.plant_corruption();
                     self.corrupt_queue = queued;
-                    self.say(if planted { "planted now" } else { "nothing to rot yet" });
+                    self.say(if planted {
+                        "planted now"
+                    } else {
+                        "nothing to rot yet"
+                    });
                 } else {
                     self.corrupt_queue.push((zone, pick));
                     self.say("queued for the next restart");

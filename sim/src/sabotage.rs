@@ -48,6 +48,66 @@ pub enum Sabotage {
     /// A bit of every write into a backup's database copy is flipped: a backup that copies a
     /// damaged page without verifying it.
     UnverifiedBackupPages,
+    /// A bug planted in the engine itself ([`jetdb::PlantedBug`]): for the mistakes no disk
+    /// fault imitates — the WAL rule, a checkpoint's order, a skipped check.
+    Engine(EngineBug),
+}
+
+/// The engine's planted bugs, as the simulator names them ([`jetdb::PlantedBug`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EngineBug {
+    /// [`jetdb::PlantedBug::WriteBackBeforeLog`].
+    WriteBackBeforeLog,
+    /// [`jetdb::PlantedBug::CheckpointBeforeWriteBack`].
+    CheckpointBeforeWriteBack,
+    /// [`jetdb::PlantedBug::BackupSkipsPageCheck`].
+    BackupSkipsPageCheck,
+    /// [`jetdb::PlantedBug::BackupSkipsLogCheck`].
+    BackupSkipsLogCheck,
+    /// [`jetdb::PlantedBug::RecoverySkipsGenerationCheck`].
+    RecoverySkipsGenerationCheck,
+    /// [`jetdb::PlantedBug::RestoreSkipsGenerationCheck`].
+    RestoreSkipsGenerationCheck,
+    /// [`jetdb::PlantedBug::TruncatePastCheckpoint`].
+    TruncatePastCheckpoint,
+}
+
+impl EngineBug {
+    /// Every one.
+    pub const ALL: [EngineBug; 7] = [
+        EngineBug::WriteBackBeforeLog,
+        EngineBug::CheckpointBeforeWriteBack,
+        EngineBug::BackupSkipsPageCheck,
+        EngineBug::BackupSkipsLogCheck,
+        EngineBug::RecoverySkipsGenerationCheck,
+        EngineBug::RestoreSkipsGenerationCheck,
+        EngineBug::TruncatePastCheckpoint,
+    ];
+
+    /// The engine's bug.
+    pub fn planted(self) -> jetdb::PlantedBug {
+        use jetdb::PlantedBug as P;
+        match self {
+            EngineBug::WriteBackBeforeLog => P::WriteBackBeforeLog,
+            EngineBug::CheckpointBeforeWriteBack => P::CheckpointBeforeWriteBack,
+            EngineBug::BackupSkipsPageCheck => P::BackupSkipsPageCheck,
+            EngineBug::BackupSkipsLogCheck => P::BackupSkipsLogCheck,
+            EngineBug::RecoverySkipsGenerationCheck => P::RecoverySkipsGenerationCheck,
+            EngineBug::RestoreSkipsGenerationCheck => P::RestoreSkipsGenerationCheck,
+            EngineBug::TruncatePastCheckpoint => P::TruncatePastCheckpoint,
+        }
+    }
+}
+
+impl Sabotage {
+    /// The bug planted in the engine, if this sabotage is one.
+    pub fn planted(self) -> Option<jetdb::PlantedBug> {
+        match self {
+            Sabotage::Engine(bug) => Some(bug.planted()),
+            _ => None,
+        }
+    }
 }
 
 impl Sabotage {
@@ -80,6 +140,7 @@ impl Sabotage {
                 Sabotage::LostWrite(Zone::Checkpoint),
                 Sabotage::SkipSync(Zone::Other),
             ])
+            .chain(EngineBug::ALL.map(Sabotage::Engine))
             .find(|s| s.to_string() == text)
     }
 }
@@ -106,6 +167,7 @@ impl fmt::Display for Sabotage {
             Sabotage::DropLastBackupLog => write!(f, "drop-last-backup-log"),
             Sabotage::OverTruncate => write!(f, "over-truncate"),
             Sabotage::UnverifiedBackupPages => write!(f, "unverified-backup-pages"),
+            Sabotage::Engine(bug) => write!(f, "engine:{}", bug.planted().name()),
         }
     }
 }
@@ -116,9 +178,13 @@ mod tests {
 
     #[test]
     fn every_spelling_parses_back() {
-        for s in Sabotage::ALL {
+        for s in Sabotage::ALL.into_iter().chain(EngineBug::ALL.map(Sabotage::Engine)) {
             assert_eq!(Sabotage::parse(&s.to_string()), Some(s));
         }
+        assert_eq!(
+            Sabotage::parse("engine:write-back-before-log"),
+            Some(Sabotage::Engine(EngineBug::WriteBackBeforeLog))
+        );
         assert_eq!(Sabotage::parse("skip-sync:nowhere"), None);
     }
 }

@@ -835,7 +835,9 @@ impl Sim {
             }
         }
         self.vfs.suspend_faults(true);
-        let now = self.listing(path.parent().unwrap_or(Path::new(""))).remove(path);
+        let now = self
+            .listing(path.parent().unwrap_or(Path::new("")))
+            .remove(path);
         self.vfs.suspend_faults(false);
         if let (Some(active), Some(crc)) = (self.backups.active.as_mut(), now)
             && let Some(entry) = active.facts.listing.get_mut(path)

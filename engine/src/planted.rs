@@ -1,0 +1,93 @@
+//! Deliberate bugs, for showing that the simulator catches each class of mistake the storage
+//! core could make (the mutation-testing counterpart of `jetsim`'s sabotages, which break the
+//! disk under the engine from the outside). Each is one wrong line a tired engineer could
+//! write: a skipped check, a step out of order.
+//!
+//! They can be switched on only with the `planted-bugs` feature, through
+//! [`Env::with_planted_bug`](crate::Env::with_planted_bug); without it [`active`] is a
+//! constant `false` and every site compiles to the correct code. They are not hooks for
+//! observing the engine: nothing reads them but the line each one breaks.
+
+use crate::env::Env;
+
+/// A deliberate bug, planted at one line of the engine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum PlantedBug {
+    /// Under cache pressure, changed pages are written back without first flushing the log
+    /// that describes them: the WAL rule broken (`Core::maintain`).
+    WriteBackBeforeLog,
+    /// A checkpoint advances past changed pages it never wrote (`Core::checkpoint`).
+    CheckpointBeforeWriteBack,
+    /// A backup copies database pages without verifying their checksums (`backup::check_page`).
+    BackupSkipsPageCheck,
+    /// A backup copies log generations without verifying them (`backup::verify_log`).
+    BackupSkipsLogCheck,
+    /// Recovery takes an archived generation whose header names another generation
+    /// (`recovery::read_archived`).
+    RecoverySkipsGenerationCheck,
+    /// Restore takes a set's log generation whose header names another generation
+    /// (`Restore::restore_log`).
+    RestoreSkipsGenerationCheck,
+    /// Truncation ignores the checkpoint: it deletes every archived generation a recorded
+    /// backup holds (`Core::truncate_logs`).
+    TruncatePastCheckpoint,
+}
+
+impl PlantedBug {
+    /// Every planted bug.
+    pub const ALL: [PlantedBug; 7] = [
+        PlantedBug::WriteBackBeforeLog,
+        PlantedBug::CheckpointBeforeWriteBack,
+        PlantedBug::BackupSkipsPageCheck,
+        PlantedBug::BackupSkipsLogCheck,
+        PlantedBug::RecoverySkipsGenerationCheck,
+        PlantedBug::RestoreSkipsGenerationCheck,
+        PlantedBug::TruncatePastCheckpoint,
+    ];
+
+    /// Its name on the command line: kebab case (`write-back-before-log`).
+    pub fn name(self) -> String {
+        let debug = format!("{self:?}");
+        let mut out = String::new();
+        for (i, c) in debug.chars().enumerate() {
+            if c.is_ascii_uppercase() {
+                if i > 0 {
+                    out.push('-');
+                }
+                out.push(c.to_ascii_lowercase());
+            } else {
+                out.push(c);
+            }
+        }
+        out
+    }
+}
+
+/// Whether `bug` is planted in `env`'s engine.
+#[cfg(feature = "planted-bugs")]
+pub(crate) fn active(env: &Env, bug: PlantedBug) -> bool {
+    env.planted_bug == Some(bug)
+}
+
+/// Whether `bug` is planted: never, without the `planted-bugs` feature.
+#[cfg(not(feature = "planted-bugs"))]
+#[inline(always)]
+pub(crate) fn active(_env: &Env, _bug: PlantedBug) -> bool {
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_kebab_case() {
+        assert_eq!(
+            PlantedBug::WriteBackBeforeLog.name(),
+            "write-back-before-log"
+        );
+        let names: std::collections::BTreeSet<String> =
+            PlantedBug::ALL.iter().map(|b| b.name()).collect();
+        assert_eq!(names.len(), PlantedBug::ALL.len());
+    }
+}
