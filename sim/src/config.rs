@@ -60,12 +60,18 @@ pub struct Weights {
     /// Restore a backup directory into a fresh place and compare it with its snapshot.
     #[serde(default)]
     pub restore: u32,
+    /// Put hundreds of records in one transaction.
+    #[serde(default)]
+    pub bulk: u32,
+    /// Delete a range of keys in one transaction.
+    #[serde(default)]
+    pub delete_range: u32,
 }
 
 impl Weights {
     /// Each weight with its name, in the order steps are drawn in (`corrupt`, a rate per
     /// thousand steps, last).
-    pub fn named(&self) -> [(&'static str, u32); 20] {
+    pub fn named(&self) -> [(&'static str, u32); 22] {
         [
             ("begin", self.begin),
             ("put", self.put),
@@ -86,6 +92,8 @@ impl Weights {
             ("backup-finish", self.backup_finish),
             ("truncate", self.truncate),
             ("restore", self.restore),
+            ("bulk", self.bulk),
+            ("delete-range", self.delete_range),
             ("corrupt", self.corrupt),
         ]
     }
@@ -128,6 +136,9 @@ pub struct Config {
     pub corrupt_zones: Vec<CorruptZone>,
     /// A deliberate bug under the engine, for showing that oracles fire.
     pub sabotage: Option<Sabotage>,
+    /// A database of real size (bulk steps, thousands of pages, the smallest cache).
+    #[serde(default)]
+    pub large_database: bool,
 }
 
 /// Where latent corruption may be planted; the fault atlas allows one per zone per run.
@@ -204,6 +215,8 @@ impl Config {
             backup_finish: 0,
             truncate: 0,
             restore: 0,
+            bulk: 0,
+            delete_range: 0,
         };
         weights.begin = rng.random_range(4..=12);
         weights.put = rng.random_range(10..=30);
@@ -260,6 +273,7 @@ impl Config {
             faults,
             corrupt_zones,
             sabotage: None,
+            large_database: false,
         };
         // Drawn last, so the draws above stay as they were before backups existed.
         let w = &mut config.weights;
@@ -270,6 +284,24 @@ impl Config {
         }
         w.truncate = on(&mut rng, 0.4, 2);
         w.restore = on(&mut rng, 0.4, 2);
+        // One run in ten holds a database of real size: thousands of pages of records a few
+        // hundred bytes to a page and a half long, in trees of three or more levels, with the
+        // smallest cache (64 pages) so that pages are evicted and read again all the time.
+        // Bulk steps make it big, not more steps, so these runs stay cheap.
+        if rng.random_ratio(1, 10) {
+            config.large_database = true;
+            // Fewer steps: each whole-database check (a recovery's, a restore's) is dear.
+            config.steps = 120;
+            config.keys = 8_000;
+            config.cache_pages = 64;
+            config.page_size = 4096;
+            config.checkpoint_depth_kib = [256, 1024][rng.random_range(0..2)];
+            config.log_file_kib = [256, 512][rng.random_range(0..2)];
+            let w = &mut config.weights;
+            w.bulk = rng.random_range(12..=20);
+            w.delete_range = rng.random_range(0..=3);
+            w.scan = w.scan.min(1);
+        }
         config
     }
 }
@@ -300,7 +332,7 @@ impl fmt::Display for Config {
         let d = &self.device;
         writeln!(
             f,
-            "seed={} steps={} sessions={} tables={} keys={} large={}% page={} log={}KiB circular={} cache={}p ckpt-depth={}KiB verstore={}KiB",
+            "seed={} steps={} sessions={} tables={} keys={} large={}% page={} log={}KiB circular={} cache={}p ckpt-depth={}KiB verstore={}KiB{}",
             self.seed,
             self.steps,
             self.sessions,
@@ -312,7 +344,12 @@ impl fmt::Display for Config {
             self.circular_logging,
             self.cache_pages,
             self.checkpoint_depth_kib,
-            self.version_store_kib
+            self.version_store_kib,
+            if self.large_database {
+                " LARGE-DATABASE"
+            } else {
+                ""
+            }
         )?;
         let weights: Vec<String> = w
             .named()

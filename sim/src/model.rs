@@ -49,6 +49,25 @@ pub fn value_bytes(v: Val) -> Vec<u8> {
     out
 }
 
+/// Whether `bytes` are the bytes of `v` ([`value_bytes`]), without making them.
+pub fn value_matches(v: Val, bytes: &[u8]) -> bool {
+    if bytes.len() != v.len as usize {
+        return false;
+    }
+    let id = v.id.to_le_bytes();
+    let head = bytes.len().min(4);
+    if bytes[..head] != id[..head] {
+        return false;
+    }
+    let mut x = v.id.wrapping_mul(2_654_435_761) | 1;
+    bytes[head..].iter().all(|&b| {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        b == x as u8
+    })
+}
+
 /// How a commit returned.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {
@@ -315,5 +334,21 @@ mod tests {
         assert_eq!(parse_key(b"k0042"), None);
         assert_ne!(value_bytes(v(1)), value_bytes(v(2)));
         assert_eq!(value_bytes(Val { id: 3, len: 3000 }).len(), 3000);
+        for len in [0, 2, 4, 5, 3000] {
+            let val = Val { id: 9, len };
+            assert!(value_matches(val, &value_bytes(val)));
+            let mut other = value_bytes(val);
+            if let Some(last) = other.last_mut() {
+                *last ^= 1;
+                assert!(!value_matches(val, &other));
+            }
+            assert!(!value_matches(
+                Val {
+                    id: 9,
+                    len: len + 1
+                },
+                &value_bytes(val)
+            ));
+        }
     }
 }

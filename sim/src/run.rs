@@ -21,7 +21,7 @@ use crate::atlas;
 use crate::clock::SimClock;
 use crate::config::{Config, CorruptZone};
 use crate::coverage::{Coverage, Mark};
-use crate::model::{Key, Model, Outcome, Val, key_bytes, parse_key, value_bytes};
+use crate::model::{Key, Model, Outcome, Val, key_bytes, parse_key, value_bytes, value_matches};
 use crate::oracle::{IO_ERRORS, LOG_ERRORS, Oracle, PAGE_ERRORS, Violation, surfaces_as};
 use crate::sabotage::Sabotage;
 use crate::trace::{Keep, Trace};
@@ -414,6 +414,29 @@ impl Sim {
                 self.write(s as usize, t, k, Some(value), &before)
             }
             Step::Delete { s, t, k } => self.write(s as usize, t, k, None, &before),
+            Step::Bulk {
+                s,
+                t,
+                from,
+                count,
+                stride,
+                v,
+                len,
+            } => {
+                let keys = self.config.keys;
+                let writes = (0..u32::from(count)).map(|i| {
+                    let k = (u32::from(from) + i * u32::from(stride.max(1))) % u32::from(keys);
+                    (k as u16, Some(Val { id: v + i, len }))
+                });
+                self.bulk(s as usize, t, writes.collect(), &before)
+            }
+            Step::DeleteRange { s, t, from, to } => {
+                let s = self.session_index(s as usize);
+                let t = t % self.config.tables;
+                let seen = self.model.range(s, t, from, to);
+                let writes = seen.into_iter().map(|(k, _)| (k, None)).collect();
+                self.bulk(s, t, writes, &before)
+            }
             Step::Get { s, t, k } => self.get(s as usize, t, k, &before),
             Step::Scan {
                 s,
@@ -680,11 +703,53 @@ impl Sim {
         }
     }
 
-    fn compare(&self, what: &str, key: Key, got: Option<&[u8]>, want: Option<Val>) -> Check {
-        let want_bytes = want.map(value_bytes);
-        if got == want_bytes.as_deref() {
-            return Ok(());
+    /// Many writes by session `s` in one transaction: its open one, or one begun here and
+    /// committed durably at the end. Each write is judged as a single one is; the first
+    /// error that stops the instance (or the transaction) ends the step.
+    fn bulk(
+        &mut self,
+        s: usize,
+        t: u8,
+        writes: Vec<(u16, Option<Val>)>,
+        before: &BTreeMap<IoFault, u64>,
+    ) -> Check {
+        let s = self.session_index(s);
+        let own = self.model.tx(s).is_none();
+        if own {
+            self.begin(s, before)?;
+            if self.model.tx(s).is_none() {
+                return Ok(());
+            }
         }
+        let mut done = 0usize;
+        for (k, value) in writes {
+            let errors = self.vfs.fired();
+            self.write(s, t, k, value, &errors)?;
+            if self.instance_dead() {
+                break;
+            }
+            done += 1;
+        }
+        let committed = if own && !self.instance_dead() {
+            self.commit(s, true, before)?;
+            self.outcome.clone().unwrap_or_default()
+        } else {
+            "left open".into()
+        };
+        if committed == "ok" {
+            self.coverage.hit(Mark::BulkCommitted);
+        }
+        self.say(format!("{done} writes; commit: {committed}"));
+        Ok(())
+    }
+
+    fn compare(&self, what: &str, key: Key, got: Option<&[u8]>, want: Option<Val>) -> Check {
+        match (got, want) {
+            (None, None) => return Ok(()),
+            (Some(bytes), Some(v)) if value_matches(v, bytes) => return Ok(()),
+            _ => {}
+        }
+        let want_bytes = want.map(value_bytes);
         let show = show_value;
         Err(self.violation(
             Oracle::SnapshotRead,
@@ -880,6 +945,13 @@ impl Sim {
                 }
                 if stats.logs_deleted > self.stats.logs_deleted {
                     self.coverage.hit(Mark::LogDeleted);
+                }
+                if self.config.large_database
+                    && instance
+                        .database_header()
+                        .is_ok_and(|h| h.page_count > 1000)
+                {
+                    self.coverage.hit(Mark::LargeDatabase);
                 }
                 self.stats = stats;
                 let checkpoint = instance.checkpoint_position().ok().flatten();
@@ -1182,16 +1254,29 @@ impl Sim {
 
     fn verify_prefix(&mut self) -> Check {
         let got = self.read_all()?;
-        let readable = |k: &Key| got.get(k).is_none_or(Option::is_some);
         let candidates = self.model.candidate_prefixes();
+        // Each value read, as the model's value it is (its bytes checked once, not once per
+        // candidate prefix); `None` for bytes no value of the workload has.
+        let read: BTreeMap<Key, Option<Val>> = got
+            .iter()
+            .filter_map(|(k, v)| v.as_ref().map(|bytes| (*k, bytes)))
+            .map(|(k, bytes)| {
+                let id = bytes
+                    .get(..4)
+                    .map_or(0, |h| u32::from_le_bytes(h.try_into().expect("4 bytes")));
+                let val = Val {
+                    id,
+                    len: bytes.len() as u32,
+                };
+                (k, value_matches(val, bytes).then_some(val))
+            })
+            .collect();
         let matches = |seq: u64| {
             let state = self.model.state_at(seq);
-            let extra = got
-                .iter()
-                .any(|(k, v)| v.is_some() && !state.contains_key(k) && readable(k));
+            let extra = read.keys().any(|k| !state.contains_key(k));
             !extra
                 && state.iter().all(|(k, v)| match got.get(k) {
-                    Some(Some(bytes)) => *bytes == value_bytes(*v),
+                    Some(Some(_)) => read.get(k) == Some(&Some(*v)),
                     Some(None) => true,
                     None => false,
                 })

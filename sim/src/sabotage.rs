@@ -178,7 +178,10 @@ mod tests {
 
     #[test]
     fn every_spelling_parses_back() {
-        for s in Sabotage::ALL.into_iter().chain(EngineBug::ALL.map(Sabotage::Engine)) {
+        for s in Sabotage::ALL
+            .into_iter()
+            .chain(EngineBug::ALL.map(Sabotage::Engine))
+        {
             assert_eq!(Sabotage::parse(&s.to_string()), Some(s));
         }
         assert_eq!(

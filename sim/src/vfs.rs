@@ -943,6 +943,19 @@ impl SimVfs {
             .collect()
     }
 
+    /// Every file under `dir` with the CRC32 of what reads see, without copying them.
+    pub fn crcs_under(&self, dir: &Path) -> BTreeMap<PathBuf, u32> {
+        let disk = self.lock();
+        disk.ns
+            .range(dir.to_path_buf()..)
+            .take_while(|(p, _)| p.starts_with(dir))
+            .filter_map(|(p, e)| match e {
+                Entry::File(ino) => Some((p.clone(), crc32fast::hash(&disk.inodes[ino].view))),
+                Entry::Dir => None,
+            })
+            .collect()
+    }
+
     /// Creates directory `path` durably, outside any fault: for setting up a run.
     pub fn mkdir_durable(&self, path: &Path) {
         let mut disk = self.lock();

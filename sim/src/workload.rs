@@ -125,6 +125,37 @@ pub enum Step {
         /// Which directory.
         dir: u8,
     },
+    /// Session `s` puts `count` records into table `t` in one transaction (its open one, or
+    /// one of their own committed at the end): keys `from`, `from + stride`, … (wrapping at
+    /// the table's key count), values `v`, `v + 1`, … of `len` bytes.
+    Bulk {
+        /// The session.
+        s: u8,
+        /// The table.
+        t: u8,
+        /// The first key.
+        from: u16,
+        /// How many puts.
+        count: u16,
+        /// The distance between keys.
+        stride: u16,
+        /// The first value's identity.
+        v: u32,
+        /// Each value's length.
+        len: u32,
+    },
+    /// Session `s` deletes every key of table `t` in `from..to` it sees, in one transaction
+    /// (its open one, or one of their own).
+    DeleteRange {
+        /// The session.
+        s: u8,
+        /// The table.
+        t: u8,
+        /// The first key.
+        from: u16,
+        /// The key past the last.
+        to: u16,
+    },
     /// Latent corruption is planted at the next restart, or (`now`) at once into the durable
     /// medium — a database page or an archived log generation, where no redo rewrites it
     /// before a running backup reads it; `pick` chooses the place.
@@ -183,7 +214,7 @@ impl Plan {
         let mut rng = ChaCha8Rng::seed_from_u64(config.seed ^ 0x504c_414e_0000_0000);
         let w = &config.weights;
         // All but the last are weights of the draw; io-fault only if a fault kind is on.
-        let mut weights: Vec<u32> = w.named()[..19].iter().map(|(_, n)| *n).collect();
+        let mut weights: Vec<u32> = w.named()[..21].iter().map(|(_, n)| *n).collect();
         if config.faults.is_empty() {
             weights[13] = 0;
         }
@@ -262,6 +293,28 @@ impl Plan {
                 18 => Step::Restore {
                     dir: rng.random_range(0..BACKUP_DIRS),
                 },
+                19 => {
+                    let count = rng.random_range(50..=300);
+                    let v = next_value + 1;
+                    next_value += u32::from(count);
+                    Step::Bulk {
+                        s,
+                        t,
+                        from: k,
+                        count,
+                        stride: [1, 1, 7, 61][rng.random_range(0..4)],
+                        v,
+                        len: rng.random_range(200..=1600),
+                    }
+                }
+                20 => Step::DeleteRange {
+                    s,
+                    t,
+                    from: k,
+                    to: k
+                        .saturating_add(rng.random_range(50..=800))
+                        .min(config.keys),
+                },
                 _ => {
                     let kind = config.faults[rng.random_range(0..config.faults.len())];
                     let zone = match kind {
@@ -303,7 +356,7 @@ impl Plan {
         let mut steps = Vec::new();
         let mut next_value = 1u32;
         while !u.is_empty() && steps.len() < 2000 {
-            let Ok(kind) = u.int_in_range(0u8..=20) else {
+            let Ok(kind) = u.int_in_range(0u8..=22) else {
                 break;
             };
             let mut byte = || u.arbitrary::<u8>().unwrap_or(0);
@@ -369,6 +422,26 @@ impl Plan {
                 19 => Step::Truncate,
                 20 => Step::Restore {
                     dir: byte() % BACKUP_DIRS,
+                },
+                21 => {
+                    let count = 1 + u16::from(byte()) * 2;
+                    let v = next_value + 1;
+                    next_value += u32::from(count);
+                    Step::Bulk {
+                        s,
+                        t,
+                        from: k,
+                        count,
+                        stride: 1 + u16::from(byte() % 64),
+                        v,
+                        len: 4 + u32::from(byte()) * 6,
+                    }
+                }
+                22 => Step::DeleteRange {
+                    s,
+                    t,
+                    from: k,
+                    to: k.saturating_add(u16::from(byte()) * 4).min(config.keys),
                 },
                 _ => {
                     let kind = IoFault::ALL[usize::from(byte()) % IoFault::ALL.len()];

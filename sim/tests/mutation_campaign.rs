@@ -4,9 +4,12 @@
 //!
 //! `JETSIM_MUTATION_SEEDS` (default [`DEFAULT_SEEDS`]) seeds from `JETSIM_MUTATION_START`
 //! (default 0) run on two threads, with the default swarm configuration; any violation fails
-//! the test, naming each failing seed, its violation and the command that replays it. A
-//! second test shows the same helper fails on a deliberately broken engine, so this test can
-//! kill a mutant.
+//! the test, naming each failing seed, its violation and the command that replays it. With
+//! 1000 seeds or more (as `.cargo/mutants.toml` asks) the campaign also demands its expected
+//! coverage marks, as `jetsim campaign` does, and the test fails if one never fired: a
+//! mutant that stops checkpoints or backups from happening is caught that way. A second test
+//! shows the same helper fails on a deliberately broken engine, so this test can kill a
+//! mutant.
 
 use std::sync::Mutex;
 
@@ -91,6 +94,11 @@ fn the_default_campaign_finds_no_violation() {
         failed.len(),
         seeds,
         failed.join("\n")
+    );
+    assert!(
+        report.missing.is_empty(),
+        "{seeds} seeds from {start}: expected coverage marks never fired: {:?}",
+        report.missing.iter().map(|m| m.name()).collect::<Vec<_>>()
     );
 }
 

@@ -17,7 +17,7 @@ use jetdb::{BackupFlags, BackupInfo, BackupJob, ErrorKind, Instance, JetError};
 use super::{Check, Sim};
 use crate::config::CorruptZone;
 use crate::coverage::Mark;
-use crate::model::{Key, Val, parse_key, value_bytes};
+use crate::model::{Key, Val, parse_key, value_matches};
 use crate::oracle::{IO_ERRORS, Oracle, Violation};
 use crate::vfs::{IoFault, Zone};
 use crate::workload::{BACKUP_DIRS, BackupMode};
@@ -129,30 +129,27 @@ fn dir_path(dir: usize) -> PathBuf {
 impl Sim {
     /// Every file under `dir`, with its CRC32 (as reads see it).
     fn listing(&self, dir: &Path) -> BTreeMap<PathBuf, u32> {
-        self.vfs
-            .files_under(dir)
-            .into_iter()
-            .map(|(p, bytes)| (p, crc32fast::hash(&bytes)))
-            .collect()
+        self.vfs.crcs_under(dir)
     }
 
     /// The files of `dir`'s finished backup: its manifest and the files it lists, with their
     /// CRC32 (a damaged manifest stands alone).
     fn content_listing(&self, dir: &Path) -> BTreeMap<PathBuf, u32> {
-        let files: BTreeMap<PathBuf, Vec<u8>> = self.vfs.files_under(dir).into_iter().collect();
+        let files = self.vfs.crcs_under(dir);
         let path = dir.join(manifest::MANIFEST_NAME);
-        let Some(bytes) = files.get(&path) else {
+        if !files.contains_key(&path) {
             return BTreeMap::new();
-        };
+        }
+        let bytes = jetdb::log::read_file(&self.vfs, &path).unwrap_or_default();
         let mut names = vec![path.clone()];
-        if let Ok(m) = Manifest::decode(bytes) {
+        if let Ok(m) = Manifest::decode(&bytes) {
             let set = m.set_dir(dir);
             names.push(set.join(&m.db_name));
             names.extend(m.logs.iter().map(|l| set.join(m.log_name(l.generation))));
         }
         names
             .into_iter()
-            .filter_map(|p| files.get(&p).map(|b| (p.clone(), crc32fast::hash(b))))
+            .filter_map(|p| files.get(&p).map(|crc| (p.clone(), *crc)))
             .collect()
     }
 
@@ -773,7 +770,7 @@ impl Sim {
                     id,
                     len: v.len() as u32,
                 };
-                if value_bytes(val) != v {
+                if !value_matches(val, &v) {
                     return Err(self.violation(
                         Oracle::Backup,
                         format!(
