@@ -301,6 +301,9 @@ impl Config {
             w.bulk = rng.random_range(12..=20);
             w.delete_range = rng.random_range(0..=3);
             w.scan = w.scan.min(1);
+            // Lazy commits and power losses: what a write-back ahead of the log would lose.
+            w.commit_lazy = w.commit_lazy.max(3);
+            w.crash = w.crash.max(1);
         }
         config
     }

@@ -422,20 +422,21 @@ impl Sim {
                 stride,
                 v,
                 len,
+                lazy,
             } => {
                 let keys = self.config.keys;
                 let writes = (0..u32::from(count)).map(|i| {
                     let k = (u32::from(from) + i * u32::from(stride.max(1))) % u32::from(keys);
                     (k as u16, Some(Val { id: v + i, len }))
                 });
-                self.bulk(s as usize, t, writes.collect(), &before)
+                self.bulk(s as usize, t, writes.collect(), !lazy, &before)
             }
             Step::DeleteRange { s, t, from, to } => {
                 let s = self.session_index(s as usize);
                 let t = t % self.config.tables;
                 let seen = self.model.range(s, t, from, to);
                 let writes = seen.into_iter().map(|(k, _)| (k, None)).collect();
-                self.bulk(s, t, writes, &before)
+                self.bulk(s, t, writes, true, &before)
             }
             Step::Get { s, t, k } => self.get(s as usize, t, k, &before),
             Step::Scan {
@@ -704,13 +705,14 @@ impl Sim {
     }
 
     /// Many writes by session `s` in one transaction: its open one, or one begun here and
-    /// committed durably at the end. Each write is judged as a single one is; the first
+    /// committed (durably or lazily) at the end. Each write is judged as a single one is; the first
     /// error that stops the instance (or the transaction) ends the step.
     fn bulk(
         &mut self,
         s: usize,
         t: u8,
         writes: Vec<(u16, Option<Val>)>,
+        durable: bool,
         before: &BTreeMap<IoFault, u64>,
     ) -> Check {
         let s = self.session_index(s);
@@ -731,7 +733,7 @@ impl Sim {
             done += 1;
         }
         let committed = if own && !self.instance_dead() {
-            self.commit(s, true, before)?;
+            self.commit(s, durable, before)?;
             self.outcome.clone().unwrap_or_default()
         } else {
             "left open".into()

@@ -143,6 +143,9 @@ pub enum Step {
         v: u32,
         /// Each value's length.
         len: u32,
+        /// A transaction of its own commits lazily (else durably).
+        #[serde(default)]
+        lazy: bool,
     },
     /// Session `s` deletes every key of table `t` in `from..to` it sees, in one transaction
     /// (its open one, or one of their own).
@@ -282,7 +285,29 @@ impl Plan {
                     points: rng.random_range(1..=60),
                     power_loss: rng.random_bool(0.8),
                 },
-                14 => backup_begin(rng.random_range(0..BACKUP_DIRS), rng.random()),
+                14 => {
+                    let begin = backup_begin(rng.random_range(0..BACKUP_DIRS), rng.random());
+                    // Latent corruption must meet running backups: now and then the live
+                    // files rot just after one begins, where it has still to read them.
+                    let live: Vec<CorruptZone> = config
+                        .corrupt_zones
+                        .iter()
+                        .copied()
+                        .filter(|z| {
+                            matches!(z, CorruptZone::DatabasePage | CorruptZone::LogSegment)
+                        })
+                        .collect();
+                    if !live.is_empty() && rng.random_ratio(1, 4) {
+                        steps.push(begin);
+                        Step::Corrupt {
+                            zone: live[rng.random_range(0..live.len())],
+                            pick: rng.random(),
+                            now: true,
+                        }
+                    } else {
+                        begin
+                    }
+                }
                 15 => Step::BackupStep {
                     pages: rng.random_range(1..=8),
                 },
@@ -305,6 +330,7 @@ impl Plan {
                         stride: [1, 1, 7, 61][rng.random_range(0..4)],
                         v,
                         len: rng.random_range(200..=1600),
+                        lazy: rng.random_bool(0.5),
                     }
                 }
                 20 => Step::DeleteRange {
@@ -435,6 +461,7 @@ impl Plan {
                         stride: 1 + u16::from(byte() % 64),
                         v,
                         len: 4 + u32::from(byte()) * 6,
+                        lazy: byte() & 1 == 1,
                     }
                 }
                 22 => Step::DeleteRange {
