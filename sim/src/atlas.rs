@@ -14,15 +14,16 @@ use crate::vfs::{SimVfs, Zone};
 
 /// Flips one bit chosen by `pick` in `zone`'s files at rest; describes what it did and names
 /// the file, or `None` if the zone has nothing the atlas allows to corrupt yet. With
-/// `uncopied` (a running backup's next page), a database page is chosen from there on, so the
-/// backup still has to read it.
+/// `aim` (a running backup's next page and the log generations it copies), a database page is
+/// chosen from there on and an archived log among those, so the backup still has to read it.
 pub fn plant(
     vfs: &SimVfs,
     params: &InstanceParams,
     zone: CorruptZone,
     pick: u64,
-    uncopied: Option<u64>,
+    aim: Option<(u64, u32, u32)>,
 ) -> Option<(String, PathBuf)> {
+    let uncopied = aim.map(|(page, _, _)| page);
     let page = params.page_size as u64;
     let bit = (pick >> 8) as u8 & 7;
     let (path, offset) = match zone {
@@ -66,16 +67,26 @@ pub fn plant(
             // Archived generations only: sealed and complete, so any damage to one that
             // recovery needs is detectable. (Damage to the last flush of the open log
             // cannot be told from a torn write — a documented limit.)
-            let archived: Vec<PathBuf> = vfs
+            let generation = |p: &PathBuf| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .and_then(|n| jetdb::log::parse_archive_name("edb", n))
+            };
+            let mut archived: Vec<PathBuf> = vfs
                 .files_in(Zone::Log)
                 .into_iter()
-                .filter(|p| {
-                    p.file_name()
-                        .and_then(|n| n.to_str())
-                        .and_then(|n| jetdb::log::parse_archive_name("edb", n))
-                        .is_some()
-                })
+                .filter(|p| generation(p).is_some())
                 .collect();
+            if let Some((_, low, high)) = aim {
+                let copied: Vec<PathBuf> = archived
+                    .iter()
+                    .filter(|p| generation(p).is_some_and(|g| (low..=high).contains(&g)))
+                    .cloned()
+                    .collect();
+                if !copied.is_empty() {
+                    archived = copied;
+                }
+            }
             if archived.is_empty() {
                 return None;
             }

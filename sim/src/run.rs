@@ -991,8 +991,8 @@ impl Sim {
             // The atlas reads the disk to choose; no armed fault is meant for it.
             self.vfs.suspend_faults(true);
             // A running backup has copied the pages below this: rot aims at the rest.
-            let uncopied = self.backups.uncopied_from(self.config.page_size);
-            let planted = atlas::plant(&self.vfs, &self.params, zone, pick, uncopied);
+            let aim = self.backups.aim(self.config.page_size);
+            let planted = atlas::plant(&self.vfs, &self.params, zone, pick, aim);
             self.vfs.suspend_faults(false);
             if let Some((what, path)) = planted {
                 if zone == CorruptZone::LogSegment {

@@ -114,11 +114,13 @@ impl Backups {
         }
     }
 
-    /// The first database page the running backup has not copied yet (it copies them in
-    /// order, before its logs), if one runs.
-    pub(crate) fn uncopied_from(&self, page_size: u32) -> Option<u64> {
+    /// Where rot would meet the running backup, if one runs: the first database page it has
+    /// not copied yet (it copies them in order, before its logs), and the log generations it
+    /// copies.
+    pub(crate) fn aim(&self, page_size: u32) -> Option<(u64, u32, u32)> {
         let active = self.active.as_ref()?;
-        Some(active.job.progress().0 / u64::from(page_size))
+        let page = active.job.progress().0 / u64::from(page_size);
+        Some((page, active.facts.gen_low, active.facts.gen_high))
     }
 }
 
