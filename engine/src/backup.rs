@@ -1168,6 +1168,9 @@ fn verify_log(bytes: &[u8], generation: u32, manifest: &Manifest, from: &Path) -
     if scan.header.log_signature != manifest.log_signature {
         return Err(bad("it belongs to another log set".into()));
     }
+    if scan.header.db_signature != manifest.db_signature {
+        return Err(bad("it belongs to another database".into()));
+    }
     match &scan.tail {
         LogTail::Ended => Ok(()),
         other => Err(bad(format!(

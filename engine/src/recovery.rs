@@ -169,6 +169,10 @@ pub(crate) fn run(env: &Env, layout: &Layout) -> Result<Recovered> {
         return new_log_set(env, layout, report);
     }
     let set = db_header.log_signature;
+    let owner = Owner {
+        log: set,
+        db: db_header.db_signature,
+    };
     if set == Signature::default() {
         // The database was used with logging off after these logs were written.
         if report.was_dirty {
@@ -196,7 +200,7 @@ pub(crate) fn run(env: &Env, layout: &Layout) -> Result<Recovered> {
     let mut last_gen = archived.last().copied();
     let mut current: Option<LogScan> = None;
     if current_exists {
-        let (bytes, scan) = read_and_scan(vfs, &layout.current(), &set)?;
+        let (bytes, scan) = read_and_scan(vfs, &layout.current(), &owner)?;
         // What recovery replays must be durable before the checkpoint moves past it, and
         // before new segments' durable marks vouch for it.
         // (A damaged file is left as it is, its evidence whole, for the check below to report.)
@@ -288,7 +292,7 @@ pub(crate) fn run(env: &Env, layout: &Layout) -> Result<Recovered> {
             Some(scan) => scan,
             None => {
                 let check_name = !planted::active(env, PlantedBug::RecoverySkipsGenerationCheck);
-                read_archived(vfs, layout, &set, generation, check_name)?
+                read_archived(vfs, layout, &owner, generation, check_name)?
             }
         };
         check_generation(&scan, prev.as_ref(), start, layout)?;
@@ -444,7 +448,7 @@ fn rewrite_as_read(vfs: &dyn Vfs, layout: &Layout, bytes: &[u8]) -> Result<()> {
 fn read_archived(
     vfs: &dyn Vfs,
     layout: &Layout,
-    set: &Signature,
+    set: &Owner,
     generation: u32,
     check_name: bool,
 ) -> Result<LogScan> {
@@ -560,21 +564,39 @@ pub fn describe_tail(tail: &LogTail) -> String {
     }
 }
 
-/// Reads and scans the log file at `path`, which must belong to log set `set`.
-fn scan_file(vfs: &dyn Vfs, path: &Path, set: &Signature) -> Result<LogScan> {
+/// The log set and database a log file must name in its header.
+pub(crate) struct Owner {
+    /// The log set.
+    pub(crate) log: Signature,
+    /// The database.
+    pub(crate) db: Signature,
+}
+
+/// Reads and scans the log file at `path`, which must belong to `set`.
+fn scan_file(vfs: &dyn Vfs, path: &Path, set: &Owner) -> Result<LogScan> {
     read_and_scan(vfs, path, set).map(|(_, scan)| scan)
 }
 
-/// Reads and scans the log file at `path`, which must belong to log set `set`.
-fn read_and_scan(vfs: &dyn Vfs, path: &Path, set: &Signature) -> Result<(Vec<u8>, LogScan)> {
+/// Reads and scans the log file at `path`, which must belong to `set`: its log set and its
+/// database (a log of the same set naming another database is not this database's).
+fn read_and_scan(vfs: &dyn Vfs, path: &Path, set: &Owner) -> Result<(Vec<u8>, LogScan)> {
     let bytes = log::read_file(vfs, path)?;
     let name = path.display().to_string();
     let scan = log::scan(&bytes, &name)?;
-    if scan.header.log_signature != *set {
+    if scan.header.log_signature != set.log {
         bail!(
             BadLogSignature,
-            "{name} belongs to log set {}, not to this database's log set {set}",
-            scan.header.log_signature
+            "{name} belongs to log set {}, not to this database's log set {}",
+            scan.header.log_signature,
+            set.log
+        );
+    }
+    if scan.header.db_signature != set.db {
+        bail!(
+            BadLogSignature,
+            "{name} belongs to database {}, not to this one ({})",
+            scan.header.db_signature,
+            set.db
         );
     }
     Ok((bytes, scan))

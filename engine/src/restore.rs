@@ -308,14 +308,20 @@ impl Restore<'_> {
             )
         })?;
         let header = scan.header;
-        if header.log_signature != manifest.log_signature
-            || header.db_signature != manifest.db_signature
-        {
+        if header.log_signature != manifest.log_signature {
             bail!(
                 GivenLogFileHasBadSignature,
                 "{name} belongs to log set {}, not to the backup's {}",
                 header.log_signature,
                 manifest.log_signature
+            );
+        }
+        if header.db_signature != manifest.db_signature {
+            bail!(
+                GivenLogFileHasBadSignature,
+                "{name} belongs to database {}, not to the backup's {}",
+                header.db_signature,
+                manifest.db_signature
             );
         }
         if header.generation != generation

@@ -66,12 +66,15 @@ pub struct Weights {
     /// Delete a range of keys in one transaction.
     #[serde(default)]
     pub delete_range: u32,
+    /// Make a log set other than it claims (in a backup directory or the live log directory).
+    #[serde(default)]
+    pub tamper: u32,
 }
 
 impl Weights {
     /// Each weight with its name, in the order steps are drawn in (`corrupt`, a rate per
     /// thousand steps, last).
-    pub fn named(&self) -> [(&'static str, u32); 22] {
+    pub fn named(&self) -> [(&'static str, u32); 23] {
         [
             ("begin", self.begin),
             ("put", self.put),
@@ -94,6 +97,7 @@ impl Weights {
             ("restore", self.restore),
             ("bulk", self.bulk),
             ("delete-range", self.delete_range),
+            ("tamper", self.tamper),
             ("corrupt", self.corrupt),
         ]
     }
@@ -217,6 +221,7 @@ impl Config {
             restore: 0,
             bulk: 0,
             delete_range: 0,
+            tamper: 0,
         };
         weights.begin = rng.random_range(4..=12);
         weights.put = rng.random_range(10..=30);
@@ -284,6 +289,8 @@ impl Config {
         }
         w.truncate = on(&mut rng, 0.4, 2);
         w.restore = on(&mut rng, 0.4, 2);
+        // Log sets that are not what they claim, in backup directories and the live log.
+        config.weights.tamper = on(&mut rng, 0.35, 1);
         // One run in ten holds a database of real size: thousands of pages of records a few
         // hundred bytes to a page and a half long, in trees of three or more levels, with the
         // smallest cache (64 pages) so that pages are evicted and read again all the time.

@@ -29,6 +29,7 @@ use crate::vfs::{DiskStats, IoFault, SimVfs, Zone};
 use crate::workload::{Plan, Step};
 
 mod backups;
+mod tamper;
 
 /// What a run did and found.
 #[derive(Clone, Debug)]
@@ -172,6 +173,8 @@ struct Sim {
     ended_by_corruption: Option<String>,
     /// What the current step returned, for its trace line (`None`: plain `ok`).
     outcome: Option<String>,
+    /// Log sets made other than they claim.
+    tampering: tamper::Tampering,
     /// Backup directories, the running backup job, truncation bounds.
     backups: backups::Backups,
 }
@@ -228,6 +231,7 @@ impl Sim {
             to_survive: BTreeSet::new(),
             ended_by_corruption: None,
             outcome: None,
+            tampering: tamper::Tampering::default(),
             backups: backups::Backups::new(),
             config,
         }
@@ -350,6 +354,7 @@ impl Sim {
             .any(|(k, _)| surfaces_as(k).contains(&kind));
         fired_now
             || (self.damaged.contains(&CorruptZone::DatabasePage) && PAGE_ERRORS.contains(&kind))
+            || self.live_tamper_explains(kind)
     }
 
     /// Whether the current step has written, fsynced or renamed a log file (or tried to).
@@ -531,6 +536,7 @@ impl Sim {
             Step::BackupFinish { abandon } => self.backup_finish(abandon),
             Step::Truncate => self.truncate(),
             Step::Restore { dir } => self.restore_step(dir),
+            Step::Tamper { target, kind, pick } => self.tamper(target, kind, pick),
             Step::Corrupt { zone, pick, now } => {
                 // The atlas: one corruption per zone per run; a header copy only if no
                 // fsyncgate on the database is armed or has fired (see above).
@@ -1155,6 +1161,7 @@ impl Sim {
         let verified = self.verify_prefix().and_then(|()| self.verify_integrity());
         self.vfs.suspend_faults(false);
         verified?;
+        self.tamper_met_by_recovery();
         if self.ended_by_corruption.is_some() {
             self.sessions.clear();
             self.instance = None;
@@ -1190,6 +1197,7 @@ impl Sim {
         let pages_damaged = self.damaged.contains(&CorruptZone::DatabasePage);
         if (log_damaged && LOG_ERRORS.contains(&kind))
             || (pages_damaged && PAGE_ERRORS.contains(&kind))
+            || self.tamper_explains_recovery(kind)
         {
             self.coverage.hit(Mark::RecoveryRefusedCorruption);
             self.coverage.hit(Mark::CorruptionDetected);

@@ -956,6 +956,93 @@ impl SimVfs {
             .collect()
     }
 
+    /// Whether `path` is a file at rest: the same inode by that name in the namespace reads
+    /// see and in the durable one, with no write pending. Only such files are tampered with.
+    pub fn at_rest(&self, path: &Path) -> bool {
+        let disk = self.lock();
+        let named = |m: &PendingMeta| match &m.op {
+            Meta::Link(p, _) | Meta::Unlink(p, _) => p == path,
+            Meta::Rename(from, to, _) => from == path || to == path,
+        };
+        let whole = match (disk.ns.get(path), disk.durable_ns.get(path)) {
+            (Some(Entry::File(a)), Some(Entry::File(b))) => {
+                a == b
+                    && disk.inodes[a].pending.is_empty()
+                    && disk.inodes[a].view == disk.inodes[a].durable
+            }
+            _ => false,
+        };
+        whole && !disk.meta.iter().any(named)
+    }
+
+    /// Whether no file is at `path`, in the namespace reads see or the durable one, and no
+    /// pending change names it: a name a file may be put at by hand.
+    pub fn free_at_rest(&self, path: &Path) -> bool {
+        let disk = self.lock();
+        let named = |m: &PendingMeta| match &m.op {
+            Meta::Link(p, _) | Meta::Unlink(p, _) => p == path,
+            Meta::Rename(from, to, _) => from == path || to == path,
+        };
+        !disk.ns.contains_key(path)
+            && !disk.durable_ns.contains_key(path)
+            && !disk.meta.iter().any(named)
+    }
+
+    /// Writes `bytes` as the whole file at `path`, at once and durably, outside any fault or
+    /// crash point: a file put in place by hand (a tampered log set). A new file gets a new
+    /// inode; an existing one is rewritten.
+    pub fn put_at_rest(&self, path: &Path, bytes: &[u8]) {
+        let mut disk = self.lock();
+        let ino = match disk.ns.get(path) {
+            Some(Entry::File(ino)) => *ino,
+            _ => {
+                let ino = disk.next_ino;
+                disk.next_ino += 1;
+                disk.inodes.insert(
+                    ino,
+                    Inode {
+                        view: Vec::new(),
+                        durable: Vec::new(),
+                        pending: Vec::new(),
+                        zone: Zone::of(path),
+                        allocated: BTreeSet::new(),
+                    },
+                );
+                ino
+            }
+        };
+        let blocks = (bytes.len() as u64).div_ceil(BLOCK);
+        let inode = disk.inode(ino);
+        inode.view = bytes.to_vec();
+        inode.durable = bytes.to_vec();
+        inode.pending.clear();
+        inode.allocated = (0..blocks).collect();
+        disk.ns.insert(path.to_path_buf(), Entry::File(ino));
+        disk.durable_ns.insert(path.to_path_buf(), Entry::File(ino));
+        disk.trace
+            .io(b'P', ino, 0, bytes.len() as u64, crc32fast::hash(bytes));
+    }
+
+    /// Removes the file at `path` at once and durably, outside any fault: a file deleted by
+    /// hand.
+    pub fn remove_at_rest(&self, path: &Path) {
+        let mut disk = self.lock();
+        let removed = disk.ns.remove(path);
+        disk.durable_ns.remove(path);
+        if let Some(Entry::File(ino)) = removed {
+            disk.trace.io(b'U', ino, 0, 0, 0);
+        }
+    }
+
+    /// The content reads see of the file at `path`, if it exists.
+    pub fn content(&self, path: &Path) -> Option<Vec<u8>> {
+        let disk = self.lock();
+        match disk.ns.get(path) {
+            Some(Entry::File(ino)) => Some(disk.inodes[ino].view.clone()),
+            _ => None,
+        }
+    }
+
     /// Creates directory `path` durably, outside any fault: for setting up a run.
     pub fn mkdir_durable(&self, path: &Path) {
         let mut disk = self.lock();

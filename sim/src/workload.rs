@@ -159,6 +159,16 @@ pub enum Step {
         /// The key past the last.
         to: u16,
     },
+    /// The log set of backup directory `target` (`bk0`…`bk2`), or with `target` =
+    /// [`BACKUP_DIRS`] the live log directory, is made other than it claims, at rest.
+    Tamper {
+        /// Which directory.
+        target: u8,
+        /// How.
+        kind: Tamper,
+        /// Which generations, which other directory.
+        pick: u64,
+    },
     /// Latent corruption is planted at the next restart, or (`now`) at once into the durable
     /// medium — a database page or an archived log generation, where no redo rewrites it
     /// before a running backup reads it; `pick` chooses the place.
@@ -172,6 +182,45 @@ pub enum Step {
         #[serde(default)]
         now: bool,
     },
+}
+
+/// How a [`Step::Tamper`] makes a log set other than it claims.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Tamper {
+    /// A generation in the middle is missing.
+    Remove,
+    /// Two generations have each other's content.
+    Swap,
+    /// A generation is renamed to a number its set does not use.
+    Renumber,
+    /// A copy of a generation lies under a number its set does not use.
+    Duplicate,
+    /// A generation is replaced by another instance's log of the same number.
+    Foreign,
+    /// One signature in a generation's header is changed (its checksum made whole again).
+    Resign,
+    /// Another log set's generation is left in the directory, numbered past the set's end.
+    Leftover,
+    /// A backup directory's manifest is replaced by an earlier one of its own.
+    StaleManifest,
+    /// A backup directory's manifest is replaced by another directory's.
+    ForeignManifest,
+}
+
+impl Tamper {
+    /// Every kind.
+    pub const ALL: [Tamper; 9] = [
+        Tamper::Remove,
+        Tamper::Swap,
+        Tamper::Renumber,
+        Tamper::Duplicate,
+        Tamper::Foreign,
+        Tamper::Resign,
+        Tamper::Leftover,
+        Tamper::StaleManifest,
+        Tamper::ForeignManifest,
+    ];
 }
 
 /// What a [`Step::BackupBegin`] asks for.
@@ -217,7 +266,7 @@ impl Plan {
         let mut rng = ChaCha8Rng::seed_from_u64(config.seed ^ 0x504c_414e_0000_0000);
         let w = &config.weights;
         // All but the last are weights of the draw; io-fault only if a fault kind is on.
-        let mut weights: Vec<u32> = w.named()[..21].iter().map(|(_, n)| *n).collect();
+        let mut weights: Vec<u32> = w.named()[..22].iter().map(|(_, n)| *n).collect();
         if config.faults.is_empty() {
             weights[13] = 0;
         }
@@ -341,6 +390,11 @@ impl Plan {
                         .saturating_add(rng.random_range(50..=800))
                         .min(config.keys),
                 },
+                21 => Step::Tamper {
+                    target: rng.random_range(0..=BACKUP_DIRS),
+                    kind: Tamper::ALL[rng.random_range(0..Tamper::ALL.len())],
+                    pick: rng.random(),
+                },
                 _ => {
                     let kind = config.faults[rng.random_range(0..config.faults.len())];
                     let zone = match kind {
@@ -382,7 +436,7 @@ impl Plan {
         let mut steps = Vec::new();
         let mut next_value = 1u32;
         while !u.is_empty() && steps.len() < 2000 {
-            let Ok(kind) = u.int_in_range(0u8..=22) else {
+            let Ok(kind) = u.int_in_range(0u8..=23) else {
                 break;
             };
             let mut byte = || u.arbitrary::<u8>().unwrap_or(0);
@@ -469,6 +523,11 @@ impl Plan {
                     t,
                     from: k,
                     to: k.saturating_add(u16::from(byte()) * 4).min(config.keys),
+                },
+                23 => Step::Tamper {
+                    target: byte() % (BACKUP_DIRS + 1),
+                    kind: Tamper::ALL[usize::from(byte()) % Tamper::ALL.len()],
+                    pick: u64::from_le_bytes(std::array::from_fn(|_| byte())),
                 },
                 _ => {
                     let kind = IoFault::ALL[usize::from(byte()) % IoFault::ALL.len()];

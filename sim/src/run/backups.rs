@@ -38,6 +38,11 @@ pub(crate) struct DirState {
     pub(crate) allowed: Vec<Option<Snapshot>>,
     /// Bit rot was planted in one of its files: a restore may refuse it.
     pub(crate) damaged: bool,
+    /// Its log set was made other than it claims: a restore may refuse it with the errors
+    /// the engine documents for that, or restore one of `extra`.
+    pub(crate) tampered: Option<crate::workload::Tamper>,
+    /// Snapshots a tampered manifest may restore to.
+    pub(crate) extra: Vec<Snapshot>,
     /// The directory's files (with their CRC32) when it was last restored, and what that
     /// restore gave: a restore is a function of the files, so an unchanged directory is not
     /// restored again.
@@ -94,6 +99,8 @@ impl Default for DirState {
         DirState {
             allowed: vec![None],
             damaged: false,
+            tampered: None,
+            extra: Vec::new(),
             restored: None,
         }
     }
@@ -156,7 +163,7 @@ impl Sim {
     }
 
     /// The archived generations in the live log directory.
-    fn live_logs(&self) -> BTreeSet<u32> {
+    pub(super) fn live_logs(&self) -> BTreeSet<u32> {
         self.vfs
             .files_in(Zone::Log)
             .iter()
@@ -417,7 +424,10 @@ impl Sim {
                 state.allowed = vec![Some(active.snapshot.clone())];
                 if mode != BackupMode::Incremental {
                     state.damaged = false;
+                    state.tampered = None;
+                    state.extra.clear();
                 }
+                self.remember_manifest(active.dir, &active.snapshot);
                 self.event(format_args!("backup into bk{} succeeded", active.dir));
                 self.check_restore(active.dir, "after it succeeded")
             }
@@ -649,10 +659,18 @@ impl Sim {
     pub(super) fn check_restore(&mut self, dir: usize, when: &str) -> Check {
         let damaged = self.backups.dirs[dir].damaged;
         let allowed = self.backups.dirs[dir].allowed.clone();
+        let tampered = self.backups.dirs[dir].tampered;
         match self.restore_dir(dir)? {
             Ok(got) => {
                 if allowed.contains(&Some(got.clone())) {
                     self.coverage.hit(Mark::BackupRestored);
+                    if tampered.is_some() {
+                        self.coverage.hit(Mark::LogSetTamperHarmless);
+                    }
+                    return Ok(());
+                }
+                if tampered.is_some() && self.backups.dirs[dir].extra.contains(&got) {
+                    self.coverage.hit(Mark::LogSetTamperHarmless);
                     return Ok(());
                 }
                 let want = allowed.iter().flatten().next();
@@ -679,6 +697,13 @@ impl Sim {
                 ))
             }
             Err(e) if allowed.contains(&None) && e.kind() == ErrorKind::FileNotFound => Ok(()),
+            Err(e)
+                if tampered
+                    .is_some_and(|t| super::tamper::restore_errors(t).contains(&e.kind())) =>
+            {
+                self.coverage.hit(Mark::LogSetTamperRefused);
+                Ok(())
+            }
             Err(e) if damaged && RESTORE_ERRORS.contains(&e.kind()) => {
                 self.coverage.hit(Mark::BackupCorruptionRefused);
                 self.coverage.hit(Mark::CorruptionDetected);
@@ -804,7 +829,7 @@ impl Sim {
         let Some(dir) = self.backups.last_success else {
             return Ok(());
         };
-        if self.backups.dirs[dir].damaged {
+        if self.backups.dirs[dir].damaged || self.backups.dirs[dir].tampered.is_some() {
             return Ok(());
         }
         if !self.backups.dirs[dir].may_hold_backup() {

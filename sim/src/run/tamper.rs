@@ -1,0 +1,439 @@
+//! Log sets that are not what they claim: a generation missing in the middle, two swapped, one
+//! renumbered, duplicated, replaced by another instance's, re-signed, another set's left over,
+//! a stale or foreign manifest — in a backup directory or in the live log directory, at rest,
+//! as an operator's slip or a copy tool's would leave them.
+//!
+//! Each must be refused with the error the engine documents for it, or, where harmless (a file
+//! no manifest names, a generation recovery does not need), restore or recover exactly. The
+//! errors are strict per kind: a check skipped leaves a later one to catch the damage under
+//! another name, and that is a violation too.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use jetdb::manifest::{self, Manifest};
+use jetdb::{BackupFlags, Env, ErrorKind, Instance, SeededEntropy};
+
+use super::backups::Snapshot;
+use super::{Check, Sim};
+use crate::coverage::Mark;
+use crate::workload::{BACKUP_DIRS, Tamper};
+
+/// Where the other instance, whose logs are foreign, lives (a `rst…` name: the simulator's own
+/// zone, outside the atlas's reach).
+const ALIEN: &str = "rstalien";
+
+/// The most generations the other instance rolls to.
+const ALIEN_GENERATIONS: u32 = 48;
+
+/// The errors recovery refuses the live log directory with after `kind` (besides recovering
+/// exactly, where the tampered generation is not needed).
+pub(crate) fn recovery_errors(kind: Tamper) -> &'static [ErrorKind] {
+    use ErrorKind::*;
+    match kind {
+        Tamper::Remove | Tamper::Renumber => &[MissingLogFile],
+        Tamper::Swap => &[LogGenerationMismatch],
+        Tamper::Foreign => &[BadLogSignature],
+        // The log's set (its segments carry it too) or the database's.
+        Tamper::Resign => &[BadLogSignature, LogFileCorrupt],
+        // Numbered past the current generation: a generation that says it is newer than the
+        // current log, or — once a roll is cut short — the gap up to it.
+        Tamper::Leftover => &[LogGenerationMismatch, MissingLogFile],
+        Tamper::Duplicate | Tamper::StaleManifest | Tamper::ForeignManifest => &[],
+    }
+}
+
+/// The errors restore refuses a backup directory with after `kind` (besides restoring exactly
+/// the snapshot its manifest names).
+pub(crate) fn restore_errors(kind: Tamper) -> &'static [ErrorKind] {
+    use ErrorKind::*;
+    match kind {
+        Tamper::Remove | Tamper::Renumber => &[MissingRestoreLogFiles],
+        Tamper::Swap => &[GivenLogFileIsNotContiguous],
+        Tamper::Foreign | Tamper::Resign => &[GivenLogFileHasBadSignature],
+        // Files no manifest names.
+        Tamper::Duplicate | Tamper::Leftover => &[],
+        // The files it names may be gone or another backup's.
+        Tamper::StaleManifest | Tamper::ForeignManifest => &[
+            MissingRestoreLogFiles,
+            FileNotFound,
+            RestoreOfNonBackupDatabase,
+            LogCorruptDuringHardRestore,
+            GivenLogFileIsNotContiguous,
+        ],
+    }
+}
+
+/// What other calls (a backup copying the live logs, a roll) may answer once the live log
+/// directory was tampered with.
+pub(crate) const LIVE_TAMPER_ERRORS: [ErrorKind; 8] = [
+    ErrorKind::LogReadVerifyFailure,
+    ErrorKind::MissingFileToBackup,
+    ErrorKind::MissingLogFile,
+    ErrorKind::LogGenerationMismatch,
+    ErrorKind::BadLogSignature,
+    ErrorKind::LogFileCorrupt,
+    ErrorKind::InvalidLogSequence,
+    ErrorKind::FileNotFound,
+];
+
+/// What the simulator knows of the tampering in a run.
+#[derive(Default)]
+pub(crate) struct Tampering {
+    /// What was done to the live log directory, if anything (one tamper per run there).
+    pub(crate) live: Option<Tamper>,
+    /// Whether a recovery met it (refused or exact) already: marked once.
+    pub(crate) live_met: bool,
+    /// The other instance's archived generations: (generation, bytes).
+    alien: Option<BTreeMap<u32, Vec<u8>>>,
+    /// Every manifest a successful backup wrote, with its directory and snapshot.
+    pub(crate) manifests: Vec<(usize, Vec<u8>, Snapshot)>,
+}
+
+fn dir_path(dir: usize) -> PathBuf {
+    PathBuf::from(format!("bk{dir}"))
+}
+
+fn generation_of(path: &Path) -> Option<u32> {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| jetdb::log::parse_archive_name("edb", n))
+}
+
+/// `bytes` of a log file with one bit of one signature in its header flipped and the header's
+/// checksum made whole again. (Header: crc u32 | magic | version | generation | segment size |
+/// segments | log signature (random u64, created u64) | database signature (…) …)
+fn resign(bytes: &mut [u8], pick: u64) {
+    const HEADER: usize = jetdb::log::SEGMENT_SIZE;
+    if bytes.len() < HEADER {
+        return;
+    }
+    let signature = if pick.is_multiple_of(2) { 24 } else { 40 };
+    let at = signature + ((pick >> 8) % 8) as usize;
+    bytes[at] ^= 1 << ((pick >> 16) % 8);
+    let crc = crc32fast::hash(&bytes[4..HEADER]);
+    bytes[..4].copy_from_slice(&crc.to_le_bytes());
+}
+
+impl Sim {
+    /// A `Tamper` step.
+    pub(super) fn tamper(&mut self, target: u8, kind: Tamper, pick: u64) -> Check {
+        self.operations += 1;
+        self.vfs.suspend_faults(true);
+        let done = if target >= BACKUP_DIRS {
+            self.tamper_live(kind, pick)
+        } else {
+            self.tamper_backup(usize::from(target), kind, pick)
+        };
+        self.vfs.suspend_faults(false);
+        match done {
+            Some(what) => {
+                self.coverage.hit(Mark::LogSetTampered);
+                self.event(format_args!("tampered: {what}"));
+                self.say(format!("tampered: {what}"));
+            }
+            None => self.say("skipped: nothing to tamper with"),
+        }
+        Ok(())
+    }
+
+    /// Tampers with the live log directory's archived generations; says what it did.
+    fn tamper_live(&mut self, kind: Tamper, pick: u64) -> Option<String> {
+        if self.tampering.live.is_some() {
+            return None;
+        }
+        let log_dir = self.params.log_path.clone();
+        let at = |g: u32| log_dir.join(jetdb::log::archive_name("edb", g));
+        let gens: Vec<u32> = self
+            .live_logs()
+            .into_iter()
+            .filter(|&g| self.vfs.at_rest(&at(g)))
+            .collect();
+        let current = self
+            .instance
+            .as_ref()
+            .and_then(|i| i.log_position().ok().flatten())
+            .map(|p| p.generation)?;
+        let pick_gen = |n: u64| gens.get((n % gens.len().max(1) as u64) as usize).copied();
+        let what = match kind {
+            Tamper::Remove => {
+                let g = pick_gen(pick)?;
+                self.vfs.remove_at_rest(&at(g));
+                // Not a truncation: what a running backup's oracles compare against loses it.
+                if let Some(active) = self.backups.active.as_mut() {
+                    active.facts.logs.remove(&g);
+                }
+                format!("live generation {g:#X} removed")
+            }
+            Tamper::Swap => {
+                let (a, b) = (pick_gen(pick)?, pick_gen(pick >> 8)?);
+                if a == b {
+                    return None;
+                }
+                let (x, y) = (self.vfs.content(&at(a))?, self.vfs.content(&at(b))?);
+                self.vfs.put_at_rest(&at(a), &y);
+                self.vfs.put_at_rest(&at(b), &x);
+                format!("live generations {a:#X} and {b:#X} swapped")
+            }
+            Tamper::Renumber | Tamper::Duplicate => {
+                let g = pick_gen(pick)?;
+                let low = *gens.first()?;
+                // Below the lowest: a number the set no longer uses.
+                let to = low
+                    .checked_sub(1 + (pick >> 8) as u32 % 3)
+                    .filter(|&n| n > 0)?;
+                if !self.vfs.free_at_rest(&at(to)) {
+                    return None;
+                }
+                let bytes = self.vfs.content(&at(g))?;
+                self.vfs.put_at_rest(&at(to), &bytes);
+                if kind == Tamper::Renumber {
+                    self.vfs.remove_at_rest(&at(g));
+                    if let Some(active) = self.backups.active.as_mut() {
+                        active.facts.logs.remove(&g);
+                    }
+                    format!("live generation {g:#X} renamed {to:#X}")
+                } else {
+                    format!("live generation {g:#X} copied as {to:#X}")
+                }
+            }
+            Tamper::Foreign => {
+                let g = pick_gen(pick)?;
+                let bytes = self.alien_log(g)?;
+                self.vfs.put_at_rest(&at(g), &bytes);
+                format!("live generation {g:#X} replaced by another instance's")
+            }
+            Tamper::Resign => {
+                let g = pick_gen(pick)?;
+                let mut bytes = self.vfs.content(&at(g))?;
+                resign(&mut bytes, pick >> 8);
+                self.vfs.put_at_rest(&at(g), &bytes);
+                format!("live generation {g:#X} re-signed")
+            }
+            Tamper::Leftover => {
+                // Past the current generation: left by an older set, never written by this one.
+                let to = current + 1 + (pick % 3) as u32;
+                if !self.vfs.free_at_rest(&at(to)) {
+                    return None;
+                }
+                let bytes = self.alien_log(1 + (pick >> 8) as u32 % 4)?;
+                self.vfs.put_at_rest(&at(to), &bytes);
+                format!("another set's generation left as live {to:#X}")
+            }
+            Tamper::StaleManifest | Tamper::ForeignManifest => return None,
+        };
+        self.tampering.live = Some(kind);
+        Some(what)
+    }
+
+    /// Tampers with backup directory `dir`'s set; says what it did.
+    fn tamper_backup(&mut self, dir: usize, kind: Tamper, pick: u64) -> Option<String> {
+        // Not under a backup writing into it: its failure oracle compares the directory.
+        if self
+            .backups
+            .active
+            .as_ref()
+            .is_some_and(|a| a.facts.dir == dir)
+            || self.backups.dirs[dir].tampered.is_some()
+        {
+            return None;
+        }
+        let path = dir_path(dir);
+        let manifest_path = path.join(manifest::MANIFEST_NAME);
+        if !self.vfs.at_rest(&manifest_path) {
+            return None;
+        }
+        let m = Manifest::decode(&self.vfs.content(&manifest_path)?).ok()?;
+        let set = m.set_dir(&path);
+        let at = |g: u32| set.join(m.log_name(g));
+        let gens: Vec<u32> = m
+            .logs
+            .iter()
+            .map(|l| l.generation)
+            .filter(|&g| self.vfs.at_rest(&at(g)))
+            .collect();
+        let pick_gen = |n: u64| gens.get((n % gens.len().max(1) as u64) as usize).copied();
+        let free_above = |sim: &Sim| {
+            let top = m.log_range().1;
+            (1..=3)
+                .map(|i| top + i)
+                .find(|&g| sim.vfs.free_at_rest(&at(g)))
+        };
+        let mut extra: Vec<Snapshot> = Vec::new();
+        let what = match kind {
+            Tamper::Remove => {
+                let g = pick_gen(pick)?;
+                self.vfs.remove_at_rest(&at(g));
+                format!("bk{dir} generation {g:#X} removed")
+            }
+            Tamper::Swap => {
+                let (a, b) = (pick_gen(pick)?, pick_gen(pick >> 8)?);
+                if a == b {
+                    return None;
+                }
+                let (x, y) = (self.vfs.content(&at(a))?, self.vfs.content(&at(b))?);
+                self.vfs.put_at_rest(&at(a), &y);
+                self.vfs.put_at_rest(&at(b), &x);
+                format!("bk{dir} generations {a:#X} and {b:#X} swapped")
+            }
+            Tamper::Renumber | Tamper::Duplicate => {
+                let g = pick_gen(pick)?;
+                let to = free_above(self)?;
+                let bytes = self.vfs.content(&at(g))?;
+                self.vfs.put_at_rest(&at(to), &bytes);
+                if kind == Tamper::Renumber {
+                    self.vfs.remove_at_rest(&at(g));
+                    format!("bk{dir} generation {g:#X} renamed {to:#X}")
+                } else {
+                    format!("bk{dir} generation {g:#X} copied as {to:#X}")
+                }
+            }
+            Tamper::Foreign => {
+                let g = pick_gen(pick)?;
+                let bytes = self.alien_log(g)?;
+                self.vfs.put_at_rest(&at(g), &bytes);
+                format!("bk{dir} generation {g:#X} replaced by another instance's")
+            }
+            Tamper::Resign => {
+                let g = pick_gen(pick)?;
+                let mut bytes = self.vfs.content(&at(g))?;
+                resign(&mut bytes, pick >> 8);
+                self.vfs.put_at_rest(&at(g), &bytes);
+                format!("bk{dir} generation {g:#X} re-signed")
+            }
+            Tamper::Leftover => {
+                let to = free_above(self)?;
+                let bytes = self.alien_log(1 + (pick >> 8) as u32 % 4)?;
+                self.vfs.put_at_rest(&at(to), &bytes);
+                format!("another set's generation left in bk{dir} as {to:#X}")
+            }
+            Tamper::StaleManifest | Tamper::ForeignManifest => {
+                let current = self.vfs.content(&manifest_path)?;
+                let stale = kind == Tamper::StaleManifest;
+                let others: Vec<&(usize, Vec<u8>, Snapshot)> = self
+                    .tampering
+                    .manifests
+                    .iter()
+                    .filter(|(d, bytes, _)| (*d == dir) == stale && *bytes != current)
+                    .collect();
+                let (from, bytes, snapshot) =
+                    others.get((pick % others.len().max(1) as u64) as usize)?;
+                let (from, bytes) = (*from, bytes.clone());
+                extra.push(snapshot.clone());
+                if !stale {
+                    // Whatever that directory may restore to, its files may be the same.
+                    extra.extend(self.backups.dirs[from].allowed.iter().flatten().cloned());
+                }
+                self.vfs.put_at_rest(&manifest_path, &bytes);
+                if stale {
+                    format!("bk{dir}'s manifest replaced by an earlier one")
+                } else {
+                    format!("bk{dir}'s manifest replaced by bk{from}'s")
+                }
+            }
+        };
+        let state = &mut self.backups.dirs[dir];
+        state.tampered = Some(kind);
+        state.extra = extra;
+        Some(what)
+    }
+
+    /// Generation `g` of another instance's log (same page and log file sizes, another
+    /// signature), made the first time one is asked for by rolling that instance's log with
+    /// backups it begins and drops.
+    fn alien_log(&mut self, g: u32) -> Option<Vec<u8>> {
+        if g == 0 || g > ALIEN_GENERATIONS {
+            return None;
+        }
+        if self.tampering.alien.is_none() {
+            self.tampering.alien = Some(self.make_alien().unwrap_or_default());
+        }
+        self.tampering.alien.as_ref()?.get(&g).cloned()
+    }
+
+    fn make_alien(&mut self) -> Option<BTreeMap<u32, Vec<u8>>> {
+        let root = PathBuf::from(ALIEN);
+        let mut params = self.params.clone();
+        params.log_path = root.clone();
+        params.system_path = root.clone();
+        params.database_path = root.join("data.edb");
+        params.create_path_if_not_exist = true;
+        params.circular_logging = false;
+        let env = Env::new(
+            self.env.vfs.clone(),
+            self.env.clock.clone(),
+            std::sync::Arc::new(SeededEntropy::new(self.config.seed ^ 0xA11E_0000_0000_0000)),
+        );
+        let backups = root.join("bk");
+        let inst = Instance::new(env, params);
+        inst.init().ok()?;
+        jetdb::Vfs::create_dir_all(&self.vfs, &backups).ok()?;
+        {
+            let mut session = inst.begin_session().ok()?;
+            let table = session.create_table("t0").ok()?;
+            for i in 0..ALIEN_GENERATIONS {
+                session.begin_transaction().ok()?;
+                session.put(table, &i.to_le_bytes(), b"alien").ok()?;
+                session
+                    .commit_transaction(jetdb::CommitMode::Durable)
+                    .ok()?;
+                // A backup's begin finishes the generation; dropped, it leaves nothing.
+                drop(
+                    inst.begin_backup(Some(&backups), BackupFlags::ATOMIC, None)
+                        .ok()?,
+                );
+            }
+        }
+        inst.term().ok()?;
+        let mut logs = BTreeMap::new();
+        for (path, bytes) in self.vfs.files_under(&root) {
+            if let Some(g) = generation_of(&path) {
+                logs.insert(g, bytes);
+            }
+            self.vfs.remove_at_rest(&path);
+        }
+        Some(logs)
+    }
+
+    /// Whether live tampering explains `kind`, answered by a call other than recovery.
+    pub(super) fn live_tamper_explains(&self, kind: ErrorKind) -> bool {
+        self.tampering.live.is_some() && LIVE_TAMPER_ERRORS.contains(&kind)
+    }
+
+    /// Recovery refused the live log directory: whether the tampering explains the error.
+    pub(super) fn tamper_explains_recovery(&mut self, kind: ErrorKind) -> bool {
+        let Some(tamper) = self.tampering.live else {
+            return false;
+        };
+        if recovery_errors(tamper).contains(&kind) {
+            self.coverage.hit(Mark::LogSetTamperRefused);
+            return true;
+        }
+        false
+    }
+
+    /// Recovery succeeded over a tampered live log directory (the prefix oracle judges it).
+    pub(super) fn tamper_met_by_recovery(&mut self) {
+        if self.tampering.live.is_some() && !self.tampering.live_met {
+            self.tampering.live_met = true;
+            self.coverage.hit(Mark::LogSetTamperHarmless);
+        }
+    }
+
+    /// Records the manifest a successful backup into `dir` wrote, with its snapshot.
+    pub(super) fn remember_manifest(&mut self, dir: usize, snapshot: &Snapshot) {
+        self.vfs.suspend_faults(true);
+        let bytes = self
+            .vfs
+            .content(&dir_path(dir).join(manifest::MANIFEST_NAME));
+        self.vfs.suspend_faults(false);
+        if let Some(bytes) = bytes {
+            // A few per run are plenty; keep the first ones.
+            if self.tampering.manifests.len() < 8 {
+                self.tampering
+                    .manifests
+                    .push((dir, bytes, snapshot.clone()));
+            }
+        }
+    }
+}
