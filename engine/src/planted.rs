@@ -22,12 +22,12 @@ pub enum PlantedBug {
     BackupSkipsPageCheck,
     /// A backup copies log generations without verifying them (`backup::verify_log`).
     BackupSkipsLogCheck,
-    /// Recovery takes an archived generation whose header names another generation
-    /// (`recovery::read_archived`).
-    RecoverySkipsGenerationCheck,
-    /// Restore takes a set's log generation whose header names another generation
+    /// Recovery takes a log whose header names another log set or database
+    /// (`recovery::read_and_scan`).
+    RecoverySkipsSignatureCheck,
+    /// Restore takes a set's log generation whose header names another log set or database
     /// (`Restore::restore_log`).
-    RestoreSkipsGenerationCheck,
+    RestoreSkipsSignatureCheck,
     /// Truncation ignores the checkpoint: it deletes every archived generation a recorded
     /// backup holds (`Core::truncate_logs`).
     TruncatePastCheckpoint,
@@ -40,8 +40,8 @@ impl PlantedBug {
         PlantedBug::CheckpointBeforeWriteBack,
         PlantedBug::BackupSkipsPageCheck,
         PlantedBug::BackupSkipsLogCheck,
-        PlantedBug::RecoverySkipsGenerationCheck,
-        PlantedBug::RestoreSkipsGenerationCheck,
+        PlantedBug::RecoverySkipsSignatureCheck,
+        PlantedBug::RestoreSkipsSignatureCheck,
         PlantedBug::TruncatePastCheckpoint,
     ];
 

@@ -172,6 +172,7 @@ pub(crate) fn run(env: &Env, layout: &Layout) -> Result<Recovered> {
     let owner = Owner {
         log: set,
         db: db_header.db_signature,
+        check: !planted::active(env, PlantedBug::RecoverySkipsSignatureCheck),
     };
     if set == Signature::default() {
         // The database was used with logging off after these logs were written.
@@ -290,10 +291,7 @@ pub(crate) fn run(env: &Env, layout: &Layout) -> Result<Recovered> {
     for generation in start.generation..=last_gen {
         let scan = match current.take_if(|s| s.header.generation == generation) {
             Some(scan) => scan,
-            None => {
-                let check_name = !planted::active(env, PlantedBug::RecoverySkipsGenerationCheck);
-                read_archived(vfs, layout, &owner, generation, check_name)?
-            }
+            None => read_archived(vfs, layout, &owner, generation)?,
         };
         check_generation(&scan, prev.as_ref(), start, layout)?;
         replay.report.generations.push(generation);
@@ -445,16 +443,10 @@ fn rewrite_as_read(vfs: &dyn Vfs, layout: &Layout, bytes: &[u8]) -> Result<()> {
 }
 
 /// Reads archived generation `generation`, which must be whole and closed.
-fn read_archived(
-    vfs: &dyn Vfs,
-    layout: &Layout,
-    set: &Owner,
-    generation: u32,
-    check_name: bool,
-) -> Result<LogScan> {
+fn read_archived(vfs: &dyn Vfs, layout: &Layout, set: &Owner, generation: u32) -> Result<LogScan> {
     let path = layout.archived(generation);
     let scan = scan_file(vfs, &path, set)?;
-    if check_name && scan.header.generation != generation {
+    if scan.header.generation != generation {
         bail!(
             LogGenerationMismatch,
             "{} holds generation {:#X}",
@@ -570,6 +562,8 @@ pub(crate) struct Owner {
     pub(crate) log: Signature,
     /// The database.
     pub(crate) db: Signature,
+    /// Whether the signatures are checked (always, but under a planted bug).
+    pub(crate) check: bool,
 }
 
 /// Reads and scans the log file at `path`, which must belong to `set`.
@@ -583,7 +577,7 @@ fn read_and_scan(vfs: &dyn Vfs, path: &Path, set: &Owner) -> Result<(Vec<u8>, Lo
     let bytes = log::read_file(vfs, path)?;
     let name = path.display().to_string();
     let scan = log::scan(&bytes, &name)?;
-    if scan.header.log_signature != set.log {
+    if set.check && scan.header.log_signature != set.log {
         bail!(
             BadLogSignature,
             "{name} belongs to log set {}, not to this database's log set {}",
@@ -591,7 +585,7 @@ fn read_and_scan(vfs: &dyn Vfs, path: &Path, set: &Owner) -> Result<(Vec<u8>, Lo
             set.log
         );
     }
-    if scan.header.db_signature != set.db {
+    if set.check && scan.header.db_signature != set.db {
         bail!(
             BadLogSignature,
             "{name} belongs to database {}, not to this one ({})",

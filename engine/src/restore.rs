@@ -308,7 +308,8 @@ impl Restore<'_> {
             )
         })?;
         let header = scan.header;
-        if header.log_signature != manifest.log_signature {
+        let check_signature = !planted::active(&self.env, PlantedBug::RestoreSkipsSignatureCheck);
+        if check_signature && header.log_signature != manifest.log_signature {
             bail!(
                 GivenLogFileHasBadSignature,
                 "{name} belongs to log set {}, not to the backup's {}",
@@ -316,7 +317,7 @@ impl Restore<'_> {
                 manifest.log_signature
             );
         }
-        if header.db_signature != manifest.db_signature {
+        if check_signature && header.db_signature != manifest.db_signature {
             bail!(
                 GivenLogFileHasBadSignature,
                 "{name} belongs to database {}, not to the backup's {}",
@@ -324,9 +325,7 @@ impl Restore<'_> {
                 manifest.db_signature
             );
         }
-        if header.generation != generation
-            && !planted::active(&self.env, PlantedBug::RestoreSkipsGenerationCheck)
-        {
+        if header.generation != generation {
             bail!(
                 GivenLogFileIsNotContiguous,
                 "{name} holds generation {:#X}, not {generation:#X}",

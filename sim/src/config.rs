@@ -290,7 +290,7 @@ impl Config {
         w.truncate = on(&mut rng, 0.4, 2);
         w.restore = on(&mut rng, 0.4, 2);
         // Log sets that are not what they claim, in backup directories and the live log.
-        config.weights.tamper = on(&mut rng, 0.35, 1);
+        config.weights.tamper = on(&mut rng, 0.45, 2);
         // One run in ten holds a database of real size: thousands of pages of records a few
         // hundred bytes to a page and a half long, in trees of three or more levels, with the
         // smallest cache (64 pages) so that pages are evicted and read again all the time.

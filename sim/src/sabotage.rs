@@ -65,10 +65,10 @@ pub enum EngineBug {
     BackupSkipsPageCheck,
     /// [`jetdb::PlantedBug::BackupSkipsLogCheck`].
     BackupSkipsLogCheck,
-    /// [`jetdb::PlantedBug::RecoverySkipsGenerationCheck`].
-    RecoverySkipsGenerationCheck,
-    /// [`jetdb::PlantedBug::RestoreSkipsGenerationCheck`].
-    RestoreSkipsGenerationCheck,
+    /// [`jetdb::PlantedBug::RecoverySkipsSignatureCheck`].
+    RecoverySkipsSignatureCheck,
+    /// [`jetdb::PlantedBug::RestoreSkipsSignatureCheck`].
+    RestoreSkipsSignatureCheck,
     /// [`jetdb::PlantedBug::TruncatePastCheckpoint`].
     TruncatePastCheckpoint,
 }
@@ -80,8 +80,8 @@ impl EngineBug {
         EngineBug::CheckpointBeforeWriteBack,
         EngineBug::BackupSkipsPageCheck,
         EngineBug::BackupSkipsLogCheck,
-        EngineBug::RecoverySkipsGenerationCheck,
-        EngineBug::RestoreSkipsGenerationCheck,
+        EngineBug::RecoverySkipsSignatureCheck,
+        EngineBug::RestoreSkipsSignatureCheck,
         EngineBug::TruncatePastCheckpoint,
     ];
 
@@ -93,8 +93,8 @@ impl EngineBug {
             EngineBug::CheckpointBeforeWriteBack => P::CheckpointBeforeWriteBack,
             EngineBug::BackupSkipsPageCheck => P::BackupSkipsPageCheck,
             EngineBug::BackupSkipsLogCheck => P::BackupSkipsLogCheck,
-            EngineBug::RecoverySkipsGenerationCheck => P::RecoverySkipsGenerationCheck,
-            EngineBug::RestoreSkipsGenerationCheck => P::RestoreSkipsGenerationCheck,
+            EngineBug::RecoverySkipsSignatureCheck => P::RecoverySkipsSignatureCheck,
+            EngineBug::RestoreSkipsSignatureCheck => P::RestoreSkipsSignatureCheck,
             EngineBug::TruncatePastCheckpoint => P::TruncatePastCheckpoint,
         }
     }

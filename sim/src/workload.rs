@@ -159,7 +159,7 @@ pub enum Step {
         /// The key past the last.
         to: u16,
     },
-    /// The log set of backup directory `target` (`bk0`…`bk2`), or with `target` =
+    /// The log set of backup directory `target` (`bk0`…`bk2`), or with `target` ≥
     /// [`BACKUP_DIRS`] the live log directory, is made other than it claims, at rest.
     Tamper {
         /// Which directory.
@@ -391,7 +391,8 @@ impl Plan {
                         .min(config.keys),
                 },
                 21 => Step::Tamper {
-                    target: rng.random_range(0..=BACKUP_DIRS),
+                    // Two in five at the live log directory.
+                    target: rng.random_range(0..=BACKUP_DIRS + 1),
                     kind: Tamper::ALL[rng.random_range(0..Tamper::ALL.len())],
                     pick: rng.random(),
                 },

@@ -154,6 +154,20 @@ impl Sim {
             .as_ref()
             .and_then(|i| i.log_position().ok().flatten())
             .map(|p| p.generation)?;
+        // Mostly among the generations recovery needs (from the checkpoint's on), where the
+        // damage must be refused; else anywhere, where it may be harmless.
+        let needed_from = self
+            .instance
+            .as_ref()
+            .and_then(|i| i.checkpoint_position().ok().flatten())
+            .map_or(0, |c| c.generation);
+        let needed: Vec<u32> = gens.iter().copied().filter(|&g| g >= needed_from).collect();
+        let enough = if kind == Tamper::Swap { 2 } else { 1 };
+        let gens = if needed.len() >= enough && pick >> 60 < 11 {
+            needed
+        } else {
+            gens
+        };
         let pick_gen = |n: u64| gens.get((n % gens.len().max(1) as u64) as usize).copied();
         let what = match kind {
             Tamper::Remove => {
