@@ -420,6 +420,8 @@ impl Plan {
             };
             steps.push(step);
         }
+        // (A begin followed by rot is two steps: the plan keeps its length.)
+        steps.truncate(config.steps as usize);
         Plan { config, steps }
     }
 }
