@@ -101,7 +101,7 @@ fn shrink_writes_a_scenario_that_replays_the_failure() {
     let (ok, text) = jetsim(&[
         "shrink",
         "--seed",
-        "78",
+        "79",
         "--sabotage",
         "skip-sync:log",
         "--out",
