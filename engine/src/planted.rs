@@ -4,8 +4,8 @@
 //! write: a skipped check, a step out of order.
 //!
 //! They can be switched on only with the `planted-bugs` feature, through
-//! [`Env::with_planted_bug`](crate::Env::with_planted_bug); without it [`active`] is a
-//! constant `false` and every site compiles to the correct code. They are not hooks for
+//! `Env::with_planted_bug`; without it the check at each site is a constant `false` and every
+//! site compiles to the correct code. They are not hooks for
 //! observing the engine: nothing reads them but the line each one breaks.
 
 use crate::env::Env;
