@@ -933,6 +933,14 @@ impl Sim {
                 if crash_in_roll(&what, &path) {
                     self.coverage.hit(Mark::CrashDuringRoll);
                 }
+                // A log removed by a truncation (no-path, or after a backup's success).
+                let truncating = matches!(
+                    self.steps.get(self.step),
+                    Some(Step::Truncate | Step::BackupFinish { abandon: false })
+                );
+                if truncating && what == "remove" && generation_of(&path).is_some() {
+                    self.coverage.hit(Mark::CrashDuringTruncation);
+                }
             }
             return self.crash_and_recover(power_loss, None);
         }
@@ -1450,6 +1458,13 @@ impl Sim {
             )
         })
     }
+}
+
+/// The generation of an archived log file's name.
+fn generation_of(path: &Path) -> Option<u32> {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| jetdb::log::parse_archive_name("edb", n))
 }
 
 /// Whether a crash at `what` on `path` interrupted a log roll: the new generation's
