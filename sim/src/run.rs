@@ -1387,6 +1387,40 @@ impl Sim {
         }
     }
 
+    /// After a clean shutdown the instance's files are where and as named as documented (a
+    /// tool like `jetutil`, or ESE's own, finds them by these names): the database, the
+    /// checkpoint file, the current log; and nothing but archived generations beside them.
+    fn check_layout(&self) -> Check {
+        let dir = &self.params.log_path;
+        let names: Vec<String> = self
+            .vfs
+            .crcs_under(dir)
+            .into_keys()
+            .filter_map(|p| p.file_name().and_then(|n| n.to_str()).map(str::to_owned))
+            .collect();
+        let want = ["data.edb", "edb.chk", "edb.log"];
+        let missing: Vec<&str> = want
+            .iter()
+            .copied()
+            .filter(|w| !names.iter().any(|n| n == w))
+            .collect();
+        let stray: Vec<&String> = names
+            .iter()
+            .filter(|n| !want.contains(&n.as_str()))
+            .filter(|n| jetdb::log::parse_archive_name("edb", n).is_none())
+            .collect();
+        if missing.is_empty() && stray.is_empty() {
+            return Ok(());
+        }
+        Err(self.violation(
+            Oracle::Contract,
+            format!(
+                "after a clean shutdown {} holds no {missing:?} and holds {stray:?}",
+                dir.display()
+            ),
+        ))
+    }
+
     /// The fault-free phase: no fault armed, a crash, recovery that must succeed and agree
     /// with the model, a last commit, a clean shutdown, and a final exact comparison.
     fn final_phase(&mut self) -> Check {
@@ -1447,6 +1481,7 @@ impl Sim {
         }
         self.model.all_durable();
         self.instance = None;
+        self.check_layout()?;
         self.init_and_verify(None)?;
         self.coverage.hit(Mark::FinalPhaseAgreed);
         let instance = self.instance.take().expect("an instance");

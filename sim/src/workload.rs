@@ -206,11 +206,19 @@ pub enum Tamper {
     StaleManifest,
     /// A backup directory's manifest is replaced by another directory's.
     ForeignManifest,
+    /// A backup directory's manifest gets one impossible or wrong field (its kinds, its log
+    /// list, a generation, a length, the checkpoint, the database's length or digest), its
+    /// checksum made whole again.
+    ForgeManifest,
+    /// A backup set's database copy is replaced by another backup's.
+    ForeignDatabase,
+    /// The live checkpoint file is replaced by another instance's.
+    ForeignCheckpoint,
 }
 
 impl Tamper {
     /// Every kind.
-    pub const ALL: [Tamper; 9] = [
+    pub const ALL: [Tamper; 12] = [
         Tamper::Remove,
         Tamper::Swap,
         Tamper::Renumber,
@@ -220,6 +228,9 @@ impl Tamper {
         Tamper::Leftover,
         Tamper::StaleManifest,
         Tamper::ForeignManifest,
+        Tamper::ForgeManifest,
+        Tamper::ForeignDatabase,
+        Tamper::ForeignCheckpoint,
     ];
 }
 

@@ -39,7 +39,12 @@ pub(crate) fn recovery_errors(kind: Tamper) -> &'static [ErrorKind] {
         // Numbered past the current generation: a generation that says it is newer than the
         // current log, or — once a roll is cut short — the gap up to it.
         Tamper::Leftover => &[LogGenerationMismatch, MissingLogFile],
-        Tamper::Duplicate | Tamper::StaleManifest | Tamper::ForeignManifest => &[],
+        Tamper::ForeignCheckpoint => &[BadCheckpointSignature],
+        Tamper::Duplicate
+        | Tamper::StaleManifest
+        | Tamper::ForeignManifest
+        | Tamper::ForgeManifest
+        | Tamper::ForeignDatabase => &[],
     }
 }
 
@@ -52,7 +57,10 @@ pub(crate) fn restore_errors(kind: Tamper) -> &'static [ErrorKind] {
         Tamper::Swap => &[GivenLogFileIsNotContiguous],
         Tamper::Foreign | Tamper::Resign => &[GivenLogFileHasBadSignature],
         // Files no manifest names.
-        Tamper::Duplicate | Tamper::Leftover => &[],
+        Tamper::Duplicate | Tamper::Leftover | Tamper::ForeignCheckpoint => &[],
+        // The manifest refused as damaged; a wrong digest: the copy is not the backup's.
+        Tamper::ForgeManifest => &[LogCorruptDuringHardRestore, RestoreOfNonBackupDatabase],
+        Tamper::ForeignDatabase => &[RestoreOfNonBackupDatabase, BadBackupDatabaseSize],
         // The files it names may be gone or another backup's.
         Tamper::StaleManifest | Tamper::ForeignManifest => &[
             MissingRestoreLogFiles,
@@ -66,7 +74,7 @@ pub(crate) fn restore_errors(kind: Tamper) -> &'static [ErrorKind] {
 
 /// What other calls (a backup copying the live logs, a roll) may answer once the live log
 /// directory was tampered with.
-pub(crate) const LIVE_TAMPER_ERRORS: [ErrorKind; 8] = [
+pub(crate) const LIVE_TAMPER_ERRORS: [ErrorKind; 9] = [
     ErrorKind::LogReadVerifyFailure,
     ErrorKind::MissingFileToBackup,
     ErrorKind::MissingLogFile,
@@ -75,6 +83,7 @@ pub(crate) const LIVE_TAMPER_ERRORS: [ErrorKind; 8] = [
     ErrorKind::LogFileCorrupt,
     ErrorKind::InvalidLogSequence,
     ErrorKind::FileNotFound,
+    ErrorKind::BadCheckpointSignature,
 ];
 
 /// What the simulator knows of the tampering in a run.
@@ -86,6 +95,8 @@ pub(crate) struct Tampering {
     pub(crate) live_met: bool,
     /// The other instance's archived generations: (generation, bytes).
     alien: Option<BTreeMap<u32, Vec<u8>>>,
+    /// The other instance's checkpoint file.
+    alien_checkpoint: Option<Vec<u8>>,
     /// Every manifest a successful backup wrote, with its directory and snapshot.
     pub(crate) manifests: Vec<(usize, Vec<u8>, Snapshot)>,
 }
@@ -113,6 +124,49 @@ fn resign(bytes: &mut [u8], pick: u64) {
     bytes[at] ^= 1 << ((pick >> 16) % 8);
     let crc = crc32fast::hash(&bytes[4..HEADER]);
     bytes[..4].copy_from_slice(&crc.to_le_bytes());
+}
+
+/// Makes one field of `m` impossible or wrong (chosen by `pick`); says which, or `None` if
+/// the manifest has nothing to forge that way.
+fn forge(m: &mut Manifest, pick: u64) -> Option<String> {
+    Some(match pick % 8 {
+        0 => {
+            m.backups.first_mut()?.kind = jetdb::BackupKind::Incremental;
+            "its first backup made incremental".into()
+        }
+        1 => {
+            m.logs.clear();
+            "its log list emptied".into()
+        }
+        2 => {
+            m.logs.last_mut()?.generation =
+                [0, jetdb::log::GENERATION_MAX][(pick >> 8) as usize % 2];
+            "a log's generation made impossible".into()
+        }
+        3 => {
+            m.logs.first_mut()?.len = jetdb::log::LOG_FILE_SIZE_MAX + 4096;
+            "a log's length made impossible".into()
+        }
+        4 => {
+            m.db_len = u64::from(u32::MAX) * 32 * 1024 + u64::from(m.page_size);
+            "the database length made impossible".into()
+        }
+        5 => {
+            if m.logs.len() < 2 {
+                return None;
+            }
+            m.logs.swap(0, 1);
+            "two logs listed out of order".into()
+        }
+        6 => {
+            m.checkpoint.generation += 1;
+            "its checkpoint moved to the next generation".into()
+        }
+        _ => {
+            m.db_digest ^= 1 << ((pick >> 8) % 32);
+            "the database copy's digest changed".into()
+        }
+    })
 }
 
 impl Sim {
@@ -234,7 +288,28 @@ impl Sim {
                 self.vfs.put_at_rest(&at(to), &bytes);
                 format!("another set's generation left as live {to:#X}")
             }
-            Tamper::StaleManifest | Tamper::ForeignManifest => return None,
+            Tamper::ForeignCheckpoint => {
+                // Its slots are another set's: the atlas's rule for a slot's twin no longer
+                // holds, so no slot rots in this run after it.
+                if !self
+                    .corrupt_spent
+                    .insert(crate::config::CorruptZone::CheckpointSlot)
+                {
+                    return None;
+                }
+                let path = self.params.system_path.join("edb.chk");
+                if !self.vfs.at_rest(&path) {
+                    return None;
+                }
+                self.alien_log(1)?;
+                let bytes = self.tampering.alien_checkpoint.clone()?;
+                self.vfs.put_at_rest(&path, &bytes);
+                "the checkpoint file replaced by another instance's".into()
+            }
+            Tamper::StaleManifest
+            | Tamper::ForeignManifest
+            | Tamper::ForgeManifest
+            | Tamper::ForeignDatabase => return None,
         };
         self.tampering.live = Some(kind);
         Some(what)
@@ -345,6 +420,32 @@ impl Sim {
                     format!("bk{dir}'s manifest replaced by bk{from}'s")
                 }
             }
+            Tamper::ForgeManifest => {
+                let mut forged = m.clone();
+                let what = forge(&mut forged, pick >> 8)?;
+                self.vfs.put_at_rest(&manifest_path, &forged.encode());
+                format!("bk{dir}'s manifest forged: {what}")
+            }
+            Tamper::ForeignDatabase => {
+                // Another directory's database copy, if it is another backup's.
+                let mine = set.join(&m.db_name);
+                if !self.vfs.at_rest(&mine) {
+                    return None;
+                }
+                let own = self.vfs.content(&mine)?;
+                let other = (0..BACKUP_DIRS as usize)
+                    .filter(|&d| d != dir)
+                    .filter_map(|d| {
+                        let p = dir_path(d);
+                        let bytes = self.vfs.content(&p.join(manifest::MANIFEST_NAME))?;
+                        let other = Manifest::decode(&bytes).ok()?;
+                        self.vfs.content(&other.set_dir(&p).join(&other.db_name))
+                    })
+                    .find(|bytes| *bytes != own)?;
+                self.vfs.put_at_rest(&mine, &other);
+                format!("bk{dir}'s database copy replaced by another backup's")
+            }
+            Tamper::ForeignCheckpoint => return None,
         };
         let state = &mut self.backups.dirs[dir];
         state.tampered = Some(kind);
@@ -403,6 +504,8 @@ impl Sim {
         for (path, bytes) in self.vfs.files_under(&root) {
             if let Some(g) = generation_of(&path) {
                 logs.insert(g, bytes);
+            } else if path.file_name().is_some_and(|n| n == "edb.chk") {
+                self.tampering.alien_checkpoint = Some(bytes);
             }
             self.vfs.remove_at_rest(&path);
         }
