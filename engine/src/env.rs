@@ -106,7 +106,7 @@ pub struct Env {
     pub entropy: Arc<dyn Entropy>,
     /// A deliberate bug the engine runs with (feature `planted-bugs`; see [`crate::planted`]).
     #[cfg(feature = "planted-bugs")]
-    pub planted_bug: Option<crate::planted::PlantedBug>,
+    pub(crate) planted_bug: Option<crate::planted::PlantedBug>,
 }
 
 impl Env {

@@ -5,7 +5,9 @@
 //!
 //! They can be switched on only with the `planted-bugs` feature, through
 //! `Env::with_planted_bug`; without it the check at each site is a constant `false` and every
-//! site compiles to the correct code. They are not hooks for
+//! site compiles to the correct code. (Cargo unifies features across a workspace, so a
+//! `cargo build --workspace` compiles the checks in, since `jetsim` asks for them; no bug is
+//! planted unless an `Env` names one.) They are not hooks for
 //! observing the engine: nothing reads them but the line each one breaks.
 
 use crate::env::Env;

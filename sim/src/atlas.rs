@@ -16,12 +16,15 @@ use crate::vfs::{SimVfs, Zone};
 /// the file, or `None` if the zone has nothing the atlas allows to corrupt yet. With
 /// `aim` (a running backup's next page and the log generations it copies), a database page is
 /// chosen from there on and an archived log among those, so the backup still has to read it.
+/// A backup directory a backup is writing into (`busy`) is left alone: the failure oracle
+/// compares what that backup leaves there.
 pub fn plant(
     vfs: &SimVfs,
     params: &InstanceParams,
     zone: CorruptZone,
     pick: u64,
     aim: Option<(u64, u32, u32)>,
+    busy: Option<usize>,
 ) -> Option<(String, PathBuf)> {
     let uncopied = aim.map(|(page, _, _)| page);
     let page = params.page_size as u64;
@@ -100,6 +103,7 @@ pub fn plant(
         CorruptZone::BackupFile => {
             // A file of a finished backup (one its manifest lists, or the manifest itself).
             let dirs: Vec<PathBuf> = (0..crate::workload::BACKUP_DIRS)
+                .filter(|&d| Some(usize::from(d)) != busy)
                 .map(|d| PathBuf::from(format!("bk{d}")))
                 .filter(|d| {
                     vfs.durable_content(&d.join(jetdb::manifest::MANIFEST_NAME))

@@ -354,7 +354,6 @@ impl Sim {
             .any(|(k, _)| surfaces_as(k).contains(&kind));
         fired_now
             || (self.damaged.contains(&CorruptZone::DatabasePage) && PAGE_ERRORS.contains(&kind))
-            || self.live_tamper_explains(kind)
     }
 
     /// Whether the current step has written, fsynced or renamed a log file (or tried to).
@@ -1006,9 +1005,17 @@ impl Sim {
             self.vfs.suspend_faults(true);
             // A running backup has copied the pages below this: rot aims at the rest.
             let aim = self.backups.aim(self.config.page_size);
-            let planted = atlas::plant(&self.vfs, &self.params, zone, pick, aim);
+            let busy = self.backups.active.as_ref().map(|a| a.facts.dir);
+            let planted = atlas::plant(&self.vfs, &self.params, zone, pick, aim, busy);
             self.vfs.suspend_faults(false);
             if let Some((what, path)) = planted {
+                // Rot in a file the tampering left keeps it the tampering's.
+                let now = self.vfs.crcs_under(&path).get(&path).copied();
+                for (p, crc, _) in &mut self.tampering.live_files {
+                    if *p == path && crc.is_some() {
+                        *crc = now;
+                    }
+                }
                 if zone == CorruptZone::LogSegment {
                     self.damaged_logs.push(path);
                 } else if zone == CorruptZone::BackupFile {
@@ -1294,6 +1301,7 @@ impl Sim {
             let extra = read.keys().any(|k| !state.contains_key(k));
             !extra
                 && state.iter().all(|(k, v)| match got.get(k) {
+                    Some(Some(bytes)) if bytes.len() < 4 => value_matches(*v, bytes),
                     Some(Some(_)) => read.get(k) == Some(&Some(*v)),
                     Some(None) => true,
                     None => false,

@@ -38,7 +38,9 @@ pub(crate) fn recovery_errors(kind: Tamper) -> &'static [ErrorKind] {
         Tamper::Resign => &[BadLogSignature, LogFileCorrupt],
         // Numbered past the current generation: a generation that says it is newer than the
         // current log, or — once a roll is cut short — the gap up to it.
-        Tamper::Leftover => &[LogGenerationMismatch, MissingLogFile],
+        // (Read as the generation of its number once a roll reaches it and a power loss takes
+        // back the rename that replaced it: another set's.)
+        Tamper::Leftover => &[LogGenerationMismatch, MissingLogFile, BadLogSignature],
         Tamper::ForeignCheckpoint => &[BadCheckpointSignature],
         Tamper::Duplicate
         | Tamper::StaleManifest
@@ -91,6 +93,10 @@ pub(crate) const LIVE_TAMPER_ERRORS: [ErrorKind; 9] = [
 pub(crate) struct Tampering {
     /// What was done to the live log directory, if anything (one tamper per run there).
     pub(crate) live: Option<Tamper>,
+    /// The files that tamper left: each path with the CRC32 of what was put there (`None`:
+    /// removed) and its generation (`None` for the checkpoint file). It explains errors only
+    /// while one of them is still as it was left.
+    pub(crate) live_files: Vec<(PathBuf, Option<u32>, Option<u32>)>,
     /// Whether a recovery met it (refused or exact) already: marked once.
     pub(crate) live_met: bool,
     /// The other instance's archived generations: (generation, bytes).
@@ -223,6 +229,7 @@ impl Sim {
             gens
         };
         let pick_gen = |n: u64| gens.get((n % gens.len().max(1) as u64) as usize).copied();
+        let mut files = Vec::new();
         let what = match kind {
             Tamper::Remove => {
                 let g = pick_gen(pick)?;
@@ -231,6 +238,7 @@ impl Sim {
                 if let Some(active) = self.backups.active.as_mut() {
                     active.facts.logs.remove(&g);
                 }
+                files.push((at(g), None, Some(g)));
                 format!("live generation {g:#X} removed")
             }
             Tamper::Swap => {
@@ -241,6 +249,8 @@ impl Sim {
                 let (x, y) = (self.vfs.content(&at(a))?, self.vfs.content(&at(b))?);
                 self.vfs.put_at_rest(&at(a), &y);
                 self.vfs.put_at_rest(&at(b), &x);
+                files.push((at(a), Some(crc32fast::hash(&y)), Some(a)));
+                files.push((at(b), Some(crc32fast::hash(&x)), Some(b)));
                 format!("live generations {a:#X} and {b:#X} swapped")
             }
             Tamper::Renumber | Tamper::Duplicate => {
@@ -255,11 +265,13 @@ impl Sim {
                 }
                 let bytes = self.vfs.content(&at(g))?;
                 self.vfs.put_at_rest(&at(to), &bytes);
+                files.push((at(to), Some(crc32fast::hash(&bytes)), Some(to)));
                 if kind == Tamper::Renumber {
                     self.vfs.remove_at_rest(&at(g));
                     if let Some(active) = self.backups.active.as_mut() {
                         active.facts.logs.remove(&g);
                     }
+                    files.push((at(g), None, Some(g)));
                     format!("live generation {g:#X} renamed {to:#X}")
                 } else {
                     format!("live generation {g:#X} copied as {to:#X}")
@@ -269,6 +281,7 @@ impl Sim {
                 let g = pick_gen(pick)?;
                 let bytes = self.alien_log(g)?;
                 self.vfs.put_at_rest(&at(g), &bytes);
+                files.push((at(g), Some(crc32fast::hash(&bytes)), Some(g)));
                 format!("live generation {g:#X} replaced by another instance's")
             }
             Tamper::Resign => {
@@ -276,6 +289,7 @@ impl Sim {
                 let mut bytes = self.vfs.content(&at(g))?;
                 resign(&mut bytes, pick >> 8);
                 self.vfs.put_at_rest(&at(g), &bytes);
+                files.push((at(g), Some(crc32fast::hash(&bytes)), Some(g)));
                 format!("live generation {g:#X} re-signed")
             }
             Tamper::Leftover => {
@@ -286,6 +300,7 @@ impl Sim {
                 }
                 let bytes = self.alien_log(1 + (pick >> 8) as u32 % 4)?;
                 self.vfs.put_at_rest(&at(to), &bytes);
+                files.push((at(to), Some(crc32fast::hash(&bytes)), Some(to)));
                 format!("another set's generation left as live {to:#X}")
             }
             Tamper::ForeignCheckpoint => {
@@ -304,6 +319,7 @@ impl Sim {
                 self.alien_log(1)?;
                 let bytes = self.tampering.alien_checkpoint.clone()?;
                 self.vfs.put_at_rest(&path, &bytes);
+                files.push((path, Some(crc32fast::hash(&bytes)), None));
                 "the checkpoint file replaced by another instance's".into()
             }
             Tamper::StaleManifest
@@ -312,6 +328,7 @@ impl Sim {
             | Tamper::ForeignDatabase => return None,
         };
         self.tampering.live = Some(kind);
+        self.tampering.live_files = files;
         Some(what)
     }
 
@@ -512,14 +529,45 @@ impl Sim {
         Some(logs)
     }
 
-    /// Whether live tampering explains `kind`, answered by a call other than recovery.
-    pub(super) fn live_tamper_explains(&self, kind: ErrorKind) -> bool {
-        self.tampering.live.is_some() && LIVE_TAMPER_ERRORS.contains(&kind)
+    /// The live tampering still in effect, if any: one of the files it left is still as it
+    /// left it (a removed generation still missing). A roll that replaced a leftover, a
+    /// truncation that deleted a re-signed generation, ends it.
+    fn live_tamper_in_effect(&self, within: Option<(u32, u32)>) -> Option<Tamper> {
+        let kind = self.tampering.live?;
+        let still = self.tampering.live_files.iter().any(|(path, crc, g)| {
+            if let (Some((low, high)), Some(g)) = (within, g)
+                && !(low..=high).contains(g)
+            {
+                return false;
+            }
+            if g.is_none() {
+                // The checkpoint file: the engine writes its slots in place, and a power loss
+                // may take those writes back; another set's slot may be there until a
+                // recovery succeeds.
+                return true;
+            }
+            match crc {
+                None => !self.vfs.crcs_under(path).contains_key(path),
+                Some(crc) => self.vfs.crcs_under(path).get(path) == Some(crc),
+            }
+        });
+        still.then_some(kind)
     }
 
-    /// Recovery refused the live log directory: whether the tampering explains the error.
+    /// Whether live tampering still in effect explains `kind`, answered by a backup (which
+    /// reads the archived generations `within`, if known).
+    pub(super) fn live_tamper_explains(&self, kind: ErrorKind, within: Option<(u32, u32)>) -> bool {
+        LIVE_TAMPER_ERRORS.contains(&kind) && self.live_tamper_in_effect(within).is_some()
+    }
+
+    /// Recovery refused the live log directory: whether the tampering, still in effect,
+    /// explains the error. Once a recovery has succeeded over it, it was not needed, and
+    /// never will be (checkpoints only move on): it explains no later refusal.
     pub(super) fn tamper_explains_recovery(&mut self, kind: ErrorKind) -> bool {
-        let Some(tamper) = self.tampering.live else {
+        if self.tampering.live_met {
+            return false;
+        }
+        let Some(tamper) = self.live_tamper_in_effect(None) else {
             return false;
         };
         if recovery_errors(tamper).contains(&kind) {
