@@ -1168,6 +1168,9 @@ impl Sim {
             if report.finished_roll {
                 self.coverage.hit(Mark::RollFinished);
             }
+            if report.was_dirty {
+                self.check_checkpoint_mirrored()?;
+            }
         }
         self.instance = Some(instance);
         self.checkpoint = None;
@@ -1392,6 +1395,32 @@ impl Sim {
                     ))
                 }
             }
+        }
+    }
+
+    /// After a dirty shutdown, recovery replaces the checkpoint file with one whose two slots
+    /// both hold where it starts (a slot written before the crash may not be durable; in place,
+    /// a power loss could tear both): both slots whole, at the same position. On a full disk
+    /// it writes the slots in place instead.
+    fn check_checkpoint_mirrored(&self) -> Check {
+        if self.vfs.fired().contains_key(&IoFault::DiskFull) {
+            return Ok(());
+        }
+        let path = self.params.system_path.join("edb.chk");
+        let Some(bytes) = self.vfs.content(&path) else {
+            return Ok(());
+        };
+        let [a, b] = jetdb::checkpoint::decode_slots(&bytes);
+        match (a, b) {
+            (Some(a), Some(b)) if a.position == b.position => Ok(()),
+            (a, b) => Err(self.violation(
+                Oracle::Recovery,
+                format!(
+                    "after recovering from a dirty shutdown the checkpoint file's slots are {:?} and {:?}, not both at one position",
+                    a.map(|c| c.position),
+                    b.map(|c| c.position)
+                ),
+            )),
         }
     }
 

@@ -478,12 +478,14 @@ impl Sim {
             return None;
         }
         if self.tampering.alien.is_none() {
-            self.tampering.alien = Some(self.make_alien().unwrap_or_default());
+            // Only as far as asked the first time: each generation is a roll.
+            let up_to = g.max(4);
+            self.tampering.alien = Some(self.make_alien(up_to).unwrap_or_default());
         }
         self.tampering.alien.as_ref()?.get(&g).cloned()
     }
 
-    fn make_alien(&mut self) -> Option<BTreeMap<u32, Vec<u8>>> {
+    fn make_alien(&mut self, generations: u32) -> Option<BTreeMap<u32, Vec<u8>>> {
         let root = PathBuf::from(ALIEN);
         let mut params = self.params.clone();
         params.log_path = root.clone();
@@ -503,7 +505,7 @@ impl Sim {
         {
             let mut session = inst.begin_session().ok()?;
             let table = session.create_table("t0").ok()?;
-            for i in 0..ALIEN_GENERATIONS {
+            for i in 0..generations {
                 session.begin_transaction().ok()?;
                 session.put(table, &i.to_le_bytes(), b"alien").ok()?;
                 session
