@@ -672,6 +672,13 @@ impl Sim {
         let tampered = self.backups.dirs[dir].tampered;
         match self.restore_dir(dir)? {
             Ok(got) => {
+                // A forged manifest claims what its set is not: it must be refused.
+                if tampered == Some(Tamper::ForgeManifest) {
+                    return Err(self.violation(
+                        Oracle::Backup,
+                        format!("bk{dir} restored {when} though its manifest is forged"),
+                    ));
+                }
                 if allowed.contains(&Some(got.clone())) {
                     self.coverage.hit(Mark::BackupRestored);
                     if tampered.is_some() {

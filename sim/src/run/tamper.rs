@@ -135,7 +135,11 @@ fn resign(bytes: &mut [u8], pick: u64) {
 /// Makes one field of `m` impossible or wrong (chosen by `pick`); says which, or `None` if
 /// the manifest has nothing to forge that way.
 fn forge(m: &mut Manifest, pick: u64) -> Option<String> {
-    Some(match pick % 8 {
+    Some(match pick % 9 {
+        8 => {
+            m.db_name = ["", "..", "../data.edb"][(pick >> 8) as usize % 3].into();
+            "the database copy's name made a path".into()
+        }
         0 => {
             m.backups.first_mut()?.kind = jetdb::BackupKind::Incremental;
             "its first backup made incremental".into()
