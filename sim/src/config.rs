@@ -298,7 +298,7 @@ impl Config {
         if rng.random_ratio(1, 10) {
             config.large_database = true;
             // Fewer steps: each whole-database check (a recovery's, a restore's) is dear.
-            config.steps = 120;
+            config.steps = 90;
             config.keys = 8_000;
             config.cache_pages = 64;
             config.page_size = 4096;

@@ -379,7 +379,7 @@ impl Plan {
                     dir: rng.random_range(0..BACKUP_DIRS),
                 },
                 19 => {
-                    let count = rng.random_range(50..=300);
+                    let count = rng.random_range(40..=240);
                     let v = next_value + 1;
                     next_value += u32::from(count);
                     Step::Bulk {
