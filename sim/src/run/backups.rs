@@ -43,6 +43,9 @@ pub(crate) struct DirState {
     pub(crate) tampered: Option<crate::workload::Tamper>,
     /// Snapshots a tampered manifest may restore to.
     pub(crate) extra: Vec<Snapshot>,
+    /// The CRC32 of a forged manifest put in place: while it is the directory's manifest, a
+    /// restore must refuse it.
+    pub(crate) forged: Option<u32>,
     /// The directory's files (with their CRC32) when it was last restored, and what that
     /// restore gave: a restore is a function of the files, so an unchanged directory is not
     /// restored again.
@@ -101,6 +104,7 @@ impl Default for DirState {
             damaged: false,
             tampered: None,
             extra: Vec::new(),
+            forged: None,
             restored: None,
         }
     }
@@ -433,6 +437,7 @@ impl Sim {
                 {
                     state.tampered = None;
                 }
+                state.forged = None;
                 if mode != BackupMode::Incremental {
                     state.damaged = false;
                 }
@@ -669,11 +674,28 @@ impl Sim {
     pub(super) fn check_restore(&mut self, dir: usize, when: &str) -> Check {
         let damaged = self.backups.dirs[dir].damaged;
         let allowed = self.backups.dirs[dir].allowed.clone();
+        // A forged manifest another backup (one that crashed past its commit point) replaced
+        // no longer stands.
+        if let Some(crc) = self.backups.dirs[dir].forged {
+            self.vfs.suspend_faults(true);
+            let path = dir_path(dir).join(manifest::MANIFEST_NAME);
+            let now = self.vfs.crcs_under(&path).get(&path).copied();
+            self.vfs.suspend_faults(false);
+            if now != Some(crc) {
+                let state = &mut self.backups.dirs[dir];
+                state.forged = None;
+                if state.tampered == Some(Tamper::ForgeManifest) {
+                    state.tampered = None;
+                }
+            }
+        }
         let tampered = self.backups.dirs[dir].tampered;
         match self.restore_dir(dir)? {
             Ok(got) => {
                 // A forged manifest claims what its set is not: it must be refused.
-                if tampered == Some(Tamper::ForgeManifest) {
+                if tampered == Some(Tamper::ForgeManifest)
+                    && self.backups.dirs[dir].forged.is_some()
+                {
                     return Err(self.violation(
                         Oracle::Backup,
                         format!("bk{dir} restored {when} though its manifest is forged"),

@@ -444,7 +444,9 @@ impl Sim {
             Tamper::ForgeManifest => {
                 let mut forged = m.clone();
                 let what = forge(&mut forged, pick >> 8)?;
-                self.vfs.put_at_rest(&manifest_path, &forged.encode());
+                let bytes = forged.encode();
+                self.vfs.put_at_rest(&manifest_path, &bytes);
+                self.backups.dirs[dir].forged = Some(crc32fast::hash(&bytes));
                 format!("bk{dir}'s manifest forged: {what}")
             }
             Tamper::ForeignDatabase => {
