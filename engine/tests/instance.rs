@@ -341,6 +341,23 @@ fn a_deleted_archived_log_is_missing_log_file_naming_the_generation() {
 }
 
 #[test]
+fn a_log_of_this_set_naming_another_database_is_bad_log_signature() {
+    // The header's database signature (bytes 40..56) changed and its checksum made whole: the
+    // log set matches, the database does not.
+    let tmp = tempfile::tempdir().unwrap();
+    crashed_over_generations(tmp.path());
+    let path = tmp.path().join(archive_name("edb", 2));
+    let mut bytes = fs::read(&path).unwrap();
+    bytes[40] ^= 1;
+    let crc = crc32fast::hash(&bytes[4..4096]);
+    bytes[..4].copy_from_slice(&crc.to_le_bytes());
+    fs::write(&path, &bytes).unwrap();
+    let err = try_start(tmp.path()).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::BadLogSignature, "{err}");
+    assert!(err.to_string().contains("database"), "{err}");
+}
+
+#[test]
 fn a_log_copied_in_from_another_instance_is_bad_log_signature() {
     let tmp = tempfile::tempdir().unwrap();
     let a = tmp.path().join("a");
