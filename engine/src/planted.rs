@@ -33,11 +33,16 @@ pub enum PlantedBug {
     /// Truncation ignores the checkpoint: it deletes every archived generation a recorded
     /// backup holds (`Core::truncate_logs`).
     TruncatePastCheckpoint,
+    /// Recovery starts from a checkpoint file of another log set (`recovery::run`).
+    RecoverySkipsCheckpointSignature,
+    /// Restore takes a database copy whose pages are whole but which is not its backup's
+    /// (`Restore::restore_database`: the digest).
+    RestoreSkipsDigestCheck,
 }
 
 impl PlantedBug {
     /// Every planted bug.
-    pub const ALL: [PlantedBug; 7] = [
+    pub const ALL: [PlantedBug; 9] = [
         PlantedBug::WriteBackBeforeLog,
         PlantedBug::CheckpointBeforeWriteBack,
         PlantedBug::BackupSkipsPageCheck,
@@ -45,6 +50,8 @@ impl PlantedBug {
         PlantedBug::RecoverySkipsSignatureCheck,
         PlantedBug::RestoreSkipsSignatureCheck,
         PlantedBug::TruncatePastCheckpoint,
+        PlantedBug::RecoverySkipsCheckpointSignature,
+        PlantedBug::RestoreSkipsDigestCheck,
     ];
 
     /// Its name on the command line: kebab case (`write-back-before-log`).

@@ -71,11 +71,15 @@ pub enum EngineBug {
     RestoreSkipsSignatureCheck,
     /// [`jetdb::PlantedBug::TruncatePastCheckpoint`].
     TruncatePastCheckpoint,
+    /// [`jetdb::PlantedBug::RecoverySkipsCheckpointSignature`].
+    RecoverySkipsCheckpointSignature,
+    /// [`jetdb::PlantedBug::RestoreSkipsDigestCheck`].
+    RestoreSkipsDigestCheck,
 }
 
 impl EngineBug {
     /// Every one.
-    pub const ALL: [EngineBug; 7] = [
+    pub const ALL: [EngineBug; 9] = [
         EngineBug::WriteBackBeforeLog,
         EngineBug::CheckpointBeforeWriteBack,
         EngineBug::BackupSkipsPageCheck,
@@ -83,6 +87,8 @@ impl EngineBug {
         EngineBug::RecoverySkipsSignatureCheck,
         EngineBug::RestoreSkipsSignatureCheck,
         EngineBug::TruncatePastCheckpoint,
+        EngineBug::RecoverySkipsCheckpointSignature,
+        EngineBug::RestoreSkipsDigestCheck,
     ];
 
     /// The engine's bug.
@@ -96,6 +102,8 @@ impl EngineBug {
             EngineBug::RecoverySkipsSignatureCheck => P::RecoverySkipsSignatureCheck,
             EngineBug::RestoreSkipsSignatureCheck => P::RestoreSkipsSignatureCheck,
             EngineBug::TruncatePastCheckpoint => P::TruncatePastCheckpoint,
+            EngineBug::RecoverySkipsCheckpointSignature => P::RecoverySkipsCheckpointSignature,
+            EngineBug::RestoreSkipsDigestCheck => P::RestoreSkipsDigestCheck,
         }
     }
 }

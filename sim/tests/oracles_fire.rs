@@ -214,6 +214,28 @@ fn restore_taking_another_sets_log_is_caught() {
 }
 
 #[test]
+fn recovery_starting_from_another_sets_checkpoint_is_caught() {
+    // Another instance's checkpoint file put in place: recovery must refuse it (-532), not
+    // start from its position.
+    assert_caught_by(
+        Sabotage::Engine(EngineBug::RecoverySkipsCheckpointSignature),
+        &[Oracle::Recovery, Oracle::CrashPrefix, Oracle::WrongData],
+        100,
+    );
+}
+
+#[test]
+fn restore_taking_another_backups_database_copy_is_caught() {
+    // Another backup's whole database copy in the set, of the same length: only the digest
+    // tells (rarer: both copies must be the same size).
+    assert_fires(
+        Sabotage::Engine(EngineBug::RestoreSkipsDigestCheck),
+        Oracle::Backup,
+        600,
+    );
+}
+
+#[test]
 fn a_truncation_past_the_checkpoint_is_caught() {
     // Its own assertion (never a generation the checkpoint needs) fires first.
     assert_caught_by(
