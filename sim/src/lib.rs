@@ -41,7 +41,7 @@ pub use config::{Config, CorruptZone};
 pub use coverage::{Coverage, Mark};
 pub use oracle::{Oracle, Violation};
 pub use run::{RunOptions, RunReport, run};
-pub use sabotage::{EngineBug, Sabotage};
+pub use sabotage::Sabotage;
 pub use shrink::{Scenario, shrink};
 pub use vfs::{ArmedFault, Device, IoFault, SimVfs, Zone};
 pub use workload::{BackupMode, Plan, Step, Tamper};

@@ -49,6 +49,18 @@ pub fn value_bytes(v: Val) -> Vec<u8> {
     out
 }
 
+/// The value `bytes` say they are: the identity in their first four bytes (0 if shorter) and
+/// their length. ([`value_matches`] tells whether they really are its bytes.)
+pub fn value_of(bytes: &[u8]) -> Val {
+    let id = bytes
+        .get(..4)
+        .map_or(0, |h| u32::from_le_bytes(h.try_into().expect("4 bytes")));
+    Val {
+        id,
+        len: bytes.len() as u32,
+    }
+}
+
 /// Whether `bytes` are the bytes of `v` ([`value_bytes`]), without making them.
 pub fn value_matches(v: Val, bytes: &[u8]) -> bool {
     if bytes.len() != v.len as usize {

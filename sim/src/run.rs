@@ -21,7 +21,9 @@ use crate::atlas;
 use crate::clock::SimClock;
 use crate::config::{Config, CorruptZone};
 use crate::coverage::{Coverage, Mark};
-use crate::model::{Key, Model, Outcome, Val, key_bytes, parse_key, value_bytes, value_matches};
+use crate::model::{
+    Key, Model, Outcome, Val, key_bytes, parse_key, value_bytes, value_matches, value_of,
+};
 use crate::oracle::{IO_ERRORS, LOG_ERRORS, Oracle, PAGE_ERRORS, Violation, surfaces_as};
 use crate::sabotage::Sabotage;
 use crate::trace::{Keep, Trace};
@@ -1010,7 +1012,7 @@ impl Sim {
             self.vfs.suspend_faults(false);
             if let Some((what, path)) = planted {
                 // Rot in a file the tampering left keeps it the tampering's.
-                let now = self.vfs.crcs_under(&path).get(&path).copied();
+                let now = self.vfs.crc_of(&path);
                 for (p, crc, _) in &mut self.tampering.live_files {
                     if *p == path && crc.is_some() {
                         *crc = now;
@@ -1289,13 +1291,7 @@ impl Sim {
             .iter()
             .filter_map(|(k, v)| v.as_ref().map(|bytes| (*k, bytes)))
             .map(|(k, bytes)| {
-                let id = bytes
-                    .get(..4)
-                    .map_or(0, |h| u32::from_le_bytes(h.try_into().expect("4 bytes")));
-                let val = Val {
-                    id,
-                    len: bytes.len() as u32,
-                };
+                let val = value_of(bytes);
                 (k, value_matches(val, bytes).then_some(val))
             })
             .collect();
@@ -1315,10 +1311,7 @@ impl Sim {
             let last = self.model.state_at(self.model.last());
             let durable = self.model.state_at(self.model.durable());
             // Each differing key: (table, key) engine-value → model-value, as value ids.
-            let id = |b: &[u8]| {
-                b.get(..4)
-                    .map_or(0, |h| u32::from_le_bytes(h.try_into().expect("4 bytes")))
-            };
+            let id = |b: &[u8]| value_of(b).id;
             let differ = |state: &BTreeMap<Key, Val>| {
                 let mut out: Vec<String> = got
                     .iter()

@@ -8,6 +8,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use jetdb::PlantedBug;
+
 use crate::vfs::Zone;
 
 /// A deliberate bug.
@@ -50,69 +52,32 @@ pub enum Sabotage {
     UnverifiedBackupPages,
     /// A bug planted in the engine itself ([`jetdb::PlantedBug`]): for the mistakes no disk
     /// fault imitates — the WAL rule, a checkpoint's order, a skipped check.
-    Engine(EngineBug),
+    Engine(#[serde(with = "planted_name")] PlantedBug),
 }
 
-/// The engine's planted bugs, as the simulator names them ([`jetdb::PlantedBug`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum EngineBug {
-    /// [`jetdb::PlantedBug::WriteBackBeforeLog`].
-    WriteBackBeforeLog,
-    /// [`jetdb::PlantedBug::CheckpointBeforeWriteBack`].
-    CheckpointBeforeWriteBack,
-    /// [`jetdb::PlantedBug::BackupSkipsPageCheck`].
-    BackupSkipsPageCheck,
-    /// [`jetdb::PlantedBug::BackupSkipsLogCheck`].
-    BackupSkipsLogCheck,
-    /// [`jetdb::PlantedBug::RecoverySkipsSignatureCheck`].
-    RecoverySkipsSignatureCheck,
-    /// [`jetdb::PlantedBug::RestoreSkipsSignatureCheck`].
-    RestoreSkipsSignatureCheck,
-    /// [`jetdb::PlantedBug::TruncatePastCheckpoint`].
-    TruncatePastCheckpoint,
-    /// [`jetdb::PlantedBug::RecoverySkipsCheckpointSignature`].
-    RecoverySkipsCheckpointSignature,
-    /// [`jetdb::PlantedBug::RestoreSkipsDigestCheck`].
-    RestoreSkipsDigestCheck,
-}
+/// A planted bug in plans and on the command line: its name (`write-back-before-log`).
+mod planted_name {
+    use jetdb::PlantedBug;
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
 
-impl EngineBug {
-    /// Every one.
-    pub const ALL: [EngineBug; 9] = [
-        EngineBug::WriteBackBeforeLog,
-        EngineBug::CheckpointBeforeWriteBack,
-        EngineBug::BackupSkipsPageCheck,
-        EngineBug::BackupSkipsLogCheck,
-        EngineBug::RecoverySkipsSignatureCheck,
-        EngineBug::RestoreSkipsSignatureCheck,
-        EngineBug::TruncatePastCheckpoint,
-        EngineBug::RecoverySkipsCheckpointSignature,
-        EngineBug::RestoreSkipsDigestCheck,
-    ];
+    pub fn serialize<S: Serializer>(bug: &PlantedBug, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&bug.name())
+    }
 
-    /// The engine's bug.
-    pub fn planted(self) -> jetdb::PlantedBug {
-        use jetdb::PlantedBug as P;
-        match self {
-            EngineBug::WriteBackBeforeLog => P::WriteBackBeforeLog,
-            EngineBug::CheckpointBeforeWriteBack => P::CheckpointBeforeWriteBack,
-            EngineBug::BackupSkipsPageCheck => P::BackupSkipsPageCheck,
-            EngineBug::BackupSkipsLogCheck => P::BackupSkipsLogCheck,
-            EngineBug::RecoverySkipsSignatureCheck => P::RecoverySkipsSignatureCheck,
-            EngineBug::RestoreSkipsSignatureCheck => P::RestoreSkipsSignatureCheck,
-            EngineBug::TruncatePastCheckpoint => P::TruncatePastCheckpoint,
-            EngineBug::RecoverySkipsCheckpointSignature => P::RecoverySkipsCheckpointSignature,
-            EngineBug::RestoreSkipsDigestCheck => P::RestoreSkipsDigestCheck,
-        }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<PlantedBug, D::Error> {
+        let name = String::deserialize(d)?;
+        PlantedBug::ALL
+            .into_iter()
+            .find(|b| b.name() == name)
+            .ok_or_else(|| D::Error::custom(format!("no planted bug is named {name}")))
     }
 }
 
 impl Sabotage {
     /// The bug planted in the engine, if this sabotage is one.
-    pub fn planted(self) -> Option<jetdb::PlantedBug> {
+    pub fn planted(self) -> Option<PlantedBug> {
         match self {
-            Sabotage::Engine(bug) => Some(bug.planted()),
+            Sabotage::Engine(bug) => Some(bug),
             _ => None,
         }
     }
@@ -148,7 +113,7 @@ impl Sabotage {
                 Sabotage::LostWrite(Zone::Checkpoint),
                 Sabotage::SkipSync(Zone::Other),
             ])
-            .chain(EngineBug::ALL.map(Sabotage::Engine))
+            .chain(PlantedBug::ALL.map(Sabotage::Engine))
             .find(|s| s.to_string() == text)
     }
 }
@@ -175,7 +140,7 @@ impl fmt::Display for Sabotage {
             Sabotage::DropLastBackupLog => write!(f, "drop-last-backup-log"),
             Sabotage::OverTruncate => write!(f, "over-truncate"),
             Sabotage::UnverifiedBackupPages => write!(f, "unverified-backup-pages"),
-            Sabotage::Engine(bug) => write!(f, "engine:{}", bug.planted().name()),
+            Sabotage::Engine(bug) => write!(f, "engine:{}", bug.name()),
         }
     }
 }
@@ -188,14 +153,20 @@ mod tests {
     fn every_spelling_parses_back() {
         for s in Sabotage::ALL
             .into_iter()
-            .chain(EngineBug::ALL.map(Sabotage::Engine))
+            .chain(PlantedBug::ALL.map(Sabotage::Engine))
         {
             assert_eq!(Sabotage::parse(&s.to_string()), Some(s));
         }
         assert_eq!(
             Sabotage::parse("engine:write-back-before-log"),
-            Some(Sabotage::Engine(EngineBug::WriteBackBeforeLog))
+            Some(Sabotage::Engine(PlantedBug::WriteBackBeforeLog))
         );
+        let json =
+            serde_json::to_string(&Sabotage::Engine(PlantedBug::TruncatePastCheckpoint)).unwrap();
+        assert_eq!(json, r#"{"engine":"truncate-past-checkpoint"}"#);
+        let back: Sabotage = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, Sabotage::Engine(PlantedBug::TruncatePastCheckpoint));
+        assert!(serde_json::from_str::<Sabotage>(r#"{"engine":"no-such-bug"}"#).is_err());
         assert_eq!(Sabotage::parse("skip-sync:nowhere"), None);
     }
 }

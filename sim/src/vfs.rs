@@ -483,6 +483,23 @@ impl Disk {
         }
     }
 
+    /// A new, empty inode for a file to be named `path` (its zone comes from the name).
+    fn new_inode(&mut self, path: &Path) -> Ino {
+        let ino = self.next_ino;
+        self.next_ino += 1;
+        self.inodes.insert(
+            ino,
+            Inode {
+                view: Vec::new(),
+                durable: Vec::new(),
+                pending: Vec::new(),
+                zone: Zone::of(path),
+                allocated: BTreeSet::new(),
+            },
+        );
+        ino
+    }
+
     fn inode(&mut self, ino: Ino) -> &mut Inode {
         self.inodes.get_mut(&ino).expect("a handle's inode lives")
     }
@@ -943,6 +960,15 @@ impl SimVfs {
             .collect()
     }
 
+    /// The CRC32 of what reads see of the file at `path`, if it exists.
+    pub fn crc_of(&self, path: &Path) -> Option<u32> {
+        let disk = self.lock();
+        match disk.ns.get(path) {
+            Some(Entry::File(ino)) => Some(crc32fast::hash(&disk.inodes[ino].view)),
+            _ => None,
+        }
+    }
+
     /// Every file under `dir` with the CRC32 of what reads see, without copying them.
     pub fn crcs_under(&self, dir: &Path) -> BTreeMap<PathBuf, u32> {
         let disk = self.lock();
@@ -995,21 +1021,7 @@ impl SimVfs {
         let mut disk = self.lock();
         let ino = match disk.ns.get(path) {
             Some(Entry::File(ino)) => *ino,
-            _ => {
-                let ino = disk.next_ino;
-                disk.next_ino += 1;
-                disk.inodes.insert(
-                    ino,
-                    Inode {
-                        view: Vec::new(),
-                        durable: Vec::new(),
-                        pending: Vec::new(),
-                        zone: Zone::of(path),
-                        allocated: BTreeSet::new(),
-                    },
-                );
-                ino
-            }
+            _ => disk.new_inode(path),
         };
         let blocks = (bytes.len() as u64).div_ceil(BLOCK);
         let inode = disk.inode(ino);
@@ -1081,18 +1093,7 @@ impl Vfs for SimVfs {
             (None, OpenMode::CreateNew | OpenMode::CreateTruncate) => {
                 disk.check_parent(path)?;
                 disk.point("create", path)?;
-                let ino = disk.next_ino;
-                disk.next_ino += 1;
-                disk.inodes.insert(
-                    ino,
-                    Inode {
-                        view: Vec::new(),
-                        durable: Vec::new(),
-                        pending: Vec::new(),
-                        zone: Zone::of(path),
-                        allocated: BTreeSet::new(),
-                    },
-                );
+                let ino = disk.new_inode(path);
                 disk.ns.insert(path.to_path_buf(), Entry::File(ino));
                 disk.push_meta(Meta::Link(path.to_path_buf(), Entry::File(ino)));
                 disk.trace.io(b'c', ino, 0, 0, 0);

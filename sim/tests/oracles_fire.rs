@@ -6,8 +6,9 @@
 
 use std::collections::BTreeSet;
 
+use jetdb::PlantedBug;
 use jetsim::campaign::plan_for;
-use jetsim::{EngineBug, Oracle, RunOptions, Sabotage, Zone, run};
+use jetsim::{Oracle, RunOptions, Sabotage, Zone, run};
 
 /// Runs seeds 0.. under `sabotage` until `want` has fired (or `bound` seeds have run);
 /// returns the seed it first fired at and every oracle seen.
@@ -147,7 +148,7 @@ fn pages_written_back_before_their_log_is_durable_are_caught() {
     // a page torn with no log to mend it, or newer than its log; the pager's own assertion
     // (the durable log only grows) fires too.
     assert_caught_by(
-        Sabotage::Engine(EngineBug::WriteBackBeforeLog),
+        Sabotage::Engine(PlantedBug::WriteBackBeforeLog),
         &[
             Oracle::UnexplainedError,
             Oracle::CrashPrefix,
@@ -162,7 +163,7 @@ fn pages_written_back_before_their_log_is_durable_are_caught() {
 #[test]
 fn a_checkpoint_advanced_past_unwritten_pages_is_caught() {
     assert_caught_by(
-        Sabotage::Engine(EngineBug::CheckpointBeforeWriteBack),
+        Sabotage::Engine(PlantedBug::CheckpointBeforeWriteBack),
         &[
             Oracle::CrashPrefix,
             Oracle::WrongData,
@@ -178,7 +179,7 @@ fn a_backup_copying_a_rotten_source_page_unverified_is_caught() {
     // Rot strikes the live database while the backup runs; the backup must refuse it, and
     // the restore of a set it reported good refuses it instead: the backup oracle fires.
     assert_fires(
-        Sabotage::Engine(EngineBug::BackupSkipsPageCheck),
+        Sabotage::Engine(PlantedBug::BackupSkipsPageCheck),
         Oracle::Backup,
         200,
     );
@@ -187,7 +188,7 @@ fn a_backup_copying_a_rotten_source_page_unverified_is_caught() {
 #[test]
 fn a_backup_copying_a_rotten_or_torn_log_unverified_is_caught() {
     assert_fires(
-        Sabotage::Engine(EngineBug::BackupSkipsLogCheck),
+        Sabotage::Engine(PlantedBug::BackupSkipsLogCheck),
         Oracle::Backup,
         200,
     );
@@ -198,7 +199,7 @@ fn recovery_taking_another_sets_log_is_caught() {
     // A foreign or re-signed live generation gets past the signature check, and recovery
     // then refuses it under another name, or replays it.
     assert_caught_by(
-        Sabotage::Engine(EngineBug::RecoverySkipsSignatureCheck),
+        Sabotage::Engine(PlantedBug::RecoverySkipsSignatureCheck),
         &[Oracle::Recovery, Oracle::CrashPrefix, Oracle::WrongData],
         200,
     );
@@ -207,7 +208,7 @@ fn recovery_taking_another_sets_log_is_caught() {
 #[test]
 fn restore_taking_another_sets_log_is_caught() {
     assert_fires(
-        Sabotage::Engine(EngineBug::RestoreSkipsSignatureCheck),
+        Sabotage::Engine(PlantedBug::RestoreSkipsSignatureCheck),
         Oracle::Backup,
         400,
     );
@@ -218,7 +219,7 @@ fn recovery_starting_from_another_sets_checkpoint_is_caught() {
     // Another instance's checkpoint file put in place: recovery must refuse it (-532), not
     // start from its position.
     assert_caught_by(
-        Sabotage::Engine(EngineBug::RecoverySkipsCheckpointSignature),
+        Sabotage::Engine(PlantedBug::RecoverySkipsCheckpointSignature),
         &[Oracle::Recovery, Oracle::CrashPrefix, Oracle::WrongData],
         100,
     );
@@ -229,7 +230,7 @@ fn restore_taking_another_backups_database_copy_is_caught() {
     // Another backup's whole database copy in the set, of the same length: only the digest
     // tells (rarer: both copies must be the same size).
     assert_fires(
-        Sabotage::Engine(EngineBug::RestoreSkipsDigestCheck),
+        Sabotage::Engine(PlantedBug::RestoreSkipsDigestCheck),
         Oracle::Backup,
         600,
     );
@@ -239,7 +240,7 @@ fn restore_taking_another_backups_database_copy_is_caught() {
 fn a_truncation_past_the_checkpoint_is_caught() {
     // Its own assertion (never a generation the checkpoint needs) fires first.
     assert_caught_by(
-        Sabotage::Engine(EngineBug::TruncatePastCheckpoint),
+        Sabotage::Engine(PlantedBug::TruncatePastCheckpoint),
         &[Oracle::Panic, Oracle::Truncation, Oracle::Recovery],
         200,
     );

@@ -247,14 +247,9 @@ impl Sim {
             }
             Tamper::Swap => {
                 let (a, b) = (pick_gen(pick)?, pick_gen(pick >> 8)?);
-                if a == b {
-                    return None;
-                }
-                let (x, y) = (self.vfs.content(&at(a))?, self.vfs.content(&at(b))?);
-                self.vfs.put_at_rest(&at(a), &y);
-                self.vfs.put_at_rest(&at(b), &x);
-                files.push((at(a), Some(crc32fast::hash(&y)), Some(a)));
-                files.push((at(b), Some(crc32fast::hash(&x)), Some(b)));
+                let (crc_a, crc_b) = self.swap_at_rest(&at(a), &at(b))?;
+                files.push((at(a), Some(crc_a), Some(a)));
+                files.push((at(b), Some(crc_b), Some(b)));
                 format!("live generations {a:#X} and {b:#X} swapped")
             }
             Tamper::Renumber | Tamper::Duplicate => {
@@ -378,12 +373,7 @@ impl Sim {
             }
             Tamper::Swap => {
                 let (a, b) = (pick_gen(pick)?, pick_gen(pick >> 8)?);
-                if a == b {
-                    return None;
-                }
-                let (x, y) = (self.vfs.content(&at(a))?, self.vfs.content(&at(b))?);
-                self.vfs.put_at_rest(&at(a), &y);
-                self.vfs.put_at_rest(&at(b), &x);
+                self.swap_at_rest(&at(a), &at(b))?;
                 format!("bk{dir} generations {a:#X} and {b:#X} swapped")
             }
             Tamper::Renumber | Tamper::Duplicate => {
@@ -476,6 +466,18 @@ impl Sim {
         Some(what)
     }
 
+    /// Swaps the contents of two files at rest; the CRC32s they then hold, or `None` if they
+    /// are one file or one is missing.
+    fn swap_at_rest(&self, a: &Path, b: &Path) -> Option<(u32, u32)> {
+        if a == b {
+            return None;
+        }
+        let (x, y) = (self.vfs.content(a)?, self.vfs.content(b)?);
+        self.vfs.put_at_rest(a, &y);
+        self.vfs.put_at_rest(b, &x);
+        Some((crc32fast::hash(&y), crc32fast::hash(&x)))
+    }
+
     /// Generation `g` of another instance's log (same page and log file sizes, another
     /// signature), made the first time one is asked for by rolling that instance's log with
     /// backups it begins and drops.
@@ -493,12 +495,7 @@ impl Sim {
 
     fn make_alien(&mut self, generations: u32) -> Option<BTreeMap<u32, Vec<u8>>> {
         let root = PathBuf::from(ALIEN);
-        let mut params = self.params.clone();
-        params.log_path = root.clone();
-        params.system_path = root.clone();
-        params.database_path = root.join("data.edb");
-        params.create_path_if_not_exist = true;
-        params.circular_logging = false;
+        let params = self.params_in(&root);
         let env = Env::new(
             self.env.vfs.clone(),
             self.env.clock.clone(),
@@ -555,8 +552,8 @@ impl Sim {
                 return true;
             }
             match crc {
-                None => !self.vfs.crcs_under(path).contains_key(path),
-                Some(crc) => self.vfs.crcs_under(path).get(path) == Some(crc),
+                None => self.vfs.crc_of(path).is_none(),
+                Some(crc) => self.vfs.crc_of(path) == Some(*crc),
             }
         });
         still.then_some(kind)
