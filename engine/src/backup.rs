@@ -1246,3 +1246,21 @@ impl Core {
         Ok(deleted)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::BackupFlags;
+
+    #[test]
+    fn flags_combine_as_a_union_of_bits() {
+        let both = BackupFlags::INCREMENTAL | BackupFlags::ATOMIC;
+        assert_eq!(both.bits(), 0x5);
+        assert_eq!(
+            BackupFlags::INCREMENTAL | BackupFlags::INCREMENTAL,
+            BackupFlags::INCREMENTAL
+        );
+        assert!(both.contains(BackupFlags::ATOMIC) && both.contains(BackupFlags::INCREMENTAL));
+        assert!(!BackupFlags::ATOMIC.contains(BackupFlags::INCREMENTAL));
+        assert_eq!(BackupFlags::from_bits(0x100).bits(), 0x100);
+    }
+}

@@ -369,3 +369,103 @@ pub(crate) fn parse_set_dir_name(name: &str) -> Option<u32> {
     }
     u32::from_str_radix(hex, 16).ok()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A well-formed set: a full backup of generations 3..=4 and an incremental of 5.
+    fn manifest() -> Manifest {
+        let backup = |kind, sequence, gen_low, gen_high| SetBackup {
+            kind,
+            mark: Lgpos {
+                generation: gen_high + 1,
+                offset: 0,
+            },
+            millis: 1,
+            sequence,
+            gen_low,
+            gen_high,
+        };
+        Manifest {
+            set: 1,
+            log_signature: Signature {
+                random: 7,
+                created_millis: 1,
+            },
+            db_signature: Signature {
+                random: 9,
+                created_millis: 1,
+            },
+            page_size: 4096,
+            db_len: 16 * 4096,
+            db_digest: 0xABCD,
+            checkpoint: Lgpos {
+                generation: 3,
+                offset: 0,
+            },
+            checkpoint_last_commit: 2,
+            base_name: "edb".into(),
+            db_name: "data.edb".into(),
+            backups: vec![
+                backup(BackupKind::Full, 10, 3, 4),
+                backup(BackupKind::Incremental, 12, 5, 5),
+            ],
+            logs: (3..=5)
+                .map(|generation| SetLog {
+                    generation,
+                    len: 8192,
+                    crc: generation,
+                })
+                .collect(),
+        }
+    }
+
+    fn decodes(m: &Manifest) -> bool {
+        Manifest::decode(&m.encode()).is_ok()
+    }
+
+    #[test]
+    fn a_well_formed_manifest_round_trips() {
+        let m = manifest();
+        assert_eq!(Manifest::decode(&m.encode()), Ok(m));
+    }
+
+    #[test]
+    fn a_database_name_that_is_a_path_is_refused() {
+        for name in ["", "..", "../data.edb", "sub/data.edb", "sub\\data.edb"] {
+            let mut m = manifest();
+            m.db_name = name.into();
+            assert!(!decodes(&m), "{name:?} was taken as a file name");
+        }
+    }
+
+    #[test]
+    fn the_database_length_bound_is_exact() {
+        // The largest database ESE allows: 2^32 pages of 32 KiB.
+        let max = u64::from(u32::MAX) * 32 * 1024;
+        let mut m = manifest();
+        m.db_len = max;
+        assert!(decodes(&m), "a database of the largest size was refused");
+        m.db_len = max + 4096;
+        assert!(!decodes(&m), "a database past the largest size was taken");
+    }
+
+    #[test]
+    fn the_log_range_must_match_the_checkpoint_and_the_last_backup() {
+        let mut m = manifest();
+        m.checkpoint.generation = 4;
+        assert!(!decodes(&m), "logs from before the checkpoint's generation");
+        let mut m = manifest();
+        m.backups[1].gen_high = 6;
+        assert!(!decodes(&m), "logs ending before the last backup's generation");
+    }
+
+    #[test]
+    fn a_damaged_or_foreign_file_is_refused() {
+        let mut bytes = manifest().encode();
+        bytes[40] ^= 1;
+        assert!(Manifest::decode(&bytes).is_err());
+        assert!(Manifest::decode(b"JETBKSET").is_err());
+    }
+}
