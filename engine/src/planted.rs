@@ -38,11 +38,14 @@ pub enum PlantedBug {
     /// Restore takes a database copy whose pages are whole but which is not its backup's
     /// (`Restore::restore_database`: the digest).
     RestoreSkipsDigestCheck,
+    /// A backup's progress leaves out the log generations it copies: the bytes are copied,
+    /// but not counted (`BackupJob::copy_log`).
+    BackupProgressSkipsLogs,
 }
 
 impl PlantedBug {
     /// Every planted bug.
-    pub const ALL: [PlantedBug; 9] = [
+    pub const ALL: [PlantedBug; 10] = [
         PlantedBug::WriteBackBeforeLog,
         PlantedBug::CheckpointBeforeWriteBack,
         PlantedBug::BackupSkipsPageCheck,
@@ -52,6 +55,7 @@ impl PlantedBug {
         PlantedBug::TruncatePastCheckpoint,
         PlantedBug::RecoverySkipsCheckpointSignature,
         PlantedBug::RestoreSkipsDigestCheck,
+        PlantedBug::BackupProgressSkipsLogs,
     ];
 
     /// Its name on the command line: kebab case (`write-back-before-log`).

@@ -39,6 +39,10 @@ pub enum Oracle {
     /// A truncation deleted a log generation crash recovery or the next incremental backup
     /// needs.
     Truncation,
+    /// A backup or a restore misreported what it did: its summary, its progress, a step's
+    /// answer, its status calls or its events disagree with the files it copied, the
+    /// generations it deleted, the backup point it fixed or the set it restored.
+    Report,
 }
 
 impl fmt::Display for Oracle {

@@ -31,6 +31,7 @@ use crate::vfs::{DiskStats, IoFault, SimVfs, Zone};
 use crate::workload::{Plan, Step};
 
 mod backups;
+mod report;
 mod tamper;
 
 /// What a run did and found.
@@ -179,6 +180,8 @@ struct Sim {
     tampering: tamper::Tampering,
     /// Backup directories, the running backup job, truncation bounds.
     backups: backups::Backups,
+    /// What the instances of the run logged (`InstanceParams::event_log`), not yet judged.
+    events: report::EventSink,
 }
 
 fn table_name(t: usize) -> String {
@@ -203,6 +206,8 @@ impl Sim {
         params.cache_size = config.cache_pages as usize * config.page_size as usize;
         params.checkpoint_depth = u64::from(config.checkpoint_depth_kib) * 1024;
         params.version_store_size = config.version_store_kib as usize * 1024;
+        let (event_log, events) = jetdb::EventLog::collect();
+        params.event_log = event_log;
         Sim {
             model: Model::new(config.sessions as usize),
             steps: plan.steps.clone(),
@@ -235,6 +240,7 @@ impl Sim {
             outcome: None,
             tampering: tamper::Tampering::default(),
             backups: backups::Backups::new(),
+            events,
             config,
         }
     }

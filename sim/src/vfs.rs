@@ -969,6 +969,15 @@ impl SimVfs {
         }
     }
 
+    /// The length reads see of the file at `path`, if it exists.
+    pub fn len_of(&self, path: &Path) -> Option<u64> {
+        let disk = self.lock();
+        match disk.ns.get(path) {
+            Some(Entry::File(ino)) => Some(disk.inodes[ino].view.len() as u64),
+            _ => None,
+        }
+    }
+
     /// Every file under `dir` with the CRC32 of what reads see, without copying them.
     pub fn crcs_under(&self, dir: &Path) -> BTreeMap<PathBuf, u32> {
         let disk = self.lock();
@@ -1222,6 +1231,15 @@ impl Vfs for SimVfs {
         disk.point("dirsync", path)?;
         disk.stats.syncs += 1;
         disk.trace.io(b'D', 0, 0, 0, 0);
+        // A directory fsync fails (EIO) in the backups' destination, where a backup must
+        // then fail cleanly — and put back the manifest it replaced. The entries it would have
+        // made durable stay pending. (Elsewhere the engine treats it as any failed fsync; the
+        // backup zone is where its handling differs.)
+        if Zone::of(path) == Zone::Backup && disk.fires(IoFault::SyncError, Zone::Backup) {
+            disk.trace
+                .event(format_args!("fault: directory fsync EIO on {}", path.display()));
+            return Err(io::Error::other("simulated EIO on a directory fsync"));
+        }
         if disk.sabotage == Some(Sabotage::SkipDirSync) {
             return Ok(());
         }

@@ -246,6 +246,16 @@ pub enum BackupMode {
     Incremental,
 }
 
+impl BackupMode {
+    /// The kind of backup the engine makes for it.
+    pub fn kind(self) -> jetdb::BackupKind {
+        match self {
+            BackupMode::Full | BackupMode::Atomic => jetdb::BackupKind::Full,
+            BackupMode::Incremental => jetdb::BackupKind::Incremental,
+        }
+    }
+}
+
 /// How many backup directories plans use.
 pub const BACKUP_DIRS: u8 = 3;
 

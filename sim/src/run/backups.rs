@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use jetdb::manifest::{self, Manifest};
 use jetdb::{BackupFlags, BackupInfo, BackupJob, ErrorKind, Instance, JetError};
 
+use super::report::{Before, Pace};
 use super::{Check, Sim};
 use crate::config::CorruptZone;
 use crate::coverage::Mark;
@@ -79,6 +80,8 @@ pub(crate) struct Facts {
     /// Read errors fired before the job began: one after may have hit the copy-before-write
     /// fence, whose error the next step reports.
     pub(crate) reads_before: u64,
+    /// How its steps must go, and what it must report.
+    pub(crate) pace: Pace,
 }
 
 /// The simulator's backup state.
@@ -95,6 +98,8 @@ pub(crate) struct Backups {
     /// A backup whose finish the machine crashed in: judged after the restart, as a crash
     /// during the backup.
     pub(crate) crashed: Option<Facts>,
+    /// The latest backup point of the instance's backups: a later one is never before it.
+    pub(crate) last_sequence: u64,
 }
 
 impl Default for DirState {
@@ -247,13 +252,36 @@ impl Sim {
             BackupMode::Atomic => BackupFlags::ATOMIC,
             BackupMode::Incremental => BackupFlags::INCREMENTAL,
         };
+        let prior = Before {
+            generation: instance
+                .log_position()
+                .ok()
+                .flatten()
+                .map_or(0, |p| p.generation),
+            checkpoint: instance
+                .checkpoint_position()
+                .ok()
+                .flatten()
+                .map_or(0, |p| p.generation),
+            set_high: self
+                .manifest_of(dir)
+                .ok()
+                .flatten()
+                .map(|m| m.last().gen_high),
+            last_sequence: self.backups.last_sequence,
+        };
         let before = self.vfs.fired();
         self.operations += 1;
+        self.take_events();
         let result = instance.begin_backup(Some(&dir_path(dir)), flags, None);
+        let events = self.take_events();
         self.say_result(&result, |job| match job.logs() {
             Some((low, high)) => format!("began: logs {low:#X}..={high:#X}"),
             None => "began".into(),
         });
+        if let Err(e) = &result {
+            self.check_failure_report(Some(mode.kind()), Ok(e), &events)?;
+        }
         match result {
             Ok(job) => {
                 if let Some(kind) = expected {
@@ -270,6 +298,9 @@ impl Sim {
                     self.model.last()
                 ));
                 let (gen_low, gen_high) = job.logs().unwrap_or_default();
+                let pace =
+                    self.check_begin_report(&job, &dir_path(dir), mode, &prior, &events)?;
+                self.backups.last_sequence = self.backups.last_sequence.max(pace.sequence);
                 self.backups.active = Some(Active {
                     job,
                     facts: Facts {
@@ -282,6 +313,7 @@ impl Sim {
                         logs,
                         header: header.unwrap_or_default(),
                         reads_before: before.get(&IoFault::ReadError).copied().unwrap_or(0),
+                        pace,
                     },
                 });
                 Ok(())
@@ -359,6 +391,7 @@ impl Sim {
     }
 
     pub(super) fn backup_step(&mut self, pages: u8) -> Check {
+        self.take_events();
         let Some(active) = self.backups.active.as_mut() else {
             self.say("skipped: no backup running");
             return Ok(());
@@ -370,14 +403,28 @@ impl Sim {
         self.operations += 1;
         let result = active.job.step();
         let (done, total) = active.job.progress();
+        let events = self.take_events();
         self.say_result(&result, |more| {
             let left = if *more { "" } else { ", all copied" };
             format!("ok: {done} of {total} bytes{left}")
         });
         match result {
-            Ok(_) => Ok(()),
+            Ok(more) => {
+                let active = self.backups.active.as_mut().expect("active");
+                let mut pace = active.facts.pace.clone();
+                let checked = self.check_step_report(
+                    &mut pace,
+                    u64::from(pages.max(1)),
+                    more,
+                    (done, total),
+                    &events,
+                );
+                self.backups.active.as_mut().expect("active").facts.pace = pace;
+                checked
+            }
             Err(e) => {
                 let active = self.backups.active.take().expect("active");
+                self.check_failure_report(Some(active.facts.pace.kind), Ok(&e), &events)?;
                 self.backup_failed(&active.facts, &e, &before)
             }
         }
@@ -390,15 +437,23 @@ impl Sim {
         };
         let before = self.vfs.fired();
         self.operations += 1;
+        self.take_events();
         if abandon {
             // An abandoned job is a failure of the caller's making: the same guarantees.
             drop(job);
             self.say("abandoned");
+            let events = self.take_events();
+            self.check_failure_report(
+                Some(active.pace.kind),
+                Err(ErrorKind::BackupAbortByCaller),
+                &events,
+            )?;
             return self.check_failure(&active);
         }
         let logs_before = self.live_logs();
         let mode = active.mode;
         let result = job.finish();
+        let events = self.take_events();
         self.say_result(&result, |summary| match summary.logs {
             Some((low, high)) => {
                 format!(
@@ -426,6 +481,17 @@ impl Sim {
                 if summary.warnings.is_empty() {
                     self.check_header_records(mode, high)?;
                 }
+                let deleted: Vec<u32> = logs_before
+                    .difference(&self.live_logs())
+                    .copied()
+                    .collect();
+                self.check_finish_report(
+                    &active.pace,
+                    &dir_path(active.dir),
+                    &summary,
+                    &deleted,
+                    &events,
+                )?;
                 self.check_truncation(&logs_before)?;
                 let state = &mut self.backups.dirs[active.dir];
                 state.allowed = vec![Some(active.snapshot.clone())];
@@ -445,7 +511,10 @@ impl Sim {
                 self.event(format_args!("backup into bk{} succeeded", active.dir));
                 self.check_restore(active.dir, "after it succeeded")
             }
-            Err(e) => self.backup_failed(&active, &e, &before),
+            Err(e) => {
+                self.check_failure_report(Some(active.pace.kind), Ok(&e), &events)?;
+                self.backup_failed(&active, &e, &before)
+            }
         }
     }
 
@@ -504,17 +573,33 @@ impl Sim {
     pub(super) fn truncate(&mut self) -> Check {
         let instance = self.instance.clone().expect("an instance");
         let logs_before = self.live_logs();
+        let mark = instance.log_position().ok().flatten();
         let before = self.vfs.fired();
         self.operations += 1;
+        self.take_events();
         let result = instance.backup(None, BackupFlags::NONE, None);
-        self.say_result(&result, |_| "ok".into());
+        let events = self.take_events();
+        self.say_result(&result, |summary| match summary.truncated {
+            Some((low, high)) => format!("ok: deleted {low:#X}..={high:#X}"),
+            None => "ok: nothing deleted".into(),
+        });
+        if let Err(e) = &result {
+            self.check_failure_report(Some(jetdb::BackupKind::Truncate), Ok(e), &events)?;
+        }
         match result {
-            Ok(_) => {
+            Ok(summary) => {
                 if self.backups.active.is_some() {
                     return Err(self.violation(
                         Oracle::Contract,
                         "a truncation ran while a backup was running (JET_errBackupInProgress)",
                     ));
+                }
+                if !self.vfs.crashed() {
+                    let deleted: Vec<u32> = logs_before
+                        .difference(&self.live_logs())
+                        .copied()
+                        .collect();
+                    self.check_truncate_report(&summary, mark, &deleted, &events)?;
                 }
                 self.check_truncation(&logs_before)
             }
@@ -789,7 +874,40 @@ impl Sim {
         params: jetdb::InstanceParams,
     ) -> Result<Result<Snapshot, JetError>, Violation> {
         let inst = Instance::new(self.env.clone(), params);
-        if let Err(e) = inst.restore(from, None) {
+        let manifest = manifest::read(&self.vfs, from).ok().flatten();
+        // At Begin, the status call tries a second restore and a backup into the same
+        // instance: both must be refused while it restores.
+        let mut statuses = Vec::new();
+        let mut nested = Vec::new();
+        let mut status = |status: &jetdb::Status| {
+            if status.kind == jetdb::StatusKind::Begin {
+                nested.push(inst.restore(from, None).err().map(|e| e.kind()));
+                nested.push(
+                    inst.backup(None, BackupFlags::NONE, None)
+                        .err()
+                        .map(|e| e.kind()),
+                );
+            }
+            statuses.push(*status);
+            Ok(())
+        };
+        self.take_events();
+        let result = inst.restore(from, Some(&mut status));
+        // (The nested backup's refusal is logged too.)
+        let events: Vec<jetdb::Event> = self
+            .take_events()
+            .into_iter()
+            .filter(|e| !matches!(e, jetdb::Event::BackupFailed { error, .. } if error.kind() == ErrorKind::RestoreInProgress))
+            .collect();
+        self.check_restore_report(
+            from,
+            manifest.as_ref(),
+            &result,
+            &statuses,
+            &events,
+            &nested,
+        )?;
+        if let Err(e) = result {
             self.event(format_args!("restore of {} refused: {e}", from.display()));
             return Ok(Err(e));
         }
