@@ -143,6 +143,10 @@ pub struct Config {
     /// A database of real size (bulk steps, thousands of pages, the smallest cache).
     #[serde(default)]
     pub large_database: bool,
+    /// The instance may create missing directories (`create_path_if_not_exist`), and the
+    /// backup directories do not exist until a backup creates them.
+    #[serde(default)]
+    pub create_backup_dirs: bool,
 }
 
 /// Where latent corruption may be planted; the fault atlas allows one per zone per run.
@@ -279,6 +283,7 @@ impl Config {
             corrupt_zones,
             sabotage: None,
             large_database: false,
+            create_backup_dirs: false,
         };
         // Drawn last, so the draws above stay as they were before backups existed.
         let w = &mut config.weights;
@@ -312,6 +317,8 @@ impl Config {
             w.commit_lazy = w.commit_lazy.max(3);
             w.crash = w.crash.max(1);
         }
+        // One run in three with backups creates their directories as it goes.
+        config.create_backup_dirs = config.weights.backup > 0 && rng.random_ratio(1, 3);
         config
     }
 }
@@ -355,10 +362,11 @@ impl fmt::Display for Config {
             self.cache_pages,
             self.checkpoint_depth_kib,
             self.version_store_kib,
-            if self.large_database {
-                " LARGE-DATABASE"
-            } else {
-                ""
+            match (self.large_database, self.create_backup_dirs) {
+                (false, false) => "",
+                (true, false) => " LARGE-DATABASE",
+                (false, true) => " CREATE-BACKUP-DIRS",
+                (true, true) => " LARGE-DATABASE CREATE-BACKUP-DIRS",
             }
         )?;
         let weights: Vec<String> = w

@@ -206,6 +206,7 @@ impl Sim {
         params.cache_size = config.cache_pages as usize * config.page_size as usize;
         params.checkpoint_depth = u64::from(config.checkpoint_depth_kib) * 1024;
         params.version_store_size = config.version_store_kib as usize * 1024;
+        params.create_path_if_not_exist = config.create_backup_dirs;
         let (event_log, events) = jetdb::EventLog::collect();
         params.event_log = event_log;
         Sim {
@@ -294,8 +295,11 @@ impl Sim {
     /// the instance is first created).
     fn setup(&mut self) -> Check {
         self.vfs.mkdir_durable(Path::new("inst"));
-        for dir in 0..crate::workload::BACKUP_DIRS {
-            self.vfs.mkdir_durable(Path::new(&format!("bk{dir}")));
+        // (Else the first backup into each creates it.)
+        if !self.config.create_backup_dirs {
+            for dir in 0..crate::workload::BACKUP_DIRS {
+                self.vfs.mkdir_durable(Path::new(&format!("bk{dir}")));
+            }
         }
         let instance = Instance::new(self.env.clone(), self.params.clone());
         instance
@@ -542,6 +546,7 @@ impl Sim {
             Step::BackupStep { pages } => self.backup_step(pages),
             Step::BackupFinish { abandon } => self.backup_finish(abandon),
             Step::Truncate => self.truncate(),
+            Step::BackupMisuse { misuse, pick } => self.backup_misuse(misuse, pick),
             Step::Restore { dir } => self.restore_step(dir),
             Step::Tamper { target, kind, pick } => self.tamper(target, kind, pick),
             Step::Corrupt { zone, pick, now } => {

@@ -169,6 +169,14 @@ pub enum Step {
         /// Which generations, which other directory.
         pick: u64,
     },
+    /// A backup call the contract refuses, each with its documented error; it must change
+    /// nothing.
+    BackupMisuse {
+        /// What is wrong with it.
+        misuse: Misuse,
+        /// Which directory or flags.
+        pick: u8,
+    },
     /// Latent corruption is planted at the next restart, or (`now`) at once into the durable
     /// medium — a database page or an archived log generation, where no redo rewrites it
     /// before a running backup reads it; `pick` chooses the place.
@@ -231,6 +239,35 @@ impl Tamper {
         Tamper::ForgeManifest,
         Tamper::ForeignDatabase,
         Tamper::ForeignCheckpoint,
+    ];
+}
+
+/// What is wrong with a [`Step::BackupMisuse`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Misuse {
+    /// Flags naming no option: `JET_errInvalidGrbit`.
+    UnknownFlags,
+    /// Flags on a truncation (a backup with no path): `JET_errInvalidParameter`.
+    FlagsWithoutPath,
+    /// The instance's own directory, or an empty path, as the destination:
+    /// `JET_errInvalidParameter`.
+    OwnDirectory,
+    /// A file as the destination: `JET_errInvalidPath`.
+    FileAsDirectory,
+    /// A directory that does not exist: `JET_errInvalidPath` for a full backup (when the
+    /// instance may not create it), `JET_errMissingFullBackup` for an incremental one.
+    MissingDirectory,
+}
+
+impl Misuse {
+    /// Every kind.
+    pub const ALL: [Misuse; 5] = [
+        Misuse::UnknownFlags,
+        Misuse::FlagsWithoutPath,
+        Misuse::OwnDirectory,
+        Misuse::FileAsDirectory,
+        Misuse::MissingDirectory,
     ];
 }
 
@@ -354,6 +391,10 @@ impl Plan {
                 12 => Step::CrashAt {
                     points: rng.random_range(1..=60),
                     power_loss: rng.random_bool(0.8),
+                },
+                14 if rng.random_ratio(1, 10) => Step::BackupMisuse {
+                    misuse: Misuse::ALL[rng.random_range(0..Misuse::ALL.len())],
+                    pick: rng.random(),
                 },
                 14 => {
                     let begin = backup_begin(rng.random_range(0..BACKUP_DIRS), rng.random());

@@ -21,7 +21,7 @@ use crate::coverage::Mark;
 use crate::model::{Key, Val, parse_key, value_matches, value_of};
 use crate::oracle::{IO_ERRORS, Oracle, Violation};
 use crate::vfs::{IoFault, Zone};
-use crate::workload::{BACKUP_DIRS, BackupMode, Tamper};
+use crate::workload::{BACKUP_DIRS, BackupMode, Misuse, Tamper};
 
 /// What a restore of a damaged backup may answer, besides the exact snapshot.
 pub(crate) const RESTORE_ERRORS: [ErrorKind; 10] = jetdb::RESTORE_DAMAGE_ERRORS;
@@ -201,6 +201,26 @@ impl Sim {
         let has_manifest =
             jetdb::Vfs::exists(&self.vfs, &dir_path(dir).join(manifest::MANIFEST_NAME))
                 .unwrap_or(false);
+        let exists = jetdb::Vfs::is_dir(&self.vfs, &dir_path(dir)).unwrap_or(false);
+        // A set of another database or log set is never extended or replaced.
+        let header = self
+            .instance
+            .as_ref()
+            .and_then(|i| i.database_header().ok());
+        let foreign = match (&manifest, &header) {
+            (Ok(Some(m)), Some(h)) => {
+                m.log_signature != h.log_signature || m.db_signature != h.db_signature
+            }
+            _ => false,
+        };
+        if mode != BackupMode::Incremental {
+            if !exists && !self.config.create_backup_dirs {
+                return Some(ErrorKind::InvalidPath);
+            }
+            if foreign {
+                return Some(ErrorKind::InvalidBackup);
+            }
+        }
         match mode {
             BackupMode::Incremental => {
                 if self.config.circular_logging {
@@ -212,6 +232,7 @@ impl Sim {
                 match manifest {
                     Ok(None) => Some(ErrorKind::MissingFullBackup),
                     Err(_) => Some(ErrorKind::InvalidBackup),
+                    Ok(Some(_)) if foreign => Some(ErrorKind::InvalidBackup),
                     Ok(Some(m)) => {
                         // Logs it needs that a truncation took, as it may have: each at or
                         // below the highest generation another backup holds.
@@ -246,12 +267,6 @@ impl Sim {
         let logs = self.live_logs();
         let listing = self.content_listing(&dir_path(dir));
         let everything = self.listing(&dir_path(dir));
-        self.vfs.suspend_faults(false);
-        let flags = match mode {
-            BackupMode::Full => BackupFlags::NONE,
-            BackupMode::Atomic => BackupFlags::ATOMIC,
-            BackupMode::Incremental => BackupFlags::INCREMENTAL,
-        };
         let prior = Before {
             generation: instance
                 .log_position()
@@ -269,6 +284,12 @@ impl Sim {
                 .flatten()
                 .map(|m| m.last().gen_high),
             last_sequence: self.backups.last_sequence,
+        };
+        self.vfs.suspend_faults(false);
+        let flags = match mode {
+            BackupMode::Full => BackupFlags::NONE,
+            BackupMode::Atomic => BackupFlags::ATOMIC,
+            BackupMode::Incremental => BackupFlags::INCREMENTAL,
         };
         let before = self.vfs.fired();
         self.operations += 1;
@@ -341,6 +362,146 @@ impl Sim {
                 self.check_refused_begin(dir, &everything, &logs, header)
             }
         }
+    }
+
+    /// A `BackupMisuse` step: a call the contract refuses, with its documented error, changing
+    /// nothing.
+    pub(super) fn backup_misuse(&mut self, misuse: Misuse, pick: u8) -> Check {
+        use ErrorKind::*;
+        let instance = self.instance.clone().expect("an instance");
+        let active = self.backups.active.is_some();
+        let busy = |kind| if active { BackupInProgress } else { kind };
+        let missing = PathBuf::from("bkmissing");
+        let (path, flags, expected, kind) = match misuse {
+            Misuse::UnknownFlags => (
+                Some(dir_path(usize::from(pick % BACKUP_DIRS))),
+                BackupFlags::from_bits([0x2, 0x8, 0x100, 0x45][usize::from(pick % 4)]),
+                InvalidGrbit,
+                None,
+            ),
+            Misuse::FlagsWithoutPath => (
+                None,
+                [BackupFlags::ATOMIC, BackupFlags::INCREMENTAL][usize::from(pick % 2)],
+                InvalidParameter,
+                None,
+            ),
+            Misuse::OwnDirectory => (
+                Some(if pick % 2 == 0 {
+                    self.params.log_path.clone()
+                } else {
+                    PathBuf::new()
+                }),
+                BackupFlags::NONE,
+                busy(InvalidParameter),
+                Some(jetdb::BackupKind::Full),
+            ),
+            Misuse::FileAsDirectory => (
+                Some(self.params.database_path.clone()),
+                BackupFlags::ATOMIC,
+                busy(InvalidPath),
+                Some(jetdb::BackupKind::Full),
+            ),
+            // (An instance that may create directories would create it: asked for an
+            // incremental backup instead, which a missing directory cannot hold.)
+            Misuse::MissingDirectory if self.config.create_backup_dirs || pick % 2 == 0 => {
+                let refusal = if self.config.circular_logging {
+                    InvalidBackup
+                } else {
+                    MissingFullBackup
+                };
+                (
+                    Some(missing.clone()),
+                    BackupFlags::INCREMENTAL,
+                    busy(refusal),
+                    Some(jetdb::BackupKind::Incremental),
+                )
+            }
+            Misuse::MissingDirectory => (
+                Some(missing.clone()),
+                BackupFlags::NONE,
+                busy(InvalidPath),
+                Some(jetdb::BackupKind::Full),
+            ),
+        };
+        let watched = match &path {
+            Some(p) if *p == self.params.database_path => self.params.log_path.clone(),
+            Some(p) if !p.as_os_str().is_empty() => p.clone(),
+            _ => self.params.log_path.clone(),
+        };
+        self.vfs.suspend_faults(true);
+        let files = self.listing(&watched);
+        let logs = self.live_logs();
+        let header = self.header_records();
+        self.vfs.suspend_faults(false);
+        let before = self.vfs.fired();
+        self.operations += 1;
+        self.take_events();
+        let result = instance.begin_backup(path.as_deref(), flags, None);
+        let events = self.take_events();
+        self.say_result(&result, |_| "began".into());
+        let err = match result {
+            Ok(job) => {
+                drop(job);
+                self.take_events();
+                return Err(self.violation(
+                    Oracle::Contract,
+                    format!(
+                        "a backup into {path:?} with flags {:#x} began; the contract says {}",
+                        flags.bits(),
+                        expected.name()
+                    ),
+                ));
+            }
+            Err(e) => e,
+        };
+        if err.kind() != expected {
+            let unavailable = err.kind() == InstanceUnavailable && self.instance_dead();
+            if !unavailable && !self.explained(&err, &before) {
+                return Err(self.violation(
+                    Oracle::Contract,
+                    format!(
+                        "a backup into {path:?} with flags {:#x} gave {err}; the contract says {}",
+                        flags.bits(),
+                        expected.name()
+                    ),
+                ));
+            }
+            return Ok(());
+        }
+        self.coverage.hit(Mark::BackupRefusedByContract);
+        self.check_failure_report(kind, Ok(&err), &events)?;
+        // Nothing made: not the missing directory, no file where it looked.
+        if jetdb::Vfs::exists(&self.vfs, &missing).unwrap_or(false) {
+            return Err(self.violation(
+                Oracle::Backup,
+                "a refused backup created the directory it was given",
+            ));
+        }
+        if self.vfs.crashed() {
+            return Ok(());
+        }
+        self.vfs.suspend_faults(true);
+        let after = self.listing(&watched);
+        self.vfs.suspend_faults(false);
+        if after != files {
+            return Err(self.violation(
+                Oracle::Backup,
+                format!("a refused backup changed files under {}", watched.display()),
+            ));
+        }
+        if !self.config.circular_logging && !logs.is_subset(&self.live_logs()) {
+            return Err(self.violation(
+                Oracle::Truncation,
+                "a refused backup deleted log generations",
+            ));
+        }
+        if header != self.header_records() {
+            return Err(self.violation(
+                Oracle::Backup,
+                "a refused backup changed the header's backup records",
+            ));
+        }
+        Ok(())
     }
 
     /// A begin that failed changed nothing it must not: no new or changed file in the
