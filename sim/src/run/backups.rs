@@ -983,8 +983,7 @@ impl Sim {
             }
             Err(e) if allowed.contains(&None) && e.kind() == ErrorKind::FileNotFound => Ok(()),
             Err(e)
-                if tampered
-                    .is_some_and(|t| super::tamper::restore_errors(t).contains(&e.kind())) =>
+                if tampered.is_some_and(|t| self.restore_errors_now(dir, t).contains(&e.kind())) =>
             {
                 self.coverage.hit(Mark::LogSetTamperRefused);
                 Ok(())

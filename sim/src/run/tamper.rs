@@ -60,8 +60,13 @@ pub(crate) fn restore_errors(kind: Tamper) -> &'static [ErrorKind] {
         Tamper::Foreign | Tamper::Resign => &[GivenLogFileHasBadSignature],
         // Files no manifest names.
         Tamper::Duplicate | Tamper::Leftover | Tamper::ForeignCheckpoint => &[],
-        // The manifest refused as damaged; a wrong digest: the copy is not the backup's.
-        Tamper::ForgeManifest => &[LogCorruptDuringHardRestore, RestoreOfNonBackupDatabase],
+        // The manifest refused as damaged; a wrong digest: the copy is not the backup's; logs
+        // whose signature is not the set's.
+        Tamper::ForgeManifest => &[
+            LogCorruptDuringHardRestore,
+            RestoreOfNonBackupDatabase,
+            GivenLogFileHasBadSignature,
+        ],
         Tamper::ForeignDatabase => &[RestoreOfNonBackupDatabase, BadBackupDatabaseSize],
         // The files it names may be gone or another backup's.
         Tamper::StaleManifest | Tamper::ForeignManifest => &[
@@ -135,10 +140,15 @@ fn resign(bytes: &mut [u8], pick: u64) {
 /// Makes one field of `m` impossible or wrong (chosen by `pick`); says which, or `None` if
 /// the manifest has nothing to forge that way.
 fn forge(m: &mut Manifest, pick: u64) -> Option<String> {
-    Some(match pick % 9 {
-        8 => {
+    Some(match pick % 12 {
+        8 | 9 => {
             m.db_name = ["", "..", "../data.edb"][(pick >> 8) as usize % 3].into();
             "the database copy's name made a path".into()
+        }
+        10 | 11 => {
+            // Only the log set's: a set of this database, another log set.
+            m.log_signature.random ^= 1 << ((pick >> 8) % 64);
+            "its log signature made another set's".into()
         }
         0 => {
             m.backups.first_mut()?.kind = jetdb::BackupKind::Incremental;
@@ -180,6 +190,31 @@ fn forge(m: &mut Manifest, pick: u64) -> Option<String> {
 }
 
 impl Sim {
+    /// The errors restore may refuse backup directory `dir` with after `kind`, as it stands
+    /// now: another backup's database copy is refused by its size when its length is not the
+    /// manifest's, else as another database.
+    pub(super) fn restore_errors_now(&self, dir: usize, kind: Tamper) -> &'static [ErrorKind] {
+        if kind != Tamper::ForeignDatabase {
+            return restore_errors(kind);
+        }
+        self.vfs.suspend_faults(true);
+        let path = dir_path(dir);
+        let resized = self
+            .vfs
+            .content(&path.join(manifest::MANIFEST_NAME))
+            .and_then(|bytes| Manifest::decode(&bytes).ok())
+            .and_then(|m| {
+                let len = self.vfs.len_of(&m.set_dir(&path).join(&m.db_name))?;
+                Some(len != m.db_len)
+            });
+        self.vfs.suspend_faults(false);
+        match resized {
+            Some(true) => &[ErrorKind::BadBackupDatabaseSize],
+            Some(false) => &[ErrorKind::RestoreOfNonBackupDatabase],
+            None => restore_errors(kind),
+        }
+    }
+
     /// A `Tamper` step.
     pub(super) fn tamper(&mut self, target: u8, kind: Tamper, pick: u64) -> Check {
         self.operations += 1;
