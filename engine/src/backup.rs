@@ -1055,8 +1055,12 @@ impl<'s> BackupJob<'s> {
         let Some(dir) = self.dir.clone() else {
             return;
         };
-        if self.manifest_touched {
+        if self.manifest_touched
+            && !planted::active(&self.env, PlantedBug::FailedBackupKeepsItsManifest)
+        {
             let path = dir.join(MANIFEST_NAME);
+            // Put back durably: the directory's fsync too, or a power loss could keep the new
+            // manifest and the removal of its files.
             let restored = match &self.previous {
                 Some(previous) => manifest::write(&*vfs, &dir, previous),
                 None => vfs
@@ -1068,24 +1072,20 @@ impl<'s> BackupJob<'s> {
                             Err(e)
                         }
                     })
+                    .and_then(|()| vfs.sync_dir(&dir))
                     .map_err(|err| JetError::io("remove the manifest", &err)),
             };
             if let Err(err) = restored {
-                // If the directory still names the new set, deleting its files would leave a
-                // manifest naming nothing (and the old set, unnamed, would go as debris next
-                // time): keep them, so whichever manifest stands restores.
-                let names_new = match manifest::read(&*vfs, &dir) {
-                    Ok(Some(found)) => Some(&found) == self.manifest.as_ref(),
-                    Ok(None) => false,
-                    Err(_) => true,
-                };
+                // Which manifest the directory durably names — the new one, or the one put
+                // back — is unknown now: the files of both stay, so whichever it is restores.
+                // (What no manifest names is debris the next backup removes.)
                 self.warn(format!(
                     "the previous manifest could not be put back: {err}"
                 ));
-                if names_new {
-                    self.warn("the new backup's files are kept: the directory names them".into());
-                    return;
-                }
+                self.warn(
+                    "the new backup's files are kept: the directory may name them".into(),
+                );
+                return;
             }
         }
         let _ = vfs.remove(&manifest::tmp_path(&dir));

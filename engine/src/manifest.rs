@@ -173,6 +173,13 @@ impl Manifest {
 
     /// Decodes a manifest, checking its CRC and that it describes a well-formed set.
     pub fn decode(bytes: &[u8]) -> std::result::Result<Manifest, String> {
+        let manifest = Manifest::decode_fields(bytes)?;
+        manifest.check()?;
+        Ok(manifest)
+    }
+
+    /// Decodes a manifest's fields, checking its CRC but not the set's shape.
+    fn decode_fields(bytes: &[u8]) -> std::result::Result<Manifest, String> {
         if bytes.len() < 16 || !crc_holds(bytes) {
             return Err("its checksum does not match".into());
         }
@@ -255,7 +262,6 @@ impl Manifest {
             backups,
             logs,
         };
-        manifest.check()?;
         Ok(manifest)
     }
 
@@ -316,6 +322,20 @@ pub fn page_digest(sums: &[u32]) -> u32 {
 
 /// Reads the manifest of backup directory `dir`: `None` if it has none.
 pub fn read(vfs: &dyn Vfs, dir: &Path) -> Result<Option<Manifest>> {
+    read_as(vfs, dir, Manifest::decode)
+}
+
+/// [`read`] without the checks of the set's shape: the planted bug
+/// [`crate::PlantedBug::RestoreTrustsManifestShape`].
+pub(crate) fn read_unchecked(vfs: &dyn Vfs, dir: &Path) -> Result<Option<Manifest>> {
+    read_as(vfs, dir, Manifest::decode_fields)
+}
+
+fn read_as(
+    vfs: &dyn Vfs,
+    dir: &Path,
+    decode: fn(&[u8]) -> std::result::Result<Manifest, String>,
+) -> Result<Option<Manifest>> {
     let path = dir.join(MANIFEST_NAME);
     let exists = vfs
         .exists(&path)
@@ -324,7 +344,7 @@ pub fn read(vfs: &dyn Vfs, dir: &Path) -> Result<Option<Manifest>> {
         return Ok(None);
     }
     let bytes = log::read_file(vfs, &path)?;
-    match Manifest::decode(&bytes) {
+    match decode(&bytes) {
         Ok(manifest) => Ok(Some(manifest)),
         Err(why) => bail!(
             LogCorruptDuringHardRestore,

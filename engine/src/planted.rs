@@ -41,11 +41,23 @@ pub enum PlantedBug {
     /// A backup's progress leaves out the log generations it copies: the bytes are copied,
     /// but not counted (`BackupJob::copy_log`).
     BackupProgressSkipsLogs,
+    /// Restore reads the manifest without checking its shape: a set whose manifest lists no
+    /// log, logs out of order, impossible generations or lengths (`Restore::run`).
+    RestoreTrustsManifestShape,
+    /// Recovery after a dirty shutdown keeps the checkpoint file in place instead of writing a
+    /// fresh one with both slots at its start (`recovery::run`).
+    RecoveryReusesCheckpointFile,
+    /// Recovery's fresh checkpoint file is made by copying the temporary file it was written
+    /// as, which is left beside it (`recovery::run`).
+    CheckpointLeavesTemporaryFile,
+    /// A backup that fails after its manifest was renamed into place (its directory's fsync
+    /// failed) does not put the previous manifest back (`BackupJob::clean_up`).
+    FailedBackupKeepsItsManifest,
 }
 
 impl PlantedBug {
     /// Every planted bug.
-    pub const ALL: [PlantedBug; 10] = [
+    pub const ALL: [PlantedBug; 14] = [
         PlantedBug::WriteBackBeforeLog,
         PlantedBug::CheckpointBeforeWriteBack,
         PlantedBug::BackupSkipsPageCheck,
@@ -56,6 +68,10 @@ impl PlantedBug {
         PlantedBug::RecoverySkipsCheckpointSignature,
         PlantedBug::RestoreSkipsDigestCheck,
         PlantedBug::BackupProgressSkipsLogs,
+        PlantedBug::RestoreTrustsManifestShape,
+        PlantedBug::RecoveryReusesCheckpointFile,
+        PlantedBug::CheckpointLeavesTemporaryFile,
+        PlantedBug::FailedBackupKeepsItsManifest,
     ];
 
     /// Its name on the command line: kebab case (`write-back-before-log`).

@@ -364,7 +364,10 @@ pub(crate) fn run(env: &Env, layout: &Layout) -> Result<Recovered> {
         Ok(file)
     };
     let checkpoint = match checkpoint {
-        Some(chk) if report.was_dirty => {
+        Some(chk)
+            if report.was_dirty
+                && !planted::active(env, PlantedBug::RecoveryReusesCheckpointFile) =>
+        {
             let (position, last_commit) = if position > chk.position {
                 (position, highest_sequence)
             } else {
@@ -377,6 +380,19 @@ pub(crate) fn run(env: &Env, layout: &Layout) -> Result<Recovered> {
                 ..chk
             };
             match CheckpointFile::replace(&env.vfs, &chk_path, fresh) {
+                Ok(file) if planted::active(env, PlantedBug::CheckpointLeavesTemporaryFile) => {
+                    let mut tmp = chk_path.as_os_str().to_owned();
+                    tmp.push(".tmp");
+                    let tmp = PathBuf::from(tmp);
+                    let bytes = log::read_file(&*env.vfs, &chk_path)?;
+                    let copy = env
+                        .vfs
+                        .open(&tmp, OpenMode::CreateTruncate)
+                        .map_err(io_err(&tmp, "create"))?;
+                    copy.write_all_at(&bytes, 0).map_err(io_err(&tmp, "write"))?;
+                    copy.sync().map_err(io_err(&tmp, "fsync"))?;
+                    file
+                }
                 Ok(file) => file,
                 // No room for a new file: write the slots in place (the open fsyncs first).
                 Err(err) if err.kind() == ErrorKind::DiskFull => advance(chk)?,

@@ -246,8 +246,10 @@ impl Config {
         weights.io_fault = on(&mut rng, 0.6, 2);
         weights.corrupt = on(&mut rng, 0.4, 6);
         // A misdirected write is found only by recovery, which then ends the run: rarer.
+        // (A directory's fsync failing is drawn last, with the backups it is aimed at.)
         let faults = IoFault::ALL
             .into_iter()
+            .filter(|f| *f != IoFault::DirSyncError)
             .filter(|f| rng.random_bool(if *f == IoFault::Misdirect { 0.15 } else { 0.5 }))
             .collect();
         let corrupt_zones = CorruptZone::ALL
@@ -295,7 +297,7 @@ impl Config {
         w.truncate = on(&mut rng, 0.4, 2);
         w.restore = on(&mut rng, 0.4, 2);
         // Log sets that are not what they claim, in backup directories and the live log.
-        config.weights.tamper = on(&mut rng, 0.45, 2);
+        config.weights.tamper = on(&mut rng, 0.5, 3);
         // One run in ten holds a database of real size: thousands of pages of records a few
         // hundred bytes to a page and a half long, in trees of three or more levels, with the
         // smallest cache (64 pages) so that pages are evicted and read again all the time.
@@ -319,6 +321,10 @@ impl Config {
         }
         // One run in three with backups creates their directories as it goes.
         config.create_backup_dirs = config.weights.backup > 0 && rng.random_ratio(1, 3);
+        // A backup directory's fsync failing, in half the runs with backups and faults.
+        if config.weights.backup > 0 && config.weights.io_fault > 0 && rng.random_bool(0.5) {
+            config.faults.push(IoFault::DirSyncError);
+        }
         config
     }
 }

@@ -107,7 +107,7 @@ pub fn surfaces_as(kind: IoFault) -> &'static [ErrorKind] {
             ErrorKind::DatabaseUnavailable,
             ErrorKind::InstanceUnavailable,
         ],
-        IoFault::WriteError | IoFault::SyncError | IoFault::Fsyncgate => &[
+        IoFault::WriteError | IoFault::SyncError | IoFault::Fsyncgate | IoFault::DirSyncError => &[
             ErrorKind::DiskIO,
             ErrorKind::LogWriteFail,
             ErrorKind::DatabaseUnavailable,

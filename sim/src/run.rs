@@ -1206,7 +1206,7 @@ impl Sim {
         // Whatever faults fired before this recovery were survived.
         for kind in std::mem::take(&mut self.to_survive) {
             match kind {
-                IoFault::SyncError | IoFault::Fsyncgate => {
+                IoFault::SyncError | IoFault::Fsyncgate | IoFault::DirSyncError => {
                     self.coverage.hit(Mark::FsyncFailureSurvived)
                 }
                 IoFault::WriteError => self.coverage.hit(Mark::WriteErrorSurvived),

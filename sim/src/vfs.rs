@@ -130,17 +130,22 @@ pub enum IoFault {
     DiskFull,
     /// A write lands at another sector-aligned place in the same file.
     Misdirect,
+    /// A directory's fsync fails with EIO; the entries it would have made durable stay
+    /// pending. Armed in the backups' destination, where a backup that fails after renaming
+    /// its manifest into place must put the previous one back.
+    DirSyncError,
 }
 
 impl IoFault {
     /// Every kind.
-    pub const ALL: [IoFault; 6] = [
+    pub const ALL: [IoFault; 7] = [
         IoFault::ReadError,
         IoFault::WriteError,
         IoFault::SyncError,
         IoFault::Fsyncgate,
         IoFault::DiskFull,
         IoFault::Misdirect,
+        IoFault::DirSyncError,
     ];
 
     /// Its name in traces and reports.
@@ -152,6 +157,7 @@ impl IoFault {
             IoFault::Fsyncgate => "fsyncgate",
             IoFault::DiskFull => "enospc",
             IoFault::Misdirect => "misdirect",
+            IoFault::DirSyncError => "dirsync-eio",
         }
     }
 }
@@ -240,6 +246,16 @@ struct PendingMeta {
     op: Meta,
     /// Directories whose fsync this change still waits for.
     needs: Vec<PathBuf>,
+}
+
+impl PendingMeta {
+    /// Whether the change names `path`.
+    fn names(&self, path: &Path) -> bool {
+        match &self.op {
+            Meta::Link(p, _) | Meta::Unlink(p, _) => p == path,
+            Meta::Rename(from, to, _) => from == path || to == path,
+        }
+    }
 }
 
 type Namespace = BTreeMap<PathBuf, Entry>;
@@ -460,6 +476,17 @@ impl Disk {
             self.ns.remove(&last);
             self.push_meta(Meta::Unlink(last, Entry::File(ino)));
         }
+    }
+
+    /// The namespace a power loss now keeps for certain: the durable one with every pending
+    /// change whose directories were synced (a power loss keeps those always; they wait in
+    /// `meta` only behind older unsynced ones).
+    fn synced_ns(&self) -> Namespace {
+        let mut ns = self.durable_ns.clone();
+        for m in self.meta.iter().filter(|m| m.needs.is_empty()) {
+            apply_meta(&mut ns, &m.op);
+        }
+        ns
     }
 
     fn push_meta(&mut self, op: Meta) {
@@ -995,11 +1022,9 @@ impl SimVfs {
     /// see and in the durable one, with no write pending. Only such files are tampered with.
     pub fn at_rest(&self, path: &Path) -> bool {
         let disk = self.lock();
-        let named = |m: &PendingMeta| match &m.op {
-            Meta::Link(p, _) | Meta::Unlink(p, _) => p == path,
-            Meta::Rename(from, to, _) => from == path || to == path,
-        };
-        let whole = match (disk.ns.get(path), disk.durable_ns.get(path)) {
+        let named = |m: &PendingMeta| m.names(path) && !m.needs.is_empty();
+        let durable = disk.synced_ns();
+        let whole = match (disk.ns.get(path), durable.get(path)) {
             (Some(Entry::File(a)), Some(Entry::File(b))) => {
                 a == b
                     && disk.inodes[a].pending.is_empty()
@@ -1014,12 +1039,9 @@ impl SimVfs {
     /// pending change names it: a name a file may be put at by hand.
     pub fn free_at_rest(&self, path: &Path) -> bool {
         let disk = self.lock();
-        let named = |m: &PendingMeta| match &m.op {
-            Meta::Link(p, _) | Meta::Unlink(p, _) => p == path,
-            Meta::Rename(from, to, _) => from == path || to == path,
-        };
+        let named = |m: &PendingMeta| m.names(path) && !m.needs.is_empty();
         !disk.ns.contains_key(path)
-            && !disk.durable_ns.contains_key(path)
+            && !disk.synced_ns().contains_key(path)
             && !disk.meta.iter().any(named)
     }
 
@@ -1231,11 +1253,8 @@ impl Vfs for SimVfs {
         disk.point("dirsync", path)?;
         disk.stats.syncs += 1;
         disk.trace.io(b'D', 0, 0, 0, 0);
-        // A directory fsync fails (EIO) in the backups' destination, where a backup must
-        // then fail cleanly — and put back the manifest it replaced. The entries it would have
-        // made durable stay pending. (Elsewhere the engine treats it as any failed fsync; the
-        // backup zone is where its handling differs.)
-        if Zone::of(path) == Zone::Backup && disk.fires(IoFault::SyncError, Zone::Backup) {
+        // The entries it would have made durable stay pending.
+        if disk.fires(IoFault::DirSyncError, Zone::of(path)) {
             disk.trace
                 .event(format_args!("fault: directory fsync EIO on {}", path.display()));
             return Err(io::Error::other("simulated EIO on a directory fsync"));

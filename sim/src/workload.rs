@@ -455,7 +455,12 @@ impl Plan {
                 21 => Step::Tamper {
                     // Two in five at the live log directory.
                     target: rng.random_range(0..=BACKUP_DIRS + 1),
-                    kind: Tamper::ALL[rng.random_range(0..Tamper::ALL.len())],
+                    // A forged manifest one time in three: it has a dozen ways to lie.
+                    kind: if rng.random_ratio(1, 3) {
+                        Tamper::ForgeManifest
+                    } else {
+                        Tamper::ALL[rng.random_range(0..Tamper::ALL.len())]
+                    },
                     pick: rng.random(),
                 },
                 _ => {
@@ -465,6 +470,8 @@ impl Plan {
                         // database page write is a lost write, which this engine (like ESE
                         // before its flush map) cannot detect.
                         IoFault::Misdirect => Zone::Log,
+                        // Directory fsyncs fail in the backups' destination only.
+                        IoFault::DirSyncError => Zone::Backup,
                         // The backups' destination too, when the run takes backups.
                         _ if config.weights.backup > 0 => {
                             [Zone::Database, Zone::Log, Zone::Checkpoint, Zone::Backup]
@@ -475,7 +482,8 @@ impl Plan {
                     Step::Fault(ArmedFault {
                         kind,
                         zone,
-                        after: rng.random_range(0..20),
+                        // (A backup makes a handful of directory fsyncs: one of its next.)
+                        after: rng.random_range(0..if kind == IoFault::DirSyncError { 4 } else { 20 }),
                         persistent: kind != IoFault::Misdirect && rng.random_bool(0.3),
                     })
                 }

@@ -144,6 +144,15 @@ fn dir_path(dir: usize) -> PathBuf {
     PathBuf::from(format!("bk{dir}"))
 }
 
+/// Whether a failed backup's events say it kept its files (it could not put the previous
+/// manifest back).
+fn kept_files(events: &[jetdb::Event]) -> bool {
+    events.iter().any(|e| {
+        matches!(e, jetdb::Event::Warning { operation: jetdb::Operation::Backup, message }
+            if message.contains("files are kept"))
+    })
+}
+
 impl Sim {
     /// Every file under `dir`, with its CRC32 (as reads see it).
     fn listing(&self, dir: &Path) -> BTreeMap<PathBuf, u32> {
@@ -586,7 +595,7 @@ impl Sim {
             Err(e) => {
                 let active = self.backups.active.take().expect("active");
                 self.check_failure_report(Some(active.facts.pace.kind), Ok(&e), &events)?;
-                self.backup_failed(&active.facts, &e, &before)
+                self.backup_failed(&active.facts, &e, &before, kept_files(&events))
             }
         }
     }
@@ -609,7 +618,7 @@ impl Sim {
                 Err(ErrorKind::BackupAbortByCaller),
                 &events,
             )?;
-            return self.check_failure(&active);
+            return self.check_failure(&active, false);
         }
         let logs_before = self.live_logs();
         let mode = active.mode;
@@ -646,6 +655,8 @@ impl Sim {
                     .difference(&self.live_logs())
                     .copied()
                     .collect();
+                // (The truncation oracle first: what went matters more than what was said.)
+                self.check_truncation(&logs_before)?;
                 self.check_finish_report(
                     &active.pace,
                     &dir_path(active.dir),
@@ -653,7 +664,6 @@ impl Sim {
                     &deleted,
                     &events,
                 )?;
-                self.check_truncation(&logs_before)?;
                 let state = &mut self.backups.dirs[active.dir];
                 state.allowed = vec![Some(active.snapshot.clone())];
                 // What a tampered manifest named is no longer what the directory restores to; the
@@ -674,7 +684,7 @@ impl Sim {
             }
             Err(e) => {
                 self.check_failure_report(Some(active.pace.kind), Ok(&e), &events)?;
-                self.backup_failed(&active, &e, &before)
+                self.backup_failed(&active, &e, &before, kept_files(&events))
             }
         }
     }
@@ -755,6 +765,7 @@ impl Sim {
                         "a truncation ran while a backup was running (JET_errBackupInProgress)",
                     ));
                 }
+                self.check_truncation(&logs_before)?;
                 if !self.vfs.crashed() {
                     let deleted: Vec<u32> = logs_before
                         .difference(&self.live_logs())
@@ -762,7 +773,7 @@ impl Sim {
                         .collect();
                     self.check_truncate_report(&summary, mark, &deleted, &events)?;
                 }
-                self.check_truncation(&logs_before)
+                Ok(())
             }
             Err(e) if e.kind() == ErrorKind::BackupInProgress && self.backups.active.is_some() => {
                 self.coverage.hit(Mark::BackupRefusedByContract);
@@ -779,6 +790,7 @@ impl Sim {
         active: &Facts,
         err: &JetError,
         before: &BTreeMap<IoFault, u64>,
+        kept: bool,
     ) -> Check {
         let kind = err.kind();
         let fence_read = IO_ERRORS.contains(&kind)
@@ -805,23 +817,34 @@ impl Sim {
             ));
         }
         self.event(format_args!("backup into bk{} failed: {err}", active.dir));
-        self.check_failure(active)
+        self.check_failure(active, kept)
     }
 
     /// The failure guarantees: the directory as it was, no log truncated, the header's
     /// records unchanged, the previous backup still restoring to its snapshot.
-    fn check_failure(&mut self, active: &Facts) -> Check {
+    ///
+    /// With `kept`, the backup failed after its manifest was in place and could not put the
+    /// previous one back (it warned so): the disk may keep either manifest, so it kept the
+    /// files of both, and the directory may restore to either snapshot.
+    fn check_failure(&mut self, active: &Facts, kept: bool) -> Check {
         if self.vfs.crashed() {
             // A crash is judged after the restart, as a crash during the backup.
             self.backups.crashed = Some(active.clone());
             return Ok(());
         }
+
         self.vfs.suspend_faults(true);
         let listing = self.listing(&dir_path(active.dir));
         let logs = self.live_logs();
         let header = self.header_records();
         self.vfs.suspend_faults(false);
-        if listing != active.listing {
+        if kept {
+            let new = Some(active.snapshot.clone());
+            let state = &mut self.backups.dirs[active.dir];
+            if !state.allowed.contains(&new) {
+                state.allowed.push(new);
+            }
+        } else if listing != active.listing {
             let added: Vec<&PathBuf> = listing
                 .keys()
                 .filter(|p| active.listing.get(*p) != listing.get(*p))

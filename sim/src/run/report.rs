@@ -471,7 +471,7 @@ impl Sim {
         };
         let Some(m) = manifest else {
             return self.misreport(format!(
-                "{} has no manifest, yet its restore reports {summary:?}",
+                "{} has no manifest the simulator can read (none, or refused as damaged), yet its restore reports {summary:?}",
                 from.display()
             ));
         };
