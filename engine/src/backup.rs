@@ -449,9 +449,21 @@ fn prepare_directory(
     // in its set that it does not list.
     let mut next_set = previous.as_ref().map_or(0, |m| m.set);
     let mut removed = false;
+    // The manifest read is the one the directory durably names only once the directory is
+    // synced: a backup that failed may have put the previous manifest back with no durable
+    // fsync, and a power loss could then keep its own. Nothing is removed before that.
+    let mut durable = false;
+    let mut make_durable = || -> Result<()> {
+        if !durable {
+            vfs.sync_dir(dir).map_err(io_err("fsync", dir))?;
+            durable = true;
+        }
+        Ok(())
+    };
     for name in vfs.list(dir).map_err(io_err("list", dir))? {
         let path = dir.join(&name);
         if path == manifest::tmp_path(dir) {
+            make_durable()?;
             vfs.remove(&path).map_err(io_err("remove", &path))?;
             removed = true;
         } else if let Some(set) = manifest::parse_set_dir_name(&name) {
@@ -467,6 +479,7 @@ fn prepare_directory(
                     let mut removed_here = false;
                     for file in vfs.list(&path).map_err(io_err("list", &path))? {
                         if !listed.contains(&file) {
+                            make_durable()?;
                             remove_tree(vfs, &path.join(&file))?;
                             removed_here = true;
                         }
@@ -476,6 +489,7 @@ fn prepare_directory(
                     }
                 }
                 _ => {
+                    make_durable()?;
                     remove_tree(vfs, &path)?;
                     removed = true;
                 }

@@ -478,17 +478,6 @@ impl Disk {
         }
     }
 
-    /// The namespace a power loss now keeps for certain: the durable one with every pending
-    /// change whose directories were synced (a power loss keeps those always; they wait in
-    /// `meta` only behind older unsynced ones).
-    fn synced_ns(&self) -> Namespace {
-        let mut ns = self.durable_ns.clone();
-        for m in self.meta.iter().filter(|m| m.needs.is_empty()) {
-            apply_meta(&mut ns, &m.op);
-        }
-        ns
-    }
-
     fn push_meta(&mut self, op: Meta) {
         let needs = match &op {
             Meta::Link(p, _) | Meta::Unlink(p, _) => vec![parent_dir(p).to_path_buf()],
@@ -1022,9 +1011,7 @@ impl SimVfs {
     /// see and in the durable one, with no write pending. Only such files are tampered with.
     pub fn at_rest(&self, path: &Path) -> bool {
         let disk = self.lock();
-        let named = |m: &PendingMeta| m.names(path) && !m.needs.is_empty();
-        let durable = disk.synced_ns();
-        let whole = match (disk.ns.get(path), durable.get(path)) {
+        let whole = match (disk.ns.get(path), disk.durable_ns.get(path)) {
             (Some(Entry::File(a)), Some(Entry::File(b))) => {
                 a == b
                     && disk.inodes[a].pending.is_empty()
@@ -1032,17 +1019,18 @@ impl SimVfs {
             }
             _ => false,
         };
-        whole && !disk.meta.iter().any(named)
+        // (A change waiting in `meta`, even one whose directory was synced, would apply to
+        // the durable namespace later, over what is put here.)
+        whole && !disk.meta.iter().any(|m| m.names(path))
     }
 
     /// Whether no file is at `path`, in the namespace reads see or the durable one, and no
     /// pending change names it: a name a file may be put at by hand.
     pub fn free_at_rest(&self, path: &Path) -> bool {
         let disk = self.lock();
-        let named = |m: &PendingMeta| m.names(path) && !m.needs.is_empty();
         !disk.ns.contains_key(path)
-            && !disk.synced_ns().contains_key(path)
-            && !disk.meta.iter().any(named)
+            && !disk.durable_ns.contains_key(path)
+            && !disk.meta.iter().any(|m| m.names(path))
     }
 
     /// Writes `bytes` as the whole file at `path`, at once and durably, outside any fault or
@@ -1054,6 +1042,11 @@ impl SimVfs {
             Some(Entry::File(ino)) => *ino,
             _ => disk.new_inode(path),
         };
+        // A misdirected write not yet vouched for in this file is gone with its content: the
+        // atlas has nothing left to suppress there.
+        if disk.unvouched.as_ref().is_some_and(|u| u.ino == ino) {
+            disk.unvouched = None;
+        }
         let blocks = (bytes.len() as u64).div_ceil(BLOCK);
         let inode = disk.inode(ino);
         inode.view = bytes.to_vec();
