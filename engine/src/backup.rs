@@ -508,11 +508,17 @@ fn prepare_directory(
     Ok(Prepared { previous, next_set })
 }
 
-/// Removes a file, or a directory and everything in it.
+/// Removes a file, or a directory and everything in it. A directory's entries are removed
+/// durably (its fsync) before it is: else a power loss could keep the directory's removal
+/// but take back its entries', and the directory would come back with them.
 fn remove_tree(vfs: &dyn Vfs, path: &Path) -> Result<()> {
     if vfs.is_dir(path).map_err(io_err("look up", path))? {
-        for name in vfs.list(path).map_err(io_err("list", path))? {
+        let names = vfs.list(path).map_err(io_err("list", path))?;
+        for name in &names {
             remove_tree(vfs, &path.join(name))?;
+        }
+        if !names.is_empty() {
+            vfs.sync_dir(path).map_err(io_err("fsync", path))?;
         }
         vfs.remove_dir(path).map_err(io_err("remove", path))
     } else {

@@ -278,6 +278,35 @@ impl Fixture {
             "the failed backup left nothing in {}",
             before.dest
         );
+        self.check_failed_but_trees(before, inst);
+    }
+
+    /// The guarantees of a backup that failed after its manifest was in place and could not
+    /// make the previous one durable again (the directory's fsync kept failing): the manifest
+    /// reads as before, but the disk may keep either, so the new set's files stay beside the
+    /// old ones — debris the next backup sweeps once the directory is durable.
+    #[track_caller]
+    fn check_failed_keeping_files(&self, before: &Before, inst: &Instance) {
+        for (now, was, dir) in [
+            (self.w.tree(BK), &before.bk, BK),
+            (self.w.tree(&before.dest), &before.dest_tree, before.dest.as_str()),
+        ] {
+            let (now, was) = (brief(&now), brief(was));
+            for (name, what) in &was {
+                assert_eq!(now.get(name), Some(what), "{dir}/{name} is as it was");
+            }
+            for name in now.keys().filter(|n| !was.contains_key(*n)) {
+                assert!(
+                    name.starts_with("set-"),
+                    "only the new set's files stay in {dir}, not {name}"
+                );
+            }
+        }
+        self.check_failed_but_trees(before, inst);
+    }
+
+    #[track_caller]
+    fn check_failed_but_trees(&self, before: &Before, inst: &Instance) {
         assert_eq!(
             restores(&self.w.mem, BK).expect("the previous backup still restores"),
             self.backed_up
@@ -1135,7 +1164,13 @@ fn fail_destination(mode: Mode, index: usize, op: &Op, sticky: bool, kind: Error
         (kind, code),
         "{mode:?}, failing {op:?} (#{index}, sticky {sticky}): {err}"
     );
-    fx.check_failed(&before, &fx.inst);
+    // A directory fsync failing for good after the manifest's rename leaves the put-back
+    // unconfirmed: the new set's files stay.
+    if sticky && op.kind() == "fsync-dir" && brief(&fx.w.tree(mode.dest())) != brief(&before.dest_tree) {
+        fx.check_failed_keeping_files(&before, &fx.inst);
+    } else {
+        fx.check_failed(&before, &fx.inst);
+    }
     // The next backup of the same kind works (no hold, no debris in the way).
     fx.inst.backup(Some(&dest), mode.flags(), None).unwrap();
     assert_eq!(

@@ -240,6 +240,38 @@ impl Tamper {
         Tamper::ForeignDatabase,
         Tamper::ForeignCheckpoint,
     ];
+
+    /// The kinds that apply to the live log directory, as often as they are drawn: another
+    /// set's whole generation (the one only a signature check tells) and checkpoint the most.
+    pub const LIVE: [Tamper; 12] = [
+        Tamper::Remove,
+        Tamper::Swap,
+        Tamper::Renumber,
+        Tamper::Duplicate,
+        Tamper::Foreign,
+        Tamper::Foreign,
+        Tamper::Foreign,
+        Tamper::Resign,
+        Tamper::Resign,
+        Tamper::Leftover,
+        Tamper::ForeignCheckpoint,
+        Tamper::ForeignCheckpoint,
+    ];
+
+    /// The kinds that apply to a backup directory.
+    pub const BACKUP: [Tamper; 11] = [
+        Tamper::Remove,
+        Tamper::Swap,
+        Tamper::Renumber,
+        Tamper::Duplicate,
+        Tamper::Foreign,
+        Tamper::Resign,
+        Tamper::Leftover,
+        Tamper::StaleManifest,
+        Tamper::ForeignManifest,
+        Tamper::ForgeManifest,
+        Tamper::ForeignDatabase,
+    ];
 }
 
 /// What is wrong with a [`Step::BackupMisuse`].
@@ -452,17 +484,38 @@ impl Plan {
                         .saturating_add(rng.random_range(50..=800))
                         .min(config.keys),
                 },
-                21 => Step::Tamper {
+                21 => {
                     // Two in five at the live log directory.
-                    target: rng.random_range(0..=BACKUP_DIRS + 1),
-                    // A forged manifest one time in three: it has a dozen ways to lie.
-                    kind: if rng.random_ratio(1, 3) {
+                    let target = rng.random_range(0..=BACKUP_DIRS + 1);
+                    let kind = if target >= BACKUP_DIRS {
+                        Tamper::LIVE[rng.random_range(0..Tamper::LIVE.len())]
+                    } else if rng.random_ratio(1, 3) {
+                        // A forged manifest one time in three: it has a dozen ways to lie.
                         Tamper::ForgeManifest
                     } else {
-                        Tamper::ALL[rng.random_range(0..Tamper::ALL.len())]
-                    },
-                    pick: rng.random(),
-                },
+                        Tamper::BACKUP[rng.random_range(0..Tamper::BACKUP.len())]
+                    };
+                    let tamper = Step::Tamper {
+                        target,
+                        kind,
+                        pick: rng.random(),
+                    };
+                    // Half the time what was tampered with is met at once: the live log by
+                    // crash recovery, a backup directory by a restore.
+                    if rng.random_bool(0.5) {
+                        steps.push(tamper);
+                        if target >= BACKUP_DIRS {
+                            Step::Crash {
+                                power_loss: rng.random_bool(0.5),
+                                recovery_crash: None,
+                            }
+                        } else {
+                            Step::Restore { dir: target }
+                        }
+                    } else {
+                        tamper
+                    }
+                }
                 _ => {
                     let kind = config.faults[rng.random_range(0..config.faults.len())];
                     let zone = match kind {
@@ -490,7 +543,8 @@ impl Plan {
             };
             steps.push(step);
         }
-        // (A begin followed by rot is two steps: the plan keeps its length.)
+        // (A begin followed by rot, a tamper followed by what meets it, are two steps: the
+        // plan keeps its length.)
         steps.truncate(config.steps as usize);
         Plan { config, steps }
     }

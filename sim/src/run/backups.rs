@@ -395,7 +395,7 @@ impl Sim {
                 None,
             ),
             Misuse::OwnDirectory => (
-                Some(if pick % 2 == 0 {
+                Some(if pick.is_multiple_of(2) {
                     self.params.log_path.clone()
                 } else {
                     PathBuf::new()
@@ -412,7 +412,7 @@ impl Sim {
             ),
             // (An instance that may create directories would create it: asked for an
             // incremental backup instead, which a missing directory cannot hold.)
-            Misuse::MissingDirectory if self.config.create_backup_dirs || pick % 2 == 0 => {
+            Misuse::MissingDirectory if self.config.create_backup_dirs || pick.is_multiple_of(2) => {
                 let refusal = if self.config.circular_logging {
                     InvalidBackup
                 } else {
