@@ -1102,9 +1102,7 @@ impl<'s> BackupJob<'s> {
                 self.warn(format!(
                     "the previous manifest could not be put back: {err}"
                 ));
-                self.warn(
-                    "the new backup's files are kept: the directory may name them".into(),
-                );
+                self.warn("the new backup's files are kept: the directory may name them".into());
                 return;
             }
         }

@@ -478,7 +478,10 @@ mod tests {
         assert!(!decodes(&m), "logs from before the checkpoint's generation");
         let mut m = manifest();
         m.backups[1].gen_high = 6;
-        assert!(!decodes(&m), "logs ending before the last backup's generation");
+        assert!(
+            !decodes(&m),
+            "logs ending before the last backup's generation"
+        );
     }
 
     #[test]

@@ -389,7 +389,8 @@ pub(crate) fn run(env: &Env, layout: &Layout) -> Result<Recovered> {
                         .vfs
                         .open(&tmp, OpenMode::CreateTruncate)
                         .map_err(io_err(&tmp, "create"))?;
-                    copy.write_all_at(&bytes, 0).map_err(io_err(&tmp, "write"))?;
+                    copy.write_all_at(&bytes, 0)
+                        .map_err(io_err(&tmp, "write"))?;
                     copy.sync().map_err(io_err(&tmp, "fsync"))?;
                     file
                 }

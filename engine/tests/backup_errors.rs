@@ -289,7 +289,11 @@ impl Fixture {
     fn check_failed_keeping_files(&self, before: &Before, inst: &Instance) {
         for (now, was, dir) in [
             (self.w.tree(BK), &before.bk, BK),
-            (self.w.tree(&before.dest), &before.dest_tree, before.dest.as_str()),
+            (
+                self.w.tree(&before.dest),
+                &before.dest_tree,
+                before.dest.as_str(),
+            ),
         ] {
             let (now, was) = (brief(&now), brief(was));
             for (name, what) in &was {
@@ -1166,7 +1170,10 @@ fn fail_destination(mode: Mode, index: usize, op: &Op, sticky: bool, kind: Error
     );
     // A directory fsync failing for good after the manifest's rename leaves the put-back
     // unconfirmed: the new set's files stay.
-    if sticky && op.kind() == "fsync-dir" && brief(&fx.w.tree(mode.dest())) != brief(&before.dest_tree) {
+    if sticky
+        && op.kind() == "fsync-dir"
+        && brief(&fx.w.tree(mode.dest())) != brief(&before.dest_tree)
+    {
         fx.check_failed_keeping_files(&before, &fx.inst);
     } else {
         fx.check_failed(&before, &fx.inst);

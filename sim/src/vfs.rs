@@ -1248,8 +1248,10 @@ impl Vfs for SimVfs {
         disk.trace.io(b'D', 0, 0, 0, 0);
         // The entries it would have made durable stay pending.
         if disk.fires(IoFault::DirSyncError, Zone::of(path)) {
-            disk.trace
-                .event(format_args!("fault: directory fsync EIO on {}", path.display()));
+            disk.trace.event(format_args!(
+                "fault: directory fsync EIO on {}",
+                path.display()
+            ));
             return Err(io::Error::other("simulated EIO on a directory fsync"));
         }
         if disk.sabotage == Some(Sabotage::SkipDirSync) {

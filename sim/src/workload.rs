@@ -536,7 +536,8 @@ impl Plan {
                         kind,
                         zone,
                         // (A backup makes a handful of directory fsyncs: one of its next.)
-                        after: rng.random_range(0..if kind == IoFault::DirSyncError { 4 } else { 20 }),
+                        after: rng
+                            .random_range(0..if kind == IoFault::DirSyncError { 4 } else { 20 }),
                         persistent: kind != IoFault::Misdirect && rng.random_bool(0.3),
                     })
                 }

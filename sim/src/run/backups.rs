@@ -328,8 +328,7 @@ impl Sim {
                     self.model.last()
                 ));
                 let (gen_low, gen_high) = job.logs().unwrap_or_default();
-                let pace =
-                    self.check_begin_report(&job, &dir_path(dir), mode, &prior, &events)?;
+                let pace = self.check_begin_report(&job, &dir_path(dir), mode, &prior, &events)?;
                 self.backups.last_sequence = self.backups.last_sequence.max(pace.sequence);
                 self.backups.active = Some(Active {
                     job,
@@ -412,7 +411,9 @@ impl Sim {
             ),
             // (An instance that may create directories would create it: asked for an
             // incremental backup instead, which a missing directory cannot hold.)
-            Misuse::MissingDirectory if self.config.create_backup_dirs || pick.is_multiple_of(2) => {
+            Misuse::MissingDirectory
+                if self.config.create_backup_dirs || pick.is_multiple_of(2) =>
+            {
                 let refusal = if self.config.circular_logging {
                     InvalidBackup
                 } else {
@@ -651,10 +652,8 @@ impl Sim {
                 if summary.warnings.is_empty() {
                     self.check_header_records(mode, high)?;
                 }
-                let deleted: Vec<u32> = logs_before
-                    .difference(&self.live_logs())
-                    .copied()
-                    .collect();
+                let deleted: Vec<u32> =
+                    logs_before.difference(&self.live_logs()).copied().collect();
                 // (The truncation oracle first: what went matters more than what was said.)
                 self.check_truncation(&logs_before)?;
                 self.check_finish_report(
@@ -767,10 +766,8 @@ impl Sim {
                 }
                 self.check_truncation(&logs_before)?;
                 if !self.vfs.crashed() {
-                    let deleted: Vec<u32> = logs_before
-                        .difference(&self.live_logs())
-                        .copied()
-                        .collect();
+                    let deleted: Vec<u32> =
+                        logs_before.difference(&self.live_logs()).copied().collect();
                     self.check_truncate_report(&summary, mark, &deleted, &events)?;
                 }
                 Ok(())
@@ -1006,7 +1003,8 @@ impl Sim {
             }
             Err(e) if allowed.contains(&None) && e.kind() == ErrorKind::FileNotFound => Ok(()),
             Err(e)
-                if tampered.is_some_and(|t| self.restore_errors_now(dir, t).contains(&e.kind())) =>
+                if tampered
+                    .is_some_and(|t| self.restore_errors_now(dir, t).contains(&e.kind())) =>
             {
                 self.coverage.hit(Mark::LogSetTamperRefused);
                 Ok(())

@@ -109,7 +109,10 @@ impl Sim {
         let kind = mode.kind();
         let say = |detail: String| self.violation(Oracle::Report, detail);
         if job.kind() != kind {
-            return Err(say(format!("a {mode:?} backup reports kind {:?}", job.kind())));
+            return Err(say(format!(
+                "a {mode:?} backup reports kind {:?}",
+                job.kind()
+            )));
         }
         let Some((low, high)) = job.logs() else {
             return Err(say(format!("a {mode:?} backup names no generations")));
@@ -220,7 +223,12 @@ impl Sim {
         // lower bound until the copy is whole; from then on it is exact.
         let exact = (pace.pages_left == 0).then(|| pace.done_after(pace.logs_done));
         let least = (pace.db_pages - pace.pages_left) * pace.page_size;
-        if total != pace.total() || done < pace.done || done < least || exact.is_some_and(|e| e != done) || done > total {
+        if total != pace.total()
+            || done < pace.done
+            || done < least
+            || exact.is_some_and(|e| e != done)
+            || done > total
+        {
             return self.misreport(format!(
                 "after a backup step the progress is {done} of {total}; expected {} of {} (at least {least}, before {})",
                 exact.map_or("?".into(), |e| e.to_string()),
@@ -263,7 +271,10 @@ impl Sim {
         deleted: &[u32],
         events: &[Event],
     ) -> Check {
-        let low_high = (pace.mark.generation - pace.log_lens.len() as u32, pace.mark.generation - 1);
+        let low_high = (
+            pace.mark.generation - pace.log_lens.len() as u32,
+            pace.mark.generation - 1,
+        );
         let want = BackupSummary {
             kind: pace.kind,
             directory: Some(dir.to_path_buf()),
@@ -331,8 +342,7 @@ impl Sim {
             directory: dir.map(Path::to_path_buf),
             sequence,
         });
-        if rest.iter().copied().ne(want.iter()) || !warnings.iter().copied().eq(&summary.warnings)
-        {
+        if rest.iter().copied().ne(want.iter()) || !warnings.iter().copied().eq(&summary.warnings) {
             return self.misreport(format!(
                 "a {kind} backup that returned {summary:?} logged {events:?}"
             ));
@@ -367,13 +377,18 @@ impl Sim {
         deleted: &[u32],
         events: &[Event],
     ) -> Check {
-        let Some((Event::BackupBegin {
-            kind: BackupKind::Truncate,
-            atomic: false,
-            directory: None,
-            mark: begin_mark,
-            sequence,
-        }, tail)) = events.split_first().map(|(first, tail)| (first.clone(), tail))
+        let Some((
+            Event::BackupBegin {
+                kind: BackupKind::Truncate,
+                atomic: false,
+                directory: None,
+                mark: begin_mark,
+                sequence,
+            },
+            tail,
+        )) = events
+            .split_first()
+            .map(|(first, tail)| (first.clone(), tail))
         else {
             return self.misreport(format!("a truncation logged {events:?}"));
         };
@@ -457,7 +472,8 @@ impl Sim {
             && statuses.windows(2).all(|w| w[0].done <= w[1].done);
         let summary = match result {
             Err(err) => {
-                let logged = matches!(events.last(), Some(Event::RestoreFailed { error }) if error == err);
+                let logged =
+                    matches!(events.last(), Some(Event::RestoreFailed { error }) if error == err);
                 let called = statuses.last().is_none_or(|s| s.kind == StatusKind::Fail);
                 if !logged || !called || !ops_ok {
                     return self.misreport(format!(
@@ -493,7 +509,15 @@ impl Sim {
             ));
         }
         let (low, high) = m.log_range();
-        let copied = |e: &Event| matches!(e, Event::FileCopied { operation: Operation::Restore, .. });
+        let copied = |e: &Event| {
+            matches!(
+                e,
+                Event::FileCopied {
+                    operation: Operation::Restore,
+                    ..
+                }
+            )
+        };
         let files = events.iter().filter(|e| copied(e)).count();
         let others: Vec<&Event> = events.iter().filter(|e| !copied(e)).collect();
         let want_events = [
