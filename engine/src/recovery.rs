@@ -235,16 +235,16 @@ pub(crate) fn run(env: &Env, layout: &Layout) -> Result<Recovered> {
 
     let start = match &checkpoint {
         Some(chk) => chk.position,
-        // A clean database holds everything up to where it was shut down.
-        None if db_header.state == DbState::CleanShutdown => db_header.consistent_lgpos,
-        // Generation 1 is the whole history.
+        // Generation 1 is the whole history: replayed from there (pages already as new are
+        // left alone), it also gives the last commit's sequence, which new commits continue.
+        // A clean database's consistent point would do for its pages, but not for that.
         None if first_gen == 1 => Lgpos {
             generation: 1,
             offset: 0,
         },
         None => bail!(
             CheckpointFileNotFound,
-            "{} is missing and the logs begin at generation {first_gen:#X}: recovery cannot tell where to start",
+            "{} is missing and the logs begin at generation {first_gen:#X}: recovery cannot tell where to start, nor the last commit's sequence",
             chk_path.display()
         ),
     };
@@ -401,11 +401,13 @@ pub(crate) fn run(env: &Env, layout: &Layout) -> Result<Recovered> {
             }
         }
         Some(chk) => advance(chk)?,
-        None => CheckpointFile::open(
+        // A new file with both slots at the start: as after a dirty shutdown, no slot may
+        // hold anything else.
+        None => CheckpointFile::replace(
             &env.vfs,
             &chk_path,
             Checkpoint {
-                sequence: 1,
+                sequence: 0,
                 position,
                 log_signature: set,
                 db_signature: db_header.db_signature,

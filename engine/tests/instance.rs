@@ -1097,3 +1097,56 @@ fn the_same_seed_writes_the_same_files() {
     assert_eq!(a, run(5), "the same seed, the same bytes in every file");
     assert_ne!(a, run(6), "another seed, another log signature");
 }
+
+/// The checkpoint file gone: recovery replays from generation 1 when the whole history is
+/// there, so new commits continue the commit sequence (a backup's point never goes back); with
+/// the first generations truncated away it cannot tell where to start nor the last commit, and
+/// refuses (-542). Before, a clean database started at its consistent point with the
+/// sequence at 0, and commits reused the numbers of earlier ones.
+#[test]
+fn a_missing_checkpoint_file_recovers_from_generation_1_or_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let bk = dir.path().join("bk");
+    fs::create_dir(&bk).unwrap();
+    let inst = start(dir.path());
+    let mut s = inst.begin_session().unwrap();
+    let t = s.create_table("t").unwrap();
+    commit_each(&mut s, t, 0..5, CommitMode::Durable);
+    drop(s);
+    inst.term().unwrap();
+    fs::remove_file(dir.path().join("edb.chk")).unwrap();
+
+    let inst = start(dir.path());
+    assert_eq!(contents(&inst, "t"), expected(0..5));
+    let mut s = inst.begin_session().unwrap();
+    let t = s.open_table("t").unwrap();
+    commit_each(&mut s, t, 5..6, CommitMode::Durable);
+    drop(s);
+    let first = inst
+        .backup(Some(&bk), jetdb::BackupFlags::NONE, None)
+        .unwrap();
+    // The table's creation and six puts: the sequence went on from the logs' last commit.
+    assert_eq!(first.sequence, 7, "{first:?}");
+    // Past generation 1 with the checkpoint, then truncated: generation 1 goes.
+    let mut s = inst.begin_session().unwrap();
+    let t = s.open_table("t").unwrap();
+    for i in 6..600 {
+        s.begin_transaction().unwrap();
+        s.put(t, &key(i), &big(i)).unwrap();
+        s.commit_transaction(CommitMode::Lazy).unwrap();
+    }
+    drop(s);
+    inst.checkpoint().unwrap();
+    inst.backup(None, jetdb::BackupFlags::NONE, None).unwrap();
+    inst.checkpoint().unwrap();
+    inst.backup(None, jetdb::BackupFlags::NONE, None).unwrap();
+    inst.term().unwrap();
+    assert!(!dir.path().join(archive_name("edb", 1)).exists());
+    fs::remove_file(dir.path().join("edb.chk")).unwrap();
+    let err = try_start(dir.path()).err().expect("refused");
+    assert_eq!(
+        (err.kind(), err.code()),
+        (ErrorKind::CheckpointFileNotFound, -542),
+        "{err}"
+    );
+}

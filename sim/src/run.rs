@@ -1135,6 +1135,7 @@ impl Sim {
             let before = self.vfs.fired();
             let instance = Instance::new(self.env.clone(), self.params.clone());
             self.operations += 1;
+            self.judge_missing_checkpoint();
             let result = instance.init();
             if self.vfs.crashed() {
                 // Crashed during recovery: lose power again, then recover again.
@@ -1148,7 +1149,10 @@ impl Sim {
                 continue;
             }
             match result {
-                Ok(()) => break instance,
+                Ok(()) => {
+                    self.check_missing_checkpoint_recovered()?;
+                    break instance;
+                }
                 Err(e) if self.explained(&e, &before) && IO_ERRORS.contains(&e.kind()) => {
                     // An I/O fault during recovery: the next attempt (fault-free from the
                     // third on) must work. (Reported as anything else, it is a violation

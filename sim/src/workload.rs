@@ -222,11 +222,13 @@ pub enum Tamper {
     ForeignDatabase,
     /// The live checkpoint file is replaced by another instance's.
     ForeignCheckpoint,
+    /// The live checkpoint file is removed.
+    MissingCheckpoint,
 }
 
 impl Tamper {
     /// Every kind.
-    pub const ALL: [Tamper; 12] = [
+    pub const ALL: [Tamper; 13] = [
         Tamper::Remove,
         Tamper::Swap,
         Tamper::Renumber,
@@ -239,11 +241,12 @@ impl Tamper {
         Tamper::ForgeManifest,
         Tamper::ForeignDatabase,
         Tamper::ForeignCheckpoint,
+        Tamper::MissingCheckpoint,
     ];
 
     /// The kinds that apply to the live log directory, as often as they are drawn: another
     /// set's whole generation (the one only a signature check tells) and checkpoint the most.
-    pub const LIVE: [Tamper; 12] = [
+    pub const LIVE: [Tamper; 13] = [
         Tamper::Remove,
         Tamper::Swap,
         Tamper::Renumber,
@@ -256,6 +259,7 @@ impl Tamper {
         Tamper::Leftover,
         Tamper::ForeignCheckpoint,
         Tamper::ForeignCheckpoint,
+        Tamper::MissingCheckpoint,
     ];
 
     /// The kinds that apply to a backup directory.

@@ -96,10 +96,21 @@ fn shrink_writes_a_scenario_that_replays_the_failure() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("s.json");
     let out_s = out.to_str().unwrap();
+    // The first seed the swarm loses a durable commit in under this sabotage.
+    let sabotage = jetsim::Sabotage::SkipSync(jetsim::Zone::Log);
+    let seed = (0..400u64)
+        .find(|&seed| {
+            let plan = jetsim::campaign::plan_for(seed, None, Some(sabotage));
+            jetsim::run(&plan, jetsim::RunOptions::default())
+                .violation
+                .is_some_and(|v| v.oracle == jetsim::Oracle::CrashPrefix)
+        })
+        .expect("a seed that loses a durable commit");
+    let seed = seed.to_string();
     let (ok, text) = jetsim(&[
         "shrink",
         "--seed",
-        "78",
+        &seed,
         "--sabotage",
         "skip-sync:log",
         "--out",

@@ -17,6 +17,7 @@ use jetdb::{BackupFlags, Env, ErrorKind, Instance, SeededEntropy};
 use super::backups::Snapshot;
 use super::{Check, Sim};
 use crate::coverage::Mark;
+use crate::oracle::Oracle;
 use crate::workload::{BACKUP_DIRS, Tamper};
 
 /// Where the other instance, whose logs are foreign, lives (a `rst…` name: the simulator's own
@@ -42,6 +43,8 @@ pub(crate) fn recovery_errors(kind: Tamper) -> &'static [ErrorKind] {
         // back the rename that replaced it: another set's.)
         Tamper::Leftover => &[LogGenerationMismatch, MissingLogFile, BadLogSignature],
         Tamper::ForeignCheckpoint => &[BadCheckpointSignature],
+        // Refused only where recovery cannot tell where to start (`Tampering::refusal`).
+        Tamper::MissingCheckpoint => &[CheckpointFileNotFound],
         Tamper::Duplicate
         | Tamper::StaleManifest
         | Tamper::ForeignManifest
@@ -59,7 +62,10 @@ pub(crate) fn restore_errors(kind: Tamper) -> &'static [ErrorKind] {
         Tamper::Swap => &[GivenLogFileIsNotContiguous],
         Tamper::Foreign | Tamper::Resign => &[GivenLogFileHasBadSignature],
         // Files no manifest names.
-        Tamper::Duplicate | Tamper::Leftover | Tamper::ForeignCheckpoint => &[],
+        Tamper::Duplicate
+        | Tamper::Leftover
+        | Tamper::ForeignCheckpoint
+        | Tamper::MissingCheckpoint => &[],
         // The manifest refused as damaged; a wrong digest: the copy is not the backup's; logs
         // whose signature is not the set's.
         Tamper::ForgeManifest => &[
@@ -104,6 +110,11 @@ pub(crate) struct Tampering {
     pub(crate) live_files: Vec<(PathBuf, Option<u32>, Option<u32>)>,
     /// Whether a recovery met it (refused or exact) already: marked once.
     pub(crate) live_met: bool,
+    /// With the checkpoint file missing as recovery begins, whether it must refuse (the logs
+    /// do not begin at generation 1: nothing says where to start, nor the last commit's
+    /// sequence) or must recover (from generation 1, the whole history). `None`: the file is
+    /// there, or no generation is archived.
+    pub(crate) refusal: Option<bool>,
     /// The other instance's archived generations: (generation, bytes).
     alien: Option<BTreeMap<u32, Vec<u8>>>,
     /// The other instance's checkpoint file.
@@ -362,6 +373,15 @@ impl Sim {
                 files.push((path, Some(crc32fast::hash(&bytes)), None));
                 "the checkpoint file replaced by another instance's".into()
             }
+            Tamper::MissingCheckpoint => {
+                let path = self.params.system_path.join("edb.chk");
+                if !self.vfs.at_rest(&path) {
+                    return None;
+                }
+                self.vfs.remove_at_rest(&path);
+                files.push((path, None, None));
+                "the checkpoint file removed".into()
+            }
             Tamper::StaleManifest
             | Tamper::ForeignManifest
             | Tamper::ForgeManifest
@@ -499,7 +519,7 @@ impl Sim {
                 self.vfs.put_at_rest(&mine, &other);
                 format!("bk{dir}'s database copy replaced by another backup's")
             }
-            Tamper::ForeignCheckpoint => return None,
+            Tamper::ForeignCheckpoint | Tamper::MissingCheckpoint => return None,
         };
         let state = &mut self.backups.dirs[dir];
         state.tampered = Some(kind);
@@ -616,11 +636,43 @@ impl Sim {
         let Some(tamper) = self.live_tamper_in_effect(None) else {
             return false;
         };
+        if tamper == Tamper::MissingCheckpoint && self.tampering.refusal == Some(false) {
+            return false;
+        }
         if recovery_errors(tamper).contains(&kind) {
             self.coverage.hit(Mark::LogSetTamperRefused);
             return true;
         }
         false
+    }
+
+    /// Before a recovery: whether it must refuse for want of the checkpoint file (see
+    /// `Tampering::refusal`), judged from the files at rest.
+    pub(super) fn judge_missing_checkpoint(&mut self) {
+        self.tampering.refusal = None;
+        if self.tampering.live != Some(Tamper::MissingCheckpoint) || self.tampering.live_met {
+            return;
+        }
+        self.vfs.suspend_faults(true);
+        let chk = self.params.system_path.join("edb.chk");
+        let missing = !jetdb::Vfs::exists(&self.vfs, &chk).unwrap_or(true);
+        let first = self.live_logs().first().copied();
+        self.vfs.suspend_faults(false);
+        self.tampering.refusal = match (missing, first) {
+            (true, Some(first)) => Some(first != 1),
+            _ => None,
+        };
+    }
+
+    /// After a recovery succeeded: it did not recover what it had to refuse.
+    pub(super) fn check_missing_checkpoint_recovered(&self) -> Check {
+        if self.tampering.refusal == Some(true) {
+            return Err(self.violation(
+                Oracle::Recovery,
+                "recovery went on without the checkpoint file though the logs do not begin at generation 1: it cannot know where to start, nor the last commit's sequence (JET_errCheckpointFileNotFound)",
+            ));
+        }
+        Ok(())
     }
 
     /// Recovery succeeded over a tampered live log directory (the prefix oracle judges it).
