@@ -1111,6 +1111,8 @@ impl<'s> BackupJob<'s> {
             let _ = vfs.remove(&path);
         }
         if self.made_set_dir {
+            // (Its entries' removals durable before the directory's: see `remove_tree`.)
+            let _ = vfs.sync_dir(&self.set_dir);
             let _ = remove_tree(&*vfs, &self.set_dir);
             let _ = vfs.sync_dir(&dir);
         } else if !self.set_dir.as_os_str().is_empty() {

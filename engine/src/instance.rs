@@ -250,6 +250,11 @@ impl Instance {
 
     /// Initialises the instance (ESE's JetInit): creates the database if it does not exist,
     /// runs crash recovery if the last shutdown was not clean, and starts logging.
+    ///
+    /// Recovery starts at the checkpoint. Without the checkpoint file it replays from
+    /// generation 1 when the log set's whole history is there (for a clean database too: the
+    /// logs give the last commit's sequence, which new commits continue), and otherwise
+    /// refuses with `JET_errCheckpointFileNotFound` (-542).
     pub fn init(&self) -> Result<()> {
         {
             let mut state = lock(&self.shared.state);

@@ -836,6 +836,37 @@ impl Sim {
         let header = self.header_records();
         self.vfs.suspend_faults(false);
         if kept {
+            // Only for want of a directory fsync, and only the new set's files beside the
+            // previous backup's, which are as they were.
+            let changed: Vec<&PathBuf> = active
+                .listing
+                .iter()
+                .filter(|(p, crc)| listing.get(*p) != Some(crc))
+                .map(|(p, _)| p)
+                .filter(|p| !p.ends_with(manifest::MANIFEST_NAME))
+                .collect();
+            let stray: Vec<&PathBuf> = listing
+                .keys()
+                .filter(|p| !active.listing.contains_key(*p))
+                .filter(|p| {
+                    let name = p.strip_prefix(dir_path(active.dir)).ok();
+                    !name.is_some_and(|n| {
+                        n.to_str().is_some_and(|n| {
+                            n.starts_with("set-") || n == format!("{}.tmp", manifest::MANIFEST_NAME)
+                        })
+                    })
+                })
+                .collect();
+            let fired = self.vfs.fired().contains_key(&IoFault::DirSyncError);
+            if !changed.is_empty() || !stray.is_empty() || !fired {
+                return Err(self.violation(
+                    Oracle::Backup,
+                    format!(
+                        "a failed backup that kept its files (directory fsync failed: {fired}) changed {changed:?} and left {stray:?} in bk{}",
+                        active.dir
+                    ),
+                ));
+            }
             let new = Some(active.snapshot.clone());
             let state = &mut self.backups.dirs[active.dir];
             if !state.allowed.contains(&new) {

@@ -501,7 +501,9 @@ impl Sim {
             log_bytes,
             commits_replayed: summary.commits_replayed,
         };
-        if *summary != want || summary.commits_replayed > last.sequence - m.checkpoint_last_commit {
+        if *summary != want
+            || summary.commits_replayed > last.sequence.saturating_sub(m.checkpoint_last_commit)
+        {
             return self.misreport(format!(
                 "a restore of {} reports {summary:?}; its manifest says {want:?} (checkpoint at commit {})",
                 from.display(),

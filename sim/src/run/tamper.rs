@@ -113,7 +113,7 @@ pub(crate) struct Tampering {
     /// With the checkpoint file missing as recovery begins, whether it must refuse (the logs
     /// do not begin at generation 1: nothing says where to start, nor the last commit's
     /// sequence) or must recover (from generation 1, the whole history). `None`: the file is
-    /// there, or no generation is archived.
+    /// there, or no log can be read.
     pub(crate) refusal: Option<bool>,
     /// The other instance's archived generations: (generation, bytes).
     alien: Option<BTreeMap<u32, Vec<u8>>>,
@@ -599,8 +599,16 @@ impl Sim {
     /// left it (a removed generation still missing). A roll that replaced a leftover, a
     /// truncation that deleted a re-signed generation, ends it.
     fn live_tamper_in_effect(&self, within: Option<(u32, u32)>) -> Option<Tamper> {
+        self.live_tamper_in(within, true)
+    }
+
+    /// [`Self::live_tamper_in_effect`], counting the checkpoint file or not.
+    fn live_tamper_in(&self, within: Option<(u32, u32)>, checkpoint: bool) -> Option<Tamper> {
         let kind = self.tampering.live?;
         let still = self.tampering.live_files.iter().any(|(path, crc, g)| {
+            if g.is_none() && !checkpoint {
+                return false;
+            }
             if let (Some((low, high)), Some(g)) = (within, g)
                 && !(low..=high).contains(g)
             {
@@ -623,7 +631,8 @@ impl Sim {
     /// Whether live tampering still in effect explains `kind`, answered by a backup (which
     /// reads the archived generations `within`, if known).
     pub(super) fn live_tamper_explains(&self, kind: ErrorKind, within: Option<(u32, u32)>) -> bool {
-        LIVE_TAMPER_ERRORS.contains(&kind) && self.live_tamper_in_effect(within).is_some()
+        // (A backup reads no checkpoint file: tampering with it explains nothing a backup does.)
+        LIVE_TAMPER_ERRORS.contains(&kind) && self.live_tamper_in(within, false).is_some()
     }
 
     /// Recovery refused the live log directory: whether the tampering, still in effect,
@@ -656,7 +665,14 @@ impl Sim {
         self.vfs.suspend_faults(true);
         let chk = self.params.system_path.join("edb.chk");
         let missing = !jetdb::Vfs::exists(&self.vfs, &chk).unwrap_or(true);
-        let first = self.live_logs().first().copied();
+        // The lowest generation: the first archived one, else the current log's.
+        let first = self.live_logs().first().copied().or_else(|| {
+            let current = self.params.log_path.join("edb.log");
+            let bytes = jetdb::log::read_file(&self.vfs, &current).ok()?;
+            jetdb::log::scan(&bytes, "edb.log")
+                .ok()
+                .map(|s| s.header.generation)
+        });
         self.vfs.suspend_faults(false);
         self.tampering.refusal = match (missing, first) {
             (true, Some(first)) => Some(first != 1),
