@@ -651,6 +651,7 @@ impl Sim {
                 self.backups.last_success = Some(active.dir);
                 if summary.warnings.is_empty() {
                     self.check_header_records(mode, high)?;
+                    self.check_backup_layout(active.dir)?;
                 }
                 let deleted: Vec<u32> =
                     logs_before.difference(&self.live_logs()).copied().collect();
@@ -686,6 +687,43 @@ impl Sim {
                 self.backup_failed(&active, &e, &before, kept_files(&events))
             }
         }
+    }
+
+    /// After a successful backup that did not warn, its directory holds its manifest and the
+    /// files the manifest lists, and nothing else: the debris of failed and crashed backups
+    /// and the set it replaced are gone.
+    fn check_backup_layout(&mut self, dir: usize) -> Check {
+        let path = dir_path(dir);
+        self.vfs.suspend_faults(true);
+        let files: BTreeSet<PathBuf> = self.listing(&path).into_keys().collect();
+        let manifest = self.manifest_of(dir);
+        self.vfs.suspend_faults(false);
+        let Ok(Some(m)) = manifest else {
+            return Err(self.violation(
+                Oracle::Backup,
+                format!("after a successful backup bk{dir} has no manifest that reads"),
+            ));
+        };
+        let set = m.set_dir(&path);
+        let want: BTreeSet<PathBuf> = m
+            .logs
+            .iter()
+            .map(|l| set.join(m.log_name(l.generation)))
+            .chain([set.join(&m.db_name), path.join(manifest::MANIFEST_NAME)])
+            .collect();
+        let stray: Vec<&PathBuf> = files.difference(&want).collect();
+        let missing: Vec<&PathBuf> = want.difference(&files).collect();
+        // (A set tampered with by hand may lack a file its incremental backups leave missing.)
+        let tampered = self.backups.dirs[dir].tampered.is_some();
+        if !stray.is_empty() || (!missing.is_empty() && !tampered) {
+            return Err(self.violation(
+                Oracle::Backup,
+                format!(
+                    "after a successful backup bk{dir} holds {stray:?} beside its set, and lacks {missing:?}"
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// After a successful backup, the header records it (unless it warned that it could not).
