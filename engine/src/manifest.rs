@@ -471,6 +471,40 @@ mod tests {
         assert!(!decodes(&m), "a database past the largest size was taken");
     }
 
+    /// `m` with its set made of the logs `gens` alone (checkpoint and one full backup to
+    /// match).
+    fn with_logs(mut m: Manifest, gens: &[u32]) -> Manifest {
+        m.logs = gens
+            .iter()
+            .map(|&generation| SetLog {
+                generation,
+                len: 8192,
+                crc: 1,
+            })
+            .collect();
+        m.checkpoint.generation = gens[0];
+        m.backups.truncate(1);
+        m.backups[0].gen_low = gens[0];
+        m.backups[0].gen_high = *gens.last().unwrap();
+        m
+    }
+
+    #[test]
+    fn impossible_generations_and_lengths_are_refused_as_such() {
+        let why = |m: &Manifest| Manifest::decode(&m.encode()).expect_err("refused");
+        for gens in [&[0, 1][..], &[log::GENERATION_MAX]] {
+            let reason = why(&with_logs(manifest(), gens));
+            assert!(reason.contains("impossible"), "{gens:?}: {reason}");
+        }
+        let mut m = with_logs(manifest(), &[3, 4]);
+        m.logs[1].len = log::LOG_FILE_SIZE_MAX + 1;
+        assert!(why(&m).contains("impossible"), "{}", why(&m));
+        // At the bounds, they are possible.
+        assert!(decodes(&with_logs(manifest(), &[log::GENERATION_MAX - 1])));
+        m.logs[1].len = log::LOG_FILE_SIZE_MAX;
+        assert!(decodes(&m));
+    }
+
     #[test]
     fn the_log_range_must_match_the_checkpoint_and_the_last_backup() {
         let mut m = manifest();
