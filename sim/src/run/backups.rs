@@ -1123,6 +1123,7 @@ impl Sim {
         from: &Path,
         params: jetdb::InstanceParams,
     ) -> Result<Result<Snapshot, JetError>, Violation> {
+        let place = params.log_path.clone();
         let inst = Instance::new(self.env.clone(), params);
         let manifest = manifest::read(&self.vfs, from).ok().flatten();
         // At Begin, the status call tries a second restore and a backup into the same
@@ -1159,6 +1160,17 @@ impl Sim {
         )?;
         if let Err(e) = result {
             self.event(format_args!("restore of {} refused: {e}", from.display()));
+            // A failed restore leaves nothing in its destination.
+            let left: Vec<PathBuf> = self.listing(&place).into_keys().collect();
+            if !left.is_empty() {
+                return Err(self.violation(
+                    Oracle::Backup,
+                    format!(
+                        "a restore of {} that failed ({e}) left {left:?}",
+                        from.display()
+                    ),
+                ));
+            }
             return Ok(Err(e));
         }
         let bad = |sim: &Sim, what: &str, e: JetError| {
