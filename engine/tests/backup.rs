@@ -606,3 +606,85 @@ fn an_atomic_backup_over_another_databases_backup_is_invalid_backup() {
         inst.term().unwrap();
     }
 }
+
+/// A job that outlives a term and init of its instance fails even when a new backup of the
+/// new life holds the instance: the hold it checks is its own.
+#[test]
+fn a_job_across_term_and_init_does_not_ride_on_a_new_backup() {
+    let vfs = Arc::new(MemVfs::new());
+    let inst = Instance::new(env(&vfs), params("inst"));
+    inst.init().unwrap();
+    let mut s = inst.begin_session().unwrap();
+    let t = s.create_table("t").unwrap();
+    for i in 0..300 {
+        s.put(t, &key(i), &[b'a'; 150]).unwrap();
+    }
+    drop(s);
+    let mut old = inst
+        .begin_backup(Some(Path::new("bk")), BackupFlags::NONE, None)
+        .unwrap();
+    old.set_step_size(4096);
+    assert!(old.step().unwrap());
+    inst.term().unwrap();
+    inst.init().unwrap();
+    let mut new = inst
+        .begin_backup(Some(Path::new("bk2")), BackupFlags::NONE, None)
+        .unwrap();
+    let err = loop {
+        match old.step() {
+            Ok(true) => {}
+            Ok(false) => break old.finish().unwrap_err(),
+            Err(e) => break e,
+        }
+    };
+    assert_eq!(err.kind(), jetdb::ErrorKind::BackupAbortByServer, "{err}");
+    while new.step().unwrap() {}
+    new.finish().unwrap();
+    inst.term().unwrap();
+    assert!(restored(&vfs, "bk2", "r").is_ok());
+}
+
+/// A backup removes the debris in its directory only once the directory is durable: the
+/// manifest it read is then the one a power loss keeps. With the directory's fsync failing,
+/// the begin fails and removes nothing.
+#[test]
+fn a_begin_removes_no_debris_before_its_directory_is_durable() {
+    use support::{Op, scripted_vfs};
+    let (hooked, mem) = scripted_vfs();
+    let mem = Arc::new(mem);
+    let henv = Env::new(
+        Arc::new(hooked.clone()) as Arc<dyn Vfs>,
+        Arc::new(ManualClock::new(1)),
+        Arc::new(SeededEntropy::new(1)),
+    );
+    let inst = Instance::new(henv, params("inst"));
+    inst.init().unwrap();
+    let mut s = inst.begin_session().unwrap();
+    let t = s.create_table("t").unwrap();
+    s.put(t, b"k", b"v").unwrap();
+    drop(s);
+    inst.backup(Some(Path::new("bk")), BackupFlags::NONE, None)
+        .unwrap();
+    // Debris: a set directory no manifest names, as a failed backup may leave.
+    let stray = Path::new("bk/set-00000009");
+    mem.create_dir(stray).unwrap();
+    mem.open(&stray.join("data.edb"), jetdb::OpenMode::CreateNew)
+        .unwrap()
+        .write_all_at(b"debris", 0)
+        .unwrap();
+    let bk = Path::new("bk").to_path_buf();
+    hooked.hook.set(move |op| match op {
+        Op::SyncDir(dir) if *dir == bk => Err(std::io::Error::other("injected EIO")),
+        _ => Ok(()),
+    });
+    let err = inst
+        .backup(Some(Path::new("bk")), BackupFlags::ATOMIC, None)
+        .unwrap_err();
+    hooked.hook.clear();
+    assert_eq!(err.kind(), jetdb::ErrorKind::DiskIO, "{err}");
+    assert!(
+        mem.exists(&stray.join("data.edb")).unwrap(),
+        "debris removed before the directory was durable"
+    );
+    inst.term().unwrap();
+}
