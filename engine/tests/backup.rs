@@ -34,6 +34,20 @@ fn params(dir: &str) -> InstanceParams {
     p
 }
 
+/// An instance initialised in `inst` on a disk whose operations a test script may fail, the
+/// script's handle, and the disk beneath it.
+fn scripted_instance() -> (support::HookedVfs<support::Script>, Arc<MemVfs>, Instance) {
+    let (hooked, mem) = support::scripted_vfs();
+    let henv = Env::new(
+        Arc::new(hooked.clone()) as Arc<dyn Vfs>,
+        Arc::new(ManualClock::new(1)),
+        Arc::new(SeededEntropy::new(1)),
+    );
+    let inst = Instance::new(henv, params("inst"));
+    inst.init().unwrap();
+    (hooked, Arc::new(mem), inst)
+}
+
 fn key(i: u32) -> Vec<u8> {
     format!("k{i:05}").into_bytes()
 }
@@ -512,16 +526,8 @@ fn a_crafted_manifest_does_not_panic_restore() {
 /// to one of the two backups' snapshots, never to nothing.
 #[test]
 fn a_failed_commit_whose_manifest_cannot_be_put_back_keeps_a_restorable_directory() {
-    use support::{Op, scripted_vfs};
-    let (hooked, mem) = scripted_vfs();
-    let mem = Arc::new(mem);
-    let henv = Env::new(
-        Arc::new(hooked.clone()) as Arc<dyn Vfs>,
-        Arc::new(ManualClock::new(1)),
-        Arc::new(SeededEntropy::new(1)),
-    );
-    let inst = Instance::new(henv, params("inst"));
-    inst.init().unwrap();
+    use support::Op;
+    let (hooked, mem, inst) = scripted_instance();
     let mut s = inst.begin_session().unwrap();
     let t = s.create_table("t").unwrap();
     for i in 0..200 {
@@ -649,16 +655,8 @@ fn a_job_across_term_and_init_does_not_ride_on_a_new_backup() {
 /// the begin fails and removes nothing.
 #[test]
 fn a_begin_removes_no_debris_before_its_directory_is_durable() {
-    use support::{Op, scripted_vfs};
-    let (hooked, mem) = scripted_vfs();
-    let mem = Arc::new(mem);
-    let henv = Env::new(
-        Arc::new(hooked.clone()) as Arc<dyn Vfs>,
-        Arc::new(ManualClock::new(1)),
-        Arc::new(SeededEntropy::new(1)),
-    );
-    let inst = Instance::new(henv, params("inst"));
-    inst.init().unwrap();
+    use support::Op;
+    let (hooked, mem, inst) = scripted_instance();
     let mut s = inst.begin_session().unwrap();
     let t = s.create_table("t").unwrap();
     s.put(t, b"k", b"v").unwrap();
