@@ -1055,8 +1055,12 @@ mod tests {
     use crate::vfs::MemVfs;
 
     fn writer(vfs: &Arc<dyn Vfs>, segments: u32) -> LogWriter {
+        writer_at(vfs, 1, segments)
+    }
+
+    fn writer_at(vfs: &Arc<dyn Vfs>, generation: u32, segments: u32) -> LogWriter {
         let header = LogHeader {
-            generation: 1,
+            generation,
             segments,
             log_signature: Signature {
                 random: 7,
@@ -1222,8 +1226,202 @@ mod tests {
         assert_eq!(kinds, ["page", "commit", "page", "commit"]);
     }
 
+    fn header(segments: u32) -> LogHeader {
+        LogHeader {
+            generation: 0x1234,
+            segments,
+            log_signature: Signature {
+                random: 7,
+                created_millis: 1,
+            },
+            db_signature: Signature {
+                random: 8,
+                created_millis: 2,
+            },
+            created_millis: 3,
+            prev_created_millis: 2,
+            circular: true,
+        }
+    }
+
+    #[test]
+    fn a_header_is_read_back_only_within_the_file_size_bounds() {
+        // 128 KiB and 1 GiB are ESE's bounds: a header claiming a size outside them is damage.
+        let fewest = 128 * 1024 / SEGMENT_SIZE as u32;
+        let most = 1024 * 1024 * 1024 / SEGMENT_SIZE as u32;
+        for segments in [fewest, fewest + 1, most - 1, most] {
+            let h = header(segments);
+            assert_eq!(LogHeader::decode(&h.encode()), Ok(h), "{segments} segments");
+        }
+        for segments in [0, 1, fewest - 1, most + 1, u32::MAX] {
+            let err = LogHeader::decode(&header(segments).encode()).unwrap_err();
+            assert!(
+                err.contains("not a valid log file size"),
+                "{segments}: {err}"
+            );
+        }
+        let h = LogHeader {
+            circular: false,
+            ..header(fewest)
+        };
+        assert_eq!(LogHeader::decode(&h.encode()), Ok(h));
+        // Only the first 4 KiB are the header; a file shorter than that has none.
+        let mut bytes = h.encode();
+        bytes.extend_from_slice(&[0xAB; 100]);
+        assert_eq!(LogHeader::decode(&bytes), Ok(h));
+        let err = LogHeader::decode(&bytes[..SEGMENT_SIZE - 1]).unwrap_err();
+        assert!(err.contains("shorter than its header"), "{err}");
+    }
+
+    #[test]
+    fn the_default_log_file_size_is_a_valid_one() {
+        let params = crate::InstanceParams::in_directory("db");
+        assert_eq!(params.log_file_size, 5 * 1024 * 1024);
+        params.validate().unwrap();
+        for (size, valid) in [
+            (LOG_FILE_SIZE_MIN, true),
+            (LOG_FILE_SIZE_MIN - SEGMENT_SIZE as u64, false),
+            (LOG_FILE_SIZE_MAX, true),
+            (LOG_FILE_SIZE_MAX + SEGMENT_SIZE as u64, false),
+            (LOG_FILE_SIZE_DEFAULT + 1, false),
+        ] {
+            let params = crate::InstanceParams {
+                log_file_size: size,
+                ..crate::InstanceParams::in_directory("db")
+            };
+            assert_eq!(params.validate().is_ok(), valid, "{size}");
+        }
+    }
+
+    #[test]
+    fn the_log_stops_at_its_last_generation() {
+        // ESE's last generation for normal logging is 0x200 below recovery's limit 0x7FFFFA00.
+        assert_eq!(GENERATION_MAX, 0x7FFF_F800);
+        let vfs: Arc<dyn Vfs> = Arc::new(MemVfs::new());
+        let mut log = writer_at(&vfs, GENERATION_MAX - 1, 32);
+        log.roll().unwrap();
+        assert_eq!(log.header.generation, GENERATION_MAX);
+        let err = log.roll().unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::LogWriteFail);
+        assert!(err.to_string().contains("last generation"), "{err}");
+        // The writer stays failed: nothing more is logged after the refusal.
+        assert!(log.append(&commit(1)).is_err());
+        let cur = read_file(&*vfs, Path::new("edb.log")).unwrap();
+        assert_eq!(
+            scan(&cur, "edb.log").unwrap().header.generation,
+            GENERATION_MAX
+        );
+    }
+
+    /// A log of two flushed commits (segments 1..=4), read back.
+    fn two_commits() -> Vec<u8> {
+        let vfs: Arc<dyn Vfs> = Arc::new(MemVfs::new());
+        let mut log = writer(&vfs, 64);
+        log.append(&commit(1)).unwrap();
+        log.flush().unwrap();
+        log.append(&commit(2)).unwrap();
+        log.flush().unwrap();
+        read_file(&*vfs, Path::new("edb.log")).unwrap()
+    }
+
+    #[test]
+    fn a_resealed_segment_that_lies_about_itself_is_refused() {
+        // Damage a checksum does not see: a segment header rewritten and resealed (a
+        // misdirected write, or a forger). Each lie alone must make the segment bad.
+        let bytes = two_commits();
+        let header = LogHeader::decode(&bytes).unwrap();
+        let seg = |b: &[u8]| b[2 * SEGMENT_SIZE..3 * SEGMENT_SIZE].to_vec();
+        assert!(matches!(
+            classify(Some(&seg(&bytes)), &header, 2),
+            Segment::Valid { .. }
+        ));
+        // Segment 2's bytes where segment 3 should be: it names the wrong index.
+        match classify(Some(&seg(&bytes)), &header, 3) {
+            Segment::Bad(why) => assert!(why.contains("segment 2 of generation"), "{why}"),
+            _ => panic!("a segment at the wrong index was accepted"),
+        }
+        let lies: [(&str, usize, &[u8]); 5] = [
+            ("another generation", 4, &2u32.to_le_bytes()),
+            ("another log set", 20, &8u64.to_le_bytes()),
+            (
+                "more bytes than a segment holds",
+                12,
+                &(SEGMENT_PAYLOAD as u16 + 1).to_le_bytes(),
+            ),
+            ("a durable mark past itself", 16, &3u32.to_le_bytes()),
+            ("an unknown flag", 14, &2u16.to_le_bytes()),
+        ];
+        for (lie, at, field) in lies {
+            let mut s = seg(&bytes);
+            s[at..at + field.len()].copy_from_slice(field);
+            seal_crc(&mut s);
+            assert!(
+                matches!(classify(Some(&s), &header, 2), Segment::Bad(_)),
+                "{lie} was accepted"
+            );
+        }
+        // The same rewrite, left unsealed, is caught by the checksum.
+        let mut s = seg(&bytes);
+        s[4] ^= 1;
+        assert!(
+            matches!(classify(Some(&s), &header, 2), Segment::Bad(why) if why.contains("checksum"))
+        );
+        assert!(matches!(
+            classify(Some(&[0; SEGMENT_SIZE]), &header, 2),
+            Segment::Blank
+        ));
+        assert!(matches!(classify(None, &header, 2), Segment::Blank));
+    }
+
+    #[test]
+    fn a_record_body_of_the_wrong_length_is_refused() {
+        assert!(decode_record(RECORD_PAGE, &[1, 0, 0]).is_err());
+        match decode_record(RECORD_PAGE, &[1, 0, 0, 0]) {
+            Ok(Record::Page { pgno: 1, image }) => assert!(image.is_empty()),
+            other => panic!("{other:?}"),
+        }
+        let mut body = Vec::new();
+        encode_commit(
+            &mut body,
+            &CommitRecord {
+                sequence: 9,
+                ..Default::default()
+            },
+        );
+        let body = &body[RECORD_HEADER_LEN..];
+        assert!(
+            matches!(decode_record(RECORD_COMMIT, body), Ok(Record::Commit(c)) if c.sequence == 9)
+        );
+        assert!(decode_record(RECORD_COMMIT, &body[1..]).is_err());
+        let mut long = body.to_vec();
+        long.push(0);
+        assert!(decode_record(RECORD_COMMIT, &long).is_err());
+        assert!(decode_record(RECORD_DELTA, &vec![0; DELTA_FIXED_LEN - 1]).is_err());
+        assert!(matches!(
+            decode_record(RECORD_DELTA, &vec![0; DELTA_FIXED_LEN]),
+            Ok(Record::Delta { splice, .. }) if splice.data.is_empty()
+        ));
+        assert!(matches!(decode_record(RECORD_END, &[]), Ok(Record::End)));
+        assert!(decode_record(RECORD_END, &[0]).is_err());
+        assert!(decode_record(9, &[]).is_err());
+    }
+
+    #[test]
+    fn only_an_open_or_ended_log_has_no_debris() {
+        let bytes = two_commits();
+        assert!(!scan(&bytes, "edb.log").unwrap().has_debris());
+        let mut torn = bytes.clone();
+        torn[4 * SEGMENT_SIZE + 100] ^= 1;
+        assert!(scan(&torn, "edb.log").unwrap().has_debris());
+        let mut rotten = bytes;
+        rotten[SEGMENT_SIZE + 100] ^= 1;
+        assert!(scan(&rotten, "edb.log").unwrap().has_debris());
+    }
+
     #[test]
     fn archive_names_round_trip() {
+        assert_eq!(current_name("edb"), "edb.log");
+        assert_eq!(tmp_name("edb"), "edbtmp.log");
         assert_eq!(archive_name("edb", 0x2A), "edb0000002A.log");
         assert_eq!(parse_archive_name("edb", "edb0000002A.log"), Some(0x2A));
         assert_eq!(parse_archive_name("edb", "edbtmp.log"), None);
