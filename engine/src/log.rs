@@ -1396,9 +1396,9 @@ mod tests {
         let mut long = body.to_vec();
         long.push(0);
         assert!(decode_record(RECORD_COMMIT, &long).is_err());
-        assert!(decode_record(RECORD_DELTA, &vec![0; DELTA_FIXED_LEN - 1]).is_err());
+        assert!(decode_record(RECORD_DELTA, &[0; DELTA_FIXED_LEN - 1]).is_err());
         assert!(matches!(
-            decode_record(RECORD_DELTA, &vec![0; DELTA_FIXED_LEN]),
+            decode_record(RECORD_DELTA, &[0; DELTA_FIXED_LEN]),
             Ok(Record::Delta { splice, .. }) if splice.data.is_empty()
         ));
         assert!(matches!(decode_record(RECORD_END, &[]), Ok(Record::End)));
