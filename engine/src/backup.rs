@@ -1103,7 +1103,9 @@ impl<'s> BackupJob<'s> {
                     "the previous manifest could not be put back: {err}"
                 ));
                 self.warn("the new backup's files are kept: the directory may name them".into());
-                return;
+                if !planted::active(&self.env, PlantedBug::FailedBackupDropsKeptFiles) {
+                    return;
+                }
             }
         }
         let _ = vfs.remove(&manifest::tmp_path(&dir));

@@ -53,11 +53,20 @@ pub enum PlantedBug {
     /// A backup that fails after its manifest was renamed into place (its directory's fsync
     /// failed) does not put the previous manifest back (`BackupJob::clean_up`).
     FailedBackupKeepsItsManifest,
+    /// A failed backup that could not put the previous manifest back removes its new files
+    /// anyway, though the directory may durably name them (`BackupJob::clean_up`).
+    FailedBackupDropsKeptFiles,
+    /// A restore that fails leaves the files it copied in its destination
+    /// (`Restore::clean_up`).
+    RestoreLeavesItsFiles,
+    /// Without a checkpoint file, recovery replays from the lowest generation it finds
+    /// instead of refusing when generation 1 is gone (`recovery::run`).
+    RecoveryGuessesItsStart,
 }
 
 impl PlantedBug {
     /// Every planted bug.
-    pub const ALL: [PlantedBug; 14] = [
+    pub const ALL: [PlantedBug; 17] = [
         PlantedBug::WriteBackBeforeLog,
         PlantedBug::CheckpointBeforeWriteBack,
         PlantedBug::BackupSkipsPageCheck,
@@ -72,6 +81,9 @@ impl PlantedBug {
         PlantedBug::RecoveryReusesCheckpointFile,
         PlantedBug::CheckpointLeavesTemporaryFile,
         PlantedBug::FailedBackupKeepsItsManifest,
+        PlantedBug::FailedBackupDropsKeptFiles,
+        PlantedBug::RestoreLeavesItsFiles,
+        PlantedBug::RecoveryGuessesItsStart,
     ];
 
     /// Its name on the command line: kebab case (`write-back-before-log`).

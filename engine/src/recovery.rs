@@ -242,6 +242,10 @@ pub(crate) fn run(env: &Env, layout: &Layout) -> Result<Recovered> {
             generation: 1,
             offset: 0,
         },
+        None if planted::active(env, PlantedBug::RecoveryGuessesItsStart) => Lgpos {
+            generation: first_gen,
+            offset: 0,
+        },
         None => bail!(
             CheckpointFileNotFound,
             "{} is missing and the logs begin at generation {first_gen:#X}: recovery cannot tell where to start, nor the last commit's sequence",

@@ -492,6 +492,9 @@ impl Restore<'_> {
                 doomed.extend(gens.into_iter().map(|g| layout.archived(g)));
             }
         }
+        if planted::active(&self.env, PlantedBug::RestoreLeavesItsFiles) {
+            doomed.clear();
+        }
         for path in doomed.iter().rev() {
             let _ = vfs.remove(path);
         }

@@ -328,3 +328,35 @@ fn a_failed_backup_leaving_its_manifest_is_caught_when_a_directory_fsync_fails()
         200,
     );
 }
+
+#[test]
+fn a_failed_backup_dropping_the_files_its_directory_may_name_is_caught() {
+    // The put-back of the previous manifest failed too (dirsync-eio): the directory may name
+    // either set, so both must stay and it must still restore.
+    assert_fires(
+        Sabotage::Engine(PlantedBug::FailedBackupDropsKeptFiles),
+        Oracle::Backup,
+        400,
+    );
+}
+
+#[test]
+fn a_failed_restore_leaving_its_files_is_caught() {
+    // A restore refused (a tampered or damaged set) must leave its destination empty.
+    assert_fires(
+        Sabotage::Engine(PlantedBug::RestoreLeavesItsFiles),
+        Oracle::Backup,
+        200,
+    );
+}
+
+#[test]
+fn recovery_guessing_where_to_start_without_its_checkpoint_is_caught() {
+    // The checkpoint file removed (a live tamper) once the logs no longer begin at generation
+    // 1: recovery must refuse with JET_errCheckpointFileNotFound, not replay what it finds.
+    assert_fires(
+        Sabotage::Engine(PlantedBug::RecoveryGuessesItsStart),
+        Oracle::Recovery,
+        400,
+    );
+}

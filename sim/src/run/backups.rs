@@ -82,6 +82,8 @@ pub(crate) struct Facts {
     pub(crate) reads_before: u64,
     /// How its steps must go, and what it must report.
     pub(crate) pace: Pace,
+    /// The files its steps reported copied (`FileCopied`), where they were written.
+    pub(crate) copied: Vec<PathBuf>,
 }
 
 /// The simulator's backup state.
@@ -144,12 +146,30 @@ fn dir_path(dir: usize) -> PathBuf {
     PathBuf::from(format!("bk{dir}"))
 }
 
-/// Whether a failed backup's events say it kept its files (it could not put the previous
-/// manifest back).
-fn kept_files(events: &[jetdb::Event]) -> bool {
-    events.iter().any(|e| {
+/// Where the backup's `FileCopied` events among `events` say it wrote.
+fn copied_files(events: &[jetdb::Event]) -> impl Iterator<Item = PathBuf> + '_ {
+    events.iter().filter_map(|e| match e {
+        jetdb::Event::FileCopied {
+            operation: jetdb::Operation::Backup,
+            to,
+            ..
+        } => Some(to.clone()),
+        _ => None,
+    })
+}
+
+/// If a failed backup's events say it kept its files (it could not put the previous
+/// manifest back): every file it reported copied, over its earlier steps (`facts`) and the
+/// failing call (`events`).
+fn kept_files(facts: &Facts, events: &[jetdb::Event]) -> Option<Vec<PathBuf>> {
+    let kept = events.iter().any(|e| {
         matches!(e, jetdb::Event::Warning { operation: jetdb::Operation::Backup, message }
             if message.contains("files are kept"))
+    });
+    kept.then(|| {
+        let mut copied = facts.copied.clone();
+        copied.extend(copied_files(events));
+        copied
     })
 }
 
@@ -343,6 +363,7 @@ impl Sim {
                         header: header.unwrap_or_default(),
                         reads_before: before.get(&IoFault::ReadError).copied().unwrap_or(0),
                         pace,
+                        copied: Vec::new(),
                     },
                 });
                 Ok(())
@@ -590,13 +611,16 @@ impl Sim {
                     (done, total),
                     &events,
                 );
-                self.backups.active.as_mut().expect("active").facts.pace = pace;
+                let facts = &mut self.backups.active.as_mut().expect("active").facts;
+                facts.pace = pace;
+                facts.copied.extend(copied_files(&events));
                 checked
             }
             Err(e) => {
                 let active = self.backups.active.take().expect("active");
                 self.check_failure_report(Some(active.facts.pace.kind), Ok(&e), &events)?;
-                self.backup_failed(&active.facts, &e, &before, kept_files(&events))
+                let kept = kept_files(&active.facts, &events);
+                self.backup_failed(&active.facts, &e, &before, kept)
             }
         }
     }
@@ -619,7 +643,7 @@ impl Sim {
                 Err(ErrorKind::BackupAbortByCaller),
                 &events,
             )?;
-            return self.check_failure(&active, false);
+            return self.check_failure(&active, None);
         }
         let logs_before = self.live_logs();
         let mode = active.mode;
@@ -684,7 +708,8 @@ impl Sim {
             }
             Err(e) => {
                 self.check_failure_report(Some(active.pace.kind), Ok(&e), &events)?;
-                self.backup_failed(&active, &e, &before, kept_files(&events))
+                let kept = kept_files(&active, &events);
+                self.backup_failed(&active, &e, &before, kept)
             }
         }
     }
@@ -825,7 +850,7 @@ impl Sim {
         active: &Facts,
         err: &JetError,
         before: &BTreeMap<IoFault, u64>,
-        kept: bool,
+        kept: Option<Vec<PathBuf>>,
     ) -> Check {
         let kind = err.kind();
         let fence_read = IO_ERRORS.contains(&kind)
@@ -858,10 +883,11 @@ impl Sim {
     /// The failure guarantees: the directory as it was, no log truncated, the header's
     /// records unchanged, the previous backup still restoring to its snapshot.
     ///
-    /// With `kept`, the backup failed after its manifest was in place and could not put the
-    /// previous one back (it warned so): the disk may keep either manifest, so it kept the
-    /// files of both, and the directory may restore to either snapshot.
-    fn check_failure(&mut self, active: &Facts, kept: bool) -> Check {
+    /// With `kept` (the files it copied), the backup failed after its manifest was in place
+    /// and could not put the previous one back (it warned so): the disk may keep either
+    /// manifest, so it kept the files of both, and the directory may restore to either
+    /// snapshot.
+    fn check_failure(&mut self, active: &Facts, kept: Option<Vec<PathBuf>>) -> Check {
         if self.vfs.crashed() {
             // A crash is judged after the restart, as a crash during the backup.
             self.backups.crashed = Some(active.clone());
@@ -873,9 +899,10 @@ impl Sim {
         let logs = self.live_logs();
         let header = self.header_records();
         self.vfs.suspend_faults(false);
-        if kept {
+        if let Some(copied) = kept {
             // Only for want of a directory fsync, and only the new set's files beside the
-            // previous backup's, which are as they were.
+            // previous backup's, which are as they were. And kept they are: the manifest the
+            // directory may durably name lists them.
             let changed: Vec<&PathBuf> = active
                 .listing
                 .iter()
@@ -896,6 +923,19 @@ impl Sim {
                 })
                 .collect();
             let fired = self.vfs.fired().contains_key(&IoFault::DirSyncError);
+            let dropped: Vec<&PathBuf> = copied
+                .iter()
+                .filter(|p| !listing.contains_key(*p))
+                .collect();
+            if !dropped.is_empty() {
+                return Err(self.violation(
+                    Oracle::Backup,
+                    format!(
+                        "a failed backup said it kept its files, but {dropped:?} are gone from bk{}",
+                        active.dir
+                    ),
+                ));
+            }
             if !changed.is_empty() || !stray.is_empty() || !fired {
                 return Err(self.violation(
                     Oracle::Backup,
