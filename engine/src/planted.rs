@@ -62,11 +62,14 @@ pub enum PlantedBug {
     /// Without a checkpoint file, recovery replays from the lowest generation it finds
     /// instead of refusing when generation 1 is gone (`recovery::run`).
     RecoveryGuessesItsStart,
+    /// A backup's begin leaves the set directories of backups that never finished
+    /// (`backup::prepare_directory`).
+    BackupKeepsDebris,
 }
 
 impl PlantedBug {
     /// Every planted bug.
-    pub const ALL: [PlantedBug; 17] = [
+    pub const ALL: [PlantedBug; 18] = [
         PlantedBug::WriteBackBeforeLog,
         PlantedBug::CheckpointBeforeWriteBack,
         PlantedBug::BackupSkipsPageCheck,
@@ -84,6 +87,7 @@ impl PlantedBug {
         PlantedBug::FailedBackupDropsKeptFiles,
         PlantedBug::RestoreLeavesItsFiles,
         PlantedBug::RecoveryGuessesItsStart,
+        PlantedBug::BackupKeepsDebris,
     ];
 
     /// Its name on the command line: kebab case (`write-back-before-log`).

@@ -50,6 +50,21 @@ fn assert_fires(sabotage: Sabotage, want: Oracle, bound: u64) {
     );
 }
 
+/// As [`assert_fires`], for one check of an oracle: the violation must say `words`.
+fn assert_fires_saying(sabotage: Sabotage, want: Oracle, words: &str, bound: u64) {
+    let mut seen = Vec::new();
+    for seed in 0..bound {
+        let plan = plan_for(seed, Some(200), Some(sabotage));
+        if let Some(v) = run(&plan, RunOptions::default()).violation {
+            if v.oracle == want && v.detail.contains(words) {
+                return;
+            }
+            seen.push(format!("seed {seed}: {v}"));
+        }
+    }
+    panic!("{sabotage}: no violation of {want} saying {words:?} within {bound} seeds: {seen:#?}");
+}
+
 #[test]
 fn a_log_fsync_that_does_nothing_loses_durable_commits() {
     // (Most seeds see it first as a refused recovery, below; the prefix oracle fires too.)
@@ -333,9 +348,10 @@ fn a_failed_backup_leaving_its_manifest_is_caught_when_a_directory_fsync_fails()
 fn a_failed_backup_dropping_the_files_its_directory_may_name_is_caught() {
     // The put-back of the previous manifest failed too (dirsync-eio): the directory may name
     // either set, so both must stay and it must still restore.
-    assert_fires(
+    assert_fires_saying(
         Sabotage::Engine(PlantedBug::FailedBackupDropsKeptFiles),
         Oracle::Backup,
+        "said it kept its files",
         400,
     );
 }
@@ -343,9 +359,10 @@ fn a_failed_backup_dropping_the_files_its_directory_may_name_is_caught() {
 #[test]
 fn a_failed_restore_leaving_its_files_is_caught() {
     // A restore refused (a tampered or damaged set) must leave its destination empty.
-    assert_fires(
+    assert_fires_saying(
         Sabotage::Engine(PlantedBug::RestoreLeavesItsFiles),
         Oracle::Backup,
+        "that failed",
         200,
     );
 }
@@ -354,9 +371,21 @@ fn a_failed_restore_leaving_its_files_is_caught() {
 fn recovery_guessing_where_to_start_without_its_checkpoint_is_caught() {
     // The checkpoint file removed (a live tamper) once the logs no longer begin at generation
     // 1: recovery must refuse with JET_errCheckpointFileNotFound, not replay what it finds.
-    assert_fires(
+    assert_fires_saying(
         Sabotage::Engine(PlantedBug::RecoveryGuessesItsStart),
         Oracle::Recovery,
+        "without the checkpoint file",
         400,
+    );
+}
+
+#[test]
+fn a_backup_leaving_the_debris_of_unfinished_ones_is_caught() {
+    // The layout check: after a success the directory holds its manifest and its set only.
+    assert_fires_saying(
+        Sabotage::Engine(PlantedBug::BackupKeepsDebris),
+        Oracle::Backup,
+        "beside its set",
+        200,
     );
 }
