@@ -445,6 +445,7 @@ impl Instance {
         // A failed write or fsync of the database, even one a read made while evicting,
         // leaves the file's state unknown: the instance takes no more work until a new init.
         if core.fatal.is_none()
+            && !planted::active(&core.env, PlantedBug::DatabaseWriteFailureNotFatal)
             && let Err(unusable) = core.db.check_usable()
         {
             core.fail(result.as_ref().err().cloned().unwrap_or(unusable));

@@ -65,11 +65,14 @@ pub enum PlantedBug {
     /// A backup's begin leaves the set directories of backups that never finished
     /// (`backup::prepare_directory`).
     BackupKeepsDebris,
+    /// A failed write or fsync of the database does not stop the instance: it goes on
+    /// serving from pages whose state on disk is unknown (`Instance::with_running_core`).
+    DatabaseWriteFailureNotFatal,
 }
 
 impl PlantedBug {
     /// Every planted bug.
-    pub const ALL: [PlantedBug; 18] = [
+    pub const ALL: [PlantedBug; 19] = [
         PlantedBug::WriteBackBeforeLog,
         PlantedBug::CheckpointBeforeWriteBack,
         PlantedBug::BackupSkipsPageCheck,
@@ -88,6 +91,7 @@ impl PlantedBug {
         PlantedBug::RestoreLeavesItsFiles,
         PlantedBug::RecoveryGuessesItsStart,
         PlantedBug::BackupKeepsDebris,
+        PlantedBug::DatabaseWriteFailureNotFatal,
     ];
 
     /// Its name on the command line: kebab case (`write-back-before-log`).

@@ -163,6 +163,10 @@ struct Sim {
     misdirects: u32,
     /// The disk's log I/O count when the current step began.
     log_io_before: u64,
+    /// The instance's incarnation (one per init) and the database write faults fired when
+    /// the current step began.
+    incarnation: u64,
+    database_faults_before: (u64, u64),
     /// The model's last commit when the current step began.
     last_before_step: u64,
     /// Log files with planted damage.
@@ -234,6 +238,8 @@ impl Sim {
             faults_seen: BTreeMap::new(),
             late: vec![false; config.sessions as usize],
             log_io_before: 0,
+            incarnation: 0,
+            database_faults_before: (0, 0),
             damaged_logs: Vec::new(),
             last_before_step: 0,
             to_survive: BTreeSet::new(),
@@ -267,6 +273,8 @@ impl Sim {
             self.clock.advance_millis(3);
             let step = self.steps[i].clone();
             self.last_before_step = self.model.last();
+            self.database_faults_before =
+                (self.incarnation, self.vfs.stats().database_write_faults);
 
             self.vfs
                 .with_trace(|t| t.begin_step(format_args!("step {i}: {step:?}")));
@@ -316,6 +324,7 @@ impl Sim {
         }
         drop(session);
         self.instance = Some(instance);
+        self.incarnation += 1;
         self.open_sessions()?;
         self.stats = InstanceStats::default();
         Ok(())
@@ -371,6 +380,13 @@ impl Sim {
     /// Whether the current step has written, fsynced or renamed a log file (or tried to).
     fn log_touched(&self) -> bool {
         self.vfs.stats().log_io > self.log_io_before
+    }
+
+    /// Whether a write, fsync or full-disk fault fired on the database file during the
+    /// current step, in the instance serving now.
+    fn database_write_failed(&self) -> bool {
+        let (incarnation, faults) = self.database_faults_before;
+        incarnation == self.incarnation && self.vfs.stats().database_write_faults > faults
     }
 
     /// Whether the instance stopped (a fatal error, or the machine crashed).
@@ -960,6 +976,10 @@ impl Sim {
             return Ok(());
         };
         match instance.stats() {
+            Ok(_) if self.database_write_failed() => Err(self.violation(
+                Oracle::Contract,
+                "a write or fsync of the database failed, yet the instance still takes work (the file's state is unknown: it must stop until a new init)",
+            )),
             Ok(stats) => {
                 if stats.log_rolls > self.stats.log_rolls {
                     self.coverage.hit(Mark::LogRolled);
@@ -1190,6 +1210,7 @@ impl Sim {
             }
         }
         self.instance = Some(instance);
+        self.incarnation += 1;
         self.checkpoint = None;
         self.open_sessions()?;
         self.vfs.suspend_faults(true);

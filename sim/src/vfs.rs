@@ -307,6 +307,9 @@ pub struct DiskStats {
     pub syncs: u64,
     /// Faults that fired.
     pub faults_fired: u64,
+    /// Write, fsync and full-disk faults that fired on the database file: after each the
+    /// file's state is unknown, and the instance must take no more work.
+    pub database_write_faults: u64,
 }
 
 #[derive(Debug)]
@@ -410,6 +413,9 @@ impl Disk {
             self.armed.remove(i);
         }
         self.stats.faults_fired += 1;
+        if zone == Zone::Database && kind != IoFault::ReadError {
+            self.stats.database_write_faults += 1;
+        }
         *self.fired.entry(kind).or_default() += 1;
         true
     }

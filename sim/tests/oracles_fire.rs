@@ -389,3 +389,15 @@ fn a_backup_leaving_the_debris_of_unfinished_ones_is_caught() {
         200,
     );
 }
+
+#[test]
+fn an_instance_serving_on_after_a_failed_database_write_is_caught() {
+    // Most database writes that fail stop the instance on their own path (a checkpoint, the
+    // work after a commit); a write-back made by a read's eviction relies on the pager's latch.
+    assert_fires_saying(
+        Sabotage::Engine(PlantedBug::DatabaseWriteFailureNotFatal),
+        Oracle::Contract,
+        "still takes work",
+        400,
+    );
+}
