@@ -68,11 +68,15 @@ pub enum PlantedBug {
     /// A failed write or fsync of the database does not stop the instance: it goes on
     /// serving from pages whose state on disk is unknown (`Instance::with_running_core`).
     DatabaseWriteFailureNotFatal,
+    /// A successful backup's record in the database header is left for the next checkpoint
+    /// to write, not written at once: a power loss before it forgets the backup
+    /// (`BackupJob::finish`).
+    BackupRecordWaitsForCheckpoint,
 }
 
 impl PlantedBug {
     /// Every planted bug.
-    pub const ALL: [PlantedBug; 19] = [
+    pub const ALL: [PlantedBug; 20] = [
         PlantedBug::WriteBackBeforeLog,
         PlantedBug::CheckpointBeforeWriteBack,
         PlantedBug::BackupSkipsPageCheck,
@@ -92,6 +96,7 @@ impl PlantedBug {
         PlantedBug::RecoveryGuessesItsStart,
         PlantedBug::BackupKeepsDebris,
         PlantedBug::DatabaseWriteFailureNotFatal,
+        PlantedBug::BackupRecordWaitsForCheckpoint,
     ];
 
     /// Its name on the command line: kebab case (`write-back-before-log`).

@@ -1212,6 +1212,7 @@ impl Sim {
         self.instance = Some(instance);
         self.incarnation += 1;
         self.checkpoint = None;
+        self.check_backup_records_durable()?;
         self.open_sessions()?;
         self.vfs.suspend_faults(true);
         let verified = self.verify_prefix().and_then(|()| self.verify_integrity());

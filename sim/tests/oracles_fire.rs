@@ -401,3 +401,15 @@ fn an_instance_serving_on_after_a_failed_database_write_is_caught() {
         400,
     );
 }
+
+#[test]
+fn a_backup_record_left_for_the_next_checkpoint_is_caught() {
+    // The header's record of a successful backup must survive a power loss at once: it is
+    // what lets truncation delete the logs the backup holds.
+    assert_fires_saying(
+        Sabotage::Engine(PlantedBug::BackupRecordWaitsForCheckpoint),
+        Oracle::Backup,
+        "after a recovery the header records",
+        50,
+    );
+}

@@ -102,6 +102,9 @@ pub(crate) struct Backups {
     pub(crate) crashed: Option<Facts>,
     /// The latest backup point of the instance's backups: a later one is never before it.
     pub(crate) last_sequence: u64,
+    /// The header's backup records (full, incremental) after the last successful backup
+    /// that did not warn: durable at once, so every recovery must find them (or later ones).
+    pub(crate) recorded: Option<(BackupInfo, BackupInfo)>,
 }
 
 impl Default for DirState {
@@ -675,6 +678,7 @@ impl Sim {
                 self.backups.last_success = Some(active.dir);
                 if summary.warnings.is_empty() {
                     self.check_header_records(mode, high)?;
+                    self.backups.recorded = self.header_records();
                     self.check_backup_layout(active.dir)?;
                 }
                 let deleted: Vec<u32> =
@@ -766,6 +770,27 @@ impl Sim {
                 Oracle::Backup,
                 format!(
                     "after a successful {mode:?} backup up to generation {high:#X}, the header records full {full:?}, incremental {incremental:?}"
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// After a recovery: the header still records the last successful backup, or a later
+    /// one (a backup the crash met after its commit point). The record is what lets
+    /// truncation delete the logs the backup holds, so it is written durably at the backup's
+    /// end, never left for a checkpoint.
+    pub(super) fn check_backup_records_durable(&mut self) -> Check {
+        let (Some((full, incremental)), Some((now_full, now_incremental))) =
+            (self.backups.recorded, self.header_records())
+        else {
+            return Ok(());
+        };
+        if (now_full.mark, now_incremental.mark) < (full.mark, incremental.mark) {
+            return Err(self.violation(
+                Oracle::Backup,
+                format!(
+                    "after a recovery the header records full {now_full:?}, incremental {now_incremental:?}: the last successful backup recorded full {full:?}, incremental {incremental:?}"
                 ),
             ));
         }
