@@ -204,6 +204,16 @@ impl Pager {
         self.wal_durable = lsn;
     }
 
+    /// How many pages the cache holds.
+    pub(crate) fn cached_pages(&self) -> usize {
+        self.cache.len()
+    }
+
+    /// The cache's size, in pages.
+    pub(crate) fn cache_pages_max(&self) -> usize {
+        self.cache_pages_max
+    }
+
     /// Whether the cache holds more pages than its size (pages waiting for the log).
     pub(crate) fn over_capacity(&self) -> bool {
         self.cache.len() > self.cache_pages_max

@@ -72,11 +72,15 @@ pub enum PlantedBug {
     /// to write, not written at once: a power loss before it forgets the backup
     /// (`BackupJob::finish`).
     BackupRecordWaitsForCheckpoint,
+    /// The work after a commit that advances the checkpoint leaves the cache past its size:
+    /// a big transaction's pages stay cached, written back but not evicted
+    /// (`Core::maintain`).
+    CheckpointSkipsCacheBound,
 }
 
 impl PlantedBug {
     /// Every planted bug.
-    pub const ALL: [PlantedBug; 20] = [
+    pub const ALL: [PlantedBug; 21] = [
         PlantedBug::WriteBackBeforeLog,
         PlantedBug::CheckpointBeforeWriteBack,
         PlantedBug::BackupSkipsPageCheck,
@@ -97,6 +101,7 @@ impl PlantedBug {
         PlantedBug::BackupKeepsDebris,
         PlantedBug::DatabaseWriteFailureNotFatal,
         PlantedBug::BackupRecordWaitsForCheckpoint,
+        PlantedBug::CheckpointSkipsCacheBound,
     ];
 
     /// Its name on the command line: kebab case (`write-back-before-log`).

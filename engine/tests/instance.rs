@@ -1152,3 +1152,32 @@ fn a_missing_checkpoint_file_recovers_from_generation_1_or_is_refused() {
         "{err}"
     );
 }
+
+#[test]
+fn a_big_transaction_leaves_the_cache_within_its_size() {
+    // A transaction of far more pages than the cache holds (its changes wait in the version
+    // store; its commit changes the pages, which stay cached until the log takes them): the
+    // work after the commit — here a checkpoint too, the log being past the checkpoint depth —
+    // brings the cache back within its size.
+    let tmp = tempfile::tempdir().unwrap();
+    let mut p = params(tmp.path());
+    p.cache_size = 64 * 4096;
+    p.checkpoint_depth = 256 * 1024;
+    let instance = Instance::new(os_env(9), p);
+    instance.init().unwrap();
+    let mut session = instance.begin_session().unwrap();
+    let t = session.create_table("t").unwrap();
+    session.begin_transaction().unwrap();
+    for i in 0..2000 {
+        session.put(t, &key(i), &[5; 300]).unwrap();
+    }
+    session.commit_transaction(CommitMode::Durable).unwrap();
+    let after = instance.stats().unwrap();
+    assert!(after.checkpoints > 0, "{after:?}");
+    assert_eq!(after.cache_pages_unlogged, 0);
+    assert!(after.cache_pages <= after.cache_pages_max, "{after:?}");
+    let want: BTreeMap<Vec<u8>, Vec<u8>> = (0..2000).map(|i| (key(i), vec![5; 300])).collect();
+    assert_eq!(contents(&instance, "t"), want);
+    drop(session);
+    instance.term().unwrap();
+}

@@ -43,6 +43,9 @@ pub enum Oracle {
     /// answer, its status calls or its events disagree with the files it copied, the
     /// generations it deleted, the backup point it fixed or the set it restored.
     Report,
+    /// The engine held more memory than its bounds allow: between calls, the page cache past
+    /// its size beside the changed pages the log has not taken yet.
+    Memory,
 }
 
 impl fmt::Display for Oracle {
