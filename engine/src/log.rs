@@ -1172,11 +1172,109 @@ mod tests {
         rotten[SEGMENT_SIZE + 100] ^= 1;
         let s = scan(&rotten, "edb.log").unwrap();
         assert!(
-            matches!(s.tail, LogTail::Corrupt { segment: 1, .. }),
+            matches!(&s.tail, LogTail::Corrupt { segment: 1, offset: 4096, reason }
+                if reason.contains("checksum mismatch")),
             "{:?}",
             s.tail
         );
         assert!(s.records.is_empty());
+    }
+
+    /// The file offset of byte `at` of a record stream written without flushes: each
+    /// segment after the header carries `SEGMENT_PAYLOAD` bytes of it.
+    fn file_offset_of(at: usize) -> u32 {
+        let segment = 1 + at / SEGMENT_PAYLOAD;
+        (segment * SEGMENT_SIZE + SEGMENT_HEADER_LEN + at % SEGMENT_PAYLOAD) as u32
+    }
+
+    #[test]
+    fn records_are_found_where_the_writer_put_them() {
+        // Recovery compares these positions with the checkpoint's: one off, and it skips a
+        // commit after the checkpoint or replays one before it.
+        let vfs: Arc<dyn Vfs> = Arc::new(MemVfs::new());
+        let mut log = writer(&vfs, 64);
+        assert_eq!(log.position().offset, file_offset_of(0));
+        let mut ends = Vec::new();
+        for n in 1..=3 {
+            ends.push(log.append(&commit(n)).unwrap());
+        }
+        log.flush().unwrap();
+        let bytes = read_file(&*vfs, Path::new("edb.log")).unwrap();
+        let scan = scan(&bytes, "edb.log").unwrap();
+        // A page record of 5000 bytes (5 + 4 + 5000), then a commit (5 + 56), three times.
+        let mut at = 0;
+        let mut want = Vec::new();
+        for _ in 1..=3 {
+            want.push(file_offset_of(at));
+            at += 5009;
+            want.push(file_offset_of(at));
+            at += 61;
+        }
+        let found: Vec<u32> = scan.records.iter().map(|(p, _)| p.offset).collect();
+        assert_eq!(found, want);
+        assert!(scan.records.iter().all(|(p, _)| p.generation == 1));
+        assert_eq!(ends.last().unwrap().offset, file_offset_of(at));
+        assert_eq!(scan.end, *ends.last().unwrap());
+        assert_eq!(scan.tail, LogTail::Open);
+        // (The test's writer is a resumed one: its first segment is flagged.)
+        let first = Lgpos {
+            generation: 1,
+            offset: file_offset_of(0),
+        };
+        assert_eq!(scan.restarts, vec![first]);
+    }
+
+    #[test]
+    fn a_log_without_records_ends_where_the_first_would_begin() {
+        let vfs: Arc<dyn Vfs> = Arc::new(MemVfs::new());
+        let mut log = writer(&vfs, 64);
+        log.flush().unwrap();
+        let bytes = read_file(&*vfs, Path::new("edb.log")).unwrap();
+        let scan = scan(&bytes, "edb.log").unwrap();
+        assert!(scan.records.is_empty());
+        assert_eq!(scan.end.offset, file_offset_of(0));
+        assert_eq!(scan.tail, LogTail::Open);
+        assert_eq!(scan.segments_used, 0);
+    }
+
+    #[test]
+    fn a_record_whose_rest_was_never_written_is_a_torn_tail() {
+        let vfs: Arc<dyn Vfs> = Arc::new(MemVfs::new());
+        let mut log = writer(&vfs, 64);
+        log.append(&commit(1)).unwrap(); // a page record over segments 1 and 2
+        log.flush().unwrap();
+        let mut bytes = read_file(&*vfs, Path::new("edb.log")).unwrap();
+        bytes[2 * SEGMENT_SIZE..3 * SEGMENT_SIZE].fill(0);
+        let scan = scan(&bytes, "edb.log").unwrap();
+        assert!(scan.records.is_empty());
+        assert!(
+            matches!(&scan.tail, LogTail::Torn { segment: 1, reason } if reason.contains("cut short")),
+            "{:?}",
+            scan.tail
+        );
+        assert!(scan.has_debris());
+    }
+
+    #[test]
+    fn a_malformed_record_under_a_valid_checksum_is_corruption_where_it_lies() {
+        let vfs: Arc<dyn Vfs> = Arc::new(MemVfs::new());
+        let mut log = writer(&vfs, 64);
+        log.append(&commit(1)).unwrap();
+        // An end record with a body: no writer makes one, so the stream is damaged there.
+        log.append(&[RECORD_END, 1, 0, 0, 0, 0]).unwrap();
+        log.append(&commit(2)).unwrap();
+        log.flush().unwrap();
+        let bytes = read_file(&*vfs, Path::new("edb.log")).unwrap();
+        let scan = scan(&bytes, "edb.log").unwrap();
+        let at = file_offset_of(5070);
+        assert_eq!(scan.records.len(), 2);
+        assert!(
+            matches!(&scan.tail, LogTail::Corrupt { segment, offset, reason }
+                if *segment == at / SEGMENT_SIZE as u32 && *offset == u64::from(at)
+                    && reason.contains("unknown record")),
+            "{:?} (want offset {at})",
+            scan.tail
+        );
     }
 
     #[test]
@@ -1224,6 +1322,13 @@ mod tests {
             })
             .collect();
         assert_eq!(kinds, ["page", "commit", "page", "commit"]);
+        // The resumed writer's first segment is flagged; recovery cuts open groups there.
+        let restart = ((used as usize + 1) * SEGMENT_SIZE + SEGMENT_HEADER_LEN) as u32;
+        let at = |offset| Lgpos {
+            generation: 1,
+            offset,
+        };
+        assert_eq!(scan.restarts, vec![at(4128), at(restart)]);
     }
 
     fn header(segments: u32) -> LogHeader {
