@@ -1135,7 +1135,7 @@ mod tests {
     fn a_roll_archives_the_generation_with_an_end_record() {
         let vfs: Arc<dyn Vfs> = Arc::new(MemVfs::new());
         let mut log = writer(&vfs, 32);
-        for n in 1..=30 {
+        for n in 1..=60 {
             log.append(&commit(n)).unwrap();
         }
         log.flush().unwrap();
@@ -1146,7 +1146,146 @@ mod tests {
         let cur = read_file(&*vfs, Path::new("edb.log")).unwrap();
         let cur = scan(&cur, "edb.log").unwrap();
         assert_eq!(cur.header.generation, 1 + log.rolls() as u32);
-        assert_eq!(cur.header.prev_created_millis, 1);
+        // Each new generation's creation time is the clock's (5), not its predecessor's (the
+        // first one's: 1), and it names its predecessor's.
+        let second = read_file(&*vfs, Path::new("edb00000002.log")).unwrap();
+        let second = scan(&second, "edb00000002.log").unwrap();
+        assert_eq!(second.header.created_millis, 5);
+        assert_eq!(second.header.prev_created_millis, 1);
+        assert_eq!(cur.header.created_millis, 5);
+        let archived = (1..cur.header.generation)
+            .filter(|g| vfs.exists(Path::new(&archive_name("edb", *g))).unwrap())
+            .count();
+        assert_eq!(log.rolls(), archived as u64);
+        assert!(log.rolls() >= 2, "{} rolls", log.rolls());
+    }
+
+    /// A page record of exactly `len` bytes in the log (its header included).
+    fn page_record(len: usize) -> Vec<u8> {
+        let mut out = Vec::new();
+        encode_page(&mut out, 3, &vec![1; len - RECORD_HEADER_LEN - 4]);
+        assert_eq!(out.len(), len);
+        out
+    }
+
+    #[test]
+    fn the_largest_record_fills_an_empty_generation_but_its_end_record() {
+        let vfs: Arc<dyn Vfs> = Arc::new(MemVfs::new());
+        let mut log = writer(&vfs, 32);
+        // 31 data segments of 4064 bytes, less the end record's header.
+        assert_eq!(log.record_max(), 31 * 4064 - 5);
+        log.append(&commit(1)).unwrap();
+        // It does not fit after the commit: the writer rolls first.
+        log.append(&page_record(log.record_max())).unwrap();
+        assert_eq!(log.rolls(), 1);
+        log.roll().unwrap();
+        let bytes = read_file(&*vfs, Path::new(&archive_name("edb", 2))).unwrap();
+        let scan = scan(&bytes, "gen 2").unwrap();
+        assert_eq!(scan.tail, LogTail::Ended);
+        assert_eq!(scan.records.len(), 2);
+        assert!(
+            matches!(&scan.records[0].1, Record::Page { image, .. } if image.len() == 31 * 4064 - 5 - 9)
+        );
+    }
+
+    #[test]
+    fn a_record_that_would_leave_no_room_for_the_end_record_goes_to_the_next_generation() {
+        let vfs: Arc<dyn Vfs> = Arc::new(MemVfs::new());
+        let mut log = writer(&vfs, 32);
+        let space = 31 * 4064;
+        log.append(&page_record(space - 100)).unwrap();
+        // 100 bytes are left: a 96-byte record would leave 4, too few for the end record.
+        log.append(&page_record(96)).unwrap();
+        assert_eq!(log.rolls(), 1);
+        log.append(&page_record(95)).unwrap();
+        log.roll().unwrap();
+        for (generation, records) in [(1, 1), (2, 2)] {
+            let name = archive_name("edb", generation);
+            let bytes = read_file(&*vfs, Path::new(&name)).unwrap();
+            let scan = scan(&bytes, &name).unwrap();
+            assert_eq!(scan.tail, LogTail::Ended, "{name}");
+            let kinds: Vec<bool> = scan
+                .records
+                .iter()
+                .map(|(_, r)| *r == Record::End)
+                .collect();
+            assert_eq!(kinds.len(), records + 1, "{name}: {kinds:?}");
+            assert_eq!(kinds.last(), Some(&true), "{name}");
+        }
+    }
+
+    #[test]
+    fn an_end_record_may_straddle_two_segments() {
+        let vfs: Arc<dyn Vfs> = Arc::new(MemVfs::new());
+        let mut log = writer(&vfs, 32);
+        // Two bytes left in the open segment when the generation is closed.
+        log.append(&page_record(SEGMENT_PAYLOAD - 2)).unwrap();
+        log.roll().unwrap();
+        let bytes = read_file(&*vfs, Path::new(&archive_name("edb", 1))).unwrap();
+        let scan = scan(&bytes, "gen 1").unwrap();
+        assert_eq!(scan.tail, LogTail::Ended);
+        assert_eq!(scan.records.len(), 2);
+        assert_eq!(
+            scan.records[1],
+            (
+                Lgpos {
+                    generation: 1,
+                    offset: file_offset_of(SEGMENT_PAYLOAD - 2)
+                },
+                Record::End
+            )
+        );
+        assert_eq!(scan.segments_used, 2);
+    }
+
+    #[test]
+    fn a_resumed_writer_counts_its_log_durable_up_to_where_it_resumes() {
+        let vfs: Arc<dyn Vfs> = Arc::new(MemVfs::new());
+        let mut log = writer(&vfs, 64);
+        assert_eq!(log.durable(), log.position());
+        log.append(&commit(1)).unwrap();
+        assert!(log.durable() < log.position());
+        log.flush().unwrap();
+        assert_eq!(log.durable(), log.position());
+        let used = log.position().offset / SEGMENT_SIZE as u32 - 1;
+        let header = log.header;
+        drop(log);
+        let log = LogWriter::resume(
+            Arc::clone(&vfs),
+            Arc::new(ManualClock::new(9)),
+            Path::new(""),
+            "edb",
+            header,
+            used,
+        )
+        .unwrap();
+        assert_eq!(log.durable(), log.position());
+        assert_eq!(
+            log.durable().offset,
+            file_offset_of(used as usize * SEGMENT_PAYLOAD)
+        );
+    }
+
+    #[test]
+    fn a_log_copy_reports_every_byte_once_and_leaves_the_blank_tail_a_hole() {
+        let vfs: Arc<dyn Vfs> = Arc::new(MemVfs::new());
+        let mut log = writer(&vfs, 64);
+        log.append(&commit(1)).unwrap();
+        log.flush().unwrap();
+        let bytes = read_file(&*vfs, Path::new("edb.log")).unwrap();
+        let file = vfs
+            .open(Path::new("copy.log"), OpenMode::CreateNew)
+            .unwrap();
+        let mut pieces = Vec::new();
+        write_copy(&*file, Path::new("copy.log"), &bytes, |n| {
+            pieces.push(n);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(pieces.iter().sum::<u64>(), bytes.len() as u64);
+        // Three segments hold data (the header and two of records); the rest is blank.
+        assert_eq!(pieces, [3 * SEGMENT_SIZE as u64, 61 * SEGMENT_SIZE as u64]);
+        assert_eq!(read_file(&*vfs, Path::new("copy.log")).unwrap(), bytes);
     }
 
     #[test]
