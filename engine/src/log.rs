@@ -546,7 +546,7 @@ pub fn scan(bytes: &[u8], name: &str) -> Result<LogScan> {
         }
     }
     if let Some(&(pos, ref record)) = records.last() {
-        end_offset = pos.offset + record_len(record) as u32;
+        end_offset = stream_advance(pos.offset, record_len(record));
     }
     if let (Some(offset), LogTail::Open) = (cut_short, &tail) {
         // A record begun but not finished: the rest of it was never written.
@@ -594,6 +594,20 @@ fn record_len(record: &Record) -> usize {
             Record::Commit(_) => COMMIT_BODY_LEN,
             Record::End => 0,
         }
+}
+
+/// The file offset `len` bytes of record stream after file offset `offset`, past the headers
+/// of the segments in between. A record's segments are full but its last: a flush, which
+/// seals a segment part-filled, falls between records. A record that ends a segment ends
+/// where the next segment's payload begins, as the writer's position after it.
+fn stream_advance(offset: u32, len: usize) -> u32 {
+    let offset = offset as usize;
+    let segment = offset / SEGMENT_SIZE;
+    let within = offset % SEGMENT_SIZE - SEGMENT_HEADER_LEN + len;
+    let at = (segment + within / SEGMENT_PAYLOAD) * SEGMENT_SIZE
+        + SEGMENT_HEADER_LEN
+        + within % SEGMENT_PAYLOAD;
+    at as u32
 }
 
 /// A run of segments whose payloads form one record stream.
@@ -1269,7 +1283,9 @@ mod tests {
     #[test]
     fn a_log_copy_reports_every_byte_once_and_leaves_the_blank_tail_a_hole() {
         let vfs: Arc<dyn Vfs> = Arc::new(MemVfs::new());
-        let mut log = writer(&vfs, 64);
+        let mut log = writer(&vfs, 512);
+        // 1.2 MB of records: two pieces of the copy (at most 1 MiB each).
+        log.append(&page_record(1_200_000)).unwrap();
         log.append(&commit(1)).unwrap();
         log.flush().unwrap();
         let bytes = read_file(&*vfs, Path::new("edb.log")).unwrap();
@@ -1283,8 +1299,13 @@ mod tests {
         })
         .unwrap();
         assert_eq!(pieces.iter().sum::<u64>(), bytes.len() as u64);
-        // Three segments hold data (the header and two of records); the rest is blank.
-        assert_eq!(pieces, [3 * SEGMENT_SIZE as u64, 61 * SEGMENT_SIZE as u64]);
+        // The header and the segments of records (1,205,070 bytes: 297 of them) hold data;
+        // the rest is blank.
+        let used = 298 * SEGMENT_SIZE as u64;
+        assert_eq!(
+            pieces,
+            [1 << 20, used - (1 << 20), 512 * SEGMENT_SIZE as u64 - used]
+        );
         assert_eq!(read_file(&*vfs, Path::new("copy.log")).unwrap(), bytes);
     }
 
@@ -1361,6 +1382,33 @@ mod tests {
             offset: file_offset_of(0),
         };
         assert_eq!(scan.restarts, vec![first]);
+    }
+
+    #[test]
+    fn the_log_ends_after_its_last_record_whatever_its_kind() {
+        let splice = Splice {
+            envelope: vec![1; 32],
+            start: 0,
+            old_end: 0,
+            data: vec![2; 4100],
+        };
+        let mut delta = Vec::new();
+        encode_delta(&mut delta, 4, 7, &splice);
+        let kinds: [(&str, Vec<u8>); 4] = [
+            ("page", page_record(5000)),
+            ("delta", delta),
+            ("commit", commit(1)),
+            ("end", vec![RECORD_END, 0, 0, 0, 0]),
+        ];
+        for (kind, record) in kinds {
+            let vfs: Arc<dyn Vfs> = Arc::new(MemVfs::new());
+            let mut log = writer(&vfs, 64);
+            let end = log.append(&record).unwrap();
+            assert_eq!(end.offset, file_offset_of(record.len()), "{kind}");
+            log.flush().unwrap();
+            let bytes = read_file(&*vfs, Path::new("edb.log")).unwrap();
+            assert_eq!(scan(&bytes, "edb.log").unwrap().end, end, "{kind}");
+        }
     }
 
     #[test]
