@@ -1229,6 +1229,20 @@ mod tests {
     }
 
     #[test]
+    fn a_record_that_leaves_just_room_for_the_end_record_stays() {
+        let vfs: Arc<dyn Vfs> = Arc::new(MemVfs::new());
+        let mut log = writer(&vfs, 32);
+        log.append(&page_record(31 * 4064 - 100)).unwrap();
+        log.append(&page_record(95)).unwrap(); // 5 bytes left: the end record's
+        assert_eq!(log.rolls(), 0);
+        log.roll().unwrap();
+        let bytes = read_file(&*vfs, Path::new(&archive_name("edb", 1))).unwrap();
+        let scan = scan(&bytes, "gen 1").unwrap();
+        assert_eq!(scan.tail, LogTail::Ended);
+        assert_eq!(scan.records.len(), 3);
+    }
+
+    #[test]
     fn an_end_record_may_straddle_two_segments() {
         let vfs: Arc<dyn Vfs> = Arc::new(MemVfs::new());
         let mut log = writer(&vfs, 32);
