@@ -168,11 +168,11 @@ pub struct InstanceStats {
     pub cache_pages: u64,
     /// The cache's size in pages (`cache_size` over the page size, at least
     /// `limits::CACHE_PAGES_MIN`). Between calls the cache holds no more than this, beside
-    /// [`InstanceStats::cache_pages_unlogged`].
+    /// [`InstanceStats::cache_pages_pinned`].
     pub cache_pages_max: u64,
-    /// Changed pages whose image the log has not taken yet: they stay cached whatever the
-    /// cache's size.
-    pub cache_pages_unlogged: u64,
+    /// Changed pages the cache may not evict yet, whatever its size: the log records holding
+    /// their images are not durable (a lazy commit's), or the log has not taken them.
+    pub cache_pages_pinned: u64,
 }
 
 #[derive(Clone, Debug)]
@@ -390,7 +390,7 @@ impl Instance {
             let pager = core.db.pager_mut();
             stats.cache_pages = pager.cached_pages() as u64;
             stats.cache_pages_max = pager.cache_pages_max() as u64;
-            stats.cache_pages_unlogged = pager.unlogged_pages() as u64;
+            stats.cache_pages_pinned = pager.pinned_pages() as u64;
             Ok(stats)
         })
     }
@@ -929,8 +929,6 @@ impl Core {
             let at = |p: Lgpos| u64::from(p.generation) * file + u64::from(p.offset);
             let behind = at(pos).saturating_sub(at(chk));
             if behind > self.params.checkpoint_depth {
-                // (Then the cache's bound too: a checkpoint writes pages back, it does not
-                // evict them.)
                 self.checkpoint()?;
                 if planted::active(&self.env, PlantedBug::CheckpointSkipsCacheBound) {
                     return Ok(());
@@ -964,7 +962,18 @@ impl Core {
                 core.db.pager_mut().set_wal_durable(durable);
             }
             Ok(())
-        })
+        })?;
+        self.relieve_cache()
+    }
+
+    /// Brings the cache back within its size once pages it could not evict are free to go:
+    /// after a flush made their log durable (a read may have loaded past the size while
+    /// they waited), or a checkpoint wrote them back (which does not evict).
+    fn relieve_cache(&mut self) -> Result<()> {
+        if self.db.pager_mut().over_capacity() {
+            self.change(|core| core.db.pager_mut().trim())?;
+        }
+        Ok(())
     }
 
     pub(crate) fn checkpoint(&mut self) -> Result<()> {
@@ -992,7 +1001,11 @@ impl Core {
             }
             core.stats.checkpoints += 1;
             core.delete_old_logs()
-        })
+        })?;
+        if planted::active(&self.env, PlantedBug::CheckpointSkipsCacheBound) {
+            return Ok(());
+        }
+        self.relieve_cache()
     }
 
     /// Flushes the log, then writes every changed page and the header.

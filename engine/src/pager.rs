@@ -214,6 +214,14 @@ impl Pager {
         self.cache_pages_max
     }
 
+    /// How many cached pages may not be evicted now (changed, their log not durable).
+    pub(crate) fn pinned_pages(&self) -> usize {
+        self.cache
+            .iter()
+            .filter(|(pgno, f)| f.dirty && !self.writable_now(**pgno, f))
+            .count()
+    }
+
     /// Whether the cache holds more pages than its size (pages waiting for the log).
     pub(crate) fn over_capacity(&self) -> bool {
         self.cache.len() > self.cache_pages_max

@@ -72,9 +72,9 @@ pub enum PlantedBug {
     /// to write, not written at once: a power loss before it forgets the backup
     /// (`BackupJob::finish`).
     BackupRecordWaitsForCheckpoint,
-    /// The work after a commit that advances the checkpoint leaves the cache past its size:
-    /// a big transaction's pages stay cached, written back but not evicted
-    /// (`Core::maintain`).
+    /// A checkpoint, and the work after a commit that advances one, leave the cache past its
+    /// size: a big transaction's pages stay cached, written back but not evicted
+    /// (`Core::checkpoint`, `Core::maintain`).
     CheckpointSkipsCacheBound,
 }
 

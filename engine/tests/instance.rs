@@ -1174,7 +1174,7 @@ fn a_big_transaction_leaves_the_cache_within_its_size() {
     session.commit_transaction(CommitMode::Durable).unwrap();
     let after = instance.stats().unwrap();
     assert!(after.checkpoints > 0, "{after:?}");
-    assert_eq!(after.cache_pages_unlogged, 0);
+    assert_eq!(after.cache_pages_pinned, 0);
     assert!(after.cache_pages <= after.cache_pages_max, "{after:?}");
     let want: BTreeMap<Vec<u8>, Vec<u8>> = (0..2000).map(|i| (key(i), vec![5; 300])).collect();
     assert_eq!(contents(&instance, "t"), want);

@@ -44,7 +44,7 @@ pub enum Oracle {
     /// generations it deleted, the backup point it fixed or the set it restored.
     Report,
     /// The engine held more memory than its bounds allow: between calls, the page cache past
-    /// its size beside the changed pages the log has not taken yet.
+    /// its size beside the pages it may not evict yet (changed, their log not durable).
     Memory,
 }
 

@@ -980,12 +980,12 @@ impl Sim {
                 Oracle::Contract,
                 "a write or fsync of the database failed, yet the instance still takes work (the file's state is unknown: it must stop until a new init)",
             )),
-            Ok(stats) if stats.cache_pages > stats.cache_pages_max + stats.cache_pages_unlogged => {
+            Ok(stats) if stats.cache_pages > stats.cache_pages_max + stats.cache_pages_pinned => {
                 Err(self.violation(
                     Oracle::Memory,
                     format!(
                         "between calls the cache holds {} pages: its size is {}, and {} changed pages wait for the log",
-                        stats.cache_pages, stats.cache_pages_max, stats.cache_pages_unlogged
+                        stats.cache_pages, stats.cache_pages_max, stats.cache_pages_pinned
                     ),
                 ))
             }

@@ -417,7 +417,7 @@ fn a_backup_record_left_for_the_next_checkpoint_is_caught() {
 #[test]
 fn a_cache_left_past_its_size_is_caught() {
     // The memory oracle: between calls the cache holds at most its size, beside the changed
-    // pages the log has not taken yet.
+    // pages it may not evict yet.
     assert_fires(
         Sabotage::Engine(PlantedBug::CheckpointSkipsCacheBound),
         Oracle::Memory,
