@@ -584,6 +584,9 @@ fn begin_in_core(
             core.db.pager_mut().set_wal_durable(durable);
             Ok(())
         })?;
+        // The flush freed the pages that waited for the log: the cache goes back within its
+        // size before the fence, whose copies-before-write it then need not make.
+        core.relieve_cache()?;
         current_gen
     };
     let mark = core.log.as_ref().expect("checked").writer.position();

@@ -969,7 +969,7 @@ impl Core {
     /// Brings the cache back within its size once pages it could not evict are free to go:
     /// after a flush made their log durable (a read may have loaded past the size while
     /// they waited), or a checkpoint wrote them back (which does not evict).
-    fn relieve_cache(&mut self) -> Result<()> {
+    pub(crate) fn relieve_cache(&mut self) -> Result<()> {
         if self.db.pager_mut().over_capacity() {
             self.change(|core| core.db.pager_mut().trim())?;
         }

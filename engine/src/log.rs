@@ -1408,8 +1408,14 @@ mod tests {
         };
         let mut delta = Vec::new();
         encode_delta(&mut delta, 4, 7, &splice);
-        let kinds: [(&str, Vec<u8>); 4] = [
+        let kinds: [(&str, Vec<u8>); 6] = [
             ("page", page_record(5000)),
+            // Ending exactly where a segment ends: the end is the next payload's start.
+            ("page filling a segment", page_record(SEGMENT_PAYLOAD)),
+            (
+                "page filling two segments",
+                page_record(2 * SEGMENT_PAYLOAD),
+            ),
             ("delta", delta),
             ("commit", commit(1)),
             ("end", vec![RECORD_END, 0, 0, 0, 0]),

@@ -413,7 +413,8 @@ impl Disk {
             self.armed.remove(i);
         }
         self.stats.faults_fired += 1;
-        if zone == Zone::Database && kind != IoFault::ReadError {
+        // (A misdirected write reports success: the engine cannot know of it.)
+        if zone == Zone::Database && !matches!(kind, IoFault::ReadError | IoFault::Misdirect) {
             self.stats.database_write_faults += 1;
         }
         *self.fired.entry(kind).or_default() += 1;

@@ -84,6 +84,9 @@ pub(crate) struct Facts {
     pub(crate) pace: Pace,
     /// The files its steps reported copied (`FileCopied`), where they were written.
     pub(crate) copied: Vec<PathBuf>,
+    /// The directory's manifest did not read when the job began (damaged or forged): the
+    /// engine took it for no backup to keep, and a full backup replaces it.
+    pub(crate) unreadable_previous: bool,
 }
 
 /// The simulator's backup state.
@@ -298,6 +301,8 @@ impl Sim {
         let header = self.header_records();
         let logs = self.live_logs();
         let listing = self.content_listing(&dir_path(dir));
+        let unreadable_previous = matches!(self.manifest_of(dir),
+            Err(e) if e.kind() == ErrorKind::LogCorruptDuringHardRestore);
         let everything = self.listing(&dir_path(dir));
         let prior = Before {
             generation: instance
@@ -367,6 +372,7 @@ impl Sim {
                         reads_before: before.get(&IoFault::ReadError).copied().unwrap_or(0),
                         pace,
                         copied: Vec::new(),
+                        unreadable_previous,
                     },
                 });
                 Ok(())
@@ -974,6 +980,18 @@ impl Sim {
             let state = &mut self.backups.dirs[active.dir];
             if !state.allowed.contains(&new) {
                 state.allowed.push(new);
+            }
+        } else if listing != active.listing
+            && active.unreadable_previous
+            && listing
+                .iter()
+                .all(|(p, crc)| active.listing.get(p) == Some(crc))
+        {
+            // It replaced a damaged backup, which no restore takes: failing, it may leave the
+            // directory without it, but adds and changes nothing.
+            let state = &mut self.backups.dirs[active.dir];
+            if !state.allowed.contains(&None) {
+                state.allowed.push(None);
             }
         } else if listing != active.listing {
             let added: Vec<&PathBuf> = listing
