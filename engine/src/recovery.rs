@@ -984,3 +984,92 @@ fn new_log_set(env: &Env, layout: &Layout, mut report: RecoveryReport) -> Result
         last_commit: 0,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::env::ManualClock;
+    use crate::log::{CommitRecord, LogHeader, LogWriter, NewLog, encode_commit, encode_page};
+    use crate::vfs::MemVfs;
+
+    const SEGMENTS: u32 = 32;
+
+    /// A log of three flushed commits in `edb.log` (segments 1..=6), read back.
+    fn log_of_three_commits(vfs: &Arc<dyn Vfs>) -> Vec<u8> {
+        let header = LogHeader {
+            generation: 1,
+            segments: SEGMENTS,
+            log_signature: Signature {
+                random: 7,
+                created_millis: 1,
+            },
+            db_signature: Signature::default(),
+            created_millis: 1,
+            prev_created_millis: 0,
+            circular: false,
+        };
+        let tmp = NewLog {
+            vfs,
+            dir: Path::new(""),
+            base: "edb",
+            header,
+        }
+        .prepare()
+        .unwrap();
+        vfs.rename(&tmp, Path::new("edb.log")).unwrap();
+        let clock = Arc::new(ManualClock::new(5));
+        let mut log =
+            LogWriter::resume(Arc::clone(vfs), clock, Path::new(""), "edb", header, 0).unwrap();
+        for n in 1..=3 {
+            let mut group = Vec::new();
+            encode_page(&mut group, 3, &vec![n as u8; 5000]);
+            let commit = CommitRecord {
+                sequence: n,
+                pages: 1,
+                ..Default::default()
+            };
+            encode_commit(&mut group, &commit);
+            log.append(&group).unwrap();
+            log.flush().unwrap();
+        }
+        log::read_file(&**vfs, Path::new("edb.log")).unwrap()
+    }
+
+    #[test]
+    fn debris_past_a_torn_tail_is_zeroed_to_the_end_of_the_file() {
+        let vfs: Arc<dyn Vfs> = Arc::new(MemVfs::new());
+        let clean = log_of_three_commits(&vfs);
+        let seg = |i: usize| i * SEGMENT_SIZE..(i + 1) * SEGMENT_SIZE;
+        // The last flush's segments (5, 6) torn: 5 blank, 6 and two stale segments further
+        // on still hold bytes; and the file ends short of its header's size (a tail never
+        // preallocated), its last segment garbage too.
+        let mut torn = clean.clone();
+        torn[seg(5)].fill(0);
+        torn[seg(9)].copy_from_slice(&clean[seg(1)]);
+        torn[seg(12)].fill(0xA5);
+        torn.truncate(13 * SEGMENT_SIZE);
+        let path = Path::new("edb.log");
+        vfs.open(path, OpenMode::CreateTruncate)
+            .unwrap()
+            .write_all_at(&torn, 0)
+            .unwrap();
+        let scan = log::scan(&torn, "edb.log").unwrap();
+        assert!(scan.has_debris(), "{:?}", scan.tail);
+        assert_eq!(scan.segments_used, 4);
+        clear_debris(&*vfs, path, &scan).unwrap();
+        let after = log::read_file(&*vfs, path).unwrap();
+        assert_eq!(after.len(), torn.len());
+        assert_eq!(
+            after[..seg(5).start],
+            torn[..seg(5).start],
+            "the records stay"
+        );
+        assert!(
+            after[seg(5).start..].iter().all(|&b| b == 0),
+            "every segment past the last whole record is blank"
+        );
+        let rescan = log::scan(&after, "edb.log").unwrap();
+        assert!(!rescan.has_debris());
+        assert_eq!(rescan.records.len(), scan.records.len());
+    }
+}
