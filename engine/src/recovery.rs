@@ -1077,6 +1077,19 @@ mod tests {
         drop(instance);
     }
 
+    /// The page images (whole or deltas) `edb.log` holds from `report.start` to its end.
+    fn images_replayed(env: &Env, report: &RecoveryReport) -> u64 {
+        let bytes = log::read_file(&*env.vfs, Path::new("inst/edb.log")).unwrap();
+        let scan = log::scan(&bytes, "edb.log").unwrap();
+        let start = report.start.expect("a log was replayed");
+        assert_eq!(scan.header.generation, start.generation, "one generation");
+        scan.records
+            .iter()
+            .filter(|(pos, _)| *pos >= start && Some(*pos) < report.end)
+            .filter(|(_, r)| matches!(r, Record::Page { .. } | Record::Delta { .. }))
+            .count() as u64
+    }
+
     #[test]
     fn the_report_counts_what_recovery_replayed_and_wrote() {
         let env = Env::memory(3);
@@ -1090,6 +1103,7 @@ mod tests {
         assert_eq!(report.transactions_undone, 0);
         assert!(report.pages_written >= 4, "{report:?}");
         assert_eq!(report.pages_current, 0, "{report:?}");
+        assert_eq!(report.pages_written, images_replayed(&env, &report));
         // Recovery moved the checkpoint past what it replayed: crashed at once, nothing more.
         let again = recover(&env);
         assert!(again.was_dirty);
@@ -1107,6 +1121,13 @@ mod tests {
         assert_eq!(report.transactions_undone, 0);
         assert!(report.pages_current > 0, "{report:?}");
         assert!(report.pages_written > 0, "{report:?}");
+        // Each image replayed is one or the other.
+        let images = images_replayed(&env, &report);
+        assert_eq!(
+            report.pages_written + report.pages_current,
+            images,
+            "{report:?}"
+        );
     }
 
     #[test]
