@@ -1052,8 +1052,8 @@ mod tests {
         report
     }
 
-    /// Runs `commits` durable commits of a 3,000-byte value each under new keys, then
-    /// crashes (drops the instance without its term).
+    /// Runs `commits` durable commits of a 300-byte value each under new keys, then crashes
+    /// (drops the instance without its term).
     fn commit_then_crash(env: &Env, first: bool, commits: u16) {
         let instance = crate::Instance::new(env.clone(), params());
         instance.init().unwrap();
@@ -1063,11 +1063,11 @@ mod tests {
         } else {
             session.open_table("t").unwrap()
         };
-        let base = if first { 0 } else { 1000 };
+        let base = if first { 0 } else { 10_000 };
         for i in 0..commits {
             session.begin_transaction().unwrap();
             session
-                .put(t, &(base + i).to_be_bytes(), &[7; 3000])
+                .put(t, &(base + i).to_be_bytes(), &[7; 300])
                 .unwrap();
             session
                 .commit_transaction(crate::CommitMode::Durable)
@@ -1077,17 +1077,26 @@ mod tests {
         drop(instance);
     }
 
-    /// The page images (whole or deltas) `edb.log` holds from `report.start` to its end.
+    /// The page images (whole or deltas) the log holds from `report.start` to `report.end`.
     fn images_replayed(env: &Env, report: &RecoveryReport) -> u64 {
-        let bytes = log::read_file(&*env.vfs, Path::new("inst/edb.log")).unwrap();
-        let scan = log::scan(&bytes, "edb.log").unwrap();
-        let start = report.start.expect("a log was replayed");
-        assert_eq!(scan.header.generation, start.generation, "one generation");
-        scan.records
-            .iter()
-            .filter(|(pos, _)| *pos >= start && Some(*pos) < report.end)
-            .filter(|(_, r)| matches!(r, Record::Page { .. } | Record::Delta { .. }))
-            .count() as u64
+        let (start, end) = (report.start.unwrap(), report.end.unwrap());
+        (start.generation..=end.generation)
+            .map(|g| {
+                let name = if g == end.generation {
+                    log::current_name("edb")
+                } else {
+                    log::archive_name("edb", g)
+                };
+                let bytes = log::read_file(&*env.vfs, &Path::new("inst").join(&name)).unwrap();
+                let scan = log::scan(&bytes, &name).unwrap();
+                assert_eq!(scan.header.generation, g, "{name}");
+                scan.records
+                    .iter()
+                    .filter(|(pos, _)| *pos >= start && *pos < end)
+                    .filter(|(_, r)| matches!(r, Record::Page { .. } | Record::Delta { .. }))
+                    .count() as u64
+            })
+            .sum()
     }
 
     #[test]
@@ -1113,11 +1122,12 @@ mod tests {
             (0, 0),
             "{again:?}"
         );
-        // 300 commits of 3,000 bytes through a 64-page cache: pages are written back under
-        // pressure (after their log), and recovery finds those already as new.
-        commit_then_crash(&env, false, 300);
+        // 1,500 commits through a 64-page cache (about 120 leaves): pages are written back
+        // under pressure (after their log), and recovery finds those already as new, whether
+        // their last image was whole or a delta.
+        commit_then_crash(&env, false, 1500);
         let report = recover(&env);
-        assert_eq!(report.commits_replayed, 300, "{report:?}");
+        assert_eq!(report.commits_replayed, 1500, "{report:?}");
         assert_eq!(report.transactions_undone, 0);
         assert!(report.pages_current > 0, "{report:?}");
         assert!(report.pages_written > 0, "{report:?}");
