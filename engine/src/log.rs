@@ -1063,12 +1063,24 @@ impl LogWriter {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::env::ManualClock;
     use crate::vfs::MemVfs;
 
-    fn writer(vfs: &Arc<dyn Vfs>, segments: u32) -> LogWriter {
+    /// Drops a flushed writer and resumes a new one after its last segment, as recovery
+    /// does; returns it and how many data segments the first one used.
+    fn reopen(log: LogWriter) -> (LogWriter, u32) {
+        let used = log.position().offset / SEGMENT_SIZE as u32 - 1;
+        let (vfs, header) = (Arc::clone(&log.vfs), log.header);
+        drop(log);
+        let clock = Arc::new(ManualClock::new(9));
+        let log = LogWriter::resume(vfs, clock, Path::new(""), "edb", header, used).unwrap();
+        (log, used)
+    }
+
+    /// A writer of generation 1 in `edb.log` (log set 7), files of `segments` segments.
+    pub(crate) fn writer(vfs: &Arc<dyn Vfs>, segments: u32) -> LogWriter {
         writer_at(vfs, 1, segments)
     }
 
@@ -1105,7 +1117,8 @@ mod tests {
         .unwrap()
     }
 
-    fn commit(n: u64) -> Vec<u8> {
+    /// A commit group: a 5,000-byte image of page 3, then commit `n`.
+    pub(crate) fn commit(n: u64) -> Vec<u8> {
         let mut out = Vec::new();
         encode_page(&mut out, 3, &vec![n as u8; 5000]);
         encode_commit(
@@ -1275,18 +1288,7 @@ mod tests {
         assert!(log.durable() < log.position());
         log.flush().unwrap();
         assert_eq!(log.durable(), log.position());
-        let used = log.position().offset / SEGMENT_SIZE as u32 - 1;
-        let header = log.header;
-        drop(log);
-        let log = LogWriter::resume(
-            Arc::clone(&vfs),
-            Arc::new(ManualClock::new(9)),
-            Path::new(""),
-            "edb",
-            header,
-            used,
-        )
-        .unwrap();
+        let (log, used) = reopen(log);
         assert_eq!(log.durable(), log.position());
         assert_eq!(
             log.durable().offset,
@@ -1501,19 +1503,8 @@ mod tests {
         encode_delta(&mut group, 4, 7, &splice);
         log.append(&group).unwrap();
         log.flush().unwrap();
-        let used = log.position().offset / SEGMENT_SIZE as u32 - 1;
-        let header = log.header;
-        drop(log);
         // Recovery resumes a new writer after the last segment; its first segment restarts.
-        let mut log = LogWriter::resume(
-            Arc::clone(&vfs),
-            Arc::new(ManualClock::new(9)),
-            Path::new(""),
-            "edb",
-            header,
-            used,
-        )
-        .unwrap();
+        let (mut log, used) = reopen(log);
         log.append(&commit(2)).unwrap();
         log.flush().unwrap();
         let bytes = read_file(&*vfs, Path::new("edb.log")).unwrap();

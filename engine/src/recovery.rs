@@ -988,48 +988,15 @@ fn new_log_set(env: &Env, layout: &Layout, mut report: RecoveryReport) -> Result
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::env::ManualClock;
-    use crate::log::{CommitRecord, LogHeader, LogWriter, NewLog, encode_commit, encode_page};
     use crate::vfs::MemVfs;
 
     const SEGMENTS: u32 = 32;
 
     /// A log of three flushed commits in `edb.log` (segments 1..=6), read back.
     fn log_of_three_commits(vfs: &Arc<dyn Vfs>) -> Vec<u8> {
-        let header = LogHeader {
-            generation: 1,
-            segments: SEGMENTS,
-            log_signature: Signature {
-                random: 7,
-                created_millis: 1,
-            },
-            db_signature: Signature::default(),
-            created_millis: 1,
-            prev_created_millis: 0,
-            circular: false,
-        };
-        let tmp = NewLog {
-            vfs,
-            dir: Path::new(""),
-            base: "edb",
-            header,
-        }
-        .prepare()
-        .unwrap();
-        vfs.rename(&tmp, Path::new("edb.log")).unwrap();
-        let clock = Arc::new(ManualClock::new(5));
-        let mut log =
-            LogWriter::resume(Arc::clone(vfs), clock, Path::new(""), "edb", header, 0).unwrap();
+        let mut log = log::tests::writer(vfs, SEGMENTS);
         for n in 1..=3 {
-            let mut group = Vec::new();
-            encode_page(&mut group, 3, &vec![n as u8; 5000]);
-            let commit = CommitRecord {
-                sequence: n,
-                pages: 1,
-                ..Default::default()
-            };
-            encode_commit(&mut group, &commit);
-            log.append(&group).unwrap();
+            log.append(&log::tests::commit(n)).unwrap();
             log.flush().unwrap();
         }
         log::read_file(&**vfs, Path::new("edb.log")).unwrap()
