@@ -9,6 +9,10 @@
 //! commits against SQLite's and against the bare cost of a 4 KiB write and fsync, and
 //! transactions of 1,000 puts against SQLite (WAL, synchronous=FULL).
 //!
+//! `… -- core [--records N] [--cache MIB]` runs redb's workload (bulk load, batches, random
+//! gets, removals, single durable commits) on jetdb, SQLite and redb with 1 GiB caches and
+//! prints the table of the storage-core issue with jetdb / best peer (see `core.rs`).
+//!
 //! `… -- backup [SIZE_MIB ...] [--reps N] [--new MIB] [--log MIB]` times online full and
 //! incremental backups and restore against `cp` + fsync of the same files (see `backup.rs`).
 
@@ -19,6 +23,7 @@
 )]
 
 mod backup;
+mod core;
 
 use std::path::Path;
 use std::time::Instant;
@@ -315,6 +320,14 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).is_some_and(|a| a == "backup") {
         backup::main(&backup::Options::parse(&args[2..]));
+        return;
+    }
+    if args.get(1).is_some_and(|a| a == "core") {
+        core::main(&core::Options::parse(&args[2..]));
+        return;
+    }
+    if args.get(1).is_some_and(|a| a == "core-child") {
+        core::child(&args[2..]);
         return;
     }
     if args.get(1).is_some_and(|a| a == "txn") {

@@ -1,0 +1,530 @@
+//! `core`: the storage core against redb and SQLite on redb's own workload, one engine per child
+//! process (so each one's peak memory is its own), with the same settings for all three: a
+//! 1 GiB cache, durable commits, 24-byte random keys and 150-byte values.
+//!
+//! Phases, in order, in one database per engine:
+//! 1. bulk load: `N` puts in one transaction (peak memory measured here, above the input);
+//! 2. 100 transactions of 1,000 puts of new random keys;
+//! 3. 100 transactions of 1,000 puts of ascending keys (into a second table);
+//! 4. `N` random gets of loaded keys;
+//! 5. `N/2` removals in one transaction;
+//! 6. 2,000 durable single-put commits, each timed (p50, p99), against a 4 KiB overwrite +
+//!    fdatasync of a file on the same disk, measured by the parent in the same run;
+//! 7. the bytes the engine's directory holds at the end, after it closed.
+//!
+//! jetdb also reports the log bytes written per byte of key+value committed in phases 2 and 3
+//! (from its log position before and after), the issue's log-volume targets.
+//!
+//! Run: `cargo run --release --manifest-path bench/Cargo.toml -- core [--records N] [--cache MIB]
+//! [--engines jetdb,sqlite,redb]`.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+use rand::{RngCore, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+const BATCHES: usize = 100;
+const BATCH: usize = 1000;
+const SINGLES: usize = 2000;
+const VALUE: usize = 150;
+
+/// What the command line asked for.
+pub struct Options {
+    records: usize,
+    cache_mib: usize,
+    engines: Vec<String>,
+}
+
+impl Options {
+    /// `core [--records N] [--cache MIB] [--engines a,b,c]`.
+    pub fn parse(args: &[String]) -> Options {
+        let mut options = Options {
+            records: 1_000_000,
+            cache_mib: 1024,
+            engines: vec!["jetdb".into(), "sqlite".into(), "redb".into()],
+        };
+        let mut args = args.iter();
+        while let Some(arg) = args.next() {
+            let mut value = || args.next().expect("a value after the flag").clone();
+            match arg.as_str() {
+                "--records" => options.records = value().parse().expect("--records N"),
+                "--cache" => options.cache_mib = value().parse().expect("--cache MIB"),
+                "--engines" => options.engines = value().split(',').map(String::from).collect(),
+                other => panic!("unknown argument {other}"),
+            }
+        }
+        options
+    }
+}
+
+/// The input every engine gets: the same keys in the same order.
+struct Input {
+    load: Vec<[u8; 24]>,
+    batches: Vec<[u8; 24]>,
+    ascending: Vec<[u8; 24]>,
+    gets: Vec<usize>,
+    singles: Vec<[u8; 24]>,
+    value: Vec<u8>,
+}
+
+impl Input {
+    fn new(records: usize) -> Input {
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        let mut random = |n: usize| -> Vec<[u8; 24]> {
+            (0..n)
+                .map(|_| {
+                    let mut k = [0u8; 24];
+                    rng.fill_bytes(&mut k);
+                    k
+                })
+                .collect()
+        };
+        let load = random(records);
+        let batches = random(BATCHES * BATCH);
+        let singles = random(SINGLES);
+        let ascending = (0..(BATCHES * BATCH) as u64)
+            .map(|i| {
+                let mut k = [0u8; 24];
+                k[..8].copy_from_slice(&i.to_be_bytes());
+                k
+            })
+            .collect();
+        let mut rng = ChaCha8Rng::seed_from_u64(8);
+        let gets = (0..records)
+            .map(|_| (rng.next_u64() % records as u64) as usize)
+            .collect();
+        let mut value = vec![0u8; VALUE];
+        rng.fill_bytes(&mut value);
+        Input {
+            load,
+            batches,
+            ascending,
+            gets,
+            singles,
+            value,
+        }
+    }
+
+    fn bytes(&self) -> usize {
+        [&self.load, &self.batches, &self.ascending, &self.singles]
+            .iter()
+            .map(|v| v.len() * 24)
+            .sum::<usize>()
+            + self.gets.len() * 8
+    }
+}
+
+/// One engine under the workload. Tables are "t" (random keys) and "asc" (ascending keys).
+trait Engine {
+    fn put_all(&mut self, table: &str, keys: &[[u8; 24]], value: &[u8]);
+    fn get_all(&mut self, keys: &[[u8; 24]], order: &[usize], value_len: usize);
+    fn remove_all(&mut self, keys: &[[u8; 24]]);
+    fn put_one(&mut self, key: &[u8; 24], value: &[u8]) {
+        self.put_all("t", std::slice::from_ref(key), value);
+    }
+    /// Log bytes written so far (jetdb only).
+    fn log_bytes(&self) -> Option<u64> {
+        None
+    }
+    fn close(self: Box<Self>);
+}
+
+struct Jet {
+    instance: jetdb::Instance,
+    session: Option<jetdb::Session>,
+    tables: BTreeMap<String, jetdb::Table>,
+    log_file_size: u64,
+}
+
+impl Jet {
+    fn open(dir: &Path, cache: usize) -> Jet {
+        let mut params = jetdb::InstanceParams::in_directory(dir);
+        params.cache_size = cache;
+        let log_file_size = params.log_file_size;
+        let instance = jetdb::Instance::new(jetdb::Env::os(), params);
+        instance.init().unwrap();
+        let mut session = instance.begin_session().unwrap();
+        let mut tables = BTreeMap::new();
+        for name in ["t", "asc"] {
+            tables.insert(name.to_string(), session.create_table(name).unwrap());
+        }
+        Jet {
+            instance,
+            session: Some(session),
+            tables,
+            log_file_size,
+        }
+    }
+}
+
+impl Engine for Jet {
+    fn put_all(&mut self, table: &str, keys: &[[u8; 24]], value: &[u8]) {
+        let t = self.tables[table];
+        let s = self.session.as_mut().unwrap();
+        s.begin_transaction().unwrap();
+        for key in keys {
+            s.put(t, key, value).unwrap();
+        }
+        s.commit_transaction(jetdb::CommitMode::Durable).unwrap();
+    }
+    fn get_all(&mut self, keys: &[[u8; 24]], order: &[usize], value_len: usize) {
+        let t = self.tables["t"];
+        let s = self.session.as_mut().unwrap();
+        s.begin_transaction().unwrap();
+        for &i in order {
+            assert_eq!(s.get(t, &keys[i]).unwrap().map(|v| v.len()), Some(value_len));
+        }
+        s.commit_transaction(jetdb::CommitMode::Durable).unwrap();
+    }
+    fn remove_all(&mut self, keys: &[[u8; 24]]) {
+        let t = self.tables["t"];
+        let s = self.session.as_mut().unwrap();
+        s.begin_transaction().unwrap();
+        for key in keys {
+            s.delete(t, key).unwrap();
+        }
+        s.commit_transaction(jetdb::CommitMode::Durable).unwrap();
+    }
+    fn log_bytes(&self) -> Option<u64> {
+        let p = self.instance.log_position().unwrap()?;
+        Some(u64::from(p.generation) * self.log_file_size + u64::from(p.offset))
+    }
+    fn close(mut self: Box<Self>) {
+        drop(self.session.take());
+        self.instance.term().unwrap();
+    }
+}
+
+struct Sqlite {
+    conn: rusqlite::Connection,
+}
+
+impl Sqlite {
+    fn open(dir: &Path, cache: usize) -> Sqlite {
+        let conn = rusqlite::Connection::open(dir.join("sqlite.db")).unwrap();
+        conn.execute_batch(&format!(
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA cache_size=-{};
+             CREATE TABLE t (k BLOB PRIMARY KEY, v BLOB) WITHOUT ROWID;
+             CREATE TABLE asc (k BLOB PRIMARY KEY, v BLOB) WITHOUT ROWID;",
+            cache / 1024
+        ))
+        .unwrap();
+        Sqlite { conn }
+    }
+}
+
+impl Engine for Sqlite {
+    fn put_all(&mut self, table: &str, keys: &[[u8; 24]], value: &[u8]) {
+        let tx = self.conn.transaction().unwrap();
+        {
+            let mut insert = tx
+                .prepare_cached(&format!(
+                    "INSERT OR REPLACE INTO {table} (k, v) VALUES (?1, ?2)"
+                ))
+                .unwrap();
+            for key in keys {
+                insert.execute(rusqlite::params![&key[..], value]).unwrap();
+            }
+        }
+        tx.commit().unwrap();
+    }
+    fn get_all(&mut self, keys: &[[u8; 24]], order: &[usize], value_len: usize) {
+        let mut get = self
+            .conn
+            .prepare_cached("SELECT v FROM t WHERE k = ?1")
+            .unwrap();
+        for &i in order {
+            let v: Vec<u8> = get.query_row([&keys[i][..]], |row| row.get(0)).unwrap();
+            assert_eq!(v.len(), value_len);
+        }
+    }
+    fn remove_all(&mut self, keys: &[[u8; 24]]) {
+        let tx = self.conn.transaction().unwrap();
+        {
+            let mut delete = tx.prepare_cached("DELETE FROM t WHERE k = ?1").unwrap();
+            for key in keys {
+                delete.execute([&key[..]]).unwrap();
+            }
+        }
+        tx.commit().unwrap();
+    }
+    fn close(self: Box<Self>) {
+        self.conn.close().unwrap();
+    }
+}
+
+struct Redb {
+    db: redb::Database,
+}
+
+const REDB_T: redb::TableDefinition<&[u8], &[u8]> = redb::TableDefinition::new("t");
+const REDB_ASC: redb::TableDefinition<&[u8], &[u8]> = redb::TableDefinition::new("asc");
+
+impl Redb {
+    fn open(dir: &Path, cache: usize) -> Redb {
+        let db = redb::Builder::new()
+            .set_cache_size(cache)
+            .create(dir.join("redb.db"))
+            .unwrap();
+        Redb { db }
+    }
+}
+
+impl Engine for Redb {
+    fn put_all(&mut self, table: &str, keys: &[[u8; 24]], value: &[u8]) {
+        let tx = self.db.begin_write().unwrap();
+        {
+            let def = if table == "t" { REDB_T } else { REDB_ASC };
+            let mut t = tx.open_table(def).unwrap();
+            for key in keys {
+                t.insert(&key[..], value).unwrap();
+            }
+        }
+        tx.commit().unwrap();
+    }
+    fn get_all(&mut self, keys: &[[u8; 24]], order: &[usize], value_len: usize) {
+        use redb::ReadableDatabase;
+        let tx = self.db.begin_read().unwrap();
+        let t = tx.open_table(REDB_T).unwrap();
+        for &i in order {
+            assert_eq!(
+                t.get(&keys[i][..]).unwrap().map(|v| v.value().len()),
+                Some(value_len)
+            );
+        }
+    }
+    fn remove_all(&mut self, keys: &[[u8; 24]]) {
+        let tx = self.db.begin_write().unwrap();
+        {
+            let mut t = tx.open_table(REDB_T).unwrap();
+            for key in keys {
+                t.remove(&key[..]).unwrap();
+            }
+        }
+        tx.commit().unwrap();
+    }
+    fn close(self: Box<Self>) {}
+}
+
+fn status_kib(field: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("{field} in /proc/self/status"))
+}
+
+fn dir_bytes(dir: &Path) -> u64 {
+    let mut total = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let entry = entry.unwrap();
+        let meta = entry.metadata().unwrap();
+        total += if meta.is_dir() {
+            dir_bytes(&entry.path())
+        } else {
+            meta.len()
+        };
+    }
+    total
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn seconds(start: Instant) -> f64 {
+    start.elapsed().as_secs_f64()
+}
+
+/// The child: one engine through every phase; prints `RESULT name value` lines.
+pub fn child(args: &[String]) {
+    let engine = args[0].as_str();
+    let records: usize = args[1].parse().unwrap();
+    let cache: usize = args[2].parse::<usize>().unwrap() * 1024 * 1024;
+    let input = Input::new(records);
+    let tmp = tempfile::tempdir_in(std::env::var("BENCH_DIR").unwrap_or("/tmp".into())).unwrap();
+    let dir = tmp.path().join(engine);
+    std::fs::create_dir(&dir).unwrap();
+    let mut out = BTreeMap::<&str, f64>::new();
+    let mut db: Box<dyn Engine> = match engine {
+        "jetdb" => Box::new(Jet::open(&dir, cache)),
+        "sqlite" => Box::new(Sqlite::open(&dir, cache)),
+        "redb" => Box::new(Redb::open(&dir, cache)),
+        other => panic!("unknown engine {other}"),
+    };
+    let value = input.value.clone();
+    let kv = (24 + VALUE) as f64;
+
+    // Peak memory above the input: reset the high-water mark, load, read it.
+    std::fs::write("/proc/self/clear_refs", "5").unwrap();
+    let before = status_kib("VmRSS:");
+    let start = Instant::now();
+    db.put_all("t", &input.load, &value);
+    out.insert("load", seconds(start));
+    out.insert(
+        "load_peak_mib",
+        (status_kib("VmHWM:").saturating_sub(before)) as f64 / 1024.0,
+    );
+
+    let log0 = db.log_bytes();
+    let start = Instant::now();
+    for chunk in input.batches.chunks(BATCH) {
+        db.put_all("t", chunk, &value);
+    }
+    out.insert("batches", seconds(start));
+    let log1 = db.log_bytes();
+    for chunk in input.ascending.chunks(BATCH) {
+        db.put_all("asc", chunk, &value);
+    }
+    let log2 = db.log_bytes();
+    if let (Some(a), Some(b), Some(c)) = (log0, log1, log2) {
+        out.insert("log_random", (b - a) as f64 / (input.batches.len() as f64 * kv));
+        out.insert("log_ascending", (c - b) as f64 / (input.ascending.len() as f64 * kv));
+    }
+
+    let start = Instant::now();
+    db.get_all(&input.load, &input.gets, VALUE);
+    out.insert("gets", seconds(start));
+
+    let start = Instant::now();
+    db.remove_all(&input.load[..records / 2]);
+    out.insert("removals", seconds(start));
+
+    let mut lat: Vec<f64> = input
+        .singles
+        .iter()
+        .map(|key| {
+            let start = Instant::now();
+            db.put_one(key, &value);
+            seconds(start)
+        })
+        .collect();
+    lat.sort_by(f64::total_cmp);
+    out.insert("single_p50_us", percentile(&lat, 0.5) * 1e6);
+    out.insert("single_p99_us", percentile(&lat, 0.99) * 1e6);
+
+    db.close();
+    out.insert("disk_mib", dir_bytes(&dir) as f64 / 1048576.0);
+    out.insert("input_mib", input.bytes() as f64 / 1048576.0);
+    for (name, v) in out {
+        println!("RESULT {name} {v}");
+    }
+}
+
+/// The floor for a durable single-put commit: a 4 KiB overwrite + fdatasync, `SINGLES` times.
+fn fsync_floor() -> (f64, f64) {
+    let tmp = tempfile::tempdir_in(std::env::var("BENCH_DIR").unwrap_or("/tmp".into())).unwrap();
+    let file = std::fs::File::create(tmp.path().join("floor")).unwrap();
+    let block = vec![7u8; 4096];
+    file.write_all_at(&block, 0).unwrap();
+    file.sync_all().unwrap();
+    let mut lat: Vec<f64> = (0..SINGLES)
+        .map(|_| {
+            let start = Instant::now();
+            file.write_all_at(&block, 0).unwrap();
+            file.sync_data().unwrap();
+            seconds(start)
+        })
+        .collect();
+    lat.sort_by(f64::total_cmp);
+    (percentile(&lat, 0.5) * 1e6, percentile(&lat, 0.99) * 1e6)
+}
+
+/// The parent: each engine in a child process, then the table with ratios.
+pub fn main(options: &Options) {
+    let exe = std::env::current_exe().unwrap();
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!(
+        "{} records, 24-byte random keys, {VALUE}-byte values, {} MiB caches, durable commits; load average {}",
+        options.records,
+        options.cache_mib,
+        load.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+    );
+    let (floor50, floor99) = fsync_floor();
+    let mut results = BTreeMap::<String, BTreeMap<String, f64>>::new();
+    for engine in &options.engines {
+        let output = Command::new(&exe)
+            .args([
+                "core-child",
+                engine,
+                &options.records.to_string(),
+                &options.cache_mib.to_string(),
+            ])
+            .output()
+            .unwrap();
+        std::io::stderr().write_all(&output.stderr).unwrap();
+        assert!(output.status.success(), "{engine} failed");
+        let mut r = BTreeMap::new();
+        for line in String::from_utf8_lossy(&output.stdout).lines() {
+            if let Some(rest) = line.strip_prefix("RESULT ") {
+                let (name, v) = rest.split_once(' ').unwrap();
+                r.insert(name.to_string(), v.parse().unwrap());
+            }
+        }
+        results.insert(engine.clone(), r);
+    }
+    let get = |e: &str, k: &str| results.get(e).and_then(|r| r.get(k)).copied();
+    let peers: Vec<&str> = ["sqlite", "redb"]
+        .into_iter()
+        .filter(|p| results.contains_key(*p))
+        .collect();
+    println!(
+        "{:<44} {:>10} {:>10} {:>10} {:>11} {:>8}",
+        "phase", "jetdb", "sqlite", "redb", "jetdb/best", "target"
+    );
+    let fmt = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.3}"));
+    let rows = [
+        ("bulk load, one transaction (s)", "load", "1.0"),
+        ("100 transactions x 1,000 puts (s)", "batches", "1.0"),
+        ("random gets (s)", "gets", "1.0"),
+        ("removals of half, one transaction (s)", "removals", "1.0"),
+        ("bytes on disk at the end (MiB)", "disk_mib", "sqlite"),
+        ("peak memory of the load above input (MiB)", "load_peak_mib", "1.5 sq"),
+    ];
+    for (label, key, target) in rows {
+        let best = peers
+            .iter()
+            .filter_map(|p| get(p, key))
+            .min_by(f64::total_cmp);
+        let ratio = match (get("jetdb", key), key) {
+            (Some(j), "load_peak_mib") => get("sqlite", key).map(|s| j / s),
+            (Some(j), "disk_mib") => get("sqlite", key).map(|s| j / s),
+            (Some(j), _) => best.map(|b| j / b),
+            _ => None,
+        };
+        println!(
+            "{label:<44} {:>10} {:>10} {:>10} {:>11} {:>8}",
+            fmt(get("jetdb", key)),
+            fmt(get("sqlite", key)),
+            fmt(get("redb", key)),
+            fmt(ratio),
+            target
+        );
+    }
+    for (label, key, floor, target) in [
+        ("durable single put p50 (µs) / 4K+fdatasync", "single_p50_us", floor50, "1.2"),
+        ("durable single put p99 (µs) / 4K+fdatasync", "single_p99_us", floor99, "2.0"),
+    ] {
+        println!(
+            "{label:<44} {:>10} {:>10} {:>10} {:>11} {:>8}",
+            fmt(get("jetdb", key)),
+            fmt(get("sqlite", key)),
+            fmt(get("redb", key)),
+            fmt(get("jetdb", key).map(|j| j / floor)),
+            target
+        );
+    }
+    println!("4 KiB overwrite + fdatasync: p50 {floor50:.1} µs, p99 {floor99:.1} µs");
+    for (label, key, target) in [
+        ("jetdb log bytes / key+value bytes, random", "log_random", "1.5"),
+        ("jetdb log bytes / key+value bytes, ascending", "log_ascending", "1.2"),
+    ] {
+        println!("{label:<44} {:>10} {:>43}", fmt(get("jetdb", key)), target);
+    }
+}
