@@ -162,6 +162,10 @@ pub struct InstanceStats {
     pub checkpoints: u64,
     /// Log generations started.
     pub log_rolls: u64,
+    /// Bytes of log segments written (a flush writes its last, partly filled segment whole).
+    pub log_bytes_written: u64,
+    /// Database pages written back (header copies included).
+    pub database_pages_written: u64,
     /// Archived generations deleted by circular logging.
     pub logs_deleted: u64,
     /// Pages in the database cache now.
@@ -386,9 +390,11 @@ impl Instance {
             let mut stats = core.stats;
             if let Some(log) = &core.log {
                 stats.log_rolls = log.writer.rolls();
+                stats.log_bytes_written = log.writer.bytes_written();
             }
             let pager = core.db.pager_mut();
             stats.cache_pages = pager.cached_pages() as u64;
+            stats.database_pages_written = pager.pages_written();
             stats.cache_pages_max = pager.cache_pages_max() as u64;
             stats.cache_pages_pinned = pager.pinned_pages() as u64;
             Ok(stats)

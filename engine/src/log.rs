@@ -749,6 +749,8 @@ pub(crate) struct LogWriter {
     failed: Option<JetError>,
     /// How many rolls this writer made.
     rolls: u64,
+    /// Bytes of segments this writer wrote (a flush writes its last segment whole).
+    bytes_written: u64,
     /// Whether the next sealed segment is the first this writer writes (flagged as a restart).
     first_segment: bool,
 }
@@ -843,6 +845,7 @@ impl LogWriter {
             durable,
             failed: None,
             rolls: 0,
+            bytes_written: 0,
             first_segment: true,
         })
     }
@@ -864,6 +867,11 @@ impl LogWriter {
     /// How many generations this writer rolled to.
     pub(crate) fn rolls(&self) -> u64 {
         self.rolls
+    }
+
+    /// Bytes of segments written since this writer began.
+    pub(crate) fn bytes_written(&self) -> u64 {
+        self.bytes_written
     }
 
     /// The first failure, if the log has stopped.
@@ -948,6 +956,7 @@ impl LogWriter {
         if let Err(err) = self.file.write_all_at(&self.pending, offset) {
             return Err(self.fail(format!("write segments from {}", self.pending_index), &err));
         }
+        self.bytes_written += self.pending.len() as u64;
         self.pending.clear();
         self.pending_index = self.index;
         Ok(())

@@ -78,6 +78,8 @@ pub(crate) struct Pager {
     /// Whether pages were written since the last fsync: the header is never written before
     /// the pages it describes are durable.
     unsynced: bool,
+    /// Pages written to the file since it was opened (header copies included).
+    pages_written: u64,
     /// The first failed write or fsync. After it the file's state is unknown (a failed fsync
     /// may have dropped written pages), so the pager writes nothing more.
     poisoned: Option<JetError>,
@@ -117,6 +119,7 @@ impl Pager {
             header,
             header_dirty: false,
             unsynced: false,
+            pages_written: 0,
             poisoned: None,
             cache: BTreeMap::new(),
             cache_pages_max: (cache_size / page_size).max(limits::CACHE_PAGES_MIN),
@@ -404,6 +407,11 @@ impl Pager {
     }
 
     /// How many changed pages wait in the cache.
+    /// Pages written to the file since it was opened (header copies included).
+    pub(crate) fn pages_written(&self) -> u64 {
+        self.pages_written
+    }
+
     pub(crate) fn dirty_pages(&self) -> usize {
         self.cache.values().filter(|f| f.dirty).count()
     }
@@ -628,6 +636,7 @@ impl Pager {
                 let what = format!("write pages {}..={}", pgnos[start], pgnos[end - 1]);
                 return Err(self.io_failed(what, &err));
             }
+            self.pages_written += (end - start) as u64;
             for pgno in &pgnos[start..end] {
                 self.cache.get_mut(pgno).expect("present").dirty = false;
             }
@@ -686,6 +695,7 @@ impl Pager {
             if let Err(err) = self.file.write_all_at(&page, offset) {
                 return Err(self.io_failed(format!("write header copy {pgno}"), &err));
             }
+            self.pages_written += 1;
             self.sync()?;
         }
         self.disk_state = self.header.state;

@@ -1181,3 +1181,30 @@ fn a_big_transaction_leaves_the_cache_within_its_size() {
     drop(session);
     instance.term().unwrap();
 }
+
+#[test]
+fn the_stats_count_log_bytes_and_database_pages_written() {
+    let tmp = tempfile::tempdir().unwrap();
+    let instance = start(tmp.path());
+    let mut s = instance.begin_session().unwrap();
+    let t = s.create_table("t").unwrap();
+    let before = instance.stats().unwrap();
+    // Table creation is a durable group of its own: at least one segment written.
+    assert!(before.log_bytes_written >= SEGMENT_SIZE as u64);
+    s.begin_transaction().unwrap();
+    for i in 0..200u32 {
+        s.put(t, &i.to_be_bytes(), &[7u8; 100]).unwrap();
+    }
+    s.commit_transaction(CommitMode::Durable).unwrap();
+    let after = instance.stats().unwrap();
+    // The log holds at least the keys and values committed, in whole segments.
+    let logged = after.log_bytes_written - before.log_bytes_written;
+    assert!(logged >= 200 * 104, "{logged} bytes logged");
+    assert_eq!(logged % SEGMENT_SIZE as u64, 0);
+    let pages = after.database_pages_written;
+    instance.checkpoint().unwrap();
+    // The checkpoint writes the changed pages back, and the header's two copies.
+    assert!(instance.stats().unwrap().database_pages_written >= pages + 3);
+    drop(s);
+    instance.term().unwrap();
+}
