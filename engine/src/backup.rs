@@ -40,7 +40,7 @@ use std::path::{Path, PathBuf};
 use crate::env::Env;
 use crate::error::{ErrorKind, JetError, Result, bail, io_err};
 use crate::event::{BackupKind, Event, EventLog, Operation};
-use crate::header::{BackupInfo, Lgpos};
+use crate::header::{BackupInfo, DbHeader, Lgpos};
 use crate::instance::{BackupHold, Core, Instance, lsn};
 use crate::log::{self, LogTail};
 use crate::manifest::{self, MANIFEST_NAME, Manifest, SetBackup, SetLog};
@@ -1010,19 +1010,21 @@ impl<'s> BackupJob<'s> {
                 gen_low: begin.gen_low,
                 gen_high: begin.gen_high,
             };
-            let header = core.db.pager_mut().header_mut();
-            if kind == BackupKind::Full {
-                header.backup_full = info;
-                header.backup_incremental = BackupInfo::default();
-            } else {
-                header.backup_incremental = info;
-            }
-            // The record is durable before the logs it allows to go are deleted. The header
-            // written now describes every commit so far (its page count, its free list), so
-            // the log must hold them durably first: the WAL rule, for the header.
+            let record = |header: &mut DbHeader| {
+                if kind == BackupKind::Full {
+                    header.backup_full = info;
+                    header.backup_incremental = BackupInfo::default();
+                } else {
+                    header.backup_incremental = info;
+                }
+            };
+            // The record is durable before the logs it allows to go are deleted. It records
+            // commits up to the backup's point, so the log holds them durably first.
             core.flush_log()?;
-            if !planted::active(&core.env, PlantedBug::BackupRecordWaitsForCheckpoint) {
-                core.change(|core| core.db.pager_mut().write_header_now())?;
+            if planted::active(&core.env, PlantedBug::BackupRecordWaitsForCheckpoint) {
+                record(core.db.pager_mut().header_mut());
+            } else {
+                core.change(|core| core.db.pager_mut().write_header_now(record))?;
             }
             core.truncate_logs()
         });
@@ -1184,11 +1186,12 @@ fn verify_log(bytes: &[u8], generation: u32, manifest: &Manifest, from: &Path) -
     };
     let scan =
         // (The scan's own errors name the file already.)
-        log::scan(bytes, &from.display().to_string()).map_err(|e| {
-            JetError::new(
+        log::scan(bytes, &from.display().to_string()).map_err(|e| match e.kind() {
+            ErrorKind::BadLogVersion => e,
+            _ => JetError::new(
                 ErrorKind::LogReadVerifyFailure,
                 format!("{} (found by the backup)", e.message()),
-            )
+            ),
         })?;
     if scan.header.generation != generation {
         return Err(bad(format!(

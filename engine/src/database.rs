@@ -11,6 +11,7 @@ use std::path::Path;
 
 use crate::btree::{self, SeekMode};
 use crate::catalog::{self, CATALOG_ROOT};
+use crate::doublewrite;
 use crate::env::Env;
 use crate::error::{ErrorKind, JetError, Result, bail};
 use crate::header::{self, DbHeader, DbState, Lgpos, Signature};
@@ -205,10 +206,18 @@ impl Database {
             .vfs
             .open(path, mode)
             .map_err(|err| JetError::io(format!("open {}", path.display()), &err))?;
-        let copies = header::read_copies(&*file).map_err(|err| err.context(path.display()))?;
-        let header = header::choose(&copies)
+        let mut copies = header::read_copies(&*file).map_err(|err| err.context(path.display()))?;
+        let mut header = header::choose(&copies)
             .map_err(|err| err.context(path.display()))?
             .clone();
+        // A batch of writes a crash interrupted is finished first: the file then holds it
+        // whole.
+        if let Some((image, _)) =
+            doublewrite::recover(&*env.vfs, path, &*file, &header, !options.read_only)?
+        {
+            header = image;
+            copies = header::read_copies(&*file).map_err(|err| err.context(path.display()))?;
+        }
         if header.state != DbState::CleanShutdown && !logged {
             bail!(
                 DatabaseDirtyShutdown,
@@ -235,7 +244,14 @@ impl Database {
             header::repair_copies(&*file, &copies, &header)
                 .map_err(|err| err.context(path.display()))?;
         }
-        let mut pager = Pager::new(file, path, header, !options.read_only, options.cache_size);
+        let mut pager = Pager::new(
+            env.vfs.clone(),
+            file,
+            path,
+            header,
+            !options.read_only,
+            options.cache_size,
+        );
         if logged {
             pager.enable_logging();
         }
@@ -490,7 +506,10 @@ impl Database {
 
     /// Runs a change; a failure in its middle latches the database as failed.
     fn change<T>(&mut self, f: impl FnOnce(&mut Database) -> Result<T>) -> Result<T> {
-        let result = f(self);
+        // Without a log, a cache full of changed pages is written as a batch between
+        // changes, never in the middle of one (a tree half-way through a split is no state to
+        // write).
+        let result = f(self).and_then(|value| self.pager.relieve_unlogged().map(|()| value));
         if let Err(err) = &result {
             self.failed = Some(err.clone());
         }

@@ -7,7 +7,8 @@
 //! flushed at a durable commit, a roll, cache pressure, a checkpoint, [`Instance::flush_log`]
 //! or term; the
 //! checkpoint advances when the log grows past the checkpoint depth, at
-//! [`Instance::checkpoint`] and at term; pages are written back under cache pressure.
+//! [`Instance::checkpoint`] and at term; changed pages are written back, as one batch, at a
+//! checkpoint and under cache pressure.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -16,14 +17,13 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::checkpoint::CheckpointFile;
 use crate::database::{Database, DatabaseOptions, Table};
-use crate::delta::PageImage;
 use crate::env::Env;
 use crate::error::{ErrorKind, JetError, Result, bail};
 use crate::event::EventLog;
 use crate::header::{DbHeader, DbState, Lgpos, Signature};
 use crate::integrity::IntegrityReport;
 use crate::limits;
-use crate::log::{self, CommitRecord, LogWriter, SEGMENT_SIZE};
+use crate::log::{self, CommitRecord, LogWriter, SEGMENT_SIZE, TableRecord};
 use crate::page::Pgno;
 use crate::planted::{self, PlantedBug};
 use crate::recovery::{self, Layout, RecoveryReport};
@@ -611,13 +611,13 @@ impl Core {
             db.number_tables_from(epoch << 32);
             return Ok(Core::new(env, params, db, None, None, epoch));
         }
-        let recovered = recovery::run(env, &layout)?;
-        let mut db = Database::open_logged(env, &params.database_path, &options)?;
+        let recovered = recovery::run(env, &layout, &options)?;
+        let mut db = recovered.db;
         let durable = lsn(recovered.writer.durable());
         db.pager_mut().set_wal_durable(durable);
-        // Marked dirty on disk now, between commits: otherwise the first eviction would write
-        // the header in the middle of a commit, holding that commit's page count before it
-        // is in the log.
+        db.pager_mut().logged(durable);
+        // Marked in use on disk now: a batch written before the next clean shutdown leaves
+        // the file needing the log.
         db.pager_mut().set_state(DbState::DirtyShutdown);
         db.flush()?;
         // Table handles of an earlier init never match this one's.
@@ -782,8 +782,8 @@ impl Core {
         self.end(id, keys);
     }
 
-    /// Commits transaction `id`: applies its writes to the trees, logs the pages they
-    /// changed as one group, and (durable) flushes the log.
+    /// Commits transaction `id`: logs its writes as one group (flushed if durable), then
+    /// applies them to the trees.
     pub(crate) fn commit(
         &mut self,
         id: u64,
@@ -811,9 +811,9 @@ impl Core {
                 befores.push((key.clone(), self.db.get(tables[&key.0], &key.1)?));
             }
         }
-        // From the first change on, any failure is fatal: the trees would hold half a commit
-        // that is not in the log.
-        if let Err(err) = self.apply_and_log(id, sequence, writes, tables, durable) {
+        // From the first record on, any failure is fatal: the log may hold a commit the trees
+        // do not, or the trees half of one.
+        if let Err(err) = self.log_and_apply(id, sequence, writes, tables, durable) {
             return Err(self.fail(err));
         }
         for (key, before) in befores {
@@ -840,8 +840,12 @@ impl Core {
         }
     }
 
-    /// Applies a transaction's writes to the trees and logs the pages they changed.
-    fn apply_and_log(
+    /// Logs a transaction's writes as one group, then applies them to the trees.
+    ///
+    /// The group is in the log before the trees change, so a transaction larger than the
+    /// cache can have a batch write the trees half-way through it: recovery replays the whole
+    /// group again from the checkpoint before it.
+    fn log_and_apply(
         &mut self,
         id: u64,
         sequence: u64,
@@ -849,21 +853,22 @@ impl Core {
         tables: &BTreeMap<Pgno, Table>,
         durable: bool,
     ) -> Result<()> {
-        let (mut puts, mut deletes) = (0u32, 0u32);
+        if self.log.is_some() {
+            self.log_group(id, sequence, writes, durable)?;
+        }
         for (key, value) in writes {
             let table = tables[&key.0];
             match value {
-                Some(value) => {
-                    self.db.put(table, &key.1, value)?;
-                    puts += 1;
-                }
+                Some(value) => self.db.put(table, &key.1, value)?,
                 None => {
                     self.db.delete(table, &key.1)?;
-                    deletes += 1;
                 }
             }
+            if self.log.is_some() && self.db.pager_mut().over_capacity() {
+                self.batch()?;
+            }
         }
-        self.log_group(id, sequence, puts, deletes, durable)
+        Ok(())
     }
 
     /// Runs the work that follows a commit. The commit is already logged (and acknowledged
@@ -875,46 +880,77 @@ impl Core {
         }
     }
 
-    /// Logs the pages changed since the last group, then its commit record.
+    /// Logs a transaction's writes, then its commit record; flushes the log if `durable`.
     fn log_group(
         &mut self,
         id: u64,
         sequence: u64,
-        puts: u32,
-        deletes: u32,
+        writes: &BTreeMap<TableKey, Option<Vec<u8>>>,
         durable: bool,
     ) -> Result<()> {
+        let names: BTreeMap<Pgno, String> = self
+            .db
+            .table_roots()
+            .into_iter()
+            .map(|(name, root)| (root, name))
+            .collect();
         let Some(log) = &mut self.log else {
             return Ok(());
         };
-        let images = self.db.pager_mut().capture();
-        let mut record = Vec::with_capacity(self.db.page_size() + 16);
-        for (pgno, image) in &images {
-            record.clear();
-            match image {
-                PageImage::Full(page) => log::encode_page(&mut record, *pgno, page),
-                PageImage::Delta {
-                    base_dbtime,
-                    splice,
-                } => log::encode_delta(&mut record, *pgno, *base_dbtime, splice),
+        let (mut puts, mut deletes, mut records) = (0u32, 0u32, 0u32);
+        let mut buf = Vec::new();
+        let mut ends = Vec::new();
+        let mut table = None;
+        let mut append = |buf: &mut Vec<u8>, ends: &mut Vec<usize>| -> Result<()> {
+            let mut start = 0;
+            for &end in ends.iter() {
+                log.writer.append(&buf[start..end])?;
+                start = end;
             }
-            log.writer.append(&record)?;
+            records += ends.len() as u32;
+            buf.clear();
+            ends.clear();
+            Ok(())
+        };
+        for ((root, key), value) in writes {
+            if table != Some(*root) {
+                log::encode_table(&mut buf, TableRecord::Use, &names[root]);
+                ends.push(buf.len());
+                table = Some(*root);
+            }
+            match value {
+                Some(value) => {
+                    log::encode_put(&mut buf, &mut ends, key, value);
+                    puts += 1;
+                }
+                None => {
+                    log::encode_delete(&mut buf, key);
+                    ends.push(buf.len());
+                    deletes += 1;
+                }
+            }
+            if buf.len() >= 64 * 1024 {
+                append(&mut buf, &mut ends)?;
+            }
         }
-        let header = self.db.header();
+        append(&mut buf, &mut ends)?;
         let commit = CommitRecord {
             transaction: id,
             sequence,
             millis: self.env.clock.now_millis(),
-            pages: images.len() as u32,
+            records,
             puts,
             deletes,
-            page_count: header.page_count,
-            free_head: header.free_head,
-            free_count: header.free_count,
-            dbtime: header.dbtime,
         };
-        record.clear();
-        log::encode_commit(&mut record, &commit);
+        self.append_commit(&commit, durable)
+    }
+
+    /// Appends a commit record, flushes the log if `durable`, and tells the pager how far
+    /// the log holds the cache's changes and how far it is durable.
+    fn append_commit(&mut self, commit: &CommitRecord, durable: bool) -> Result<()> {
+        let log = self.log.as_mut().expect("logging");
+        let mut record = Vec::new();
+        log::encode_commit(&mut record, commit);
         let end = log.writer.append(&record)?;
         self.db.pager_mut().logged(lsn(end));
         if durable {
@@ -941,23 +977,7 @@ impl Core {
                 }
             }
         }
-        if self.db.pager_mut().over_capacity() {
-            self.change(|core| {
-                if let Some(log) = &mut core.log {
-                    if planted::active(&core.env, PlantedBug::WriteBackBeforeLog) {
-                        // Everything appended counts as durable, flushed or not.
-                        let end = lsn(log.writer.position());
-                        core.db.pager_mut().set_wal_durable(end);
-                        return core.db.pager_mut().trim();
-                    }
-                    log.writer.flush()?;
-                    let durable = lsn(log.writer.durable());
-                    core.db.pager_mut().set_wal_durable(durable);
-                }
-                core.db.pager_mut().trim()
-            })?;
-        }
-        Ok(())
+        self.relieve_cache()
     }
 
     pub(crate) fn flush_log(&mut self) -> Result<()> {
@@ -972,14 +992,39 @@ impl Core {
         self.relieve_cache()
     }
 
-    /// Brings the cache back within its size once pages it could not evict are free to go:
-    /// after a flush made their log durable (a read may have loaded past the size while
-    /// they waited), or a checkpoint wrote them back (which does not evict).
+    /// Brings the cache back within its size: evicts unchanged pages, and when changed pages
+    /// fill it, writes them back as a batch first (a read may have loaded past the size, and
+    /// a commit or checkpoint leaves changed or written pages cached).
     pub(crate) fn relieve_cache(&mut self) -> Result<()> {
-        if self.db.pager_mut().over_capacity() {
+        if !self.db.pager_mut().over_capacity() {
+            return Ok(());
+        }
+        self.change(|core| core.db.pager_mut().trim())?;
+        if self.db.pager_mut().over_capacity() && self.db.pager_mut().dirty_pages() > 0 {
+            self.write_batch()?;
             self.change(|core| core.db.pager_mut().trim())?;
         }
         Ok(())
+    }
+
+    /// Flushes the log, then writes every changed page as one batch.
+    pub(crate) fn write_batch(&mut self) -> Result<()> {
+        self.change(Core::batch)
+    }
+
+    fn batch(&mut self) -> Result<()> {
+        if let Some(log) = &mut self.log {
+            if planted::active(&self.env, PlantedBug::WriteBackBeforeLog) {
+                // Everything appended counts as durable, flushed or not.
+                let end = lsn(log.writer.position());
+                self.db.pager_mut().set_wal_durable(end);
+            } else {
+                log.writer.flush()?;
+                let durable = lsn(log.writer.durable());
+                self.db.pager_mut().set_wal_durable(durable);
+            }
+        }
+        self.db.flush()
     }
 
     pub(crate) fn checkpoint(&mut self) -> Result<()> {
@@ -990,11 +1035,8 @@ impl Core {
                     log.writer.flush()?;
                 }
             } else {
-                core.write_everything()?;
+                core.batch()?;
             }
-            // The next image of every page is whole: recovery from this checkpoint needs
-            // nothing logged before it.
-            core.db.pager_mut().forget_logged_images();
             if let Some(log) = &mut core.log {
                 let position = log.writer.position();
                 if position > log.checkpoint.current().position {
@@ -1012,21 +1054,6 @@ impl Core {
             return Ok(());
         }
         self.relieve_cache()
-    }
-
-    /// Flushes the log, then writes every changed page and the header.
-    fn write_everything(&mut self) -> Result<()> {
-        if let Some(log) = &mut self.log {
-            log.writer.flush()?;
-            let durable = lsn(log.writer.durable());
-            self.db.pager_mut().set_wal_durable(durable);
-            assert_eq!(
-                self.db.pager_mut().unlogged_pages(),
-                0,
-                "every change is logged between commits"
-            );
-        }
-        self.db.flush()
     }
 
     /// With circular logging, deletes the archived generations before both checkpoint slots'
@@ -1108,7 +1135,7 @@ impl Core {
     pub(crate) fn create_table(&mut self, name: &str) -> Result<Table> {
         // A refused name changes nothing; a failure inside the change latches the database.
         let table = self.change(|core| core.db.create_table(name))?;
-        if let Err(err) = self.log_table_change() {
+        if let Err(err) = self.log_table_change(TableRecord::Create, name) {
             return Err(self.fail(err));
         }
         self.maintain_after_commit();
@@ -1130,7 +1157,7 @@ impl Core {
             );
         }
         self.change(|core| core.db.delete_table(name))?;
-        if let Err(err) = self.log_table_change() {
+        if let Err(err) = self.log_table_change(TableRecord::Delete, name) {
             return Err(self.fail(err));
         }
         self.versions.drop_table(root);
@@ -1139,9 +1166,22 @@ impl Core {
     }
 
     /// Logs a table creation or deletion as its own durable group.
-    fn log_table_change(&mut self) -> Result<()> {
+    fn log_table_change(&mut self, kind: TableRecord, name: &str) -> Result<()> {
         let sequence = self.next_sequence()?;
-        self.log_group(0, sequence, 0, 0, true)?;
+        if let Some(log) = &mut self.log {
+            let mut record = Vec::new();
+            log::encode_table(&mut record, kind, name);
+            log.writer.append(&record)?;
+            let commit = CommitRecord {
+                transaction: 0,
+                sequence,
+                millis: self.env.clock.now_millis(),
+                records: 1,
+                puts: 0,
+                deletes: 0,
+            };
+            self.append_commit(&commit, true)?;
+        }
         self.last_sequence = sequence;
         Ok(())
     }

@@ -34,7 +34,7 @@ mod catalog;
 pub mod checkpoint;
 mod codec;
 mod database;
-pub mod delta;
+pub mod doublewrite;
 mod env;
 mod error;
 pub mod event;

@@ -21,32 +21,37 @@
 //! A flush seals the open segment, so a segment is never rewritten once written: a torn write
 //! can only damage data that was never acknowledged.
 //!
-//! Records form one byte stream across the segments of a file: `kind u8 | len u32 | body`:
+//! Records form one byte stream across the segments of a file: `kind u8 | len u32 | body`.
+//! The log describes operations, not pages (see `doublewrite` for why the database file can
+//! take them):
 //!
 //! ```text
-//! Page   (1): pgno u32 | the whole sealed page
-//! Commit (2): transaction u64 | sequence u64 | millis u64 | pages u32 | puts u32 |
-//!             deletes u32 | page_count u32 | free_head u32 | free_count u32 | dbtime u64
-//! End    (3): (empty)
-//! Delta  (4): pgno u32 | base dbtime u64 | start u32 | old_end u32 | new envelope (32) | data
+//! Put         (1): key length u8 | key | value (the rest)
+//! Commit      (2): transaction u64 | sequence u64 | millis u64 | records u32 | puts u32 |
+//!                  deletes u32
+//! End         (3): (empty)
+//! Delete      (4): key length u8 | key
+//! PutLarge    (5): key length u8 | key | value length u32 | the value's first part (the rest)
+//! ValuePart   (6): the next part of the value a PutLarge began
+//! Table       (7): table name: the table the group's next puts and deletes are in
+//! CreateTable (8): table name
+//! DeleteTable (9): table name
 //! ```
 //!
-//! A
-//! commit group is the after-images of the pages a transaction changed followed by its
-//! [`Record::Commit`]; a group without its commit record is discarded by recovery. A page's
-//! first image after a checkpoint is whole ([`Record::Page`]); later ones are deltas from the
-//! previous image ([`Record::Delta`], see `delta`) when smaller than half a page. [`Record::End`] closes a generation before
-//! it is archived.
+//! A commit group is a transaction's operations followed by its [`Record::Commit`]; a group
+//! without its commit record is discarded by recovery. Records name their table once per run
+//! ([`Record::Table`]), by name: replayed from any checkpoint onto the database as its last
+//! batch left it, operations in log order give the same tables whatever pages they were
+//! rooted at. [`Record::End`] closes a generation before it is archived.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::codec::{Reader, Writer, crc_holds, seal_crc};
-use crate::delta::Splice;
 use crate::env::Clock;
 use crate::error::{ErrorKind, JetError, Result, bail};
 use crate::header::{Lgpos, Signature};
-use crate::page::Pgno;
+use crate::limits;
 use crate::vfs::{OpenMode, Vfs, VfsFile};
 
 /// The size of a log segment, and of the log file header.
@@ -64,17 +69,24 @@ pub const LOG_FILE_SIZE_DEFAULT: u64 = 5 * 1024 * 1024;
 pub const GENERATION_MAX: u32 = 0x7FFF_FA00 - 0x200;
 
 const LOG_MAGIC: u32 = 0x4A45_4C47;
-const LOG_FORMAT_VERSION: u32 = 1;
+const LOG_FORMAT_VERSION: u32 = 2;
 /// Sealed segments are written (without an fsync) once this many bytes of them wait.
 const WRITE_BEHIND_BYTES: usize = 256 * 1024;
 
-const RECORD_PAGE: u8 = 1;
+const RECORD_PUT: u8 = 1;
 const RECORD_COMMIT: u8 = 2;
 const RECORD_END: u8 = 3;
-const RECORD_DELTA: u8 = 4;
-const DELTA_FIXED_LEN: usize = 4 + 8 + 4 + 4 + crate::page::PAGE_HEADER_LEN;
+const RECORD_DELETE: u8 = 4;
+const RECORD_PUT_LARGE: u8 = 5;
+const RECORD_VALUE_PART: u8 = 6;
+const RECORD_TABLE: u8 = 7;
+const RECORD_CREATE_TABLE: u8 = 8;
+const RECORD_DELETE_TABLE: u8 = 9;
 const RECORD_HEADER_LEN: usize = 5;
-const COMMIT_BODY_LEN: usize = 56;
+const COMMIT_BODY_LEN: usize = 36;
+/// The most value bytes one record carries; a larger value goes as a [`Record::PutLarge`]
+/// and [`Record::ValuePart`]s, so every record fits the smallest log file.
+pub const VALUE_PART_MAX: usize = 32 * 1024;
 /// Segment flag: the record stream restarts here (a writer resumed after recovery), so a
 /// record cut short before this segment is dropped rather than continued.
 const FLAG_RESTART: u16 = 1;
@@ -118,6 +130,17 @@ impl LogHeader {
         out.resize(SEGMENT_SIZE, 0);
         seal_crc(&mut out);
         out
+    }
+
+    /// The format version a whole log header (its checksum and magic number good) names.
+    fn version_of(bytes: &[u8]) -> Option<u32> {
+        let header = bytes.get(..SEGMENT_SIZE)?;
+        if !crc_holds(header) {
+            return None;
+        }
+        let mut r = Reader::new(&header[4..]);
+        (r.u32().ok()? == LOG_MAGIC).then_some(())?;
+        r.u32().ok()
     }
 
     fn decode(bytes: &[u8]) -> std::result::Result<LogHeader, String> {
@@ -184,7 +207,7 @@ impl LogHeader {
     }
 }
 
-/// A commit record: it closes a group of page images and carries the header state after it.
+/// A commit record: it closes a transaction's group of operations.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CommitRecord {
     /// The transaction (or table operation) that committed.
@@ -193,40 +216,55 @@ pub struct CommitRecord {
     pub sequence: u64,
     /// When the commit was logged.
     pub millis: u64,
-    /// How many page images the group holds.
-    pub pages: u32,
+    /// How many records the group holds before this one.
+    pub records: u32,
     /// Records written by the transaction.
     pub puts: u32,
     /// Records deleted by the transaction.
     pub deletes: u32,
-    /// The database's page count after the commit.
-    pub page_count: u32,
-    /// The head of the free list after the commit.
-    pub free_head: Pgno,
-    /// The number of free pages after the commit.
-    pub free_count: u32,
-    /// The database time after the commit.
-    pub dbtime: u64,
 }
 
 /// One record of the log.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Record {
-    /// The after-image of one page, part of the commit group that follows.
-    Page {
-        /// The page number.
-        pgno: Pgno,
-        /// The whole page, sealed as it is to be written.
-        image: Vec<u8>,
+    /// The table the group's next puts and deletes are in.
+    Table {
+        /// The table's name.
+        name: String,
     },
-    /// A page's change from its previous logged image, part of the commit group that follows.
-    Delta {
-        /// The page number.
-        pgno: Pgno,
-        /// The dbtime of the image the change applies to.
-        base_dbtime: u64,
-        /// The change.
-        splice: Splice,
+    /// A key set to a value.
+    Put {
+        /// The key.
+        key: Vec<u8>,
+        /// The value.
+        value: Vec<u8>,
+    },
+    /// A key set to a value too large for one record: its first part; the rest follow as
+    /// [`Record::ValuePart`]s.
+    PutLarge {
+        /// The key.
+        key: Vec<u8>,
+        /// The whole value's length.
+        len: u32,
+        /// The value's first part.
+        part: Vec<u8>,
+    },
+    /// The next part of a [`Record::PutLarge`]'s value.
+    ValuePart(Vec<u8>),
+    /// A key deleted.
+    Delete {
+        /// The key.
+        key: Vec<u8>,
+    },
+    /// A table created.
+    CreateTable {
+        /// Its name.
+        name: String,
+    },
+    /// A table deleted.
+    DeleteTable {
+        /// Its name.
+        name: String,
     },
     /// The end of a commit group.
     Commit(CommitRecord),
@@ -234,95 +272,168 @@ pub enum Record {
     End,
 }
 
-/// Appends a page image record to `out`.
-pub(crate) fn encode_page(out: &mut Vec<u8>, pgno: Pgno, image: &[u8]) {
-    out.push(RECORD_PAGE);
-    out.extend_from_slice(&((4 + image.len()) as u32).to_le_bytes());
-    out.extend_from_slice(&pgno.to_le_bytes());
-    out.extend_from_slice(image);
+fn record_header(out: &mut Vec<u8>, kind: u8, len: usize) {
+    out.push(kind);
+    out.extend_from_slice(&(len as u32).to_le_bytes());
 }
 
-/// Appends a page delta record to `out`.
-pub(crate) fn encode_delta(out: &mut Vec<u8>, pgno: Pgno, base_dbtime: u64, splice: &Splice) {
-    debug_assert_eq!(splice.envelope.len(), crate::page::PAGE_HEADER_LEN);
-    out.push(RECORD_DELTA);
-    out.extend_from_slice(&((DELTA_FIXED_LEN + splice.data.len()) as u32).to_le_bytes());
-    out.extend_from_slice(&pgno.to_le_bytes());
-    out.extend_from_slice(&base_dbtime.to_le_bytes());
-    out.extend_from_slice(&splice.start.to_le_bytes());
-    out.extend_from_slice(&splice.old_end.to_le_bytes());
-    out.extend_from_slice(&splice.envelope);
-    out.extend_from_slice(&splice.data);
+/// Appends to `out` the records of a put: one [`Record::Put`], or a [`Record::PutLarge`] and
+/// its [`Record::ValuePart`]s. Returns where each record ends in `out` (the writer appends
+/// them one at a time).
+pub(crate) fn encode_put(out: &mut Vec<u8>, ends: &mut Vec<usize>, key: &[u8], value: &[u8]) {
+    debug_assert!(key.len() <= limits::KEY_LEN_MAX);
+    if value.len() <= VALUE_PART_MAX {
+        record_header(out, RECORD_PUT, 1 + key.len() + value.len());
+        out.push(key.len() as u8);
+        out.extend_from_slice(key);
+        out.extend_from_slice(value);
+        ends.push(out.len());
+        return;
+    }
+    let (first, rest) = value.split_at(VALUE_PART_MAX);
+    record_header(out, RECORD_PUT_LARGE, 1 + key.len() + 4 + first.len());
+    out.push(key.len() as u8);
+    out.extend_from_slice(key);
+    out.extend_from_slice(&(value.len() as u32).to_le_bytes());
+    out.extend_from_slice(first);
+    ends.push(out.len());
+    for part in rest.chunks(VALUE_PART_MAX) {
+        record_header(out, RECORD_VALUE_PART, part.len());
+        out.extend_from_slice(part);
+        ends.push(out.len());
+    }
+}
+
+/// Appends a delete record to `out`.
+pub(crate) fn encode_delete(out: &mut Vec<u8>, key: &[u8]) {
+    record_header(out, RECORD_DELETE, 1 + key.len());
+    out.push(key.len() as u8);
+    out.extend_from_slice(key);
+}
+
+/// Appends a record naming a table to `out`: [`Record::Table`], or with `create` /
+/// `delete`, [`Record::CreateTable`] / [`Record::DeleteTable`].
+pub(crate) fn encode_table(out: &mut Vec<u8>, kind: TableRecord, name: &str) {
+    let kind = match kind {
+        TableRecord::Use => RECORD_TABLE,
+        TableRecord::Create => RECORD_CREATE_TABLE,
+        TableRecord::Delete => RECORD_DELETE_TABLE,
+    };
+    record_header(out, kind, name.len());
+    out.extend_from_slice(name.as_bytes());
+}
+
+/// Which record naming a table [`encode_table`] writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum TableRecord {
+    /// [`Record::Table`].
+    Use,
+    /// [`Record::CreateTable`].
+    Create,
+    /// [`Record::DeleteTable`].
+    Delete,
 }
 
 /// Appends a commit record to `out`.
 pub(crate) fn encode_commit(out: &mut Vec<u8>, c: &CommitRecord) {
-    let mut body = Vec::with_capacity(64);
+    let mut body = Vec::with_capacity(COMMIT_BODY_LEN);
     let mut w = Writer::new(&mut body);
     w.u64(c.transaction);
     w.u64(c.sequence);
     w.u64(c.millis);
-    w.u32(c.pages);
+    w.u32(c.records);
     w.u32(c.puts);
     w.u32(c.deletes);
-    w.u32(c.page_count);
-    w.u32(c.free_head);
-    w.u32(c.free_count);
-    w.u64(c.dbtime);
     debug_assert_eq!(body.len(), COMMIT_BODY_LEN);
-    out.push(RECORD_COMMIT);
-    out.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    record_header(out, RECORD_COMMIT, body.len());
     out.extend_from_slice(&body);
+}
+
+/// A key at the start of `body`: its length byte, then the key.
+fn decode_key(body: &[u8]) -> std::result::Result<(Vec<u8>, &[u8]), String> {
+    let (&len, rest) = body.split_first().ok_or("a record without its key")?;
+    let len = len as usize;
+    if rest.len() < len {
+        return Err(format!(
+            "a {len}-byte key in a record of {} bytes",
+            body.len()
+        ));
+    }
+    Ok((rest[..len].to_vec(), &rest[len..]))
+}
+
+fn decode_name(body: &[u8]) -> std::result::Result<String, String> {
+    match std::str::from_utf8(body) {
+        Ok(name)
+            if !name.is_empty()
+                && name.len() <= limits::TABLE_NAME_LEN_MAX
+                && !name.contains('\0') =>
+        {
+            Ok(name.to_string())
+        }
+        _ => Err("a record naming a table by no valid name".into()),
+    }
 }
 
 fn decode_record(kind: u8, body: &[u8]) -> std::result::Result<Record, String> {
     let field = |e: JetError| e.to_string();
     match kind {
-        RECORD_PAGE => {
-            if body.len() < 4 {
-                return Err("a page record without a page number".into());
+        RECORD_PUT => {
+            let (key, value) = decode_key(body)?;
+            if value.len() > limits::VALUE_LEN_MAX {
+                return Err(format!("a put record of a {}-byte value", value.len()));
             }
-            let pgno = u32::from_le_bytes(body[..4].try_into().expect("4 bytes"));
-            Ok(Record::Page {
-                pgno,
-                image: body[4..].to_vec(),
+            Ok(Record::Put {
+                key,
+                value: value.to_vec(),
             })
         }
+        RECORD_PUT_LARGE => {
+            let (key, rest) = decode_key(body)?;
+            let mut r = Reader::new(rest);
+            let len = r.u32().map_err(field)?;
+            let part = &rest[4..];
+            if len as usize > limits::VALUE_LEN_MAX || part.len() >= len as usize {
+                return Err(format!(
+                    "a large put of {len} bytes whose first part is {} bytes",
+                    part.len()
+                ));
+            }
+            Ok(Record::PutLarge {
+                key,
+                len,
+                part: part.to_vec(),
+            })
+        }
+        RECORD_VALUE_PART if !body.is_empty() && body.len() <= VALUE_PART_MAX => {
+            Ok(Record::ValuePart(body.to_vec()))
+        }
+        RECORD_DELETE => {
+            let (key, rest) = decode_key(body)?;
+            if !rest.is_empty() {
+                return Err("a delete record with bytes after its key".into());
+            }
+            Ok(Record::Delete { key })
+        }
+        RECORD_TABLE => Ok(Record::Table {
+            name: decode_name(body)?,
+        }),
+        RECORD_CREATE_TABLE => Ok(Record::CreateTable {
+            name: decode_name(body)?,
+        }),
+        RECORD_DELETE_TABLE => Ok(Record::DeleteTable {
+            name: decode_name(body)?,
+        }),
         RECORD_COMMIT if body.len() == COMMIT_BODY_LEN => {
             let mut r = Reader::new(body);
             Ok(Record::Commit(CommitRecord {
                 transaction: r.u64().map_err(field)?,
                 sequence: r.u64().map_err(field)?,
                 millis: r.u64().map_err(field)?,
-                pages: r.u32().map_err(field)?,
+                records: r.u32().map_err(field)?,
                 puts: r.u32().map_err(field)?,
                 deletes: r.u32().map_err(field)?,
-                page_count: r.u32().map_err(field)?,
-                free_head: r.u32().map_err(field)?,
-                free_count: r.u32().map_err(field)?,
-                dbtime: r.u64().map_err(field)?,
             }))
-        }
-        RECORD_DELTA if body.len() >= DELTA_FIXED_LEN => {
-            let mut r = Reader::new(body);
-            let pgno = r.u32().map_err(field)?;
-            let base_dbtime = r.u64().map_err(field)?;
-            let start = r.u32().map_err(field)?;
-            let old_end = r.u32().map_err(field)?;
-            let envelope = r
-                .bytes(crate::page::PAGE_HEADER_LEN)
-                .map_err(field)?
-                .to_vec();
-            Ok(Record::Delta {
-                pgno,
-                base_dbtime,
-                splice: Splice {
-                    envelope,
-                    start,
-                    old_end,
-                    data: body[DELTA_FIXED_LEN..].to_vec(),
-                },
-            })
         }
         RECORD_END if body.is_empty() => Ok(Record::End),
         _ => Err(format!(
@@ -462,8 +573,14 @@ fn classify<'a>(seg: Option<&'a [u8]>, header: &LogHeader, index: u32) -> Segmen
 /// Only a damaged or foreign header is an error (`JET_errLogFileCorrupt`); damage further in
 /// is reported in [`LogScan::tail`], for the caller to judge by what the file is.
 pub fn scan(bytes: &[u8], name: &str) -> Result<LogScan> {
-    let header = LogHeader::decode(bytes)
-        .map_err(|why| JetError::new(ErrorKind::LogFileCorrupt, format!("{name}: {why}")))?;
+    let header = LogHeader::decode(bytes).map_err(|why| {
+        // A whole header of another format version is not damage: it is refused as such.
+        let kind = match LogHeader::version_of(bytes) {
+            Some(version) if version != LOG_FORMAT_VERSION => ErrorKind::BadLogVersion,
+            _ => ErrorKind::LogFileCorrupt,
+        };
+        JetError::new(kind, format!("{name}: {why}"))
+    })?;
     let segment = |i: u32| -> Option<&[u8]> {
         let start = i as usize * SEGMENT_SIZE;
         bytes.get(start..start + SEGMENT_SIZE)
@@ -520,13 +637,10 @@ pub fn scan(bytes: &[u8], name: &str) -> Result<LogScan> {
         if *restart && !chunk.stream.is_empty() {
             let before = records.len();
             chunk.parse(&header, &mut records, &mut ended, &mut tail);
-            // A commit group cut off by the restart was never committed: its page images go
+            // A commit group cut off by the restart was never committed: its operations go
             // with the record cut short.
             while records.len() > before
-                && matches!(
-                    records.last(),
-                    Some((_, Record::Page { .. } | Record::Delta { .. }))
-                )
+                && !matches!(records.last(), Some((_, Record::Commit(_) | Record::End)))
             {
                 records.pop();
             }
@@ -589,8 +703,13 @@ pub fn scan(bytes: &[u8], name: &str) -> Result<LogScan> {
 fn record_len(record: &Record) -> usize {
     RECORD_HEADER_LEN
         + match record {
-            Record::Page { image, .. } => 4 + image.len(),
-            Record::Delta { splice, .. } => DELTA_FIXED_LEN + splice.data.len(),
+            Record::Put { key, value } => 1 + key.len() + value.len(),
+            Record::PutLarge { key, part, .. } => 1 + key.len() + 4 + part.len(),
+            Record::ValuePart(part) => part.len(),
+            Record::Delete { key } => 1 + key.len(),
+            Record::Table { name }
+            | Record::CreateTable { name }
+            | Record::DeleteTable { name } => name.len(),
             Record::Commit(_) => COMMIT_BODY_LEN,
             Record::End => 0,
         }
@@ -1126,15 +1245,17 @@ pub(crate) mod tests {
         .unwrap()
     }
 
-    /// A commit group: a 5,000-byte image of page 3, then commit `n`.
+    /// A commit group: a 5,000-byte value put into table "t", then commit `n`.
     pub(crate) fn commit(n: u64) -> Vec<u8> {
         let mut out = Vec::new();
-        encode_page(&mut out, 3, &vec![n as u8; 5000]);
+        encode_table(&mut out, TableRecord::Use, "t");
+        encode_put(&mut out, &mut Vec::new(), b"k", &vec![n as u8; 5000]);
         encode_commit(
             &mut out,
             &CommitRecord {
                 sequence: n,
-                pages: 1,
+                records: 2,
+                puts: 1,
                 ..Default::default()
             },
         );
@@ -1164,7 +1285,7 @@ pub(crate) mod tests {
             })
             .collect();
         assert_eq!(commits, vec![1, 2, 3, 4, 5]);
-        assert_eq!(scan.records.len(), 10);
+        assert_eq!(scan.records.len(), 15);
     }
 
     #[test]
@@ -1196,10 +1317,13 @@ pub(crate) mod tests {
         assert!(log.rolls() >= 2, "{} rolls", log.rolls());
     }
 
-    /// A page record of exactly `len` bytes in the log (its header included).
-    fn page_record(len: usize) -> Vec<u8> {
+    /// A put record of exactly `len` bytes in the log (its header included).
+    fn put_record(len: usize) -> Vec<u8> {
         let mut out = Vec::new();
-        encode_page(&mut out, 3, &vec![1; len - RECORD_HEADER_LEN - 4]);
+        let value = vec![1; len - RECORD_HEADER_LEN - 2];
+        record_header(&mut out, RECORD_PUT, 2 + value.len());
+        out.extend_from_slice(&[1, b'k']);
+        out.extend_from_slice(&value);
         assert_eq!(out.len(), len);
         out
     }
@@ -1212,7 +1336,7 @@ pub(crate) mod tests {
         assert_eq!(log.record_max(), 31 * 4064 - 5);
         log.append(&commit(1)).unwrap();
         // It does not fit after the commit: the writer rolls first.
-        log.append(&page_record(log.record_max())).unwrap();
+        log.append(&put_record(log.record_max())).unwrap();
         assert_eq!(log.rolls(), 1);
         log.roll().unwrap();
         let bytes = read_file(&*vfs, Path::new(&archive_name("edb", 2))).unwrap();
@@ -1220,7 +1344,7 @@ pub(crate) mod tests {
         assert_eq!(scan.tail, LogTail::Ended);
         assert_eq!(scan.records.len(), 2);
         assert!(
-            matches!(&scan.records[0].1, Record::Page { image, .. } if image.len() == 31 * 4064 - 5 - 9)
+            matches!(&scan.records[0].1, Record::Put { value, .. } if value.len() == 31 * 4064 - 5 - 7)
         );
     }
 
@@ -1229,11 +1353,11 @@ pub(crate) mod tests {
         let vfs: Arc<dyn Vfs> = Arc::new(MemVfs::new());
         let mut log = writer(&vfs, 32);
         let space = 31 * 4064;
-        log.append(&page_record(space - 100)).unwrap();
+        log.append(&put_record(space - 100)).unwrap();
         // 100 bytes are left: a 96-byte record would leave 4, too few for the end record.
-        log.append(&page_record(96)).unwrap();
+        log.append(&put_record(96)).unwrap();
         assert_eq!(log.rolls(), 1);
-        log.append(&page_record(95)).unwrap();
+        log.append(&put_record(95)).unwrap();
         log.roll().unwrap();
         for (generation, records) in [(1, 1), (2, 2)] {
             let name = archive_name("edb", generation);
@@ -1254,8 +1378,8 @@ pub(crate) mod tests {
     fn a_record_that_leaves_just_room_for_the_end_record_stays() {
         let vfs: Arc<dyn Vfs> = Arc::new(MemVfs::new());
         let mut log = writer(&vfs, 32);
-        log.append(&page_record(31 * 4064 - 100)).unwrap();
-        log.append(&page_record(95)).unwrap(); // 5 bytes left: the end record's
+        log.append(&put_record(31 * 4064 - 100)).unwrap();
+        log.append(&put_record(95)).unwrap(); // 5 bytes left: the end record's
         assert_eq!(log.rolls(), 0);
         log.roll().unwrap();
         let bytes = read_file(&*vfs, Path::new(&archive_name("edb", 1))).unwrap();
@@ -1269,7 +1393,7 @@ pub(crate) mod tests {
         let vfs: Arc<dyn Vfs> = Arc::new(MemVfs::new());
         let mut log = writer(&vfs, 32);
         // Two bytes left in the open segment when the generation is closed.
-        log.append(&page_record(SEGMENT_PAYLOAD - 2)).unwrap();
+        log.append(&put_record(SEGMENT_PAYLOAD - 2)).unwrap();
         log.roll().unwrap();
         let bytes = read_file(&*vfs, Path::new(&archive_name("edb", 1))).unwrap();
         let scan = scan(&bytes, "gen 1").unwrap();
@@ -1310,7 +1434,8 @@ pub(crate) mod tests {
         let vfs: Arc<dyn Vfs> = Arc::new(MemVfs::new());
         let mut log = writer(&vfs, 512);
         // 1.2 MB of records: two pieces of the copy (at most 1 MiB each).
-        log.append(&page_record(1_200_000)).unwrap();
+        log.append(&put_record(600_000)).unwrap();
+        log.append(&put_record(600_000)).unwrap();
         log.append(&commit(1)).unwrap();
         log.flush().unwrap();
         let bytes = read_file(&*vfs, Path::new("edb.log")).unwrap();
@@ -1386,14 +1511,15 @@ pub(crate) mod tests {
         log.flush().unwrap();
         let bytes = read_file(&*vfs, Path::new("edb.log")).unwrap();
         let scan = scan(&bytes, "edb.log").unwrap();
-        // A page record of 5000 bytes (5 + 4 + 5000), then a commit (5 + 56), three times.
+        // A table record (5 + 1), a put of 5000 bytes (5 + 2 + 5000), then a commit
+        // (5 + 36), three times.
         let mut at = 0;
         let mut want = Vec::new();
         for _ in 1..=3 {
-            want.push(file_offset_of(at));
-            at += 5009;
-            want.push(file_offset_of(at));
-            at += 61;
+            for len in [6, 5007, 41] {
+                want.push(file_offset_of(at));
+                at += len;
+            }
         }
         let found: Vec<u32> = scan.records.iter().map(|(p, _)| p.offset).collect();
         assert_eq!(found, want);
@@ -1411,23 +1537,19 @@ pub(crate) mod tests {
 
     #[test]
     fn the_log_ends_after_its_last_record_whatever_its_kind() {
-        let splice = Splice {
-            envelope: vec![1; 32],
-            start: 0,
-            old_end: 0,
-            data: vec![2; 4100],
-        };
-        let mut delta = Vec::new();
-        encode_delta(&mut delta, 4, 7, &splice);
+        let mut large = Vec::new();
+        encode_put(
+            &mut large,
+            &mut Vec::new(),
+            b"k",
+            &vec![2; VALUE_PART_MAX + 4100],
+        );
         let kinds: [(&str, Vec<u8>); 6] = [
-            ("page", page_record(5000)),
+            ("put", put_record(5000)),
             // Ending exactly where a segment ends: the end is the next payload's start.
-            ("page filling a segment", page_record(SEGMENT_PAYLOAD)),
-            (
-                "page filling two segments",
-                page_record(2 * SEGMENT_PAYLOAD),
-            ),
-            ("delta", delta),
+            ("put filling a segment", put_record(SEGMENT_PAYLOAD)),
+            ("put filling two segments", put_record(2 * SEGMENT_PAYLOAD)),
+            ("large put and its part", large),
             ("commit", commit(1)),
             ("end", vec![RECORD_END, 0, 0, 0, 0]),
         ];
@@ -1459,12 +1581,13 @@ pub(crate) mod tests {
     fn a_record_whose_rest_was_never_written_is_a_torn_tail() {
         let vfs: Arc<dyn Vfs> = Arc::new(MemVfs::new());
         let mut log = writer(&vfs, 64);
-        log.append(&commit(1)).unwrap(); // a page record over segments 1 and 2
+        log.append(&commit(1)).unwrap(); // a put record over segments 1 and 2
         log.flush().unwrap();
         let mut bytes = read_file(&*vfs, Path::new("edb.log")).unwrap();
         bytes[2 * SEGMENT_SIZE..3 * SEGMENT_SIZE].fill(0);
         let scan = scan(&bytes, "edb.log").unwrap();
-        assert!(scan.records.is_empty());
+        // Only the table record before it is whole.
+        assert!(matches!(scan.records[..], [(_, Record::Table { .. })]));
         assert!(
             matches!(&scan.tail, LogTail::Torn { segment: 1, reason } if reason.contains("cut short")),
             "{:?}",
@@ -1484,8 +1607,8 @@ pub(crate) mod tests {
         log.flush().unwrap();
         let bytes = read_file(&*vfs, Path::new("edb.log")).unwrap();
         let scan = scan(&bytes, "edb.log").unwrap();
-        let at = file_offset_of(5070);
-        assert_eq!(scan.records.len(), 2);
+        let at = file_offset_of(5054);
+        assert_eq!(scan.records.len(), 3);
         assert!(
             matches!(&scan.tail, LogTail::Corrupt { segment, offset, reason }
                 if *segment == at / SEGMENT_SIZE as u32 && *offset == u64::from(at)
@@ -1500,16 +1623,11 @@ pub(crate) mod tests {
         let vfs: Arc<dyn Vfs> = Arc::new(MemVfs::new());
         let mut log = writer(&vfs, 64);
         log.append(&commit(1)).unwrap();
-        // A group of a page and a delta, never committed: the process dies after its flush.
+        // A group of a put and a delete, never committed: the process dies after its flush.
         let mut group = Vec::new();
-        encode_page(&mut group, 3, &vec![9u8; 5000]);
-        let splice = Splice {
-            envelope: vec![1; 32],
-            start: 0,
-            old_end: 0,
-            data: vec![2; 10],
-        };
-        encode_delta(&mut group, 4, 7, &splice);
+        encode_table(&mut group, TableRecord::Use, "t");
+        encode_put(&mut group, &mut Vec::new(), b"a", &vec![9u8; 5000]);
+        encode_delete(&mut group, b"b");
         log.append(&group).unwrap();
         log.flush().unwrap();
         // Recovery resumes a new writer after the last segment; its first segment restarts.
@@ -1522,13 +1640,15 @@ pub(crate) mod tests {
             .records
             .iter()
             .map(|(_, r)| match r {
-                Record::Page { .. } => "page",
-                Record::Delta { .. } => "delta",
+                Record::Table { .. } => "table",
+                Record::Put { .. } => "put",
+                Record::Delete { .. } => "delete",
                 Record::Commit(_) => "commit",
                 Record::End => "end",
+                other => panic!("{other:?}"),
             })
             .collect();
-        assert_eq!(kinds, ["page", "commit", "page", "commit"]);
+        assert_eq!(kinds, ["table", "put", "commit", "table", "put", "commit"]);
         // The resumed writer's first segment is flagged; recovery cuts open groups there.
         let restart = ((used as usize + 1) * SEGMENT_SIZE + SEGMENT_HEADER_LEN) as u32;
         let at = |offset| Lgpos {
@@ -1687,11 +1807,25 @@ pub(crate) mod tests {
 
     #[test]
     fn a_record_body_of_the_wrong_length_is_refused() {
-        assert!(decode_record(RECORD_PAGE, &[1, 0, 0]).is_err());
-        match decode_record(RECORD_PAGE, &[1, 0, 0, 0]) {
-            Ok(Record::Page { pgno: 1, image }) => assert!(image.is_empty()),
+        // A key longer than its record, and one that fits exactly.
+        assert!(decode_record(RECORD_PUT, &[3, b'a', b'b']).is_err());
+        assert!(decode_record(RECORD_PUT, &[]).is_err());
+        match decode_record(RECORD_PUT, &[2, b'a', b'b']) {
+            Ok(Record::Put { key, value }) => assert!(key == b"ab" && value.is_empty()),
             other => panic!("{other:?}"),
         }
+        assert!(decode_record(RECORD_DELETE, &[1, b'a', b'b']).is_err());
+        assert!(decode_record(RECORD_TABLE, &[]).is_err());
+        assert!(decode_record(RECORD_TABLE, &[0xFF]).is_err());
+        assert!(decode_record(RECORD_CREATE_TABLE, &[b'a'; 65]).is_err());
+        assert!(decode_record(RECORD_VALUE_PART, &[]).is_err());
+        // A large put's first part must be less than its whole, and the whole at most 1 MiB.
+        assert!(decode_record(RECORD_PUT_LARGE, &[1, b'k', 2, 0, 0, 0, 7, 7]).is_err());
+        assert!(decode_record(RECORD_PUT_LARGE, &[1, b'k', 0, 0, 0x20, 0, 7]).is_err());
+        assert!(matches!(
+            decode_record(RECORD_PUT_LARGE, &[1, b'k', 3, 0, 0, 0, 7, 7]),
+            Ok(Record::PutLarge { len: 3, .. })
+        ));
         let mut body = Vec::new();
         encode_commit(
             &mut body,
@@ -1708,14 +1842,9 @@ pub(crate) mod tests {
         let mut long = body.to_vec();
         long.push(0);
         assert!(decode_record(RECORD_COMMIT, &long).is_err());
-        assert!(decode_record(RECORD_DELTA, &[0; DELTA_FIXED_LEN - 1]).is_err());
-        assert!(matches!(
-            decode_record(RECORD_DELTA, &[0; DELTA_FIXED_LEN]),
-            Ok(Record::Delta { splice, .. }) if splice.data.is_empty()
-        ));
         assert!(matches!(decode_record(RECORD_END, &[]), Ok(Record::End)));
         assert!(decode_record(RECORD_END, &[0]).is_err());
-        assert!(decode_record(9, &[]).is_err());
+        assert!(decode_record(10, &[]).is_err());
     }
 
     #[test]

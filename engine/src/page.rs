@@ -105,6 +105,14 @@ pub fn checksum(page: &[u8]) -> u32 {
     crc32fast::hash(page.get(CHECKSUM_OFFSET + 4..).unwrap_or_default())
 }
 
+/// The page number a sealed page names, if its checksum holds (whichever page it is).
+pub fn verify_sealed(page: &[u8]) -> Option<Pgno> {
+    if page.len() < PAGE_HEADER_LEN || crate::codec::is_zero(page) {
+        return None;
+    }
+    (le_u32(page, CHECKSUM_OFFSET) == checksum(page)).then(|| le_u32(page, PGNO_OFFSET))
+}
+
 /// Checks that `page` is the intact page number `pgno` and returns its envelope.
 pub fn verify(page: &[u8], pgno: Pgno) -> Result<PageHeader> {
     if page.len() < PAGE_HEADER_LEN {

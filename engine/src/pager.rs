@@ -1,24 +1,30 @@
 //! The pager: the database file seen as numbered pages, through a cache of decoded nodes.
 //!
 //! It hands out pages ([`Pager::node`] to read, [`Pager::node_mut`] to change), allocates and
-//! frees them (a free list threaded through the free pages), and writes changed pages back:
-//! on [`Pager::flush`], or when the cache is over its size and must evict.
+//! frees them (a free list threaded through the free pages), and writes changed pages back.
 //!
-//! Every change stamps the page with a new dbtime, so a page's dbtime only grows. Before the
-//! first changed page reaches the file, the header is marked `DirtyShutdown` and synced; only a
-//! flush that ends with the state `CleanShutdown` marks the file consistent again.
+//! Changed pages reach the file only in batches ([`Pager::write_batch`]): every changed page
+//! and the header describing them, through the doublewrite file (see `doublewrite`), so the
+//! file always holds one whole state of the trees — what a log of operations replays onto.
+//! A batch is written by [`Pager::flush`], by the instance (a checkpoint, cache pressure), and
+//! without a log when the cache is full of changed pages.
+//!
+//! Every change stamps the page with a new dbtime, so a page's dbtime only grows. A batch
+//! written between flushes records the state `DirtyShutdown`; only a flush that ends with
+//! `CleanShutdown` marks the file consistent again.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::catalog::CATALOG_ROOT;
-use crate::delta::{self, PageImage};
+use crate::doublewrite::{self, BatchWriter};
 use crate::error::{ErrorKind, JetError, Result, bail};
 use crate::header::{DbHeader, DbState, HEADER_PGNO, SHADOW_PGNO};
 use crate::limits;
 use crate::node::Node;
 use crate::page::Pgno;
-use crate::vfs::VfsFile;
+use crate::vfs::{Vfs, VfsFile};
 
 /// Writes of consecutive pages are gathered into one of at most this many bytes.
 const WRITE_BATCH_BYTES_MAX: usize = 1024 * 1024;
@@ -28,12 +34,6 @@ struct Frame {
     dbtime: u64,
     dirty: bool,
     used: u64,
-    /// With logging on: the log position after the record group holding this page's latest
-    /// image. The page may reach the file only once the log is durable up to here.
-    lsn: u64,
-    /// With logging on: the page's last logged image and its dbtime, if logged since the last
-    /// checkpoint — the base of the next delta.
-    base: Option<(u64, Box<[u8]>)>,
 }
 
 /// What an online backup needs of the file as it was when the backup began: before the pager
@@ -65,19 +65,20 @@ impl CopyFence {
 }
 
 pub(crate) struct Pager {
+    vfs: Arc<dyn Vfs>,
     file: Box<dyn VfsFile>,
+    /// The doublewrite file, opened at the first batch.
+    doublewrite: Option<Box<dyn VfsFile>>,
     path: PathBuf,
     page_size: usize,
     writable: bool,
     /// The header as it will next be written; `page_count`, the free list and dbtime live here.
     header: DbHeader,
     /// The state the header on disk records.
-    disk_state: DbState,
+    /// The header the file holds: what the last batch installed.
+    disk: DbHeader,
     /// Whether `header` differs from the copies on disk.
     header_dirty: bool,
-    /// Whether pages were written since the last fsync: the header is never written before
-    /// the pages it describes are durable.
-    unsynced: bool,
     /// Pages written to the file since it was opened (header copies included).
     pages_written: u64,
     /// The first failed write or fsync. After it the file's state is unknown (a failed fsync
@@ -88,12 +89,13 @@ pub(crate) struct Pager {
     /// A logical clock for least-recently-used eviction.
     tick: u64,
     scratch: Vec<u8>,
-    /// Whether a write-ahead log covers this file (see [`Pager::capture`]).
+    /// Whether a write-ahead log covers this file: changed pages then wait in the cache for
+    /// the instance to write a batch (it flushes the log first).
     logging: bool,
-    /// With logging on: pages changed since their last image was captured for the log. They
-    /// stay in the cache until logged.
-    unlogged: BTreeSet<Pgno>,
-    /// With logging on: how far the log is durable. No page with a later `lsn` is written.
+    /// With logging on: the end of the log records whose changes the cache holds.
+    logged_through: u64,
+    /// With logging on: how far the log is durable. No batch is written before the log is
+    /// durable past every change it holds (`logged_through`).
     wal_durable: u64,
     /// While an online backup copies the file: its copy-before-write fence.
     fence: Option<CopyFence>,
@@ -102,6 +104,7 @@ pub(crate) struct Pager {
 impl Pager {
     /// A pager over `file`, whose header (already read and validated) is `header`.
     pub(crate) fn new(
+        vfs: Arc<dyn Vfs>,
         file: Box<dyn VfsFile>,
         path: &Path,
         header: DbHeader,
@@ -111,14 +114,15 @@ impl Pager {
         let page_size = header.page_size as usize;
         assert!(limits::page_size_valid(page_size));
         Pager {
+            vfs,
             file,
+            doublewrite: None,
             path: path.to_path_buf(),
             page_size,
             writable,
-            disk_state: header.state,
+            disk: header.clone(),
             header,
             header_dirty: false,
-            unsynced: false,
             pages_written: 0,
             poisoned: None,
             cache: BTreeMap::new(),
@@ -126,79 +130,23 @@ impl Pager {
             tick: 0,
             scratch: vec![0u8; page_size],
             logging: false,
-            unlogged: BTreeSet::new(),
+            logged_through: 0,
             wal_durable: 0,
             fence: None,
         }
     }
 
-    /// Puts the pager under a write-ahead log: changed pages are kept until
-    /// [`Pager::capture`] takes their images, and written only once the log is durable past
-    /// them ([`Pager::set_wal_durable`]).
+    /// Puts the pager under a write-ahead log: changed pages wait in the cache until the
+    /// instance writes a batch, once the log holding their changes is durable
+    /// ([`Pager::logged`], [`Pager::set_wal_durable`]).
     pub(crate) fn enable_logging(&mut self) {
         self.logging = true;
     }
 
-    /// Takes the after-images of every page changed since the last capture, in page order:
-    /// whole for a page's first capture since the last checkpoint (or since it was read),
-    /// after that as a delta from its previous image when the delta is smaller than half a
-    /// page. [`Pager::logged`] must follow once they
-    /// are appended to the log.
-    pub(crate) fn capture(&mut self) -> Vec<(Pgno, PageImage)> {
-        assert!(self.logging);
-        let page_size = self.page_size;
-        let mut images = Vec::with_capacity(self.unlogged.len());
-        for &pgno in &self.unlogged {
-            let frame = self
-                .cache
-                .get_mut(&pgno)
-                .expect("unlogged pages stay cached");
-            let mut page = vec![0u8; page_size];
-            frame.node.encode_into(&mut page, pgno, frame.dbtime);
-            let image = match &frame.base {
-                Some((base_dbtime, base)) => {
-                    let splice = delta::diff(base, &page);
-                    if delta::worth_it(&splice, page_size) {
-                        PageImage::Delta {
-                            base_dbtime: *base_dbtime,
-                            splice,
-                        }
-                    } else {
-                        PageImage::Full(page.clone())
-                    }
-                }
-                None => PageImage::Full(page.clone()),
-            };
-            frame.base = Some((frame.dbtime, page.into_boxed_slice()));
-            images.push((pgno, image));
-        }
-        images
-    }
-
-    /// Forgets every page's last logged image: after a checkpoint, each page's next image is
-    /// logged whole, so recovery from the checkpoint never needs an image from before it.
-    pub(crate) fn forget_logged_images(&mut self) {
-        for frame in self.cache.values_mut() {
-            frame.base = None;
-        }
-    }
-
-    /// Records that the images from the last [`Pager::capture`] are in the log, in records
-    /// that end at `lsn`.
+    /// Records that the log records of the changes the cache holds end at `lsn`.
     pub(crate) fn logged(&mut self, lsn: u64) {
-        for pgno in std::mem::take(&mut self.unlogged) {
-            let frame = self
-                .cache
-                .get_mut(&pgno)
-                .expect("unlogged pages stay cached");
-            debug_assert!(lsn >= frame.lsn, "log positions only grow");
-            frame.lsn = lsn;
-        }
-    }
-
-    /// How many pages were changed since the last capture.
-    pub(crate) fn unlogged_pages(&self) -> usize {
-        self.unlogged.len()
+        debug_assert!(lsn >= self.logged_through, "log positions only grow");
+        self.logged_through = lsn;
     }
 
     /// Records that the log is durable up to `lsn`.
@@ -217,20 +165,18 @@ impl Pager {
         self.cache_pages_max
     }
 
-    /// How many cached pages may not be evicted now (changed, their log not durable).
+    /// How many cached pages may not be evicted now: under a log, every changed page (it
+    /// waits for the instance's next batch).
     pub(crate) fn pinned_pages(&self) -> usize {
-        self.cache
-            .iter()
-            .filter(|(pgno, f)| f.dirty && !self.writable_now(**pgno, f))
-            .count()
+        if self.logging { self.dirty_pages() } else { 0 }
     }
 
-    /// Whether the cache holds more pages than its size (pages waiting for the log).
+    /// Whether the cache holds more pages than its size (changed pages waiting for a batch).
     pub(crate) fn over_capacity(&self) -> bool {
         self.cache.len() > self.cache_pages_max
     }
 
-    /// Evicts pages until the cache is within its size, as far as the log allows.
+    /// Evicts unchanged pages until the cache is within its size, as far as it can.
     pub(crate) fn trim(&mut self) -> Result<()> {
         while self.cache.len() >= self.cache_pages_max {
             let before = self.cache.len();
@@ -290,9 +236,6 @@ impl Pager {
         frame.dbtime = dbtime;
         frame.dirty = true;
         frame.used = self.tick;
-        if self.logging {
-            self.unlogged.insert(pgno);
-        }
         Ok(&mut frame.node)
     }
 
@@ -344,8 +287,6 @@ impl Pager {
                     dbtime: 0,
                     dirty: true,
                     used: self.tick,
-                    lsn: 0,
-                    base: None,
                 },
             );
             pgno
@@ -380,30 +321,13 @@ impl Pager {
         Ok(())
     }
 
-    /// Writes every changed page and then the header, each followed by an fsync.
+    /// Writes every changed page and the header as one batch, its state the header's.
     pub(crate) fn flush(&mut self) -> Result<()> {
         if !self.writable {
             return Ok(());
         }
-        self.check_not_poisoned()?;
-        let dirty: Vec<Pgno> = self
-            .cache
-            .iter()
-            .filter(|(_, f)| f.dirty)
-            .map(|(&pgno, _)| pgno)
-            .collect();
-        if !dirty.is_empty() {
-            self.write_back(&dirty)?;
-        }
-        // Pages written by eviction since the last fsync are made durable too: a flush is a
-        // promise that everything before it is in the file.
-        if self.unsynced {
-            self.sync()?;
-        }
-        if self.header_dirty {
-            self.write_header()?;
-        }
-        Ok(())
+        let state = self.header.state;
+        self.write_batch(state)
     }
 
     /// How many changed pages wait in the cache.
@@ -478,44 +402,43 @@ impl Pager {
                 dbtime,
                 dirty: false,
                 used: self.tick,
-                lsn: 0,
-                base: None,
             },
         );
         Ok(())
     }
 
-    /// Evicts the least recently used quarter of the cache when it is full, writing back the
-    /// changed pages among them.
+    /// Without a log, between changes: when changed pages keep the cache over its size,
+    /// writes them as a batch (the file is then marked not consistent on its own until the
+    /// next flush) and evicts.
+    pub(crate) fn relieve_unlogged(&mut self) -> Result<()> {
+        if self.logging || !self.writable || !self.over_capacity() {
+            return Ok(());
+        }
+        self.trim()?;
+        if self.over_capacity() {
+            self.write_batch(DbState::DirtyShutdown)?;
+            self.trim()?;
+        }
+        Ok(())
+    }
+
+    /// Evicts the least recently used quarter of the cache when it is full. Only unchanged
+    /// pages are evicted: when changed pages fill it, the cache grows past its size until a
+    /// batch is written between changes (by the instance, or [`Pager::relieve_unlogged`]).
     fn make_room(&mut self) -> Result<()> {
         if self.cache.len() < self.cache_pages_max {
             return Ok(());
         }
-        // Under a log, a changed page waits until its image is durable in the log.
+        let want = self.cache_pages_max / 4 + 1;
         let mut by_age: Vec<(u64, Pgno)> = self
             .cache
             .iter()
-            .filter(|(pgno, f)| !f.dirty || self.writable_now(**pgno, f))
+            .filter(|(_, f)| !f.dirty)
             .map(|(&pgno, f)| (f.used, pgno))
             .collect();
         by_age.sort_unstable();
-        let evict: Vec<Pgno> = by_age
-            .iter()
-            .take(self.cache_pages_max / 4 + 1)
-            .map(|&(_, pgno)| pgno)
-            .collect();
-        let mut dirty: Vec<Pgno> = evict
-            .iter()
-            .copied()
-            .filter(|pgno| self.cache[pgno].dirty)
-            .collect();
-        if !dirty.is_empty() {
-            dirty.sort_unstable();
-            self.write_back(&dirty)?;
-        }
-        for pgno in evict {
-            let frame = self.cache.remove(&pgno).expect("present");
-            debug_assert!(!frame.dirty);
+        for &(_, pgno) in by_age.iter().take(want) {
+            self.cache.remove(&pgno);
         }
         Ok(())
     }
@@ -594,24 +517,87 @@ impl Pager {
         }
     }
 
-    /// Whether the WAL rule lets the changed page `pgno` reach the file now.
-    fn writable_now(&self, pgno: Pgno, frame: &Frame) -> bool {
-        !self.logging || (!self.unlogged.contains(&pgno) && frame.lsn <= self.wal_durable)
+    /// Writes every changed page and the header (recording `state`) as one atomic batch:
+    /// through the doublewrite file, then into place, then the header's two copies (see
+    /// `doublewrite`). Afterwards no page is changed and the file holds this state whole.
+    pub(crate) fn write_batch(&mut self, state: DbState) -> Result<()> {
+        self.check_not_poisoned()?;
+        // The WAL rule: no change reaches the file before the log records holding it are
+        // durable.
+        assert!(
+            !self.logging || self.logged_through <= self.wal_durable,
+            "a batch written before its log records are durable"
+        );
+        let dirty: Vec<Pgno> = self
+            .cache
+            .iter()
+            .filter(|(_, f)| f.dirty)
+            .map(|(&pgno, _)| pgno)
+            .collect();
+        if dirty.is_empty() && !self.header_dirty && self.disk.state == state {
+            return Ok(());
+        }
+        let Some(sequence) = self.header.sequence.checked_add(1) else {
+            bail!(
+                DatabaseCorrupted,
+                "{}: the header's update sequence is at its maximum",
+                self.path.display()
+            );
+        };
+        let mut image = self.header.clone();
+        image.state = state;
+        image.sequence = sequence;
+        if !dirty.is_empty() {
+            self.write_through_doublewrite(&image, &dirty)?;
+            self.write_in_place(&dirty)?;
+            self.sync()?;
+            for pgno in &dirty {
+                self.cache.get_mut(pgno).expect("present").dirty = false;
+            }
+        }
+        self.write_header_copies(&image)?;
+        self.header.sequence = sequence;
+        self.header_dirty = self.header.state != state;
+        Ok(())
     }
 
-    /// Writes the pages `pgnos` (ascending, all dirty), gathering runs of consecutive pages.
-    fn write_back(&mut self, pgnos: &[Pgno]) -> Result<()> {
-        debug_assert!(pgnos.windows(2).all(|w| w[0] < w[1]));
-        for pgno in pgnos {
-            // The WAL rule: no page reaches the file before the log records that changed it
-            // are durable.
-            assert!(
-                self.writable_now(*pgno, &self.cache[pgno]),
-                "page {pgno} written before its log records are durable"
-            );
+    /// Steps 1 and 2 of a batch: its header image and pages into the doublewrite file, then
+    /// its sealed batch header.
+    fn write_through_doublewrite(&mut self, image: &DbHeader, dirty: &[Pgno]) -> Result<()> {
+        if self.doublewrite.is_none() {
+            let file = doublewrite::open(&*self.vfs, &self.path)?;
+            self.doublewrite = Some(file);
         }
-        self.check_not_poisoned()?;
-        self.mark_dirty_on_disk()?;
+        let dw = self.doublewrite.take().expect("opened");
+        let result = (|| -> std::io::Result<()> {
+            let mut writer = BatchWriter::start(&*dw, image)?;
+            let per_chunk = (WRITE_BATCH_BYTES_MAX / self.page_size).max(1);
+            let mut chunk = Vec::with_capacity(per_chunk.min(dirty.len()) * self.page_size);
+            let mut page = vec![0u8; self.page_size];
+            for pgnos in dirty.chunks(per_chunk) {
+                chunk.clear();
+                for pgno in pgnos {
+                    let frame = &self.cache[pgno];
+                    frame.node.encode_into(&mut page, *pgno, frame.dbtime);
+                    chunk.extend_from_slice(&page);
+                }
+                writer.write(&chunk)?;
+            }
+            writer.seal(image)
+        })();
+        self.doublewrite = Some(dw);
+        if let Err(err) = result {
+            let path = doublewrite::path_for(&self.path);
+            return Err(self.io_failed(format!("write the batch into {}", path.display()), &err));
+        }
+        self.pages_written += dirty.len() as u64;
+        Ok(())
+    }
+
+    /// Step 3 of a batch: the pages `pgnos` (ascending) into place, runs of consecutive pages
+    /// gathered into one write each.
+    fn write_in_place(&mut self, pgnos: &[Pgno]) -> Result<()> {
+        debug_assert!(pgnos.windows(2).all(|w| w[0] < w[1]));
         let mut batch: Vec<u8> = Vec::new();
         let mut page = vec![0u8; self.page_size];
         let mut start = 0usize;
@@ -631,55 +617,22 @@ impl Pager {
             }
             let offset = u64::from(pgnos[start]) * self.page_size as u64;
             self.save_for_backup(pgnos[start], (end - start) as u32);
-            self.unsynced = true;
             if let Err(err) = self.file.write_all_at(&batch, offset) {
                 let what = format!("write pages {}..={}", pgnos[start], pgnos[end - 1]);
                 return Err(self.io_failed(what, &err));
             }
             self.pages_written += (end - start) as u64;
-            for pgno in &pgnos[start..end] {
-                self.cache.get_mut(pgno).expect("present").dirty = false;
-            }
             start = end;
         }
         Ok(())
     }
 
-    /// Before the first changed page reaches the file, records durably that the file is no
-    /// longer consistent on its own.
-    fn mark_dirty_on_disk(&mut self) -> Result<()> {
-        if self.disk_state == DbState::CleanShutdown {
-            let final_state = self.header.state;
-            self.header.state = DbState::DirtyShutdown;
-            self.write_header()?;
-            self.header.state = final_state;
-            self.header_dirty = final_state != DbState::DirtyShutdown;
-        }
-        Ok(())
-    }
-
-    /// Writes the header as it stands now (both copies, after syncing any page writes), without
-    /// writing changed pages: for a record that must be durable at once, such as a backup's.
-    /// Between commits only: the header then describes a committed state, whose pages recovery
-    /// rebuilds from the log if they never reach the file.
-    pub(crate) fn write_header_now(&mut self) -> Result<()> {
-        self.header_dirty = true;
-        self.write_header()
-    }
-
-    /// Writes both header copies, each followed by an fsync, so one is whole at every instant.
-    fn write_header(&mut self) -> Result<()> {
+    /// Makes `update` to the header and writes it at once (both copies) without writing
+    /// changed pages: for a record that must be durable now, such as a backup's. The header
+    /// written is the one the file holds (the last batch's page count, free list and state),
+    /// with `update` made to it: it never describes pages that are not in the file.
+    pub(crate) fn write_header_now(&mut self, update: impl Fn(&mut DbHeader)) -> Result<()> {
         self.check_not_poisoned()?;
-        // Under a log, the header describes a committed state: never one half-way through a
-        // commit whose pages are not captured yet.
-        assert!(
-            self.unlogged.is_empty(),
-            "a header write in the middle of a commit"
-        );
-        if self.unsynced {
-            // The header must never describe pages that are not yet durable.
-            self.sync()?;
-        }
         let Some(sequence) = self.header.sequence.checked_add(1) else {
             bail!(
                 DatabaseCorrupted,
@@ -687,9 +640,19 @@ impl Pager {
                 self.path.display()
             );
         };
+        update(&mut self.header);
+        let mut image = self.disk.clone();
+        update(&mut image);
+        image.sequence = sequence;
+        self.write_header_copies(&image)?;
         self.header.sequence = sequence;
+        Ok(())
+    }
+
+    /// Writes both header copies, each followed by an fsync, so one is whole at every instant.
+    fn write_header_copies(&mut self, image: &DbHeader) -> Result<()> {
         for pgno in [HEADER_PGNO, SHADOW_PGNO] {
-            let page = self.header.encode(pgno);
+            let page = image.encode(pgno);
             let offset = u64::from(pgno) * self.page_size as u64;
             self.save_for_backup(pgno, 1);
             if let Err(err) = self.file.write_all_at(&page, offset) {
@@ -698,8 +661,7 @@ impl Pager {
             self.pages_written += 1;
             self.sync()?;
         }
-        self.disk_state = self.header.state;
-        self.header_dirty = false;
+        self.disk = image.clone();
         Ok(())
     }
 
@@ -707,7 +669,6 @@ impl Pager {
         if let Err(err) = self.file.sync() {
             return Err(self.io_failed("fsync".to_string(), &err));
         }
-        self.unsynced = false;
         Ok(())
     }
 

@@ -1,6 +1,14 @@
-//! Crash recovery: from the checkpoint to the end of the log, every committed page image is
-//! put back into the database, guided by each page's dbtime; a commit group whose commit
-//! record never reached the log is discarded (its transaction is undone).
+//! Crash recovery: the batch of database writes a crash interrupted is finished (see
+//! `doublewrite`), so the database file holds one whole state of its trees; then, from the
+//! checkpoint to the end of the log, every committed transaction's operations are replayed
+//! through the trees, in log order; a commit group whose commit record never reached the log
+//! is discarded (its transaction is undone).
+//!
+//! Replay is idempotent from any checkpoint: the file's state is at or after the checkpoint
+//! (a batch is written only once the log holding its changes is durable, and the checkpoint
+//! moves only past batches), and operations in log order set every key they name to what the
+//! last of them says, whatever the state they start from — a table created again where it
+//! exists, or a key deleted where it is absent, is left as it is.
 //!
 //! Recovery also settles the log directory before logging resumes: it finishes a roll that a
 //! crash interrupted, starts a new log set for a database shut down cleanly whose logs are
@@ -8,22 +16,22 @@
 //! debris.
 //!
 //! Because uncommitted changes never reach the log or the database file (a transaction's
-//! changes are applied to pages only at commit, and captured with it), undo is the discarding
-//! of incomplete groups: nothing an uncommitted transaction did is ever on disk.
+//! changes are logged and applied only at commit), undo is the discarding of incomplete
+//! groups: nothing an uncommitted transaction did is ever on disk.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::checkpoint::{self, Checkpoint, CheckpointFile};
-use crate::delta::{self, PageImage, Splice};
+use crate::database::{Database, DatabaseOptions};
+use crate::doublewrite;
 use crate::env::Env;
 use crate::error::{ErrorKind, JetError, Result, bail};
 use crate::header::{self, DbHeader, DbState, Lgpos, Signature};
 use crate::log::{
     self, CommitRecord, LogHeader, LogScan, LogTail, LogWriter, NewLog, Record, SEGMENT_SIZE,
 };
-use crate::page::{self, Pgno};
 use crate::planted::{self, PlantedBug};
 use crate::vfs::{OpenMode, Vfs, VfsFile};
 
@@ -81,10 +89,12 @@ pub struct RecoveryReport {
     pub generations: Vec<u32>,
     /// Commit groups replayed.
     pub commits_replayed: u64,
-    /// Page images written to the database.
+    /// Operations replayed (puts, deletes, table creations and deletions).
+    pub operations_replayed: u64,
+    /// Pages of an interrupted batch of database writes written into place again.
+    pub batch_pages_finished: u64,
+    /// Database pages recovery wrote (its batches; header copies included).
     pub pages_written: u64,
-    /// Page images skipped because the page on disk was already as new.
-    pub pages_current: u64,
     /// Commit groups whose commit record never reached the log: their transactions undone.
     pub transactions_undone: u64,
     /// The torn tail of the current log, if it had one: where and why.
@@ -97,8 +107,10 @@ pub struct RecoveryReport {
     pub finished_roll: bool,
 }
 
-/// The outcome of recovery: the log ready for appending and the checkpoint file.
+/// The outcome of recovery: the database, the log ready for appending and the checkpoint
+/// file.
 pub(crate) struct Recovered {
+    pub db: Database,
     pub writer: LogWriter,
     pub checkpoint: CheckpointFile,
     pub report: RecoveryReport,
@@ -154,7 +166,7 @@ pub(crate) fn write_db_header(
 
 /// Brings the log directory and the database to a consistent state and returns the log
 /// writer, positioned where appending resumes.
-pub(crate) fn run(env: &Env, layout: &Layout) -> Result<Recovered> {
+pub(crate) fn run(env: &Env, layout: &Layout, options: &DatabaseOptions) -> Result<Recovered> {
     let vfs = &*env.vfs;
     let mut report = RecoveryReport::default();
     let current_exists = vfs
@@ -162,11 +174,17 @@ pub(crate) fn run(env: &Env, layout: &Layout) -> Result<Recovered> {
         .map_err(io_err(&layout.current(), "look up"))?;
     let archived = layout.archived_generations(vfs)?;
     let (db_file, mut db_header) = read_db_header(vfs, &layout.database)?;
+    if let Some((image, installed)) =
+        doublewrite::recover(vfs, &layout.database, &*db_file, &db_header, true)?
+    {
+        db_header = image;
+        report.batch_pages_finished = installed.pages;
+    }
     report.was_dirty = db_header.state != DbState::CleanShutdown;
 
     if !current_exists && archived.is_empty() {
         drop(db_file);
-        return new_log_set(env, layout, report);
+        return new_log_set(env, layout, options, report);
     }
     let set = db_header.log_signature;
     let owner = Owner {
@@ -280,16 +298,18 @@ pub(crate) fn run(env: &Env, layout: &Layout) -> Result<Recovered> {
     }
 
     report.start = Some(start);
+    drop(db_file);
+    let mut db = Database::open_logged(env, &layout.database, options)?;
+    // Everything replayed is durable in the log (the pager holds no change logged by this
+    // process); batches written while replaying record the file as not consistent on its own.
+    db.pager_mut().set_state(DbState::DirtyShutdown);
     let mut replay = Replay {
-        file: &*db_file,
-        path: &layout.database,
-        page_size: db_header.page_size as usize,
-        pending: Vec::new(),
+        db: &mut db,
+        group: Group::default(),
         last_commit: None,
         // From a checkpoint, the next commit is known; from anywhere else, the first sets it.
         last_sequence: checkpoint.map(|c| c.last_commit),
         highest_sequence: checkpoint.map_or(0, |c| c.last_commit),
-        rewritten: BTreeSet::new(),
         report: &mut report,
     };
     let mut prev: Option<LogHeader> = None;
@@ -321,8 +341,7 @@ pub(crate) fn run(env: &Env, layout: &Layout) -> Result<Recovered> {
             current_tail = Some(scan);
         }
     }
-    let undone = !replay.pending.is_empty();
-    let last_commit = replay.last_commit;
+    let undone = !replay.group.is_empty();
     let highest_sequence = replay.highest_sequence;
     drop(replay);
     if undone {
@@ -338,28 +357,19 @@ pub(crate) fn run(env: &Env, layout: &Layout) -> Result<Recovered> {
         ));
     }
 
-    // The database now holds every committed image; its header takes the state of the last
-    // commit, after the pages are durable.
-    db_file.sync().map_err(io_err(&layout.database, "fsync"))?;
-    if let Some(commit) = last_commit {
-        // The header on disk was written between commits, so it is never ahead of the log.
-        db_header.page_count = commit.page_count;
-        db_header.free_head = commit.free_head;
-        db_header.free_count = commit.free_count;
-        db_header.dbtime = db_header.dbtime.max(commit.dbtime);
-    }
-
     let writer = settle_log(env, layout, &last, current_exists, &mut report)?;
-    // Everything up to where the writer resumes is in the database now: mark it consistent
-    // there (the instance marks it in use again before its first change).
+    // Everything up to where the writer resumes is in the database now: written as one batch,
+    // marked consistent there (the instance marks it in use again before its first change).
     let position = writer.position();
     if report.commits_replayed > 0 || report.was_dirty {
-        db_header.state = DbState::CleanShutdown;
-        db_header.consistent_lgpos = position;
-        db_header.consistent_millis = env.clock.now_millis();
-        write_db_header(&*db_file, &layout.database, &mut db_header)?;
+        let pager = db.pager_mut();
+        pager.set_state(DbState::CleanShutdown);
+        let header = pager.header_mut();
+        header.consistent_lgpos = position;
+        header.consistent_millis = env.clock.now_millis();
+        db.flush()?;
     }
-    drop(db_file);
+    report.pages_written = db.pager_mut().pages_written();
     let advance = |chk: Checkpoint| -> Result<CheckpointFile> {
         let mut file = CheckpointFile::open(&env.vfs, &chk_path, chk)?;
         if position > chk.position {
@@ -421,6 +431,7 @@ pub(crate) fn run(env: &Env, layout: &Layout) -> Result<Recovered> {
         )?,
     };
     Ok(Recovered {
+        db,
         writer,
         checkpoint,
         report,
@@ -621,200 +632,204 @@ fn read_and_scan(vfs: &dyn Vfs, path: &Path, set: &Owner) -> Result<(Vec<u8>, Lo
     Ok((bytes, scan))
 }
 
+/// An operation of a commit group, read until its commit record arrives.
+enum Op {
+    Put {
+        table: usize,
+        key: Vec<u8>,
+        value: Vec<u8>,
+    },
+    Delete {
+        table: usize,
+        key: Vec<u8>,
+    },
+    CreateTable(String),
+    DeleteTable(String),
+}
+
+/// The commit group being read.
+#[derive(Default)]
+struct Group {
+    /// The tables its records named, in order.
+    tables: Vec<String>,
+    /// The table its next put or delete is in.
+    table: Option<usize>,
+    /// A large value being put: its table, key, length and the parts read so far.
+    large: Option<(usize, Vec<u8>, usize, Vec<u8>)>,
+    ops: Vec<Op>,
+    /// Its records so far.
+    records: u32,
+}
+
+impl Group {
+    fn is_empty(&self) -> bool {
+        self.records == 0
+    }
+}
+
 struct Replay<'a> {
-    file: &'a dyn VfsFile,
-    path: &'a Path,
-    page_size: usize,
-    /// The page images of the group being read, until its commit record.
-    pending: Vec<(Pgno, PageImage)>,
+    db: &'a mut Database,
+    group: Group,
     last_commit: Option<CommitRecord>,
     /// The sequence of the last commit replayed (or the checkpoint's): the next must follow.
     last_sequence: Option<u64>,
     /// The highest commit sequence seen anywhere in the log read.
     highest_sequence: u64,
-    /// Pages found current and written back as read (see `rewrite_current`).
-    rewritten: BTreeSet<Pgno>,
     report: &'a mut RecoveryReport,
 }
 
 impl Replay<'_> {
     fn apply(&mut self, pos: Lgpos, record: &Record) -> Result<()> {
-        match record {
-            Record::Page { pgno, image } => {
-                if image.len() != self.page_size {
-                    bail!(
-                        LogFileCorrupt,
-                        "the page image at {pos} is {} bytes; the database's pages are {}",
-                        image.len(),
-                        self.page_size
-                    );
-                }
-                // The image was sealed when it was logged: its own checksum must hold.
-                page::verify(image, *pgno).map_err(|err| {
-                    JetError::new(
-                        ErrorKind::LogFileCorrupt,
-                        format!("the page image at {pos}: {err}"),
-                    )
-                })?;
-                self.pending.push((*pgno, PageImage::Full(image.clone())));
-            }
-            Record::Delta {
-                pgno,
-                base_dbtime,
-                splice,
-            } => {
-                if splice.dbtime() <= *base_dbtime {
-                    bail!(
-                        LogFileCorrupt,
-                        "the change to page {pgno} at {pos} goes from dbtime {base_dbtime} back to {}",
-                        splice.dbtime()
-                    );
-                }
-                self.pending.push((
-                    *pgno,
-                    PageImage::Delta {
-                        base_dbtime: *base_dbtime,
-                        splice: splice.clone(),
-                    },
-                ));
-            }
-            Record::Commit(commit) => {
-                if commit.pages as usize != self.pending.len() {
-                    bail!(
-                        LogFileCorrupt,
-                        "the commit at {pos} counts {} pages but {} precede it",
-                        commit.pages,
-                        self.pending.len()
-                    );
-                }
-                if let Some(last) = self.last_sequence
-                    && last.checked_add(1) != Some(commit.sequence)
-                {
-                    bail!(
-                        LogFileCorrupt,
-                        "the commit at {pos} has sequence {} after {last}: commits are missing",
-                        commit.sequence
-                    );
-                }
-                for &(pgno, _) in &self.pending {
-                    if pgno < crate::catalog::CATALOG_ROOT || pgno >= commit.page_count {
-                        bail!(
-                            LogFileCorrupt,
-                            "the commit at {pos} holds an image of page {pgno}, outside its {} pages",
-                            commit.page_count
-                        );
-                    }
-                }
-                for (pgno, image) in std::mem::take(&mut self.pending) {
-                    match image {
-                        PageImage::Full(image) => self.redo(pgno, &image)?,
-                        PageImage::Delta {
-                            base_dbtime,
-                            splice,
-                        } => self.redo_delta(pgno, base_dbtime, &splice)?,
-                    }
-                }
-                self.highest_sequence = self.highest_sequence.max(commit.sequence);
-                self.last_sequence = Some(commit.sequence);
-                self.last_commit = Some(*commit);
-                self.report.commits_replayed += 1;
-            }
+        let corrupt = |why: String| {
+            JetError::new(
+                ErrorKind::LogFileCorrupt,
+                format!("the record at {pos}: {why}"),
+            )
+        };
+        if matches!(record, Record::End) {
             // A commit group may continue in the next generation.
-            Record::End => {}
+            return Ok(());
         }
+        let group = &mut self.group;
+        if group.large.is_some() && !matches!(record, Record::ValuePart(_)) {
+            return Err(corrupt("a large value is cut short".into()));
+        }
+        let table = || {
+            group
+                .table
+                .ok_or_else(|| corrupt("a put or delete names no table".into()))
+        };
+        match record {
+            Record::Table { name } => {
+                let index = match group.tables.iter().position(|t| t == name) {
+                    Some(index) => index,
+                    None => {
+                        group.tables.push(name.clone());
+                        group.tables.len() - 1
+                    }
+                };
+                group.table = Some(index);
+            }
+            Record::Put { key, value } => {
+                let table = table()?;
+                group.ops.push(Op::Put {
+                    table,
+                    key: key.clone(),
+                    value: value.clone(),
+                });
+            }
+            Record::PutLarge { key, len, part } => {
+                let table = table()?;
+                let mut value = Vec::with_capacity(*len as usize);
+                value.extend_from_slice(part);
+                group.large = Some((table, key.clone(), *len as usize, value));
+            }
+            Record::ValuePart(part) => {
+                let Some((_, _, len, value)) = &mut group.large else {
+                    return Err(corrupt("a value part follows no large put".into()));
+                };
+                if value.len() + part.len() > *len {
+                    return Err(corrupt(format!(
+                        "a value part runs past the value's {len} bytes"
+                    )));
+                }
+                value.extend_from_slice(part);
+                if value.len() == *len {
+                    let (table, key, _, value) = group.large.take().expect("checked");
+                    group.ops.push(Op::Put { table, key, value });
+                }
+            }
+            Record::Delete { key } => {
+                let table = table()?;
+                group.ops.push(Op::Delete {
+                    table,
+                    key: key.clone(),
+                });
+            }
+            Record::CreateTable { name } => group.ops.push(Op::CreateTable(name.clone())),
+            Record::DeleteTable { name } => group.ops.push(Op::DeleteTable(name.clone())),
+            Record::Commit(commit) => return self.commit(pos, commit),
+            Record::End => unreachable!("handled above"),
+        }
+        self.group.records += 1;
         Ok(())
     }
 
-    /// Page `pgno` as it is on disk, and its dbtime if it is whole.
-    fn read_page(&self, pgno: Pgno) -> Result<(Vec<u8>, Option<u64>)> {
-        let offset = u64::from(pgno) * self.page_size as u64;
-        let mut disk = vec![0u8; self.page_size];
-        let on_disk = match self.file.read_exact_at(&mut disk, offset) {
-            Ok(()) => page::verify(&disk, pgno).ok().map(|h| h.dbtime),
-            // Past the end of the file: the page was never written.
-            Err(err) if err.kind() == std::io::ErrorKind::UnexpectedEof => None,
-            Err(err) => {
-                return Err(JetError::io(
-                    format!("{}: read page {pgno}", self.path.display()),
-                    &err,
-                ));
-            }
-        };
-        Ok((disk, on_disk))
+    /// Applies the group a commit record closes.
+    fn commit(&mut self, pos: Lgpos, commit: &CommitRecord) -> Result<()> {
+        if commit.records != self.group.records {
+            bail!(
+                LogFileCorrupt,
+                "the commit at {pos} counts {} records but {} precede it",
+                commit.records,
+                self.group.records
+            );
+        }
+        if let Some(last) = self.last_sequence
+            && last.checked_add(1) != Some(commit.sequence)
+        {
+            bail!(
+                LogFileCorrupt,
+                "the commit at {pos} has sequence {} after {last}: commits are missing",
+                commit.sequence
+            );
+        }
+        let group = std::mem::take(&mut self.group);
+        let replayed = group.ops.len() as u64;
+        for op in group.ops {
+            self.redo(&group.tables, op)
+                .map_err(|err| err.context(format!("replaying the commit at {pos}")))?;
+        }
+        // A group larger than the cache goes to the file in batches: replay from the
+        // checkpoint redoes it whole if a crash cuts it short.
+        if self.db.pager_mut().over_capacity() {
+            self.db.flush()?;
+            self.db.pager_mut().trim()?;
+        }
+        self.highest_sequence = self.highest_sequence.max(commit.sequence);
+        self.last_sequence = Some(commit.sequence);
+        self.last_commit = Some(*commit);
+        self.report.commits_replayed += 1;
+        self.report.operations_replayed += replayed;
+        Ok(())
     }
 
-    /// Applies a change to page `pgno` unless the page on disk is already as new. The page must
-    /// hold exactly the image the change was made from: every page's first image after the
-    /// checkpoint is whole, and was put back before this.
-    fn redo_delta(&mut self, pgno: Pgno, base_dbtime: u64, splice: &Splice) -> Result<()> {
-        let (disk, on_disk) = self.read_page(pgno)?;
-        let new_dbtime = splice.dbtime();
-        match on_disk {
-            Some(dbtime) if dbtime >= new_dbtime => {
-                self.report.pages_current += 1;
-                return self.rewrite_current(pgno, &disk);
+    /// Redoes one operation. A put or delete in a table that is not there is skipped: the
+    /// table was deleted later (in the log, or already in the file), so nothing it held
+    /// survives.
+    fn redo(&mut self, tables: &[String], op: Op) -> Result<()> {
+        let db = &mut *self.db;
+        match op {
+            Op::Put { table, key, value } => {
+                if let Ok(table) = db.open_table(&tables[table]) {
+                    db.put(table, &key, &value)?;
+                }
             }
-            Some(dbtime) if dbtime == base_dbtime => {}
-            found => bail!(
-                LogFileCorrupt,
-                "the log changes page {pgno} from dbtime {base_dbtime}, but the page holds {}",
-                found.map_or("no whole image".to_string(), |d| format!("dbtime {d}"))
-            ),
+            Op::Delete { table, key } => {
+                if let Ok(table) = db.open_table(&tables[table]) {
+                    db.delete(table, &key)?;
+                }
+            }
+            Op::CreateTable(name) => {
+                if db.open_table(&name).is_err() {
+                    db.create_table(&name)?;
+                }
+            }
+            Op::DeleteTable(name) => {
+                if db.open_table(&name).is_ok() {
+                    db.delete_table(&name)?;
+                }
+            }
         }
-        let page = delta::apply(&disk, splice, pgno, self.page_size)?;
-        match page::verify(&page, pgno) {
-            Ok(header) if header.dbtime == new_dbtime => {}
-            Ok(_) | Err(_) => bail!(
-                LogFileCorrupt,
-                "the log's change to page {pgno} (dbtime {base_dbtime} to {new_dbtime}) does not rebuild a whole page"
-            ),
-        }
-        let offset = u64::from(pgno) * self.page_size as u64;
-        self.file
-            .write_all_at(&page, offset)
-            .map_err(io_err(self.path, &format!("write page {pgno}")))?;
-        self.report.pages_written += 1;
         Ok(())
     }
 
     /// Drops the group being read: a crash cut it off before its commit record.
     fn cut_group(&mut self) {
-        if !self.pending.is_empty() {
-            self.pending.clear();
+        if !self.group.is_empty() {
+            self.group = Group::default();
             self.report.transactions_undone += 1;
         }
-    }
-
-    /// Writes a page found current back as it was read, once per recovery: after a failed
-    /// fsync the page cache may hold a write that never reaches the disk (fsyncgate), and
-    /// the checkpoint must not move past the log that could rebuild it until the page is
-    /// durable. Written again, the fsync that ends recovery makes it so.
-    fn rewrite_current(&mut self, pgno: Pgno, disk: &[u8]) -> Result<()> {
-        if !self.rewritten.insert(pgno) {
-            return Ok(());
-        }
-        let offset = u64::from(pgno) * self.page_size as u64;
-        self.file
-            .write_all_at(disk, offset)
-            .map_err(io_err(self.path, &format!("write page {pgno}")))
-    }
-
-    /// Writes `image` over page `pgno` unless the page on disk is already as new.
-    fn redo(&mut self, pgno: Pgno, image: &[u8]) -> Result<()> {
-        let image_dbtime = page::verify(image, pgno)
-            .expect("verified when read")
-            .dbtime;
-        let offset = u64::from(pgno) * self.page_size as u64;
-        let (disk, on_disk) = self.read_page(pgno)?;
-        if on_disk.is_some_and(|dbtime| dbtime >= image_dbtime) {
-            self.report.pages_current += 1;
-            return self.rewrite_current(pgno, &disk);
-        }
-        self.file
-            .write_all_at(image, offset)
-            .map_err(io_err(self.path, &format!("write page {pgno}")))?;
-        self.report.pages_written += 1;
-        Ok(())
     }
 }
 
@@ -893,7 +908,12 @@ fn finish_roll(env: &Env, layout: &Layout, last: &LogScan) -> Result<LogWriter> 
 
 /// Starts a new log set for a database without logs, which must have been shut down cleanly:
 /// a new log signature in the database header, generation 1, and a checkpoint.
-fn new_log_set(env: &Env, layout: &Layout, mut report: RecoveryReport) -> Result<Recovered> {
+fn new_log_set(
+    env: &Env,
+    layout: &Layout,
+    options: &DatabaseOptions,
+    mut report: RecoveryReport,
+) -> Result<Recovered> {
     let vfs = &*env.vfs;
     let (file, mut db_header) = read_db_header(vfs, &layout.database)?;
     let chk_path = layout.checkpoint();
@@ -977,7 +997,9 @@ fn new_log_set(env: &Env, layout: &Layout, mut report: RecoveryReport) -> Result
         },
     )?;
     report.new_log_set = true;
+    let db = Database::open_logged(env, &layout.database, options)?;
     Ok(Recovered {
+        db,
         writer,
         checkpoint,
         report,
@@ -1044,8 +1066,8 @@ mod tests {
         drop(instance);
     }
 
-    /// The page images (whole or deltas) the log holds from `report.start` to `report.end`.
-    fn images_replayed(env: &Env, report: &RecoveryReport) -> u64 {
+    /// The operations the log holds from `report.start` to `report.end`.
+    fn operations_logged(env: &Env, report: &RecoveryReport) -> u64 {
         let (start, end) = (report.start.unwrap(), report.end.unwrap());
         (start.generation..=end.generation)
             .map(|g| {
@@ -1060,7 +1082,16 @@ mod tests {
                 scan.records
                     .iter()
                     .filter(|(pos, _)| *pos >= start && *pos < end)
-                    .filter(|(_, r)| matches!(r, Record::Page { .. } | Record::Delta { .. }))
+                    .filter(|(_, r)| {
+                        matches!(
+                            r,
+                            Record::Put { .. }
+                                | Record::PutLarge { .. }
+                                | Record::Delete { .. }
+                                | Record::CreateTable { .. }
+                                | Record::DeleteTable { .. }
+                        )
+                    })
                     .count() as u64
             })
             .sum()
@@ -1070,41 +1101,41 @@ mod tests {
     fn the_report_counts_what_recovery_replayed_and_wrote() {
         let env = Env::memory(3);
         env.vfs.create_dir(Path::new("inst")).unwrap();
-        // The table's creation and three commits; no page was written back before the crash,
-        // so every image replayed is written.
+        // The table's creation and three commits, replayed and written back as one batch.
         commit_then_crash(&env, true, 3);
         let report = recover(&env);
         assert!(report.was_dirty);
         assert_eq!(report.commits_replayed, 4, "{report:?}");
+        assert_eq!(report.operations_replayed, 4, "{report:?}");
         assert_eq!(report.transactions_undone, 0);
-        assert!(report.pages_written >= 4, "{report:?}");
-        assert_eq!(report.pages_current, 0, "{report:?}");
-        assert_eq!(report.pages_written, images_replayed(&env, &report));
-        // Recovery moved the checkpoint past what it replayed: crashed at once, nothing more.
+        assert_eq!(report.batch_pages_finished, 0);
+        // The table's root, the catalog root (twice: through the doublewrite file and into
+        // place) and the header's two copies.
+        assert!(report.pages_written >= 6, "{report:?}");
+        assert_eq!(report.operations_replayed, operations_logged(&env, &report));
+        // Recovery moved the checkpoint past what it replayed: crashed at once, nothing more
+        // than the header, marked clean again.
         let again = recover(&env);
         assert!(again.was_dirty);
         assert!(again.start > report.start, "{again:?}");
         assert_eq!(
-            (again.commits_replayed, again.pages_written),
-            (0, 0),
+            (
+                again.commits_replayed,
+                again.operations_replayed,
+                again.pages_written
+            ),
+            (0, 0, 2),
             "{again:?}"
         );
-        // 1,500 commits through a 64-page cache (about 120 leaves): pages are written back
-        // under pressure (after their log), and recovery finds those already as new, whether
-        // their last image was whole or a delta.
+        // 1,500 commits through a 64-page cache (about 120 leaves): batches are written under
+        // pressure, and replay from the checkpoint redoes every commit over them.
         commit_then_crash(&env, false, 1500);
         let report = recover(&env);
         assert_eq!(report.commits_replayed, 1500, "{report:?}");
+        assert_eq!(report.operations_replayed, 1500, "{report:?}");
         assert_eq!(report.transactions_undone, 0);
-        assert!(report.pages_current > 0, "{report:?}");
-        assert!(report.pages_written > 0, "{report:?}");
-        // Each image replayed is one or the other.
-        let images = images_replayed(&env, &report);
-        assert_eq!(
-            report.pages_written + report.pages_current,
-            images,
-            "{report:?}"
-        );
+        assert!(report.pages_written > 64, "{report:?}");
+        assert_eq!(report.operations_replayed, operations_logged(&env, &report));
     }
 
     #[test]

@@ -20,6 +20,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use crate::checkpoint::{Checkpoint, CheckpointFile};
+use crate::doublewrite;
 use crate::env::Env;
 use crate::error::{ErrorKind, JetError, Result, bail, io_err};
 use crate::event::{Event, EventLog, Operation};
@@ -217,8 +218,12 @@ impl Restore<'_> {
         drop(CheckpointFile::replace(&vfs, &chk_path, checkpoint)?);
         vfs.sync_dir(&self.params.log_path)
             .map_err(io_err("fsync", &self.params.log_path))?;
-        // The moment the destination holds a database: everything it needs is durable.
+        // A doublewrite file without its database is another database's: its batch must
+        // never be installed into this one.
         let db_path = self.params.database_path.clone();
+        doublewrite::remove(&*vfs, &db_path)?;
+        self.created.push(doublewrite::path_for(&db_path));
+        // The moment the destination holds a database: everything it needs is durable.
         self.created.push(db_path.clone());
         vfs.rename(&db_tmp, &db_path)
             .map_err(io_err("rename", &db_tmp))?;
@@ -306,11 +311,13 @@ impl Restore<'_> {
             )
         };
         // (The scan's own errors name the file already.)
-        let scan = log::scan(&bytes, &name).map_err(|e| {
-            JetError::new(
+        let scan = log::scan(&bytes, &name).map_err(|e| match e.kind() {
+            // A log of another format is refused as such, not as damage.
+            ErrorKind::BadLogVersion => e,
+            _ => JetError::new(
                 ErrorKind::LogCorruptDuringHardRestore,
                 e.message().to_string(),
-            )
+            ),
         })?;
         let header = scan.header;
         let check_signature = !planted::active(&self.env, PlantedBug::RestoreSkipsSignatureCheck);

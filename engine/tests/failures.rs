@@ -213,7 +213,7 @@ fn the_last_generation_stops_the_instance_without_a_trace_of_the_failed_commit()
     let mut failed_key = None;
     for i in 0..1000u32 {
         s.begin_transaction().unwrap();
-        s.put(t, &key(i), &[1u8; 3000]).unwrap();
+        s.put(t, &key(i), &[1u8; 5000]).unwrap();
         if let Err(err) = s.commit_transaction(CommitMode::Durable) {
             assert_eq!(err.kind(), ErrorKind::LogWriteFail, "{err}");
             failed_key = Some(key(i));

@@ -181,9 +181,9 @@ fn uncommitted_and_rolled_back_work_vanishes() {
 fn a_log_cut_at_every_segment_boundary_recovers_a_prefix_of_the_commits() {
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("src");
-    // Lazy commits with a durable one every 10th: the log holds whole and partial segments.
+    // Lazy commits with a durable one every 4th: the log holds whole and partial segments.
     crashed(&src, 40, |i| {
-        if i % 10 == 0 {
+        if i % 4 == 0 {
             CommitMode::Durable
         } else {
             CommitMode::Lazy
@@ -293,7 +293,7 @@ fn a_zeroed_or_garbage_tail_recovers_and_logging_goes_on_after_it() {
 
 /// A crashed directory whose log rolled through several generations.
 fn crashed_over_generations(dir: &Path) -> u32 {
-    crashed(dir, 80, |_| CommitMode::Durable);
+    crashed(dir, 120, |_| CommitMode::Durable);
     let archived = fs::read_dir(dir)
         .unwrap()
         .filter(|e| {
@@ -326,7 +326,7 @@ fn a_bit_flip_in_an_archived_log_is_log_file_corrupt() {
     }
     // The undamaged copy recovers everything.
     let instance = start(&src);
-    assert_eq!(contents(&instance, "t"), expected(1..=80));
+    assert_eq!(contents(&instance, "t"), expected(1..=120));
     instance.term().unwrap();
 }
 
@@ -527,7 +527,7 @@ fn circular_logging_deletes_the_generations_the_checkpoint_passed() {
     instance.init().unwrap();
     let mut session = instance.begin_session().unwrap();
     let t = session.create_table("t").unwrap();
-    commit_each(&mut session, t, 1..=300, CommitMode::Durable);
+    commit_each(&mut session, t, 1..=400, CommitMode::Durable);
     let stats = instance.stats().unwrap();
     assert!(stats.log_rolls >= 10, "{stats:?}");
     assert!(stats.checkpoints >= 2, "{stats:?}");
@@ -548,7 +548,7 @@ fn circular_logging_deletes_the_generations_the_checkpoint_passed() {
     // What is left recovers everything.
     let instance = Instance::new(os_env(6), p);
     instance.init().unwrap();
-    assert_eq!(contents(&instance, "t"), expected(1..=300));
+    assert_eq!(contents(&instance, "t"), expected(1..=400));
     instance.term().unwrap();
 }
 
@@ -855,7 +855,7 @@ fn a_hole_in_unacknowledged_segments_is_a_torn_tail_whose_debris_never_returns()
         let t = s.create_table("t").unwrap();
         commit_each(&mut s, t, 1..=5, CommitMode::Durable);
         // Lazy commits: their segments are written behind, never fsynced.
-        commit_each(&mut s, t, 6..=200, CommitMode::Lazy);
+        commit_each(&mut s, t, 6..=3000, CommitMode::Lazy);
     }
     let bytes = fs::read(src.join("edb.log")).unwrap();
     let seg = |i: usize| &bytes[i * SEGMENT_SIZE..(i + 1) * SEGMENT_SIZE];
@@ -890,17 +890,17 @@ fn a_hole_in_unacknowledged_segments_is_a_torn_tail_whose_debris_never_returns()
             .torn_tail
             .is_some()
     );
-    let n = prefix_len(&contents(&instance, "t"), 200);
-    assert!((5..200).contains(&n), "{n}");
+    let n = prefix_len(&contents(&instance, "t"), 3000);
+    assert!((5..3000).contains(&n), "{n}");
     let mut s = instance.begin_session().unwrap();
     let t = s.open_table("t").unwrap();
-    commit_each(&mut s, t, [3000], CommitMode::Durable);
+    commit_each(&mut s, t, [9000], CommitMode::Durable);
     drop(s);
     drop(instance);
     let instance = Instance::new(os_env(12), p);
     instance.init().unwrap();
     let mut want = expected(1..=n);
-    want.insert(key(3000), value(3000));
+    want.insert(key(9000), value(9000));
     assert_eq!(contents(&instance, "t"), want);
     instance.term().unwrap();
 }

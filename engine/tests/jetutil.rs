@@ -518,7 +518,7 @@ fn backup_without_a_destination_truncates_the_logs() {
         "load",
         d,
         "--records",
-        "3000",
+        "5000",
         "--batch",
         "100",
         "--log-file-size",
@@ -555,7 +555,7 @@ fn backup_without_a_destination_truncates_the_logs() {
         "{before} archived generations, then {after}"
     );
     // Nothing the database needs went with them.
-    assert_eq!(ok(&["scan", d, "--count"]), "3000\n");
+    assert_eq!(ok(&["scan", d, "--count"]), "5000\n");
     assert!(ok(&["check", d]).contains("sound"));
     // Again: nothing left to delete.
     let again = ok(&["backup", d]);
@@ -573,7 +573,7 @@ fn backup_without_a_destination_truncates_the_logs() {
         "load",
         d,
         "--records",
-        "500",
+        "1500",
         "--seed",
         "5",
         "--batch",

@@ -418,8 +418,8 @@ fn read(v: &SyncVfs, name: &str) -> Vec<u8> {
     b
 }
 
-/// A checksum-valid commit record with an absurd sequence or page number: an error, not a
-/// panic or a write far past the end of the file.
+/// A checksum-valid commit record with an absurd sequence, or a put whose key runs past its
+/// record: an error, not a panic.
 #[test]
 fn crafted_commit_records_are_log_file_corrupt() {
     let base = SyncVfs::default();
@@ -436,10 +436,10 @@ fn crafted_commit_records_are_log_file_corrupt() {
         .iter()
         .filter_map(|(pos, r)| matches!(r, Record::Commit(_)).then_some(pos.offset))
         .collect();
-    let pages: Vec<u32> = scan
+    let puts: Vec<u32> = scan
         .records
         .iter()
-        .filter_map(|(pos, r)| matches!(r, Record::Page { .. }).then_some(pos.offset))
+        .filter_map(|(pos, r)| matches!(r, Record::Put { .. }).then_some(pos.offset))
         .collect();
     // (offset of the field, the bytes to put there)
     let sequence_at = commits[..commits.len() - 1]
@@ -447,14 +447,10 @@ fn crafted_commit_records_are_log_file_corrupt() {
         .map(|&o| o as usize + 5 + 8)
         .find(|&a| a / SEGMENT_SIZE == (a + 8) / SEGMENT_SIZE)
         .unwrap();
-    let pgno_at = pages
-        .iter()
-        .map(|&o| o as usize + 5)
-        .find(|&a| a / SEGMENT_SIZE == (a + 4) / SEGMENT_SIZE)
-        .unwrap();
+    let key_len_at = puts[0] as usize + 5;
     for (at, bytes) in [
         (sequence_at, u64::MAX.to_le_bytes().to_vec()),
-        (pgno_at, u32::MAX.to_le_bytes().to_vec()),
+        (key_len_at, vec![0xFF]),
     ] {
         let vfs = SyncVfs::default();
         vfs.inner.create_dir(Path::new("inst")).unwrap();

@@ -110,10 +110,10 @@ fn a_cut_group_spanning_a_roll_is_dropped_at_a_mid_generation_restart() {
         i += 1;
     }
     assert_eq!(inst.log_position().unwrap().unwrap().generation, 1);
-    // One big lazy group (~600 KiB of page images): it rolls into generation 2, where
-    // write-behind writes 256 KiB of it; its commit record stays in memory.
+    // One big lazy group (~600 KiB of puts): it rolls into generation 2, where write-behind
+    // writes 256 KiB of it; its commit record stays in memory.
     s.begin_transaction().unwrap();
-    for j in 0..150 {
+    for j in 0..200 {
         s.put(t, &big_key(10_000 + j), &[2u8; 3000]).unwrap();
     }
     s.commit_transaction(CommitMode::Lazy).unwrap();

@@ -510,11 +510,15 @@ fn print_recovery(r: &jetdb::RecoveryReport, out: &mut impl Write) -> io::Result
         }
     )?;
     writeln!(out, "  commits replayed:       {}", r.commits_replayed)?;
-    writeln!(
-        out,
-        "  pages written:          {} ({} already current)",
-        r.pages_written, r.pages_current
-    )?;
+    writeln!(out, "  operations replayed:    {}", r.operations_replayed)?;
+    if r.batch_pages_finished > 0 {
+        writeln!(
+            out,
+            "  interrupted batch:      {} pages written into place",
+            r.batch_pages_finished
+        )?;
+    }
+    writeln!(out, "  pages written:          {}", r.pages_written)?;
     writeln!(out, "  transactions undone:    {}", r.transactions_undone)?;
     match &r.torn_tail {
         Some(tail) => writeln!(out, "  torn tail:              {tail}")?,

@@ -1,0 +1,173 @@
+//! Every write-back is one atomic batch through the doublewrite file: a batch cut off after it
+//! was sealed is finished by the next open, one cut off before is ignored, a damaged sealed
+//! batch is corruption, and restore never installs another database's batch.
+
+#![allow(
+    clippy::disallowed_methods,
+    clippy::disallowed_types,
+    reason = "the restore test damages real files"
+)]
+
+use std::io;
+use std::path::Path;
+
+use jetdb::{CommitMode, Database, DatabaseOptions, ErrorKind, Instance, InstanceParams, MemVfs};
+
+mod support;
+use support::{Op, env_over, read_all, scripted_vfs, write_all};
+
+fn options() -> DatabaseOptions {
+    DatabaseOptions {
+        page_size: 4096,
+        cache_size: 64 * 4096,
+        read_only: false,
+    }
+}
+
+fn key(i: u32) -> [u8; 4] {
+    i.to_be_bytes()
+}
+
+/// A database `d.edb` of 500 records, flushed; then 500 more whose flush fails at the first
+/// operation `fail` picks (with the operation count it has seen of the same kind). Returns the
+/// files beneath the script.
+fn flush_failing_at(fail: impl Fn(&Op, usize) -> bool + Send + 'static) -> MemVfs {
+    let (vfs, inner) = scripted_vfs();
+    let hook = std::sync::Arc::clone(&vfs.hook);
+    let env = env_over(vfs);
+    let path = Path::new("d.edb");
+    let mut db = Database::create(&env, path, &options()).unwrap();
+    let t = db.create_table("t").unwrap();
+    for i in 0..500 {
+        db.put(t, &key(i), &[1; 100]).unwrap();
+    }
+    db.flush().unwrap();
+    let mut seen = std::collections::BTreeMap::<String, usize>::new();
+    hook.set(move |op| {
+        let n = seen.entry(format!("{op:?}")).or_default();
+        *n += 1;
+        if fail(op, *n) {
+            Err(io::Error::other("injected"))
+        } else {
+            Ok(())
+        }
+    });
+    // More than the cache holds: without a log, a cache full of changed pages is written as
+    // a batch, so a put may fail as well as the flush.
+    let result = (|| {
+        for i in 500..1000 {
+            db.put(t, &key(i), &[2; 100])?;
+        }
+        db.flush()
+    })();
+    assert!(result.is_err(), "the injected failure fails the flush");
+    hook.clear();
+    drop(db);
+    inner
+}
+
+fn records(vfs: &MemVfs, read_only: bool) -> jetdb::Result<Vec<u32>> {
+    let env = env_over(vfs.clone());
+    let mut db = Database::open(
+        &env,
+        Path::new("d.edb"),
+        &DatabaseOptions {
+            read_only,
+            ..options()
+        },
+    )?;
+    // Every page used once, every tree whole: never a mixture of two states.
+    db.check_integrity()?;
+    let t = db.open_table("t")?;
+    let mut keys = Vec::new();
+    for i in 0..1000 {
+        if db.get(t, &key(i))?.is_some() {
+            keys.push(i);
+        }
+    }
+    Ok(keys)
+}
+
+#[test]
+fn a_batch_sealed_before_a_crash_is_finished_by_the_next_open() {
+    // Every write into the database file fails: the batch is whole in the doublewrite file
+    // only.
+    let vfs = flush_failing_at(|op, _| matches!(op, Op::Write(p) if p == Path::new("d.edb")));
+    // A read-only open cannot finish it, and says the file is not consistent on its own.
+    assert_eq!(
+        records(&vfs, true).unwrap_err().kind(),
+        ErrorKind::DatabaseDirtyShutdown
+    );
+    // A batch is written only for a cache full of changed pages, or a flush: either way it
+    // holds all of a prefix of the puts, and here at least the first 500.
+    let keys = records(&vfs, false).unwrap();
+    assert!(
+        keys.len() > 500,
+        "the batch was installed ({} keys)",
+        keys.len()
+    );
+    assert_eq!(keys, (0..keys.len() as u32).collect::<Vec<_>>());
+    // Installed once: the next open finds nothing to do and the same records.
+    assert_eq!(records(&vfs, true).unwrap(), keys);
+}
+
+#[test]
+fn a_batch_cut_off_before_its_seal_is_ignored() {
+    // The doublewrite file's first fsync fails: the batch header is never written.
+    let vfs =
+        flush_failing_at(|op, n| matches!(op, Op::Sync(p) if p == Path::new("d.jdw") && n == 1));
+    assert_eq!(records(&vfs, false).unwrap(), (0..500).collect::<Vec<_>>());
+}
+
+#[test]
+fn a_damaged_sealed_batch_is_database_corrupted() {
+    let vfs = flush_failing_at(|op, _| matches!(op, Op::Write(p) if p == Path::new("d.edb")));
+    let dw = Path::new("d.jdw");
+    let mut bytes = read_all(&vfs, dw);
+    // A bit flipped in its last page: the batch cannot be finished, and the file may hold
+    // part of it.
+    let at = bytes.len() - 100;
+    bytes[at] ^= 0x40;
+    write_all(&vfs, dw, &bytes);
+    let err = records(&vfs, false).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::DatabaseCorrupted, "{err}");
+    assert!(err.to_string().contains("d.jdw"), "{err}");
+}
+
+#[test]
+fn restore_removes_a_doublewrite_file_left_in_its_destination() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    let bk = tmp.path().join("bk");
+    let dst = tmp.path().join("dst");
+    for dir in [&src, &bk, &dst] {
+        std::fs::create_dir(dir).unwrap();
+    }
+    let mut p = InstanceParams::in_directory(&src);
+    p.page_size = 4096;
+    let instance = Instance::new(jetdb::Env::os(), p);
+    instance.init().unwrap();
+    let mut s = instance.begin_session().unwrap();
+    let t = s.create_table("t").unwrap();
+    s.begin_transaction().unwrap();
+    s.put(t, b"k", b"v").unwrap();
+    s.commit_transaction(CommitMode::Durable).unwrap();
+    drop(s);
+    instance
+        .backup(Some(&bk), jetdb::BackupFlags::default(), None)
+        .unwrap();
+    instance.term().unwrap();
+    // The source's doublewrite file, left where the restore goes: its last batch is this
+    // database's.
+    std::fs::copy(src.join("data.jdw"), dst.join("data.jdw")).unwrap();
+    let planted = std::fs::read(dst.join("data.jdw")).unwrap();
+    let target = Instance::new(jetdb::Env::os(), InstanceParams::in_directory(&dst));
+    target.restore(&bk, None).unwrap();
+    assert_ne!(std::fs::read(dst.join("data.jdw")).ok(), Some(planted));
+    target.init().unwrap();
+    let mut s = target.begin_session().unwrap();
+    let t = s.open_table("t").unwrap();
+    assert_eq!(s.get(t, b"k").unwrap(), Some(b"v".to_vec()));
+    drop(s);
+    target.term().unwrap();
+}
