@@ -15,7 +15,7 @@
 //! A crash before step 2 is durable leaves the database file untouched (the batch header is
 //! torn, or an older batch's). A crash after it leaves a batch whose header image names the
 //! update sequence after the database header's own: recovery writes every page of it into
-//! place again, then the header ([`recover`]), so the file holds the whole batch. After step 4
+//! place again, then the header (`recover`), so the file holds the whole batch. After step 4
 //! the database header's sequence has caught up and the batch is history.
 //!
 //! ```text
@@ -160,6 +160,13 @@ impl<'a> BatchWriter<'a> {
     }
 }
 
+/// The copy recovery makes of a batch before installing it (see [`recover`]).
+fn tmp_path(path: &Path) -> PathBuf {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    PathBuf::from(tmp)
+}
+
 /// Opens (creating if need be, its directory then fsynced) the doublewrite file of `db`.
 pub(crate) fn open(vfs: &dyn Vfs, db: &Path) -> Result<Box<dyn VfsFile>> {
     let path = path_for(db);
@@ -211,11 +218,19 @@ pub(crate) fn recover(
         let what = format!("{what} {}", path.display());
         move |err: std::io::Error| JetError::io(what.clone(), &err)
     };
+    // A copy a crash cut short (see below): the file it copies is still whole.
+    let tmp = tmp_path(&path);
+    if install && vfs.exists(&tmp).map_err(io("look up"))? {
+        vfs.remove(&tmp).map_err(io("remove"))?;
+        vfs.sync_dir(parent_dir(&path))
+            .map_err(io("fsync the directory of"))?;
+    }
     if !vfs.exists(&path).map_err(io("look up"))? {
         return Ok(None);
     }
     let dw = vfs.open(&path, OpenMode::Read).map_err(io("open"))?;
     let page_size = current.page_size as usize;
+
     let mut first = vec![0u8; page_size];
     match dw.read_at(&mut first, 0).map_err(io("read"))? {
         n if n == page_size => {}
@@ -280,6 +295,29 @@ pub(crate) fn recover(
         );
     }
     let image = image.expect("one page at least");
+    // What was read may be a write whose fsync failed, seen only through the page cache
+    // (Linux's "fsyncgate"). Before any of it goes into place, the batch is copied as read
+    // into a new file (pages, then the header), made durable and renamed over this one: a
+    // crash from there on finds it sealed. (Written again in place, a torn rewrite could
+    // damage the durable copy; a crash during the copy leaves it as it was.)
+    let tmp = tmp_path(&path);
+    let copy = vfs
+        .open(&tmp, OpenMode::CreateTruncate)
+        .map_err(io("create a copy of"))?;
+    for i in (1..=u64::from(batch.pages)).chain([0]) {
+        let at = i * page_size as u64;
+        dw.read_exact_at(&mut page, at).map_err(io("read"))?;
+        copy.write_all_at(&page, at).map_err(io("copy"))?;
+        if i == u64::from(batch.pages) || i == 0 {
+            copy.sync().map_err(io("fsync the copy of"))?;
+        }
+    }
+    drop(copy);
+    vfs.rename(&tmp, &path)
+        .map_err(io("rename the copy over"))?;
+    let dir = parent_dir(&path);
+    vfs.sync_dir(dir).map_err(io("fsync the directory of"))?;
+    let dw = vfs.open(&path, OpenMode::Read).map_err(io("open"))?;
     let dbio = |what: String| {
         let what = format!("{}: {what}", db.display());
         move |err: std::io::Error| JetError::io(what.clone(), &err)

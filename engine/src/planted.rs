@@ -66,15 +66,16 @@ pub enum PlantedBug {
     /// (`backup::prepare_directory`).
     BackupKeepsDebris,
     /// A failed write or fsync of the database does not stop the instance: it goes on
-    /// serving from pages whose state on disk is unknown (`Instance::with_running_core`).
+    /// serving from pages whose state on disk is unknown (`Core::change`,
+    /// `Instance::with_running_core`).
     DatabaseWriteFailureNotFatal,
     /// A successful backup's record in the database header is left for the next checkpoint
     /// to write, not written at once: a power loss before it forgets the backup
     /// (`BackupJob::finish`).
     BackupRecordWaitsForCheckpoint,
     /// A checkpoint, and the work after a commit that advances one, leave the cache past its
-    /// size: a big transaction's pages stay cached, written back but not evicted
-    /// (`Core::checkpoint`, `Core::maintain`).
+    /// size: pages a read loaded while changed pages filled the cache stay cached, written
+    /// back but not evicted (`Core::checkpoint`, `Core::maintain`).
     CheckpointSkipsCacheBound,
 }
 

@@ -33,7 +33,8 @@ use crate::trace::Trace;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Zone {
-    /// The database file (`*.edb`), header copies included.
+    /// The database file (`*.edb`), header copies included, and its doublewrite file
+    /// (`*.jdw`).
     Database,
     /// Log generations (`*.log`).
     Log,
@@ -67,7 +68,8 @@ impl Zone {
             other => other.map(str::to_owned),
         };
         match ext.as_deref() {
-            Some("edb") => Zone::Database,
+            // The doublewrite file holds database pages on their way in.
+            Some("edb" | "jdw") => Zone::Database,
             Some("log") => Zone::Log,
             Some("chk") => Zone::Checkpoint,
             _ => Zone::Other,
