@@ -20,6 +20,7 @@ use crate::node::{Leaf, LeafEntry, Node};
 use crate::overflow;
 use crate::page::Pgno;
 use crate::pager::{self, Pager};
+use crate::planted::{self, PlantedBug};
 use crate::vfs::{OpenMode, parent_dir};
 
 /// How to create or open a database.
@@ -212,9 +213,11 @@ impl Database {
             .clone();
         // A batch of writes a crash interrupted is finished first: the file then holds it
         // whole.
-        if let Some((image, _)) =
-            doublewrite::recover(&*env.vfs, path, &*file, &header, !options.read_only)?
-        {
+        let pending = match planted::active(env, PlantedBug::RecoveryIgnoresInterruptedBatch) {
+            true => None,
+            false => doublewrite::recover(&*env.vfs, path, &*file, &header, !options.read_only)?,
+        };
+        if let Some((image, _)) = pending {
             header = image;
             copies = header::read_copies(&*file).map_err(|err| err.context(path.display()))?;
         }
@@ -254,6 +257,9 @@ impl Database {
         );
         if logged {
             pager.enable_logging();
+        }
+        if planted::active(env, PlantedBug::BatchSkipsDoublewrite) {
+            pager.skip_doublewrite();
         }
         let tables: BTreeMap<String, Table> = catalog::load(&mut pager)?
             .into_iter()

@@ -99,6 +99,8 @@ pub(crate) struct Pager {
     wal_durable: u64,
     /// While an online backup copies the file: its copy-before-write fence.
     fence: Option<CopyFence>,
+    /// `PlantedBug::BatchSkipsDoublewrite`.
+    skip_doublewrite: bool,
 }
 
 impl Pager {
@@ -133,7 +135,13 @@ impl Pager {
             logged_through: 0,
             wal_durable: 0,
             fence: None,
+            skip_doublewrite: false,
         }
+    }
+
+    /// Plants `PlantedBug::BatchSkipsDoublewrite`.
+    pub(crate) fn skip_doublewrite(&mut self) {
+        self.skip_doublewrite = true;
     }
 
     /// Puts the pager under a write-ahead log: changed pages wait in the cache until the
@@ -548,7 +556,9 @@ impl Pager {
         image.state = state;
         image.sequence = sequence;
         if !dirty.is_empty() {
-            self.write_through_doublewrite(&image, &dirty)?;
+            if !self.skip_doublewrite {
+                self.write_through_doublewrite(&image, &dirty)?;
+            }
             self.write_in_place(&dirty)?;
             self.sync()?;
             for pgno in &dirty {

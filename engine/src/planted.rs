@@ -77,11 +77,18 @@ pub enum PlantedBug {
     /// size: pages a read loaded while changed pages filled the cache stay cached, written
     /// back but not evicted (`Core::checkpoint`, `Core::maintain`).
     CheckpointSkipsCacheBound,
+    /// A batch writes its pages into place without the doublewrite file: a page torn by a
+    /// power loss, or a batch cut off half-way, leaves the tree with no whole state to replay
+    /// onto (`Pager::write_batch`).
+    BatchSkipsDoublewrite,
+    /// Opening the database ignores the batch a crash interrupted: the file keeps half of it
+    /// (`doublewrite::recover`).
+    RecoveryIgnoresInterruptedBatch,
 }
 
 impl PlantedBug {
     /// Every planted bug.
-    pub const ALL: [PlantedBug; 21] = [
+    pub const ALL: [PlantedBug; 23] = [
         PlantedBug::WriteBackBeforeLog,
         PlantedBug::CheckpointBeforeWriteBack,
         PlantedBug::BackupSkipsPageCheck,
@@ -103,6 +110,8 @@ impl PlantedBug {
         PlantedBug::DatabaseWriteFailureNotFatal,
         PlantedBug::BackupRecordWaitsForCheckpoint,
         PlantedBug::CheckpointSkipsCacheBound,
+        PlantedBug::BatchSkipsDoublewrite,
+        PlantedBug::RecoveryIgnoresInterruptedBatch,
     ];
 
     /// Its name on the command line: kebab case (`write-back-before-log`).

@@ -425,3 +425,23 @@ fn a_cache_left_past_its_size_is_caught() {
         200,
     );
 }
+
+#[test]
+fn a_batch_written_into_place_without_the_doublewrite_file_is_caught() {
+    // A power loss in the middle of its writes leaves pages torn or newer than the header:
+    // recovery refuses the file, which a whole batch would never leave.
+    assert_fires(
+        Sabotage::Engine(PlantedBug::BatchSkipsDoublewrite),
+        Oracle::Recovery,
+        60,
+    );
+}
+
+#[test]
+fn a_batch_left_half_installed_is_caught() {
+    assert_fires(
+        Sabotage::Engine(PlantedBug::RecoveryIgnoresInterruptedBatch),
+        Oracle::Recovery,
+        60,
+    );
+}
