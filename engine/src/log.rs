@@ -1757,6 +1757,24 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_log_of_another_format_version_is_bad_log_version() {
+        // The first format logged page images: its files are refused as such, never read
+        // as damage or as operations.
+        for version in [1u32, LOG_FORMAT_VERSION + 1] {
+            let mut bytes = two_commits();
+            bytes[8..12].copy_from_slice(&version.to_le_bytes());
+            seal_crc(&mut bytes[..SEGMENT_SIZE]);
+            let err = scan(&bytes, "edb.log").unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::BadLogVersion, "{err}");
+        }
+        // A damaged header is damage, whatever its version field says.
+        let mut bytes = two_commits();
+        bytes[8] ^= 1;
+        let err = scan(&bytes, "edb.log").unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::LogFileCorrupt, "{err}");
+    }
+
+    #[test]
     fn a_resealed_segment_that_lies_about_itself_is_refused() {
         // Damage a checksum does not see: a segment header rewritten and resealed (a
         // misdirected write, or a forger). Each lie alone must make the segment bad.
