@@ -531,6 +531,19 @@ pub(crate) struct Logging {
     pub(crate) layout: Layout,
 }
 
+/// A key's entry in the lock table: its table's root and a hash of its bytes.
+type LockKey = (Pgno, u64);
+
+/// The lock table's name for `key`. Two keys of one table with the same hash share a lock:
+/// a spurious write conflict, at odds of one in 2^64 per pair, never a missed one.
+/// (SipHash with fixed keys: the same in every run of one build, as determinism needs.)
+fn lock_of(key: &TableKey) -> LockKey {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::hash::DefaultHasher::new();
+    key.1.hash(&mut hasher);
+    (key.0, hasher.finish())
+}
+
 /// A position as one number that orders like it: the generation above the offset.
 pub(crate) fn lsn(pos: Lgpos) -> u64 {
     (u64::from(pos.generation) << 32) | u64::from(pos.offset)
@@ -547,8 +560,9 @@ pub(crate) struct Core {
     pub(crate) last_sequence: u64,
     /// Open transactions and their snapshots.
     active: BTreeMap<u64, u64>,
-    /// Keys written by open transactions, and by which.
-    locks: BTreeMap<TableKey, u64>,
+    /// Keys written by open transactions, and by which: each key as its table and a 64-bit
+    /// hash of its bytes (`lock_of`), so a transaction's write set holds its keys once.
+    locks: BTreeMap<LockKey, u64>,
     versions: VersionStore,
     /// The first fatal error: a failed log write or fsync, or a failure in the middle of
     /// applying a commit. After it the instance refuses all work.
@@ -730,10 +744,11 @@ impl Core {
         &mut self,
         id: u64,
         snapshot: u64,
-        key: TableKey,
+        key: &TableKey,
         write_bytes: usize,
     ) -> Result<()> {
-        if let Some(&owner) = self.locks.get(&key)
+        let lock = lock_of(key);
+        if let Some(&owner) = self.locks.get(&lock)
             && owner != id
         {
             self.stats.write_conflicts += 1;
@@ -743,7 +758,7 @@ impl Core {
                 show_key(&key.1)
             );
         }
-        if self.versions.newest(&key).is_some_and(|s| s > snapshot) {
+        if self.versions.newest(key).is_some_and(|s| s > snapshot) {
             self.stats.write_conflicts += 1;
             bail!(
                 WriteConflict,
@@ -759,7 +774,7 @@ impl Core {
                 self.params.version_store_size
             );
         }
-        self.locks.insert(key, id);
+        self.locks.insert(lock, id);
         Ok(())
     }
 
@@ -769,12 +784,18 @@ impl Core {
             return;
         }
         for key in keys {
-            if self.locks.get(&key) == Some(&id) {
-                self.locks.remove(&key);
-            }
+            self.unlock(id, &key);
         }
         let oldest = self.active.values().copied().min().unwrap_or(u64::MAX);
         self.versions.collect(oldest);
+    }
+
+    /// Releases transaction `id`'s lock on `key`.
+    fn unlock(&mut self, id: u64, key: &TableKey) {
+        let lock = lock_of(key);
+        if self.locks.get(&lock) == Some(&id) {
+            self.locks.remove(&lock);
+        }
     }
 
     pub(crate) fn rolled_back(&mut self, id: u64, keys: impl Iterator<Item = TableKey>) {
@@ -786,14 +807,21 @@ impl Core {
 
     /// Commits transaction `id`: logs its writes as one group (flushed if durable), then
     /// applies them to the trees.
+    ///
+    /// The writes are consumed as they are applied, so a transaction's memory falls as the
+    /// cache fills. On a failure before anything is logged the transaction is rolled back
+    /// (its locks released); after, the failure is fatal to the instance.
     pub(crate) fn commit(
         &mut self,
         id: u64,
-        writes: &BTreeMap<TableKey, Option<Vec<u8>>>,
+        writes: BTreeMap<TableKey, Option<Vec<u8>>>,
         tables: &BTreeMap<Pgno, Table>,
         mode: CommitMode,
     ) -> Result<()> {
-        self.check_open(id)?;
+        if let Err(err) = self.check_open(id) {
+            self.rolled_back(id, writes.into_keys());
+            return Err(err);
+        }
         if writes.is_empty() {
             self.end(id, std::iter::empty());
             // A durable commit makes every commit before it durable, even with nothing of
@@ -803,16 +831,25 @@ impl Core {
             }
             return Ok(());
         }
-        let sequence = self.next_sequence()?;
         let durable = mode == CommitMode::Durable;
         // Open snapshots may still need the values this commit replaces. They are all read
         // before anything changes, so a failed read leaves the trees as they were.
-        let mut befores = Vec::new();
-        if self.active.keys().any(|&other| other != id) {
-            for key in writes.keys() {
-                befores.push((key.clone(), self.db.get(tables[&key.0], &key.1)?));
+        let prepared = self.next_sequence().and_then(|sequence| {
+            let mut befores = Vec::new();
+            if self.active.keys().any(|&other| other != id) {
+                for key in writes.keys() {
+                    befores.push((key.clone(), self.db.get(tables[&key.0], &key.1)?));
+                }
             }
-        }
+            Ok((sequence, befores))
+        });
+        let (sequence, befores) = match prepared {
+            Ok(prepared) => prepared,
+            Err(err) => {
+                self.rolled_back(id, writes.into_keys());
+                return Err(err);
+            }
+        };
         // From the first record on, any failure is fatal: the log may hold a commit the trees
         // do not, or the trees half of one.
         if let Err(err) = self.log_and_apply(id, sequence, writes, tables, durable) {
@@ -827,7 +864,8 @@ impl Core {
         } else {
             self.stats.lazy_commits += 1;
         }
-        self.end(id, writes.keys().cloned());
+        // (Its locks went as its writes were applied.)
+        self.end(id, std::iter::empty());
         self.maintain_after_commit();
         Ok(())
     }
@@ -851,21 +889,24 @@ impl Core {
         &mut self,
         id: u64,
         sequence: u64,
-        writes: &BTreeMap<TableKey, Option<Vec<u8>>>,
+        writes: BTreeMap<TableKey, Option<Vec<u8>>>,
         tables: &BTreeMap<Pgno, Table>,
         durable: bool,
     ) -> Result<()> {
         if self.log.is_some() {
-            self.log_group(id, sequence, writes, durable)?;
+            self.log_group(id, sequence, &writes, durable)?;
         }
+        // Each write is dropped once applied, its lock released (nobody else runs until the
+        // commit returns).
         for (key, value) in writes {
             let table = tables[&key.0];
             match value {
-                Some(value) => self.db.put(table, &key.1, value)?,
+                Some(value) => self.db.put(table, &key.1, &value)?,
                 None => {
                     self.db.delete(table, &key.1)?;
                 }
             }
+            self.unlock(id, &key);
             if self.log.is_some() && self.db.pager_mut().over_capacity() {
                 self.batch()?;
             }
@@ -1149,9 +1190,9 @@ impl Core {
         let root = table.root();
         if self
             .locks
-            .range((root, Vec::new())..)
+            .range((root, 0)..=(root, u64::MAX))
             .next()
-            .is_some_and(|((r, _), _)| *r == root)
+            .is_some()
         {
             bail!(
                 TableInUse,

@@ -910,9 +910,18 @@ impl NewLog<'_> {
             .vfs
             .open(&tmp, OpenMode::CreateTruncate)
             .map_err(io("create"))?;
-        file.set_len(self.header.file_size()).map_err(io("size"))?;
         file.write_all_at(&self.header.encode(), 0)
             .map_err(io("write the header"))?;
+        // Zeros written, not a sparse length: a commit's segment then overwrites allocated
+        // blocks, and its fdatasync writes the data alone, not the allocation's metadata
+        // (ESE fills its log files at creation too).
+        let zeros = vec![0u8; 1 << 20];
+        let mut at = SEGMENT_SIZE as u64;
+        while at < self.header.file_size() {
+            let len = (self.header.file_size() - at).min(zeros.len() as u64) as usize;
+            file.write_all_at(&zeros[..len], at).map_err(io("fill"))?;
+            at += len as u64;
+        }
         file.sync().map_err(io("fsync"))?;
         self.vfs
             .sync_dir(self.dir)

@@ -106,11 +106,19 @@ impl Session {
         let Some(tx) = self.tx.take() else {
             bail!(NotInTransaction, "the session has no open transaction");
         };
-        let result = self
-            .instance
-            .with_core(|core| core.commit(tx.id, &tx.writes, &tx.tables, mode));
-        if result.is_err() {
-            release(&self.instance, tx);
+        let TxState {
+            id, writes, tables, ..
+        } = tx;
+        // The core takes the writes (and releases their locks on a failure); if it never ran,
+        // they are still here to release.
+        let mut writes = Some(writes);
+        let result = self.instance.with_core(|core| {
+            let writes = writes.take().expect("taken once");
+            core.commit(id, writes, &tables, mode)
+        });
+        if let Some(writes) = writes {
+            self.instance
+                .with_core_quietly(|core| core.rolled_back(id, writes.into_keys()));
         }
         result
     }
@@ -192,7 +200,7 @@ impl Session {
                 None if deleting => core.read(table, key, snapshot)?.is_some(),
                 None => false,
             };
-            core.lock_key(id, snapshot, tkey.clone(), bytes)?;
+            core.lock_key(id, snapshot, &tkey, bytes)?;
             Ok(existed)
         })?;
         let tx = self.tx.as_mut().expect("in a transaction");

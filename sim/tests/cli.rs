@@ -98,12 +98,11 @@ fn shrink_writes_a_scenario_that_replays_the_failure() {
     let out_s = out.to_str().unwrap();
     // The first seed the swarm loses a durable commit in under this sabotage.
     let sabotage = jetsim::Sabotage::SkipSync(jetsim::Zone::Log);
-    let seed = (0..400u64)
-        .find(|&seed| {
+    let (seed, original) = (0..400u64)
+        .find_map(|seed| {
             let plan = jetsim::campaign::plan_for(seed, None, Some(sabotage));
-            jetsim::run(&plan, jetsim::RunOptions::default())
-                .violation
-                .is_some_and(|v| v.oracle == jetsim::Oracle::CrashPrefix)
+            let v = jetsim::run(&plan, jetsim::RunOptions::default()).violation?;
+            (v.oracle == jetsim::Oracle::CrashPrefix).then_some((seed, v.step + 1))
         })
         .expect("a seed that loses a durable commit");
     let seed = seed.to_string();
@@ -120,9 +119,10 @@ fn shrink_writes_a_scenario_that_replays_the_failure() {
     let scenario: jetsim::Scenario =
         serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
     assert_eq!(scenario.expect, Some(jetsim::Oracle::CrashPrefix));
+    // Shrunk to at most a third of the steps the failure took.
     assert!(
-        scenario.plan.steps.len() < 40,
-        "{}",
+        scenario.plan.steps.len() * 3 <= original,
+        "{} of {original}",
         scenario.plan.steps.len()
     );
     let (ok, text) = jetsim(&["run", "--plan", out_s]);
