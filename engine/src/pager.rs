@@ -568,6 +568,17 @@ impl Pager {
         self.write_header_copies(&image)?;
         self.header.sequence = sequence;
         self.header_dirty = self.header.state != state;
+        if state == DbState::CleanShutdown
+            && let Some(dw) = &self.doublewrite
+        {
+            // The file is consistent on its own: the last batch is history, and its room in
+            // the doublewrite file is given back. (Not synced: a batch left there is older
+            // than the header, never installed again.)
+            let path = doublewrite::path_for(&self.path);
+            if let Err(err) = dw.set_len(0) {
+                return Err(self.io_failed(format!("empty {}", path.display()), &err));
+            }
+        }
         Ok(())
     }
 

@@ -156,11 +156,13 @@ fn restore_removes_a_doublewrite_file_left_in_its_destination() {
     instance
         .backup(Some(&bk), jetdb::BackupFlags::default(), None)
         .unwrap();
-    instance.term().unwrap();
-    // The source's doublewrite file, left where the restore goes: its last batch is this
-    // database's.
+    // The source's doublewrite file after a checkpoint, left where the restore goes: its
+    // last batch is this database's.
+    instance.checkpoint().unwrap();
     std::fs::copy(src.join("data.jdw"), dst.join("data.jdw")).unwrap();
+    instance.term().unwrap();
     let planted = std::fs::read(dst.join("data.jdw")).unwrap();
+    assert!(!planted.is_empty());
     let target = Instance::new(jetdb::Env::os(), InstanceParams::in_directory(&dst));
     target.restore(&bk, None).unwrap();
     assert_ne!(std::fs::read(dst.join("data.jdw")).ok(), Some(planted));
@@ -170,4 +172,21 @@ fn restore_removes_a_doublewrite_file_left_in_its_destination() {
     assert_eq!(s.get(t, b"k").unwrap(), Some(b"v".to_vec()));
     drop(s);
     target.term().unwrap();
+}
+
+#[test]
+fn a_clean_close_gives_back_the_doublewrite_files_room() {
+    let vfs = MemVfs::new();
+    let env = env_over(vfs.clone());
+    let path = Path::new("d.edb");
+    let mut db = Database::create(&env, path, &options()).unwrap();
+    let t = db.create_table("t").unwrap();
+    for i in 0..5000 {
+        db.put(t, &key(i), &[1; 100]).unwrap();
+    }
+    // Batches written between changes (the cache is 64 pages) fill the doublewrite file.
+    assert!(read_all(&vfs, Path::new("d.jdw")).len() > 4096);
+    db.close().unwrap();
+    assert!(read_all(&vfs, Path::new("d.jdw")).is_empty());
+    assert_eq!(records(&vfs, true).unwrap().len(), 1000);
 }
