@@ -95,6 +95,7 @@ pub struct Database {
 impl Database {
     /// Creates a new, empty database file at `path`, whose directory must exist.
     pub fn create(env: &Env, path: &Path, options: &DatabaseOptions) -> Result<Database> {
+        doublewrite::check_database_path(path)?;
         if !limits::page_size_valid(options.page_size) {
             bail!(
                 InvalidParameter,
@@ -198,6 +199,7 @@ impl Database {
         options: &DatabaseOptions,
         logged: bool,
     ) -> Result<Database> {
+        doublewrite::check_database_path(path)?;
         let mode = if options.read_only {
             OpenMode::Read
         } else {

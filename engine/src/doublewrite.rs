@@ -26,9 +26,9 @@
 //! pages 2..:             the batch's pages, sealed, in page-number order
 //! ```
 //!
-//! The file is named after the database with the extension `jdw` (`data.edb` → `data.jdw`),
-//! as ESE names its flush map `.jfm`. Restore removes it: a batch belongs to the file it was
-//! written for.
+//! The file is the database's name with `.jdw` added (`data.edb` → `data.edb.jdw`), so no two
+//! databases share one; a database may not itself be named `*.jdw`. Restore removes it: a
+//! batch belongs to the file it was written for.
 //!
 //! *Limit:* damage to the batch header after step 2 and before step 4 (bit rot inside that
 //! window) cannot be told from a torn step 2: the batch is then ignored.
@@ -45,9 +45,27 @@ const MAGIC: u32 = 0x4244_574A; // "JDWB"
 const VERSION: u32 = 1;
 const FIELDS_LEN: usize = 4 + 4 + 4 + 4 + 16 + 8 + 4;
 
-/// The doublewrite file of the database at `db`.
+/// The doublewrite file of the database at `db`: its name with `.jdw` added.
 pub fn path_for(db: &Path) -> PathBuf {
-    db.with_extension("jdw")
+    let mut path = db.as_os_str().to_owned();
+    path.push(".jdw");
+    PathBuf::from(path)
+}
+
+/// Refuses a database named like a doublewrite file (`*.jdw`): another database's batches
+/// could land in it (`JET_errInvalidPath`).
+pub(crate) fn check_database_path(db: &Path) -> Result<()> {
+    if db
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("jdw"))
+    {
+        bail!(
+            InvalidPath,
+            "{}: a database may not be named *.jdw, the name of a doublewrite file",
+            db.display()
+        );
+    }
+    Ok(())
 }
 
 /// What a batch header says.
@@ -279,8 +297,11 @@ pub(crate) fn recover(
             image = Some(header);
         } else {
             let pgno = page_number(&page).map_err(&damaged)?;
-            if pgno < crate::catalog::CATALOG_ROOT {
-                return Err(damaged(format!("it holds page {pgno}")));
+            let end = image.as_ref().map_or(0, |h: &DbHeader| h.page_count);
+            if pgno < crate::catalog::CATALOG_ROOT || pgno >= end {
+                return Err(damaged(format!(
+                    "it holds page {pgno}, outside the {end} pages its header names"
+                )));
             }
         }
     }

@@ -164,7 +164,8 @@ pub struct InstanceStats {
     pub log_rolls: u64,
     /// Bytes of log segments written (a flush writes its last, partly filled segment whole).
     pub log_bytes_written: u64,
-    /// Database pages written back (header copies included).
+    /// Database pages written: each page of a batch twice (the doublewrite file, then its
+    /// place), and the header copies.
     pub database_pages_written: u64,
     /// Archived generations deleted by circular logging.
     pub logs_deleted: u64,
@@ -174,8 +175,8 @@ pub struct InstanceStats {
     /// `limits::CACHE_PAGES_MIN`). Between calls the cache holds no more than this, beside
     /// [`InstanceStats::cache_pages_pinned`].
     pub cache_pages_max: u64,
-    /// Changed pages the cache may not evict yet, whatever its size: the log records holding
-    /// their images are not durable (a lazy commit's), or the log has not taken them.
+    /// Changed pages the cache may not evict yet, whatever its size: they wait for the next
+    /// batch (a checkpoint, or cache pressure after a call).
     pub cache_pages_pinned: u64,
 }
 

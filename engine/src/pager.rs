@@ -173,10 +173,10 @@ impl Pager {
         self.cache_pages_max
     }
 
-    /// How many cached pages may not be evicted now: under a log, every changed page (it
-    /// waits for the instance's next batch).
+    /// How many cached pages may not be evicted now: every changed page (it waits for the
+    /// next batch).
     pub(crate) fn pinned_pages(&self) -> usize {
-        if self.logging { self.dirty_pages() } else { 0 }
+        self.dirty_pages()
     }
 
     /// Whether the cache holds more pages than its size (changed pages waiting for a batch).

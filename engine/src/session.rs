@@ -102,6 +102,11 @@ impl Session {
     /// Commits the open transaction: its writes become visible to transactions that begin
     /// later, and with [`CommitMode::Durable`] they survive a crash once this returns.
     /// `JET_errNotInTransaction` if none is open.
+    ///
+    /// A commit is logged before it is applied: one that fails after that (a failed log
+    /// write or fsync, a failure applying it) stops the instance, and may turn out committed
+    /// after recovery replays the log — as a commit whose fsync failed may have reached the
+    /// disk. A failure before anything is logged rolls it back.
     pub fn commit_transaction(&mut self, mode: CommitMode) -> Result<()> {
         let Some(tx) = self.tx.take() else {
             bail!(NotInTransaction, "the session has no open transaction");

@@ -114,15 +114,16 @@ fn a_batch_sealed_before_a_crash_is_finished_by_the_next_open() {
 #[test]
 fn a_batch_cut_off_before_its_seal_is_ignored() {
     // The doublewrite file's first fsync fails: the batch header is never written.
-    let vfs =
-        flush_failing_at(|op, n| matches!(op, Op::Sync(p) if p == Path::new("d.jdw") && n == 1));
+    let vfs = flush_failing_at(
+        |op, n| matches!(op, Op::Sync(p) if p == Path::new("d.edb.jdw") && n == 1),
+    );
     assert_eq!(records(&vfs, false).unwrap(), (0..500).collect::<Vec<_>>());
 }
 
 #[test]
 fn a_damaged_sealed_batch_is_database_corrupted() {
     let vfs = flush_failing_at(|op, _| matches!(op, Op::Write(p) if p == Path::new("d.edb")));
-    let dw = Path::new("d.jdw");
+    let dw = Path::new("d.edb.jdw");
     let mut bytes = read_all(&vfs, dw);
     // A bit flipped in its last page: the batch cannot be finished, and the file may hold
     // part of it.
@@ -131,7 +132,7 @@ fn a_damaged_sealed_batch_is_database_corrupted() {
     write_all(&vfs, dw, &bytes);
     let err = records(&vfs, false).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::DatabaseCorrupted, "{err}");
-    assert!(err.to_string().contains("d.jdw"), "{err}");
+    assert!(err.to_string().contains("d.edb.jdw"), "{err}");
 }
 
 #[test]
@@ -159,13 +160,13 @@ fn restore_removes_a_doublewrite_file_left_in_its_destination() {
     // The source's doublewrite file after a checkpoint, left where the restore goes: its
     // last batch is this database's.
     instance.checkpoint().unwrap();
-    std::fs::copy(src.join("data.jdw"), dst.join("data.jdw")).unwrap();
+    std::fs::copy(src.join("data.edb.jdw"), dst.join("data.edb.jdw")).unwrap();
     instance.term().unwrap();
-    let planted = std::fs::read(dst.join("data.jdw")).unwrap();
+    let planted = std::fs::read(dst.join("data.edb.jdw")).unwrap();
     assert!(!planted.is_empty());
     let target = Instance::new(jetdb::Env::os(), InstanceParams::in_directory(&dst));
     target.restore(&bk, None).unwrap();
-    assert_ne!(std::fs::read(dst.join("data.jdw")).ok(), Some(planted));
+    assert_ne!(std::fs::read(dst.join("data.edb.jdw")).ok(), Some(planted));
     target.init().unwrap();
     let mut s = target.begin_session().unwrap();
     let t = s.open_table("t").unwrap();
@@ -185,8 +186,56 @@ fn a_clean_close_gives_back_the_doublewrite_files_room() {
         db.put(t, &key(i), &[1; 100]).unwrap();
     }
     // Batches written between changes (the cache is 64 pages) fill the doublewrite file.
-    assert!(read_all(&vfs, Path::new("d.jdw")).len() > 4096);
+    assert!(read_all(&vfs, Path::new("d.edb.jdw")).len() > 4096);
     db.close().unwrap();
-    assert!(read_all(&vfs, Path::new("d.jdw")).is_empty());
+    assert!(read_all(&vfs, Path::new("d.edb.jdw")).is_empty());
     assert_eq!(records(&vfs, true).unwrap().len(), 1000);
+}
+
+#[test]
+fn a_database_named_like_a_doublewrite_file_is_refused() {
+    // Its own doublewrite file would be another database's (`x.jdw` is `x`'s), or batches
+    // of `x` would land in it.
+    let env = env_over(MemVfs::new());
+    for path in ["x.jdw", "d.edb.JDW"] {
+        let err = Database::create(&env, Path::new(path), &options()).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidPath, "{path}: {err}");
+    }
+    // Two databases of one stem keep their batches apart.
+    let a = Database::create(&env, Path::new("data.edb"), &options()).unwrap();
+    let b = Database::create(&env, Path::new("data.bak"), &options()).unwrap();
+    drop((a, b));
+    assert_ne!(
+        jetdb::doublewrite::path_for(Path::new("data.edb")),
+        jetdb::doublewrite::path_for(Path::new("data.bak"))
+    );
+}
+
+#[test]
+fn a_resealed_batch_naming_a_page_past_the_end_is_database_corrupted() {
+    // Checksums all good, a page number far past the file: refused before anything is
+    // written (never a write 16 TB into the file).
+    let vfs = flush_failing_at(|op, _| matches!(op, Op::Write(p) if p == Path::new("d.edb")));
+    let dw = Path::new("d.edb.jdw");
+    let mut bytes = read_all(&vfs, dw);
+    let ps = 4096;
+    let pages = u32::from_le_bytes(bytes[12..16].try_into().unwrap()) as usize;
+    assert!(
+        pages >= 2,
+        "a batch of the header image and at least one page"
+    );
+    let last = &mut bytes[pages * ps..(pages + 1) * ps];
+    last[4..8].copy_from_slice(&0xF000_0000u32.to_le_bytes());
+    let crc = crc32fast::hash(&last[4..]);
+    last[..4].copy_from_slice(&crc.to_le_bytes());
+    let batch_crc = crc32fast::hash(&bytes[ps..(pages + 1) * ps]);
+    bytes[40..44].copy_from_slice(&batch_crc.to_le_bytes());
+    let check = crc32fast::hash(&bytes[..44]);
+    bytes[44..48].copy_from_slice(&check.to_le_bytes());
+    write_all(&vfs, dw, &bytes);
+    let before = read_all(&vfs, Path::new("d.edb")).len();
+    let err = records(&vfs, false).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::DatabaseCorrupted, "{err}");
+    assert!(err.to_string().contains("outside"), "{err}");
+    assert_eq!(read_all(&vfs, Path::new("d.edb")).len(), before);
 }

@@ -1483,7 +1483,7 @@ impl Sim {
             .collect();
         let stray: Vec<&String> = names
             .iter()
-            .filter(|n| !want.contains(&n.as_str()) && n.as_str() != "data.jdw")
+            .filter(|n| !want.contains(&n.as_str()) && n.as_str() != "data.edb.jdw")
             .filter(|n| jetdb::log::parse_archive_name("edb", n).is_none())
             .collect();
         if missing.is_empty() && stray.is_empty() {

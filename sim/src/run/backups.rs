@@ -44,9 +44,9 @@ pub(crate) struct DirState {
     pub(crate) tampered: Option<crate::workload::Tamper>,
     /// Snapshots a tampered manifest may restore to.
     pub(crate) extra: Vec<Snapshot>,
-    /// The CRC32 of a forged manifest put in place: while it is the directory's manifest, a
-    /// restore must refuse it.
-    pub(crate) forged: Option<u32>,
+    /// The CRC32 of a forged manifest put in place, and the set it names: while it is the
+    /// directory's manifest, a restore must refuse it.
+    pub(crate) forged: Option<(u32, u32)>,
     /// The directory's files (with their CRC32) when it was last restored, and what that
     /// restore gave: a restore is a function of the files, so an unchanged directory is not
     /// restored again.
@@ -1094,15 +1094,23 @@ impl Sim {
         let allowed = self.backups.dirs[dir].allowed.clone();
         // A forged manifest another backup (one that crashed past its commit point) replaced
         // no longer stands.
-        if let Some(crc) = self.backups.dirs[dir].forged {
+        if let Some((crc, set)) = self.backups.dirs[dir].forged {
             self.vfs.suspend_faults(true);
             let path = dir_path(dir).join(manifest::MANIFEST_NAME);
             let now = self.vfs.crc_of(&path);
+            let extended = self
+                .manifest_of(dir)
+                .ok()
+                .flatten()
+                .is_some_and(|m| m.set == set);
             self.vfs.suspend_faults(false);
             if now != Some(crc) {
                 let state = &mut self.backups.dirs[dir];
                 state.forged = None;
-                if state.tampered == Some(Tamper::ForgeManifest) {
+                // An incremental backup that extended the forged set carried its claims into
+                // the new manifest (it vouches only for the logs it copied): the set may still
+                // be refused. A full backup's new set owes the forgery nothing.
+                if state.tampered == Some(Tamper::ForgeManifest) && !extended {
                     state.tampered = None;
                 }
             }

@@ -497,7 +497,7 @@ impl Sim {
                 let what = forge(&mut forged, pick >> 8)?;
                 let bytes = forged.encode();
                 self.vfs.put_at_rest(&manifest_path, &bytes);
-                self.backups.dirs[dir].forged = Some(crc32fast::hash(&bytes));
+                self.backups.dirs[dir].forged = Some((crc32fast::hash(&bytes), forged.set));
                 format!("bk{dir}'s manifest forged: {what}")
             }
             Tamper::ForeignDatabase => {
