@@ -151,6 +151,7 @@ impl Database {
             consistent_millis: now,
             backup_full: Default::default(),
             backup_incremental: Default::default(),
+            log_through: Lgpos::default(),
         };
         // The catalog root first, then the two header copies: a file whose header is whole is a
         // whole database.

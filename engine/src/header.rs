@@ -23,7 +23,11 @@
 //!    116    8 consistent time
 //!    124   24 last full backup: mark (8), time (8), lowest and highest generation (4 + 4)
 //!    148   24 last incremental backup: the same fields
+//!    172    8 log through: the end of the log records whose changes the file holds
 //! ```
+//!
+//! Version 2 added `log through`; version 1 files (whose logs held page images) are refused
+//! with `JET_errInvalidDatabaseVersion`.
 
 use std::fmt;
 
@@ -37,7 +41,7 @@ use crate::vfs::VfsFile;
 /// The magic number at the start of the header body (ESE's database magic).
 pub const MAGIC: u32 = 0x89AB_CDEF;
 /// The on-disk format version this engine writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 /// The page holding the primary header copy.
 pub const HEADER_PGNO: Pgno = 0;
 /// The page holding the shadow header copy.
@@ -146,9 +150,12 @@ pub struct DbHeader {
     pub backup_full: BackupInfo,
     /// The last successful incremental backup since that full backup.
     pub backup_incremental: BackupInfo,
+    /// The end of the log records whose changes the file holds (a batch writes it): a log
+    /// that ends before it lost records it had made durable, and recovery refuses it.
+    pub log_through: Lgpos,
 }
 
-const BODY_LEN: usize = 172 - PAGE_HEADER_LEN;
+const BODY_LEN: usize = 180 - PAGE_HEADER_LEN;
 
 impl DbHeader {
     /// Encodes the header as the page `pgno` (0 or 1) of `page_size` bytes.
@@ -180,6 +187,8 @@ impl DbHeader {
             w.u32(info.gen_low);
             w.u32(info.gen_high);
         }
+        w.u32(self.log_through.generation);
+        w.u32(self.log_through.offset);
         debug_assert_eq!(page.len(), PAGE_HEADER_LEN + BODY_LEN);
         page.resize(self.page_size as usize, 0);
         page::seal(
@@ -260,6 +269,10 @@ impl DbHeader {
             info.gen_low = r.u32()?;
             info.gen_high = r.u32()?;
         }
+        let log_through = Lgpos {
+            generation: r.u32()?,
+            offset: r.u32()?,
+        };
         let header = DbHeader {
             format_version,
             page_size,
@@ -275,6 +288,7 @@ impl DbHeader {
             consistent_millis,
             backup_full: backups[0],
             backup_incremental: backups[1],
+            log_through,
         };
         header
             .check_geometry()
@@ -473,6 +487,10 @@ mod tests {
                 gen_high: 2,
             },
             backup_incremental: BackupInfo::default(),
+            log_through: Lgpos {
+                generation: 3,
+                offset: 8192,
+            },
         }
     }
 
@@ -505,14 +523,17 @@ mod tests {
             DbHeader::decode(&wrong_magic, 0).unwrap_err().kind(),
             ErrorKind::InvalidDatabase
         );
-        let newer = DbHeader {
-            format_version: 9,
-            ..good.clone()
-        };
-        assert_eq!(
-            DbHeader::decode(&newer.encode(0), 0).unwrap_err().kind(),
-            ErrorKind::InvalidDatabaseVersion
-        );
+        // Version 1 (its logs held page images) and any later one are refused.
+        for version in [1, 9] {
+            let other = DbHeader {
+                format_version: version,
+                ..good.clone()
+            };
+            assert_eq!(
+                DbHeader::decode(&other.encode(0), 0).unwrap_err().kind(),
+                ErrorKind::InvalidDatabaseVersion
+            );
+        }
         let leaky = DbHeader {
             free_count: 0,
             ..good.clone()

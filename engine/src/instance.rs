@@ -630,7 +630,6 @@ impl Core {
         let mut db = recovered.db;
         let durable = lsn(recovered.writer.durable());
         db.pager_mut().set_wal_durable(durable);
-        db.pager_mut().logged(durable);
         // Marked in use on disk now: a batch written before the next clean shutdown leaves
         // the file needing the log.
         db.pager_mut().set_state(DbState::DirtyShutdown);

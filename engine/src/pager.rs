@@ -20,7 +20,7 @@ use std::sync::Arc;
 use crate::catalog::CATALOG_ROOT;
 use crate::doublewrite::{self, BatchWriter};
 use crate::error::{ErrorKind, JetError, Result, bail};
-use crate::header::{DbHeader, DbState, HEADER_PGNO, SHADOW_PGNO};
+use crate::header::{DbHeader, DbState, HEADER_PGNO, Lgpos, SHADOW_PGNO};
 use crate::limits;
 use crate::node::Node;
 use crate::page::Pgno;
@@ -555,6 +555,16 @@ impl Pager {
         let mut image = self.header.clone();
         image.state = state;
         image.sequence = sequence;
+        if self.logging {
+            // The file will hold every change logged so far: a log that later ends before
+            // this lost what it had made durable (`recovery::run` refuses it).
+            let through = Lgpos {
+                generation: (self.logged_through >> 32) as u32,
+                offset: self.logged_through as u32,
+            };
+            image.log_through = image.log_through.max(through);
+            self.header.log_through = image.log_through;
+        }
         if !dirty.is_empty() {
             if !self.skip_doublewrite {
                 self.write_through_doublewrite(&image, &dirty)?;

@@ -351,6 +351,17 @@ pub(crate) fn run(env: &Env, layout: &Layout, options: &DatabaseOptions) -> Resu
     }
     let last = current_tail.expect("the last generation was scanned");
     report.end = Some(last.end);
+    // The file holds changes logged through `log_through`: a log ending before it lost
+    // records that were durable (a damaged last flush taken for a torn one), and replaying
+    // what is left onto the file would mix two states.
+    let through = db.header().log_through;
+    if last.end < through {
+        bail!(
+            LogFileCorrupt,
+            "the database holds changes logged through {through}, but the log ends at {}: records made durable before it are lost",
+            last.end
+        );
+    }
     if let LogTail::Torn { segment, reason } = &last.tail {
         report.torn_tail = Some(format!(
             "generation {:#X}, segment {segment} (offset {}): {reason}",
@@ -955,6 +966,8 @@ fn new_log_set(
     };
     db_header.log_signature = set;
     db_header.consistent_lgpos = start;
+    // The old log set's positions mean nothing in the new one.
+    db_header.log_through = Lgpos::default();
     write_db_header(&*file, &layout.database, &mut db_header)?;
     drop(file);
     let header = LogHeader {

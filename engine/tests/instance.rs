@@ -1277,3 +1277,45 @@ fn replay_from_an_older_checkpoint_onto_a_later_file_gives_the_commits() {
     assert!(instance.check_integrity().is_ok());
     instance.term().unwrap();
 }
+
+/// The database file holds changes logged through a position (written by every batch): a log
+/// that ends before it lost records it had made durable — damage to its last flush taken for
+/// a torn one — and replaying what is left onto the file would mix two states.
+#[test]
+fn a_log_ending_before_what_the_database_holds_is_log_file_corrupt() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut p = params(tmp.path());
+    p.cache_size = 64 * 4096; // batches under cache pressure,
+    p.checkpoint_depth = 1 << 40; // and the checkpoint left at the start
+    {
+        let instance = Instance::new(os_env(23), p.clone());
+        instance.init().unwrap();
+        let mut s = instance.begin_session().unwrap();
+        let t = s.create_table("t").unwrap();
+        let mut i = 0u32;
+        while instance.database_header().unwrap().log_through.offset == 0 {
+            s.begin_transaction().unwrap();
+            for _ in 0..50 {
+                i += 1;
+                s.put(t, &key(i), &[7u8; 200]).unwrap();
+            }
+            s.commit_transaction(CommitMode::Durable).unwrap();
+        }
+        assert!(instance.database_header().unwrap().log_through > Default::default());
+    }
+    // The log loses its last durable segments (zeroed: they read as never written).
+    let path = tmp.path().join("edb.log");
+    let mut bytes = fs::read(&path).unwrap();
+    let used = (1..bytes.len() / SEGMENT_SIZE)
+        .take_while(|&i| {
+            bytes[i * SEGMENT_SIZE..(i + 1) * SEGMENT_SIZE]
+                .iter()
+                .any(|&b| b != 0)
+        })
+        .count();
+    bytes[(used - 2) * SEGMENT_SIZE..].fill(0);
+    fs::write(&path, &bytes).unwrap();
+    let err = Instance::new(os_env(23), p).init().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::LogFileCorrupt, "{err}");
+    assert!(err.to_string().contains("logged through"), "{err}");
+}

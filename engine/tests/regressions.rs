@@ -88,6 +88,7 @@ fn header(page_count: u32, free_head: u32, free_count: u32) -> DbHeader {
         consistent_millis: 0,
         backup_full: Default::default(),
         backup_incremental: Default::default(),
+        log_through: Default::default(),
     }
 }
 

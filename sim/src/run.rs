@@ -1258,7 +1258,11 @@ impl Sim {
         let kind = err.kind();
         // Log damage explains a refusal only while the damaged file is still there.
         let logs = self.vfs.files_in(Zone::Log);
+        // A misdirected log write nothing vouched for left its stray copy over segments of
+        // the same flush (its lost half is suppressed, the copy is not): the log may end
+        // before what the database file holds, which the engine must refuse, not replay.
         let log_damaged = self.vfs.misdirected_file_present()
+            || self.vfs.stray_misdirect()
             || self.damaged_logs.iter().any(|p| logs.contains(p));
         let pages_damaged = self.damaged.contains(&CorruptZone::DatabasePage);
         if (log_damaged && LOG_ERRORS.contains(&kind))

@@ -341,6 +341,9 @@ struct Disk {
     spurious_reads: u64,
     /// The files misdirected writes landed in, over the whole run.
     misdirected: std::collections::BTreeSet<Ino>,
+    /// Whether an unvouched misdirected write had its lost half suppressed: its stray copy
+    /// stayed (see [`SimVfs::suppress_unvouched_misdirect`]).
+    stray_misdirect: bool,
     /// Handles of an earlier life of the process are dead.
     epoch: u64,
     stats: DiskStats,
@@ -734,6 +737,7 @@ impl SimVfs {
                 suspended: false,
                 spurious_reads: 0,
                 misdirected: std::collections::BTreeSet::new(),
+                stray_misdirect: false,
                 epoch: 0,
                 stats: DiskStats::default(),
                 trace,
@@ -794,6 +798,12 @@ impl SimVfs {
         self.lock().suspended = suspended;
     }
 
+    /// Whether an unvouched misdirected write's stray copy was left in place this run (its
+    /// lost half suppressed at a restart).
+    pub fn stray_misdirect(&self) -> bool {
+        self.lock().stray_misdirect
+    }
+
     /// Whether a file a misdirected write landed in is still there (by any name): its damage
     /// may still be found.
     pub fn misdirected_file_present(&self) -> bool {
@@ -844,6 +854,7 @@ impl SimVfs {
         let Some(u) = disk.unvouched.take() else {
             return false;
         };
+        disk.stray_misdirect = true;
         let Some(inode) = disk.inodes.get_mut(&u.ino) else {
             return false;
         };

@@ -507,16 +507,22 @@ impl Sim {
                     return None;
                 }
                 let own = self.vfs.content(&mine)?;
-                let other = (0..BACKUP_DIRS as usize)
+                let (other, rotten) = (0..BACKUP_DIRS as usize)
                     .filter(|&d| d != dir)
                     .filter_map(|d| {
                         let p = dir_path(d);
                         let bytes = self.vfs.content(&p.join(manifest::MANIFEST_NAME))?;
                         let other = Manifest::decode(&bytes).ok()?;
-                        self.vfs.content(&other.set_dir(&p).join(&other.db_name))
+                        let copy = self.vfs.content(&other.set_dir(&p).join(&other.db_name))?;
+                        Some((copy, self.backups.dirs[d].damaged))
                     })
-                    .find(|bytes| *bytes != own)?;
+                    .find(|(bytes, _)| *bytes != own)?;
                 self.vfs.put_at_rest(&mine, &other);
+                // A copy that carries rot planted in its own directory brings it along: the
+                // restore may refuse it for the rot before it sees whose copy it is.
+                if rotten {
+                    self.backups.dirs[dir].damaged = true;
+                }
                 format!("bk{dir}'s database copy replaced by another backup's")
             }
             Tamper::ForeignCheckpoint | Tamper::MissingCheckpoint => return None,
