@@ -388,3 +388,278 @@ pub(crate) fn remove(vfs: &dyn Vfs, db: &Path) -> Result<()> {
 
 /// Fails if a batch ever holds no header image: the header is its first page.
 const _: () = assert!(FIELDS_LEN + 4 <= crate::limits::PAGE_SIZE_MIN);
+
+#[cfg(test)]
+mod tests {
+    //! `recover` on its own, against a database file and a batch made here: what it installs,
+    //! what it counts, what it leaves alone, and in what order it makes its copy durable.
+
+    use std::io;
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+    use crate::database::{Database, DatabaseOptions};
+    use crate::env::Env;
+    use crate::error::ErrorKind;
+    use crate::header::{self, SHADOW_PGNO};
+    use crate::vfs::MemVfs;
+
+    const PAGE: usize = 4096;
+
+    /// A database `d.edb` of some records, flushed (its last batch installed); returns the
+    /// vfs and the header the file holds.
+    fn database(vfs: &Arc<dyn Vfs>) -> DbHeader {
+        let env = Env::new(
+            Arc::clone(vfs),
+            Arc::new(crate::env::ManualClock::new(0)),
+            Arc::new(crate::env::SeededEntropy::new(7)),
+        );
+        let options = DatabaseOptions {
+            page_size: PAGE,
+            cache_size: 64 * PAGE,
+            read_only: false,
+        };
+        let mut db = Database::create(&env, Path::new("d.edb"), &options).unwrap();
+        let t = db.create_table("t").unwrap();
+        for i in 0u32..200 {
+            db.put(t, &i.to_be_bytes(), &[3; 100]).unwrap();
+        }
+        db.flush().unwrap();
+        drop(db);
+        current(vfs)
+    }
+
+    fn current(vfs: &Arc<dyn Vfs>) -> DbHeader {
+        let file = vfs.open(Path::new("d.edb"), OpenMode::Read).unwrap();
+        let copies = header::read_copies(&*file).unwrap();
+        header::choose(&copies).unwrap().clone()
+    }
+
+    fn read_pages(vfs: &Arc<dyn Vfs>, path: &str) -> Vec<u8> {
+        let file = vfs.open(Path::new(path), OpenMode::Read).unwrap();
+        let mut bytes = vec![0u8; file.len().unwrap() as usize];
+        file.read_exact_at(&mut bytes, 0).unwrap();
+        bytes
+    }
+
+    /// Seals in `d.jdw` a batch installing `image` (the current header, one sequence on) with
+    /// every page of the file from the catalog root on, then blanks those pages in the
+    /// database file, as a crash after the seal and before the pages went into place might
+    /// leave them. Returns the database file's content as the batch would leave it.
+    fn pending_batch(vfs: &Arc<dyn Vfs>, now: &DbHeader) -> (DbHeader, Vec<u8>) {
+        let mut image = now.clone();
+        image.sequence += 1;
+        image.consistent_millis += 1;
+        let before = read_pages(vfs, "d.edb");
+        let pages =
+            &before[crate::catalog::CATALOG_ROOT as usize * PAGE..now.page_count as usize * PAGE];
+        let dw = open(&**vfs, Path::new("d.edb")).unwrap();
+        let mut writer = BatchWriter::start(&*dw, &image).unwrap();
+        writer.write(pages).unwrap();
+        writer.seal(&image).unwrap();
+        let file = vfs.open(Path::new("d.edb"), OpenMode::ReadWrite).unwrap();
+        file.write_all_at(
+            &vec![0u8; pages.len()],
+            crate::catalog::CATALOG_ROOT as u64 * PAGE as u64,
+        )
+        .unwrap();
+        let mut after = before.clone();
+        after[..PAGE].copy_from_slice(&image.encode(HEADER_PGNO));
+        after[PAGE..2 * PAGE].copy_from_slice(&image.encode(SHADOW_PGNO));
+        (image, after)
+    }
+
+    fn run_recover(vfs: &Arc<dyn Vfs>, now: &DbHeader) -> Result<Option<(DbHeader, Installed)>> {
+        let file = vfs.open(Path::new("d.edb"), OpenMode::ReadWrite).unwrap();
+        recover(&**vfs, Path::new("d.edb"), &*file, now, true)
+    }
+
+    #[test]
+    fn a_pending_batch_is_installed_whole_with_both_header_copies_and_counted() {
+        let vfs: Arc<dyn Vfs> = Arc::new(MemVfs::new());
+        let now = database(&vfs);
+        let (image, expected) = pending_batch(&vfs, &now);
+        let pages = (now.page_count - crate::catalog::CATALOG_ROOT) as usize;
+        let (installed_header, installed) = run_recover(&vfs, &now).unwrap().expect("installed");
+        assert_eq!(installed_header, image);
+        assert_eq!(
+            installed.pages, pages as u64,
+            "every page but the header image"
+        );
+        assert!(
+            read_pages(&vfs, "d.edb") == expected,
+            "the file holds the batch whole"
+        );
+        let file = vfs.open(Path::new("d.edb"), OpenMode::Read).unwrap();
+        let copies = header::read_copies(&*file).unwrap();
+        assert_eq!(copies[0].as_ref().unwrap(), &image);
+        assert_eq!(copies[1].as_ref().unwrap(), &image);
+        assert!(
+            !vfs.exists(&tmp_path(&path_for(Path::new("d.edb"))))
+                .unwrap()
+        );
+    }
+
+    #[test]
+    fn an_installed_batch_is_never_installed_again() {
+        let vfs: Arc<dyn Vfs> = Arc::new(MemVfs::new());
+        let now = database(&vfs);
+        let (image, _) = pending_batch(&vfs, &now);
+        run_recover(&vfs, &now).unwrap().expect("installed");
+        // The header now names the batch's sequence: history.
+        assert_eq!(run_recover(&vfs, &image).unwrap(), None);
+        // A header written on its own after it (a clean shutdown's state, a backup's
+        // record): the batch must not bring the older header back.
+        let mut later = image.clone();
+        later.sequence += 1;
+        later.state = crate::header::DbState::CleanShutdown;
+        assert_eq!(run_recover(&vfs, &later).unwrap(), None);
+        // Another database's batch, or one of another page size: never installed.
+        let mut other = now.clone();
+        other.db_signature.random ^= 1;
+        assert_eq!(run_recover(&vfs, &other).unwrap(), None);
+    }
+
+    #[test]
+    fn a_sealed_batch_cut_short_is_corruption_and_nothing_is_written() {
+        let vfs: Arc<dyn Vfs> = Arc::new(MemVfs::new());
+        let now = database(&vfs);
+        pending_batch(&vfs, &now);
+        let dw = path_for(Path::new("d.edb"));
+        let file = vfs.open(&dw, OpenMode::ReadWrite).unwrap();
+        let mut first = vec![0u8; PAGE];
+        file.read_exact_at(&mut first, 0).unwrap();
+        let batch = BatchHeader::decode(&first).unwrap();
+        // One page short of the pages it names.
+        file.set_len(u64::from(batch.pages) * PAGE as u64).unwrap();
+        let before = read_pages(&vfs, "d.edb");
+        let err = run_recover(&vfs, &now).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::DatabaseCorrupted, "{err}");
+        assert!(read_pages(&vfs, "d.edb") == before, "nothing written");
+    }
+
+    /// A file system that records every write, fsync and rename.
+    #[derive(Debug)]
+    struct Recording {
+        inner: MemVfs,
+        ops: Arc<Mutex<Vec<String>>>,
+    }
+
+    #[derive(Debug)]
+    struct RecordingFile {
+        inner: Box<dyn VfsFile>,
+        path: PathBuf,
+        ops: Arc<Mutex<Vec<String>>>,
+    }
+
+    impl Vfs for Recording {
+        fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Box<dyn VfsFile>> {
+            Ok(Box::new(RecordingFile {
+                inner: self.inner.open(path, mode)?,
+                path: path.to_path_buf(),
+                ops: Arc::clone(&self.ops),
+            }))
+        }
+        fn exists(&self, path: &Path) -> io::Result<bool> {
+            self.inner.exists(path)
+        }
+        fn is_dir(&self, path: &Path) -> io::Result<bool> {
+            self.inner.is_dir(path)
+        }
+        fn remove(&self, path: &Path) -> io::Result<()> {
+            self.inner.remove(path)
+        }
+        fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+            self.ops
+                .lock()
+                .unwrap()
+                .push(format!("rename {} {}", from.display(), to.display()));
+            self.inner.rename(from, to)
+        }
+        fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
+            self.inner.list(dir)
+        }
+        fn create_dir(&self, path: &Path) -> io::Result<()> {
+            self.inner.create_dir(path)
+        }
+        fn remove_dir(&self, path: &Path) -> io::Result<()> {
+            self.inner.remove_dir(path)
+        }
+        fn sync_dir(&self, path: &Path) -> io::Result<()> {
+            self.inner.sync_dir(path)
+        }
+    }
+
+    impl VfsFile for RecordingFile {
+        fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+            self.inner.read_at(buf, offset)
+        }
+        fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+            self.ops
+                .lock()
+                .unwrap()
+                .push(format!("write {}", self.path.display()));
+            self.inner.write_all_at(buf, offset)
+        }
+        fn sync(&self) -> io::Result<()> {
+            self.ops
+                .lock()
+                .unwrap()
+                .push(format!("sync {}", self.path.display()));
+            self.inner.sync()
+        }
+        fn set_len(&self, len: u64) -> io::Result<()> {
+            self.inner.set_len(len)
+        }
+        fn len(&self) -> io::Result<u64> {
+            self.inner.len()
+        }
+    }
+
+    #[test]
+    fn the_copy_of_a_pending_batch_is_durable_whole_before_it_replaces_the_batch() {
+        let mem = MemVfs::new();
+        let plain: Arc<dyn Vfs> = Arc::new(mem.clone());
+        let now = database(&plain);
+        pending_batch(&plain, &now);
+        let ops = Arc::new(Mutex::new(Vec::new()));
+        let vfs: Arc<dyn Vfs> = Arc::new(Recording {
+            inner: mem,
+            ops: Arc::clone(&ops),
+        });
+        run_recover(&vfs, &now).unwrap().expect("installed");
+        let ops = ops.lock().unwrap().clone();
+        let rename = ops
+            .iter()
+            .position(|op| op == "rename d.edb.jdw.tmp d.edb.jdw")
+            .expect("the copy replaces the batch");
+        let last_write = ops[..rename]
+            .iter()
+            .rposition(|op| op == "write d.edb.jdw.tmp")
+            .expect("the copy is written");
+        assert!(
+            ops[last_write..rename]
+                .iter()
+                .any(|op| op == "sync d.edb.jdw.tmp"),
+            "the copy's last write (its batch header) is fsynced before the rename: {ops:?}"
+        );
+        // And nothing goes into the database file before the copy is in place.
+        assert!(
+            !ops[..rename].iter().any(|op| op == "write d.edb"),
+            "{ops:?}"
+        );
+    }
+
+    #[test]
+    fn remove_takes_the_doublewrite_file_away() {
+        let vfs: Arc<dyn Vfs> = Arc::new(MemVfs::new());
+        let now = database(&vfs);
+        pending_batch(&vfs, &now);
+        let dw = path_for(Path::new("d.edb"));
+        assert!(vfs.exists(&dw).unwrap());
+        remove(&*vfs, Path::new("d.edb")).unwrap();
+        assert!(!vfs.exists(&dw).unwrap());
+        // Nothing to remove is no error.
+        remove(&*vfs, Path::new("d.edb")).unwrap();
+    }
+}

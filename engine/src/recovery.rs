@@ -1154,6 +1154,84 @@ mod tests {
     }
 
     #[test]
+    fn a_value_logged_in_several_records_is_replayed_whole() {
+        let env = Env::memory(5);
+        env.vfs.create_dir(Path::new("inst")).unwrap();
+        // Three records: a large put and two value parts, the last one short.
+        let value: Vec<u8> = (0..log::VALUE_PART_MAX * 2 + 100)
+            .map(|i| (i % 251) as u8)
+            .collect();
+        {
+            let instance = crate::Instance::new(env.clone(), params());
+            instance.init().unwrap();
+            let mut session = instance.begin_session().unwrap();
+            let t = session.create_table("t").unwrap();
+            session.begin_transaction().unwrap();
+            session.put(t, b"big", &value).unwrap();
+            session.put(t, b"small", b"x").unwrap();
+            session
+                .commit_transaction(crate::CommitMode::Durable)
+                .unwrap();
+            drop(session);
+            // A crash: dropped without its term.
+            drop(instance);
+        }
+        let instance = crate::Instance::new(env.clone(), params());
+        instance.init().unwrap();
+        let report = instance.recovery_report().unwrap().unwrap();
+        assert_eq!(report.commits_replayed, 2, "{report:?}");
+        assert_eq!(report.operations_replayed, 3, "{report:?}");
+        let mut session = instance.begin_session().unwrap();
+        let t = session.open_table("t").unwrap();
+        assert!(
+            session.get(t, b"big").unwrap() == Some(value),
+            "the value whole"
+        );
+        assert_eq!(session.get(t, b"small").unwrap(), Some(b"x".to_vec()));
+    }
+
+    #[test]
+    fn a_value_part_running_past_its_value_is_corruption() {
+        let env = Env::memory(6);
+        let options = DatabaseOptions {
+            page_size: 4096,
+            cache_size: 64 * 4096,
+            read_only: false,
+        };
+        let mut db = Database::create(&env, Path::new("d.edb"), &options).unwrap();
+        let mut report = RecoveryReport::default();
+        let mut replay = Replay {
+            db: &mut db,
+            group: Group::default(),
+            last_commit: None,
+            last_sequence: None,
+            highest_sequence: 0,
+            report: &mut report,
+        };
+        let pos = Lgpos {
+            generation: 1,
+            offset: 4096,
+        };
+        replay
+            .apply(pos, &Record::Table { name: "t".into() })
+            .unwrap();
+        replay
+            .apply(
+                pos,
+                &Record::PutLarge {
+                    key: b"k".to_vec(),
+                    len: 10,
+                    part: vec![1; 8],
+                },
+            )
+            .unwrap();
+        let err = replay
+            .apply(pos, &Record::ValuePart(vec![2; 5]))
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::LogFileCorrupt, "{err}");
+    }
+
+    #[test]
     fn debris_past_a_torn_tail_is_zeroed_to_the_end_of_the_file() {
         let vfs: Arc<dyn Vfs> = Arc::new(MemVfs::new());
         let clean = log_of_three_commits(&vfs);
