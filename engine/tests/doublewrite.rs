@@ -248,6 +248,9 @@ fn batch_pages(vfs: &MemVfs) -> u32 {
     u32::from_le_bytes(bytes[12..16].try_into().unwrap())
 }
 
+/// Whether an operation (and how many of its kind came before) is where a crash cuts in.
+type Cut = Box<dyn Fn(&Op, usize) -> bool + Send>;
+
 #[test]
 fn a_crash_while_recovery_copies_the_batch_leaves_it_to_the_next_open() {
     // Sealed, never installed.
@@ -255,7 +258,7 @@ fn a_crash_while_recovery_copies_the_batch_leaves_it_to_the_next_open() {
     let pages = batch_pages(&vfs);
     // Each way the copy can be cut short: its first write, its last (the batch header), its
     // fsync, the rename over the batch.
-    let cuts: [(&str, Box<dyn Fn(&Op, usize) -> bool + Send>); 4] = [
+    let cuts: [(&str, Cut); 4] = [
         (
             "first write",
             Box::new(|op, n| {
