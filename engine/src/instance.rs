@@ -908,7 +908,10 @@ impl Core {
             }
             self.unlock(id, &key);
             if self.log.is_some() && self.db.pager_mut().over_capacity() {
+                // Written, then evicted at once: left over its size, the cache would call
+                // for a batch after every write to a page it already holds.
                 self.batch()?;
+                self.db.pager_mut().trim()?;
             }
         }
         Ok(())
