@@ -73,9 +73,9 @@ pub enum PlantedBug {
     /// to write, not written at once: a power loss before it forgets the backup
     /// (`BackupJob::finish`).
     BackupRecordWaitsForCheckpoint,
-    /// A checkpoint, and the work after a commit that advances one, leave the cache past its
-    /// size: pages a read loaded while changed pages filled the cache stay cached, written
-    /// back but not evicted (`Core::checkpoint`, `Core::maintain`).
+    /// A checkpoint, and a batch written while a commit larger than the cache is applied,
+    /// leave the cache past its size: its pages written back but not evicted
+    /// (`Core::checkpoint`, `Core::maintain`, `Core::log_and_apply`).
     CheckpointSkipsCacheBound,
     /// A batch writes its pages into place without the doublewrite file: a page torn by a
     /// power loss, or a batch cut off half-way, leaves the tree with no whole state to replay
