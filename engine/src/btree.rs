@@ -1,20 +1,25 @@
 //! B+tree operations over the pager: lookup, insert, delete, seek, and the splits, merges and
 //! redistributions that keep every page within its size.
 //!
-//! A tree is named by its root page, which never moves: when the root splits, its content moves
-//! to a new child; when a branch root is left with one child, that child's content moves up.
+//! Pages are read and changed in place through `node`: a put or delete descends once, records
+//! the branches it passed on the stack, and changes one leaf; only a page without room (a split)
+//! or one left below a quarter full (a merge or redistribution) touches more.
+//!
+//! A tree is named by its root page, which never moves: when the root splits, both halves move
+//! to new pages under it; when a branch root is left with one child, that child's content moves
+//! up.
 //!
 //! Structure invariants (checked by `integrity`): keys ascend strictly across the leaves from left
-//! to right; every key under `children[i]` of a branch lies in `[keys[i-1], keys[i])`; every leaf
-//! is at the same depth; every page's encoded size fits the page; every node but the root holds
-//! at least one key. There are no sibling links: a scan steps to the next leaf through the path
+//! to right; every key under child `i` of a branch lies in `[key(i-1), key(i))`; every leaf is at
+//! the same depth; every page but the root holds at least one key. There are no sibling links: a scan steps to the next leaf through the path
 //! from the root, so a split or merge touches only the pages it changes and their parent.
 
 use std::collections::BTreeSet;
 use std::mem;
+use std::ops::Range;
 
 use crate::error::{Result, bail};
-use crate::node::{Branch, Leaf, LeafEntry, Node, Value};
+use crate::node::{self, Chain, LeafEntry, Value, ValueRef};
 use crate::page::{PageKind, Pgno};
 use crate::pager::Pager;
 
@@ -62,7 +67,7 @@ fn corruption(pager: &Pager, what: std::fmt::Arguments<'_>) -> crate::JetError {
     )
 }
 
-fn corrupt_kind(pager: &Pager, pgno: Pgno, kind: PageKind) -> crate::JetError {
+fn corrupt_kind(pager: &Pager, pgno: Pgno, kind: Option<PageKind>) -> crate::JetError {
     corruption(
         pager,
         format_args!("page {pgno} is a {kind:?} page inside a B+tree"),
@@ -83,240 +88,313 @@ fn too_deep(pager: &Pager, pgno: Pgno) -> crate::JetError {
     )
 }
 
-/// Branch page `pgno`, to change. On a sound tree it is always a branch: this was checked on the
-/// way down. Only a corrupt tree, whose pages are shared between places, can free it meanwhile.
-fn branch_mut(pager: &mut Pager, pgno: Pgno) -> Result<&mut Branch> {
-    let kind = pager.node(pgno)?.kind();
-    if kind != PageKind::Branch {
-        bail!(
-            DatabaseCorrupted,
-            "{}: page {pgno} changed from a branch to a {kind:?} page (a shared page?)",
-            pager.path().display()
-        );
+/// One step of a descent: a branch page and the index of the child taken.
+#[derive(Clone, Copy, Debug, Default)]
+struct Step {
+    pgno: Pgno,
+    child: usize,
+}
+
+/// The branches from the root down to a leaf, kept on the stack: a put or delete allocates
+/// nothing on its way down.
+struct Path {
+    steps: [Step; DEPTH_MAX],
+    len: usize,
+}
+
+/// Descends from `root` to the leaf whose range holds `key`, recording the branches in `path`.
+fn descend_to(pager: &mut Pager, root: Pgno, key: &[u8], path: &mut Path) -> Result<Pgno> {
+    let mut pgno = root;
+    loop {
+        let page = pager.page(pgno)?;
+        match node::kind(page) {
+            Some(PageKind::Branch) => {
+                let child = node::child_index(page, key);
+                let next = node::child(page, child);
+                if path.len >= DEPTH_MAX {
+                    return Err(too_deep(pager, pgno));
+                }
+                path.steps[path.len] = Step { pgno, child };
+                path.len += 1;
+                pgno = next;
+            }
+            Some(PageKind::Leaf) => {
+                if node::count(page) == 0 && path.len > 0 {
+                    return Err(empty_leaf(pager, pgno));
+                }
+                return Ok(pgno);
+            }
+            other => return Err(corrupt_kind(pager, pgno, other)),
+        }
     }
-    match pager.node_mut(pgno)? {
-        Node::Branch(branch) => Ok(branch),
-        _ => unreachable!("checked just above"),
+}
+
+fn new_path() -> Path {
+    Path {
+        steps: [Step::default(); DEPTH_MAX],
+        len: 0,
     }
 }
 
 /// The value stored under `key`.
 pub(crate) fn get(pager: &mut Pager, root: Pgno, key: &[u8]) -> Result<Option<Value>> {
-    let mut pgno = root;
-    for _ in 0..DEPTH_MAX {
-        match pager.node(pgno)? {
-            Node::Branch(branch) => pgno = branch.children[branch.child_index(key)],
-            Node::Leaf(leaf) => {
-                let found = leaf.entries.binary_search_by(|e| e.key.as_slice().cmp(key));
-                return Ok(found.ok().map(|i| leaf.entries[i].value.clone()));
-            }
-            other => {
-                let kind = other.kind();
-                return Err(corrupt_kind(pager, pgno, kind));
-            }
-        }
-    }
-    Err(too_deep(pager, pgno))
+    let leaf = descend_to(pager, root, key, &mut new_path())?;
+    let page = pager.page(leaf)?;
+    Ok(node::search(page, key)
+        .ok()
+        .map(|i| node::value(page, i).to_owned()))
 }
 
-/// Stores `value` under `key`; returns the value it replaced.
+/// What a put or delete found under its key: `None` if nothing, otherwise the overflow chain
+/// the old value owned (which the caller frees), if any.
+pub(crate) type Prior = Option<Option<Chain>>;
+
+/// Stores `value` under `key`.
 pub(crate) fn insert(
     pager: &mut Pager,
     root: Pgno,
     key: &[u8],
-    value: Value,
-) -> Result<Option<Value>> {
-    let mut value = Some(value);
-    let (old, changed) = modify(pager, root, key, Change::Grow, 0, &mut |leaf: &mut Leaf| {
-        let value = value.take().expect("the leaf is changed once");
-        match leaf.entries.binary_search_by(|e| e.key.as_slice().cmp(key)) {
-            Ok(i) => Some(mem::replace(&mut leaf.entries[i].value, value)),
-            Err(i) => {
-                leaf.entries.insert(
-                    i,
-                    LeafEntry {
-                        key: key.to_vec(),
-                        value,
-                    },
-                );
-                None
+    value: ValueRef<'_>,
+) -> Result<Prior> {
+    let mut path = new_path();
+    let leaf = descend_to(pager, root, key, &mut path)?;
+    let page = pager.page(leaf)?;
+    let found = node::search(page, key);
+    let prior = found.ok().map(|i| node::value(page, i).chain());
+    let mut record = pager.take_buffer();
+    node::leaf_record(&mut record, key, value);
+    let page = pager.page_mut(leaf)?;
+    let done = match found {
+        Ok(i) => node::replace(page, i, &record),
+        Err(i) => node::insert(page, i, &record),
+    };
+    let result = if done {
+        Ok(())
+    } else {
+        let i = match found {
+            Ok(i) => {
+                node::remove(page, i);
+                i
             }
-        }
-    })?;
-    if changed {
-        fix_root(pager, root, key, Change::Grow)?;
-    }
-    Ok(old)
+            Err(i) => i,
+        };
+        insert_at(pager, root, &path, path.len, leaf, i, record.clone())
+    };
+    pager.give_buffer(record);
+    result.map(|()| prior)
 }
 
-/// Removes `key`; returns the value it had.
-pub(crate) fn delete(pager: &mut Pager, root: Pgno, key: &[u8]) -> Result<Option<Value>> {
-    // Look first, so that deleting an absent key changes no page.
-    if get(pager, root, key)?.is_none() {
+/// Removes `key`.
+pub(crate) fn delete(pager: &mut Pager, root: Pgno, key: &[u8]) -> Result<Prior> {
+    let mut path = new_path();
+    let leaf = descend_to(pager, root, key, &mut path)?;
+    let page = pager.page(leaf)?;
+    let Ok(i) = node::search(page, key) else {
+        // An absent key changes no page.
         return Ok(None);
-    }
-    let (removed, changed) = modify(
-        pager,
-        root,
-        key,
-        Change::Shrink,
-        0,
-        &mut |leaf: &mut Leaf| {
-            let i = leaf
-                .entries
-                .binary_search_by(|e| e.key.as_slice().cmp(key))
-                .ok()?;
-            Some(leaf.entries.remove(i).value)
-        },
-    )?;
-    if changed {
-        fix_root(pager, root, key, Change::Shrink)?;
-    }
-    Ok(removed)
-}
-
-/// What an operation does to the leaf it changes.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Change {
-    /// An insert or replace: pages may overflow. Underfull pages are left alone, so that the
-    /// one-entry leaf an ascending insert splits off is not rebalanced at once.
-    Grow,
-    /// A delete: pages may underflow, and overflow too (a longer separator after a rebalance).
-    Shrink,
-}
-
-/// Descends to the leaf that holds `key`, applies `op` to it, and on the way back up fixes every
-/// page on the path that became too full or too empty. Returns `op`'s result and whether the
-/// page `pgno` itself changed: only a changed page can need fixing, and checking an unchanged
-/// one would cost a walk over all its keys on every operation.
-fn modify<R>(
-    pager: &mut Pager,
-    pgno: Pgno,
-    key: &[u8],
-    change: Change,
-    depth: usize,
-    op: &mut dyn FnMut(&mut Leaf) -> R,
-) -> Result<(R, bool)> {
-    if depth >= DEPTH_MAX {
-        return Err(too_deep(pager, pgno));
-    }
-    let step = match pager.node(pgno)? {
-        Node::Branch(branch) => {
-            let i = branch.child_index(key);
-            Some((i, branch.children[i]))
-        }
-        Node::Leaf(_) => None,
-        other => {
-            let kind = other.kind();
-            return Err(corrupt_kind(pager, pgno, kind));
-        }
     };
-    match step {
-        None => {
-            let Node::Leaf(leaf) = pager.node_mut(pgno)? else {
-                unreachable!("checked above")
-            };
-            Ok((op(leaf), true))
-        }
-        Some((i, child)) => {
-            let (out, child_changed) = modify(pager, child, key, change, depth + 1, op)?;
-            let changed = child_changed && fix_child(pager, pgno, i, child, key, change)?;
-            Ok((out, changed))
-        }
-    }
-}
-
-/// Restores the size bounds of child `i` of branch `parent`: splits it if it overflows the
-/// page, merges or rebalances it with a sibling if it fell below a quarter of a page. Returns
-/// whether `parent` changed.
-fn fix_child(
-    pager: &mut Pager,
-    parent: Pgno,
-    i: usize,
-    child: Pgno,
-    key: &[u8],
-    change: Change,
-) -> Result<bool> {
+    let chain = node::value(page, i).chain();
+    node::remove(pager.page_mut(leaf)?, i);
     let page_size = pager.page_size();
-    // On a sound tree the parent still names the child it named on the way down; in a corrupt
-    // one, a page shared with a level below may have changed under us.
-    let still_there = match pager.node(parent)? {
-        Node::Branch(branch) => branch.children.get(i) == Some(&child),
-        _ => false,
-    };
-    if !still_there {
+    let mut depth = path.len;
+    let mut pgno = leaf;
+    while depth > 0 && node::used(pager.page(pgno)?) < page_size / 4 {
+        let parent = path.steps[depth - 1];
+        if !rebalance(pager, root, &path, depth - 1, parent.child)? {
+            break;
+        }
+        // The parent lost a key to a merge: it may be underfull in turn.
+        pgno = parent.pgno;
+        depth -= 1;
+    }
+    collapse_root(pager, root)?;
+    Ok(Some(chain))
+}
+
+/// Records copied out of pages, to be shared between pages anew.
+#[derive(Default)]
+struct Gathered {
+    bytes: Vec<u8>,
+    spans: Vec<(usize, usize)>,
+}
+
+impl Gathered {
+    fn push(&mut self, record: &[u8]) {
+        self.spans.push((self.bytes.len(), record.len()));
+        self.bytes.extend_from_slice(record);
+    }
+
+    fn push_page(&mut self, page: &[u8]) {
+        for i in 0..node::count(page) {
+            self.push(node::record(page, i));
+        }
+    }
+
+    fn get(&self, j: usize) -> &[u8] {
+        let (at, len) = self.spans[j];
+        &self.bytes[at..at + len]
+    }
+
+    fn len(&self) -> usize {
+        self.spans.len()
+    }
+
+    fn sizes(&self) -> impl Iterator<Item = usize> + Clone + '_ {
+        self.spans.iter().map(|&(_, len)| len + 2)
+    }
+
+    /// Makes `page` a tree page of `kind` holding records `range`.
+    fn build(&self, page: &mut [u8], kind: PageKind, leftmost: Pgno, range: Range<usize>) {
+        node::init_tree(page, kind, leftmost);
+        for (i, j) in range.enumerate() {
+            assert!(
+                node::insert(page, i, self.get(j)),
+                "a split half fits its page"
+            );
+        }
+    }
+}
+
+/// How a full page's records are shared between two pages: the left takes `..at`; a leaf's
+/// right takes `at..`; a branch's record `at` moves up (its key the separator, its child the
+/// right page's leftmost) and the right takes `at + 1..`.
+struct Halves {
+    at: usize,
+    separator: Vec<u8>,
+    right_leftmost: Pgno,
+    right: Range<usize>,
+}
+
+fn halves(g: &Gathered, kind: PageKind, appended: bool) -> Halves {
+    let n = g.len();
+    if kind == PageKind::Leaf {
+        assert!(n >= 2, "an overfull leaf holds at least two records");
+        let at = if appended {
+            n - 1
+        } else {
+            split_point(g.sizes(), 1, n - 1)
+        };
+        Halves {
+            at,
+            separator: shortest_separator(
+                node::record_key(g.get(at - 1)),
+                node::record_key(g.get(at)),
+            ),
+            right_leftmost: 0,
+            right: at..n,
+        }
+    } else {
+        assert!(n >= 3, "an overfull branch holds at least three keys");
+        let at = split_point(g.sizes(), 1, n - 2);
+        Halves {
+            at,
+            separator: node::record_key(g.get(at)).to_vec(),
+            right_leftmost: node::record_child(g.get(at)),
+            right: at + 1..n,
+        }
+    }
+}
+
+/// Inserts `record` as record `i` of page `pgno`, at `depth` below the root (`path` holds the
+/// branches above it). A page without room splits, and the separator goes up to its parent in
+/// turn; a root that splits keeps its page number: both halves move to new pages under it.
+fn insert_at(
+    pager: &mut Pager,
+    root: Pgno,
+    path: &Path,
+    mut depth: usize,
+    mut pgno: Pgno,
+    mut i: usize,
+    mut record: Vec<u8>,
+) -> Result<()> {
+    loop {
+        let page = pager.page_mut(pgno)?;
+        if node::insert(page, i, &record) {
+            return Ok(());
+        }
+        let kind = node::kind(page).expect("a cached page has a known kind");
+        let leftmost = if kind == PageKind::Branch {
+            node::child(page, 0)
+        } else {
+            0
+        };
+        let mut g = Gathered::default();
+        for j in 0..node::count(page) {
+            if j == i {
+                g.push(&record);
+            }
+            g.push(node::record(page, j));
+        }
+        let appended = i == node::count(page);
+        if appended {
+            g.push(&record);
+        }
+        let h = halves(&g, kind, kind == PageKind::Leaf && appended);
+        let right = pager.alloc(|p| g.build(p, kind, h.right_leftmost, h.right.clone()))?;
+        if pgno == root {
+            let left = pager.alloc(|p| g.build(p, kind, leftmost, 0..h.at))?;
+            let page = pager.page_mut(root)?;
+            node::init_tree(page, PageKind::Branch, left);
+            node::branch_record(&mut record, &h.separator, right);
+            assert!(node::insert(page, 0, &record), "a new root has room");
+            return Ok(());
+        }
+        g.build(pager.page_mut(pgno)?, kind, leftmost, 0..h.at);
+        if depth == 0 {
+            bail!(
+                DatabaseCorrupted,
+                "{}: page {pgno} split with no parent (a shared page?)",
+                pager.path().display()
+            );
+        }
+        depth -= 1;
+        let parent = path.steps[depth];
+        check_child(pager, parent, pgno)?;
+        node::branch_record(&mut record, &h.separator, right);
+        pgno = parent.pgno;
+        i = parent.child;
+    }
+}
+
+/// On a sound tree a branch still names, at the index taken on the way down, the child it
+/// named then; in a corrupt one a page shared with a level below may have changed under us.
+fn check_child(pager: &mut Pager, step: Step, child: Pgno) -> Result<()> {
+    let page = pager.page(step.pgno)?;
+    let sound = node::kind(page) == Some(PageKind::Branch)
+        && step.child < node::children(page)
+        && node::child(page, step.child) == child;
+    if !sound {
         bail!(
             DatabaseCorrupted,
-            "{}: branch page {parent} changed under an operation below it (a shared page?)",
+            "{}: branch page {} changed under an operation below it (a shared page?)",
+            pager.path().display(),
+            step.pgno
+        );
+    }
+    Ok(())
+}
+
+/// Merges child `i` of the branch at `depth` of `path` with a neighbour if both fit one page,
+/// and otherwise shares their records evenly between the two. Returns whether they merged (the
+/// branch lost a key).
+fn rebalance(pager: &mut Pager, root: Pgno, path: &Path, depth: usize, i: usize) -> Result<bool> {
+    let parent = path.steps[depth].pgno;
+    let page = pager.page(parent)?;
+    if node::kind(page) != Some(PageKind::Branch) {
+        bail!(
+            DatabaseCorrupted,
+            "{}: page {parent} changed from a branch (a shared page?)",
             pager.path().display()
         );
     }
-    let (len, appended) = match pager.node(child)? {
-        node @ Node::Leaf(leaf) => (
-            node.encoded_len(),
-            leaf.entries.last().is_some_and(|e| e.key == key),
-        ),
-        node => (node.encoded_len(), false),
-    };
-    if len > page_size {
-        let (separator, right) = split(pager.node_mut(child)?, appended);
-        let right = pager.alloc(right)?;
-        let branch = branch_mut(pager, parent)?;
-        branch.keys.insert(i, separator);
-        branch.children.insert(i + 1, right);
-        Ok(true)
-    } else if change == Change::Shrink && len < page_size / 4 {
-        rebalance(pager, parent, i)
-    } else {
-        Ok(false)
-    }
-}
-
-/// Keeps the root within its page: a root that overflows moves its content to a new child and
-/// splits it; a branch root left with one child takes that child's content.
-fn fix_root(pager: &mut Pager, root: Pgno, key: &[u8], change: Change) -> Result<()> {
-    loop {
-        let page_size = pager.page_size();
-        if pager.node(root)?.encoded_len() > page_size {
-            let child = pager.alloc(Node::Leaf(Leaf::default()))?;
-            let content = mem::replace(
-                pager.node_mut(root)?,
-                Node::Branch(Branch {
-                    keys: vec![],
-                    children: vec![child],
-                }),
-            );
-            *pager.node_mut(child)? = content;
-            fix_child(pager, root, 0, child, key, change)?;
-            debug_assert!(pager.node(root)?.encoded_len() <= pager.page_size());
-            return Ok(());
-        }
-        let only_child = match pager.node(root)? {
-            Node::Branch(branch) if branch.keys.is_empty() => branch.children[0],
-            _ => return Ok(()),
-        };
-        let content = pager.node(only_child)?.clone();
-        *pager.node_mut(root)? = content;
-        pager.free(only_child)?;
-    }
-}
-
-/// Merges child `i` of `parent` with a neighbour if both fit one page, and otherwise shares
-/// their content evenly between the two. Returns whether `parent` changed.
-fn rebalance(pager: &mut Pager, parent: Pgno, i: usize) -> Result<bool> {
-    let (left_index, left, right, separator) = match pager.node(parent)? {
-        Node::Branch(branch) if branch.children.len() >= 2 => {
-            let li = i.saturating_sub(1).min(branch.children.len() - 2);
-            (
-                li,
-                branch.children[li],
-                branch.children[li + 1],
-                branch.keys[li].clone(),
-            )
-        }
+    let n = node::children(page);
+    if n < 2 {
         // An only child has no neighbour; its parent is fixed one level up.
-        _ => return Ok(false),
-    };
+        return Ok(false);
+    }
+    let li = i.saturating_sub(1).min(n - 2);
+    let (left, right) = (node::child(page, li), node::child(page, li + 1));
+    let separator = node::key(page, li).to_vec();
     if left == right || left == parent || right == parent {
         bail!(
             DatabaseCorrupted,
@@ -324,77 +402,72 @@ fn rebalance(pager: &mut Pager, parent: Pgno, i: usize) -> Result<bool> {
             pager.path().display()
         );
     }
-    let left_node = pager.node(left)?.clone();
-    let right_node = pager.node(right)?.clone();
-    let mut merged = match (left_node, right_node) {
-        (Node::Leaf(mut l), Node::Leaf(r)) => {
-            l.entries.extend(r.entries);
-            Node::Leaf(l)
-        }
-        (Node::Branch(mut l), Node::Branch(r)) => {
-            l.keys.push(separator);
-            l.keys.extend(r.keys);
-            l.children.extend(r.children);
-            Node::Branch(l)
-        }
-        (l, r) => bail!(
+    let (left_kind, right_kind) = (pager.kind(left)?, pager.kind(right)?);
+    if left_kind != right_kind || !matches!(left_kind, PageKind::Leaf | PageKind::Branch) {
+        bail!(
             DatabaseCorrupted,
-            "{}: sibling pages {left} ({:?}) and {right} ({:?}) are of different kinds",
-            pager.path().display(),
-            l.kind(),
-            r.kind()
-        ),
-    };
-    if merged.encoded_len() <= pager.page_size() {
-        *pager.node_mut(left)? = merged;
-        pager.free(right)?;
-        let branch = branch_mut(pager, parent)?;
-        branch.keys.remove(left_index);
-        branch.children.remove(left_index + 1);
-    } else {
-        let (separator, right_half) = split(&mut merged, false);
-        *pager.node_mut(left)? = merged;
-        *pager.node_mut(right)? = right_half;
-        let branch = branch_mut(pager, parent)?;
-        branch.keys[left_index] = separator;
+            "{}: sibling pages {left} ({left_kind:?}) and {right} ({right_kind:?}) are of different kinds",
+            pager.path().display()
+        );
     }
-    Ok(true)
+    let kind = left_kind;
+    let mut g = Gathered::default();
+    let left_page = pager.page(left)?;
+    let leftmost = node::child(left_page, 0);
+    g.push_page(left_page);
+    let right_page = pager.page(right)?;
+    if kind == PageKind::Branch {
+        let mut record = Vec::new();
+        node::branch_record(&mut record, &separator, node::child(right_page, 0));
+        g.push(&record);
+    }
+    g.push_page(right_page);
+    let page_size = pager.page_size();
+    let leftmost = if kind == PageKind::Branch {
+        leftmost
+    } else {
+        0
+    };
+    if node::fits(page_size, g.spans.iter().map(|&(_, len)| len)) {
+        g.build(pager.page_mut(left)?, kind, leftmost, 0..g.len());
+        pager.free(right)?;
+        node::remove(pager.page_mut(parent)?, li);
+        return Ok(true);
+    }
+    let h = halves(&g, kind, false);
+    g.build(pager.page_mut(left)?, kind, leftmost, 0..h.at);
+    g.build(
+        pager.page_mut(right)?,
+        kind,
+        h.right_leftmost,
+        h.right.clone(),
+    );
+    // The new separator may be longer than the old one: the parent may split.
+    node::remove(pager.page_mut(parent)?, li);
+    let mut record = Vec::new();
+    node::branch_record(&mut record, &h.separator, right);
+    insert_at(pager, root, path, depth, parent, li, record)?;
+    Ok(false)
 }
 
-/// Splits `node` in two by encoded size: `node` keeps the left part; returns the separator and
-/// the right part. `appended` (a leaf whose new entry is its last) keeps the left part full, so
-/// that keys inserted in ascending order fill their pages.
-fn split(node: &mut Node, appended: bool) -> (Vec<u8>, Node) {
-    match node {
-        Node::Leaf(leaf) => {
-            let n = leaf.entries.len();
-            assert!(n >= 2, "an overfull leaf holds at least two entries");
-            let at = if appended {
-                n - 1
-            } else {
-                split_point(leaf.entries.iter().map(LeafEntry::encoded_len), 1, n - 1)
-            };
-            let right = leaf.entries.split_off(at);
-            let separator = shortest_separator(&leaf.entries[at - 1].key, &right[0].key);
-            (separator, Node::Leaf(Leaf { entries: right }))
+/// A branch root left with one child takes that child's content, as often as it takes.
+fn collapse_root(pager: &mut Pager, root: Pgno) -> Result<()> {
+    loop {
+        let page = pager.page(root)?;
+        if node::kind(page) != Some(PageKind::Branch) || node::count(page) > 0 {
+            return Ok(());
         }
-        Node::Branch(branch) => {
-            let n = branch.keys.len();
-            assert!(n >= 3, "an overfull branch holds at least three keys");
-            // keys[at] moves up; each side keeps at least one key.
-            let at = split_point(branch.keys.iter().map(|k| 5 + k.len()), 1, n - 2);
-            let mut right_keys = branch.keys.split_off(at);
-            let separator = right_keys.remove(0);
-            let right_children = branch.children.split_off(at + 1);
-            (
-                separator,
-                Node::Branch(Branch {
-                    keys: right_keys,
-                    children: right_children,
-                }),
-            )
+        let only_child = node::child(page, 0);
+        if only_child == root {
+            bail!(
+                DatabaseCorrupted,
+                "{}: branch page {root} names itself as its child",
+                pager.path().display()
+            );
         }
-        Node::Overflow(_) | Node::Free(_) => unreachable!("only tree pages split"),
+        let content = pager.page(only_child)?.to_vec();
+        node::copy_content(pager.page_mut(root)?, &content);
+        pager.free(only_child)?;
     }
 }
 
@@ -439,16 +512,17 @@ impl Bounds {
     /// The bounds of child `i` of `branch`, whose own bounds are `self`: the separators around
     /// the child, narrowed to the branch's own range. (On a sound tree the separators lie inside
     /// it; narrowing keeps a misplaced separator from widening the range of the keys below.)
-    fn child(&self, branch: &Branch, i: usize) -> Bounds {
-        let separator_low = i.checked_sub(1).and_then(|i| branch.keys.get(i));
-        let separator_high = branch.keys.get(i);
-        let low = match (self.low.as_ref(), separator_low) {
-            (Some(a), Some(b)) => Some(a.max(b).clone()),
-            (a, b) => a.or(b).cloned(),
+    fn child(&self, branch: &[u8], i: usize) -> Bounds {
+        let count = node::count(branch);
+        let separator_low = i.checked_sub(1).map(|i| node::key(branch, i));
+        let separator_high = (i < count).then(|| node::key(branch, i));
+        let low = match (self.low.as_deref(), separator_low) {
+            (Some(a), Some(b)) => Some(a.max(b).to_vec()),
+            (a, b) => a.or(b).map(<[u8]>::to_vec),
         };
-        let high = match (self.high.as_ref(), separator_high) {
-            (Some(a), Some(b)) => Some(a.min(b).clone()),
-            (a, b) => a.or(b).cloned(),
+        let high = match (self.high.as_deref(), separator_high) {
+            (Some(a), Some(b)) => Some(a.min(b).to_vec()),
+            (a, b) => a.or(b).map(<[u8]>::to_vec),
         };
         Bounds { low, high }
     }
@@ -481,10 +555,10 @@ fn descend(
     path: &mut Vec<Level>,
     bounds: &mut Bounds,
     pgno: Pgno,
-    branch: &Branch,
+    branch: &[u8],
     child: usize,
 ) -> Pgno {
-    let child_pgno = branch.children[child];
+    let child_pgno = node::child(branch, child);
     let child_bounds = bounds.child(branch, child);
     path.push(Level {
         pgno,
@@ -507,28 +581,29 @@ pub(crate) fn seek(pager: &mut Pager, root: Pgno, key: &[u8], mode: SeekMode) ->
         if path.len() >= DEPTH_MAX {
             return Err(too_deep(pager, pgno));
         }
-        match pager.node(pgno)? {
-            Node::Branch(branch) => {
-                let child = branch.child_index(key);
-                pgno = descend(&mut path, &mut bounds, pgno, branch, child);
+        let page = pager.page(pgno)?;
+        match node::kind(page) {
+            Some(PageKind::Branch) => {
+                let child = node::child_index(page, key);
+                pgno = descend(&mut path, &mut bounds, pgno, page, child);
             }
-            Node::Leaf(leaf) => {
-                let entries = &leaf.entries;
-                if entries.is_empty() && !path.is_empty() {
+            Some(PageKind::Leaf) => {
+                let count = node::count(page);
+                if count == 0 && !path.is_empty() {
                     return Err(empty_leaf(pager, pgno));
                 }
-                let below = entries.partition_point(|e| e.key.as_slice() < key);
-                let not_above = entries.partition_point(|e| e.key.as_slice() <= key);
+                let below = node::partition(page, key, false);
+                let not_above = node::partition(page, key, true);
                 let index = match mode {
                     SeekMode::Eq => Some(below).filter(|&i| i < not_above),
-                    SeekMode::Ge => Some(below).filter(|&i| i < entries.len()),
-                    SeekMode::Gt => Some(not_above).filter(|&i| i < entries.len()),
+                    SeekMode::Ge => Some(below).filter(|&i| i < count),
+                    SeekMode::Gt => Some(not_above).filter(|&i| i < count),
                     SeekMode::Le => not_above.checked_sub(1),
                     SeekMode::Lt => below.checked_sub(1),
                 };
                 let found = match index {
                     Some(index) => Some((
-                        entries[index].clone(),
+                        node::entry(page, index),
                         Position {
                             path,
                             leaf: pgno,
@@ -541,10 +616,7 @@ pub(crate) fn seek(pager: &mut Pager, root: Pgno, key: &[u8], mode: SeekMode) ->
                 };
                 return checked(pager, found, key, mode);
             }
-            other => {
-                let kind = other.kind();
-                return Err(corrupt_kind(pager, pgno, kind));
-            }
+            other => return Err(corrupt_kind(pager, pgno, other)),
         }
     }
 }
@@ -562,19 +634,18 @@ pub(crate) fn step(
         index,
         bounds,
     } = position;
-    let next = match pager.node(leaf)? {
-        Node::Leaf(node) => {
+    let page = pager.page(leaf)?;
+    let next = match node::kind(page) {
+        Some(PageKind::Leaf) => {
             let j = if forward {
                 index.checked_add(1)
             } else {
                 index.checked_sub(1)
             };
-            j.and_then(|j| node.entries.get(j).map(|e| (e.clone(), j)))
+            j.filter(|&j| j < node::count(page))
+                .map(|j| (node::entry(page, j), j))
         }
-        other => {
-            let kind = other.kind();
-            return Err(corrupt_kind(pager, leaf, kind));
-        }
+        other => return Err(corrupt_kind(pager, leaf, other)),
     };
     let found = match next {
         Some((entry, index)) => Some((
@@ -637,25 +708,28 @@ fn within_bounds(pager: &Pager, found: Found) -> Result<Found> {
 /// previous one).
 fn step_leaf(pager: &mut Pager, mut path: Vec<Level>, forward: bool) -> Result<Found> {
     while let Some(level) = path.pop() {
-        let next = match pager.node(level.pgno)? {
-            // The branch is read again (it may have been evicted meanwhile); it must still be the
-            // page the cursor came down through, or the file changed under it (a lost write).
-            Node::Branch(branch) if branch.children.get(level.child) == Some(&level.child_pgno) => {
-                let j = if forward {
-                    level.child.checked_add(1)
-                } else {
-                    level.child.checked_sub(1)
-                };
-                j.filter(|&j| j < branch.children.len())
-                    .map(|j| (j, branch.children[j], level.bounds.child(branch, j)))
-            }
-            _ => bail!(
+        let page = pager.page(level.pgno)?;
+        // The branch is read again (it may have been evicted meanwhile); it must still be the
+        // page the cursor came down through, or the file changed under it (a lost write).
+        let sound = node::kind(page) == Some(PageKind::Branch)
+            && level.child < node::children(page)
+            && node::child(page, level.child) == level.child_pgno;
+        if !sound {
+            bail!(
                 DatabaseCorrupted,
                 "{}: branch page {} changed under a cursor (a lost write, or the file changed underneath)",
                 pager.path().display(),
                 level.pgno
-            ),
+            );
+        }
+        let j = if forward {
+            level.child.checked_add(1)
+        } else {
+            level.child.checked_sub(1)
         };
+        let next = j
+            .filter(|&j| j < node::children(page))
+            .map(|j| (j, node::child(page, j), level.bounds.child(page, j)));
         if let Some((child, child_pgno, bounds)) = next {
             path.push(Level {
                 child,
@@ -681,24 +755,18 @@ fn descend_edge(
         if path.len() >= DEPTH_MAX {
             return Err(too_deep(pager, pgno));
         }
-        match pager.node(pgno)? {
-            Node::Branch(branch) => {
-                let child = if forward {
-                    0
-                } else {
-                    branch.children.len() - 1
-                };
-                pgno = descend(&mut path, &mut bounds, pgno, branch, child);
+        let page = pager.page(pgno)?;
+        match node::kind(page) {
+            Some(PageKind::Branch) => {
+                let child = if forward { 0 } else { node::children(page) - 1 };
+                pgno = descend(&mut path, &mut bounds, pgno, page, child);
             }
-            Node::Leaf(leaf) => {
-                let index = if forward {
-                    0
-                } else {
-                    leaf.entries.len().saturating_sub(1)
-                };
-                return match leaf.entries.get(index) {
-                    Some(entry) => Ok(Some((
-                        entry.clone(),
+            Some(PageKind::Leaf) => {
+                let count = node::count(page);
+                let index = if forward { 0 } else { count.saturating_sub(1) };
+                return match index < count {
+                    true => Ok(Some((
+                        node::entry(page, index),
                         Position {
                             path,
                             leaf: pgno,
@@ -706,25 +774,22 @@ fn descend_edge(
                             bounds,
                         },
                     ))),
-                    None if path.is_empty() => Ok(None),
-                    None => Err(empty_leaf(pager, pgno)),
+                    false if path.is_empty() => Ok(None),
+                    false => Err(empty_leaf(pager, pgno)),
                 };
             }
-            other => {
-                let kind = other.kind();
-                return Err(corrupt_kind(pager, pgno, kind));
-            }
+            other => return Err(corrupt_kind(pager, pgno, other)),
         }
     }
 }
 
-/// Every page of the tree under `root`, and every value, visited depth first. Used to free a
-/// whole tree.
+/// Every page of the tree under `root`, and every value's overflow chain, visited depth first.
+/// Used to free a whole tree.
 pub(crate) fn visit(
     pager: &mut Pager,
     root: Pgno,
     visit_page: &mut dyn FnMut(Pgno),
-    visit_value: &mut dyn FnMut(&Value),
+    visit_chain: &mut dyn FnMut(Chain),
 ) -> Result<()> {
     let mut stack = vec![(root, 0usize)];
     let mut seen = BTreeSet::new();
@@ -740,15 +805,15 @@ pub(crate) fn visit(
             );
         }
         visit_page(pgno);
-        match pager.node(pgno)? {
-            Node::Branch(branch) => {
-                stack.extend(branch.children.iter().map(|&child| (child, depth + 1)))
+        let page = pager.page(pgno)?;
+        match node::kind(page) {
+            Some(PageKind::Branch) => {
+                stack.extend((0..node::children(page)).map(|i| (node::child(page, i), depth + 1)))
             }
-            Node::Leaf(leaf) => leaf.entries.iter().for_each(|e| visit_value(&e.value)),
-            other => {
-                let kind = other.kind();
-                return Err(corrupt_kind(pager, pgno, kind));
-            }
+            Some(PageKind::Leaf) => (0..node::count(page))
+                .filter_map(|i| node::value(page, i).chain())
+                .for_each(&mut *visit_chain),
+            other => return Err(corrupt_kind(pager, pgno, other)),
         }
     }
     Ok(())

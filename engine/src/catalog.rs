@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use crate::btree;
 use crate::error::{Result, bail};
-use crate::node::Value;
+use crate::node::{Value, ValueRef};
 use crate::page::Pgno;
 use crate::pager::Pager;
 
@@ -48,7 +48,7 @@ pub(crate) fn insert(pager: &mut Pager, name: &str, root: Pgno) -> Result<()> {
         pager,
         CATALOG_ROOT,
         name.as_bytes(),
-        Value::Inline(root.to_le_bytes().to_vec()),
+        ValueRef::Inline(&root.to_le_bytes()),
     )?;
     if old.is_some() {
         bail!(

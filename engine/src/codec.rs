@@ -44,10 +44,6 @@ impl<'a> Reader<'a> {
         Ok(self.array::<1>()?[0])
     }
 
-    pub(crate) fn u16(&mut self) -> Result<u16> {
-        Ok(u16::from_le_bytes(self.array()?))
-    }
-
     pub(crate) fn u32(&mut self) -> Result<u32> {
         Ok(u32::from_le_bytes(self.array()?))
     }
@@ -73,10 +69,6 @@ impl<'a> Writer<'a> {
 
     pub(crate) fn u8(&mut self, v: u8) {
         self.out.push(v);
-    }
-
-    pub(crate) fn u16(&mut self, v: u16) {
-        self.bytes(&v.to_le_bytes());
     }
 
     pub(crate) fn u32(&mut self, v: u32) {
@@ -117,13 +109,11 @@ mod tests {
         let mut buf = Vec::new();
         let mut w = Writer::new(&mut buf);
         w.u8(1);
-        w.u16(0x0203);
         w.u32(0x0405_0607);
         w.u64(0x0809_0a0b_0c0d_0e0f);
         w.bytes(b"xy");
         let mut r = Reader::new(&buf);
         assert_eq!(r.u8().unwrap(), 1);
-        assert_eq!(r.u16().unwrap(), 0x0203);
         assert_eq!(r.u32().unwrap(), 0x0405_0607);
         assert_eq!(r.u64().unwrap(), 0x0809_0a0b_0c0d_0e0f);
         assert_eq!(r.bytes(2).unwrap(), b"xy");

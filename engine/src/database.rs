@@ -16,8 +16,9 @@ use crate::env::Env;
 use crate::error::{ErrorKind, JetError, Result, bail};
 use crate::header::{self, DbHeader, DbState, Lgpos, Signature};
 use crate::limits;
-use crate::node::{Leaf, LeafEntry, Node};
+use crate::node::{self, LeafEntry};
 use crate::overflow;
+use crate::page::PageKind;
 use crate::page::Pgno;
 use crate::pager::{self, Pager};
 use crate::planted::{self, PlantedBug};
@@ -156,7 +157,15 @@ impl Database {
         // The catalog root first, then the two header copies: a file whose header is whole is a
         // whole database.
         let mut page = vec![0u8; options.page_size];
-        Node::Leaf(Leaf::default()).encode_into(&mut page, CATALOG_ROOT, header.dbtime);
+        node::init_tree(&mut page, PageKind::Leaf, 0);
+        crate::page::seal(
+            &mut page,
+            crate::page::PageHeader {
+                pgno: CATALOG_ROOT,
+                dbtime: header.dbtime,
+                kind: PageKind::Leaf,
+            },
+        );
         let io = |what: &str| {
             let path = path.display().to_string();
             let what = what.to_string();
@@ -307,7 +316,9 @@ impl Database {
             bail!(TableDuplicate, "table {name:?} already exists");
         }
         let root = self.change(|db| {
-            let root = db.pager.alloc(Node::Leaf(Leaf::default()))?;
+            let root = db
+                .pager
+                .alloc(|page| node::init_tree(page, PageKind::Leaf, 0))?;
             catalog::insert(&mut db.pager, name, root)?;
             Ok(root)
         })?;
@@ -335,15 +346,15 @@ impl Database {
         let root = self.open_table(name)?.root;
         self.change(|db| {
             let mut pages = Vec::new();
-            let mut values = Vec::new();
+            let mut chains = Vec::new();
             btree::visit(
                 &mut db.pager,
                 root,
                 &mut |pgno| pages.push(pgno),
-                &mut |value| values.push(value.clone()),
+                &mut |chain| chains.push(chain),
             )?;
-            for value in &values {
-                overflow::release(&mut db.pager, value)?;
+            for chain in chains {
+                overflow::release(&mut db.pager, Some(chain))?;
             }
             for pgno in pages {
                 db.pager.free(pgno)?;
@@ -362,8 +373,8 @@ impl Database {
         check_value(value)?;
         self.change(|db| {
             let stored = overflow::store(&mut db.pager, key, value)?;
-            if let Some(old) = btree::insert(&mut db.pager, table.root, key, stored)? {
-                overflow::release(&mut db.pager, &old)?;
+            if let Some(chain) = btree::insert(&mut db.pager, table.root, key, stored)? {
+                overflow::release(&mut db.pager, chain)?;
             }
             Ok(())
         })
@@ -385,8 +396,8 @@ impl Database {
         self.check_table(table)?;
         check_key(key)?;
         self.change(|db| match btree::delete(&mut db.pager, table.root, key)? {
-            Some(old) => {
-                overflow::release(&mut db.pager, &old)?;
+            Some(chain) => {
+                overflow::release(&mut db.pager, chain)?;
                 Ok(true)
             }
             None => Ok(false),

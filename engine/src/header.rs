@@ -41,7 +41,7 @@ use crate::vfs::VfsFile;
 /// The magic number at the start of the header body (ESE's database magic).
 pub const MAGIC: u32 = 0x89AB_CDEF;
 /// The on-disk format version this engine writes and reads.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 /// The page holding the primary header copy.
 pub const HEADER_PGNO: Pgno = 0;
 /// The page holding the shadow header copy.

@@ -14,8 +14,9 @@ use crate::catalog::CATALOG_ROOT;
 use crate::database::Database;
 use crate::error::{ErrorKind, JetError, Result, bail};
 use crate::header::{self, DbHeader, HeaderCopy};
-use crate::node::{Node, Value};
+use crate::node::{self, ValueRef};
 use crate::overflow;
+use crate::page::PageKind;
 use crate::page::Pgno;
 use crate::pager::Pager;
 use crate::vfs::{OpenMode, Vfs};
@@ -149,8 +150,9 @@ impl Checker<'_> {
         }
         self.claim(pgno, what)?;
         report.tree_pages += 1;
-        let node = self.pager.node(pgno)?.clone();
-        if node.encoded_len() > self.pager.page_size() {
+        // Copied: checking a child reads other pages through the same cache.
+        let page = self.pager.page(pgno)?.to_vec();
+        if node::used(&page) > self.pager.page_size() {
             bail!(
                 DatabaseCorrupted,
                 "{what}: page {pgno} holds more than a page"
@@ -158,49 +160,55 @@ impl Checker<'_> {
         }
         let in_range = |key: &[u8]| low.is_none_or(|l| key >= l) && high.is_none_or(|h| key < h);
         let is_root = level == 1;
-        match node {
-            Node::Leaf(leaf) => {
-                if leaf.entries.is_empty() && !is_root {
+        let count = node::count(&page);
+        match node::kind(&page) {
+            Some(PageKind::Leaf) => {
+                if count == 0 && !is_root {
                     bail!(
                         DatabaseCorrupted,
                         "{what}: leaf page {pgno} is empty but is not the root"
                     );
                 }
-                for entry in &leaf.entries {
-                    if !in_range(&entry.key) {
+                for i in 0..count {
+                    if !in_range(node::key(&page, i)) {
                         bail!(
                             DatabaseCorrupted,
                             "{what}: page {pgno} holds a key outside its branch's range"
                         );
                     }
-                    if let Value::Overflow { first, len } = entry.value {
-                        for page in overflow::pages(self.pager, first, len)? {
-                            self.claim(page, &format!("{what} (value chain)"))?;
+                    if let ValueRef::Overflow { first, len } = node::value(&page, i) {
+                        for chain_page in overflow::pages(self.pager, first, len)? {
+                            self.claim(chain_page, &format!("{what} (value chain)"))?;
                             report.overflow_pages += 1;
                         }
                     }
                 }
-                report.records += leaf.entries.len() as u64;
+                report.records += count as u64;
                 Ok(level)
             }
-            Node::Branch(branch) => {
-                if branch.keys.is_empty() {
+            Some(PageKind::Branch) => {
+                if count == 0 {
                     bail!(DatabaseCorrupted, "{what}: branch page {pgno} has no keys");
                 }
-                if !branch.keys.iter().all(|k| in_range(k)) {
+                if !(0..count).all(|i| in_range(node::key(&page, i))) {
                     bail!(
                         DatabaseCorrupted,
                         "{what}: branch page {pgno} holds a key outside its range"
                     );
                 }
                 let mut depth = None;
-                for (i, &child) in branch.children.iter().enumerate() {
+                for i in 0..node::children(&page) {
                     let child_low = if i == 0 {
                         low
                     } else {
-                        Some(branch.keys[i - 1].as_slice())
+                        Some(node::key(&page, i - 1))
                     };
-                    let child_high = branch.keys.get(i).map(Vec::as_slice).or(high);
+                    let child_high = if i < count {
+                        Some(node::key(&page, i))
+                    } else {
+                        high
+                    };
+                    let child = node::child(&page, i);
                     let d = self.node(what, child, child_low, child_high, level + 1, report)?;
                     if *depth.get_or_insert(d) != d {
                         bail!(
@@ -213,8 +221,7 @@ impl Checker<'_> {
             }
             other => bail!(
                 DatabaseCorrupted,
-                "{what}: page {pgno} is a {:?} page inside the tree",
-                other.kind()
+                "{what}: page {pgno} is a {other:?} page inside the tree"
             ),
         }
     }
@@ -231,12 +238,13 @@ impl Checker<'_> {
                 );
             }
             self.claim(pgno, "the free list")?;
-            let Node::Free(next) = *self.pager.node(pgno)? else {
+            if self.pager.kind(pgno)? != PageKind::Free {
                 bail!(
                     DatabaseCorrupted,
                     "page {pgno} is on the free list but is not a free page"
                 );
-            };
+            }
+            let next = node::next(self.pager.page(pgno)?);
             count += 1;
             pgno = next;
         }
@@ -336,7 +344,7 @@ pub fn verify_file(vfs: &dyn Vfs, path: &Path) -> Result<ChecksumReport> {
                 .map_err(|_| {
                     JetError::new(ErrorKind::DatabaseCorrupted, "page number beyond 32 bits")
                 })
-                .and_then(|p| Node::decode(page, p).map(|_| ()));
+                .and_then(|p| node::validate(page, p).map(|_| ()));
             if let Err(error) = checked {
                 bad_pages.push(BadPage { pgno: this, error });
             }

@@ -6,42 +6,24 @@
 //! corruption, never returned as a wrong value.
 
 use crate::error::{Result, bail};
-use crate::node::{self, LeafEntry, Node, Overflow, Value};
-use crate::page::Pgno;
+use crate::node::{self, Chain, Value, ValueRef};
+use crate::page::{PageKind, Pgno};
 use crate::pager::Pager;
 
-/// The stored form of `bytes` under `key`: inline when the entry fits a quarter page, otherwise
-/// a new overflow chain.
-pub(crate) fn store(pager: &mut Pager, key: &[u8], bytes: &[u8]) -> Result<Value> {
-    let inline = LeafEntry {
-        key: key.to_vec(),
-        value: Value::Inline(Vec::new()),
-    }
-    .encoded_len()
-        + bytes.len();
-    if inline <= node::inline_entry_max(pager.page_size()) {
-        return Ok(Value::Inline(bytes.to_vec()));
+/// The stored form of `bytes` under `key`: inline when the record fits a quarter page,
+/// otherwise a new overflow chain.
+pub(crate) fn store<'a>(pager: &mut Pager, key: &[u8], bytes: &'a [u8]) -> Result<ValueRef<'a>> {
+    if node::inline_entry_len(key.len(), bytes.len()) <= node::inline_entry_max(pager.page_size()) {
+        return Ok(ValueRef::Inline(bytes));
     }
     let capacity = node::overflow_capacity(pager.page_size());
-    let mut pages: Vec<Pgno> = Vec::with_capacity(bytes.len().div_ceil(capacity));
-    for chunk in bytes.chunks(capacity) {
-        pages.push(pager.alloc(Node::Overflow(Overflow {
-            next: 0,
-            data: chunk.to_vec(),
-        }))?);
-    }
-    // Link each page to the next, now that their numbers are known.
-    for pair in pages.windows(2) {
-        let Node::Overflow(page) = pager.node_mut(pair[0])? else {
-            unreachable!("just allocated")
-        };
-        page.next = pair[1];
+    // Written back to front, so each page is made knowing the next.
+    let mut next = 0;
+    for chunk in bytes.chunks(capacity).rev() {
+        next = pager.alloc(|page| node::init_overflow(page, next, chunk))?;
     }
     let len = u32::try_from(bytes.len()).expect("value length checked against VALUE_LEN_MAX");
-    Ok(Value::Overflow {
-        first: pages[0],
-        len,
-    })
+    Ok(ValueRef::Overflow { first: next, len })
 }
 
 /// The bytes of a stored value.
@@ -58,9 +40,9 @@ pub(crate) fn load(pager: &mut Pager, value: Value) -> Result<Vec<u8>> {
     }
 }
 
-/// Frees the overflow pages of a stored value (an inline value has none).
-pub(crate) fn release(pager: &mut Pager, value: &Value) -> Result<()> {
-    if let &Value::Overflow { first, len } = value {
+/// Frees the overflow pages of a removed or replaced value (an inline value has none).
+pub(crate) fn release(pager: &mut Pager, chain: Option<Chain>) -> Result<()> {
+    if let Some(Chain { first, len }) = chain {
         for pgno in pages(pager, first, len)? {
             pager.free(pgno)?;
         }
@@ -92,22 +74,22 @@ fn walk(
         } else {
             capacity
         };
-        let Node::Overflow(page) = pager.node(pgno)? else {
+        if pager.kind(pgno)? != PageKind::Overflow {
             bail!(
                 DatabaseCorrupted,
                 "{path}: page {pgno} of a value chain is not an overflow page"
             );
-        };
-        if page.data.len() != expected || (i + 1 == count) != (page.next == 0) {
+        }
+        let page = pager.page(pgno)?;
+        let (data, next) = (node::overflow_data(page), node::next(page));
+        if data.len() != expected || (i + 1 == count) != (next == 0) {
             bail!(
                 DatabaseCorrupted,
-                "{path}: overflow page {pgno} (piece {i} of {count}) holds {} bytes and links to {}; expected {expected} bytes",
-                page.data.len(),
-                page.next
+                "{path}: overflow page {pgno} (piece {i} of {count}) holds {} bytes and links to {next}; expected {expected} bytes",
+                data.len(),
             );
         }
-        let next = page.next;
-        visit(pgno, &page.data);
+        visit(pgno, data);
         pgno = next;
     }
     Ok(())

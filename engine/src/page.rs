@@ -43,6 +43,21 @@ pub enum PageKind {
     Free = 5,
 }
 
+/// The kind a page's kind byte names, if it names one.
+pub(crate) fn kind_of(byte: u8) -> Option<PageKind> {
+    PageKind::from_u8(byte)
+}
+
+/// The dbtime a page's envelope records.
+pub(crate) fn dbtime_of(page: &[u8]) -> u64 {
+    u64::from(le_u32(page, DBTIME_OFFSET)) | (u64::from(le_u32(page, DBTIME_OFFSET + 4)) << 32)
+}
+
+/// Records `dbtime` in a page's envelope (sealed later, when it is written).
+pub(crate) fn set_dbtime(page: &mut [u8], dbtime: u64) {
+    page[DBTIME_OFFSET..DBTIME_OFFSET + 8].copy_from_slice(&dbtime.to_le_bytes());
+}
+
 impl PageKind {
     fn from_u8(byte: u8) -> Option<PageKind> {
         Some(match byte {

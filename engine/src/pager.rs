@@ -1,6 +1,7 @@
-//! The pager: the database file seen as numbered pages, through a cache of decoded nodes.
+//! The pager: the database file seen as numbered pages, through a cache of page frames.
 //!
-//! It hands out pages ([`Pager::node`] to read, [`Pager::node_mut`] to change), allocates and
+//! The cache holds each page as its bytes (`node` reads and changes them in place). It hands
+//! out pages ([`Pager::page`] to read, [`Pager::page_mut`] to change), allocates and
 //! frees them (a free list threaded through the free pages), and writes changed pages back.
 //!
 //! Changed pages reach the file only in batches ([`Pager::write_batch`]): every changed page
@@ -14,6 +15,7 @@
 //! `CleanShutdown` marks the file consistent again.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::mem;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -22,16 +24,17 @@ use crate::doublewrite::{self, BatchWriter};
 use crate::error::{ErrorKind, JetError, Result, bail};
 use crate::header::{DbHeader, DbState, HEADER_PGNO, Lgpos, SHADOW_PGNO};
 use crate::limits;
-use crate::node::Node;
-use crate::page::Pgno;
+use crate::node;
+use crate::page::{self, PageHeader, PageKind, Pgno};
 use crate::vfs::{Vfs, VfsFile};
 
 /// Writes of consecutive pages are gathered into one of at most this many bytes.
 const WRITE_BATCH_BYTES_MAX: usize = 1024 * 1024;
 
 struct Frame {
-    node: Node,
-    dbtime: u64,
+    /// The page's bytes. Its envelope's dbtime and kind are current; its page number and
+    /// checksum are sealed only when it is written.
+    page: Box<[u8]>,
     dirty: bool,
     used: u64,
 }
@@ -86,9 +89,14 @@ pub(crate) struct Pager {
     poisoned: Option<JetError>,
     cache: BTreeMap<Pgno, Frame>,
     cache_pages_max: usize,
+    /// How many cached frames are dirty.
+    dirty_count: usize,
+    /// Frames of evicted pages, for the next loads to reuse.
+    spare: Vec<Box<[u8]>>,
+    /// A buffer lent to the tree for encoding records, so a put allocates none.
+    buffer: Vec<u8>,
     /// A logical clock for least-recently-used eviction.
     tick: u64,
-    scratch: Vec<u8>,
     /// Whether a write-ahead log covers this file: changed pages then wait in the cache for
     /// the instance to write a batch (it flushes the log first).
     logging: bool,
@@ -129,8 +137,10 @@ impl Pager {
             poisoned: None,
             cache: BTreeMap::new(),
             cache_pages_max: (cache_size / page_size).max(limits::CACHE_PAGES_MIN),
+            dirty_count: 0,
+            spare: Vec::new(),
+            buffer: Vec::new(),
             tick: 0,
-            scratch: vec![0u8; page_size],
             logging: false,
             logged_through: 0,
             wal_durable: 0,
@@ -227,38 +237,52 @@ impl Pager {
     }
 
     /// The page `pgno`, read from the file if it is not cached.
-    pub(crate) fn node(&mut self, pgno: Pgno) -> Result<&Node> {
+    pub(crate) fn page(&mut self, pgno: Pgno) -> Result<&[u8]> {
         self.load(pgno)?;
         let frame = self.cache.get_mut(&pgno).expect("loaded");
         frame.used = self.tick;
-        Ok(&frame.node)
+        Ok(&frame.page)
+    }
+
+    /// The kind of page `pgno`.
+    pub(crate) fn kind(&mut self, pgno: Pgno) -> Result<PageKind> {
+        let page = self.page(pgno)?;
+        Ok(node::kind(page).expect("cached pages have a known kind"))
     }
 
     /// The page `pgno`, to change: it is stamped with a new dbtime and will be written back.
-    pub(crate) fn node_mut(&mut self, pgno: Pgno) -> Result<&mut Node> {
+    pub(crate) fn page_mut(&mut self, pgno: Pgno) -> Result<&mut [u8]> {
         assert!(self.writable, "a read-only pager is never changed");
         self.load(pgno)?;
         let dbtime = self.next_dbtime()?;
         let frame = self.cache.get_mut(&pgno).expect("loaded");
-        assert!(dbtime > frame.dbtime, "page dbtimes only grow");
-        frame.dbtime = dbtime;
-        frame.dirty = true;
+        assert!(
+            dbtime > page::dbtime_of(&frame.page),
+            "page dbtimes only grow"
+        );
+        page::set_dbtime(&mut frame.page, dbtime);
+        if !frame.dirty {
+            frame.dirty = true;
+            self.dirty_count += 1;
+        }
         frame.used = self.tick;
-        Ok(&mut frame.node)
+        Ok(&mut frame.page)
     }
 
-    /// A new page holding `node`: the head of the free list, or a page past the end.
-    pub(crate) fn alloc(&mut self, node: Node) -> Result<Pgno> {
+    /// A new page, made what `init` makes of it: the head of the free list, or a page past
+    /// the end.
+    pub(crate) fn alloc(&mut self, init: impl FnOnce(&mut [u8])) -> Result<Pgno> {
         assert!(self.writable);
         let pgno = if self.header.free_head != 0 {
             let head = self.header.free_head;
-            let Node::Free(next) = *self.node(head)? else {
+            if self.kind(head)? != PageKind::Free {
                 bail!(
                     DatabaseCorrupted,
                     "{}: page {head} is on the free list but is not free",
                     self.path.display()
                 );
-            };
+            }
+            let next = node::next(self.page(head)?);
             if next != 0 && (next <= CATALOG_ROOT || next >= self.header.page_count) {
                 bail!(
                     DatabaseCorrupted,
@@ -288,19 +312,21 @@ impl Pager {
             self.make_room()?;
             let pgno = self.header.page_count;
             self.header.page_count += 1;
+            let mut page = self.frame();
+            node::init_free(&mut page, 0);
             self.cache.insert(
                 pgno,
                 Frame {
-                    node: Node::Free(0),
-                    dbtime: 0,
+                    page,
                     dirty: true,
                     used: self.tick,
                 },
             );
+            self.dirty_count += 1;
             pgno
         };
         self.header_dirty = true;
-        *self.node_mut(pgno)? = node;
+        init(self.page_mut(pgno)?);
         Ok(pgno)
     }
 
@@ -314,7 +340,7 @@ impl Pager {
                 self.path.display()
             );
         }
-        if let Node::Free(_) = self.node(pgno)? {
+        if self.kind(pgno)? == PageKind::Free {
             bail!(
                 DatabaseCorrupted,
                 "{}: page {pgno} is freed twice (linked from two places)",
@@ -322,11 +348,33 @@ impl Pager {
             );
         }
         let head = self.header.free_head;
-        *self.node_mut(pgno)? = Node::Free(head);
+        node::init_free(self.page_mut(pgno)?, head);
         self.header.free_head = pgno;
         self.header.free_count += 1;
         self.header_dirty = true;
         Ok(())
+    }
+
+    /// The pager's spare buffer (empty), lent out; [`Pager::give_buffer`] returns it.
+    pub(crate) fn take_buffer(&mut self) -> Vec<u8> {
+        mem::take(&mut self.buffer)
+    }
+
+    /// Returns a buffer lent by [`Pager::take_buffer`].
+    pub(crate) fn give_buffer(&mut self, mut buffer: Vec<u8>) {
+        buffer.clear();
+        self.buffer = buffer;
+    }
+
+    /// A zeroed frame: an evicted page's, or a new one.
+    fn frame(&mut self) -> Box<[u8]> {
+        match self.spare.pop() {
+            Some(mut page) => {
+                page.fill(0);
+                page
+            }
+            None => vec![0u8; self.page_size].into_boxed_slice(),
+        }
     }
 
     /// Writes every changed page and the header as one batch, its state the header's.
@@ -345,7 +393,11 @@ impl Pager {
     }
 
     pub(crate) fn dirty_pages(&self) -> usize {
-        self.cache.values().filter(|f| f.dirty).count()
+        debug_assert_eq!(
+            self.dirty_count,
+            self.cache.values().filter(|f| f.dirty).count()
+        );
+        self.dirty_count
     }
 
     fn next_dbtime(&mut self) -> Result<u64> {
@@ -388,13 +440,21 @@ impl Pager {
         }
         self.make_room()?;
         let offset = u64::from(pgno) * self.page_size as u64;
-        self.file
-            .read_exact_at(&mut self.scratch, offset)
-            .map_err(|err| {
-                JetError::io(format!("{}: read page {pgno}", self.path.display()), &err)
-            })?;
-        let (node, dbtime) =
-            Node::decode(&self.scratch, pgno).map_err(|err| err.context(self.path.display()))?;
+        let mut page = self.frame();
+        let checked = match self.file.read_exact_at(&mut page, offset) {
+            Ok(()) => node::validate(&page, pgno).map_err(|err| err.context(self.path.display())),
+            Err(err) => Err(JetError::io(
+                format!("{}: read page {pgno}", self.path.display()),
+                &err,
+            )),
+        };
+        let dbtime = match checked {
+            Ok((_, dbtime)) => dbtime,
+            Err(err) => {
+                self.spare.push(page);
+                return Err(err);
+            }
+        };
         if dbtime > self.header.dbtime {
             bail!(
                 DatabaseCorrupted,
@@ -406,8 +466,7 @@ impl Pager {
         self.cache.insert(
             pgno,
             Frame {
-                node,
-                dbtime,
+                page,
                 dirty: false,
                 used: self.tick,
             },
@@ -446,7 +505,10 @@ impl Pager {
             .collect();
         by_age.sort_unstable();
         for &(_, pgno) in by_age.iter().take(want) {
-            self.cache.remove(&pgno);
+            let frame = self.cache.remove(&pgno).expect("listed");
+            if self.spare.len() < 16 {
+                self.spare.push(frame.page);
+            }
         }
         Ok(())
     }
@@ -542,6 +604,16 @@ impl Pager {
             .filter(|(_, f)| f.dirty)
             .map(|(&pgno, _)| pgno)
             .collect();
+        // Sealed once here: the doublewrite file and the file's place get the same bytes.
+        for pgno in &dirty {
+            let frame = self.cache.get_mut(pgno).expect("listed");
+            let header = PageHeader {
+                pgno: *pgno,
+                dbtime: page::dbtime_of(&frame.page),
+                kind: node::kind(&frame.page).expect("cached pages have a known kind"),
+            };
+            page::seal(&mut frame.page, header);
+        }
         if dirty.is_empty() && !self.header_dirty && self.disk.state == state {
             return Ok(());
         }
@@ -574,6 +646,7 @@ impl Pager {
             for pgno in &dirty {
                 self.cache.get_mut(pgno).expect("present").dirty = false;
             }
+            self.dirty_count -= dirty.len();
         }
         self.write_header_copies(&image)?;
         self.header.sequence = sequence;
@@ -604,13 +677,10 @@ impl Pager {
             let mut writer = BatchWriter::start(&*dw, image)?;
             let per_chunk = (WRITE_BATCH_BYTES_MAX / self.page_size).max(1);
             let mut chunk = Vec::with_capacity(per_chunk.min(dirty.len()) * self.page_size);
-            let mut page = vec![0u8; self.page_size];
             for pgnos in dirty.chunks(per_chunk) {
                 chunk.clear();
                 for pgno in pgnos {
-                    let frame = &self.cache[pgno];
-                    frame.node.encode_into(&mut page, *pgno, frame.dbtime);
-                    chunk.extend_from_slice(&page);
+                    chunk.extend_from_slice(&self.cache[pgno].page);
                 }
                 writer.write(&chunk)?;
             }
@@ -630,7 +700,6 @@ impl Pager {
     fn write_in_place(&mut self, pgnos: &[Pgno]) -> Result<()> {
         debug_assert!(pgnos.windows(2).all(|w| w[0] < w[1]));
         let mut batch: Vec<u8> = Vec::new();
-        let mut page = vec![0u8; self.page_size];
         let mut start = 0usize;
         while start < pgnos.len() {
             let mut end = start + 1;
@@ -642,9 +711,7 @@ impl Pager {
             }
             batch.clear();
             for &pgno in &pgnos[start..end] {
-                let frame = &self.cache[&pgno];
-                frame.node.encode_into(&mut page, pgno, frame.dbtime);
-                batch.extend_from_slice(&page);
+                batch.extend_from_slice(&self.cache[&pgno].page);
             }
             let offset = u64::from(pgnos[start]) * self.page_size as u64;
             self.save_for_backup(pgnos[start], (end - start) as u32);

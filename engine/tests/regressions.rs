@@ -38,29 +38,56 @@ fn sealed(pgno: u32, kind: PageKind, body: &[u8]) -> Vec<u8> {
     page
 }
 
-/// A leaf page of inline entries (layout in node.rs).
-fn leaf(pgno: u32, entries: &[(&[u8], &[u8])]) -> Vec<u8> {
-    let mut body = (entries.len() as u16).to_le_bytes().to_vec();
-    for (key, value) in entries {
-        body.extend([key.len() as u8, 0]);
-        body.extend(*key);
-        body.extend((value.len() as u16).to_le_bytes());
-        body.extend(*value);
+/// A slotted tree page (layout in node.rs): records packed from the page's end, their offsets
+/// in order after the 12-byte tree header.
+fn tree(pgno: u32, kind: PageKind, leftmost: u32, records: &[Vec<u8>]) -> Vec<u8> {
+    let mut page = vec![0u8; PAGE];
+    let mut at = PAGE;
+    let mut offsets = Vec::new();
+    for record in records {
+        at -= record.len();
+        page[at..at + record.len()].copy_from_slice(record);
+        offsets.push(at as u16);
     }
-    sealed(pgno, PageKind::Leaf, &body)
+    page[32..34].copy_from_slice(&(records.len() as u16).to_le_bytes());
+    page[34..36].copy_from_slice(&(at as u16).to_le_bytes());
+    page[40..44].copy_from_slice(&leftmost.to_le_bytes());
+    for (i, offset) in offsets.iter().enumerate() {
+        page[44 + 2 * i..46 + 2 * i].copy_from_slice(&offset.to_le_bytes());
+    }
+    sealed(pgno, kind, &page[32..])
 }
 
-/// A branch page (layout in node.rs).
+/// A leaf page of inline entries.
+fn leaf(pgno: u32, entries: &[(&[u8], &[u8])]) -> Vec<u8> {
+    let records: Vec<Vec<u8>> = entries
+        .iter()
+        .map(|(key, value)| {
+            let mut r = vec![key.len() as u8];
+            r.extend(*key);
+            r.push(0);
+            r.extend((value.len() as u16).to_le_bytes());
+            r.extend(*value);
+            r
+        })
+        .collect();
+    tree(pgno, PageKind::Leaf, 0, &records)
+}
+
+/// A branch page.
 fn branch(pgno: u32, keys: &[Vec<u8>], children: &[u32]) -> Vec<u8> {
     assert_eq!(children.len(), keys.len() + 1);
-    let mut body = (keys.len() as u16).to_le_bytes().to_vec();
-    body.extend(children[0].to_le_bytes());
-    for (key, child) in keys.iter().zip(&children[1..]) {
-        body.push(key.len() as u8);
-        body.extend(key);
-        body.extend(child.to_le_bytes());
-    }
-    sealed(pgno, PageKind::Branch, &body)
+    let records: Vec<Vec<u8>> = keys
+        .iter()
+        .zip(&children[1..])
+        .map(|(key, child)| {
+            let mut r = vec![key.len() as u8];
+            r.extend(key);
+            r.extend(child.to_le_bytes());
+            r
+        })
+        .collect();
+    tree(pgno, PageKind::Branch, children[0], &records)
 }
 
 fn free(pgno: u32, next: u32) -> Vec<u8> {
