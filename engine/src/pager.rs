@@ -19,6 +19,8 @@ use std::mem;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use rustc_hash::FxHashMap;
+
 use crate::catalog::CATALOG_ROOT;
 use crate::doublewrite::{self, BatchWriter};
 use crate::error::{ErrorKind, JetError, Result, bail};
@@ -35,7 +37,6 @@ struct Frame {
     /// The page's bytes. Its envelope's dbtime and kind are current; its page number and
     /// checksum are sealed only when it is written.
     page: Box<[u8]>,
-    dirty: bool,
     used: u64,
 }
 
@@ -87,10 +88,12 @@ pub(crate) struct Pager {
     /// The first failed write or fsync. After it the file's state is unknown (a failed fsync
     /// may have dropped written pages), so the pager writes nothing more.
     poisoned: Option<JetError>,
-    cache: BTreeMap<Pgno, Frame>,
+    /// Looked up on every page access: hashed (with no random state, so every run is alike),
+    /// and never iterated in an order that matters.
+    cache: FxHashMap<Pgno, Frame>,
     cache_pages_max: usize,
-    /// How many cached frames are dirty.
-    dirty_count: usize,
+    /// The changed pages, in page order: the next batch.
+    dirty: BTreeSet<Pgno>,
     /// Frames of evicted pages, for the next loads to reuse.
     spare: Vec<Box<[u8]>>,
     /// A buffer lent to the tree for encoding records, so a put allocates none.
@@ -135,9 +138,9 @@ impl Pager {
             header_dirty: false,
             pages_written: 0,
             poisoned: None,
-            cache: BTreeMap::new(),
+            cache: FxHashMap::default(),
             cache_pages_max: (cache_size / page_size).max(limits::CACHE_PAGES_MIN),
-            dirty_count: 0,
+            dirty: BTreeSet::new(),
             spare: Vec::new(),
             buffer: Vec::new(),
             tick: 0,
@@ -261,10 +264,7 @@ impl Pager {
             "page dbtimes only grow"
         );
         page::set_dbtime(&mut frame.page, dbtime);
-        if !frame.dirty {
-            frame.dirty = true;
-            self.dirty_count += 1;
-        }
+        self.dirty.insert(pgno);
         frame.used = self.tick;
         Ok(&mut frame.page)
     }
@@ -318,11 +318,10 @@ impl Pager {
                 pgno,
                 Frame {
                     page,
-                    dirty: true,
                     used: self.tick,
                 },
             );
-            self.dirty_count += 1;
+            self.dirty.insert(pgno);
             pgno
         };
         self.header_dirty = true;
@@ -393,11 +392,7 @@ impl Pager {
     }
 
     pub(crate) fn dirty_pages(&self) -> usize {
-        debug_assert_eq!(
-            self.dirty_count,
-            self.cache.values().filter(|f| f.dirty).count()
-        );
-        self.dirty_count
+        self.dirty.len()
     }
 
     fn next_dbtime(&mut self) -> Result<u64> {
@@ -467,7 +462,6 @@ impl Pager {
             pgno,
             Frame {
                 page,
-                dirty: false,
                 used: self.tick,
             },
         );
@@ -500,7 +494,7 @@ impl Pager {
         let mut by_age: Vec<(u64, Pgno)> = self
             .cache
             .iter()
-            .filter(|(_, f)| !f.dirty)
+            .filter(|(pgno, _)| !self.dirty.contains(pgno))
             .map(|(&pgno, f)| (f.used, pgno))
             .collect();
         by_age.sort_unstable();
@@ -598,12 +592,7 @@ impl Pager {
             !self.logging || self.logged_through <= self.wal_durable,
             "a batch written before its log records are durable"
         );
-        let dirty: Vec<Pgno> = self
-            .cache
-            .iter()
-            .filter(|(_, f)| f.dirty)
-            .map(|(&pgno, _)| pgno)
-            .collect();
+        let dirty: Vec<Pgno> = self.dirty.iter().copied().collect();
         // Sealed once here: the doublewrite file and the file's place get the same bytes.
         for pgno in &dirty {
             let frame = self.cache.get_mut(pgno).expect("listed");
@@ -643,10 +632,7 @@ impl Pager {
             }
             self.write_in_place(&dirty)?;
             self.sync()?;
-            for pgno in &dirty {
-                self.cache.get_mut(pgno).expect("present").dirty = false;
-            }
-            self.dirty_count -= dirty.len();
+            self.dirty.clear();
         }
         self.write_header_copies(&image)?;
         self.header.sequence = sequence;
