@@ -30,8 +30,9 @@ use crate::page::Pgno;
 use crate::planted::{self, PlantedBug};
 use crate::recovery::{self, Layout, RecoveryReport};
 use crate::session::Session;
-use crate::version::{TableKey, VersionStore};
+use crate::version::VersionStore;
 use crate::vfs::parent_dir;
+use crate::writeset::{self, Write, WriteSet};
 
 /// An instance's parameters, named as ESE names them (`JET_param…`).
 #[derive(Clone, Debug)]
@@ -537,14 +538,10 @@ pub(crate) struct Logging {
 /// A key's entry in the lock table: its table's root and a hash of its bytes.
 type LockKey = (Pgno, u64);
 
-/// The lock table's name for `key`. Two keys of one table with the same hash share a lock:
-/// a spurious write conflict, at odds of one in 2^64 per pair, never a missed one.
-/// (SipHash with fixed keys: the same in every run of one build, as determinism needs.)
-fn lock_of(key: &TableKey) -> LockKey {
-    use std::hash::{Hash, Hasher};
-    let mut hasher = std::hash::DefaultHasher::new();
-    key.1.hash(&mut hasher);
-    (key.0, hasher.finish())
+/// The lock table's name for `key` of table `root`. Two keys of one table with the same hash
+/// share a lock: a spurious write conflict, at odds of one in 2^64 per pair, never a missed one.
+fn lock_of(root: Pgno, key: &[u8]) -> LockKey {
+    (root, writeset::hash_key(root, key))
 }
 
 /// A position as one number that orders like it: the generation above the offset.
@@ -733,7 +730,9 @@ impl Core {
         key: &[u8],
         snapshot: u64,
     ) -> Result<Option<Vec<u8>>> {
-        if let Some(kept) = self.versions.as_of(&(table.root(), key.to_vec()), snapshot) {
+        if !self.versions.is_empty()
+            && let Some(kept) = self.versions.as_of(&(table.root(), key.to_vec()), snapshot)
+        {
             return Ok(kept.map(<[u8]>::to_vec));
         }
         self.db.get(table, key)
@@ -746,10 +745,11 @@ impl Core {
         &mut self,
         id: u64,
         snapshot: u64,
-        key: &TableKey,
+        root: Pgno,
+        key: &[u8],
         write_bytes: usize,
     ) -> Result<()> {
-        let lock = lock_of(key);
+        let lock = lock_of(root, key);
         if let Some(&owner) = self.locks.get(&lock)
             && owner != id
         {
@@ -757,15 +757,20 @@ impl Core {
             bail!(
                 WriteConflict,
                 "key {} is being written by another open transaction",
-                show_key(&key.1)
+                show_key(key)
             );
         }
-        if self.versions.newest(key).is_some_and(|s| s > snapshot) {
+        if !self.versions.is_empty()
+            && self
+                .versions
+                .newest(&(root, key.to_vec()))
+                .is_some_and(|s| s > snapshot)
+        {
             self.stats.write_conflicts += 1;
             bail!(
                 WriteConflict,
                 "key {} was changed by a transaction that committed after this one began",
-                show_key(&key.1)
+                show_key(key)
             );
         }
         if write_bytes + self.versions.bytes() > self.params.version_store_size {
@@ -780,31 +785,32 @@ impl Core {
         Ok(())
     }
 
-    /// Ends transaction `id` without committing: its locks are released.
-    pub(crate) fn end(&mut self, id: u64, keys: impl Iterator<Item = TableKey>) {
+    /// Ends transaction `id`: the locks of `writes` (those it still holds) are released.
+    pub(crate) fn end(&mut self, id: u64, writes: Option<&WriteSet>) {
         if self.active.remove(&id).is_none() {
             return;
         }
-        for key in keys {
-            self.unlock(id, &key);
+        if let Some(writes) = writes {
+            writes.for_each(|w| self.unlock(id, w.root, w.key));
         }
         let oldest = self.active.values().copied().min().unwrap_or(u64::MAX);
         self.versions.collect(oldest);
     }
 
-    /// Releases transaction `id`'s lock on `key`.
-    fn unlock(&mut self, id: u64, key: &TableKey) {
-        let lock = lock_of(key);
+    /// Releases transaction `id`'s lock on `key` of table `root`.
+    fn unlock(&mut self, id: u64, root: Pgno, key: &[u8]) {
+        let lock = lock_of(root, key);
         if self.locks.get(&lock) == Some(&id) {
             self.locks.remove(&lock);
         }
     }
 
-    pub(crate) fn rolled_back(&mut self, id: u64, keys: impl Iterator<Item = TableKey>) {
+    /// Ends transaction `id` without committing: nothing of `writes` is applied.
+    pub(crate) fn rolled_back(&mut self, id: u64, writes: &WriteSet) {
         if self.active.contains_key(&id) {
             self.stats.rollbacks += 1;
         }
-        self.end(id, keys);
+        self.end(id, Some(writes));
     }
 
     /// Commits transaction `id`: logs its writes as one group (flushed if durable), then
@@ -816,16 +822,16 @@ impl Core {
     pub(crate) fn commit(
         &mut self,
         id: u64,
-        writes: BTreeMap<TableKey, Option<Vec<u8>>>,
+        writes: WriteSet,
         tables: &BTreeMap<Pgno, Table>,
         mode: CommitMode,
     ) -> Result<()> {
         if let Err(err) = self.check_open(id) {
-            self.rolled_back(id, writes.into_keys());
+            self.rolled_back(id, &writes);
             return Err(err);
         }
         if writes.is_empty() {
-            self.end(id, std::iter::empty());
+            self.end(id, None);
             // A durable commit makes every commit before it durable, even with nothing of
             // its own to log: what the transaction read is then safe.
             if mode == CommitMode::Durable {
@@ -839,8 +845,11 @@ impl Core {
         let prepared = self.next_sequence().and_then(|sequence| {
             let mut befores = Vec::new();
             if self.active.keys().any(|&other| other != id) {
-                for key in writes.keys() {
-                    befores.push((key.clone(), self.db.get(tables[&key.0], &key.1)?));
+                let mut keys = Vec::with_capacity(writes.len());
+                writes.for_each(|w| keys.push((w.root, w.key.to_vec())));
+                for key in keys {
+                    let before = self.db.get(tables[&key.0], &key.1)?;
+                    befores.push((key, before));
                 }
             }
             Ok((sequence, befores))
@@ -848,7 +857,7 @@ impl Core {
         let (sequence, befores) = match prepared {
             Ok(prepared) => prepared,
             Err(err) => {
-                self.rolled_back(id, writes.into_keys());
+                self.rolled_back(id, &writes);
                 return Err(err);
             }
         };
@@ -867,7 +876,7 @@ impl Core {
             self.stats.lazy_commits += 1;
         }
         // (Its locks went as its writes were applied.)
-        self.end(id, std::iter::empty());
+        self.end(id, None);
         self.maintain_after_commit();
         Ok(())
     }
@@ -891,24 +900,24 @@ impl Core {
         &mut self,
         id: u64,
         sequence: u64,
-        writes: BTreeMap<TableKey, Option<Vec<u8>>>,
+        writes: WriteSet,
         tables: &BTreeMap<Pgno, Table>,
         durable: bool,
     ) -> Result<()> {
         if self.log.is_some() {
             self.log_group(id, sequence, &writes, durable)?;
         }
-        // Each write is dropped once applied, its lock released (nobody else runs until the
-        // commit returns).
-        for (key, value) in writes {
-            let table = tables[&key.0];
+        // Applied in the order written, each chunk of the write set freed once applied, each
+        // lock released (nobody else runs until the commit returns).
+        writes.drain(|Write { root, key, value }| {
+            let table = tables[&root];
             match value {
-                Some(value) => self.db.put(table, &key.1, &value)?,
+                Some(value) => self.db.put(table, key, value)?,
                 None => {
-                    self.db.delete(table, &key.1)?;
+                    self.db.delete(table, key)?;
                 }
             }
-            self.unlock(id, &key);
+            self.unlock(id, root, key);
             if self.log.is_some() && self.db.pager_mut().over_capacity() {
                 // Written, then evicted at once: left over its size, the cache would call
                 // for a batch after every write to a page it already holds.
@@ -917,8 +926,8 @@ impl Core {
                     self.db.pager_mut().trim()?;
                 }
             }
-        }
-        Ok(())
+            Ok(())
+        })
     }
 
     /// Runs the work that follows a commit. The commit is already logged (and acknowledged
@@ -935,7 +944,7 @@ impl Core {
         &mut self,
         id: u64,
         sequence: u64,
-        writes: &BTreeMap<TableKey, Option<Vec<u8>>>,
+        writes: &WriteSet,
         durable: bool,
     ) -> Result<()> {
         let names: BTreeMap<Pgno, String> = self
@@ -962,11 +971,11 @@ impl Core {
             ends.clear();
             Ok(())
         };
-        for ((root, key), value) in writes {
-            if table != Some(*root) {
-                log::encode_table(&mut buf, TableRecord::Use, &names[root]);
+        writes.try_for_each(|Write { root, key, value }| {
+            if table != Some(root) {
+                log::encode_table(&mut buf, TableRecord::Use, &names[&root]);
                 ends.push(buf.len());
-                table = Some(*root);
+                table = Some(root);
             }
             match value {
                 Some(value) => {
@@ -982,7 +991,8 @@ impl Core {
             if buf.len() >= 64 * 1024 {
                 append(&mut buf, &mut ends)?;
             }
-        }
+            Ok(())
+        })?;
         append(&mut buf, &mut ends)?;
         let commit = CommitRecord {
             transaction: id,

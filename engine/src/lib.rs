@@ -56,6 +56,7 @@ mod session;
 pub mod status;
 mod version;
 mod vfs;
+mod writeset;
 
 pub use backup::{BackupFlags, BackupJob, BackupSummary};
 pub use btree::SeekMode;

@@ -15,7 +15,8 @@ use crate::database::{Table, check_key, check_value};
 use crate::error::{Result, bail};
 use crate::instance::{CommitMode, Core, Instance};
 use crate::page::Pgno;
-use crate::version::{self, TableKey};
+use crate::version;
+use crate::writeset::WriteSet;
 
 /// How many records a transaction's range reads from the instance at a time.
 const RANGE_BATCH: usize = 256;
@@ -43,7 +44,7 @@ pub struct Session {
 struct TxState {
     id: u64,
     snapshot: u64,
-    writes: BTreeMap<TableKey, Option<Vec<u8>>>,
+    writes: WriteSet,
     tables: BTreeMap<Pgno, Table>,
     write_bytes: usize,
 }
@@ -92,7 +93,7 @@ impl Session {
         self.tx = Some(TxState {
             id,
             snapshot,
-            writes: BTreeMap::new(),
+            writes: WriteSet::default(),
             tables: BTreeMap::new(),
             write_bytes: 0,
         });
@@ -123,7 +124,7 @@ impl Session {
         });
         if let Some(writes) = writes {
             self.instance
-                .with_core_quietly(|core| core.rolled_back(id, writes.into_keys()));
+                .with_core_quietly(|core| core.rolled_back(id, &writes));
         }
         result
     }
@@ -162,7 +163,10 @@ impl Session {
         check_key(key)?;
         self.in_tx(|s| {
             let tx = s.tx.as_ref().expect("in a transaction");
-            let own = tx.writes.get(&(table.root(), key.to_vec())).cloned();
+            let own = tx
+                .writes
+                .get(table.root(), key)
+                .map(|value| value.map(<[u8]>::to_vec));
             let (id, snapshot) = (tx.id, tx.snapshot);
             s.with_core(|core| {
                 core.check_open(id)?;
@@ -180,7 +184,7 @@ impl Session {
     pub fn put(&mut self, table: Table, key: &[u8], value: &[u8]) -> Result<()> {
         check_key(key)?;
         check_value(value)?;
-        self.in_tx(|s| s.write(table, key, Some(value.to_vec())).map(|_| ()))
+        self.in_tx(|s| s.write(table, key, Some(value)).map(|_| ()))
     }
 
     /// Deletes `key` from `table`; returns whether the transaction saw it. Conflicts as
@@ -190,12 +194,11 @@ impl Session {
         self.in_tx(|s| s.write(table, key, None))
     }
 
-    fn write(&mut self, table: Table, key: &[u8], value: Option<Vec<u8>>) -> Result<bool> {
+    fn write(&mut self, table: Table, key: &[u8], value: Option<&[u8]>) -> Result<bool> {
         let tx = self.tx.as_mut().expect("in a transaction");
         let (id, snapshot) = (tx.id, tx.snapshot);
-        let tkey: TableKey = (table.root(), key.to_vec());
-        let own = tx.writes.get(&tkey).map(Option::is_some);
-        let bytes = tx.write_bytes + key.len() + value.as_ref().map_or(0, Vec::len) + 32;
+        let own = tx.writes.get(table.root(), key).map(|v| v.is_some());
+        let bytes = tx.write_bytes + key.len() + value.map_or(0, <[u8]>::len) + 32;
         let deleting = value.is_none();
         let existed = self.with_core(|core| {
             core.check_open(id)?;
@@ -205,13 +208,13 @@ impl Session {
                 None if deleting => core.read(table, key, snapshot)?.is_some(),
                 None => false,
             };
-            core.lock_key(id, snapshot, &tkey, bytes)?;
+            core.lock_key(id, snapshot, table.root(), key, bytes)?;
             Ok(existed)
         })?;
         let tx = self.tx.as_mut().expect("in a transaction");
         tx.write_bytes = bytes;
         tx.tables.insert(table.root(), table);
-        tx.writes.insert(tkey, value);
+        tx.writes.insert(table.root(), key, value);
         Ok(existed)
     }
 
@@ -278,7 +281,7 @@ impl Session {
 
 /// Ends a transaction without committing: its locks are released.
 fn release(instance: &Instance, tx: TxState) {
-    instance.with_core_quietly(|core| core.rolled_back(tx.id, tx.writes.into_keys()));
+    instance.with_core_quietly(|core| core.rolled_back(tx.id, &tx.writes));
 }
 
 impl Drop for Session {
@@ -316,7 +319,11 @@ impl TxRange<'_> {
         };
         let (table, reverse) = (self.table, self.reverse);
         let root = table.root();
-        let empty = BTreeMap::new();
+        let mut empty = WriteSet::default();
+        empty.order();
+        if let Some(tx) = &mut self.session.tx {
+            tx.writes.order();
+        }
         let (id, snapshot, writes) = match &self.session.tx {
             Some(tx) => (Some(tx.id), tx.snapshot, &tx.writes),
             None => (None, u64::MAX, &empty),
@@ -332,13 +339,9 @@ impl TxRange<'_> {
             let mut kept = versions
                 .keys_after(bounds.clone(), snapshot, reverse)
                 .peekable();
-            let own = writes.range(bounds);
-            let mut own: Box<dyn Iterator<Item = (&TableKey, &Option<Vec<u8>>)>> = if reverse {
-                Box::new(own.rev())
-            } else {
-                Box::new(own)
-            };
-            let mut own = std::iter::from_fn(move || own.next()).peekable();
+            let mut own = writes
+                .range(root, as_slice(&lo), as_slice(&hi), reverse)
+                .peekable();
             let mut batch = Vec::new();
             let mut last = None;
             loop {
@@ -353,7 +356,7 @@ impl TxRange<'_> {
                     None => None,
                 };
                 let from_kept = kept.peek().map(|k| k.to_vec());
-                let from_own = own.peek().map(|(k, _)| k.1.clone());
+                let from_own = own.peek().map(|w| w.key.to_vec());
                 let next = [&from_tree, &from_kept, &from_own]
                     .into_iter()
                     .flatten()
@@ -371,7 +374,7 @@ impl TxRange<'_> {
                     kept.next();
                 }
                 let own_value = if from_own.as_ref() == Some(&key) {
-                    Some(own.next().expect("peeked").1.clone())
+                    Some(own.next().expect("peeked").value.map(<[u8]>::to_vec))
                 } else {
                     None
                 };

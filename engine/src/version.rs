@@ -113,8 +113,7 @@ impl VersionStore {
         self.bytes
     }
 
-    /// Whether any version is kept.
-    #[cfg(test)]
+    /// Whether any version is kept (a lookup is then skipped: it would need an owned key).
     pub(crate) fn is_empty(&self) -> bool {
         self.by_key.is_empty()
     }
