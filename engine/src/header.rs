@@ -26,8 +26,9 @@
 //!    172    8 log through: the end of the log records whose changes the file holds
 //! ```
 //!
-//! Version 2 added `log through`; version 1 files (whose logs held page images) are refused
-//! with `JET_errInvalidDatabaseVersion`.
+//! Version 2 added `log through`; version 3 made tree pages slotted (see `node`). Files of
+//! version 1 (whose logs held page images) and 2 are refused with
+//! `JET_errInvalidDatabaseVersion`.
 
 use std::fmt;
 
@@ -523,8 +524,9 @@ mod tests {
             DbHeader::decode(&wrong_magic, 0).unwrap_err().kind(),
             ErrorKind::InvalidDatabase
         );
-        // Version 1 (its logs held page images) and any later one are refused.
-        for version in [1, 9] {
+        // Version 1 (its logs held page images), 2 (its tree pages were not slotted) and any
+        // later one are refused.
+        for version in [1, 2, 9] {
             let other = DbHeader {
                 format_version: version,
                 ..good.clone()
