@@ -145,6 +145,12 @@ pub(crate) fn get(pager: &mut Pager, root: Pgno, key: &[u8]) -> Result<Option<Va
         .map(|i| node::value(page, i).to_owned()))
 }
 
+/// Whether the tree holds `key`.
+pub(crate) fn contains(pager: &mut Pager, root: Pgno, key: &[u8]) -> Result<bool> {
+    let leaf = descend_to(pager, root, key, &mut new_path())?;
+    Ok(node::search(pager.page(leaf)?, key).is_ok())
+}
+
 /// What a put or delete found under its key: `None` if nothing, otherwise the overflow chain
 /// the old value owned (which the caller frees), if any.
 pub(crate) type Prior = Option<Option<Chain>>;

@@ -390,6 +390,13 @@ impl Database {
         }
     }
 
+    /// Whether `table` holds `key` (its value is not read).
+    pub(crate) fn contains(&mut self, table: Table, key: &[u8]) -> Result<bool> {
+        self.check_table(table)?;
+        check_key(key)?;
+        btree::contains(&mut self.pager, table.root, key)
+    }
+
     /// Removes `key` from `table`; returns whether it was there.
     pub fn delete(&mut self, table: Table, key: &[u8]) -> Result<bool> {
         self.check_writable()?;

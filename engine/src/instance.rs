@@ -32,7 +32,7 @@ use crate::recovery::{self, Layout, RecoveryReport};
 use crate::session::Session;
 use crate::version::VersionStore;
 use crate::vfs::parent_dir;
-use crate::writeset::{self, Write, WriteSet};
+use crate::writeset::{Write, WriteSet};
 
 /// An instance's parameters, named as ESE names them (`JET_param…`).
 #[derive(Clone, Debug)]
@@ -538,11 +538,9 @@ pub(crate) struct Logging {
 /// A key's entry in the lock table: its table's root and a hash of its bytes.
 type LockKey = (Pgno, u64);
 
-/// The lock table's name for `key` of table `root`. Two keys of one table with the same hash
-/// share a lock: a spurious write conflict, at odds of one in 2^64 per pair, never a missed one.
-fn lock_of(root: Pgno, key: &[u8]) -> LockKey {
-    (root, writeset::hash_key(root, key))
-}
+// A key's lock is its table and `writeset::hash_key` of it. Two keys of one table with the
+// same hash share a lock: a spurious write conflict, at odds of one in 2^64 per pair, never a
+// missed one.
 
 /// A position as one number that orders like it: the generation above the offset.
 pub(crate) fn lsn(pos: Lgpos) -> u64 {
@@ -738,6 +736,17 @@ impl Core {
         self.db.get(table, key)
     }
 
+    /// Whether `key` exists in `table` as a snapshot after commit `snapshot` sees it (the
+    /// value is not copied).
+    pub(crate) fn exists(&mut self, table: Table, key: &[u8], snapshot: u64) -> Result<bool> {
+        if !self.versions.is_empty()
+            && let Some(kept) = self.versions.as_of(&(table.root(), key.to_vec()), snapshot)
+        {
+            return Ok(kept.is_some());
+        }
+        self.db.contains(table, key)
+    }
+
     /// Takes the write lock on `key` for transaction `id`, or refuses with
     /// `JET_errWriteConflict`: another open transaction wrote it, or a commit after the
     /// snapshot did.
@@ -746,10 +755,11 @@ impl Core {
         id: u64,
         snapshot: u64,
         root: Pgno,
+        hash: u64,
         key: &[u8],
         write_bytes: usize,
     ) -> Result<()> {
-        let lock = lock_of(root, key);
+        let lock = (root, hash);
         if let Some(&owner) = self.locks.get(&lock)
             && owner != id
         {
@@ -791,15 +801,15 @@ impl Core {
             return;
         }
         if let Some(writes) = writes {
-            writes.for_each(|w| self.unlock(id, w.root, w.key));
+            writes.for_each(|w| self.unlock(id, w.root, w.hash));
         }
         let oldest = self.active.values().copied().min().unwrap_or(u64::MAX);
         self.versions.collect(oldest);
     }
 
-    /// Releases transaction `id`'s lock on `key` of table `root`.
-    fn unlock(&mut self, id: u64, root: Pgno, key: &[u8]) {
-        let lock = lock_of(root, key);
+    /// Releases transaction `id`'s lock on the key of table `root` whose hash is `hash`.
+    fn unlock(&mut self, id: u64, root: Pgno, hash: u64) {
+        let lock = (root, hash);
         if self.locks.get(&lock) == Some(&id) {
             self.locks.remove(&lock);
         }
@@ -909,25 +919,32 @@ impl Core {
         }
         // Applied in the order written, each chunk of the write set freed once applied, each
         // lock released (nobody else runs until the commit returns).
-        writes.drain(|Write { root, key, value }| {
-            let table = tables[&root];
-            match value {
-                Some(value) => self.db.put(table, key, value)?,
-                None => {
-                    self.db.delete(table, key)?;
+        writes.drain(
+            |Write {
+                 root,
+                 hash,
+                 key,
+                 value,
+             }| {
+                let table = tables[&root];
+                match value {
+                    Some(value) => self.db.put(table, key, value)?,
+                    None => {
+                        self.db.delete(table, key)?;
+                    }
                 }
-            }
-            self.unlock(id, root, key);
-            if self.log.is_some() && self.db.pager_mut().over_capacity() {
-                // Written, then evicted at once: left over its size, the cache would call
-                // for a batch after every write to a page it already holds.
-                self.batch()?;
-                if !planted::active(&self.env, PlantedBug::CheckpointSkipsCacheBound) {
-                    self.db.pager_mut().trim()?;
+                self.unlock(id, root, hash);
+                if self.log.is_some() && self.db.pager_mut().over_capacity() {
+                    // Written, then evicted at once: left over its size, the cache would call
+                    // for a batch after every write to a page it already holds.
+                    self.batch()?;
+                    if !planted::active(&self.env, PlantedBug::CheckpointSkipsCacheBound) {
+                        self.db.pager_mut().trim()?;
+                    }
                 }
-            }
-            Ok(())
-        })
+                Ok(())
+            },
+        )
     }
 
     /// Runs the work that follows a commit. The commit is already logged (and acknowledged
@@ -971,28 +988,32 @@ impl Core {
             ends.clear();
             Ok(())
         };
-        writes.try_for_each(|Write { root, key, value }| {
-            if table != Some(root) {
-                log::encode_table(&mut buf, TableRecord::Use, &names[&root]);
-                ends.push(buf.len());
-                table = Some(root);
-            }
-            match value {
-                Some(value) => {
-                    log::encode_put(&mut buf, &mut ends, key, value);
-                    puts += 1;
-                }
-                None => {
-                    log::encode_delete(&mut buf, key);
+        writes.try_for_each(
+            |Write {
+                 root, key, value, ..
+             }| {
+                if table != Some(root) {
+                    log::encode_table(&mut buf, TableRecord::Use, &names[&root]);
                     ends.push(buf.len());
-                    deletes += 1;
+                    table = Some(root);
                 }
-            }
-            if buf.len() >= 64 * 1024 {
-                append(&mut buf, &mut ends)?;
-            }
-            Ok(())
-        })?;
+                match value {
+                    Some(value) => {
+                        log::encode_put(&mut buf, &mut ends, key, value);
+                        puts += 1;
+                    }
+                    None => {
+                        log::encode_delete(&mut buf, key);
+                        ends.push(buf.len());
+                        deletes += 1;
+                    }
+                }
+                if buf.len() >= 64 * 1024 {
+                    append(&mut buf, &mut ends)?;
+                }
+                Ok(())
+            },
+        )?;
         append(&mut buf, &mut ends)?;
         let commit = CommitRecord {
             transaction: id,

@@ -37,6 +37,8 @@ struct Frame {
     /// The page's bytes. Its envelope's dbtime and kind are current; its page number and
     /// checksum are sealed only when it is written.
     page: Box<[u8]>,
+    /// Changed since the last batch (and listed in `Pager::dirty`).
+    dirty: bool,
     used: u64,
 }
 
@@ -92,8 +94,8 @@ pub(crate) struct Pager {
     /// and never iterated in an order that matters.
     cache: FxHashMap<Pgno, Frame>,
     cache_pages_max: usize,
-    /// The changed pages, in page order: the next batch.
-    dirty: BTreeSet<Pgno>,
+    /// The changed pages, in the order first changed: the next batch.
+    dirty: Vec<Pgno>,
     /// Frames of evicted pages, for the next loads to reuse.
     spare: Vec<Box<[u8]>>,
     /// A buffer lent to the tree for encoding records, so a put allocates none.
@@ -140,7 +142,7 @@ impl Pager {
             poisoned: None,
             cache: FxHashMap::default(),
             cache_pages_max: (cache_size / page_size).max(limits::CACHE_PAGES_MIN),
-            dirty: BTreeSet::new(),
+            dirty: Vec::new(),
             spare: Vec::new(),
             buffer: Vec::new(),
             tick: 0,
@@ -264,7 +266,10 @@ impl Pager {
             "page dbtimes only grow"
         );
         page::set_dbtime(&mut frame.page, dbtime);
-        self.dirty.insert(pgno);
+        if !frame.dirty {
+            frame.dirty = true;
+            self.dirty.push(pgno);
+        }
         frame.used = self.tick;
         Ok(&mut frame.page)
     }
@@ -318,10 +323,11 @@ impl Pager {
                 pgno,
                 Frame {
                     page,
+                    dirty: true,
                     used: self.tick,
                 },
             );
-            self.dirty.insert(pgno);
+            self.dirty.push(pgno);
             pgno
         };
         self.header_dirty = true;
@@ -462,6 +468,7 @@ impl Pager {
             pgno,
             Frame {
                 page,
+                dirty: false,
                 used: self.tick,
             },
         );
@@ -494,7 +501,7 @@ impl Pager {
         let mut by_age: Vec<(u64, Pgno)> = self
             .cache
             .iter()
-            .filter(|(pgno, _)| !self.dirty.contains(pgno))
+            .filter(|(_, f)| !f.dirty)
             .map(|(&pgno, f)| (f.used, pgno))
             .collect();
         by_age.sort_unstable();
@@ -592,7 +599,8 @@ impl Pager {
             !self.logging || self.logged_through <= self.wal_durable,
             "a batch written before its log records are durable"
         );
-        let dirty: Vec<Pgno> = self.dirty.iter().copied().collect();
+        self.dirty.sort_unstable();
+        let dirty = self.dirty.clone();
         // Sealed once here: the doublewrite file and the file's place get the same bytes.
         for pgno in &dirty {
             let frame = self.cache.get_mut(pgno).expect("listed");
@@ -632,6 +640,12 @@ impl Pager {
             }
             self.write_in_place(&dirty)?;
             self.sync()?;
+            for pgno in &dirty {
+                self.cache
+                    .get_mut(pgno)
+                    .expect("a changed page stays cached")
+                    .dirty = false;
+            }
             self.dirty.clear();
         }
         self.write_header_copies(&image)?;

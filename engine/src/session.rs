@@ -16,7 +16,7 @@ use crate::error::{Result, bail};
 use crate::instance::{CommitMode, Core, Instance};
 use crate::page::Pgno;
 use crate::version;
-use crate::writeset::WriteSet;
+use crate::writeset::{self, WriteSet};
 
 /// How many records a transaction's range reads from the instance at a time.
 const RANGE_BATCH: usize = 256;
@@ -197,7 +197,11 @@ impl Session {
     fn write(&mut self, table: Table, key: &[u8], value: Option<&[u8]>) -> Result<bool> {
         let tx = self.tx.as_mut().expect("in a transaction");
         let (id, snapshot) = (tx.id, tx.snapshot);
-        let own = tx.writes.get(table.root(), key).map(|v| v.is_some());
+        let hash = writeset::hash_key(table.root(), key);
+        let own = tx
+            .writes
+            .get_hashed(hash, table.root(), key)
+            .map(|v| v.is_some());
         let bytes = tx.write_bytes + key.len() + value.map_or(0, <[u8]>::len) + 32;
         let deleting = value.is_none();
         let existed = self.with_core(|core| {
@@ -205,16 +209,16 @@ impl Session {
             core.db.check_table(table)?;
             let existed = match own {
                 Some(existed) => existed,
-                None if deleting => core.read(table, key, snapshot)?.is_some(),
+                None if deleting => core.exists(table, key, snapshot)?,
                 None => false,
             };
-            core.lock_key(id, snapshot, table.root(), key, bytes)?;
+            core.lock_key(id, snapshot, table.root(), hash, key, bytes)?;
             Ok(existed)
         })?;
         let tx = self.tx.as_mut().expect("in a transaction");
         tx.write_bytes = bytes;
         tx.tables.insert(table.root(), table);
-        tx.writes.insert(table.root(), key, value);
+        tx.writes.insert_hashed(hash, table.root(), key, value);
         Ok(existed)
     }
 

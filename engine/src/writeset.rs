@@ -9,7 +9,7 @@
 //!
 //! ```text
 //! record: table root u32, flags u8 (1 delete, 2 superseded), key length u8, value length u32,
-//!         key, value
+//!         the key's hash u64 (`hash_key`), key, value
 //! handle: chunk index << 32 | offset of the record in its chunk
 //! ```
 
@@ -23,7 +23,7 @@ use crate::page::Pgno;
 
 /// Records are appended to chunks of this size (a larger record gets a chunk of its own).
 const CHUNK: usize = 1024 * 1024;
-const HEADER: usize = 10;
+const HEADER: usize = 18;
 const DELETE: u8 = 1;
 const SUPERSEDED: u8 = 2;
 
@@ -50,6 +50,8 @@ impl std::fmt::Debug for WriteSet {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Write<'a> {
     pub(crate) root: Pgno,
+    /// `hash_key(root, key)`, kept so that releasing the key's lock need not hash it again.
+    pub(crate) hash: u64,
     pub(crate) key: &'a [u8],
     pub(crate) value: Option<&'a [u8]>,
 }
@@ -68,12 +70,21 @@ fn record(chunk: &[u8], at: usize) -> (Write<'_>, u8) {
     let flags = chunk[at + 4];
     let key_len = chunk[at + 5] as usize;
     let value_len = u32::from_le_bytes(chunk[at + 6..at + 10].try_into().expect("4 bytes"));
+    let hash = u64::from_le_bytes(chunk[at + 10..at + 18].try_into().expect("8 bytes"));
     let key = &chunk[at + HEADER..at + HEADER + key_len];
     let value = (flags & DELETE == 0).then(|| {
         let start = at + HEADER + key_len;
         &chunk[start..start + value_len as usize]
     });
-    (Write { root, key, value }, flags)
+    (
+        Write {
+            root,
+            hash,
+            key,
+            value,
+        },
+        flags,
+    )
 }
 
 fn record_len(chunk: &[u8], at: usize) -> usize {
@@ -101,7 +112,12 @@ impl WriteSet {
 
     /// The latest write to `key` of table `root`: `Some(None)` if it deleted it.
     pub(crate) fn get(&self, root: Pgno, key: &[u8]) -> Option<Option<&[u8]>> {
-        let hash = hash_key(root, key);
+        self.get_hashed(hash_key(root, key), root, key)
+    }
+
+    /// [`WriteSet::get`], given the key's `hash_key`.
+    pub(crate) fn get_hashed(&self, hash: u64, root: Pgno, key: &[u8]) -> Option<Option<&[u8]>> {
+        debug_assert_eq!(hash, hash_key(root, key));
         let &handle = self.index.find(hash, |&h| {
             let (w, _) = self.at(h);
             w.root == root && w.key == key
@@ -110,7 +126,20 @@ impl WriteSet {
     }
 
     /// Records a put (`Some`) or a delete (`None`) of `key` in table `root`.
+    #[cfg(test)]
     pub(crate) fn insert(&mut self, root: Pgno, key: &[u8], value: Option<&[u8]>) {
+        self.insert_hashed(hash_key(root, key), root, key, value);
+    }
+
+    /// [`WriteSet::insert`], given the key's `hash_key`.
+    pub(crate) fn insert_hashed(
+        &mut self,
+        hash: u64,
+        root: Pgno,
+        key: &[u8],
+        value: Option<&[u8]>,
+    ) {
+        debug_assert_eq!(hash, hash_key(root, key));
         let key_len = u8::try_from(key.len()).expect("key length checked");
         let value_len = value.map_or(0, <[u8]>::len);
         let len = HEADER + key.len() + value_len;
@@ -132,11 +161,11 @@ impl WriteSet {
                 .expect("value length checked")
                 .to_le_bytes(),
         );
+        chunk.extend_from_slice(&hash.to_le_bytes());
         chunk.extend_from_slice(key);
         chunk.extend_from_slice(value.unwrap_or_default());
         debug_assert!(chunk.len() <= chunk.capacity());
         let handle = (chunk_index as u64) << 32 | at as u64;
-        let hash = hash_key(root, key);
         let chunks = &mut self.chunks;
         let found = self.index.find_mut(hash, |&h| {
             let (w, _) = record(&chunks[(h >> 32) as usize], h as u32 as usize);
@@ -150,8 +179,9 @@ impl WriteSet {
             None => {
                 let chunks = &self.chunks;
                 self.index.insert_unique(hash, handle, |&h| {
-                    let (w, _) = record(&chunks[(h >> 32) as usize], h as u32 as usize);
-                    hash_key(w.root, w.key)
+                    record(&chunks[(h >> 32) as usize], h as u32 as usize)
+                        .0
+                        .hash
                 });
             }
         }
