@@ -425,6 +425,20 @@ pub fn child(args: &[String]) {
 
     db.close();
     out.insert("disk_mib", dir_bytes(&dir) as f64 / 1048576.0);
+    // Where the bytes are, for the reader of the table (on stderr, which the parent shows).
+    let mut files: Vec<(String, u64)> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| e.metadata().unwrap().is_file())
+        .map(|e| (e.file_name().to_string_lossy().into_owned(), e.metadata().unwrap().len()))
+        .collect();
+    files.sort_by_key(|(_, len)| std::cmp::Reverse(*len));
+    let shown: Vec<String> = files
+        .iter()
+        .take(6)
+        .map(|(name, len)| format!("{name} {:.1} MiB", *len as f64 / 1048576.0))
+        .collect();
+    eprintln!("{engine}: {} files; largest: {}", files.len(), shown.join(", "));
     // What circular logging, or a backup's truncation, would leave: all but the archived
     // generations (`edbXXXXXXXX.log`).
     let archived: u64 = std::fs::read_dir(&dir)
