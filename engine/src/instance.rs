@@ -976,7 +976,6 @@ impl Core {
         let (mut puts, mut deletes, mut records) = (0u32, 0u32, 0u32);
         let mut buf = Vec::new();
         let mut ends = Vec::new();
-        let mut table = None;
         let mut append = |buf: &mut Vec<u8>, ends: &mut Vec<usize>| -> Result<()> {
             let mut start = 0;
             for &end in ends.iter() {
@@ -988,32 +987,37 @@ impl Core {
             ends.clear();
             Ok(())
         };
-        writes.try_for_each(
-            |Write {
-                 root, key, value, ..
-             }| {
-                if table != Some(root) {
-                    log::encode_table(&mut buf, TableRecord::Use, &names[&root]);
-                    ends.push(buf.len());
-                    table = Some(root);
-                }
-                match value {
-                    Some(value) => {
-                        log::encode_put(&mut buf, &mut ends, key, value);
-                        puts += 1;
+        // Table by table (a pass each), so the log names each table once per group however
+        // the transaction interleaved them; writes to distinct keys commute, so replaying them
+        // in this order leaves what applying them in the order written does.
+        for &only in writes.roots() {
+            log::encode_table(&mut buf, TableRecord::Use, &names[&only]);
+            ends.push(buf.len());
+            writes.try_for_each(
+                |Write {
+                     root, key, value, ..
+                 }| {
+                    if root != only {
+                        return Ok(());
                     }
-                    None => {
-                        log::encode_delete(&mut buf, key);
-                        ends.push(buf.len());
-                        deletes += 1;
+                    match value {
+                        Some(value) => {
+                            log::encode_put(&mut buf, &mut ends, key, value);
+                            puts += 1;
+                        }
+                        None => {
+                            log::encode_delete(&mut buf, key);
+                            ends.push(buf.len());
+                            deletes += 1;
+                        }
                     }
-                }
-                if buf.len() >= 64 * 1024 {
-                    append(&mut buf, &mut ends)?;
-                }
-                Ok(())
-            },
-        )?;
+                    if buf.len() >= 64 * 1024 {
+                        append(&mut buf, &mut ends)?;
+                    }
+                    Ok(())
+                },
+            )?;
+        }
         append(&mut buf, &mut ends)?;
         let commit = CommitRecord {
             transaction: id,

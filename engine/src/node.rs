@@ -663,6 +663,61 @@ mod tests {
         assert_eq!(validate(&p, 5).unwrap().0, PageKind::Branch);
     }
 
+    #[test]
+    fn random_inserts_replaces_and_removes_match_a_model() {
+        // Every step is followed by a seal and a full validation, and the page must hold
+        // exactly the model's records: holes, compaction and the room checks all get hit.
+        use std::collections::BTreeMap;
+        for page_size in [4096usize, 32768] {
+            for seed in 1..120u64 {
+                let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+                let mut below = |n: usize| {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    (state % n as u64) as usize
+                };
+                let mut p = vec![0u8; page_size];
+                init_tree(&mut p, PageKind::Leaf, 0);
+                let mut model: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+                let mut rec = Vec::new();
+                for _ in 0..300 {
+                    let k: Vec<u8> = (0..below(20)).map(|_| below(4) as u8).collect();
+                    let room = inline_entry_max(page_size) - inline_entry_len(k.len(), 0);
+                    let len = match below(3) {
+                        0 => below(8),
+                        1 => below(room / 4 + 1),
+                        _ => below(room + 1),
+                    };
+                    let v = vec![below(256) as u8; len];
+                    if below(3) < 2 {
+                        leaf_record(&mut rec, &k, ValueRef::Inline(&v));
+                        let done = match search(&p, &k) {
+                            Ok(i) => replace(&mut p, i, &rec),
+                            Err(i) => insert(&mut p, i, &rec),
+                        };
+                        if done {
+                            model.insert(k, v);
+                        } else {
+                            assert!(used(&p) + 2 + rec.len() > page_size || search(&p, &k).is_ok());
+                        }
+                    } else if !model.is_empty() {
+                        let i = below(model.len());
+                        let k = model.keys().nth(i).unwrap().clone();
+                        remove(&mut p, i);
+                        model.remove(&k);
+                    }
+                    seal(&mut p, 7);
+                    validate(&p, 7).unwrap();
+                    assert_eq!(count(&p), model.len());
+                    for (i, (k, v)) in model.iter().enumerate() {
+                        assert_eq!((key(&p, i), value(&p, i)), (&k[..], ValueRef::Inline(v)));
+                    }
+                }
+            }
+        }
+    }
+
     fn corrupt(mut p: Vec<u8>, pgno: Pgno, change: impl Fn(&mut [u8])) {
         change(&mut p);
         seal(&mut p, pgno);

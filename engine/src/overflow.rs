@@ -17,13 +17,21 @@ pub(crate) fn store<'a>(pager: &mut Pager, key: &[u8], bytes: &'a [u8]) -> Resul
         return Ok(ValueRef::Inline(bytes));
     }
     let capacity = node::overflow_capacity(pager.page_size());
-    // Written back to front, so each page is made knowing the next.
-    let mut next = 0;
-    for chunk in bytes.chunks(capacity).rev() {
-        next = pager.alloc(|page| node::init_overflow(page, next, chunk))?;
+    // The pages first, in the order allocated (ascending in a file that grows, so a value
+    // reads forward), then each filled knowing the next.
+    let mut pages = Vec::with_capacity(bytes.len().div_ceil(capacity));
+    for _ in bytes.chunks(capacity) {
+        pages.push(pager.alloc(|page| node::init_overflow(page, 0, &[]))?);
+    }
+    for (i, chunk) in bytes.chunks(capacity).enumerate() {
+        let next = pages.get(i + 1).copied().unwrap_or(0);
+        node::init_overflow(pager.page_mut(pages[i])?, next, chunk);
     }
     let len = u32::try_from(bytes.len()).expect("value length checked against VALUE_LEN_MAX");
-    Ok(ValueRef::Overflow { first: next, len })
+    Ok(ValueRef::Overflow {
+        first: pages[0],
+        len,
+    })
 }
 
 /// The bytes of a stored value.

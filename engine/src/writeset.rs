@@ -35,6 +35,8 @@ pub(crate) struct WriteSet {
     index: HashTable<u64>,
     /// Live handles in (table, key) order, built by [`WriteSet::order`]; cleared by a write.
     sorted: Option<Vec<u64>>,
+    /// The tables written, in the order first written.
+    roots: Vec<Pgno>,
 }
 
 impl std::fmt::Debug for WriteSet {
@@ -186,6 +188,14 @@ impl WriteSet {
             }
         }
         self.sorted = None;
+        if self.roots.last() != Some(&root) && !self.roots.contains(&root) {
+            self.roots.push(root);
+        }
+    }
+
+    /// The tables written, in the order first written.
+    pub(crate) fn roots(&self) -> &[Pgno] {
+        &self.roots
     }
 
     /// Every live write, in the order written.
