@@ -245,6 +245,12 @@ impl Gathered {
         self.spans.len()
     }
 
+    /// Whether the records' keys ascend strictly: always, across two sibling pages of a sound
+    /// tree; a corrupt one may hold keys misplaced across them.
+    fn ascending(&self) -> bool {
+        (1..self.len()).all(|j| node::record_key(self.get(j - 1)) < node::record_key(self.get(j)))
+    }
+
     /// Whether records `range` fit one page.
     fn fits(&self, page_size: usize, range: Range<usize>) -> bool {
         node::fits(page_size, self.spans[range].iter().map(|&(_, len)| len))
@@ -465,6 +471,9 @@ fn share(
         (0..g.len()).for_each(|j| all.push(g.get(j)));
         (sibling, pgno, sibling_leftmost)
     };
+    if !all.ascending() {
+        return Err(misplaced(pager, left, right));
+    }
     let h = halves(&all, kind, false);
     if !all.fits(page_size, 0..h.at) || !all.fits(page_size, h.right.clone()) {
         return Ok(false);
@@ -480,6 +489,13 @@ fn share(
     node::branch_record(&mut record, &h.separator, right);
     insert_at(pager, root, path, depth, parent.pgno, li, record)?;
     Ok(true)
+}
+
+fn misplaced(pager: &Pager, left: Pgno, right: Pgno) -> crate::JetError {
+    corruption(
+        pager,
+        format_args!("sibling pages {left} and {right} hold keys out of order across them"),
+    )
 }
 
 /// Whether the way down through the first `depth` branches of `path` always took the last
@@ -569,6 +585,9 @@ fn rebalance(
         g.push(&record);
     }
     g.push_page(right_page);
+    if !g.ascending() {
+        return Err(misplaced(pager, left, right));
+    }
     let page_size = pager.page_size();
     let leftmost = if kind == PageKind::Branch {
         leftmost

@@ -21,8 +21,11 @@ use hashbrown::HashTable;
 
 use crate::page::Pgno;
 
-/// Records are appended to chunks of this size (a larger record gets a chunk of its own).
+/// Records are appended to chunks of at most this size (a larger record gets a chunk of its
+/// own). The first chunk is small and each next one twice the last, so a one-put transaction
+/// does not allocate a MiB.
 const CHUNK: usize = 1024 * 1024;
+const FIRST_CHUNK: usize = 1024;
 const HEADER: usize = 18;
 const DELETE: u8 = 1;
 const SUPERSEDED: u8 = 2;
@@ -150,7 +153,11 @@ impl WriteSet {
             .last()
             .is_none_or(|c| c.capacity() - c.len() < len)
         {
-            self.chunks.push(Vec::with_capacity(CHUNK.max(len)));
+            let next = self
+                .chunks
+                .last()
+                .map_or(FIRST_CHUNK, |c| (c.capacity() * 2).min(CHUNK));
+            self.chunks.push(Vec::with_capacity(next.max(len)));
         }
         let chunk_index = self.chunks.len() - 1;
         let chunk = self.chunks.last_mut().expect("pushed");
@@ -331,6 +338,45 @@ mod tests {
                 (3, b"b".to_vec(), Some(b"3".to_vec())),
             ]
         );
+    }
+
+    #[test]
+    fn a_write_after_a_range_read_is_in_the_next_one() {
+        let mut ws = WriteSet::default();
+        ws.insert(3, b"b", Some(b"1"));
+        ws.order();
+        assert_eq!(
+            ws.range(3, Bound::Unbounded, Bound::Unbounded, false)
+                .count(),
+            1
+        );
+        ws.insert(3, b"a", Some(b"2"));
+        ws.insert(3, b"b", None);
+        ws.order();
+        let seen: Vec<_> = ws
+            .range(3, Bound::Unbounded, Bound::Unbounded, false)
+            .map(|w| (w.key.to_vec(), w.value.map(<[u8]>::to_vec)))
+            .collect();
+        assert_eq!(
+            seen,
+            [(b"a".to_vec(), Some(b"2".to_vec())), (b"b".to_vec(), None)]
+        );
+    }
+
+    #[test]
+    fn chunks_start_small_and_double() {
+        let mut ws = WriteSet::default();
+        ws.insert(3, b"k", Some(b"v"));
+        assert_eq!(ws.chunks[0].capacity(), FIRST_CHUNK);
+        for i in 0..2000u32 {
+            ws.insert(3, &i.to_be_bytes(), Some(&[0; 100]));
+        }
+        let capacities: Vec<usize> = ws.chunks.iter().map(Vec::capacity).collect();
+        assert!(
+            capacities.windows(2).all(|w| w[1] == (w[0] * 2).min(CHUNK)),
+            "{capacities:?}"
+        );
+        assert_eq!(ws.len(), 2001);
     }
 
     #[test]

@@ -1021,6 +1021,28 @@ fn an_incremental_without_a_full_backup_is_missing_full_backup() {
     fx.check_refused(&before);
 }
 
+/// -560: an incremental into a directory whose manifest was copied in from another: it names
+/// a set the directory lacks. (Found by the simulator: the backup failed at its end with
+/// `JET_errFileNotFound`, creating a log in the missing set.)
+#[test]
+fn an_incremental_whose_manifest_names_a_missing_set_is_missing_full_backup() {
+    let fx = fixture();
+    let manifest = Path::new(BK).join(jetdb::manifest::MANIFEST_NAME);
+    let bytes = support::read_all(&fx.w.mem, &manifest);
+    fx.w.mem.create_dir(Path::new("copied")).unwrap();
+    write_all(
+        &fx.w.mem,
+        &Path::new("copied").join(jetdb::manifest::MANIFEST_NAME),
+        &bytes,
+    );
+    let before = fx.before("copied");
+    let result = fx
+        .inst
+        .backup(Some(Path::new("copied")), BackupFlags::INCREMENTAL, None);
+    expect_err(result, ErrorKind::MissingFullBackup, -560);
+    fx.check_refused(&before);
+}
+
 /// -560 into a directory that does not exist: refused, and (a refused call changing nothing)
 /// the directory is not made either, though the instance may create paths.
 #[test]

@@ -393,8 +393,19 @@ impl Sim {
                         ),
                     ));
                 }
-                // (An incremental's begin checks the live generations it will copy.)
-                if expected.is_some() || !self.live_tamper_explains(e.kind(), None) {
+                // (An incremental's begin checks the live generations it will copy, and that
+                // the set its directory's manifest names is there: a manifest copied in from
+                // another directory names one that is not.)
+                let manifest_swapped = e.kind() == ErrorKind::MissingFullBackup
+                    && matches!(
+                        self.backups.dirs[dir].tampered,
+                        Some(
+                            Tamper::StaleManifest | Tamper::ForeignManifest | Tamper::ForgeManifest
+                        )
+                    );
+                if expected.is_some()
+                    || !(self.live_tamper_explains(e.kind(), None) || manifest_swapped)
+                {
                     self.check_error("begin_backup", &e, &before)?;
                 }
                 self.check_refused_begin(dir, &everything, &logs, header)
