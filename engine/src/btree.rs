@@ -385,7 +385,7 @@ fn insert_at(
 
 /// Before full page `pgno` (child of the branch at `depth` of `path`; its records and the one
 /// being inserted are `g`) splits, shares the records with the neighbour that has more room,
-/// if it has an eighth of a page: pages stay fuller and the file smaller (SQLite's balance
+/// if it has a sixteenth of a page free: pages stay fuller and the file smaller (SQLite's balance
 /// shares cells among siblings for the same reason). Returns whether it did; the parent's
 /// separator changes, and may split the parent in turn.
 #[allow(
@@ -440,7 +440,7 @@ fn share(
     let Some((sibling, is_right, free)) = best else {
         return Ok(false);
     };
-    if free < page_size / 8 {
+    if free < page_size / 16 {
         return Ok(false);
     }
     let li = if is_right { ci } else { ci - 1 };
