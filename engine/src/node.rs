@@ -238,9 +238,19 @@ fn record_len(p: &[u8], at: usize) -> usize {
 /// it would go.
 pub(crate) fn search(p: &[u8], key: &[u8]) -> std::result::Result<usize, usize> {
     let (mut lo, mut hi) = (0, count(p));
+    // Keys of eight bytes or more are mostly told apart by their first eight, compared as one
+    // big-endian number (the same order as the bytes'); only a tie compares the rest.
+    let prefix = |k: &[u8]| k.first_chunk::<8>().map(|b| u64::from_be_bytes(*b));
+    let wanted = prefix(key);
     while lo < hi {
         let mid = lo + (hi - lo) / 2;
-        match self::key(p, mid).cmp(key) {
+        let found = self::key(p, mid);
+        let order = match (prefix(found), wanted) {
+            (Some(a), Some(b)) if a != b => a.cmp(&b),
+            (Some(_), Some(_)) => found[8..].cmp(&key[8..]),
+            _ => found.cmp(key),
+        };
+        match order {
             std::cmp::Ordering::Less => lo = mid + 1,
             std::cmp::Ordering::Greater => hi = mid,
             std::cmp::Ordering::Equal => return Ok(mid),
