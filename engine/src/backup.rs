@@ -445,6 +445,20 @@ fn prepare_directory(
         ),
         _ => {}
     }
+    // (Checked before any debris is removed: a refused call changes nothing.)
+    // An incremental adds logs to the set the manifest names, which must be there with its
+    // database copy: a manifest copied in from another directory names a set this one lacks.
+    if let (BackupKind::Incremental, Some(m)) = (kind, &previous) {
+        let db_copy = m.set_dir(dir).join(&m.db_name);
+        if !vfs.exists(&db_copy).map_err(io_err("look up", &db_copy))? {
+            bail!(
+                MissingFullBackup,
+                "{}: the manifest names {}, which is not there: no full backup to extend",
+                dir.display(),
+                db_copy.display()
+            );
+        }
+    }
     // Debris: the temporary manifest, set directories the manifest does not name, and files
     // in its set that it does not list.
     let mut next_set = previous.as_ref().map_or(0, |m| m.set);
@@ -499,19 +513,6 @@ fn prepare_directory(
     }
     if removed {
         vfs.sync_dir(dir).map_err(io_err("fsync", dir))?;
-    }
-    // An incremental adds logs to the set the manifest names, which must be there with its
-    // database copy: a manifest copied in from another directory names a set this one lacks.
-    if let (BackupKind::Incremental, Some(m)) = (kind, &previous) {
-        let db_copy = m.set_dir(dir).join(&m.db_name);
-        if !vfs.exists(&db_copy).map_err(io_err("look up", &db_copy))? {
-            bail!(
-                MissingFullBackup,
-                "{}: the manifest names {}, which is not there: no full backup to extend",
-                dir.display(),
-                db_copy.display()
-            );
-        }
     }
     let next_set = next_set.checked_add(1).ok_or_else(|| {
         JetError::new(

@@ -367,15 +367,17 @@ mod tests {
     fn chunks_start_small_and_double() {
         let mut ws = WriteSet::default();
         ws.insert(3, b"k", Some(b"v"));
-        assert_eq!(ws.chunks[0].capacity(), FIRST_CHUNK);
+        assert!((FIRST_CHUNK..CHUNK).contains(&ws.chunks[0].capacity()));
         for i in 0..2000u32 {
             ws.insert(3, &i.to_be_bytes(), Some(&[0; 100]));
         }
+        // (`with_capacity` may give more than asked: the bounds are one-sided.)
         let capacities: Vec<usize> = ws.chunks.iter().map(Vec::capacity).collect();
         assert!(
-            capacities.windows(2).all(|w| w[1] == (w[0] * 2).min(CHUNK)),
+            capacities.windows(2).all(|w| w[1] >= (w[0] * 2).min(CHUNK)),
             "{capacities:?}"
         );
+        assert!(capacities.len() < 12, "{capacities:?}");
         assert_eq!(ws.len(), 2001);
     }
 

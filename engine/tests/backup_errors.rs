@@ -1035,6 +1035,16 @@ fn an_incremental_whose_manifest_names_a_missing_set_is_missing_full_backup() {
         &Path::new("copied").join(jetdb::manifest::MANIFEST_NAME),
         &bytes,
     );
+    // The directory's own set, which the copied manifest does not name: the refusal comes
+    // before the clean-up that would take it for debris (a refused call changes nothing).
+    fx.w.mem
+        .create_dir_all(Path::new("copied/set-00000009"))
+        .unwrap();
+    write_all(
+        &fx.w.mem,
+        Path::new("copied/set-00000009/data.edb"),
+        b"its own copy",
+    );
     let before = fx.before("copied");
     let result = fx
         .inst

@@ -382,8 +382,19 @@ impl Sim {
                 self.check_refused_begin(dir, &everything, &logs, header)
             }
             Err(e) => {
+                // An incremental's begin also checks that the set its directory's manifest
+                // names is there: a manifest copied in from another directory names one that
+                // is not, and that refusal may come before the one the contract expects.
+                let manifest_swapped = e.kind() == ErrorKind::MissingFullBackup
+                    && matches!(
+                        self.backups.dirs[dir].tampered,
+                        Some(
+                            Tamper::StaleManifest | Tamper::ForeignManifest | Tamper::ForgeManifest
+                        )
+                    );
                 if let Some(kind) = expected
                     && !self.explained(&e, &before)
+                    && !manifest_swapped
                 {
                     return Err(self.violation(
                         Oracle::Contract,
@@ -393,18 +404,9 @@ impl Sim {
                         ),
                     ));
                 }
-                // (An incremental's begin checks the live generations it will copy, and that
-                // the set its directory's manifest names is there: a manifest copied in from
-                // another directory names one that is not.)
-                let manifest_swapped = e.kind() == ErrorKind::MissingFullBackup
-                    && matches!(
-                        self.backups.dirs[dir].tampered,
-                        Some(
-                            Tamper::StaleManifest | Tamper::ForeignManifest | Tamper::ForgeManifest
-                        )
-                    );
-                if expected.is_some()
-                    || !(self.live_tamper_explains(e.kind(), None) || manifest_swapped)
+                // (An incremental's begin checks the live generations it will copy.)
+                if !manifest_swapped
+                    && (expected.is_some() || !self.live_tamper_explains(e.kind(), None))
                 {
                     self.check_error("begin_backup", &e, &before)?;
                 }
