@@ -474,20 +474,61 @@ fn share(
     if !all.ascending() {
         return Err(misplaced(pager, left, right));
     }
-    let h = halves(&all, kind, false);
+    let pair = Pair {
+        li,
+        left,
+        right,
+        kind,
+        left_leftmost,
+    };
+    redistribute(pager, root, path, depth, &pair, &all)
+}
+
+/// Two sibling pages: children `li` and `li + 1` of a branch.
+struct Pair {
+    li: usize,
+    left: Pgno,
+    right: Pgno,
+    kind: PageKind,
+    /// A branch pair's leftmost child (0 for leaves).
+    left_leftmost: Pgno,
+}
+
+/// Shares `all` (the records of `pair`, in key order, with a branch pair's separator between
+/// them) evenly between the two pages, and puts the new separator in their parent, the branch at
+/// `depth` of `path` (which may split). Returns false, changing nothing, if the halves would
+/// not fit.
+fn redistribute(
+    pager: &mut Pager,
+    root: Pgno,
+    path: &Path,
+    depth: usize,
+    pair: &Pair,
+    all: &Gathered,
+) -> Result<bool> {
+    let page_size = pager.page_size();
+    let h = halves(all, pair.kind, false);
     if !all.fits(page_size, 0..h.at) || !all.fits(page_size, h.right.clone()) {
         return Ok(false);
     }
-    all.build(pager.page_mut(left)?, kind, left_leftmost, 0..h.at);
     all.build(
-        pager.page_mut(right)?,
-        kind,
+        pager.page_mut(pair.left)?,
+        pair.kind,
+        pair.left_leftmost,
+        0..h.at,
+    );
+    all.build(
+        pager.page_mut(pair.right)?,
+        pair.kind,
         h.right_leftmost,
         h.right.clone(),
     );
-    node::remove(pager.page_mut(parent.pgno)?, li);
-    node::branch_record(&mut record, &h.separator, right);
-    insert_at(pager, root, path, depth, parent.pgno, li, record)?;
+    // The new separator may be longer than the old one: the parent may split.
+    let parent = path.steps[depth].pgno;
+    node::remove(pager.page_mut(parent)?, pair.li);
+    let mut record = Vec::new();
+    node::branch_record(&mut record, &h.separator, pair.right);
+    insert_at(pager, root, path, depth, parent, pair.li, record)?;
     Ok(true)
 }
 
@@ -594,25 +635,20 @@ fn rebalance(
     } else {
         0
     };
-    if node::fits(page_size, g.spans.iter().map(|&(_, len)| len)) {
+    if g.fits(page_size, 0..g.len()) {
         g.build(pager.page_mut(left)?, kind, leftmost, 0..g.len());
         pager.free(right)?;
         node::remove(pager.page_mut(parent)?, li);
         return Ok(true);
     }
-    let h = halves(&g, kind, false);
-    g.build(pager.page_mut(left)?, kind, leftmost, 0..h.at);
-    g.build(
-        pager.page_mut(right)?,
+    let pair = Pair {
+        li,
+        left,
+        right,
         kind,
-        h.right_leftmost,
-        h.right.clone(),
-    );
-    // The new separator may be longer than the old one: the parent may split.
-    node::remove(pager.page_mut(parent)?, li);
-    let mut record = Vec::new();
-    node::branch_record(&mut record, &h.separator, right);
-    insert_at(pager, root, path, depth, parent, li, record)?;
+        left_leftmost: leftmost,
+    };
+    redistribute(pager, root, path, depth, &pair, &g)?;
     Ok(false)
 }
 

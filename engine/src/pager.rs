@@ -317,7 +317,9 @@ impl Pager {
             self.make_room()?;
             let pgno = self.header.page_count;
             self.header.page_count += 1;
+            // Zeroed whole: a new page's dbtime starts at 0 (a read fills the frame instead).
             let mut page = self.frame();
+            page.fill(0);
             node::init_free(&mut page, 0);
             self.cache.insert(
                 pgno,
@@ -371,15 +373,11 @@ impl Pager {
         self.buffer = buffer;
     }
 
-    /// A zeroed frame: an evicted page's, or a new one.
+    /// A frame to fill: an evicted page's (holding its old bytes), or a new one.
     fn frame(&mut self) -> Box<[u8]> {
-        match self.spare.pop() {
-            Some(mut page) => {
-                page.fill(0);
-                page
-            }
-            None => vec![0u8; self.page_size].into_boxed_slice(),
-        }
+        self.spare
+            .pop()
+            .unwrap_or_else(|| vec![0u8; self.page_size].into_boxed_slice())
     }
 
     /// Writes every changed page and the header as one batch, its state the header's.
