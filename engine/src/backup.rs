@@ -124,6 +124,9 @@ struct DbCopy {
     end: Pgno,
     /// Each page's stored checksum, for the copy's digest in the manifest.
     sums: Vec<u32>,
+    /// The flush map when the backup began: the dbtime each page must have (0: not
+    /// written yet, nothing to check).
+    stamps: Vec<u64>,
     done: bool,
 }
 
@@ -283,7 +286,7 @@ impl Instance {
             };
             begin_in_core(core, id, kind, prepared)
         });
-        let begun = match begun {
+        let mut begun = match begun {
             Ok(begun) => begun,
             Err(err) => {
                 // A refused backup is a failed one to whoever reads the event log.
@@ -331,7 +334,7 @@ impl Instance {
             },
         };
         job.progress.total = begun.total;
-        if let Err(err) = job.start(&begun) {
+        if let Err(err) = job.start(&mut begun) {
             return Err(job.fail(err));
         }
         Ok(job)
@@ -353,6 +356,8 @@ struct Begun {
     set_dir: Option<PathBuf>,
     logs: Vec<u32>,
     db_pages: Option<Pgno>,
+    /// The flush map at the begin (a full backup).
+    stamps: Vec<u64>,
     db_path: PathBuf,
     page_size: usize,
     total: u64,
@@ -631,10 +636,14 @@ fn begin_in_core(
     }
     let page_size = header.page_size as usize;
     let mut db_pages = None;
+    let mut stamps = Vec::new();
     if kind == BackupKind::Full {
         let pages = core.db.pager_mut().set_fence()?;
         total += u64::from(pages) * page_size as u64;
         db_pages = Some(pages);
+        // The file holds the last batch whole (batches finish under the lock): each page
+        // as the map records it.
+        stamps = core.db.pager_mut().stamps().to_vec();
     }
     core.backup = Some(BackupHold {
         id,
@@ -681,6 +690,7 @@ fn begin_in_core(
         set_dir,
         logs,
         db_pages,
+        stamps,
         db_path,
         page_size,
         total,
@@ -715,7 +725,7 @@ impl<'s> BackupJob<'s> {
     }
 
     /// Makes the set directory and the database copy, and reports the begin.
-    fn start(&mut self, begun: &Begun) -> Result<()> {
+    fn start(&mut self, begun: &mut Begun) -> Result<()> {
         let vfs = std::sync::Arc::clone(&self.env.vfs);
         if let (Some(dir), Some(manifest)) = (&self.dir, &self.manifest) {
             self.set_dir = manifest.set_dir(dir);
@@ -736,6 +746,7 @@ impl<'s> BackupJob<'s> {
                     page_size: begun.page_size,
                     end: begun.db_pages.unwrap_or(0),
                     sums: vec![0; begun.db_pages.unwrap_or(0) as usize],
+                    stamps: std::mem::take(&mut begun.stamps),
                     done: false,
                 });
             }
@@ -826,7 +837,7 @@ impl<'s> BackupJob<'s> {
         {
             let db = self.db.as_mut().expect("a database copy");
             for (&pgno, page) in &saved {
-                check_page(&self.env, page, pgno, &db.from)?;
+                check_page(&self.env, page, pgno, stamp(&db.stamps, pgno), &db.from)?;
                 db.sums[pgno as usize] = page::stored_checksum(page);
                 db.file
                     .write_all_at(page, u64::from(pgno) * page_size as u64)
@@ -843,7 +854,8 @@ impl<'s> BackupJob<'s> {
                 let mut j = i;
                 while j < skip.len() && !skip[j] {
                     let page = &buf[j * page_size..(j + 1) * page_size];
-                    check_page(&self.env, page, first + j as Pgno, &db.from)?;
+                    let pgno = first + j as Pgno;
+                    check_page(&self.env, page, pgno, stamp(&db.stamps, pgno), &db.from)?;
                     db.sums[first as usize + j] = page::stored_checksum(page);
                     j += 1;
                 }
@@ -1173,12 +1185,25 @@ fn release(core: &mut Core, id: u64) {
     }
 }
 
-/// A page the backup copies must pass its checksum, or be blank (allocated, never written).
-fn check_page(env: &Env, page: &[u8], pgno: Pgno, from: &Path) -> Result<()> {
+/// The dbtime the flush map says page `pgno` was last written with (0: never written).
+fn stamp(stamps: &[u64], pgno: Pgno) -> u64 {
+    stamps.get(pgno as usize).copied().unwrap_or(0)
+}
+
+/// A page the backup copies must pass its checksum, or be blank (allocated, never written),
+/// and be the page its last write left (`stamp`, when it has been written).
+fn check_page(env: &Env, page: &[u8], pgno: Pgno, stamp: u64, from: &Path) -> Result<()> {
     if planted::active(env, PlantedBug::BackupSkipsPageCheck) {
         return Ok(());
     }
-    page::verify_copy(page, pgno).map_err(|err| {
+    let checked = page::verify_copy(page, pgno).and_then(|()| {
+        let found = page::dbtime_of(page);
+        match stamp == 0 || found == stamp {
+            true => Ok(()),
+            false => Err(crate::flushmap::lost_flush(pgno, found, stamp)),
+        }
+    });
+    checked.map_err(|err| {
         JetError::new(
             err.kind(),
             format!(

@@ -24,11 +24,13 @@
 //!    124   24 last full backup: mark (8), time (8), lowest and highest generation (4 + 4)
 //!    148   24 last incremental backup: the same fields
 //!    172    8 log through: the end of the log records whose changes the file holds
+//!    180    8 catalog stamp: the dbtime the catalog root's last write gave it
+//!    188    4 map digest: CRC32 of the flush map pages' dbtimes (see `flushmap`)
 //! ```
 //!
-//! Version 2 added `log through`; version 3 made tree pages slotted (see `node`). Files of
-//! version 1 (whose logs held page images) and 2 are refused with
-//! `JET_errInvalidDatabaseVersion`.
+//! Version 2 added `log through`; version 3 made tree pages slotted (see `node`); version 4
+//! added the flush map. Files of versions 1 (whose logs held page images) to 3 are refused
+//! with `JET_errInvalidDatabaseVersion`.
 
 use std::fmt;
 
@@ -42,7 +44,7 @@ use crate::vfs::VfsFile;
 /// The magic number at the start of the header body (ESE's database magic).
 pub const MAGIC: u32 = 0x89AB_CDEF;
 /// The on-disk format version this engine writes and reads.
-pub const FORMAT_VERSION: u32 = 3;
+pub const FORMAT_VERSION: u32 = 4;
 /// The page holding the primary header copy.
 pub const HEADER_PGNO: Pgno = 0;
 /// The page holding the shadow header copy.
@@ -154,9 +156,15 @@ pub struct DbHeader {
     /// The end of the log records whose changes the file holds (a batch writes it): a log
     /// that ends before it lost records it had made durable, and recovery refuses it.
     pub log_through: Lgpos,
+    /// The dbtime the catalog root (page 2) was last written with: the flush map's entry for
+    /// it (see `flushmap`).
+    pub catalog_stamp: u64,
+    /// CRC32 of the flush map pages' dbtimes, in page order: a map page that lost a write
+    /// no longer matches it.
+    pub map_digest: u32,
 }
 
-const BODY_LEN: usize = 180 - PAGE_HEADER_LEN;
+const BODY_LEN: usize = 192 - PAGE_HEADER_LEN;
 
 impl DbHeader {
     /// Encodes the header as the page `pgno` (0 or 1) of `page_size` bytes.
@@ -190,6 +198,8 @@ impl DbHeader {
         }
         w.u32(self.log_through.generation);
         w.u32(self.log_through.offset);
+        w.u64(self.catalog_stamp);
+        w.u32(self.map_digest);
         debug_assert_eq!(page.len(), PAGE_HEADER_LEN + BODY_LEN);
         page.resize(self.page_size as usize, 0);
         page::seal(
@@ -274,6 +284,8 @@ impl DbHeader {
             generation: r.u32()?,
             offset: r.u32()?,
         };
+        let catalog_stamp = r.u64()?;
+        let map_digest = r.u32()?;
         let header = DbHeader {
             format_version,
             page_size,
@@ -290,6 +302,8 @@ impl DbHeader {
             backup_full: backups[0],
             backup_incremental: backups[1],
             log_through,
+            catalog_stamp,
+            map_digest,
         };
         header
             .check_geometry()
@@ -492,6 +506,8 @@ mod tests {
                 generation: 3,
                 offset: 8192,
             },
+            catalog_stamp: 76,
+            map_digest: 0x1234_5678,
         }
     }
 

@@ -13,6 +13,7 @@ use crate::btree::DEPTH_MAX;
 use crate::catalog::CATALOG_ROOT;
 use crate::database::Database;
 use crate::error::{ErrorKind, JetError, Result, bail};
+use crate::flushmap;
 use crate::header::{self, DbHeader, HeaderCopy};
 use crate::node::{self, ValueRef};
 use crate::overflow;
@@ -30,6 +31,8 @@ pub struct IntegrityReport {
     pub free_pages: u32,
     /// Pages of the catalog tree.
     pub catalog_pages: u32,
+    /// Pages of the flush map.
+    pub map_pages: u32,
     /// Each table, by name.
     pub tables: BTreeMap<String, TableReport>,
 }
@@ -64,8 +67,15 @@ impl Database {
         };
         checker.claim(0, "the header")?;
         checker.claim(1, "the header")?;
+        let page_size = checker.pager.page_size();
+        let mut map_pages = 0;
+        for map in flushmap::map_pages(page_count, page_size) {
+            checker.claim(map, "the flush map")?;
+            map_pages += 1;
+        }
         let mut report = IntegrityReport {
             page_count,
+            map_pages,
             ..Default::default()
         };
         let catalog = checker.tree("the catalog", CATALOG_ROOT)?;
@@ -300,7 +310,9 @@ pub fn read_header_copies(vfs: &dyn Vfs, path: &Path) -> Result<[HeaderCopy; 2]>
 }
 
 /// Verifies every page of the database file at `path`: both header copies, then the checksum,
-/// page number and structure of every other page. Blank pages past the header's page count are
+/// page number and structure of every other page, and each page's dbtime against the flush
+/// map (a page a write lost is `JET_errReadLostFlushVerifyFailure`; a map page that lost one
+/// is reported as the first map page, since the header's digest cannot say which). Blank pages past the header's page count are
 /// unused space and pass. Fails only when no header copy is readable, since then the page size
 /// is unknown.
 pub fn verify_file(vfs: &dyn Vfs, path: &Path) -> Result<ChecksumReport> {
@@ -328,6 +340,19 @@ pub fn verify_file(vfs: &dyn Vfs, path: &Path) -> Result<ChecksumReport> {
     // Read in large chunks: the check is bound by the disk, not by the checksum.
     let chunk_pages = (4 * 1024 * 1024 / page_size) as u64;
     let mut chunk = vec![0u8; chunk_pages as usize * page_size];
+    let mut flush = flushmap::Verifier::new(&header);
+    // The map's own pages first: a stale one would make every page it describes look stale,
+    // so it is reported once, and the pages are then checked only for what they hold.
+    let flush_failed = match flushmap::check_digest(&*file, &header) {
+        Ok(()) => false,
+        Err(error) => {
+            bad_pages.push(BadPage {
+                pgno: u64::from(flushmap::FIRST_MAP),
+                error,
+            });
+            true
+        }
+    };
     let mut pgno = 2u64;
     while pgno < file_pages {
         let n = chunk_pages.min(file_pages - pgno);
@@ -344,7 +369,11 @@ pub fn verify_file(vfs: &dyn Vfs, path: &Path) -> Result<ChecksumReport> {
                 .map_err(|_| {
                     JetError::new(ErrorKind::DatabaseCorrupted, "page number beyond 32 bits")
                 })
-                .and_then(|p| node::validate(page, p).map(|_| ()));
+                .and_then(|p| node::validate(page, p).map(|_| p));
+            let checked = match checked {
+                Ok(p) if !flush_failed => flush.check(p, page),
+                other => other.map(drop),
+            };
             if let Err(error) = checked {
                 bad_pages.push(BadPage { pgno: this, error });
             }

@@ -38,6 +38,7 @@ pub mod doublewrite;
 mod env;
 mod error;
 pub mod event;
+mod flushmap;
 pub mod header;
 mod instance;
 mod integrity;

@@ -446,7 +446,12 @@ fn compact(p: &mut [u8]) {
 /// keys ascend strictly and inline records keep within a quarter page. Returns the page's kind
 /// and dbtime.
 pub(crate) fn validate(p: &[u8], pgno: Pgno) -> Result<(PageKind, u64)> {
-    let envelope = page::verify(p, pgno)?;
+    validate_with(p, pgno, true)
+}
+
+/// [`validate`], with the checksum checked only if `checksum` (see [`page::verify_with`]).
+pub(crate) fn validate_with(p: &[u8], pgno: Pgno, checksum: bool) -> Result<(PageKind, u64)> {
+    let envelope = page::verify_with(p, pgno, checksum)?;
     let page_size = p.len();
     match envelope.kind {
         PageKind::Leaf | PageKind::Branch => validate_tree(p, envelope.kind)?,
@@ -459,7 +464,7 @@ pub(crate) fn validate(p: &[u8], pgno: Pgno) -> Result<(PageKind, u64)> {
                 );
             }
         }
-        PageKind::Free => {}
+        PageKind::Free | PageKind::Map => {}
         PageKind::Header => bail!(
             DatabaseCorrupted,
             "a header page where a tree page should be"

@@ -10,7 +10,10 @@
 //! A batch is written by [`Pager::flush`], by the instance (a checkpoint, cache pressure), and
 //! without a log when the cache is full of changed pages.
 //!
-//! Every change stamps the page with a new dbtime, so a page's dbtime only grows. A batch
+//! Every change stamps the page with a new dbtime, so a page's dbtime only grows. Each batch
+//! records the dbtime it writes every page with in the flush map (see `flushmap`), which the
+//! pager holds whole in memory, and a page read back with another dbtime is refused
+//! (`JET_errReadLostFlushVerifyFailure`): a write lost or misplaced is never data. A batch
 //! written between flushes records the state `DirtyShutdown`; only a flush that ends with
 //! `CleanShutdown` marks the file consistent again.
 
@@ -24,6 +27,7 @@ use rustc_hash::FxHashMap;
 use crate::catalog::CATALOG_ROOT;
 use crate::doublewrite::{self, BatchWriter};
 use crate::error::{ErrorKind, JetError, Result, bail};
+use crate::flushmap;
 use crate::header::{DbHeader, DbState, HEADER_PGNO, Lgpos, SHADOW_PGNO};
 use crate::limits;
 use crate::node;
@@ -114,6 +118,15 @@ pub(crate) struct Pager {
     fence: Option<CopyFence>,
     /// `PlantedBug::BatchSkipsDoublewrite`.
     skip_doublewrite: bool,
+    /// The flush map: for each page, the dbtime its last write gave it (0 for the header
+    /// copies and pages never written); a map page's entry is its own dbtime.
+    stamps: Vec<u64>,
+    /// Whether a page read from the file has its checksum checked
+    /// (`PlantedBug::PageChecksumUnchecked` clears it).
+    check_checksums: bool,
+    /// Whether a page read from the file is checked against the flush map
+    /// (`PlantedBug::FlushMapUnchecked` clears it).
+    check_flush: bool,
 }
 
 impl Pager {
@@ -151,7 +164,69 @@ impl Pager {
             wal_durable: 0,
             fence: None,
             skip_doublewrite: false,
+            stamps: Vec::new(),
+            check_checksums: true,
+            check_flush: true,
         }
+    }
+
+    /// Plants `PlantedBug::PageChecksumUnchecked` or `PlantedBug::FlushMapUnchecked` (each
+    /// when its flag is set).
+    pub(crate) fn weaken_checks(&mut self, checksum: bool, flush: bool) {
+        self.check_checksums = !checksum;
+        self.check_flush = !flush;
+    }
+
+    /// Reads the flush map's pages and checks them against the header's digest: a map page
+    /// that lost a write, or any map page damaged, makes the file unreadable as a whole
+    /// (every page's check would rest on it).
+    pub(crate) fn load_flush_map(&mut self) -> Result<()> {
+        let count = self.header.page_count;
+        let mut stamps = vec![0u64; count as usize];
+        stamps[CATALOG_ROOT as usize] = self.header.catalog_stamp;
+        let mut page = vec![0u8; self.page_size];
+        let mut dbtimes = Vec::new();
+        let slots = flushmap::slots(self.page_size);
+        for map in flushmap::map_pages(count, self.page_size) {
+            let offset = u64::from(map) * self.page_size as u64;
+            self.file.read_exact_at(&mut page, offset).map_err(|err| {
+                JetError::io(
+                    format!("{}: read flush map page {map}", self.path.display()),
+                    &err,
+                )
+            })?;
+            let (kind, dbtime) = node::validate_with(&page, map, self.check_checksums)
+                .map_err(|err| err.context(self.path.display()))?;
+            if kind != PageKind::Map || dbtime > self.header.dbtime {
+                bail!(
+                    DatabaseCorrupted,
+                    "{}: page {map} should be a page of the flush map, at most dbtime {}, but is a {kind:?} page of dbtime {dbtime}",
+                    self.path.display(),
+                    self.header.dbtime
+                );
+            }
+            dbtimes.push(dbtime);
+            stamps[map as usize] = dbtime;
+            for slot in 1..slots {
+                let Some(stamp) = stamps.get_mut((map + slot) as usize) else {
+                    break;
+                };
+                *stamp = flushmap::entry(&page, slot as usize);
+            }
+        }
+        let found = flushmap::digest(dbtimes.into_iter());
+        if found != self.header.map_digest && self.check_flush {
+            return Err(
+                flushmap::stale_map(self.header.map_digest, found).context(self.path.display())
+            );
+        }
+        self.stamps = stamps;
+        Ok(())
+    }
+
+    /// The flush map: for each page, the dbtime its last write gave it.
+    pub(crate) fn stamps(&self) -> &[u64] {
+        &self.stamps
     }
 
     /// Plants `PlantedBug::BatchSkipsDoublewrite`.
@@ -315,8 +390,27 @@ impl Pager {
                 );
             }
             self.make_room()?;
+            if flushmap::is_map(self.header.page_count, self.page_size) {
+                // A new group of pages starts with its map page, written at the next batch.
+                let map = self.header.page_count;
+                let mut page = self.frame();
+                page.fill(0);
+                flushmap::fill(&mut page, map, &self.stamps);
+                self.cache.insert(
+                    map,
+                    Frame {
+                        page,
+                        dirty: true,
+                        used: self.tick,
+                    },
+                );
+                self.dirty.push(map);
+                self.stamps.push(0);
+                self.header.page_count += 1;
+            }
             let pgno = self.header.page_count;
             self.header.page_count += 1;
+            self.stamps.push(0);
             // Zeroed whole: a new page's dbtime starts at 0 (a read fills the frame instead).
             let mut page = self.frame();
             page.fill(0);
@@ -437,30 +531,45 @@ impl Pager {
                 self.header.page_count
             );
         }
+        if flushmap::is_map(pgno, self.page_size) {
+            bail!(
+                DatabaseCorrupted,
+                "{}: a link to page {pgno}, a page of the flush map",
+                self.path.display()
+            );
+        }
         self.make_room()?;
         let offset = u64::from(pgno) * self.page_size as u64;
         let mut page = self.frame();
         let checked = match self.file.read_exact_at(&mut page, offset) {
-            Ok(()) => node::validate(&page, pgno).map_err(|err| err.context(self.path.display())),
+            Ok(()) => node::validate_with(&page, pgno, self.check_checksums)
+                .map_err(|err| err.context(self.path.display())),
             Err(err) => Err(JetError::io(
                 format!("{}: read page {pgno}", self.path.display()),
                 &err,
             )),
         };
-        let dbtime = match checked {
-            Ok((_, dbtime)) => dbtime,
+        let (kind, dbtime) = match checked {
+            Ok(checked) => checked,
             Err(err) => {
                 self.spare.push(page);
                 return Err(err);
             }
         };
-        if dbtime > self.header.dbtime {
+        if dbtime > self.header.dbtime || kind == PageKind::Map {
+            self.spare.push(page);
             bail!(
                 DatabaseCorrupted,
-                "{}: page {pgno} has dbtime {dbtime}, newer than the database's {}",
+                "{}: page {pgno} is a {kind:?} page of dbtime {dbtime} (the database's is {})",
                 self.path.display(),
                 self.header.dbtime
             );
+        }
+        // The flush map: the page must be the one its last write left.
+        let expected = self.stamps[pgno as usize];
+        if dbtime != expected && self.check_flush {
+            self.spare.push(page);
+            return Err(flushmap::lost_flush(pgno, dbtime, expected).context(self.path.display()));
         }
         self.cache.insert(
             pgno,
@@ -597,6 +706,11 @@ impl Pager {
             !self.logging || self.logged_through <= self.wal_durable,
             "a batch written before its log records are durable"
         );
+        let maps = if self.dirty.is_empty() {
+            Vec::new()
+        } else {
+            self.stamp_batch()?
+        };
         self.dirty.sort_unstable();
         let dirty = self.dirty.clone();
         // Sealed once here: the doublewrite file and the file's place get the same bytes.
@@ -645,6 +759,13 @@ impl Pager {
                     .dirty = false;
             }
             self.dirty.clear();
+            // Map pages are rebuilt from `stamps` at each batch, never read: no use caching.
+            for map in maps {
+                let frame = self.cache.remove(&map).expect("a written map page");
+                if self.spare.len() < 16 {
+                    self.spare.push(frame.page);
+                }
+            }
         }
         self.write_header_copies(&image)?;
         self.header.sequence = sequence;
@@ -661,6 +782,60 @@ impl Pager {
             }
         }
         Ok(())
+    }
+
+    /// Records in the flush map the dbtime each changed page is about to be written with,
+    /// and rebuilds the map pages that hold those entries as changed pages of the same
+    /// batch, each with a new dbtime of its own; then the header's catalog stamp and map
+    /// digest. Returns the map pages.
+    fn stamp_batch(&mut self) -> Result<Vec<Pgno>> {
+        let mut maps = Vec::new();
+        for &pgno in &self.dirty {
+            if flushmap::is_map(pgno, self.page_size) {
+                maps.push(pgno);
+                continue;
+            }
+            let dbtime = page::dbtime_of(&self.cache[&pgno].page);
+            debug_assert!(
+                dbtime > self.stamps[pgno as usize],
+                "page dbtimes only grow"
+            );
+            self.stamps[pgno as usize] = dbtime;
+            if pgno > CATALOG_ROOT {
+                maps.push(flushmap::locate(pgno, self.page_size).0);
+            }
+        }
+        maps.sort_unstable();
+        maps.dedup();
+        for &map in &maps {
+            let dbtime = self.next_dbtime()?;
+            if !self.cache.contains_key(&map) {
+                let page = self.frame();
+                self.cache.insert(
+                    map,
+                    Frame {
+                        page,
+                        dirty: false,
+                        used: self.tick,
+                    },
+                );
+            }
+            let frame = self.cache.get_mut(&map).expect("inserted");
+            flushmap::fill(&mut frame.page, map, &self.stamps);
+            page::set_dbtime(&mut frame.page, dbtime);
+            if !frame.dirty {
+                frame.dirty = true;
+                self.dirty.push(map);
+            }
+            self.stamps[map as usize] = dbtime;
+        }
+        self.header.catalog_stamp = self.stamps[CATALOG_ROOT as usize];
+        self.header.map_digest = flushmap::digest(
+            flushmap::map_pages(self.header.page_count, self.page_size)
+                .map(|map| self.stamps[map as usize]),
+        );
+        self.header_dirty = true;
+        Ok(maps)
     }
 
     /// Steps 1 and 2 of a batch: its header image and pages into the doublewrite file, then

@@ -84,11 +84,16 @@ pub enum PlantedBug {
     /// Opening the database ignores the batch a crash interrupted: the file keeps half of it
     /// (`doublewrite::recover`).
     RecoveryIgnoresInterruptedBatch,
+    /// A page read from the file is not checked against the flush map: a page a write lost,
+    /// or left at another place, is returned as data (`Pager::load`).
+    FlushMapUnchecked,
+    /// A page read from the file is taken without checking its checksum (`Pager::load`).
+    PageChecksumUnchecked,
 }
 
 impl PlantedBug {
     /// Every planted bug.
-    pub const ALL: [PlantedBug; 23] = [
+    pub const ALL: [PlantedBug; 25] = [
         PlantedBug::WriteBackBeforeLog,
         PlantedBug::CheckpointBeforeWriteBack,
         PlantedBug::BackupSkipsPageCheck,
@@ -112,6 +117,8 @@ impl PlantedBug {
         PlantedBug::CheckpointSkipsCacheBound,
         PlantedBug::BatchSkipsDoublewrite,
         PlantedBug::RecoveryIgnoresInterruptedBatch,
+        PlantedBug::FlushMapUnchecked,
+        PlantedBug::PageChecksumUnchecked,
     ];
 
     /// Its name on the command line: kebab case (`write-back-before-log`).

@@ -24,6 +24,7 @@ use crate::doublewrite;
 use crate::env::Env;
 use crate::error::{ErrorKind, JetError, Result, bail, io_err};
 use crate::event::{Event, EventLog, Operation};
+use crate::flushmap;
 use crate::header::DbHeader;
 use crate::instance::{Core, Instance, InstanceParams, Lifecycle, ensure_dir, lock};
 use crate::log::{self, LogHeader, LogTail};
@@ -423,6 +424,8 @@ impl Restore<'_> {
         let mut buf = vec![0u8; chunk_pages as usize * page_size];
         let mut pgno = 0u64;
         let mut signature_checked = false;
+        let mut headers: [Option<DbHeader>; 2] = [None, None];
+        let mut flush: Option<flushmap::Verifier> = None;
         let mut sums = Vec::with_capacity(pages as usize);
         while pgno < pages {
             let n = chunk_pages.min(pages - pgno);
@@ -436,9 +439,23 @@ impl Restore<'_> {
                 page::verify_copy(page, this).map_err(|err| {
                     JetError::new(err.kind(), format!("{}: {}", from.display(), err.message()))
                 })?;
+                if this <= crate::header::SHADOW_PGNO {
+                    headers[this as usize] = DbHeader::decode(page, this).ok();
+                }
+                if this == crate::header::SHADOW_PGNO {
+                    // Both copies read: the newer whole one describes the pages (the flush
+                    // map's digest and the catalog root's entry).
+                    let newest = headers.iter().flatten().max_by_key(|h| h.sequence);
+                    flush = newest.map(flushmap::Verifier::new);
+                }
+                if let Some(flush) = &mut flush {
+                    flush.check(this, page).map_err(|err| {
+                        JetError::new(err.kind(), format!("{}: {}", from.display(), err.message()))
+                    })?;
+                }
                 if this <= crate::header::SHADOW_PGNO
                     && !signature_checked
-                    && let Ok(header) = DbHeader::decode(page, this)
+                    && let Some(header) = &headers[this as usize]
                 {
                     if header.db_signature != manifest.db_signature
                         || header.log_signature != manifest.log_signature
@@ -475,6 +492,11 @@ impl Restore<'_> {
                 "{}: neither header copy is whole",
                 from.display()
             );
+        }
+        if let Some(flush) = flush {
+            flush.finish().map_err(|err| {
+                JetError::new(err.kind(), format!("{}: {}", from.display(), err.message()))
+            })?;
         }
         out.sync().map_err(io_err("fsync", &tmp))?;
         self.summary.database_bytes = len;

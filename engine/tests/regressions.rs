@@ -24,18 +24,41 @@ use jetdb::{
 
 const PAGE: usize = 4096;
 
+/// The cases below number their pages as if page 3 were theirs; it is the flush map's
+/// first page, so each page number they name (and link to) moves one on past it.
+fn phys(pgno: u32) -> u32 {
+    if pgno >= 3 { pgno + 1 } else { pgno }
+}
+
+/// Every hand-built page is written with dbtime 1, and the flush map says so.
+const DBTIME: u64 = 1;
+
 fn sealed(pgno: u32, kind: PageKind, body: &[u8]) -> Vec<u8> {
+    sealed_at(phys(pgno), kind, body)
+}
+
+fn sealed_at(pgno: u32, kind: PageKind, body: &[u8]) -> Vec<u8> {
     let mut page = vec![0u8; PAGE];
     page[32..32 + body.len()].copy_from_slice(body);
     seal(
         &mut page,
         PageHeader {
             pgno,
-            dbtime: 1,
+            dbtime: DBTIME,
             kind,
         },
     );
     page
+}
+
+/// The flush map's page 3 for a file of `page_count` pages: every page at `DBTIME`.
+fn map_page(page_count: u32) -> Vec<u8> {
+    let mut body = vec![0u8; PAGE - 32];
+    for pgno in 4..page_count {
+        let slot = (pgno - 3) as usize;
+        body[slot * 8..slot * 8 + 8].copy_from_slice(&DBTIME.to_le_bytes());
+    }
+    sealed_at(3, PageKind::Map, &body)
 }
 
 /// A slotted tree page (layout in node.rs): records packed from the page's end, their offsets
@@ -83,23 +106,31 @@ fn branch(pgno: u32, keys: &[Vec<u8>], children: &[u32]) -> Vec<u8> {
         .map(|(key, child)| {
             let mut r = vec![key.len() as u8];
             r.extend(key);
-            r.extend(child.to_le_bytes());
+            r.extend(phys(*child).to_le_bytes());
             r
         })
         .collect();
-    tree(pgno, PageKind::Branch, children[0], &records)
+    tree(pgno, PageKind::Branch, phys(children[0]), &records)
 }
 
 fn free(pgno: u32, next: u32) -> Vec<u8> {
+    let next = if next == 0 { 0 } else { phys(next) };
     sealed(pgno, PageKind::Free, &next.to_le_bytes())
 }
 
 /// The catalog leaf (page 2) naming table "t" rooted at `root`.
 fn catalog(root: u32) -> Vec<u8> {
-    leaf(2, &[(b"t", &root.to_le_bytes())])
+    leaf(2, &[(b"t", &phys(root).to_le_bytes())])
+}
+
+/// A catalog entry's value: a table rooted at `root`.
+fn root(root: u32) -> [u8; 4] {
+    phys(root).to_le_bytes()
 }
 
 fn header(page_count: u32, free_head: u32, free_count: u32) -> DbHeader {
+    let page_count = phys(page_count);
+    let free_head = if free_head == 0 { 0 } else { phys(free_head) };
     DbHeader {
         format_version: jetdb::header::FORMAT_VERSION,
         page_size: PAGE as u32,
@@ -116,14 +147,22 @@ fn header(page_count: u32, free_head: u32, free_count: u32) -> DbHeader {
         backup_full: Default::default(),
         backup_incremental: Default::default(),
         log_through: Default::default(),
+        catalog_stamp: DBTIME,
+        map_digest: crc32fast::hash(&DBTIME.to_le_bytes()),
     }
 }
 
-/// A file image: both header copies, then `pages` from page 2 on.
+/// A file image: both header copies, then `pages` from page 2 on, the flush map's page
+/// after the first.
 fn image(header: &DbHeader, pages: Vec<Vec<u8>>) -> Vec<u8> {
     let mut out = header.encode(0);
     out.extend(header.encode(1));
-    pages.into_iter().for_each(|page| out.extend(page));
+    for (i, page) in pages.into_iter().enumerate() {
+        if i == 1 {
+            out.extend(map_page(header.page_count));
+        }
+        out.extend(page);
+    }
     assert_eq!(out.len(), header.page_count as usize * PAGE);
     out
 }
@@ -191,7 +230,7 @@ fn a_key_misplaced_across_leaves_is_an_error_not_a_wrong_answer() {
 
 #[test]
 fn a_catalog_with_misplaced_keys_does_not_hang_open() {
-    let root = 5u32.to_le_bytes();
+    let root = root(5);
     let img = image(
         &header(6, 0, 0),
         vec![
@@ -298,7 +337,7 @@ fn a_page_shared_by_an_ancestor_is_an_error_not_an_index_panic() {
 
 #[test]
 fn a_catalog_entry_outside_its_leaf_range_is_found_at_open() {
-    let root = 5u32.to_le_bytes();
+    let root = root(5);
     let img = image(
         &header(6, 0, 0),
         vec![
@@ -321,13 +360,7 @@ fn a_root_shared_by_two_tables_is_an_error_on_the_second_delete() {
     // a page that is already free, as a second line.)
     let img = image(
         &header(4, 0, 0),
-        vec![
-            leaf(
-                2,
-                &[(b"t", &3u32.to_le_bytes()), (b"u", &3u32.to_le_bytes())],
-            ),
-            leaf(3, &[]),
-        ],
+        vec![leaf(2, &[(b"t", &root(3)), (b"u", &root(3))]), leaf(3, &[])],
     );
     let mut db = open(&img).unwrap();
     db.delete_table("t").unwrap();
@@ -384,7 +417,7 @@ fn after_a_failed_change_nothing_is_written_and_nothing_panics() {
     file.read_exact_at(&mut page, 0).unwrap();
     let header = DbHeader::decode(&page, 0).unwrap();
     let lying = DbHeader {
-        free_head: 3,
+        free_head: 4,
         free_count: 1,
         sequence: header.sequence + 1,
         ..header
@@ -546,11 +579,15 @@ fn a_branch_page_changed_under_a_cursor_is_an_error_not_a_panic() {
     assert!(cursor.seek(b"k01500x", SeekMode::Eq).unwrap());
     assert_eq!(cursor.value().unwrap().len(), 1 << 20);
     // The file loses the root's later writes under the reader: an older, valid root page.
+    // The flush map knows the root's last write: the stale page is refused as such.
     file.write_all_at(&old_root, root).unwrap();
     let outcome = (0..3000)
         .map(|_| cursor.move_prev())
         .find(|step| !matches!(step, Ok(true)));
-    corrupted(outcome.expect("the cursor reaches the changed root"));
+    let err = outcome
+        .expect("the cursor reaches the changed root")
+        .expect_err("a stale root is not data");
+    assert_eq!(err.kind(), ErrorKind::ReadLostFlushVerifyFailure, "{err}");
 }
 
 #[test]

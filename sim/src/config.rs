@@ -249,7 +249,7 @@ impl Config {
         // (A directory's fsync failing is drawn last, with the backups it is aimed at.)
         let faults = IoFault::ALL
             .into_iter()
-            .filter(|f| *f != IoFault::DirSyncError)
+            .filter(|f| !matches!(f, IoFault::DirSyncError | IoFault::LostWrite))
             .filter(|f| rng.random_bool(if *f == IoFault::Misdirect { 0.15 } else { 0.5 }))
             .collect();
         let corrupt_zones = CorruptZone::ALL
@@ -324,6 +324,11 @@ impl Config {
         // A backup directory's fsync failing, in half the runs with backups and faults.
         if config.weights.backup > 0 && config.weights.io_fault > 0 && rng.random_bool(0.5) {
             config.faults.push(IoFault::DirSyncError);
+        }
+        // A lost database write: found when its page is read, if it is not written again
+        // first.
+        if config.weights.io_fault > 0 && rng.random_bool(0.35) {
+            config.faults.push(IoFault::LostWrite);
         }
         config
     }

@@ -56,7 +56,7 @@ pub enum Mark {
     ReadErrorReported,
     /// A write failed with ENOSPC and the engine survived it.
     DiskFullSurvived,
-    /// A log write was misdirected.
+    /// A write was misdirected.
     MisdirectedWrite,
     /// Latent corruption was planted.
     CorruptionPlanted,
@@ -106,11 +106,15 @@ pub enum Mark {
     LogSetTamperHarmless,
     /// The machine crashed while a truncation removed log generations.
     CrashDuringTruncation,
+    /// A write to the database file was lost or misdirected.
+    DatabaseWriteLost,
+    /// A page such a write left behind was refused (`JET_errReadLostFlushVerifyFailure`).
+    LostFlushRefused,
 }
 
 impl Mark {
     /// Every mark.
-    pub const ALL: [Mark; 47] = [
+    pub const ALL: [Mark; 49] = [
         Mark::DurableCommit,
         Mark::LazyCommit,
         Mark::WriteConflict,
@@ -158,6 +162,8 @@ impl Mark {
         Mark::LogSetTamperRefused,
         Mark::LogSetTamperHarmless,
         Mark::CrashDuringTruncation,
+        Mark::DatabaseWriteLost,
+        Mark::LostFlushRefused,
     ];
 
     /// Whether a default-profile campaign of at least [`EXPECT_FROM_SEEDS`] seeds must reach

@@ -90,8 +90,9 @@ pub const IO_ERRORS: [ErrorKind; 6] = [
 ];
 
 /// Errors a damaged database page or header may surface as.
-pub const PAGE_ERRORS: [ErrorKind; 5] = [
+pub const PAGE_ERRORS: [ErrorKind; 6] = [
     ErrorKind::ReadVerifyFailure,
+    ErrorKind::ReadLostFlushVerifyFailure,
     ErrorKind::PageNotInitialized,
     ErrorKind::ReadPgnoVerifyFailure,
     ErrorKind::DatabaseCorrupted,
@@ -102,7 +103,8 @@ pub const PAGE_ERRORS: [ErrorKind; 5] = [
 pub const LOG_ERRORS: [ErrorKind; 2] = [ErrorKind::LogFileCorrupt, ErrorKind::LogReadVerifyFailure];
 
 /// The errors an injected fault of `kind`, fired during a call, may surface as. A misdirected
-/// write surfaces as none: it is found, if ever, by recovery.
+/// or lost write surfaces as none: what it leaves is found when it is read, as log damage
+/// (by recovery) or page damage (the run marks the database damaged).
 pub fn surfaces_as(kind: IoFault) -> &'static [ErrorKind] {
     match kind {
         IoFault::ReadError => &[
@@ -123,6 +125,6 @@ pub fn surfaces_as(kind: IoFault) -> &'static [ErrorKind] {
             ErrorKind::DatabaseUnavailable,
             ErrorKind::InstanceUnavailable,
         ],
-        IoFault::Misdirect => &[],
+        IoFault::Misdirect | IoFault::LostWrite => &[],
     }
 }

@@ -354,6 +354,20 @@ impl Sim {
         Ok(())
     }
 
+    /// Whether the database's pages may be damaged: rot was planted in them, or a write to
+    /// the file was lost or misdirected (at any moment of the run).
+    pub(crate) fn pages_damaged(&self) -> bool {
+        self.damaged.contains(&CorruptZone::DatabasePage) || self.vfs.stats().database_damage > 0
+    }
+
+    /// Damage was found and reported with `kind`.
+    pub(crate) fn detected(&mut self, kind: ErrorKind) {
+        self.coverage.hit(Mark::CorruptionDetected);
+        if kind == ErrorKind::ReadLostFlushVerifyFailure {
+            self.coverage.hit(Mark::LostFlushRefused);
+        }
+    }
+
     /// Faults that fired since `before`.
     fn fired_since(&self, before: &BTreeMap<IoFault, u64>) -> bool {
         self.vfs.fired() != *before || self.vfs.crashed()
@@ -373,8 +387,7 @@ impl Sim {
             .into_iter()
             .filter(|(k, n)| before.get(k).copied().unwrap_or(0) < *n)
             .any(|(k, _)| surfaces_as(k).contains(&kind));
-        fired_now
-            || (self.damaged.contains(&CorruptZone::DatabasePage) && PAGE_ERRORS.contains(&kind))
+        fired_now || (self.pages_damaged() && PAGE_ERRORS.contains(&kind))
     }
 
     /// Whether the current step has written, fsynced or renamed a log file (or tried to).
@@ -536,8 +549,8 @@ impl Sim {
                 Ok(())
             }
             Step::Fault(ref fault) => {
-                if fault.kind == IoFault::Misdirect {
-                    // The atlas: at most one misdirected write per run.
+                if matches!(fault.kind, IoFault::Misdirect | IoFault::LostWrite) {
+                    // The atlas: at most one misdirected or lost write per run.
                     if self.misdirects > 0 {
                         self.say("skipped by the atlas");
                         return Ok(());
@@ -820,10 +833,8 @@ impl Sim {
                 if e.kind() == ErrorKind::DiskIO && self.fired_since(before) {
                     self.coverage.hit(Mark::ReadErrorReported);
                 }
-                if PAGE_ERRORS.contains(&e.kind())
-                    && self.damaged.contains(&CorruptZone::DatabasePage)
-                {
-                    self.coverage.hit(Mark::CorruptionDetected);
+                if PAGE_ERRORS.contains(&e.kind()) && self.pages_damaged() {
+                    self.detected(e.kind());
                 }
                 self.check_error("get", &e, before)
             }
@@ -880,10 +891,8 @@ impl Sim {
                 Ok(())
             }
             Err(e) => {
-                if PAGE_ERRORS.contains(&e.kind())
-                    && self.damaged.contains(&CorruptZone::DatabasePage)
-                {
-                    self.coverage.hit(Mark::CorruptionDetected);
+                if PAGE_ERRORS.contains(&e.kind()) && self.pages_damaged() {
+                    self.detected(e.kind());
                 }
                 self.check_error("scan", &e, before)
             }
@@ -951,6 +960,11 @@ impl Sim {
                 self.to_survive.insert(*kind);
                 if *kind == IoFault::Misdirect {
                     self.coverage.hit(Mark::MisdirectedWrite);
+                }
+                if matches!(kind, IoFault::Misdirect | IoFault::LostWrite)
+                    && self.vfs.stats().database_damage > 0
+                {
+                    self.coverage.hit(Mark::DatabaseWriteLost);
                 }
             }
         }
@@ -1246,7 +1260,7 @@ impl Sim {
                 }
                 IoFault::WriteError => self.coverage.hit(Mark::WriteErrorSurvived),
                 IoFault::DiskFull => self.coverage.hit(Mark::DiskFullSurvived),
-                IoFault::ReadError | IoFault::Misdirect => {}
+                IoFault::ReadError | IoFault::Misdirect | IoFault::LostWrite => {}
             }
         }
         Ok(())
@@ -1264,13 +1278,13 @@ impl Sim {
         let log_damaged = self.vfs.misdirected_file_present()
             || self.vfs.stray_misdirect()
             || self.damaged_logs.iter().any(|p| logs.contains(p));
-        let pages_damaged = self.damaged.contains(&CorruptZone::DatabasePage);
+        let pages_damaged = self.pages_damaged();
         if (log_damaged && LOG_ERRORS.contains(&kind))
             || (pages_damaged && PAGE_ERRORS.contains(&kind))
             || self.tamper_explains_recovery(kind)
         {
             self.coverage.hit(Mark::RecoveryRefusedCorruption);
-            self.coverage.hit(Mark::CorruptionDetected);
+            self.detected(kind);
             self.event(format_args!(
                 "recovery refused damaged data, as documented: {err}"
             ));
@@ -1310,7 +1324,7 @@ impl Sim {
                 }
                 Err(e) => {
                     self.check_error("a scan of the recovered table", &e, &self.vfs.fired())?;
-                    self.coverage.hit(Mark::CorruptionDetected);
+                    self.detected(e.kind());
                     // Every key the workload can write, not only the model's: a phantom
                     // record must show too.
                     for k in 0..self.config.keys {
@@ -1426,10 +1440,8 @@ impl Sim {
         match instance.check_integrity() {
             Ok(_) => Ok(()),
             Err(e) => {
-                if self.damaged.contains(&CorruptZone::DatabasePage)
-                    && PAGE_ERRORS.contains(&e.kind())
-                {
-                    self.coverage.hit(Mark::CorruptionDetected);
+                if self.pages_damaged() && PAGE_ERRORS.contains(&e.kind()) {
+                    self.detected(e.kind());
                     Ok(())
                 } else {
                     Err(self.violation(
@@ -1515,7 +1527,7 @@ impl Sim {
         if self.ended_by_corruption.is_some() {
             return Ok(());
         }
-        let pages_damaged = self.damaged.contains(&CorruptZone::DatabasePage);
+        let pages_damaged = self.pages_damaged();
         // One more commit must work, then a clean shutdown keeps everything.
         let table = self.tables[0];
         let value = Val {
@@ -1538,7 +1550,7 @@ impl Sim {
             Err(e) if detected(&e) => {
                 // The planted damage was found; with no backup to restore, the run ends.
                 self.model.rollback(0);
-                self.coverage.hit(Mark::CorruptionDetected);
+                self.detected(e.kind());
                 self.ended_by_corruption = Some(e.to_string());
                 return Ok(());
             }

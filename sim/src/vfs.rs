@@ -130,17 +130,21 @@ pub enum IoFault {
     Fsyncgate,
     /// A write that allocates space fails with ENOSPC.
     DiskFull,
-    /// A write lands at another sector-aligned place in the same file.
+    /// A write lands at another sector-aligned place in the same file (and not where it was
+    /// meant to).
     Misdirect,
     /// A directory's fsync fails with EIO; the entries it would have made durable stay
     /// pending. Armed in the backups' destination, where a backup that fails after renaming
     /// its manifest into place must put the previous one back.
     DirSyncError,
+    /// A write reports success but lands nowhere: the file keeps what it held. Armed on the
+    /// database file, whose flush map must refuse the stale page it leaves.
+    LostWrite,
 }
 
 impl IoFault {
     /// Every kind.
-    pub const ALL: [IoFault; 7] = [
+    pub const ALL: [IoFault; 8] = [
         IoFault::ReadError,
         IoFault::WriteError,
         IoFault::SyncError,
@@ -148,6 +152,7 @@ impl IoFault {
         IoFault::DiskFull,
         IoFault::Misdirect,
         IoFault::DirSyncError,
+        IoFault::LostWrite,
     ];
 
     /// Its name in traces and reports.
@@ -160,6 +165,7 @@ impl IoFault {
             IoFault::DiskFull => "enospc",
             IoFault::Misdirect => "misdirect",
             IoFault::DirSyncError => "dirsync-eio",
+            IoFault::LostWrite => "lost-write",
         }
     }
 }
@@ -312,6 +318,9 @@ pub struct DiskStats {
     /// Write, fsync and full-disk faults that fired on the database file: after each the
     /// file's state is unknown, and the instance must take no more work.
     pub database_write_faults: u64,
+    /// Lost and misdirected writes to the database file (and its doublewrite file): damage
+    /// the engine cannot know of until it reads what they left.
+    pub database_damage: u64,
 }
 
 #[derive(Debug)]
@@ -418,9 +427,13 @@ impl Disk {
             self.armed.remove(i);
         }
         self.stats.faults_fired += 1;
-        // (A misdirected write reports success: the engine cannot know of it.)
-        if zone == Zone::Database && !matches!(kind, IoFault::ReadError | IoFault::Misdirect) {
-            self.stats.database_write_faults += 1;
+        // (A misdirected or lost write reports success: the engine cannot know of it.)
+        if zone == Zone::Database {
+            match kind {
+                IoFault::Misdirect | IoFault::LostWrite => self.stats.database_damage += 1,
+                IoFault::ReadError => {}
+                _ => self.stats.database_write_faults += 1,
+            }
         }
         *self.fired.entry(kind).or_default() += 1;
         true
@@ -1389,6 +1402,11 @@ impl VfsFile for SimFile {
             && disk.rng.random_ratio(1, 4)
         {
             disk.lost_writes += 1;
+            disk.trace.event(format_args!(
+                "sabotage: write to {} at {offset}+{} lost",
+                self.path.display(),
+                buf.len()
+            ));
             return Ok(());
         }
         let stale;
@@ -1407,6 +1425,14 @@ impl VfsFile for SimFile {
             }
             _ => buf,
         };
+        if disk.fires(IoFault::LostWrite, zone) {
+            disk.trace.event(format_args!(
+                "fault: write to {} at {offset}+{} lost",
+                self.path.display(),
+                buf.len()
+            ));
+            return Ok(());
+        }
         let mut offset = offset;
         if disk.fires(IoFault::Misdirect, zone) {
             let sector = disk.device.sector_size as u64;
@@ -1420,14 +1446,18 @@ impl VfsFile for SimFile {
                 self.path.display(),
                 buf.len()
             ));
-            disk.unvouched = Some(Unvouched {
-                ino: self.ino,
-                offset,
-                data: buf.to_vec(),
-                wrote_after: false,
-                synced: false,
-            });
-            disk.misdirected.insert(self.ino);
+            // The atlas's rule for the log (see `suppress_unvouched_misdirect`); in the
+            // database file the lost half stays lost, for the flush map to find.
+            if zone != Zone::Database {
+                disk.unvouched = Some(Unvouched {
+                    ino: self.ino,
+                    offset,
+                    data: buf.to_vec(),
+                    wrote_after: false,
+                    synced: false,
+                });
+                disk.misdirected.insert(self.ino);
+            }
             offset = to;
         } else if let Some(u) = &mut disk.unvouched
             && u.ino == self.ino

@@ -523,10 +523,13 @@ impl Plan {
                 _ => {
                     let kind = config.faults[rng.random_range(0..config.faults.len())];
                     let zone = match kind {
-                        // Misdirected writes are aimed at the log only: a misdirected
-                        // database page write is a lost write, which this engine (like ESE
-                        // before its flush map) cannot detect.
-                        IoFault::Misdirect => Zone::Log,
+                        // The database's flush map finds the page a misdirected write left
+                        // behind, and its checks the one it landed on; the log's segment
+                        // checks find the same in the log.
+                        IoFault::Misdirect => [Zone::Log, Zone::Database][rng.random_range(0..2)],
+                        // Lost writes are aimed at the database: a log that loses a durable
+                        // write has lost a commit, which no engine can bring back.
+                        IoFault::LostWrite => Zone::Database,
                         // Directory fsyncs fail in the backups' destination only.
                         IoFault::DirSyncError => Zone::Backup,
                         // The backups' destination too, when the run takes backups.
@@ -542,7 +545,8 @@ impl Plan {
                         // (A backup makes a handful of directory fsyncs: one of its next.)
                         after: rng
                             .random_range(0..if kind == IoFault::DirSyncError { 4 } else { 20 }),
-                        persistent: kind != IoFault::Misdirect && rng.random_bool(0.3),
+                        persistent: !matches!(kind, IoFault::Misdirect | IoFault::LostWrite)
+                            && rng.random_bool(0.3),
                     })
                 }
             };
@@ -664,7 +668,9 @@ impl Plan {
                 _ => {
                     let kind = IoFault::ALL[usize::from(byte()) % IoFault::ALL.len()];
                     let zone = if kind == IoFault::Misdirect {
-                        Zone::Log
+                        [Zone::Log, Zone::Database][usize::from(byte() % 2)]
+                    } else if kind == IoFault::LostWrite {
+                        Zone::Database
                     } else {
                         [Zone::Database, Zone::Log, Zone::Checkpoint, Zone::Backup]
                             [usize::from(byte() % 4)]
@@ -673,7 +679,8 @@ impl Plan {
                         kind,
                         zone,
                         after: u32::from(byte() % 20),
-                        persistent: kind != IoFault::Misdirect && byte() & 1 == 1,
+                        persistent: !matches!(kind, IoFault::Misdirect | IoFault::LostWrite)
+                            && byte() & 1 == 1,
                     })
                 }
             };

@@ -908,12 +908,14 @@ impl Sim {
                 || self.vfs.misdirected_file_present());
         let page_damage = matches!(
             kind,
-            ErrorKind::ReadVerifyFailure | ErrorKind::ReadPgnoVerifyFailure
-        ) && self.damaged.contains(&CorruptZone::DatabasePage);
+            ErrorKind::ReadVerifyFailure
+                | ErrorKind::ReadPgnoVerifyFailure
+                | ErrorKind::ReadLostFlushVerifyFailure
+        ) && self.pages_damaged();
         let tampered = self.live_tamper_explains(kind, Some((active.gen_low, active.gen_high)));
         if log_damage || page_damage || tampered {
             self.coverage.hit(Mark::BackupFoundCorruption);
-            self.coverage.hit(Mark::CorruptionDetected);
+            self.detected(kind);
         } else if !fence_read && !self.explained(err, before) {
             return Err(self.violation(
                 Oracle::UnexplainedError,
@@ -1184,7 +1186,7 @@ impl Sim {
             }
             Err(e) if damaged && RESTORE_ERRORS.contains(&e.kind()) => {
                 self.coverage.hit(Mark::BackupCorruptionRefused);
-                self.coverage.hit(Mark::CorruptionDetected);
+                self.detected(e.kind());
                 Ok(())
             }
             Err(e) => Err(self.violation(

@@ -1,0 +1,292 @@
+//! Lost writes: a page the disk acknowledged writing but still holds as it was (or holds
+//! at another place) is an older page with a valid checksum and its own number. The flush
+//! map (engine/src/flushmap.rs) must refuse it wherever it is read — a read, a file check, a
+//! backup, a restore — with `JET_errReadLostFlushVerifyFailure`, never return it as data.
+
+#![allow(
+    clippy::disallowed_methods,
+    clippy::disallowed_types,
+    reason = "the database-level cases damage real files on purpose"
+)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use jetdb::{
+    BackupFlags, CommitMode, Database, DatabaseOptions, Env, ErrorKind, Instance, InstanceParams,
+    JetError, ManualClock, MemVfs, OpenMode, SeededEntropy, Vfs, verify_file,
+};
+
+const PAGE: usize = 4096;
+/// The flush map's first page (engine/src/flushmap.rs).
+const FIRST_MAP: usize = 3;
+const KIND_MAP: u8 = 6;
+
+fn options() -> DatabaseOptions {
+    DatabaseOptions {
+        page_size: PAGE,
+        ..Default::default()
+    }
+}
+
+fn key(i: u32) -> Vec<u8> {
+    format!("key{i:06}").into_bytes()
+}
+
+/// Writes `n` records (every 97th a value spanning overflow pages) with values derived from
+/// `round`, and returns the model.
+fn fill(db: &mut Database, n: u32, round: u8) -> BTreeMap<Vec<u8>, Vec<u8>> {
+    let t = db.open_table("t").unwrap();
+    let mut model = BTreeMap::new();
+    for i in 0..n {
+        let len = if i % 97 == 5 { 9_000 } else { 40 };
+        let value = vec![round.wrapping_add(i as u8); len];
+        db.put(t, &key(i), &value).unwrap();
+        model.insert(key(i), value);
+    }
+    model
+}
+
+/// Reads every record by key and by a scan, read-only with no cache to speak of: the first
+/// error, or none. Wrong data fails the test.
+fn read_all(path: &Path, model: &BTreeMap<Vec<u8>, Vec<u8>>) -> Result<(), JetError> {
+    let options = DatabaseOptions {
+        read_only: true,
+        cache_size: 0,
+        ..options()
+    };
+    let mut db = Database::open(&Env::os(), path, &options)?;
+    let t = db.open_table("t")?;
+    for (key, value) in model {
+        assert_eq!(
+            db.get(t, key)?.as_ref(),
+            Some(value),
+            "wrong data for {key:?}"
+        );
+    }
+    let mut scanned = 0;
+    for record in db.range(t, .., false)? {
+        let (key, value) = record?;
+        assert_eq!(model.get(&key), Some(&value), "a scan returned wrong data");
+        scanned += 1;
+    }
+    assert_eq!(scanned, model.len(), "a scan lost records without an error");
+    db.check_integrity()?;
+    Ok(())
+}
+
+type Model = BTreeMap<Vec<u8>, Vec<u8>>;
+
+/// A database file in two versions: `before`, then `after` a second round of writes over the
+/// same keys (and more). Returns the path, both images and the model of `after`.
+fn two_versions(dir: &Path) -> (PathBuf, Vec<u8>, Vec<u8>, Model) {
+    let path = dir.join("data.edb");
+    let mut db = Database::create(&Env::os(), &path, &options()).unwrap();
+    db.create_table("t").unwrap();
+    fill(&mut db, 1500, 1);
+    db.close().unwrap();
+    let before = std::fs::read(&path).unwrap();
+    let mut db = Database::open(&Env::os(), &path, &options()).unwrap();
+    let model = fill(&mut db, 2500, 2);
+    db.close().unwrap();
+    let after = std::fs::read(&path).unwrap();
+    (path, before, after, model)
+}
+
+fn page(image: &[u8], pgno: usize) -> &[u8] {
+    &image[pgno * PAGE..(pgno + 1) * PAGE]
+}
+
+#[test]
+fn a_page_that_lost_its_last_write_is_refused_wherever_it_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, before, after, model) = two_versions(dir.path());
+    read_all(&path, &model).expect("the file as written reads back whole");
+    let mut refused = 0;
+    let mut kinds = std::collections::BTreeSet::new();
+    for pgno in 2..before.len() / PAGE {
+        let (old, new) = (page(&before, pgno), page(&after, pgno));
+        if old == new || new[16] == KIND_MAP {
+            continue;
+        }
+        // The write of `new` was lost: the disk still holds `old`, whole and in its place.
+        let mut lost = after.clone();
+        lost[pgno * PAGE..(pgno + 1) * PAGE].copy_from_slice(old);
+        std::fs::write(&path, &lost).unwrap();
+        let report = verify_file(&*Env::os().vfs, &path).unwrap();
+        let found: Vec<_> = report
+            .bad_pages
+            .iter()
+            .map(|b| (b.pgno, b.error.kind()))
+            .collect();
+        assert_eq!(
+            found,
+            vec![(pgno as u64, ErrorKind::ReadLostFlushVerifyFailure)],
+            "page {pgno}: the file check names the stale page"
+        );
+        let err = read_all(&path, &model).expect_err("a stale page went unnoticed");
+        assert_eq!(
+            err.kind(),
+            ErrorKind::ReadLostFlushVerifyFailure,
+            "page {pgno}: {err}"
+        );
+        refused += 1;
+        kinds.insert(old[16]);
+    }
+    assert!(refused > 20, "only {refused} pages were rewritten");
+    // Leaves, branches, overflow pages and the catalog root are among them.
+    assert!(kinds.len() >= 3, "page kinds tried: {kinds:?}");
+}
+
+#[test]
+fn a_flush_map_page_that_lost_its_write_makes_the_file_unreadable() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, before, after, _) = two_versions(dir.path());
+    assert_eq!(page(&after, FIRST_MAP)[16], KIND_MAP);
+    assert_ne!(page(&before, FIRST_MAP), page(&after, FIRST_MAP));
+    let mut lost = after.clone();
+    lost[FIRST_MAP * PAGE..(FIRST_MAP + 1) * PAGE].copy_from_slice(page(&before, FIRST_MAP));
+    std::fs::write(&path, &lost).unwrap();
+    let err = Database::open(&Env::os(), &path, &options())
+        .map(drop)
+        .expect_err("a stale map would vouch for stale pages");
+    assert_eq!(err.kind(), ErrorKind::ReadLostFlushVerifyFailure, "{err}");
+    let report = verify_file(&*Env::os().vfs, &path).unwrap();
+    assert_eq!(
+        report
+            .bad_pages
+            .iter()
+            .map(|b| b.error.kind())
+            .collect::<Vec<_>>(),
+        vec![ErrorKind::ReadLostFlushVerifyFailure]
+    );
+}
+
+#[test]
+fn a_page_image_written_at_another_place_is_refused_by_its_number() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, _, after, model) = two_versions(dir.path());
+    // Page 5's image lands on page 6 (a misdirected write): 6 holds a whole page, not its own.
+    let mut misdirected = after.clone();
+    misdirected.copy_within(5 * PAGE..6 * PAGE, 6 * PAGE);
+    std::fs::write(&path, &misdirected).unwrap();
+    let report = verify_file(&*Env::os().vfs, &path).unwrap();
+    assert_eq!(report.bad_pages.len(), 1, "{:?}", report.bad_pages);
+    assert_eq!(report.bad_pages[0].pgno, 6);
+    assert_eq!(
+        report.bad_pages[0].error.kind(),
+        ErrorKind::ReadPgnoVerifyFailure
+    );
+    let err = read_all(&path, &model).expect_err("a misplaced page went unnoticed");
+    assert_eq!(err.kind(), ErrorKind::ReadPgnoVerifyFailure, "{err}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Backup and restore, on an instance.
+
+fn env(vfs: &Arc<MemVfs>) -> Env {
+    Env::new(
+        Arc::clone(vfs) as Arc<dyn Vfs>,
+        Arc::new(ManualClock::new(1)),
+        Arc::new(SeededEntropy::new(1)),
+    )
+}
+
+fn params(dir: &str) -> InstanceParams {
+    let mut p = InstanceParams::in_directory(dir);
+    p.create_path_if_not_exist = true;
+    p.page_size = PAGE;
+    p.log_file_size = 128 * 1024;
+    p.cache_size = 64 * PAGE;
+    p
+}
+
+fn commit_round(inst: &Instance, round: u8) {
+    let mut s = inst.begin_session().unwrap();
+    let t = match s.open_table("t") {
+        Ok(t) => t,
+        Err(_) => s.create_table("t").unwrap(),
+    };
+    s.begin_transaction().unwrap();
+    for i in 0..1500u32 {
+        s.put(t, &key(i), &[round.wrapping_add(i as u8); 60])
+            .unwrap();
+    }
+    s.commit_transaction(CommitMode::Durable).unwrap();
+}
+
+fn read(vfs: &MemVfs, path: &str) -> Vec<u8> {
+    let file = vfs.open(Path::new(path), OpenMode::Read).unwrap();
+    let mut bytes = vec![0u8; file.len().unwrap() as usize];
+    file.read_exact_at(&mut bytes, 0).unwrap();
+    bytes
+}
+
+/// The first page past the map's that differs between two images of a database.
+fn changed_page(old: &[u8], new: &[u8]) -> usize {
+    (FIRST_MAP + 1..old.len().min(new.len()) / PAGE)
+        .find(|&p| page(old, p) != page(new, p) && page(new, p)[16] != KIND_MAP)
+        .expect("a page the second round rewrote")
+}
+
+#[test]
+fn a_backup_refuses_a_page_that_lost_its_write_and_leaves_nothing() {
+    let vfs = Arc::new(MemVfs::new());
+    let inst = Instance::new(env(&vfs), params("inst"));
+    inst.init().unwrap();
+    commit_round(&inst, 1);
+    inst.checkpoint().unwrap();
+    let db = "inst/data.edb";
+    let old = read(&vfs, db);
+    commit_round(&inst, 2);
+    inst.checkpoint().unwrap();
+    let new = read(&vfs, db);
+    let pgno = changed_page(&old, &new);
+    // Under the running instance, the disk loses that page's last write.
+    let file = vfs.open(Path::new(db), OpenMode::ReadWrite).unwrap();
+    file.write_all_at(page(&old, pgno), (pgno * PAGE) as u64)
+        .unwrap();
+    let err = inst
+        .backup(Some(Path::new("bk")), BackupFlags::default(), None)
+        .expect_err("a backup copied a stale page");
+    assert_eq!(err.kind(), ErrorKind::ReadLostFlushVerifyFailure, "{err}");
+    let left: Vec<_> = vfs.list(Path::new("bk")).unwrap_or_default();
+    assert!(left.is_empty(), "the failed backup left {left:?}");
+}
+
+#[test]
+fn a_restore_refuses_a_set_whose_page_is_an_older_copy_of_itself() {
+    let vfs = Arc::new(MemVfs::new());
+    let inst = Instance::new(env(&vfs), params("inst"));
+    inst.init().unwrap();
+    commit_round(&inst, 1);
+    inst.checkpoint().unwrap();
+    inst.backup(Some(Path::new("bk1")), BackupFlags::default(), None)
+        .unwrap();
+    commit_round(&inst, 2);
+    inst.checkpoint().unwrap();
+    inst.backup(Some(Path::new("bk2")), BackupFlags::default(), None)
+        .unwrap();
+    inst.term().unwrap();
+    let set_db = |bk: &str| -> String {
+        let set = vfs
+            .list(Path::new(bk))
+            .unwrap()
+            .into_iter()
+            .find(|name| name.starts_with("set-"))
+            .expect("a set directory");
+        format!("{bk}/{set}/data.edb")
+    };
+    let (old_path, new_path) = (set_db("bk1"), set_db("bk2"));
+    let (old, new) = (read(&vfs, &old_path), read(&vfs, &new_path));
+    let pgno = changed_page(&old, &new);
+    let file = vfs.open(Path::new(&new_path), OpenMode::ReadWrite).unwrap();
+    file.write_all_at(page(&old, pgno), (pgno * PAGE) as u64)
+        .unwrap();
+    let target = Instance::new(env(&vfs), params("restored"));
+    let err = target
+        .restore(Path::new("bk2"), None)
+        .expect_err("a restore took a stale page");
+    assert_eq!(err.kind(), ErrorKind::ReadLostFlushVerifyFailure, "{err}");
+}
