@@ -644,6 +644,12 @@ fn begin_in_core(
         // The file holds the last batch whole (batches finish under the lock): each page
         // as the map records it.
         stamps = core.db.pager_mut().stamps().to_vec();
+        // A page written, past the file's end: the write that grew the file was lost.
+        if let Some(pgno) = (pages as usize..stamps.len()).find(|&p| stamps[p] != 0) {
+            core.db.pager_mut().clear_fence();
+            return Err(crate::flushmap::lost_flush(pgno as Pgno, 0, stamps[pgno])
+                .context(format!("{} (past the file's end)", db_path.display())));
+        }
     }
     core.backup = Some(BackupHold {
         id,

@@ -544,6 +544,15 @@ impl Pager {
         let checked = match self.file.read_exact_at(&mut page, offset) {
             Ok(()) => node::validate_with(&page, pgno, self.check_checksums)
                 .map_err(|err| err.context(self.path.display())),
+            // A page the map says was written, past the file's end: the write that would
+            // have grown the file was lost.
+            Err(err)
+                if err.kind() == std::io::ErrorKind::UnexpectedEof
+                    && self.stamps[pgno as usize] != 0 =>
+            {
+                Err(flushmap::lost_flush(pgno, 0, self.stamps[pgno as usize])
+                    .context(format!("{} (past the file's end)", self.path.display())))
+            }
             Err(err) => Err(JetError::io(
                 format!("{}: read page {pgno}", self.path.display()),
                 &err,

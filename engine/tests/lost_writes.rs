@@ -290,3 +290,26 @@ fn a_restore_refuses_a_set_whose_page_is_an_older_copy_of_itself() {
         .expect_err("a restore took a stale page");
     assert_eq!(err.kind(), ErrorKind::ReadLostFlushVerifyFailure, "{err}");
 }
+
+#[test]
+fn a_backup_refuses_a_file_cut_short_of_written_pages_and_the_next_backup_runs() {
+    let vfs = Arc::new(MemVfs::new());
+    let inst = Instance::new(env(&vfs), params("inst"));
+    inst.init().unwrap();
+    commit_round(&inst, 1);
+    inst.checkpoint().unwrap();
+    let db = "inst/data.edb";
+    let whole = read(&vfs, db);
+    // The write that grew the file by its last page was lost.
+    let file = vfs.open(Path::new(db), OpenMode::ReadWrite).unwrap();
+    file.set_len((whole.len() - PAGE) as u64).unwrap();
+    let err = inst
+        .backup(Some(Path::new("bk")), BackupFlags::default(), None)
+        .expect_err("a backup copied a file missing a written page");
+    assert_eq!(err.kind(), ErrorKind::ReadLostFlushVerifyFailure, "{err}");
+    assert!(err.message().contains("past the file's end"), "{err}");
+    // Refused at its begin, it holds nothing: the next backup (the file mended) runs.
+    file.write_all_at(&whole, 0).unwrap();
+    inst.backup(Some(Path::new("bk")), BackupFlags::default(), None)
+        .unwrap();
+}

@@ -43,8 +43,10 @@ pub(crate) fn recovery_errors(kind: Tamper) -> &'static [ErrorKind] {
         // back the rename that replaced it: another set's.)
         Tamper::Leftover => &[LogGenerationMismatch, MissingLogFile, BadLogSignature],
         Tamper::ForeignCheckpoint => &[BadCheckpointSignature],
-        // Refused only where recovery cannot tell where to start (`Tampering::refusal`).
-        Tamper::MissingCheckpoint => &[CheckpointFileNotFound],
+        // Refused only where recovery cannot tell where to start (`Tampering::refusal`), or
+        // where the history from generation 1 has a gap (a truncation half undone by a power
+        // loss: the checkpoint that made it safe is the file that is missing).
+        Tamper::MissingCheckpoint => &[CheckpointFileNotFound, MissingLogFile],
         Tamper::Duplicate
         | Tamper::StaleManifest
         | Tamper::ForeignManifest
@@ -112,8 +114,8 @@ pub(crate) struct Tampering {
     pub(crate) live_met: bool,
     /// With the checkpoint file missing as recovery begins, whether it must refuse (the logs
     /// do not begin at generation 1: nothing says where to start, nor the last commit's
-    /// sequence) or must recover (from generation 1, the whole history). `None`: the file is
-    /// there, or no log can be read.
+    /// sequence; or they do, with a gap after it) or must recover (from generation 1, the
+    /// whole history). `None`: the file is there, or no log can be read.
     pub(crate) refusal: Option<bool>,
     /// The other instance's archived generations: (generation, bytes).
     alien: Option<BTreeMap<u32, Vec<u8>>>,
@@ -671,17 +673,22 @@ impl Sim {
         self.vfs.suspend_faults(true);
         let chk = self.params.system_path.join("edb.chk");
         let missing = !jetdb::Vfs::exists(&self.vfs, &chk).unwrap_or(true);
-        // The lowest generation: the first archived one, else the current log's.
-        let first = self.live_logs().first().copied().or_else(|| {
-            let current = self.params.log_path.join("edb.log");
-            let bytes = jetdb::log::read_file(&self.vfs, &current).ok()?;
-            jetdb::log::scan(&bytes, "edb.log")
-                .ok()
-                .map(|s| s.header.generation)
-        });
+        let mut generations = self.live_logs();
+        let current = self.params.log_path.join("edb.log");
+        let current = jetdb::log::read_file(&self.vfs, &current)
+            .ok()
+            .and_then(|bytes| jetdb::log::scan(&bytes, "edb.log").ok())
+            .map(|s| s.header.generation);
+        generations.extend(current);
         self.vfs.suspend_faults(false);
+        // The lowest generation, and whether the rest follow it without a gap.
+        let first = generations.first().copied();
+        let whole = match (generations.first(), generations.last()) {
+            (Some(&low), Some(&high)) => (high - low) as usize + 1 == generations.len(),
+            _ => true,
+        };
         self.tampering.refusal = match (missing, first) {
-            (true, Some(first)) => Some(first != 1),
+            (true, Some(first)) => Some(first != 1 || !whole),
             _ => None,
         };
     }
