@@ -1,9 +1,13 @@
-//! A sound database image damaged by the fuzzer — bytes changed, pages zeroed, truncated, and
-//! optionally re-checksummed so the damage passes the checksum — then opened and used. Every
-//! outcome must be an error or a result; a panic or a hang is a bug.
+//! A sound database image damaged by the fuzzer — bytes changed, pages zeroed, truncated,
+//! copied onto another or given back their older version (a lost write), optionally
+//! re-checksummed so the damage passes the checksum — then opened and used. Every outcome must
+//! be an error or a result; a panic or a hang is a bug. Unless a byte was changed under a new
+//! checksum (which no check can see), every record read must be the one last written: a stale
+//! page is refused by the flush map, never returned as data.
 
 #![no_main]
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
@@ -19,19 +23,42 @@ enum Damage {
     ZeroPage { page: u16 },
     CopyPage { from: u16, to: u16, reseal: bool },
     Truncate { len: u32 },
+    /// The page's last write lost: it holds its version from before the second round.
+    Stale { page: u16 },
 }
 
-fn pristine() -> &'static Vec<u8> {
-    static IMAGE: OnceLock<Vec<u8>> = OnceLock::new();
+/// The image after a first round of writes, the image after a second (overwriting a third of
+/// the keys), and what the second holds in table "t".
+struct Pristine {
+    old: Vec<u8>,
+    new: Vec<u8>,
+    model: BTreeMap<Vec<u8>, Vec<u8>>,
+}
+
+fn key(i: u32) -> Vec<u8> {
+    format!("{i:0>60}").into_bytes()
+}
+
+fn image(vfs: &MemVfs) -> Vec<u8> {
+    let file = vfs.open(Path::new("d.edb"), OpenMode::Read).unwrap();
+    let mut bytes = vec![0u8; file.len().unwrap() as usize];
+    file.read_exact_at(&mut bytes, 0).unwrap();
+    bytes
+}
+
+fn pristine() -> &'static Pristine {
+    static IMAGE: OnceLock<Pristine> = OnceLock::new();
     IMAGE.get_or_init(|| {
         let vfs = MemVfs::new();
         let env = Env::new(Arc::new(vfs.clone()), Arc::new(ManualClock::new(0)), Arc::new(SeededEntropy::new(1)));
         let options = DatabaseOptions { page_size: PAGE, ..Default::default() };
         let mut db = Database::create(&env, Path::new("d.edb"), &options).unwrap();
         let t = db.create_table("t").unwrap();
+        let mut model = BTreeMap::new();
         for i in 0u32..2500 {
             let value = if i % 700 == 3 { vec![i as u8; 10_000] } else { vec![i as u8; (i % 80) as usize] };
-            db.put(t, format!("{i:0>60}").as_bytes(), &value).unwrap();
+            db.put(t, &key(i), &value).unwrap();
+            model.insert(key(i), value);
         }
         let s = db.create_table("s").unwrap();
         for i in 0u32..200 {
@@ -39,10 +66,15 @@ fn pristine() -> &'static Vec<u8> {
         }
         db.delete_table("s").unwrap();
         db.close().unwrap();
-        let file = vfs.open(Path::new("d.edb"), OpenMode::Read).unwrap();
-        let mut bytes = vec![0u8; file.len().unwrap() as usize];
-        file.read_exact_at(&mut bytes, 0).unwrap();
-        bytes
+        let old = image(&vfs);
+        let mut db = Database::open(&env, Path::new("d.edb"), &options).unwrap();
+        for i in (0u32..2500).step_by(3) {
+            let value = vec![!(i as u8); (i % 90) as usize];
+            db.put(t, &key(i), &value).unwrap();
+            model.insert(key(i), value);
+        }
+        db.close().unwrap();
+        Pristine { old, new: image(&vfs), model }
     })
 }
 
@@ -54,7 +86,10 @@ fn reseal(bytes: &mut [u8], page: usize) {
 }
 
 fuzz_target!(|damages: Vec<Damage>| {
-    let mut bytes = pristine().clone();
+    let pristine = pristine();
+    let mut bytes = pristine.new.clone();
+    // A byte changed under a new checksum is data no check can refuse.
+    let mut forged = false;
     for damage in damages.iter().take(8) {
         let pages = bytes.len() / PAGE;
         if pages == 0 {
@@ -66,6 +101,7 @@ fuzz_target!(|damages: Vec<Damage>| {
                 bytes[at] ^= mask.max(1);
                 if again {
                     reseal(&mut bytes, at / PAGE);
+                    forged = true;
                 }
             }
             Damage::ZeroPage { page } => {
@@ -83,6 +119,12 @@ fuzz_target!(|damages: Vec<Damage>| {
                 }
             }
             Damage::Truncate { len } => bytes.truncate(len as usize % (bytes.len() + 1)),
+            Damage::Stale { page } => {
+                let page = page as usize % pages;
+                if let Some(old) = pristine.old.get(page * PAGE..(page + 1) * PAGE) {
+                    bytes[page * PAGE..(page + 1) * PAGE].copy_from_slice(old);
+                }
+            }
         }
     }
     let vfs = MemVfs::new();
@@ -94,7 +136,19 @@ fuzz_target!(|damages: Vec<Damage>| {
     let _ = db.check_integrity();
     let Ok(t) = db.open_table("t") else { return };
     if let Ok(range) = db.range(t, .., false) {
-        range.take(5000).for_each(drop);
+        for record in range.take(5000) {
+            if let (Ok((key, value)), false) = (&record, forged) {
+                assert_eq!(pristine.model.get(key), Some(value), "a scan returned a record never written last");
+            }
+        }
+    }
+    if !forged {
+        for (key, value) in pristine.model.iter().step_by(7) {
+            match db.get(t, key) {
+                Ok(got) => assert_eq!(got.as_ref(), Some(value), "a read returned what was not written last"),
+                Err(_) => {}
+            }
+        }
     }
     for i in 0u32..300 {
         let key = format!("{:0>60}", i * 11);
