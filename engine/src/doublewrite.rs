@@ -273,41 +273,12 @@ pub(crate) fn recover(
         )
     };
     // Verify it all before writing anything.
-    let len = dw.len().map_err(io("length of"))?;
-    let needed = (1 + u64::from(batch.pages)) * page_size as u64;
-    if len < needed || batch.pages == 0 {
-        return Err(damaged(format!(
-            "{} pages named, {len} bytes present",
-            batch.pages
-        )));
-    }
-    let mut crc = crc32fast::Hasher::new();
+    let image = match verify_batch(&*dw, &batch, page_size) {
+        Ok(image) => image,
+        Err(Fault::Io(err)) => return Err(io("read")(err)),
+        Err(Fault::Damaged(why)) => return Err(damaged(why)),
+    };
     let mut page = vec![0u8; page_size];
-    let mut image = None;
-    for i in 0..batch.pages {
-        dw.read_exact_at(&mut page, (1 + u64::from(i)) * page_size as u64)
-            .map_err(io("read"))?;
-        crc.update(&page);
-        if i == 0 {
-            let header =
-                DbHeader::decode(&page, HEADER_PGNO).map_err(|e| damaged(e.to_string()))?;
-            if header.sequence != batch.sequence || header.db_signature != batch.db_signature {
-                return Err(damaged("its header image is another batch's".into()));
-            }
-            image = Some(header);
-        } else {
-            let pgno = page_number(&page).map_err(&damaged)?;
-            let end = image.as_ref().map_or(0, |h: &DbHeader| h.page_count);
-            if pgno < crate::catalog::CATALOG_ROOT || pgno >= end {
-                return Err(damaged(format!(
-                    "it holds page {pgno}, outside the {end} pages its header names"
-                )));
-            }
-        }
-    }
-    if crc.finalize() != batch.crc {
-        return Err(damaged("its checksum does not match".into()));
-    }
     if !install {
         bail!(
             DatabaseDirtyShutdown,
@@ -315,7 +286,6 @@ pub(crate) fn recover(
             db.display()
         );
     }
-    let image = image.expect("one page at least");
     // What was read may be a write whose fsync failed, seen only through the page cache
     // (Linux's "fsyncgate"). Before any of it goes into place, the batch is copied as read
     // into a new file (pages, then the header), made durable and renamed over this one: a
@@ -333,7 +303,31 @@ pub(crate) fn recover(
             copy.sync().map_err(io("fsync the copy of"))?;
         }
     }
+    // Read back before it replaces the original: a write of the copy the disk lost would
+    // otherwise replace a whole batch with a damaged one. (The original stays for the next
+    // open to try again.)
+    let copied = match copy.read_at(&mut first, 0) {
+        Ok(n) if n == page_size => BatchHeader::decode(&first).filter(|b| *b == batch),
+        Ok(_) => None,
+        Err(err) => return Err(io("read back the copy of")(err)),
+    };
+    let checked = match copied {
+        Some(_) => verify_batch(&*copy, &batch, page_size),
+        None => Err(Fault::Damaged("its header did not read back".into())),
+    };
     drop(copy);
+    match checked {
+        Ok(_) => {}
+        Err(Fault::Io(err)) => return Err(io("read back the copy of")(err)),
+        Err(Fault::Damaged(why)) => {
+            vfs.remove(&tmp).map_err(io("remove the damaged copy of"))?;
+            bail!(
+                ReadLostFlushVerifyFailure,
+                "{}: the copy of the batch a crash interrupted did not read back as written ({why}): a write the disk lost; the batch stays for the next open",
+                path.display()
+            );
+        }
+    }
     vfs.rename(&tmp, &path)
         .map_err(io("rename the copy over"))?;
     let dir = parent_dir(&path);
@@ -367,6 +361,60 @@ pub(crate) fn recover(
         file.sync().map_err(dbio("fsync".into()))?;
     }
     Ok(Some((image, installed)))
+}
+
+/// Why a batch in a doublewrite file cannot be installed.
+enum Fault {
+    /// It could not be read.
+    Io(std::io::Error),
+    /// It is not whole.
+    Damaged(String),
+}
+
+/// Reads the batch `batch` names from `dw` and checks it whole: its length, its header image
+/// (this batch's), every page's checksum and number, and the batch's CRC. Returns the header
+/// image.
+fn verify_batch(
+    dw: &dyn VfsFile,
+    batch: &BatchHeader,
+    page_size: usize,
+) -> std::result::Result<DbHeader, Fault> {
+    let len = dw.len().map_err(Fault::Io)?;
+    let needed = (1 + u64::from(batch.pages)) * page_size as u64;
+    if len < needed || batch.pages == 0 {
+        return Err(Fault::Damaged(format!(
+            "{} pages named, {len} bytes present",
+            batch.pages
+        )));
+    }
+    let mut crc = crc32fast::Hasher::new();
+    let mut page = vec![0u8; page_size];
+    let mut image: Option<DbHeader> = None;
+    for i in 0..batch.pages {
+        dw.read_exact_at(&mut page, (1 + u64::from(i)) * page_size as u64)
+            .map_err(Fault::Io)?;
+        crc.update(&page);
+        if let Some(header) = &image {
+            let pgno = page_number(&page).map_err(Fault::Damaged)?;
+            let end = header.page_count;
+            if pgno < crate::catalog::CATALOG_ROOT || pgno >= end {
+                return Err(Fault::Damaged(format!(
+                    "it holds page {pgno}, outside the {end} pages its header names"
+                )));
+            }
+        } else {
+            let header =
+                DbHeader::decode(&page, HEADER_PGNO).map_err(|e| Fault::Damaged(e.to_string()))?;
+            if header.sequence != batch.sequence || header.db_signature != batch.db_signature {
+                return Err(Fault::Damaged("its header image is another batch's".into()));
+            }
+            image = Some(header);
+        }
+    }
+    if crc.finalize() != batch.crc {
+        return Err(Fault::Damaged("its checksum does not match".into()));
+    }
+    Ok(image.expect("one page at least"))
 }
 
 /// The page number a sealed page names, once its checksum holds.

@@ -520,7 +520,16 @@ impl Pager {
 
     fn load(&mut self, pgno: Pgno) -> Result<()> {
         self.tick += 1;
-        if self.cache.contains_key(&pgno) {
+        if let Some(frame) = self.cache.get(&pgno) {
+            // A map page is cached only while a batch is due to write it: a link to it is
+            // corrupt (checked here by its kind, one byte of a frame already at hand).
+            if frame.page[16] == PageKind::Map as u8 {
+                bail!(
+                    DatabaseCorrupted,
+                    "{}: a link to page {pgno}, a page of the flush map",
+                    self.path.display()
+                );
+            }
             return Ok(());
         }
         if pgno < CATALOG_ROOT || pgno >= self.header.page_count {

@@ -313,3 +313,197 @@ fn a_backup_refuses_a_file_cut_short_of_written_pages_and_the_next_backup_runs()
     inst.backup(Some(Path::new("bk")), BackupFlags::default(), None)
         .unwrap();
 }
+
+// ---------------------------------------------------------------------------------------------
+// Recovery's copy of an interrupted batch (from the cold review): a disk that drops one write
+// of the copy must not cost the batch.
+
+/// What a [`Lossy`] disk does: drop the `nth` write to a file whose path ends with a name
+/// (acknowledged, never written), and fail with EIO writes at or past an offset of another.
+#[derive(Debug, Default)]
+struct Rules {
+    drop: Option<(String, usize)>,
+    drop_seen: usize,
+    fail: Option<(String, u64)>,
+}
+
+#[derive(Debug, Clone)]
+struct Lossy {
+    inner: MemVfs,
+    rules: Arc<std::sync::Mutex<Rules>>,
+}
+
+#[derive(Debug)]
+struct LossyFile {
+    inner: Box<dyn jetdb::VfsFile>,
+    path: String,
+    rules: Arc<std::sync::Mutex<Rules>>,
+}
+
+impl Vfs for Lossy {
+    fn open(&self, p: &Path, m: OpenMode) -> std::io::Result<Box<dyn jetdb::VfsFile>> {
+        Ok(Box::new(LossyFile {
+            inner: self.inner.open(p, m)?,
+            path: p.to_string_lossy().into(),
+            rules: self.rules.clone(),
+        }))
+    }
+    fn exists(&self, p: &Path) -> std::io::Result<bool> {
+        self.inner.exists(p)
+    }
+    fn is_dir(&self, p: &Path) -> std::io::Result<bool> {
+        self.inner.is_dir(p)
+    }
+    fn remove(&self, p: &Path) -> std::io::Result<()> {
+        self.inner.remove(p)
+    }
+    fn rename(&self, a: &Path, b: &Path) -> std::io::Result<()> {
+        self.inner.rename(a, b)
+    }
+    fn list(&self, p: &Path) -> std::io::Result<Vec<String>> {
+        self.inner.list(p)
+    }
+    fn create_dir(&self, p: &Path) -> std::io::Result<()> {
+        self.inner.create_dir(p)
+    }
+    fn remove_dir(&self, p: &Path) -> std::io::Result<()> {
+        self.inner.remove_dir(p)
+    }
+    fn sync_dir(&self, p: &Path) -> std::io::Result<()> {
+        self.inner.sync_dir(p)
+    }
+}
+
+impl jetdb::VfsFile for LossyFile {
+    fn read_at(&self, b: &mut [u8], o: u64) -> std::io::Result<usize> {
+        self.inner.read_at(b, o)
+    }
+    fn write_all_at(&self, b: &[u8], o: u64) -> std::io::Result<()> {
+        let mut rules = self.rules.lock().unwrap();
+        if let Some((name, at)) = rules.fail.clone()
+            && self.path.ends_with(&name)
+            && o >= at
+        {
+            return Err(std::io::Error::other("injected EIO"));
+        }
+        if let Some((name, nth)) = rules.drop.clone()
+            && self.path.ends_with(&name)
+        {
+            let seen = rules.drop_seen;
+            rules.drop_seen += 1;
+            if seen == nth {
+                return Ok(());
+            }
+        }
+        drop(rules);
+        self.inner.write_all_at(b, o)
+    }
+    fn sync(&self) -> std::io::Result<()> {
+        self.inner.sync()
+    }
+    fn set_len(&self, l: u64) -> std::io::Result<()> {
+        self.inner.set_len(l)
+    }
+    fn len(&self) -> std::io::Result<u64> {
+        self.inner.len()
+    }
+}
+
+#[test]
+fn a_lost_write_in_recoverys_copy_of_a_batch_costs_nothing_but_a_retry() {
+    let mem = MemVfs::new();
+    let rules = Arc::new(std::sync::Mutex::new(Rules::default()));
+    let env = Env::new(
+        Arc::new(Lossy {
+            inner: mem.clone(),
+            rules: rules.clone(),
+        }),
+        Arc::new(ManualClock::new(1)),
+        Arc::new(SeededEntropy::new(7)),
+    );
+    let path = Path::new("c.edb");
+    let mut db = Database::create(&env, path, &options()).unwrap();
+    let t = db.create_table("t").unwrap();
+    for i in 0..300 {
+        db.put(t, &key(i), &[1; 200]).unwrap();
+    }
+    db.close().unwrap();
+    let mut db = Database::open(&env, path, &options()).unwrap();
+    let t = db.open_table("t").unwrap();
+    for i in 0..300 {
+        db.put(t, &key(i), &[2; 200]).unwrap();
+    }
+    // The batch is sealed in the doublewrite file; its writes into place fail.
+    rules.lock().unwrap().fail = Some(("c.edb".into(), 2 * PAGE as u64));
+    db.flush().expect_err("the writes into place fail");
+    drop(db);
+    rules.lock().unwrap().fail = None;
+    let pages = mem
+        .open(Path::new("c.edb.jdw"), OpenMode::Read)
+        .unwrap()
+        .len()
+        .unwrap()
+        / PAGE as u64
+        - 1;
+    // The next open copies the batch before finishing it, and the disk drops the copy's
+    // last page: the copy is refused before it replaces the original.
+    rules.lock().unwrap().drop = Some(("c.edb.jdw.tmp".into(), (pages - 1) as usize));
+    let err = Database::open(&env, path, &options())
+        .map(drop)
+        .expect_err("a damaged copy is not installed");
+    assert_eq!(err.kind(), ErrorKind::ReadLostFlushVerifyFailure, "{err}");
+    // On a sound disk the next open finishes the batch from the original.
+    rules.lock().unwrap().drop = None;
+    let mut db = Database::open(&env, path, &options()).unwrap();
+    let t = db.open_table("t").unwrap();
+    for i in 0..300 {
+        assert_eq!(db.get(t, &key(i)).unwrap(), Some(vec![2; 200]));
+    }
+    db.check_integrity().unwrap();
+}
+
+#[test]
+fn a_file_check_does_not_call_an_interrupted_batch_lost_writes() {
+    let mem = MemVfs::new();
+    let rules = Arc::new(std::sync::Mutex::new(Rules::default()));
+    let env = Env::new(
+        Arc::new(Lossy {
+            inner: mem,
+            rules: rules.clone(),
+        }),
+        Arc::new(ManualClock::new(1)),
+        Arc::new(SeededEntropy::new(7)),
+    );
+    let path = Path::new("v.edb");
+    let options = DatabaseOptions {
+        cache_size: 64 << 20,
+        ..options()
+    };
+    let mut db = Database::create(&env, path, &options).unwrap();
+    let t = db.create_table("t").unwrap();
+    for i in 0..3000 {
+        db.put(t, &key(i), &[1; 900]).unwrap();
+    }
+    db.close().unwrap();
+    let mut db = Database::open(&env, path, &options).unwrap();
+    let t = db.open_table("t").unwrap();
+    for i in 0..3000 {
+        db.put(t, &key(i), &[2; 900]).unwrap();
+    }
+    // The first megabyte of the batch lands in place, then the writes fail: a crash there.
+    rules.lock().unwrap().fail = Some(("v.edb".into(), 300 * PAGE as u64));
+    db.flush().expect_err("cut short");
+    drop(db);
+    rules.lock().unwrap().fail = None;
+    let before = verify_file(&*env.vfs, path).unwrap();
+    assert!(
+        before.bad_pages.is_empty(),
+        "a recoverable file reported damaged: {:?}",
+        before.bad_pages
+    );
+    Database::open(&env, path, &options)
+        .unwrap()
+        .close()
+        .unwrap();
+    assert!(verify_file(&*env.vfs, path).unwrap().bad_pages.is_empty());
+}

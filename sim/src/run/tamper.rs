@@ -76,11 +76,13 @@ pub(crate) fn restore_errors(kind: Tamper) -> &'static [ErrorKind] {
             GivenLogFileHasBadSignature,
         ],
         Tamper::ForeignDatabase => &[RestoreOfNonBackupDatabase, BadBackupDatabaseSize],
-        // The files it names may be gone or another backup's.
+        // The files it names may be gone or another backup's (a database copy of another
+        // length among them).
         Tamper::StaleManifest | Tamper::ForeignManifest => &[
             MissingRestoreLogFiles,
             FileNotFound,
             RestoreOfNonBackupDatabase,
+            BadBackupDatabaseSize,
             LogCorruptDuringHardRestore,
             GivenLogFileIsNotContiguous,
         ],
