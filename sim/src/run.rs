@@ -167,6 +167,8 @@ struct Sim {
     /// the current step began.
     incarnation: u64,
     database_faults_before: (u64, u64),
+    /// Lost and misdirected database writes fired before the current step.
+    database_damage_before: u64,
     /// The model's last commit when the current step began.
     last_before_step: u64,
     /// Log files with planted damage.
@@ -240,6 +242,7 @@ impl Sim {
             log_io_before: 0,
             incarnation: 0,
             database_faults_before: (0, 0),
+            database_damage_before: 0,
             damaged_logs: Vec::new(),
             last_before_step: 0,
             to_survive: BTreeSet::new(),
@@ -275,6 +278,7 @@ impl Sim {
             self.last_before_step = self.model.last();
             self.database_faults_before =
                 (self.incarnation, self.vfs.stats().database_write_faults);
+            self.database_damage_before = self.vfs.stats().database_damage;
 
             self.vfs
                 .with_trace(|t| t.begin_step(format_args!("step {i}: {step:?}")));
@@ -354,10 +358,15 @@ impl Sim {
         Ok(())
     }
 
-    /// Whether the database's pages may be damaged: rot was planted in them, or a write to
-    /// the file was lost or misdirected (at any moment of the run).
+    /// Whether the database's pages may be damaged: rot was planted in them, or a database
+    /// file still holds what a lost or misdirected write left wrong (until a later write over
+    /// it is durable).
     pub(crate) fn pages_damaged(&self) -> bool {
-        self.damaged.contains(&CorruptZone::DatabasePage) || self.vfs.stats().database_damage > 0
+        self.damaged.contains(&CorruptZone::DatabasePage)
+            || self.vfs.database_damaged()
+            // (Or fired during this step, in a file the engine has since removed: recovery's
+            // copy of a batch it refused.)
+            || self.vfs.stats().database_damage > self.database_damage_before
     }
 
     /// Damage was found and reported with `kind`.

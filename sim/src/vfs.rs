@@ -226,6 +226,29 @@ struct Inode {
     /// The 4 KiB blocks written: extending a file with `set_len` leaves a hole (a sparse file,
     /// as ftruncate does on Linux), and the first write into a hole allocates.
     allocated: BTreeSet<u64>,
+    /// Byte ranges a lost or misdirected write left wrong (database files only), until a
+    /// later write over them is made durable.
+    damaged: Vec<(u64, u64)>,
+    /// Ranges written since the last fsync: made durable by the next, they mend `damaged`.
+    covering: Vec<(u64, u64)>,
+}
+
+/// `ranges` less `[start, end)`.
+fn subtract(ranges: &mut Vec<(u64, u64)>, start: u64, end: u64) {
+    let mut out = Vec::with_capacity(ranges.len() + 1);
+    for &(a, b) in ranges.iter() {
+        if b <= start || a >= end {
+            out.push((a, b));
+            continue;
+        }
+        if a < start {
+            out.push((a, start));
+        }
+        if b > end {
+            out.push((end, b));
+        }
+    }
+    *ranges = out;
 }
 
 /// The file-system block for allocation.
@@ -536,6 +559,8 @@ impl Disk {
                 pending: Vec::new(),
                 zone: Zone::of(path),
                 allocated: BTreeSet::new(),
+                damaged: Vec::new(),
+                covering: Vec::new(),
             },
         );
         ino
@@ -551,6 +576,8 @@ impl Disk {
         let sector = self.device.sector_size;
         let inos: Vec<Ino> = self.inodes.keys().copied().collect();
         for ino in inos {
+            // Writes over damage not yet durable may be gone with the power: it stays.
+            self.inode(ino).covering.clear();
             let pending = std::mem::take(&mut self.inode(ino).pending);
             if pending.is_empty() {
                 continue;
@@ -815,6 +842,17 @@ impl SimVfs {
     /// lost half suppressed at a restart).
     pub fn stray_misdirect(&self) -> bool {
         self.lock().stray_misdirect
+    }
+
+    /// Whether a database file (by any name) still holds what a lost or misdirected write
+    /// left wrong: damage no write has durably mended since.
+    pub fn database_damaged(&self) -> bool {
+        let disk = self.lock();
+        disk.ns.values().any(|e| {
+            matches!(e, Entry::File(ino) if disk.inodes.get(ino).is_some_and(|i| {
+                i.zone == Zone::Database && !i.damaged.is_empty()
+            }))
+        })
     }
 
     /// Whether a file a misdirected write landed in is still there (by any name): its damage
@@ -1431,10 +1469,14 @@ impl VfsFile for SimFile {
                 self.path.display(),
                 buf.len()
             ));
+            let end = offset + buf.len() as u64;
+            disk.inode(self.ino).damaged.push((offset, end));
             return Ok(());
         }
         let mut offset = offset;
+        let mut misplaced = false;
         if disk.fires(IoFault::Misdirect, zone) {
+            misplaced = true;
             let sector = disk.device.sector_size as u64;
             let room = len.max(end) / sector;
             let mut to = disk.rng.random_range(0..room.max(1)) * sector;
@@ -1448,7 +1490,12 @@ impl VfsFile for SimFile {
             ));
             // The atlas's rule for the log (see `suppress_unvouched_misdirect`); in the
             // database file the lost half stays lost, for the flush map to find.
-            if zone != Zone::Database {
+            if zone == Zone::Database {
+                let len = buf.len() as u64;
+                let inode = disk.inode(self.ino);
+                inode.damaged.push((offset, offset + len));
+                inode.damaged.push((to, to + len));
+            } else {
                 disk.unvouched = Some(Unvouched {
                     ino: self.ino,
                     offset,
@@ -1477,6 +1524,9 @@ impl VfsFile for SimFile {
         );
         let inode = disk.inode(self.ino);
         inode.allocated.extend(blocks(offset, buf.len() as u64));
+        if !inode.damaged.is_empty() && !misplaced {
+            inode.covering.push((offset, offset + buf.len() as u64));
+        }
         write_into(&mut inode.view, offset, buf);
         inode.pending.push(Pending::Write {
             offset,
@@ -1502,6 +1552,7 @@ impl VfsFile for SimFile {
             return Err(io::Error::other("simulated EIO on fsync"));
         }
         if disk.fires(IoFault::Fsyncgate, zone) {
+            disk.inode(self.ino).covering.clear();
             let lost = std::mem::take(&mut disk.inode(self.ino).pending).len();
             disk.trace.event(format_args!(
                 "fault: fsync EIO on {}, {lost} pending writes lost (fsyncgate)",
@@ -1528,6 +1579,10 @@ impl VfsFile for SimFile {
                 Pending::SetLen(len) => inode.durable.resize(len as usize, 0),
             }
         }
+        // What was written over damage is durable now: that damage is mended.
+        for (start, end) in std::mem::take(&mut inode.covering) {
+            subtract(&mut inode.damaged, start, end);
+        }
         Ok(())
     }
 
@@ -1539,6 +1594,8 @@ impl VfsFile for SimFile {
         disk.trace.io(b'l', self.ino, len, 0, 0);
         let inode = disk.inode(self.ino);
         inode.allocated.retain(|b| b * BLOCK < len);
+        // (Damage past a shrunk end goes with it.)
+        subtract(&mut inode.damaged, len, u64::MAX);
         inode.view.resize(len as usize, 0);
         inode.pending.push(Pending::SetLen(len));
         Ok(())

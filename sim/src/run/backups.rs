@@ -87,6 +87,9 @@ pub(crate) struct Facts {
     /// The directory's manifest did not read when the job began (damaged or forged): the
     /// engine took it for no backup to keep, and a full backup replaces it.
     pub(crate) unreadable_previous: bool,
+    /// The database's pages were damaged when the job began: the copy-before-write fence
+    /// keeps that damage for the backup to find, even once a later write mends the file.
+    pub(crate) damaged_at_begin: bool,
 }
 
 /// The simulator's backup state.
@@ -373,6 +376,7 @@ impl Sim {
                         pace,
                         copied: Vec::new(),
                         unreadable_previous,
+                        damaged_at_begin: self.pages_damaged(),
                     },
                 });
                 Ok(())
@@ -911,7 +915,7 @@ impl Sim {
             ErrorKind::ReadVerifyFailure
                 | ErrorKind::ReadPgnoVerifyFailure
                 | ErrorKind::ReadLostFlushVerifyFailure
-        ) && self.pages_damaged();
+        ) && (self.pages_damaged() || active.damaged_at_begin);
         let tampered = self.live_tamper_explains(kind, Some((active.gen_low, active.gen_high)));
         if log_damage || page_damage || tampered {
             self.coverage.hit(Mark::BackupFoundCorruption);
