@@ -134,10 +134,14 @@ pub(crate) fn check_digest(file: &dyn VfsFile, header: &DbHeader) -> Result<()> 
         file.read_exact_at(&mut p, u64::from(map) * page_size as u64)
             .map_err(|err| JetError::io(format!("read flush map page {map}"), &err))?;
         let (kind, dbtime) = node::validate(&p, map)?;
-        if kind != PageKind::Map {
+        // (As the pager's open checks them: a map page newer than the header is corrupt.)
+        if kind != PageKind::Map || dbtime > header.dbtime {
             return Err(JetError::new(
                 ErrorKind::DatabaseCorrupted,
-                format!("page {map} should be a page of the flush map but is a {kind:?} page"),
+                format!(
+                    "page {map} should be a page of the flush map, at most dbtime {}, but is a {kind:?} page of dbtime {dbtime}",
+                    header.dbtime
+                ),
             ));
         }
         dbtimes.push(dbtime);

@@ -382,7 +382,8 @@ impl Pager {
             self.header.free_count -= 1;
             head
         } else {
-            if u64::from(self.header.page_count) >= limits::PAGE_COUNT_MAX {
+            // (Two pages when the next number is a map page's.)
+            if u64::from(self.header.page_count) + 2 > limits::PAGE_COUNT_MAX {
                 bail!(
                     OutOfDatabaseSpace,
                     "{} holds the most pages a database can",

@@ -19,6 +19,7 @@ use jetdb::{
 };
 
 const PAGE: usize = 4096;
+const CATALOG_ROOT: usize = 2;
 /// The flush map's first page (engine/src/flushmap.rs).
 const FIRST_MAP: usize = 3;
 const KIND_MAP: u8 = 6;
@@ -506,4 +507,348 @@ fn a_file_check_does_not_call_an_interrupted_batch_lost_writes() {
         .close()
         .unwrap();
     assert!(verify_file(&*env.vfs, path).unwrap().bad_pages.is_empty());
+}
+
+// ---------------------------------------------------------------------------------------------
+// From the breaker: the cases its mutants of the flush map got past (the catalog root's entry,
+// a second map group, a zero entry, a stale page the fence saves, a read past the file's end),
+// and crafted map states that must be errors, not panics.
+
+fn write_page(vfs: &MemVfs, path: &str, pgno: usize, bytes: &[u8]) {
+    let file = vfs.open(Path::new(path), OpenMode::ReadWrite).unwrap();
+    file.write_all_at(bytes, (pgno * PAGE) as u64).unwrap();
+}
+
+/// The catalog root (page 2) loses its last write: a table created since is missing from the
+/// stale page. Reads (the catalog is read at open) and the file check must refuse it.
+#[test]
+fn a_catalog_root_that_lost_its_write_is_refused_at_open_and_by_the_file_check() {
+    let vfs = Arc::new(MemVfs::new());
+    let env = env(&vfs);
+    let path = "d.edb";
+    let mut db = Database::create(&env, Path::new(path), &options()).unwrap();
+    let a = db.create_table("a").unwrap();
+    db.put(a, b"k", b"v").unwrap();
+    db.close().unwrap();
+    let before = read(&vfs, path);
+    let mut db = Database::open(&env, Path::new(path), &options()).unwrap();
+    db.create_table("b").unwrap();
+    db.close().unwrap();
+    let after = read(&vfs, path);
+    assert_ne!(page(&before, CATALOG_ROOT), page(&after, CATALOG_ROOT));
+    write_page(&vfs, path, CATALOG_ROOT, page(&before, CATALOG_ROOT));
+
+    let report = verify_file(&*env.vfs, Path::new(path)).unwrap();
+    let found: Vec<_> = report
+        .bad_pages
+        .iter()
+        .map(|b| (b.pgno, b.error.kind()))
+        .collect();
+    assert_eq!(
+        found,
+        vec![(CATALOG_ROOT as u64, ErrorKind::ReadLostFlushVerifyFailure)]
+    );
+    let err = Database::open(&env, Path::new(path), &options())
+        .map(drop)
+        .expect_err("a stale catalog root was taken as data");
+    assert_eq!(err.kind(), ErrorKind::ReadLostFlushVerifyFailure, "{err}");
+}
+
+/// A page that lost its write is rewritten while a backup runs: the fence saves the stale
+/// copy from the file before the new write, and the backup must refuse that copy too.
+#[test]
+fn a_stale_page_the_fence_saves_for_a_running_backup_is_refused() {
+    let vfs = Arc::new(MemVfs::new());
+    let inst = Instance::new(env(&vfs), params("inst"));
+    inst.init().unwrap();
+    commit_round(&inst, 1);
+    inst.checkpoint().unwrap();
+    let db = "inst/data.edb";
+    let old = read(&vfs, db);
+    commit_round(&inst, 2);
+    inst.checkpoint().unwrap();
+    let new = read(&vfs, db);
+    let pgno = (FIRST_MAP + 1..old.len().min(new.len()) / PAGE)
+        .find(|&p| page(&old, p) != page(&new, p) && page(&new, p)[16] != KIND_MAP)
+        .expect("a page the second round rewrote");
+    // The disk loses that page's last write.
+    write_page(&vfs, db, pgno, page(&old, pgno));
+    let mut job = inst
+        .begin_backup(Some(Path::new("bk")), BackupFlags::default(), None)
+        .unwrap();
+    // Before the backup copies anything, the page is written again: the fence saves what the
+    // file holds, the stale page.
+    commit_round(&inst, 3);
+    inst.checkpoint().unwrap();
+    assert_ne!(
+        page(&read(&vfs, db), pgno),
+        page(&new, pgno),
+        "round 3 rewrote the page"
+    );
+    let outcome = loop {
+        match job.step() {
+            Ok(true) => continue,
+            Ok(false) => break job.finish().map(drop),
+            Err(err) => break Err(err),
+        }
+    };
+    let err = outcome.expect_err("the backup copied a stale page the fence saved");
+    assert_eq!(err.kind(), ErrorKind::ReadLostFlushVerifyFailure, "{err}");
+}
+
+/// A database of more than one group of pages (a second map page at 3 + S): the file check
+/// finds nothing wrong with it whole, and names exactly the page of the second group that
+/// lost a write.
+#[test]
+fn the_file_check_reads_each_group_against_its_own_map_page() {
+    let vfs = Arc::new(MemVfs::new());
+    let env = env(&vfs);
+    let path = "d.edb";
+    let mut db = Database::create(&env, Path::new(path), &options()).unwrap();
+    let t = db.create_table("t").unwrap();
+    for i in 0..8000u32 {
+        db.put(t, &key(i), &[1u8; 300]).unwrap();
+    }
+    db.close().unwrap();
+    let before = read(&vfs, path);
+    let second_map = FIRST_MAP + (PAGE - 32) / 8;
+    assert!(before.len() / PAGE > second_map + 50, "two groups of pages");
+    assert_eq!(page(&before, second_map)[16], KIND_MAP);
+    let report = verify_file(&*env.vfs, Path::new(path)).unwrap();
+    assert!(report.bad_pages.is_empty(), "{:?}", report.bad_pages);
+
+    let mut db = Database::open(&env, Path::new(path), &options()).unwrap();
+    let t = db.open_table("t").unwrap();
+    for i in 0..8000u32 {
+        db.put(t, &key(i), &[2u8; 300]).unwrap();
+    }
+    db.close().unwrap();
+    let after = read(&vfs, path);
+    let pgno = (second_map + 1..before.len() / PAGE)
+        .find(|&p| page(&before, p) != page(&after, p))
+        .expect("a page of the second group rewritten");
+    write_page(&vfs, path, pgno, page(&before, pgno));
+    let report = verify_file(&*env.vfs, Path::new(path)).unwrap();
+    let found: Vec<_> = report
+        .bad_pages
+        .iter()
+        .map(|b| (b.pgno, b.error.kind()))
+        .collect();
+    assert_eq!(
+        found,
+        vec![(pgno as u64, ErrorKind::ReadLostFlushVerifyFailure)]
+    );
+}
+
+/// A map entry of zero for a page that was written (the map page itself whole: its checksum
+/// and dbtime, so the header's digest, hold) does not vouch for any page.
+#[test]
+fn a_zero_map_entry_does_not_vouch_for_a_written_page() {
+    use jetdb::page::{PageHeader, PageKind, seal};
+    let vfs = Arc::new(MemVfs::new());
+    let env = env(&vfs);
+    let path = "d.edb";
+    let mut db = Database::create(&env, Path::new(path), &options()).unwrap();
+    let t = db.create_table("t").unwrap();
+    for i in 0..300u32 {
+        db.put(t, &key(i), &[1u8; 100]).unwrap();
+    }
+    db.close().unwrap();
+    let image = read(&vfs, path);
+    // The table's root, a page past the map: its entry is zeroed.
+    let pgno = t.root() as usize;
+    assert!(pgno > FIRST_MAP);
+    let mut map = page(&image, FIRST_MAP).to_vec();
+    let slot = pgno - FIRST_MAP;
+    map[32 + slot * 8..32 + slot * 8 + 8].fill(0);
+    let dbtime = u64::from_le_bytes(map[8..16].try_into().unwrap());
+    seal(
+        &mut map,
+        PageHeader {
+            pgno: FIRST_MAP as u32,
+            dbtime,
+            kind: PageKind::Map,
+        },
+    );
+    write_page(&vfs, path, FIRST_MAP, &map);
+    let mut db = Database::open(&env, Path::new(path), &options()).unwrap();
+    let t = db.open_table("t").unwrap();
+    let err = db
+        .get(t, &key(1))
+        .map(drop)
+        .expect_err("a page the map has no entry for was read as data");
+    assert_eq!(err.kind(), ErrorKind::ReadLostFlushVerifyFailure, "{err}");
+    let report = verify_file(&*env.vfs, Path::new(path)).unwrap();
+    assert_eq!(
+        report
+            .bad_pages
+            .iter()
+            .map(|b| (b.pgno, b.error.kind()))
+            .collect::<Vec<_>>(),
+        vec![(pgno as u64, ErrorKind::ReadLostFlushVerifyFailure)]
+    );
+}
+
+/// Hand-damaged flush maps and headers (each page sealed whole): errors, never a panic or a
+/// hang.
+#[test]
+fn crafted_flush_map_states_are_errors_not_panics() {
+    use jetdb::DbHeader;
+    use jetdb::page::{PageHeader, PageKind, seal};
+    let vfs = Arc::new(MemVfs::new());
+    let env0 = env(&vfs);
+    let path = "d.edb";
+    let mut db = Database::create(&env0, Path::new(path), &options()).unwrap();
+    let t = db.create_table("t").unwrap();
+    for i in 0..3000u32 {
+        db.put(t, &key(i), &[1u8; 300]).unwrap();
+    }
+    db.close().unwrap();
+    let image = read(&vfs, path);
+    let header = DbHeader::decode(page(&image, 0), 0).unwrap();
+    let with_header = |h: &DbHeader, img: &mut Vec<u8>| {
+        img[..PAGE].copy_from_slice(&h.encode(0));
+        img[PAGE..2 * PAGE].copy_from_slice(&h.encode(1));
+    };
+    let reseal = |p: &mut [u8], pgno: usize, dbtime: u64, kind: PageKind| {
+        seal(
+            p,
+            PageHeader {
+                pgno: pgno as u32,
+                dbtime,
+                kind,
+            },
+        )
+    };
+    let map_dbtime = u64::from_le_bytes(page(&image, FIRST_MAP)[8..16].try_into().unwrap());
+    let mut cases: Vec<(&str, Vec<u8>)> = Vec::new();
+    // The map page replaced by a free page of the same dbtime.
+    let mut img = image.clone();
+    {
+        let p = &mut img[FIRST_MAP * PAGE..(FIRST_MAP + 1) * PAGE];
+        p[32..].fill(0);
+        reseal(p, FIRST_MAP, map_dbtime, PageKind::Free);
+    }
+    cases.push(("map page is a free page", img));
+    // Every entry u64::MAX.
+    let mut img = image.clone();
+    {
+        let p = &mut img[FIRST_MAP * PAGE..(FIRST_MAP + 1) * PAGE];
+        p[40..].fill(0xFF);
+        reseal(p, FIRST_MAP, map_dbtime, PageKind::Map);
+    }
+    cases.push(("entries at u64::MAX", img));
+    // The map page newer than the header, its digest matching.
+    let mut img = image.clone();
+    {
+        let p = &mut img[FIRST_MAP * PAGE..(FIRST_MAP + 1) * PAGE];
+        reseal(p, FIRST_MAP, u64::MAX, PageKind::Map);
+    }
+    let h = DbHeader {
+        map_digest: crc32fast::hash(&u64::MAX.to_le_bytes()),
+        ..header.clone()
+    };
+    with_header(&h, &mut img);
+    cases.push(("map dbtime past the header's", img));
+    // A page count far past the file (a huge map to load), and one just past a map page.
+    for page_count in [u32::MAX, 0x7FFF_FFFF, (image.len() / PAGE) as u32 + 1] {
+        let mut img = image.clone();
+        with_header(
+            &DbHeader {
+                page_count,
+                ..header.clone()
+            },
+            &mut img,
+        );
+        cases.push(("page count past the file", img));
+    }
+    // The free list starting at the map page.
+    let mut img = image.clone();
+    with_header(
+        &DbHeader {
+            free_head: FIRST_MAP as u32,
+            free_count: 1,
+            ..header.clone()
+        },
+        &mut img,
+    );
+    cases.push(("free list head on the map page", img));
+    // The catalog stamp and digest at their extremes.
+    let mut img = image.clone();
+    with_header(
+        &DbHeader {
+            catalog_stamp: u64::MAX,
+            map_digest: 0,
+            ..header.clone()
+        },
+        &mut img,
+    );
+    cases.push(("catalog stamp u64::MAX, digest 0", img));
+
+    for (what, img) in cases {
+        let vfs = Arc::new(MemVfs::new());
+        let file = vfs.open(Path::new(path), OpenMode::CreateNew).unwrap();
+        file.write_all_at(&img, 0).unwrap();
+        drop(file);
+        let env = env(&vfs);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let vfs2 = Arc::clone(&vfs);
+        std::thread::spawn(move || {
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                let checked = verify_file(&*env.vfs, Path::new(path)).map(|r| r.bad_pages.len());
+                let used = (|| {
+                    let mut db = Database::open(&env, Path::new(path), &options())?;
+                    let t = db.open_table("t")?;
+                    for i in 0..3000u32 {
+                        db.get(t, &key(i))?;
+                    }
+                    db.create_table("u")?;
+                    db.put(t, b"new", &[3u8; 5000])?;
+                    db.check_integrity()?;
+                    db.close()
+                })();
+                (format!("{checked:?}"), format!("{used:?}"))
+            }));
+            let _ = tx.send(outcome.map_err(|_| "panicked"));
+            drop(vfs2);
+        });
+        let outcome = rx
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("{what}: hung"));
+        let (checked, used) = outcome.unwrap_or_else(|e| panic!("{what}: {e}"));
+        println!("{what}: verify_file {checked}; use {used}");
+        assert!(
+            used.starts_with("Err"),
+            "{what}: used without an error: {used}"
+        );
+    }
+}
+
+/// The write that grew the file by its last page was lost under an open database: reading
+/// that page finds the file's end, and the map says it was written — a lost write, not an
+/// I/O error.
+#[test]
+fn a_read_past_the_files_end_of_a_written_page_is_a_lost_write() {
+    let vfs = Arc::new(MemVfs::new());
+    let env = env(&vfs);
+    let path = "d.edb";
+    let small = DatabaseOptions {
+        page_size: PAGE,
+        cache_size: 0,
+        ..Default::default()
+    };
+    let mut db = Database::create(&env, Path::new(path), &small).unwrap();
+    let t = db.create_table("t").unwrap();
+    for i in 0..20_000u32 {
+        db.put(t, &key(i), &[1u8; 100]).unwrap();
+    }
+    db.flush().unwrap();
+    let len = read(&vfs, path).len();
+    let file = vfs.open(Path::new(path), OpenMode::ReadWrite).unwrap();
+    file.set_len((len - PAGE) as u64).unwrap();
+    let err = (0..20_000u32)
+        .find_map(|i| db.get(t, &key(i)).err())
+        .expect("the missing page was read as data");
+    assert_eq!(err.kind(), ErrorKind::ReadLostFlushVerifyFailure, "{err}");
+    assert!(err.message().contains("past the file's end"), "{err}");
 }

@@ -233,6 +233,14 @@ struct Inode {
     covering: Vec<(u64, u64)>,
 }
 
+impl Inode {
+    /// Records `[start, end)` as damaged: no write before it mends it.
+    fn damage(&mut self, start: u64, end: u64) {
+        subtract(&mut self.covering, start, end);
+        self.damaged.push((start, end));
+    }
+}
+
 /// `ranges` less `[start, end)`.
 fn subtract(ranges: &mut Vec<(u64, u64)>, start: u64, end: u64) {
     let mut out = Vec::with_capacity(ranges.len() + 1);
@@ -1470,7 +1478,7 @@ impl VfsFile for SimFile {
                 buf.len()
             ));
             let end = offset + buf.len() as u64;
-            disk.inode(self.ino).damaged.push((offset, end));
+            disk.inode(self.ino).damage(offset, end);
             return Ok(());
         }
         let mut offset = offset;
@@ -1493,8 +1501,8 @@ impl VfsFile for SimFile {
             if zone == Zone::Database {
                 let len = buf.len() as u64;
                 let inode = disk.inode(self.ino);
-                inode.damaged.push((offset, offset + len));
-                inode.damaged.push((to, to + len));
+                inode.damage(offset, offset + len);
+                inode.damage(to, to + len);
             } else {
                 disk.unvouched = Some(Unvouched {
                     ino: self.ino,
