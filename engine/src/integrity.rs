@@ -314,9 +314,9 @@ pub fn read_header_copies(vfs: &dyn Vfs, path: &Path) -> Result<[HeaderCopy; 2]>
 /// map (a page a write lost is `JET_errReadLostFlushVerifyFailure`; a map page that fails its
 /// checks, or the header's digest, is reported as the first map page). While a batch a crash
 /// interrupted waits in the doublewrite file, the pages are not checked against the map: the
-/// file may hold part of the batch until a read-write open finishes it. Blank pages past the header's page count are
-/// unused space and pass. Fails only when no header copy is readable, since then the page size
-/// is unknown.
+/// file may hold part of the batch until a read-write open finishes it. Blank pages past the
+/// header's page count are unused space and pass. Fails only when no header copy is readable,
+/// since then the page size is unknown.
 pub fn verify_file(vfs: &dyn Vfs, path: &Path) -> Result<ChecksumReport> {
     let file = vfs
         .open(path, OpenMode::Read)
@@ -343,8 +343,6 @@ pub fn verify_file(vfs: &dyn Vfs, path: &Path) -> Result<ChecksumReport> {
     let chunk_pages = (4 * 1024 * 1024 / page_size) as u64;
     let mut chunk = vec![0u8; chunk_pages as usize * page_size];
     let mut flush = flushmap::Verifier::new(&header);
-    // The map's own pages first: a stale one would make every page it describes look stale,
-    // so it is reported once, and the pages are then checked only for what they hold.
     // A batch a crash interrupted, sealed in the doublewrite file: the file may hold part of
     // it, which the next read-write open finishes. Until then the map (which describes the
     // batch whole) cannot judge the pages.
@@ -352,6 +350,8 @@ pub fn verify_file(vfs: &dyn Vfs, path: &Path) -> Result<ChecksumReport> {
         crate::doublewrite::recover(vfs, path, &*file, &header, false),
         Err(err) if err.kind() == ErrorKind::DatabaseDirtyShutdown
     );
+    // The map's own pages first: a stale one would make every page it describes look stale,
+    // so it is reported once, and the pages are then checked only for what they hold.
     let flush_failed = pending
         || match flushmap::check_digest(&*file, &header) {
             Ok(()) => false,
