@@ -333,14 +333,6 @@ pub(crate) fn recover(
     let dir = parent_dir(&path);
     vfs.sync_dir(dir).map_err(io("fsync the directory of"))?;
     let dw = vfs.open(&path, OpenMode::Read).map_err(io("open"))?;
-    // The copy was verified as the original: a read of it that ends short is a write of
-    // the copy the disk lost.
-    let reread = |err: std::io::Error| match err.kind() {
-        std::io::ErrorKind::UnexpectedEof => {
-            damaged(format!("its copy cannot be read back whole: {err}"))
-        }
-        _ => io("read")(err),
-    };
     let dbio = |what: String| {
         let what = format!("{}: {what}", db.display());
         move |err: std::io::Error| JetError::io(what.clone(), &err)
@@ -348,7 +340,7 @@ pub(crate) fn recover(
     let mut installed = Installed::default();
     for i in 1..batch.pages {
         dw.read_exact_at(&mut page, (1 + u64::from(i)) * page_size as u64)
-            .map_err(reread)?;
+            .map_err(io("read"))?;
         let pgno = page_number(&page).map_err(&damaged)?;
         file.write_all_at(&page, u64::from(pgno) * page_size as u64)
             .map_err(dbio(format!("write page {pgno}")))?;

@@ -95,6 +95,15 @@ fn two_versions(dir: &Path) -> (PathBuf, Vec<u8>, Vec<u8>, Model) {
     (path, before, after, model)
 }
 
+/// What a file check reported: each bad page with its error.
+fn bad_pages(report: &jetdb::ChecksumReport) -> Vec<(u64, ErrorKind)> {
+    report
+        .bad_pages
+        .iter()
+        .map(|b| (b.pgno, b.error.kind()))
+        .collect()
+}
+
 fn page(image: &[u8], pgno: usize) -> &[u8] {
     &image[pgno * PAGE..(pgno + 1) * PAGE]
 }
@@ -116,11 +125,7 @@ fn a_page_that_lost_its_last_write_is_refused_wherever_it_is_read() {
         lost[pgno * PAGE..(pgno + 1) * PAGE].copy_from_slice(old);
         std::fs::write(&path, &lost).unwrap();
         let report = verify_file(&*Env::os().vfs, &path).unwrap();
-        let found: Vec<_> = report
-            .bad_pages
-            .iter()
-            .map(|b| (b.pgno, b.error.kind()))
-            .collect();
+        let found = bad_pages(&report);
         assert_eq!(
             found,
             vec![(pgno as u64, ErrorKind::ReadLostFlushVerifyFailure)],
@@ -410,8 +415,9 @@ impl jetdb::VfsFile for LossyFile {
     }
 }
 
-#[test]
-fn a_lost_write_in_recoverys_copy_of_a_batch_costs_nothing_but_a_retry() {
+/// A [`Lossy`] disk over a fresh in-memory one: the disk beneath, its rules, and an
+/// environment over it.
+fn lossy_env() -> (MemVfs, Arc<std::sync::Mutex<Rules>>, Env) {
     let mem = MemVfs::new();
     let rules = Arc::new(std::sync::Mutex::new(Rules::default()));
     let env = Env::new(
@@ -422,6 +428,12 @@ fn a_lost_write_in_recoverys_copy_of_a_batch_costs_nothing_but_a_retry() {
         Arc::new(ManualClock::new(1)),
         Arc::new(SeededEntropy::new(7)),
     );
+    (mem, rules, env)
+}
+
+#[test]
+fn a_lost_write_in_recoverys_copy_of_a_batch_costs_nothing_but_a_retry() {
+    let (mem, rules, env) = lossy_env();
     let path = Path::new("c.edb");
     let mut db = Database::create(&env, path, &options()).unwrap();
     let t = db.create_table("t").unwrap();
@@ -465,16 +477,7 @@ fn a_lost_write_in_recoverys_copy_of_a_batch_costs_nothing_but_a_retry() {
 
 #[test]
 fn a_file_check_does_not_call_an_interrupted_batch_lost_writes() {
-    let mem = MemVfs::new();
-    let rules = Arc::new(std::sync::Mutex::new(Rules::default()));
-    let env = Env::new(
-        Arc::new(Lossy {
-            inner: mem,
-            rules: rules.clone(),
-        }),
-        Arc::new(ManualClock::new(1)),
-        Arc::new(SeededEntropy::new(7)),
-    );
+    let (_, rules, env) = lossy_env();
     let path = Path::new("v.edb");
     let options = DatabaseOptions {
         cache_size: 64 << 20,
@@ -539,11 +542,7 @@ fn a_catalog_root_that_lost_its_write_is_refused_at_open_and_by_the_file_check()
     write_page(&vfs, path, CATALOG_ROOT, page(&before, CATALOG_ROOT));
 
     let report = verify_file(&*env.vfs, Path::new(path)).unwrap();
-    let found: Vec<_> = report
-        .bad_pages
-        .iter()
-        .map(|b| (b.pgno, b.error.kind()))
-        .collect();
+    let found = bad_pages(&report);
     assert_eq!(
         found,
         vec![(CATALOG_ROOT as u64, ErrorKind::ReadLostFlushVerifyFailure)]
@@ -629,11 +628,7 @@ fn the_file_check_reads_each_group_against_its_own_map_page() {
         .expect("a page of the second group rewritten");
     write_page(&vfs, path, pgno, page(&before, pgno));
     let report = verify_file(&*env.vfs, Path::new(path)).unwrap();
-    let found: Vec<_> = report
-        .bad_pages
-        .iter()
-        .map(|b| (b.pgno, b.error.kind()))
-        .collect();
+    let found = bad_pages(&report);
     assert_eq!(
         found,
         vec![(pgno as u64, ErrorKind::ReadLostFlushVerifyFailure)]
@@ -680,11 +675,7 @@ fn a_zero_map_entry_does_not_vouch_for_a_written_page() {
     assert_eq!(err.kind(), ErrorKind::ReadLostFlushVerifyFailure, "{err}");
     let report = verify_file(&*env.vfs, Path::new(path)).unwrap();
     assert_eq!(
-        report
-            .bad_pages
-            .iter()
-            .map(|b| (b.pgno, b.error.kind()))
-            .collect::<Vec<_>>(),
+        bad_pages(&report),
         vec![(pgno as u64, ErrorKind::ReadLostFlushVerifyFailure)]
     );
 }
