@@ -4,87 +4,35 @@
 //! instance, a crafted manifest panicking restore, a failed put-back of the previous manifest
 //! deleting the files the directory names, an atomic backup replacing another database's).
 
-use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::Arc;
 
 use jetdb::{
-    BackupFlags, CommitMode, Env, ErrorKind, Event, EventLog, Instance, InstanceParams,
-    ManualClock, MemVfs, OpenMode, SeededEntropy, Status, StatusKind, Vfs,
+    BackupFlags, CommitMode, ErrorKind, Event, EventLog, Instance, MemVfs, Status, StatusKind, Vfs,
 };
 
 mod support;
 
-type Contents = BTreeMap<(String, Vec<u8>), Vec<u8>>;
-
-fn env(vfs: &Arc<MemVfs>) -> Env {
-    Env::new(
-        Arc::clone(vfs) as Arc<dyn Vfs>,
-        Arc::new(ManualClock::new(1)),
-        Arc::new(SeededEntropy::new(1)),
-    )
-}
-
-fn params(dir: &str) -> InstanceParams {
-    let mut p = InstanceParams::in_directory(dir);
-    p.create_path_if_not_exist = true;
-    p.page_size = 4096;
-    p.log_file_size = 128 * 1024;
-    p.cache_size = 32 * 4096;
-    p
-}
+use support::{
+    Contents, backup_params, contents, env, env_with, key, read_all, restore_contents, write_all,
+};
 
 /// An instance initialised in `inst` on a disk whose operations a test script may fail, the
 /// script's handle, and the disk beneath it.
-fn scripted_instance() -> (support::HookedVfs<support::Script>, Arc<MemVfs>, Instance) {
+fn scripted_instance() -> (support::HookedVfs<support::Script>, MemVfs, Instance) {
     let (hooked, mem) = support::scripted_vfs();
-    let henv = Env::new(
-        Arc::new(hooked.clone()) as Arc<dyn Vfs>,
-        Arc::new(ManualClock::new(1)),
-        Arc::new(SeededEntropy::new(1)),
-    );
-    let inst = Instance::new(henv, params("inst"));
+    let inst = Instance::new(env(hooked.clone()), backup_params("inst"));
     inst.init().unwrap();
-    (hooked, Arc::new(mem), inst)
-}
-
-fn key(i: u32) -> Vec<u8> {
-    format!("k{i:05}").into_bytes()
-}
-
-/// Every record of every table, read outside any transaction.
-fn contents(inst: &Instance) -> Contents {
-    let mut s = inst.begin_session().unwrap();
-    let mut out = Contents::new();
-    for name in s.table_names().unwrap() {
-        let t = s.open_table(&name).unwrap();
-        let rows: Vec<_> = s
-            .range(t, .., false)
-            .unwrap()
-            .collect::<jetdb::Result<Vec<_>>>()
-            .unwrap();
-        for (k, v) in rows {
-            out.insert((name.clone(), k), v);
-        }
-    }
-    out
+    (hooked, mem, inst)
 }
 
 /// Restores `backup` into directory `dir` and returns what the restored database holds.
-fn restored(vfs: &Arc<MemVfs>, backup: &str, dir: &str) -> jetdb::Result<Contents> {
-    let inst = Instance::new(env(vfs), params(dir));
-    inst.restore(Path::new(backup), None)?;
-    inst.init()?;
-    let report = inst.check_integrity()?;
-    assert!(report.page_count > 2);
-    let out = contents(&inst);
-    inst.term()?;
-    Ok(out)
+fn restored(vfs: &MemVfs, backup: &str, dir: &str) -> jetdb::Result<Contents> {
+    restore_contents(env(vfs.clone()), backup_params(dir), backup)
 }
 
 /// A running instance with `n` records in table `t`.
-fn loaded(vfs: &Arc<MemVfs>, n: u32) -> Instance {
-    let inst = Instance::new(env(vfs), params("inst"));
+fn loaded(vfs: &MemVfs, n: u32) -> Instance {
+    let inst = Instance::new(env(vfs.clone()), backup_params("inst"));
     inst.init().unwrap();
     let mut s = inst.begin_session().unwrap();
     let t = s.create_table("t").unwrap();
@@ -103,7 +51,7 @@ fn loaded(vfs: &Arc<MemVfs>, n: u32) -> Instance {
 /// it has not copied yet as they were), and a transaction open at the begin commits later.
 #[test]
 fn a_full_backup_restores_exactly_the_state_at_its_begin() {
-    let vfs = Arc::new(MemVfs::new());
+    let vfs = MemVfs::new();
     let inst = loaded(&vfs, 3000);
     let mut s = inst.begin_session().unwrap();
     let t = s.open_table("t").unwrap();
@@ -143,7 +91,7 @@ fn a_full_backup_restores_exactly_the_state_at_its_begin() {
 
     assert_eq!(restored(&vfs, "bk", "r1").unwrap(), expected);
     // The live instance lost nothing either.
-    let inst = Instance::new(env(&vfs), params("inst"));
+    let inst = Instance::new(env(vfs.clone()), backup_params("inst"));
     inst.init().unwrap();
     assert_eq!(contents(&inst), after);
     inst.term().unwrap();
@@ -152,7 +100,7 @@ fn a_full_backup_restores_exactly_the_state_at_its_begin() {
 /// Incremental backups add only the new logs; the set restores to the last one's begin.
 #[test]
 fn an_incremental_chain_restores_to_its_last_backup() {
-    let vfs = Arc::new(MemVfs::new());
+    let vfs = MemVfs::new();
     let inst = loaded(&vfs, 500);
     inst.backup(Some(Path::new("bk")), BackupFlags::NONE, None)
         .unwrap();
@@ -187,7 +135,7 @@ fn an_incremental_chain_restores_to_its_last_backup() {
 /// its own; a non-atomic one into a directory holding a backup is refused.
 #[test]
 fn an_atomic_backup_keeps_the_previous_one_when_it_fails() {
-    let vfs = Arc::new(MemVfs::new());
+    let vfs = MemVfs::new();
     let inst = loaded(&vfs, 800);
     inst.backup(Some(Path::new("bk")), BackupFlags::NONE, None)
         .unwrap();
@@ -247,7 +195,7 @@ fn an_atomic_backup_keeps_the_previous_one_when_it_fails() {
     assert_eq!(restored(&vfs, "bk", "r").unwrap(), first);
 
     // A successful atomic backup replaces it.
-    let inst = Instance::new(env(&vfs), params("inst"));
+    let inst = Instance::new(env(vfs.clone()), backup_params("inst"));
     inst.init().unwrap();
     let now = contents(&inst);
     inst.backup(Some(Path::new("bk")), BackupFlags::ATOMIC, None)
@@ -269,7 +217,7 @@ fn an_atomic_backup_keeps_the_previous_one_when_it_fails() {
 /// checkpoint of its own: what the checkpoint has not passed goes at a later truncation.)
 #[test]
 fn truncation_keeps_what_recovery_and_the_next_incremental_need() {
-    let vfs = Arc::new(MemVfs::new());
+    let vfs = MemVfs::new();
     let inst = loaded(&vfs, 4000);
     let gens = |vfs: &MemVfs| -> Vec<String> {
         let mut names: Vec<String> = vfs
@@ -328,7 +276,7 @@ fn truncation_keeps_what_recovery_and_the_next_incremental_need() {
         .unwrap();
     drop(s);
     drop(inst); // a crash: recovery still works after the truncations
-    let inst = Instance::new(env(&vfs), params("inst"));
+    let inst = Instance::new(env(vfs.clone()), backup_params("inst"));
     inst.init().unwrap();
     assert_eq!(contents(&inst), expected);
     inst.term().unwrap();
@@ -338,11 +286,11 @@ fn truncation_keeps_what_recovery_and_the_next_incremental_need() {
 /// Events name each step; a restore into a place holding a database is refused.
 #[test]
 fn events_report_each_step_and_restore_refuses_a_taken_place() {
-    let vfs = Arc::new(MemVfs::new());
+    let vfs = MemVfs::new();
     let (log, events) = EventLog::collect();
-    let mut p = params("inst");
+    let mut p = backup_params("inst");
     p.event_log = log;
-    let inst = Instance::new(env(&vfs), p);
+    let inst = Instance::new(env(vfs.clone()), p);
     inst.init().unwrap();
     let mut s = inst.begin_session().unwrap();
     let t = s.create_table("t").unwrap();
@@ -382,19 +330,6 @@ fn events_report_each_step_and_restore_refuses_a_taken_place() {
 
 // Bugs a review found, each test failing on the engine before its fix.
 
-fn read(vfs: &MemVfs, p: &Path) -> Vec<u8> {
-    let f = vfs.open(p, OpenMode::Read).unwrap();
-    let mut b = vec![0u8; f.len().unwrap() as usize];
-    f.read_exact_at(&mut b, 0).unwrap();
-    b
-}
-
-fn write(vfs: &MemVfs, p: &Path, b: &[u8]) {
-    let f = vfs.open(p, OpenMode::CreateTruncate).unwrap();
-    f.write_all_at(b, 0).unwrap();
-    f.sync().unwrap();
-}
-
 fn set_db(vfs: &MemVfs, dir: &str) -> std::path::PathBuf {
     let m = jetdb::manifest::read(vfs, Path::new(dir)).unwrap().unwrap();
     m.set_dir(Path::new(dir)).join(&m.db_name)
@@ -404,8 +339,8 @@ fn set_db(vfs: &MemVfs, dir: &str) -> std::path::PathBuf {
 /// same length) without a word, and gives a state that is neither backup's snapshot.
 #[test]
 fn restore_refuses_the_database_copy_of_another_backup() {
-    let vfs = Arc::new(MemVfs::new());
-    let inst = Instance::new(env(&vfs), params("inst"));
+    let vfs = MemVfs::new();
+    let inst = Instance::new(env(vfs.clone()), backup_params("inst"));
     inst.init().unwrap();
     let mut s = inst.begin_session().unwrap();
     let t = s.create_table("t").unwrap();
@@ -432,13 +367,13 @@ fn restore_refuses_the_database_copy_of_another_backup() {
     inst.term().unwrap();
 
     let (a, b) = (set_db(&vfs, "a"), set_db(&vfs, "b"));
-    let (da, db) = (read(&vfs, &a), read(&vfs, &b));
+    let (da, db) = (read_all(&vfs, &a), read_all(&vfs, &b));
     assert_eq!(
         da.len(),
         db.len(),
         "same length: the size check cannot tell"
     );
-    write(&vfs, &a, &db);
+    write_all(&vfs, &a, &db);
     let err = restored(&vfs, "a", "r").expect_err("a swapped database copy is refused");
     assert_eq!(
         err.kind(),
@@ -446,7 +381,7 @@ fn restore_refuses_the_database_copy_of_another_backup() {
         "{err}"
     );
     // Put back, it restores again.
-    write(&vfs, &a, &da);
+    write_all(&vfs, &a, &da);
     assert_eq!(restored(&vfs, "a", "r2").unwrap(), first);
     assert_eq!(restored(&vfs, "b", "r3").unwrap(), second);
 }
@@ -454,8 +389,8 @@ fn restore_refuses_the_database_copy_of_another_backup() {
 /// A job that outlives a term and a new init of its instance.
 #[test]
 fn a_job_across_term_and_init_fails_and_leaves_nothing() {
-    let vfs = Arc::new(MemVfs::new());
-    let inst = Instance::new(env(&vfs), params("inst"));
+    let vfs = MemVfs::new();
+    let inst = Instance::new(env(vfs.clone()), backup_params("inst"));
     inst.init().unwrap();
     let mut s = inst.begin_session().unwrap();
     let t = s.create_table("t").unwrap();
@@ -490,8 +425,8 @@ fn a_job_across_term_and_init_fails_and_leaves_nothing() {
 /// A manifest with a valid CRC but absurd lengths panics the restore (debug builds).
 #[test]
 fn a_crafted_manifest_does_not_panic_restore() {
-    let vfs = Arc::new(MemVfs::new());
-    let inst = Instance::new(env(&vfs), params("inst"));
+    let vfs = MemVfs::new();
+    let inst = Instance::new(env(vfs.clone()), backup_params("inst"));
     inst.init().unwrap();
     let mut s = inst.begin_session().unwrap();
     let t = s.create_table("t").unwrap();
@@ -500,13 +435,13 @@ fn a_crafted_manifest_does_not_panic_restore() {
     inst.backup(Some(Path::new("bk")), BackupFlags::NONE, None)
         .unwrap();
     inst.term().unwrap();
-    let mut m = jetdb::manifest::read(&*vfs, Path::new("bk"))
+    let mut m = jetdb::manifest::read(&vfs, Path::new("bk"))
         .unwrap()
         .unwrap();
     m.logs[0].len = u64::MAX;
-    write(
+    write_all(
         &vfs,
-        &Path::new("bk").join(jetdb::manifest::MANIFEST_NAME),
+        Path::new("bk").join(jetdb::manifest::MANIFEST_NAME),
         &m.encode(),
     );
     let r = std::panic::catch_unwind(|| restored(&vfs, "bk", "r").map(|_| ()));
@@ -580,15 +515,11 @@ fn a_failed_commit_whose_manifest_cannot_be_put_back_keeps_a_restorable_director
 /// directory holding another database's backup"; an atomic full backup replaces it instead.
 #[test]
 fn an_atomic_backup_over_another_databases_backup_is_invalid_backup() {
-    let vfs = Arc::new(MemVfs::new());
+    let vfs = MemVfs::new();
     for (dir, n) in [("one", 10u32), ("two", 20)] {
         // Another entropy seed: another database, with its own signatures.
-        let env = Env::new(
-            Arc::clone(&vfs) as Arc<dyn Vfs>,
-            Arc::new(ManualClock::new(1)),
-            Arc::new(SeededEntropy::new(u64::from(n))),
-        );
-        let inst = Instance::new(env, params(dir));
+        let env = env_with(vfs.clone(), u64::from(n), 1);
+        let inst = Instance::new(env, backup_params(dir));
         inst.init().unwrap();
         let mut s = inst.begin_session().unwrap();
         let t = s.create_table("t").unwrap();
@@ -617,8 +548,8 @@ fn an_atomic_backup_over_another_databases_backup_is_invalid_backup() {
 /// new life holds the instance: the hold it checks is its own.
 #[test]
 fn a_job_across_term_and_init_does_not_ride_on_a_new_backup() {
-    let vfs = Arc::new(MemVfs::new());
-    let inst = Instance::new(env(&vfs), params("inst"));
+    let vfs = MemVfs::new();
+    let inst = Instance::new(env(vfs.clone()), backup_params("inst"));
     inst.init().unwrap();
     let mut s = inst.begin_session().unwrap();
     let t = s.create_table("t").unwrap();

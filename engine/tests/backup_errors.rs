@@ -25,15 +25,17 @@ use std::sync::{Arc, Mutex};
 use jetdb::log::LogTail;
 use jetdb::manifest::{self, MANIFEST_NAME, Manifest};
 use jetdb::{
-    BackupFlags, BackupInfo, CommitMode, Env, ErrorKind, Instance, InstanceParams, JetError,
-    ManualClock, MemVfs, SeededEntropy, Status, StatusKind, Vfs,
+    BackupFlags, BackupInfo, CommitMode, Env, ErrorKind, Instance, JetError, MemVfs, Status,
+    StatusKind, Vfs,
 };
 
 mod support;
 
-use support::{HookedVfs, Op, Script, copy_tree, read_all, scripted_vfs, tree, write_all};
+use support::{
+    Contents, HookedVfs, Op, Script, backup_params, contents, copy_tree, env, env_with, key,
+    open_or_create_table, read_all, restore_contents, scripted_vfs, tree, write_all,
+};
 
-type Contents = BTreeMap<(String, Vec<u8>), Vec<u8>>;
 type Tree = BTreeMap<String, Option<Vec<u8>>>;
 
 const INST: &str = "inst";
@@ -59,12 +61,12 @@ impl World {
 
     /// An environment over the scripted file system.
     fn env(&self) -> Env {
-        env_over(Arc::new(self.vfs.clone()), 1, 1)
+        env(self.vfs.clone())
     }
 
     /// An environment over the plain file system (the script sees nothing of it).
     fn plain_env(&self, seed: u64, millis: u64) -> Env {
-        env_over(Arc::new(self.mem.clone()), seed, millis)
+        env_with(self.mem.clone(), seed, millis)
     }
 
     fn tree(&self, dir: &str) -> Tree {
@@ -84,34 +86,10 @@ impl Drop for World {
     }
 }
 
-fn env_over(vfs: Arc<dyn Vfs>, seed: u64, millis: u64) -> Env {
-    Env::new(
-        vfs,
-        Arc::new(ManualClock::new(millis)),
-        Arc::new(SeededEntropy::new(seed)),
-    )
-}
-
-fn params(dir: &str) -> InstanceParams {
-    let mut p = InstanceParams::in_directory(dir);
-    p.create_path_if_not_exist = true;
-    p.page_size = 4096;
-    p.log_file_size = 128 * 1024;
-    p.cache_size = 32 * 4096;
-    p
-}
-
-fn key(i: u32) -> Vec<u8> {
-    format!("k{i:05}").into_bytes()
-}
-
 /// Puts records `range` into table `t` (created if missing), 50 to a transaction.
 fn load(inst: &Instance, range: std::ops::Range<u32>, mode: CommitMode) {
     let mut s = inst.begin_session().unwrap();
-    let t = match s.open_table("t") {
-        Ok(t) => t,
-        Err(_) => s.create_table("t").unwrap(),
-    };
+    let t = open_or_create_table(&mut s, "t");
     let ids: Vec<u32> = range.collect();
     for batch in ids.chunks(50) {
         s.begin_transaction().unwrap();
@@ -120,24 +98,6 @@ fn load(inst: &Instance, range: std::ops::Range<u32>, mode: CommitMode) {
         }
         s.commit_transaction(mode).unwrap();
     }
-}
-
-/// Every record of every table.
-fn contents(inst: &Instance) -> Contents {
-    let mut s = inst.begin_session().unwrap();
-    let mut out = Contents::new();
-    for name in s.table_names().unwrap() {
-        let t = s.open_table(&name).unwrap();
-        let rows: Vec<_> = s
-            .range(t, .., false)
-            .unwrap()
-            .collect::<jetdb::Result<Vec<_>>>()
-            .unwrap();
-        for (k, v) in rows {
-            out.insert((name.clone(), k), v);
-        }
-    }
-    out
 }
 
 /// A directory name never used before in this process.
@@ -150,14 +110,7 @@ fn fresh(prefix: &str) -> String {
 /// restored database holds, checked whole.
 fn restores(mem: &MemVfs, backup: &str) -> jetdb::Result<Contents> {
     let dir = fresh("restored");
-    let inst = Instance::new(env_over(Arc::new(mem.clone()), 77, 1), params(&dir));
-    inst.restore(Path::new(backup), None)?;
-    inst.init()?;
-    let report = inst.check_integrity()?;
-    assert!(report.page_count > 2);
-    let out = contents(&inst);
-    inst.term()?;
-    Ok(out)
+    restore_contents(env_with(mem.clone(), 77, 1), backup_params(&dir), backup)
 }
 
 /// The log generations present in the live log directory (the current one included; the
@@ -168,7 +121,7 @@ fn live_generations(mem: &MemVfs, dir: &str) -> BTreeSet<u32> {
         if !name.starts_with("edb") || !name.ends_with(".log") || name == "edbtmp.log" {
             continue;
         }
-        let bytes = read_all(mem, &Path::new(dir).join(&name));
+        let bytes = read_all(mem, Path::new(dir).join(&name));
         let scan = jetdb::log::scan(&bytes, &name).unwrap();
         out.insert(scan.header.generation);
     }
@@ -225,7 +178,7 @@ struct Fixture {
 
 fn fixture() -> Fixture {
     let w = World::new();
-    let inst = Instance::new(w.env(), params(INST));
+    let inst = Instance::new(w.env(), backup_params(INST));
     inst.init().unwrap();
     load(&inst, 0..1500, CommitMode::Lazy);
     inst.backup(Some(Path::new(BK)), BackupFlags::NONE, None)
@@ -480,7 +433,7 @@ fn a_backup_during_init_is_backup_not_allowed_yet() {
         committed,
     } = fx;
     drop(inst);
-    let inst = Instance::new(w.env(), params(INST));
+    let inst = Instance::new(w.env(), backup_params(INST));
     let seen = Arc::new(Mutex::new(Vec::new()));
     {
         // At the first read of a log generation: recovery is replaying.
@@ -541,7 +494,7 @@ fn a_backup_during_term_is_term_in_progress() {
 fn a_backup_during_restore_is_restore_in_progress() {
     let fx = fixture();
     let before = fx.before("inside");
-    let target = Instance::new(fx.w.env(), params("target"));
+    let target = Instance::new(fx.w.env(), backup_params("target"));
     let slot = Arc::new(Mutex::new(Some(target.clone())));
     let seen = Arc::new(Mutex::new(Vec::new()));
     let others = Arc::new(Mutex::new(Vec::new()));
@@ -577,7 +530,7 @@ fn a_backup_during_restore_is_restore_in_progress() {
 #[test]
 fn a_backup_of_an_uninitialised_instance_is_not_initialized() {
     let fx = fixture();
-    let never = Instance::new(fx.w.env(), params("never"));
+    let never = Instance::new(fx.w.env(), backup_params("never"));
     let before = fx.before("dest");
     for (path, flags) in [
         (Some("dest"), BackupFlags::NONE),
@@ -612,7 +565,7 @@ fn a_backup_of_an_uninitialised_instance_is_not_initialized() {
 #[test]
 fn a_backup_without_logging_is_logging_disabled() {
     let w = World::new();
-    let mut p = params("nolog");
+    let mut p = backup_params("nolog");
     p.recovery = false;
     let inst = Instance::new(w.env(), p);
     inst.init().unwrap();
@@ -734,7 +687,7 @@ fn a_failed_log_roll_at_begin_is_log_write_fail_then_instance_unavailable() {
         assert!(fx.w.tree("dest").is_empty());
         expect_err(fx.inst.term(), ErrorKind::InstanceUnavailable, -1090);
         // A new init recovers: every durable commit is there (the lazy ones may be).
-        let inst = Instance::new(fx.w.env(), params(INST));
+        let inst = Instance::new(fx.w.env(), backup_params(INST));
         inst.init()
             .unwrap_or_else(|e| panic!("{op:?}: recovery failed: {e}"));
         let now = contents(&inst);
@@ -789,7 +742,7 @@ fn a_backup_of_a_failed_instance_is_instance_unavailable() {
         "the refused calls changed nothing"
     );
     expect_err(fx.inst.term(), ErrorKind::InstanceUnavailable, -1090);
-    let inst = Instance::new(fx.w.env(), params(INST));
+    let inst = Instance::new(fx.w.env(), backup_params(INST));
     inst.init().unwrap();
     fx.check_failed(&before, &inst);
     inst.term().unwrap();
@@ -863,7 +816,7 @@ fn flags_without_a_path_or_the_instance_directory_are_invalid_parameter() {
 
     // An instance whose log, system and database directories are three.
     let w = World::new();
-    let mut p = params("x");
+    let mut p = backup_params("x");
     p.log_path = "x/logs".into();
     p.system_path = "x/sys".into();
     p.database_path = "x/db/data.edb".into();
@@ -887,7 +840,7 @@ fn flags_without_a_path_or_the_instance_directory_are_invalid_parameter() {
 fn a_missing_directory_is_invalid_path_unless_the_instance_creates_paths() {
     let w = World::new();
     w.mem.create_dir(Path::new("strict")).unwrap();
-    let mut p = params("strict");
+    let mut p = backup_params("strict");
     p.create_path_if_not_exist = false;
     let inst = Instance::new(w.env(), p);
     inst.init().unwrap();
@@ -932,7 +885,7 @@ fn a_missing_directory_is_invalid_path_unless_the_instance_creates_paths() {
 #[test]
 fn an_incremental_with_circular_logging_is_invalid_backup() {
     let w = World::new();
-    let mut p = params("circ");
+    let mut p = backup_params("circ");
     p.circular_logging = true;
     let inst = Instance::new(w.env(), p);
     inst.init().unwrap();
@@ -961,7 +914,7 @@ fn an_incremental_with_circular_logging_is_invalid_backup() {
 
     // Another database's backup cannot be extended by this one.
     let fx = fixture();
-    let other = Instance::new(fx.w.plain_env(2, 1), params("other"));
+    let other = Instance::new(fx.w.plain_env(2, 1), backup_params("other"));
     other.init().unwrap();
     load(&other, 0..100, CommitMode::Durable);
     other
@@ -984,7 +937,7 @@ fn an_incremental_with_circular_logging_is_invalid_backup() {
 fn an_incremental_without_a_full_backup_is_missing_full_backup() {
     // No full backup in the header (though the directory holds one: another database's).
     let fx = fixture();
-    let fresh_inst = Instance::new(fx.w.env(), params("nofull"));
+    let fresh_inst = Instance::new(fx.w.env(), backup_params("nofull"));
     fresh_inst.init().unwrap();
     load(&fresh_inst, 0..100, CommitMode::Durable);
     assert!(!backup_records(&fresh_inst).0.is_set());
@@ -1032,7 +985,7 @@ fn an_incremental_whose_manifest_names_a_missing_set_is_missing_full_backup() {
     fx.w.mem.create_dir(Path::new("copied")).unwrap();
     write_all(
         &fx.w.mem,
-        &Path::new("copied").join(jetdb::manifest::MANIFEST_NAME),
+        Path::new("copied").join(jetdb::manifest::MANIFEST_NAME),
         &bytes,
     );
     // The directory's own set, which the copied manifest does not name: the refusal comes
@@ -1499,7 +1452,7 @@ fn a_status_callback_error_stops_the_backup_cleanly() {
 /// A backup set of a full backup and two incremental ones (their logs written by durable
 /// commits), the instance terminated; returns what it restores to.
 fn backup_set(w: &World, env: Env, inst_dir: &str, dir: &str) -> (Contents, Manifest) {
-    let inst = Instance::new(env, params(inst_dir));
+    let inst = Instance::new(env, backup_params(inst_dir));
     inst.init().unwrap();
     load(&inst, 0..1500, CommitMode::Lazy);
     inst.backup(Some(Path::new(dir)), BackupFlags::NONE, None)
@@ -1531,7 +1484,7 @@ fn restore_fails(
 ) -> JetError {
     let dest = fresh("dest");
     w.mem.create_dir(Path::new(&dest)).unwrap();
-    let inst = Instance::new(w.env(), params(&dest));
+    let inst = Instance::new(w.env(), backup_params(&dest));
     let err = expect_err(inst.restore(Path::new(from), None), kind, code);
     assert_eq!(
         w.tree(&dest),
@@ -1584,7 +1537,7 @@ fn a_backup_without_a_manifest_is_file_not_found() {
         -1811,
     );
     // A failed backup leaves the same: nothing to restore.
-    let inst = Instance::new(w.env(), params(INST));
+    let inst = Instance::new(w.env(), backup_params(INST));
     inst.init().unwrap();
     w.mem.create_dir(Path::new("failed")).unwrap();
     w.script().set(|op| match op {
@@ -1675,8 +1628,8 @@ fn a_log_of_another_log_set_is_given_log_file_has_bad_signature() {
     for generation in [common[0], common[common.len() - 1]] {
         let damaged = copy(&w, BK);
         let name = m.log_name(generation);
-        let theirs = read_all(&w.mem, &set_file("other-bk", &om, &name));
-        write_all(&w.mem, &set_file(&damaged, &m, &name), &theirs);
+        let theirs = read_all(&w.mem, set_file("other-bk", &om, &name));
+        write_all(&w.mem, set_file(&damaged, &m, &name), &theirs);
         restore_fails(
             &w,
             &damaged,
@@ -1695,7 +1648,7 @@ fn a_log_of_another_log_set_is_given_log_file_has_bad_signature() {
 #[test]
 fn a_generation_out_of_sequence_is_given_log_file_is_not_contiguous() {
     let w = World::new();
-    let inst = Instance::new(w.env(), params(INST));
+    let inst = Instance::new(w.env(), backup_params(INST));
     inst.init().unwrap();
     load(&inst, 0..1500, CommitMode::Lazy);
     inst.backup(Some(Path::new(BK)), BackupFlags::NONE, None)
@@ -1712,8 +1665,8 @@ fn a_generation_out_of_sequence_is_given_log_file_is_not_contiguous() {
 
     // (1) Generation g+1's file under g's name.
     let damaged = copy(&w, BK);
-    let next = read_all(&w.mem, &set_file(&damaged, &m, &m.log_name(gens[2])));
-    write_all(&w.mem, &set_file(&damaged, &m, &m.log_name(gens[1])), &next);
+    let next = read_all(&w.mem, set_file(&damaged, &m, &m.log_name(gens[2])));
+    write_all(&w.mem, set_file(&damaged, &m, &m.log_name(gens[1])), &next);
     restore_fails(
         &w,
         &damaged,
@@ -1724,7 +1677,7 @@ fn a_generation_out_of_sequence_is_given_log_file_is_not_contiguous() {
     );
 
     // (2) A fork: the full backup restored elsewhere, at another time, and run on.
-    let fork = Instance::new(w.plain_env(1, 5_000_000), params("fork"));
+    let fork = Instance::new(w.plain_env(1, 5_000_000), backup_params("fork"));
     fork.restore(Path::new(&at_full), None).unwrap();
     fork.init().unwrap();
     load(&fork, 5000..6500, CommitMode::Durable);
@@ -1753,8 +1706,8 @@ fn a_generation_out_of_sequence_is_given_log_file_is_not_contiguous() {
     let mut contiguity_checked = 0;
     for generation in forked {
         let name = m.log_name(generation);
-        let theirs = read_all(&w.mem, &set_file("fork-bk", &fm, &name));
-        let ours = read_all(&w.mem, &set_file(BK, &m, &name));
+        let theirs = read_all(&w.mem, set_file("fork-bk", &fm, &name));
+        let ours = read_all(&w.mem, set_file(BK, &m, &name));
         let (t, o) = (
             jetdb::log::scan(&theirs, "fork").unwrap().header,
             jetdb::log::scan(&ours, "ours").unwrap().header,
@@ -1765,7 +1718,7 @@ fn a_generation_out_of_sequence_is_given_log_file_is_not_contiguous() {
         );
         assert_ne!(t.created_millis, o.created_millis, "another history");
         let damaged = copy(&w, BK);
-        write_all(&w.mem, &set_file(&damaged, &m, &name), &theirs);
+        write_all(&w.mem, set_file(&damaged, &m, &name), &theirs);
         if t.prev_created_millis == o.prev_created_millis {
             // The fork's first generation follows the same predecessor: only the manifest's
             // CRC32 of the file tells it apart.
@@ -1809,7 +1762,7 @@ fn a_torn_backup_log_is_log_torn_write_during_hard_restore() {
     let seg = jetdb::log::SEGMENT_SIZE;
     for (i, entry) in m.logs.iter().enumerate() {
         let name = m.log_name(entry.generation);
-        let bytes = read_all(&w.mem, &set_file(BK, &m, &name));
+        let bytes = read_all(&w.mem, set_file(BK, &m, &name));
         let used = used_segments(&bytes);
         if used < 2 {
             continue;
@@ -1817,8 +1770,8 @@ fn a_torn_backup_log_is_log_torn_write_during_hard_restore() {
         // Cut in the middle of a used segment.
         let cut = copy(&w, BK);
         let len = (1 + used / 2) * seg + seg / 3;
-        write_all(&w.mem, &set_file(&cut, &m, &name), &[]);
-        write_all(&w.mem, &set_file(&cut, &m, &name), &bytes[..len]);
+        write_all(&w.mem, set_file(&cut, &m, &name), &[]);
+        write_all(&w.mem, set_file(&cut, &m, &name), &bytes[..len]);
         let tail = jetdb::log::scan(&bytes[..len], "cut").unwrap().tail;
         assert!(
             !matches!(tail, LogTail::Ended | LogTail::Corrupt { .. }),
@@ -1841,7 +1794,7 @@ fn a_torn_backup_log_is_log_torn_write_during_hard_restore() {
             "{tail:?}"
         );
         let torn = copy(&w, BK);
-        write_all(&w.mem, &set_file(&torn, &m, &name), &lost);
+        write_all(&w.mem, set_file(&torn, &m, &name), &lost);
         restore_fails(
             &w,
             &torn,
@@ -1867,7 +1820,7 @@ fn a_corrupt_backup_log_is_log_corrupt_during_hard_restore() {
     let mut tried = 0;
     for entry in &m.logs {
         let name = m.log_name(entry.generation);
-        let bytes = read_all(&w.mem, &set_file(BK, &m, &name));
+        let bytes = read_all(&w.mem, set_file(BK, &m, &name));
         let used = used_segments(&bytes);
         for segment in 1..used {
             let mut damaged_bytes = bytes.clone();
@@ -1877,7 +1830,7 @@ fn a_corrupt_backup_log_is_log_corrupt_during_hard_restore() {
                 continue;
             }
             let damaged = copy(&w, BK);
-            write_all(&w.mem, &set_file(&damaged, &m, &name), &damaged_bytes);
+            write_all(&w.mem, set_file(&damaged, &m, &name), &damaged_bytes);
             restore_fails(
                 &w,
                 &damaged,
@@ -1943,7 +1896,7 @@ fn a_restore_after_init_is_after_initialization() {
 fn a_restore_over_a_database_is_database_duplicate() {
     let w = World::new();
     let (expected, _) = backup_set(&w, w.env(), INST, BK);
-    let inst = Instance::new(w.env(), params("dup"));
+    let inst = Instance::new(w.env(), backup_params("dup"));
     inst.restore(Path::new(BK), None).unwrap();
     let everything = w.everything();
     expect_err(
@@ -1965,9 +1918,9 @@ fn a_restore_over_a_database_is_database_duplicate() {
         let dir = fresh("one-file");
         w.mem.create_dir(Path::new(&dir)).unwrap();
         let bytes = restored[name].clone().unwrap();
-        write_all(&w.mem, &Path::new(&dir).join(name), &bytes);
+        write_all(&w.mem, Path::new(&dir).join(name), &bytes);
         let everything = w.everything();
-        let inst = Instance::new(w.env(), params(&dir));
+        let inst = Instance::new(w.env(), backup_params(&dir));
         expect_err(
             inst.restore(Path::new(BK), None),
             ErrorKind::DatabaseDuplicate,
@@ -1986,9 +1939,9 @@ fn a_restore_over_a_database_is_database_duplicate() {
         .find(|n| n.starts_with("edb0"))
         .expect("an archived generation")
         .clone();
-    write_all(&w.mem, &Path::new(&dir).join(&archived), b"x");
+    write_all(&w.mem, Path::new(&dir).join(&archived), b"x");
     let everything = w.everything();
-    let inst = Instance::new(w.env(), params(&dir));
+    let inst = Instance::new(w.env(), backup_params(&dir));
     expect_err(
         inst.restore(Path::new(BK), None),
         ErrorKind::DatabaseDuplicate,
@@ -2010,7 +1963,7 @@ fn restore_ops(w: &World) -> Vec<Op> {
         });
     }
     w.mem.create_dir(Path::new("probe")).unwrap();
-    Instance::new(w.env(), params("probe"))
+    Instance::new(w.env(), backup_params("probe"))
         .restore(Path::new(BK), None)
         .unwrap();
     w.script().clear();
@@ -2044,7 +1997,7 @@ fn fail_restore_at(w: &World, index: usize, expected: &Contents) {
             Ok(())
         });
     }
-    let inst = Instance::new(w.env(), params(&dest));
+    let inst = Instance::new(w.env(), backup_params(&dest));
     let result = inst.restore(Path::new(BK), None);
     w.script().clear();
     let op = hit
@@ -2073,17 +2026,12 @@ fn fail_restore_at(w: &World, index: usize, expected: &Contents) {
 fn picks(ops: &[Op]) -> BTreeSet<usize> {
     let mut groups: BTreeMap<(String, &str), Vec<usize>> = BTreeMap::new();
     for (i, op) in ops.iter().enumerate() {
-        let file = match op {
-            Op::Rename(from, _) => from.clone(),
-            Op::Write(p)
-            | Op::Sync(p)
-            | Op::Read(p)
-            | Op::SyncDir(p)
-            | Op::CreateDir(p)
-            | Op::Create(p)
-            | Op::SetLen(p) => p.clone(),
-        };
-        let name = file.file_name().unwrap().to_string_lossy().into_owned();
+        let name = op
+            .path()
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
         groups.entry((name, op.kind())).or_default().push(i);
     }
     groups
@@ -2144,7 +2092,7 @@ fn a_status_callback_error_stops_the_restore_cleanly() {
     for at in [StatusKind::Begin, StatusKind::Progress] {
         let dest = fresh("dest");
         w.mem.create_dir(Path::new(&dest)).unwrap();
-        let inst = Instance::new(w.env(), params(&dest));
+        let inst = Instance::new(w.env(), backup_params(&dest));
         let mut calls = Vec::new();
         let mut callback = |status: &Status| {
             calls.push(status.kind);

@@ -11,9 +11,11 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use jetdb::{Database, DatabaseOptions, Env, ErrorKind, JetError};
+use jetdb::{Database, DatabaseOptions, Env, ErrorKind};
 
-const PAGE: usize = 4096;
+mod support;
+
+use support::{PAGE, options, read_everything};
 
 /// A change made to a file image.
 type Damage = Box<dyn Fn(&mut Vec<u8>)>;
@@ -23,11 +25,7 @@ type Damage = Box<dyn Fn(&mut Vec<u8>)>;
 fn build(dir: &Path) -> (PathBuf, BTreeMap<Vec<u8>, Vec<u8>>) {
     let env = Env::os();
     let path = dir.join("data.edb");
-    let options = DatabaseOptions {
-        page_size: PAGE,
-        ..Default::default()
-    };
-    let mut db = Database::create(&env, &path, &options).unwrap();
+    let mut db = Database::create(&env, &path, &options()).unwrap();
     let t = db.create_table("t").unwrap();
     let mut model = BTreeMap::new();
     for i in 0u32..3000 {
@@ -54,38 +52,12 @@ fn page_kind(bytes: &[u8], pgno: usize) -> u8 {
     bytes[pgno * PAGE + 16]
 }
 
-/// Opens the database and reads everything: every key by `get`, then a full scan. Returns the
-/// first error; panics if any read returns data different from the model.
-fn read_all(path: &Path, model: &BTreeMap<Vec<u8>, Vec<u8>>) -> Result<(), JetError> {
-    let env = Env::os();
-    let options = DatabaseOptions {
-        read_only: true,
-        cache_size: 0,
-        ..Default::default()
-    };
-    let mut db = Database::open(&env, path, &options)?;
-    let t = db.open_table("t")?;
-    for (key, value) in model {
-        let got = db.get(t, key)?;
-        assert_eq!(got.as_ref(), Some(value), "wrong data for {key:?}");
-    }
-    let mut scanned = 0;
-    for record in db.range(t, .., false)? {
-        let (key, value) = record?;
-        assert_eq!(model.get(&key), Some(&value), "a scan returned wrong data");
-        scanned += 1;
-    }
-    assert_eq!(scanned, model.len(), "a scan lost records without an error");
-    db.check_integrity()?;
-    Ok(())
-}
-
 #[test]
 fn every_page_bit_flipped_zeroed_or_misdirected_is_detected() {
     let tmp = tempfile::tempdir().unwrap();
     let (path, model) = build(tmp.path());
     let pristine = std::fs::read(&path).unwrap();
-    read_all(&path, &model).unwrap();
+    read_everything(&path, &model).unwrap();
     let pages = pristine.len() / PAGE;
     let mut kinds_seen = BTreeMap::new();
     for pgno in 0..pages {
@@ -113,7 +85,7 @@ fn every_page_bit_flipped_zeroed_or_misdirected_is_detected() {
             let mut bytes = pristine.clone();
             damage(&mut bytes);
             std::fs::write(&path, &bytes).unwrap();
-            let outcome = read_all(&path, &model);
+            let outcome = read_everything(&path, &model);
             match (pgno, outcome) {
                 // One bad header copy: the other one serves.
                 (0 | 1, outcome) => assert!(outcome.is_ok(), "page {pgno} {what}: {outcome:?}"),
@@ -164,7 +136,7 @@ fn a_torn_header_write_leaves_the_other_copy() {
     let mut bytes = std::fs::read(&path).unwrap();
     bytes[PAGE / 2..PAGE].fill(0xAB);
     std::fs::write(&path, &bytes).unwrap();
-    read_all(&path, &model).unwrap();
+    read_everything(&path, &model).unwrap();
     // Opening for writing and closing rewrites both copies.
     let db = Database::open(
         &Env::os(),

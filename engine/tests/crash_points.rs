@@ -17,12 +17,15 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use jetdb::{
-    CommitMode, Env, Instance, InstanceParams, ManualClock, MemVfs, OpenMode, SeededEntropy, Vfs,
-    VfsFile, parent_dir,
+    CommitMode, Env, Instance, InstanceParams, MemVfs, OpenMode, Vfs, VfsFile, parent_dir,
 };
 use proptest::prelude::*;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+
+mod support;
+
+use support::{PAGE, base_params, env_with};
 
 const SECTOR: usize = 512;
 
@@ -302,25 +305,25 @@ impl DirCrashVfs {
     }
 }
 
+/// [`base_params`] (the directory is not created: the disk has it) with pages of `PAGE_SIZE`
+/// bytes if that is set, a cache of 64 of them, and a checkpoint depth of 100 KiB.
 fn params(circular: bool) -> InstanceParams {
-    let mut p = InstanceParams::in_directory("inst");
-    p.page_size = std::env::var("PAGE_SIZE")
+    let page_size = std::env::var("PAGE_SIZE")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(4096);
-    p.log_file_size = 128 * 1024;
-    p.cache_size = 64 * p.page_size;
-    p.checkpoint_depth = 100 * 1024;
-    p.circular_logging = circular;
-    p
+        .unwrap_or(PAGE);
+    InstanceParams {
+        page_size,
+        cache_size: 64 * page_size,
+        checkpoint_depth: 100 * 1024,
+        circular_logging: circular,
+        ..base_params("inst")
+    }
 }
 
+/// An environment over `vfs` whose entropy and clock both start from `seed`.
 fn env(vfs: impl Vfs + 'static, seed: u64) -> Env {
-    Env::new(
-        Arc::new(vfs),
-        Arc::new(ManualClock::new(seed)),
-        Arc::new(SeededEntropy::new(seed)),
-    )
+    env_with(vfs, seed, seed)
 }
 
 type State = BTreeMap<Vec<u8>, Vec<u8>>;

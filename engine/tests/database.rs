@@ -6,20 +6,10 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use jetdb::{
-    Database, DatabaseOptions, DbState, Env, ErrorKind, ManualClock, MemVfs, OpenMode,
-    SeededEntropy, SeekMode, Vfs,
-};
-use support::{Hook, HookedVfs, env_over};
+use jetdb::{Database, DatabaseOptions, DbState, Env, ErrorKind, MemVfs, SeekMode};
+use support::{Hook, HookedVfs, env_over, env_with, options, read_all};
 
 mod support;
-
-fn options() -> DatabaseOptions {
-    DatabaseOptions {
-        page_size: 4096,
-        ..Default::default()
-    }
-}
 
 #[test]
 fn content_survives_close_and_reopen_on_real_files() {
@@ -233,11 +223,7 @@ fn a_database_dropped_with_written_changes_is_dirty() {
 fn the_same_seed_writes_the_same_bytes() {
     let image = |seed: u64| -> Vec<u8> {
         let vfs = MemVfs::new();
-        let env = Env::new(
-            Arc::new(vfs.clone()),
-            Arc::new(ManualClock::new(1_700_000_000_000)),
-            Arc::new(SeededEntropy::new(seed)),
-        );
+        let env = env_with(vfs.clone(), seed, 1_700_000_000_000);
         let mut db = Database::create(&env, Path::new("d.edb"), &options()).unwrap();
         let t = db.create_table("t").unwrap();
         for i in 0u32..3000 {
@@ -253,10 +239,7 @@ fn the_same_seed_writes_the_same_bytes() {
                 .unwrap();
         }
         db.close().unwrap();
-        let file = vfs.open(Path::new("d.edb"), OpenMode::Read).unwrap();
-        let mut bytes = vec![0u8; file.len().unwrap() as usize];
-        file.read_exact_at(&mut bytes, 0).unwrap();
-        bytes
+        read_all(&vfs, "d.edb")
     };
     let a = image(5);
     assert_eq!(a, image(5), "same seed, same bytes");
@@ -279,9 +262,6 @@ impl Hook for WriteBudget {
         self.bytes_left.store(left - len as u64, Ordering::SeqCst);
         Ok(())
     }
-    fn sync(&self) -> io::Result<()> {
-        Ok(())
-    }
 }
 
 #[test]
@@ -295,10 +275,7 @@ fn a_failed_write_latches_the_database_and_the_file_keeps_its_last_flush() {
             error,
         });
         let budget = &hook.bytes_left;
-        let env = env_over(HookedVfs {
-            inner: MemVfs::new(),
-            hook: Arc::clone(&hook),
-        });
+        let env = env_over(HookedVfs::new(Arc::clone(&hook)));
         let path = Path::new("d.edb");
         let mut db = Database::create(&env, path, &options()).unwrap();
         let t = db.create_table("t").unwrap();

@@ -14,13 +14,13 @@ use std::path::Path;
 use jetdb::{CommitMode, Database, DatabaseOptions, ErrorKind, Instance, InstanceParams, MemVfs};
 
 mod support;
-use support::{Op, env_over, read_all, scripted_vfs, write_all};
+use support::{Op, PAGE, env_over, read_all, scripted_vfs, write_all};
 
+/// The shared options with a cache of 64 pages.
 fn options() -> DatabaseOptions {
     DatabaseOptions {
-        page_size: 4096,
-        cache_size: 64 * 4096,
-        read_only: false,
+        cache_size: 64 * PAGE,
+        ..support::options()
     }
 }
 

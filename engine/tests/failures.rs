@@ -3,38 +3,17 @@
 //! review and failed on the engine before its fix.
 
 use std::path::Path;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use jetdb::log::{GENERATION_MAX, SEGMENT_SIZE};
-use jetdb::{
-    CommitMode, Env, ErrorKind, Instance, InstanceParams, ManualClock, MemVfs, OpenMode,
-    SeededEntropy, Vfs,
-};
+use jetdb::{CommitMode, ErrorKind, Instance, MemVfs, Vfs};
 
 /// A `MemVfs` whose reads of one file, or writes to another, can be made to fail.
 type FailVfs = support::HookedVfs<support::FailFiles>;
 
 mod support;
 
-fn env(vfs: impl Vfs + 'static) -> Env {
-    Env::new(
-        Arc::new(vfs),
-        Arc::new(ManualClock::new(1)),
-        Arc::new(SeededEntropy::new(1)),
-    )
-}
-fn params() -> InstanceParams {
-    let mut p = InstanceParams::in_directory("inst");
-    p.create_path_if_not_exist = true;
-    p.page_size = 4096;
-    p.log_file_size = 128 * 1024;
-    p.cache_size = 64 * 4096;
-    p
-}
-fn key(i: u32) -> Vec<u8> {
-    format!("k{i:05}").into_bytes()
-}
+use support::{env, key, params, read_all, reseal_block, write_all};
 
 /// A read error while a commit reads the values it replaces (another transaction is open)
 /// comes before any change: the commit fails, nothing of it is applied or logged.
@@ -42,7 +21,7 @@ fn key(i: u32) -> Vec<u8> {
 #[test]
 fn a_read_error_in_a_commit_applies_nothing_of_it() {
     let vfs: FailVfs = support::failing_vfs();
-    let inst = Instance::new(env(vfs.clone()), params());
+    let inst = Instance::new(env(vfs.clone()), params("inst"));
     inst.init().unwrap();
     let mut s = inst.begin_session().unwrap();
     let t = s.create_table("t").unwrap();
@@ -74,7 +53,7 @@ fn a_read_error_in_a_commit_applies_nothing_of_it() {
     drop((s, other, reader));
     // Crash (no term) and recover: the failed commit is nowhere.
     drop(inst);
-    let inst = Instance::new(env(vfs.clone()), params());
+    let inst = Instance::new(env(vfs.clone()), params("inst"));
     inst.init().unwrap();
     let mut s = inst.begin_session().unwrap();
     let t = s.open_table("t").unwrap();
@@ -90,7 +69,7 @@ fn a_read_error_in_a_commit_applies_nothing_of_it() {
 #[test]
 fn a_failure_after_a_commit_does_not_fail_it() {
     let vfs: FailVfs = support::failing_vfs();
-    let mut p = params();
+    let mut p = params("inst");
     p.checkpoint_depth = 0; // checkpoint after every commit
     let inst = Instance::new(env(vfs.clone()), p);
     inst.init().unwrap();
@@ -122,7 +101,7 @@ fn a_failure_after_a_commit_does_not_fail_it() {
 /// A table handle kept across term + init passes check_table and writes into another table.
 #[test]
 fn handles_of_an_earlier_init_are_refused() {
-    let inst = Instance::new(env(MemVfs::new()), params());
+    let inst = Instance::new(env(MemVfs::new()), params("inst"));
     inst.init().unwrap();
     let mut s = inst.begin_session().unwrap();
     let z = s.create_table("z").unwrap();
@@ -155,25 +134,10 @@ fn handles_of_an_earlier_init_are_refused() {
     assert_eq!(s.get(a2, b"written-via-z").unwrap(), None);
 }
 
-fn reseal(bytes: &mut [u8], at: usize) {
-    let crc = crc32fast::hash(&bytes[at + 4..at + 4096]);
-    bytes[at..at + 4].copy_from_slice(&crc.to_le_bytes());
-}
-fn read_all(v: &MemVfs, p: &str) -> Vec<u8> {
-    let f = v.open(Path::new(p), OpenMode::Read).unwrap();
-    let mut b = vec![0u8; f.len().unwrap() as usize];
-    f.read_exact_at(&mut b, 0).unwrap();
-    b
-}
-fn write_all(v: &MemVfs, p: &str, b: &[u8]) {
-    let f = v.open(Path::new(p), OpenMode::CreateTruncate).unwrap();
-    f.write_all_at(b, 0).unwrap();
-}
-
 /// A clean instance whose log and checkpoint say generation `g` (checksums fixed up).
 fn clean_at_generation(g: u32) -> MemVfs {
     let vfs = MemVfs::new();
-    let inst = Instance::new(env(vfs.clone()), params());
+    let inst = Instance::new(env(vfs.clone()), params("inst"));
     inst.init().unwrap();
     let mut s = inst.begin_session().unwrap();
     s.create_table("t").unwrap();
@@ -181,12 +145,12 @@ fn clean_at_generation(g: u32) -> MemVfs {
     inst.term().unwrap();
     let mut log = read_all(&vfs, "inst/edb.log");
     log[12..16].copy_from_slice(&g.to_le_bytes());
-    reseal(&mut log, 0);
+    reseal_block(&mut log, 0);
     for seg in 1..log.len() / SEGMENT_SIZE {
         let at = seg * SEGMENT_SIZE;
         if log[at..at + SEGMENT_SIZE].iter().any(|&b| b != 0) {
             log[at + 4..at + 8].copy_from_slice(&g.to_le_bytes());
-            reseal(&mut log, at);
+            reseal_block(&mut log, at);
         }
     }
     write_all(&vfs, "inst/edb.log", &log);
@@ -194,7 +158,7 @@ fn clean_at_generation(g: u32) -> MemVfs {
     for slot in [0, 4096] {
         if slot + 4096 <= chk.len() && chk[slot..slot + 4096].iter().any(|&b| b != 0) {
             chk[slot + 20..slot + 24].copy_from_slice(&g.to_le_bytes());
-            reseal(&mut chk, slot);
+            reseal_block(&mut chk, slot);
         }
     }
     write_all(&vfs, "inst/edb.chk", &chk);
@@ -206,7 +170,7 @@ fn clean_at_generation(g: u32) -> MemVfs {
 #[test]
 fn the_last_generation_stops_the_instance_without_a_trace_of_the_failed_commit() {
     let vfs = clean_at_generation(GENERATION_MAX - 1);
-    let inst = Instance::new(env(vfs.clone()), params());
+    let inst = Instance::new(env(vfs.clone()), params("inst"));
     inst.init().unwrap();
     let mut s = inst.begin_session().unwrap();
     let t = s.open_table("t").unwrap();
@@ -247,12 +211,12 @@ fn crafted_checkpoint_counters_are_refused() {
         for slot in [0, 4096] {
             if slot + 4096 <= chk.len() && chk[slot..slot + 4096].iter().any(|&b| b != 0) {
                 chk[slot + at..slot + at + 8].copy_from_slice(&u64::MAX.to_le_bytes());
-                reseal(&mut chk, slot);
+                reseal_block(&mut chk, slot);
             }
         }
         write_all(&vfs, "inst/edb.chk", &chk);
         let r = std::panic::catch_unwind(|| {
-            let inst = Instance::new(env(vfs.clone()), params());
+            let inst = Instance::new(env(vfs.clone()), params("inst"));
             if let Err(e) = inst.init() {
                 return format!("init error: {e}");
             }
@@ -277,15 +241,15 @@ fn crafted_checkpoint_counters_are_refused() {
 #[test]
 fn a_crafted_small_log_header_is_refused() {
     let vfs = MemVfs::new();
-    let inst = Instance::new(env(vfs.clone()), params());
+    let inst = Instance::new(env(vfs.clone()), params("inst"));
     inst.init().unwrap();
     inst.term().unwrap(); // no records: edb.log is a header and blank segments
     let mut log = read_all(&vfs, "inst/edb.log");
     log[20..24].copy_from_slice(&2u32.to_le_bytes());
-    reseal(&mut log, 0);
+    reseal_block(&mut log, 0);
     write_all(&vfs, "inst/edb.log", &log);
     let r = std::panic::catch_unwind(|| {
-        let inst = Instance::new(env(vfs.clone()), params());
+        let inst = Instance::new(env(vfs.clone()), params("inst"));
         inst.init()?;
         let mut s = inst.begin_session()?;
         s.create_table("t").map(|_| ())
@@ -299,7 +263,7 @@ fn a_crafted_small_log_header_is_refused() {
 fn checkpoint_positions_never_panic() {
     let base = clean_at_generation(1);
     // some traffic so the log has records
-    let inst = Instance::new(env(base.clone()), params());
+    let inst = Instance::new(env(base.clone()), params("inst"));
     inst.init().unwrap();
     let mut s = inst.begin_session().unwrap();
     let t = s.open_table("t").unwrap();
@@ -327,12 +291,12 @@ fn checkpoint_positions_never_panic() {
                 if slot + 4096 <= chk.len() && chk[slot..slot + 4096].iter().any(|&b| b != 0) {
                     chk[slot + 20..slot + 24].copy_from_slice(&g.to_le_bytes());
                     chk[slot + 24..slot + 28].copy_from_slice(&off.to_le_bytes());
-                    reseal(&mut chk, slot);
+                    reseal_block(&mut chk, slot);
                 }
             }
             write_all(&vfs, "inst/edb.chk", &chk);
             let r = std::panic::catch_unwind(|| {
-                let inst = Instance::new(env(vfs.clone()), params());
+                let inst = Instance::new(env(vfs.clone()), params("inst"));
                 match inst.init() {
                     Ok(()) => {
                         let mut s = inst.begin_session().unwrap();
@@ -361,13 +325,13 @@ fn checkpoint_positions_never_panic() {
 #[test]
 fn a_database_torn_with_logging_off_is_never_recovered_from_old_logs() {
     let vfs = MemVfs::new();
-    let inst = Instance::new(env(vfs.clone()), params());
+    let inst = Instance::new(env(vfs.clone()), params("inst"));
     inst.init().unwrap();
     let mut s = inst.begin_session().unwrap();
     s.create_table("t").unwrap();
     drop(s);
     inst.term().unwrap();
-    let mut off = params();
+    let mut off = params("inst");
     off.recovery = false;
     let inst = Instance::new(env(vfs.clone()), off.clone());
     inst.init().unwrap();
@@ -385,7 +349,7 @@ fn a_database_torn_with_logging_off_is_never_recovered_from_old_logs() {
         again.init().unwrap_err().kind(),
         ErrorKind::DatabaseDirtyShutdown
     );
-    let on = Instance::new(env(vfs.clone()), params());
+    let on = Instance::new(env(vfs.clone()), params("inst"));
     assert_eq!(
         on.init().unwrap_err().kind(),
         ErrorKind::DatabaseDirtyShutdown,

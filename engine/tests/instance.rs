@@ -14,18 +14,14 @@ use std::sync::Arc;
 
 use jetdb::log::{SEGMENT_SIZE, archive_name};
 use jetdb::{
-    CommitMode, Env, ErrorKind, Instance, InstanceParams, ManualClock, MemVfs, OsVfs,
-    SeededEntropy, Session, SystemClock, Table,
+    CommitMode, Env, ErrorKind, Instance, InstanceParams, MemVfs, OsVfs, SeededEntropy, Session,
+    SystemClock,
 };
 
 mod support;
 
-fn params(dir: &Path) -> InstanceParams {
-    let mut p = InstanceParams::in_directory(dir);
-    p.page_size = 4096;
-    p.log_file_size = 128 * 1024;
-    p
-}
+use support::numbered::{commit_each, key, value};
+use support::{HookedVfs, base_params, env, env_with, read_all, reseal_block};
 
 fn os_env(seed: u64) -> Env {
     Env::new(
@@ -36,39 +32,15 @@ fn os_env(seed: u64) -> Env {
 }
 
 fn start(dir: &Path) -> Instance {
-    let instance = Instance::new(os_env(1), params(dir));
+    let instance = Instance::new(os_env(1), base_params(dir));
     instance.init().unwrap();
     instance
 }
 
 fn try_start(dir: &Path) -> jetdb::Result<Instance> {
-    let instance = Instance::new(os_env(2), params(dir));
+    let instance = Instance::new(os_env(2), base_params(dir));
     instance.init()?;
     Ok(instance)
-}
-
-fn key(i: u32) -> Vec<u8> {
-    format!("key{i:05}").into_bytes()
-}
-
-fn value(i: u32) -> Vec<u8> {
-    format!("value {i} ")
-        .repeat(1 + (i as usize % 7))
-        .into_bytes()
-}
-
-/// Commits key `i` → value `i` for each `i` in `ids`, one transaction each.
-fn commit_each(
-    session: &mut Session,
-    t: Table,
-    ids: impl IntoIterator<Item = u32>,
-    mode: CommitMode,
-) {
-    for i in ids {
-        session.begin_transaction().unwrap();
-        session.put(t, &key(i), &value(i)).unwrap();
-        session.commit_transaction(mode).unwrap();
-    }
 }
 
 fn contents(instance: &Instance, name: &str) -> BTreeMap<Vec<u8>, Vec<u8>> {
@@ -349,8 +321,7 @@ fn a_log_of_this_set_naming_another_database_is_bad_log_signature() {
     let path = tmp.path().join(archive_name("edb", 2));
     let mut bytes = fs::read(&path).unwrap();
     bytes[40] ^= 1;
-    let crc = crc32fast::hash(&bytes[4..4096]);
-    bytes[..4].copy_from_slice(&crc.to_le_bytes());
+    reseal_block(&mut bytes, 0);
     fs::write(&path, &bytes).unwrap();
     let err = try_start(tmp.path()).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::BadLogSignature, "{err}");
@@ -439,7 +410,7 @@ fn write_conflicts_and_snapshot_isolation() {
 #[test]
 fn the_lifecycle_errors() {
     let tmp = tempfile::tempdir().unwrap();
-    let instance = Instance::new(os_env(3), params(tmp.path()));
+    let instance = Instance::new(os_env(3), base_params(tmp.path()));
     assert_eq!(
         instance.begin_session().unwrap_err().kind(),
         ErrorKind::NotInitialized
@@ -486,9 +457,9 @@ fn the_lifecycle_errors() {
 fn missing_directories_are_invalid_path_unless_created() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("a/b");
-    let instance = Instance::new(os_env(4), params(&dir));
+    let instance = Instance::new(os_env(4), base_params(&dir));
     assert_eq!(instance.init().unwrap_err().kind(), ErrorKind::InvalidPath);
-    let mut p = params(&dir);
+    let mut p = base_params(&dir);
     p.create_path_if_not_exist = true;
     let instance = Instance::new(os_env(4), p);
     instance.init().unwrap();
@@ -507,7 +478,7 @@ fn bad_parameters_are_refused() {
         |p| p.log_file_size = 128 * 1024 + 1,
         |p| p.page_size = 3000,
     ] {
-        let mut p = params(tmp.path());
+        let mut p = base_params(tmp.path());
         change(&mut p);
         let instance = Instance::new(os_env(5), p);
         assert_eq!(
@@ -520,7 +491,7 @@ fn bad_parameters_are_refused() {
 #[test]
 fn circular_logging_deletes_the_generations_the_checkpoint_passed() {
     let tmp = tempfile::tempdir().unwrap();
-    let mut p = params(tmp.path());
+    let mut p = base_params(tmp.path());
     p.circular_logging = true;
     p.checkpoint_depth = 256 * 1024;
     let instance = Instance::new(os_env(6), p.clone());
@@ -555,7 +526,7 @@ fn circular_logging_deletes_the_generations_the_checkpoint_passed() {
 #[test]
 fn without_logging_a_crash_leaves_the_database_dirty() {
     let tmp = tempfile::tempdir().unwrap();
-    let mut p = params(tmp.path());
+    let mut p = base_params(tmp.path());
     p.recovery = false;
     p.cache_size = 64 * 4096;
     let instance = Instance::new(os_env(7), p.clone());
@@ -592,7 +563,7 @@ fn without_logging_a_crash_leaves_the_database_dirty() {
 #[test]
 fn pages_written_under_cache_pressure_recover() {
     let tmp = tempfile::tempdir().unwrap();
-    let mut p = params(tmp.path());
+    let mut p = base_params(tmp.path());
     p.cache_size = 64 * 4096;
     let instance = Instance::new(os_env(8), p.clone());
     instance.init().unwrap();
@@ -656,9 +627,10 @@ fn tables_are_created_and_deleted_durably() {
 
 /// An in-memory instance directory for tests that fail chosen writes.
 fn mem_params() -> InstanceParams {
-    let mut p = params(Path::new("inst"));
-    p.create_path_if_not_exist = true;
-    p
+    InstanceParams {
+        create_path_if_not_exist: true,
+        ..base_params("inst")
+    }
 }
 
 #[derive(Debug, Default)]
@@ -668,12 +640,6 @@ struct FailLog {
 }
 
 impl support::Hook for FailLog {
-    fn write(&self, _: u64, _: usize) -> std::io::Result<()> {
-        Ok(())
-    }
-    fn sync(&self) -> std::io::Result<()> {
-        Ok(())
-    }
     fn sync_of(&self, path: &Path) -> std::io::Result<()> {
         if self.armed.load(std::sync::atomic::Ordering::SeqCst) && path.ends_with("edb.log") {
             return Err(std::io::Error::other("injected fsync failure"));
@@ -694,25 +660,13 @@ impl support::Hook for FailLog {
 }
 
 fn hooked() -> (MemVfs, Arc<FailLog>, Env) {
-    let inner = MemVfs::new();
     let hook = Arc::new(FailLog::default());
-    let env = Env::new(
-        Arc::new(support::HookedVfs {
-            inner: inner.clone(),
-            hook: Arc::clone(&hook),
-        }),
-        Arc::new(ManualClock::new(1000)),
-        Arc::new(SeededEntropy::new(9)),
-    );
-    (inner, hook, env)
+    let vfs = HookedVfs::new(Arc::clone(&hook));
+    (vfs.inner.clone(), hook, env_with(vfs, 9, 1000))
 }
 
 fn mem_env(vfs: &MemVfs) -> Env {
-    Env::new(
-        Arc::new(vfs.clone()),
-        Arc::new(ManualClock::new(5000)),
-        Arc::new(SeededEntropy::new(10)),
-    )
+    env_with(vfs.clone(), 10, 5000)
 }
 
 #[test]
@@ -797,7 +751,7 @@ fn a_database_without_its_logs_is_refused_unless_it_was_shut_down_cleanly() {
     crashed(tmp.path(), 5, |_| CommitMode::Durable);
     // Dirty with logs gone: refused. (Nothing was written back, so make it dirty first.)
     {
-        let mut p = params(tmp.path());
+        let mut p = base_params(tmp.path());
         p.cache_size = 64 * 4096;
         let instance = Instance::new(os_env(11), p);
         instance.init().unwrap();
@@ -846,7 +800,7 @@ fn a_hole_in_unacknowledged_segments_is_a_torn_tail_whose_debris_never_returns()
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("src");
     fs::create_dir_all(&src).unwrap();
-    let mut p = params(&src);
+    let mut p = base_params(&src);
     p.log_file_size = 4 * 1024 * 1024;
     {
         let instance = Instance::new(os_env(12), p.clone());
@@ -989,12 +943,6 @@ struct CallDuringTerm {
 }
 
 impl support::Hook for CallDuringTerm {
-    fn write(&self, _: u64, _: usize) -> std::io::Result<()> {
-        Ok(())
-    }
-    fn sync(&self) -> std::io::Result<()> {
-        Ok(())
-    }
     fn sync_of(&self, path: &Path) -> std::io::Result<()> {
         if path.ends_with("data.edb")
             && let Some(instance) = self.instance.lock().unwrap().as_ref()
@@ -1009,14 +957,7 @@ impl support::Hook for CallDuringTerm {
 #[test]
 fn calls_during_term_get_term_in_progress() {
     let hook = Arc::new(CallDuringTerm::default());
-    let env = Env::new(
-        Arc::new(support::HookedVfs {
-            inner: MemVfs::new(),
-            hook: Arc::clone(&hook),
-        }),
-        Arc::new(ManualClock::new(1)),
-        Arc::new(SeededEntropy::new(1)),
-    );
+    let env = env(HookedVfs::new(Arc::clone(&hook)));
     let instance = Instance::new(env, mem_params());
     instance.init().unwrap();
     let mut s = instance.begin_session().unwrap();
@@ -1039,16 +980,12 @@ fn calls_during_term_get_term_in_progress() {
 
 /// Every file an instance writes, by name.
 fn files_of(vfs: &MemVfs) -> BTreeMap<String, Vec<u8>> {
-    use jetdb::{OpenMode, Vfs};
+    use jetdb::Vfs;
     vfs.list(Path::new("inst"))
         .unwrap()
         .into_iter()
         .map(|name| {
-            let f = vfs
-                .open(&Path::new("inst").join(&name), OpenMode::Read)
-                .unwrap();
-            let mut bytes = vec![0u8; f.len().unwrap() as usize];
-            f.read_exact_at(&mut bytes, 0).unwrap();
+            let bytes = read_all(vfs, Path::new("inst").join(&name));
             (name, bytes)
         })
         .collect()
@@ -1058,11 +995,7 @@ fn files_of(vfs: &MemVfs) -> BTreeMap<String, Vec<u8>> {
 fn the_same_seed_writes_the_same_files() {
     let run = |seed: u64| {
         let vfs = MemVfs::new();
-        let env = Env::new(
-            Arc::new(vfs.clone()),
-            Arc::new(ManualClock::new(1_000_000)),
-            Arc::new(SeededEntropy::new(seed)),
-        );
+        let env = env_with(vfs.clone(), seed, 1_000_000);
         let instance = Instance::new(env, mem_params());
         instance.init().unwrap();
         let mut s = instance.begin_session().unwrap();
@@ -1082,11 +1015,7 @@ fn the_same_seed_writes_the_same_files() {
         }
         drop(s);
         drop(instance); // a crash, then recovery
-        let env = Env::new(
-            Arc::new(vfs.clone()),
-            Arc::new(ManualClock::new(2_000_000)),
-            Arc::new(SeededEntropy::new(seed + 1)),
-        );
+        let env = env_with(vfs.clone(), seed + 1, 2_000_000);
         let instance = Instance::new(env, mem_params());
         instance.init().unwrap();
         instance.term().unwrap();
@@ -1160,7 +1089,7 @@ fn a_big_transaction_leaves_the_cache_within_its_size() {
     // work after the commit — here a checkpoint too, the log being past the checkpoint depth —
     // brings the cache back within its size.
     let tmp = tempfile::tempdir().unwrap();
-    let mut p = params(tmp.path());
+    let mut p = base_params(tmp.path());
     p.cache_size = 64 * 4096;
     p.checkpoint_depth = 256 * 1024;
     let instance = Instance::new(os_env(9), p);
@@ -1217,8 +1146,7 @@ fn a_log_of_the_old_format_is_refused_with_bad_log_version() {
     let path = tmp.path().join("edb.log");
     let mut bytes = fs::read(&path).unwrap();
     bytes[8..12].copy_from_slice(&1u32.to_le_bytes());
-    let crc = crc32fast::hash(&bytes[4..SEGMENT_SIZE]);
-    bytes[..4].copy_from_slice(&crc.to_le_bytes());
+    reseal_block(&mut bytes, 0);
     fs::write(&path, &bytes).unwrap();
     let err = try_start(tmp.path()).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::BadLogVersion, "{err}");
@@ -1230,7 +1158,7 @@ fn a_log_of_the_old_format_is_refused_with_bad_log_version() {
 #[test]
 fn replay_from_an_older_checkpoint_onto_a_later_file_gives_the_commits() {
     let tmp = tempfile::tempdir().unwrap();
-    let mut p = params(tmp.path());
+    let mut p = base_params(tmp.path());
     p.cache_size = 64 * 4096; // batches under pressure
     p.checkpoint_depth = 1 << 40; // and no checkpoint after the first
     let mut want_u = BTreeMap::new();
@@ -1284,7 +1212,7 @@ fn replay_from_an_older_checkpoint_onto_a_later_file_gives_the_commits() {
 #[test]
 fn a_log_ending_before_what_the_database_holds_is_log_file_corrupt() {
     let tmp = tempfile::tempdir().unwrap();
-    let mut p = params(tmp.path());
+    let mut p = base_params(tmp.path());
     p.cache_size = 64 * 4096; // batches under cache pressure,
     p.checkpoint_depth = 1 << 40; // and the checkpoint left at the start
     {
@@ -1326,7 +1254,7 @@ fn a_log_ending_before_what_the_database_holds_is_log_file_corrupt() {
 #[test]
 fn a_transaction_larger_than_the_cache_writes_few_batches() {
     let tmp = tempfile::tempdir().unwrap();
-    let mut p = params(tmp.path());
+    let mut p = base_params(tmp.path());
     p.cache_size = 64 * 4096;
     p.checkpoint_depth = 1 << 40;
     let instance = Instance::new(os_env(24), p);

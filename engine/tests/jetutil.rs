@@ -9,6 +9,8 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+mod support;
+
 fn jetutil(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_jetutil"))
         .args(args)
@@ -207,17 +209,14 @@ fn header_and_checksum_report_damage() {
 /// An instance directory left by a crash: commits on table "default", no term.
 fn crashed_instance(dir: &Path, commits: u32) {
     use jetdb::{CommitMode, Instance, InstanceParams};
-    let mut params = InstanceParams::in_directory(dir);
-    params.create_path_if_not_exist = true;
-    params.log_file_size = 128 * 1024;
-    params.page_size = 4096;
+    let params = InstanceParams {
+        create_path_if_not_exist: true,
+        ..support::base_params(dir)
+    };
     let instance = Instance::new(jetdb::Env::os(), params);
     instance.init().unwrap();
     let mut session = instance.begin_session().unwrap();
-    let t = session
-        .open_table("default")
-        .or_else(|_| session.create_table("default"))
-        .unwrap();
+    let t = support::open_or_create_table(&mut session, "default");
     for i in 0..commits {
         session.begin_transaction().unwrap();
         session

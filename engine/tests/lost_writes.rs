@@ -10,26 +10,26 @@
 )]
 
 use std::collections::BTreeMap;
+use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use jetdb::{
-    BackupFlags, CommitMode, Database, DatabaseOptions, Env, ErrorKind, Instance, InstanceParams,
-    JetError, ManualClock, MemVfs, OpenMode, SeededEntropy, Vfs, verify_file,
+    BackupFlags, CommitMode, Database, DatabaseOptions, Env, ErrorKind, Instance, MemVfs, OpenMode,
+    Vfs, verify_file,
 };
 
-const PAGE: usize = 4096;
+mod support;
+
+use support::{
+    Hook, HookedVfs, PAGE, env, env_with, open_or_create_table, options, params, read_all,
+    read_everything,
+};
+
 const CATALOG_ROOT: usize = 2;
 /// The flush map's first page (engine/src/flushmap.rs).
 const FIRST_MAP: usize = 3;
 const KIND_MAP: u8 = 6;
-
-fn options() -> DatabaseOptions {
-    DatabaseOptions {
-        page_size: PAGE,
-        ..Default::default()
-    }
-}
 
 fn key(i: u32) -> Vec<u8> {
     format!("key{i:06}").into_bytes()
@@ -47,34 +47,6 @@ fn fill(db: &mut Database, n: u32, round: u8) -> BTreeMap<Vec<u8>, Vec<u8>> {
         model.insert(key(i), value);
     }
     model
-}
-
-/// Reads every record by key and by a scan, read-only with no cache to speak of: the first
-/// error, or none. Wrong data fails the test.
-fn read_all(path: &Path, model: &BTreeMap<Vec<u8>, Vec<u8>>) -> Result<(), JetError> {
-    let options = DatabaseOptions {
-        read_only: true,
-        cache_size: 0,
-        ..options()
-    };
-    let mut db = Database::open(&Env::os(), path, &options)?;
-    let t = db.open_table("t")?;
-    for (key, value) in model {
-        assert_eq!(
-            db.get(t, key)?.as_ref(),
-            Some(value),
-            "wrong data for {key:?}"
-        );
-    }
-    let mut scanned = 0;
-    for record in db.range(t, .., false)? {
-        let (key, value) = record?;
-        assert_eq!(model.get(&key), Some(&value), "a scan returned wrong data");
-        scanned += 1;
-    }
-    assert_eq!(scanned, model.len(), "a scan lost records without an error");
-    db.check_integrity()?;
-    Ok(())
 }
 
 type Model = BTreeMap<Vec<u8>, Vec<u8>>;
@@ -104,15 +76,22 @@ fn bad_pages(report: &jetdb::ChecksumReport) -> Vec<(u64, ErrorKind)> {
         .collect()
 }
 
+/// Page `pgno` of a database image.
 fn page(image: &[u8], pgno: usize) -> &[u8] {
     &image[pgno * PAGE..(pgno + 1) * PAGE]
+}
+
+/// Writes `bytes` over page `pgno` of the file at `path`.
+fn write_page(vfs: &MemVfs, path: &str, pgno: usize, bytes: &[u8]) {
+    let file = vfs.open(Path::new(path), OpenMode::ReadWrite).unwrap();
+    file.write_all_at(bytes, (pgno * PAGE) as u64).unwrap();
 }
 
 #[test]
 fn a_page_that_lost_its_last_write_is_refused_wherever_it_is_read() {
     let dir = tempfile::tempdir().unwrap();
     let (path, before, after, model) = two_versions(dir.path());
-    read_all(&path, &model).expect("the file as written reads back whole");
+    read_everything(&path, &model).expect("the file as written reads back whole");
     let mut refused = 0;
     let mut kinds = std::collections::BTreeSet::new();
     for pgno in 2..before.len() / PAGE {
@@ -131,7 +110,7 @@ fn a_page_that_lost_its_last_write_is_refused_wherever_it_is_read() {
             vec![(pgno as u64, ErrorKind::ReadLostFlushVerifyFailure)],
             "page {pgno}: the file check names the stale page"
         );
-        let err = read_all(&path, &model).expect_err("a stale page went unnoticed");
+        let err = read_everything(&path, &model).expect_err("a stale page went unnoticed");
         assert_eq!(
             err.kind(),
             ErrorKind::ReadLostFlushVerifyFailure,
@@ -184,49 +163,22 @@ fn a_page_image_written_at_another_place_is_refused_by_its_number() {
         report.bad_pages[0].error.kind(),
         ErrorKind::ReadPgnoVerifyFailure
     );
-    let err = read_all(&path, &model).expect_err("a misplaced page went unnoticed");
+    let err = read_everything(&path, &model).expect_err("a misplaced page went unnoticed");
     assert_eq!(err.kind(), ErrorKind::ReadPgnoVerifyFailure, "{err}");
 }
 
 // ---------------------------------------------------------------------------------------------
 // Backup and restore, on an instance.
 
-fn env(vfs: &Arc<MemVfs>) -> Env {
-    Env::new(
-        Arc::clone(vfs) as Arc<dyn Vfs>,
-        Arc::new(ManualClock::new(1)),
-        Arc::new(SeededEntropy::new(1)),
-    )
-}
-
-fn params(dir: &str) -> InstanceParams {
-    let mut p = InstanceParams::in_directory(dir);
-    p.create_path_if_not_exist = true;
-    p.page_size = PAGE;
-    p.log_file_size = 128 * 1024;
-    p.cache_size = 64 * PAGE;
-    p
-}
-
 fn commit_round(inst: &Instance, round: u8) {
     let mut s = inst.begin_session().unwrap();
-    let t = match s.open_table("t") {
-        Ok(t) => t,
-        Err(_) => s.create_table("t").unwrap(),
-    };
+    let t = open_or_create_table(&mut s, "t");
     s.begin_transaction().unwrap();
     for i in 0..1500u32 {
         s.put(t, &key(i), &[round.wrapping_add(i as u8); 60])
             .unwrap();
     }
     s.commit_transaction(CommitMode::Durable).unwrap();
-}
-
-fn read(vfs: &MemVfs, path: &str) -> Vec<u8> {
-    let file = vfs.open(Path::new(path), OpenMode::Read).unwrap();
-    let mut bytes = vec![0u8; file.len().unwrap() as usize];
-    file.read_exact_at(&mut bytes, 0).unwrap();
-    bytes
 }
 
 /// The first page past the map's that differs between two images of a database.
@@ -238,21 +190,19 @@ fn changed_page(old: &[u8], new: &[u8]) -> usize {
 
 #[test]
 fn a_backup_refuses_a_page_that_lost_its_write_and_leaves_nothing() {
-    let vfs = Arc::new(MemVfs::new());
-    let inst = Instance::new(env(&vfs), params("inst"));
+    let vfs = MemVfs::new();
+    let inst = Instance::new(env(vfs.clone()), params("inst"));
     inst.init().unwrap();
     commit_round(&inst, 1);
     inst.checkpoint().unwrap();
     let db = "inst/data.edb";
-    let old = read(&vfs, db);
+    let old = read_all(&vfs, db);
     commit_round(&inst, 2);
     inst.checkpoint().unwrap();
-    let new = read(&vfs, db);
+    let new = read_all(&vfs, db);
     let pgno = changed_page(&old, &new);
     // Under the running instance, the disk loses that page's last write.
-    let file = vfs.open(Path::new(db), OpenMode::ReadWrite).unwrap();
-    file.write_all_at(page(&old, pgno), (pgno * PAGE) as u64)
-        .unwrap();
+    write_page(&vfs, db, pgno, page(&old, pgno));
     let err = inst
         .backup(Some(Path::new("bk")), BackupFlags::default(), None)
         .expect_err("a backup copied a stale page");
@@ -263,8 +213,8 @@ fn a_backup_refuses_a_page_that_lost_its_write_and_leaves_nothing() {
 
 #[test]
 fn a_restore_refuses_a_set_whose_page_is_an_older_copy_of_itself() {
-    let vfs = Arc::new(MemVfs::new());
-    let inst = Instance::new(env(&vfs), params("inst"));
+    let vfs = MemVfs::new();
+    let inst = Instance::new(env(vfs.clone()), params("inst"));
     inst.init().unwrap();
     commit_round(&inst, 1);
     inst.checkpoint().unwrap();
@@ -285,12 +235,10 @@ fn a_restore_refuses_a_set_whose_page_is_an_older_copy_of_itself() {
         format!("{bk}/{set}/data.edb")
     };
     let (old_path, new_path) = (set_db("bk1"), set_db("bk2"));
-    let (old, new) = (read(&vfs, &old_path), read(&vfs, &new_path));
+    let (old, new) = (read_all(&vfs, &old_path), read_all(&vfs, &new_path));
     let pgno = changed_page(&old, &new);
-    let file = vfs.open(Path::new(&new_path), OpenMode::ReadWrite).unwrap();
-    file.write_all_at(page(&old, pgno), (pgno * PAGE) as u64)
-        .unwrap();
-    let target = Instance::new(env(&vfs), params("restored"));
+    write_page(&vfs, &new_path, pgno, page(&old, pgno));
+    let target = Instance::new(env(vfs.clone()), params("restored"));
     let err = target
         .restore(Path::new("bk2"), None)
         .expect_err("a restore took a stale page");
@@ -299,13 +247,13 @@ fn a_restore_refuses_a_set_whose_page_is_an_older_copy_of_itself() {
 
 #[test]
 fn a_backup_refuses_a_file_cut_short_of_written_pages_and_the_next_backup_runs() {
-    let vfs = Arc::new(MemVfs::new());
-    let inst = Instance::new(env(&vfs), params("inst"));
+    let vfs = MemVfs::new();
+    let inst = Instance::new(env(vfs.clone()), params("inst"));
     inst.init().unwrap();
     commit_round(&inst, 1);
     inst.checkpoint().unwrap();
     let db = "inst/data.edb";
-    let whole = read(&vfs, db);
+    let whole = read_all(&vfs, db);
     // The write that grew the file by its last page was lost.
     let file = vfs.open(Path::new(db), OpenMode::ReadWrite).unwrap();
     file.set_len((whole.len() - PAGE) as u64).unwrap();
@@ -324,7 +272,7 @@ fn a_backup_refuses_a_file_cut_short_of_written_pages_and_the_next_backup_runs()
 // Recovery's copy of an interrupted batch (from the cold review): a disk that drops one write
 // of the copy must not cost the batch.
 
-/// What a [`Lossy`] disk does: drop the `nth` write to a file whose path ends with a name
+/// What a lossy disk does: drop the `nth` write to a file whose path ends with a name
 /// (acknowledged, never written), and fail with EIO writes at or past an offset of another.
 #[derive(Debug, Default)]
 struct Rules {
@@ -333,102 +281,37 @@ struct Rules {
     fail: Option<(String, u64)>,
 }
 
-#[derive(Debug, Clone)]
-struct Lossy {
-    inner: MemVfs,
-    rules: Arc<std::sync::Mutex<Rules>>,
-}
-
-#[derive(Debug)]
-struct LossyFile {
-    inner: Box<dyn jetdb::VfsFile>,
-    path: String,
-    rules: Arc<std::sync::Mutex<Rules>>,
-}
-
-impl Vfs for Lossy {
-    fn open(&self, p: &Path, m: OpenMode) -> std::io::Result<Box<dyn jetdb::VfsFile>> {
-        Ok(Box::new(LossyFile {
-            inner: self.inner.open(p, m)?,
-            path: p.to_string_lossy().into(),
-            rules: self.rules.clone(),
-        }))
-    }
-    fn exists(&self, p: &Path) -> std::io::Result<bool> {
-        self.inner.exists(p)
-    }
-    fn is_dir(&self, p: &Path) -> std::io::Result<bool> {
-        self.inner.is_dir(p)
-    }
-    fn remove(&self, p: &Path) -> std::io::Result<()> {
-        self.inner.remove(p)
-    }
-    fn rename(&self, a: &Path, b: &Path) -> std::io::Result<()> {
-        self.inner.rename(a, b)
-    }
-    fn list(&self, p: &Path) -> std::io::Result<Vec<String>> {
-        self.inner.list(p)
-    }
-    fn create_dir(&self, p: &Path) -> std::io::Result<()> {
-        self.inner.create_dir(p)
-    }
-    fn remove_dir(&self, p: &Path) -> std::io::Result<()> {
-        self.inner.remove_dir(p)
-    }
-    fn sync_dir(&self, p: &Path) -> std::io::Result<()> {
-        self.inner.sync_dir(p)
-    }
-}
-
-impl jetdb::VfsFile for LossyFile {
-    fn read_at(&self, b: &mut [u8], o: u64) -> std::io::Result<usize> {
-        self.inner.read_at(b, o)
-    }
-    fn write_all_at(&self, b: &[u8], o: u64) -> std::io::Result<()> {
-        let mut rules = self.rules.lock().unwrap();
-        if let Some((name, at)) = rules.fail.clone()
-            && self.path.ends_with(&name)
-            && o >= at
+/// The rules, as the hook of a lossy disk.
+impl Hook for Mutex<Rules> {
+    fn write_to(&self, path: &Path, offset: u64, _: usize) -> io::Result<()> {
+        let rules = self.lock().unwrap();
+        if let Some((name, at)) = &rules.fail
+            && path.to_string_lossy().ends_with(name.as_str())
+            && offset >= *at
         {
-            return Err(std::io::Error::other("injected EIO"));
+            return Err(io::Error::other("injected EIO"));
         }
+        Ok(())
+    }
+    fn loses_write(&self, path: &Path, _: u64, _: usize) -> bool {
+        let mut rules = self.lock().unwrap();
         if let Some((name, nth)) = rules.drop.clone()
-            && self.path.ends_with(&name)
+            && path.to_string_lossy().ends_with(&name)
         {
             let seen = rules.drop_seen;
             rules.drop_seen += 1;
-            if seen == nth {
-                return Ok(());
-            }
+            return seen == nth;
         }
-        drop(rules);
-        self.inner.write_all_at(b, o)
-    }
-    fn sync(&self) -> std::io::Result<()> {
-        self.inner.sync()
-    }
-    fn set_len(&self, l: u64) -> std::io::Result<()> {
-        self.inner.set_len(l)
-    }
-    fn len(&self) -> std::io::Result<u64> {
-        self.inner.len()
+        false
     }
 }
 
-/// A [`Lossy`] disk over a fresh in-memory one: the disk beneath, its rules, and an
-/// environment over it.
-fn lossy_env() -> (MemVfs, Arc<std::sync::Mutex<Rules>>, Env) {
-    let mem = MemVfs::new();
-    let rules = Arc::new(std::sync::Mutex::new(Rules::default()));
-    let env = Env::new(
-        Arc::new(Lossy {
-            inner: mem.clone(),
-            rules: rules.clone(),
-        }),
-        Arc::new(ManualClock::new(1)),
-        Arc::new(SeededEntropy::new(7)),
-    );
-    (mem, rules, env)
+/// A lossy disk over a fresh in-memory one: the disk beneath, its rules, and an environment
+/// over it.
+fn lossy_env() -> (MemVfs, Arc<Mutex<Rules>>, Env) {
+    let rules = Arc::new(Mutex::new(Rules::default()));
+    let vfs = HookedVfs::new(Arc::clone(&rules));
+    (vfs.inner.clone(), rules, env_with(vfs, 7, 1))
 }
 
 #[test]
@@ -517,27 +400,22 @@ fn a_file_check_does_not_call_an_interrupted_batch_lost_writes() {
 // a second map group, a zero entry, a stale page the fence saves, a read past the file's end),
 // and crafted map states that must be errors, not panics.
 
-fn write_page(vfs: &MemVfs, path: &str, pgno: usize, bytes: &[u8]) {
-    let file = vfs.open(Path::new(path), OpenMode::ReadWrite).unwrap();
-    file.write_all_at(bytes, (pgno * PAGE) as u64).unwrap();
-}
-
 /// The catalog root (page 2) loses its last write: a table created since is missing from the
 /// stale page. Reads (the catalog is read at open) and the file check must refuse it.
 #[test]
 fn a_catalog_root_that_lost_its_write_is_refused_at_open_and_by_the_file_check() {
-    let vfs = Arc::new(MemVfs::new());
-    let env = env(&vfs);
+    let vfs = MemVfs::new();
+    let env = env(vfs.clone());
     let path = "d.edb";
     let mut db = Database::create(&env, Path::new(path), &options()).unwrap();
     let a = db.create_table("a").unwrap();
     db.put(a, b"k", b"v").unwrap();
     db.close().unwrap();
-    let before = read(&vfs, path);
+    let before = read_all(&vfs, path);
     let mut db = Database::open(&env, Path::new(path), &options()).unwrap();
     db.create_table("b").unwrap();
     db.close().unwrap();
-    let after = read(&vfs, path);
+    let after = read_all(&vfs, path);
     assert_ne!(page(&before, CATALOG_ROOT), page(&after, CATALOG_ROOT));
     write_page(&vfs, path, CATALOG_ROOT, page(&before, CATALOG_ROOT));
 
@@ -557,16 +435,16 @@ fn a_catalog_root_that_lost_its_write_is_refused_at_open_and_by_the_file_check()
 /// copy from the file before the new write, and the backup must refuse that copy too.
 #[test]
 fn a_stale_page_the_fence_saves_for_a_running_backup_is_refused() {
-    let vfs = Arc::new(MemVfs::new());
-    let inst = Instance::new(env(&vfs), params("inst"));
+    let vfs = MemVfs::new();
+    let inst = Instance::new(env(vfs.clone()), params("inst"));
     inst.init().unwrap();
     commit_round(&inst, 1);
     inst.checkpoint().unwrap();
     let db = "inst/data.edb";
-    let old = read(&vfs, db);
+    let old = read_all(&vfs, db);
     commit_round(&inst, 2);
     inst.checkpoint().unwrap();
-    let new = read(&vfs, db);
+    let new = read_all(&vfs, db);
     let pgno = (FIRST_MAP + 1..old.len().min(new.len()) / PAGE)
         .find(|&p| page(&old, p) != page(&new, p) && page(&new, p)[16] != KIND_MAP)
         .expect("a page the second round rewrote");
@@ -580,7 +458,7 @@ fn a_stale_page_the_fence_saves_for_a_running_backup_is_refused() {
     commit_round(&inst, 3);
     inst.checkpoint().unwrap();
     assert_ne!(
-        page(&read(&vfs, db), pgno),
+        page(&read_all(&vfs, db), pgno),
         page(&new, pgno),
         "round 3 rewrote the page"
     );
@@ -600,8 +478,8 @@ fn a_stale_page_the_fence_saves_for_a_running_backup_is_refused() {
 /// lost a write.
 #[test]
 fn the_file_check_reads_each_group_against_its_own_map_page() {
-    let vfs = Arc::new(MemVfs::new());
-    let env = env(&vfs);
+    let vfs = MemVfs::new();
+    let env = env(vfs.clone());
     let path = "d.edb";
     let mut db = Database::create(&env, Path::new(path), &options()).unwrap();
     let t = db.create_table("t").unwrap();
@@ -609,7 +487,7 @@ fn the_file_check_reads_each_group_against_its_own_map_page() {
         db.put(t, &key(i), &[1u8; 300]).unwrap();
     }
     db.close().unwrap();
-    let before = read(&vfs, path);
+    let before = read_all(&vfs, path);
     let second_map = FIRST_MAP + (PAGE - 32) / 8;
     assert!(before.len() / PAGE > second_map + 50, "two groups of pages");
     assert_eq!(page(&before, second_map)[16], KIND_MAP);
@@ -622,7 +500,7 @@ fn the_file_check_reads_each_group_against_its_own_map_page() {
         db.put(t, &key(i), &[2u8; 300]).unwrap();
     }
     db.close().unwrap();
-    let after = read(&vfs, path);
+    let after = read_all(&vfs, path);
     let pgno = (second_map + 1..before.len() / PAGE)
         .find(|&p| page(&before, p) != page(&after, p))
         .expect("a page of the second group rewritten");
@@ -640,8 +518,8 @@ fn the_file_check_reads_each_group_against_its_own_map_page() {
 #[test]
 fn a_zero_map_entry_does_not_vouch_for_a_written_page() {
     use jetdb::page::{PageHeader, PageKind, seal};
-    let vfs = Arc::new(MemVfs::new());
-    let env = env(&vfs);
+    let vfs = MemVfs::new();
+    let env = env(vfs.clone());
     let path = "d.edb";
     let mut db = Database::create(&env, Path::new(path), &options()).unwrap();
     let t = db.create_table("t").unwrap();
@@ -649,7 +527,7 @@ fn a_zero_map_entry_does_not_vouch_for_a_written_page() {
         db.put(t, &key(i), &[1u8; 100]).unwrap();
     }
     db.close().unwrap();
-    let image = read(&vfs, path);
+    let image = read_all(&vfs, path);
     // The table's root, a page past the map: its entry is zeroed.
     let pgno = t.root() as usize;
     assert!(pgno > FIRST_MAP);
@@ -686,8 +564,8 @@ fn a_zero_map_entry_does_not_vouch_for_a_written_page() {
 fn crafted_flush_map_states_are_errors_not_panics() {
     use jetdb::DbHeader;
     use jetdb::page::{PageHeader, PageKind, seal};
-    let vfs = Arc::new(MemVfs::new());
-    let env0 = env(&vfs);
+    let vfs = MemVfs::new();
+    let env0 = env(vfs.clone());
     let path = "d.edb";
     let mut db = Database::create(&env0, Path::new(path), &options()).unwrap();
     let t = db.create_table("t").unwrap();
@@ -695,7 +573,7 @@ fn crafted_flush_map_states_are_errors_not_panics() {
         db.put(t, &key(i), &[1u8; 300]).unwrap();
     }
     db.close().unwrap();
-    let image = read(&vfs, path);
+    let image = read_all(&vfs, path);
     let header = DbHeader::decode(page(&image, 0), 0).unwrap();
     let with_header = |h: &DbHeader, img: &mut Vec<u8>| {
         img[..PAGE].copy_from_slice(&h.encode(0));
@@ -777,13 +655,13 @@ fn crafted_flush_map_states_are_errors_not_panics() {
     cases.push(("catalog stamp u64::MAX, digest 0", img));
 
     for (what, img) in cases {
-        let vfs = Arc::new(MemVfs::new());
+        let vfs = MemVfs::new();
         let file = vfs.open(Path::new(path), OpenMode::CreateNew).unwrap();
         file.write_all_at(&img, 0).unwrap();
         drop(file);
-        let env = env(&vfs);
+        let env = env(vfs.clone());
         let (tx, rx) = std::sync::mpsc::channel();
-        let vfs2 = Arc::clone(&vfs);
+        let vfs2 = vfs.clone();
         std::thread::spawn(move || {
             let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 let checked = verify_file(&*env.vfs, Path::new(path)).map(|r| r.bad_pages.len());
@@ -820,8 +698,8 @@ fn crafted_flush_map_states_are_errors_not_panics() {
 /// I/O error.
 #[test]
 fn a_read_past_the_files_end_of_a_written_page_is_a_lost_write() {
-    let vfs = Arc::new(MemVfs::new());
-    let env = env(&vfs);
+    let vfs = MemVfs::new();
+    let env = env(vfs.clone());
     let path = "d.edb";
     let small = DatabaseOptions {
         page_size: PAGE,
@@ -834,7 +712,7 @@ fn a_read_past_the_files_end_of_a_written_page_is_a_lost_write() {
         db.put(t, &key(i), &[1u8; 100]).unwrap();
     }
     db.flush().unwrap();
-    let len = read(&vfs, path).len();
+    let len = read_all(&vfs, path).len();
     let file = vfs.open(Path::new(path), OpenMode::ReadWrite).unwrap();
     file.set_len((len - PAGE) as u64).unwrap();
     let err = (0..20_000u32)

@@ -11,11 +11,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use jetdb::log::{Record, SEGMENT_SIZE};
-use jetdb::{
-    CommitMode, Env, ErrorKind, Instance, InstanceParams, ManualClock, MemVfs, OpenMode,
-    SeededEntropy, Session, Table, Vfs, VfsFile,
-};
+use jetdb::{CommitMode, Env, ErrorKind, Instance, InstanceParams, MemVfs, OpenMode, Vfs, VfsFile};
 use rand::{Rng, SeedableRng};
+
+mod support;
+
+use support::numbered::{commit_each, key, value};
+use support::{base_params, env_with, read_all, reseal_block};
 
 #[derive(Debug, Clone, Default)]
 struct SyncVfs {
@@ -139,36 +141,15 @@ impl SyncVfs {
 }
 
 fn env(vfs: &SyncVfs) -> Env {
-    Env::new(
-        Arc::new(vfs.clone()),
-        Arc::new(ManualClock::new(1000)),
-        Arc::new(SeededEntropy::new(3)),
-    )
+    env_with(vfs.clone(), 3, 1000)
 }
 
+/// [`base_params`] in `inst`, created if missing, with 4 MiB log files.
 fn params() -> InstanceParams {
-    let mut p = InstanceParams::in_directory("inst");
-    p.page_size = 4096;
-    p.log_file_size = 4 * 1024 * 1024;
-    p.create_path_if_not_exist = true;
-    p
-}
-
-fn key(i: u32) -> Vec<u8> {
-    format!("key{i:05}").into_bytes()
-}
-
-fn value(i: u32) -> Vec<u8> {
-    format!("value {i} ")
-        .repeat(1 + (i as usize % 7))
-        .into_bytes()
-}
-
-fn commit_each(s: &mut Session, t: Table, ids: impl IntoIterator<Item = u32>, mode: CommitMode) {
-    for i in ids {
-        s.begin_transaction().unwrap();
-        s.put(t, &key(i), &value(i)).unwrap();
-        s.commit_transaction(mode).unwrap();
+    InstanceParams {
+        create_path_if_not_exist: true,
+        log_file_size: 4 * 1024 * 1024,
+        ..base_params("inst")
     }
 }
 
@@ -399,23 +380,17 @@ fn a_lost_checkpoint_of_a_clean_database_is_survived() {
     assert_eq!(count(&inst, "t"), 6);
 }
 
+/// Reseals log segment `seg`, if the log holds all of it.
 fn reseal(bytes: &mut [u8], seg: usize) {
     let s = seg * SEGMENT_SIZE;
-    if s + SEGMENT_SIZE > bytes.len() {
-        return;
+    if s + SEGMENT_SIZE <= bytes.len() {
+        reseal_block(bytes, s);
     }
-    let crc = crc32fast::hash(&bytes[s + 4..s + SEGMENT_SIZE]);
-    bytes[s..s + 4].copy_from_slice(&crc.to_le_bytes());
 }
 
+/// The whole content of file `name` of the instance directory.
 fn read(v: &SyncVfs, name: &str) -> Vec<u8> {
-    let f = v
-        .inner
-        .open(&Path::new("inst").join(name), OpenMode::Read)
-        .unwrap();
-    let mut b = vec![0u8; f.len().unwrap() as usize];
-    f.read_exact_at(&mut b, 0).unwrap();
-    b
+    read_all(&v.inner, Path::new("inst").join(name))
 }
 
 /// A checksum-valid commit record with an absurd sequence, or a put whose key runs past its

@@ -5,35 +5,11 @@
 use std::path::Path;
 
 use jetdb::log::SEGMENT_SIZE;
-use jetdb::{CommitMode, Env, ErrorKind, Instance, InstanceParams, MemVfs, OpenMode, Vfs};
+use jetdb::{CommitMode, ErrorKind, Instance, MemVfs, Vfs};
 
 mod support;
 
-fn env(vfs: impl Vfs + 'static) -> Env {
-    support::env_over(vfs)
-}
-fn params() -> InstanceParams {
-    let mut p = InstanceParams::in_directory("inst");
-    p.create_path_if_not_exist = true;
-    p.page_size = 4096;
-    p.log_file_size = 128 * 1024;
-    p.cache_size = 64 * 4096;
-    p
-}
-fn reseal(bytes: &mut [u8], at: usize) {
-    let crc = crc32fast::hash(&bytes[at + 4..at + 4096]);
-    bytes[at..at + 4].copy_from_slice(&crc.to_le_bytes());
-}
-fn read_all(v: &MemVfs, p: &str) -> Vec<u8> {
-    let f = v.open(Path::new(p), OpenMode::Read).unwrap();
-    let mut b = vec![0u8; f.len().unwrap() as usize];
-    f.read_exact_at(&mut b, 0).unwrap();
-    b
-}
-fn write_all(v: &MemVfs, p: &str, b: &[u8]) {
-    let f = v.open(Path::new(p), OpenMode::CreateTruncate).unwrap();
-    f.write_all_at(b, 0).unwrap();
-}
+use support::{env_over, params, read_all, reseal_block, write_all};
 
 /// Sets the sequence of every written checkpoint slot to `seq` (checksums fixed up).
 fn set_chk_sequence(vfs: &MemVfs, seq: u64) {
@@ -41,7 +17,7 @@ fn set_chk_sequence(vfs: &MemVfs, seq: u64) {
     for slot in [0, 4096] {
         if slot + 4096 <= chk.len() && chk[slot..slot + 4096].iter().any(|&b| b != 0) {
             chk[slot + 12..slot + 20].copy_from_slice(&seq.to_le_bytes());
-            reseal(&mut chk, slot);
+            reseal_block(&mut chk, slot);
         }
     }
     write_all(vfs, "inst/edb.chk", &chk);
@@ -54,7 +30,7 @@ fn set_chk_sequence(vfs: &MemVfs, seq: u64) {
 fn a_checkpoint_sequence_near_its_limit_never_panics_recovery() {
     for seq in [u64::MAX - 1, u64::MAX - 2] {
         let vfs = MemVfs::new();
-        let inst = Instance::new(env(vfs.clone()), params());
+        let inst = Instance::new(env_over(vfs.clone()), params("inst"));
         inst.init().unwrap();
         let mut s = inst.begin_session().unwrap();
         let t = s.create_table("t").unwrap();
@@ -65,7 +41,7 @@ fn a_checkpoint_sequence_near_its_limit_never_panics_recovery() {
         drop(inst); // a crash: the database is left DirtyShutdown
         set_chk_sequence(&vfs, seq);
         let r = std::panic::catch_unwind(|| {
-            let inst = Instance::new(env(vfs.clone()), params());
+            let inst = Instance::new(env_over(vfs.clone()), params("inst"));
             inst.init()?;
             let mut s = inst.begin_session()?;
             let t = s.open_table("t")?;
@@ -93,11 +69,11 @@ fn big_key(i: u32) -> Vec<u8> {
 #[test]
 fn a_cut_group_spanning_a_roll_is_dropped_at_a_mid_generation_restart() {
     let vfs = MemVfs::new();
-    let mut p = params();
+    let mut p = params("inst");
     p.log_file_size = 512 * 1024; // > the 256 KiB write-behind threshold
     p.cache_size = 64 * 1024 * 1024; // no cache pressure flushes
     p.checkpoint_depth = 1 << 40; // no automatic checkpoint
-    let inst = Instance::new(env(vfs.clone()), p.clone());
+    let inst = Instance::new(env_over(vfs.clone()), p.clone());
     inst.init().unwrap();
     let mut s = inst.begin_session().unwrap();
     let t = s.create_table("t").unwrap();
@@ -134,7 +110,7 @@ fn a_cut_group_spanning_a_roll_is_dropped_at_a_mid_generation_restart() {
     );
 
     // Recovery drops the cut group; the writer resumes mid-generation with a restart flag.
-    let inst = Instance::new(env(vfs.clone()), p.clone());
+    let inst = Instance::new(env_over(vfs.clone()), p.clone());
     inst.init().unwrap();
     assert_eq!(
         inst.recovery_report().unwrap().unwrap().transactions_undone,
@@ -150,7 +126,7 @@ fn a_cut_group_spanning_a_roll_is_dropped_at_a_mid_generation_restart() {
 
     // Recovery without the checkpoint file starts at generation 1 (first_gen == 1).
     vfs.remove(Path::new("inst/edb.chk")).unwrap();
-    let inst = Instance::new(env(vfs.clone()), p);
+    let inst = Instance::new(env_over(vfs.clone()), p);
     let r = inst.init();
     assert!(
         r.is_ok(),
@@ -173,9 +149,9 @@ fn a_cut_group_spanning_a_roll_is_dropped_at_a_mid_generation_restart() {
 #[test]
 fn a_refused_log_is_left_as_it_was() {
     let vfs = MemVfs::new();
-    let mut p = params();
+    let mut p = params("inst");
     p.checkpoint_depth = 1 << 40;
-    let inst = Instance::new(env(vfs.clone()), p.clone());
+    let inst = Instance::new(env_over(vfs.clone()), p.clone());
     inst.init().unwrap();
     let mut s = inst.begin_session().unwrap();
     let t = s.create_table("t").unwrap();
@@ -199,7 +175,7 @@ fn a_refused_log_is_left_as_it_was() {
     log[seg * SEGMENT_SIZE + 100] ^= 0x10;
     write_all(&vfs, "inst/edb.log", &log);
 
-    let inst = Instance::new(env(vfs.clone()), p);
+    let inst = Instance::new(env_over(vfs.clone()), p);
     let err = inst.init().unwrap_err();
     assert_eq!(err.kind(), ErrorKind::LogFileCorrupt, "{err}");
     let after = read_all(&vfs, "inst/edb.log");

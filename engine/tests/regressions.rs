@@ -14,15 +14,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use jetdb::page::{PageHeader, PageKind, seal};
-use support::{Hook, HookedVfs, env_holding, env_over};
+use support::{Hook, HookedVfs, PAGE, env_holding, env_over, options};
 
 mod support;
 use jetdb::{
     Database, DatabaseOptions, DbHeader, DbState, Env, ErrorKind, JetError, MemVfs, OpenMode,
     SeekMode, Vfs,
 };
-
-const PAGE: usize = 4096;
 
 /// The cases below number their pages as if page 3 were theirs; it is the flush map's
 /// first page, so each page number they name (and link to) moves one on past it.
@@ -169,14 +167,7 @@ fn image(header: &DbHeader, pages: Vec<Vec<u8>>) -> Vec<u8> {
 
 fn open(bytes: &[u8]) -> jetdb::Result<Database> {
     let env = env_holding(bytes);
-    Database::open(
-        &env,
-        Path::new("d.edb"),
-        &DatabaseOptions {
-            page_size: PAGE,
-            ..Default::default()
-        },
-    )
+    Database::open(&env, Path::new("d.edb"), &options())
 }
 
 /// Runs `f` on another thread and fails the test if it does not finish within five seconds.
@@ -463,10 +454,7 @@ impl Hook for Recorder {
 #[test]
 fn the_header_is_never_written_while_page_writes_are_unsynced() {
     let recorder = Arc::new(Recorder::default());
-    let env = env_over(HookedVfs {
-        inner: MemVfs::new(),
-        hook: Arc::clone(&recorder),
-    });
+    let env = env_over(HookedVfs::new(Arc::clone(&recorder)));
     let options = DatabaseOptions {
         page_size: PAGE,
         cache_size: 0,

@@ -4,15 +4,12 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::Arc;
 
-use jetdb::{Database, DatabaseOptions, Env, ManualClock, MemVfs, OpenMode, SeededEntropy, Vfs};
+use jetdb::{Database, DatabaseOptions, MemVfs};
 use proptest::prelude::*;
-use support::env_holding;
+use support::{PAGE, env_holding, env_over, options, read_all};
 
 mod support;
-
-const PAGE: usize = 4096;
 
 /// A database image and the content it holds.
 type Image = (Vec<u8>, BTreeMap<Vec<u8>, Vec<u8>>);
@@ -25,16 +22,8 @@ fn pristine() -> Image {
 
 fn build() -> Image {
     let vfs = MemVfs::new();
-    let env = Env::new(
-        Arc::new(vfs.clone()),
-        Arc::new(ManualClock::new(0)),
-        Arc::new(SeededEntropy::new(1)),
-    );
-    let options = DatabaseOptions {
-        page_size: PAGE,
-        ..Default::default()
-    };
-    let mut db = Database::create(&env, Path::new("d.edb"), &options).unwrap();
+    let env = env_over(vfs.clone());
+    let mut db = Database::create(&env, Path::new("d.edb"), &options()).unwrap();
     let t = db.create_table("t").unwrap();
     let mut model = BTreeMap::new();
     for i in 0u32..6_000 {
@@ -54,10 +43,7 @@ fn build() -> Image {
     }
     db.delete_table("s").unwrap();
     db.close().unwrap();
-    let file = vfs.open(Path::new("d.edb"), OpenMode::Read).unwrap();
-    let mut bytes = vec![0u8; file.len().unwrap() as usize];
-    file.read_exact_at(&mut bytes, 0).unwrap();
-    (bytes, model)
+    (read_all(&vfs, "d.edb"), model)
 }
 
 /// Everything an application might do with a damaged database; errors are fine, panics not.

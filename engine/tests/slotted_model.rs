@@ -7,12 +7,12 @@
 use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::path::Path;
-use std::sync::Arc;
 
-use jetdb::{
-    CommitMode, Database, DatabaseOptions, Env, Instance, InstanceParams, ManualClock, MemVfs,
-    SeededEntropy, SeekMode, Table,
-};
+use jetdb::{CommitMode, Database, DatabaseOptions, Env, Instance, MemVfs, SeekMode, Table};
+
+mod support;
+
+use support::{PAGE, env_with, model_params};
 
 struct Rng(u64);
 impl Rng {
@@ -34,7 +34,6 @@ impl Rng {
 
 type Model = BTreeMap<Vec<u8>, Vec<u8>>;
 
-const PAGE: usize = 4096;
 /// (PAGE - 44) / 4
 const INLINE_MAX: usize = (PAGE - 44) / 4;
 /// PAGE - 32 - 8
@@ -346,23 +345,8 @@ fn every_key_length_at_the_inline_limit() {
 
 // ---------------------------------------------------------------- transactions
 
-fn params() -> InstanceParams {
-    let mut p = InstanceParams::in_directory("inst");
-    p.create_path_if_not_exist = true;
-    p.page_size = PAGE;
-    p.log_file_size = 128 * 1024;
-    p.cache_size = 64 * PAGE;
-    p.checkpoint_depth = 300 * 1024;
-    p
-}
-
 fn start(vfs: &MemVfs, seed: u64) -> Instance {
-    let env = Env::new(
-        Arc::new(vfs.clone()),
-        Arc::new(ManualClock::new(seed)),
-        Arc::new(SeededEntropy::new(seed)),
-    );
-    let instance = Instance::new(env, params());
+    let instance = Instance::new(env_with(vfs.clone(), seed, seed), model_params());
     instance.init().unwrap();
     instance
 }

@@ -6,13 +6,13 @@
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
-use std::sync::Arc;
 
-use jetdb::{
-    CommitMode, Env, ErrorKind, Instance, InstanceParams, ManualClock, MemVfs, SeededEntropy,
-    Session, Table,
-};
+use jetdb::{CommitMode, ErrorKind, Instance, MemVfs, Session, Table};
 use proptest::prelude::*;
+
+mod support;
+
+use support::{env_with, model_params, open_or_create_table};
 
 type State = BTreeMap<Vec<u8>, Vec<u8>>;
 
@@ -96,29 +96,11 @@ impl Model {
     }
 }
 
-fn params() -> InstanceParams {
-    let mut p = InstanceParams::in_directory("inst");
-    p.create_path_if_not_exist = true;
-    p.page_size = 4096;
-    p.log_file_size = 128 * 1024;
-    p.cache_size = 64 * 4096;
-    p.checkpoint_depth = 300 * 1024;
-    p
-}
-
 fn start(vfs: &MemVfs, seed: u64) -> (Instance, Vec<Session>, Table) {
-    let env = Env::new(
-        Arc::new(vfs.clone()),
-        Arc::new(ManualClock::new(seed)),
-        Arc::new(SeededEntropy::new(seed)),
-    );
-    let instance = Instance::new(env, params());
+    let instance = Instance::new(env_with(vfs.clone(), seed, seed), model_params());
     instance.init().unwrap();
     let mut sessions: Vec<Session> = (0..3).map(|_| instance.begin_session().unwrap()).collect();
-    let t = sessions[0]
-        .open_table("t")
-        .or_else(|_| sessions[0].create_table("t"))
-        .unwrap();
+    let t = open_or_create_table(&mut sessions[0], "t");
     (instance, sessions, t)
 }
 
