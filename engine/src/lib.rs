@@ -28,56 +28,38 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-pub mod backup;
-mod btree;
-mod catalog;
-pub mod checkpoint;
-mod codec;
-mod database;
-pub mod doublewrite;
-mod env;
-mod error;
-pub mod event;
-mod flushmap;
-pub mod header;
-mod instance;
-mod integrity;
-pub mod limits;
-pub mod log;
-pub mod manifest;
-mod node;
-mod os;
-mod overflow;
-pub mod page;
-mod pager;
-pub mod planted;
-mod recovery;
-mod restore;
-mod session;
-pub mod status;
-mod version;
-mod vfs;
-mod writeset;
+mod backups;
+mod base;
+mod store;
+mod txn;
+mod wal;
 
-pub use backup::{BackupFlags, BackupJob, BackupSummary};
-pub use btree::SeekMode;
-pub use catalog::CATALOG_ROOT;
-pub use database::{Cursor, Database, DatabaseOptions, Range, Table};
-pub use env::{Clock, Entropy, Env, ManualClock, SeededEntropy};
-pub use error::{ErrorKind, JetError, Result};
-pub use event::{BackupKind, Event, EventLog, EventRecord, Operation};
-pub use header::{BackupInfo, DbHeader, DbState, Lgpos, Signature};
-pub use instance::{CommitMode, Instance, InstanceParams, InstanceStats};
-pub use integrity::{
+// The modules that are public API, at the crate's root as they have always been.
+pub use backups::{backup, manifest, status};
+pub use base::{limits, planted};
+pub use store::{doublewrite, header, page};
+pub use txn::event;
+pub use wal::{checkpoint, log};
+
+pub use backups::backup::{BackupFlags, BackupJob, BackupSummary};
+pub use backups::restore::{DAMAGE_ERRORS as RESTORE_DAMAGE_ERRORS, RestoreSummary};
+pub use backups::status::{Status, StatusFn, StatusKind};
+pub use base::env::{Clock, Entropy, Env, ManualClock, SeededEntropy};
+pub use base::error::{ErrorKind, JetError, Result};
+pub use base::os::{OsVfs, SystemClock, os_seed};
+pub use base::planted::PlantedBug;
+pub use base::vfs::{MemVfs, OpenMode, Vfs, VfsFile, parent_dir};
+pub use store::btree::SeekMode;
+pub use store::catalog::CATALOG_ROOT;
+pub use store::database::{Cursor, Database, DatabaseOptions, Range, Table};
+pub use store::header::{BackupInfo, DbHeader, DbState, Lgpos, Signature};
+pub use store::integrity::{
     BadPage, ChecksumReport, IntegrityReport, TableReport, read_header_copies, verify_file,
 };
-pub use os::{OsVfs, SystemClock, os_seed};
-pub use planted::PlantedBug;
-pub use recovery::{RecoveryReport, describe_tail};
-pub use restore::{DAMAGE_ERRORS as RESTORE_DAMAGE_ERRORS, RestoreSummary};
-pub use session::{Session, TxRange};
-pub use status::{Status, StatusFn, StatusKind};
-pub use vfs::{MemVfs, OpenMode, Vfs, VfsFile, parent_dir};
+pub use txn::event::{BackupKind, Event, EventLog, EventRecord, Operation};
+pub use txn::instance::{CommitMode, Instance, InstanceParams, InstanceStats};
+pub use txn::session::{Session, TxRange};
+pub use wal::recovery::{RecoveryReport, describe_tail};
 
 /// The README's examples run as doctests, so they cannot go stale.
 #[cfg(doctest)]

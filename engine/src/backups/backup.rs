@@ -1,0 +1,1347 @@
+//! Online backup (ESE's JetBackup): full, atomic and incremental backups into a directory,
+//! and the truncation of logs no longer needed.
+//!
+//! **The backup point.** A backup begins, under the instance lock, by finishing the current
+//! log generation (flush, end record, roll): every commit that returned before the begin is in
+//! the generations up to the one just finished (`G`), every later one in `G + 1` and after.
+//! A full backup copies the database file *as it stood at that moment* and the logs from the
+//! checkpoint's generation to `G`: exactly what crash recovery at that moment would have
+//! found. Restore replays them, so it lands exactly on the begin: no commit after it, none
+//! before it lost.
+//!
+//! **Online.** Transactions go on while the backup copies, step by step. The file as it stood
+//! at the begin is kept by a copy-before-write fence in the pager (`pager.rs`): before
+//! the pager overwrites a page the backup has not copied yet, it saves the page for the
+//! backup. Circular logging keeps every generation the backup still copies.
+//!
+//! **Verified.** Every database page copied passes its checksum (blank pages, not yet
+//! written, are copied as they are): else `JET_errReadVerifyFailure`. Every log generation
+//! copied is scanned whole — header, every segment's checksum, the end record — else
+//! `JET_errLogReadVerifyFailure`.
+//!
+//! **Durable before reported, and nothing left by a failure.** The files go into a new set
+//! subdirectory (see [`crate::manifest`]); each is fsynced, then the directories, then the
+//! manifest is written (temporary file, fsync, rename, directory fsync). Only then does the
+//! backup exist. A failure before removes every file the backup wrote and leaves the previous
+//! manifest — and so the previous backup — as it was; a crash before leaves debris that no
+//! manifest names, which restore never reads and the next backup removes. After success, the
+//! database header records the backup and the logs no longer needed are truncated; a failure
+//! there is a warning (as in ESE: event 219), never a failed backup.
+//!
+//! **A resumable job.** [`Instance::begin_backup`] returns a [`BackupJob`]; each
+//! [`BackupJob::step`] copies a bounded piece (at most 1 MiB of pages, or one log
+//! generation), so a caller — the simulator — can interleave transactions between steps
+//! deterministically. [`Instance::backup`] runs a job to the end.
+
+use std::collections::BTreeSet;
+use std::ops::BitOr;
+use std::path::{Path, PathBuf};
+
+use crate::backups::manifest::{self, MANIFEST_NAME, Manifest, SetBackup, SetLog};
+use crate::backups::status::{Reporter, StatusFn, StatusKind};
+use crate::base::env::Env;
+use crate::base::error::{ErrorKind, JetError, Result, bail, io_err};
+use crate::base::planted::{self, PlantedBug};
+use crate::base::vfs::{OpenMode, Vfs, VfsFile, parent_dir};
+use crate::store::header::{BackupInfo, DbHeader, Lgpos};
+use crate::store::page::{self, Pgno};
+use crate::txn::event::{BackupKind, Event, EventLog, Operation};
+use crate::txn::instance::{BackupHold, Core, Instance, lsn};
+use crate::wal::log::{self, LogTail};
+
+/// How much a step copies at most, and how much is written at once.
+const CHUNK_BYTES: usize = 1024 * 1024;
+
+/// JetBackup's options (`JET_bit…`), combined with `|`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BackupFlags(u32);
+
+impl BackupFlags {
+    /// A full backup into an empty directory (or a directory whose backup was never finished).
+    pub const NONE: BackupFlags = BackupFlags(0);
+    /// `JET_bitBackupIncremental` (0x1): copy only the log generations written since the last
+    /// full or incremental backup, adding them to the backup set in the directory. An
+    /// incremental backup is always atomic: the set it extends stays restorable if it fails.
+    pub const INCREMENTAL: BackupFlags = BackupFlags(0x1);
+    /// `JET_bitBackupAtomic` (0x4): a full backup into a directory that may hold a previous
+    /// backup, which stays restorable until the new one has succeeded and then is removed.
+    pub const ATOMIC: BackupFlags = BackupFlags(0x4);
+
+    /// Flags from ESE's numeric grbit; bits that name no option are refused when the backup
+    /// begins (`JET_errInvalidGrbit`).
+    pub const fn from_bits(bits: u32) -> BackupFlags {
+        BackupFlags(bits)
+    }
+
+    /// The numeric grbit.
+    pub const fn bits(self) -> u32 {
+        self.0
+    }
+
+    /// Whether `other`'s bits are all set.
+    pub const fn contains(self, other: BackupFlags) -> bool {
+        self.0 & other.0 == other.0
+    }
+}
+
+impl BitOr for BackupFlags {
+    type Output = BackupFlags;
+    fn bitor(self, rhs: BackupFlags) -> BackupFlags {
+        BackupFlags(self.0 | rhs.0)
+    }
+}
+
+/// What a successful backup did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BackupSummary {
+    /// Full, incremental, or truncation only.
+    pub kind: BackupKind,
+    /// The backup directory.
+    pub directory: Option<PathBuf>,
+    /// The last commit the backup holds: restoring it gives exactly the commits up to this.
+    pub sequence: u64,
+    /// The log position at which the backup began.
+    pub mark: Lgpos,
+    /// The log generations copied (`None` for a truncation).
+    pub logs: Option<(u32, u32)>,
+    /// Bytes of database copied.
+    pub database_bytes: u64,
+    /// Bytes of logs copied.
+    pub log_bytes: u64,
+    /// The log generations deleted afterwards, if any.
+    pub truncated: Option<(u32, u32)>,
+    /// What went wrong after the backup was complete (it still succeeded).
+    pub warnings: Vec<String>,
+}
+
+/// The database copy of a full backup in progress.
+struct DbCopy {
+    from: PathBuf,
+    to: PathBuf,
+    file: Box<dyn VfsFile>,
+    page_size: usize,
+    /// Pages the copy holds: the file's length when the backup began.
+    end: Pgno,
+    /// Each page's stored checksum, for the copy's digest in the manifest.
+    sums: Vec<u32>,
+    /// The flush map when the backup began: the dbtime each page must have (0: not
+    /// written yet, nothing to check).
+    stamps: Vec<u64>,
+    done: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum JobState {
+    Running,
+    Succeeded,
+    Failed,
+}
+
+/// A backup in progress: [`BackupJob::step`] until it returns `false`, then
+/// [`BackupJob::finish`]. Dropping an unfinished job aborts it (as a failure).
+///
+/// Only one backup of an instance runs at a time (`JET_errBackupInProgress`). Its steps take
+/// the instance lock for what needs it (the fence, reading up to 1 MiB of pages, and at the
+/// finish the checkpoint that records the backup); transactions go on between the steps.
+pub struct BackupJob<'s> {
+    instance: Instance,
+    env: Env,
+    events: EventLog,
+    id: u64,
+    kind: BackupKind,
+    atomic: bool,
+    dir: Option<PathBuf>,
+    /// The set directory the backup writes into.
+    set_dir: PathBuf,
+    /// Whether this backup created `set_dir` (a full backup does).
+    made_set_dir: bool,
+    /// The manifest the directory had when the backup began.
+    previous: Option<Manifest>,
+    /// The manifest this backup will write.
+    manifest: Option<Manifest>,
+    begin: SetBackup,
+    db: Option<DbCopy>,
+    /// Generations still to copy, ascending.
+    logs_left: Vec<u32>,
+    log_dir: PathBuf,
+    base: String,
+    /// Files this backup created in the destination: removed if it fails.
+    created: Vec<PathBuf>,
+    /// Whether the manifest may have been replaced (the commit point was attempted).
+    manifest_touched: bool,
+    progress: Reporter<'s>,
+    /// The most bytes of database pages one step copies.
+    step_bytes: usize,
+    /// The buffer log generations are read into, reused from one to the next.
+    log_buf: Vec<u8>,
+    state: JobState,
+    summary: BackupSummary,
+}
+
+impl std::fmt::Debug for BackupJob<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BackupJob")
+            .field("kind", &self.kind)
+            .field("dir", &self.dir)
+            .field("done", &self.progress.done)
+            .field("total", &self.progress.total)
+            .finish()
+    }
+}
+
+impl Instance {
+    /// Backs the instance up (ESE's JetBackup) and returns when the backup is complete and
+    /// durable, or has failed leaving nothing behind.
+    ///
+    /// - `path` is the backup directory; `None` copies nothing and only truncates the logs no
+    ///   longer needed (by crash recovery, nor by the next incremental backup).
+    /// - `flags`: [`BackupFlags::INCREMENTAL`], [`BackupFlags::ATOMIC`], or neither (a full
+    ///   backup into a directory holding no finished backup).
+    /// - `status` is called at Begin, at least every 4 MiB of Progress, and at Complete or
+    ///   Fail; an error it returns stops the backup with that error.
+    ///
+    /// The backup holds exactly the transactions committed before it began. Errors, besides
+    /// the I/O ones (`JET_errDiskIO`, `JET_errDiskFull`) and verification failures
+    /// (`JET_errReadVerifyFailure`, `JET_errLogReadVerifyFailure`): `JET_errBackupInProgress`,
+    /// `JET_errBackupNotAllowedYet` (during init), `JET_errNotInitialized`,
+    /// `JET_errTermInProgress`, `JET_errRestoreInProgress`, `JET_errLoggingDisabled`,
+    /// `JET_errLogWriteFail`, `JET_errInstanceUnavailable`,
+    /// `JET_errClientRequestToStopJetService`, `JET_errInvalidGrbit`,
+    /// `JET_errInvalidParameter` (flags with no path, or a path that is one of the instance's
+    /// own directories), `JET_errInvalidPath` (the directory does not exist and
+    /// `create_path_if_not_exist` is off), `JET_errInvalidBackup` (incremental with circular
+    /// logging, or into a directory holding another database's backup),
+    /// `JET_errMissingFullBackup`, `JET_errBackupDirectoryNotEmpty` (a full backup, not
+    /// atomic, into a directory holding a backup), `JET_errMissingFileToBackup`.
+    /// `JET_errSessionSharingViolation` cannot happen: Rust's ownership rules out sharing a
+    /// session between threads.
+    pub fn backup(
+        &self,
+        path: Option<&Path>,
+        flags: BackupFlags,
+        status: Option<StatusFn<'_>>,
+    ) -> Result<BackupSummary> {
+        let mut job = self.begin_backup(path, flags, status)?;
+        while job.step()? {}
+        job.finish()
+    }
+
+    /// Begins a backup (see [`Instance::backup`]) and returns it as a job to run step by step.
+    /// The backup point is now: the job holds exactly the transactions committed before this
+    /// call returned.
+    pub fn begin_backup<'s>(
+        &self,
+        path: Option<&Path>,
+        flags: BackupFlags,
+        status: Option<StatusFn<'s>>,
+    ) -> Result<BackupJob<'s>> {
+        let known = BackupFlags::INCREMENTAL | BackupFlags::ATOMIC;
+        if flags.bits() & !known.bits() != 0 {
+            bail!(
+                InvalidGrbit,
+                "backup flags {:#x} name no option (incremental 0x1, atomic 0x4)",
+                flags.bits()
+            );
+        }
+        let kind = match path {
+            None if flags != BackupFlags::NONE => bail!(
+                InvalidParameter,
+                "a backup without a path only truncates the logs; it takes no flags"
+            ),
+            None => BackupKind::Truncate,
+            Some(_) if flags.contains(BackupFlags::INCREMENTAL) => BackupKind::Incremental,
+            Some(_) => BackupKind::Full,
+        };
+        let atomic = kind == BackupKind::Full && flags.contains(BackupFlags::ATOMIC);
+        let params = self.params().clone();
+        let id = self.next_transaction_id();
+        let env = self.shared.env.clone();
+        let begun = self.with_core_for_backup(|core| {
+            if core.log.is_none() {
+                bail!(
+                    LoggingDisabled,
+                    "the instance runs without logging (recovery off): there is no log to back up"
+                );
+            }
+            if core.backup.is_some() {
+                bail!(BackupInProgress, "a backup of this instance is already running");
+            }
+            if kind == BackupKind::Incremental {
+                if params.circular_logging {
+                    bail!(
+                        InvalidBackup,
+                        "an incremental backup needs every log since the last backup, and circular logging deletes them"
+                    );
+                }
+                if !core.db.header().backup_full.is_set() {
+                    bail!(
+                        MissingFullBackup,
+                        "an incremental backup extends a full backup, and this database has none"
+                    );
+                }
+            }
+            let prepared = match path {
+                Some(dir) => Some(prepare_directory(core, dir, kind, atomic)?),
+                None => None,
+            };
+            begin_in_core(core, id, kind, prepared)
+        });
+        let mut begun = match begun {
+            Ok(begun) => begun,
+            Err(err) => {
+                // A refused backup is a failed one to whoever reads the event log.
+                params.event_log.emit(
+                    &*env.clock,
+                    Event::BackupFailed {
+                        kind,
+                        error: err.clone(),
+                    },
+                );
+                return Err(err);
+            }
+        };
+        let mut job = BackupJob {
+            instance: self.clone(),
+            events: params.event_log.clone(),
+            env,
+            id,
+            kind,
+            atomic,
+            dir: path.map(Path::to_path_buf),
+            set_dir: begun.set_dir.clone().unwrap_or_default(),
+            made_set_dir: false,
+            previous: begun.previous.clone(),
+            manifest: begun.manifest.clone(),
+            begin: begun.begin,
+            db: None,
+            logs_left: begun.logs.clone(),
+            log_dir: params.log_path.clone(),
+            base: params.base_name.clone(),
+            created: Vec::new(),
+            manifest_touched: false,
+            progress: Reporter::new(Operation::Backup, status),
+            step_bytes: CHUNK_BYTES,
+            log_buf: Vec::new(),
+            state: JobState::Running,
+            summary: BackupSummary {
+                kind,
+                directory: path.map(Path::to_path_buf),
+                sequence: begun.begin.sequence,
+                mark: begun.begin.mark,
+                logs: (kind != BackupKind::Truncate)
+                    .then_some((begun.begin.gen_low, begun.begin.gen_high)),
+                ..BackupSummary::default()
+            },
+        };
+        job.progress.total = begun.total;
+        if let Err(err) = job.start(&mut begun) {
+            return Err(job.fail(err));
+        }
+        Ok(job)
+    }
+}
+
+/// What the directory holds when a backup begins.
+struct Prepared {
+    previous: Option<Manifest>,
+    /// The set number a full backup takes.
+    next_set: u32,
+}
+
+/// What [`begin_in_core`] decided.
+struct Begun {
+    begin: SetBackup,
+    previous: Option<Manifest>,
+    manifest: Option<Manifest>,
+    set_dir: Option<PathBuf>,
+    logs: Vec<u32>,
+    db_pages: Option<Pgno>,
+    /// The flush map at the begin (a full backup).
+    stamps: Vec<u64>,
+    db_path: PathBuf,
+    page_size: usize,
+    total: u64,
+}
+
+/// Checks the backup directory, creating it if the instance may, and removes debris of
+/// backups that never finished.
+fn prepare_directory(
+    core: &mut Core,
+    dir: &Path,
+    kind: BackupKind,
+    atomic: bool,
+) -> Result<Prepared> {
+    let params = &core.params;
+    let vfs = &*core.env.vfs;
+    let own = [
+        params.log_path.as_path(),
+        params.system_path.as_path(),
+        parent_dir(&params.database_path),
+    ];
+    if dir.as_os_str().is_empty() || own.contains(&dir) {
+        bail!(
+            InvalidParameter,
+            "the backup directory {:?} is one of the instance's own directories",
+            dir.display().to_string()
+        );
+    }
+    let is_dir = vfs.is_dir(dir).map_err(io_err("look up", dir))?;
+    if !is_dir {
+        if vfs.exists(dir).map_err(io_err("look up", dir))? {
+            bail!(InvalidPath, "{} is a file, not a directory", dir.display());
+        }
+        if kind == BackupKind::Incremental {
+            bail!(
+                MissingFullBackup,
+                "{} does not exist: it holds no full backup to extend",
+                dir.display()
+            );
+        }
+        if !params.create_path_if_not_exist {
+            bail!(
+                InvalidPath,
+                "the backup directory {} does not exist (set create_path_if_not_exist to create it)",
+                dir.display()
+            );
+        }
+        crate::txn::instance::ensure_dir(&core.env, dir, true)?;
+    }
+    let previous = match manifest::read(vfs, dir) {
+        Ok(found) => found,
+        // An I/O error reading it says nothing of the backup: it is the error.
+        Err(err) if err.kind() != ErrorKind::LogCorruptDuringHardRestore => return Err(err),
+        Err(err) => match kind {
+            // A damaged backup is no backup to keep; the new one replaces it.
+            BackupKind::Full => None,
+            _ => bail!(
+                InvalidBackup,
+                "the backup in {} cannot be extended: {}",
+                dir.display(),
+                err.message()
+            ),
+        },
+    };
+    // A backup of another database (or log set) is never replaced or extended by mistake.
+    if let Some(m) = &previous {
+        let header = core.db.header();
+        if m.log_signature != header.log_signature || m.db_signature != header.db_signature {
+            bail!(
+                InvalidBackup,
+                "{} holds a backup of another database (database {}, log set {}); back up into another directory",
+                dir.display(),
+                m.db_signature,
+                m.log_signature
+            );
+        }
+    }
+    let manifest_exists = vfs
+        .exists(&dir.join(MANIFEST_NAME))
+        .map_err(io_err("look up", dir))?;
+    match kind {
+        BackupKind::Full if manifest_exists && !atomic => bail!(
+            BackupDirectoryNotEmpty,
+            "{} holds a backup; a full backup replaces one only with the atomic flag",
+            dir.display()
+        ),
+        BackupKind::Incremental if previous.is_none() => bail!(
+            MissingFullBackup,
+            "{} holds no full backup to extend",
+            dir.display()
+        ),
+        _ => {}
+    }
+    // (Checked before any debris is removed: a refused call changes nothing.)
+    // An incremental adds logs to the set the manifest names, which must be there with its
+    // database copy: a manifest copied in from another directory names a set this one lacks.
+    if let (BackupKind::Incremental, Some(m)) = (kind, &previous) {
+        let db_copy = m.set_dir(dir).join(&m.db_name);
+        if !vfs.exists(&db_copy).map_err(io_err("look up", &db_copy))? {
+            bail!(
+                MissingFullBackup,
+                "{}: the manifest names {}, which is not there: no full backup to extend",
+                dir.display(),
+                db_copy.display()
+            );
+        }
+    }
+    // Debris: the temporary manifest, set directories the manifest does not name, and files
+    // in its set that it does not list.
+    let mut next_set = previous.as_ref().map_or(0, |m| m.set);
+    let mut removed = false;
+    // The manifest read is the one the directory durably names only once the directory is
+    // synced: a backup that failed may have put the previous manifest back with no durable
+    // fsync, and a power loss could then keep its own. Nothing is removed before that.
+    let mut durable = false;
+    let mut make_durable = || -> Result<()> {
+        if !durable {
+            vfs.sync_dir(dir).map_err(io_err("fsync", dir))?;
+            durable = true;
+        }
+        Ok(())
+    };
+    for name in vfs.list(dir).map_err(io_err("list", dir))? {
+        let path = dir.join(&name);
+        if path == manifest::tmp_path(dir) {
+            make_durable()?;
+            vfs.remove(&path).map_err(io_err("remove", &path))?;
+            removed = true;
+        } else if let Some(set) = manifest::parse_set_dir_name(&name) {
+            next_set = next_set.max(set);
+            match &previous {
+                Some(m) if m.set == set => {
+                    let listed: BTreeSet<String> = m
+                        .logs
+                        .iter()
+                        .map(|l| m.log_name(l.generation))
+                        .chain([m.db_name.clone()])
+                        .collect();
+                    let mut removed_here = false;
+                    for file in vfs.list(&path).map_err(io_err("list", &path))? {
+                        if !listed.contains(&file) {
+                            make_durable()?;
+                            remove_tree(vfs, &path.join(&file))?;
+                            removed_here = true;
+                        }
+                    }
+                    if removed_here {
+                        vfs.sync_dir(&path).map_err(io_err("fsync", &path))?;
+                    }
+                }
+                _ if planted::active(&core.env, PlantedBug::BackupKeepsDebris) => {}
+                _ => {
+                    make_durable()?;
+                    remove_tree(vfs, &path)?;
+                    removed = true;
+                }
+            }
+        }
+    }
+    if removed {
+        vfs.sync_dir(dir).map_err(io_err("fsync", dir))?;
+    }
+    let next_set = next_set.checked_add(1).ok_or_else(|| {
+        JetError::new(
+            ErrorKind::InvalidBackup,
+            format!("{} has used up its set numbers", dir.display()),
+        )
+    })?;
+    Ok(Prepared { previous, next_set })
+}
+
+/// Removes a file, or a directory and everything in it. A directory's entries are removed
+/// durably (its fsync) before it is: else a power loss could keep the directory's removal
+/// but take back its entries', and the directory would come back with them.
+fn remove_tree(vfs: &dyn Vfs, path: &Path) -> Result<()> {
+    if vfs.is_dir(path).map_err(io_err("look up", path))? {
+        let names = vfs.list(path).map_err(io_err("list", path))?;
+        for name in &names {
+            remove_tree(vfs, &path.join(name))?;
+        }
+        if !names.is_empty() {
+            vfs.sync_dir(path).map_err(io_err("fsync", path))?;
+        }
+        vfs.remove_dir(path).map_err(io_err("remove", path))
+    } else {
+        vfs.remove(path).map_err(io_err("remove", path))
+    }
+}
+
+/// The part of the begin that runs under the instance lock: finish the current generation,
+/// fix the backup point, hold the logs and fence the database file.
+fn begin_in_core(
+    core: &mut Core,
+    id: u64,
+    kind: BackupKind,
+    prepared: Option<Prepared>,
+) -> Result<Begun> {
+    let dir = core.params.log_path.clone();
+    let base = core.params.base_name.clone();
+    let db_path = core.params.database_path.clone();
+    let header = core.db.header().clone();
+    let vfs = std::sync::Arc::clone(&core.env.vfs);
+    let (previous, next_set) = match prepared {
+        Some(p) => (p.previous, p.next_set),
+        None => (None, 0),
+    };
+    let log = core.log.as_ref().expect("checked: logging is on");
+    let checkpoint = *log.checkpoint.current();
+    let current_gen = log.writer.position().generation;
+    let gen_low = match (kind, &previous) {
+        // (`prepare_directory` checked the set is this database's.)
+        (BackupKind::Incremental, Some(m)) => m.last().gen_high.saturating_add(1),
+        _ => checkpoint.position.generation,
+    };
+    // Every generation to copy, before the one about to be finished, must still be here.
+    if kind != BackupKind::Truncate {
+        let present: BTreeSet<u32> = core
+            .log
+            .as_ref()
+            .expect("checked")
+            .layout
+            .archived_generations(&*vfs)?
+            .into_iter()
+            .collect();
+        if let Some(missing) = (gen_low..current_gen).find(|g| !present.contains(g)) {
+            bail!(
+                MissingFileToBackup,
+                "log generation {missing:#X} ({}) is needed by the backup but is missing",
+                log::archive_name(&base, missing)
+            );
+        }
+    }
+    let millis = core.env.clock.now_millis();
+    // The backup point: finish the current generation, so every commit before now is in a
+    // generation the backup copies whole.
+    let gen_high = if kind == BackupKind::Truncate {
+        current_gen.saturating_sub(1)
+    } else {
+        core.change(|core| {
+            let log = core.log.as_mut().expect("checked");
+            log.writer.flush()?;
+            log.writer.roll()?;
+            let durable = lsn(log.writer.durable());
+            core.db.pager_mut().set_wal_durable(durable);
+            Ok(())
+        })?;
+        // The flush freed the pages that waited for the log: the cache goes back within its
+        // size before the fence, whose copies-before-write it then need not make.
+        core.relieve_cache()?;
+        current_gen
+    };
+    let mark = core.log.as_ref().expect("checked").writer.position();
+    let begin = SetBackup {
+        kind: if kind == BackupKind::Incremental {
+            BackupKind::Incremental
+        } else {
+            BackupKind::Full
+        },
+        mark,
+        millis,
+        sequence: core.last_sequence,
+        gen_low,
+        gen_high,
+    };
+    let logs: Vec<u32> = if kind == BackupKind::Truncate {
+        Vec::new()
+    } else {
+        (gen_low..=gen_high).collect()
+    };
+    let mut total = 0u64;
+    for &generation in &logs {
+        let path = dir.join(log::archive_name(&base, generation));
+        let file = vfs
+            .open(&path, OpenMode::Read)
+            .map_err(io_err("open", &path))?;
+        total += file.len().map_err(io_err("size of", &path))?;
+    }
+    let page_size = header.page_size as usize;
+    let mut db_pages = None;
+    let mut stamps = Vec::new();
+    if kind == BackupKind::Full {
+        let pages = core.db.pager_mut().set_fence()?;
+        total += u64::from(pages) * page_size as u64;
+        db_pages = Some(pages);
+        // The file holds the last batch whole (batches finish under the lock): each page
+        // as the map records it.
+        stamps = core.db.pager_mut().stamps().to_vec();
+        // A page written, past the file's end: the write that grew the file was lost.
+        if let Some(pgno) = (pages as usize..stamps.len()).find(|&p| stamps[p] != 0) {
+            core.db.pager_mut().clear_fence();
+            return Err(
+                crate::store::flushmap::lost_flush(pgno as Pgno, 0, stamps[pgno])
+                    .context(format!("{} (past the file's end)", db_path.display())),
+            );
+        }
+    }
+    core.backup = Some(BackupHold {
+        id,
+        keep_from: if kind == BackupKind::Truncate {
+            u32::MAX
+        } else {
+            gen_low
+        },
+    });
+    let db_name = db_path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "data.edb".into());
+    let (manifest, set_dir) = match (kind, &previous) {
+        (BackupKind::Truncate, _) => (None, None),
+        (BackupKind::Incremental, Some(m)) => {
+            let mut next = m.clone();
+            next.backups.push(begin);
+            (Some(next), None)
+        }
+        _ => (
+            Some(Manifest {
+                set: next_set,
+                log_signature: header.log_signature,
+                db_signature: header.db_signature,
+                page_size: header.page_size,
+                db_len: u64::from(db_pages.unwrap_or(0)) * page_size as u64,
+                // Set once the copy is complete.
+                db_digest: 0,
+                checkpoint: checkpoint.position,
+                checkpoint_last_commit: checkpoint.last_commit,
+                base_name: base.clone(),
+                db_name,
+                backups: vec![begin],
+                logs: Vec::new(),
+            }),
+            None,
+        ),
+    };
+    Ok(Begun {
+        begin,
+        previous,
+        manifest,
+        set_dir,
+        logs,
+        db_pages,
+        stamps,
+        db_path,
+        page_size,
+        total,
+    })
+}
+
+impl<'s> BackupJob<'s> {
+    /// The kind of backup this job makes.
+    pub fn kind(&self) -> BackupKind {
+        self.kind
+    }
+
+    /// The last commit the backup holds (its backup point).
+    pub fn sequence(&self) -> u64 {
+        self.begin.sequence
+    }
+
+    /// The log generations the backup copies (`None` for a truncation).
+    pub fn logs(&self) -> Option<(u32, u32)> {
+        self.summary.logs
+    }
+
+    /// Bytes copied so far and in all.
+    pub fn progress(&self) -> (u64, u64) {
+        (self.progress.done, self.progress.total)
+    }
+
+    /// Sets the most bytes of database pages one step copies (default 1 MiB; at least one
+    /// page is copied): smaller steps let a caller interleave more work with the copy.
+    pub fn set_step_size(&mut self, bytes: usize) {
+        self.step_bytes = bytes.max(1);
+    }
+
+    /// Makes the set directory and the database copy, and reports the begin.
+    fn start(&mut self, begun: &mut Begun) -> Result<()> {
+        let vfs = std::sync::Arc::clone(&self.env.vfs);
+        if let (Some(dir), Some(manifest)) = (&self.dir, &self.manifest) {
+            self.set_dir = manifest.set_dir(dir);
+            if self.kind == BackupKind::Full {
+                vfs.create_dir(&self.set_dir)
+                    .map_err(io_err("create", &self.set_dir))?;
+                self.made_set_dir = true;
+                vfs.sync_dir(dir).map_err(io_err("fsync", dir))?;
+                let to = self.set_dir.join(&manifest.db_name);
+                let file = vfs
+                    .open(&to, OpenMode::CreateNew)
+                    .map_err(io_err("create", &to))?;
+                self.created.push(to.clone());
+                self.db = Some(DbCopy {
+                    from: begun.db_path.clone(),
+                    to,
+                    file,
+                    page_size: begun.page_size,
+                    end: begun.db_pages.unwrap_or(0),
+                    sums: vec![0; begun.db_pages.unwrap_or(0) as usize],
+                    stamps: std::mem::take(&mut begun.stamps),
+                    done: false,
+                });
+            }
+        }
+        self.emit(Event::BackupBegin {
+            kind: self.kind,
+            atomic: self.atomic,
+            directory: self.dir.clone(),
+            mark: self.begin.mark,
+            sequence: self.begin.sequence,
+        });
+        if self.kind != BackupKind::Truncate {
+            self.emit(Event::LogRange {
+                operation: Operation::Backup,
+                low: self.begin.gen_low,
+                high: self.begin.gen_high,
+            });
+        }
+        self.progress.report(StatusKind::Begin)
+    }
+
+    fn emit(&self, event: Event) {
+        self.events.emit(&*self.env.clock, event);
+    }
+
+    /// Copies the next piece: at most 1 MiB of database pages, or one log generation.
+    /// Returns whether anything is left to copy. An error fails the backup (everything it
+    /// wrote is removed); the job is then spent.
+    pub fn step(&mut self) -> Result<bool> {
+        match self.state {
+            JobState::Running => {}
+            JobState::Failed => bail!(NoBackup, "the backup failed; it has no more steps"),
+            JobState::Succeeded => bail!(InvalidBackupSequence, "the backup is finished"),
+        }
+        match self.step_inner() {
+            Ok(more) => Ok(more),
+            Err(err) => Err(self.fail(err)),
+        }
+    }
+
+    fn step_inner(&mut self) -> Result<bool> {
+        if self.db.as_ref().is_some_and(|db| !db.done) {
+            self.step_database()?;
+        } else if !self.logs_left.is_empty() {
+            let generation = self.logs_left.remove(0);
+            self.copy_log(generation)?;
+        }
+        // Every step that copied something reports it.
+        self.progress.catch_up()?;
+        Ok(self.db.as_ref().is_some_and(|db| !db.done) || !self.logs_left.is_empty())
+    }
+
+    /// Copies the next pages of the database, and the pages the fence saved since.
+    fn step_database(&mut self) -> Result<()> {
+        let id = self.id;
+        let (page_size, end) = {
+            let db = self.db.as_ref().expect("a database copy");
+            (db.page_size, db.end)
+        };
+        let chunk_pages = (self.step_bytes.min(CHUNK_BYTES) / page_size).max(1) as Pgno;
+        let (first, buf, skip, saved) = self.instance.with_core_for_backup(|core| {
+            check_hold(core, id)?;
+            let pager = core.db.pager_mut();
+            let fence = pager
+                .fence_mut()
+                .expect("a full backup fences the file while it copies");
+            if let Some(err) = fence.failed.take() {
+                return Err(err);
+            }
+            let saved = std::mem::take(&mut fence.saved);
+            let first = fence.copied_below;
+            let count = chunk_pages.min(end - first);
+            let skip: Vec<bool> = (first..first + count)
+                .map(|p| fence.secured.contains(&p))
+                .collect();
+            fence.copied_below = first + count;
+            fence.secured = fence.secured.split_off(&(first + count));
+            let mut buf = vec![0u8; count as usize * page_size];
+            pager.read_raw(first, &mut buf)?;
+            if first + count == end {
+                // Nothing at or past the end is needed: the fence is done.
+                debug_assert!(pager.fence_mut().is_some_and(|f| f.saved.is_empty()));
+                pager.clear_fence();
+            }
+            Ok((first, buf, skip, saved))
+        })?;
+        let mut bytes = 0u64;
+        {
+            let db = self.db.as_mut().expect("a database copy");
+            for (&pgno, page) in &saved {
+                check_page(&self.env, page, pgno, stamp(&db.stamps, pgno), &db.from)?;
+                db.sums[pgno as usize] = page::stored_checksum(page);
+                db.file
+                    .write_all_at(page, u64::from(pgno) * page_size as u64)
+                    .map_err(io_err("write", &db.to))?;
+                bytes += page_size as u64;
+            }
+            // Runs of pages not saved ahead go out as one write each.
+            let mut i = 0usize;
+            while i < skip.len() {
+                if skip[i] {
+                    i += 1;
+                    continue;
+                }
+                let mut j = i;
+                while j < skip.len() && !skip[j] {
+                    let page = &buf[j * page_size..(j + 1) * page_size];
+                    let pgno = first + j as Pgno;
+                    check_page(&self.env, page, pgno, stamp(&db.stamps, pgno), &db.from)?;
+                    db.sums[first as usize + j] = page::stored_checksum(page);
+                    j += 1;
+                }
+                db.file
+                    .write_all_at(
+                        &buf[i * page_size..j * page_size],
+                        u64::from(first + i as Pgno) * page_size as u64,
+                    )
+                    .map_err(io_err("write", &db.to))?;
+                bytes += ((j - i) * page_size) as u64;
+                i = j;
+            }
+            if first + skip.len() as Pgno == end {
+                db.file.sync().map_err(io_err("fsync", &db.to))?;
+                db.done = true;
+                let digest = manifest::page_digest(&db.sums);
+                self.manifest
+                    .as_mut()
+                    .expect("a full backup has a manifest")
+                    .db_digest = digest;
+            }
+        }
+        self.summary.database_bytes += bytes;
+        self.progress.advance(bytes)?;
+        if let Some(db) = self.db.as_ref().filter(|db| db.done) {
+            let event = Event::FileCopied {
+                operation: Operation::Backup,
+                from: db.from.clone(),
+                to: db.to.clone(),
+                bytes: u64::from(db.end) * page_size as u64,
+            };
+            self.emit(event);
+        }
+        Ok(())
+    }
+
+    /// Copies one archived log generation, verified whole.
+    fn copy_log(&mut self, generation: u32) -> Result<()> {
+        let vfs = std::sync::Arc::clone(&self.env.vfs);
+        let name = log::archive_name(&self.base, generation);
+        let from = self.log_dir.join(&name);
+        let to = self.set_dir.join(&name);
+        let mut bytes = std::mem::take(&mut self.log_buf);
+        log::read_file_into(&*vfs, &from, &mut bytes)?;
+        let manifest = self.manifest.as_ref().expect("a backup with files");
+        if !planted::active(&self.env, PlantedBug::BackupSkipsLogCheck) {
+            verify_log(&bytes, generation, manifest, &from)?;
+        }
+        let file = vfs
+            .open(&to, OpenMode::CreateTruncate)
+            .map_err(io_err("create", &to))?;
+        self.created.push(to.clone());
+        let count = !planted::active(&self.env, PlantedBug::BackupProgressSkipsLogs);
+        log::write_copy(&*file, &to, &bytes, |n| {
+            self.progress.advance(if count { n } else { 0 })
+        })?;
+        self.summary.log_bytes += bytes.len() as u64;
+        self.manifest
+            .as_mut()
+            .expect("a backup with files")
+            .logs
+            .push(SetLog {
+                generation,
+                len: bytes.len() as u64,
+                crc: crc32fast::hash(&bytes),
+            });
+        self.emit(Event::FileCopied {
+            operation: Operation::Backup,
+            from,
+            to,
+            bytes: bytes.len() as u64,
+        });
+        self.log_buf = bytes;
+        Ok(())
+    }
+
+    /// Runs what is left, makes the backup durable and records it: the manifest is written
+    /// last, and only then does the backup exist. Then the header records it and the logs no
+    /// longer needed are truncated.
+    pub fn finish(mut self) -> Result<BackupSummary> {
+        match self.state {
+            JobState::Running => {}
+            JobState::Failed => bail!(NoBackup, "the backup failed"),
+            JobState::Succeeded => bail!(InvalidBackupSequence, "the backup is finished"),
+        }
+        match self.commit() {
+            Ok(()) => {}
+            Err(err) => return Err(self.fail(err)),
+        }
+        self.state = JobState::Succeeded;
+        self.after_success();
+        self.emit(Event::BackupSucceeded {
+            kind: self.kind,
+            directory: self.dir.clone(),
+            sequence: self.begin.sequence,
+        });
+        // The backup is done; what the callback says now changes nothing.
+        let _ = self.progress.report(StatusKind::Complete);
+        Ok(std::mem::take(&mut self.summary))
+    }
+
+    /// Everything up to the commit point: the rest of the copy, the fsyncs, the manifest.
+    fn commit(&mut self) -> Result<()> {
+        while self.step_inner()? {}
+        // A backup of an instance terminated (and initialised again) since it began is
+        // abandoned: nothing now holds its logs.
+        let id = self.id;
+        self.instance
+            .with_core_for_backup(|core| check_hold(core, id))?;
+        let Some(dir) = self.dir.clone() else {
+            // A backup without a path: the truncation is the whole of it.
+            let id = self.id;
+            let truncated = self.instance.with_core_for_backup(|core| {
+                check_hold(core, id)?;
+                core.truncate_logs()
+            })?;
+            if let Some((low, high)) = truncated {
+                self.summary.truncated = Some((low, high));
+                self.emit(Event::LogsTruncated { low, high });
+            }
+            return Ok(());
+        };
+        let vfs = std::sync::Arc::clone(&self.env.vfs);
+        // Every file is fsynced already; now the entries naming them. (The set directory's own
+        // entry was made durable when it was created.)
+        vfs.sync_dir(&self.set_dir)
+            .map_err(io_err("fsync", &self.set_dir))?;
+        let manifest = self.manifest.as_ref().expect("a backup with files");
+        debug_assert_eq!(manifest.log_range().1, self.begin.gen_high);
+        // The commit point: the new manifest, written aside and renamed into place.
+        let tmp = manifest::tmp_path(&dir);
+        let bytes = manifest.encode();
+        let written = vfs
+            .open(&tmp, OpenMode::CreateTruncate)
+            .and_then(|file| {
+                file.write_all_at(&bytes, 0)?;
+                file.sync()
+            })
+            .map_err(io_err("write", &tmp));
+        written.and_then(|()| {
+            vfs.rename(&tmp, &dir.join(MANIFEST_NAME))
+                .map_err(io_err("rename", &tmp))
+        })?;
+        // From here the directory may name the new set: a failure must put the old back.
+        self.manifest_touched = true;
+        vfs.sync_dir(&dir).map_err(io_err("fsync", &dir))?;
+        Ok(())
+    }
+
+    /// After the commit point: remove the replaced set, release the instance, record the
+    /// backup in the header, truncate. Failures are warnings.
+    fn after_success(&mut self) {
+        let vfs = std::sync::Arc::clone(&self.env.vfs);
+        if let (Some(dir), Some(previous)) = (&self.dir, &self.previous)
+            && self.kind == BackupKind::Full
+        {
+            let old = previous.set_dir(dir);
+            if let Err(err) = remove_tree(&*vfs, &old).and_then(|()| {
+                vfs.sync_dir(dir)
+                    .map_err(|err| JetError::io(format!("fsync {}", dir.display()), &err))
+            }) {
+                self.warn(format!(
+                    "the replaced backup set {} could not be removed: {err}",
+                    old.display()
+                ));
+            }
+        }
+        let (id, kind, begin) = (self.id, self.kind, self.begin);
+        if kind == BackupKind::Truncate {
+            self.instance.with_core_quietly(|core| release(core, id));
+            return;
+        }
+        let result = self.instance.with_core_for_backup(|core| {
+            release(core, id);
+            let info = BackupInfo {
+                mark: begin.mark,
+                time_millis: begin.millis,
+                gen_low: begin.gen_low,
+                gen_high: begin.gen_high,
+            };
+            let record = |header: &mut DbHeader| {
+                if kind == BackupKind::Full {
+                    header.backup_full = info;
+                    header.backup_incremental = BackupInfo::default();
+                } else {
+                    header.backup_incremental = info;
+                }
+            };
+            // The record is durable before the logs it allows to go are deleted. It records
+            // commits up to the backup's point, so the log holds them durably first.
+            core.flush_log()?;
+            if planted::active(&core.env, PlantedBug::BackupRecordWaitsForCheckpoint) {
+                record(core.db.pager_mut().header_mut());
+            } else {
+                core.change(|core| core.db.pager_mut().write_header_now(record))?;
+            }
+            core.truncate_logs()
+        });
+        match result {
+            Ok(Some((low, high))) => {
+                self.summary.truncated = Some((low, high));
+                self.emit(Event::LogsTruncated { low, high });
+            }
+            Ok(None) => {}
+            Err(err) => {
+                // The instance may have released the hold already, or be gone.
+                self.instance.with_core_quietly(|core| release(core, id));
+                self.warn(format!(
+                    "the backup is complete, but recording it in the header and truncating the logs failed: {err}"
+                ));
+            }
+        }
+    }
+
+    fn warn(&mut self, message: String) {
+        self.emit(Event::Warning {
+            operation: Operation::Backup,
+            message: message.clone(),
+        });
+        self.summary.warnings.push(message);
+    }
+
+    /// Fails the backup: removes what it wrote, puts the previous manifest back if the commit
+    /// point was attempted, releases the instance, reports. Returns `err`.
+    fn fail(&mut self, err: JetError) -> JetError {
+        if self.state != JobState::Running {
+            return err;
+        }
+        self.state = JobState::Failed;
+        self.clean_up();
+        self.emit(Event::BackupFailed {
+            kind: self.kind,
+            error: err.clone(),
+        });
+        let _ = self.progress.report(StatusKind::Fail);
+        err
+    }
+
+    /// Best effort: whatever cannot be removed is debris no manifest lists, which restore
+    /// never reads and the next backup removes.
+    fn clean_up(&mut self) {
+        let id = self.id;
+        self.instance.with_core_quietly(|core| {
+            if core.backup.is_some_and(|h| h.id == id) {
+                core.db.pager_mut().clear_fence();
+                release(core, id);
+            }
+        });
+        self.db = None;
+        let vfs = std::sync::Arc::clone(&self.env.vfs);
+        let Some(dir) = self.dir.clone() else {
+            return;
+        };
+        if self.manifest_touched
+            && !planted::active(&self.env, PlantedBug::FailedBackupKeepsItsManifest)
+        {
+            let path = dir.join(MANIFEST_NAME);
+            // Put back durably: the directory's fsync too, or a power loss could keep the new
+            // manifest and the removal of its files.
+            let restored = match &self.previous {
+                Some(previous) => manifest::write(&*vfs, &dir, previous),
+                None => vfs
+                    .remove(&path)
+                    .or_else(|e| {
+                        if e.kind() == std::io::ErrorKind::NotFound {
+                            Ok(())
+                        } else {
+                            Err(e)
+                        }
+                    })
+                    .and_then(|()| vfs.sync_dir(&dir))
+                    .map_err(|err| JetError::io("remove the manifest", &err)),
+            };
+            if let Err(err) = restored {
+                // Which manifest the directory durably names — the new one, or the one put
+                // back — is unknown now: the files of both stay, so whichever it is restores.
+                // (What no manifest names is debris the next backup removes.)
+                self.warn(format!(
+                    "the previous manifest could not be put back: {err}"
+                ));
+                self.warn("the new backup's files are kept: the directory may name them".into());
+                if !planted::active(&self.env, PlantedBug::FailedBackupDropsKeptFiles) {
+                    return;
+                }
+            }
+        }
+        let _ = vfs.remove(&manifest::tmp_path(&dir));
+        for path in std::mem::take(&mut self.created).into_iter().rev() {
+            let _ = vfs.remove(&path);
+        }
+        if self.made_set_dir {
+            // (Its entries' removals durable before the directory's: see `remove_tree`.)
+            let _ = vfs.sync_dir(&self.set_dir);
+            let _ = remove_tree(&*vfs, &self.set_dir);
+            let _ = vfs.sync_dir(&dir);
+        } else if !self.set_dir.as_os_str().is_empty() {
+            let _ = vfs.sync_dir(&self.set_dir);
+        }
+    }
+}
+
+impl Drop for BackupJob<'_> {
+    fn drop(&mut self) {
+        if self.state == JobState::Running {
+            self.fail(JetError::new(
+                ErrorKind::BackupAbortByCaller,
+                "the backup job was dropped before it finished",
+            ));
+        }
+    }
+}
+
+/// Checks that the instance still runs this backup (a term or a new init ends it).
+fn check_hold(core: &Core, id: u64) -> Result<()> {
+    match core.backup {
+        Some(hold) if hold.id == id => Ok(()),
+        _ => bail!(
+            BackupAbortByServer,
+            "the instance no longer runs this backup (it was terminated and initialised again)"
+        ),
+    }
+}
+
+fn release(core: &mut Core, id: u64) {
+    if core.backup.is_some_and(|h| h.id == id) {
+        core.backup = None;
+    }
+}
+
+/// The dbtime the flush map says page `pgno` was last written with (0: never written).
+fn stamp(stamps: &[u64], pgno: Pgno) -> u64 {
+    stamps.get(pgno as usize).copied().unwrap_or(0)
+}
+
+/// A page the backup copies must pass its checksum, or be blank (allocated, never written),
+/// and be the page its last write left (`stamp`, when it has been written).
+fn check_page(env: &Env, page: &[u8], pgno: Pgno, stamp: u64, from: &Path) -> Result<()> {
+    if planted::active(env, PlantedBug::BackupSkipsPageCheck) {
+        return Ok(());
+    }
+    let checked = page::verify_copy(page, pgno).and_then(|()| {
+        let found = page::dbtime_of(page);
+        match stamp == 0 || found == stamp {
+            true => Ok(()),
+            false => Err(crate::store::flushmap::lost_flush(pgno, found, stamp)),
+        }
+    });
+    checked.map_err(|err| {
+        JetError::new(
+            err.kind(),
+            format!(
+                "{}: {} (found by the backup)",
+                from.display(),
+                err.message()
+            ),
+        )
+    })
+}
+
+/// An archived generation the backup copies must be whole: its header, every segment, its end.
+fn verify_log(bytes: &[u8], generation: u32, manifest: &Manifest, from: &Path) -> Result<()> {
+    let bad = |why: String| {
+        JetError::new(
+            ErrorKind::LogReadVerifyFailure,
+            format!("{}: {why} (found by the backup)", from.display()),
+        )
+    };
+    let scan =
+        // (The scan's own errors name the file already.)
+        log::scan(bytes, &from.display().to_string()).map_err(|e| match e.kind() {
+            ErrorKind::BadLogVersion => e,
+            _ => JetError::new(
+                ErrorKind::LogReadVerifyFailure,
+                format!("{} (found by the backup)", e.message()),
+            ),
+        })?;
+    if scan.header.generation != generation {
+        return Err(bad(format!(
+            "it holds generation {:#X}",
+            scan.header.generation
+        )));
+    }
+    if scan.header.log_signature != manifest.log_signature {
+        return Err(bad("it belongs to another log set".into()));
+    }
+    if scan.header.db_signature != manifest.db_signature {
+        return Err(bad("it belongs to another database".into()));
+    }
+    match &scan.tail {
+        LogTail::Ended => Ok(()),
+        other => Err(bad(format!(
+            "an archived generation must be whole and ended, and it is {}",
+            crate::wal::recovery::describe_tail(other)
+        ))),
+    }
+}
+
+impl Core {
+    /// Truncates the logs no longer needed: every archived generation below the checkpoint
+    /// (both slots) that a backup recorded in the header holds — never one after the last
+    /// backup's highest generation, which the next incremental backup copies. With no backup
+    /// recorded nothing is deleted: a log no backup holds may be needed to restore (use
+    /// circular logging to keep no logs at all). It takes no checkpoint of its own (that
+    /// would flush every changed page inside the backup call); what the checkpoint has not
+    /// passed yet goes at a later truncation. With circular logging nothing is done (the
+    /// checkpoints delete what they may). Returns the range deleted.
+    pub(crate) fn truncate_logs(&mut self) -> Result<Option<(u32, u32)>> {
+        if self.params.circular_logging {
+            return Ok(None);
+        }
+        let now = self.env.clock.now_millis();
+        self.change(|core| {
+            let log = core.log.as_mut().expect("backup needs logging");
+            if log.checkpoint.oldest().is_none() {
+                // Until this process writes both slots, the other may hold an older position.
+                let current = *log.checkpoint.current();
+                log.checkpoint
+                    .write(current.position, current.last_commit, now)?;
+            }
+            Ok(())
+        })?;
+        let log = self.log.as_ref().expect("backup needs logging");
+        let oldest = log.checkpoint.oldest().expect("both slots written");
+        let header = self.db.header();
+        let backup_high = [header.backup_full, header.backup_incremental]
+            .iter()
+            .filter(|b| b.is_set())
+            .map(|b| b.gen_high)
+            .max();
+        let Some(high) = backup_high else {
+            return Ok(None);
+        };
+        let mut keep_from = oldest.generation.min(high.saturating_add(1));
+        if planted::active(&self.env, PlantedBug::TruncatePastCheckpoint) {
+            keep_from = high.saturating_add(1);
+        }
+        if let Some(hold) = self.backup {
+            keep_from = keep_from.min(hold.keep_from);
+        }
+        let vfs = std::sync::Arc::clone(&self.env.vfs);
+        let mut deleted: Option<(u32, u32)> = None;
+        for generation in log.layout.archived_generations(&*vfs)? {
+            if generation >= keep_from {
+                break;
+            }
+            // Never a generation crash recovery needs, nor one the next incremental backup
+            // copies.
+            assert!(generation < log.checkpoint.current().position.generation);
+            assert!(generation <= high);
+            let path = log.layout.archived(generation);
+            vfs.remove(&path).map_err(io_err("remove", &path))?;
+            deleted = Some(match deleted {
+                Some((low, _)) => (low, generation),
+                None => (generation, generation),
+            });
+        }
+        if deleted.is_some() {
+            vfs.sync_dir(&log.layout.log_dir)
+                .map_err(io_err("fsync", &log.layout.log_dir))?;
+        }
+        Ok(deleted)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::BackupFlags;
+
+    #[test]
+    fn flags_combine_as_a_union_of_bits() {
+        let both = BackupFlags::INCREMENTAL | BackupFlags::ATOMIC;
+        assert_eq!(both.bits(), 0x5);
+        assert_eq!(
+            BackupFlags::INCREMENTAL | BackupFlags::INCREMENTAL,
+            BackupFlags::INCREMENTAL
+        );
+        assert!(both.contains(BackupFlags::ATOMIC) && both.contains(BackupFlags::INCREMENTAL));
+        assert!(!BackupFlags::ATOMIC.contains(BackupFlags::INCREMENTAL));
+        assert_eq!(BackupFlags::from_bits(0x100).bits(), 0x100);
+    }
+}

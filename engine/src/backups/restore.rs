@@ -1,0 +1,535 @@
+//! Restore (ESE's JetRestore): a backup set — a full backup and the incremental backups that
+//! extend it — becomes the instance's database again, recovered to the last backup's point
+//! and shut down cleanly.
+//!
+//! Nothing in the backup is trusted before it is checked. The manifest must be whole; every
+//! log generation it lists must be present (`JET_errMissingRestoreLogFiles`), of its log set
+//! (`JET_errGivenLogFileHasBadSignature`), follow its predecessor
+//! (`JET_errGivenLogFileIsNotContiguous`), be whole and ended
+//! (`JET_errLogTornWriteDuringHardRestore`, `JET_errLogCorruptDuringHardRestore`) and match
+//! its length and CRC32; every database page must pass its checksum
+//! (`JET_errReadVerifyFailure`). After replay, the database must hold exactly the commits up
+//! to the backup point. A failure removes everything the restore wrote.
+//!
+//! The database copy is written under a temporary name and renamed into place only after
+//! the logs and the checkpoint are durable, so a crash in the middle leaves either no
+//! database (init then refuses the logs without it) or everything recovery needs.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use crate::backups::manifest::{self, Manifest};
+use crate::backups::status::{Reporter, StatusFn, StatusKind};
+use crate::base::env::Env;
+use crate::base::error::{ErrorKind, JetError, Result, bail, io_err};
+use crate::base::planted::{self, PlantedBug};
+use crate::base::vfs::{OpenMode, Vfs, parent_dir};
+use crate::store::doublewrite;
+use crate::store::flushmap;
+use crate::store::header::DbHeader;
+use crate::store::page::{self, Pgno};
+use crate::txn::event::{Event, EventLog, Operation};
+use crate::txn::instance::{Core, Instance, InstanceParams, Lifecycle, ensure_dir, lock};
+use crate::wal::checkpoint::{Checkpoint, CheckpointFile};
+use crate::wal::log::{self, LogHeader, LogTail};
+use crate::wal::recovery::describe_tail;
+
+const CHUNK_BYTES: usize = 1024 * 1024;
+
+/// The errors a restore refuses a damaged backup set with (a missing manifest, a damaged or
+/// missing log, a damaged page or database copy); any other error is not about the set.
+pub const DAMAGE_ERRORS: [ErrorKind; 10] = [
+    ErrorKind::FileNotFound,
+    ErrorKind::LogCorruptDuringHardRestore,
+    ErrorKind::LogTornWriteDuringHardRestore,
+    ErrorKind::ReadVerifyFailure,
+    ErrorKind::ReadPgnoVerifyFailure,
+    ErrorKind::GivenLogFileHasBadSignature,
+    ErrorKind::GivenLogFileIsNotContiguous,
+    ErrorKind::MissingRestoreLogFiles,
+    ErrorKind::BadBackupDatabaseSize,
+    ErrorKind::RestoreOfNonBackupDatabase,
+];
+
+/// What a restore did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RestoreSummary {
+    /// The last commit the restored database holds: the backup point of the set's last backup.
+    pub sequence: u64,
+    /// How many backups of the set were restored (the full one and its incrementals).
+    pub backups: usize,
+    /// The log generations replayed.
+    pub logs: (u32, u32),
+    /// Bytes of database copied.
+    pub database_bytes: u64,
+    /// Bytes of logs copied.
+    pub log_bytes: u64,
+    /// Commit groups replayed.
+    pub commits_replayed: u64,
+}
+
+impl Instance {
+    /// Restores the backup set in `backup_dir` into this instance's database and log paths
+    /// (ESE's JetRestoreInstance), before init: the database then holds exactly the commits
+    /// up to the backup point of the set's last backup, shut down cleanly, with its logs and
+    /// checkpoint, ready for [`Instance::init`].
+    ///
+    /// The destination must hold no database, log or checkpoint of this instance's names
+    /// (`JET_errDatabaseDuplicate`); its directories must exist unless
+    /// `create_path_if_not_exist` is set (`JET_errInvalidPath`). After init the call is refused
+    /// (`JET_errAfterInitialization`); a backup called while a restore runs gets
+    /// `JET_errRestoreInProgress`. `status` is called at Begin, at least every 4 MiB of
+    /// Progress, and at Complete or Fail; an error it returns stops the restore.
+    pub fn restore(
+        &self,
+        backup_dir: &Path,
+        status: Option<StatusFn<'_>>,
+    ) -> Result<RestoreSummary> {
+        {
+            let mut state = lock(&self.shared.state);
+            match &*state {
+                Lifecycle::NotInitialized => *state = Lifecycle::Restoring,
+                Lifecycle::Restoring => {
+                    bail!(RestoreInProgress, "a restore into the instance is running")
+                }
+                _ => bail!(
+                    AfterInitialization,
+                    "restore runs before init; terminate the instance first"
+                ),
+            }
+        }
+        struct Released<'a>(&'a std::sync::Mutex<Lifecycle>);
+        impl Drop for Released<'_> {
+            fn drop(&mut self) {
+                *lock(self.0) = Lifecycle::NotInitialized;
+            }
+        }
+        let _released = Released(&self.shared.state);
+        let params = self.params().clone();
+        let mut job = Restore {
+            env: self.shared.env.clone(),
+            events: params.event_log.clone(),
+            params,
+            from: backup_dir.to_path_buf(),
+            progress: Reporter::new(Operation::Restore, status),
+            created: Vec::new(),
+            summary: RestoreSummary::default(),
+            epoch: self.shared.inits.fetch_add(1, Ordering::Relaxed) + 1,
+        };
+        match job.run() {
+            Ok(()) => {
+                job.emit(Event::RestoreSucceeded {
+                    sequence: job.summary.sequence,
+                    commits_replayed: job.summary.commits_replayed,
+                });
+                let _ = job.progress.report(StatusKind::Complete);
+                Ok(job.summary)
+            }
+            Err(err) => {
+                job.clean_up();
+                job.emit(Event::RestoreFailed { error: err.clone() });
+                let _ = job.progress.report(StatusKind::Fail);
+                Err(err)
+            }
+        }
+    }
+}
+
+struct Restore<'s> {
+    env: Env,
+    events: EventLog,
+    params: InstanceParams,
+    from: PathBuf,
+    progress: Reporter<'s>,
+    /// Files the restore made in the destination: removed if it fails.
+    created: Vec<PathBuf>,
+    summary: RestoreSummary,
+    epoch: u64,
+}
+
+impl Restore<'_> {
+    fn emit(&self, event: Event) {
+        self.events.emit(&*self.env.clock, event);
+    }
+
+    fn run(&mut self) -> Result<()> {
+        let vfs = Arc::clone(&self.env.vfs);
+        let read = if planted::active(&self.env, PlantedBug::RestoreTrustsManifestShape) {
+            manifest::read_unchecked
+        } else {
+            manifest::read
+        };
+        let Some(manifest) = read(&*vfs, &self.from)? else {
+            bail!(
+                FileNotFound,
+                "{} holds no finished backup (no {}; a backup that never finished leaves none)",
+                self.from.display(),
+                manifest::MANIFEST_NAME
+            );
+        };
+        self.params.validate()?;
+        if !self.params.recovery {
+            bail!(
+                LoggingDisabled,
+                "a restore replays logs; the instance runs without logging (recovery off)"
+            );
+        }
+        self.check_destination(&*vfs)?;
+        let set_dir = manifest.set_dir(&self.from);
+        let (low, high) = manifest.log_range();
+        self.progress.total = manifest
+            .logs
+            .iter()
+            .fold(manifest.db_len, |sum, l| sum.saturating_add(l.len));
+        self.summary.logs = (low, high);
+        self.summary.backups = manifest.backups.len();
+        self.emit(Event::RestoreBegin {
+            from: self.from.clone(),
+            low,
+            high,
+        });
+        self.emit(Event::LogRange {
+            operation: Operation::Restore,
+            low,
+            high,
+        });
+        self.progress.report(StatusKind::Begin)?;
+
+        let mut prev: Option<LogHeader> = None;
+        for entry in &manifest.logs {
+            let header = self.restore_log(&*vfs, &manifest, &set_dir, entry, prev.as_ref())?;
+            prev = Some(header);
+        }
+        let db_tmp = self.restore_database(&*vfs, &manifest, &set_dir)?;
+        let layout = self.params.layout();
+        let chk_path = layout.checkpoint();
+        let checkpoint = Checkpoint {
+            sequence: 1,
+            position: manifest.checkpoint,
+            log_signature: manifest.log_signature,
+            db_signature: manifest.db_signature,
+            millis: self.env.clock.now_millis(),
+            last_commit: manifest.checkpoint_last_commit,
+        };
+        self.created.push(chk_path.clone());
+        let mut chk_tmp = chk_path.as_os_str().to_owned();
+        chk_tmp.push(".tmp");
+        self.created.push(PathBuf::from(chk_tmp));
+        drop(CheckpointFile::replace(&vfs, &chk_path, checkpoint)?);
+        vfs.sync_dir(&self.params.log_path)
+            .map_err(io_err("fsync", &self.params.log_path))?;
+        // A doublewrite file without its database is another database's: its batch must
+        // never be installed into this one.
+        let db_path = self.params.database_path.clone();
+        doublewrite::remove(&*vfs, &db_path)?;
+        self.created.push(doublewrite::path_for(&db_path));
+        // The moment the destination holds a database: everything it needs is durable.
+        self.created.push(db_path.clone());
+        vfs.rename(&db_tmp, &db_path)
+            .map_err(io_err("rename", &db_tmp))?;
+        let db_dir = parent_dir(&db_path);
+        vfs.sync_dir(db_dir).map_err(io_err("fsync", db_dir))?;
+
+        // Replay to the end of the set's logs, which is the backup point, and shut down clean.
+        let mut core = Core::start(&self.env, &self.params, self.epoch)?;
+        let expected = manifest.last().sequence;
+        if core.last_sequence != expected {
+            bail!(
+                LogCorruptDuringHardRestore,
+                "the backup's logs end at commit {}, but its backup point is commit {expected}",
+                core.last_sequence
+            );
+        }
+        self.summary.sequence = expected;
+        self.summary.commits_replayed = core
+            .recovery
+            .as_ref()
+            .map_or(0, |report| report.commits_replayed);
+        core.shut_down()?;
+        Ok(())
+    }
+
+    /// The destination must hold nothing of an instance of these names.
+    fn check_destination(&self, vfs: &dyn Vfs) -> Result<()> {
+        let p = &self.params;
+        for dir in [
+            &p.log_path,
+            &p.system_path,
+            &parent_dir(&p.database_path).to_path_buf(),
+        ] {
+            ensure_dir(&self.env, dir, p.create_path_if_not_exist)?;
+        }
+        let layout = p.layout();
+        let mut taken = Vec::new();
+        for path in [
+            p.database_path.clone(),
+            layout.current(),
+            layout.tmp(),
+            layout.checkpoint(),
+        ] {
+            if vfs.exists(&path).map_err(io_err("look up", &path))? {
+                taken.push(path);
+            }
+        }
+        if let Some(&generation) = layout.archived_generations(vfs)?.first() {
+            taken.push(layout.archived(generation));
+        }
+        if let Some(path) = taken.first() {
+            bail!(
+                DatabaseDuplicate,
+                "{} exists: restore into a place that holds no database, log or checkpoint",
+                path.display()
+            );
+        }
+        Ok(())
+    }
+
+    /// Checks one log generation of the set and copies it into the log directory.
+    fn restore_log(
+        &mut self,
+        vfs: &dyn Vfs,
+        manifest: &Manifest,
+        set_dir: &Path,
+        entry: &manifest::SetLog,
+        prev: Option<&LogHeader>,
+    ) -> Result<LogHeader> {
+        let generation = entry.generation;
+        let from = set_dir.join(manifest.log_name(generation));
+        if !vfs.exists(&from).map_err(io_err("look up", &from))? {
+            bail!(
+                MissingRestoreLogFiles,
+                "the backup set needs log generation {generation:#X}, and {} is missing",
+                from.display()
+            );
+        }
+        let bytes = log::read_file(vfs, &from)?;
+        let name = from.display().to_string();
+        let corrupt = |why: String| {
+            JetError::new(
+                ErrorKind::LogCorruptDuringHardRestore,
+                format!("{name}: {why}"),
+            )
+        };
+        // (The scan's own errors name the file already.)
+        let scan = log::scan(&bytes, &name).map_err(|e| match e.kind() {
+            // A log of another format is refused as such, not as damage.
+            ErrorKind::BadLogVersion => e,
+            _ => JetError::new(
+                ErrorKind::LogCorruptDuringHardRestore,
+                e.message().to_string(),
+            ),
+        })?;
+        let header = scan.header;
+        let check_signature = !planted::active(&self.env, PlantedBug::RestoreSkipsSignatureCheck);
+        if check_signature && header.log_signature != manifest.log_signature {
+            bail!(
+                GivenLogFileHasBadSignature,
+                "{name} belongs to log set {}, not to the backup's {}",
+                header.log_signature,
+                manifest.log_signature
+            );
+        }
+        if check_signature && header.db_signature != manifest.db_signature {
+            bail!(
+                GivenLogFileHasBadSignature,
+                "{name} belongs to database {}, not to the backup's {}",
+                header.db_signature,
+                manifest.db_signature
+            );
+        }
+        if header.generation != generation {
+            bail!(
+                GivenLogFileIsNotContiguous,
+                "{name} holds generation {:#X}, not {generation:#X}",
+                header.generation
+            );
+        }
+        if let Some(prev) = prev
+            && header.prev_created_millis != prev.created_millis
+        {
+            bail!(
+                GivenLogFileIsNotContiguous,
+                "{name} does not follow generation {:#X} (its previous-generation time is {}, that log was created at {})",
+                prev.generation,
+                header.prev_created_millis,
+                prev.created_millis
+            );
+        }
+        match &scan.tail {
+            LogTail::Ended => {}
+            LogTail::Corrupt { .. } => return Err(corrupt(describe_tail(&scan.tail))),
+            other => bail!(
+                LogTornWriteDuringHardRestore,
+                "{name}: a backed-up generation must be whole and ended, and it is {}",
+                describe_tail(other)
+            ),
+        }
+        if bytes.len() as u64 != entry.len || crc32fast::hash(&bytes) != entry.crc {
+            return Err(corrupt(
+                "the file does not match the length and CRC32 its manifest records".into(),
+            ));
+        }
+        let to = self.params.layout().archived(generation);
+        self.created.push(to.clone());
+        let file = vfs
+            .open(&to, OpenMode::CreateNew)
+            .map_err(io_err("create", &to))?;
+        log::write_copy(&*file, &to, &bytes, |n| self.progress.advance(n))?;
+        // Every file restored is reported, however small.
+        self.progress.report(StatusKind::Progress)?;
+        self.summary.log_bytes += bytes.len() as u64;
+        self.emit(Event::FileCopied {
+            operation: Operation::Restore,
+            from,
+            to,
+            bytes: bytes.len() as u64,
+        });
+        Ok(header)
+    }
+
+    /// Checks every page of the database copy and writes it under a temporary name.
+    fn restore_database(
+        &mut self,
+        vfs: &dyn Vfs,
+        manifest: &Manifest,
+        set_dir: &Path,
+    ) -> Result<PathBuf> {
+        let from = set_dir.join(&manifest.db_name);
+        let source = vfs.open(&from, OpenMode::Read).map_err(|err| {
+            JetError::io(
+                format!("the backup's database copy {}", from.display()),
+                &err,
+            )
+        })?;
+        let len = source.len().map_err(io_err("size of", &from))?;
+        let page_size = manifest.page_size as usize;
+        if len != manifest.db_len || !crate::base::limits::page_size_valid(page_size) {
+            bail!(
+                BadBackupDatabaseSize,
+                "{} is {len} bytes; its manifest says {} bytes of {page_size}-byte pages",
+                from.display(),
+                manifest.db_len
+            );
+        }
+        let mut tmp = self.params.database_path.as_os_str().to_owned();
+        tmp.push(".restore");
+        let tmp = PathBuf::from(tmp);
+        self.created.push(tmp.clone());
+        let out = vfs
+            .open(&tmp, OpenMode::CreateNew)
+            .map_err(io_err("create", &tmp))?;
+        let pages = len / page_size as u64;
+        let chunk_pages = (CHUNK_BYTES / page_size).max(1) as u64;
+        let mut buf = vec![0u8; chunk_pages as usize * page_size];
+        let mut pgno = 0u64;
+        let mut signature_checked = false;
+        let mut headers: [Option<DbHeader>; 2] = [None, None];
+        let mut flush: Option<flushmap::Verifier> = None;
+        let mut sums = Vec::with_capacity(pages as usize);
+        while pgno < pages {
+            let n = chunk_pages.min(pages - pgno);
+            let chunk = &mut buf[..n as usize * page_size];
+            source
+                .read_exact_at(chunk, pgno * page_size as u64)
+                .map_err(io_err("read", &from))?;
+            for (i, page) in chunk.chunks(page_size).enumerate() {
+                let this = (pgno + i as u64) as Pgno;
+                sums.push(page::stored_checksum(page));
+                page::verify_copy(page, this).map_err(|err| {
+                    JetError::new(err.kind(), format!("{}: {}", from.display(), err.message()))
+                })?;
+                if this <= crate::store::header::SHADOW_PGNO {
+                    headers[this as usize] = DbHeader::decode(page, this).ok();
+                }
+                if this == crate::store::header::SHADOW_PGNO {
+                    // Both copies read: the newer whole one describes the pages (the flush
+                    // map's digest and the catalog root's entry).
+                    let newest = headers.iter().flatten().max_by_key(|h| h.sequence);
+                    flush = newest.map(flushmap::Verifier::new);
+                }
+                if let Some(flush) = &mut flush {
+                    flush.check(this, page).map_err(|err| {
+                        JetError::new(err.kind(), format!("{}: {}", from.display(), err.message()))
+                    })?;
+                }
+                if this <= crate::store::header::SHADOW_PGNO
+                    && !signature_checked
+                    && let Some(header) = &headers[this as usize]
+                {
+                    if header.db_signature != manifest.db_signature
+                        || header.log_signature != manifest.log_signature
+                    {
+                        bail!(
+                            RestoreOfNonBackupDatabase,
+                            "{} is database {}, not the database {} the backup's manifest names",
+                            from.display(),
+                            header.db_signature,
+                            manifest.db_signature
+                        );
+                    }
+                    signature_checked = true;
+                }
+            }
+            out.write_all_at(chunk, pgno * page_size as u64)
+                .map_err(io_err("write", &tmp))?;
+            self.progress.advance(chunk.len() as u64)?;
+            pgno += n;
+        }
+        self.progress.catch_up()?;
+        if manifest::page_digest(&sums) != manifest.db_digest
+            && !planted::active(&self.env, PlantedBug::RestoreSkipsDigestCheck)
+        {
+            bail!(
+                RestoreOfNonBackupDatabase,
+                "{}: every page is whole, but the file is not the copy this backup made (its digest differs from the manifest's)",
+                from.display()
+            );
+        }
+        if !signature_checked {
+            bail!(
+                ReadVerifyFailure,
+                "{}: neither header copy is whole",
+                from.display()
+            );
+        }
+        if let Some(flush) = flush {
+            flush.finish().map_err(|err| {
+                JetError::new(err.kind(), format!("{}: {}", from.display(), err.message()))
+            })?;
+        }
+        out.sync().map_err(io_err("fsync", &tmp))?;
+        self.summary.database_bytes = len;
+        self.emit(Event::FileCopied {
+            operation: Operation::Restore,
+            from,
+            to: self.params.database_path.clone(),
+            bytes: len,
+        });
+        Ok(tmp)
+    }
+
+    /// Removes what the restore made, and what recovery made of it (best effort).
+    fn clean_up(&mut self) {
+        let vfs = Arc::clone(&self.env.vfs);
+        let layout = self.params.layout();
+        let mut doomed = std::mem::take(&mut self.created);
+        if doomed.contains(&self.params.database_path) {
+            // Recovery may have started logging: the logs it made go too.
+            doomed.extend([layout.current(), layout.tmp()]);
+            if let Ok(gens) = layout.archived_generations(&*vfs) {
+                doomed.extend(gens.into_iter().map(|g| layout.archived(g)));
+            }
+        }
+        if planted::active(&self.env, PlantedBug::RestoreLeavesItsFiles) {
+            doomed.clear();
+        }
+        for path in doomed.iter().rev() {
+            let _ = vfs.remove(path);
+        }
+        for dir in [&self.params.log_path, &self.params.system_path] {
+            let _ = vfs.sync_dir(dir);
+        }
+        let _ = vfs.sync_dir(parent_dir(&self.params.database_path));
+    }
+}

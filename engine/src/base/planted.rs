@@ -1,0 +1,169 @@
+//! Deliberate bugs, for showing that the simulator catches each class of mistake the storage
+//! core could make (the mutation-testing counterpart of `jetsim`'s sabotages, which break the
+//! disk under the engine from the outside). Each is one wrong line a tired engineer could
+//! write: a skipped check, a step out of order.
+//!
+//! They can be switched on only with the `planted-bugs` feature, through
+//! `Env::with_planted_bug`; without it the check at each site is a constant `false` and every
+//! site compiles to the correct code. (Cargo unifies features across a workspace, so a
+//! `cargo build --workspace` compiles the checks in, since `jetsim` asks for them; no bug is
+//! planted unless an `Env` names one.) They are not hooks for
+//! observing the engine: nothing reads them but the line each one breaks.
+
+use crate::base::env::Env;
+
+/// A deliberate bug, planted at one line of the engine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum PlantedBug {
+    /// Under cache pressure, changed pages are written back without first flushing the log
+    /// that describes them: the WAL rule broken (`Core::maintain`).
+    WriteBackBeforeLog,
+    /// A checkpoint advances past changed pages it never wrote (`Core::checkpoint`).
+    CheckpointBeforeWriteBack,
+    /// A backup copies database pages without verifying their checksums (`backup::check_page`).
+    BackupSkipsPageCheck,
+    /// A backup copies log generations without verifying them (`backup::verify_log`).
+    BackupSkipsLogCheck,
+    /// Recovery takes a log whose header names another log set or database
+    /// (`recovery::read_and_scan`).
+    RecoverySkipsSignatureCheck,
+    /// Restore takes a set's log generation whose header names another log set or database
+    /// (`Restore::restore_log`).
+    RestoreSkipsSignatureCheck,
+    /// Truncation ignores the checkpoint: it deletes every archived generation a recorded
+    /// backup holds (`Core::truncate_logs`).
+    TruncatePastCheckpoint,
+    /// Recovery starts from a checkpoint file of another log set (`recovery::run`).
+    RecoverySkipsCheckpointSignature,
+    /// Restore takes a database copy whose pages are whole but which is not its backup's
+    /// (`Restore::restore_database`: the digest).
+    RestoreSkipsDigestCheck,
+    /// A backup's progress leaves out the log generations it copies: the bytes are copied,
+    /// but not counted (`BackupJob::copy_log`).
+    BackupProgressSkipsLogs,
+    /// Restore reads the manifest without checking its shape: a set whose manifest lists no
+    /// log, logs out of order, impossible generations or lengths (`Restore::run`).
+    RestoreTrustsManifestShape,
+    /// Recovery after a dirty shutdown keeps the checkpoint file in place instead of writing a
+    /// fresh one with both slots at its start (`recovery::run`).
+    RecoveryReusesCheckpointFile,
+    /// Recovery's fresh checkpoint file is made by copying the temporary file it was written
+    /// as, which is left beside it (`recovery::run`).
+    CheckpointLeavesTemporaryFile,
+    /// A backup that fails after its manifest was renamed into place (its directory's fsync
+    /// failed) does not put the previous manifest back (`BackupJob::clean_up`).
+    FailedBackupKeepsItsManifest,
+    /// A failed backup that could not put the previous manifest back removes its new files
+    /// anyway, though the directory may durably name them (`BackupJob::clean_up`).
+    FailedBackupDropsKeptFiles,
+    /// A restore that fails leaves the files it copied in its destination
+    /// (`Restore::clean_up`).
+    RestoreLeavesItsFiles,
+    /// Without a checkpoint file, recovery replays from the lowest generation it finds
+    /// instead of refusing when generation 1 is gone (`recovery::run`).
+    RecoveryGuessesItsStart,
+    /// A backup's begin leaves the set directories of backups that never finished
+    /// (`backup::prepare_directory`).
+    BackupKeepsDebris,
+    /// A failed write or fsync of the database does not stop the instance: it goes on
+    /// serving from pages whose state on disk is unknown (`Core::change`,
+    /// `Instance::with_running_core`).
+    DatabaseWriteFailureNotFatal,
+    /// A successful backup's record in the database header is left for the next checkpoint
+    /// to write, not written at once: a power loss before it forgets the backup
+    /// (`BackupJob::finish`).
+    BackupRecordWaitsForCheckpoint,
+    /// A checkpoint, and a batch written while a commit larger than the cache is applied,
+    /// leave the cache past its size: its pages written back but not evicted
+    /// (`Core::checkpoint`, `Core::maintain`, `Core::log_and_apply`).
+    CheckpointSkipsCacheBound,
+    /// A batch writes its pages into place without the doublewrite file: a page torn by a
+    /// power loss, or a batch cut off half-way, leaves the tree with no whole state to replay
+    /// onto (`Pager::write_batch`).
+    BatchSkipsDoublewrite,
+    /// Opening the database ignores the batch a crash interrupted: the file keeps half of it
+    /// (`doublewrite::recover`).
+    RecoveryIgnoresInterruptedBatch,
+    /// A page read from the file is not checked against the flush map: a page a write lost,
+    /// or left at another place, is returned as data (`Pager::load`).
+    FlushMapUnchecked,
+    /// A page read from the file is taken without checking its checksum (`Pager::load`).
+    PageChecksumUnchecked,
+}
+
+impl PlantedBug {
+    /// Every planted bug.
+    pub const ALL: [PlantedBug; 25] = [
+        PlantedBug::WriteBackBeforeLog,
+        PlantedBug::CheckpointBeforeWriteBack,
+        PlantedBug::BackupSkipsPageCheck,
+        PlantedBug::BackupSkipsLogCheck,
+        PlantedBug::RecoverySkipsSignatureCheck,
+        PlantedBug::RestoreSkipsSignatureCheck,
+        PlantedBug::TruncatePastCheckpoint,
+        PlantedBug::RecoverySkipsCheckpointSignature,
+        PlantedBug::RestoreSkipsDigestCheck,
+        PlantedBug::BackupProgressSkipsLogs,
+        PlantedBug::RestoreTrustsManifestShape,
+        PlantedBug::RecoveryReusesCheckpointFile,
+        PlantedBug::CheckpointLeavesTemporaryFile,
+        PlantedBug::FailedBackupKeepsItsManifest,
+        PlantedBug::FailedBackupDropsKeptFiles,
+        PlantedBug::RestoreLeavesItsFiles,
+        PlantedBug::RecoveryGuessesItsStart,
+        PlantedBug::BackupKeepsDebris,
+        PlantedBug::DatabaseWriteFailureNotFatal,
+        PlantedBug::BackupRecordWaitsForCheckpoint,
+        PlantedBug::CheckpointSkipsCacheBound,
+        PlantedBug::BatchSkipsDoublewrite,
+        PlantedBug::RecoveryIgnoresInterruptedBatch,
+        PlantedBug::FlushMapUnchecked,
+        PlantedBug::PageChecksumUnchecked,
+    ];
+
+    /// Its name on the command line: kebab case (`write-back-before-log`).
+    pub fn name(self) -> String {
+        let debug = format!("{self:?}");
+        let mut out = String::new();
+        for (i, c) in debug.chars().enumerate() {
+            if c.is_ascii_uppercase() {
+                if i > 0 {
+                    out.push('-');
+                }
+                out.push(c.to_ascii_lowercase());
+            } else {
+                out.push(c);
+            }
+        }
+        out
+    }
+}
+
+/// Whether `bug` is planted in `env`'s engine.
+#[cfg(feature = "planted-bugs")]
+pub(crate) fn active(env: &Env, bug: PlantedBug) -> bool {
+    env.planted_bug == Some(bug)
+}
+
+/// Whether `bug` is planted: never, without the `planted-bugs` feature.
+#[cfg(not(feature = "planted-bugs"))]
+#[inline(always)]
+pub(crate) fn active(_env: &Env, _bug: PlantedBug) -> bool {
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_kebab_case() {
+        assert_eq!(
+            PlantedBug::WriteBackBeforeLog.name(),
+            "write-back-before-log"
+        );
+        let names: std::collections::BTreeSet<String> =
+            PlantedBug::ALL.iter().map(|b| b.name()).collect();
+        assert_eq!(names.len(), PlantedBug::ALL.len());
+    }
+}

@@ -1,0 +1,1042 @@
+//! B+tree operations over the pager: lookup, insert, delete, seek, and the splits, merges and
+//! redistributions that keep every page within its size.
+//!
+//! Pages are read and changed in place through `node`: a put or delete descends once, records
+//! the branches it passed on the stack, and changes one leaf; only a page without room (a split)
+//! or one left below a quarter full (a merge or redistribution) touches more.
+//!
+//! A tree is named by its root page, which never moves: when the root splits, both halves move
+//! to new pages under it; when a branch root is left with one child, that child's content moves
+//! up.
+//!
+//! Structure invariants (checked by `integrity`): keys ascend strictly across the leaves from left
+//! to right; every key under child `i` of a branch lies in `[key(i-1), key(i))`; every leaf is at
+//! the same depth; every page but the root holds at least one key. There are no sibling links: a scan steps to the next leaf through the path
+//! from the root, so a split or merge touches only the pages it changes and their parent.
+
+use std::collections::BTreeSet;
+use std::mem;
+use std::ops::Range;
+
+use crate::base::error::{Result, bail};
+use crate::store::node::{self, Chain, LeafEntry, Value, ValueRef};
+use crate::store::page::{PageKind, Pgno};
+use crate::store::pager::Pager;
+
+/// A corrupt tree cannot send a descent round in a loop: no real tree is this deep (a fan-out of
+/// at least 15 keys per branch reaches 2^32 pages in 9 levels).
+pub(crate) const DEPTH_MAX: usize = 32;
+
+/// How to position on a key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SeekMode {
+    /// The key itself.
+    Eq,
+    /// The smallest key greater than or equal to the key.
+    Ge,
+    /// The smallest key greater than the key.
+    Gt,
+    /// The largest key less than or equal to the key.
+    Le,
+    /// The largest key less than the key.
+    Lt,
+}
+
+impl SeekMode {
+    fn forward(self) -> bool {
+        matches!(self, SeekMode::Eq | SeekMode::Ge | SeekMode::Gt)
+    }
+
+    /// Whether `found` is an answer this mode may give for a seek to `key`.
+    fn admits(self, found: &[u8], key: &[u8]) -> bool {
+        match self {
+            SeekMode::Eq => found == key,
+            SeekMode::Ge => found >= key,
+            SeekMode::Gt => found > key,
+            SeekMode::Le => found <= key,
+            SeekMode::Lt => found < key,
+        }
+    }
+}
+
+/// A `JET_errDatabaseCorrupted` error naming the database file and `what` is wrong.
+fn corruption(pager: &Pager, what: std::fmt::Arguments<'_>) -> crate::JetError {
+    crate::JetError::new(
+        crate::ErrorKind::DatabaseCorrupted,
+        format!("{}: {what}", pager.path().display()),
+    )
+}
+
+fn corrupt_kind(pager: &Pager, pgno: Pgno, kind: Option<PageKind>) -> crate::JetError {
+    corruption(
+        pager,
+        format_args!("page {pgno} is a {kind:?} page inside a B+tree"),
+    )
+}
+
+fn empty_leaf(pager: &Pager, pgno: Pgno) -> crate::JetError {
+    corruption(
+        pager,
+        format_args!("leaf page {pgno} is empty but is not a root"),
+    )
+}
+
+fn too_deep(pager: &Pager, pgno: Pgno) -> crate::JetError {
+    corruption(
+        pager,
+        format_args!("the tree is deeper than {DEPTH_MAX} levels at page {pgno} (a loop?)"),
+    )
+}
+
+/// One step of a descent: a branch page and the index of the child taken.
+#[derive(Clone, Copy, Debug, Default)]
+struct Step {
+    pgno: Pgno,
+    child: usize,
+}
+
+/// The branches from the root down to a leaf, kept on the stack: a put or delete allocates
+/// nothing on its way down.
+struct Path {
+    steps: [Step; DEPTH_MAX],
+    len: usize,
+}
+
+/// Descends from `root` to the leaf whose range holds `key`, recording the branches in `path`.
+fn descend_to(pager: &mut Pager, root: Pgno, key: &[u8], path: &mut Path) -> Result<Pgno> {
+    let mut pgno = root;
+    loop {
+        let page = pager.page(pgno)?;
+        match node::kind(page) {
+            Some(PageKind::Branch) => {
+                let child = node::child_index(page, key);
+                let next = node::child(page, child);
+                if path.len >= DEPTH_MAX {
+                    return Err(too_deep(pager, pgno));
+                }
+                path.steps[path.len] = Step { pgno, child };
+                path.len += 1;
+                pgno = next;
+            }
+            Some(PageKind::Leaf) => {
+                if node::count(page) == 0 && path.len > 0 {
+                    return Err(empty_leaf(pager, pgno));
+                }
+                return Ok(pgno);
+            }
+            other => return Err(corrupt_kind(pager, pgno, other)),
+        }
+    }
+}
+
+fn new_path() -> Path {
+    Path {
+        steps: [Step::default(); DEPTH_MAX],
+        len: 0,
+    }
+}
+
+/// The value stored under `key`.
+pub(crate) fn get(pager: &mut Pager, root: Pgno, key: &[u8]) -> Result<Option<Value>> {
+    let leaf = descend_to(pager, root, key, &mut new_path())?;
+    let page = pager.page(leaf)?;
+    Ok(node::search(page, key)
+        .ok()
+        .map(|i| node::value(page, i).to_owned()))
+}
+
+/// Whether the tree holds `key`.
+pub(crate) fn contains(pager: &mut Pager, root: Pgno, key: &[u8]) -> Result<bool> {
+    let leaf = descend_to(pager, root, key, &mut new_path())?;
+    Ok(node::search(pager.page(leaf)?, key).is_ok())
+}
+
+/// What a put or delete found under its key: `None` if nothing, otherwise the overflow chain
+/// the old value owned (which the caller frees), if any.
+pub(crate) type Prior = Option<Option<Chain>>;
+
+/// Stores `value` under `key`.
+pub(crate) fn insert(
+    pager: &mut Pager,
+    root: Pgno,
+    key: &[u8],
+    value: ValueRef<'_>,
+) -> Result<Prior> {
+    let mut path = new_path();
+    let leaf = descend_to(pager, root, key, &mut path)?;
+    let page = pager.page(leaf)?;
+    let found = node::search(page, key);
+    let prior = found.ok().map(|i| node::value(page, i).chain());
+    let mut record = pager.take_buffer();
+    node::leaf_record(&mut record, key, value);
+    let page = pager.page_mut(leaf)?;
+    let done = match found {
+        Ok(i) => node::replace(page, i, &record),
+        Err(i) => node::insert(page, i, &record),
+    };
+    let result = if done {
+        Ok(())
+    } else {
+        let i = match found {
+            Ok(i) => {
+                node::remove(page, i);
+                i
+            }
+            Err(i) => i,
+        };
+        insert_at(pager, root, &path, path.len, leaf, i, record.clone())
+    };
+    pager.give_buffer(record);
+    result.map(|()| prior)
+}
+
+/// Removes `key`.
+pub(crate) fn delete(pager: &mut Pager, root: Pgno, key: &[u8]) -> Result<Prior> {
+    let mut path = new_path();
+    let leaf = descend_to(pager, root, key, &mut path)?;
+    let page = pager.page(leaf)?;
+    let Ok(i) = node::search(page, key) else {
+        // An absent key changes no page.
+        return Ok(None);
+    };
+    let chain = node::value(page, i).chain();
+    node::remove(pager.page_mut(leaf)?, i);
+    let page_size = pager.page_size();
+    let mut depth = path.len;
+    let mut pgno = leaf;
+    while depth > 0 && node::used(pager.page(pgno)?) < page_size / 4 {
+        let parent = path.steps[depth - 1];
+        if !rebalance(pager, root, &path, depth - 1, pgno)? {
+            break;
+        }
+        // The parent lost a key to a merge: it may be underfull in turn.
+        pgno = parent.pgno;
+        depth -= 1;
+    }
+    collapse_root(pager, root)?;
+    Ok(Some(chain))
+}
+
+/// Records copied out of pages, to be shared between pages anew.
+#[derive(Default)]
+struct Gathered {
+    bytes: Vec<u8>,
+    spans: Vec<(usize, usize)>,
+}
+
+impl Gathered {
+    fn push(&mut self, record: &[u8]) {
+        self.spans.push((self.bytes.len(), record.len()));
+        self.bytes.extend_from_slice(record);
+    }
+
+    fn push_page(&mut self, page: &[u8]) {
+        for i in 0..node::count(page) {
+            self.push(node::record(page, i));
+        }
+    }
+
+    fn get(&self, j: usize) -> &[u8] {
+        let (at, len) = self.spans[j];
+        &self.bytes[at..at + len]
+    }
+
+    fn len(&self) -> usize {
+        self.spans.len()
+    }
+
+    /// Whether the records' keys ascend strictly: always, across two sibling pages of a sound
+    /// tree; a corrupt one may hold keys misplaced across them.
+    fn ascending(&self) -> bool {
+        (1..self.len()).all(|j| node::record_key(self.get(j - 1)) < node::record_key(self.get(j)))
+    }
+
+    /// Whether records `range` fit one page.
+    fn fits(&self, page_size: usize, range: Range<usize>) -> bool {
+        node::fits(page_size, self.spans[range].iter().map(|&(_, len)| len))
+    }
+
+    fn sizes(&self) -> impl Iterator<Item = usize> + Clone + '_ {
+        self.spans.iter().map(|&(_, len)| len + 2)
+    }
+
+    /// Makes `page` a tree page of `kind` holding records `range`.
+    fn build(&self, page: &mut [u8], kind: PageKind, leftmost: Pgno, range: Range<usize>) {
+        node::init_tree(page, kind, leftmost);
+        for (i, j) in range.enumerate() {
+            assert!(
+                node::insert(page, i, self.get(j)),
+                "a split half fits its page"
+            );
+        }
+    }
+}
+
+/// How a full page's records are shared between two pages: the left takes `..at`; a leaf's
+/// right takes `at..`; a branch's record `at` moves up (its key the separator, its child the
+/// right page's leftmost) and the right takes `at + 1..`.
+struct Halves {
+    at: usize,
+    separator: Vec<u8>,
+    right_leftmost: Pgno,
+    right: Range<usize>,
+}
+
+fn halves(g: &Gathered, kind: PageKind, appended: bool) -> Halves {
+    let n = g.len();
+    if kind == PageKind::Leaf {
+        assert!(n >= 2, "an overfull leaf holds at least two records");
+        let at = if appended {
+            n - 1
+        } else {
+            split_point(g.sizes(), 1, n - 1)
+        };
+        Halves {
+            at,
+            separator: shortest_separator(
+                node::record_key(g.get(at - 1)),
+                node::record_key(g.get(at)),
+            ),
+            right_leftmost: 0,
+            right: at..n,
+        }
+    } else {
+        assert!(n >= 3, "an overfull branch holds at least three keys");
+        let at = split_point(g.sizes(), 1, n - 2);
+        Halves {
+            at,
+            separator: node::record_key(g.get(at)).to_vec(),
+            right_leftmost: node::record_child(g.get(at)),
+            right: at + 1..n,
+        }
+    }
+}
+
+/// Inserts `record` as record `i` of page `pgno`, at `depth` below the root (`path` holds the
+/// branches above it). A page without room splits, and the separator goes up to its parent in
+/// turn; a root that splits keeps its page number: both halves move to new pages under it.
+fn insert_at(
+    pager: &mut Pager,
+    root: Pgno,
+    path: &Path,
+    mut depth: usize,
+    mut pgno: Pgno,
+    mut i: usize,
+    mut record: Vec<u8>,
+) -> Result<()> {
+    loop {
+        let page = pager.page_mut(pgno)?;
+        if node::insert(page, i, &record) {
+            return Ok(());
+        }
+        let kind = node::kind(page).expect("a cached page has a known kind");
+        let leftmost = if kind == PageKind::Branch {
+            node::child(page, 0)
+        } else {
+            0
+        };
+        let mut g = Gathered::default();
+        for j in 0..node::count(page) {
+            if j == i {
+                g.push(&record);
+            }
+            g.push(node::record(page, j));
+        }
+        let appended = i == node::count(page);
+        if appended {
+            g.push(&record);
+        }
+        // A record appended to the tree's last leaf: keys arrive in ascending order, so the
+        // leaf is left full and the new record starts the next one (SQLite's balance_quick).
+        let ascending = kind == PageKind::Leaf && appended && rightmost(pager, path, depth)?;
+        if pgno != root && depth > 0 && !ascending {
+            let parent = path.steps[depth - 1];
+            check_child(pager, parent, pgno)?;
+            if share(pager, root, path, depth - 1, pgno, kind, leftmost, &g)? {
+                return Ok(());
+            }
+        }
+        let h = halves(&g, kind, ascending);
+        let right = pager.alloc(|p| g.build(p, kind, h.right_leftmost, h.right.clone()))?;
+        if pgno == root {
+            let left = pager.alloc(|p| g.build(p, kind, leftmost, 0..h.at))?;
+            let page = pager.page_mut(root)?;
+            node::init_tree(page, PageKind::Branch, left);
+            node::branch_record(&mut record, &h.separator, right);
+            assert!(node::insert(page, 0, &record), "a new root has room");
+            return Ok(());
+        }
+        g.build(pager.page_mut(pgno)?, kind, leftmost, 0..h.at);
+        if depth == 0 {
+            bail!(
+                DatabaseCorrupted,
+                "{}: page {pgno} split with no parent (a shared page?)",
+                pager.path().display()
+            );
+        }
+        depth -= 1;
+        let parent = path.steps[depth];
+        check_child(pager, parent, pgno)?;
+        node::branch_record(&mut record, &h.separator, right);
+        pgno = parent.pgno;
+        i = parent.child;
+    }
+}
+
+/// Before full page `pgno` (child of the branch at `depth` of `path`; its records and the one
+/// being inserted are `g`) splits, shares the records with the neighbour that has more room,
+/// if it has a sixteenth of a page free: pages stay fuller and the file smaller (SQLite's balance
+/// shares cells among siblings for the same reason). Returns whether it did; the parent's
+/// separator changes, and may split the parent in turn.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one step of insert_at, with its state"
+)]
+fn share(
+    pager: &mut Pager,
+    root: Pgno,
+    path: &Path,
+    depth: usize,
+    pgno: Pgno,
+    kind: PageKind,
+    leftmost: Pgno,
+    g: &Gathered,
+) -> Result<bool> {
+    let page_size = pager.page_size();
+    let parent = path.steps[depth];
+    let ci = parent.child;
+    let (left_sibling, right_sibling) = {
+        let p = pager.page(parent.pgno)?;
+        let n = node::children(p);
+        (
+            ci.checked_sub(1).map(|j| node::child(p, j)),
+            (ci + 1 < n).then(|| node::child(p, ci + 1)),
+        )
+    };
+    let mut best: Option<(Pgno, bool, usize)> = None;
+    for (sibling, is_right) in [(right_sibling, true), (left_sibling, false)] {
+        let Some(sibling) = sibling else { continue };
+        if sibling == pgno || sibling == parent.pgno || sibling == root {
+            bail!(
+                DatabaseCorrupted,
+                "{}: branch page {} links to page {sibling} twice",
+                pager.path().display(),
+                parent.pgno
+            );
+        }
+        let sibling_kind = pager.kind(sibling)?;
+        if sibling_kind != kind {
+            bail!(
+                DatabaseCorrupted,
+                "{}: sibling pages {pgno} ({kind:?}) and {sibling} ({sibling_kind:?}) are of different kinds",
+                pager.path().display()
+            );
+        }
+        let free = page_size.saturating_sub(node::used(pager.page(sibling)?));
+        if best.is_none_or(|(_, _, f)| free > f) {
+            best = Some((sibling, is_right, free));
+        }
+    }
+    let Some((sibling, is_right, free)) = best else {
+        return Ok(false);
+    };
+    if free < page_size / 16 {
+        return Ok(false);
+    }
+    let li = if is_right { ci } else { ci - 1 };
+    let separator = node::key(pager.page(parent.pgno)?, li).to_vec();
+    let mut all = Gathered::default();
+    let mut record = Vec::new();
+    let (left, right, left_leftmost) = if is_right {
+        let sibling_page = pager.page(sibling)?;
+        (0..g.len()).for_each(|j| all.push(g.get(j)));
+        if kind == PageKind::Branch {
+            node::branch_record(&mut record, &separator, node::child(sibling_page, 0));
+            all.push(&record);
+        }
+        all.push_page(sibling_page);
+        (pgno, sibling, leftmost)
+    } else {
+        let sibling_page = pager.page(sibling)?;
+        let sibling_leftmost = if kind == PageKind::Branch {
+            node::child(sibling_page, 0)
+        } else {
+            0
+        };
+        all.push_page(sibling_page);
+        if kind == PageKind::Branch {
+            node::branch_record(&mut record, &separator, leftmost);
+            all.push(&record);
+        }
+        (0..g.len()).for_each(|j| all.push(g.get(j)));
+        (sibling, pgno, sibling_leftmost)
+    };
+    if !all.ascending() {
+        return Err(misplaced(pager, left, right));
+    }
+    let pair = Pair {
+        li,
+        left,
+        right,
+        kind,
+        left_leftmost,
+    };
+    redistribute(pager, root, path, depth, &pair, &all)
+}
+
+/// Two sibling pages: children `li` and `li + 1` of a branch.
+struct Pair {
+    li: usize,
+    left: Pgno,
+    right: Pgno,
+    kind: PageKind,
+    /// A branch pair's leftmost child (0 for leaves).
+    left_leftmost: Pgno,
+}
+
+/// Shares `all` (the records of `pair`, in key order, with a branch pair's separator between
+/// them) evenly between the two pages, and puts the new separator in their parent, the branch at
+/// `depth` of `path` (which may split). Returns false, changing nothing, if the halves would
+/// not fit.
+fn redistribute(
+    pager: &mut Pager,
+    root: Pgno,
+    path: &Path,
+    depth: usize,
+    pair: &Pair,
+    all: &Gathered,
+) -> Result<bool> {
+    let page_size = pager.page_size();
+    let h = halves(all, pair.kind, false);
+    if !all.fits(page_size, 0..h.at) || !all.fits(page_size, h.right.clone()) {
+        return Ok(false);
+    }
+    all.build(
+        pager.page_mut(pair.left)?,
+        pair.kind,
+        pair.left_leftmost,
+        0..h.at,
+    );
+    all.build(
+        pager.page_mut(pair.right)?,
+        pair.kind,
+        h.right_leftmost,
+        h.right.clone(),
+    );
+    // The new separator may be longer than the old one: the parent may split.
+    let parent = path.steps[depth].pgno;
+    node::remove(pager.page_mut(parent)?, pair.li);
+    let mut record = Vec::new();
+    node::branch_record(&mut record, &h.separator, pair.right);
+    insert_at(pager, root, path, depth, parent, pair.li, record)?;
+    Ok(true)
+}
+
+fn misplaced(pager: &Pager, left: Pgno, right: Pgno) -> crate::JetError {
+    corruption(
+        pager,
+        format_args!("sibling pages {left} and {right} hold keys out of order across them"),
+    )
+}
+
+/// Whether the way down through the first `depth` branches of `path` always took the last
+/// child: the page reached is the last of its level.
+fn rightmost(pager: &mut Pager, path: &Path, depth: usize) -> Result<bool> {
+    for step in &path.steps[..depth] {
+        if step.child + 1 != node::children(pager.page(step.pgno)?) {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// On a sound tree a branch still names, at the index taken on the way down, the child it
+/// named then; in a corrupt one a page shared with a level below may have changed under us.
+fn check_child(pager: &mut Pager, step: Step, child: Pgno) -> Result<()> {
+    let page = pager.page(step.pgno)?;
+    let sound = node::kind(page) == Some(PageKind::Branch)
+        && step.child < node::children(page)
+        && node::child(page, step.child) == child;
+    if !sound {
+        bail!(
+            DatabaseCorrupted,
+            "{}: branch page {} changed under an operation below it (a shared page?)",
+            pager.path().display(),
+            step.pgno
+        );
+    }
+    Ok(())
+}
+
+/// Merges page `underfull`, the child the branch at `depth` of `path` was left through, with a
+/// neighbour if both fit one page, and otherwise shares their records evenly between the two. Returns whether they merged (the
+/// branch lost a key).
+fn rebalance(
+    pager: &mut Pager,
+    root: Pgno,
+    path: &Path,
+    depth: usize,
+    underfull: Pgno,
+) -> Result<bool> {
+    // The parent must still name the page that fell below a quarter (a corrupt tree, whose
+    // pages are shared between places, may have changed it): the size bounds below rely on it.
+    check_child(pager, path.steps[depth], underfull)?;
+    let i = path.steps[depth].child;
+    let parent = path.steps[depth].pgno;
+    let page = pager.page(parent)?;
+    if node::kind(page) != Some(PageKind::Branch) {
+        bail!(
+            DatabaseCorrupted,
+            "{}: page {parent} changed from a branch (a shared page?)",
+            pager.path().display()
+        );
+    }
+    let n = node::children(page);
+    if n < 2 {
+        // An only child has no neighbour; its parent is fixed one level up.
+        return Ok(false);
+    }
+    let li = i.saturating_sub(1).min(n - 2);
+    let (left, right) = (node::child(page, li), node::child(page, li + 1));
+    let separator = node::key(page, li).to_vec();
+    if left == right || left == parent || right == parent {
+        bail!(
+            DatabaseCorrupted,
+            "{}: branch page {parent} links to page {left} or {right} twice",
+            pager.path().display()
+        );
+    }
+    let (left_kind, right_kind) = (pager.kind(left)?, pager.kind(right)?);
+    if left_kind != right_kind || !matches!(left_kind, PageKind::Leaf | PageKind::Branch) {
+        bail!(
+            DatabaseCorrupted,
+            "{}: sibling pages {left} ({left_kind:?}) and {right} ({right_kind:?}) are of different kinds",
+            pager.path().display()
+        );
+    }
+    let kind = left_kind;
+    let mut g = Gathered::default();
+    let left_page = pager.page(left)?;
+    let leftmost = node::child(left_page, 0);
+    g.push_page(left_page);
+    let right_page = pager.page(right)?;
+    if kind == PageKind::Branch {
+        let mut record = Vec::new();
+        node::branch_record(&mut record, &separator, node::child(right_page, 0));
+        g.push(&record);
+    }
+    g.push_page(right_page);
+    if !g.ascending() {
+        return Err(misplaced(pager, left, right));
+    }
+    let page_size = pager.page_size();
+    let leftmost = if kind == PageKind::Branch {
+        leftmost
+    } else {
+        0
+    };
+    if g.fits(page_size, 0..g.len()) {
+        g.build(pager.page_mut(left)?, kind, leftmost, 0..g.len());
+        pager.free(right)?;
+        node::remove(pager.page_mut(parent)?, li);
+        return Ok(true);
+    }
+    let pair = Pair {
+        li,
+        left,
+        right,
+        kind,
+        left_leftmost: leftmost,
+    };
+    redistribute(pager, root, path, depth, &pair, &g)?;
+    Ok(false)
+}
+
+/// A branch root left with one child takes that child's content, as often as it takes.
+fn collapse_root(pager: &mut Pager, root: Pgno) -> Result<()> {
+    loop {
+        let page = pager.page(root)?;
+        if node::kind(page) != Some(PageKind::Branch) || node::count(page) > 0 {
+            return Ok(());
+        }
+        let only_child = node::child(page, 0);
+        if only_child == root {
+            bail!(
+                DatabaseCorrupted,
+                "{}: branch page {root} names itself as its child",
+                pager.path().display()
+            );
+        }
+        let content = pager.page(only_child)?.to_vec();
+        node::copy_content(pager.page_mut(root)?, &content);
+        pager.free(only_child)?;
+    }
+}
+
+/// The index in `[lo, hi]` at which the items' running size first reaches half the total.
+fn split_point(sizes: impl Iterator<Item = usize> + Clone, lo: usize, hi: usize) -> usize {
+    let total: usize = sizes.clone().sum();
+    let mut running = 0;
+    for (i, size) in sizes.enumerate() {
+        if running + size / 2 >= total / 2 {
+            return i.clamp(lo, hi);
+        }
+        running += size;
+    }
+    hi
+}
+
+/// The shortest prefix of `right` that sorts after `left`: a separator between two leaves that
+/// keeps branch pages small.
+fn shortest_separator(left: &[u8], right: &[u8]) -> Vec<u8> {
+    debug_assert!(left < right);
+    (1..=right.len())
+        .map(|n| &right[..n])
+        .find(|prefix| *prefix > left)
+        .unwrap_or(right)
+        .to_vec()
+}
+
+/// The key range `[low, high)` a page's keys must lie in, as its ancestors' separators say
+/// (`None`: unbounded).
+#[derive(Clone, Debug, Default)]
+struct Bounds {
+    low: Option<Vec<u8>>,
+    high: Option<Vec<u8>>,
+}
+
+impl Bounds {
+    fn admit(&self, key: &[u8]) -> bool {
+        self.low.as_deref().is_none_or(|low| key >= low)
+            && self.high.as_deref().is_none_or(|high| key < high)
+    }
+
+    /// The bounds of child `i` of `branch`, whose own bounds are `self`: the separators around
+    /// the child, narrowed to the branch's own range. (On a sound tree the separators lie inside
+    /// it; narrowing keeps a misplaced separator from widening the range of the keys below.)
+    fn child(&self, branch: &[u8], i: usize) -> Bounds {
+        let count = node::count(branch);
+        let separator_low = i.checked_sub(1).map(|i| node::key(branch, i));
+        let separator_high = (i < count).then(|| node::key(branch, i));
+        let low = match (self.low.as_deref(), separator_low) {
+            (Some(a), Some(b)) => Some(a.max(b).to_vec()),
+            (a, b) => a.or(b).map(<[u8]>::to_vec),
+        };
+        let high = match (self.high.as_deref(), separator_high) {
+            (Some(a), Some(b)) => Some(a.min(b).to_vec()),
+            (a, b) => a.or(b).map(<[u8]>::to_vec),
+        };
+        Bounds { low, high }
+    }
+}
+
+/// A branch on the way down to a cursor's leaf: its page, the child taken (index and page), its
+/// own bounds.
+#[derive(Clone, Debug)]
+struct Level {
+    pgno: Pgno,
+    child: usize,
+    child_pgno: Pgno,
+    bounds: Bounds,
+}
+
+/// Where a cursor stands: the branches on the way down, and the entry's leaf, index and bounds.
+/// It stays valid while the tree does not change, and nothing can change the tree while a
+/// cursor holds a position: the cursor borrows the database mutably.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Position {
+    path: Vec<Level>,
+    leaf: Pgno,
+    index: usize,
+    bounds: Bounds,
+}
+
+/// Steps from branch `pgno` (whose bounds are `bounds`) into its child `child`: records the
+/// level in `path`, narrows `bounds` to the child's, and returns the child's page.
+fn descend(
+    path: &mut Vec<Level>,
+    bounds: &mut Bounds,
+    pgno: Pgno,
+    branch: &[u8],
+    child: usize,
+) -> Pgno {
+    let child_pgno = node::child(branch, child);
+    let child_bounds = bounds.child(branch, child);
+    path.push(Level {
+        pgno,
+        child,
+        child_pgno,
+        bounds: mem::replace(bounds, child_bounds),
+    });
+    child_pgno
+}
+
+/// An entry and where it stands.
+pub(crate) type Found = Option<(LeafEntry, Position)>;
+
+/// The entry at `key` or nearest to it in the direction `mode` says.
+pub(crate) fn seek(pager: &mut Pager, root: Pgno, key: &[u8], mode: SeekMode) -> Result<Found> {
+    let mut path: Vec<Level> = Vec::new();
+    let mut bounds = Bounds::default();
+    let mut pgno = root;
+    loop {
+        if path.len() >= DEPTH_MAX {
+            return Err(too_deep(pager, pgno));
+        }
+        let page = pager.page(pgno)?;
+        match node::kind(page) {
+            Some(PageKind::Branch) => {
+                let child = node::child_index(page, key);
+                pgno = descend(&mut path, &mut bounds, pgno, page, child);
+            }
+            Some(PageKind::Leaf) => {
+                let count = node::count(page);
+                if count == 0 && !path.is_empty() {
+                    return Err(empty_leaf(pager, pgno));
+                }
+                let below = node::partition(page, key, false);
+                let not_above = node::partition(page, key, true);
+                let index = match mode {
+                    SeekMode::Eq => Some(below).filter(|&i| i < not_above),
+                    SeekMode::Ge => Some(below).filter(|&i| i < count),
+                    SeekMode::Gt => Some(not_above).filter(|&i| i < count),
+                    SeekMode::Le => not_above.checked_sub(1),
+                    SeekMode::Lt => below.checked_sub(1),
+                };
+                let found = match index {
+                    Some(index) => Some((
+                        node::entry(page, index),
+                        Position {
+                            path,
+                            leaf: pgno,
+                            index,
+                            bounds,
+                        },
+                    )),
+                    None if mode == SeekMode::Eq => None,
+                    None => step_leaf(pager, path, mode.forward())?,
+                };
+                return checked(pager, found, key, mode);
+            }
+            other => return Err(corrupt_kind(pager, pgno, other)),
+        }
+    }
+}
+
+/// The entry after (`forward`) or before the one at `position`, whose key is `key`.
+pub(crate) fn step(
+    pager: &mut Pager,
+    position: Position,
+    key: &[u8],
+    forward: bool,
+) -> Result<Found> {
+    let Position {
+        path,
+        leaf,
+        index,
+        bounds,
+    } = position;
+    let page = pager.page(leaf)?;
+    let next = match node::kind(page) {
+        Some(PageKind::Leaf) => {
+            let j = if forward {
+                index.checked_add(1)
+            } else {
+                index.checked_sub(1)
+            };
+            j.filter(|&j| j < node::count(page))
+                .map(|j| (node::entry(page, j), j))
+        }
+        other => return Err(corrupt_kind(pager, leaf, other)),
+    };
+    let found = match next {
+        Some((entry, index)) => Some((
+            entry,
+            Position {
+                path,
+                leaf,
+                index,
+                bounds,
+            },
+        )),
+        None => step_leaf(pager, path, forward)?,
+    };
+    checked(
+        pager,
+        found,
+        key,
+        if forward { SeekMode::Gt } else { SeekMode::Lt },
+    )
+}
+
+/// `found`, if it lies within its leaf's bounds and on the side of `key` that `mode` asks for.
+/// A sound tree always passes. Checking it turns keys misplaced across pages into an error
+/// instead of a wrong answer, and guarantees that a scan, whose every step must pass the
+/// current key, ends.
+fn checked(pager: &Pager, found: Found, key: &[u8], mode: SeekMode) -> Result<Found> {
+    let found = within_bounds(pager, found)?;
+    if let Some((entry, _)) = found.as_ref().filter(|(e, _)| !mode.admits(&e.key, key)) {
+        bail!(
+            DatabaseCorrupted,
+            "{}: seeking {mode:?} {key:?} found {:?}: keys out of order across pages",
+            pager.path().display(),
+            entry.key
+        );
+    }
+    Ok(found)
+}
+
+/// The first (`forward`) or last entry of the tree.
+pub(crate) fn edge(pager: &mut Pager, root: Pgno, forward: bool) -> Result<Found> {
+    let found = descend_edge(pager, root, forward, Vec::new(), Bounds::default())?;
+    within_bounds(pager, found)
+}
+
+/// `found`, if its key lies in the range its leaf's ancestors give that leaf.
+fn within_bounds(pager: &Pager, found: Found) -> Result<Found> {
+    if let Some((entry, position)) = found.as_ref().filter(|(e, p)| !p.bounds.admit(&e.key)) {
+        bail!(
+            DatabaseCorrupted,
+            "{}: leaf page {} holds key {:?}, outside the range its branches give it",
+            pager.path().display(),
+            position.leaf,
+            entry.key
+        );
+    }
+    Ok(found)
+}
+
+/// From the leaf at the end of `path`, the first entry of the next leaf (or the last of the
+/// previous one).
+fn step_leaf(pager: &mut Pager, mut path: Vec<Level>, forward: bool) -> Result<Found> {
+    while let Some(level) = path.pop() {
+        let page = pager.page(level.pgno)?;
+        // The branch is read again (it may have been evicted meanwhile); it must still be the
+        // page the cursor came down through, or the file changed under it (a lost write).
+        let sound = node::kind(page) == Some(PageKind::Branch)
+            && level.child < node::children(page)
+            && node::child(page, level.child) == level.child_pgno;
+        if !sound {
+            bail!(
+                DatabaseCorrupted,
+                "{}: branch page {} changed under a cursor (a lost write, or the file changed underneath)",
+                pager.path().display(),
+                level.pgno
+            );
+        }
+        let j = if forward {
+            level.child.checked_add(1)
+        } else {
+            level.child.checked_sub(1)
+        };
+        let next = j
+            .filter(|&j| j < node::children(page))
+            .map(|j| (j, node::child(page, j), level.bounds.child(page, j)));
+        if let Some((child, child_pgno, bounds)) = next {
+            path.push(Level {
+                child,
+                child_pgno,
+                ..level
+            });
+            return descend_edge(pager, child_pgno, forward, path, bounds);
+        }
+    }
+    Ok(None)
+}
+
+/// Descends from `pgno`, whose bounds are `bounds`, along the first (or last) children to a leaf
+/// and returns its first (or last) entry. Only the root may be an empty leaf.
+fn descend_edge(
+    pager: &mut Pager,
+    mut pgno: Pgno,
+    forward: bool,
+    mut path: Vec<Level>,
+    mut bounds: Bounds,
+) -> Result<Found> {
+    loop {
+        if path.len() >= DEPTH_MAX {
+            return Err(too_deep(pager, pgno));
+        }
+        let page = pager.page(pgno)?;
+        match node::kind(page) {
+            Some(PageKind::Branch) => {
+                let child = if forward { 0 } else { node::children(page) - 1 };
+                pgno = descend(&mut path, &mut bounds, pgno, page, child);
+            }
+            Some(PageKind::Leaf) => {
+                let count = node::count(page);
+                let index = if forward { 0 } else { count.saturating_sub(1) };
+                return match index < count {
+                    true => Ok(Some((
+                        node::entry(page, index),
+                        Position {
+                            path,
+                            leaf: pgno,
+                            index,
+                            bounds,
+                        },
+                    ))),
+                    false if path.is_empty() => Ok(None),
+                    false => Err(empty_leaf(pager, pgno)),
+                };
+            }
+            other => return Err(corrupt_kind(pager, pgno, other)),
+        }
+    }
+}
+
+/// Every page of the tree under `root`, and every value's overflow chain, visited depth first.
+/// Used to free a whole tree.
+pub(crate) fn visit(
+    pager: &mut Pager,
+    root: Pgno,
+    visit_page: &mut dyn FnMut(Pgno),
+    visit_chain: &mut dyn FnMut(Chain),
+) -> Result<()> {
+    let mut stack = vec![(root, 0usize)];
+    let mut seen = BTreeSet::new();
+    while let Some((pgno, depth)) = stack.pop() {
+        if depth >= DEPTH_MAX {
+            return Err(too_deep(pager, pgno));
+        }
+        if !seen.insert(pgno) {
+            bail!(
+                DatabaseCorrupted,
+                "{}: page {pgno} is linked twice in one tree",
+                pager.path().display()
+            );
+        }
+        visit_page(pgno);
+        let page = pager.page(pgno)?;
+        match node::kind(page) {
+            Some(PageKind::Branch) => {
+                stack.extend((0..node::children(page)).map(|i| (node::child(page, i), depth + 1)))
+            }
+            Some(PageKind::Leaf) => (0..node::count(page))
+                .filter_map(|i| node::value(page, i).chain())
+                .for_each(&mut *visit_chain),
+            other => return Err(corrupt_kind(pager, pgno, other)),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shortest_separator_sorts_between() {
+        assert_eq!(shortest_separator(b"apple", b"banana"), b"b");
+        assert_eq!(shortest_separator(b"abc", b"abd"), b"abd");
+        assert_eq!(shortest_separator(b"ab", b"abc"), b"abc");
+        assert_eq!(shortest_separator(b"", b"\0"), b"\0");
+    }
+
+    #[test]
+    fn split_point_balances_by_size() {
+        assert_eq!(split_point([10, 10, 10, 10].into_iter(), 1, 3), 2);
+        assert_eq!(split_point([100, 1, 1, 1].into_iter(), 1, 3), 1);
+        assert_eq!(split_point([1, 1, 1, 100].into_iter(), 1, 3), 3);
+    }
+}

@@ -1,0 +1,998 @@
+//! The pager: the database file seen as numbered pages, through a cache of page frames.
+//!
+//! The cache holds each page as its bytes (`node` reads and changes them in place). It hands
+//! out pages ([`Pager::page`] to read, [`Pager::page_mut`] to change), allocates and
+//! frees them (a free list threaded through the free pages), and writes changed pages back.
+//!
+//! Changed pages reach the file only in batches ([`Pager::write_batch`]): every changed page
+//! and the header describing them, through the doublewrite file (see `doublewrite`), so the
+//! file always holds one whole state of the trees — what a log of operations replays onto.
+//! A batch is written by [`Pager::flush`], by the instance (a checkpoint, cache pressure), and
+//! without a log when the cache is full of changed pages.
+//!
+//! Every change stamps the page with a new dbtime, so a page's dbtime only grows. Each batch
+//! records the dbtime it writes every page with in the flush map (see `flushmap`), which the
+//! pager holds whole in memory, and a page read back with another dbtime is refused
+//! (`JET_errReadLostFlushVerifyFailure`): a write lost or misplaced is never data. A batch
+//! written between flushes records the state `DirtyShutdown`; only a flush that ends with
+//! `CleanShutdown` marks the file consistent again.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::mem;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rustc_hash::FxHashMap;
+
+use crate::base::error::{ErrorKind, JetError, Result, bail};
+use crate::base::limits;
+use crate::base::vfs::{Vfs, VfsFile};
+use crate::store::catalog::CATALOG_ROOT;
+use crate::store::doublewrite::{self, BatchWriter};
+use crate::store::flushmap;
+use crate::store::header::{DbHeader, DbState, HEADER_PGNO, Lgpos, SHADOW_PGNO};
+use crate::store::node;
+use crate::store::page::{self, PageHeader, PageKind, Pgno};
+
+/// Writes of consecutive pages are gathered into one of at most this many bytes.
+const WRITE_BATCH_BYTES_MAX: usize = 1024 * 1024;
+
+struct Frame {
+    /// The page's bytes. Its envelope's dbtime and kind are current; its page number and
+    /// checksum are sealed only when it is written.
+    page: Box<[u8]>,
+    /// Changed since the last batch (and listed in `Pager::dirty`).
+    dirty: bool,
+    used: u64,
+}
+
+/// What an online backup needs of the file as it was when the backup began: before the pager
+/// overwrites a page the backup has not copied yet, it saves the page's content here
+/// (copy-before-write), so the backup copies the file exactly as it stood at its begin, while
+/// the instance goes on writing.
+#[derive(Debug, Default)]
+pub(crate) struct CopyFence {
+    /// The backup copies pages `[0, end)`: the file's length when it began.
+    pub(crate) end: Pgno,
+    /// Pages below this are copied.
+    pub(crate) copied_below: Pgno,
+    /// Pages at or above `copied_below` whose begin-time content is already saved (or was
+    /// copied ahead of the cursor): they are not saved again.
+    pub(crate) secured: BTreeSet<Pgno>,
+    /// Begin-time content of pages overwritten since, for the backup to copy.
+    pub(crate) saved: BTreeMap<Pgno, Vec<u8>>,
+    /// A read that failed while saving a page: the backup fails with it.
+    pub(crate) failed: Option<JetError>,
+}
+
+impl CopyFence {
+    fn needs(&self, pgno: Pgno) -> bool {
+        self.failed.is_none()
+            && pgno >= self.copied_below
+            && pgno < self.end
+            && !self.secured.contains(&pgno)
+    }
+}
+
+pub(crate) struct Pager {
+    vfs: Arc<dyn Vfs>,
+    file: Box<dyn VfsFile>,
+    /// The doublewrite file, opened at the first batch.
+    doublewrite: Option<Box<dyn VfsFile>>,
+    path: PathBuf,
+    page_size: usize,
+    writable: bool,
+    /// The header as it will next be written; `page_count`, the free list and dbtime live here.
+    header: DbHeader,
+    /// The state the header on disk records.
+    /// The header the file holds: what the last batch installed.
+    disk: DbHeader,
+    /// Whether `header` differs from the copies on disk.
+    header_dirty: bool,
+    /// Pages written to the file since it was opened (header copies included).
+    pages_written: u64,
+    /// The first failed write or fsync. After it the file's state is unknown (a failed fsync
+    /// may have dropped written pages), so the pager writes nothing more.
+    poisoned: Option<JetError>,
+    /// Looked up on every page access: hashed (with no random state, so every run is alike),
+    /// and never iterated in an order that matters.
+    cache: FxHashMap<Pgno, Frame>,
+    cache_pages_max: usize,
+    /// The changed pages, in the order first changed: the next batch.
+    dirty: Vec<Pgno>,
+    /// Frames of evicted pages, for the next loads to reuse.
+    spare: Vec<Box<[u8]>>,
+    /// A buffer lent to the tree for encoding records, so a put allocates none.
+    buffer: Vec<u8>,
+    /// A logical clock for least-recently-used eviction.
+    tick: u64,
+    /// Whether a write-ahead log covers this file: changed pages then wait in the cache for
+    /// the instance to write a batch (it flushes the log first).
+    logging: bool,
+    /// With logging on: the end of the log records whose changes the cache holds.
+    logged_through: u64,
+    /// With logging on: how far the log is durable. No batch is written before the log is
+    /// durable past every change it holds (`logged_through`).
+    wal_durable: u64,
+    /// While an online backup copies the file: its copy-before-write fence.
+    fence: Option<CopyFence>,
+    /// `PlantedBug::BatchSkipsDoublewrite`.
+    skip_doublewrite: bool,
+    /// The flush map: for each page, the dbtime its last write gave it (0 for the header
+    /// copies and pages never written); a map page's entry is its own dbtime.
+    stamps: Vec<u64>,
+    /// Whether a page read from the file has its checksum checked
+    /// (`PlantedBug::PageChecksumUnchecked` clears it).
+    check_checksums: bool,
+    /// Whether a page read from the file is checked against the flush map
+    /// (`PlantedBug::FlushMapUnchecked` clears it).
+    check_flush: bool,
+}
+
+impl Pager {
+    /// A pager over `file`, whose header (already read and validated) is `header`.
+    pub(crate) fn new(
+        vfs: Arc<dyn Vfs>,
+        file: Box<dyn VfsFile>,
+        path: &Path,
+        header: DbHeader,
+        writable: bool,
+        cache_size: usize,
+    ) -> Pager {
+        let page_size = header.page_size as usize;
+        assert!(limits::page_size_valid(page_size));
+        Pager {
+            vfs,
+            file,
+            doublewrite: None,
+            path: path.to_path_buf(),
+            page_size,
+            writable,
+            disk: header.clone(),
+            header,
+            header_dirty: false,
+            pages_written: 0,
+            poisoned: None,
+            cache: FxHashMap::default(),
+            cache_pages_max: (cache_size / page_size).max(limits::CACHE_PAGES_MIN),
+            dirty: Vec::new(),
+            spare: Vec::new(),
+            buffer: Vec::new(),
+            tick: 0,
+            logging: false,
+            logged_through: 0,
+            wal_durable: 0,
+            fence: None,
+            skip_doublewrite: false,
+            stamps: Vec::new(),
+            check_checksums: true,
+            check_flush: true,
+        }
+    }
+
+    /// Plants `PlantedBug::PageChecksumUnchecked` or `PlantedBug::FlushMapUnchecked` (each
+    /// when its flag is set).
+    pub(crate) fn weaken_checks(&mut self, checksum: bool, flush: bool) {
+        self.check_checksums = !checksum;
+        self.check_flush = !flush;
+    }
+
+    /// Reads the flush map's pages and checks them against the header's digest: a map page
+    /// that lost a write, or any map page damaged, makes the file unreadable as a whole
+    /// (every page's check would rest on it).
+    pub(crate) fn load_flush_map(&mut self) -> Result<()> {
+        let count = self.header.page_count;
+        let mut stamps = vec![0u64; count as usize];
+        stamps[CATALOG_ROOT as usize] = self.header.catalog_stamp;
+        let mut page = vec![0u8; self.page_size];
+        let mut dbtimes = Vec::new();
+        let slots = flushmap::slots(self.page_size);
+        for map in flushmap::map_pages(count, self.page_size) {
+            let offset = u64::from(map) * self.page_size as u64;
+            self.file.read_exact_at(&mut page, offset).map_err(|err| {
+                JetError::io(
+                    format!("{}: read flush map page {map}", self.path.display()),
+                    &err,
+                )
+            })?;
+            let (kind, dbtime) = node::validate_with(&page, map, self.check_checksums)
+                .map_err(|err| err.context(self.path.display()))?;
+            if kind != PageKind::Map || dbtime > self.header.dbtime {
+                bail!(
+                    DatabaseCorrupted,
+                    "{}: page {map} should be a page of the flush map, at most dbtime {}, but is a {kind:?} page of dbtime {dbtime}",
+                    self.path.display(),
+                    self.header.dbtime
+                );
+            }
+            dbtimes.push(dbtime);
+            stamps[map as usize] = dbtime;
+            for slot in 1..slots {
+                let Some(stamp) = stamps.get_mut((map + slot) as usize) else {
+                    break;
+                };
+                *stamp = flushmap::entry(&page, slot as usize);
+            }
+        }
+        let found = flushmap::digest(dbtimes.into_iter());
+        if found != self.header.map_digest && self.check_flush {
+            return Err(
+                flushmap::stale_map(self.header.map_digest, found).context(self.path.display())
+            );
+        }
+        self.stamps = stamps;
+        Ok(())
+    }
+
+    /// The flush map: for each page, the dbtime its last write gave it.
+    pub(crate) fn stamps(&self) -> &[u64] {
+        &self.stamps
+    }
+
+    /// Plants `PlantedBug::BatchSkipsDoublewrite`.
+    pub(crate) fn skip_doublewrite(&mut self) {
+        self.skip_doublewrite = true;
+    }
+
+    /// Puts the pager under a write-ahead log: changed pages wait in the cache until the
+    /// instance writes a batch, once the log holding their changes is durable
+    /// ([`Pager::logged`], [`Pager::set_wal_durable`]).
+    pub(crate) fn enable_logging(&mut self) {
+        self.logging = true;
+    }
+
+    /// Records that the log records of the changes the cache holds end at `lsn`.
+    pub(crate) fn logged(&mut self, lsn: u64) {
+        debug_assert!(lsn >= self.logged_through, "log positions only grow");
+        self.logged_through = lsn;
+    }
+
+    /// Records that the log is durable up to `lsn`.
+    pub(crate) fn set_wal_durable(&mut self, lsn: u64) {
+        debug_assert!(lsn >= self.wal_durable, "the durable log only grows");
+        self.wal_durable = lsn;
+    }
+
+    /// How many pages the cache holds.
+    pub(crate) fn cached_pages(&self) -> usize {
+        self.cache.len()
+    }
+
+    /// The cache's size, in pages.
+    pub(crate) fn cache_pages_max(&self) -> usize {
+        self.cache_pages_max
+    }
+
+    /// How many cached pages may not be evicted now: every changed page (it waits for the
+    /// next batch).
+    pub(crate) fn pinned_pages(&self) -> usize {
+        self.dirty_pages()
+    }
+
+    /// Whether the cache holds more pages than its size (changed pages waiting for a batch).
+    pub(crate) fn over_capacity(&self) -> bool {
+        self.cache.len() > self.cache_pages_max
+    }
+
+    /// Evicts unchanged pages until the cache is within its size, as far as it can.
+    pub(crate) fn trim(&mut self) -> Result<()> {
+        while self.cache.len() >= self.cache_pages_max {
+            let before = self.cache.len();
+            self.make_room()?;
+            if self.cache.len() == before {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Sets the state the next header write records.
+    pub(crate) fn set_state(&mut self, state: DbState) {
+        if self.header.state != state {
+            self.header.state = state;
+            self.header_dirty = true;
+        }
+    }
+
+    /// The header to be written, for changes recovery and shutdown make to it.
+    pub(crate) fn header_mut(&mut self) -> &mut DbHeader {
+        self.header_dirty = true;
+        &mut self.header
+    }
+
+    pub(crate) fn page_size(&self) -> usize {
+        self.page_size
+    }
+
+    pub(crate) fn header(&self) -> &DbHeader {
+        &self.header
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub(crate) fn writable(&self) -> bool {
+        self.writable
+    }
+
+    /// The page `pgno`, read from the file if it is not cached.
+    pub(crate) fn page(&mut self, pgno: Pgno) -> Result<&[u8]> {
+        self.load(pgno)?;
+        let frame = self.cache.get_mut(&pgno).expect("loaded");
+        frame.used = self.tick;
+        Ok(&frame.page)
+    }
+
+    /// The kind of page `pgno`.
+    pub(crate) fn kind(&mut self, pgno: Pgno) -> Result<PageKind> {
+        let page = self.page(pgno)?;
+        Ok(node::kind(page).expect("cached pages have a known kind"))
+    }
+
+    /// The page `pgno`, to change: it is stamped with a new dbtime and will be written back.
+    pub(crate) fn page_mut(&mut self, pgno: Pgno) -> Result<&mut [u8]> {
+        assert!(self.writable, "a read-only pager is never changed");
+        self.load(pgno)?;
+        let dbtime = self.next_dbtime()?;
+        let frame = self.cache.get_mut(&pgno).expect("loaded");
+        assert!(
+            dbtime > page::dbtime_of(&frame.page),
+            "page dbtimes only grow"
+        );
+        page::set_dbtime(&mut frame.page, dbtime);
+        if !frame.dirty {
+            frame.dirty = true;
+            self.dirty.push(pgno);
+        }
+        frame.used = self.tick;
+        Ok(&mut frame.page)
+    }
+
+    /// A new page, made what `init` makes of it: the head of the free list, or a page past
+    /// the end.
+    pub(crate) fn alloc(&mut self, init: impl FnOnce(&mut [u8])) -> Result<Pgno> {
+        assert!(self.writable);
+        let pgno = if self.header.free_head != 0 {
+            let head = self.header.free_head;
+            if self.kind(head)? != PageKind::Free {
+                bail!(
+                    DatabaseCorrupted,
+                    "{}: page {head} is on the free list but is not free",
+                    self.path.display()
+                );
+            }
+            let next = node::next(self.page(head)?);
+            if next != 0 && (next <= CATALOG_ROOT || next >= self.header.page_count) {
+                bail!(
+                    DatabaseCorrupted,
+                    "{}: free page {head} links to page {next}",
+                    self.path.display()
+                );
+            }
+            if (next == 0) != (self.header.free_count == 1) {
+                bail!(
+                    DatabaseCorrupted,
+                    "{}: the free list ends at page {head} but the header counts {} free pages",
+                    self.path.display(),
+                    self.header.free_count
+                );
+            }
+            self.header.free_head = next;
+            self.header.free_count -= 1;
+            head
+        } else {
+            // (Two pages when the next number is a map page's.)
+            if u64::from(self.header.page_count) + 2 > limits::PAGE_COUNT_MAX {
+                bail!(
+                    OutOfDatabaseSpace,
+                    "{} holds the most pages a database can",
+                    self.path.display()
+                );
+            }
+            self.make_room()?;
+            if flushmap::is_map(self.header.page_count, self.page_size) {
+                // A new group of pages starts with its map page, written at the next batch.
+                let map = self.header.page_count;
+                let mut page = self.frame();
+                page.fill(0);
+                flushmap::fill(&mut page, map, &self.stamps);
+                self.cache.insert(
+                    map,
+                    Frame {
+                        page,
+                        dirty: true,
+                        used: self.tick,
+                    },
+                );
+                self.dirty.push(map);
+                self.stamps.push(0);
+                self.header.page_count += 1;
+            }
+            let pgno = self.header.page_count;
+            self.header.page_count += 1;
+            self.stamps.push(0);
+            // Zeroed whole: a new page's dbtime starts at 0 (a read fills the frame instead).
+            let mut page = self.frame();
+            page.fill(0);
+            node::init_free(&mut page, 0);
+            self.cache.insert(
+                pgno,
+                Frame {
+                    page,
+                    dirty: true,
+                    used: self.tick,
+                },
+            );
+            self.dirty.push(pgno);
+            pgno
+        };
+        self.header_dirty = true;
+        init(self.page_mut(pgno)?);
+        Ok(pgno)
+    }
+
+    /// Puts page `pgno` on the free list.
+    pub(crate) fn free(&mut self, pgno: Pgno) -> Result<()> {
+        // A sound tree never frees a fixed page; only a corrupt link can name one.
+        if pgno <= CATALOG_ROOT || pgno >= self.header.page_count {
+            bail!(
+                DatabaseCorrupted,
+                "{}: a link to page {pgno}, which cannot be freed",
+                self.path.display()
+            );
+        }
+        if self.kind(pgno)? == PageKind::Free {
+            bail!(
+                DatabaseCorrupted,
+                "{}: page {pgno} is freed twice (linked from two places)",
+                self.path.display()
+            );
+        }
+        let head = self.header.free_head;
+        node::init_free(self.page_mut(pgno)?, head);
+        self.header.free_head = pgno;
+        self.header.free_count += 1;
+        self.header_dirty = true;
+        Ok(())
+    }
+
+    /// The pager's spare buffer (empty), lent out; [`Pager::give_buffer`] returns it.
+    pub(crate) fn take_buffer(&mut self) -> Vec<u8> {
+        mem::take(&mut self.buffer)
+    }
+
+    /// Returns a buffer lent by [`Pager::take_buffer`].
+    pub(crate) fn give_buffer(&mut self, mut buffer: Vec<u8>) {
+        buffer.clear();
+        self.buffer = buffer;
+    }
+
+    /// A frame to fill: an evicted page's (holding its old bytes), or a new one.
+    fn frame(&mut self) -> Box<[u8]> {
+        self.spare
+            .pop()
+            .unwrap_or_else(|| vec![0u8; self.page_size].into_boxed_slice())
+    }
+
+    /// Writes every changed page and the header as one batch, its state the header's.
+    pub(crate) fn flush(&mut self) -> Result<()> {
+        if !self.writable {
+            return Ok(());
+        }
+        let state = self.header.state;
+        self.write_batch(state)
+    }
+
+    /// How many changed pages wait in the cache.
+    /// Pages written to the file since it was opened (header copies included).
+    pub(crate) fn pages_written(&self) -> u64 {
+        self.pages_written
+    }
+
+    pub(crate) fn dirty_pages(&self) -> usize {
+        self.dirty.len()
+    }
+
+    fn next_dbtime(&mut self) -> Result<u64> {
+        let Some(next) = self.header.dbtime.checked_add(1) else {
+            bail!(
+                DatabaseCorrupted,
+                "{}: the header's dbtime is at its maximum",
+                self.path.display()
+            );
+        };
+        self.header.dbtime = next;
+        self.header_dirty = true;
+        Ok(next)
+    }
+
+    /// The first failed write or fsync, if any.
+    pub(crate) fn poisoned(&self) -> Option<&JetError> {
+        self.poisoned.as_ref()
+    }
+
+    /// Records a failed write or fsync and returns its error.
+    fn io_failed(&mut self, what: String, err: &std::io::Error) -> JetError {
+        let err = JetError::io(format!("{}: {what}", self.path.display()), err);
+        self.poisoned.get_or_insert_with(|| err.clone());
+        err
+    }
+
+    fn load(&mut self, pgno: Pgno) -> Result<()> {
+        self.tick += 1;
+        if let Some(frame) = self.cache.get(&pgno) {
+            // A map page is cached only while a batch is due to write it: a link to it is
+            // corrupt (checked here by its kind, one byte of a frame already at hand).
+            if frame.page[16] == PageKind::Map as u8 {
+                bail!(
+                    DatabaseCorrupted,
+                    "{}: a link to page {pgno}, a page of the flush map",
+                    self.path.display()
+                );
+            }
+            return Ok(());
+        }
+        if pgno < CATALOG_ROOT || pgno >= self.header.page_count {
+            bail!(
+                DatabaseCorrupted,
+                "{}: a link to page {pgno}, outside the database's {} pages",
+                self.path.display(),
+                self.header.page_count
+            );
+        }
+        if flushmap::is_map(pgno, self.page_size) {
+            bail!(
+                DatabaseCorrupted,
+                "{}: a link to page {pgno}, a page of the flush map",
+                self.path.display()
+            );
+        }
+        self.make_room()?;
+        let offset = u64::from(pgno) * self.page_size as u64;
+        let mut page = self.frame();
+        let checked = match self.file.read_exact_at(&mut page, offset) {
+            Ok(()) => node::validate_with(&page, pgno, self.check_checksums)
+                .map_err(|err| err.context(self.path.display())),
+            // A page the map says was written, past the file's end: the write that would
+            // have grown the file was lost.
+            Err(err)
+                if err.kind() == std::io::ErrorKind::UnexpectedEof
+                    && self.stamps[pgno as usize] != 0 =>
+            {
+                Err(flushmap::lost_flush(pgno, 0, self.stamps[pgno as usize])
+                    .context(format!("{} (past the file's end)", self.path.display())))
+            }
+            Err(err) => Err(JetError::io(
+                format!("{}: read page {pgno}", self.path.display()),
+                &err,
+            )),
+        };
+        let (kind, dbtime) = match checked {
+            Ok(checked) => checked,
+            Err(err) => {
+                self.spare.push(page);
+                return Err(err);
+            }
+        };
+        if dbtime > self.header.dbtime || kind == PageKind::Map {
+            self.spare.push(page);
+            bail!(
+                DatabaseCorrupted,
+                "{}: page {pgno} is a {kind:?} page of dbtime {dbtime} (the database's is {})",
+                self.path.display(),
+                self.header.dbtime
+            );
+        }
+        // The flush map: the page must be the one its last write left.
+        let expected = self.stamps[pgno as usize];
+        if dbtime != expected && self.check_flush {
+            self.spare.push(page);
+            return Err(flushmap::lost_flush(pgno, dbtime, expected).context(self.path.display()));
+        }
+        self.cache.insert(
+            pgno,
+            Frame {
+                page,
+                dirty: false,
+                used: self.tick,
+            },
+        );
+        Ok(())
+    }
+
+    /// Without a log, between changes: when changed pages keep the cache over its size,
+    /// writes them as a batch (the file is then marked not consistent on its own until the
+    /// next flush) and evicts.
+    pub(crate) fn relieve_unlogged(&mut self) -> Result<()> {
+        if self.logging || !self.writable || !self.over_capacity() {
+            return Ok(());
+        }
+        self.trim()?;
+        if self.over_capacity() {
+            self.write_batch(DbState::DirtyShutdown)?;
+            self.trim()?;
+        }
+        Ok(())
+    }
+
+    /// Evicts the least recently used quarter of the cache when it is full. Only unchanged
+    /// pages are evicted: when changed pages fill it, the cache grows past its size until a
+    /// batch is written between changes (by the instance, or [`Pager::relieve_unlogged`]).
+    fn make_room(&mut self) -> Result<()> {
+        if self.cache.len() < self.cache_pages_max {
+            return Ok(());
+        }
+        let want = self.cache_pages_max / 4 + 1;
+        let mut by_age: Vec<(u64, Pgno)> = self
+            .cache
+            .iter()
+            .filter(|(_, f)| !f.dirty)
+            .map(|(&pgno, f)| (f.used, pgno))
+            .collect();
+        by_age.sort_unstable();
+        for &(_, pgno) in by_age.iter().take(want) {
+            let frame = self.cache.remove(&pgno).expect("listed");
+            if self.spare.len() < 16 {
+                self.spare.push(frame.page);
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts a backup's copy-before-write fence over the pages the file holds now; returns
+    /// how many pages that is.
+    pub(crate) fn set_fence(&mut self) -> Result<Pgno> {
+        assert!(self.fence.is_none(), "one backup at a time");
+        let len = self
+            .file
+            .len()
+            .map_err(|err| JetError::io(format!("{}: length", self.path.display()), &err))?;
+        let end = Pgno::try_from(len / self.page_size as u64).unwrap_or(Pgno::MAX);
+        self.fence = Some(CopyFence {
+            end,
+            ..CopyFence::default()
+        });
+        Ok(end)
+    }
+
+    /// The running backup's fence.
+    pub(crate) fn fence_mut(&mut self) -> Option<&mut CopyFence> {
+        self.fence.as_mut()
+    }
+
+    /// Ends the backup's fence.
+    pub(crate) fn clear_fence(&mut self) {
+        self.fence = None;
+    }
+
+    /// Reads `buf.len() / page_size` pages from the file as it is, from page `first` on
+    /// (for a backup; nothing is verified or cached).
+    pub(crate) fn read_raw(&self, first: Pgno, buf: &mut [u8]) -> Result<()> {
+        let offset = u64::from(first) * self.page_size as u64;
+        self.file.read_exact_at(buf, offset).map_err(|err| {
+            JetError::io(
+                format!(
+                    "{}: read from page {first} for a backup",
+                    self.path.display()
+                ),
+                &err,
+            )
+        })
+    }
+
+    /// Saves, for a running backup, the content of pages `first..first + count` that it still
+    /// needs as they were when it began — just before they are overwritten.
+    fn save_for_backup(&mut self, first: Pgno, count: u32) {
+        let Some(fence) = &mut self.fence else {
+            return;
+        };
+        for pgno in first..first + count {
+            if !fence.needs(pgno) {
+                continue;
+            }
+            let mut page = vec![0u8; self.page_size];
+            match self
+                .file
+                .read_exact_at(&mut page, u64::from(pgno) * self.page_size as u64)
+            {
+                Ok(()) => {
+                    fence.secured.insert(pgno);
+                    fence.saved.insert(pgno, page);
+                }
+                Err(err) => {
+                    fence.failed = Some(JetError::io(
+                        format!(
+                            "{}: read page {pgno} to keep it for the running backup",
+                            self.path.display()
+                        ),
+                        &err,
+                    ));
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Writes every changed page and the header (recording `state`) as one atomic batch:
+    /// through the doublewrite file, then into place, then the header's two copies (see
+    /// `doublewrite`). Afterwards no page is changed and the file holds this state whole.
+    pub(crate) fn write_batch(&mut self, state: DbState) -> Result<()> {
+        self.check_not_poisoned()?;
+        // The WAL rule: no change reaches the file before the log records holding it are
+        // durable.
+        assert!(
+            !self.logging || self.logged_through <= self.wal_durable,
+            "a batch written before its log records are durable"
+        );
+        let maps = if self.dirty.is_empty() {
+            Vec::new()
+        } else {
+            self.stamp_batch()?
+        };
+        self.dirty.sort_unstable();
+        let dirty = self.dirty.clone();
+        // Sealed once here: the doublewrite file and the file's place get the same bytes.
+        for pgno in &dirty {
+            let frame = self.cache.get_mut(pgno).expect("listed");
+            let header = PageHeader {
+                pgno: *pgno,
+                dbtime: page::dbtime_of(&frame.page),
+                kind: node::kind(&frame.page).expect("cached pages have a known kind"),
+            };
+            page::seal(&mut frame.page, header);
+        }
+        if dirty.is_empty() && !self.header_dirty && self.disk.state == state {
+            return Ok(());
+        }
+        let Some(sequence) = self.header.sequence.checked_add(1) else {
+            bail!(
+                DatabaseCorrupted,
+                "{}: the header's update sequence is at its maximum",
+                self.path.display()
+            );
+        };
+        let mut image = self.header.clone();
+        image.state = state;
+        image.sequence = sequence;
+        if self.logging {
+            // The file will hold every change logged so far: a log that later ends before
+            // this lost what it had made durable (`recovery::run` refuses it).
+            let through = Lgpos {
+                generation: (self.logged_through >> 32) as u32,
+                offset: self.logged_through as u32,
+            };
+            image.log_through = image.log_through.max(through);
+            self.header.log_through = image.log_through;
+        }
+        if !dirty.is_empty() {
+            if !self.skip_doublewrite {
+                self.write_through_doublewrite(&image, &dirty)?;
+            }
+            self.write_in_place(&dirty)?;
+            self.sync()?;
+            for pgno in &dirty {
+                self.cache
+                    .get_mut(pgno)
+                    .expect("a changed page stays cached")
+                    .dirty = false;
+            }
+            self.dirty.clear();
+            // Map pages are rebuilt from `stamps` at each batch, never read: no use caching.
+            for map in maps {
+                let frame = self.cache.remove(&map).expect("a written map page");
+                if self.spare.len() < 16 {
+                    self.spare.push(frame.page);
+                }
+            }
+        }
+        self.write_header_copies(&image)?;
+        self.header.sequence = sequence;
+        self.header_dirty = self.header.state != state;
+        if state == DbState::CleanShutdown
+            && let Some(dw) = &self.doublewrite
+        {
+            // The file is consistent on its own: the last batch is history, and its room in
+            // the doublewrite file is given back. (Not synced: a batch left there is older
+            // than the header, never installed again.)
+            let path = doublewrite::path_for(&self.path);
+            if let Err(err) = dw.set_len(0) {
+                return Err(self.io_failed(format!("empty {}", path.display()), &err));
+            }
+        }
+        Ok(())
+    }
+
+    /// Records in the flush map the dbtime each changed page is about to be written with,
+    /// and rebuilds the map pages that hold those entries as changed pages of the same
+    /// batch, each with a new dbtime of its own; then the header's catalog stamp and map
+    /// digest. Returns the map pages.
+    fn stamp_batch(&mut self) -> Result<Vec<Pgno>> {
+        let mut maps = Vec::new();
+        for &pgno in &self.dirty {
+            if flushmap::is_map(pgno, self.page_size) {
+                maps.push(pgno);
+                continue;
+            }
+            let dbtime = page::dbtime_of(&self.cache[&pgno].page);
+            debug_assert!(
+                dbtime > self.stamps[pgno as usize],
+                "page dbtimes only grow"
+            );
+            self.stamps[pgno as usize] = dbtime;
+            if pgno > CATALOG_ROOT {
+                maps.push(flushmap::locate(pgno, self.page_size).0);
+            }
+        }
+        maps.sort_unstable();
+        maps.dedup();
+        for &map in &maps {
+            let dbtime = self.next_dbtime()?;
+            if !self.cache.contains_key(&map) {
+                let page = self.frame();
+                self.cache.insert(
+                    map,
+                    Frame {
+                        page,
+                        dirty: false,
+                        used: self.tick,
+                    },
+                );
+            }
+            let frame = self.cache.get_mut(&map).expect("inserted");
+            flushmap::fill(&mut frame.page, map, &self.stamps);
+            page::set_dbtime(&mut frame.page, dbtime);
+            if !frame.dirty {
+                frame.dirty = true;
+                self.dirty.push(map);
+            }
+            self.stamps[map as usize] = dbtime;
+        }
+        self.header.catalog_stamp = self.stamps[CATALOG_ROOT as usize];
+        self.header.map_digest = flushmap::digest(
+            flushmap::map_pages(self.header.page_count, self.page_size)
+                .map(|map| self.stamps[map as usize]),
+        );
+        self.header_dirty = true;
+        Ok(maps)
+    }
+
+    /// Steps 1 and 2 of a batch: its header image and pages into the doublewrite file, then
+    /// its sealed batch header.
+    fn write_through_doublewrite(&mut self, image: &DbHeader, dirty: &[Pgno]) -> Result<()> {
+        if self.doublewrite.is_none() {
+            let file = doublewrite::open(&*self.vfs, &self.path)?;
+            self.doublewrite = Some(file);
+        }
+        let dw = self.doublewrite.take().expect("opened");
+        let result = (|| -> std::io::Result<()> {
+            let mut writer = BatchWriter::start(&*dw, image)?;
+            let per_chunk = (WRITE_BATCH_BYTES_MAX / self.page_size).max(1);
+            let mut chunk = Vec::with_capacity(per_chunk.min(dirty.len()) * self.page_size);
+            for pgnos in dirty.chunks(per_chunk) {
+                chunk.clear();
+                for pgno in pgnos {
+                    chunk.extend_from_slice(&self.cache[pgno].page);
+                }
+                writer.write(&chunk)?;
+            }
+            writer.seal(image)
+        })();
+        self.doublewrite = Some(dw);
+        if let Err(err) = result {
+            let path = doublewrite::path_for(&self.path);
+            return Err(self.io_failed(format!("write the batch into {}", path.display()), &err));
+        }
+        self.pages_written += dirty.len() as u64;
+        Ok(())
+    }
+
+    /// Step 3 of a batch: the pages `pgnos` (ascending) into place, runs of consecutive pages
+    /// gathered into one write each.
+    fn write_in_place(&mut self, pgnos: &[Pgno]) -> Result<()> {
+        debug_assert!(pgnos.windows(2).all(|w| w[0] < w[1]));
+        let mut batch: Vec<u8> = Vec::new();
+        let mut start = 0usize;
+        while start < pgnos.len() {
+            let mut end = start + 1;
+            while end < pgnos.len()
+                && pgnos[end] == pgnos[end - 1] + 1
+                && (end - start + 1) * self.page_size <= WRITE_BATCH_BYTES_MAX
+            {
+                end += 1;
+            }
+            batch.clear();
+            for &pgno in &pgnos[start..end] {
+                batch.extend_from_slice(&self.cache[&pgno].page);
+            }
+            let offset = u64::from(pgnos[start]) * self.page_size as u64;
+            self.save_for_backup(pgnos[start], (end - start) as u32);
+            if let Err(err) = self.file.write_all_at(&batch, offset) {
+                let what = format!("write pages {}..={}", pgnos[start], pgnos[end - 1]);
+                return Err(self.io_failed(what, &err));
+            }
+            self.pages_written += (end - start) as u64;
+            start = end;
+        }
+        Ok(())
+    }
+
+    /// Makes `update` to the header and writes it at once (both copies) without writing
+    /// changed pages: for a record that must be durable now, such as a backup's. The header
+    /// written is the one the file holds (the last batch's page count, free list and state),
+    /// with `update` made to it: it never describes pages that are not in the file.
+    pub(crate) fn write_header_now(&mut self, update: impl Fn(&mut DbHeader)) -> Result<()> {
+        self.check_not_poisoned()?;
+        let Some(sequence) = self.header.sequence.checked_add(1) else {
+            bail!(
+                DatabaseCorrupted,
+                "{}: the header's update sequence is at its maximum",
+                self.path.display()
+            );
+        };
+        update(&mut self.header);
+        let mut image = self.disk.clone();
+        update(&mut image);
+        image.sequence = sequence;
+        self.write_header_copies(&image)?;
+        self.header.sequence = sequence;
+        Ok(())
+    }
+
+    /// Writes both header copies, each followed by an fsync, so one is whole at every instant.
+    fn write_header_copies(&mut self, image: &DbHeader) -> Result<()> {
+        for pgno in [HEADER_PGNO, SHADOW_PGNO] {
+            let page = image.encode(pgno);
+            let offset = u64::from(pgno) * self.page_size as u64;
+            self.save_for_backup(pgno, 1);
+            if let Err(err) = self.file.write_all_at(&page, offset) {
+                return Err(self.io_failed(format!("write header copy {pgno}"), &err));
+            }
+            self.pages_written += 1;
+            self.sync()?;
+        }
+        self.disk = image.clone();
+        Ok(())
+    }
+
+    fn sync(&mut self) -> Result<()> {
+        if let Err(err) = self.file.sync() {
+            return Err(self.io_failed("fsync".to_string(), &err));
+        }
+        Ok(())
+    }
+
+    fn check_not_poisoned(&self) -> Result<()> {
+        match &self.poisoned {
+            Some(err) => bail!(
+                DatabaseUnavailable,
+                "{}: an earlier write failed ({err}); the database must be reopened",
+                self.path.display()
+            ),
+            None => Ok(()),
+        }
+    }
+}
+
+impl std::fmt::Debug for Pager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pager")
+            .field("path", &self.path)
+            .field("page_size", &self.page_size)
+            .field("pages", &self.header.page_count)
+            .field("cached", &self.cache.len())
+            .finish()
+    }
+}
+
+/// Checks that a read-only pager is not asked to change anything.
+pub(crate) fn ensure_writable(pager: &Pager) -> Result<()> {
+    if pager.writable() {
+        Ok(())
+    } else {
+        Err(JetError::new(
+            ErrorKind::DatabaseFileReadOnly,
+            format!("{} was opened read-only", pager.path().display()),
+        ))
+    }
+}
