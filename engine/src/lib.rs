@@ -50,9 +50,8 @@ pub use base::os::{OsVfs, SystemClock, os_seed};
 pub use base::planted::PlantedBug;
 pub use base::vfs::{MemVfs, OpenMode, Vfs, VfsFile, parent_dir};
 pub use store::btree::SeekMode;
-pub use store::catalog::CATALOG_ROOT;
 pub use store::database::{Cursor, Database, DatabaseOptions, Range, Table};
-pub use store::header::{BackupInfo, DbHeader, DbState, Lgpos, Signature};
+pub use store::header::{BackupInfo, CATALOG_ROOT, DbHeader, DbState, Lgpos, Signature};
 pub use store::integrity::{
     BadPage, ChecksumReport, IntegrityReport, TableReport, read_header_copies, verify_file,
 };

@@ -140,6 +140,13 @@ impl Env {
     }
 }
 
+#[cfg(feature = "planted-bugs")]
+impl crate::base::planted::Host for Env {
+    fn planted_bug(&self) -> Option<crate::base::planted::PlantedBug> {
+        self.planted_bug
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

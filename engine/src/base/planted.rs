@@ -10,8 +10,6 @@
 //! planted unless an `Env` names one.) They are not hooks for
 //! observing the engine: nothing reads them but the line each one breaks.
 
-use crate::base::env::Env;
-
 /// A deliberate bug, planted at one line of the engine.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum PlantedBug {
@@ -139,16 +137,24 @@ impl PlantedBug {
     }
 }
 
+/// What knows the bug an engine runs with: its `Env`. A trait, so that this module, which `env`
+/// builds on for [`PlantedBug`], need not name `Env` in turn.
+#[cfg(feature = "planted-bugs")]
+pub(crate) trait Host {
+    /// The bug planted, if any.
+    fn planted_bug(&self) -> Option<PlantedBug>;
+}
+
 /// Whether `bug` is planted in `env`'s engine.
 #[cfg(feature = "planted-bugs")]
-pub(crate) fn active(env: &Env, bug: PlantedBug) -> bool {
-    env.planted_bug == Some(bug)
+pub(crate) fn active(env: &impl Host, bug: PlantedBug) -> bool {
+    env.planted_bug() == Some(bug)
 }
 
 /// Whether `bug` is planted: never, without the `planted-bugs` feature.
 #[cfg(not(feature = "planted-bugs"))]
 #[inline(always)]
-pub(crate) fn active(_env: &Env, _bug: PlantedBug) -> bool {
+pub(crate) fn active<E>(_env: &E, _bug: PlantedBug) -> bool {
     false
 }
 

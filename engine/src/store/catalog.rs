@@ -7,12 +7,10 @@ use std::collections::BTreeMap;
 
 use crate::base::error::{Result, bail};
 use crate::store::btree;
+use crate::store::header::CATALOG_ROOT;
 use crate::store::node::{Value, ValueRef};
 use crate::store::page::Pgno;
 use crate::store::pager::Pager;
-
-/// The root page of the catalog tree.
-pub const CATALOG_ROOT: Pgno = 2;
 
 /// Reads every table and its root page.
 pub(crate) fn load(pager: &mut Pager) -> Result<BTreeMap<String, Pgno>> {

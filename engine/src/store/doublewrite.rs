@@ -389,7 +389,7 @@ fn verify_batch(
         if let Some(header) = &image {
             let pgno = page_number(&page).map_err(Fault::Damaged)?;
             let end = header.page_count;
-            if pgno < crate::store::catalog::CATALOG_ROOT || pgno >= end {
+            if pgno < crate::store::header::CATALOG_ROOT || pgno >= end {
                 return Err(Fault::Damaged(format!(
                     "it holds page {pgno}, outside the {end} pages its header names"
                 )));
@@ -500,7 +500,7 @@ mod tests {
         image.consistent_millis += 1;
         let before = read_pages(vfs, "d.edb");
         let pages = &before
-            [crate::store::catalog::CATALOG_ROOT as usize * PAGE..now.page_count as usize * PAGE];
+            [crate::store::header::CATALOG_ROOT as usize * PAGE..now.page_count as usize * PAGE];
         let dw = open(&**vfs, Path::new("d.edb")).unwrap();
         let mut writer = BatchWriter::start(&*dw, &image).unwrap();
         writer.write(pages).unwrap();
@@ -508,7 +508,7 @@ mod tests {
         let file = vfs.open(Path::new("d.edb"), OpenMode::ReadWrite).unwrap();
         file.write_all_at(
             &vec![0u8; pages.len()],
-            crate::store::catalog::CATALOG_ROOT as u64 * PAGE as u64,
+            crate::store::header::CATALOG_ROOT as u64 * PAGE as u64,
         )
         .unwrap();
         let mut after = before.clone();
@@ -527,7 +527,7 @@ mod tests {
         let vfs: Arc<dyn Vfs> = Arc::new(MemVfs::new());
         let now = database(&vfs);
         let (image, expected) = pending_batch(&vfs, &now);
-        let pages = (now.page_count - crate::store::catalog::CATALOG_ROOT) as usize;
+        let pages = (now.page_count - crate::store::header::CATALOG_ROOT) as usize;
         let (installed_header, installed) = run_recover(&vfs, &now).unwrap().expect("installed");
         assert_eq!(installed_header, image);
         assert_eq!(

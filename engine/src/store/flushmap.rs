@@ -181,11 +181,11 @@ impl Verifier {
     /// Checks page `pgno`, which has already passed its checksum and page number check.
     /// Pages must come in ascending order; pages past the page count are not checked.
     pub(crate) fn check(&mut self, pgno: Pgno, p: &[u8]) -> Result<()> {
-        if pgno < crate::store::catalog::CATALOG_ROOT || pgno >= self.page_count {
+        if pgno < crate::store::header::CATALOG_ROOT || pgno >= self.page_count {
             return Ok(());
         }
         let found = page::dbtime_of(p);
-        if pgno == crate::store::catalog::CATALOG_ROOT {
+        if pgno == crate::store::header::CATALOG_ROOT {
             return match found == self.catalog_stamp {
                 true => Ok(()),
                 false => Err(lost_flush(pgno, found, self.catalog_stamp)),

@@ -38,7 +38,6 @@ use crate::base::codec::{Reader, Writer};
 use crate::base::error::{ErrorKind, JetError, Result, bail};
 use crate::base::limits;
 use crate::base::vfs::VfsFile;
-use crate::store::catalog::CATALOG_ROOT;
 use crate::store::page::{self, PAGE_HEADER_LEN, PageHeader, PageKind, Pgno};
 
 /// The magic number at the start of the header body (ESE's database magic).
@@ -49,6 +48,11 @@ pub const FORMAT_VERSION: u32 = 4;
 pub const HEADER_PGNO: Pgno = 0;
 /// The page holding the shadow header copy.
 pub const SHADOW_PGNO: Pgno = 1;
+// Fixed, as the header's own pages are, and defined here beside them rather than in `catalog`:
+// the modules the catalog is built on need it too (the header's checks, the flush map, whose
+// entry for it the header holds, the doublewrite file and the pager).
+/// The root page of the catalog tree.
+pub const CATALOG_ROOT: Pgno = 2;
 
 /// The identity of a database or a log set: a random number and a creation time.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -27,10 +27,9 @@ use rustc_hash::FxHashMap;
 use crate::base::error::{ErrorKind, JetError, Result, bail};
 use crate::base::limits;
 use crate::base::vfs::{Vfs, VfsFile};
-use crate::store::catalog::CATALOG_ROOT;
 use crate::store::doublewrite::{self, BatchWriter};
 use crate::store::flushmap;
-use crate::store::header::{DbHeader, DbState, HEADER_PGNO, Lgpos, SHADOW_PGNO};
+use crate::store::header::{CATALOG_ROOT, DbHeader, DbState, HEADER_PGNO, Lgpos, SHADOW_PGNO};
 use crate::store::node;
 use crate::store::page::{self, PageHeader, PageKind, Pgno};
 

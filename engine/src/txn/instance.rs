@@ -27,7 +27,6 @@ use crate::store::header::{DbHeader, DbState, Lgpos, Signature};
 use crate::store::integrity::IntegrityReport;
 use crate::store::page::Pgno;
 use crate::txn::event::EventLog;
-use crate::txn::session::Session;
 use crate::txn::version::VersionStore;
 use crate::txn::writeset::{Write, WriteSet};
 use crate::wal::checkpoint::CheckpointFile;
@@ -364,12 +363,6 @@ impl Instance {
             }
             other => Err(state_error(other)),
         }
-    }
-
-    /// Starts a session (ESE's JetBeginSession).
-    pub fn begin_session(&self) -> Result<Session> {
-        let epoch = self.with_core(|core| Ok(core.epoch))?;
-        Ok(Session::new(self.clone(), epoch))
     }
 
     /// Makes every lazy commit durable.

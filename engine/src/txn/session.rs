@@ -49,8 +49,19 @@ struct TxState {
     write_bytes: usize,
 }
 
+// Beginning a session is the instance's call (ESE's JetBeginSession), kept here beside what it
+// makes, so that the instance never names a session: a session calls into the instance, never
+// the other way round.
+impl Instance {
+    /// Starts a session (ESE's JetBeginSession).
+    pub fn begin_session(&self) -> Result<Session> {
+        let epoch = self.with_core(|core| Ok(core.epoch))?;
+        Ok(Session::new(self.clone(), epoch))
+    }
+}
+
 impl Session {
-    pub(crate) fn new(instance: Instance, epoch: u64) -> Session {
+    fn new(instance: Instance, epoch: u64) -> Session {
         Session {
             instance,
             epoch,
