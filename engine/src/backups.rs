@@ -1,4 +1,8 @@
 //! Online backup and restore, built on the instance and its log.
+//!
+//! From the bottom: the backup directory's manifest (`manifest`), the status callback
+//! (`status`), JetBackup (`backup`) and JetRestore (`restore`). Both add their calls to
+//! `Instance` from here; nothing below names a backup.
 
 pub mod backup;
 pub mod manifest;

@@ -1,8 +1,9 @@
 //! The base layer: what every other layer stands on, and nothing of the engine's own.
 //!
-//! Errors, the fixed limits, byte codecs, and the environment seam (`Env`: the `Vfs` for every
-//! file, the clock, entropy, and the one planted bug a test may switch on), with its real
-//! implementation in `os`. Nothing here knows what a page, a log or a transaction is.
+//! From the bottom: errors (`error`), the fixed limits (`limits`), byte codecs (`codec`), and
+//! the environment seam: the `Vfs` for every file (`vfs`), the bug a test may plant
+//! (`planted`), the `Env` bundling them with the clock and entropy (`env`), and the real
+//! implementations (`os`). Nothing here knows what a page, a log or a transaction is.
 
 pub(crate) mod codec;
 pub(crate) mod env;

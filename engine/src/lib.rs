@@ -28,13 +28,17 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+// The engine's layers, bottom to top: base, store, wal, txn, backups. A module imports only from
+// its own layer and those below it, and no modules import each other in a circle
+// (engine/tests/layers.rs checks both; ARCHITECTURE.md's code map says why each module sits
+// where it does).
 mod backups;
 mod base;
 mod store;
 mod txn;
 mod wal;
 
-// The modules that are public API, at the crate's root as they have always been.
+// The modules that are public API, at the crate's root whatever layer they sit in.
 pub use backups::{backup, manifest, status};
 pub use base::{limits, planted};
 pub use store::{doublewrite, header, page};

@@ -1,5 +1,9 @@
 //! The write-ahead log: the log files (`log`), the checkpoint (`checkpoint`), and crash
-//! recovery (`recovery`), which replays the log through the page store's `Database`.
+//! recovery (`recovery`), which finishes an interrupted batch and replays the log through the
+//! page store's `Database`.
+//!
+//! It lies on the store (log positions and signatures are the header's types) and knows
+//! nothing of the instance: recovery is given the paths and returns what it found.
 
 pub mod checkpoint;
 pub mod log;

@@ -1,7 +1,8 @@
 //! Lost writes: a page the disk acknowledged writing but still holds as it was (or holds
 //! at another place) is an older page with a valid checksum and its own number. The flush
-//! map (engine/src/flushmap.rs) must refuse it wherever it is read — a read, a file check, a
-//! backup, a restore — with `JET_errReadLostFlushVerifyFailure`, never return it as data.
+//! map (engine/src/store/flushmap.rs) must refuse it wherever it is read — a read, a file
+//! check, a backup, a restore — with `JET_errReadLostFlushVerifyFailure`, never return it as
+//! data.
 
 #![allow(
     clippy::disallowed_methods,
@@ -27,7 +28,7 @@ use support::{
 };
 
 const CATALOG_ROOT: usize = 2;
-/// The flush map's first page (engine/src/flushmap.rs).
+/// The flush map's first page (engine/src/store/flushmap.rs).
 const FIRST_MAP: usize = 3;
 const KIND_MAP: u8 = 6;
 
