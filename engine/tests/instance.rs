@@ -1286,3 +1286,49 @@ fn a_transaction_larger_than_the_cache_writes_few_batches() {
     drop(s);
     instance.term().unwrap();
 }
+
+#[test]
+fn the_checkpoint_advances_a_share_at_a_time_after_each_commit() {
+    // Single-put durable commits of scattered keys: each half depth of log dirties hundreds
+    // of pages. The batch that takes them to the file is written a share after each commit,
+    // paced by the log's growth, so no commit waits for a whole batch.
+    let tmp = tempfile::tempdir().unwrap();
+    let mut p = params(tmp.path());
+    p.cache_size = 64 * 1024 * 1024;
+    // (A durable commit of one put writes a log segment: 4 KiB of log each.)
+    p.checkpoint_depth = 4 * 1024 * 1024;
+    let instance = Instance::new(os_env(3), p);
+    instance.init().unwrap();
+    let mut session = instance.begin_session().unwrap();
+    let t = session.create_table("t").unwrap();
+    let scattered = |i: u32| key(i.wrapping_mul(2_654_435_761) % 100_000);
+    session.begin_transaction().unwrap();
+    for i in 0..20_000 {
+        session.put(t, &scattered(i), &[1; 100]).unwrap();
+    }
+    session.commit_transaction(CommitMode::Lazy).unwrap();
+    instance.checkpoint().unwrap();
+    let start = instance.stats().unwrap();
+    let mut written = start.database_pages_written;
+    let mut most = 0;
+    for i in 0..6_000u32 {
+        session.begin_transaction().unwrap();
+        session.put(t, &scattered(i * 7 + 3), &[2; 100]).unwrap();
+        session.commit_transaction(CommitMode::Durable).unwrap();
+        let now = instance.stats().unwrap().database_pages_written;
+        most = most.max(now - written);
+        written = now;
+    }
+    let end = instance.stats().unwrap();
+    let checkpoints = end.checkpoints - start.checkpoints;
+    assert!(checkpoints >= 3, "{end:?}");
+    // Pages written per checkpoint: each page of a batch twice, and the header's copies.
+    let per_batch = (end.database_pages_written - start.database_pages_written) / checkpoints;
+    assert!(per_batch >= 200, "batches of {per_batch} page writes");
+    assert!(
+        most * 10 <= per_batch,
+        "one commit wrote {most} pages of a batch of {per_batch}"
+    );
+    drop(session);
+    instance.term().unwrap();
+}

@@ -122,38 +122,33 @@ impl BatchHeader {
     }
 }
 
-/// Writes pages into a doublewrite file as one batch, in chunks.
-pub(crate) struct BatchWriter<'a> {
-    file: &'a dyn VfsFile,
+/// Writes pages into a doublewrite file as one batch, in chunks (each call names the file:
+/// a batch may be written a piece at a time, between other work).
+pub(crate) struct BatchWriter {
     page_size: usize,
     next: u64,
     crc: crc32fast::Hasher,
     pages: u32,
 }
 
-impl<'a> BatchWriter<'a> {
+impl BatchWriter {
     /// Starts a batch that installs `header` (its update sequence already the new one).
-    pub(crate) fn start(
-        file: &'a dyn VfsFile,
-        header: &DbHeader,
-    ) -> std::io::Result<BatchWriter<'a>> {
+    pub(crate) fn start(file: &dyn VfsFile, header: &DbHeader) -> std::io::Result<BatchWriter> {
         let page_size = header.page_size as usize;
         let mut writer = BatchWriter {
-            file,
             page_size,
             next: 1,
             crc: crc32fast::Hasher::new(),
             pages: 0,
         };
-        writer.write(&header.encode(HEADER_PGNO))?;
+        writer.write(file, &header.encode(HEADER_PGNO))?;
         Ok(writer)
     }
 
     /// Appends sealed pages (a whole number of them).
-    pub(crate) fn write(&mut self, pages: &[u8]) -> std::io::Result<()> {
+    pub(crate) fn write(&mut self, file: &dyn VfsFile, pages: &[u8]) -> std::io::Result<()> {
         debug_assert_eq!(pages.len() % self.page_size, 0);
-        self.file
-            .write_all_at(pages, self.next * self.page_size as u64)?;
+        file.write_all_at(pages, self.next * self.page_size as u64)?;
         self.crc.update(pages);
         let count = (pages.len() / self.page_size) as u64;
         self.next += count;
@@ -163,8 +158,8 @@ impl<'a> BatchWriter<'a> {
 
     /// Makes the pages durable, then writes the batch header and makes it durable: from here
     /// on, recovery installs the batch.
-    pub(crate) fn seal(self, header: &DbHeader) -> std::io::Result<()> {
-        self.file.sync()?;
+    pub(crate) fn seal(self, file: &dyn VfsFile, header: &DbHeader) -> std::io::Result<()> {
+        file.sync()?;
         let batch = BatchHeader {
             page_size: header.page_size,
             // The header image counts as a page of the batch.
@@ -173,8 +168,8 @@ impl<'a> BatchWriter<'a> {
             sequence: header.sequence,
             crc: self.crc.finalize(),
         };
-        self.file.write_all_at(&batch.encode(self.page_size), 0)?;
-        self.file.sync()
+        file.write_all_at(&batch.encode(self.page_size), 0)?;
+        file.sync()
     }
 }
 
@@ -503,8 +498,8 @@ mod tests {
             [crate::store::header::CATALOG_ROOT as usize * PAGE..now.page_count as usize * PAGE];
         let dw = open(&**vfs, Path::new("d.edb")).unwrap();
         let mut writer = BatchWriter::start(&*dw, &image).unwrap();
-        writer.write(pages).unwrap();
-        writer.seal(&image).unwrap();
+        writer.write(&*dw, pages).unwrap();
+        writer.seal(&*dw, &image).unwrap();
         let file = vfs.open(Path::new("d.edb"), OpenMode::ReadWrite).unwrap();
         file.write_all_at(
             &vec![0u8; pages.len()],

@@ -42,7 +42,42 @@ struct Frame {
     page: Box<[u8]>,
     /// Changed since the last batch (and listed in `Pager::dirty`).
     dirty: bool,
+    /// Part of the batch being written (`Pager::round`), unchanged since it began: not to be
+    /// evicted, and copied aside before it is changed.
+    frozen: bool,
     used: u64,
+}
+
+/// A batch being written a piece at a time ([`Pager::begin_round`]).
+struct Round {
+    /// The header the batch installs.
+    image: DbHeader,
+    /// Its pages, ascending, map pages included.
+    pages: Vec<Pgno>,
+    /// Its map pages.
+    maps: Vec<Pgno>,
+    /// The frozen images of its pages changed since it began.
+    copies: FxHashMap<Pgno, Box<[u8]>>,
+    /// Its writer into the doublewrite file, until sealed (`None` from the start when it
+    /// has no pages, or the doublewrite file is skipped).
+    writer: Option<BatchWriter>,
+    /// Pages written into the doublewrite file, then into place.
+    written: usize,
+    placed: usize,
+}
+
+impl Round {
+    /// The bytes the batch writes for `pgno`: its frozen image.
+    fn image_of<'a>(&'a self, cache: &'a FxHashMap<Pgno, Frame>, pgno: Pgno) -> &'a [u8] {
+        match self.copies.get(&pgno) {
+            Some(copy) => copy,
+            None => {
+                let frame = &cache[&pgno];
+                debug_assert!(frame.frozen, "a page of the batch changed without a copy");
+                &frame.page
+            }
+        }
+    }
 }
 
 /// What an online backup needs of the file as it was when the backup began: before the pager
@@ -117,6 +152,8 @@ pub(crate) struct Pager {
     fence: Option<CopyFence>,
     /// `PlantedBug::BatchSkipsDoublewrite`.
     skip_doublewrite: bool,
+    /// The batch being written a piece at a time, if any.
+    round: Option<Round>,
     /// The flush map: for each page, the dbtime its last write gave it (0 for the header
     /// copies and pages never written); a map page's entry is its own dbtime.
     stamps: Vec<u64>,
@@ -163,6 +200,7 @@ impl Pager {
             wal_durable: 0,
             fence: None,
             skip_doublewrite: false,
+            round: None,
             stamps: Vec::new(),
             check_checksums: true,
             check_flush: true,
@@ -252,9 +290,10 @@ impl Pager {
         self.wal_durable = lsn;
     }
 
-    /// How many pages the cache holds.
+    /// How many pages the cache holds (the running batch's copies of pages changed since it
+    /// began included).
     pub(crate) fn cached_pages(&self) -> usize {
-        self.cache.len()
+        self.cache.len() + self.round.as_ref().map_or(0, |r| r.copies.len())
     }
 
     /// The cache's size, in pages.
@@ -263,9 +302,14 @@ impl Pager {
     }
 
     /// How many cached pages may not be evicted now: every changed page (it waits for the
-    /// next batch).
+    /// next batch), and every page of the batch being written (a frozen page, or its copy).
     pub(crate) fn pinned_pages(&self) -> usize {
-        self.dirty_pages()
+        self.dirty_pages() + self.round.as_ref().map_or(0, |r| r.pages.len())
+    }
+
+    /// Whether a batch is being written a piece at a time.
+    pub(crate) fn round_running(&self) -> bool {
+        self.round.is_some()
     }
 
     /// Whether the cache holds more pages than its size (changed pages waiting for a batch).
@@ -339,6 +383,15 @@ impl Pager {
             dbtime > page::dbtime_of(&frame.page),
             "page dbtimes only grow"
         );
+        if frame.frozen {
+            // The running batch writes this page as it was when it began.
+            let round = self
+                .round
+                .as_mut()
+                .expect("a frozen page belongs to the running batch");
+            round.copies.insert(pgno, frame.page.clone());
+            frame.frozen = false;
+        }
         page::set_dbtime(&mut frame.page, dbtime);
         if !frame.dirty {
             frame.dirty = true;
@@ -401,6 +454,7 @@ impl Pager {
                     Frame {
                         page,
                         dirty: true,
+                        frozen: false,
                         used: self.tick,
                     },
                 );
@@ -420,6 +474,7 @@ impl Pager {
                 Frame {
                     page,
                     dirty: true,
+                    frozen: false,
                     used: self.tick,
                 },
             );
@@ -594,6 +649,7 @@ impl Pager {
             Frame {
                 page,
                 dirty: false,
+                frozen: false,
                 used: self.tick,
             },
         );
@@ -626,7 +682,7 @@ impl Pager {
         let mut by_age: Vec<(u64, Pgno)> = self
             .cache
             .iter()
-            .filter(|(_, f)| !f.dirty)
+            .filter(|(_, f)| !f.dirty && !f.frozen)
             .map(|(&pgno, f)| (f.used, pgno))
             .collect();
         by_age.sort_unstable();
@@ -643,6 +699,10 @@ impl Pager {
     /// how many pages that is.
     pub(crate) fn set_fence(&mut self) -> Result<Pgno> {
         assert!(self.fence.is_none(), "one backup at a time");
+        assert!(
+            self.round.is_none(),
+            "a backup begins between batches: the file holds one whole"
+        );
         let len = self
             .file
             .len()
@@ -715,8 +775,20 @@ impl Pager {
 
     /// Writes every changed page and the header (recording `state`) as one atomic batch:
     /// through the doublewrite file, then into place, then the header's two copies (see
-    /// `doublewrite`). Afterwards no page is changed and the file holds this state whole.
+    /// `doublewrite`). Afterwards no page is changed and the file holds this state whole. A
+    /// batch still running ([`Pager::begin_round`]) is finished first.
     pub(crate) fn write_batch(&mut self, state: DbState) -> Result<()> {
+        self.finish_round()?;
+        self.begin_round(state)?;
+        self.finish_round()
+    }
+
+    /// Freezes every changed page and the header (recording `state`) as the next batch, to be
+    /// written by [`Pager::advance_round`] a piece at a time while changes go on. A frozen
+    /// page stays cached until the batch is written; changed again meanwhile, its frozen image
+    /// is copied aside first (copy-on-write), so the batch holds the state at its start.
+    pub(crate) fn begin_round(&mut self, state: DbState) -> Result<()> {
+        assert!(self.round.is_none(), "one batch at a time");
         self.check_not_poisoned()?;
         // The WAL rule: no change reaches the file before the log records holding it are
         // durable.
@@ -724,26 +796,14 @@ impl Pager {
             !self.logging || self.logged_through <= self.wal_durable,
             "a batch written before its log records are durable"
         );
+        if self.dirty.is_empty() && !self.header_dirty && self.disk.state == state {
+            return Ok(());
+        }
         let maps = if self.dirty.is_empty() {
             Vec::new()
         } else {
             self.stamp_batch()?
         };
-        self.dirty.sort_unstable();
-        let dirty = self.dirty.clone();
-        // Sealed once here: the doublewrite file and the file's place get the same bytes.
-        for pgno in &dirty {
-            let frame = self.cache.get_mut(pgno).expect("listed");
-            let header = PageHeader {
-                pgno: *pgno,
-                dbtime: page::dbtime_of(&frame.page),
-                kind: node::kind(&frame.page).expect("cached pages have a known kind"),
-            };
-            page::seal(&mut frame.page, header);
-        }
-        if dirty.is_empty() && !self.header_dirty && self.disk.state == state {
-            return Ok(());
-        }
         let Some(sequence) = self.header.sequence.checked_add(1) else {
             bail!(
                 DatabaseCorrupted,
@@ -751,6 +811,20 @@ impl Pager {
                 self.path.display()
             );
         };
+        let mut pages = mem::take(&mut self.dirty);
+        pages.sort_unstable();
+        // Sealed once here: the doublewrite file and the file's place get the same bytes.
+        for pgno in &pages {
+            let frame = self.cache.get_mut(pgno).expect("listed");
+            let header = PageHeader {
+                pgno: *pgno,
+                dbtime: page::dbtime_of(&frame.page),
+                kind: node::kind(&frame.page).expect("cached pages have a known kind"),
+            };
+            page::seal(&mut frame.page, header);
+            frame.dirty = false;
+            frame.frozen = true;
+        }
         let mut image = self.header.clone();
         image.state = state;
         image.sequence = sequence;
@@ -764,31 +838,153 @@ impl Pager {
             image.log_through = image.log_through.max(through);
             self.header.log_through = image.log_through;
         }
-        if !dirty.is_empty() {
-            if !self.skip_doublewrite {
-                self.write_through_doublewrite(&image, &dirty)?;
-            }
-            self.write_in_place(&dirty)?;
-            self.sync()?;
-            for pgno in &dirty {
-                self.cache
-                    .get_mut(pgno)
-                    .expect("a changed page stays cached")
-                    .dirty = false;
-            }
-            self.dirty.clear();
-            // Map pages are rebuilt from `stamps` at each batch, never read: no use caching.
-            for map in maps {
-                let frame = self.cache.remove(&map).expect("a written map page");
-                if self.spare.len() < 16 {
-                    self.spare.push(frame.page);
-                }
-            }
-        }
-        self.write_header_copies(&image)?;
         self.header.sequence = sequence;
         self.header_dirty = self.header.state != state;
-        if state == DbState::CleanShutdown
+        let writer = if pages.is_empty() || self.skip_doublewrite {
+            None
+        } else {
+            if self.doublewrite.is_none() {
+                let file = doublewrite::open(&*self.vfs, &self.path)?;
+                self.doublewrite = Some(file);
+            }
+            let dw = self.doublewrite.as_deref().expect("opened");
+            match BatchWriter::start(dw, &image) {
+                Ok(writer) => Some(writer),
+                Err(err) => return Err(self.doublewrite_failed(&err)),
+            }
+        };
+        self.round = Some(Round {
+            image,
+            pages,
+            maps,
+            copies: FxHashMap::default(),
+            writer,
+            written: 0,
+            placed: 0,
+        });
+        Ok(())
+    }
+
+    /// Whether a batch is being written ([`Pager::begin_round`]), and how far: its pieces
+    /// (each page once into the doublewrite file, once into place) and how many are done.
+    pub(crate) fn round_progress(&self) -> Option<(usize, usize)> {
+        self.round.as_ref().map(|round| {
+            let through_doublewrite = round.writer.is_some() || round.written > 0;
+            let total = round.pages.len() * if through_doublewrite { 2 } else { 1 };
+            (total, round.written + round.placed)
+        })
+    }
+
+    /// Writes up to `budget` more pieces of the running batch; whether it is now complete
+    /// (every page in place, the header's copies written, the frozen pages released).
+    pub(crate) fn advance_round(&mut self, budget: usize) -> Result<bool> {
+        let Some(mut round) = self.round.take() else {
+            return Ok(true);
+        };
+        match self.advance(&mut round, budget) {
+            Ok(true) => {
+                for pgno in &round.pages {
+                    if let Some(frame) = self.cache.get_mut(pgno) {
+                        frame.frozen = false;
+                    }
+                }
+                // Map pages are rebuilt from `stamps` at each batch, never read: no use
+                // caching them.
+                for map in &round.maps {
+                    let frame = self.cache.remove(map).expect("a written map page");
+                    debug_assert!(!frame.dirty);
+                    if self.spare.len() < 16 {
+                        self.spare.push(frame.page);
+                    }
+                }
+                Ok(true)
+            }
+            Ok(false) => {
+                self.round = Some(round);
+                Ok(false)
+            }
+            Err(err) => {
+                // (The pager is poisoned: nothing more is written, the frozen pages stay.)
+                self.round = Some(round);
+                Err(err)
+            }
+        }
+    }
+
+    /// Writes the running batch to its end.
+    pub(crate) fn finish_round(&mut self) -> Result<()> {
+        if self.round.is_some() {
+            self.check_not_poisoned()?;
+            let done = self.advance_round(usize::MAX)?;
+            debug_assert!(done);
+        }
+        Ok(())
+    }
+
+    /// The steps of a batch, `budget` pieces at a time: its pages into the doublewrite file,
+    /// then its seal; its pages into place, runs of consecutive pages gathered into one write
+    /// each; an fsync; the header's two copies.
+    fn advance(&mut self, round: &mut Round, mut budget: usize) -> Result<bool> {
+        let count = round.pages.len();
+        let per_write = (WRITE_BATCH_BYTES_MAX / self.page_size).max(1);
+        let mut buf: Vec<u8> = Vec::new();
+        if round.writer.is_some() {
+            while round.written < count && budget > 0 {
+                let n = per_write.min(count - round.written).min(budget);
+                buf.clear();
+                for pgno in &round.pages[round.written..round.written + n] {
+                    buf.extend_from_slice(round.image_of(&self.cache, *pgno));
+                }
+                let dw = self.doublewrite.as_deref().expect("opened");
+                let writer = round.writer.as_mut().expect("checked");
+                if let Err(err) = writer.write(dw, &buf) {
+                    return Err(self.doublewrite_failed(&err));
+                }
+                round.written += n;
+                budget -= n;
+                self.pages_written += n as u64;
+            }
+            if round.written < count {
+                return Ok(false);
+            }
+            let writer = round.writer.take().expect("checked");
+            let dw = self.doublewrite.as_deref().expect("opened");
+            if let Err(err) = writer.seal(dw, &round.image) {
+                return Err(self.doublewrite_failed(&err));
+            }
+        }
+        while round.placed < count && budget > 0 {
+            let start = round.placed;
+            let mut end = start + 1;
+            while end < count
+                && end - start < budget.min(per_write)
+                && round.pages[end] == round.pages[end - 1] + 1
+            {
+                end += 1;
+            }
+            buf.clear();
+            for pgno in &round.pages[start..end] {
+                buf.extend_from_slice(round.image_of(&self.cache, *pgno));
+            }
+            let first = round.pages[start];
+            let offset = u64::from(first) * self.page_size as u64;
+            self.save_for_backup(first, (end - start) as u32);
+            if let Err(err) = self.file.write_all_at(&buf, offset) {
+                let what = format!("write pages {first}..={}", round.pages[end - 1]);
+                return Err(self.io_failed(what, &err));
+            }
+            self.pages_written += (end - start) as u64;
+            round.placed = end;
+            budget -= end - start;
+        }
+        if round.placed < count {
+            return Ok(false);
+        }
+        if count > 0 {
+            self.sync()?;
+        }
+        self.write_header_copies(&round.image)?;
+        if round.image.state == DbState::CleanShutdown
             && let Some(dw) = &self.doublewrite
         {
             // The file is consistent on its own: the last batch is history, and its room in
@@ -799,7 +995,13 @@ impl Pager {
                 return Err(self.io_failed(format!("empty {}", path.display()), &err));
             }
         }
-        Ok(())
+        Ok(true)
+    }
+
+    /// Records a failed write or fsync of the doublewrite file and returns its error.
+    fn doublewrite_failed(&mut self, err: &std::io::Error) -> JetError {
+        let path = doublewrite::path_for(&self.path);
+        self.io_failed(format!("write the batch into {}", path.display()), err)
     }
 
     /// Records in the flush map the dbtime each changed page is about to be written with,
@@ -834,6 +1036,7 @@ impl Pager {
                     Frame {
                         page,
                         dirty: false,
+                        frozen: false,
                         used: self.tick,
                     },
                 );
@@ -856,71 +1059,13 @@ impl Pager {
         Ok(maps)
     }
 
-    /// Steps 1 and 2 of a batch: its header image and pages into the doublewrite file, then
-    /// its sealed batch header.
-    fn write_through_doublewrite(&mut self, image: &DbHeader, dirty: &[Pgno]) -> Result<()> {
-        if self.doublewrite.is_none() {
-            let file = doublewrite::open(&*self.vfs, &self.path)?;
-            self.doublewrite = Some(file);
-        }
-        let dw = self.doublewrite.take().expect("opened");
-        let result = (|| -> std::io::Result<()> {
-            let mut writer = BatchWriter::start(&*dw, image)?;
-            let per_chunk = (WRITE_BATCH_BYTES_MAX / self.page_size).max(1);
-            let mut chunk = Vec::with_capacity(per_chunk.min(dirty.len()) * self.page_size);
-            for pgnos in dirty.chunks(per_chunk) {
-                chunk.clear();
-                for pgno in pgnos {
-                    chunk.extend_from_slice(&self.cache[pgno].page);
-                }
-                writer.write(&chunk)?;
-            }
-            writer.seal(image)
-        })();
-        self.doublewrite = Some(dw);
-        if let Err(err) = result {
-            let path = doublewrite::path_for(&self.path);
-            return Err(self.io_failed(format!("write the batch into {}", path.display()), &err));
-        }
-        self.pages_written += dirty.len() as u64;
-        Ok(())
-    }
-
-    /// Step 3 of a batch: the pages `pgnos` (ascending) into place, runs of consecutive pages
-    /// gathered into one write each.
-    fn write_in_place(&mut self, pgnos: &[Pgno]) -> Result<()> {
-        debug_assert!(pgnos.windows(2).all(|w| w[0] < w[1]));
-        let mut batch: Vec<u8> = Vec::new();
-        let mut start = 0usize;
-        while start < pgnos.len() {
-            let mut end = start + 1;
-            while end < pgnos.len()
-                && pgnos[end] == pgnos[end - 1] + 1
-                && (end - start + 1) * self.page_size <= WRITE_BATCH_BYTES_MAX
-            {
-                end += 1;
-            }
-            batch.clear();
-            for &pgno in &pgnos[start..end] {
-                batch.extend_from_slice(&self.cache[&pgno].page);
-            }
-            let offset = u64::from(pgnos[start]) * self.page_size as u64;
-            self.save_for_backup(pgnos[start], (end - start) as u32);
-            if let Err(err) = self.file.write_all_at(&batch, offset) {
-                let what = format!("write pages {}..={}", pgnos[start], pgnos[end - 1]);
-                return Err(self.io_failed(what, &err));
-            }
-            self.pages_written += (end - start) as u64;
-            start = end;
-        }
-        Ok(())
-    }
-
     /// Makes `update` to the header and writes it at once (both copies) without writing
     /// changed pages: for a record that must be durable now, such as a backup's. The header
     /// written is the one the file holds (the last batch's page count, free list and state),
-    /// with `update` made to it: it never describes pages that are not in the file.
+    /// with `update` made to it: it never describes pages that are not in the file. A batch
+    /// being written is finished first (the file then holds it whole, and its header).
     pub(crate) fn write_header_now(&mut self, update: impl Fn(&mut DbHeader)) -> Result<()> {
+        self.finish_round()?;
         self.check_not_poisoned()?;
         let Some(sequence) = self.header.sequence.checked_add(1) else {
             bail!(

@@ -564,6 +564,17 @@ pub(crate) struct Core {
     pub(crate) epoch: u64,
     /// The running backup, if any: one at a time.
     pub(crate) backup: Option<BackupHold>,
+    /// The checkpoint a batch being written in pieces will advance to (`Core::maintain`).
+    round: Option<RoundMark>,
+}
+
+/// Where a batch written in pieces began: once it is in the file, the checkpoint moves here.
+#[derive(Clone, Copy, Debug)]
+struct RoundMark {
+    /// The log's end when the batch was frozen: every change logged before is in it.
+    position: Lgpos,
+    /// The last commit's sequence then.
+    sequence: u64,
 }
 
 /// What a running backup holds in the instance.
@@ -667,6 +678,7 @@ impl Core {
             recovery,
             epoch,
             backup: None,
+            round: None,
         }
     }
 
@@ -1040,22 +1052,99 @@ impl Core {
     }
 
     /// The work ESE does in the background, done after each commit: advance the checkpoint
-    /// when the log has grown past its depth, and relieve cache pressure.
+    /// as the log grows, and relieve cache pressure.
+    ///
+    /// Once the log has grown half its checkpoint depth past the checkpoint, the changed
+    /// pages are frozen as a batch (`Pager::begin_round`), and each later commit writes a
+    /// share of it, paced by the log's growth so the batch is in the file by the time the log
+    /// has grown another half depth; then the checkpoint moves to where the batch began. No
+    /// commit waits for a whole batch, unless the log outruns the pace (the batch is then
+    /// finished at once) or the cache fills with pages waiting for it.
     fn maintain(&mut self) -> Result<()> {
+        let checkpoints = self.stats.checkpoints;
         if let Some(log) = &self.log {
-            let chk = log.checkpoint.current().position;
-            let pos = log.writer.position();
             let file = self.params.log_file_size;
             let at = |p: Lgpos| u64::from(p.generation) * file + u64::from(p.offset);
-            let behind = at(pos).saturating_sub(at(chk));
-            if behind > self.params.checkpoint_depth {
-                self.checkpoint()?;
-                if planted::active(&self.env, PlantedBug::CheckpointSkipsCacheBound) {
-                    return Ok(());
+            let pos = at(log.writer.position());
+            let window = (self.params.checkpoint_depth / 2).max(1);
+            match self.round {
+                Some(mark) => {
+                    // (None: another write finished it, a backup's header record: the
+                    // checkpoint still moves.)
+                    let progress = self.db.pager_mut().round_progress();
+                    let (total, done) = progress.unwrap_or((0, 0));
+                    let grown = pos.saturating_sub(at(mark.position));
+                    let due = match grown >= window {
+                        true => total,
+                        false => (total as u64 * grown).div_ceil(window) as usize,
+                    };
+                    if due > done || progress.is_none() {
+                        self.change(|core| core.advance_round(due - done))?;
+                    }
                 }
+                None => {
+                    let behind = pos.saturating_sub(at(log.checkpoint.current().position));
+                    if behind > window {
+                        self.change(Core::begin_round)?;
+                        // Already past the whole depth (a commit larger than half of it):
+                        // no pace can be kept, the batch goes in now.
+                        if behind > self.params.checkpoint_depth {
+                            self.change(Core::settle_round)?;
+                        }
+                    }
+                }
+            }
+            if self.stats.checkpoints > checkpoints
+                && planted::active(&self.env, PlantedBug::CheckpointSkipsCacheBound)
+            {
+                return Ok(());
             }
         }
         self.relieve_cache()
+    }
+
+    /// Freezes the changed pages as a batch to be written in pieces after the commits to
+    /// come (the log flushed first: the WAL rule).
+    fn begin_round(&mut self) -> Result<()> {
+        self.make_log_durable()?;
+        let Some(log) = &self.log else {
+            return Ok(());
+        };
+        let mark = RoundMark {
+            position: log.writer.position(),
+            sequence: self.last_sequence,
+        };
+        let state = self.db.header().state;
+        self.db.pager_mut().begin_round(state)?;
+        if self.db.pager_mut().round_running() {
+            self.round = Some(mark);
+        }
+        Ok(())
+    }
+
+    /// Writes up to `budget` more pieces of the batch being written; once it is in the
+    /// file, moves the checkpoint to where it began.
+    fn advance_round(&mut self, budget: usize) -> Result<()> {
+        let Some(mark) = self.round else {
+            return self.db.pager_mut().finish_round();
+        };
+        if !self.db.pager_mut().advance_round(budget)? {
+            return Ok(());
+        }
+        self.round = None;
+        if let Some(log) = &mut self.log
+            && mark.position > log.checkpoint.current().position
+        {
+            log.checkpoint
+                .write(mark.position, mark.sequence, self.env.clock.now_millis())?;
+        }
+        self.stats.checkpoints += 1;
+        self.delete_old_logs()
+    }
+
+    /// Finishes the batch being written in pieces, if any (and moves the checkpoint).
+    pub(crate) fn settle_round(&mut self) -> Result<()> {
+        self.advance_round(usize::MAX)
     }
 
     pub(crate) fn flush_log(&mut self) -> Result<()> {
@@ -1078,7 +1167,8 @@ impl Core {
             return Ok(());
         }
         self.change(|core| core.db.pager_mut().trim())?;
-        if self.db.pager_mut().over_capacity() && self.db.pager_mut().dirty_pages() > 0 {
+        let pager = self.db.pager_mut();
+        if pager.over_capacity() && (pager.dirty_pages() > 0 || pager.round_running()) {
             self.write_batch()?;
             self.change(|core| core.db.pager_mut().trim())?;
         }
@@ -1091,6 +1181,15 @@ impl Core {
     }
 
     fn batch(&mut self) -> Result<()> {
+        // A batch being written goes first: the file holds batches whole, one at a time.
+        self.settle_round()?;
+        self.make_log_durable()?;
+        self.db.flush()
+    }
+
+    /// Flushes the log and tells the pager it is durable: no batch is written before the log
+    /// holding its changes is (the WAL rule).
+    fn make_log_durable(&mut self) -> Result<()> {
         if let Some(log) = &mut self.log {
             if planted::active(&self.env, PlantedBug::WriteBackBeforeLog) {
                 // Everything appended counts as durable, flushed or not.
@@ -1102,7 +1201,7 @@ impl Core {
                 self.db.pager_mut().set_wal_durable(durable);
             }
         }
-        self.db.flush()
+        Ok(())
     }
 
     pub(crate) fn checkpoint(&mut self) -> Result<()> {
@@ -1185,6 +1284,7 @@ impl Core {
         self.locks.clear();
         self.versions.collect(u64::MAX);
         self.change(|core| {
+            core.settle_round()?;
             if let Some(log) = &mut core.log {
                 log.writer.flush()?;
                 let position = log.writer.position();
