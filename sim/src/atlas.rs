@@ -36,13 +36,18 @@ pub fn plant(
             let pages = len / page;
             let pgno = if zone == CorruptZone::HeaderCopy {
                 // Never both copies: the other must be whole, and stay whole through a
-                // power loss (no write to the file pending).
+                // power loss (no write to the file pending), and current: a lost write leaves
+                // it whole but stale, which no reader can tell from an older header.
                 if vfs.has_pending(&path) {
                     return None;
                 }
                 let copies = jetdb::read_header_copies(vfs, &path).ok()?;
                 let copy = pick % 2;
-                copies[1 - copy as usize].as_ref().ok()?;
+                let other = 1 - copy;
+                copies[other as usize].as_ref().ok()?;
+                if vfs.range_damaged(&path, other * page, (other + 1) * page) {
+                    return None;
+                }
                 copy
             } else if let Some(from) = uncopied.filter(|&from| from.max(2) < pages) {
                 let from = from.max(2);

@@ -989,6 +989,19 @@ impl SimVfs {
         }
     }
 
+    /// Whether a lost or misdirected write left damage in `[start, end)` of the file at `path`
+    /// that no later durable write has mended: the bytes there may be whole but stale.
+    pub fn range_damaged(&self, path: &Path, start: u64, end: u64) -> bool {
+        let disk = self.lock();
+        match disk.ns.get(path) {
+            Some(Entry::File(ino)) => disk.inodes[ino]
+                .damaged
+                .iter()
+                .any(|&(a, b)| a < end && b > start),
+            _ => false,
+        }
+    }
+
     /// The durable content of the file at `path`, if it exists.
     pub fn durable_content(&self, path: &Path) -> Option<Vec<u8>> {
         let disk = self.lock();
