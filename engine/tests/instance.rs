@@ -1293,7 +1293,7 @@ fn the_checkpoint_advances_a_share_at_a_time_after_each_commit() {
     // of pages. The batch that takes them to the file is written a share after each commit,
     // paced by the log's growth, so no commit waits for a whole batch.
     let tmp = tempfile::tempdir().unwrap();
-    let mut p = params(tmp.path());
+    let mut p = base_params(tmp.path());
     p.cache_size = 64 * 1024 * 1024;
     // (A durable commit of one put writes a log segment: 4 KiB of log each.)
     p.checkpoint_depth = 4 * 1024 * 1024;
