@@ -554,10 +554,9 @@ fn begin_in_core(
     kind: BackupKind,
     prepared: Option<Prepared>,
 ) -> Result<Begun> {
-    // A batch being written in pieces goes in first: the file then holds one whole. (The
-    // checkpoint moves for it after the next commit: the generations to copy begin where
-    // the checkpoint stood when the backup was asked for.)
-    core.db.pager_mut().finish_round()?;
+    // A batch being written in pieces goes in first, and the checkpoint moves for it: the
+    // file then holds one whole state, and the generations to copy begin at the checkpoint.
+    core.change(Core::settle_round)?;
     let dir = core.params.log_path.clone();
     let base = core.params.base_name.clone();
     let db_path = core.params.database_path.clone();

@@ -14,7 +14,7 @@
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum PlantedBug {
     /// Under cache pressure, changed pages are written back without first flushing the log
-    /// that describes them: the WAL rule broken (`Core::maintain`).
+    /// that describes them: the WAL rule broken (`Core::make_log_durable`, before every batch).
     WriteBackBeforeLog,
     /// A checkpoint advances past changed pages it never wrote (`Core::checkpoint`).
     CheckpointBeforeWriteBack,
@@ -71,9 +71,8 @@ pub enum PlantedBug {
     /// to write, not written at once: a power loss before it forgets the backup
     /// (`BackupJob::finish`).
     BackupRecordWaitsForCheckpoint,
-    /// A checkpoint, and a batch written while a commit larger than the cache is applied,
-    /// leave the cache past its size: its pages written back but not evicted
-    /// (`Core::checkpoint`, `Core::maintain`, `Core::log_and_apply`).
+    /// A checkpoint's pages stay pinned once it is written: written back, never evicted, so
+    /// the cache grows past its size (`Pager::advance_round` leaves them frozen).
     CheckpointSkipsCacheBound,
     /// A batch writes its pages into place without the doublewrite file: a page torn by a
     /// power loss, or a batch cut off half-way, leaves the tree with no whole state to replay

@@ -277,6 +277,9 @@ impl Database {
         if planted::active(env, PlantedBug::BatchSkipsDoublewrite) {
             pager.skip_doublewrite();
         }
+        if planted::active(env, PlantedBug::CheckpointSkipsCacheBound) {
+            pager.keep_frozen();
+        }
         pager.weaken_checks(
             planted::active(env, PlantedBug::PageChecksumUnchecked),
             planted::active(env, PlantedBug::FlushMapUnchecked),

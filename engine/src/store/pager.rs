@@ -58,9 +58,13 @@ struct Round {
     maps: Vec<Pgno>,
     /// The frozen images of its pages changed since it began.
     copies: FxHashMap<Pgno, Box<[u8]>>,
-    /// Its writer into the doublewrite file, until sealed (`None` from the start when it
-    /// has no pages, or the doublewrite file is skipped).
+    /// Whether it goes through the doublewrite file (not when it has no pages, or the
+    /// doublewrite file is skipped).
+    doublewrite: bool,
+    /// Its writer into the doublewrite file, once started and until sealed.
     writer: Option<BatchWriter>,
+    /// Whether its pages and seal are durable in the doublewrite file.
+    sealed: bool,
     /// Pages written into the doublewrite file, then into place.
     written: usize,
     placed: usize,
@@ -152,6 +156,8 @@ pub(crate) struct Pager {
     fence: Option<CopyFence>,
     /// `PlantedBug::BatchSkipsDoublewrite`.
     skip_doublewrite: bool,
+    /// `PlantedBug::CheckpointSkipsCacheBound`.
+    keep_frozen: bool,
     /// The batch being written a piece at a time, if any.
     round: Option<Round>,
     /// The flush map: for each page, the dbtime its last write gave it (0 for the header
@@ -200,6 +206,7 @@ impl Pager {
             wal_durable: 0,
             fence: None,
             skip_doublewrite: false,
+            keep_frozen: false,
             round: None,
             stamps: Vec::new(),
             check_checksums: true,
@@ -271,6 +278,11 @@ impl Pager {
         self.skip_doublewrite = true;
     }
 
+    /// Plants `PlantedBug::CheckpointSkipsCacheBound`.
+    pub(crate) fn keep_frozen(&mut self) {
+        self.keep_frozen = true;
+    }
+
     /// Puts the pager under a write-ahead log: changed pages wait in the cache until the
     /// instance writes a batch, once the log holding their changes is durable
     /// ([`Pager::logged`], [`Pager::set_wal_durable`]).
@@ -314,12 +326,12 @@ impl Pager {
 
     /// Whether the cache holds more pages than its size (changed pages waiting for a batch).
     pub(crate) fn over_capacity(&self) -> bool {
-        self.cache.len() > self.cache_pages_max
+        self.cached_pages() > self.cache_pages_max
     }
 
     /// Evicts unchanged pages until the cache is within its size, as far as it can.
     pub(crate) fn trim(&mut self) -> Result<()> {
-        while self.cache.len() >= self.cache_pages_max {
+        while self.cached_pages() >= self.cache_pages_max {
             let before = self.cache.len();
             self.make_room()?;
             if self.cache.len() == before {
@@ -385,11 +397,15 @@ impl Pager {
         );
         if frame.frozen {
             // The running batch writes this page as it was when it began.
-            let round = self
-                .round
-                .as_mut()
-                .expect("a frozen page belongs to the running batch");
-            round.copies.insert(pgno, frame.page.clone());
+            match self.round.as_mut() {
+                Some(round) => {
+                    round.copies.insert(pgno, frame.page.clone());
+                }
+                None => assert!(
+                    self.keep_frozen,
+                    "a frozen page belongs to the running batch"
+                ),
+            }
             frame.frozen = false;
         }
         page::set_dbtime(&mut frame.page, dbtime);
@@ -799,17 +815,24 @@ impl Pager {
         if self.dirty.is_empty() && !self.header_dirty && self.disk.state == state {
             return Ok(());
         }
-        let maps = if self.dirty.is_empty() {
-            Vec::new()
-        } else {
-            self.stamp_batch()?
-        };
+        // What can fail comes before any state changes: a batch refused here leaves the
+        // changed pages waiting, as they were.
         let Some(sequence) = self.header.sequence.checked_add(1) else {
             bail!(
                 DatabaseCorrupted,
                 "{}: the header's update sequence is at its maximum",
                 self.path.display()
             );
+        };
+        let doublewrite = !self.dirty.is_empty() && !self.skip_doublewrite;
+        if doublewrite && self.doublewrite.is_none() {
+            let file = doublewrite::open(&*self.vfs, &self.path)?;
+            self.doublewrite = Some(file);
+        }
+        let maps = if self.dirty.is_empty() {
+            Vec::new()
+        } else {
+            self.stamp_batch()?
         };
         let mut pages = mem::take(&mut self.dirty);
         pages.sort_unstable();
@@ -840,25 +863,14 @@ impl Pager {
         }
         self.header.sequence = sequence;
         self.header_dirty = self.header.state != state;
-        let writer = if pages.is_empty() || self.skip_doublewrite {
-            None
-        } else {
-            if self.doublewrite.is_none() {
-                let file = doublewrite::open(&*self.vfs, &self.path)?;
-                self.doublewrite = Some(file);
-            }
-            let dw = self.doublewrite.as_deref().expect("opened");
-            match BatchWriter::start(dw, &image) {
-                Ok(writer) => Some(writer),
-                Err(err) => return Err(self.doublewrite_failed(&err)),
-            }
-        };
         self.round = Some(Round {
             image,
             pages,
             maps,
             copies: FxHashMap::default(),
-            writer,
+            doublewrite,
+            writer: None,
+            sealed: false,
             written: 0,
             placed: 0,
         });
@@ -869,8 +881,7 @@ impl Pager {
     /// (each page once into the doublewrite file, once into place) and how many are done.
     pub(crate) fn round_progress(&self) -> Option<(usize, usize)> {
         self.round.as_ref().map(|round| {
-            let through_doublewrite = round.writer.is_some() || round.written > 0;
-            let total = round.pages.len() * if through_doublewrite { 2 } else { 1 };
+            let total = round.pages.len() * if round.doublewrite { 2 } else { 1 };
             (total, round.written + round.placed)
         })
     }
@@ -878,14 +889,17 @@ impl Pager {
     /// Writes up to `budget` more pieces of the running batch; whether it is now complete
     /// (every page in place, the header's copies written, the frozen pages released).
     pub(crate) fn advance_round(&mut self, budget: usize) -> Result<bool> {
-        let Some(mut round) = self.round.take() else {
+        if self.round.is_none() {
             return Ok(true);
-        };
+        }
+        // After a failed write the file's state is unknown: nothing more goes to it.
+        self.check_not_poisoned()?;
+        let mut round = self.round.take().expect("checked");
         match self.advance(&mut round, budget) {
             Ok(true) => {
                 for pgno in &round.pages {
                     if let Some(frame) = self.cache.get_mut(pgno) {
-                        frame.frozen = false;
+                        frame.frozen = self.keep_frozen;
                     }
                 }
                 // Map pages are rebuilt from `stamps` at each batch, never read: no use
@@ -914,7 +928,6 @@ impl Pager {
     /// Writes the running batch to its end.
     pub(crate) fn finish_round(&mut self) -> Result<()> {
         if self.round.is_some() {
-            self.check_not_poisoned()?;
             let done = self.advance_round(usize::MAX)?;
             debug_assert!(done);
         }
@@ -928,7 +941,17 @@ impl Pager {
         let count = round.pages.len();
         let per_write = (WRITE_BATCH_BYTES_MAX / self.page_size).max(1);
         let mut buf: Vec<u8> = Vec::new();
-        if round.writer.is_some() {
+        if round.doublewrite && !round.sealed {
+            if round.writer.is_none() {
+                let dw = self
+                    .doublewrite
+                    .as_deref()
+                    .expect("opened at the batch's begin");
+                match BatchWriter::start(dw, &round.image) {
+                    Ok(writer) => round.writer = Some(writer),
+                    Err(err) => return Err(self.doublewrite_failed(&err)),
+                }
+            }
             while round.written < count && budget > 0 {
                 let n = per_write.min(count - round.written).min(budget);
                 buf.clear();
@@ -952,6 +975,7 @@ impl Pager {
             if let Err(err) = writer.seal(dw, &round.image) {
                 return Err(self.doublewrite_failed(&err));
             }
+            round.sealed = true;
         }
         while round.placed < count && budget > 0 {
             let start = round.placed;

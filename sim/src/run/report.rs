@@ -119,16 +119,31 @@ impl Sim {
         };
         let instance = self.instance.as_ref().expect("an instance");
         let mark = instance.log_position().ok().flatten().unwrap_or_default();
+        // The begin may move the checkpoint forward (a checkpoint's batch being written goes
+        // in first), never back, and never past the generation it finishes.
+        let checkpoint = instance
+            .checkpoint_position()
+            .ok()
+            .flatten()
+            .map_or(0, |p| p.generation);
+        if checkpoint < before.checkpoint || checkpoint > before.generation {
+            return Err(say(format!(
+                "a {mode:?} backup's begin moved the checkpoint from generation {:#X} to {checkpoint:#X}, \
+                 in generation {:#X}",
+                before.checkpoint, before.generation
+            )));
+        }
         // The begin finished the generation being written: it is the last one copied, and
         // the backup point is the start of the next.
         let want_low = match (kind, before.set_high) {
             (BackupKind::Incremental, Some(h)) => h + 1,
-            _ => before.checkpoint,
+            _ => checkpoint,
         };
         if high != before.generation || low != want_low || mark.generation != high + 1 {
             return Err(say(format!(
                 "a {mode:?} backup copies generations {low:#X}..={high:#X} from point {mark}; \
-                 it began in generation {:#X}, with the checkpoint in {:#X} and the set ending at {:?}",
+                 it began in generation {:#X}, with the checkpoint in {:#X} (then {checkpoint:#X}) \
+                 and the set ending at {:?}",
                 before.generation, before.checkpoint, before.set_high
             )));
         }
