@@ -1059,37 +1059,38 @@ impl Core {
     /// commit waits for a whole batch, unless the log outruns the pace (the batch is then
     /// finished at once) or the cache fills with pages waiting for it.
     fn maintain(&mut self) -> Result<()> {
-        if let Some(log) = &self.log {
-            let file = self.params.log_file_size;
-            let at = |p: Lgpos| u64::from(p.generation) * file + u64::from(p.offset);
-            let pos = at(log.writer.position());
-            let window = (self.params.checkpoint_depth / 2).max(1);
-            match self.round {
-                Some(mark) => {
-                    // (No batch: another write finished it, a backup's header record; the
-                    // checkpoint still moves. A batch of no pages, the header alone, goes
-                    // at once.)
-                    let progress = self.db.pager_mut().round_progress();
-                    let (total, done) = progress.unwrap_or((0, 0));
-                    let grown = pos.saturating_sub(at(mark.position));
-                    let due = match grown >= window {
-                        true => total,
-                        false => (total as u64 * grown).div_ceil(window) as usize,
-                    };
-                    if due > done || total == 0 {
-                        self.change(|core| core.advance_round(due - done))?;
-                    }
-                }
-                None => {
-                    let behind = pos.saturating_sub(at(log.checkpoint.current().position));
-                    if behind > window {
-                        self.change(Core::begin_round)?;
-                        // Already past the whole depth (a commit larger than half of it):
-                        // no pace can be kept, the batch goes in now.
-                        if behind > self.params.checkpoint_depth {
-                            self.change(Core::settle_round)?;
-                        }
-                    }
+        let Some(log) = &self.log else {
+            return self.relieve_cache();
+        };
+        let file = self.params.log_file_size;
+        let at = |p: Lgpos| u64::from(p.generation) * file + u64::from(p.offset);
+        let pos = at(log.writer.position());
+        let window = (self.params.checkpoint_depth / 2).max(1);
+        if let Some(mark) = self.round {
+            // (No batch: another write finished it, a backup's header record; the
+            // checkpoint still moves. A batch of no pages, the header alone, goes at once.)
+            let progress = self.db.pager_mut().round_progress();
+            let (total, done) = progress.unwrap_or((0, 0));
+            let grown = pos.saturating_sub(at(mark.position));
+            let due = match grown >= window {
+                true => total,
+                false => (total as u64 * grown).div_ceil(window) as usize,
+            };
+            if due > done || total == 0 {
+                self.change(|core| core.advance_round(due - done))?;
+            }
+        }
+        // A batch just finished may leave the checkpoint far behind (a large commit arrived
+        // while it was written): the next one begins at once.
+        if self.round.is_none() {
+            let log = self.log.as_ref().expect("checked");
+            let behind = pos.saturating_sub(at(log.checkpoint.current().position));
+            if behind > window {
+                self.change(Core::begin_round)?;
+                // Already past the whole depth (a commit larger than half of it): no pace
+                // can be kept, the batch goes in now.
+                if behind > self.params.checkpoint_depth {
+                    self.change(Core::settle_round)?;
                 }
             }
         }
