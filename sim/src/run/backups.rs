@@ -996,9 +996,16 @@ impl Sim {
                 ));
             }
             let new = Some(active.snapshot.clone());
+            // Over a damaged backup, which no restore takes, the engine had no manifest to
+            // put back: it may leave the directory without any (seed 804844).
+            let manifest = dir_path(active.dir).join(manifest::MANIFEST_NAME);
+            let none =
+                (active.unreadable_previous && !listing.contains_key(&manifest)).then_some(None);
             let state = &mut self.backups.dirs[active.dir];
-            if !state.allowed.contains(&new) {
-                state.allowed.push(new);
+            for outcome in std::iter::once(new).chain(none) {
+                if !state.allowed.contains(&outcome) {
+                    state.allowed.push(outcome);
+                }
             }
         } else if listing != active.listing
             && active.unreadable_previous
@@ -1112,18 +1119,22 @@ impl Sim {
         let damaged = self.backups.dirs[dir].damaged;
         let allowed = self.backups.dirs[dir].allowed.clone();
         // A forged manifest another backup (one that crashed past its commit point) replaced
-        // no longer stands.
+        // or removed no longer stands, once that is durable: until then a power loss may put
+        // it back (seed 804844).
+        let mut forged_stands = false;
         if let Some((crc, set)) = self.backups.dirs[dir].forged {
             self.vfs.suspend_faults(true);
             let path = dir_path(dir).join(manifest::MANIFEST_NAME);
             let now = self.vfs.crc_of(&path);
+            let durable = self.vfs.durable_content(&path).map(|b| crc32fast::hash(&b));
             let extended = self
                 .manifest_of(dir)
                 .ok()
                 .flatten()
                 .is_some_and(|m| m.set == set);
             self.vfs.suspend_faults(false);
-            if now != Some(crc) {
+            forged_stands = now == Some(crc);
+            if now != Some(crc) && durable != Some(crc) {
                 let state = &mut self.backups.dirs[dir];
                 state.forged = None;
                 // An incremental backup that extended the forged set carried its claims into
@@ -1138,9 +1149,7 @@ impl Sim {
         match self.restore_dir(dir)? {
             Ok(got) => {
                 // A forged manifest claims what its set is not: it must be refused.
-                if tampered == Some(Tamper::ForgeManifest)
-                    && self.backups.dirs[dir].forged.is_some()
-                {
+                if tampered == Some(Tamper::ForgeManifest) && forged_stands {
                     return Err(self.violation(
                         Oracle::Backup,
                         format!("bk{dir} restored {when} though its manifest is forged"),
