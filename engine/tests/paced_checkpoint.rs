@@ -228,3 +228,50 @@ fn a_commit_past_the_whole_depth_during_a_round_leaves_the_checkpoint_within_the
     drop(w.session);
     w.instance.term().unwrap();
 }
+
+impl World {
+    /// One lazy commit of `puts` puts of 600-byte values (about 650 bytes of log each).
+    fn large_commit(&mut self, round: u32, puts: u32) {
+        self.session.begin_transaction().unwrap();
+        for i in 0..puts {
+            let k = key(200_000 + round * 1_000 + i);
+            self.session
+                .put(self.table, &k, &[round as u8; 600])
+                .unwrap();
+        }
+        self.session.commit_transaction(CommitMode::Lazy).unwrap();
+    }
+}
+
+#[test]
+fn a_commit_past_half_the_depth_writes_the_batch_it_begins() {
+    // It alone changed a batch's worth of pages: it pays for writing them, and the small
+    // commits after it carry no share of a backlog they did not make.
+    let vfs = MemVfs::new();
+    let mut w = World::new(&vfs);
+    for round in 0..3u32 {
+        w.instance.checkpoint().unwrap();
+        let before = at(w.instance.log_position().unwrap().unwrap());
+        w.large_commit(round, 250);
+        let grown = at(w.instance.log_position().unwrap().unwrap()) - before;
+        assert!(
+            grown > DEPTH / 2 && grown < DEPTH,
+            "the commit should log between half the depth and the depth: {grown} bytes"
+        );
+        let lag = lag(&w.instance);
+        assert!(
+            lag <= SLACK,
+            "after a commit of {grown} bytes of log the checkpoint trails the log by {lag} bytes"
+        );
+        let written = w.instance.stats().unwrap().database_pages_written;
+        w.commit();
+        assert_eq!(
+            w.instance.stats().unwrap().database_pages_written,
+            written,
+            "the small commit after it wrote pages of a batch it did not make"
+        );
+        w.commits_keep_up(2 * DEPTH, "after a commit past half the depth");
+    }
+    drop(w.session);
+    w.instance.term().unwrap();
+}

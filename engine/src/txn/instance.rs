@@ -566,6 +566,8 @@ pub(crate) struct Core {
     pub(crate) backup: Option<BackupHold>,
     /// The checkpoint a batch being written in pieces will advance to (`Core::maintain`).
     round: Option<RoundMark>,
+    /// The log's end when `Core::maintain` last ran: what a commit adds past it is its own.
+    maintained: Option<Lgpos>,
 }
 
 /// Where a batch written in pieces began: once it is in the file, the checkpoint moves here.
@@ -679,6 +681,7 @@ impl Core {
             epoch,
             backup: None,
             round: None,
+            maintained: None,
         }
     }
 
@@ -1058,13 +1061,21 @@ impl Core {
     /// has grown another half depth; then the checkpoint moves to where the batch began. No
     /// commit waits for a whole batch, unless the log outruns the pace (the batch is then
     /// finished at once) or the cache fills with pages waiting for it.
+    ///
+    /// A commit that alone logged half a depth or more also writes the batch it begins:
+    /// it changed about as many pages as a batch holds, and paying for them is in
+    /// proportion to its size; left to the small commits after it, they would each carry a
+    /// share of a backlog they did not make.
     fn maintain(&mut self) -> Result<()> {
         let Some(log) = &self.log else {
             return self.relieve_cache();
         };
         let file = self.params.log_file_size;
         let at = |p: Lgpos| u64::from(p.generation) * file + u64::from(p.offset);
-        let pos = at(log.writer.position());
+        let end = log.writer.position();
+        let pos = at(end);
+        let own = pos.saturating_sub(self.maintained.map_or(pos, at));
+        self.maintained = Some(end);
         let window = (self.params.checkpoint_depth / 2).max(1);
         if let Some(mark) = self.round {
             // (No batch: another write finished it, a backup's header record; the
@@ -1087,9 +1098,9 @@ impl Core {
             let behind = pos.saturating_sub(at(log.checkpoint.current().position));
             if behind > window {
                 self.change(Core::begin_round)?;
-                // Already past the whole depth (a commit larger than half of it): no pace
-                // can be kept, the batch goes in now.
-                if behind > self.params.checkpoint_depth {
+                // Already past the whole depth, or this commit alone made a batch's worth:
+                // the batch goes in now.
+                if behind > self.params.checkpoint_depth || own >= window {
                     self.change(Core::settle_round)?;
                 }
             }
