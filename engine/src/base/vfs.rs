@@ -82,6 +82,14 @@ pub trait VfsFile: Send + Sync + fmt::Debug {
     /// The file's length in bytes.
     fn len(&self) -> io::Result<u64>;
 
+    /// Asks that `len` bytes written at `offset` start on their way to the device now,
+    /// without waiting for them: a hint, so that a later [`sync`](VfsFile::sync) finds less
+    /// left to write and stalls its caller less. It makes nothing durable. By default, nothing.
+    fn start_writeback(&self, offset: u64, len: u64) -> io::Result<()> {
+        let _ = (offset, len);
+        Ok(())
+    }
+
     /// Whether the file is empty.
     fn is_empty(&self) -> io::Result<bool> {
         Ok(self.len()? == 0)

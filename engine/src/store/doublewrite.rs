@@ -148,7 +148,10 @@ impl BatchWriter {
     /// Appends sealed pages (a whole number of them).
     pub(crate) fn write(&mut self, file: &dyn VfsFile, pages: &[u8]) -> std::io::Result<()> {
         debug_assert_eq!(pages.len() % self.page_size, 0);
-        file.write_all_at(pages, self.next * self.page_size as u64)?;
+        let offset = self.next * self.page_size as u64;
+        file.write_all_at(pages, offset)?;
+        // A hint, as for the pages in place (`Pager::advance`): the seal's fsync stalls less.
+        let _ = file.start_writeback(offset, pages.len() as u64);
         self.crc.update(pages);
         let count = (pages.len() / self.page_size) as u64;
         self.next += count;

@@ -977,6 +977,8 @@ impl Pager {
             }
             round.sealed = true;
         }
+        // The file's span this call wrote into (pages go in ascending order).
+        let mut span: Option<(u64, u64)> = None;
         while round.placed < count && budget > 0 {
             let start = round.placed;
             let mut end = start + 1;
@@ -997,9 +999,19 @@ impl Pager {
                 let what = format!("write pages {first}..={}", round.pages[end - 1]);
                 return Err(self.io_failed(what, &err));
             }
+            span = Some((
+                span.map_or(offset, |(from, _)| from),
+                offset + buf.len() as u64,
+            ));
             self.pages_written += (end - start) as u64;
             round.placed = end;
             budget -= end - start;
+        }
+        if let Some((from, to)) = span {
+            // On their way now, so the batch's closing fsync does not wait for them all at
+            // once (a stall of the commit that closes it). Only a hint: the fsync still
+            // makes them durable, or reports their failure.
+            let _ = self.file.start_writeback(from, to - from);
         }
         if round.placed < count {
             return Ok(false);
