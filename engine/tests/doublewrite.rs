@@ -66,6 +66,36 @@ fn flush_failing_at(fail: impl Fn(&Op, usize) -> bool + Send + 'static) -> MemVf
     inner
 }
 
+/// `fail`, for the operations from the batch's first write into the doublewrite file on (with
+/// the count of their kind since): the batch's fresh pages, past the file's durable end, go
+/// into place before it, durable before the seal, and a failure among them seals no batch.
+fn once_doublewriting(
+    fail: impl Fn(&Op, usize) -> bool + Send + 'static,
+) -> impl Fn(&Op, usize) -> bool + Send + 'static {
+    let started = std::sync::atomic::AtomicBool::new(false);
+    let seen = std::sync::Mutex::new(std::collections::BTreeMap::<String, usize>::new());
+    move |op, _| {
+        if matches!(op, Op::Write(p) if p == Path::new("d.edb.jdw")) {
+            started.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        if !started.load(std::sync::atomic::Ordering::Relaxed) {
+            return false;
+        }
+        let mut seen = seen.lock().unwrap();
+        let n = seen.entry(format!("{op:?}")).or_default();
+        *n += 1;
+        fail(op, *n)
+    }
+}
+
+/// Every write into the database file fails once the batch is going into the doublewrite
+/// file: sealed there, never installed.
+fn sealed_never_installed() -> MemVfs {
+    flush_failing_at(once_doublewriting(
+        |op, _| matches!(op, Op::Write(p) if p == Path::new("d.edb")),
+    ))
+}
+
 fn records(vfs: &MemVfs, read_only: bool) -> jetdb::Result<Vec<u32>> {
     let env = env_over(vfs.clone());
     let mut db = Database::open(
@@ -90,9 +120,9 @@ fn records(vfs: &MemVfs, read_only: bool) -> jetdb::Result<Vec<u32>> {
 
 #[test]
 fn a_batch_sealed_before_a_crash_is_finished_by_the_next_open() {
-    // Every write into the database file fails: the batch is whole in the doublewrite file
-    // only.
-    let vfs = flush_failing_at(|op, _| matches!(op, Op::Write(p) if p == Path::new("d.edb")));
+    // Every write into the database file fails once the batch goes into the doublewrite
+    // file (its fresh pages went into place before): the batch is whole there only.
+    let vfs = sealed_never_installed();
     // A read-only open cannot finish it, and says the file is not consistent on its own.
     assert_eq!(
         records(&vfs, true).unwrap_err().kind(),
@@ -122,7 +152,7 @@ fn a_batch_cut_off_before_its_seal_is_ignored() {
 
 #[test]
 fn a_damaged_sealed_batch_is_database_corrupted() {
-    let vfs = flush_failing_at(|op, _| matches!(op, Op::Write(p) if p == Path::new("d.edb")));
+    let vfs = sealed_never_installed();
     let dw = Path::new("d.edb.jdw");
     let mut bytes = read_all(&vfs, dw);
     // A bit flipped in its last page: the batch cannot be finished, and the file may hold
@@ -215,7 +245,7 @@ fn a_database_named_like_a_doublewrite_file_is_refused() {
 fn a_resealed_batch_naming_a_page_past_the_end_is_database_corrupted() {
     // Checksums all good, a page number far past the file: refused before anything is
     // written (never a write 16 TB into the file).
-    let vfs = flush_failing_at(|op, _| matches!(op, Op::Write(p) if p == Path::new("d.edb")));
+    let vfs = sealed_never_installed();
     let dw = Path::new("d.edb.jdw");
     let mut bytes = read_all(&vfs, dw);
     let ps = 4096;
@@ -254,7 +284,7 @@ type Cut = Box<dyn Fn(&Op, usize) -> bool + Send>;
 #[test]
 fn a_crash_while_recovery_copies_the_batch_leaves_it_to_the_next_open() {
     // Sealed, never installed.
-    let vfs = flush_failing_at(|op, _| matches!(op, Op::Write(p) if p == Path::new("d.edb")));
+    let vfs = sealed_never_installed();
     let pages = batch_pages(&vfs);
     // Each way the copy can be cut short: its first write, its last (the batch header), its
     // fsync, the rename over the batch.
@@ -317,8 +347,9 @@ fn a_crash_while_recovery_copies_the_batch_leaves_it_to_the_next_open() {
 #[test]
 fn rot_in_the_batch_header_between_seal_and_install_is_not_silently_ignored() {
     // The batch is sealed and its first run of pages went into place; the rest did not.
-    let vfs =
-        flush_failing_at(|op, n| matches!(op, Op::Write(p) if p == Path::new("d.edb")) && n >= 2);
+    let vfs = flush_failing_at(once_doublewriting(|op, n| {
+        matches!(op, Op::Write(p) if p == Path::new("d.edb")) && n >= 2
+    }));
     let mut dw = read_all(&vfs, Path::new("d.edb.jdw"));
     // One bit of the batch header rots (its page count).
     dw[12] ^= 0x01;
@@ -335,4 +366,32 @@ fn rot_in_the_batch_header_between_seal_and_install_is_not_silently_ignored() {
             "a batch that cannot be finished is corruption, found at open: got {err}"
         ),
     }
+}
+
+#[test]
+fn fresh_pages_go_into_place_without_a_second_copy() {
+    // Pages past the file's durable end are named by no state on disk: a torn write of one
+    // harms nothing a crash could return to, so they go straight into place, durable before
+    // the seal, and only the pages the durable state holds go through the doublewrite file.
+    // Sealed, never installed: the ascending puts filled new pages past the end.
+    let vfs = sealed_never_installed();
+    let end = (read_all(&vfs, Path::new("d.edb")).len() / PAGE) as u32;
+    let dw = read_all(&vfs, Path::new("d.edb.jdw"));
+    let pages = batch_pages(&vfs) as usize;
+    let named: Vec<u32> = (1..=pages)
+        .map(|i| u32::from_le_bytes(dw[i * PAGE + 4..i * PAGE + 8].try_into().unwrap()))
+        .collect();
+    let last = named.iter().copied().max().unwrap_or(0);
+    assert!(
+        last + 5 < end,
+        "the doublewrite file carries pages up to {last} of the {end} the file holds: {named:?}"
+    );
+    // The next open installs the batch over the fresh pages already in place: whole trees.
+    let keys = records(&vfs, false).unwrap();
+    assert!(
+        keys.len() > 500,
+        "the batch was installed ({} keys)",
+        keys.len()
+    );
+    assert_eq!(keys, (0..keys.len() as u32).collect::<Vec<_>>());
 }

@@ -65,9 +65,18 @@ struct Round {
     writer: Option<BatchWriter>,
     /// Whether its pages and seal are durable in the doublewrite file.
     sealed: bool,
-    /// Pages written into the doublewrite file, then into place.
+    /// Pages written into the doublewrite file, then into place (of `pages[..fresh_from]`).
     written: usize,
     placed: usize,
+    /// Where its fresh pages begin in `pages` (its length without the doublewrite file):
+    /// past the end of the file's durable state, which no durable header names, so a torn
+    /// write of one harms no state a crash could return to. They go straight into place,
+    /// durable before the seal, and need no second copy.
+    fresh_from: usize,
+    /// Fresh pages written into place (`pages[fresh_from..fresh_placed]`), and whether
+    /// they are durable.
+    fresh_placed: usize,
+    fresh_synced: bool,
 }
 
 impl Round {
@@ -824,7 +833,13 @@ impl Pager {
                 self.path.display()
             );
         };
-        let doublewrite = !self.dirty.is_empty() && !self.skip_doublewrite;
+        // Pages at or past the durable header's page count are fresh (`Round::fresh_from`).
+        let fresh = self
+            .dirty
+            .iter()
+            .filter(|&&pgno| pgno >= self.disk.page_count)
+            .count();
+        let doublewrite = self.dirty.len() > fresh && !self.skip_doublewrite;
         if doublewrite && self.doublewrite.is_none() {
             let file = doublewrite::open(&*self.vfs, &self.path)?;
             self.doublewrite = Some(file);
@@ -836,6 +851,10 @@ impl Pager {
         };
         let mut pages = mem::take(&mut self.dirty);
         pages.sort_unstable();
+        let fresh_from = match doublewrite {
+            true => pages.partition_point(|&pgno| pgno < self.disk.page_count),
+            false => pages.len(),
+        };
         // Sealed once here: the doublewrite file and the file's place get the same bytes.
         for pgno in &pages {
             let frame = self.cache.get_mut(pgno).expect("listed");
@@ -873,6 +892,9 @@ impl Pager {
             sealed: false,
             written: 0,
             placed: 0,
+            fresh_from,
+            fresh_placed: fresh_from,
+            fresh_synced: false,
         });
         Ok(())
     }
@@ -881,8 +903,10 @@ impl Pager {
     /// (each page once into the doublewrite file, once into place) and how many are done.
     pub(crate) fn round_progress(&self) -> Option<(usize, usize)> {
         self.round.as_ref().map(|round| {
-            let total = round.pages.len() * if round.doublewrite { 2 } else { 1 };
-            (total, round.written + round.placed)
+            // The pages through the doublewrite file count twice, the fresh ones once.
+            let total = round.pages.len() + round.fresh_from * usize::from(round.doublewrite);
+            let fresh = round.fresh_placed - round.fresh_from;
+            (total, round.written + round.placed + fresh)
         })
     }
 
@@ -934,14 +958,29 @@ impl Pager {
         Ok(())
     }
 
-    /// The steps of a batch, `budget` pieces at a time: its pages into the doublewrite file,
-    /// then its seal; its pages into place, runs of consecutive pages gathered into one write
-    /// each; an fsync; the header's two copies.
+    /// The steps of a batch, `budget` pieces at a time. Through the doublewrite file: its
+    /// fresh pages into place and an fsync; its other pages into the doublewrite file, then
+    /// its seal; those pages into place. Then an fsync and the header's two copies. Runs of
+    /// consecutive pages are gathered into one write each.
     fn advance(&mut self, round: &mut Round, mut budget: usize) -> Result<bool> {
         let count = round.pages.len();
         let per_write = (WRITE_BATCH_BYTES_MAX / self.page_size).max(1);
         let mut buf: Vec<u8> = Vec::new();
         if round.doublewrite && !round.sealed {
+            // Fresh pages first, durable before the seal: a batch recovery installs from
+            // the doublewrite file finds them in place.
+            let mut fresh = round.fresh_placed;
+            self.place(round, &mut fresh, count, &mut budget, &mut buf)?;
+            round.fresh_placed = fresh;
+            if round.fresh_placed < count {
+                return Ok(false);
+            }
+            if !round.fresh_synced {
+                if round.fresh_from < count {
+                    self.sync()?;
+                }
+                round.fresh_synced = true;
+            }
             if round.writer.is_none() {
                 let dw = self
                     .doublewrite
@@ -952,8 +991,9 @@ impl Pager {
                     Err(err) => return Err(self.doublewrite_failed(&err)),
                 }
             }
-            while round.written < count && budget > 0 {
-                let n = per_write.min(count - round.written).min(budget);
+            let old = round.fresh_from;
+            while round.written < old && budget > 0 {
+                let n = per_write.min(old - round.written).min(budget);
                 buf.clear();
                 for pgno in &round.pages[round.written..round.written + n] {
                     buf.extend_from_slice(round.image_of(&self.cache, *pgno));
@@ -967,7 +1007,7 @@ impl Pager {
                 budget -= n;
                 self.pages_written += n as u64;
             }
-            if round.written < count {
+            if round.written < old {
                 return Ok(false);
             }
             let writer = round.writer.take().expect("checked");
@@ -977,43 +1017,10 @@ impl Pager {
             }
             round.sealed = true;
         }
-        // The file's span this call wrote into (pages go in ascending order).
-        let mut span: Option<(u64, u64)> = None;
-        while round.placed < count && budget > 0 {
-            let start = round.placed;
-            let mut end = start + 1;
-            while end < count
-                && end - start < budget.min(per_write)
-                && round.pages[end] == round.pages[end - 1] + 1
-            {
-                end += 1;
-            }
-            buf.clear();
-            for pgno in &round.pages[start..end] {
-                buf.extend_from_slice(round.image_of(&self.cache, *pgno));
-            }
-            let first = round.pages[start];
-            let offset = u64::from(first) * self.page_size as u64;
-            self.save_for_backup(first, (end - start) as u32);
-            if let Err(err) = self.file.write_all_at(&buf, offset) {
-                let what = format!("write pages {first}..={}", round.pages[end - 1]);
-                return Err(self.io_failed(what, &err));
-            }
-            span = Some((
-                span.map_or(offset, |(from, _)| from),
-                offset + buf.len() as u64,
-            ));
-            self.pages_written += (end - start) as u64;
-            round.placed = end;
-            budget -= end - start;
-        }
-        if let Some((from, to)) = span {
-            // On their way now, so the batch's closing fsync does not wait for them all at
-            // once (a stall of the commit that closes it). Only a hint: the fsync still
-            // makes them durable, or reports their failure.
-            let _ = self.file.start_writeback(from, to - from);
-        }
-        if round.placed < count {
+        let mut placed = round.placed;
+        self.place(round, &mut placed, round.fresh_from, &mut budget, &mut buf)?;
+        round.placed = placed;
+        if round.placed < round.fresh_from {
             return Ok(false);
         }
         if count > 0 {
@@ -1032,6 +1039,56 @@ impl Pager {
             }
         }
         Ok(true)
+    }
+
+    /// Writes the batch's pages `round.pages[*at..end]` into place, up to `budget` of them,
+    /// moving `at` past those written.
+    fn place(
+        &mut self,
+        round: &Round,
+        at: &mut usize,
+        end: usize,
+        budget: &mut usize,
+        buf: &mut Vec<u8>,
+    ) -> Result<()> {
+        let per_write = (WRITE_BATCH_BYTES_MAX / self.page_size).max(1);
+        // The file's span this call wrote into (pages go in ascending order).
+        let mut span: Option<(u64, u64)> = None;
+        while *at < end && *budget > 0 {
+            let start = *at;
+            let mut stop = start + 1;
+            while stop < end
+                && stop - start < (*budget).min(per_write)
+                && round.pages[stop] == round.pages[stop - 1] + 1
+            {
+                stop += 1;
+            }
+            buf.clear();
+            for pgno in &round.pages[start..stop] {
+                buf.extend_from_slice(round.image_of(&self.cache, *pgno));
+            }
+            let first = round.pages[start];
+            let offset = u64::from(first) * self.page_size as u64;
+            self.save_for_backup(first, (stop - start) as u32);
+            if let Err(err) = self.file.write_all_at(buf, offset) {
+                let what = format!("write pages {first}..={}", round.pages[stop - 1]);
+                return Err(self.io_failed(what, &err));
+            }
+            span = Some((
+                span.map_or(offset, |(from, _)| from),
+                offset + buf.len() as u64,
+            ));
+            self.pages_written += (stop - start) as u64;
+            *at = stop;
+            *budget -= stop - start;
+        }
+        if let Some((from, to)) = span {
+            // On their way now, so the batch's closing fsync does not wait for them all at
+            // once (a stall of the commit that closes it). Only a hint: the fsync still
+            // makes them durable, or reports their failure.
+            let _ = self.file.start_writeback(from, to - from);
+        }
+        Ok(())
     }
 
     /// Records a failed write or fsync of the doublewrite file and returns its error.
