@@ -1332,3 +1332,56 @@ fn the_checkpoint_advances_a_share_at_a_time_after_each_commit() {
     drop(session);
     instance.term().unwrap();
 }
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_clean_shutdown_gives_back_the_blank_log_tail_and_init_takes_it_again() {
+    use std::os::unix::fs::MetadataExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let params = || InstanceParams {
+        log_file_size: 1024 * 1024,
+        ..base_params(tmp.path())
+    };
+    let log = tmp.path().join("edb.log");
+    // (size, bytes allocated)
+    let on_disk = || {
+        let meta = std::fs::metadata(&log).unwrap();
+        (meta.len(), meta.blocks() * 512)
+    };
+    let instance = Instance::new(os_env(1), params());
+    instance.init().unwrap();
+    assert!(
+        on_disk().1 >= on_disk().0,
+        "a new generation is allocated whole"
+    );
+    let mut session = instance.begin_session().unwrap();
+    let t = session.create_table("t").unwrap();
+    commit_each(&mut session, t, 1..=20, CommitMode::Durable);
+    drop(session);
+    instance.term().unwrap();
+    let (size, allocated) = on_disk();
+    assert_eq!(size, 1024 * 1024, "the generation keeps its size");
+    assert!(
+        allocated < size / 4,
+        "after a clean shutdown {allocated} of the log's {size} bytes are still allocated"
+    );
+    // Init allocates the tail again (commits then overwrite allocated blocks), and nothing
+    // logged was given back.
+    let instance = Instance::new(os_env(1), params());
+    instance.init().unwrap();
+    let (size, allocated) = on_disk();
+    assert!(
+        allocated >= size,
+        "after init only {allocated} of the log's {size} bytes are allocated"
+    );
+    assert_eq!(contents(&instance, "t"), expected(1..=20));
+    let mut session = instance.begin_session().unwrap();
+    let t = session.open_table("t").unwrap();
+    commit_each(&mut session, t, 21..=40, CommitMode::Durable);
+    drop(session);
+    instance.term().unwrap();
+    let instance = Instance::new(os_env(1), params());
+    instance.init().unwrap();
+    assert_eq!(contents(&instance, "t"), expected(1..=40));
+    instance.term().unwrap();
+}

@@ -165,12 +165,29 @@ impl VfsFile for OsFile {
     }
 
     #[cfg(target_os = "linux")]
+    fn discard(&self, offset: u64, len: u64) -> io::Result<()> {
+        use rustix::fs::FallocateFlags;
+        let end = offset.saturating_add(len).min(self.file.metadata()?.len());
+        if end <= offset {
+            return Ok(());
+        }
+        let punch = FallocateFlags::PUNCH_HOLE | FallocateFlags::KEEP_SIZE;
+        match rustix::fs::fallocate(&self.file, punch, offset, end - offset) {
+            Ok(()) => Ok(()),
+            // A file system without holes: zeros, as by default.
+            Err(rustix::io::Errno::OPNOTSUPP) => crate::base::vfs::write_zeros(self, offset, end),
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    #[cfg(target_os = "linux")]
     fn start_writeback(&self, offset: u64, len: u64) -> io::Result<()> {
         // POSIX_FADV_DONTNEED starts the writeback of the range's dirty pages without
         // waiting (Linux, mm/fadvise.c), then drops the range's clean pages from the page
-        // cache — none here: they are dirty or under writeback, and the engine keeps its own
-        // cache. sync_file_range(SYNC_FILE_RANGE_WRITE) says it more exactly, but has no safe
-        // wrapper.
+        // cache: callers hint only ranges they just wrote, whose pages are dirty or under
+        // writeback and stay. sync_file_range(SYNC_FILE_RANGE_WRITE) says it more exactly,
+        // but has no safe wrapper (the engine forbids unsafe code). Its errors (EBADF,
+        // EINVAL, ESPIPE) are never the write-back's: those the next fsync reports.
         let Some(len) = std::num::NonZeroU64::new(len) else {
             return Ok(());
         };
@@ -221,6 +238,34 @@ impl Env {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn discarding_a_range_reads_back_zeros_and_frees_its_blocks() {
+        use std::os::unix::fs::MetadataExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("log");
+        let file = OsVfs.open(&path, OpenMode::CreateNew).unwrap();
+        let bytes = vec![0xA5u8; 1 << 20];
+        file.write_all_at(&bytes, 0).unwrap();
+        file.sync().unwrap();
+        let before = fs::metadata(&path).unwrap().blocks();
+        file.discard(256 * 1024, 512 * 1024).unwrap();
+        // Past the end: nothing, and the length stays.
+        file.discard(1 << 20, 1 << 20).unwrap();
+        file.sync().unwrap();
+        assert_eq!(file.len().unwrap(), 1 << 20);
+        let mut back = vec![0u8; 1 << 20];
+        file.read_exact_at(&mut back, 0).unwrap();
+        assert!(back[..256 * 1024].iter().all(|&b| b == 0xA5));
+        assert!(back[256 * 1024..768 * 1024].iter().all(|&b| b == 0));
+        assert!(back[768 * 1024..].iter().all(|&b| b == 0xA5));
+        let after = fs::metadata(&path).unwrap().blocks();
+        assert!(
+            after * 512 <= before * 512 - 512 * 1024,
+            "blocks {before} -> {after}: the range was not given back"
+        );
+    }
 
     #[test]
     fn starting_writeback_keeps_what_was_written() {

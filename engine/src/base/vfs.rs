@@ -82,9 +82,19 @@ pub trait VfsFile: Send + Sync + fmt::Debug {
     /// The file's length in bytes.
     fn len(&self) -> io::Result<u64>;
 
-    /// Asks that `len` bytes written at `offset` start on their way to the device now,
+    /// Gives back the disk space under `len` bytes at `offset` (clamped to the file's
+    /// length, which does not change): they read as zeros after, durably once the file is
+    /// synced. By default, zeros are written over them.
+    fn discard(&self, offset: u64, len: u64) -> io::Result<()> {
+        let end = offset.saturating_add(len).min(self.len()?);
+        write_zeros(self, offset, end)
+    }
+
+    /// Asks that `len` bytes just written at `offset` start on their way to the device now,
     /// without waiting for them: a hint, so that a later [`sync`](VfsFile::sync) finds less
-    /// left to write and stalls its caller less. It makes nothing durable. By default, nothing.
+    /// left to write and stalls its caller less. It makes nothing durable, and may drop the
+    /// range's pages that are not waiting to be written from the system's cache: hint only
+    /// what was just written. By default, nothing.
     fn start_writeback(&self, offset: u64, len: u64) -> io::Result<()> {
         let _ = (offset, len);
         Ok(())
@@ -115,6 +125,18 @@ pub trait VfsFile: Send + Sync + fmt::Debug {
         }
         Ok(())
     }
+}
+
+/// Writes zeros over `[from, to)` of `file`, a mebibyte at a time.
+pub(crate) fn write_zeros<F: VfsFile + ?Sized>(file: &F, from: u64, to: u64) -> io::Result<()> {
+    let zeros = vec![0u8; (to.saturating_sub(from)).min(1 << 20) as usize];
+    let mut at = from;
+    while at < to {
+        let n = (to - at).min(zeros.len() as u64) as usize;
+        file.write_all_at(&zeros[..n], at)?;
+        at += n as u64;
+    }
+    Ok(())
 }
 
 /// The directory that holds `path` (`""` for a bare file name).
@@ -375,6 +397,19 @@ impl VfsFile for MemFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn discarding_in_memory_writes_zeros_within_the_file() {
+        let vfs = MemVfs::new();
+        let file = vfs.open(Path::new("f"), OpenMode::CreateNew).unwrap();
+        file.write_all_at(&[7u8; 100], 0).unwrap();
+        file.discard(10, 1000).unwrap();
+        assert_eq!(file.len().unwrap(), 100, "never past the end");
+        let mut back = [1u8; 100];
+        file.read_exact_at(&mut back, 0).unwrap();
+        assert_eq!(&back[..10], &[7u8; 10]);
+        assert!(back[10..].iter().all(|&b| b == 0));
+    }
 
     #[test]
     fn mem_vfs_files_and_dirs() {

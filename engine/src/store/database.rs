@@ -257,6 +257,19 @@ impl Database {
                 header.page_count
             );
         }
+        // Pages past the header's count are named by no state: a batch a crash cut off
+        // before its seal may have left fresh pages there, torn. They are cut off, so no
+        // check or backup of the file ever meets them.
+        if !options.read_only && len > needed {
+            file.set_len(needed)
+                .and_then(|()| file.sync())
+                .map_err(|err| {
+                    JetError::io(
+                        format!("{}: cut the pages past its page count", path.display()),
+                        &err,
+                    )
+                })?;
+        }
         // One copy bad or stale (a torn header write, bit rot): it is repaired from the other
         // now, so no later header write has both copies in flight.
         if !options.read_only {

@@ -314,8 +314,9 @@ pub fn read_header_copies(vfs: &dyn Vfs, path: &Path) -> Result<[HeaderCopy; 2]>
 /// map (a page a write lost is `JET_errReadLostFlushVerifyFailure`; a map page that fails its
 /// checks, or the header's digest, is reported as the first map page). While a batch a crash
 /// interrupted waits in the doublewrite file, the pages are not checked against the map: the
-/// file may hold part of the batch until a read-write open finishes it. Blank pages past the
-/// header's page count are unused space and pass. Fails only when no header copy is readable,
+/// file may hold part of the batch until a read-write open finishes it. Pages past the
+/// header's page count are unused space and pass (blank, or left torn by a batch cut off
+/// before its seal), unless such a pending batch names them. Fails only when no header copy is readable,
 /// since then the page size is unknown.
 pub fn verify_file(vfs: &dyn Vfs, path: &Path) -> Result<ChecksumReport> {
     let file = vfs
@@ -371,9 +372,11 @@ pub fn verify_file(vfs: &dyn Vfs, path: &Path) -> Result<ChecksumReport> {
             .map_err(|err| JetError::io(format!("{}: read page {pgno}", path.display()), &err))?;
         for (i, page) in buf.chunks(page_size).enumerate() {
             let this = pgno + i as u64;
-            let blank_tail =
-                this >= u64::from(header.page_count) && crate::base::codec::is_zero(page);
-            if blank_tail {
+            // Past the page count: unused space — blank, or fresh pages of a batch a crash
+            // cut off before its seal (torn, perhaps), which the next read-write open cuts
+            // off. Only a batch still pending names them.
+            let past_count = this >= u64::from(header.page_count);
+            if past_count && (!pending || crate::base::codec::is_zero(page)) {
                 continue;
             }
             let checked = u32::try_from(this)
@@ -391,7 +394,8 @@ pub fn verify_file(vfs: &dyn Vfs, path: &Path) -> Result<ChecksumReport> {
         }
         pgno += n;
     }
-    if !len.is_multiple_of(page_size as u64) {
+    let slack = !pending && file_pages >= u64::from(header.page_count);
+    if !len.is_multiple_of(page_size as u64) && !slack {
         let error = JetError::new(
             ErrorKind::DatabaseCorrupted,
             format!(

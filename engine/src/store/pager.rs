@@ -833,14 +833,9 @@ impl Pager {
                 self.path.display()
             );
         };
-        // Pages at or past the durable header's page count are fresh (`Round::fresh_from`).
-        let fresh = self
-            .dirty
-            .iter()
-            .filter(|&&pgno| pgno >= self.disk.page_count)
-            .count();
-        let doublewrite = self.dirty.len() > fresh && !self.skip_doublewrite;
-        if doublewrite && self.doublewrite.is_none() {
+        // (Opened for any batch of pages: whether it is needed is known only once the map
+        // pages are stamped, below, and opening is what may fail.)
+        if !self.dirty.is_empty() && !self.skip_doublewrite && self.doublewrite.is_none() {
             let file = doublewrite::open(&*self.vfs, &self.path)?;
             self.doublewrite = Some(file);
         }
@@ -851,6 +846,10 @@ impl Pager {
         };
         let mut pages = mem::take(&mut self.dirty);
         pages.sort_unstable();
+        // Pages at or past the durable header's page count are fresh (`Round::fresh_from`);
+        // the others, map pages included, go through the doublewrite file.
+        let doublewrite =
+            !self.skip_doublewrite && pages.first().is_some_and(|&p| p < self.disk.page_count);
         let fresh_from = match doublewrite {
             true => pages.partition_point(|&pgno| pgno < self.disk.page_count),
             false => pages.len(),
@@ -1052,8 +1051,6 @@ impl Pager {
         buf: &mut Vec<u8>,
     ) -> Result<()> {
         let per_write = (WRITE_BATCH_BYTES_MAX / self.page_size).max(1);
-        // The file's span this call wrote into (pages go in ascending order).
-        let mut span: Option<(u64, u64)> = None;
         while *at < end && *budget > 0 {
             let start = *at;
             let mut stop = start + 1;
@@ -1074,19 +1071,15 @@ impl Pager {
                 let what = format!("write pages {first}..={}", round.pages[stop - 1]);
                 return Err(self.io_failed(what, &err));
             }
-            span = Some((
-                span.map_or(offset, |(from, _)| from),
-                offset + buf.len() as u64,
-            ));
+            // On their way now, so the batch's closing fsync does not wait for them all at
+            // once (a stall of the commit that closes it). Only a hint: the fsync still
+            // makes them durable, or reports their failure. (Run by run: a hint over the
+            // span between runs would also drop the clean pages between them from the
+            // system's cache.)
+            let _ = self.file.start_writeback(offset, buf.len() as u64);
             self.pages_written += (stop - start) as u64;
             *at = stop;
             *budget -= stop - start;
-        }
-        if let Some((from, to)) = span {
-            // On their way now, so the batch's closing fsync does not wait for them all at
-            // once (a stall of the commit that closes it). Only a hint: the fsync still
-            // makes them durable, or reports their failure.
-            let _ = self.file.start_writeback(from, to - from);
         }
         Ok(())
     }

@@ -1303,7 +1303,11 @@ impl Core {
                 if position > log.checkpoint.current().position {
                     log.checkpoint.write(position, core.last_sequence, now)?;
                 }
-                core.delete_old_logs()
+                core.delete_old_logs()?;
+                // Last, once the database is clean and the log durable: a failure here
+                // leaves only blank or torn segments past the log's end, which the next init
+                // clears; it is still reported, as every I/O error is.
+                core.log.as_mut().expect("checked").writer.release_tail()
             } else {
                 core.db.flush()
             }

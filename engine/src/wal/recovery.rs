@@ -578,14 +578,19 @@ fn settle_log(
     if vfs.exists(&tmp).map_err(io_err(&tmp, "look up"))? {
         vfs.remove(&tmp).map_err(io_err(&tmp, "remove"))?;
     }
-    LogWriter::resume(
+    let mut writer = LogWriter::resume(
         Arc::clone(&env.vfs),
         Arc::clone(&env.clock),
         &layout.log_dir,
         &layout.base,
         last.header,
         last.segments_used,
-    )
+    )?;
+    // A clean shutdown gave back the blank tail's disk space (`LogWriter::release_tail`).
+    if !report.was_dirty {
+        writer.refill_tail()?;
+    }
+    Ok(writer)
 }
 
 /// A human description of a log file's tail.
