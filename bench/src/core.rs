@@ -10,9 +10,9 @@
 //! 5. `N/2` removals in one transaction;
 //! 6. 2,000 durable single-put commits, each timed (p50, p99), against a 4 KiB overwrite +
 //!    fdatasync of a file on the same disk, measured by the parent in the same run;
-//! 7. the bytes the engine's directory holds at the end, after it closed; for jetdb also
-//!    without its archived log generations (what circular logging or a backup's truncation
-//!    removes), against SQLite's whole directory.
+//! 7. the disk space (allocated blocks) the engine's directory takes at the end, after it
+//!    closed; for jetdb also without its archived log generations (what circular logging or a
+//!    backup's truncation removes), against SQLite's whole directory.
 //!
 //! jetdb also reports the log bytes written per byte of key+value committed in phases 2 and 3
 //! (from its log position before and after), the log-volume targets.
@@ -328,6 +328,8 @@ fn status_kib(field: &str) -> u64 {
         .unwrap_or_else(|| panic!("{field} in /proc/self/status"))
 }
 
+/// The disk space under `dir`: the blocks its files take (as `du` counts), not their
+/// lengths — a preallocated file's blank tail given back, or a sparse file's holes, take none.
 fn dir_bytes(dir: &Path) -> u64 {
     let mut total = 0;
     for entry in std::fs::read_dir(dir).unwrap() {
@@ -336,10 +338,15 @@ fn dir_bytes(dir: &Path) -> u64 {
         total += if meta.is_dir() {
             dir_bytes(&entry.path())
         } else {
-            meta.len()
+            allocated(&meta)
         };
     }
     total
+}
+
+fn allocated(meta: &std::fs::Metadata) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    meta.blocks() * 512
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -458,7 +465,7 @@ pub fn child(args: &[String]) {
             let name = e.file_name().to_string_lossy().into_owned();
             name.starts_with("edb") && name.ends_with(".log") && name.len() == 15
         })
-        .map(|e| e.metadata().unwrap().len())
+        .map(|e| allocated(&e.metadata().unwrap()))
         .sum();
     out.insert(
         "disk_truncated_mib",
