@@ -11,7 +11,8 @@
 //!   [`copy_tree`], [`reseal_block`];
 //! - records and what holds them (`records.rs`): [`key`], [`contents`], [`restore_contents`],
 //!   [`read_everything`];
-//! - the numbered records of the crash tests: [`numbered`].
+//! - the numbered records of the crash tests: [`numbered`];
+//! - a disk that loses power, for the crash tests: [`crash_disk`].
 
 #![allow(
     dead_code,
@@ -19,6 +20,7 @@
     reason = "each test binary uses its own part of the support module"
 )]
 
+pub mod crash_disk;
 mod env;
 mod files;
 mod hook;
