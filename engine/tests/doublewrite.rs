@@ -96,6 +96,20 @@ fn sealed_never_installed() -> MemVfs {
     ))
 }
 
+/// Opens the database read-write, which installs the sealed batch: a batch is written only
+/// for a cache full of changed pages, or a flush, so it holds a prefix of the puts, and at
+/// least the first 500.
+fn installed(vfs: &MemVfs) -> Vec<u32> {
+    let keys = records(vfs, false).unwrap();
+    assert!(
+        keys.len() > 500,
+        "the batch was installed ({} keys)",
+        keys.len()
+    );
+    assert_eq!(keys, (0..keys.len() as u32).collect::<Vec<_>>());
+    keys
+}
+
 fn records(vfs: &MemVfs, read_only: bool) -> jetdb::Result<Vec<u32>> {
     let env = env_over(vfs.clone());
     let mut db = Database::open(
@@ -128,15 +142,7 @@ fn a_batch_sealed_before_a_crash_is_finished_by_the_next_open() {
         records(&vfs, true).unwrap_err().kind(),
         ErrorKind::DatabaseDirtyShutdown
     );
-    // A batch is written only for a cache full of changed pages, or a flush: either way it
-    // holds all of a prefix of the puts, and here at least the first 500.
-    let keys = records(&vfs, false).unwrap();
-    assert!(
-        keys.len() > 500,
-        "the batch was installed ({} keys)",
-        keys.len()
-    );
-    assert_eq!(keys, (0..keys.len() as u32).collect::<Vec<_>>());
+    let keys = installed(&vfs);
     // Installed once: the next open finds nothing to do and the same records.
     assert_eq!(records(&vfs, true).unwrap(), keys);
 }
@@ -387,13 +393,7 @@ fn fresh_pages_go_into_place_without_a_second_copy() {
         "the doublewrite file carries pages up to {last} of the {end} the file holds: {named:?}"
     );
     // The next open installs the batch over the fresh pages already in place: whole trees.
-    let keys = records(&vfs, false).unwrap();
-    assert!(
-        keys.len() > 500,
-        "the batch was installed ({} keys)",
-        keys.len()
-    );
-    assert_eq!(keys, (0..keys.len() as u32).collect::<Vec<_>>());
+    installed(&vfs);
 }
 
 #[test]

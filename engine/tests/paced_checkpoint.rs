@@ -173,10 +173,11 @@ fn a_round_finished_by_a_backup_record_still_moves_the_checkpoint() {
 }
 
 impl World {
-    /// One lazy commit of about 400 KiB of log: more than the whole depth.
-    fn huge_commit(&mut self, round: u32) {
+    /// One lazy commit of `puts` puts of 600-byte values, about 650 bytes of log each (600
+    /// of them: more than the whole depth).
+    fn large_commit(&mut self, round: u32, puts: u32) {
         self.session.begin_transaction().unwrap();
-        for i in 0..600u32 {
+        for i in 0..puts {
             let k = key(100_000 + round * 1_000 + i);
             self.session
                 .put(self.table, &k, &[round as u8; 600])
@@ -194,7 +195,7 @@ fn a_commit_past_the_whole_depth_between_rounds_writes_its_batch_at_once() {
     let mut w = World::new(&vfs);
     for round in 0..3u32 {
         w.instance.checkpoint().unwrap();
-        w.huge_commit(round);
+        w.large_commit(round, 600);
         let lag = lag(&w.instance);
         assert!(
             lag <= SLACK,
@@ -217,7 +218,7 @@ fn a_commit_past_the_whole_depth_during_a_round_leaves_the_checkpoint_within_the
     let mut w = World::new(&vfs);
     for round in 0..3u32 {
         w.until_mid_round();
-        w.huge_commit(round);
+        w.large_commit(round, 600);
         let lag = lag(&w.instance);
         assert!(
             lag <= DEPTH,
@@ -227,20 +228,6 @@ fn a_commit_past_the_whole_depth_during_a_round_leaves_the_checkpoint_within_the
     }
     drop(w.session);
     w.instance.term().unwrap();
-}
-
-impl World {
-    /// One lazy commit of `puts` puts of 600-byte values (about 650 bytes of log each).
-    fn large_commit(&mut self, round: u32, puts: u32) {
-        self.session.begin_transaction().unwrap();
-        for i in 0..puts {
-            let k = key(200_000 + round * 1_000 + i);
-            self.session
-                .put(self.table, &k, &[round as u8; 600])
-                .unwrap();
-        }
-        self.session.commit_transaction(CommitMode::Lazy).unwrap();
-    }
 }
 
 #[test]
