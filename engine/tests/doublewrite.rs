@@ -432,3 +432,72 @@ fn a_fresh_page_torn_by_a_crash_before_the_seal_leaves_no_damage_behind() {
     assert_eq!(read_all(&vfs, db_path).len(), count * PAGE);
     sound("after a read-write open");
 }
+
+/// The dbtime a page's envelope records (bytes 8..16).
+fn dbtime_at(bytes: &[u8], pgno: usize) -> u64 {
+    u64::from_le_bytes(bytes[pgno * PAGE + 8..pgno * PAGE + 16].try_into().unwrap())
+}
+
+#[test]
+fn the_batch_splits_at_the_durable_end_exactly() {
+    // Sealed, never installed. The durable header names `end` pages: every changed page below
+    // it goes through the doublewrite file and nowhere else before the seal; every page at or
+    // past it goes straight into place, before the seal, and not through the doublewrite file.
+    let vfs = sealed_never_installed();
+    let copies = jetdb::read_header_copies(&vfs, Path::new("d.edb")).unwrap();
+    let durable = copies
+        .iter()
+        .filter_map(|copy| copy.as_ref().ok())
+        .max_by_key(|header| header.sequence)
+        .expect("a whole header copy")
+        .clone();
+    let end = durable.page_count as usize;
+    let db = read_all(&vfs, Path::new("d.edb"));
+    let dw = read_all(&vfs, Path::new("d.edb.jdw"));
+    let pages = batch_pages(&vfs) as usize;
+    // Page 1 of the batch is the header it installs; the pages follow.
+    let carried: Vec<usize> = (2..=pages)
+        .map(|i| u32::from_le_bytes(dw[i * PAGE + 4..i * PAGE + 8].try_into().unwrap()) as usize)
+        .collect();
+    assert!(!carried.is_empty(), "the batch changed pages the file held");
+    assert!(
+        carried.iter().all(|&pgno| pgno < end),
+        "the doublewrite file carries pages at or past the durable end {end}: {carried:?}"
+    );
+    // Below the durable end the file is as the durable header left it: no page of the batch
+    // went into place before its seal (a torn one would be a state no crash may return to).
+    for pgno in 2..end {
+        let dbtime = dbtime_at(&db, pgno);
+        assert!(
+            dbtime <= durable.dbtime,
+            "page {pgno}, below the durable end {end}, went into place before the seal (dbtime {dbtime} past the durable {})",
+            durable.dbtime
+        );
+    }
+    // Past it: the batch's fresh pages, in place already (each newer than the durable state).
+    let file_pages = db.len() / PAGE;
+    assert!(
+        file_pages > end + 5,
+        "fresh pages went into place: {file_pages} pages, durable end {end}"
+    );
+    for pgno in end..file_pages {
+        let dbtime = dbtime_at(&db, pgno);
+        assert!(
+            dbtime > durable.dbtime,
+            "fresh page {pgno} is not in place before the seal (dbtime {dbtime})"
+        );
+    }
+    // The batch, installed, changed below the durable end exactly the pages it carried.
+    let keys = records(&vfs, false).unwrap();
+    assert_eq!(keys, (0..keys.len() as u32).collect::<Vec<_>>());
+    let after = read_all(&vfs, Path::new("d.edb"));
+    let changed: Vec<usize> = (2..end)
+        .filter(|&pgno| dbtime_at(&after, pgno) > durable.dbtime)
+        .collect();
+    let mut sorted = carried.clone();
+    sorted.sort_unstable();
+    assert_eq!(
+        changed, sorted,
+        "pages below the durable end the batch changed, against those it carried"
+    );
+}

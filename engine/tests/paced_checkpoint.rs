@@ -262,3 +262,44 @@ fn a_commit_past_half_the_depth_writes_the_batch_it_begins() {
     drop(w.session);
     w.instance.term().unwrap();
 }
+
+#[test]
+fn a_round_of_fresh_pages_is_paced_over_half_the_depth() {
+    // Ascending keys with large values: each round is mostly pages past the file's durable
+    // end, which go into place once, not through the doublewrite file. Counted as the pieces
+    // they are, the round is spread over the commits of half a depth, as any round is:
+    // counted twice, or not counted as done, the first commits write it all.
+    let vfs = MemVfs::new();
+    let instance = Instance::new(env(vfs.clone()), params());
+    instance.init().unwrap();
+    let mut session = instance.begin_session().unwrap();
+    let table = session.create_table("t").unwrap();
+    let window = DEPTH / 2;
+    let mut checkpoints = instance.stats().unwrap().checkpoints;
+    let mut finished = 0;
+    let mut next = 0u32;
+    while finished < 4 {
+        assert!(next < 200_000, "no round finished");
+        session.begin_transaction().unwrap();
+        for _ in 0..3 {
+            let k = format!("a{next:08}");
+            session.put(table, k.as_bytes(), &[5; 1000]).unwrap();
+            next += 1;
+        }
+        session.commit_transaction(CommitMode::Durable).unwrap();
+        let now = instance.stats().unwrap().checkpoints;
+        if now > checkpoints {
+            checkpoints = now;
+            // The checkpoint moved to where the round began: the log grown since is the
+            // span of commits that wrote it.
+            let grown = lag(&instance);
+            assert!(
+                grown >= window * 3 / 4,
+                "a round finished {grown} bytes of log after it began (half the depth is {window}): its pieces were miscounted"
+            );
+            finished += 1;
+        }
+    }
+    drop(session);
+    instance.term().unwrap();
+}
