@@ -316,8 +316,8 @@ pub fn read_header_copies(vfs: &dyn Vfs, path: &Path) -> Result<[HeaderCopy; 2]>
 /// interrupted waits in the doublewrite file, the pages are not checked against the map: the
 /// file may hold part of the batch until a read-write open finishes it. Pages past the
 /// header's page count are unused space and pass (blank, or left torn by a batch cut off
-/// before its seal), unless such a pending batch names them. Fails only when no header copy is readable,
-/// since then the page size is unknown.
+/// before its seal), unless such a pending batch names them. Fails only when no header copy
+/// is readable, since then the page size is unknown.
 pub fn verify_file(vfs: &dyn Vfs, path: &Path) -> Result<ChecksumReport> {
     let file = vfs
         .open(path, OpenMode::Read)

@@ -973,9 +973,9 @@ impl LogWriter {
         })
     }
 
-    /// At a clean shutdown, once flushed: gives back the disk space of the blank segments past
-    /// the last one written (a preallocated generation is mostly blank), so a closed instance holds
-    /// about what it logged. [`LogWriter::refill_tail`] allocates them again.
+    /// At a clean shutdown, once flushed: gives back the disk space of the blank segments
+    /// past the last one written (a preallocated generation is mostly blank), so a closed
+    /// instance takes about what it logged. [`LogWriter::refill_tail`] allocates them again.
     pub(crate) fn release_tail(&mut self) -> Result<()> {
         // Flushed: every segment before `index` is written, none from it on.
         debug_assert!(self.open.is_empty() && self.pending.is_empty());
