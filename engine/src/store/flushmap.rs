@@ -270,4 +270,146 @@ mod tests {
         assert_ne!(a, digest([2u64, 1, 3].into_iter()));
         assert_eq!(a, digest([1u64, 2, 3].into_iter()));
     }
+
+    use crate::base::vfs::{MemVfs, OpenMode, Vfs};
+    use crate::store::header::{BackupInfo, DbState, FORMAT_VERSION, Lgpos, Signature};
+    use crate::store::page::PageHeader;
+
+    const PAGE: usize = 4096;
+
+    /// A header of `page_count` pages of 4 KiB (only the fields the map reads matter).
+    fn header(page_count: Pgno, dbtime: u64, catalog_stamp: u64, map_digest: u32) -> DbHeader {
+        DbHeader {
+            format_version: FORMAT_VERSION,
+            page_size: PAGE as u32,
+            sequence: 1,
+            db_signature: Signature::default(),
+            log_signature: Signature::default(),
+            state: DbState::CleanShutdown,
+            dbtime,
+            page_count,
+            free_head: 0,
+            free_count: 0,
+            consistent_lgpos: Lgpos::default(),
+            consistent_millis: 0,
+            backup_full: BackupInfo::default(),
+            backup_incremental: BackupInfo::default(),
+            log_through: Lgpos::default(),
+            catalog_stamp,
+            map_digest,
+        }
+    }
+
+    /// Map page `map` of dbtime `dbtime`, its entries from `stamps`, sealed.
+    fn map_page(map: Pgno, dbtime: u64, stamps: &[u64]) -> Vec<u8> {
+        let mut p = vec![0u8; PAGE];
+        fill(&mut p, map, stamps);
+        page::seal(
+            &mut p,
+            PageHeader {
+                pgno: map,
+                dbtime,
+                kind: PageKind::Map,
+            },
+        );
+        p
+    }
+
+    /// A page of dbtime `dbtime` (all the verifier reads of a data page).
+    fn data_page(dbtime: u64) -> Vec<u8> {
+        let mut p = vec![0u8; PAGE];
+        page::set_dbtime(&mut p, dbtime);
+        p
+    }
+
+    #[test]
+    fn the_file_check_reads_the_map_pages_against_the_header_digest() {
+        // Two map pages (3 and 3 + 508 = 511): map page 0 last written at dbtime 5, map page 1
+        // at 9, the header's dbtime. A map page older than the header is the usual case.
+        let count = 512;
+        let vfs = MemVfs::new();
+        let file = vfs
+            .open(std::path::Path::new("/db"), OpenMode::CreateNew)
+            .unwrap();
+        let write = |map: Pgno, p: &[u8]| {
+            file.write_all_at(p, u64::from(map) * PAGE as u64).unwrap();
+        };
+        write(3, &map_page(3, 5, &[]));
+        write(511, &map_page(511, 9, &[]));
+        let good = header(count, 9, 0, digest([5u64, 9].into_iter()));
+        check_digest(&*file, &good).expect("a map page older than the header is whole");
+
+        // Map page 1 lost its last write: it still holds dbtime 7.
+        write(511, &map_page(511, 7, &[]));
+        let err = check_digest(&*file, &good).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::ReadLostFlushVerifyFailure, "{err}");
+
+        // A page of another kind where map page 1 belongs, at the very dbtime the digest
+        // records: corrupt, whatever the digest says.
+        let mut free = vec![0u8; PAGE];
+        page::seal(
+            &mut free,
+            PageHeader {
+                pgno: 511,
+                dbtime: 9,
+                kind: PageKind::Free,
+            },
+        );
+        write(511, &free);
+        let err = check_digest(&*file, &good).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::DatabaseCorrupted, "{err}");
+
+        // And a map page newer than the header is corrupt too.
+        write(511, &map_page(511, 10, &[]));
+        let newer = header(count, 9, 0, digest([5u64, 10].into_iter()));
+        let err = check_digest(&*file, &newer).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::DatabaseCorrupted, "{err}");
+    }
+
+    #[test]
+    fn the_verifier_checks_the_catalog_root_against_the_header_stamp() {
+        let h = header(4, 9, 6, digest([8u64].into_iter()));
+        let mut v = Verifier::new(&h);
+        // The header copies have no entry.
+        v.check(0, &data_page(1)).unwrap();
+        v.check(1, &data_page(1)).unwrap();
+        // The catalog root lost its last write (dbtime 6): it still holds dbtime 4.
+        let err = v.check(2, &data_page(4)).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::ReadLostFlushVerifyFailure, "{err}");
+        let mut v = Verifier::new(&h);
+        v.check(2, &data_page(6))
+            .expect("the catalog root as last written");
+        v.check(3, &map_page(3, 8, &[])).unwrap();
+        v.finish().unwrap();
+    }
+
+    #[test]
+    fn the_verifier_refuses_a_map_page_that_lost_a_write_with_the_pages_it_describes() {
+        // Pages 4 and 5 written at dbtime 8 with map page 0, in one batch; the header's digest
+        // records map page 0 at dbtime 8.
+        let mut stamps = vec![0u64; 6];
+        stamps[4] = 8;
+        stamps[5] = 8;
+        let h = header(6, 8, 2, digest([8u64].into_iter()));
+        let pass = |map: &[u8], pages: &[u64]| -> Result<()> {
+            let mut v = Verifier::new(&h);
+            v.check(2, &data_page(2))?;
+            v.check(3, map)?;
+            for (i, &t) in pages.iter().enumerate() {
+                v.check(4 + i as Pgno, &data_page(t))?;
+            }
+            v.finish()
+        };
+        pass(&map_page(3, 8, &stamps), &[8, 8]).expect("the pages as last written");
+        // The whole batch lost: map page 0 and its pages hold the previous batch's writes
+        // (dbtime 3), each page agreeing with the stale map. Only the digest tells.
+        let mut old = vec![0u64; 6];
+        old[4] = 3;
+        old[5] = 3;
+        let err = pass(&map_page(3, 3, &old), &[3, 3]).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::ReadLostFlushVerifyFailure, "{err}");
+        // The map page alone lost: its pages tell.
+        let err = pass(&map_page(3, 3, &old), &[8, 8]).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::ReadLostFlushVerifyFailure, "{err}");
+    }
 }
