@@ -382,6 +382,79 @@ mod tests {
     }
 
     #[test]
+    fn a_record_that_just_fits_stays_in_its_chunk_and_no_chunk_ever_grows() {
+        let mut ws = WriteSet::default();
+        let mut capacities = Vec::new();
+        let mut put = |ws: &mut WriteSet, key: &[u8], len: usize| {
+            // A record is its 18-byte header, its key and its value.
+            let value = vec![key[0]; len - HEADER - key.len()];
+            ws.insert(3, key, Some(&value));
+            // A chunk keeps the allocation it was made with: a write never moves one.
+            for (i, chunk) in ws.chunks.iter().enumerate() {
+                if i < capacities.len() {
+                    assert_eq!(chunk.capacity(), capacities[i], "chunk {i} grew");
+                } else {
+                    capacities.push(chunk.capacity());
+                }
+            }
+        };
+        put(&mut ws, b"a", 119);
+        let room = |ws: &WriteSet| {
+            let last = ws.chunks.last().unwrap();
+            last.capacity() - last.len()
+        };
+        // Exactly the room left: the same chunk, now full.
+        let exact = room(&ws);
+        put(&mut ws, b"b", exact);
+        assert_eq!((ws.chunks.len(), room(&ws)), (1, 0));
+        // The next chunk: leave 30 bytes, then a record of 31 goes to a third.
+        put(&mut ws, b"c", 119);
+        assert_eq!(ws.chunks.len(), 2);
+        let fill = room(&ws) - 30;
+        put(&mut ws, b"d", fill);
+        assert_eq!((ws.chunks.len(), room(&ws)), (2, 30));
+        put(&mut ws, b"e", 31);
+        assert_eq!(ws.chunks.len(), 3);
+        assert_eq!(ws.chunks[1].len(), ws.chunks[1].capacity() - 30);
+        for (key, len) in [
+            (b"a", 119),
+            (b"b", exact),
+            (b"c", 119),
+            (b"d", fill),
+            (b"e", 31),
+        ] {
+            let value = vec![key[0]; len - HEADER - 1];
+            assert_eq!(ws.get(3, key), Some(Some(&value[..])));
+        }
+    }
+
+    #[test]
+    fn each_table_is_listed_once_in_the_order_first_written() {
+        let mut ws = WriteSet::default();
+        for (root, key) in [
+            (4, "a"),
+            (3, "a"),
+            (4, "b"),
+            (5, "a"),
+            (3, "b"),
+            (3, "c"),
+            (4, "a"),
+        ] {
+            ws.insert(root, key.as_bytes(), Some(b"v"));
+        }
+        assert_eq!(ws.roots(), [4, 3, 5]);
+        let mut logged = Vec::new();
+        for &only in ws.roots() {
+            ws.for_each(|w| {
+                if w.root == only {
+                    logged.push((w.root, w.key.to_vec()));
+                }
+            });
+        }
+        assert_eq!(logged.len(), ws.len());
+    }
+
+    #[test]
     fn a_large_value_gets_a_chunk_of_its_own() {
         let mut ws = WriteSet::default();
         let big = vec![7u8; CHUNK + 5];
