@@ -305,9 +305,9 @@ impl Instance {
     /// the log is flushed, every changed page is written, the database is marked
     /// `CleanShutdown` and the checkpoint moved to the end of the log; last, the disk space of
     /// the current log generation's blank tail is given back (the next init takes it again).
-    /// After a fatal error the
-    /// instance is released without writing anything and term returns
-    /// `JET_errInstanceUnavailable`: lazy commits may be lost, and the next init recovers.
+    /// After a fatal error the instance is released without writing anything and term
+    /// returns `JET_errInstanceUnavailable`: lazy commits may be lost, and the next init
+    /// recovers.
     pub fn term(&self) -> Result<()> {
         let failed = {
             let mut state = lock(&self.shared.state);
