@@ -49,6 +49,14 @@ fn dead() -> io::Error {
     io::Error::other("the process has crashed")
 }
 
+/// Every call fails once the process has died.
+fn alive(disk: &Mutex<Disk>) -> io::Result<()> {
+    match disk.lock().unwrap().dead {
+        true => Err(dead()),
+        false => Ok(()),
+    }
+}
+
 impl Disk {
     fn spend(&mut self) -> io::Result<()> {
         if self.dead || self.fuel == 0 {
@@ -132,15 +140,11 @@ impl Vfs for CrashVfs {
         }))
     }
     fn exists(&self, path: &Path) -> io::Result<bool> {
-        if self.disk.lock().unwrap().dead {
-            return Err(dead());
-        }
+        alive(&self.disk)?;
         self.inner.exists(path)
     }
     fn is_dir(&self, path: &Path) -> io::Result<bool> {
-        if self.disk.lock().unwrap().dead {
-            return Err(dead());
-        }
+        alive(&self.disk)?;
         self.inner.is_dir(path)
     }
     fn remove(&self, path: &Path) -> io::Result<()> {
@@ -165,15 +169,11 @@ impl Vfs for CrashVfs {
         Ok(())
     }
     fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
-        if self.disk.lock().unwrap().dead {
-            return Err(dead());
-        }
+        alive(&self.disk)?;
         self.inner.list(dir)
     }
     fn create_dir(&self, path: &Path) -> io::Result<()> {
-        if self.disk.lock().unwrap().dead {
-            return Err(dead());
-        }
+        alive(&self.disk)?;
         self.inner.create_dir(path)
     }
     fn remove_dir(&self, path: &Path) -> io::Result<()> {
@@ -195,9 +195,7 @@ impl Vfs for CrashVfs {
 
 impl VfsFile for CFile {
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-        if self.disk.lock().unwrap().dead {
-            return Err(dead());
-        }
+        alive(&self.disk)?;
         self.inner.read_at(buf, offset)
     }
     fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
