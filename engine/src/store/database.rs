@@ -518,6 +518,14 @@ impl Database {
         &mut self.pager
     }
 
+    /// The name of the open table whose root is `root`.
+    pub(crate) fn table_name(&self, root: Pgno) -> Option<&str> {
+        self.tables
+            .iter()
+            .find(|(_, table)| table.root == root)
+            .map(|(name, _)| name.as_str())
+    }
+
     pub(crate) fn table_roots(&self) -> BTreeMap<String, Pgno> {
         self.tables
             .iter()

@@ -528,10 +528,21 @@ pub(crate) struct Logging {
     pub(crate) writer: LogWriter,
     pub(crate) checkpoint: CheckpointFile,
     pub(crate) layout: Layout,
+    /// A commit's records as they are encoded, kept for the next (`Core::log_group`).
+    buf: Vec<u8>,
+    /// Where each record in `buf` ends.
+    ends: Vec<usize>,
 }
+
+/// The most a commit's encoding buffer keeps for the next one: a group is appended each
+/// 64 KiB, so only a record larger than that grows it past this.
+const KEPT_BUFFER_BYTES: usize = 128 * 1024;
 
 /// A key's entry in the lock table: its table's root and a hash of its bytes.
 type LockKey = (Pgno, u64);
+
+/// The lock table's capacity kept after the transactions that grew it end.
+const LOCKS_KEPT: usize = 4096;
 
 // A key's lock is its table and `writeset::hash_key` of it. Two keys of one table with the
 // same hash share a lock: a spurious write conflict, at odds of one in 2^64 per pair, never a
@@ -650,6 +661,8 @@ impl Core {
                 writer: recovered.writer,
                 checkpoint: recovered.checkpoint,
                 layout,
+                buf: Vec::new(),
+                ends: Vec::new(),
             }),
             Some(recovered.report),
             epoch,
@@ -815,6 +828,11 @@ impl Core {
         }
         let oldest = self.active.values().copied().min().unwrap_or(u64::MAX);
         self.versions.collect(oldest);
+        // A large transaction's locks are gone: give back the table that held them, or it
+        // stays that size (a million puts leave tens of MiB) and every later lock probes it.
+        if self.locks.capacity() > LOCKS_KEPT && self.locks.len() * 8 < self.locks.capacity() {
+            self.locks.shrink_to(LOCKS_KEPT.max(self.locks.len() * 2));
+        }
     }
 
     /// Releases transaction `id`'s lock on the key of table `root` whose hash is `hash`.
@@ -972,18 +990,13 @@ impl Core {
         writes: &WriteSet,
         durable: bool,
     ) -> Result<()> {
-        let names: BTreeMap<Pgno, String> = self
-            .db
-            .table_roots()
-            .into_iter()
-            .map(|(name, root)| (root, name))
-            .collect();
         let Some(log) = &mut self.log else {
             return Ok(());
         };
         let (mut puts, mut deletes, mut records) = (0u32, 0u32, 0u32);
-        let mut buf = Vec::new();
-        let mut ends = Vec::new();
+        // Buffers kept from one commit to the next: a small commit then allocates nothing
+        // here (a cold allocation costs about what encoding a record does).
+        let (mut buf, mut ends) = (std::mem::take(&mut log.buf), std::mem::take(&mut log.ends));
         let mut append = |buf: &mut Vec<u8>, ends: &mut Vec<usize>| -> Result<()> {
             let mut start = 0;
             for &end in ends.iter() {
@@ -999,7 +1012,8 @@ impl Core {
         // the transaction interleaved them; writes to distinct keys commute, so replaying them
         // in this order leaves what applying them in the order written does.
         for &only in writes.roots() {
-            log::encode_table(&mut buf, TableRecord::Use, &names[&only]);
+            let name = self.db.table_name(only).expect("a written table is open");
+            log::encode_table(&mut buf, TableRecord::Use, name);
             ends.push(buf.len());
             writes.try_for_each(
                 |Write {
@@ -1035,16 +1049,21 @@ impl Core {
             puts,
             deletes,
         };
-        self.append_commit(&commit, durable)
+        log::encode_commit(&mut buf, &commit);
+        let result = self.append_commit(&buf, durable);
+        let log = self.log.as_mut().expect("logging");
+        if buf.capacity() <= KEPT_BUFFER_BYTES {
+            buf.clear();
+            (log.buf, log.ends) = (buf, ends);
+        }
+        result
     }
 
-    /// Appends a commit record, flushes the log if `durable`, and tells the pager how far
-    /// the log holds the cache's changes and how far it is durable.
-    fn append_commit(&mut self, commit: &CommitRecord, durable: bool) -> Result<()> {
+    /// Appends an encoded commit record, flushes the log if `durable`, and tells the pager
+    /// how far the log holds the cache's changes and how far it is durable.
+    fn append_commit(&mut self, record: &[u8], durable: bool) -> Result<()> {
         let log = self.log.as_mut().expect("logging");
-        let mut record = Vec::new();
-        log::encode_commit(&mut record, commit);
-        let end = log.writer.append(&record)?;
+        let end = log.writer.append(record)?;
         self.db.pager_mut().logged(lsn(end));
         if durable {
             log.writer.flush()?;
@@ -1362,7 +1381,9 @@ impl Core {
                 puts: 0,
                 deletes: 0,
             };
-            self.append_commit(&commit, true)?;
+            record.clear();
+            log::encode_commit(&mut record, &commit);
+            self.append_commit(&record, true)?;
         }
         self.last_sequence = sequence;
         Ok(())
@@ -1445,4 +1466,66 @@ fn create_database(env: &Env, path: &Path, options: &DatabaseOptions) -> Result<
     let dir = parent_dir(path);
     env.vfs.sync_dir(dir).map_err(io("fsync", dir))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::CommitMode;
+
+    fn instance() -> Instance {
+        let mut params = InstanceParams::in_directory("db");
+        params.create_path_if_not_exist = true;
+        let instance = Instance::new(Env::memory(3), params);
+        instance.init().unwrap();
+        instance
+    }
+
+    #[test]
+    fn a_large_transaction_gives_back_its_lock_table_and_keeps_the_locks_still_held() {
+        let instance = instance();
+        let mut holder = instance.begin_session().unwrap();
+        let t = holder.create_table("t").unwrap();
+        holder.begin_transaction().unwrap();
+        holder.put(t, b"held", b"1").unwrap();
+
+        let mut big = instance.begin_session().unwrap();
+        big.begin_transaction().unwrap();
+        for i in 0..20_000u32 {
+            big.put(t, &i.to_be_bytes(), b"v").unwrap();
+        }
+        let grown = instance
+            .with_core(|core| Ok(core.locks.capacity()))
+            .unwrap();
+        assert!(grown >= 20_000, "the puts were locked ({grown})");
+        big.commit_transaction(CommitMode::Lazy).unwrap();
+        let (capacity, buffer) = instance
+            .with_core(|core| {
+                let log = core.log.as_ref().expect("logging");
+                Ok((core.locks.capacity(), log.buf.capacity()))
+            })
+            .unwrap();
+        assert!(
+            capacity <= 2 * LOCKS_KEPT,
+            "the lock table kept {capacity} slots"
+        );
+        assert!(
+            buffer <= KEPT_BUFFER_BYTES,
+            "the log buffer kept {buffer} bytes"
+        );
+
+        // The lock still held survived the shrink.
+        let mut other = instance.begin_session().unwrap();
+        other.begin_transaction().unwrap();
+        let err = other.put(t, b"held", b"2").unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::WriteConflict);
+        other.rollback().unwrap();
+        holder.commit_transaction(CommitMode::Durable).unwrap();
+        let mut reader = instance.begin_session().unwrap();
+        assert_eq!(reader.get(t, b"held").unwrap().as_deref(), Some(&b"1"[..]));
+        assert_eq!(
+            reader.get(t, &19_999u32.to_be_bytes()).unwrap().as_deref(),
+            Some(&b"v"[..])
+        );
+    }
 }

@@ -336,17 +336,16 @@ pub(crate) enum TableRecord {
 
 /// Appends a commit record to `out`.
 pub(crate) fn encode_commit(out: &mut Vec<u8>, c: &CommitRecord) {
-    let mut body = Vec::with_capacity(COMMIT_BODY_LEN);
-    let mut w = Writer::new(&mut body);
+    record_header(out, RECORD_COMMIT, COMMIT_BODY_LEN);
+    let start = out.len();
+    let mut w = Writer::new(out);
     w.u64(c.transaction);
     w.u64(c.sequence);
     w.u64(c.millis);
     w.u32(c.records);
     w.u32(c.puts);
     w.u32(c.deletes);
-    debug_assert_eq!(body.len(), COMMIT_BODY_LEN);
-    record_header(out, RECORD_COMMIT, body.len());
-    out.extend_from_slice(&body);
+    debug_assert_eq!(out.len() - start, COMMIT_BODY_LEN);
 }
 
 /// A key at the start of `body`: its length byte, then the key.
@@ -918,6 +917,10 @@ impl NewLog<'_> {
         // 1.07-1.15 x a 4 KiB overwrite + fdatasync, against 2.1-2.2 x into a sparse file.
         write_zeros(&*file, SEGMENT_SIZE as u64, self.header.file_size()).map_err(io("fill"))?;
         file.sync().map_err(io("fsync"))?;
+        // Commits overwrite the blank segments one by one; a hint only, so its failure is
+        // no failure of the log.
+        let blank = SEGMENT_SIZE as u64;
+        let _ = file.ready_for_overwrite(blank, self.header.file_size() - blank);
         self.vfs
             .sync_dir(self.dir)
             .map_err(io("fsync its directory"))?;
@@ -1008,7 +1011,9 @@ impl LogWriter {
             .map_err(|err| log_io(format!("fill {}", path.display()), &err))?;
         self.file
             .sync()
-            .map_err(|err| log_io(format!("fsync {}", path.display()), &err))
+            .map_err(|err| log_io(format!("fsync {}", path.display()), &err))?;
+        let _ = self.file.ready_for_overwrite(from, size - from);
+        Ok(())
     }
 
     /// The position the next record will start at (if it fits in this generation).
