@@ -101,10 +101,12 @@ pub trait VfsFile: Send + Sync + fmt::Debug {
     }
 
     /// Says that `len` bytes at `offset`, written and synced, are about to be overwritten a
-    /// piece at a time (a new log generation's blank segments, each commit's segment with
-    /// its own fdatasync): a hint, so the system holds the range in its cache as if read
-    /// from the device rather than as left by the writes that filled it, which costs each
-    /// later overwrite and fdatasync less. It changes no byte. By default, nothing.
+    /// piece at a time (a log generation's blank segments, each commit's segment with its own
+    /// fdatasync): a hint, so the system holds the range in its cache as if read from the
+    /// device rather than as left by the writes that filled it, which costs each later
+    /// overwrite and fdatasync less. It changes no byte. A system may read in only part of a
+    /// long range (Linux: one read-ahead window), so hint a little ahead at a time. By
+    /// default, nothing.
     fn ready_for_overwrite(&self, offset: u64, len: u64) -> io::Result<()> {
         let _ = (offset, len);
         Ok(())

@@ -535,13 +535,15 @@ pub(crate) struct Logging {
 }
 
 /// The most a commit's encoding buffer keeps for the next one: a group is appended each
-/// 64 KiB, so only a record larger than that grows it past this.
+/// 64 KiB, so only a put whose value is larger than that (its parts encoded together) grows
+/// it past this.
 const KEPT_BUFFER_BYTES: usize = 128 * 1024;
 
 /// A key's entry in the lock table: its table's root and a hash of its bytes.
 type LockKey = (Pgno, u64);
 
-/// The lock table's capacity kept after the transactions that grew it end.
+/// The lock table is shrunk once fewer than an eighth of the most locks held since are,
+/// if that most was above this; to room for this many at least.
 const LOCKS_KEPT: usize = 4096;
 
 // A key's lock is its table and `writeset::hash_key` of it. Two keys of one table with the
@@ -567,6 +569,8 @@ pub(crate) struct Core {
     /// Keys written by open transactions, and by which: each key as its table and a 64-bit
     /// hash of its bytes (`lock_of`), so a transaction's write set holds its keys once.
     locks: FxHashMap<LockKey, u64>,
+    /// The most locks held at once since the lock table was last shrunk.
+    locks_peak: usize,
     versions: VersionStore,
     /// The first fatal error: a failed log write or fsync, or a failure in the middle of
     /// applying a commit. After it the instance refuses all work.
@@ -689,6 +693,7 @@ impl Core {
             last_sequence: 0,
             active: BTreeMap::new(),
             locks: FxHashMap::default(),
+            locks_peak: 0,
             versions: VersionStore::default(),
             fatal: None,
             stats: InstanceStats::default(),
@@ -815,6 +820,7 @@ impl Core {
             );
         }
         self.locks.insert(lock, id);
+        self.locks_peak = self.locks_peak.max(self.locks.len());
         Ok(())
     }
 
@@ -828,10 +834,13 @@ impl Core {
         }
         let oldest = self.active.values().copied().min().unwrap_or(u64::MAX);
         self.versions.collect(oldest);
-        // A large transaction's locks are gone: give back the table that held them, or it
-        // stays that size (a million puts leave tens of MiB) and every later lock probes it.
-        if self.locks.capacity() > LOCKS_KEPT && self.locks.len() * 8 < self.locks.capacity() {
+        // Once the locks a large transaction took are gone, give back the table that held
+        // them, or it stays that size (a million puts leave tens of MiB) and every later lock
+        // probes it. Judged by the most locks held since, not by the table's capacity, which
+        // its removed entries blur.
+        if self.locks_peak > LOCKS_KEPT && self.locks.len() * 8 < self.locks_peak {
             self.locks.shrink_to(LOCKS_KEPT.max(self.locks.len() * 2));
+            self.locks_peak = self.locks.len();
         }
     }
 
