@@ -1335,11 +1335,14 @@ pub(crate) mod tests {
         out
     }
 
+    /// What [`Hinted`] saw: a write or a hint, from one segment to another.
+    type SegmentOps = Arc<std::sync::Mutex<Vec<(&'static str, u64, u64)>>>;
+
     /// A log file that records, in segments, what is written to it and what is readied.
     #[derive(Debug)]
     struct Hinted {
         inner: Box<dyn VfsFile>,
-        ops: Arc<std::sync::Mutex<Vec<(&'static str, u64, u64)>>>,
+        ops: SegmentOps,
     }
 
     impl VfsFile for Hinted {
@@ -1368,7 +1371,7 @@ pub(crate) mod tests {
         fn ready_for_overwrite(&self, offset: u64, len: u64) -> std::io::Result<()> {
             let segment = SEGMENT_SIZE as u64;
             assert!(
-                offset % segment == 0 && len % segment == 0,
+                offset.is_multiple_of(segment) && len.is_multiple_of(segment),
                 "whole segments"
             );
             let op = ("ready", offset / segment, (offset + len) / segment);
