@@ -1167,13 +1167,12 @@ impl LogWriter {
     /// failure is no failure of the log.
     fn ready_ahead(&mut self) {
         let end = self.header.segments;
-        if self.readied_to >= end || self.readied_to >= self.index + READY_SEGMENTS / 2 {
-            return;
-        }
         // Only blank segments: none before `index` (written, or waiting to be) is touched.
         let from = self.readied_to.max(self.index);
+        if from >= end || self.readied_to >= self.index + READY_SEGMENTS / 2 {
+            return;
+        }
         let to = (from + READY_SEGMENTS).min(end);
-        debug_assert!(from >= self.index && to > from);
         let segment = SEGMENT_SIZE as u64;
         let _ = self
             .file
