@@ -542,8 +542,8 @@ const KEPT_BUFFER_BYTES: usize = 128 * 1024;
 /// A key's entry in the lock table: its table's root and a hash of its bytes.
 type LockKey = (Pgno, u64);
 
-/// The lock table is shrunk once fewer than an eighth of the most locks held since are,
-/// if that most was above this; to room for this many at least.
+/// The lock table is shrunk when the locks held fall below an eighth of the most held since
+/// the last shrink, if that most was above this number; it keeps room for this many.
 const LOCKS_KEPT: usize = 4096;
 
 // A key's lock is its table and `writeset::hash_key` of it. Two keys of one table with the
@@ -1061,6 +1061,8 @@ impl Core {
         log::encode_commit(&mut buf, &commit);
         let result = self.append_commit(&buf, durable);
         let log = self.log.as_mut().expect("logging");
+        // (`append` left no record end behind: the commit record is appended whole.)
+        debug_assert!(ends.is_empty());
         if buf.capacity() <= KEPT_BUFFER_BYTES {
             buf.clear();
             (log.buf, log.ends) = (buf, ends);
