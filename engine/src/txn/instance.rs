@@ -1521,7 +1521,7 @@ mod tests {
             "the lock table kept {capacity} slots"
         );
         assert!(
-            buffer <= KEPT_BUFFER_BYTES,
+            buffer > 0 && buffer <= KEPT_BUFFER_BYTES,
             "the log buffer kept {buffer} bytes"
         );
 

@@ -1413,6 +1413,12 @@ pub(crate) mod tests {
                         "readied segment {from} was written: {ops:?}"
                     );
                     assert!(to - from <= u64::from(READY_SEGMENTS) && to <= u64::from(segments));
+                    // Readied a little ahead at a time, never far past the writer.
+                    let lead = u64::from(READY_SEGMENTS) * 3 / 2;
+                    assert!(
+                        to <= written_to + lead,
+                        "readied to {to} at {written_to}: {ops:?}"
+                    );
                     readied.push((from, to));
                 }
             }
