@@ -1484,12 +1484,93 @@ mod tests {
     use super::*;
     use crate::CommitMode;
 
-    fn instance() -> Instance {
+    fn instance_with(env: Env, version_store_size: usize) -> Instance {
         let mut params = InstanceParams::in_directory("db");
         params.create_path_if_not_exist = true;
-        let instance = Instance::new(Env::memory(3), params);
+        params.version_store_size = version_store_size;
+        let instance = Instance::new(env, params);
         instance.init().unwrap();
         instance
+    }
+
+    fn instance() -> Instance {
+        instance_with(Env::memory(3), 256 << 20)
+    }
+
+    fn kept_buffer(instance: &Instance) -> usize {
+        instance
+            .with_core(|core| Ok(core.log.as_ref().expect("logging").buf.capacity()))
+            .unwrap()
+    }
+
+    #[test]
+    fn a_small_commit_keeps_its_encoding_buffer_and_a_large_value_does_not() {
+        let instance = instance();
+        let mut s = instance.begin_session().unwrap();
+        let t = s.create_table("t").unwrap();
+        s.begin_transaction().unwrap();
+        s.put(t, b"small", b"v").unwrap();
+        s.commit_transaction(CommitMode::Lazy).unwrap();
+        assert!(
+            kept_buffer(&instance) > 0,
+            "a small commit's buffer was dropped"
+        );
+        s.begin_transaction().unwrap();
+        s.put(t, b"large", &vec![7u8; crate::limits::VALUE_LEN_MAX])
+            .unwrap();
+        s.commit_transaction(CommitMode::Lazy).unwrap();
+        let kept = kept_buffer(&instance);
+        assert!(
+            kept <= KEPT_BUFFER_BYTES,
+            "a large value's buffer was kept ({kept} bytes)"
+        );
+    }
+
+    #[test]
+    fn a_commit_record_counts_its_records_puts_and_deletes() {
+        let env = Env::memory(3);
+        let instance = instance_with(env.clone(), 256 << 20);
+        let mut s = instance.begin_session().unwrap();
+        let t = s.create_table("t").unwrap();
+        s.begin_transaction().unwrap();
+        for key in [&b"a"[..], b"b", b"c"] {
+            s.put(t, key, b"v").unwrap();
+        }
+        s.commit_transaction(CommitMode::Durable).unwrap();
+        s.begin_transaction().unwrap();
+        s.put(t, b"d", b"v").unwrap();
+        assert!(s.delete(t, b"a").unwrap());
+        assert!(s.delete(t, b"b").unwrap());
+        s.commit_transaction(CommitMode::Durable).unwrap();
+        let bytes = log::read_file(&*env.vfs, Path::new("db/edb.log")).unwrap();
+        let scan = log::scan(&bytes, "edb.log").unwrap();
+        let counts: Vec<(u32, u32, u32)> = scan
+            .records
+            .iter()
+            .filter_map(|(_, r)| match r {
+                log::Record::Commit(c) if c.records > 1 => Some((c.records, c.puts, c.deletes)),
+                _ => None,
+            })
+            .collect();
+        // Each group: a table record, then its puts and deletes.
+        assert_eq!(counts, [(4, 3, 0), (4, 1, 2)]);
+    }
+
+    #[test]
+    fn a_transaction_may_write_up_to_the_version_store_size_and_not_past_it() {
+        let instance = instance_with(Env::memory(3), 1000);
+        let mut s = instance.begin_session().unwrap();
+        let t = s.create_table("t").unwrap();
+        s.begin_transaction().unwrap();
+        // A write counts its key, its value and 32 bytes: 533, then 467, exactly 1000.
+        s.put(t, b"a", &[1; 500]).unwrap();
+        s.put(t, b"b", &[2; 434]).unwrap();
+        let err = s.put(t, b"c", b"").unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::VersionStoreOutOfMemory);
+        s.commit_transaction(CommitMode::Durable).unwrap();
+        let mut reader = instance.begin_session().unwrap();
+        assert_eq!(reader.get(t, b"b").unwrap().as_deref(), Some(&[2; 434][..]));
+        assert_eq!(reader.get(t, b"c").unwrap(), None);
     }
 
     #[test]
