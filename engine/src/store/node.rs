@@ -733,6 +733,53 @@ mod tests {
         }
     }
 
+    #[test]
+    fn a_replace_that_exactly_fills_the_page_is_taken() {
+        // Fill a leaf until it refuses, then grow record 0 by exactly the bytes left: the
+        // replace fits (the old record's bytes are given back first) and must be taken.
+        let mut p = vec![0u8; 4096];
+        init_tree(&mut p, PageKind::Leaf, 0);
+        let mut rec = Vec::new();
+        for n in 0u32.. {
+            leaf_record(
+                &mut rec,
+                format!("k{n:05}").as_bytes(),
+                ValueRef::Inline(&[1; 50]),
+            );
+            if !insert(&mut p, n as usize, &rec) {
+                break;
+            }
+        }
+        let free = p.len() - used(&p);
+        assert!(
+            free > 0,
+            "the filled page should have a few bytes left over"
+        );
+        let old_len = record(&p, 0).len();
+        let too_long = vec![2; 50 + free + 1];
+        leaf_record(&mut rec, b"k00000", ValueRef::Inline(&too_long));
+        assert_eq!(rec.len(), old_len + free + 1);
+        assert!(
+            !replace(&mut p, 0, &rec),
+            "a record one byte too long must not fit"
+        );
+        assert_eq!(
+            value(&p, 0),
+            ValueRef::Inline(&[1; 50]),
+            "a refused replace changes nothing"
+        );
+        let exact = vec![3; 50 + free];
+        leaf_record(&mut rec, b"k00000", ValueRef::Inline(&exact));
+        assert!(
+            replace(&mut p, 0, &rec),
+            "a record that exactly fills the page must fit"
+        );
+        assert_eq!(used(&p), p.len(), "the page is then full");
+        assert_eq!(value(&p, 0), ValueRef::Inline(&exact));
+        seal(&mut p, 3);
+        validate(&p, 3).unwrap();
+    }
+
     fn corrupt(mut p: Vec<u8>, pgno: Pgno, change: impl Fn(&mut [u8])) {
         change(&mut p);
         seal(&mut p, pgno);
@@ -780,5 +827,52 @@ mod tests {
         let mut p = vec![0u8; 4096];
         init_overflow(&mut p, 0, b"abc");
         corrupt(p, 9, |p| wr32(p, PAGE_HEADER_LEN + 4, 5000));
+    }
+
+    #[test]
+    fn a_record_area_past_the_page_or_a_reserved_field_set_is_corruption() {
+        let good = leaf_with(
+            &[
+                (b"a", ValueRef::Inline(b"1")),
+                (b"b", ValueRef::Inline(b"2")),
+            ],
+            4096,
+        );
+        // A record area starting past the page's end (not an arithmetic overflow).
+        corrupt(good.clone(), 9, |p| wr16(p, DATA_START, 4096 + 2));
+        // The reserved field set, alone; a leaf naming a leftmost child, alone.
+        corrupt(good.clone(), 9, |p| wr16(p, 38, 1));
+        corrupt(good, 9, |p| wr32(p, LEFTMOST, 5));
+    }
+
+    #[test]
+    fn a_leaf_record_above_its_limit_is_corruption_and_one_at_it_is_not() {
+        use crate::base::limits::VALUE_LEN_MAX;
+        let page_size = 4096;
+        let max = inline_entry_max(page_size);
+        // An inline record that with its slot takes exactly the quarter page is valid; one
+        // byte more is not (the splits rely on it).
+        let at_max = vec![1; max - inline_entry_len(1, 0)];
+        let mut p = leaf_with(&[(b"a", ValueRef::Inline(&at_max))], page_size);
+        seal(&mut p, 9);
+        validate(&p, 9).expect("an inline record of exactly the limit is valid");
+        let above = vec![1; max - inline_entry_len(1, 0) + 1];
+        corrupt(
+            leaf_with(&[(b"a", ValueRef::Inline(&above))], page_size),
+            9,
+            |_| {},
+        );
+        // An overflow value is valid up to the longest value, in a chain that is not page 0.
+        let overflow = |first, len| ValueRef::Overflow { first, len };
+        let longest = u32::try_from(VALUE_LEN_MAX).unwrap();
+        let mut p = leaf_with(&[(b"a", overflow(12, longest))], page_size);
+        seal(&mut p, 9);
+        validate(&p, 9).expect("an overflow value of the longest length is valid");
+        corrupt(
+            leaf_with(&[(b"a", overflow(12, longest + 1))], page_size),
+            9,
+            |_| {},
+        );
+        corrupt(leaf_with(&[(b"a", overflow(0, 10))], page_size), 9, |_| {});
     }
 }
