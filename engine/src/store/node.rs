@@ -780,6 +780,53 @@ mod tests {
         validate(&p, 3).unwrap();
     }
 
+    #[test]
+    fn an_insert_that_fits_the_free_gap_moves_no_other_record() {
+        // Compaction is for an insert the gap between directory and records cannot take; one
+        // that exactly fills the gap writes its record there and leaves the holes alone.
+        let mut p = vec![0u8; 4096];
+        init_tree(&mut p, PageKind::Leaf, 0);
+        let mut rec = Vec::new();
+        let gap = |p: &[u8]| rd16(p, DATA_START) - (TREE_HEADER + 2 * count(p));
+        let mut n = 0;
+        while gap(&p) > 600 {
+            leaf_record(
+                &mut rec,
+                format!("k{n:05}").as_bytes(),
+                ValueRef::Inline(&[1; 100]),
+            );
+            assert!(insert(&mut p, n, &rec));
+            n += 1;
+        }
+        remove(&mut p, 1);
+        let holes = rd16(&p, HOLES);
+        assert!(
+            holes > 0,
+            "removing a record below data_start leaves a hole"
+        );
+        let offsets: Vec<usize> = (0..count(&p)).map(|i| slot(&p, i)).collect();
+        let v = vec![2; gap(&p) - inline_entry_len(6, 0)];
+        leaf_record(&mut rec, b"k99999", ValueRef::Inline(&v));
+        assert_eq!(
+            2 + rec.len(),
+            gap(&p),
+            "the record and its slot fill the gap exactly"
+        );
+        let last = count(&p);
+        assert!(insert(&mut p, last, &rec));
+        assert_eq!(gap(&p), 0);
+        assert_eq!(
+            rd16(&p, HOLES),
+            holes,
+            "an insert that fits the gap must not compact"
+        );
+        let after: Vec<usize> = (0..offsets.len()).map(|i| slot(&p, i)).collect();
+        assert_eq!(after, offsets, "the other records stay where they were");
+        assert_eq!(value(&p, last), ValueRef::Inline(&v));
+        seal(&mut p, 3);
+        validate(&p, 3).unwrap();
+    }
+
     fn corrupt(mut p: Vec<u8>, pgno: Pgno, change: impl Fn(&mut [u8])) {
         change(&mut p);
         seal(&mut p, pgno);
