@@ -272,7 +272,6 @@ mod tests {
     }
 
     use crate::base::vfs::{MemVfs, OpenMode, Vfs};
-    use crate::store::header::{BackupInfo, DbState, FORMAT_VERSION, Lgpos, Signature};
     use crate::store::page::PageHeader;
 
     const PAGE: usize = 4096;
@@ -280,23 +279,11 @@ mod tests {
     /// A header of `page_count` pages of 4 KiB (only the fields the map reads matter).
     fn header(page_count: Pgno, dbtime: u64, catalog_stamp: u64, map_digest: u32) -> DbHeader {
         DbHeader {
-            format_version: FORMAT_VERSION,
-            page_size: PAGE as u32,
-            sequence: 1,
-            db_signature: Signature::default(),
-            log_signature: Signature::default(),
-            state: DbState::CleanShutdown,
             dbtime,
             page_count,
-            free_head: 0,
-            free_count: 0,
-            consistent_lgpos: Lgpos::default(),
-            consistent_millis: 0,
-            backup_full: BackupInfo::default(),
-            backup_incremental: BackupInfo::default(),
-            log_through: Lgpos::default(),
             catalog_stamp,
             map_digest,
+            ..crate::store::header::tests::sample(PAGE as u32)
         }
     }
 

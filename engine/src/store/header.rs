@@ -470,9 +470,10 @@ fn peek_page_size(file: &dyn VfsFile) -> Result<Option<usize>> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
+    /// A header with every field set, most away from their defaults (for tests).
     pub(crate) fn sample(page_size: u32) -> DbHeader {
         DbHeader {
             format_version: FORMAT_VERSION,

@@ -1591,12 +1591,10 @@ mod tests {
             .unwrap();
         assert!(grown >= 20_000, "the puts were locked ({grown})");
         big.commit_transaction(CommitMode::Lazy).unwrap();
-        let (capacity, buffer) = instance
-            .with_core(|core| {
-                let log = core.log.as_ref().expect("logging");
-                Ok((core.locks.capacity(), log.buf.capacity()))
-            })
+        let capacity = instance
+            .with_core(|core| Ok(core.locks.capacity()))
             .unwrap();
+        let buffer = kept_buffer(&instance);
         assert!(
             capacity <= 2 * LOCKS_KEPT,
             "the lock table kept {capacity} slots"
