@@ -335,6 +335,25 @@ fn insert_at(
         } else {
             0
         };
+        let appended = i == node::count(page);
+        // A record appended to the tree's last leaf: keys arrive in ascending order, so the
+        // leaf is left full and the new record starts the next one (SQLite's balance_quick).
+        let ascending = kind == PageKind::Leaf && appended && rightmost(pager, path, depth)?;
+        if pgno != root && depth > 0 && !ascending {
+            let parent = path.steps[depth - 1];
+            check_child(pager, parent, pgno)?;
+            let full = Full {
+                pgno,
+                kind,
+                leftmost,
+                i,
+                record: &record,
+            };
+            if share(pager, root, path, depth - 1, &full)? {
+                return Ok(());
+            }
+        }
+        let page = pager.page(pgno)?;
         let mut g = Gathered::default();
         for j in 0..node::count(page) {
             if j == i {
@@ -342,19 +361,8 @@ fn insert_at(
             }
             g.push(node::record(page, j));
         }
-        let appended = i == node::count(page);
         if appended {
             g.push(&record);
-        }
-        // A record appended to the tree's last leaf: keys arrive in ascending order, so the
-        // leaf is left full and the new record starts the next one (SQLite's balance_quick).
-        let ascending = kind == PageKind::Leaf && appended && rightmost(pager, path, depth)?;
-        if pgno != root && depth > 0 && !ascending {
-            let parent = path.steps[depth - 1];
-            check_child(pager, parent, pgno)?;
-            if share(pager, root, path, depth - 1, pgno, kind, leftmost, &g)? {
-                return Ok(());
-            }
         }
         let h = halves(&g, kind, ascending);
         let right = pager.alloc(|p| g.build(p, kind, h.right_leftmost, h.right.clone()))?;
@@ -383,25 +391,46 @@ fn insert_at(
     }
 }
 
-/// Before full page `pgno` (child of the branch at `depth` of `path`; its records and the one
-/// being inserted are `g`) splits, shares the records with the neighbour that has more room,
-/// if it has a sixteenth of a page free: pages stay fuller and the file smaller (SQLite's balance
-/// shares cells among siblings for the same reason). Returns whether it did; the parent's
-/// separator changes, and may split the parent in turn.
-#[allow(
-    clippy::too_many_arguments,
-    reason = "one step of insert_at, with its state"
-)]
+/// A page without room for a record: the page, its kind, a branch's leftmost child, and the
+/// record to go in at index `i`.
+struct Full<'a> {
+    pgno: Pgno,
+    kind: PageKind,
+    leftmost: Pgno,
+    i: usize,
+    record: &'a [u8],
+}
+
+impl Full<'_> {
+    /// The page's records with the new one in its place, gathered.
+    fn gather(&self, page: &[u8]) -> Gathered {
+        let mut g = Gathered::default();
+        for j in 0..node::count(page) {
+            if j == self.i {
+                g.push(self.record);
+            }
+            g.push(node::record(page, j));
+        }
+        if self.i == node::count(page) {
+            g.push(self.record);
+        }
+        g
+    }
+}
+
+/// Before full page `full.pgno` (child of the branch at `depth` of `path`) splits, shares its
+/// records and the one being inserted with the neighbour that has more room, if it has a
+/// sixteenth of a page free: pages stay fuller and the file smaller (SQLite's balance shares
+/// cells among siblings for the same reason). Returns whether it did; the parent's separator
+/// changes, and may split the parent in turn.
 fn share(
     pager: &mut Pager,
     root: Pgno,
     path: &Path,
     depth: usize,
-    pgno: Pgno,
-    kind: PageKind,
-    leftmost: Pgno,
-    g: &Gathered,
+    full: &Full<'_>,
 ) -> Result<bool> {
+    let (pgno, kind) = (full.pgno, full.kind);
     let page_size = pager.page_size();
     let parent = path.steps[depth];
     let ci = parent.child;
@@ -444,30 +473,26 @@ fn share(
         return Ok(false);
     }
     let li = if is_right { ci } else { ci - 1 };
+    if kind == PageKind::Leaf {
+        return shift_leaf(pager, root, path, depth, full, sibling, is_right, li);
+    }
+    let g = full.gather(pager.page(pgno)?);
     let separator = node::key(pager.page(parent.pgno)?, li).to_vec();
     let mut all = Gathered::default();
     let mut record = Vec::new();
     let (left, right, left_leftmost) = if is_right {
         let sibling_page = pager.page(sibling)?;
         (0..g.len()).for_each(|j| all.push(g.get(j)));
-        if kind == PageKind::Branch {
-            node::branch_record(&mut record, &separator, node::child(sibling_page, 0));
-            all.push(&record);
-        }
+        node::branch_record(&mut record, &separator, node::child(sibling_page, 0));
+        all.push(&record);
         all.push_page(sibling_page);
-        (pgno, sibling, leftmost)
+        (pgno, sibling, full.leftmost)
     } else {
         let sibling_page = pager.page(sibling)?;
-        let sibling_leftmost = if kind == PageKind::Branch {
-            node::child(sibling_page, 0)
-        } else {
-            0
-        };
+        let sibling_leftmost = node::child(sibling_page, 0);
         all.push_page(sibling_page);
-        if kind == PageKind::Branch {
-            node::branch_record(&mut record, &separator, leftmost);
-            all.push(&record);
-        }
+        node::branch_record(&mut record, &separator, full.leftmost);
+        all.push(&record);
         (0..g.len()).for_each(|j| all.push(g.get(j)));
         (sibling, pgno, sibling_leftmost)
     };
@@ -482,6 +507,134 @@ fn share(
         left_leftmost,
     };
     redistribute(pager, root, path, depth, &pair, &all)
+}
+
+/// [`share`] for a leaf, in place: the records that change pages move between the two, and
+/// nothing else is copied. The split point, and so what each page holds after, is the one
+/// [`redistribute`] would choose over the records gathered; rebuilding both pages instead
+/// cost a fifth of a bulk load of random keys, most of whose inserts into full pages share.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one step of share, with its state"
+)]
+fn shift_leaf(
+    pager: &mut Pager,
+    root: Pgno,
+    path: &Path,
+    depth: usize,
+    full: &Full<'_>,
+    sibling: Pgno,
+    is_right: bool,
+    li: usize,
+) -> Result<bool> {
+    let (pgno, i, record) = (full.pgno, full.i, full.record);
+    // `mine`: the full page's records with the new one at `i`; `theirs`: the sibling's.
+    // `all` is the two in key order.
+    let page = pager.page(pgno)?;
+    let n = node::count(page);
+    let slot = 2;
+    let mut mine = Vec::with_capacity(n + 1);
+    mine.extend((0..i).map(|j| node::record(page, j).len() + slot));
+    mine.push(record.len() + slot);
+    mine.extend((i..n).map(|j| node::record(page, j).len() + slot));
+    let mine_key = |page: &[u8], j: usize| -> Vec<u8> {
+        match j.cmp(&i) {
+            std::cmp::Ordering::Less => node::key(page, j).to_vec(),
+            std::cmp::Ordering::Equal => node::record_key(record).to_vec(),
+            std::cmp::Ordering::Greater => node::key(page, j - 1).to_vec(),
+        }
+    };
+    let (mine_first, mine_last) = (mine_key(page, 0), mine_key(page, n));
+    let sibling_page = pager.page(sibling)?;
+    let m = node::count(sibling_page);
+    let theirs: Vec<usize> = (0..m)
+        .map(|j| node::record(sibling_page, j).len() + slot)
+        .collect();
+    if m > 0 {
+        let misplaced_across = if is_right {
+            mine_last.as_slice() >= node::key(sibling_page, 0)
+        } else {
+            node::key(sibling_page, m - 1) >= mine_first.as_slice()
+        };
+        if misplaced_across {
+            let (left, right) = if is_right {
+                (pgno, sibling)
+            } else {
+                (sibling, pgno)
+            };
+            return Err(misplaced(pager, left, right));
+        }
+    }
+    let all: Vec<usize> = if is_right {
+        mine.iter().chain(&theirs).copied().collect()
+    } else {
+        theirs.iter().chain(&mine).copied().collect()
+    };
+    let at = split_point(all.iter().copied(), 1, all.len() - 1);
+    let page_size = pager.page_size();
+    let fits = |sizes: &[usize]| node::TREE_HEADER + sizes.iter().sum::<usize>() <= page_size;
+    if !fits(&all[..at]) || !fits(&all[at..]) {
+        return Ok(false);
+    }
+    // The full page does not fit one page, so each half takes part of it: some of its
+    // records move, never any of the sibling's.
+    let moving = if is_right { at..n + 1 } else { 0..at - m };
+    assert!(
+        !moving.is_empty() && moving.end <= n + 1,
+        "a full page gives records to its sibling"
+    );
+    let page = pager.page(pgno)?;
+    let record_at = |j: usize| -> &[u8] {
+        match j.cmp(&i) {
+            std::cmp::Ordering::Less => node::record(page, j),
+            std::cmp::Ordering::Equal => record,
+            std::cmp::Ordering::Greater => node::record(page, j - 1),
+        }
+    };
+    let mut moved = Gathered::default();
+    moving.clone().for_each(|j| moved.push(record_at(j)));
+    let (before, after) = if is_right {
+        (moving.start - 1, moving.start)
+    } else {
+        (moving.end - 1, moving.end)
+    };
+    let separator = shortest_separator(
+        node::record_key(record_at(before)),
+        node::record_key(record_at(after)),
+    );
+    // The page's own records that move (the new one may be among them), then the new one in
+    // place if it stays.
+    let new_moves = moving.contains(&i);
+    let own = if new_moves {
+        moving.start..moving.end - 1
+    } else if is_right {
+        moving.start - 1..moving.end - 1
+    } else {
+        moving.clone()
+    };
+    let page = pager.page_mut(pgno)?;
+    for j in own.clone().rev() {
+        node::remove(page, j);
+    }
+    if !new_moves {
+        let j = if is_right { i } else { i - own.len() };
+        assert!(node::insert(page, j, record), "the half that stays fits");
+    }
+    let sibling_page = pager.page_mut(sibling)?;
+    for j in 0..moved.len() {
+        let to = if is_right { j } else { m + j };
+        assert!(
+            node::insert(sibling_page, to, moved.get(j)),
+            "the half that moves fits"
+        );
+    }
+    let right = if is_right { sibling } else { pgno };
+    let parent = path.steps[depth].pgno;
+    node::remove(pager.page_mut(parent)?, li);
+    let mut branch = Vec::new();
+    node::branch_record(&mut branch, &separator, right);
+    insert_at(pager, root, path, depth, parent, li, branch)?;
+    Ok(true)
 }
 
 /// Two sibling pages: children `li` and `li + 1` of a branch.
@@ -1031,6 +1184,179 @@ mod tests {
         assert_eq!(shortest_separator(b"abc", b"abd"), b"abd");
         assert_eq!(shortest_separator(b"ab", b"abc"), b"abc");
         assert_eq!(shortest_separator(b"", b"\0"), b"\0");
+    }
+
+    use crate::{Database, DatabaseOptions, Env, Table};
+
+    fn key(i: usize) -> Vec<u8> {
+        format!("k{i:06}").into_bytes()
+    }
+
+    /// The keys of the root's children, leaves, left to right.
+    fn leaves(db: &mut Database, root: Pgno) -> Vec<Vec<Vec<u8>>> {
+        let pager = db.pager_mut();
+        let page = pager.page(root).unwrap();
+        let children: Vec<Pgno> = (0..node::children(page))
+            .map(|c| node::child(page, c))
+            .collect();
+        children
+            .into_iter()
+            .map(|c| {
+                let leaf = pager.page(c).unwrap();
+                assert_eq!(node::kind(leaf), Some(PageKind::Leaf));
+                (0..node::count(leaf))
+                    .map(|j| node::key(leaf, j).to_vec())
+                    .collect()
+            })
+            .collect()
+    }
+
+    fn value(i: usize) -> Vec<u8> {
+        vec![i as u8; 90 + i % 7]
+    }
+
+    /// A database with table `t`, filled with ascending keys `i * 1000` until its root has two
+    /// leaves: the first full, the second holding the last key. Returns the keys.
+    fn two_leaves() -> (Database, Table, Vec<usize>) {
+        let env = Env::memory(1);
+        let mut db = Database::create(&env, "d.edb".as_ref(), &DatabaseOptions::default()).unwrap();
+        let t = db.create_table("t").unwrap();
+        let mut keys = Vec::new();
+        loop {
+            let i = keys.len() * 1000;
+            db.put(t, &key(i), &value(i)).unwrap();
+            keys.push(i);
+            let root = db.pager_mut().page(t.root()).unwrap();
+            if node::kind(root) == Some(PageKind::Branch) {
+                return (db, t, keys);
+            }
+        }
+    }
+
+    /// The free bytes of the root's child `c`.
+    fn free_in(db: &mut Database, t: Table, c: usize) -> usize {
+        let page_size = db.page_size();
+        let pager = db.pager_mut();
+        let child = node::child(pager.page(t.root()).unwrap(), c);
+        page_size - node::used(pager.page(child).unwrap())
+    }
+
+    /// Inserts `new`, which goes to the full leaf `full` (0 or 1) of the root's two, whose
+    /// sibling has room, and checks the pages then hold what sharing over the gathered records
+    /// (`halves`, as `redistribute` does) would have given them, and every value is found.
+    fn shares_in_place_as_a_rebuild_would(
+        mut db: Database,
+        t: Table,
+        mut keys: Vec<usize>,
+        new: usize,
+        full: usize,
+    ) {
+        let before = leaves(&mut db, t.root());
+        assert_eq!(before.len(), 2, "two leaves");
+        let mut record = Vec::new();
+        let new_value = value(new);
+        node::leaf_record(&mut record, &key(new), ValueRef::Inline(&new_value));
+        assert!(
+            free_in(&mut db, t, full) < record.len() + 2,
+            "the page is full"
+        );
+        assert!(
+            before[full].first() < Some(&key(new)) && Some(&key(new)) < before[full].last(),
+            "the key goes inside the full page"
+        );
+        // What rebuilding both pages would give them: the records in key order, split where
+        // `halves` splits them.
+        keys.push(new);
+        keys.sort_unstable();
+        let mut all = Gathered::default();
+        for &i in &keys {
+            let v = value(i);
+            node::leaf_record(&mut record, &key(i), ValueRef::Inline(&v));
+            all.push(&record);
+        }
+        let h = halves(&all, PageKind::Leaf, false);
+        let expected: Vec<Vec<Vec<u8>>> = [0..h.at, h.right.clone()]
+            .into_iter()
+            .map(|r| r.map(|j| node::record_key(all.get(j)).to_vec()).collect())
+            .collect();
+        assert_ne!(expected, before, "the records move");
+        db.put(t, &key(new), &value(new)).unwrap();
+        assert_eq!(leaves(&mut db, t.root()), expected);
+        for &i in &keys {
+            assert_eq!(db.get(t, &key(i)).unwrap(), Some(value(i)), "key {i}");
+        }
+        db.check_integrity().unwrap();
+    }
+
+    #[test]
+    fn a_full_leaf_shares_with_its_right_sibling_in_place_as_a_rebuild_would() {
+        // The first leaf is full and its only sibling, the second, has room: an insert inside
+        // the first, near its start, its middle or its end.
+        for new in [500, 11_500, 20_500] {
+            let (db, t, keys) = two_leaves();
+            shares_in_place_as_a_rebuild_would(db, t, keys, new, 0);
+        }
+    }
+
+    #[test]
+    fn a_full_leaf_shares_with_its_left_sibling_in_place_as_a_rebuild_would() {
+        // Room made in the first leaf (its first keys deleted), then the second filled with
+        // keys below its last (inserts inside it, never appends, which split instead) until it
+        // is full: an insert inside it shares to the left.
+        for new in [900_000 - 1, 0] {
+            let (mut db, t, mut keys) = two_leaves();
+            for i in keys.drain(..6) {
+                assert!(db.delete(t, &key(i)).unwrap());
+            }
+            let last = 900_000;
+            db.put(t, &key(last), &value(last)).unwrap();
+            keys.push(last);
+            let mut next = last - 2;
+            while free_in(&mut db, t, 1) >= value(next).len() + 20 {
+                db.put(t, &key(next), &value(next)).unwrap();
+                keys.push(next);
+                next -= 2;
+            }
+            let new = if new == 0 { next + 3 } else { new };
+            shares_in_place_as_a_rebuild_would(db, t, keys, new, 1);
+        }
+    }
+
+    /// Writes a record for key `i` straight into the root's child `c` at `at`, where a sound
+    /// tree would never hold it.
+    fn plant(db: &mut Database, t: Table, c: usize, at: usize, i: usize) {
+        let mut record = Vec::new();
+        let v = value(i);
+        node::leaf_record(&mut record, &key(i), ValueRef::Inline(&v));
+        let pager = db.pager_mut();
+        let child = node::child(pager.page(t.root()).unwrap(), c);
+        let page = pager.page_mut(child).unwrap();
+        let at = at.min(node::count(page));
+        assert!(node::insert(page, at, &record));
+    }
+
+    #[test]
+    fn a_key_misplaced_across_siblings_stops_a_share() {
+        // The second leaf's first key below the first leaf's last: sharing to the right.
+        let (mut db, t, _) = two_leaves();
+        plant(&mut db, t, 1, 0, 500);
+        let err = db.put(t, &key(1_500), &value(1_500)).unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::DatabaseCorrupted, "{err}");
+        assert!(err.to_string().contains("out of order across"), "{err}");
+        // The first leaf's last key above the second leaf's first: sharing to the left.
+        let (mut db, t, keys) = two_leaves();
+        for &i in &keys[..6] {
+            assert!(db.delete(t, &key(i)).unwrap());
+        }
+        let mut next = 900_000;
+        while free_in(&mut db, t, 1) >= value(next).len() + 20 {
+            db.put(t, &key(next), &value(next)).unwrap();
+            next -= 2;
+        }
+        plant(&mut db, t, 0, usize::MAX, 899_999);
+        let err = db.put(t, &key(next + 3), &value(next + 3)).unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::DatabaseCorrupted, "{err}");
+        assert!(err.to_string().contains("out of order across"), "{err}");
     }
 
     #[test]
