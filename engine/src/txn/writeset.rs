@@ -117,6 +117,10 @@ impl WriteSet {
 
     /// The latest write to `key` of table `root`: `Some(None)` if it deleted it.
     pub(crate) fn get(&self, root: Pgno, key: &[u8]) -> Option<Option<&[u8]>> {
+        // A reading transaction's set is empty: no key to hash.
+        if self.index.is_empty() {
+            return None;
+        }
         self.get_hashed(hash_key(root, key), root, key)
     }
 
