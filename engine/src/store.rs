@@ -12,6 +12,7 @@ pub(crate) mod catalog;
 pub(crate) mod database;
 pub mod doublewrite;
 pub(crate) mod flushmap;
+pub(crate) mod frames;
 pub mod header;
 pub(crate) mod integrity;
 pub(crate) mod node;

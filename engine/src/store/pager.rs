@@ -29,24 +29,13 @@ use crate::base::limits;
 use crate::base::vfs::{Vfs, VfsFile};
 use crate::store::doublewrite::{self, BatchWriter};
 use crate::store::flushmap;
+use crate::store::frames::{FrameId, Frames};
 use crate::store::header::{CATALOG_ROOT, DbHeader, DbState, HEADER_PGNO, Lgpos, SHADOW_PGNO};
 use crate::store::node;
 use crate::store::page::{self, PageHeader, PageKind, Pgno};
 
 /// Writes of consecutive pages are gathered into one of at most this many bytes.
 const WRITE_BATCH_BYTES_MAX: usize = 1024 * 1024;
-
-struct Frame {
-    /// The page's bytes. Its envelope's dbtime and kind are current; its page number and
-    /// checksum are sealed only when it is written.
-    page: Box<[u8]>,
-    /// Changed since the last batch (and listed in `Pager::dirty`).
-    dirty: bool,
-    /// Part of the batch being written (`Pager::round`), unchanged since it began: not to be
-    /// evicted, and copied aside before it is changed.
-    frozen: bool,
-    used: u64,
-}
 
 /// A batch being written a piece at a time ([`Pager::begin_round`]).
 struct Round {
@@ -81,13 +70,16 @@ struct Round {
 
 impl Round {
     /// The bytes the batch writes for `pgno`: its frozen image.
-    fn image_of<'a>(&'a self, cache: &'a FxHashMap<Pgno, Frame>, pgno: Pgno) -> &'a [u8] {
+    fn image_of<'a>(&'a self, frames: &'a Frames, pgno: Pgno) -> &'a [u8] {
         match self.copies.get(&pgno) {
             Some(copy) => copy,
             None => {
-                let frame = &cache[&pgno];
-                debug_assert!(frame.frozen, "a page of the batch changed without a copy");
-                &frame.page
+                let frame = frames.find(pgno).expect("a page of the batch stays cached");
+                debug_assert!(
+                    frames.slot(frame).frozen,
+                    "a page of the batch changed without a copy"
+                );
+                frames.bytes(frame)
             }
         }
     }
@@ -141,14 +133,12 @@ pub(crate) struct Pager {
     /// The first failed write or fsync. After it the file's state is unknown (a failed fsync
     /// may have dropped written pages), so the pager writes nothing more.
     poisoned: Option<JetError>,
-    /// Looked up on every page access: hashed (with no random state, so every run is alike),
-    /// and never iterated in an order that matters.
-    cache: FxHashMap<Pgno, Frame>,
+    /// The cached pages, each as its bytes: its envelope's dbtime and kind are current; its
+    /// page number and checksum are sealed only when it is written.
+    cache: Frames,
     cache_pages_max: usize,
     /// The changed pages, in the order first changed: the next batch.
     dirty: Vec<Pgno>,
-    /// Frames of evicted pages, for the next loads to reuse.
-    spare: Vec<Box<[u8]>>,
     /// A buffer lent to the tree for encoding records, so a put allocates none.
     buffer: Vec<u8>,
     /// A logical clock for least-recently-used eviction.
@@ -204,10 +194,12 @@ impl Pager {
             header_dirty: false,
             pages_written: 0,
             poisoned: None,
-            cache: FxHashMap::default(),
+            cache: Frames::new(
+                page_size,
+                (cache_size / page_size).max(limits::CACHE_PAGES_MIN),
+            ),
             cache_pages_max: (cache_size / page_size).max(limits::CACHE_PAGES_MIN),
             dirty: Vec::new(),
-            spare: Vec::new(),
             buffer: Vec::new(),
             tick: 0,
             logging: false,
@@ -382,10 +374,9 @@ impl Pager {
 
     /// The page `pgno`, read from the file if it is not cached.
     pub(crate) fn page(&mut self, pgno: Pgno) -> Result<&[u8]> {
-        self.load(pgno)?;
-        let frame = self.cache.get_mut(&pgno).expect("loaded");
-        frame.used = self.tick;
-        Ok(&frame.page)
+        let frame = self.load(pgno)?;
+        self.cache.slot_mut(frame).used = self.tick;
+        Ok(self.cache.bytes(frame))
     }
 
     /// The kind of page `pgno`.
@@ -397,33 +388,35 @@ impl Pager {
     /// The page `pgno`, to change: it is stamped with a new dbtime and will be written back.
     pub(crate) fn page_mut(&mut self, pgno: Pgno) -> Result<&mut [u8]> {
         assert!(self.writable, "a read-only pager is never changed");
-        self.load(pgno)?;
+        let frame = self.load(pgno)?;
         let dbtime = self.next_dbtime()?;
-        let frame = self.cache.get_mut(&pgno).expect("loaded");
         assert!(
-            dbtime > page::dbtime_of(&frame.page),
+            dbtime > page::dbtime_of(self.cache.bytes(frame)),
             "page dbtimes only grow"
         );
-        if frame.frozen {
+        if self.cache.slot(frame).frozen {
             // The running batch writes this page as it was when it began.
             match self.round.as_mut() {
                 Some(round) => {
-                    round.copies.insert(pgno, frame.page.clone());
+                    round.copies.insert(pgno, self.cache.bytes(frame).into());
                 }
                 None => assert!(
                     self.keep_frozen,
                     "a frozen page belongs to the running batch"
                 ),
             }
-            frame.frozen = false;
+            self.cache.slot_mut(frame).frozen = false;
         }
-        page::set_dbtime(&mut frame.page, dbtime);
-        if !frame.dirty {
-            frame.dirty = true;
+        let tick = self.tick;
+        let slot = self.cache.slot_mut(frame);
+        slot.used = tick;
+        if !slot.dirty {
+            slot.dirty = true;
             self.dirty.push(pgno);
         }
-        frame.used = self.tick;
-        Ok(&mut frame.page)
+        let page = self.cache.bytes_mut(frame);
+        page::set_dbtime(page, dbtime);
+        Ok(page)
     }
 
     /// A new page, made what `init` makes of it: the head of the free list, or a page past
@@ -471,18 +464,11 @@ impl Pager {
             if flushmap::is_map(self.header.page_count, self.page_size) {
                 // A new group of pages starts with its map page, written at the next batch.
                 let map = self.header.page_count;
-                let mut page = self.frame();
+                let frame = self.cache.vacant();
+                let page = self.cache.bytes_mut(frame);
                 page.fill(0);
-                flushmap::fill(&mut page, map, &self.stamps);
-                self.cache.insert(
-                    map,
-                    Frame {
-                        page,
-                        dirty: true,
-                        frozen: false,
-                        used: self.tick,
-                    },
-                );
+                flushmap::fill(page, map, &self.stamps);
+                self.bind(frame, map, true);
                 self.dirty.push(map);
                 self.stamps.push(0);
                 self.header.page_count += 1;
@@ -491,18 +477,11 @@ impl Pager {
             self.header.page_count += 1;
             self.stamps.push(0);
             // Zeroed whole: a new page's dbtime starts at 0 (a read fills the frame instead).
-            let mut page = self.frame();
+            let frame = self.cache.vacant();
+            let page = self.cache.bytes_mut(frame);
             page.fill(0);
-            node::init_free(&mut page, 0);
-            self.cache.insert(
-                pgno,
-                Frame {
-                    page,
-                    dirty: true,
-                    frozen: false,
-                    used: self.tick,
-                },
-            );
+            node::init_free(page, 0);
+            self.bind(frame, pgno, true);
             self.dirty.push(pgno);
             pgno
         };
@@ -547,11 +526,9 @@ impl Pager {
         self.buffer = buffer;
     }
 
-    /// A frame to fill: an evicted page's (holding its old bytes), or a new one.
-    fn frame(&mut self) -> Box<[u8]> {
-        self.spare
-            .pop()
-            .unwrap_or_else(|| vec![0u8; self.page_size].into_boxed_slice())
+    /// Binds `frame`, filled, to page `pgno`, changed (`dirty`) or as the file holds it.
+    fn bind(&mut self, frame: FrameId, pgno: Pgno, dirty: bool) {
+        self.cache.bind(frame, pgno, dirty, self.tick);
     }
 
     /// Writes every changed page and the header as one batch, its state the header's.
@@ -598,19 +575,20 @@ impl Pager {
         err
     }
 
-    fn load(&mut self, pgno: Pgno) -> Result<()> {
+    /// The frame holding page `pgno`, read from the file if it is not cached.
+    fn load(&mut self, pgno: Pgno) -> Result<FrameId> {
         self.tick += 1;
-        if let Some(frame) = self.cache.get(&pgno) {
+        if let Some(frame) = self.cache.find(pgno) {
             // A map page is cached only while a batch is due to write it: a link to it is
             // corrupt (checked here by its kind, one byte of a frame already at hand).
-            if frame.page[16] == PageKind::Map as u8 {
+            if self.cache.bytes(frame)[16] == PageKind::Map as u8 {
                 bail!(
                     DatabaseCorrupted,
                     "{}: a link to page {pgno}, a page of the flush map",
                     self.path.display()
                 );
             }
-            return Ok(());
+            return Ok(frame);
         }
         if pgno < CATALOG_ROOT || pgno >= self.header.page_count {
             bail!(
@@ -629,9 +607,10 @@ impl Pager {
         }
         self.make_room()?;
         let offset = u64::from(pgno) * self.page_size as u64;
-        let mut page = self.frame();
-        let checked = match self.file.read_exact_at(&mut page, offset) {
-            Ok(()) => node::validate_with(&page, pgno, self.check_checksums)
+        let frame = self.cache.vacant();
+        let page = self.cache.bytes_mut(frame);
+        let checked = match self.file.read_exact_at(page, offset) {
+            Ok(()) => node::validate_with(page, pgno, self.check_checksums)
                 .map_err(|err| err.context(self.path.display())),
             // A page the map says was written, past the file's end: the write that would
             // have grown the file was lost.
@@ -650,12 +629,12 @@ impl Pager {
         let (kind, dbtime) = match checked {
             Ok(checked) => checked,
             Err(err) => {
-                self.spare.push(page);
+                self.cache.discard(frame);
                 return Err(err);
             }
         };
         if dbtime > self.header.dbtime || kind == PageKind::Map {
-            self.spare.push(page);
+            self.cache.discard(frame);
             bail!(
                 DatabaseCorrupted,
                 "{}: page {pgno} is a {kind:?} page of dbtime {dbtime} (the database's is {})",
@@ -666,19 +645,11 @@ impl Pager {
         // The flush map: the page must be the one its last write left.
         let expected = self.stamps[pgno as usize];
         if dbtime != expected && self.check_flush {
-            self.spare.push(page);
+            self.cache.discard(frame);
             return Err(flushmap::lost_flush(pgno, dbtime, expected).context(self.path.display()));
         }
-        self.cache.insert(
-            pgno,
-            Frame {
-                page,
-                dirty: false,
-                frozen: false,
-                used: self.tick,
-            },
-        );
-        Ok(())
+        self.bind(frame, pgno, false);
+        Ok(frame)
     }
 
     /// Without a log, between changes: when changed pages keep the cache over its size,
@@ -708,14 +679,11 @@ impl Pager {
             .cache
             .iter()
             .filter(|(_, f)| !f.dirty && !f.frozen)
-            .map(|(&pgno, f)| (f.used, pgno))
+            .map(|(pgno, f)| (f.used, pgno))
             .collect();
         by_age.sort_unstable();
         for &(_, pgno) in by_age.iter().take(want) {
-            let frame = self.cache.remove(&pgno).expect("listed");
-            if self.spare.len() < 16 {
-                self.spare.push(frame.page);
-            }
+            assert!(self.cache.remove(pgno), "listed");
         }
         Ok(())
     }
@@ -855,16 +823,18 @@ impl Pager {
             false => pages.len(),
         };
         // Sealed once here: the doublewrite file and the file's place get the same bytes.
-        for pgno in &pages {
-            let frame = self.cache.get_mut(pgno).expect("listed");
+        for &pgno in &pages {
+            let frame = self.cache.find(pgno).expect("listed");
+            let page = self.cache.bytes_mut(frame);
             let header = PageHeader {
-                pgno: *pgno,
-                dbtime: page::dbtime_of(&frame.page),
-                kind: node::kind(&frame.page).expect("cached pages have a known kind"),
+                pgno,
+                dbtime: page::dbtime_of(page),
+                kind: node::kind(page).expect("cached pages have a known kind"),
             };
-            page::seal(&mut frame.page, header);
-            frame.dirty = false;
-            frame.frozen = true;
+            page::seal(page, header);
+            let slot = self.cache.slot_mut(frame);
+            slot.dirty = false;
+            slot.frozen = true;
         }
         let mut image = self.header.clone();
         image.state = state;
@@ -920,19 +890,17 @@ impl Pager {
         let mut round = self.round.take().expect("checked");
         match self.advance(&mut round, budget) {
             Ok(true) => {
-                for pgno in &round.pages {
-                    if let Some(frame) = self.cache.get_mut(pgno) {
-                        frame.frozen = self.keep_frozen;
+                for &pgno in &round.pages {
+                    if let Some(frame) = self.cache.find(pgno) {
+                        self.cache.slot_mut(frame).frozen = self.keep_frozen;
                     }
                 }
                 // Map pages are rebuilt from `stamps` at each batch, never read: no use
                 // caching them.
-                for map in &round.maps {
-                    let frame = self.cache.remove(map).expect("a written map page");
-                    debug_assert!(!frame.dirty);
-                    if self.spare.len() < 16 {
-                        self.spare.push(frame.page);
-                    }
+                for &map in &round.maps {
+                    let frame = self.cache.find(map).expect("a written map page");
+                    debug_assert!(!self.cache.slot(frame).dirty);
+                    self.cache.remove(map);
                 }
                 Ok(true)
             }
@@ -1101,7 +1069,8 @@ impl Pager {
                 maps.push(pgno);
                 continue;
             }
-            let dbtime = page::dbtime_of(&self.cache[&pgno].page);
+            let frame = self.cache.find(pgno).expect("a changed page is cached");
+            let dbtime = page::dbtime_of(self.cache.bytes(frame));
             debug_assert!(
                 dbtime > self.stamps[pgno as usize],
                 "page dbtimes only grow"
@@ -1115,23 +1084,20 @@ impl Pager {
         maps.dedup();
         for &map in &maps {
             let dbtime = self.next_dbtime()?;
-            if !self.cache.contains_key(&map) {
-                let page = self.frame();
-                self.cache.insert(
-                    map,
-                    Frame {
-                        page,
-                        dirty: false,
-                        frozen: false,
-                        used: self.tick,
-                    },
-                );
-            }
-            let frame = self.cache.get_mut(&map).expect("inserted");
-            flushmap::fill(&mut frame.page, map, &self.stamps);
-            page::set_dbtime(&mut frame.page, dbtime);
-            if !frame.dirty {
-                frame.dirty = true;
+            let frame = match self.cache.find(map) {
+                Some(frame) => frame,
+                None => {
+                    let frame = self.cache.vacant();
+                    self.bind(frame, map, false);
+                    frame
+                }
+            };
+            let page = self.cache.bytes_mut(frame);
+            flushmap::fill(page, map, &self.stamps);
+            page::set_dbtime(page, dbtime);
+            let slot = self.cache.slot_mut(frame);
+            if !slot.dirty {
+                slot.dirty = true;
                 self.dirty.push(map);
             }
             self.stamps[map as usize] = dbtime;
