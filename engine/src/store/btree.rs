@@ -1359,6 +1359,134 @@ mod tests {
         assert!(err.to_string().contains("out of order across"), "{err}");
     }
 
+    /// Review: the pages after a share, as rebuilding both from `model` (every key of the
+    /// table, which has exactly two leaves) would leave them.
+    fn expected_leaves(model: &std::collections::BTreeMap<Vec<u8>, Vec<u8>>) -> Vec<Vec<Vec<u8>>> {
+        let mut all = Gathered::default();
+        let mut record = Vec::new();
+        for (k, v) in model {
+            node::leaf_record(&mut record, k, ValueRef::Inline(v));
+            all.push(&record);
+        }
+        let h = halves(&all, PageKind::Leaf, false);
+        [0..h.at, h.right.clone()]
+            .into_iter()
+            .map(|r| r.map(|j| node::record_key(all.get(j)).to_vec()).collect())
+            .collect()
+    }
+
+    /// Review: puts `new` (which must land in full leaf `full`), then checks the pages against
+    /// a rebuild, every value, and the tree's integrity.
+    fn check_share(
+        mut db: Database,
+        t: Table,
+        mut model: std::collections::BTreeMap<Vec<u8>, Vec<u8>>,
+        new: Vec<u8>,
+        full: usize,
+        what: &str,
+    ) {
+        let mut record = Vec::new();
+        node::leaf_record(&mut record, &new, ValueRef::Inline(&value(7)));
+        assert!(
+            free_in(&mut db, t, full) < record.len() + 2,
+            "{what}: the page is full"
+        );
+        model.insert(new.clone(), value(7));
+        let expected = expected_leaves(&model);
+        db.put(t, &new, &value(7)).unwrap();
+        assert_eq!(leaves(&mut db, t.root()), expected, "{what}");
+        for (k, v) in &model {
+            assert_eq!(db.get(t, k).unwrap().as_ref(), Some(v), "{what}");
+        }
+        db.check_integrity().unwrap();
+    }
+
+    #[test]
+    fn review_a_share_to_the_right_matches_a_rebuild_at_every_insert_position() {
+        // The committed tests insert at positions 1, 12 and 21 of 77, all of which stay: here
+        // every position, so the new record also moves (and lands last, i == n).
+        let (_, _, keys) = two_leaves();
+        let n = keys.len() - 1;
+        for p in 1..=n {
+            let (db, t, keys) = two_leaves();
+            let model = keys.iter().map(|&i| (key(i), value(i))).collect();
+            check_share(
+                db,
+                t,
+                model,
+                key(p * 1000 - 500),
+                0,
+                &format!("position {p}"),
+            );
+        }
+    }
+
+    /// Review: the left-share setup of the committed test; returns the leaf-1 keys, sorted.
+    fn left_setup() -> (
+        Database,
+        Table,
+        std::collections::BTreeMap<Vec<u8>, Vec<u8>>,
+    ) {
+        let (mut db, t, mut keys) = two_leaves();
+        for i in keys.drain(..6) {
+            assert!(db.delete(t, &key(i)).unwrap());
+        }
+        let mut next = 900_000;
+        while free_in(&mut db, t, 1) >= value(next).len() + 20 {
+            db.put(t, &key(next), &value(next)).unwrap();
+            keys.push(next);
+            next -= 2;
+        }
+        let model = keys.iter().map(|&i| (key(i), value(i))).collect();
+        (db, t, model)
+    }
+
+    #[test]
+    fn review_a_share_to_the_left_matches_a_rebuild_at_every_insert_position() {
+        let (mut db, t, _) = left_setup();
+        let right: Vec<Vec<u8>> = leaves(&mut db, t.root())[1].clone();
+        // Position 0: a key at or above the separator but below leaf 1's first key.
+        let separator = {
+            let pager = db.pager_mut();
+            node::key(pager.page(t.root()).unwrap(), 0).to_vec()
+        };
+        let mut first = separator.clone();
+        first.push(b'0');
+        assert!(first.as_slice() < right[0].as_slice());
+        let mut news = vec![first];
+        // Positions 1..n: one above each key but the last (an append to the last leaf splits).
+        for k in &right[..right.len() - 1] {
+            let i: usize = std::str::from_utf8(&k[1..]).unwrap().parse().unwrap();
+            news.push(key(i + 1));
+        }
+        for (p, new) in news.into_iter().enumerate() {
+            let (db, t, model) = left_setup();
+            check_share(db, t, model, new, 1, &format!("position {p}"));
+        }
+    }
+
+    #[test]
+    fn review_a_new_record_misplaced_across_siblings_stops_a_share() {
+        // The root's separator raised above leaf 1's first key (a corrupt branch): a key
+        // between the two lands last in leaf 0, and shares right; the new record itself is
+        // out of order with the sibling.
+        let (mut db, t, keys) = two_leaves();
+        let last = *keys.last().unwrap();
+        {
+            let pager = db.pager_mut();
+            let root = pager.page_mut(t.root()).unwrap();
+            let child = node::child(root, 1);
+            node::remove(root, 0);
+            let raised = key(last + 500);
+            let mut record = Vec::new();
+            node::branch_record(&mut record, &raised, child);
+            assert!(node::insert(root, 0, &record));
+        }
+        let err = db.put(t, &key(last + 1), &value(1)).unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::DatabaseCorrupted, "{err}");
+        assert!(err.to_string().contains("out of order across"), "{err}");
+    }
+
     #[test]
     fn split_point_balances_by_size() {
         assert_eq!(split_point([10, 10, 10, 10].into_iter(), 1, 3), 2);
