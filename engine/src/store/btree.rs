@@ -353,17 +353,14 @@ fn insert_at(
                 return Ok(());
             }
         }
-        let page = pager.page(pgno)?;
-        let mut g = Gathered::default();
-        for j in 0..node::count(page) {
-            if j == i {
-                g.push(&record);
-            }
-            g.push(node::record(page, j));
+        let g = Full {
+            pgno,
+            kind,
+            leftmost,
+            i,
+            record: &record,
         }
-        if appended {
-            g.push(&record);
-        }
+        .gather(pager.page(pgno)?);
         let h = halves(&g, kind, ascending);
         let right = pager.alloc(|p| g.build(p, kind, h.right_leftmost, h.right.clone()))?;
         if pgno == root {

@@ -112,10 +112,12 @@ impl Frames {
         &mut self.arenas[arena][at..at + page_size]
     }
 
+    /// What the pager keeps of `frame`.
     pub(crate) fn slot(&self, frame: FrameId) -> &Slot {
         &self.slots[frame.0 as usize]
     }
 
+    /// What the pager keeps of `frame`, to change.
     pub(crate) fn slot_mut(&mut self, frame: FrameId) -> &mut Slot {
         &mut self.slots[frame.0 as usize]
     }
@@ -162,8 +164,8 @@ impl Frames {
 
     /// Returns unbound `frame`, unfilled or no longer wanted.
     pub(crate) fn discard(&mut self, frame: FrameId) {
+        // (A frame discarded twice would be handed out twice: `bind` refuses the second.)
         debug_assert!(!self.slots[frame.0 as usize].bound);
-        debug_assert!(!self.free.contains(&frame.0), "a frame is discarded once");
         self.free.push(frame.0);
     }
 
@@ -178,6 +180,48 @@ impl Frames {
         self.len -= 1;
         self.discard(frame);
         true
+    }
+
+    /// How many frames there are, bound or free: the memory the cache holds.
+    pub(crate) fn allocated(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Gives back the arenas past those that `keep` frames (or the pages cached, if more)
+    /// need: the pages in them move to free frames below. A cache that grew past its size
+    /// (changed pages waiting for a batch) is then its size again in memory too. Frame
+    /// numbers held across this are stale; pages are found by number again.
+    pub(crate) fn shrink(&mut self, keep: usize) {
+        let arenas = keep.max(self.len).div_ceil(self.per_arena);
+        if arenas >= self.arenas.len() {
+            return;
+        }
+        let end = arenas * self.per_arena;
+        let mut below: Vec<u32> = self
+            .free
+            .iter()
+            .copied()
+            .filter(|&n| (n as usize) < end)
+            .collect();
+        for n in end..self.slots.len() {
+            let slot = self.slots[n];
+            if !slot.bound {
+                continue;
+            }
+            let to = below.pop().expect("the pages cached fit the arenas kept");
+            let (from_arena, from_at) = self.place(FrameId(n as u32));
+            let (to_arena, to_at) = self.place(FrameId(to));
+            debug_assert!(to_arena < from_arena);
+            let (kept, given) = self.arenas.split_at_mut(from_arena);
+            kept[to_arena][to_at..to_at + self.page_size]
+                .copy_from_slice(&given[0][from_at..from_at + self.page_size]);
+            self.slots[to as usize] = slot;
+            let at = slot.pgno as usize;
+            self.table[at / BLOCK].as_mut().expect("bound")[at % BLOCK] = to;
+        }
+        self.free = below;
+        self.slots.truncate(end);
+        self.arenas.truncate(arenas);
     }
 
     /// Every cached page and its slot, in frame order.
@@ -273,6 +317,45 @@ mod tests {
         assert!(frames.slot(frame).dirty && frames.slot(frame).used == 9);
         frames.slot_mut(frame).frozen = true;
         assert!(frames.iter().all(|(p, s)| p == 3 && s.frozen && s.dirty));
+    }
+
+    #[test]
+    fn shrinking_gives_back_whole_arenas_and_keeps_every_page() {
+        // Four frames an arena, 24 pages cached (six arenas), then all but five removed.
+        let mut frames = Frames::new(64, 4);
+        for p in 0..24 {
+            filled(&mut frames, p * 3);
+        }
+        let kept = [0, 21, 39, 60, 69];
+        for p in 0..24 {
+            if !kept.contains(&(p * 3)) {
+                assert!(frames.remove(p * 3));
+            }
+        }
+        frames.shrink(6);
+        // Six frames to keep take two arenas; the pages of the others moved into them.
+        assert_eq!(frames.arenas.len(), 2);
+        assert_eq!(frames.allocated(), 8);
+        assert_eq!(frames.len(), kept.len());
+        for &p in &kept {
+            let frame = frames.find(p).expect("still cached");
+            assert!((frame.0 as usize) < 8);
+            assert_eq!(frames.slot(frame).pgno, p);
+            assert!(
+                frames.bytes(frame).iter().all(|&b| b == mark(p)),
+                "page {p}"
+            );
+        }
+        // The three frames left free are handed out before any new arena.
+        for p in [100, 101, 102] {
+            filled(&mut frames, p);
+        }
+        assert_eq!(frames.allocated(), 8);
+        filled(&mut frames, 103);
+        assert_eq!(frames.arenas.len(), 3);
+        // Never below the pages cached: nothing to give back.
+        frames.shrink(0);
+        assert_eq!(frames.arenas.len(), 3);
     }
 
     #[test]

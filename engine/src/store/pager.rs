@@ -339,7 +339,14 @@ impl Pager {
                 break;
             }
         }
+        // The frames of pages evicted past the cache's size go back too.
+        self.cache.shrink(self.cache_pages_max);
         Ok(())
+    }
+
+    /// How many page frames the cache holds memory for, bound to a page or free.
+    pub(crate) fn frames_allocated(&self) -> usize {
+        self.cache.allocated()
     }
 
     /// Sets the state the next header write records.
@@ -1084,17 +1091,16 @@ impl Pager {
         maps.dedup();
         for &map in &maps {
             let dbtime = self.next_dbtime()?;
-            let frame = match self.cache.find(map) {
-                Some(frame) => frame,
-                None => {
-                    let frame = self.cache.vacant();
-                    self.bind(frame, map, false);
-                    frame
-                }
+            let (frame, cached) = match self.cache.find(map) {
+                Some(frame) => (frame, true),
+                None => (self.cache.vacant(), false),
             };
             let page = self.cache.bytes_mut(frame);
             flushmap::fill(page, map, &self.stamps);
             page::set_dbtime(page, dbtime);
+            if !cached {
+                self.bind(frame, map, false);
+            }
             let slot = self.cache.slot_mut(frame);
             if !slot.dirty {
                 slot.dirty = true;
@@ -1190,5 +1196,45 @@ pub(crate) fn ensure_writable(pager: &Pager) -> Result<()> {
             ErrorKind::DatabaseFileReadOnly,
             format!("{} was opened read-only", pager.path().display()),
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Database, DatabaseOptions, Env};
+
+    #[test]
+    fn a_cache_trimmed_after_growing_past_its_size_gives_its_frames_back() {
+        // The smallest cache (one arena of its size) grown to three times its size by new
+        // pages, which wait changed for a batch; then written, and the cache trimmed.
+        let env = Env::memory(1);
+        let options = DatabaseOptions {
+            cache_size: 0,
+            ..DatabaseOptions::default()
+        };
+        let mut db = Database::create(&env, "d.edb".as_ref(), &options).unwrap();
+        let pager = db.pager_mut();
+        let max = pager.cache_pages_max();
+        let pages: Vec<Pgno> = (0..3 * max)
+            .map(|i| {
+                pager
+                    .alloc(|p| node::init_overflow(p, 0, &(i as u32).to_le_bytes()))
+                    .unwrap()
+            })
+            .collect();
+        assert!(
+            pager.frames_allocated() >= 3 * max,
+            "the cache grew past its size"
+        );
+        pager.flush().unwrap();
+        pager.trim().unwrap();
+        assert!(pager.cached_pages() < max);
+        assert_eq!(pager.frames_allocated(), max);
+        // Every page reads back, from the cache or the file.
+        for (i, &pgno) in pages.iter().enumerate() {
+            let page = pager.page(pgno).unwrap();
+            assert_eq!(node::overflow_data(page), (i as u32).to_le_bytes());
+        }
     }
 }

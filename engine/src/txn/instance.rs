@@ -180,6 +180,9 @@ pub struct InstanceStats {
     /// Changed pages the cache may not evict yet, whatever its size: they wait for the next
     /// batch (a checkpoint, or cache pressure after a call).
     pub cache_pages_pinned: u64,
+    /// Page frames the cache holds memory for, holding a page or free. They grow with the
+    /// cache past its size and go back (a whole arena at a time) when it is trimmed.
+    pub cache_frames: u64,
 }
 
 #[derive(Clone, Debug)]
@@ -396,6 +399,7 @@ impl Instance {
             stats.database_pages_written = pager.pages_written();
             stats.cache_pages_max = pager.cache_pages_max() as u64;
             stats.cache_pages_pinned = pager.pinned_pages() as u64;
+            stats.cache_frames = pager.frames_allocated() as u64;
             Ok(stats)
         })
     }
@@ -958,11 +962,11 @@ impl Core {
         // probe of a table as large as the transaction per write.
         let sole = self.active.len() == 1;
         debug_assert!(
-            !sole || self.locks.values().all(|&owner| owner == id),
-            "only open transactions hold locks"
+            !sole || self.locks.len() <= writes.len(),
+            "only open transactions hold locks, one a key"
         );
-        // Applied in the order written, each chunk of the write set freed once applied, each
-        // lock released (nobody else runs until the commit returns).
+        // Applied in the order written, each chunk of the write set freed once applied, and
+        // (if others are open) each lock released: nobody else runs until the commit returns.
         let applied = writes.drain(
             |Write {
                  root,
