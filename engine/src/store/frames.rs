@@ -9,16 +9,15 @@
 //!   CPU's L2 cache, where a hash table of frames (over 2 MiB, its control bytes apart from
 //!   its entries) did not.
 //! - A frame's bytes lie at a place computed from its number, in arenas of 256 KiB: no
-//!   record of the frame is read to find them. Arenas come from the heap and stay below the
-//!   allocator's threshold for mapping memory of its own, so a large commit's cache growth
-//!   reuses the memory its write set gives back as it is applied. (Arenas mapped apart and
-//!   advised for transparent huge pages raised the bulk load's peak memory by 200 MiB and
-//!   gained nothing measurable over the table and the arenas themselves: the random gets of
-//!   `bench core` went from 1.44-1.70 s to 1.10-1.29 s either way.)
+//!   record of the frame is read to find them. Arenas are ordinary heap allocations, so a
+//!   large commit's cache grows into the memory its write set gives back as it is applied.
+//!   (Arenas of 4 MiB mapped apart and advised for transparent huge pages left the bulk load's
+//!   peak 200 MiB higher, and gained nothing measurable over the table and the arenas: the
+//!   random gets of `bench core` went from 1.42-1.70 s to 1.18-1.36 s either way.)
 //!
 //! A frame is bound to a page ([`Frames::bind`]) once its bytes are filled; until then (a read
-//! that failed, say) it goes back unbound ([`Frames::discard`]). Frames are reused, never given
-//! back to the system before the pager is dropped: the cache's memory stays at its peak.
+//! that failed, say) it goes back unbound ([`Frames::discard`]). Frames are reused; whole arenas
+//! go back when the pager trims a cache that grew past its size ([`Frames::shrink`]).
 
 use crate::store::page::Pgno;
 
