@@ -1485,6 +1485,34 @@ mod tests {
     }
 
     #[test]
+    fn an_append_to_the_last_leaf_starts_a_new_leaf_though_its_left_sibling_has_room() {
+        // The first leaf given room (its first keys deleted), then ascending keys appended to
+        // the second until it overflows: the new record starts a third leaf of its own
+        // (balance_quick), and the first leaf is not shared with.
+        let (mut db, t, mut keys) = two_leaves();
+        for i in keys.drain(..6) {
+            assert!(db.delete(t, &key(i)).unwrap());
+        }
+        let page_size = db.page_size();
+        assert!(free_in(&mut db, t, 0) >= page_size / 16, "the first leaf has room");
+        let first = leaves(&mut db, t.root())[0].clone();
+        let mut next = keys.last().unwrap() + 1000;
+        while leaves(&mut db, t.root()).len() == 2 {
+            db.put(t, &key(next), &value(next)).unwrap();
+            keys.push(next);
+            next += 1000;
+        }
+        let after = leaves(&mut db, t.root());
+        assert_eq!(after.len(), 3);
+        assert_eq!(after[0], first, "the first leaf is left as it was");
+        assert_eq!(after[2], [key(*keys.last().unwrap())], "the new record alone");
+        for &i in &keys {
+            assert_eq!(db.get(t, &key(i)).unwrap(), Some(value(i)), "key {i}");
+        }
+        db.check_integrity().unwrap();
+    }
+
+    #[test]
     fn split_point_balances_by_size() {
         assert_eq!(split_point([10, 10, 10, 10].into_iter(), 1, 3), 2);
         assert_eq!(split_point([100, 1, 1, 1].into_iter(), 1, 3), 1);
