@@ -1513,6 +1513,45 @@ mod tests {
     }
 
     #[test]
+    fn full_branches_share_with_their_siblings_and_keep_every_record() {
+        // Keys of 200 bytes that differ only in their last eight: separators are as long, so
+        // branch pages fill after a few dozen children and a three-level tree's full branches
+        // share with their siblings (`Full::gather`). Inserted in a scrambled order, so that
+        // no branch is only ever appended to.
+        fn long_key(i: usize) -> Vec<u8> {
+            let mut k = vec![b'x'; 192];
+            k.extend_from_slice(format!("{i:08}").as_bytes());
+            k
+        }
+        let env = Env::memory(1);
+        let mut db = Database::create(&env, "d.edb".as_ref(), &DatabaseOptions::default()).unwrap();
+        let t = db.create_table("t").unwrap();
+        let n = 6000;
+        let mut model = std::collections::BTreeMap::new();
+        for j in 0..n {
+            // A permutation of 0..n (7919 is prime to n).
+            let i = (j * 7919) % n;
+            let v = vec![(i % 251) as u8; 8 + i % 5];
+            db.put(t, &long_key(i), &v).unwrap();
+            model.insert(i, v);
+            if j % 1000 == 999 {
+                db.check_integrity().unwrap();
+            }
+        }
+        let root = db.pager_mut().page(t.root()).unwrap();
+        let top = node::child(root, 0);
+        assert_eq!(
+            node::kind(db.pager_mut().page(top).unwrap()),
+            Some(PageKind::Branch),
+            "three levels"
+        );
+        for (&i, v) in &model {
+            assert_eq!(db.get(t, &long_key(i)).unwrap().as_ref(), Some(v), "key {i}");
+        }
+        db.check_integrity().unwrap();
+    }
+
+    #[test]
     fn split_point_balances_by_size() {
         assert_eq!(split_point([10, 10, 10, 10].into_iter(), 1, 3), 2);
         assert_eq!(split_point([100, 1, 1, 1].into_iter(), 1, 3), 1);
