@@ -1551,6 +1551,53 @@ mod tests {
         db.check_integrity().unwrap();
     }
 
+    /// A database with table `t`, filled with ascending keys `i * 1000` until its root has
+    /// three leaves: the first two full, the third holding the last key. Returns the keys.
+    fn three_leaves() -> (Database, Table, Vec<usize>) {
+        let (mut db, t, mut keys) = two_leaves();
+        while leaves(&mut db, t.root()).len() < 3 {
+            let i = keys.len() * 1000;
+            db.put(t, &key(i), &value(i)).unwrap();
+            keys.push(i);
+        }
+        (db, t, keys)
+    }
+
+    #[test]
+    fn a_full_leaf_shares_with_the_sibling_that_has_more_room() {
+        // The middle of three leaves full; the first with the more room (its first keys
+        // deleted), the third with less but over a sixteenth of a page: the first takes the
+        // share, the third is left as it was.
+        let (mut db, t, mut keys) = three_leaves();
+        let page_size = db.page_size();
+        for i in keys.drain(..18) {
+            assert!(db.delete(t, &key(i)).unwrap());
+        }
+        let mut next = keys.last().unwrap() + 1000;
+        while free_in(&mut db, t, 2) > page_size / 16 + 150 {
+            db.put(t, &key(next), &value(next)).unwrap();
+            keys.push(next);
+            next += 1000;
+        }
+        let (left, right) = (free_in(&mut db, t, 0), free_in(&mut db, t, 2));
+        assert!(left > right && right >= page_size / 16, "{left} {right}");
+        let before = leaves(&mut db, t.root());
+        assert_eq!(before.len(), 3);
+        let new = before[1][before[1].len() / 2].clone();
+        let new = std::str::from_utf8(&new[1..]).unwrap().parse::<usize>().unwrap() + 1;
+        assert!(free_in(&mut db, t, 1) < value(new).len() + 20, "the middle leaf is full");
+        db.put(t, &key(new), &value(new)).unwrap();
+        keys.push(new);
+        let after = leaves(&mut db, t.root());
+        assert_eq!(after.len(), 3, "shared, not split");
+        assert_ne!(after[0], before[0], "the first leaf took records");
+        assert_eq!(after[2], before[2], "the third leaf is left as it was");
+        for &i in &keys {
+            assert_eq!(db.get(t, &key(i)).unwrap(), Some(value(i)), "key {i}");
+        }
+        db.check_integrity().unwrap();
+    }
+
     #[test]
     fn split_point_balances_by_size() {
         assert_eq!(split_point([10, 10, 10, 10].into_iter(), 1, 3), 2);
