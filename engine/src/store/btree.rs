@@ -1599,6 +1599,33 @@ mod tests {
     }
 
     #[test]
+    fn a_full_leaf_splits_when_its_sibling_has_less_than_a_sixteenth_free() {
+        // The second leaf filled by appends until under a sixteenth of a page is free (but
+        // room enough to take records): an insert inside the full first leaf splits it.
+        let (mut db, t, mut keys) = two_leaves();
+        let page_size = db.page_size();
+        let mut next = keys.last().unwrap() + 1000;
+        while free_in(&mut db, t, 1) >= page_size / 16 {
+            db.put(t, &key(next), &value(next)).unwrap();
+            keys.push(next);
+            next += 1000;
+        }
+        assert!(free_in(&mut db, t, 1) > 2 * 110, "the sibling has some room");
+        let before = leaves(&mut db, t.root());
+        assert_eq!(before.len(), 2);
+        let new = 10_500;
+        db.put(t, &key(new), &value(new)).unwrap();
+        keys.push(new);
+        let after = leaves(&mut db, t.root());
+        assert_eq!(after.len(), 3, "split, not shared");
+        assert_eq!(after[2], before[1], "the sibling is left as it was");
+        for &i in &keys {
+            assert_eq!(db.get(t, &key(i)).unwrap(), Some(value(i)), "key {i}");
+        }
+        db.check_integrity().unwrap();
+    }
+
+    #[test]
     fn split_point_balances_by_size() {
         assert_eq!(split_point([10, 10, 10, 10].into_iter(), 1, 3), 2);
         assert_eq!(split_point([100, 1, 1, 1].into_iter(), 1, 3), 1);
