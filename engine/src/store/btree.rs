@@ -1626,6 +1626,22 @@ mod tests {
     }
 
     #[test]
+    fn a_branch_naming_a_full_leaf_twice_stops_a_share() {
+        // The root's second child made the first again: an insert into the full first leaf
+        // finds its right sibling is itself.
+        let (mut db, t, _) = two_leaves();
+        let pager = db.pager_mut();
+        let root = pager.page(t.root()).unwrap();
+        let (first, separator) = (node::child(root, 0), node::key(root, 0).to_vec());
+        let mut record = Vec::new();
+        node::branch_record(&mut record, &separator, first);
+        assert!(node::replace(pager.page_mut(t.root()).unwrap(), 0, &record));
+        let err = db.put(t, &key(1_500), &value(1_500)).unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::DatabaseCorrupted, "{err}");
+        assert!(err.to_string().contains("twice"), "{err}");
+    }
+
+    #[test]
     fn split_point_balances_by_size() {
         assert_eq!(split_point([10, 10, 10, 10].into_iter(), 1, 3), 2);
         assert_eq!(split_point([100, 1, 1, 1].into_iter(), 1, 3), 1);
