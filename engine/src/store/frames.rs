@@ -278,6 +278,24 @@ mod tests {
     }
 
     #[test]
+    fn the_table_grows_to_the_block_of_the_highest_page_and_no_further() {
+        // The first page cached lies in the third block, near its start: the table grows to
+        // three blocks (one allocated), not to the page's offset within its block, nor past.
+        let mut frames = Frames::new(64, 4);
+        filled(&mut frames, 2 * BLOCK as Pgno + 1);
+        assert_eq!(frames.table.len(), 3);
+        filled(&mut frames, 5000);
+        assert_eq!(frames.table.len(), 5000 / BLOCK + 1);
+        filled(&mut frames, 10);
+        assert_eq!(frames.table.len(), 5000 / BLOCK + 1, "a lower page grows nothing");
+        assert_eq!(frames.table.iter().filter(|b| b.is_some()).count(), 3);
+        for p in [2 * BLOCK as Pgno + 1, 5000, 10] {
+            let frame = frames.find(p).expect("cached");
+            assert!(frames.bytes(frame).iter().all(|&b| b == mark(p)), "page {p}");
+        }
+    }
+
+    #[test]
     fn a_removed_page_frees_its_frame_for_the_next() {
         let mut frames = Frames::new(64, 2);
         let a = filled(&mut frames, 10);
