@@ -1642,6 +1642,34 @@ mod tests {
     }
 
     #[test]
+    fn a_full_leaf_shares_into_an_empty_right_sibling_without_reading_its_slots() {
+        // A damaged tree: the second leaf emptied behind the tree's back, junk where its first
+        // slot was (a page read from disk may hold anything past its slot directory). An insert
+        // into the full first leaf shares into it, reading none of its records.
+        let (mut db, t, mut keys) = two_leaves();
+        let gone = keys.pop().unwrap();
+        let pager = db.pager_mut();
+        let second = node::child(pager.page(t.root()).unwrap(), 1);
+        let page = pager.page_mut(second).unwrap();
+        node::remove(page, 0);
+        page[node::TREE_HEADER..node::TREE_HEADER + 2].fill(0xff);
+        let new = 11_500;
+        assert!(
+            free_in(&mut db, t, 0) < value(new).len() + 20,
+            "the first leaf is full"
+        );
+        db.put(t, &key(new), &value(new)).unwrap();
+        keys.push(new);
+        let after = leaves(&mut db, t.root());
+        assert_eq!(after.len(), 2, "shared, not split");
+        assert!(!after[1].is_empty(), "the second leaf took records");
+        for &i in &keys {
+            assert_eq!(db.get(t, &key(i)).unwrap(), Some(value(i)), "key {i}");
+        }
+        assert_eq!(db.get(t, &key(gone)).unwrap(), None);
+    }
+
+    #[test]
     fn split_point_balances_by_size() {
         assert_eq!(split_point([10, 10, 10, 10].into_iter(), 1, 3), 2);
         assert_eq!(split_point([100, 1, 1, 1].into_iter(), 1, 3), 1);
