@@ -10,7 +10,7 @@
 #                 itself counts from 0 and is given K-1/N). Shards are consecutive slices of
 #                 the mutant list, so each runs its own build tree: run them one after the
 #                 other, on different machines, or resume with `-- --iterate`.
-#   --file PATH   mutate only this file (repeatable); must be one of the seven configured.
+#   --file PATH   mutate only this file (repeatable); must be one of those configured.
 #   --list        list the mutants (per-file counts at the end) and stop.
 #   --rev REV     mutate a commit, not the working tree: a scratch export of REV (git
 #                 archive), with .cargo/mutants.toml and sim/tests/mutation_campaign.rs
