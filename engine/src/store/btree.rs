@@ -1494,7 +1494,10 @@ mod tests {
             assert!(db.delete(t, &key(i)).unwrap());
         }
         let page_size = db.page_size();
-        assert!(free_in(&mut db, t, 0) >= page_size / 16, "the first leaf has room");
+        assert!(
+            free_in(&mut db, t, 0) >= page_size / 16,
+            "the first leaf has room"
+        );
         let first = leaves(&mut db, t.root())[0].clone();
         let mut next = keys.last().unwrap() + 1000;
         while leaves(&mut db, t.root()).len() == 2 {
@@ -1505,7 +1508,11 @@ mod tests {
         let after = leaves(&mut db, t.root());
         assert_eq!(after.len(), 3);
         assert_eq!(after[0], first, "the first leaf is left as it was");
-        assert_eq!(after[2], [key(*keys.last().unwrap())], "the new record alone");
+        assert_eq!(
+            after[2],
+            [key(*keys.last().unwrap())],
+            "the new record alone"
+        );
         for &i in &keys {
             assert_eq!(db.get(t, &key(i)).unwrap(), Some(value(i)), "key {i}");
         }
@@ -1546,7 +1553,11 @@ mod tests {
             "three levels"
         );
         for (&i, v) in &model {
-            assert_eq!(db.get(t, &long_key(i)).unwrap().as_ref(), Some(v), "key {i}");
+            assert_eq!(
+                db.get(t, &long_key(i)).unwrap().as_ref(),
+                Some(v),
+                "key {i}"
+            );
         }
         db.check_integrity().unwrap();
     }
@@ -1584,8 +1595,15 @@ mod tests {
         let before = leaves(&mut db, t.root());
         assert_eq!(before.len(), 3);
         let new = before[1][before[1].len() / 2].clone();
-        let new = std::str::from_utf8(&new[1..]).unwrap().parse::<usize>().unwrap() + 1;
-        assert!(free_in(&mut db, t, 1) < value(new).len() + 20, "the middle leaf is full");
+        let new = std::str::from_utf8(&new[1..])
+            .unwrap()
+            .parse::<usize>()
+            .unwrap()
+            + 1;
+        assert!(
+            free_in(&mut db, t, 1) < value(new).len() + 20,
+            "the middle leaf is full"
+        );
         db.put(t, &key(new), &value(new)).unwrap();
         keys.push(new);
         let after = leaves(&mut db, t.root());
@@ -1610,7 +1628,10 @@ mod tests {
             keys.push(next);
             next += 1000;
         }
-        assert!(free_in(&mut db, t, 1) > 2 * 110, "the sibling has some room");
+        assert!(
+            free_in(&mut db, t, 1) > 2 * 110,
+            "the sibling has some room"
+        );
         let before = leaves(&mut db, t.root());
         assert_eq!(before.len(), 2);
         let new = 10_500;

@@ -287,11 +287,18 @@ mod tests {
         filled(&mut frames, 5000);
         assert_eq!(frames.table.len(), 5000 / BLOCK + 1);
         filled(&mut frames, 10);
-        assert_eq!(frames.table.len(), 5000 / BLOCK + 1, "a lower page grows nothing");
+        assert_eq!(
+            frames.table.len(),
+            5000 / BLOCK + 1,
+            "a lower page grows nothing"
+        );
         assert_eq!(frames.table.iter().filter(|b| b.is_some()).count(), 3);
         for p in [2 * BLOCK as Pgno + 1, 5000, 10] {
             let frame = frames.find(p).expect("cached");
-            assert!(frames.bytes(frame).iter().all(|&b| b == mark(p)), "page {p}");
+            assert!(
+                frames.bytes(frame).iter().all(|&b| b == mark(p)),
+                "page {p}"
+            );
         }
     }
 
