@@ -187,11 +187,13 @@ impl Frames {
     }
 
     /// Gives back the arenas past those that `keep` frames (or the pages cached, if more)
-    /// need: the pages in them move to free frames below. A cache that grew past its size
-    /// (changed pages waiting for a batch) is then its size again in memory too. Frame
-    /// numbers held across this are stale; pages are found by number again.
+    /// need, and one more: the pages in them move to free frames below. A cache that grew
+    /// past its size (changed pages waiting for a batch) is then about its size again in
+    /// memory too; the arena to spare keeps a cache that sits at its size from taking and
+    /// giving back an arena at every eviction. Frame numbers held across this are stale;
+    /// pages are found by number again.
     pub(crate) fn shrink(&mut self, keep: usize) {
-        let arenas = keep.max(self.len).div_ceil(self.per_arena);
+        let arenas = keep.max(self.len).div_ceil(self.per_arena) + 1;
         if arenas >= self.arenas.len() {
             return;
         }
@@ -357,29 +359,30 @@ mod tests {
             }
         }
         frames.shrink(6);
-        // Six frames to keep take two arenas; the pages of the others moved into them.
-        assert_eq!(frames.arenas.len(), 2);
-        assert_eq!(frames.allocated(), 8);
+        // Six frames to keep take two arenas, and one to spare; the pages of the others
+        // moved into them.
+        assert_eq!(frames.arenas.len(), 3);
+        assert_eq!(frames.allocated(), 12);
         assert_eq!(frames.len(), kept.len());
         for &p in &kept {
             let frame = frames.find(p).expect("still cached");
-            assert!((frame.0 as usize) < 8);
+            assert!((frame.0 as usize) < 12);
             assert_eq!(frames.slot(frame).pgno, p);
             assert!(
                 frames.bytes(frame).iter().all(|&b| b == mark(p)),
                 "page {p}"
             );
         }
-        // The three frames left free are handed out before any new arena.
-        for p in [100, 101, 102] {
+        // The seven frames left free are handed out before any new arena.
+        for p in 100..107 {
             filled(&mut frames, p);
         }
-        assert_eq!(frames.allocated(), 8);
-        filled(&mut frames, 103);
-        assert_eq!(frames.arenas.len(), 3);
-        // Never below the pages cached: nothing to give back.
+        assert_eq!(frames.allocated(), 12);
+        filled(&mut frames, 107);
+        assert_eq!(frames.arenas.len(), 4);
+        // Never below the pages cached (13, in four arenas) and one to spare: nothing goes.
         frames.shrink(0);
-        assert_eq!(frames.arenas.len(), 3);
+        assert_eq!(frames.arenas.len(), 4);
     }
 
     #[test]

@@ -1230,7 +1230,12 @@ mod tests {
         pager.flush().unwrap();
         pager.trim().unwrap();
         assert!(pager.cached_pages() < max);
-        assert_eq!(pager.frames_allocated(), max);
+        // The arenas the cache fits in, and one to spare (arenas are at most its size).
+        let frames = pager.frames_allocated();
+        assert!(
+            frames >= max && frames <= 2 * max,
+            "{frames} frames for {max} pages"
+        );
         // Every page reads back, from the cache or the file.
         for (i, &pgno) in pages.iter().enumerate() {
             let page = pager.page(pgno).unwrap();
