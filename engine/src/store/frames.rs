@@ -5,9 +5,9 @@
 //!
 //! - A page number finds its frame through a two-level table of frame numbers (blocks of
 //!   1,024 page numbers, each allocated when a page in it is first cached): four bytes a page,
-//!   nothing hashed. The table of a 1 GiB cache of 4 KiB pages is 256 KiB and stays in the
-//!   CPU's L2 cache, where a hash table of frames (over 2 MiB, its control bytes apart from
-//!   its entries) did not.
+//!   nothing hashed. For the 62,000 pages of `bench core`'s 240 MiB file the table is 250 KiB
+//!   and stays in the CPU's L2 cache, where a hash table of as many frames (over 2 MiB, its
+//!   control bytes apart from its entries) did not.
 //! - A frame's bytes lie at a place computed from its number, in arenas of 256 KiB: no
 //!   record of the frame is read to find them. Arenas are ordinary heap allocations, so a
 //!   large commit's cache grows into the memory its write set gives back as it is applied.
