@@ -565,6 +565,36 @@ fn validate_tree(p: &[u8], kind: PageKind) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_leaf_holds_four_of_the_largest_inline_entries_and_an_overflow_page_fills_whole() {
+        for page_size in [4096, 8192, 32768] {
+            // A quarter of the usable page, to the byte: four fit, four a byte larger do not.
+            let max = inline_entry_max(page_size);
+            assert!(TREE_HEADER + 4 * max <= page_size, "{page_size}");
+            assert!(TREE_HEADER + 4 * (max + 1) > page_size, "{page_size}");
+            // The envelope, the next page and the length, then data to the page's end.
+            let capacity = overflow_capacity(page_size);
+            assert_eq!(PAGE_HEADER_LEN + 8 + capacity, page_size);
+            let mut page = vec![0u8; page_size];
+            init_overflow(&mut page, 5, &vec![9; capacity]);
+            assert_eq!(overflow_data(&page), vec![9; capacity].as_slice());
+            assert_eq!(next(&page), 5);
+        }
+    }
+
+    #[test]
+    fn a_value_s_length_is_its_bytes_inline_or_its_chain_s_out_of_line() {
+        assert_eq!(Value::Inline(vec![7; 3]).len(), 3);
+        assert_eq!(
+            Value::Overflow {
+                first: 9,
+                len: 70_000
+            }
+            .len(),
+            70_000
+        );
+    }
     use crate::store::page::PageHeader;
 
     fn seal(p: &mut [u8], pgno: Pgno) {
