@@ -541,7 +541,8 @@ fn shift_leaf(
             std::cmp::Ordering::Greater => node::key(page, j - 1).to_vec(),
         }
     };
-    let (mine_first, mine_last) = (mine_key(page, 0), mine_key(page, n));
+    // The key next to the sibling: the last going right, the first going left.
+    let mine_edge = mine_key(page, if is_right { n } else { 0 });
     let sibling_page = pager.page(sibling)?;
     let m = node::count(sibling_page);
     let theirs: Vec<usize> = (0..m)
@@ -549,9 +550,9 @@ fn shift_leaf(
         .collect();
     if m > 0 {
         let misplaced_across = if is_right {
-            mine_last.as_slice() >= node::key(sibling_page, 0)
+            mine_edge.as_slice() >= node::key(sibling_page, 0)
         } else {
-            node::key(sibling_page, m - 1) >= mine_first.as_slice()
+            node::key(sibling_page, m - 1) >= mine_edge.as_slice()
         };
         if misplaced_across {
             let (left, right) = if is_right {
@@ -1279,10 +1280,7 @@ mod tests {
         assert_ne!(expected, before, "the records move");
         db.put(t, &key(new), &value(new)).unwrap();
         assert_eq!(leaves(&mut db, t.root()), expected);
-        for &i in &keys {
-            assert_eq!(db.get(t, &key(i)).unwrap(), Some(value(i)), "key {i}");
-        }
-        db.check_integrity().unwrap();
+        holds_every_key(&mut db, t, &keys);
     }
 
     #[test]
@@ -1295,25 +1293,36 @@ mod tests {
         }
     }
 
+    /// Two leaves, room made in the first (its first six keys deleted), the second filled with
+    /// keys 900,000, 899,998, ... (inserts inside it after the first, never appends, which
+    /// split instead) until it is full. Returns the keys and the next key that would go in.
+    fn full_second_leaf() -> (Database, Table, Vec<usize>, usize) {
+        let (mut db, t, mut keys) = two_leaves();
+        for i in keys.drain(..6) {
+            assert!(db.delete(t, &key(i)).unwrap());
+        }
+        let mut next = 900_000;
+        while free_in(&mut db, t, 1) >= value(next).len() + 20 {
+            db.put(t, &key(next), &value(next)).unwrap();
+            keys.push(next);
+            next -= 2;
+        }
+        (db, t, keys, next)
+    }
+
+    /// Every key of `keys` reads back its value, and the file passes its integrity check.
+    fn holds_every_key(db: &mut Database, t: Table, keys: &[usize]) {
+        for &i in keys {
+            assert_eq!(db.get(t, &key(i)).unwrap(), Some(value(i)), "key {i}");
+        }
+        db.check_integrity().unwrap();
+    }
+
     #[test]
     fn a_full_leaf_shares_with_its_left_sibling_in_place_as_a_rebuild_would() {
-        // Room made in the first leaf (its first keys deleted), then the second filled with
-        // keys below its last (inserts inside it, never appends, which split instead) until it
-        // is full: an insert inside it shares to the left.
+        // An insert inside the full second leaf shares to the left, which has room.
         for new in [900_000 - 1, 0] {
-            let (mut db, t, mut keys) = two_leaves();
-            for i in keys.drain(..6) {
-                assert!(db.delete(t, &key(i)).unwrap());
-            }
-            let last = 900_000;
-            db.put(t, &key(last), &value(last)).unwrap();
-            keys.push(last);
-            let mut next = last - 2;
-            while free_in(&mut db, t, 1) >= value(next).len() + 20 {
-                db.put(t, &key(next), &value(next)).unwrap();
-                keys.push(next);
-                next -= 2;
-            }
+            let (db, t, keys, next) = full_second_leaf();
             let new = if new == 0 { next + 3 } else { new };
             shares_in_place_as_a_rebuild_would(db, t, keys, new, 1);
         }
@@ -1341,15 +1350,7 @@ mod tests {
         assert_eq!(err.kind(), crate::ErrorKind::DatabaseCorrupted, "{err}");
         assert!(err.to_string().contains("out of order across"), "{err}");
         // The first leaf's last key above the second leaf's first: sharing to the left.
-        let (mut db, t, keys) = two_leaves();
-        for &i in &keys[..6] {
-            assert!(db.delete(t, &key(i)).unwrap());
-        }
-        let mut next = 900_000;
-        while free_in(&mut db, t, 1) >= value(next).len() + 20 {
-            db.put(t, &key(next), &value(next)).unwrap();
-            next -= 2;
-        }
+        let (mut db, t, _, next) = full_second_leaf();
         plant(&mut db, t, 0, usize::MAX, 899_999);
         let err = db.put(t, &key(next + 3), &value(next + 3)).unwrap_err();
         assert_eq!(err.kind(), crate::ErrorKind::DatabaseCorrupted, "{err}");
@@ -1424,16 +1425,7 @@ mod tests {
         Table,
         std::collections::BTreeMap<Vec<u8>, Vec<u8>>,
     ) {
-        let (mut db, t, mut keys) = two_leaves();
-        for i in keys.drain(..6) {
-            assert!(db.delete(t, &key(i)).unwrap());
-        }
-        let mut next = 900_000;
-        while free_in(&mut db, t, 1) >= value(next).len() + 20 {
-            db.put(t, &key(next), &value(next)).unwrap();
-            keys.push(next);
-            next -= 2;
-        }
+        let (db, t, keys, _) = full_second_leaf();
         let model = keys.iter().map(|&i| (key(i), value(i))).collect();
         (db, t, model)
     }
@@ -1513,10 +1505,7 @@ mod tests {
             [key(*keys.last().unwrap())],
             "the new record alone"
         );
-        for &i in &keys {
-            assert_eq!(db.get(t, &key(i)).unwrap(), Some(value(i)), "key {i}");
-        }
-        db.check_integrity().unwrap();
+        holds_every_key(&mut db, t, &keys);
     }
 
     #[test]
@@ -1610,10 +1599,7 @@ mod tests {
         assert_eq!(after.len(), 3, "shared, not split");
         assert_ne!(after[0], before[0], "the first leaf took records");
         assert_eq!(after[2], before[2], "the third leaf is left as it was");
-        for &i in &keys {
-            assert_eq!(db.get(t, &key(i)).unwrap(), Some(value(i)), "key {i}");
-        }
-        db.check_integrity().unwrap();
+        holds_every_key(&mut db, t, &keys);
     }
 
     #[test]
@@ -1640,10 +1626,7 @@ mod tests {
         let after = leaves(&mut db, t.root());
         assert_eq!(after.len(), 3, "split, not shared");
         assert_eq!(after[2], before[1], "the sibling is left as it was");
-        for &i in &keys {
-            assert_eq!(db.get(t, &key(i)).unwrap(), Some(value(i)), "key {i}");
-        }
-        db.check_integrity().unwrap();
+        holds_every_key(&mut db, t, &keys);
     }
 
     #[test]
