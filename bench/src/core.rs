@@ -18,8 +18,14 @@
 //! jetdb also reports the log bytes written per byte of key+value committed in phases 2 and 3
 //! (from its log position before and after), the log-volume targets.
 //!
+//! The engines run in turns, `--rounds` times (jetdb, SQLite, redb, jetdb, ...), and each figure
+//! is the median of its rounds; each ratio is the median of the rounds' ratios, printed with
+//! their range. One child per engine moves by about 15% from the next (memory latency and the
+//! disk's fsync latency drift over minutes on this VM), more than some phases' margins, and
+//! turns spread the drift over every engine alike.
+//!
 //! Run: `cargo run --release --manifest-path bench/Cargo.toml -- core [--records N] [--cache MIB]
-//! [--engines jetdb,sqlite,redb]`.
+//! [--engines jetdb,sqlite,redb] [--rounds R]`.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -43,15 +49,17 @@ pub struct Options {
     records: usize,
     cache_mib: usize,
     engines: Vec<String>,
+    rounds: usize,
 }
 
 impl Options {
-    /// `core [--records N] [--cache MIB] [--engines a,b,c]`.
+    /// `core [--records N] [--cache MIB] [--engines a,b,c] [--rounds R]`.
     pub fn parse(args: &[String]) -> Options {
         let mut options = Options {
             records: 1_000_000,
             cache_mib: 1024,
             engines: vec!["jetdb".into(), "sqlite".into(), "redb".into()],
+            rounds: 3,
         };
         let mut args = args.iter();
         while let Some(arg) = args.next() {
@@ -60,6 +68,7 @@ impl Options {
                 "--records" => options.records = value().parse().expect("--records N"),
                 "--cache" => options.cache_mib = value().parse().expect("--cache MIB"),
                 "--engines" => options.engines = value().split(',').map(String::from).collect(),
+                "--rounds" => options.rounds = value().parse().expect("--rounds R"),
                 other => panic!("unknown argument {other}"),
             }
         }
@@ -551,7 +560,45 @@ fn fsync_floor() -> (f64, f64) {
     (percentile(&lat, 0.5) * 1e6, percentile(&lat, 0.99) * 1e6)
 }
 
-/// The parent: each engine in a child process, then the table with ratios.
+/// One engine's child process: its figures by name.
+fn run_child(exe: &Path, engine: &str, options: &Options) -> BTreeMap<String, f64> {
+    let output = Command::new(exe)
+        .args([
+            "core-child",
+            engine,
+            &options.records.to_string(),
+            &options.cache_mib.to_string(),
+        ])
+        .output()
+        .unwrap();
+    std::io::stderr().write_all(&output.stderr).unwrap();
+    assert!(output.status.success(), "{engine} failed");
+    let mut r = BTreeMap::new();
+    for line in String::from_utf8_lossy(&output.stdout).lines() {
+        if let Some(rest) = line.strip_prefix("RESULT ") {
+            let (name, v) = rest.split_once(' ').unwrap();
+            r.insert(name.to_string(), v.parse().unwrap());
+        }
+    }
+    r
+}
+
+/// Each round's figures, by engine, then by name.
+type Round = BTreeMap<String, BTreeMap<String, f64>>;
+
+/// The median of `v` (the mean of the middle two, for an even count).
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+/// The parent: each engine in a child process, in turns for `--rounds` rounds, then the table
+/// with ratios.
 pub fn main(options: &Options) {
     let exe = std::env::current_exe().unwrap();
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
@@ -565,37 +612,65 @@ pub fn main(options: &Options) {
             .join(" ")
     );
     let (floor50, floor99) = fsync_floor();
+    assert!(options.rounds > 0, "--rounds is at least 1");
+    // rounds[r][engine][figure]
+    let mut rounds = Vec::<Round>::new();
+    for round in 0..options.rounds {
+        let mut results = BTreeMap::new();
+        for engine in &options.engines {
+            eprintln!("round {} of {}: {engine}", round + 1, options.rounds);
+            results.insert(engine.clone(), run_child(&exe, engine, options));
+        }
+        rounds.push(results);
+    }
+    // Each figure: the median of the rounds'.
     let mut results = BTreeMap::<String, BTreeMap<String, f64>>::new();
     for engine in &options.engines {
-        let output = Command::new(&exe)
-            .args([
-                "core-child",
-                engine,
-                &options.records.to_string(),
-                &options.cache_mib.to_string(),
-            ])
-            .output()
-            .unwrap();
-        std::io::stderr().write_all(&output.stderr).unwrap();
-        assert!(output.status.success(), "{engine} failed");
-        let mut r = BTreeMap::new();
-        for line in String::from_utf8_lossy(&output.stdout).lines() {
-            if let Some(rest) = line.strip_prefix("RESULT ") {
-                let (name, v) = rest.split_once(' ').unwrap();
-                r.insert(name.to_string(), v.parse().unwrap());
-            }
-        }
-        results.insert(engine.clone(), r);
+        let keys: Vec<String> = rounds[0][engine].keys().cloned().collect();
+        let figures = keys
+            .into_iter()
+            .map(|k| {
+                let mut v: Vec<f64> = rounds.iter().map(|r| r[engine][&k]).collect();
+                let median = median(&mut v);
+                (k, median)
+            })
+            .collect();
+        results.insert(engine.clone(), figures);
     }
     let get = |e: &str, k: &str| results.get(e).and_then(|r| r.get(k)).copied();
+    // A ratio of jetdb's figure to a reference's, round by round: the median and the range.
+    let ratio_of = |key: &str, reference: &dyn Fn(&Round) -> Option<f64>| {
+        let mut v: Vec<f64> = rounds
+            .iter()
+            .filter_map(|r| {
+                let j = r.get("jetdb")?.get(key)?;
+                reference(r).map(|b| j / b)
+            })
+            .collect();
+        if v.is_empty() {
+            return None;
+        }
+        let (lo, hi) = (
+            v.iter().copied().fold(f64::INFINITY, f64::min),
+            v.iter().copied().fold(0.0, f64::max),
+        );
+        Some((median(&mut v), lo, hi))
+    };
     let peers: Vec<&str> = ["sqlite", "redb"]
         .into_iter()
         .filter(|p| results.contains_key(*p))
         .collect();
     println!(
-        "{:<44} {:>10} {:>10} {:>10} {:>11} {:>8}",
+        "{} rounds; each figure the median of the rounds', each ratio the median of the rounds' ratios (their range at the right)",
+        options.rounds
+    );
+    println!(
+        "{:<44} {:>10} {:>10} {:>10} {:>11} {:>8}  rounds",
         "phase", "jetdb", "sqlite", "redb", "jetdb/best", "target"
     );
+    let range = |r: Option<(f64, f64, f64)>| {
+        r.map_or(String::new(), |(_, lo, hi)| format!("{lo:.3}-{hi:.3}"))
+    };
     let fmt = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.3}"));
     let rows = [
         ("bulk load, one transaction (s)", "load", "1.0"),
@@ -615,36 +690,44 @@ pub fn main(options: &Options) {
             "1.5 sq",
         ),
     ];
+    // The gets: each round's figure is the median of its passes; the range over the rounds.
     let spread = |engine: &str| {
-        get(engine, "gets_min")
-            .zip(get(engine, "gets_max"))
-            .map_or("-".to_string(), |(lo, hi)| format!("{lo:.3}-{hi:.3}"))
+        let v: Vec<f64> = rounds
+            .iter()
+            .filter_map(|r| r.get(engine)?.get("gets").copied())
+            .collect();
+        if v.is_empty() {
+            return "-".to_string();
+        }
+        let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = v.iter().copied().fold(0.0, f64::max);
+        format!("{lo:.3}-{hi:.3}")
     };
     for (label, key, target) in rows {
-        let best = peers
-            .iter()
-            .filter_map(|p| get(p, key))
-            .min_by(f64::total_cmp);
-        let ratio = match (get("jetdb", key), key) {
-            (Some(j), "load_peak_mib") => get("sqlite", key).map(|s| j / s),
-            (Some(j), "disk_mib" | "disk_truncated_mib") => {
-                let sqlite = get("sqlite", "disk_mib");
-                sqlite.map(|s| j / s)
+        let ratio = match key {
+            "load_peak_mib" => ratio_of(key, &|r| r.get("sqlite")?.get(key).copied()),
+            "disk_mib" | "disk_truncated_mib" => {
+                ratio_of(key, &|r| r.get("sqlite")?.get("disk_mib").copied())
             }
-            (Some(j), _) => best.map(|b| j / b),
-            _ => None,
+            _ => ratio_of(key, &|r| {
+                peers
+                    .iter()
+                    .filter_map(|p| r.get(*p)?.get(key).copied())
+                    .min_by(f64::total_cmp)
+            }),
         };
         println!(
-            "{label:<44} {:>10} {:>10} {:>10} {:>11} {:>8}",
+            "{label:<44} {:>10} {:>10} {:>10} {:>11} {:>8}  {}",
             fmt(get("jetdb", key)),
             fmt(get("sqlite", key)),
             fmt(get("redb", key)),
-            fmt(ratio),
-            target
+            fmt(ratio.map(|r| r.0)),
+            target,
+            range(ratio)
         );
         if key == "gets" {
             println!(
-                "  the median of {GET_PASSES} passes; fastest-slowest: jetdb {}, sqlite {}, redb {}",
+                "  each round the median of {GET_PASSES} passes; the rounds' range: jetdb {}, sqlite {}, redb {}",
                 spread("jetdb"),
                 spread("sqlite"),
                 spread("redb")
@@ -667,13 +750,19 @@ pub fn main(options: &Options) {
             "2.0",
         ),
     ] {
+        // Each round's commits over the floor its own child timed beside them.
+        let floor_key = key.replace("single", "floor");
+        let ratio = ratio_of(key, &|r| {
+            r.get("jetdb")?.get(&floor_key).copied().or(Some(floor))
+        });
         println!(
-            "{label:<44} {:>10} {:>10} {:>10} {:>11} {:>8}",
+            "{label:<44} {:>10} {:>10} {:>10} {:>11} {:>8}  {}",
             fmt(get("jetdb", key)),
             fmt(get("sqlite", key)),
             fmt(get("redb", key)),
-            fmt(get("jetdb", key).map(|j| j / own_floor(key).unwrap_or(floor))),
-            target
+            fmt(ratio.map(|r| r.0)),
+            target,
+            range(ratio)
         );
     }
     println!(

@@ -9,9 +9,10 @@
 //! commits against SQLite's and against the bare cost of a 4 KiB write and fsync, and
 //! transactions of 1,000 puts against SQLite (WAL, synchronous=FULL).
 //!
-//! `… -- core [--records N] [--cache MIB]` runs redb's workload (bulk load, batches, random
-//! gets, removals, single durable commits) on jetdb, SQLite and redb with 1 GiB caches and
-//! prints the table of the storage-core issue with jetdb / best peer (see `core.rs`).
+//! `… -- core [--records N] [--cache MIB] [--rounds R]` runs redb's workload (bulk load,
+//! batches, random gets, removals, single durable commits) on jetdb, SQLite and redb with 1 GiB
+//! caches, the engines in turns for R rounds (3 unless told), and prints the table of the
+//! storage-core issue with jetdb / best peer, medians of the rounds (see `core.rs`).
 //!
 //! `… -- backup [SIZE_MIB ...] [--reps N] [--new MIB] [--log MIB]` times online full and
 //! incremental backups and restore against `cp` + fsync of the same files (see `backup.rs`).
