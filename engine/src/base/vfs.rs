@@ -100,16 +100,12 @@ pub trait VfsFile: Send + Sync + fmt::Debug {
         Ok(())
     }
 
-    /// Says that `len` bytes at `offset`, written and synced, are about to be overwritten a
-    /// piece at a time (a log generation's blank segments, each commit's segment with its own
-    /// fdatasync): a hint, so the system holds the range in its cache as if read from the
-    /// device rather than as left by the writes that filled it, which costs each later
-    /// overwrite and fdatasync less. It changes no byte. A system may read in only part of a
-    /// long range (Linux: one read-ahead window), so hint a little ahead at a time. By
-    /// default, nothing.
-    fn ready_for_overwrite(&self, offset: u64, len: u64) -> io::Result<()> {
-        let _ = (offset, len);
-        Ok(())
+    /// Writes zeros over `[from, to)`, blank space that is to be overwritten a piece at a
+    /// time later (a log generation's segments, each commit's with an fdatasync of its own).
+    /// By default, a mebibyte per write; a system whose cache keeps a file in pieces the size
+    /// of the writes that filled them writes it in the pieces it will be overwritten in.
+    fn fill_zeros(&self, from: u64, to: u64) -> io::Result<()> {
+        write_zeros(self, from, to)
     }
 
     /// Whether the file is empty.
@@ -141,7 +137,18 @@ pub trait VfsFile: Send + Sync + fmt::Debug {
 
 /// Writes zeros over `[from, to)` of `file`, a mebibyte at a time.
 pub(crate) fn write_zeros<F: VfsFile + ?Sized>(file: &F, from: u64, to: u64) -> io::Result<()> {
-    let zeros = vec![0u8; (to.saturating_sub(from)).min(1 << 20) as usize];
+    write_zeros_in(file, from, to, 1 << 20)
+}
+
+/// Writes zeros over `[from, to)` of `file`, at most `piece` bytes a write.
+pub(crate) fn write_zeros_in<F: VfsFile + ?Sized>(
+    file: &F,
+    from: u64,
+    to: u64,
+    piece: usize,
+) -> io::Result<()> {
+    assert!(piece > 0);
+    let zeros = vec![0u8; (to.saturating_sub(from)).min(piece as u64) as usize];
     let mut at = from;
     while at < to {
         let n = (to - at).min(zeros.len() as u64) as usize;

@@ -51,7 +51,7 @@ use crate::base::codec::{Reader, Writer, crc_holds, seal_crc};
 use crate::base::env::Clock;
 use crate::base::error::{ErrorKind, JetError, Result, bail};
 use crate::base::limits;
-use crate::base::vfs::{OpenMode, Vfs, VfsFile, write_zeros};
+use crate::base::vfs::{OpenMode, Vfs, VfsFile};
 use crate::store::header::{Lgpos, Signature};
 
 /// The size of a log segment, and of the log file header.
@@ -871,15 +871,7 @@ pub(crate) struct LogWriter {
     bytes_written: u64,
     /// Whether the next sealed segment is the first this writer writes (flagged as a restart).
     first_segment: bool,
-    /// The blank segments before this index have been readied for overwrite
-    /// ([`LogWriter::ready_ahead`]).
-    readied_to: u32,
 }
-
-/// How many blank segments ahead of the one being filled the writer readies at a time: 128
-/// KiB, within the smallest read-ahead window a system usually has (a hint to read more at
-/// once reads only the window).
-const READY_SEGMENTS: u32 = 32;
 
 impl std::fmt::Debug for LogWriter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -923,7 +915,9 @@ impl NewLog<'_> {
         // blocks, and its fdatasync writes the data alone, not the allocation's metadata
         // (ESE fills its log files at creation too). Measured: a durable single-put commit
         // 1.07-1.15 x a 4 KiB overwrite + fdatasync, against 2.1-2.2 x into a sparse file.
-        write_zeros(&*file, SEGMENT_SIZE as u64, self.header.file_size()).map_err(io("fill"))?;
+        // Written as blank space to be overwritten a segment at a time (`fill_zeros`).
+        file.fill_zeros(SEGMENT_SIZE as u64, self.header.file_size())
+            .map_err(io("fill"))?;
         file.sync().map_err(io("fsync"))?;
         self.vfs
             .sync_dir(self.dir)
@@ -977,7 +971,6 @@ impl LogWriter {
             rolls: 0,
             bytes_written: 0,
             first_segment: true,
-            readied_to: index,
         })
     }
 
@@ -1012,7 +1005,8 @@ impl LogWriter {
             return Ok(());
         }
         let path = self.dir.join(current_name(&self.base));
-        write_zeros(&*self.file, from, size)
+        self.file
+            .fill_zeros(from, size)
             .map_err(|err| log_io(format!("fill {}", path.display()), &err))?;
         self.file
             .sync()
@@ -1156,28 +1150,7 @@ impl LogWriter {
         }
         self.durable_segments = self.index;
         self.durable = self.position();
-        self.ready_ahead();
         Ok(())
-    }
-
-    /// Keeps at least half of [`READY_SEGMENTS`] blank segments past the one being filled
-    /// readied for overwrite ([`VfsFile::ready_for_overwrite`]): the zeros a generation was
-    /// filled with are left in the system's cache by those writes, and ext4 appends a segment
-    /// and fdatasyncs it more cheaply over pages read back from the disk. A hint: its
-    /// failure is no failure of the log.
-    fn ready_ahead(&mut self) {
-        let end = self.header.segments;
-        // Only blank segments: none before `index` (written, or waiting to be) is touched.
-        let from = self.readied_to.max(self.index);
-        if from >= end || self.readied_to >= self.index + READY_SEGMENTS / 2 {
-            return;
-        }
-        let to = (from + READY_SEGMENTS).min(end);
-        let segment = SEGMENT_SIZE as u64;
-        let _ = self
-            .file
-            .ready_for_overwrite(u64::from(from) * segment, u64::from(to - from) * segment);
-        self.readied_to = to;
     }
 
     /// Finishes the current generation and starts the next: an end record, a flush, the next
@@ -1253,7 +1226,6 @@ impl LogWriter {
         self.index = 1;
         self.pending_index = 1;
         self.durable_segments = 1;
-        self.readied_to = 1;
         self.open.clear();
         self.pending.clear();
         self.durable = self.position();
@@ -1334,28 +1306,36 @@ pub(crate) mod tests {
         out
     }
 
-    /// What [`Hinted`] saw: a write or a hint, from one segment to another.
+    /// What [`Recorded`] saw: a write or a fill, from one segment to another.
     type SegmentOps = Arc<std::sync::Mutex<Vec<(&'static str, u64, u64)>>>;
 
-    /// A log file that records, in segments, what is written to it and what is readied.
+    /// A log file that records, in segments, what is written to it and what is filled.
     #[derive(Debug)]
-    struct Hinted {
+    struct Recorded {
         inner: Box<dyn VfsFile>,
         ops: SegmentOps,
     }
 
-    impl VfsFile for Hinted {
+    impl Recorded {
+        fn record(&self, op: &'static str, from: u64, to: u64) {
+            let segment = SEGMENT_SIZE as u64;
+            assert!(
+                from.is_multiple_of(segment) && to.is_multiple_of(segment),
+                "whole segments"
+            );
+            self.ops
+                .lock()
+                .unwrap()
+                .push((op, from / segment, to / segment));
+        }
+    }
+
+    impl VfsFile for Recorded {
         fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
             self.inner.read_at(buf, offset)
         }
         fn write_all_at(&self, buf: &[u8], offset: u64) -> std::io::Result<()> {
-            let segment = SEGMENT_SIZE as u64;
-            let op = (
-                "write",
-                offset / segment,
-                (offset + buf.len() as u64) / segment,
-            );
-            self.ops.lock().unwrap().push(op);
+            self.record("write", offset, offset + buf.len() as u64);
             self.inner.write_all_at(buf, offset)
         }
         fn sync(&self) -> std::io::Result<()> {
@@ -1367,75 +1347,66 @@ pub(crate) mod tests {
         fn len(&self) -> std::io::Result<u64> {
             self.inner.len()
         }
-        fn ready_for_overwrite(&self, offset: u64, len: u64) -> std::io::Result<()> {
-            let segment = SEGMENT_SIZE as u64;
-            assert!(
-                offset.is_multiple_of(segment) && len.is_multiple_of(segment),
-                "whole segments"
-            );
-            let op = ("ready", offset / segment, (offset + len) / segment);
-            self.ops.lock().unwrap().push(op);
-            Ok(())
+        fn discard(&self, offset: u64, len: u64) -> std::io::Result<()> {
+            self.record("discard", offset, offset + len);
+            self.inner.discard(offset, len)
+        }
+        fn fill_zeros(&self, from: u64, to: u64) -> std::io::Result<()> {
+            self.record("fill", from, to);
+            self.inner.fill_zeros(from, to)
         }
     }
 
     #[test]
-    fn the_writer_readies_blank_segments_ahead_and_never_one_written() {
+    fn a_released_tail_is_filled_again_as_blank_space_and_only_the_tail() {
+        // The blank segments a clean shutdown gave back are filled again through
+        // `fill_zeros` (which the OS file writes a page at a time, for the commits that
+        // overwrite them one by one), and nothing before them is touched.
         let vfs: Arc<dyn Vfs> = Arc::new(MemVfs::new());
-        let segments = 150;
+        let segments = 40;
         let mut log = writer(&vfs, segments);
         let ops = Arc::new(std::sync::Mutex::new(Vec::new()));
-        log.file = Box::new(Hinted {
+        log.file = Box::new(Recorded {
             inner: vfs.open(Path::new("edb.log"), OpenMode::ReadWrite).unwrap(),
             ops: Arc::clone(&ops),
         });
-        // Flushes of one record (a segment each), then of forty.
-        let mut n = 0;
-        while log.position().offset < (segments - 20) * SEGMENT_SIZE as u32 {
-            n += 1;
+        for n in 1..=3 {
             log.append(&commit(n)).unwrap();
-            if n < 90 || n % 40 == 0 {
-                log.flush().unwrap();
-            }
+            log.flush().unwrap();
         }
-        log.flush().unwrap();
+        let next = u64::from(log.index);
+        log.release_tail().unwrap();
+        log.refill_tail().unwrap();
         let ops = ops.lock().unwrap().clone();
-        let (mut written_to, mut readied) = (1, Vec::new());
-        for &(op, from, to) in &ops {
-            match op {
-                "write" => {
-                    assert!(from >= written_to - 1, "segments written in order: {ops:?}");
-                    written_to = written_to.max(to);
-                }
-                _ => {
-                    assert!(
-                        from >= written_to,
-                        "readied segment {from} was written: {ops:?}"
-                    );
-                    assert!(to - from <= u64::from(READY_SEGMENTS) && to <= u64::from(segments));
-                    // Readied a little ahead at a time, never far past the writer.
-                    let lead = u64::from(READY_SEGMENTS) * 3 / 2;
-                    assert!(
-                        to <= written_to + lead,
-                        "readied to {to} at {written_to}: {ops:?}"
-                    );
-                    readied.push((from, to));
-                }
-            }
-        }
-        // Every segment written after the first flush was readied before it was written.
-        for &(op, from, to) in &ops {
-            if op == "write" && from >= 2 {
-                for segment in from..to {
-                    let before = ops.iter().take_while(|o| **o != (op, from, to));
-                    let done = before
-                        .filter(|o| o.0 == "ready")
-                        .any(|o| (o.1..o.2).contains(&segment));
-                    assert!(done, "segment {segment} written unreadied: {ops:?}");
-                }
-            }
-        }
-        assert!(readied.len() >= 3, "{readied:?}");
+        let end = u64::from(segments);
+        assert_eq!(
+            ops[ops.len() - 2..],
+            [("discard", next, end), ("fill", next, end)],
+            "{ops:?}"
+        );
+        assert!(
+            ops.iter().filter(|o| o.0 == "write").all(|o| o.2 <= next),
+            "{ops:?}"
+        );
+        // And the commits after it go on from there, into the blank space.
+        log.append(&commit(4)).unwrap();
+        log.flush().unwrap();
+        let now = u64::from(log.index);
+        assert!(now > next);
+        let mut reread = Vec::new();
+        read_file_into(&*vfs, Path::new("edb.log"), &mut reread).unwrap();
+        assert_eq!(reread.len() as u64, end * SEGMENT_SIZE as u64);
+        let seg = SEGMENT_SIZE;
+        assert!(
+            reread[next as usize * seg..now as usize * seg]
+                .iter()
+                .any(|&b| b != 0),
+            "the new commit is in the file"
+        );
+        assert!(
+            reread[now as usize * seg..].iter().all(|&b| b == 0),
+            "the tail past the new commit is blank"
+        );
     }
 
     #[test]
