@@ -18,9 +18,9 @@
 //! jetdb also reports the log bytes written per byte of key+value committed in phases 2 and 3
 //! (from its log position before and after), the log-volume targets.
 //!
-//! The engines run in turns, `--rounds` times (jetdb, SQLite, redb, jetdb, ...), and each figure
-//! is the median of its rounds; each ratio is the median of the rounds' ratios, printed with
-//! their range. One child per engine moves by about 15% from the next (memory latency and the
+//! The engines run in turns, `--rounds` times, the order rotating each round (jetdb, SQLite,
+//! redb; SQLite, redb, jetdb; ...), and each figure is the median of its rounds; each ratio is
+//! the median of the rounds' ratios, printed with their range. One child per engine moves by about 15% from the next (memory latency and the
 //! disk's fsync latency drift over minutes on this VM), more than some phases' margins, and
 //! turns spread the drift over every engine alike.
 //!
@@ -68,7 +68,10 @@ impl Options {
                 "--records" => options.records = value().parse().expect("--records N"),
                 "--cache" => options.cache_mib = value().parse().expect("--cache MIB"),
                 "--engines" => options.engines = value().split(',').map(String::from).collect(),
-                "--rounds" => options.rounds = value().parse().expect("--rounds R"),
+                "--rounds" => {
+                    options.rounds = value().parse().expect("--rounds R");
+                    assert!(options.rounds > 0, "--rounds is at least 1");
+                }
                 other => panic!("unknown argument {other}"),
             }
         }
@@ -437,8 +440,6 @@ pub fn child(args: &[String]) {
     }
     passes.sort_by(f64::total_cmp);
     out.insert("gets", passes[GET_PASSES / 2]);
-    out.insert("gets_min", passes[0]);
-    out.insert("gets_max", passes[GET_PASSES - 1]);
 
     let start = Instant::now();
     db.remove_all(&input.load[..records / 2]);
@@ -612,38 +613,43 @@ pub fn main(options: &Options) {
             .join(" ")
     );
     let (floor50, floor99) = fsync_floor();
-    assert!(options.rounds > 0, "--rounds is at least 1");
-    // rounds[r][engine][figure]
     let mut rounds = Vec::<Round>::new();
+    let mut order = options.engines.clone();
     for round in 0..options.rounds {
         let mut results = BTreeMap::new();
-        for engine in &options.engines {
+        for engine in &order {
             eprintln!("round {} of {}: {engine}", round + 1, options.rounds);
             results.insert(engine.clone(), run_child(&exe, engine, options));
         }
         rounds.push(results);
+        // Each engine takes each place in the turns, so no engine always follows the same
+        // one (its deleted files, its write-back) or always runs first.
+        order.rotate_left(1);
     }
-    // Each figure: the median of the rounds'.
+    // Each figure: the median of the rounds' (those that reported it).
     let mut results = BTreeMap::<String, BTreeMap<String, f64>>::new();
     for engine in &options.engines {
-        let keys: Vec<String> = rounds[0][engine].keys().cloned().collect();
+        let keys: std::collections::BTreeSet<&String> =
+            rounds.iter().flat_map(|r| r[engine].keys()).collect();
         let figures = keys
             .into_iter()
             .map(|k| {
-                let mut v: Vec<f64> = rounds.iter().map(|r| r[engine][&k]).collect();
-                let median = median(&mut v);
-                (k, median)
+                let mut v: Vec<f64> = rounds
+                    .iter()
+                    .filter_map(|r| r[engine].get(k).copied())
+                    .collect();
+                (k.clone(), median(&mut v))
             })
             .collect();
         results.insert(engine.clone(), figures);
     }
     let get = |e: &str, k: &str| results.get(e).and_then(|r| r.get(k)).copied();
     // A ratio of jetdb's figure to a reference's, round by round: the median and the range.
-    let ratio_of = |key: &str, reference: &dyn Fn(&Round) -> Option<f64>| {
+    let ratio_of_engine = |engine: &str, key: &str, reference: &dyn Fn(&Round) -> Option<f64>| {
         let mut v: Vec<f64> = rounds
             .iter()
             .filter_map(|r| {
-                let j = r.get("jetdb")?.get(key)?;
+                let j = r.get(engine)?.get(key)?;
                 reference(r).map(|b| j / b)
             })
             .collect();
@@ -656,6 +662,9 @@ pub fn main(options: &Options) {
         );
         Some((median(&mut v), lo, hi))
     };
+    let ratio_of = |key: &str, reference: &dyn Fn(&Round) -> Option<f64>| {
+        ratio_of_engine("jetdb", key, reference)
+    };
     let peers: Vec<&str> = ["sqlite", "redb"]
         .into_iter()
         .filter(|p| results.contains_key(*p))
@@ -665,7 +674,7 @@ pub fn main(options: &Options) {
         options.rounds
     );
     println!(
-        "{:<44} {:>10} {:>10} {:>10} {:>11} {:>8}  rounds",
+        "{:<44} {:>10} {:>10} {:>10} {:>11} {:>8}  range",
         "phase", "jetdb", "sqlite", "redb", "jetdb/best", "target"
     );
     let range = |r: Option<(f64, f64, f64)>| {
@@ -774,8 +783,8 @@ pub fn main(options: &Options) {
     );
     // Every engine over the floor timed beside its own commits, for comparison.
     let over_own = |engine: &str, key: &str| {
-        let floor = get(engine, &key.replace("single", "floor"));
-        get(engine, key).zip(floor).map(|(s, f)| s / f)
+        let floor_key = key.replace("single", "floor");
+        ratio_of_engine(engine, key, &|r| r.get(engine)?.get(&floor_key).copied()).map(|r| r.0)
     };
     for (label, key) in [("p50", "single_p50_us"), ("p99", "single_p99_us")] {
         println!(

@@ -15,7 +15,8 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use crate::base::env::{Clock, Env, SeededEntropy};
 use crate::base::vfs::{OpenMode, Vfs, VfsFile};
 
-/// The bytes of each write that fills blank space ([`VfsFile::fill_zeros`]): a memory page.
+/// The bytes of each write that fills blank space ([`VfsFile::fill_zeros`]): a log segment,
+/// and the smallest memory page.
 const FILL_PIECE: usize = 4096;
 
 /// The operating system's file system, with real fsync of files and directories.
@@ -206,6 +207,8 @@ impl VfsFile for OsFile {
         // medians of 1,500 in turns: 12% more when the file was filled a mebibyte a write and
         // left cached, 7% when those pages were dropped, 4-5% when dropped and read back in
         // (what the log did before), 1-1.5% when filled 4 KiB a write. So: a page a write.
+        // It costs the roll that prepares a generation: a 5 MiB file filled and fsynced in
+        // 21-22 ms so, against 9-10 ms a mebibyte a write.
         crate::base::vfs::write_zeros_in(self, from, to, FILL_PIECE)
     }
 

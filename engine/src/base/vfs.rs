@@ -104,6 +104,10 @@ pub trait VfsFile: Send + Sync + fmt::Debug {
     /// time later (a log generation's segments, each commit's with an fdatasync of its own).
     /// By default, a mebibyte per write; a system whose cache keeps a file in pieces the size
     /// of the writes that filled them writes it in the pieces it will be overwritten in.
+    ///
+    /// A wrapper that passes every other call through to the file it wraps passes this one
+    /// too, or the fill loses its piece size; one that sees each write (fault injection) keeps
+    /// the default, so that the fill's writes go through it.
     fn fill_zeros(&self, from: u64, to: u64) -> io::Result<()> {
         write_zeros(self, from, to)
     }
@@ -135,12 +139,20 @@ pub trait VfsFile: Send + Sync + fmt::Debug {
     }
 }
 
-/// Writes zeros over `[from, to)` of `file`, a mebibyte at a time.
+/// Writes zeros over `[from, to)` of `file`, a mebibyte at a time from `from`.
 pub(crate) fn write_zeros<F: VfsFile + ?Sized>(file: &F, from: u64, to: u64) -> io::Result<()> {
-    write_zeros_in(file, from, to, 1 << 20)
+    let zeros = vec![0u8; (to.saturating_sub(from)).min(1 << 20) as usize];
+    let mut at = from;
+    while at < to {
+        let n = (to - at).min(zeros.len() as u64) as usize;
+        file.write_all_at(&zeros[..n], at)?;
+        at += n as u64;
+    }
+    Ok(())
 }
 
-/// Writes zeros over `[from, to)` of `file`, at most `piece` bytes a write.
+/// Writes zeros over `[from, to)` of `file` (nothing if `from >= to`), a write for each
+/// `piece`-aligned piece of it: one that starts or ends inside a piece writes only its part.
 pub(crate) fn write_zeros_in<F: VfsFile + ?Sized>(
     file: &F,
     from: u64,
@@ -149,9 +161,10 @@ pub(crate) fn write_zeros_in<F: VfsFile + ?Sized>(
 ) -> io::Result<()> {
     assert!(piece > 0);
     let zeros = vec![0u8; (to.saturating_sub(from)).min(piece as u64) as usize];
+    let piece = piece as u64;
     let mut at = from;
     while at < to {
-        let n = (to - at).min(zeros.len() as u64) as usize;
+        let n = (to - at).min(piece - at % piece) as usize;
         file.write_all_at(&zeros[..n], at)?;
         at += n as u64;
     }
@@ -416,6 +429,54 @@ impl VfsFile for MemFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A file that records the offset and length of each write.
+    #[derive(Debug, Default)]
+    struct Writes(Mutex<Vec<(u64, usize)>>);
+
+    impl VfsFile for Writes {
+        fn read_at(&self, _: &mut [u8], _: u64) -> io::Result<usize> {
+            Ok(0)
+        }
+        fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+            assert!(buf.iter().all(|&b| b == 0), "zeros");
+            self.0.lock().unwrap().push((offset, buf.len()));
+            Ok(())
+        }
+        fn sync(&self) -> io::Result<()> {
+            Ok(())
+        }
+        fn set_len(&self, _: u64) -> io::Result<()> {
+            Ok(())
+        }
+        fn len(&self) -> io::Result<u64> {
+            Ok(0)
+        }
+    }
+
+    #[test]
+    fn zeros_in_pieces_are_one_write_per_aligned_piece_covering_the_range_exactly() {
+        for (from, to, piece, expected) in [
+            (0, 12288, 4096, vec![(0, 4096), (4096, 4096), (8192, 4096)]),
+            // Unaligned ends write only their part of the piece they fall in.
+            (100, 8200, 4096, vec![(100, 3996), (4096, 4096), (8192, 8)]),
+            (5000, 6000, 4096, vec![(5000, 1000)]),
+            (4096, 4096, 4096, vec![]),
+            (9000, 10, 4096, vec![]),
+        ] {
+            let file = Writes::default();
+            write_zeros_in(&file, from, to, piece).unwrap();
+            assert_eq!(
+                *file.0.lock().unwrap(),
+                expected,
+                "[{from}, {to}) by {piece}"
+            );
+        }
+        // The default fill: a mebibyte a write.
+        let file = Writes::default();
+        file.fill_zeros(0, (3 << 20) / 2).unwrap();
+        assert_eq!(*file.0.lock().unwrap(), [(0, 1 << 20), (1 << 20, 1 << 19)]);
+    }
 
     #[test]
     fn discarding_in_memory_writes_zeros_within_the_file() {
