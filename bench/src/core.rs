@@ -25,7 +25,8 @@
 //! turns spread the drift over every engine alike.
 //!
 //! Run: `cargo run --release --manifest-path bench/Cargo.toml -- core [--records N] [--cache MIB]
-//! [--engines jetdb,sqlite,redb] [--rounds R]`.
+//! [--engines jetdb,sqlite,redb] [--rounds R]`. `JET_PAGE_SIZE` sets jetdb's page size (its
+//! default, 8 KiB, unless set), `JET_CHECKPOINT_DEPTH_MIB` its checkpoint depth.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -161,6 +162,12 @@ impl Jet {
     fn open(dir: &Path, cache: usize) -> Jet {
         let mut params = jetdb::InstanceParams::in_directory(dir);
         params.cache_size = cache;
+        if let Some(size) = std::env::var("JET_PAGE_SIZE")
+            .ok()
+            .and_then(|d| d.parse::<usize>().ok())
+        {
+            params.page_size = size;
+        }
         if let Some(depth) = std::env::var("JET_CHECKPOINT_DEPTH_MIB")
             .ok()
             .and_then(|d| d.parse::<u64>().ok())
