@@ -20,9 +20,10 @@
 //!
 //! The engines run in turns, `--rounds` times, the order rotating each round (jetdb, SQLite,
 //! redb; SQLite, redb, jetdb; ...), and each figure is the median of its rounds; each ratio is
-//! the median of the rounds' ratios, printed with their range. One child per engine moves by about 15% from the next (memory latency and the
-//! disk's fsync latency drift over minutes on this VM), more than some phases' margins, and
-//! turns spread the drift over every engine alike.
+//! the median of the rounds' ratios, printed with their range. One child per engine moves by
+//! about 15% from the next (memory latency and the disk's fsync latency drift over minutes on
+//! this VM), more than some phases' margins, and turns spread the drift over every engine
+//! alike.
 //!
 //! Run: `cargo run --release --manifest-path bench/Cargo.toml -- core [--records N] [--cache MIB]
 //! [--engines jetdb,sqlite,redb] [--rounds R]`. `JET_PAGE_SIZE` sets jetdb's page size (its
@@ -651,7 +652,7 @@ pub fn main(options: &Options) {
         results.insert(engine.clone(), figures);
     }
     let get = |e: &str, k: &str| results.get(e).and_then(|r| r.get(k)).copied();
-    // A ratio of jetdb's figure to a reference's, round by round: the median and the range.
+    // An engine's figure over a reference, round by round: the median ratio and the range.
     let ratio_of_engine = |engine: &str, key: &str, reference: &dyn Fn(&Round) -> Option<f64>| {
         let mut v: Vec<f64> = rounds
             .iter()
