@@ -1177,6 +1177,87 @@ mod tests {
     use super::*;
 
     #[test]
+    fn seek_modes_admit_only_keys_on_their_side() {
+        // For a seek to "m": what each mode may answer among a key below, at and above it.
+        let (below, at, above): (&[u8], &[u8], &[u8]) = (b"l", b"m", b"n");
+        for (mode, admitted) in [
+            (SeekMode::Eq, [false, true, false]),
+            (SeekMode::Ge, [false, true, true]),
+            (SeekMode::Gt, [false, false, true]),
+            (SeekMode::Le, [true, true, false]),
+            (SeekMode::Lt, [true, false, false]),
+        ] {
+            let got = [below, at, above].map(|found| mode.admits(found, b"m"));
+            assert_eq!(got, admitted, "{mode:?}");
+        }
+    }
+
+    #[test]
+    fn deleting_all_but_one_key_of_a_three_level_tree_leaves_a_lone_leaf() {
+        // Long keys that differ only at their end keep separators long, so a few hundred
+        // records make three levels; every underfull page on the way up is rebalanced, and
+        // the root collapses to the one leaf left.
+        let env = Env::memory(1);
+        let options = DatabaseOptions {
+            page_size: 4096,
+            ..DatabaseOptions::default()
+        };
+        let mut db = Database::create(&env, "d.edb".as_ref(), &options).unwrap();
+        let t = db.create_table("t").unwrap();
+        let long = |i: usize| {
+            let mut k = vec![b'x'; 200];
+            k.extend_from_slice(format!("{i:06}").as_bytes());
+            k
+        };
+        let n = 1500;
+        for i in 0..n {
+            db.put(t, &long(i), b"v").unwrap();
+        }
+        let depth = |db: &mut Database| {
+            let pager = db.pager_mut();
+            let mut pgno = t.root();
+            let mut levels = 1;
+            while node::kind(pager.page(pgno).unwrap()) == Some(PageKind::Branch) {
+                pgno = node::child(pager.page(pgno).unwrap(), 0);
+                levels += 1;
+            }
+            levels
+        };
+        assert!(depth(&mut db) >= 3, "three levels to begin with");
+        // No branch below the root is left underfull by a delete: a merge that empties part
+        // of a branch rebalances the branch too, at once.
+        let underfull_branches = |db: &mut Database| {
+            let page_size = db.page_size();
+            let pager = db.pager_mut();
+            let root = pager.page(t.root()).unwrap();
+            let mut under = 0;
+            if node::kind(root) == Some(PageKind::Branch) {
+                let children: Vec<Pgno> = (0..node::children(root))
+                    .map(|c| node::child(root, c))
+                    .collect();
+                for c in children {
+                    let page = pager.page(c).unwrap();
+                    if node::kind(page) == Some(PageKind::Branch)
+                        && node::used(page) < page_size / 4
+                    {
+                        under += 1;
+                    }
+                }
+            }
+            under
+        };
+        let kept = n / 2;
+        for i in (0..n).filter(|&i| i != kept) {
+            assert!(db.delete(t, &long(i)).unwrap());
+            assert_eq!(underfull_branches(&mut db), 0, "after deleting key {i}");
+        }
+        assert_eq!(depth(&mut db), 1, "the tree collapsed to its root leaf");
+        let root = db.pager_mut().page(t.root()).unwrap();
+        assert_eq!(node::count(root), 1);
+        assert_eq!(node::key(root, 0), long(kept).as_slice());
+    }
+
+    #[test]
     fn shortest_separator_sorts_between() {
         assert_eq!(shortest_separator(b"apple", b"banana"), b"b");
         assert_eq!(shortest_separator(b"abc", b"abd"), b"abd");
@@ -1339,6 +1420,24 @@ mod tests {
         let page = pager.page_mut(child).unwrap();
         let at = at.min(node::count(page));
         assert!(node::insert(page, at, &record));
+    }
+
+    #[test]
+    fn an_empty_leaf_below_a_branch_is_corruption_not_an_absent_key() {
+        // A sound tree never keeps an empty leaf under a branch (a delete merges it away): a
+        // read that reaches one says so instead of answering that the key is absent.
+        let (mut db, t, keys) = two_leaves();
+        let pager = db.pager_mut();
+        let first = node::child(pager.page(t.root()).unwrap(), 0);
+        let page = pager.page_mut(first).unwrap();
+        while node::count(page) > 0 {
+            node::remove(page, 0);
+        }
+        let err = db.get(t, &key(keys[0])).unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::DatabaseCorrupted, "{err}");
+        // The other leaf still reads.
+        let last = *keys.last().unwrap();
+        assert_eq!(db.get(t, &key(last)).unwrap(), Some(value(last)));
     }
 
     #[test]
