@@ -139,16 +139,9 @@ pub trait VfsFile: Send + Sync + fmt::Debug {
     }
 }
 
-/// Writes zeros over `[from, to)` of `file`, a mebibyte at a time from `from`.
+/// Writes zeros over `[from, to)` of `file`, a mebibyte-aligned mebibyte at a time.
 pub(crate) fn write_zeros<F: VfsFile + ?Sized>(file: &F, from: u64, to: u64) -> io::Result<()> {
-    let zeros = vec![0u8; (to.saturating_sub(from)).min(1 << 20) as usize];
-    let mut at = from;
-    while at < to {
-        let n = (to - at).min(zeros.len() as u64) as usize;
-        file.write_all_at(&zeros[..n], at)?;
-        at += n as u64;
-    }
-    Ok(())
+    write_zeros_in(file, from, to, 1 << 20)
 }
 
 /// Writes zeros over `[from, to)` of `file` (nothing if `from >= to`), a write for each
