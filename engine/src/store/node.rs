@@ -701,7 +701,11 @@ mod tests {
                 probes.push(longer);
             }
         }
-        probes.extend([b"\0".to_vec(), b"a\0\0\0\0\0\0\x01".to_vec(), vec![0xff; 20]]);
+        probes.extend([
+            b"\0".to_vec(),
+            b"a\0\0\0\0\0\0\x01".to_vec(),
+            vec![0xff; 20],
+        ]);
         for probe in &probes {
             let below = keys.iter().filter(|k| *k < probe).count();
             let expected = if keys.contains(probe) {
