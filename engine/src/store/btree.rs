@@ -1772,10 +1772,123 @@ mod tests {
         assert_eq!(db.get(t, &key(gone)).unwrap(), None);
     }
 
+    /// Makes the root's second child `child` instead of the second leaf, then deletes the first
+    /// leaf's keys, in order, until one fails: the delete that takes it under a quarter looks at
+    /// its sibling. Returns that failure.
+    fn rebalance_beside(
+        db: &mut Database,
+        t: Table,
+        keys: &[usize],
+        child: impl Fn(&mut Pager) -> Pgno,
+    ) -> crate::JetError {
+        let pager = db.pager_mut();
+        let child = child(pager);
+        let separator = node::key(pager.page(t.root()).unwrap(), 0).to_vec();
+        let mut record = Vec::new();
+        node::branch_record(&mut record, &separator, child);
+        assert!(node::replace(pager.page_mut(t.root()).unwrap(), 0, &record));
+        for &i in keys.iter().filter(|&&i| key(i) < separator) {
+            if let Err(err) = db.delete(t, &key(i)) {
+                assert_eq!(err.kind(), crate::ErrorKind::DatabaseCorrupted, "{err}");
+                return err;
+            }
+        }
+        panic!("every delete succeeded");
+    }
+
+    #[test]
+    fn a_branch_naming_a_leaf_twice_stops_a_rebalance() {
+        let (mut db, t, keys) = two_leaves();
+        let err = rebalance_beside(&mut db, t, &keys, |pager| {
+            node::child(pager.page(t.root()).unwrap(), 0)
+        });
+        assert!(err.to_string().contains("twice"), "{err}");
+    }
+
+    #[test]
+    fn a_branch_naming_itself_stops_a_rebalance() {
+        let (mut db, t, keys) = two_leaves();
+        let err = rebalance_beside(&mut db, t, &keys, |_| t.root());
+        assert!(err.to_string().contains("twice"), "{err}");
+    }
+
+    #[test]
+    fn siblings_of_different_kinds_stop_a_rebalance() {
+        // The second child a branch (over the second leaf) beside the first, a leaf.
+        let (mut db, t, keys) = two_leaves();
+        let err = rebalance_beside(&mut db, t, &keys, |pager| {
+            let second = node::child(pager.page(t.root()).unwrap(), 1);
+            pager
+                .alloc(|p| node::init_tree(p, PageKind::Branch, second))
+                .unwrap()
+        });
+        assert!(err.to_string().contains("different kinds"), "{err}");
+    }
+
     #[test]
     fn split_point_balances_by_size() {
         assert_eq!(split_point([10, 10, 10, 10].into_iter(), 1, 3), 2);
         assert_eq!(split_point([100, 1, 1, 1].into_iter(), 1, 3), 1);
         assert_eq!(split_point([1, 1, 1, 100].into_iter(), 1, 3), 3);
+        // The record across the middle goes where more of it lies: 40 | 60, not 70 | 30.
+        assert_eq!(split_point([40, 30, 30].into_iter(), 1, 2), 1);
+    }
+
+    #[test]
+    fn a_branch_split_leaves_the_right_page_a_key_however_long_the_last() {
+        // Four short separators and a long one: by size the split falls at the last key, but
+        // a branch's key at the split point moves up, so the right page would be left with
+        // none; it falls one key earlier.
+        let mut g = Gathered::default();
+        let mut record = Vec::new();
+        let keys = [
+            b"a".to_vec(),
+            b"b".to_vec(),
+            b"c".to_vec(),
+            b"d".to_vec(),
+            vec![b'e'; 255],
+        ];
+        for (i, k) in keys.iter().enumerate() {
+            node::branch_record(&mut record, k, 10 + i as Pgno);
+            g.push(&record);
+        }
+        let h = halves(&g, PageKind::Branch, false);
+        assert_eq!(h.at, 3);
+        assert_eq!(h.separator, b"d");
+        assert_eq!(h.right_leftmost, 13);
+        assert_eq!(h.right, 4..5);
+    }
+
+    #[test]
+    fn an_underfull_leaf_beside_one_too_full_to_merge_takes_records_from_it() {
+        // The first leaf full, the second filled by appends to just over a quarter of a page;
+        // deleting from the second takes it under a quarter, and the two cannot merge.
+        let (mut db, t, mut keys) = two_leaves();
+        let page_size = db.page_size();
+        let used_by = |db: &mut Database, c: usize| page_size - free_in(db, t, c);
+        while used_by(&mut db, 1) < page_size / 4 + 200 {
+            let i = keys.last().unwrap() + 1000;
+            db.put(t, &key(i), &value(i)).unwrap();
+            keys.push(i);
+        }
+        assert_eq!(leaves(&mut db, t.root()).len(), 2);
+        let before = leaves(&mut db, t.root());
+        // Delete the second leaf's keys from the top until one delete rebalances: the delete
+        // that takes it under a quarter gives it records from the first, at once.
+        loop {
+            let i = keys.pop().unwrap();
+            assert!(db.delete(t, &key(i)).unwrap());
+            let after = leaves(&mut db, t.root());
+            assert_eq!(after.len(), 2, "shared, not merged");
+            assert!(
+                used_by(&mut db, 1) >= page_size / 4,
+                "the second leaf left under a quarter after deleting key {i}"
+            );
+            if after[0].len() < before[0].len() {
+                assert!(before[0].contains(&after[1][0]), "it took the first's last");
+                break;
+            }
+        }
+        holds_every_key(&mut db, t, &keys);
     }
 }
