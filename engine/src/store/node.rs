@@ -241,22 +241,26 @@ pub(crate) fn search(p: &[u8], key: &[u8]) -> std::result::Result<usize, usize> 
     let wanted = head(key);
     while lo < hi {
         let mid = lo + (hi - lo) / 2;
-        let found = self::key(p, mid);
-        let order = match head(found).cmp(&wanted) {
-            // Equal heads: equal first eight bytes, or a short key whose bytes and zeros match.
-            std::cmp::Ordering::Equal if found.len() >= 8 && key.len() >= 8 => {
-                found[8..].cmp(&key[8..])
-            }
-            std::cmp::Ordering::Equal => found.cmp(key),
-            order => order,
-        };
-        match order {
+        match compare(self::key(p, mid), key, wanted) {
             std::cmp::Ordering::Less => lo = mid + 1,
             std::cmp::Ordering::Greater => hi = mid,
             std::cmp::Ordering::Equal => return Ok(mid),
         }
     }
     Err(lo)
+}
+
+/// `found` against `key`, whose [`head`] is `wanted`: the order of their bytes.
+#[inline]
+fn compare(found: &[u8], key: &[u8], wanted: u64) -> std::cmp::Ordering {
+    match head(found).cmp(&wanted) {
+        // Equal heads: equal first eight bytes, or a short key whose bytes and zeros match.
+        std::cmp::Ordering::Equal if found.len() >= 8 && key.len() >= 8 => {
+            found[8..].cmp(&key[8..])
+        }
+        std::cmp::Ordering::Equal => found.cmp(key),
+        order => order,
+    }
 }
 
 /// A key's first eight bytes as one big-endian number, a short key's padded with zeros: keys
@@ -706,6 +710,12 @@ mod tests {
             b"a\0\0\0\0\0\0\x01".to_vec(),
             vec![0xff; 20],
         ]);
+        // Every pair compares as its bytes do, not only the pairs a search happens to visit.
+        for a in &probes {
+            for b in &probes {
+                assert_eq!(compare(a, b, head(b)), a.cmp(b), "{a:?} against {b:?}");
+            }
+        }
         for probe in &probes {
             let below = keys.iter().filter(|k| *k < probe).count();
             let expected = if keys.contains(probe) {
