@@ -1440,6 +1440,83 @@ mod tests {
         assert_eq!(db.get(t, &key(last)).unwrap(), Some(value(last)));
     }
 
+    /// Every key of the tree, first to last, through [`edge`] and [`step`]: the scan a cursor
+    /// makes.
+    fn scan(db: &mut Database, t: Table) -> Result<Vec<Vec<u8>>> {
+        let pager = db.pager_mut();
+        let mut keys = Vec::new();
+        let mut found = edge(pager, t.root(), true)?;
+        while let Some((entry, position)) = found {
+            keys.push(entry.key.clone());
+            found = step(pager, position, &entry.key, true)?;
+        }
+        Ok(keys)
+    }
+
+    #[test]
+    fn a_leaf_holding_its_upper_separator_is_corruption_to_a_scan() {
+        // The separator belongs to the right leaf's range: the left leaf may hold only keys
+        // below it. Planted as the left leaf's last key, the scan still ascends.
+        let (mut db, t, keys) = two_leaves();
+        assert_eq!(scan(&mut db, t).unwrap().len(), keys.len());
+        let pager = db.pager_mut();
+        let root = pager.page(t.root()).unwrap();
+        let (first, separator) = (node::child(root, 0), node::key(root, 0).to_vec());
+        let page = pager.page_mut(first).unwrap();
+        node::remove(page, 0);
+        let mut record = Vec::new();
+        node::leaf_record(&mut record, &separator, ValueRef::Inline(b"v"));
+        let at = node::count(page);
+        assert!(node::insert(page, at, &record));
+        let err = scan(&mut db, t).unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::DatabaseCorrupted, "{err}");
+        assert!(err.to_string().contains("outside the range"), "{err}");
+    }
+
+    #[test]
+    fn an_empty_leaf_below_a_branch_is_corruption_to_a_scan() {
+        let (mut db, t, _) = two_leaves();
+        let pager = db.pager_mut();
+        let first = node::child(pager.page(t.root()).unwrap(), 0);
+        let page = pager.page_mut(first).unwrap();
+        while node::count(page) > 0 {
+            node::remove(page, 0);
+        }
+        let err = scan(&mut db, t).unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::DatabaseCorrupted, "{err}");
+        assert!(err.to_string().contains("empty"), "{err}");
+    }
+
+    /// Positions on the last key (in the second leaf), lets `change` alter the root behind
+    /// the position's back, and steps on: the step that leaves the leaf reads the root again.
+    fn step_after(change: impl Fn(&mut [u8], Pgno)) -> Result<Found> {
+        let (mut db, t, keys) = two_leaves();
+        let last = key(*keys.last().unwrap());
+        let pager = db.pager_mut();
+        let (_, position) = seek(pager, t.root(), &last, SeekMode::Eq)?.expect("the last key");
+        let first = node::child(pager.page(t.root()).unwrap(), 0);
+        change(pager.page_mut(t.root()).unwrap(), first);
+        step(pager, position, &last, true)
+    }
+
+    #[test]
+    fn a_branch_changed_under_a_cursor_stops_its_step() {
+        // The root's second child made the first.
+        let err = step_after(|root, first| {
+            let separator = node::key(root, 0).to_vec();
+            let mut record = Vec::new();
+            node::branch_record(&mut record, &separator, first);
+            assert!(node::replace(root, 0, &record));
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("changed under a cursor"), "{err}");
+        // The root lost its key, and with it the child the cursor came through.
+        let err = step_after(|root, _| node::remove(root, 0)).unwrap_err();
+        assert!(err.to_string().contains("changed under a cursor"), "{err}");
+        // Unchanged, the step past the last key finds nothing.
+        assert!(step_after(|_, _| {}).unwrap().is_none());
+    }
+
     #[test]
     fn a_key_misplaced_across_siblings_stops_a_share() {
         // The second leaf's first key below the first leaf's last: sharing to the right.
