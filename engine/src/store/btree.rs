@@ -1518,6 +1518,32 @@ mod tests {
     }
 
     #[test]
+    fn a_visit_refuses_a_chain_of_branches_deeper_than_a_tree_can_be() {
+        // Distinct pages, so no page is seen twice: only the depth tells the chain from a tree.
+        let env = Env::memory(1);
+        let mut db = Database::create(&env, "d.edb".as_ref(), &DatabaseOptions::default()).unwrap();
+        let pager = db.pager_mut();
+        let chain = |pager: &mut Pager, levels: usize| {
+            let mut top = pager
+                .alloc(|p| node::init_tree(p, PageKind::Leaf, 0))
+                .unwrap();
+            for _ in 1..levels {
+                top = pager
+                    .alloc(|p| node::init_tree(p, PageKind::Branch, top))
+                    .unwrap();
+            }
+            top
+        };
+        let mut pages = 0;
+        let top = chain(pager, DEPTH_MAX);
+        visit(pager, top, &mut |_| pages += 1, &mut |_| {}).unwrap();
+        assert_eq!(pages, DEPTH_MAX);
+        let top = chain(pager, DEPTH_MAX + 1);
+        let err = visit(pager, top, &mut |_| {}, &mut |_| {}).unwrap_err();
+        assert!(err.to_string().contains("deeper than"), "{err}");
+    }
+
+    #[test]
     fn a_key_misplaced_across_siblings_stops_a_share() {
         // The second leaf's first key below the first leaf's last: sharing to the right.
         let (mut db, t, _) = two_leaves();
