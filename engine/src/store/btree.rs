@@ -1422,17 +1422,22 @@ mod tests {
         assert!(node::insert(page, at, &record));
     }
 
-    #[test]
-    fn an_empty_leaf_below_a_branch_is_corruption_not_an_absent_key() {
-        // A sound tree never keeps an empty leaf under a branch (a delete merges it away): a
-        // read that reaches one says so instead of answering that the key is absent.
-        let (mut db, t, keys) = two_leaves();
+    /// Empties the root's first leaf behind the tree's back: a state no sound tree is left in.
+    fn empty_first_leaf(db: &mut Database, t: Table) {
         let pager = db.pager_mut();
         let first = node::child(pager.page(t.root()).unwrap(), 0);
         let page = pager.page_mut(first).unwrap();
         while node::count(page) > 0 {
             node::remove(page, 0);
         }
+    }
+
+    #[test]
+    fn an_empty_leaf_below_a_branch_is_corruption_not_an_absent_key() {
+        // A sound tree never keeps an empty leaf under a branch (a delete merges it away): a
+        // read that reaches one says so instead of answering that the key is absent.
+        let (mut db, t, keys) = two_leaves();
+        empty_first_leaf(&mut db, t);
         let err = db.get(t, &key(keys[0])).unwrap_err();
         assert_eq!(err.kind(), crate::ErrorKind::DatabaseCorrupted, "{err}");
         // The other leaf still reads.
@@ -1476,12 +1481,7 @@ mod tests {
     #[test]
     fn an_empty_leaf_below_a_branch_is_corruption_to_a_scan() {
         let (mut db, t, _) = two_leaves();
-        let pager = db.pager_mut();
-        let first = node::child(pager.page(t.root()).unwrap(), 0);
-        let page = pager.page_mut(first).unwrap();
-        while node::count(page) > 0 {
-            node::remove(page, 0);
-        }
+        empty_first_leaf(&mut db, t);
         let err = scan(&mut db, t).unwrap_err();
         assert_eq!(err.kind(), crate::ErrorKind::DatabaseCorrupted, "{err}");
         assert!(err.to_string().contains("empty"), "{err}");
