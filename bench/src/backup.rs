@@ -36,7 +36,7 @@ use jetdb::{
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-const MIB: u64 = 1024 * 1024;
+pub(crate) const MIB: u64 = 1024 * 1024;
 const VALUE_BYTES: usize = 128 * 1024;
 const TXN_BYTES: u64 = 32 * MIB;
 const CACHE_BYTES: usize = 64 * 1024 * 1024;
@@ -122,18 +122,18 @@ fn event_log(trace: &Trace) -> EventLog {
 
 /// Medians, minima and maxima of repeated timings.
 #[derive(Clone, Default)]
-struct Series(Vec<f64>);
+pub(crate) struct Series(pub(crate) Vec<f64>);
 
 impl Series {
-    fn push(&mut self, v: f64) {
+    pub(crate) fn push(&mut self, v: f64) {
         self.0.push(v);
     }
-    fn sorted(&self) -> Vec<f64> {
+    pub(crate) fn sorted(&self) -> Vec<f64> {
         let mut v = self.0.clone();
         v.sort_by(f64::total_cmp);
         v
     }
-    fn median(&self) -> f64 {
+    pub(crate) fn median(&self) -> f64 {
         let v = self.sorted();
         match v.len() {
             0 => f64::NAN,
@@ -141,10 +141,10 @@ impl Series {
             n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
         }
     }
-    fn min(&self) -> f64 {
+    pub(crate) fn min(&self) -> f64 {
         self.sorted().first().copied().unwrap_or(f64::NAN)
     }
-    fn max(&self) -> f64 {
+    pub(crate) fn max(&self) -> f64 {
         self.sorted().last().copied().unwrap_or(f64::NAN)
     }
 }
@@ -336,7 +336,7 @@ impl Cpu {
 
 /// `cp` then fsync of every copy and of the directory: the baseline C. Returns (total, cp,
 /// CPU seconds of cp and of the fsyncs).
-fn cp_fsync(files: &[PathBuf], dest: &Path) -> (f64, f64, f64) {
+pub(crate) fn cp_fsync(files: &[PathBuf], dest: &Path) -> (f64, f64, f64) {
     std::fs::create_dir(dest).unwrap();
     settle();
     warm(files);
@@ -358,7 +358,7 @@ fn cp_fsync(files: &[PathBuf], dest: &Path) -> (f64, f64, f64) {
 }
 
 /// The median latency of a 4 KiB append and fdatasync (F), over 50 of them, in `dir`.
-fn fsync_latency(dir: &Path) -> f64 {
+pub(crate) fn fsync_latency(dir: &Path) -> f64 {
     use std::io::Write;
     let path = dir.join("fsync-probe");
     let mut file = File::create(&path).unwrap();
@@ -374,7 +374,7 @@ fn fsync_latency(dir: &Path) -> f64 {
     times.median()
 }
 
-fn load_average() -> String {
+pub(crate) fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .unwrap_or_default()
         .split_whitespace()
@@ -384,13 +384,13 @@ fn load_average() -> String {
 }
 
 /// Flushes what earlier steps left dirty (deletions included), so each timed run starts clean.
-fn settle() {
+pub(crate) fn settle() {
     let status = Command::new("sync").status().unwrap();
     assert!(status.success());
 }
 
 /// Reads every file whole, so the timed run finds it in the page cache.
-fn warm(files: &[PathBuf]) {
+pub(crate) fn warm(files: &[PathBuf]) {
     let mut buf = vec![0u8; MIB as usize];
     for path in files {
         let mut file = File::open(path).unwrap();
@@ -408,14 +408,14 @@ fn files_in(dir: &Path, suffix: &str) -> Vec<PathBuf> {
     files
 }
 
-fn bytes_of(files: &[PathBuf]) -> u64 {
+pub(crate) fn bytes_of(files: &[PathBuf]) -> u64 {
     files
         .iter()
         .map(|f| std::fs::metadata(f).unwrap().len())
         .sum()
 }
 
-fn remove(dir: &Path) {
+pub(crate) fn remove(dir: &Path) {
     if dir.exists() {
         std::fs::remove_dir_all(dir).unwrap();
     }
@@ -450,12 +450,12 @@ fn stash_logs(dir: &Path, stash: &Path) {
     assert!(status.success(), "cp failed");
 }
 
-struct Db {
+pub(crate) struct Db {
     _tmp: tempfile::TempDir,
-    root: PathBuf,
-    dir: PathBuf,
-    instance: Instance,
-    session: Session,
+    pub(crate) root: PathBuf,
+    pub(crate) dir: PathBuf,
+    pub(crate) instance: Instance,
+    pub(crate) session: Session,
     table: Table,
     next_key: u64,
     value: Vec<u8>,
@@ -463,7 +463,7 @@ struct Db {
 }
 
 impl Db {
-    fn data(&self) -> PathBuf {
+    pub(crate) fn data(&self) -> PathBuf {
         self.dir.join("data.edb")
     }
 
@@ -488,7 +488,7 @@ impl Db {
     }
 
     /// The files a backup reads: the database and the logs.
-    fn sources(&self) -> Vec<PathBuf> {
+    pub(crate) fn sources(&self) -> Vec<PathBuf> {
         let mut files = vec![self.data()];
         files.extend(files_in(&self.dir, ".log"));
         files
@@ -526,7 +526,7 @@ impl Db {
     }
 }
 
-fn build(size_mib: u64, log_mib: u64) -> Db {
+pub(crate) fn build(size_mib: u64, log_mib: u64) -> Db {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().to_path_buf();
     let dir = root.join("db");

@@ -16,6 +16,10 @@
 //!
 //! `… -- backup [SIZE_MIB ...] [--reps N] [--new MIB] [--log MIB]` times online full and
 //! incremental backups and restore against `cp` + fsync of the same files (see `backup.rs`).
+//!
+//! `… -- foreground [SIZE_MIB] [--rounds N] [--secs S] [--max-rate MIB] [--cold]` times durable
+//! single-put commits before, during and after a full online backup, and the backup's speed
+//! against `cp` + fsync of the database file (see `foreground.rs`).
 
 #![allow(
     clippy::disallowed_methods,
@@ -25,6 +29,7 @@
 
 mod backup;
 mod core;
+mod foreground;
 
 use std::path::Path;
 use std::time::Instant;
@@ -321,6 +326,10 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).is_some_and(|a| a == "backup") {
         backup::main(&backup::Options::parse(&args[2..]));
+        return;
+    }
+    if args.get(1).is_some_and(|a| a == "foreground") {
+        foreground::main(&foreground::Options::parse(&args[2..]));
         return;
     }
     if args.get(1).is_some_and(|a| a == "core") {

@@ -45,7 +45,7 @@ pub use store::{doublewrite, header, page};
 pub use txn::event;
 pub use wal::{checkpoint, log};
 
-pub use backups::backup::{BackupFlags, BackupJob, BackupSummary};
+pub use backups::backup::{BackupFlags, BackupJob, BackupOptions, BackupSummary};
 pub use backups::restore::{DAMAGE_ERRORS as RESTORE_DAMAGE_ERRORS, RestoreSummary};
 pub use backups::status::{Status, StatusFn, StatusKind};
 pub use base::env::{Clock, Entropy, Env, ManualClock, SeededEntropy};

@@ -48,6 +48,11 @@ impl Clock for SimClock {
     fn monotonic_nanos(&self) -> u64 {
         self.nanos.load(Ordering::Relaxed)
     }
+
+    fn sleep(&self, nanos: u64) {
+        // Virtual time: a wait passes at once, and the clock moves past it.
+        self.nanos.fetch_add(nanos, Ordering::Relaxed);
+    }
 }
 
 #[cfg(test)]

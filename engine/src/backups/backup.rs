@@ -34,8 +34,10 @@
 //! deterministically. [`Instance::backup`] runs a job to the end.
 
 use std::collections::BTreeSet;
+use std::num::NonZeroU64;
 use std::ops::BitOr;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
 
 use crate::backups::manifest::{self, MANIFEST_NAME, Manifest, SetBackup, SetLog};
 use crate::backups::status::{Reporter, StatusFn, StatusKind};
@@ -51,6 +53,37 @@ use crate::wal::log::{self, LogTail};
 
 /// How much a step copies at most, and how much is written at once.
 const CHUNK_BYTES: usize = 1024 * 1024;
+
+/// How much of a copy is written before its write-back to the disk is started, without
+/// waiting for it.
+const WRITEBACK_BYTES: u64 = 8 * 1024 * 1024;
+
+/// How much of a copy may be written and not yet durable: past it the copy is fsynced. A copy
+/// flushed in one fsync at its end floods the disk's queue, and every commit's fsync waits
+/// behind it (0.6 s, measured before these bounds).
+const UNSYNCED_BYTES: u64 = 4 * WRITEBACK_BYTES;
+
+/// The longest a rate-limited backup sleeps at once: a stop request is seen within it.
+const PACE_SLICE_NANOS: u64 = 20_000_000;
+
+/// How a backup shares the machine with the instance's traffic: options ESE's JetBackup does
+/// not have, as RocksDB's `BackupEngineOptions` and pg_basebackup's `--max-rate` offer them.
+///
+/// ```
+/// use std::num::NonZeroU64;
+/// use jetdb::BackupOptions;
+/// let limited = BackupOptions { max_rate: NonZeroU64::new(200 << 20) };
+/// assert_eq!(BackupOptions::default().max_rate, None);
+/// assert_eq!(limited.max_rate.map(NonZeroU64::get), Some(200 << 20));
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BackupOptions {
+    /// The most bytes a second the backup copies, database pages and log generations alike
+    /// (each byte is read once and written once); `None`, the default, copies as fast as the
+    /// disk allows. Measured from the backup's begin, with at most a second's worth of credit
+    /// saved by a slower stretch.
+    pub max_rate: Option<NonZeroU64>,
+}
 
 /// JetBackup's options (`JET_bit…`), combined with `|`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -114,20 +147,114 @@ pub struct BackupSummary {
     pub warnings: Vec<String>,
 }
 
+/// Pages the fence saved for the backup, by page number.
+type Saved = std::collections::BTreeMap<Pgno, Vec<u8>>;
+
 /// The database copy of a full backup in progress.
 struct DbCopy {
     from: PathBuf,
+    /// The backup's own handle on the database file: pages are read through it without the
+    /// instance lock (see [`BackupJob::step_database`]).
+    source: Box<dyn VfsFile>,
     to: PathBuf,
     file: Box<dyn VfsFile>,
     page_size: usize,
     /// Pages the copy holds: the file's length when the backup began.
     end: Pgno,
+    /// The first page not copied yet (the fence's `copied_below`, which only the job moves).
+    next: Pgno,
+    /// The buffer pages are read into, reused from one step to the next.
+    buf: Vec<u8>,
     /// Each page's stored checksum, for the copy's digest in the manifest.
     sums: Vec<u32>,
     /// The flush map when the backup began: the dbtime each page must have (0: not
     /// written yet, nothing to check).
     stamps: Vec<u64>,
+    writeback: Writeback,
     done: bool,
+}
+
+/// A copy's write-back to the disk in bounded pieces as it grows, so that no large flush is
+/// left for its end to compete with the instance's commits.
+#[derive(Debug, Default)]
+struct Writeback {
+    /// The range written since the last write-back was started.
+    low: u64,
+    high: u64,
+    /// Bytes written since the last write-back was started.
+    pending: u64,
+    /// Bytes written since the last fsync.
+    unsynced: u64,
+}
+
+impl Writeback {
+    /// Records `len` bytes written at `offset` of `file`: starts their write-back every
+    /// [`WRITEBACK_BYTES`] and waits for it (an fsync) every [`UNSYNCED_BYTES`].
+    fn wrote(&mut self, file: &dyn VfsFile, path: &Path, offset: u64, len: u64) -> Result<()> {
+        let end = offset + len;
+        if self.pending == 0 {
+            (self.low, self.high) = (offset, end);
+        } else {
+            (self.low, self.high) = (self.low.min(offset), self.high.max(end));
+        }
+        self.pending += len;
+        self.unsynced += len;
+        if self.unsynced >= UNSYNCED_BYTES {
+            file.sync().map_err(io_err("fsync", path))?;
+            (self.pending, self.unsynced) = (0, 0);
+        } else if self.pending >= WRITEBACK_BYTES {
+            file.start_writeback(self.low, self.high - self.low)
+                .map_err(io_err("write back", path))?;
+            self.pending = 0;
+        }
+        Ok(())
+    }
+}
+
+/// A backup's rate limit ([`BackupOptions::max_rate`]): after each piece copied, it sleeps
+/// until the bytes copied so far are due.
+#[derive(Debug)]
+struct Pace {
+    rate: Option<NonZeroU64>,
+    /// When the current stretch began (the clock's monotonic nanoseconds), and the bytes
+    /// copied since.
+    since: u64,
+    bytes: u64,
+}
+
+impl Pace {
+    fn new(rate: Option<NonZeroU64>, now: u64) -> Pace {
+        Pace {
+            rate,
+            since: now,
+            bytes: 0,
+        }
+    }
+
+    /// Counts `bytes` copied and waits until they are due; `stopped` is asked between sleeps.
+    fn advance(&mut self, env: &Env, bytes: u64, stopped: impl Fn() -> Result<()>) -> Result<()> {
+        let Some(rate) = self.rate else {
+            return Ok(());
+        };
+        let rate = u128::from(rate.get());
+        self.bytes += bytes;
+        loop {
+            let now = env.clock.monotonic_nanos();
+            let due = u128::from(self.since) + u128::from(self.bytes) * 1_000_000_000 / rate;
+            let now_wide = u128::from(now);
+            if due <= now_wide {
+                // A slower stretch (a step waiting for the instance, a caller between steps)
+                // saves at most a second's worth of credit.
+                if now_wide - due > 1_000_000_000 {
+                    (self.since, self.bytes) = (now.saturating_sub(1_000_000_000), 0);
+                }
+                return Ok(());
+            }
+            stopped()?;
+            let wait = u64::try_from(due - now_wide).unwrap_or(u64::MAX);
+            env.clock.sleep(wait.min(PACE_SLICE_NANOS));
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -174,6 +301,8 @@ pub struct BackupJob<'s> {
     step_bytes: usize,
     /// The buffer log generations are read into, reused from one to the next.
     log_buf: Vec<u8>,
+    /// The rate limit.
+    pace: Pace,
     state: JobState,
     summary: BackupSummary,
 }
@@ -221,7 +350,18 @@ impl Instance {
         flags: BackupFlags,
         status: Option<StatusFn<'_>>,
     ) -> Result<BackupSummary> {
-        let mut job = self.begin_backup(path, flags, status)?;
+        self.backup_with(path, flags, &BackupOptions::default(), status)
+    }
+
+    /// [`Instance::backup`] with [`BackupOptions`]: a rate limit.
+    pub fn backup_with(
+        &self,
+        path: Option<&Path>,
+        flags: BackupFlags,
+        options: &BackupOptions,
+        status: Option<StatusFn<'_>>,
+    ) -> Result<BackupSummary> {
+        let mut job = self.begin_backup_with(path, flags, options, status)?;
         while job.step()? {}
         job.finish()
     }
@@ -233,6 +373,17 @@ impl Instance {
         &self,
         path: Option<&Path>,
         flags: BackupFlags,
+        status: Option<StatusFn<'s>>,
+    ) -> Result<BackupJob<'s>> {
+        self.begin_backup_with(path, flags, &BackupOptions::default(), status)
+    }
+
+    /// [`Instance::begin_backup`] with [`BackupOptions`].
+    pub fn begin_backup_with<'s>(
+        &self,
+        path: Option<&Path>,
+        flags: BackupFlags,
+        options: &BackupOptions,
         status: Option<StatusFn<'s>>,
     ) -> Result<BackupJob<'s>> {
         let known = BackupFlags::INCREMENTAL | BackupFlags::ATOMIC;
@@ -300,6 +451,7 @@ impl Instance {
                 return Err(err);
             }
         };
+        let env_now = env.clock.monotonic_nanos();
         let mut job = BackupJob {
             instance: self.clone(),
             events: params.event_log.clone(),
@@ -322,6 +474,7 @@ impl Instance {
             progress: Reporter::new(Operation::Backup, status),
             step_bytes: CHUNK_BYTES,
             log_buf: Vec::new(),
+            pace: Pace::new(options.max_rate, env_now),
             state: JobState::Running,
             summary: BackupSummary {
                 kind,
@@ -750,14 +903,21 @@ impl<'s> BackupJob<'s> {
                     .open(&to, OpenMode::CreateNew)
                     .map_err(io_err("create", &to))?;
                 self.created.push(to.clone());
+                let source = vfs
+                    .open(&begun.db_path, OpenMode::Read)
+                    .map_err(io_err("open", &begun.db_path))?;
                 self.db = Some(DbCopy {
                     from: begun.db_path.clone(),
+                    source,
                     to,
                     file,
                     page_size: begun.page_size,
                     end: begun.db_pages.unwrap_or(0),
+                    next: 0,
+                    buf: Vec::new(),
                     sums: vec![0; begun.db_pages.unwrap_or(0) as usize],
                     stamps: std::mem::take(&mut begun.stamps),
+                    writeback: Writeback::default(),
                     done: false,
                 });
             }
@@ -799,11 +959,14 @@ impl<'s> BackupJob<'s> {
     }
 
     fn step_inner(&mut self) -> Result<bool> {
+        self.check_stop()?;
         if self.db.as_ref().is_some_and(|db| !db.done) {
             self.step_database()?;
         } else if !self.logs_left.is_empty() {
             let generation = self.logs_left.remove(0);
+            let before = self.summary.log_bytes;
             self.copy_log(generation)?;
+            self.pace_after(self.summary.log_bytes - before)?;
         }
         // Every step that copied something reports it.
         self.progress.catch_up()?;
@@ -811,48 +974,57 @@ impl<'s> BackupJob<'s> {
     }
 
     /// Copies the next pages of the database, and the pages the fence saved since.
+    ///
+    /// The pages are read through the job's own handle, without the instance lock, so
+    /// commits go on while the backup waits for the disk. That is safe because the fence
+    /// still covers them while they are read: the pager saves any of them before it
+    /// overwrites it, under the lock. So the job asks the fence which pages it saved only
+    /// *after* the read, and takes those from the fence; any other page was not overwritten
+    /// during the read, and what was read is its content at the begin. (Asking before, or
+    /// moving the fence past the pages before reading them, would copy a page overwritten
+    /// in between as it is now.)
     fn step_database(&mut self) -> Result<()> {
-        let id = self.id;
-        let (page_size, end) = {
-            let db = self.db.as_ref().expect("a database copy");
-            (db.page_size, db.end)
-        };
+        let db = self.db.as_mut().expect("a database copy");
+        let (page_size, first) = (db.page_size, db.next);
         let chunk_pages = (self.step_bytes.min(CHUNK_BYTES) / page_size).max(1) as Pgno;
-        let (first, buf, skip, saved) = self.instance.with_core_for_backup(|core| {
-            check_hold(core, id)?;
-            let pager = core.db.pager_mut();
-            let fence = pager
-                .fence_mut()
-                .expect("a full backup fences the file while it copies");
-            if let Some(err) = fence.failed.take() {
-                return Err(err);
-            }
-            let saved = std::mem::take(&mut fence.saved);
-            let first = fence.copied_below;
-            let count = chunk_pages.min(end - first);
-            let skip: Vec<bool> = (first..first + count)
-                .map(|p| fence.secured.contains(&p))
-                .collect();
-            fence.copied_below = first + count;
-            fence.secured = fence.secured.split_off(&(first + count));
-            let mut buf = vec![0u8; count as usize * page_size];
-            pager.read_raw(first, &mut buf)?;
-            if first + count == end {
-                // Nothing at or past the end is needed: the fence is done.
-                debug_assert!(pager.fence_mut().is_some_and(|f| f.saved.is_empty()));
-                pager.clear_fence();
-            }
-            Ok((first, buf, skip, saved))
-        })?;
+        let count = chunk_pages.min(db.end - first);
+        let mut buf = std::mem::take(&mut db.buf);
+        buf.resize(count as usize * page_size, 0);
+        let early = planted::active(&self.env, PlantedBug::BackupFenceMovedBeforeRead);
+        let mut taken = None;
+        if early {
+            taken = Some(self.take_from_fence(first, count)?);
+        }
+        let db = self.db.as_mut().expect("a database copy");
+        db.source
+            .read_exact_at(&mut buf, u64::from(first) * page_size as u64)
+            .map_err(|err| {
+                JetError::io(
+                    format!("{}: read from page {first} for a backup", db.from.display()),
+                    &err,
+                )
+            })?;
+        self.check_stop()?;
+        let (skip, saved) = match taken {
+            Some(taken) => taken,
+            None => self.take_from_fence(first, count)?,
+        };
         let mut bytes = 0u64;
         {
             let db = self.db.as_mut().expect("a database copy");
+            let end = db.end;
+            db.next = first + count;
+            let to_dest = |db: &mut DbCopy, data: &[u8], offset: u64| -> Result<()> {
+                db.file
+                    .write_all_at(data, offset)
+                    .map_err(io_err("write", &db.to))?;
+                db.writeback
+                    .wrote(&*db.file, &db.to, offset, data.len() as u64)
+            };
             for (&pgno, page) in &saved {
                 check_page(&self.env, page, pgno, stamp(&db.stamps, pgno), &db.from)?;
                 db.sums[pgno as usize] = page::stored_checksum(page);
-                db.file
-                    .write_all_at(page, u64::from(pgno) * page_size as u64)
-                    .map_err(io_err("write", &db.to))?;
+                to_dest(db, page, u64::from(pgno) * page_size as u64)?;
                 bytes += page_size as u64;
             }
             // Runs of pages not saved ahead go out as one write each.
@@ -870,18 +1042,19 @@ impl<'s> BackupJob<'s> {
                     db.sums[first as usize + j] = page::stored_checksum(page);
                     j += 1;
                 }
-                db.file
-                    .write_all_at(
-                        &buf[i * page_size..j * page_size],
-                        u64::from(first + i as Pgno) * page_size as u64,
-                    )
-                    .map_err(io_err("write", &db.to))?;
+                to_dest(
+                    db,
+                    &buf[i * page_size..j * page_size],
+                    u64::from(first + i as Pgno) * page_size as u64,
+                )?;
                 bytes += ((j - i) * page_size) as u64;
                 i = j;
             }
-            if first + skip.len() as Pgno == end {
+            db.buf = buf;
+            if first + count == end {
                 db.file.sync().map_err(io_err("fsync", &db.to))?;
                 db.done = true;
+                db.buf = Vec::new();
                 let digest = manifest::page_digest(&db.sums);
                 self.manifest
                     .as_mut()
@@ -891,6 +1064,7 @@ impl<'s> BackupJob<'s> {
         }
         self.summary.database_bytes += bytes;
         self.progress.advance(bytes)?;
+        self.pace_after(bytes)?;
         if let Some(db) = self.db.as_ref().filter(|db| db.done) {
             let event = Event::FileCopied {
                 operation: Operation::Backup,
@@ -901,6 +1075,49 @@ impl<'s> BackupJob<'s> {
             self.emit(event);
         }
         Ok(())
+    }
+
+    /// Under the instance lock, moves the fence past pages `first..first + count` and returns
+    /// which of them it saved (those the copy takes from the fence) with every page it saved
+    /// since the last step.
+    fn take_from_fence(&mut self, first: Pgno, count: Pgno) -> Result<(Vec<bool>, Saved)> {
+        let (id, end) = (self.id, self.db.as_ref().expect("a database copy").end);
+        self.instance.with_core_for_backup(|core| {
+            check_hold(core, id)?;
+            let pager = core.db.pager_mut();
+            let fence = pager
+                .fence_mut()
+                .expect("a full backup fences the file while it copies");
+            if let Some(err) = fence.failed.take() {
+                return Err(err);
+            }
+            assert_eq!(fence.copied_below, first, "only the job moves the fence");
+            let saved = std::mem::take(&mut fence.saved);
+            let skip: Vec<bool> = (first..first + count)
+                .map(|p| fence.secured.contains(&p))
+                .collect();
+            fence.copied_below = first + count;
+            fence.secured = fence.secured.split_off(&(first + count));
+            if first + count == end {
+                // Nothing at or past the end is needed: the fence is done.
+                debug_assert!(pager.fence_mut().is_some_and(|f| f.saved.is_empty()));
+                pager.clear_fence();
+            }
+            Ok((skip, saved))
+        })
+    }
+
+    /// Fails with `JET_errBackupAbortByServer` if [`Instance::stop_backup`] stopped this
+    /// backup.
+    fn check_stop(&self) -> Result<()> {
+        stop_requested(&self.instance, self.id)
+    }
+
+    /// Waits, under a rate limit, until `bytes` more copied are due.
+    fn pace_after(&mut self, bytes: u64) -> Result<()> {
+        let (instance, id) = (&self.instance, self.id);
+        self.pace
+            .advance(&self.env, bytes, || stop_requested(instance, id))
     }
 
     /// Copies one archived log generation, verified whole.
@@ -1006,7 +1223,8 @@ impl<'s> BackupJob<'s> {
                 file.sync()
             })
             .map_err(io_err("write", &tmp));
-        written.and_then(|()| {
+        // The last moment a stop request fails the backup.
+        written.and_then(|()| self.check_stop()).and_then(|()| {
             vfs.rename(&tmp, &dir.join(MANIFEST_NAME))
                 .map_err(io_err("rename", &tmp))
         })?;
@@ -1179,6 +1397,37 @@ impl Drop for BackupJob<'_> {
     }
 }
 
+impl Instance {
+    /// Stops the backup running now, if any (ESE's JetStopBackup), from any thread: its next
+    /// step — or its rate limit's sleep, within 20 ms — fails with
+    /// `JET_errBackupAbortByServer`, and it leaves nothing behind, as any failed backup. A
+    /// backup past its commit point (its manifest in place) is complete and is not undone.
+    /// Backups begun after this call run as usual. Returns whether a backup was running.
+    pub fn stop_backup(&self) -> bool {
+        let mut running = false;
+        self.with_core_quietly(|core| {
+            if let Some(hold) = core.backup {
+                self.shared.backup_stop.store(hold.id, Ordering::Release);
+                running = true;
+            }
+        });
+        running
+    }
+}
+
+/// Fails with `JET_errBackupAbortByServer` if [`Instance::stop_backup`] stopped backup `id`.
+fn stop_requested(instance: &Instance, id: u64) -> Result<()> {
+    if instance.shared.backup_stop.load(Ordering::Acquire) == id
+        && !planted::active(&instance.shared.env, PlantedBug::StopBackupIgnored)
+    {
+        bail!(
+            BackupAbortByServer,
+            "the backup was stopped (JetStopBackup) before it was complete"
+        );
+    }
+    Ok(())
+}
+
 /// Checks that the instance still runs this backup (a term or a new init ends it).
 fn check_hold(core: &Core, id: u64) -> Result<()> {
     match core.backup {
@@ -1333,7 +1582,73 @@ impl Core {
 
 #[cfg(test)]
 mod tests {
-    use super::BackupFlags;
+    use std::io;
+    use std::path::Path;
+    use std::sync::Mutex;
+
+    use super::{BackupFlags, UNSYNCED_BYTES, WRITEBACK_BYTES, Writeback};
+    use crate::base::vfs::VfsFile;
+
+    /// A file that only records the write-backs started and the fsyncs asked of it.
+    #[derive(Debug, Default)]
+    struct Recorder(Mutex<Vec<(char, u64, u64)>>);
+
+    impl VfsFile for Recorder {
+        fn read_at(&self, _: &mut [u8], _: u64) -> io::Result<usize> {
+            Ok(0)
+        }
+        fn write_all_at(&self, _: &[u8], _: u64) -> io::Result<()> {
+            Ok(())
+        }
+        fn sync(&self) -> io::Result<()> {
+            self.0.lock().unwrap().push(('s', 0, 0));
+            Ok(())
+        }
+        fn set_len(&self, _: u64) -> io::Result<()> {
+            Ok(())
+        }
+        fn len(&self) -> io::Result<u64> {
+            Ok(0)
+        }
+        fn start_writeback(&self, offset: u64, len: u64) -> io::Result<()> {
+            self.0.lock().unwrap().push(('w', offset, len));
+            Ok(())
+        }
+    }
+
+    /// A copy is written back every 8 MiB, over the range written since the last, and
+    /// fsynced every 32 MiB; pages written ahead (saved by the fence) widen the range.
+    #[test]
+    fn a_copy_is_written_back_and_synced_in_bounded_pieces() {
+        let file = Recorder::default();
+        let mut wb = Writeback::default();
+        let piece = 1024 * 1024;
+        let path = Path::new("copy");
+        let mut offset = 0;
+        while offset < 2 * UNSYNCED_BYTES {
+            wb.wrote(&file, path, offset, piece).unwrap();
+            offset += piece;
+            if offset == 3 * piece {
+                // A page saved ahead, far past the sequential copy.
+                wb.wrote(&file, path, 100 * WRITEBACK_BYTES, 4096).unwrap();
+            }
+        }
+        let calls = file.0.lock().unwrap().clone();
+        let w = WRITEBACK_BYTES;
+        assert_eq!(
+            calls,
+            [
+                ('w', 0, 100 * w + 4096),
+                ('w', w, w),
+                ('w', 2 * w, w),
+                ('s', 0, 0),
+                ('w', 4 * w, w),
+                ('w', 5 * w, w),
+                ('w', 6 * w, w),
+                ('s', 0, 0),
+            ]
+        );
+    }
 
     #[test]
     fn flags_combine_as_a_union_of_bits() {

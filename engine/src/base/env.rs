@@ -19,6 +19,9 @@ pub trait Clock: Send + Sync + fmt::Debug {
     fn now_millis(&self) -> u64;
     /// A monotonic time in nanoseconds, for measuring durations; its origin is arbitrary.
     fn monotonic_nanos(&self) -> u64;
+    /// Waits `nanos` nanoseconds (a backup's rate limit): a real clock sleeps, a clock that
+    /// stands still unless advanced moves itself forward instead.
+    fn sleep(&self, nanos: u64);
 }
 
 /// A source of random numbers for signatures.
@@ -85,6 +88,10 @@ impl Clock for ManualClock {
             .nanos
             .lock()
             .unwrap_or_else(|poison| poison.into_inner())
+    }
+
+    fn sleep(&self, nanos: u64) {
+        self.advance(nanos);
     }
 }
 
@@ -168,5 +175,7 @@ mod tests {
         assert_eq!(clock.now_millis(), 5);
         clock.advance(2_000_000);
         assert_eq!(clock.now_millis(), 7);
+        clock.sleep(3_000_000);
+        assert_eq!(clock.now_millis(), 10);
     }
 }

@@ -234,6 +234,10 @@ impl Clock for SystemClock {
         let origin = *ORIGIN.get_or_init(Instant::now);
         u64::try_from(origin.elapsed().as_nanos()).unwrap_or(u64::MAX)
     }
+
+    fn sleep(&self, nanos: u64) {
+        std::thread::sleep(std::time::Duration::from_nanos(nanos));
+    }
 }
 
 /// A seed for [`SeededEntropy`] from the operating system's randomness.

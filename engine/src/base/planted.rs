@@ -86,11 +86,18 @@ pub enum PlantedBug {
     FlushMapUnchecked,
     /// A page read from the file is taken without checking its checksum (`Pager::load`).
     PageChecksumUnchecked,
+    /// A backup ignores [`Instance::stop_backup`](crate::Instance::stop_backup): the stopped
+    /// backup runs on and succeeds (`backup::stop_requested`).
+    StopBackupIgnored,
+    /// A backup moves its fence past the pages it is about to read before it reads them
+    /// without the instance lock: a page a batch overwrites in between is copied as it is
+    /// now, not as it was at the begin (`BackupJob::step_database`).
+    BackupFenceMovedBeforeRead,
 }
 
 impl PlantedBug {
     /// Every planted bug.
-    pub const ALL: [PlantedBug; 25] = [
+    pub const ALL: [PlantedBug; 27] = [
         PlantedBug::WriteBackBeforeLog,
         PlantedBug::CheckpointBeforeWriteBack,
         PlantedBug::BackupSkipsPageCheck,
@@ -116,6 +123,8 @@ impl PlantedBug {
         PlantedBug::RecoveryIgnoresInterruptedBatch,
         PlantedBug::FlushMapUnchecked,
         PlantedBug::PageChecksumUnchecked,
+        PlantedBug::StopBackupIgnored,
+        PlantedBug::BackupFenceMovedBeforeRead,
     ];
 
     /// Its name on the command line: kebab case (`write-back-before-log`).

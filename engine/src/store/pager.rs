@@ -725,21 +725,6 @@ impl Pager {
         self.fence = None;
     }
 
-    /// Reads `buf.len() / page_size` pages from the file as it is, from page `first` on
-    /// (for a backup; nothing is verified or cached).
-    pub(crate) fn read_raw(&self, first: Pgno, buf: &mut [u8]) -> Result<()> {
-        let offset = u64::from(first) * self.page_size as u64;
-        self.file.read_exact_at(buf, offset).map_err(|err| {
-            JetError::io(
-                format!(
-                    "{}: read from page {first} for a backup",
-                    self.path.display()
-                ),
-                &err,
-            )
-        })
-    }
-
     /// Saves, for a running backup, the content of pages `first..first + count` that it still
     /// needs as they were when it began — just before they are overwritten.
     fn save_for_backup(&mut self, first: Pgno, count: u32) {

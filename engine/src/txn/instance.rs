@@ -239,6 +239,8 @@ pub(crate) struct Shared {
     /// How many times the instance was initialised: sessions and table handles of an earlier
     /// init are refused.
     pub(crate) inits: AtomicU64,
+    /// The id of the backup [`Instance::stop_backup`] last stopped (0: none).
+    pub(crate) backup_stop: AtomicU64,
 }
 
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -257,6 +259,7 @@ impl Instance {
                 state: Mutex::new(Lifecycle::NotInitialized),
                 core: Mutex::new(None),
                 next_transaction: AtomicU64::new(1),
+                backup_stop: AtomicU64::new(0),
                 inits: AtomicU64::new(0),
             }),
         }

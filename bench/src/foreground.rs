@@ -1,0 +1,344 @@
+//! `foreground`: what a full online backup costs the commits it runs beside (issue 13: durable
+//! commit p99 ≤ 2 × the same workload without a backup, and no commit waiting more than 50 ms,
+//! on a database of at least 1 GiB).
+//!
+//! A database of 128 KiB values (as `backup` builds it) is loaded on the OS file system. Then,
+//! in each round, one writer commits single durable puts (24-byte random keys, 150-byte
+//! values, a table of their own) as fast as it can, closed loop:
+//! - for `--secs` seconds with no backup (*before*),
+//! - while a full backup into a fresh directory runs in another thread (*during*),
+//! - for `--secs` seconds after it (*after*);
+//!
+//! then, with no writer, `cp` + fsync of the database file into a fresh directory: the disk's
+//! speed for the same bytes, which the backup's speed is reported against. With `--max-rate
+//! MIB`, each round runs a second, rate-limited backup after the first (with its own *during*).
+//! With `--cold`, the OS page cache is dropped before each backup (root only).
+//!
+//! The baseline a round's *during* is held against is its *before* and *after* together.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use jetdb::{BackupFlags, BackupOptions, CommitMode, Session, Table};
+use rand::{RngCore, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::backup::{self, MIB, Series};
+
+/// A commit slower than this is a stall (the issue's bound).
+const STALL_SECS: f64 = 0.050;
+
+/// What the command line asked for.
+pub struct Options {
+    size_mib: u64,
+    rounds: usize,
+    secs: f64,
+    max_rate_mib: Option<u64>,
+    cold: bool,
+}
+
+impl Options {
+    /// `foreground [SIZE_MIB] [--rounds N] [--secs S] [--max-rate MIB] [--cold]`.
+    pub fn parse(args: &[String]) -> Options {
+        let mut options = Options {
+            size_mib: 1024,
+            rounds: 3,
+            secs: 5.0,
+            max_rate_mib: None,
+            cold: false,
+        };
+        let mut args = args.iter();
+        while let Some(arg) = args.next() {
+            let mut value = |what: &str| -> String {
+                args.next()
+                    .cloned()
+                    .unwrap_or_else(|| panic!("{arg} needs {what}"))
+            };
+            match arg.as_str() {
+                "--rounds" => options.rounds = value("a count").parse().expect("a count"),
+                "--secs" => options.secs = value("seconds").parse().expect("seconds"),
+                "--max-rate" => {
+                    options.max_rate_mib = Some(value("MiB/s").parse().expect("MiB/s"));
+                }
+                "--cold" => options.cold = true,
+                size => options.size_mib = size.parse().expect("a database size in MiB"),
+            }
+        }
+        assert!(options.rounds >= 1, "--rounds must be at least 1");
+        options
+    }
+}
+
+/// Commit latencies of one stretch, in seconds, and how long it ran.
+#[derive(Default)]
+struct Stretch {
+    latencies: Vec<f64>,
+    secs: f64,
+}
+
+impl Stretch {
+    fn add(&mut self, other: &Stretch) {
+        self.latencies.extend_from_slice(&other.latencies);
+        self.secs += other.secs;
+    }
+
+    fn quantile(&self, q: f64) -> f64 {
+        let mut v = self.latencies.clone();
+        v.sort_by(f64::total_cmp);
+        if v.is_empty() {
+            return f64::NAN;
+        }
+        v[((v.len() - 1) as f64 * q).round() as usize]
+    }
+
+    fn max(&self) -> f64 {
+        self.latencies.iter().copied().fold(0.0, f64::max)
+    }
+
+    fn stalls(&self) -> usize {
+        self.latencies.iter().filter(|&&l| l > STALL_SECS).count()
+    }
+
+    fn rate(&self) -> f64 {
+        self.latencies.len() as f64 / self.secs
+    }
+
+    fn line(&self, name: &str) -> String {
+        format!(
+            "{name:<7} {:>7} commits {:>6.0}/s  p50 {:>6.3} ms  p99 {:>7.3} ms  p99.9 {:>7.3} ms  max {:>7.1} ms  >50 ms: {}",
+            self.latencies.len(),
+            self.rate(),
+            self.quantile(0.50) * 1e3,
+            self.quantile(0.99) * 1e3,
+            self.quantile(0.999) * 1e3,
+            self.max() * 1e3,
+            self.stalls()
+        )
+    }
+}
+
+/// The closed-loop writer: single durable puts until `stop` says so (or `secs` pass).
+struct Writer {
+    session: Session,
+    table: Table,
+    rng: ChaCha8Rng,
+    value: Vec<u8>,
+}
+
+impl Writer {
+    fn run(&mut self, secs: Option<f64>, stop: &AtomicBool) -> Stretch {
+        let start = Instant::now();
+        let mut stretch = Stretch::default();
+        let mut key = [0u8; 24];
+        loop {
+            let elapsed = start.elapsed().as_secs_f64();
+            match secs {
+                Some(secs) if elapsed >= secs => break,
+                None if stop.load(Ordering::Acquire) => break,
+                _ => {}
+            }
+            self.rng.fill_bytes(&mut key);
+            let t = Instant::now();
+            self.session.begin_transaction().unwrap();
+            self.session.put(self.table, &key, &self.value).unwrap();
+            self.session
+                .commit_transaction(CommitMode::Durable)
+                .unwrap();
+            stretch.latencies.push(t.elapsed().as_secs_f64());
+        }
+        stretch.secs = start.elapsed().as_secs_f64();
+        stretch
+    }
+}
+
+/// Drops the OS page cache (root only), so a backup reads from the disk.
+fn drop_caches() {
+    backup::settle();
+    std::fs::write("/proc/sys/vm/drop_caches", "3\n")
+        .expect("--cold drops the page cache: it needs root");
+}
+
+/// One backup with the writer beside it: the writer's stretch and the backup's seconds.
+fn backup_beside(
+    db: &backup::Db,
+    writer: &mut Writer,
+    dest: &Path,
+    options: BackupOptions,
+    cold: bool,
+) -> (Stretch, f64, u64) {
+    backup::remove(dest);
+    std::fs::create_dir(dest).unwrap();
+    backup::settle();
+    if cold {
+        drop_caches();
+    }
+    let done = Arc::new(AtomicBool::new(false));
+    let instance = db.instance.clone();
+    let flag = Arc::clone(&done);
+    let to = dest.to_path_buf();
+    let backup = std::thread::spawn(move || {
+        let start = Instant::now();
+        let summary = instance
+            .backup_with(Some(&to), BackupFlags::NONE, &options, None)
+            .unwrap();
+        let secs = start.elapsed().as_secs_f64();
+        flag.store(true, Ordering::Release);
+        assert!(summary.warnings.is_empty(), "{:?}", summary.warnings);
+        (secs, summary.database_bytes + summary.log_bytes)
+    });
+    let stretch = writer.run(None, &done);
+    let (secs, bytes) = backup.join().unwrap();
+    backup::remove(dest);
+    (stretch, secs, bytes)
+}
+
+/// The figures of one round.
+struct Round {
+    baseline: Stretch,
+    during: Stretch,
+    backup_secs: f64,
+    backup_bytes: u64,
+    limited: Option<(Stretch, f64)>,
+    cp_secs: f64,
+    db_bytes: u64,
+}
+
+pub fn main(options: &Options) {
+    println!(
+        "foreground: a full backup of a {} MiB database beside a closed-loop writer of durable single puts; {} rounds of {:.0} s before and after{}{}",
+        options.size_mib,
+        options.rounds,
+        options.secs,
+        options
+            .max_rate_mib
+            .map_or(String::new(), |r| format!(", then a backup limited to {r} MiB/s")),
+        if options.cold {
+            "; page cache dropped before each backup"
+        } else {
+            "; the database in the page cache"
+        }
+    );
+    println!("load average at the start: {}", backup::load_average());
+    let mut db = backup::build(options.size_mib, 5);
+    let table = db.session.create_table("hot").unwrap();
+    let session = db.instance.begin_session().unwrap();
+    let mut value = vec![0u8; 150];
+    ChaCha8Rng::seed_from_u64(5).fill_bytes(&mut value);
+    let mut writer = Writer {
+        session,
+        table,
+        rng: ChaCha8Rng::seed_from_u64(11),
+        value,
+    };
+    let db_bytes = std::fs::metadata(db.data()).unwrap().len();
+    println!(
+        "database file {:.0} MiB; 4 KiB append + fdatasync: median {:.3} ms",
+        db_bytes as f64 / MIB as f64,
+        backup::fsync_latency(&db.root) * 1e3
+    );
+    let never = AtomicBool::new(false);
+    let dest = db.root.join("backup");
+    let mut rounds = Vec::new();
+    for round in 0..options.rounds {
+        let before = writer.run(Some(options.secs), &never);
+        let (during, backup_secs, backup_bytes) =
+            backup_beside(&db, &mut writer, &dest, BackupOptions::default(), options.cold);
+        let after = writer.run(Some(options.secs), &never);
+        let limited = options.max_rate_mib.map(|rate| {
+            let limit = BackupOptions {
+                max_rate: std::num::NonZeroU64::new(rate * MIB),
+            };
+            let (stretch, secs, _) = backup_beside(&db, &mut writer, &dest, limit, options.cold);
+            (stretch, secs)
+        });
+        // The disk's speed for the same bytes, with nothing else running.
+        let cp_dir = db.root.join("cp");
+        backup::remove(&cp_dir);
+        if options.cold {
+            drop_caches();
+        }
+        let (cp_secs, _, _) = backup::cp_fsync(&[db.data()], &cp_dir);
+        backup::remove(&cp_dir);
+        let mut baseline = Stretch::default();
+        baseline.add(&before);
+        baseline.add(&after);
+        println!("round {}: load average {}", round + 1, backup::load_average());
+        println!("  {}", before.line("before"));
+        println!("  {}", during.line("during"));
+        println!("  {}", after.line("after"));
+        println!(
+            "  backup {:.2} s ({:.0} MiB, {:.0} MiB/s); cp + fsync of the database file {:.2} s ({:.0} MiB/s)",
+            backup_secs,
+            backup_bytes as f64 / MIB as f64,
+            backup_bytes as f64 / MIB as f64 / backup_secs,
+            cp_secs,
+            db_bytes as f64 / MIB as f64 / cp_secs
+        );
+        if let Some((stretch, secs)) = &limited {
+            println!("  {}", stretch.line("limited"));
+            println!(
+                "  limited backup {:.2} s ({:.0} MiB/s)",
+                secs,
+                backup_bytes as f64 / MIB as f64 / secs
+            );
+        }
+        rounds.push(Round {
+            baseline,
+            during,
+            backup_secs,
+            backup_bytes,
+            limited,
+            cp_secs,
+            db_bytes,
+        });
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    summary(&rounds);
+}
+
+fn summary(rounds: &[Round]) {
+    let series = |f: &dyn Fn(&Round) -> f64| Series(rounds.iter().map(f).collect());
+    let p99_ratio = series(&|r| r.during.quantile(0.99) / r.baseline.quantile(0.99));
+    let p50_ratio = series(&|r| r.during.quantile(0.50) / r.baseline.quantile(0.50));
+    let max_during = series(&|r| r.during.max());
+    let stalls = rounds.iter().map(|r| r.during.stalls()).sum::<usize>();
+    let rate_ratio = series(&|r| r.during.rate() / r.baseline.rate());
+    let speed = series(&|r| {
+        (r.backup_bytes as f64 / r.backup_secs) / (r.db_bytes as f64 / r.cp_secs)
+    });
+    println!("medians over {} rounds (range in brackets):", rounds.len());
+    let show = |s: &Series| format!("{:.2} [{:.2}–{:.2}]", s.median(), s.min(), s.max());
+    println!(
+        "  commit p99 during ÷ without a backup: {}   (target ≤ 2.0)",
+        show(&p99_ratio)
+    );
+    println!("  commit p50 during ÷ without a backup: {}", show(&p50_ratio));
+    println!(
+        "  slowest commit during a backup: {:.1} ms [{:.1}–{:.1}]; commits over 50 ms in all rounds: {}   (target: none)",
+        max_during.median() * 1e3,
+        max_during.min() * 1e3,
+        max_during.max() * 1e3,
+        stalls
+    );
+    println!(
+        "  commits/s during ÷ without a backup: {}",
+        show(&rate_ratio)
+    );
+    println!(
+        "  backup speed ÷ cp + fsync speed (writer running ÷ idle disk): {}",
+        show(&speed)
+    );
+    if rounds.iter().all(|r| r.limited.is_some()) {
+        let limited_p99 = series(&|r| {
+            r.limited.as_ref().unwrap().0.quantile(0.99) / r.baseline.quantile(0.99)
+        });
+        let limited_max = series(&|r| r.limited.as_ref().unwrap().0.max());
+        println!(
+            "  rate-limited backup: commit p99 ÷ without {}; slowest commit {:.1} ms",
+            show(&limited_p99),
+            limited_max.max() * 1e3
+        );
+    }
+}
