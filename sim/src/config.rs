@@ -147,6 +147,10 @@ pub struct Config {
     /// backup directories do not exist until a backup creates them.
     #[serde(default)]
     pub create_backup_dirs: bool,
+    /// Backups run under a rate limit of this many KiB a second of simulated time
+    /// (`BackupOptions::max_rate`): their waits move the simulated clock.
+    #[serde(default)]
+    pub backup_max_rate_kib: Option<u32>,
 }
 
 /// Where latent corruption may be planted; the fault atlas allows one per zone per run.
@@ -286,6 +290,7 @@ impl Config {
             sabotage: None,
             large_database: false,
             create_backup_dirs: false,
+            backup_max_rate_kib: None,
         };
         // Drawn last, so the draws above stay as they were before backups existed.
         let w = &mut config.weights;
@@ -330,6 +335,10 @@ impl Config {
         if config.weights.io_fault > 0 && rng.random_bool(0.35) {
             config.faults.push(IoFault::LostWrite);
         }
+        // A rate limit, in a quarter of the runs with backups.
+        if config.weights.backup > 0 && rng.random_ratio(1, 4) {
+            config.backup_max_rate_kib = Some([64, 1024, 16 * 1024][rng.random_range(0..3)]);
+        }
         config
     }
 }
@@ -360,7 +369,7 @@ impl fmt::Display for Config {
         let d = &self.device;
         writeln!(
             f,
-            "seed={} steps={} sessions={} tables={} keys={} large={}% page={} log={}KiB circular={} cache={}p ckpt-depth={}KiB verstore={}KiB{}",
+            "seed={} steps={} sessions={} tables={} keys={} large={}% page={} log={}KiB circular={} cache={}p ckpt-depth={}KiB verstore={}KiB{}{}",
             self.seed,
             self.steps,
             self.sessions,
@@ -378,7 +387,9 @@ impl fmt::Display for Config {
                 (true, false) => " LARGE-DATABASE",
                 (false, true) => " CREATE-BACKUP-DIRS",
                 (true, true) => " LARGE-DATABASE CREATE-BACKUP-DIRS",
-            }
+            },
+            self.backup_max_rate_kib
+                .map_or(String::new(), |r| format!(" backup-rate={r}KiB/s"))
         )?;
         let weights: Vec<String> = w
             .named()

@@ -78,6 +78,8 @@ pub enum Mark {
     BackupRefusedByContract,
     /// A backup failed and left nothing behind.
     BackupFailedCleanly,
+    /// A backup stopped by `Instance::stop_backup` failed with -801 and left nothing behind.
+    BackupStopped,
     /// The machine crashed while a backup ran.
     CrashDuringBackup,
     /// A backup found corruption in the live database or logs.
@@ -114,7 +116,7 @@ pub enum Mark {
 
 impl Mark {
     /// Every mark.
-    pub const ALL: [Mark; 49] = [
+    pub const ALL: [Mark; 50] = [
         Mark::DurableCommit,
         Mark::LazyCommit,
         Mark::WriteConflict,
@@ -149,6 +151,7 @@ impl Mark {
         Mark::IncrementalBackup,
         Mark::BackupRefusedByContract,
         Mark::BackupFailedCleanly,
+        Mark::BackupStopped,
         Mark::CrashDuringBackup,
         Mark::BackupFoundCorruption,
         Mark::BackupRestored,

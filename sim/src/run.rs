@@ -582,6 +582,7 @@ impl Sim {
             }
             Step::BackupBegin { dir, mode } => self.backup_begin(dir, mode),
             Step::BackupStep { pages } => self.backup_step(pages),
+            Step::BackupStop => self.backup_stop(),
             Step::BackupFinish { abandon } => self.backup_finish(abandon),
             Step::Truncate => self.truncate(),
             Step::BackupMisuse { misuse, pick } => self.backup_misuse(misuse, pick),

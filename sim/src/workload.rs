@@ -113,6 +113,9 @@ pub enum Step {
         /// Pages per step.
         pages: u8,
     },
+    /// The running backup is stopped (`Instance::stop_backup`, ESE's JetStopBackup): its next
+    /// step or finish must fail with `JET_errBackupAbortByServer`, leaving nothing behind.
+    BackupStop,
     /// The running backup finishes; with `abandon`, its job is dropped instead.
     BackupFinish {
         /// Drop the job unfinished.
@@ -455,6 +458,7 @@ impl Plan {
                         begin
                     }
                 }
+                15 if rng.random_ratio(1, 30) => Step::BackupStop,
                 15 => Step::BackupStep {
                     pages: rng.random_range(1..=8),
                 },
@@ -629,8 +633,9 @@ impl Plan {
                     now: byte() & 1 == 1,
                 },
                 16 => backup_begin(byte(), byte()),
-                17 => Step::BackupStep {
-                    pages: 1 + byte() % 8,
+                17 => match byte() {
+                    248.. => Step::BackupStop,
+                    b => Step::BackupStep { pages: 1 + b % 8 },
                 },
                 18 => Step::BackupFinish {
                     abandon: byte() < 16,

@@ -476,3 +476,14 @@ fn a_batch_left_half_installed_is_caught() {
         60,
     );
 }
+
+#[test]
+fn a_stopped_backup_that_goes_on_is_caught() {
+    // After `Instance::stop_backup` the running backup's next call must fail with -801.
+    assert_fires_saying(
+        Sabotage::Engine(PlantedBug::StopBackupIgnored),
+        Oracle::Backup,
+        "stopped by stop_backup",
+        400,
+    );
+}

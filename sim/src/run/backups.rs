@@ -90,6 +90,9 @@ pub(crate) struct Facts {
     /// The database's pages were damaged when the job began: the copy-before-write fence
     /// keeps that damage for the backup to find, even once a later write mends the file.
     pub(crate) damaged_at_begin: bool,
+    /// `Instance::stop_backup` stopped it: its next step or finish must fail with
+    /// `JET_errBackupAbortByServer`.
+    pub(crate) stopped: bool,
 }
 
 /// The simulator's backup state.
@@ -334,7 +337,13 @@ impl Sim {
         let before = self.vfs.fired();
         self.operations += 1;
         self.take_events();
-        let result = instance.begin_backup(Some(&dir_path(dir)), flags, None);
+        let options = jetdb::BackupOptions {
+            max_rate: self
+                .config
+                .backup_max_rate_kib
+                .and_then(|kib| std::num::NonZeroU64::new(u64::from(kib) * 1024)),
+        };
+        let result = instance.begin_backup_with(Some(&dir_path(dir)), flags, &options, None);
         let events = self.take_events();
         self.say_result(&result, |job| match job.logs() {
             Some((low, high)) => format!("began: logs {low:#X}..={high:#X}"),
@@ -377,6 +386,7 @@ impl Sim {
                         copied: Vec::new(),
                         unreadable_previous,
                         damaged_at_begin: self.pages_damaged(),
+                        stopped: false,
                     },
                 });
                 Ok(())
@@ -626,6 +636,7 @@ impl Sim {
             let left = if *more { "" } else { ", all copied" };
             format!("ok: {done} of {total} bytes{left}")
         });
+        self.check_stopped(result.as_ref().map(|_| ()))?;
         match result {
             Ok(more) => {
                 let active = self.backups.active.as_mut().expect("active");
@@ -648,6 +659,70 @@ impl Sim {
                 let kept = kept_files(&active.facts, &events);
                 self.backup_failed(&active.facts, &e, &before, kept)
             }
+        }
+    }
+
+    /// A `BackupStop` step: `Instance::stop_backup` must say a backup runs exactly when one
+    /// does, and the running one is then stopped.
+    pub(super) fn backup_stop(&mut self) -> Check {
+        self.take_events();
+        let Some(instance) = self.instance.clone() else {
+            self.say("skipped: no instance");
+            return Ok(());
+        };
+        self.operations += 1;
+        let running = instance.stop_backup();
+        self.say(&format!("stop_backup: a backup was running: {running}"));
+        let dead = self.instance_dead();
+        match self.backups.active.as_mut() {
+            Some(active) if running => {
+                active.facts.stopped = true;
+                let dir = active.facts.dir;
+                self.event(format_args!("backup into bk{dir} stopped"));
+                Ok(())
+            }
+            None if !running => Ok(()),
+            // A job whose instance stopped on a fatal error may be held or not.
+            Some(_) if dead => Ok(()),
+            active => {
+                let what = if active.is_some() {
+                    "said no backup was running, but one was"
+                } else {
+                    "said a backup was running, but none was"
+                };
+                Err(self.violation(Oracle::Backup, format!("stop_backup {what}")))
+            }
+        }
+    }
+
+    /// After a step of the running backup: a stopped one must have failed with -801.
+    fn check_stopped(&mut self, result: Result<(), &JetError>) -> Check {
+        if self
+            .backups
+            .active
+            .as_ref()
+            .is_some_and(|a| a.facts.stopped)
+        {
+            self.stopped_outcome(result)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// What a stopped backup's next call may answer: `JET_errBackupAbortByServer` (or, with
+    /// the machine crashed, anything).
+    fn stopped_outcome(&mut self, result: Result<(), &JetError>) -> Check {
+        match result {
+            Err(e) if e.kind() == ErrorKind::BackupAbortByServer => Ok(()),
+            _ if self.vfs.crashed() => Ok(()),
+            Ok(()) => Err(self.violation(
+                Oracle::Backup,
+                String::from("a backup stopped by stop_backup went on: its next call succeeded"),
+            )),
+            Err(e) => Err(self.violation(
+                Oracle::Backup,
+                format!("a backup stopped by stop_backup failed with {e}, not JET_errBackupAbortByServer"),
+            )),
         }
     }
 
@@ -675,6 +750,13 @@ impl Sim {
         let mode = active.mode;
         let result = job.finish();
         let events = self.take_events();
+        if active.stopped {
+            // (The job is spent: what a stopped job's finish says is judged here.)
+            let stopped = self.stopped_outcome(result.as_ref().map(|_| ()));
+            if let Err(v) = stopped {
+                return Err(v);
+            }
+        }
         self.say_result(&result, |summary| match summary.logs {
             Some((low, high)) => {
                 format!(
@@ -917,7 +999,10 @@ impl Sim {
                 | ErrorKind::ReadLostFlushVerifyFailure
         ) && (self.pages_damaged() || active.damaged_at_begin);
         let tampered = self.live_tamper_explains(kind, Some((active.gen_low, active.gen_high)));
-        if log_damage || page_damage || tampered {
+        let stopped = active.stopped && kind == ErrorKind::BackupAbortByServer;
+        if stopped {
+            self.coverage.hit(Mark::BackupStopped);
+        } else if log_damage || page_damage || tampered {
             self.coverage.hit(Mark::BackupFoundCorruption);
             self.detected(kind);
         } else if !fence_read && !self.explained(err, before) {
