@@ -672,7 +672,7 @@ impl Sim {
         };
         self.operations += 1;
         let running = instance.stop_backup();
-        self.say(&format!("stop_backup: a backup was running: {running}"));
+        self.say(format!("stop_backup: a backup was running: {running}"));
         let dead = self.instance_dead();
         match self.backups.active.as_mut() {
             Some(active) if running => {
@@ -752,10 +752,7 @@ impl Sim {
         let events = self.take_events();
         if active.stopped {
             // (The job is spent: what a stopped job's finish says is judged here.)
-            let stopped = self.stopped_outcome(result.as_ref().map(|_| ()));
-            if let Err(v) = stopped {
-                return Err(v);
-            }
+            self.stopped_outcome(result.as_ref().map(|_| ()))?;
         }
         self.say_result(&result, |summary| match summary.logs {
             Some((low, high)) => {
