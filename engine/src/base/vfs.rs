@@ -67,15 +67,17 @@ pub trait Vfs: Send + Sync + fmt::Debug {
         let parent = parent_dir(path);
         self.create_dir_all(parent)?;
         match self.create_dir(path) {
-            // (A directory another process made meanwhile will do.)
-            Err(err) if err.kind() == io::ErrorKind::AlreadyExists && !self.is_dir(path)? => {
-                return Err(io::Error::new(
-                    io::ErrorKind::NotADirectory,
-                    format!("{} is a file, not a directory", path.display()),
-                ));
+            Ok(()) => {}
+            // A directory made meanwhile (by another process) will do; a file will not.
+            Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {
+                if !self.is_dir(path)? {
+                    return Err(io::Error::new(
+                        io::ErrorKind::NotADirectory,
+                        format!("{} is a file, not a directory", path.display()),
+                    ));
+                }
             }
-            Err(err) if err.kind() != io::ErrorKind::AlreadyExists => return Err(err),
-            _ => {}
+            Err(err) => return Err(err),
         }
         self.sync_dir(parent)
     }
