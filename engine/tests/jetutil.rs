@@ -660,12 +660,6 @@ fn backup_and_restore_errors_are_ese_errors() {
         &["restore", &empty, "--to", &path("r1"), "--create-path"],
         "JET_errFileNotFound (-1811)",
     );
-    let stderr = fails(
-        &["restore", &bk, "--to", &path("r2")],
-        "JET_errInvalidPath (-1023)",
-    );
-    assert!(stderr.contains("--create-path"), "{stderr}");
-    assert!(!Path::new(&path("r2")).exists());
     fails(
         &["restore", &bk, "--to", &d],
         "JET_errDatabaseDuplicate (-1201)",
@@ -722,4 +716,97 @@ fn backup_and_restore_errors_are_ese_errors() {
     std::fs::write(&log, &pristine).unwrap();
     ok(&["restore", &bk, "--to", r3.to_str().unwrap()]);
     assert_eq!(ok(&["get", r3.to_str().unwrap(), "k"]), "v\n");
+}
+
+#[test]
+fn restore_creates_its_target_and_a_path_through_a_file_is_invalid_path() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = |name: &str| tmp.path().join(name).to_str().unwrap().to_string();
+    let (d, bk) = (path("inst"), path("bk"));
+    ok(&["load", &d, "--records", "200", "--batch", "20"]);
+    ok(&["backup", &d, "--to", &bk, "--create-path"]);
+    let snapshot = ok(&["scan", &d, "--hex"]);
+    ok(&["put", &d, "after", "the backup"]);
+
+    // A new target is created with its missing parents, without being asked for.
+    let nested = path("new/a/b");
+    ok(&["restore", &bk, "--to", &nested]);
+    assert_eq!(ok(&["scan", &nested, "--hex"]), snapshot);
+    // --create-path is still accepted, and changes nothing.
+    let flagged = path("flagged");
+    ok(&["restore", &bk, "--to", &flagged, "--create-path"]);
+    assert_eq!(ok(&["scan", &flagged, "--hex"]), snapshot);
+    // The log directory too.
+    let (split, logs) = (path("split"), path("split-logs/x"));
+    ok(&["restore", &bk, "--to", &split, "--log-dir", &logs]);
+    assert!(Path::new(&logs).join("edb.log").is_file());
+    assert!(!Path::new(&split).join("edb.log").exists());
+    assert_eq!(ok(&["scan", &split, "--log-dir", &logs, "--hex"]), snapshot);
+    let help = ok(&["restore", "--help"]);
+    assert!(help.contains("created if it does not exist"), "{help}");
+
+    // A regular file in the way is a bad path, found where it may be; the flag that creates
+    // missing directories is no remedy, so it is not suggested.
+    let file = path("file");
+    std::fs::write(&file, b"a regular file").unwrap();
+    let under = format!("{file}/x");
+    let (r4, r5) = (path("r4"), path("r5"));
+    for args in [
+        vec!["restore", &bk, "--to", &under],
+        vec!["restore", &bk, "--to", &under, "--create-path"],
+        vec!["restore", &bk, "--to", &file],
+        vec!["restore", &bk, "--to", &r4, "--log-dir", &under],
+        vec!["restore", &under, "--to", &r4],
+        vec!["restore", &file, "--to", &r5],
+        vec!["backup", &d, "--to", &under],
+        vec!["backup", &d, "--to", &under, "--create-path"],
+        vec!["backup", &d, "--to", &under, "--incremental"],
+        vec!["backup", &under],
+    ] {
+        let stderr = fails(&args, "JET_errInvalidPath (-1023)");
+        assert!(
+            !stderr.contains("jetutil: --create-path"),
+            "{args:?}: {stderr}"
+        );
+    }
+    assert!(!Path::new(&r4).exists() && !Path::new(&r5).exists());
+    assert_eq!(std::fs::read(&file).unwrap(), b"a regular file");
+}
+
+/// A destination on a read-only file system (EROFS) is `JET_errFileAccessDenied`: jetutil run
+/// where that directory is a read-only bind mount (root ignores file modes).
+#[test]
+fn a_read_only_destination_is_access_denied() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = |name: &str| tmp.path().join(name).to_str().unwrap().to_string();
+    let (d, bk, ro) = (path("inst"), path("bk"), path("ro"));
+    ok(&["load", &d, "--records", "200", "--batch", "20"]);
+    ok(&["backup", &d, "--to", &bk, "--create-path"]);
+    std::fs::create_dir(&ro).unwrap();
+    let into = format!("{ro}/x");
+    for args in [
+        ["backup", &d, "--to", &into, "--create-path"],
+        ["restore", &bk, "--to", &into, "--create-path"],
+        ["restore", &bk, "--to", &ro, "--create-path"],
+    ] {
+        let mut jetutil =
+            match support::in_read_only_mount(Path::new(&ro), env!("CARGO_BIN_EXE_jetutil")) {
+                Ok(command) => command,
+                Err(why) => {
+                    println!("skipped: {why}");
+                    return;
+                }
+            };
+        let out = jetutil.args(args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(
+            stderr.starts_with("error: JET_errFileAccessDenied (-1032): ")
+                && stderr.contains("(os error 30)"),
+            "{args:?}: {stderr}"
+        );
+    }
+    // Nothing was left in the directory once it is writable again, and the instance works.
+    assert_eq!(std::fs::read_dir(&ro).unwrap().count(), 0);
+    ok(&["put", &d, "k", "v"]);
 }

@@ -394,6 +394,13 @@ fn crashed_error() -> io::Error {
     io::Error::other("the simulated machine has crashed")
 }
 
+fn not_a_directory(path: &Path) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::NotADirectory,
+        format!("{} is not a directory", path.display()),
+    )
+}
+
 fn not_found(path: &Path) -> io::Error {
     io::Error::new(
         io::ErrorKind::NotFound,
@@ -480,11 +487,21 @@ impl Disk {
     fn check_parent(&self, path: &Path) -> io::Result<()> {
         match self.entry(parent_dir(path)) {
             Some(Entry::Dir) => Ok(()),
-            Some(Entry::File(_)) => Err(io::Error::other(format!(
-                "{} is not a directory",
-                parent_dir(path).display()
-            ))),
-            None => Err(not_found(parent_dir(path))),
+            Some(Entry::File(_)) => Err(not_a_directory(parent_dir(path))),
+            None => Err(self.missing(parent_dir(path))),
+        }
+    }
+
+    /// The error for `path`, which is not there: `NotADirectory` if one of its ancestors is
+    /// a file, else `NotFound`, as the OS says of such a path (ENOTDIR, ENOENT).
+    fn missing(&self, path: &Path) -> io::Error {
+        match path
+            .ancestors()
+            .skip(1)
+            .find(|a| matches!(self.entry(a), Some(Entry::File(_))))
+        {
+            Some(file) => not_a_directory(file),
+            None => not_found(path),
         }
     }
 
@@ -1205,7 +1222,7 @@ impl Vfs for SimVfs {
                 ino
             }
             (Some(Entry::File(ino)), _) => ino,
-            (None, OpenMode::Read | OpenMode::ReadWrite) => return Err(not_found(path)),
+            (None, OpenMode::Read | OpenMode::ReadWrite) => return Err(disk.missing(path)),
             (None, OpenMode::CreateNew | OpenMode::CreateTruncate) => {
                 disk.check_parent(path)?;
                 disk.point("create", path)?;
@@ -1242,7 +1259,7 @@ impl Vfs for SimVfs {
         let mut disk = self.lock();
         disk.alive()?;
         let Some(Entry::File(ino)) = disk.entry(path) else {
-            return Err(not_found(path));
+            return Err(disk.missing(path));
         };
         disk.point("remove", path)?;
         disk.ns.remove(path);
@@ -1263,7 +1280,7 @@ impl Vfs for SimVfs {
         let mut disk = self.lock();
         disk.alive()?;
         let Some(Entry::File(ino)) = disk.entry(from) else {
-            return Err(not_found(from));
+            return Err(disk.missing(from));
         };
         disk.check_parent(to)?;
         disk.count_log_io(ino);
@@ -1288,7 +1305,7 @@ impl Vfs for SimVfs {
         let disk = self.lock();
         disk.alive()?;
         if disk.entry(dir) != Some(Entry::Dir) {
-            return Err(not_found(dir));
+            return Err(disk.missing(dir));
         }
         Ok(disk
             .ns
@@ -1318,7 +1335,7 @@ impl Vfs for SimVfs {
         let mut disk = self.lock();
         disk.alive()?;
         if disk.entry(path) != Some(Entry::Dir) {
-            return Err(not_found(path));
+            return Err(disk.missing(path));
         }
         if disk.ns.keys().any(|p| parent_dir(p) == path) {
             return Err(io::Error::other(format!("{} is not empty", path.display())));
@@ -1333,7 +1350,7 @@ impl Vfs for SimVfs {
         let mut disk = self.lock();
         disk.alive()?;
         if disk.entry(path) != Some(Entry::Dir) {
-            return Err(not_found(path));
+            return Err(disk.missing(path));
         }
         disk.point("dirsync", path)?;
         disk.stats.syncs += 1;

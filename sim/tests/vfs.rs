@@ -320,3 +320,40 @@ fn a_safe_append_disk_lands_appends_in_order_without_holes_or_garbage() {
         }
     }
 }
+
+#[test]
+fn a_path_through_a_file_is_not_a_directory_and_through_a_missing_one_not_found() {
+    // As the OS says (ENOTDIR, ENOENT), so the engine classifies each the same way on the
+    // simulated disk as on a real one (`JET_errInvalidPath`, `JET_errFileNotFound`).
+    let vfs = disk(1, Device::default());
+    drop(durable_file(&vfs, "d/f", b"a file"));
+    let kind = |r: io::Result<()>| r.unwrap_err().kind();
+    for (path, expected) in [
+        ("d/f/x", io::ErrorKind::NotADirectory),
+        ("d/f/x/y", io::ErrorKind::NotADirectory),
+        ("d/m/x", io::ErrorKind::NotFound),
+        ("m/x/y", io::ErrorKind::NotFound),
+    ] {
+        let p = Path::new(path);
+        let open = |mode| vfs.open(p, mode).map(drop);
+        assert_eq!(kind(open(OpenMode::CreateNew)), expected, "create {path}");
+        assert_eq!(kind(open(OpenMode::Read)), expected, "open {path}");
+        assert_eq!(kind(vfs.create_dir(p)), expected, "mkdir {path}");
+        assert_eq!(kind(vfs.list(p).map(drop)), expected, "list {path}");
+        assert_eq!(kind(vfs.remove(p)), expected, "remove {path}");
+        assert_eq!(kind(vfs.sync_dir(p)), expected, "fsync {path}");
+    }
+    assert_eq!(
+        kind(vfs.rename(Path::new("d/f"), Path::new("d/f/x"))),
+        io::ErrorKind::NotADirectory
+    );
+    assert_eq!(
+        kind(vfs.create_dir_all(Path::new("d/f/x"))),
+        io::ErrorKind::NotADirectory
+    );
+    assert_eq!(
+        read_all(&vfs, "d/f").unwrap(),
+        b"a file",
+        "the file is untouched"
+    );
+}

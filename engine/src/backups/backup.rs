@@ -48,7 +48,7 @@ use crate::base::vfs::{OpenMode, Vfs, VfsFile, parent_dir};
 use crate::store::header::{BackupInfo, DbHeader, Lgpos};
 use crate::store::page::{self, Pgno};
 use crate::txn::event::{BackupKind, Event, EventLog, Operation};
-use crate::txn::instance::{BackupHold, Core, Instance, lsn};
+use crate::txn::instance::{BackupHold, Core, Instance, lsn, no_file_on_path};
 use crate::wal::log::{self, LogTail};
 
 /// How much a step copies at most, and how much is written at once.
@@ -330,7 +330,8 @@ impl Instance {
     ///   Fail; an error it returns stops the backup with that error.
     ///
     /// The backup holds exactly the transactions committed before it began. Errors, besides
-    /// the I/O ones (`JET_errDiskIO`, `JET_errDiskFull`) and verification failures
+    /// the I/O ones (`JET_errDiskIO`, `JET_errDiskFull`, and `JET_errFileAccessDenied` for a
+    /// destination the OS refuses: read-only, or not permitted) and verification failures
     /// (`JET_errReadVerifyFailure`, `JET_errLogReadVerifyFailure`): `JET_errBackupInProgress`,
     /// `JET_errBackupNotAllowedYet` (during init), `JET_errNotInitialized`,
     /// `JET_errTermInProgress`, `JET_errRestoreInProgress`, `JET_errLoggingDisabled`,
@@ -338,12 +339,12 @@ impl Instance {
     /// `JET_errClientRequestToStopJetService`, `JET_errInvalidGrbit`,
     /// `JET_errInvalidParameter` (flags with no path, or a path that is one of the instance's
     /// own directories), `JET_errInvalidPath` (the directory does not exist and
-    /// `create_path_if_not_exist` is off), `JET_errInvalidBackup` (incremental with circular
-    /// logging, or into a directory holding another database's backup),
-    /// `JET_errMissingFullBackup`, `JET_errBackupDirectoryNotEmpty` (a full backup, not
-    /// atomic, into a directory holding a backup), `JET_errMissingFileToBackup`.
-    /// `JET_errSessionSharingViolation` cannot happen: Rust's ownership rules out sharing a
-    /// session between threads.
+    /// `create_path_if_not_exist` is off, or it is a file, or its path runs through a file),
+    /// `JET_errInvalidBackup` (incremental with circular logging, or into a directory holding
+    /// another database's backup), `JET_errMissingFullBackup`,
+    /// `JET_errBackupDirectoryNotEmpty` (a full backup, not atomic, into a directory holding a
+    /// backup), `JET_errMissingFileToBackup`. `JET_errSessionSharingViolation` cannot happen:
+    /// Rust's ownership rules out sharing a session between threads.
     pub fn backup(
         &self,
         path: Option<&Path>,
@@ -540,9 +541,7 @@ fn prepare_directory(
     }
     let is_dir = vfs.is_dir(dir).map_err(io_err("look up", dir))?;
     if !is_dir {
-        if vfs.exists(dir).map_err(io_err("look up", dir))? {
-            bail!(InvalidPath, "{} is a file, not a directory", dir.display());
-        }
+        no_file_on_path(vfs, dir)?;
         if kind == BackupKind::Incremental {
             bail!(
                 MissingFullBackup,

@@ -30,7 +30,9 @@ use crate::store::flushmap;
 use crate::store::header::DbHeader;
 use crate::store::page::{self, Pgno};
 use crate::txn::event::{Event, EventLog, Operation};
-use crate::txn::instance::{Core, Instance, InstanceParams, Lifecycle, ensure_dir, lock};
+use crate::txn::instance::{
+    Core, Instance, InstanceParams, Lifecycle, ensure_dir, lock, no_file_on_path,
+};
 use crate::wal::checkpoint::{Checkpoint, CheckpointFile};
 use crate::wal::log::{self, LogHeader, LogTail};
 use crate::wal::recovery::describe_tail;
@@ -77,7 +79,10 @@ impl Instance {
     ///
     /// The destination must hold no database, log or checkpoint of this instance's names
     /// (`JET_errDatabaseDuplicate`); its directories must exist unless
-    /// `create_path_if_not_exist` is set (`JET_errInvalidPath`). After init the call is refused
+    /// `create_path_if_not_exist` is set (`JET_errInvalidPath`). A backup directory or a
+    /// destination whose path runs through a regular file is `JET_errInvalidPath`; a
+    /// destination the OS refuses to write (read-only, or not permitted) is
+    /// `JET_errFileAccessDenied`. After init the call is refused
     /// (`JET_errAfterInitialization`); a backup called while a restore runs gets
     /// `JET_errRestoreInProgress`. `status` is called at Begin, at least every 4 MiB of
     /// Progress, and at Complete or Fail; an error it returns stops the restore.
@@ -161,6 +166,7 @@ impl Restore<'_> {
             manifest::read
         };
         let Some(manifest) = read(&*vfs, &self.from)? else {
+            no_file_on_path(&*vfs, &self.from)?;
             bail!(
                 FileNotFound,
                 "{} holds no finished backup (no {}; a backup that never finished leaves none)",

@@ -202,12 +202,32 @@ impl JetError {
     }
 
     /// The error for an I/O failure while doing `what`, classified the way ESE classifies it:
-    /// a missing file, a full disk, a denied access, or a disk I/O error.
+    ///
+    /// | I/O error | error |
+    /// |---|---|
+    /// | `NotFound` (ENOENT) | `JET_errFileNotFound` |
+    /// | `NotADirectory` (ENOTDIR: a component of the path is a file) | `JET_errInvalidPath` |
+    /// | `PermissionDenied` (EACCES, EPERM), `ReadOnlyFilesystem` (EROFS) | `JET_errFileAccessDenied` |
+    /// | `StorageFull` (ENOSPC) | `JET_errDiskFull` |
+    /// | `UnexpectedEof` (a short read) | `JET_errFileIOBeyondEOF` |
+    /// | anything else | `JET_errDiskIO` |
+    ///
+    /// ```
+    /// use std::io;
+    /// use jetdb::{ErrorKind, JetError};
+    /// let err = io::Error::from(io::ErrorKind::NotADirectory);
+    /// assert_eq!(JetError::io("create bk/set-00000001", &err).kind(), ErrorKind::InvalidPath);
+    /// ```
     pub fn io(what: impl fmt::Display, err: &io::Error) -> JetError {
+        // By kind, not by errno: std decodes each platform's codes into these kinds (on
+        // Windows ERROR_DIRECTORY is NotADirectory, ERROR_ACCESS_DENIED PermissionDenied).
         let kind = match err.kind() {
             io::ErrorKind::NotFound => ErrorKind::FileNotFound,
+            io::ErrorKind::NotADirectory => ErrorKind::InvalidPath,
+            io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem => {
+                ErrorKind::FileAccessDenied
+            }
             io::ErrorKind::StorageFull => ErrorKind::DiskFull,
-            io::ErrorKind::PermissionDenied => ErrorKind::FileAccessDenied,
             io::ErrorKind::UnexpectedEof => ErrorKind::FileIOBeyondEOF,
             _ => ErrorKind::DiskIO,
         };
@@ -393,14 +413,56 @@ mod tests {
     fn io_errors_are_classified() {
         let cases = [
             (io::ErrorKind::NotFound, ErrorKind::FileNotFound),
+            (io::ErrorKind::NotADirectory, ErrorKind::InvalidPath),
             (io::ErrorKind::StorageFull, ErrorKind::DiskFull),
             (io::ErrorKind::PermissionDenied, ErrorKind::FileAccessDenied),
+            (
+                io::ErrorKind::ReadOnlyFilesystem,
+                ErrorKind::FileAccessDenied,
+            ),
+            (io::ErrorKind::UnexpectedEof, ErrorKind::FileIOBeyondEOF),
             (io::ErrorKind::Other, ErrorKind::DiskIO),
+            (io::ErrorKind::IsADirectory, ErrorKind::DiskIO),
         ];
         for (io_kind, kind) in cases {
             let err = JetError::io("write data.edb", &io::Error::from(io_kind));
-            assert_eq!(err.kind(), kind);
+            assert_eq!(err.kind(), kind, "{io_kind:?}");
             assert!(err.message().starts_with("write data.edb: "));
+        }
+    }
+
+    /// Raw OS errors, as `OsVfs` passes them on: classified by the kind std decodes from each
+    /// errno.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn os_errors_are_classified() {
+        // Linux's values (asm-generic/errno-base.h); libc is not a dependency of jetdb.
+        const EPERM: i32 = 1;
+        const ENOENT: i32 = 2;
+        const EIO: i32 = 5;
+        const EACCES: i32 = 13;
+        const ENOTDIR: i32 = 20;
+        const ENOSPC: i32 = 28;
+        const EROFS: i32 = 30;
+        let cases = [
+            (ENOTDIR, ErrorKind::InvalidPath),
+            (EROFS, ErrorKind::FileAccessDenied),
+            (EACCES, ErrorKind::FileAccessDenied),
+            (EPERM, ErrorKind::FileAccessDenied),
+            // As before: a missing file or directory, a full disk, an I/O error.
+            (ENOENT, ErrorKind::FileNotFound),
+            (ENOSPC, ErrorKind::DiskFull),
+            (EIO, ErrorKind::DiskIO),
+        ];
+        for (errno, kind) in cases {
+            let err = JetError::io("create bk", &io::Error::from_raw_os_error(errno));
+            assert_eq!(err.kind(), kind, "errno {errno}: {err}");
+            // The OS's own words stay in the message, with the errno.
+            assert!(
+                err.message().starts_with("create bk: ")
+                    && err.message().ends_with(&format!("(os error {errno})")),
+                "{err}"
+            );
         }
     }
 }

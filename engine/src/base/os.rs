@@ -334,6 +334,63 @@ mod tests {
         assert!(back == pages, "the range reads back changed after a reopen");
     }
 
+    /// The kinds the engine classifies a bad path by (`JetError::io`), from the OS itself;
+    /// `MemVfs` gives the same (its test in `vfs.rs`). (Windows says a path through a file is
+    /// not found.)
+    #[cfg(unix)]
+    #[test]
+    fn paths_through_a_file_are_not_a_directory_on_real_files() {
+        let tmp = tempfile::tempdir().unwrap();
+        let vfs = OsVfs;
+        let d = tmp.path().join("d");
+        vfs.create_dir(&d).unwrap();
+        drop(vfs.open(&d.join("f"), OpenMode::CreateNew).unwrap());
+        let kind = |r: io::Result<()>| r.unwrap_err().kind();
+        for path in [d.join("f/x"), d.join("f/x/y")] {
+            let open = |mode| vfs.open(&path, mode).map(drop);
+            assert_eq!(
+                kind(open(OpenMode::CreateNew)),
+                io::ErrorKind::NotADirectory
+            );
+            assert_eq!(kind(open(OpenMode::Read)), io::ErrorKind::NotADirectory);
+            assert_eq!(kind(vfs.create_dir(&path)), io::ErrorKind::NotADirectory);
+            assert_eq!(
+                kind(vfs.create_dir_all(&path)),
+                io::ErrorKind::NotADirectory
+            );
+            assert_eq!(
+                kind(vfs.list(&path).map(drop)),
+                io::ErrorKind::NotADirectory
+            );
+            assert_eq!(kind(vfs.remove(&path)), io::ErrorKind::NotADirectory);
+            assert_eq!(
+                kind(vfs.rename(&d.join("f"), &path)),
+                io::ErrorKind::NotADirectory
+            );
+            // Looking it up fails too, where `MemVfs` answers no.
+            assert_eq!(
+                kind(vfs.is_dir(&path).map(drop)),
+                io::ErrorKind::NotADirectory
+            );
+            assert_eq!(
+                kind(vfs.exists(&path).map(drop)),
+                io::ErrorKind::NotADirectory
+            );
+        }
+        assert_eq!(
+            kind(vfs.create_dir_all(&d.join("f"))),
+            io::ErrorKind::NotADirectory
+        );
+        for path in [d.join("m/x"), tmp.path().join("m/x/y")] {
+            let open = |mode| vfs.open(&path, mode).map(drop);
+            assert_eq!(kind(open(OpenMode::CreateNew)), io::ErrorKind::NotFound);
+            assert_eq!(kind(open(OpenMode::Read)), io::ErrorKind::NotFound);
+            assert_eq!(kind(vfs.create_dir(&path)), io::ErrorKind::NotFound);
+            assert!(!vfs.exists(&path).unwrap() && !vfs.is_dir(&path).unwrap());
+        }
+        assert!(d.join("f").is_file(), "the file is untouched");
+    }
+
     #[test]
     fn os_vfs_round_trip_on_real_files() {
         let tmp = tempfile::tempdir().unwrap();

@@ -58,13 +58,27 @@ pub trait Vfs: Send + Sync + fmt::Debug {
     fn sync_dir(&self, path: &Path) -> io::Result<()>;
 
     /// Creates `path` and every missing ancestor, syncing each parent whose entries changed.
+    /// A file where a directory should be fails it with `NotADirectory`, as the OS fails a
+    /// path that runs through a file.
     fn create_dir_all(&self, path: &Path) -> io::Result<()> {
         if path.as_os_str().is_empty() || self.is_dir(path)? {
             return Ok(());
         }
         let parent = parent_dir(path);
         self.create_dir_all(parent)?;
-        self.create_dir(path)?;
+        match self.create_dir(path) {
+            Ok(()) => {}
+            // A directory made meanwhile (by another process) will do; a file will not.
+            Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {
+                if !self.is_dir(path)? {
+                    return Err(io::Error::new(
+                        io::ErrorKind::NotADirectory,
+                        format!("{} is a file, not a directory", path.display()),
+                    ));
+                }
+            }
+            Err(err) => return Err(err),
+        }
         self.sync_dir(parent)
     }
 }
@@ -173,6 +187,8 @@ pub fn parent_dir(path: &Path) -> &Path {
 ///
 /// For tests, fuzzing and embedders that want a throw-away database. Open handles keep a
 /// removed file's data alive, as on Unix. Cloning gives another handle to the same files.
+/// Its errors are the kinds the OS gives: `NotFound` for a path through a missing directory,
+/// `NotADirectory` for one through a file.
 #[derive(Clone, Default)]
 pub struct MemVfs {
     entries: Arc<Mutex<BTreeMap<PathBuf, MemEntry>>>,
@@ -204,13 +220,30 @@ impl MemVfs {
         }
         match entries.get(parent) {
             Some(MemEntry::Dir) => Ok(()),
-            Some(MemEntry::File(_)) => Err(io::Error::other(format!(
-                "{} is not a directory",
-                parent.display()
-            ))),
-            None => Err(not_found(parent)),
+            Some(MemEntry::File(_)) => Err(not_a_directory(parent)),
+            None => Err(missing(entries, parent)),
         }
     }
+}
+
+/// The error for `path`, which is not there: `NotADirectory` if one of its ancestors is a
+/// file, else `NotFound` — what the OS says of such a path (ENOTDIR, ENOENT).
+fn missing(entries: &BTreeMap<PathBuf, MemEntry>, path: &Path) -> io::Error {
+    match path
+        .ancestors()
+        .skip(1)
+        .find(|a| matches!(entries.get(*a), Some(MemEntry::File(_))))
+    {
+        Some(file) => not_a_directory(file),
+        None => not_found(path),
+    }
+}
+
+fn not_a_directory(path: &Path) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::NotADirectory,
+        format!("{} is not a directory", path.display()),
+    )
 }
 
 fn not_found(path: &Path) -> io::Error {
@@ -249,7 +282,7 @@ impl Vfs for MemVfs {
                 Arc::clone(data)
             }
             (Some(MemEntry::File(data)), _) => Arc::clone(data),
-            (None, OpenMode::Read | OpenMode::ReadWrite) => return Err(not_found(path)),
+            (None, OpenMode::Read | OpenMode::ReadWrite) => return Err(missing(&entries, path)),
             (None, OpenMode::CreateNew | OpenMode::CreateTruncate) => {
                 MemVfs::check_parent(&entries, path)?;
                 let data = Arc::new(Mutex::new(Vec::new()));
@@ -282,7 +315,7 @@ impl Vfs for MemVfs {
                 "{} is a directory",
                 path.display()
             ))),
-            None => Err(not_found(path)),
+            None => Err(missing(&entries, path)),
         }
     }
 
@@ -294,7 +327,7 @@ impl Vfs for MemVfs {
             Some(MemEntry::Dir) => {
                 return Err(io::Error::other("renaming directories is not supported"));
             }
-            None => return Err(not_found(from)),
+            None => return Err(missing(&entries, from)),
         }
         if let Some(MemEntry::Dir) = entries.get(to) {
             return Err(io::Error::other(format!("{} is a directory", to.display())));
@@ -307,7 +340,7 @@ impl Vfs for MemVfs {
     fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
         let entries = self.lock();
         if !dir.as_os_str().is_empty() && !matches!(entries.get(dir), Some(MemEntry::Dir)) {
-            return Err(not_found(dir));
+            return Err(missing(&entries, dir));
         }
         Ok(entries
             .keys()
@@ -335,7 +368,7 @@ impl Vfs for MemVfs {
     fn remove_dir(&self, path: &Path) -> io::Result<()> {
         let mut entries = self.lock();
         if !matches!(entries.get(path), Some(MemEntry::Dir)) {
-            return Err(not_found(path));
+            return Err(missing(&entries, path));
         }
         if entries.keys().any(|child| parent_dir(child) == path) {
             return Err(io::Error::new(
@@ -352,7 +385,7 @@ impl Vfs for MemVfs {
         if path.as_os_str().is_empty() || matches!(entries.get(path), Some(MemEntry::Dir)) {
             Ok(())
         } else {
-            Err(not_found(path))
+            Err(missing(&entries, path))
         }
     }
 }
@@ -482,6 +515,50 @@ mod tests {
         file.read_exact_at(&mut back, 0).unwrap();
         assert_eq!(&back[..10], &[7u8; 10]);
         assert!(back[10..].iter().all(|&b| b == 0));
+    }
+
+    /// A path through a file is `NotADirectory` and a path through a missing directory
+    /// `NotFound`, as the OS says (`OsVfs`'s test of the same paths is in `os.rs`).
+    #[test]
+    fn mem_vfs_paths_through_a_file_are_not_a_directory() {
+        let vfs = MemVfs::new();
+        vfs.create_dir(Path::new("d")).unwrap();
+        drop(vfs.open(Path::new("d/f"), OpenMode::CreateNew).unwrap());
+        let kind = |r: io::Result<()>| r.unwrap_err().kind();
+        for path in ["d/f/x", "d/f/x/y"] {
+            let path = Path::new(path);
+            let open = |mode| vfs.open(path, mode).map(drop);
+            assert_eq!(
+                kind(open(OpenMode::CreateNew)),
+                io::ErrorKind::NotADirectory
+            );
+            assert_eq!(kind(open(OpenMode::Read)), io::ErrorKind::NotADirectory);
+            assert_eq!(kind(vfs.create_dir(path)), io::ErrorKind::NotADirectory);
+            assert_eq!(kind(vfs.create_dir_all(path)), io::ErrorKind::NotADirectory);
+            assert_eq!(kind(vfs.list(path).map(drop)), io::ErrorKind::NotADirectory);
+            assert_eq!(kind(vfs.remove(path)), io::ErrorKind::NotADirectory);
+            assert_eq!(
+                kind(vfs.rename(Path::new("d/f"), path)),
+                io::ErrorKind::NotADirectory
+            );
+        }
+        // The file itself where a directory is to be made.
+        assert_eq!(
+            kind(vfs.create_dir_all(Path::new("d/f"))),
+            io::ErrorKind::NotADirectory
+        );
+        // Through a missing directory: not found, as before.
+        for path in ["d/m/x", "m/x/y"] {
+            let path = Path::new(path);
+            let open = |mode| vfs.open(path, mode).map(drop);
+            assert_eq!(kind(open(OpenMode::CreateNew)), io::ErrorKind::NotFound);
+            assert_eq!(kind(open(OpenMode::Read)), io::ErrorKind::NotFound);
+            assert_eq!(kind(vfs.create_dir(path)), io::ErrorKind::NotFound);
+        }
+        assert!(
+            vfs.exists(Path::new("d/f")).unwrap(),
+            "the file is untouched"
+        );
     }
 
     #[test]

@@ -151,14 +151,17 @@ enum Command {
         create_path: bool,
     },
     /// Restore the backup set in BACKUP into a new instance directory (JetRestore): the
-    /// database as it was at the last backup of the set, shut down cleanly.
+    /// database as it was at the last backup of the set, shut down cleanly. DIR (and
+    /// --log-dir, --system-dir) is created if it does not exist, with its missing parents.
     Restore {
         /// The backup directory.
         backup: PathBuf,
-        /// The instance directory to restore into; it must hold no database, log or checkpoint.
+        /// The instance directory to restore into, created if missing; it must hold no
+        /// database, log or checkpoint.
         #[arg(long, value_name = "DIR")]
         to: PathBuf,
-        /// Create DIR (and --log-dir, --system-dir) if it does not exist.
+        /// Does nothing: restore always creates DIR (and --log-dir, --system-dir). Accepted so
+        /// that scripts written when it had to be asked for keep working.
         #[arg(long)]
         create_path: bool,
         #[command(flatten)]
@@ -464,13 +467,15 @@ fn run(command: Command) -> Result<ExitCode, Failure> {
         Command::Restore {
             backup,
             to,
-            create_path,
+            create_path: _,
             paths,
             tuning,
         } => {
             let files = InstanceFiles { dir: to, paths };
             let progress = Progress::new();
-            let mut params = tuning.params(&files, create_path);
+            // A restore makes a new instance: its target is created, as pg_basebackup and
+            // RocksDB's restore create theirs (the library keeps ESE's parameter, off).
+            let mut params = tuning.params(&files, true);
             params.event_log = progress.event_log();
             let instance = Instance::new(env.clone(), params);
             let result = instance.restore(
@@ -478,7 +483,7 @@ fn run(command: Command) -> Result<ExitCode, Failure> {
                 Some(&mut |status: &Status| progress.update(status)),
             );
             progress.finish();
-            let summary = result.map_err(|err| create_path_hint(err, create_path))?;
+            let summary = result?;
             print_restore(&summary, &backup, &files.dir, &mut out)?;
         }
         Command::BackupInfo { backup } => return backup_info(&env, &backup, &mut out),
@@ -531,8 +536,12 @@ fn print_recovery(r: &jetdb::RecoveryReport, out: &mut impl Write) -> io::Result
 }
 
 /// The engine names its parameter for a missing directory; say which flag that is here.
+/// (Not for the other invalid paths, a file in the way, which the flag does not mend.)
 fn create_path_hint(err: JetError, create_path: bool) -> JetError {
-    if err.kind() == ErrorKind::InvalidPath && !create_path {
+    if err.kind() == ErrorKind::InvalidPath
+        && !create_path
+        && err.message().contains("create_path_if_not_exist")
+    {
         JetError::new(
             err.kind(),
             format!("{} (jetutil: --create-path)", err.message()),

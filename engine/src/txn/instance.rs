@@ -21,7 +21,7 @@ use crate::base::env::Env;
 use crate::base::error::{ErrorKind, JetError, Result, bail};
 use crate::base::limits;
 use crate::base::planted::{self, PlantedBug};
-use crate::base::vfs::parent_dir;
+use crate::base::vfs::{Vfs, parent_dir};
 use crate::store::database::{Database, DatabaseOptions, Table};
 use crate::store::header::{DbHeader, DbState, Lgpos, Signature};
 use crate::store::integrity::IntegrityReport;
@@ -52,7 +52,8 @@ pub struct InstanceParams {
     /// default: archived logs then stay until a backup truncates them.
     pub circular_logging: bool,
     /// Create the log, system and database directories if they do not exist
-    /// (`JET_paramCreatePathIfNotExist`); otherwise a missing one is `JET_errInvalidPath`.
+    /// (`JET_paramCreatePathIfNotExist`); otherwise a missing one is `JET_errInvalidPath`. A
+    /// path through a regular file is `JET_errInvalidPath` either way.
     pub create_path_if_not_exist: bool,
     /// Write-ahead logging and crash recovery (`JET_paramRecovery`). Off: no log, commits are
     /// durable only at [`Instance::checkpoint`] and term, a crash leaves the database dirty
@@ -1440,6 +1441,37 @@ fn show_key(key: &[u8]) -> String {
     }
 }
 
+/// Refuses directory `dir` if it, or a directory on its path, is a file
+/// (`JET_errInvalidPath`): on the OS a lookup through a file fails already (ENOTDIR), but a
+/// `Vfs` may answer that nothing is there, and the error must not depend on which.
+pub(crate) fn no_file_on_path(vfs: &dyn Vfs, dir: &Path) -> Result<()> {
+    let io = |p: &Path| {
+        let what = format!("look up {}", p.display());
+        move |err| JetError::io(what.clone(), &err)
+    };
+    for p in dir.ancestors().take_while(|p| !p.as_os_str().is_empty()) {
+        // Walking up, the first entry there decides: above a directory, no file is in the way.
+        if vfs.is_dir(p).map_err(io(p))? {
+            return Ok(());
+        }
+        if vfs.exists(p).map_err(io(p))? {
+            if p == dir {
+                bail!(InvalidPath, "{} is a file, not a directory", dir.display());
+            }
+            bail!(
+                InvalidPath,
+                "{}: {} is a file, not a directory",
+                dir.display(),
+                p.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Makes sure directory `dir` exists, creating it and its missing ancestors if `create`.
+/// A missing one is `JET_errInvalidPath` otherwise; a file in its place or on its path is
+/// `JET_errInvalidPath` either way.
 pub(crate) fn ensure_dir(env: &Env, dir: &Path, create: bool) -> Result<()> {
     if dir.as_os_str().is_empty() {
         return Ok(());
@@ -1451,6 +1483,7 @@ pub(crate) fn ensure_dir(env: &Env, dir: &Path, create: bool) -> Result<()> {
     if exists {
         return Ok(());
     }
+    no_file_on_path(&*env.vfs, dir)?;
     if !create {
         bail!(
             InvalidPath,

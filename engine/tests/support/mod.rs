@@ -12,7 +12,9 @@
 //! - records and what holds them (`records.rs`): [`key`], [`contents`], [`restore_contents`],
 //!   [`read_everything`];
 //! - the numbered records of the crash tests: [`numbered`];
-//! - a disk that loses power, for the crash tests: [`crash_disk`].
+//! - a disk that loses power, for the crash tests: [`crash_disk`];
+//! - directories the OS refuses to write, for real (`read_only.rs`): [`in_read_only_mount`],
+//!   [`sysfs_missing`].
 
 #![allow(
     dead_code,
@@ -26,10 +28,12 @@ mod files;
 mod hook;
 pub mod numbered;
 mod params;
+mod read_only;
 mod records;
 
 pub use env::*;
 pub use files::*;
 pub use hook::*;
 pub use params::*;
+pub use read_only::*;
 pub use records::*;
