@@ -84,7 +84,7 @@ impl Options {
 
 /// A point the engine reported, stamped when it arrived.
 #[derive(Clone, Copy, Debug)]
-enum Mark {
+pub(crate) enum Mark {
     Progress,
     Begin,
     DbCopied,
@@ -494,11 +494,11 @@ impl Db {
         files
     }
 
-    fn clear_trace(&self) {
+    pub(crate) fn clear_trace(&self) {
         self.trace.lock().unwrap().clear();
     }
 
-    fn trace(&self) -> Vec<(Instant, Mark)> {
+    pub(crate) fn trace(&self) -> Vec<(Instant, Mark)> {
         self.trace.lock().unwrap().clone()
     }
 

@@ -76,6 +76,8 @@ impl Options {
 struct Stretch {
     latencies: Vec<f64>,
     secs: f64,
+    /// When each commit slower than a stall began, and how long it took.
+    slow: Vec<(Instant, f64)>,
 }
 
 impl Stretch {
@@ -146,7 +148,11 @@ impl Writer {
             self.session
                 .commit_transaction(CommitMode::Durable)
                 .unwrap();
-            stretch.latencies.push(t.elapsed().as_secs_f64());
+            let took = t.elapsed().as_secs_f64();
+            stretch.latencies.push(took);
+            if took > STALL_SECS / 2.0 {
+                stretch.slow.push((t, took));
+            }
         }
         stretch.secs = start.elapsed().as_secs_f64();
         stretch
@@ -175,6 +181,8 @@ fn backup_beside(
         drop_caches();
     }
     let done = Arc::new(AtomicBool::new(false));
+    db.clear_trace();
+    let start = Instant::now();
     let instance = db.instance.clone();
     let flag = Arc::clone(&done);
     let to = dest.to_path_buf();
@@ -191,6 +199,33 @@ fn backup_beside(
     let stretch = writer.run(None, &done);
     let (secs, bytes) = backup.join().unwrap();
     backup::remove(dest);
+    // Where the slow commits fell among the backup's phases (milliseconds from its call).
+    let ms = |t: Instant| t.saturating_duration_since(start).as_secs_f64() * 1e3;
+    let mut marks: Vec<String> = db
+        .trace()
+        .iter()
+        .filter(|(_, m)| !matches!(m, backup::Mark::Progress | backup::Mark::LogCopied))
+        .map(|(t, m)| format!("{m:?} +{:.0}", ms(*t)))
+        .collect();
+    if let Some((t, _)) = db
+        .trace()
+        .iter()
+        .rev()
+        .find(|(_, m)| matches!(m, backup::Mark::LogCopied))
+    {
+        marks.push(format!("last log +{:.0}", ms(*t)));
+    }
+    let slow: Vec<String> = stretch
+        .slow
+        .iter()
+        .map(|(t, took)| format!("+{:.0} ({:.0} ms)", ms(*t), took * 1e3))
+        .collect();
+    println!(
+        "    backup: {}; commits over {:.0} ms began at: {}",
+        marks.join(", "),
+        STALL_SECS * 1e3 / 2.0,
+        if slow.is_empty() { "none".into() } else { slow.join(" ") }
+    );
     (stretch, secs, bytes)
 }
 

@@ -1195,11 +1195,11 @@ impl<'s> BackupJob<'s> {
         let Some(dir) = self.dir.clone() else {
             // A backup without a path: the truncation is the whole of it.
             let id = self.id;
-            let truncated = self.instance.with_core_for_backup(|core| {
+            let truncation = self.instance.with_core_for_backup(|core| {
                 check_hold(core, id)?;
                 core.truncate_logs()
             })?;
-            if let Some((low, high)) = truncated {
+            if let Some((low, high)) = truncation.carry_out(&self.instance)? {
                 self.summary.truncated = Some((low, high));
                 self.emit(Event::LogsTruncated { low, high });
             }
@@ -1282,6 +1282,8 @@ impl<'s> BackupJob<'s> {
             }
             core.truncate_logs()
         });
+        // The files go without the instance lock: unlinking a gibibyte of logs takes a while.
+        let result = result.and_then(|truncation| truncation.carry_out(&self.instance));
         match result {
             Ok(Some((low, high))) => {
                 self.summary.truncated = Some((low, high));
@@ -1512,6 +1514,53 @@ fn verify_log(bytes: &[u8], generation: u32, manifest: &Manifest, from: &Path) -
     }
 }
 
+/// The log generations a truncation deletes, chosen under the instance lock
+/// ([`Core::truncate_logs`]) and removed one at a time, the lock taken for each
+/// ([`Truncation::carry_out`]): unlinking a gibibyte of logs at once held every commit up for
+/// most of a second.
+#[derive(Debug, Default)]
+pub(crate) struct Truncation {
+    dir: PathBuf,
+    logs: Vec<(u32, PathBuf)>,
+}
+
+impl Truncation {
+    /// Removes the generations, oldest first, each under the instance lock and only while no
+    /// backup that began meanwhile holds it; then makes the removals durable. Returns the
+    /// range deleted.
+    pub(crate) fn carry_out(self, instance: &Instance) -> Result<Option<(u32, u32)>> {
+        let mut deleted: Option<(u32, u32)> = None;
+        for (generation, path) in &self.logs {
+            let mut removed = Ok(false);
+            instance.with_core_quietly(|core| {
+                // (A backup that began since holds what it copies; below its hold, what a
+                // truncation chose stays below the checkpoint.)
+                if core.backup.is_some_and(|hold| *generation >= hold.keep_from) {
+                    return;
+                }
+                removed = match core.env.vfs.remove(path) {
+                    Ok(()) => Ok(true),
+                    // (A truncation that ran meanwhile took it.)
+                    Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(false),
+                    Err(err) => Err(io_err("remove", path)(err)),
+                };
+            });
+            if !removed? {
+                continue;
+            }
+            deleted = Some(match deleted {
+                Some((low, _)) => (low, *generation),
+                None => (*generation, *generation),
+            });
+        }
+        if deleted.is_some() {
+            let vfs = std::sync::Arc::clone(&instance.shared.env.vfs);
+            vfs.sync_dir(&self.dir).map_err(io_err("fsync", &self.dir))?;
+        }
+        Ok(deleted)
+    }
+}
+
 impl Core {
     /// Truncates the logs no longer needed: every archived generation below the checkpoint
     /// (both slots) that a backup recorded in the header holds — never one after the last
@@ -1520,10 +1569,11 @@ impl Core {
     /// circular logging to keep no logs at all). It takes no checkpoint of its own (that
     /// would flush every changed page inside the backup call); what the checkpoint has not
     /// passed yet goes at a later truncation. With circular logging nothing is done (the
-    /// checkpoints delete what they may). Returns the range deleted.
-    pub(crate) fn truncate_logs(&mut self) -> Result<Option<(u32, u32)>> {
+    /// checkpoints delete what they may). Returns what to delete, for
+    /// [`Truncation::carry_out`] once the lock is released.
+    pub(crate) fn truncate_logs(&mut self) -> Result<Truncation> {
         if self.params.circular_logging {
-            return Ok(None);
+            return Ok(Truncation::default());
         }
         let now = self.env.clock.now_millis();
         self.change(|core| {
@@ -1545,7 +1595,7 @@ impl Core {
             .map(|b| b.gen_high)
             .max();
         let Some(high) = backup_high else {
-            return Ok(None);
+            return Ok(Truncation::default());
         };
         let mut keep_from = oldest.generation.min(high.saturating_add(1));
         if planted::active(&self.env, PlantedBug::TruncatePastCheckpoint) {
@@ -1555,7 +1605,10 @@ impl Core {
             keep_from = keep_from.min(hold.keep_from);
         }
         let vfs = std::sync::Arc::clone(&self.env.vfs);
-        let mut deleted: Option<(u32, u32)> = None;
+        let mut truncation = Truncation {
+            dir: log.layout.log_dir.clone(),
+            logs: Vec::new(),
+        };
         for generation in log.layout.archived_generations(&*vfs)? {
             if generation >= keep_from {
                 break;
@@ -1564,18 +1617,11 @@ impl Core {
             // copies.
             assert!(generation < log.checkpoint.current().position.generation);
             assert!(generation <= high);
-            let path = log.layout.archived(generation);
-            vfs.remove(&path).map_err(io_err("remove", &path))?;
-            deleted = Some(match deleted {
-                Some((low, _)) => (low, generation),
-                None => (generation, generation),
-            });
+            truncation
+                .logs
+                .push((generation, log.layout.archived(generation)));
         }
-        if deleted.is_some() {
-            vfs.sync_dir(&log.layout.log_dir)
-                .map_err(io_err("fsync", &log.layout.log_dir))?;
-        }
-        Ok(deleted)
+        Ok(truncation)
     }
 }
 
