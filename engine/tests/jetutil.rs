@@ -810,3 +810,46 @@ fn a_read_only_destination_is_access_denied() {
     assert_eq!(std::fs::read_dir(&ro).unwrap().count(), 0);
     ok(&["put", &d, "k", "v"]);
 }
+
+/// `backup --max-rate` takes a rate with a unit, and the rate-limited backup restores; a rate
+/// that is not one is a usage error (exit 2) before anything runs.
+#[test]
+fn a_rate_limited_backup_restores_and_a_bad_rate_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (inst, bk, restored) = (
+        tmp.path().join("inst"),
+        tmp.path().join("bk"),
+        tmp.path().join("restored"),
+    );
+    let (d, b, r) = (
+        inst.to_str().unwrap(),
+        bk.to_str().unwrap(),
+        restored.to_str().unwrap(),
+    );
+    ok(&["load", d, "--records", "500"]);
+    ok(&["put", d, "marker", "limited"]);
+    let out = jetutil(&[
+        "backup",
+        d,
+        "--to",
+        b,
+        "--create-path",
+        "--max-rate",
+        "fast",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--max-rate"));
+    assert!(!bk.exists(), "a refused command made nothing");
+    ok(&[
+        "backup",
+        d,
+        "--to",
+        b,
+        "--create-path",
+        "--max-rate",
+        "64MiB",
+    ]);
+    ok(&["restore", b, "--to", r]);
+    assert_eq!(ok(&["get", r, "marker"]).trim(), "limited");
+    assert_eq!(ok(&["scan", r, "--count"]), ok(&["scan", d, "--count"]));
+}

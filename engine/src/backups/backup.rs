@@ -1535,7 +1535,10 @@ impl Truncation {
             instance.with_core_quietly(|core| {
                 // (A backup that began since holds what it copies; below its hold, what a
                 // truncation chose stays below the checkpoint.)
-                if core.backup.is_some_and(|hold| *generation >= hold.keep_from) {
+                if core
+                    .backup
+                    .is_some_and(|hold| *generation >= hold.keep_from)
+                {
                     return;
                 }
                 removed = match core.env.vfs.remove(path) {
@@ -1555,7 +1558,8 @@ impl Truncation {
         }
         if deleted.is_some() {
             let vfs = std::sync::Arc::clone(&instance.shared.env.vfs);
-            vfs.sync_dir(&self.dir).map_err(io_err("fsync", &self.dir))?;
+            vfs.sync_dir(&self.dir)
+                .map_err(io_err("fsync", &self.dir))?;
         }
         Ok(deleted)
     }

@@ -8,6 +8,7 @@
 //! the ESE error's name, code and message, with exit status 1.
 
 use std::io::{self, IsTerminal, Write};
+use std::num::NonZeroU64;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -15,9 +16,9 @@ use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use jetdb::log::{self as jetlog, LogTail, Record};
 use jetdb::{
-    BackupFlags, BackupSummary, Clock, CommitMode, DbHeader, Env, ErrorKind, EventLog, Instance,
-    InstanceParams, JetError, OpenMode, RestoreSummary, Session, Status, SystemClock, Table,
-    limits, manifest,
+    BackupFlags, BackupOptions, BackupSummary, Clock, CommitMode, DbHeader, Env, ErrorKind,
+    EventLog, Instance, InstanceParams, JetError, OpenMode, RestoreSummary, Session, Status,
+    SystemClock, Table, limits, manifest,
 };
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -149,6 +150,11 @@ enum Command {
         /// Create DEST if it does not exist (JET_paramCreatePathIfNotExist).
         #[arg(long)]
         create_path: bool,
+        /// Copy at most RATE a second, reads and writes alike (as pg_basebackup's --max-rate):
+        /// a number of bytes, or with a unit K, M or G (KiB, MiB, GiB: powers of 1024), as
+        /// `200MiB` or `1.5G`. Without it, the backup copies as fast as the disk allows.
+        #[arg(long, value_name = "RATE", value_parser = parse_rate)]
+        max_rate: Option<NonZeroU64>,
     },
     /// Restore the backup set in BACKUP into a new instance directory (JetRestore): the
     /// database as it was at the last backup of the set, shut down cleanly. DIR (and
@@ -250,6 +256,34 @@ struct Target {
     /// Keys and values are given and printed as hexadecimal.
     #[arg(long)]
     hex: bool,
+}
+
+/// A rate for `--max-rate`: bytes a second, with an optional unit K, M or G (powers of 1024;
+/// `KiB`, `MiB`, `GiB` and a trailing `/s` are accepted too).
+fn parse_rate(text: &str) -> Result<NonZeroU64, String> {
+    let t = text.trim();
+    let t = t.strip_suffix("/s").unwrap_or(t);
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let scale: u64 = match unit.trim().to_ascii_uppercase().as_str() {
+        "" | "B" => 1,
+        "K" | "KIB" | "KB" => 1 << 10,
+        "M" | "MIB" | "MB" => 1 << 20,
+        "G" | "GIB" | "GB" => 1 << 30,
+        other => return Err(format!("unknown unit {other:?} (use K, M or G)")),
+    };
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a rate such as 200MiB"))?;
+    let bytes = value * scale as f64;
+    if !(bytes >= 1.0 && bytes < u64::MAX as f64) {
+        return Err(format!(
+            "{text:?} is not a rate of at least a byte a second"
+        ));
+    }
+    Ok(NonZeroU64::new(bytes as u64).expect("at least 1"))
 }
 
 fn main() -> ExitCode {
@@ -440,6 +474,7 @@ fn run(command: Command) -> Result<ExitCode, Failure> {
             incremental,
             atomic,
             create_path,
+            max_rate,
         } => {
             let mut bits = BackupFlags::NONE;
             if incremental {
@@ -452,9 +487,10 @@ fn run(command: Command) -> Result<ExitCode, Failure> {
             let mut params = flags.params(create_path);
             params.event_log = progress.event_log();
             let instance = start(&env, params, true)?;
-            let result = instance.backup(
+            let result = instance.backup_with(
                 to.as_deref(),
                 bits,
+                &BackupOptions { max_rate },
                 Some(&mut |status: &Status| progress.update(status)),
             );
             progress.finish();
@@ -1250,5 +1286,18 @@ mod tests {
     fn escape_keeps_text_and_escapes_bytes() {
         assert_eq!(escape(b"ab c"), "ab c");
         assert_eq!(escape(b"a\\b\x00\xff\n"), "a\\\\b\\x00\\xff\\x0a");
+    }
+
+    #[test]
+    fn rates_parse_with_binary_units() {
+        let rate = |t| parse_rate(t).map(NonZeroU64::get);
+        assert_eq!(rate("200MiB"), Ok(200 << 20));
+        assert_eq!(rate("200M"), Ok(200 << 20));
+        assert_eq!(rate("1.5G/s"), Ok(3 << 29));
+        assert_eq!(rate("64k"), Ok(64 << 10));
+        assert_eq!(rate("4096"), Ok(4096));
+        for bad in ["", "0", "0.5", "fast", "12 parsecs", "-3M", "1e30G"] {
+            assert!(rate(bad).is_err(), "{bad:?} was taken");
+        }
     }
 }
