@@ -527,13 +527,18 @@ impl Db {
 }
 
 pub(crate) fn build(size_mib: u64, log_mib: u64) -> Db {
+    build_with_cache(size_mib, log_mib, CACHE_BYTES)
+}
+
+/// [`build`] with a cache of `cache_bytes`.
+pub(crate) fn build_with_cache(size_mib: u64, log_mib: u64, cache_bytes: usize) -> Db {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().to_path_buf();
     let dir = root.join("db");
     std::fs::create_dir(&dir).unwrap();
     let trace: Trace = Arc::default();
     let mut params = InstanceParams::in_directory(&dir);
-    params.cache_size = CACHE_BYTES;
+    params.cache_size = cache_bytes;
     params.log_file_size = log_mib * MIB;
     params.event_log = event_log(&trace);
     let instance = Instance::new(Env::os(), params);

@@ -37,10 +37,14 @@ pub struct Options {
     secs: f64,
     max_rate_mib: Option<u64>,
     cold: bool,
+    /// Commits a second the writer aims at (0: as fast as it can, closed loop).
+    rate: u64,
+    cache_mib: u64,
 }
 
 impl Options {
-    /// `foreground [SIZE_MIB] [--rounds N] [--secs S] [--max-rate MIB] [--cold]`.
+    /// `foreground [SIZE_MIB] [--rounds N] [--secs S] [--max-rate MIB] [--cold] [--rate N]
+    /// [--cache MIB]`.
     pub fn parse(args: &[String]) -> Options {
         let mut options = Options {
             size_mib: 1024,
@@ -48,6 +52,8 @@ impl Options {
             secs: 5.0,
             max_rate_mib: None,
             cold: false,
+            rate: 100,
+            cache_mib: 512,
         };
         let mut args = args.iter();
         while let Some(arg) = args.next() {
@@ -63,6 +69,8 @@ impl Options {
                     options.max_rate_mib = Some(value("MiB/s").parse().expect("MiB/s"));
                 }
                 "--cold" => options.cold = true,
+                "--rate" => options.rate = value("commits/s").parse().expect("commits/s"),
+                "--cache" => options.cache_mib = value("MiB").parse().expect("MiB"),
                 size => options.size_mib = size.parse().expect("a database size in MiB"),
             }
         }
@@ -76,8 +84,9 @@ impl Options {
 struct Stretch {
     latencies: Vec<f64>,
     secs: f64,
-    /// When each commit slower than a stall began, and how long it took.
-    slow: Vec<(Instant, f64)>,
+    /// When each commit slower than half a stall began, how long it took, and what it did
+    /// besides: database pages written, checkpoints, log rolls.
+    slow: Vec<(Instant, f64, [u64; 3])>,
 }
 
 impl Stretch {
@@ -107,6 +116,34 @@ impl Stretch {
         self.latencies.len() as f64 / self.secs
     }
 
+    /// The slow commits: when each began (milliseconds after `start`), how long it took, and
+    /// the pages it wrote, the checkpoint it moved, the log it rolled.
+    fn slow_list(&self, start: Instant) -> String {
+        let ms = |t: Instant| t.saturating_duration_since(start).as_secs_f64() * 1e3;
+        let slow: Vec<String> = self
+            .slow
+            .iter()
+            .map(|(t, took, [pages, checkpoints, rolls])| {
+                let mut did = String::new();
+                if *pages > 0 {
+                    did += &format!(" {pages}p");
+                }
+                if *checkpoints > 0 {
+                    did += " ckpt";
+                }
+                if *rolls > 0 {
+                    did += " roll";
+                }
+                format!("+{:.0} ({:.0} ms{did})", ms(*t), took * 1e3)
+            })
+            .collect();
+        if slow.is_empty() {
+            "none".into()
+        } else {
+            slow.join(" ")
+        }
+    }
+
     fn line(&self, name: &str) -> String {
         format!(
             "{name:<7} {:>7} commits {:>6.0}/s  p50 {:>6.3} ms  p99 {:>7.3} ms  p99.9 {:>7.3} ms  max {:>7.1} ms  >50 ms: {}",
@@ -123,6 +160,9 @@ impl Stretch {
 
 /// The closed-loop writer: single durable puts until `stop` says so (or `secs` pass).
 struct Writer {
+    instance: jetdb::Instance,
+    /// Commits a second (0: closed loop).
+    rate: u64,
     session: Session,
     table: Table,
     rng: ChaCha8Rng,
@@ -134,7 +174,20 @@ impl Writer {
         let start = Instant::now();
         let mut stretch = Stretch::default();
         let mut key = [0u8; 24];
+        let mut n = 0u64;
         loop {
+            // Open loop: each commit is due at its slot, and its latency counts from the slot
+            // (a commit held up delays the ones behind it, and they count it).
+            let due = if self.rate > 0 {
+                let due = start + Duration::from_secs_f64(n as f64 / self.rate as f64);
+                if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                    std::thread::sleep(wait);
+                }
+                Some(due)
+            } else {
+                None
+            };
+            n += 1;
             let elapsed = start.elapsed().as_secs_f64();
             match secs {
                 Some(secs) if elapsed >= secs => break,
@@ -142,7 +195,8 @@ impl Writer {
                 _ => {}
             }
             self.rng.fill_bytes(&mut key);
-            let t = Instant::now();
+            let stats = self.instance.stats().unwrap();
+            let t = due.unwrap_or_else(Instant::now);
             self.session.begin_transaction().unwrap();
             self.session.put(self.table, &key, &self.value).unwrap();
             self.session
@@ -151,7 +205,13 @@ impl Writer {
             let took = t.elapsed().as_secs_f64();
             stretch.latencies.push(took);
             if took > STALL_SECS / 2.0 {
-                stretch.slow.push((t, took));
+                let now = self.instance.stats().unwrap();
+                let did = [
+                    now.database_pages_written - stats.database_pages_written,
+                    now.checkpoints - stats.checkpoints,
+                    now.log_rolls - stats.log_rolls,
+                ];
+                stretch.slow.push((t, took, did));
             }
         }
         stretch.secs = start.elapsed().as_secs_f64();
@@ -215,16 +275,11 @@ fn backup_beside(
     {
         marks.push(format!("last log +{:.0}", ms(*t)));
     }
-    let slow: Vec<String> = stretch
-        .slow
-        .iter()
-        .map(|(t, took)| format!("+{:.0} ({:.0} ms)", ms(*t), took * 1e3))
-        .collect();
     println!(
         "    backup: {}; commits over {:.0} ms began at: {}",
         marks.join(", "),
         STALL_SECS * 1e3 / 2.0,
-        if slow.is_empty() { "none".into() } else { slow.join(" ") }
+        stretch.slow_list(start)
     );
     (stretch, secs, bytes)
 }
@@ -242,8 +297,14 @@ struct Round {
 
 pub fn main(options: &Options) {
     println!(
-        "foreground: a full backup of a {} MiB database beside a closed-loop writer of durable single puts; {} rounds of {:.0} s before and after{}{}",
+        "foreground: a full backup of a {} MiB database ({} MiB cache) beside a writer of durable single puts ({}); {} rounds of {:.0} s before and after{}{}",
         options.size_mib,
+        options.cache_mib,
+        if options.rate > 0 {
+            format!("{} a second, open loop", options.rate)
+        } else {
+            "closed loop".into()
+        },
         options.rounds,
         options.secs,
         options
@@ -256,12 +317,14 @@ pub fn main(options: &Options) {
         }
     );
     println!("load average at the start: {}", backup::load_average());
-    let mut db = backup::build(options.size_mib, 5);
+    let mut db = backup::build_with_cache(options.size_mib, 5, (options.cache_mib * MIB) as usize);
     let table = db.session.create_table("hot").unwrap();
     let session = db.instance.begin_session().unwrap();
     let mut value = vec![0u8; 150];
     ChaCha8Rng::seed_from_u64(5).fill_bytes(&mut value);
     let mut writer = Writer {
+        instance: db.instance.clone(),
+        rate: options.rate,
         session,
         table,
         rng: ChaCha8Rng::seed_from_u64(11),
@@ -277,10 +340,14 @@ pub fn main(options: &Options) {
     let dest = db.root.join("backup");
     let mut rounds = Vec::new();
     for round in 0..options.rounds {
+        let t = Instant::now();
         let before = writer.run(Some(options.secs), &never);
+        println!("    before: commits over 25 ms began at: {}", before.slow_list(t));
         let (during, backup_secs, backup_bytes) =
             backup_beside(&db, &mut writer, &dest, BackupOptions::default(), options.cold);
+        let t = Instant::now();
         let after = writer.run(Some(options.secs), &never);
+        println!("    after: commits over 25 ms began at: {}", after.slow_list(t));
         let limited = options.max_rate_mib.map(|rate| {
             let limit = BackupOptions {
                 max_rate: std::num::NonZeroU64::new(rate * MIB),
