@@ -1078,32 +1078,112 @@ fn stream_advance(offset: u32, len: usize) -> u32 {
 pub const LOG_PIECE: usize = 1024 * 1024;
 const _: () = assert!(LOG_PIECE.is_multiple_of(SEGMENT_SIZE));
 
-/// Writes `bytes`, a whole log file, to `file` (at `path`): its size first, then its used part
-/// in pieces of at most 1 MiB, `progress` told of each piece's length — the blank tail stays a
-/// hole, as in a preallocated log, and is counted as done at the end — then an fsync.
-pub(crate) fn write_copy(
-    file: &dyn VfsFile,
-    path: &Path,
-    bytes: &[u8],
-    mut progress: impl FnMut(u64) -> Result<()>,
-) -> Result<()> {
-    const PIECE: usize = 1024 * 1024;
-    let mut used = bytes.len();
-    while used >= SEGMENT_SIZE && crate::base::codec::is_zero(&bytes[used - SEGMENT_SIZE..used]) {
-        used -= SEGMENT_SIZE;
+/// A file read from its start in pieces of at most [`LOG_PIECE`] bytes, each into the same
+/// buffer (one a caller reuses across files: allocated, and its pages faulted in, once).
+pub(crate) struct PieceReader<'b> {
+    file: Box<dyn VfsFile>,
+    path: PathBuf,
+    len: u64,
+    at: u64,
+    buf: &'b mut Vec<u8>,
+}
+
+impl<'b> PieceReader<'b> {
+    /// Opens `path` for reading through `buf`.
+    pub(crate) fn open(vfs: &dyn Vfs, path: &Path, buf: &'b mut Vec<u8>) -> Result<Self> {
+        let file = vfs
+            .open(path, OpenMode::Read)
+            .map_err(|err| JetError::io(format!("open {}", path.display()), &err))?;
+        let len = file
+            .len()
+            .map_err(|err| JetError::io(format!("{}: size", path.display()), &err))?;
+        Ok(PieceReader {
+            file,
+            path: path.to_path_buf(),
+            len,
+            at: 0,
+            buf,
+        })
     }
-    file.set_len(bytes.len() as u64)
-        .map_err(io_err("size", path))?;
-    let mut offset = 0;
-    while offset < used {
-        let end = (offset + PIECE).min(used);
-        file.write_all_at(&bytes[offset..end], offset as u64)
-            .map_err(io_err("write", path))?;
-        progress((end - offset) as u64)?;
-        offset = end;
+
+    /// The file's length.
+    pub(crate) fn len(&self) -> u64 {
+        self.len
     }
-    file.sync().map_err(io_err("fsync", path))?;
-    progress((bytes.len() - used) as u64)
+
+    /// The next piece and whether it is the file's last, or `None` at the end of the file.
+    pub(crate) fn next_piece(&mut self) -> Result<Option<(&[u8], bool)>> {
+        let n = (self.len - self.at).min(LOG_PIECE as u64) as usize;
+        if n == 0 {
+            return Ok(None);
+        }
+        self.buf.resize(n, 0);
+        self.file
+            .read_exact_at(self.buf, self.at)
+            .map_err(|err| JetError::io(format!("read {}", self.path.display()), &err))?;
+        self.at += n as u64;
+        Ok(Some((&self.buf[..], self.at == self.len)))
+    }
+}
+
+/// A log file's copy, written a piece at a time as the file is read ([`PieceReader`]): its
+/// size set first, then each piece but its blank segments at the end — blank space stays a
+/// hole, as in a preallocated log — then an fsync. `progress` is told of each piece's bytes
+/// written, and of the holes at the end.
+pub(crate) struct LogCopy {
+    file: Box<dyn VfsFile>,
+    path: PathBuf,
+    len: u64,
+    /// Where the next piece goes.
+    at: u64,
+    /// The bytes written.
+    written: u64,
+}
+
+impl LogCopy {
+    /// A copy of `len` bytes into `file` (at `path`).
+    pub(crate) fn new(file: Box<dyn VfsFile>, path: &Path, len: u64) -> Result<LogCopy> {
+        file.set_len(len).map_err(io_err("size", path))?;
+        Ok(LogCopy {
+            file,
+            path: path.to_path_buf(),
+            len,
+            at: 0,
+            written: 0,
+        })
+    }
+
+    /// Writes the file's next `piece` (a whole number of segments, but for the file's last).
+    pub(crate) fn write(
+        &mut self,
+        piece: &[u8],
+        mut progress: impl FnMut(u64) -> Result<()>,
+    ) -> Result<()> {
+        let mut used = piece.len();
+        while used > 0 {
+            let segment = (used - 1) / SEGMENT_SIZE * SEGMENT_SIZE;
+            if !crate::base::codec::is_zero(&piece[segment..used]) {
+                break;
+            }
+            used = segment;
+        }
+        if used > 0 {
+            self.file
+                .write_all_at(&piece[..used], self.at)
+                .map_err(io_err("write", &self.path))?;
+            self.written += used as u64;
+            progress(used as u64)?;
+        }
+        self.at += piece.len() as u64;
+        Ok(())
+    }
+
+    /// Makes the copy durable, once every piece is written.
+    pub(crate) fn finish(self, mut progress: impl FnMut(u64) -> Result<()>) -> Result<()> {
+        debug_assert_eq!(self.at, self.len, "every piece copied");
+        self.file.sync().map_err(io_err("fsync", &self.path))?;
+        progress(self.len - self.written)
+    }
 }
 
 /// Reads the whole file `path` into `buf` (resized to the file's length; a buffer reused
@@ -1876,11 +1956,17 @@ pub(crate) mod tests {
             .open(Path::new("copy.log"), OpenMode::CreateNew)
             .unwrap();
         let mut pieces = Vec::new();
-        write_copy(&*file, Path::new("copy.log"), &bytes, |n| {
+        let mut buf = Vec::new();
+        let mut source = PieceReader::open(&*vfs, Path::new("edb.log"), &mut buf).unwrap();
+        let mut copy = LogCopy::new(file, Path::new("copy.log"), source.len()).unwrap();
+        let mut report = |n| {
             pieces.push(n);
             Ok(())
-        })
-        .unwrap();
+        };
+        while let Some((piece, _)) = source.next_piece().unwrap() {
+            copy.write(piece, &mut report).unwrap();
+        }
+        copy.finish(&mut report).unwrap();
         assert_eq!(pieces.iter().sum::<u64>(), bytes.len() as u64);
         // The header and the segments of records (1,205,070 bytes: 297 of them) hold data;
         // the rest is blank.
