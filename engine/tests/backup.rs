@@ -617,3 +617,114 @@ fn a_begin_removes_no_debris_before_its_directory_is_durable() {
     );
     inst.term().unwrap();
 }
+
+/// Every read of a file, by path and length.
+#[derive(Debug, Default)]
+struct Reads(std::sync::Mutex<Vec<(std::path::PathBuf, usize)>>);
+
+impl Reads {
+    /// The largest read of a log file under `dir` since the last call, and how many there were.
+    fn of_logs_under(&self, dir: &str) -> (usize, usize) {
+        let reads = std::mem::take(&mut *self.0.lock().unwrap());
+        let logs: Vec<usize> = reads
+            .iter()
+            .filter(|(p, _)| p.starts_with(dir) && p.extension().is_some_and(|e| e == "log"))
+            .map(|&(_, n)| n)
+            .collect();
+        (logs.iter().copied().max().unwrap_or(0), logs.len())
+    }
+}
+
+impl support::Hook for Reads {
+    fn read_from(&self, path: &Path, _: u64, len: usize) -> std::io::Result<()> {
+        self.0.lock().unwrap().push((path.to_path_buf(), len));
+        Ok(())
+    }
+}
+
+/// A log generation of several MiB is checked and copied by the backup, and checked by the
+/// restore, a piece (1 MiB) at a time — no read of a log is larger, whatever the log file
+/// size — and damage deep in it, past the first piece, is still refused by both, leaving no
+/// copy behind.
+#[test]
+fn a_large_log_generation_is_checked_and_copied_a_piece_at_a_time() {
+    const PIECE: usize = 1 << 20;
+    let reads = std::sync::Arc::new(Reads::default());
+    let vfs = support::HookedVfs::new(std::sync::Arc::clone(&reads));
+    let mem = vfs.inner.clone();
+    let params = jetdb::InstanceParams {
+        log_file_size: 8 << 20,
+        ..backup_params("inst")
+    };
+    let inst = Instance::new(env(vfs.clone()), params.clone());
+    inst.init().unwrap();
+    let mut s = inst.begin_session().unwrap();
+    let t = s.create_table("t").unwrap();
+    for i in 0..24u32 {
+        s.put(t, &key(i), &vec![i as u8; 200_000]).unwrap();
+    }
+    let expected = contents(&inst);
+    reads.of_logs_under("inst");
+    let summary = inst
+        .backup(Some(Path::new("bk")), BackupFlags::NONE, None)
+        .unwrap();
+    let (largest, count) = reads.of_logs_under("inst");
+    assert_eq!(summary.logs, Some((1, 1)));
+    assert_eq!(summary.log_bytes, 8 << 20);
+    assert!(largest <= PIECE, "a read of {largest} bytes of a log");
+    assert!(count >= 5, "the 5 MB of records in {count} reads");
+
+    // The restore's checks read the set's copy in pieces too.
+    let restored = Instance::new(env(vfs.clone()), backup_params("r"));
+    restored.restore(Path::new("bk"), None).unwrap();
+    let (largest, count) = reads.of_logs_under("bk");
+    assert!(
+        largest <= PIECE && count >= 5,
+        "{count} reads, the largest {largest} bytes"
+    );
+    restored.init().unwrap();
+    assert_eq!(contents(&restored), expected);
+    restored.term().unwrap();
+
+    // A bit flipped 3 MiB into the set's copy: the restore refuses it, and keeps nothing.
+    let set_log = support::tree(&mem, Path::new("bk"))
+        .into_keys()
+        .find(|name| name.ends_with(".log"))
+        .expect("the backup holds its log");
+    let set_log = Path::new("bk").join(set_log);
+    let mut bytes = read_all(&mem, &set_log);
+    bytes[(3 << 20) + 100] ^= 1;
+    write_all(&mem, &set_log, &bytes);
+    let err = restored_into(&vfs, "r2").unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::LogCorruptDuringHardRestore, "{err}");
+    assert!(err.message().contains("corrupt segment 768"), "{err}");
+    assert!(
+        support::tree(&mem, Path::new("r2")).is_empty(),
+        "the restore left files"
+    );
+
+    // And the same damage in the live generation: the next backup refuses it, and its
+    // directory holds no copy of it.
+    let live = Path::new("inst").join("edb00000001.log");
+    let mut bytes = read_all(&mem, &live);
+    bytes[(3 << 20) + 100] ^= 1;
+    write_all(&mem, &live, &bytes);
+    let err = inst
+        .backup(Some(Path::new("bk2")), BackupFlags::NONE, None)
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::LogReadVerifyFailure, "{err}");
+    assert!(err.message().ends_with("(found by the backup)"), "{err}");
+    assert!(err.message().contains("corrupt segment 768"), "{err}");
+    let left: Vec<String> = support::tree(&mem, Path::new("bk2"))
+        .into_keys()
+        .filter(|name| name.ends_with(".log"))
+        .collect();
+    assert!(left.is_empty(), "the failed backup left {left:?}");
+    drop(s);
+    inst.term().unwrap();
+}
+
+/// Restores `backup` into directory `dir` of `vfs`, and returns what it holds.
+fn restored_into(vfs: &support::HookedVfs<Reads>, dir: &str) -> jetdb::Result<Contents> {
+    restore_contents(env(vfs.clone()), backup_params(dir), "bk")
+}

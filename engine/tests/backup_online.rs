@@ -40,7 +40,7 @@ impl std::fmt::Debug for DuringRead {
 }
 
 impl Hook for DuringRead {
-    fn read_range_of(&self, path: &Path, _: u64, len: usize) -> std::io::Result<()> {
+    fn read_from(&self, path: &Path, _: u64, len: usize) -> std::io::Result<()> {
         if path.ends_with("data.edb") && len > PAGE && !self.busy.swap(true, Ordering::AcqRel) {
             let taken = self.action.lock().unwrap().take();
             if let Some(mut action) = taken {

@@ -16,8 +16,11 @@
 //!
 //! **Verified.** Every database page copied passes its checksum (blank pages, not yet
 //! written, are copied as they are): else `JET_errReadVerifyFailure`. Every log generation
-//! copied is scanned whole — header, every segment's checksum, the end record — else
-//! `JET_errLogReadVerifyFailure`.
+//! copied is scanned whole as it is copied — header, every segment's checksum, generation,
+//! index and log set, the records across them, the end record — else
+//! `JET_errLogReadVerifyFailure`. It is read, checked and written a piece at a time (1 MiB,
+//! [`log::LOG_PIECE`]), so a backup takes the same memory whatever the log file size; the
+//! last piece is written only once the whole file has passed.
 //!
 //! **Durable before reported, and nothing left by a failure.** The files go into a new set
 //! subdirectory (see [`crate::manifest`]); each is fsynced, then the directories, then the
@@ -301,7 +304,8 @@ pub struct BackupJob<'s> {
     progress: Reporter<'s>,
     /// The most bytes of database pages one step copies.
     step_bytes: usize,
-    /// The buffer log generations are read into, reused from one to the next.
+    /// The buffer log generations are read into a piece at a time (at most
+    /// [`log::LOG_PIECE`] bytes, whatever the log file size), reused from one to the next.
     log_buf: Vec<u8>,
     /// The rate limit.
     pace: Pace,
@@ -1121,43 +1125,72 @@ impl<'s> BackupJob<'s> {
             .advance(&self.env, bytes, || stop_requested(instance, id))
     }
 
-    /// Copies one archived log generation, verified whole.
+    /// Copies one archived log generation, verifying it as it goes: read a piece at a time
+    /// ([`log::LOG_PIECE`]) through `log_buf`, each piece checked, then written and hashed,
+    /// so the job's memory is the same whatever the log file size. The last piece is written
+    /// only once the whole file has passed, so a generation of one piece that fails leaves
+    /// no file; a longer one leaves what it wrote for the failure to remove.
     fn copy_log(&mut self, generation: u32) -> Result<()> {
         let vfs = std::sync::Arc::clone(&self.env.vfs);
         let name = log::archive_name(&self.base, generation);
         let from = self.log_dir.join(&name);
         let to = self.set_dir.join(&name);
-        let mut bytes = std::mem::take(&mut self.log_buf);
-        log::read_file_into(&*vfs, &from, &mut bytes)?;
         let manifest = self.manifest.as_ref().expect("a backup with files");
-        if !planted::active(&self.env, PlantedBug::BackupSkipsLogCheck) {
-            verify_log(&bytes, generation, manifest, &from)?;
-        }
-        let file = vfs
-            .open(&to, OpenMode::CreateTruncate)
-            .map_err(io_err("create", &to))?;
-        self.created.push(to.clone());
+        let mut check = (!planted::active(&self.env, PlantedBug::BackupSkipsLogCheck))
+            .then(|| LogCheck::new(generation, manifest, &from));
         let count = !planted::active(&self.env, PlantedBug::BackupProgressSkipsLogs);
-        log::write_copy(&*file, &to, &bytes, |n| {
-            self.progress.advance(if count { n } else { 0 })
-        })?;
-        self.summary.log_bytes += bytes.len() as u64;
+        let mut source = log::PieceReader::open(&*vfs, &from, &mut self.log_buf)?;
+        let len = source.len();
+        let mut crc = crc32fast::Hasher::new();
+        let mut writeback = Writeback::default();
+        let mut copy: Option<log::LogCopy> = None;
+        let create = |created: &mut Vec<PathBuf>| -> Result<log::LogCopy> {
+            let file = vfs
+                .open(&to, OpenMode::CreateTruncate)
+                .map_err(io_err("create", &to))?;
+            created.push(to.clone());
+            log::LogCopy::new(file, &to, len)
+        };
+        while let Some((piece, last)) = source.next_piece()? {
+            if let Some(check) = check.as_mut() {
+                check.piece(piece)?;
+            }
+            if last && let Some(check) = check.take() {
+                check.finish()?;
+            }
+            crc.update(piece);
+            let copy = match &mut copy {
+                Some(copy) => copy,
+                None => copy.insert(create(&mut self.created)?),
+            };
+            let at = copy.file().1;
+            copy.write(piece, |n| self.progress.advance(if count { n } else { 0 }))?;
+            writeback.wrote(copy.file().0, &to, at, piece.len() as u64)?;
+        }
+        if let Some(check) = check.take() {
+            check.finish()?; // An empty file: no piece was its last.
+        }
+        let copy = match copy {
+            Some(copy) => copy,
+            None => create(&mut self.created)?,
+        };
+        copy.finish(|n| self.progress.advance(if count { n } else { 0 }))?;
+        self.summary.log_bytes += len;
         self.manifest
             .as_mut()
             .expect("a backup with files")
             .logs
             .push(SetLog {
                 generation,
-                len: bytes.len() as u64,
-                crc: crc32fast::hash(&bytes),
+                len,
+                crc: crc.finalize(),
             });
         self.emit(Event::FileCopied {
             operation: Operation::Backup,
             from,
             to,
-            bytes: bytes.len() as u64,
+            bytes: len,
         });
-        self.log_buf = bytes;
         Ok(())
     }
 
@@ -1479,40 +1512,87 @@ fn check_page(env: &Env, page: &[u8], pgno: Pgno, stamp: u64, from: &Path) -> Re
 }
 
 /// An archived generation the backup copies must be whole: its header, every segment, its end.
-fn verify_log(bytes: &[u8], generation: u32, manifest: &Manifest, from: &Path) -> Result<()> {
-    let bad = |why: String| {
+/// Checked as it is read, a piece at a time: the header as soon as it is whole (the
+/// generation, log set and database it names), every segment and record as they come, the
+/// end once the file has been read.
+struct LogCheck<'a> {
+    scanner: log::LogScanner,
+    generation: u32,
+    manifest: &'a Manifest,
+    from: &'a Path,
+}
+
+impl<'a> LogCheck<'a> {
+    fn new(generation: u32, manifest: &'a Manifest, from: &'a Path) -> LogCheck<'a> {
+        LogCheck {
+            // (The scan's own errors name the file already.)
+            scanner: log::LogScanner::new(&from.display().to_string()),
+            generation,
+            manifest,
+            from,
+        }
+    }
+
+    fn bad(from: &Path, why: String) -> JetError {
         JetError::new(
             ErrorKind::LogReadVerifyFailure,
             format!("{}: {why} (found by the backup)", from.display()),
         )
-    };
-    let scan =
-        // (The scan's own errors name the file already.)
-        log::scan(bytes, &from.display().to_string()).map_err(|e| match e.kind() {
+    }
+
+    /// The scan's own error: a damaged header is the backup's verify failure.
+    fn found(e: JetError) -> JetError {
+        match e.kind() {
             ErrorKind::BadLogVersion => e,
             _ => JetError::new(
                 ErrorKind::LogReadVerifyFailure,
                 format!("{} (found by the backup)", e.message()),
             ),
-        })?;
-    if scan.header.generation != generation {
-        return Err(bad(format!(
-            "it holds generation {:#X}",
-            scan.header.generation
-        )));
+        }
     }
-    if scan.header.log_signature != manifest.log_signature {
-        return Err(bad("it belongs to another log set".into()));
+
+    /// Checks the file's next piece.
+    fn piece(&mut self, piece: &[u8]) -> Result<()> {
+        let known = self.scanner.header().is_some();
+        self.scanner.feed(piece).map_err(Self::found)?;
+        match self.scanner.header() {
+            Some(header) if !known => self.header(header),
+            _ => Ok(()),
+        }
     }
-    if scan.header.db_signature != manifest.db_signature {
-        return Err(bad("it belongs to another database".into()));
+
+    fn header(&self, header: &log::LogHeader) -> Result<()> {
+        if header.generation != self.generation {
+            return Err(Self::bad(
+                self.from,
+                format!("it holds generation {:#X}", header.generation),
+            ));
+        }
+        if header.log_signature != self.manifest.log_signature {
+            return Err(Self::bad(self.from, "it belongs to another log set".into()));
+        }
+        if header.db_signature != self.manifest.db_signature {
+            return Err(Self::bad(
+                self.from,
+                "it belongs to another database".into(),
+            ));
+        }
+        Ok(())
     }
-    match &scan.tail {
-        LogTail::Ended => Ok(()),
-        other => Err(bad(format!(
-            "an archived generation must be whole and ended, and it is {}",
-            crate::wal::recovery::describe_tail(other)
-        ))),
+
+    /// Judges the file once every piece has been checked.
+    fn finish(self) -> Result<()> {
+        let scan = self.scanner.finish().map_err(Self::found)?;
+        match &scan.tail {
+            LogTail::Ended => Ok(()),
+            other => Err(Self::bad(
+                self.from,
+                format!(
+                    "an archived generation must be whole and ended, and it is {}",
+                    crate::wal::recovery::describe_tail(other)
+                ),
+            )),
+        }
     }
 }
 

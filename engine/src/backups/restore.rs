@@ -11,6 +11,10 @@
 //! (`JET_errReadVerifyFailure`). After replay, the database must hold exactly the commits up
 //! to the backup point. A failure removes everything the restore wrote.
 //!
+//! Each log is checked as it is copied, read a piece at a time ([`log::LOG_PIECE`]), so a
+//! restore takes the same memory whatever the log file size; its last piece is written only
+//! once the whole file has passed, and nothing is replayed before every file has.
+//!
 //! The database copy is written under a temporary name and renamed into place only after
 //! the logs and the checkpoint are durable, so a crash in the middle leaves either no
 //! database (init then refuses the logs without it) or everything recovery needs.
@@ -203,8 +207,10 @@ impl Restore<'_> {
         self.progress.report(StatusKind::Begin)?;
 
         let mut prev: Option<LogHeader> = None;
+        let mut buf = Vec::new();
         for entry in &manifest.logs {
-            let header = self.restore_log(&*vfs, &manifest, &set_dir, entry, prev.as_ref())?;
+            let header =
+                self.restore_log(&*vfs, &manifest, &set_dir, entry, prev.as_ref(), &mut buf)?;
             prev = Some(header);
         }
         let db_tmp = self.restore_database(&*vfs, &manifest, &set_dir)?;
@@ -291,7 +297,12 @@ impl Restore<'_> {
         Ok(())
     }
 
-    /// Checks one log generation of the set and copies it into the log directory.
+    /// Checks one log generation of the set and copies it into the log directory, a piece
+    /// at a time ([`log::LOG_PIECE`]) through `buf`: each piece is checked, hashed and
+    /// written as it is read, so a restore takes the same memory whatever the log file size.
+    /// The last piece is written only once the whole file has passed (so a generation of one
+    /// piece that fails leaves no file; a longer one leaves what it wrote for the failure to
+    /// remove).
     fn restore_log(
         &mut self,
         vfs: &dyn Vfs,
@@ -299,6 +310,7 @@ impl Restore<'_> {
         set_dir: &Path,
         entry: &manifest::SetLog,
         prev: Option<&LogHeader>,
+        buf: &mut Vec<u8>,
     ) -> Result<LogHeader> {
         let generation = entry.generation;
         let from = set_dir.join(manifest.log_name(generation));
@@ -309,89 +321,68 @@ impl Restore<'_> {
                 from.display()
             );
         }
-        let bytes = log::read_file(vfs, &from)?;
+        let mut source = log::PieceReader::open(vfs, &from, buf)?;
+        let len = source.len();
         let name = from.display().to_string();
-        let corrupt = |why: String| {
-            JetError::new(
-                ErrorKind::LogCorruptDuringHardRestore,
-                format!("{name}: {why}"),
-            )
-        };
-        // (The scan's own errors name the file already.)
-        let scan = log::scan(&bytes, &name).map_err(|e| match e.kind() {
-            // A log of another format is refused as such, not as damage.
-            ErrorKind::BadLogVersion => e,
-            _ => JetError::new(
-                ErrorKind::LogCorruptDuringHardRestore,
-                e.message().to_string(),
-            ),
-        })?;
-        let header = scan.header;
         let check_signature = !planted::active(&self.env, PlantedBug::RestoreSkipsSignatureCheck);
-        if check_signature && header.log_signature != manifest.log_signature {
-            bail!(
-                GivenLogFileHasBadSignature,
-                "{name} belongs to log set {}, not to the backup's {}",
-                header.log_signature,
-                manifest.log_signature
-            );
-        }
-        if check_signature && header.db_signature != manifest.db_signature {
-            bail!(
-                GivenLogFileHasBadSignature,
-                "{name} belongs to database {}, not to the backup's {}",
-                header.db_signature,
-                manifest.db_signature
-            );
-        }
-        if header.generation != generation {
-            bail!(
-                GivenLogFileIsNotContiguous,
-                "{name} holds generation {:#X}, not {generation:#X}",
-                header.generation
-            );
-        }
-        if let Some(prev) = prev
-            && header.prev_created_millis != prev.created_millis
-        {
-            bail!(
-                GivenLogFileIsNotContiguous,
-                "{name} does not follow generation {:#X} (its previous-generation time is {}, that log was created at {})",
-                prev.generation,
-                header.prev_created_millis,
-                prev.created_millis
-            );
-        }
-        match &scan.tail {
-            LogTail::Ended => {}
-            LogTail::Corrupt { .. } => return Err(corrupt(describe_tail(&scan.tail))),
-            other => bail!(
-                LogTornWriteDuringHardRestore,
-                "{name}: a backed-up generation must be whole and ended, and it is {}",
-                describe_tail(other)
-            ),
-        }
-        if bytes.len() as u64 != entry.len || crc32fast::hash(&bytes) != entry.crc {
-            return Err(corrupt(
-                "the file does not match the length and CRC32 its manifest records".into(),
-            ));
-        }
+        let check = LogCheck {
+            name: &name,
+            manifest,
+            entry,
+            prev,
+            check_signature,
+        };
+        let mut scanner = Some(log::LogScanner::new(&name));
+        let mut header = None;
+        let mut crc = crc32fast::Hasher::new();
         let to = self.params.layout().archived(generation);
-        self.created.push(to.clone());
-        let file = vfs
-            .open(&to, OpenMode::CreateNew)
-            .map_err(io_err("create", &to))?;
-        log::write_copy(&*file, &to, &bytes, |n| self.progress.advance(n))?;
+        let mut copy: Option<log::LogCopy> = None;
+        let create = |created: &mut Vec<PathBuf>| -> Result<log::LogCopy> {
+            created.push(to.clone());
+            let file = vfs
+                .open(&to, OpenMode::CreateNew)
+                .map_err(io_err("create", &to))?;
+            log::LogCopy::new(file, &to, len)
+        };
+        while let Some((piece, last)) = source.next_piece()? {
+            crc.update(piece);
+            if let Some(scanner) = scanner.as_mut() {
+                scanner.feed(piece).map_err(LogCheck::found)?;
+                if header.is_none()
+                    && let Some(h) = scanner.header()
+                {
+                    check.header(h)?;
+                    header = Some(*h);
+                }
+            }
+            if last && let Some(scanner) = scanner.take() {
+                check.end(scanner, len, &crc)?;
+            }
+            let copy = match &mut copy {
+                Some(copy) => copy,
+                None => copy.insert(create(&mut self.created)?),
+            };
+            copy.write(piece, |n| self.progress.advance(n))?;
+        }
+        if let Some(scanner) = scanner.take() {
+            // An empty file: no piece was its last.
+            check.end(scanner, len, &crc)?;
+        }
+        let copy = match copy {
+            Some(copy) => copy,
+            None => create(&mut self.created)?,
+        };
+        copy.finish(|n| self.progress.advance(n))?;
         // Every file restored is reported, however small.
         self.progress.report(StatusKind::Progress)?;
-        self.summary.log_bytes += bytes.len() as u64;
+        self.summary.log_bytes += len;
         self.emit(Event::FileCopied {
             operation: Operation::Restore,
             from,
             to,
-            bytes: bytes.len() as u64,
+            bytes: len,
         });
-        Ok(header)
+        Ok(header.expect("a log that passed has a header"))
     }
 
     /// Checks every page of the database copy and writes it under a temporary name.
@@ -537,5 +528,98 @@ impl Restore<'_> {
             let _ = vfs.sync_dir(dir);
         }
         let _ = vfs.sync_dir(parent_dir(&self.params.database_path));
+    }
+}
+
+/// What a log generation of the set must be, checked as it is read: its header as soon as it
+/// is whole (its log set, database, generation, and the generation before it), then its end,
+/// length and CRC32 once the file has been read.
+struct LogCheck<'a> {
+    /// The file, as errors name it.
+    name: &'a str,
+    manifest: &'a Manifest,
+    entry: &'a manifest::SetLog,
+    prev: Option<&'a LogHeader>,
+    /// Whether the signatures are checked (always, but under a planted bug).
+    check_signature: bool,
+}
+
+impl LogCheck<'_> {
+    /// The scan's own error (it names the file already): a damaged header is the set's
+    /// damage, a log of another format is refused as such.
+    fn found(e: JetError) -> JetError {
+        match e.kind() {
+            ErrorKind::BadLogVersion => e,
+            _ => JetError::new(
+                ErrorKind::LogCorruptDuringHardRestore,
+                e.message().to_string(),
+            ),
+        }
+    }
+
+    fn header(&self, header: &LogHeader) -> Result<()> {
+        let (name, manifest, generation) = (self.name, self.manifest, self.entry.generation);
+        if self.check_signature && header.log_signature != manifest.log_signature {
+            bail!(
+                GivenLogFileHasBadSignature,
+                "{name} belongs to log set {}, not to the backup's {}",
+                header.log_signature,
+                manifest.log_signature
+            );
+        }
+        if self.check_signature && header.db_signature != manifest.db_signature {
+            bail!(
+                GivenLogFileHasBadSignature,
+                "{name} belongs to database {}, not to the backup's {}",
+                header.db_signature,
+                manifest.db_signature
+            );
+        }
+        if header.generation != generation {
+            bail!(
+                GivenLogFileIsNotContiguous,
+                "{name} holds generation {:#X}, not {generation:#X}",
+                header.generation
+            );
+        }
+        if let Some(prev) = self.prev
+            && header.prev_created_millis != prev.created_millis
+        {
+            bail!(
+                GivenLogFileIsNotContiguous,
+                "{name} does not follow generation {:#X} (its previous-generation time is {}, that log was created at {})",
+                prev.generation,
+                header.prev_created_millis,
+                prev.created_millis
+            );
+        }
+        Ok(())
+    }
+
+    /// Judges the file once it has been read whole (`len` bytes, hashed into `crc`).
+    fn end(&self, scanner: log::LogScanner, len: u64, crc: &crc32fast::Hasher) -> Result<()> {
+        let name = self.name;
+        let corrupt = |why: String| {
+            JetError::new(
+                ErrorKind::LogCorruptDuringHardRestore,
+                format!("{name}: {why}"),
+            )
+        };
+        let scan = scanner.finish().map_err(Self::found)?;
+        match &scan.tail {
+            LogTail::Ended => {}
+            LogTail::Corrupt { .. } => return Err(corrupt(describe_tail(&scan.tail))),
+            other => bail!(
+                LogTornWriteDuringHardRestore,
+                "{name}: a backed-up generation must be whole and ended, and it is {}",
+                describe_tail(other)
+            ),
+        }
+        if len != self.entry.len || crc.clone().finalize() != self.entry.crc {
+            return Err(corrupt(
+                "the file does not match the length and CRC32 its manifest records".into(),
+            ));
+        }
+        Ok(())
     }
 }

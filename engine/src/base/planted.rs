@@ -20,7 +20,7 @@ pub enum PlantedBug {
     CheckpointBeforeWriteBack,
     /// A backup copies database pages without verifying their checksums (`backup::check_page`).
     BackupSkipsPageCheck,
-    /// A backup copies log generations without verifying them (`backup::verify_log`).
+    /// A backup copies log generations without verifying them (`backup::LogCheck`).
     BackupSkipsLogCheck,
     /// Recovery takes a log whose header names another log set or database
     /// (`recovery::read_and_scan`).

@@ -44,12 +44,13 @@
 //! batch left it, operations in log order give the same tables whatever pages they were
 //! rooted at. [`Record::End`] closes a generation before it is archived.
 
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::base::codec::{Reader, Writer, crc_holds, seal_crc};
 use crate::base::env::Clock;
-use crate::base::error::{ErrorKind, JetError, Result, bail};
+use crate::base::error::{ErrorKind, JetError, Result, bail, io_err};
 use crate::base::limits;
 use crate::base::vfs::{OpenMode, Vfs, VfsFile};
 use crate::store::header::{Lgpos, Signature};
@@ -570,132 +571,476 @@ fn classify<'a>(seg: Option<&'a [u8]>, header: &LogHeader, index: u32) -> Segmen
 /// Scans a whole log file held in `bytes`: its header, its records, and how it ends.
 ///
 /// Only a damaged or foreign header is an error (`JET_errLogFileCorrupt`); damage further in
-/// is reported in [`LogScan::tail`], for the caller to judge by what the file is.
+/// is reported in [`LogScan::tail`], for the caller to judge by what the file is. The same
+/// as a [`LogScanner`] keeping the records, fed the whole file.
 pub fn scan(bytes: &[u8], name: &str) -> Result<LogScan> {
-    let header = LogHeader::decode(bytes).map_err(|why| {
+    let mut scanner = LogScanner::keeping_records(name);
+    scanner.feed(bytes)?;
+    scanner.finish()
+}
+
+/// The header at the start of `bytes` (a whole segment, or all the file holds if it is
+/// shorter), or the error a scan refuses the file with.
+fn decode_header(bytes: &[u8], name: &str) -> Result<LogHeader> {
+    LogHeader::decode(bytes).map_err(|why| {
         // A whole header of another format version is not damage: it is refused as such.
         let kind = match LogHeader::version_of(bytes) {
             Some(version) if version != LOG_FORMAT_VERSION => ErrorKind::BadLogVersion,
             _ => ErrorKind::LogFileCorrupt,
         };
         JetError::new(kind, format!("{name}: {why}"))
-    })?;
-    let segment = |i: u32| -> Option<&[u8]> {
-        let start = i as usize * SEGMENT_SIZE;
-        bytes.get(start..start + SEGMENT_SIZE)
-    };
-    let classes: Vec<Segment<'_>> = (1..header.segments)
-        .map(|i| classify(segment(i), &header, i))
-        .collect();
-    let highest_mark = classes
-        .iter()
-        .map(|c| match c {
-            Segment::Valid { mark, .. } => *mark,
-            _ => 0,
-        })
-        .max()
-        .unwrap_or(0);
-    let first_invalid = classes
-        .iter()
-        .position(|c| !matches!(c, Segment::Valid { .. }))
-        .map(|i| i as u32 + 1);
-    let mut tail = LogTail::Open;
-    if let Some(index) = first_invalid {
-        let reason = match &classes[index as usize - 1] {
-            Segment::Bad(why) => why.clone(),
-            _ => "the segment is blank".to_string(),
-        };
-        let debris = classes[index as usize - 1..]
-            .iter()
-            .any(|c| !matches!(c, Segment::Blank));
-        if highest_mark > index {
-            tail = LogTail::Corrupt {
-                segment: index,
-                offset: u64::from(index) * SEGMENT_SIZE as u64,
-                reason: format!("{reason}, but a later segment shows it was durable"),
-            };
-        } else if debris {
-            tail = LogTail::Torn {
-                segment: index,
-                reason,
-            };
-        }
-    }
-    // The record stream of the valid prefix, restarted at each segment flagged as a restart
-    // (where a writer resumed after recovery: a record cut short before it was never whole).
-    let valid = first_invalid.unwrap_or(header.segments) - 1;
-    let mut records = Vec::new();
-    let mut ended = false;
-    let mut cut_short = None;
-    let mut end_offset = (SEGMENT_SIZE + SEGMENT_HEADER_LEN) as u32;
-    let mut chunk = Chunk::default();
-    for (i, class) in classes.iter().take(valid as usize).enumerate() {
-        let Segment::Valid { used, restart, .. } = class else {
-            unreachable!("the prefix is valid")
-        };
-        if *restart && !chunk.stream.is_empty() {
-            let before = records.len();
-            chunk.parse(&header, &mut records, &mut ended, &mut tail);
-            // A commit group cut off by the restart was never committed: its operations go
-            // with the record cut short.
-            while records.len() > before
-                && !matches!(records.last(), Some((_, Record::Commit(_) | Record::End)))
-            {
-                records.pop();
-            }
-            chunk = Chunk::default();
-        }
-        if ended || matches!(tail, LogTail::Corrupt { .. }) {
-            break;
-        }
-        let file_offset = ((i + 1) * SEGMENT_SIZE + SEGMENT_HEADER_LEN) as u32;
-        chunk.starts.push((chunk.stream.len(), file_offset));
-        chunk.stream.extend_from_slice(used);
-    }
-    if !ended && !matches!(tail, LogTail::Corrupt { .. }) {
-        let whole = chunk.parse(&header, &mut records, &mut ended, &mut tail);
-        if !ended && whole < chunk.stream.len() {
-            cut_short = Some(chunk.file_offset(whole));
-        }
-    }
-    if let Some(&(pos, ref record)) = records.last() {
-        end_offset = stream_advance(pos.offset, record_len(record));
-    }
-    if let (Some(offset), LogTail::Open) = (cut_short, &tail) {
-        // A record begun but not finished: the rest of it was never written.
-        tail = LogTail::Torn {
-            segment: offset / SEGMENT_SIZE as u32,
-            reason: "a record is cut short".into(),
-        };
-    }
-    // A generation ends with its end record, or fills every segment (no room was left for
-    // one).
-    let full = first_invalid.is_none() && cut_short.is_none();
-    if (ended || full) && !matches!(tail, LogTail::Corrupt { .. }) {
-        tail = LogTail::Ended;
-    }
-    let end = Lgpos {
-        generation: header.generation,
-        offset: end_offset,
-    };
-    let restarts = classes
-        .iter()
-        .take(valid as usize)
-        .enumerate()
-        .filter(|(_, c)| matches!(c, Segment::Valid { restart: true, .. }))
-        .map(|(i, _)| Lgpos {
-            generation: header.generation,
-            offset: ((i + 1) * SEGMENT_SIZE + SEGMENT_HEADER_LEN) as u32,
-        })
-        .collect();
-    Ok(LogScan {
-        header,
-        records,
-        end,
-        tail,
-        segments_used: valid,
-        restarts,
     })
+}
+
+/// A log file scanned as it is read: fed the file's bytes in order, in pieces of any size, it
+/// finds what [`scan`] of the whole file finds — the same header, records, end and tail, the
+/// same errors — holding at most a segment and one record of the file at a time (and, when
+/// keeping them, the records), whatever the file's size.
+///
+/// The tail is judged only at [`LogScanner::finish`]: a damaged segment is corruption or a
+/// torn tail according to the segments after it.
+pub struct LogScanner {
+    name: String,
+    /// A segment's bytes not yet whole (the header's first).
+    partial: Vec<u8>,
+    header: Option<LogHeader>,
+    /// The header's error: every call after it returns it again.
+    failed: Option<JetError>,
+    /// The index of the next segment.
+    index: u32,
+    /// The highest durable mark of a valid segment.
+    highest_mark: u32,
+    /// The first segment that is not valid, and why.
+    first_invalid: Option<(u32, String)>,
+    /// Whether anything but blank segments lies from the first invalid one on.
+    debris: bool,
+    /// Where each restart segment of the valid prefix begins (kept with the records).
+    restarts: Vec<Lgpos>,
+    stream: RecordStream,
+}
+
+impl LogScanner {
+    /// A scanner that judges the file (header, tail, end) and keeps none of its records:
+    /// [`LogScan::records`] and [`LogScan::restarts`] come back empty.
+    pub fn new(name: &str) -> LogScanner {
+        LogScanner {
+            name: name.to_string(),
+            partial: Vec::with_capacity(SEGMENT_SIZE),
+            header: None,
+            failed: None,
+            index: 0,
+            highest_mark: 0,
+            first_invalid: None,
+            debris: false,
+            restarts: Vec::new(),
+            stream: RecordStream::default(),
+        }
+    }
+
+    /// A scanner that keeps the file's records and restarts too, as [`scan`] does.
+    pub fn keeping_records(name: &str) -> LogScanner {
+        let mut scanner = LogScanner::new(name);
+        scanner.stream.keep = true;
+        scanner
+    }
+
+    /// The file's header, once the bytes fed hold it whole and valid.
+    pub fn header(&self) -> Option<&LogHeader> {
+        self.header.as_ref()
+    }
+
+    /// Scans the next `bytes` of the file. Only a damaged or foreign header is an error (as
+    /// for [`scan`]), returned as soon as the header is whole, and again by every call after.
+    pub fn feed(&mut self, mut bytes: &[u8]) -> Result<()> {
+        if let Some(err) = &self.failed {
+            return Err(err.clone());
+        }
+        while !bytes.is_empty() {
+            if self.header.is_some_and(|h| self.index >= h.segments) {
+                break; // Past the segments the header names: no scan reads them.
+            }
+            if self.partial.is_empty() && bytes.len() >= SEGMENT_SIZE {
+                let (segment, rest) = bytes.split_at(SEGMENT_SIZE);
+                bytes = rest;
+                self.segment(segment)?;
+                continue;
+            }
+            let n = (SEGMENT_SIZE - self.partial.len()).min(bytes.len());
+            self.partial.extend_from_slice(&bytes[..n]);
+            bytes = &bytes[n..];
+            if self.partial.len() == SEGMENT_SIZE {
+                let segment = std::mem::take(&mut self.partial);
+                self.segment(&segment)?;
+                self.partial = segment;
+                self.partial.clear();
+            }
+        }
+        Ok(())
+    }
+
+    /// One whole segment: the header, or the next segment after it.
+    fn segment(&mut self, segment: &[u8]) -> Result<()> {
+        let Some(header) = self.header else {
+            let header = decode_header(segment, &self.name).inspect_err(|err| {
+                self.failed = Some(err.clone());
+            })?;
+            self.header = Some(header);
+            self.index = 1;
+            return Ok(());
+        };
+        let index = self.index;
+        self.index += 1;
+        match classify(Some(segment), &header, index) {
+            Segment::Valid {
+                used,
+                mark,
+                restart,
+            } => {
+                self.highest_mark = self.highest_mark.max(mark);
+                if self.first_invalid.is_some() {
+                    self.debris = true;
+                    return Ok(());
+                }
+                let payload = Lgpos {
+                    generation: header.generation,
+                    offset: index * SEGMENT_SIZE as u32 + SEGMENT_HEADER_LEN as u32,
+                };
+                if restart && self.stream.keep {
+                    self.restarts.push(payload);
+                }
+                self.stream.segment(used, restart, payload);
+            }
+            Segment::Blank => {
+                if self.first_invalid.is_none() {
+                    self.first_invalid = Some((index, "the segment is blank".into()));
+                }
+            }
+            Segment::Bad(why) => {
+                if self.first_invalid.is_none() {
+                    self.first_invalid = Some((index, why));
+                }
+                self.debris = true;
+            }
+        }
+        Ok(())
+    }
+
+    /// Everything the scan found, once the whole file has been fed; the header's error if it
+    /// is damaged or foreign, or if the file was shorter than it.
+    pub fn finish(self) -> Result<LogScan> {
+        if let Some(err) = self.failed {
+            return Err(err);
+        }
+        let Some(header) = self.header else {
+            return Err(decode_header(&self.partial, &self.name)
+                .expect_err("a header shorter than a segment is refused"));
+        };
+        let mut first_invalid = self.first_invalid;
+        if self.index < header.segments && first_invalid.is_none() {
+            // The segments the file is too short to hold whole read as blank.
+            first_invalid = Some((self.index, "the segment is blank".into()));
+        }
+        let mut tail = LogTail::Open;
+        if let Some((index, reason)) = &first_invalid {
+            if self.highest_mark > *index {
+                tail = LogTail::Corrupt {
+                    segment: *index,
+                    offset: u64::from(*index) * SEGMENT_SIZE as u64,
+                    reason: format!("{reason}, but a later segment shows it was durable"),
+                };
+            } else if self.debris {
+                tail = LogTail::Torn {
+                    segment: *index,
+                    reason: reason.clone(),
+                };
+            }
+        }
+        let valid = first_invalid.as_ref().map_or(header.segments, |(i, _)| *i) - 1;
+        let mut stream = self.stream;
+        let mut cut_short = None;
+        let mut last = None;
+        let mut ended = false;
+        if matches!(tail, LogTail::Corrupt { .. }) {
+            // Damage known durable: no record of the file is read.
+            stream.records.clear();
+        } else {
+            ended = stream.ended;
+            last = stream.chunk.last.or(stream.last);
+            if let Some(corrupt) = stream.corrupt.take() {
+                tail = corrupt;
+            } else if !ended {
+                cut_short = stream.cut_short();
+            }
+        }
+        let end_offset = match last {
+            Some((offset, len)) => stream_advance(offset, len),
+            None => (SEGMENT_SIZE + SEGMENT_HEADER_LEN) as u32,
+        };
+        if let (Some(offset), LogTail::Open) = (cut_short, &tail) {
+            // A record begun but not finished: the rest of it was never written.
+            tail = LogTail::Torn {
+                segment: offset / SEGMENT_SIZE as u32,
+                reason: "a record is cut short".into(),
+            };
+        }
+        // A generation ends with its end record, or fills every segment (no room was left for
+        // one).
+        let full = first_invalid.is_none() && cut_short.is_none();
+        if (ended || full) && !matches!(tail, LogTail::Corrupt { .. }) {
+            tail = LogTail::Ended;
+        }
+        Ok(LogScan {
+            header,
+            records: stream.records,
+            end: Lgpos {
+                generation: header.generation,
+                offset: end_offset,
+            },
+            tail,
+            segments_used: valid,
+            restarts: self.restarts,
+        })
+    }
+}
+
+/// The longest record body any kind allows: a longer one is refused whatever its kind, so a
+/// scan never holds more of a record than this (a key, a value's length, a value).
+const RECORD_BODY_MAX: usize = 1 + limits::KEY_LEN_MAX + 4 + limits::VALUE_LEN_MAX;
+/// The part of a longer body its refusal names: a key's length, the key, a value's length.
+const RECORD_HEAD_MAX: usize = 1 + limits::KEY_LEN_MAX + 4;
+
+/// Why a record of `len` body bytes, more than [`RECORD_BODY_MAX`], is refused — what
+/// [`decode_record`] says of the whole body — from its first [`RECORD_HEAD_MAX`] bytes.
+fn refuse_long(kind: u8, len: usize, head: &[u8]) -> String {
+    debug_assert!(len > RECORD_BODY_MAX && head.len() == RECORD_HEAD_MAX);
+    let key_len = head[0] as usize;
+    match kind {
+        RECORD_PUT => format!("a put record of a {}-byte value", len - 1 - key_len),
+        RECORD_PUT_LARGE => {
+            let at = 1 + key_len;
+            let value_len = u32::from_le_bytes(head[at..at + 4].try_into().expect("4 bytes"));
+            format!(
+                "a large put of {value_len} bytes whose first part is {} bytes",
+                len - at - 4
+            )
+        }
+        RECORD_DELETE => "a delete record with bytes after its key".into(),
+        RECORD_TABLE | RECORD_CREATE_TABLE | RECORD_DELETE_TABLE => {
+            "a record naming a table by no valid name".into()
+        }
+        _ => format!("an unknown record (kind {kind}, {len} bytes)"),
+    }
+}
+
+/// The record stream of a log file's valid segments, parsed as each segment arrives. A
+/// *chunk* is the stream from the first segment or from a restart segment on.
+#[derive(Default)]
+struct RecordStream {
+    /// Whether the records are kept (else only where the last one ends).
+    keep: bool,
+    records: Vec<(Lgpos, Record)>,
+    /// The chunk's bytes not parsed yet: a record begun, not yet whole.
+    pending: Vec<u8>,
+    /// Where `pending` begins in the chunk.
+    pending_at: u64,
+    /// The chunk's length so far.
+    chunk_len: u64,
+    /// The record `pending` begins with, once its header is there: its file offset, and
+    /// where in the chunk it ends (the next record begins).
+    waiting: Option<(u32, u64)>,
+    /// (chunk offset, file offset) where the payloads begin that the next records' offsets
+    /// are found in: from the last at or before the next record's beginning.
+    starts: VecDeque<(u64, u32)>,
+    /// A record longer than any kind allows, whose body passes unkept.
+    long: Option<LongRecord>,
+    /// The end record was read: nothing after it is.
+    ended: bool,
+    /// A malformed record was read: nothing after it is.
+    corrupt: Option<LogTail>,
+    /// The last record kept from the chunks before this one: its offset and length.
+    last: Option<(u32, usize)>,
+    chunk: ChunkRecords,
+}
+
+/// The current chunk's records, as far as a restart would keep them.
+#[derive(Default)]
+struct ChunkRecords {
+    /// The last record: its offset and length.
+    last: Option<(u32, usize)>,
+    /// The last commit or end record.
+    closed: Option<(u32, usize)>,
+    /// How many records are kept if the chunk is cut off here.
+    kept: usize,
+}
+
+/// A record too long to be valid: where it begins, why it is refused, and how much of its
+/// body is still to come.
+struct LongRecord {
+    offset: u32,
+    reason: String,
+    left: usize,
+}
+
+impl RecordStream {
+    /// The payload of the next valid segment, which begins at `payload` in the file.
+    fn segment(&mut self, used: &[u8], restart: bool, payload: Lgpos) {
+        if restart && self.chunk_len > 0 {
+            // A record cut short before a restart was never whole, and the commit group it
+            // belongs to was never committed: its operations go with it.
+            self.records.truncate(self.chunk.kept);
+            if self.chunk.closed.is_some() {
+                self.last = self.chunk.closed;
+            }
+            self.chunk = ChunkRecords {
+                kept: self.records.len(),
+                ..ChunkRecords::default()
+            };
+            self.pending.clear();
+            self.pending_at = 0;
+            self.chunk_len = 0;
+            self.waiting = None;
+            self.starts.clear();
+            self.long = None;
+        }
+        if self.ended || self.corrupt.is_some() {
+            return;
+        }
+        let at = self.chunk_len;
+        self.chunk_len += used.len() as u64;
+        if let Some(long) = &mut self.long {
+            let n = long.left.min(used.len());
+            long.left -= n;
+            if long.left == 0 {
+                self.corrupt = Some(LogTail::Corrupt {
+                    segment: long.offset / SEGMENT_SIZE as u32,
+                    offset: u64::from(long.offset),
+                    reason: std::mem::take(&mut long.reason),
+                });
+            }
+            return;
+        }
+        // Of payloads that begin at the same byte (empty ones before), the last counts.
+        match self.starts.back_mut() {
+            Some(last) if last.0 == at => *last = (at, payload.offset),
+            _ => self.starts.push_back((at, payload.offset)),
+        }
+        self.pending.extend_from_slice(used);
+        self.parse(payload.generation);
+    }
+
+    /// The file offset of byte `at` of the chunk (the beginning of a record not yet read).
+    fn file_offset(&self, at: u64) -> u32 {
+        let i = self
+            .starts
+            .partition_point(|&(s, _)| s <= at)
+            .saturating_sub(1);
+        match self.starts.get(i) {
+            Some(&(s, f)) => f + (at - s) as u32,
+            None => (SEGMENT_SIZE + SEGMENT_HEADER_LEN) as u32,
+        }
+    }
+
+    /// Parses the whole records in `pending`. A malformed record in checksummed segments is
+    /// damage, not a tear.
+    fn parse(&mut self, generation: u32) {
+        let mut at = 0usize;
+        while self.pending.len() - at >= RECORD_HEADER_LEN {
+            let kind = self.pending[at];
+            let len = u32::from_le_bytes(
+                self.pending[at + 1..at + RECORD_HEADER_LEN]
+                    .try_into()
+                    .expect("4 bytes"),
+            ) as usize;
+            let offset = match self.waiting {
+                Some((offset, _)) if at == 0 => offset,
+                _ => self.file_offset(self.pending_at + at as u64),
+            };
+            let body_at = at + RECORD_HEADER_LEN;
+            if len > RECORD_BODY_MAX {
+                // Refused once whole, like any malformed record, but never held whole.
+                let Some(head) = self.pending.get(body_at..body_at + RECORD_HEAD_MAX) else {
+                    self.wait(at, offset, len);
+                    break;
+                };
+                let reason = refuse_long(kind, len, head);
+                // (Never whole yet: it is seen within a segment of its beginning.)
+                let left = len.saturating_sub(self.pending.len() - body_at);
+                if left == 0 {
+                    self.corrupt = Some(LogTail::Corrupt {
+                        segment: offset / SEGMENT_SIZE as u32,
+                        offset: u64::from(offset),
+                        reason,
+                    });
+                    return;
+                }
+                self.long = Some(LongRecord {
+                    offset,
+                    reason,
+                    left,
+                });
+                self.pending.clear();
+                self.starts.clear();
+                return;
+            }
+            let Some(body) = self.pending.get(body_at..body_at + len) else {
+                self.wait(at, offset, len);
+                break;
+            };
+            match decode_record(kind, body) {
+                Ok(record) => {
+                    let this = (offset, record_len(&record));
+                    self.ended = record == Record::End;
+                    let closes = matches!(record, Record::Commit(_) | Record::End);
+                    if self.keep {
+                        self.records.push((Lgpos { generation, offset }, record));
+                    }
+                    self.chunk.last = Some(this);
+                    if closes {
+                        self.chunk.closed = Some(this);
+                        self.chunk.kept = self.records.len();
+                    }
+                }
+                Err(why) => {
+                    self.corrupt = Some(LogTail::Corrupt {
+                        segment: offset / SEGMENT_SIZE as u32,
+                        offset: u64::from(offset),
+                        reason: why,
+                    });
+                    return;
+                }
+            }
+            at = body_at + len;
+            self.waiting = None;
+            if self.ended {
+                return;
+            }
+        }
+        self.pending.drain(..at);
+        self.pending_at += at as u64;
+        // The next offset looked up is the next record's: the payloads before the one it
+        // begins in are done with.
+        let next = self.waiting.map_or(self.pending_at, |(_, end)| end);
+        while self.starts.get(1).is_some_and(|&(s, _)| s <= next) {
+            self.starts.pop_front();
+        }
+    }
+
+    /// The record at `at` in `pending` (at `offset` in the file, `len` bytes of body) is not
+    /// whole yet.
+    fn wait(&mut self, at: usize, offset: u32, len: usize) {
+        let end = self.pending_at + (at + RECORD_HEADER_LEN + len) as u64;
+        self.waiting = Some((offset, end));
+    }
+
+    /// Where the record begun and not finished at the end of the stream begins, if one is.
+    fn cut_short(&self) -> Option<u32> {
+        match (&self.long, self.waiting) {
+            (Some(long), _) => Some(long.offset),
+            (None, Some((offset, _))) => Some(offset),
+            (None, None) if !self.pending.is_empty() => Some(self.file_offset(self.pending_at)),
+            (None, None) => None,
+        }
+    }
 }
 
 /// The bytes `record` takes in the log, its header included.
@@ -728,99 +1073,123 @@ fn stream_advance(offset: u32, len: usize) -> u32 {
     at as u32
 }
 
-/// A run of segments whose payloads form one record stream.
-#[derive(Default)]
-struct Chunk {
-    stream: Vec<u8>,
-    /// (stream offset, file offset) where each segment's payload begins.
-    starts: Vec<(usize, u32)>,
+/// The pieces log files are read, checked and copied in: whole segments, so that a file of
+/// any size takes the same memory.
+pub const LOG_PIECE: usize = 1024 * 1024;
+const _: () = assert!(LOG_PIECE.is_multiple_of(SEGMENT_SIZE));
+
+/// A file read from its start in pieces of at most [`LOG_PIECE`] bytes, each into the same
+/// buffer (one a caller reuses across files: allocated, and its pages faulted in, once).
+pub(crate) struct PieceReader<'b> {
+    file: Box<dyn VfsFile>,
+    path: PathBuf,
+    len: u64,
+    at: u64,
+    buf: &'b mut Vec<u8>,
 }
 
-impl Chunk {
-    fn file_offset(&self, at: usize) -> u32 {
-        let i = self
-            .starts
-            .partition_point(|&(s, _)| s <= at)
-            .saturating_sub(1);
-        match self.starts.get(i) {
-            Some(&(s, f)) => f + (at - s) as u32,
-            None => (SEGMENT_SIZE + SEGMENT_HEADER_LEN) as u32,
-        }
+impl<'b> PieceReader<'b> {
+    /// Opens `path` for reading through `buf`.
+    pub(crate) fn open(vfs: &dyn Vfs, path: &Path, buf: &'b mut Vec<u8>) -> Result<Self> {
+        let file = vfs
+            .open(path, OpenMode::Read)
+            .map_err(|err| JetError::io(format!("open {}", path.display()), &err))?;
+        let len = file
+            .len()
+            .map_err(|err| JetError::io(format!("{}: size", path.display()), &err))?;
+        Ok(PieceReader {
+            file,
+            path: path.to_path_buf(),
+            len,
+            at: 0,
+            buf,
+        })
     }
 
-    /// Parses the whole records of the stream into `records`; returns how many bytes they
-    /// take. A malformed record in checksummed segments is damage, not a tear.
-    fn parse(
-        &self,
-        header: &LogHeader,
-        records: &mut Vec<(Lgpos, Record)>,
-        ended: &mut bool,
-        tail: &mut LogTail,
-    ) -> usize {
-        let stream = &self.stream;
-        let mut at = 0usize;
-        while stream.len() - at >= RECORD_HEADER_LEN {
-            let kind = stream[at];
-            let len =
-                u32::from_le_bytes(stream[at + 1..at + 5].try_into().expect("4 bytes")) as usize;
-            let Some(body) = stream.get(at + RECORD_HEADER_LEN..at + RECORD_HEADER_LEN + len)
-            else {
-                break;
-            };
-            let pos = Lgpos {
-                generation: header.generation,
-                offset: self.file_offset(at),
-            };
-            match decode_record(kind, body) {
-                Ok(record) => {
-                    *ended = record == Record::End;
-                    records.push((pos, record));
-                }
-                Err(why) => {
-                    *tail = LogTail::Corrupt {
-                        segment: pos.offset / SEGMENT_SIZE as u32,
-                        offset: u64::from(pos.offset),
-                        reason: why,
-                    };
-                    return at;
-                }
-            }
-            at += RECORD_HEADER_LEN + len;
-            if *ended {
-                break;
-            }
+    /// The file's length.
+    pub(crate) fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// The next piece and whether it is the file's last, or `None` at the end of the file.
+    pub(crate) fn next_piece(&mut self) -> Result<Option<(&[u8], bool)>> {
+        let n = (self.len - self.at).min(LOG_PIECE as u64) as usize;
+        if n == 0 {
+            return Ok(None);
         }
-        at
+        self.buf.resize(n, 0);
+        self.file
+            .read_exact_at(self.buf, self.at)
+            .map_err(|err| JetError::io(format!("read {}", self.path.display()), &err))?;
+        self.at += n as u64;
+        Ok(Some((&self.buf[..], self.at == self.len)))
     }
 }
 
-/// Writes `bytes`, a whole log file, to `file` (at `path`): its size first, then its used part
-/// in pieces of at most 1 MiB, `progress` told of each piece's length — the blank tail stays a
-/// hole, as in a preallocated log, and is counted as done at the end — then an fsync.
-pub(crate) fn write_copy(
-    file: &dyn VfsFile,
-    path: &Path,
-    bytes: &[u8],
-    mut progress: impl FnMut(u64) -> Result<()>,
-) -> Result<()> {
-    const PIECE: usize = 1024 * 1024;
-    use crate::base::error::io_err;
-    let mut used = bytes.len();
-    while used >= SEGMENT_SIZE && crate::base::codec::is_zero(&bytes[used - SEGMENT_SIZE..used]) {
-        used -= SEGMENT_SIZE;
+/// A log file's copy, written a piece at a time as the file is read ([`PieceReader`]): its
+/// size set first, then each piece but its blank segments at the end — blank space stays a
+/// hole, as in a preallocated log — then an fsync. `progress` is told of each piece's bytes
+/// written, and of the holes at the end.
+pub(crate) struct LogCopy {
+    file: Box<dyn VfsFile>,
+    path: PathBuf,
+    len: u64,
+    /// Where the next piece goes.
+    at: u64,
+    /// The bytes written.
+    written: u64,
+}
+
+impl LogCopy {
+    /// A copy of `len` bytes into `file` (at `path`).
+    pub(crate) fn new(file: Box<dyn VfsFile>, path: &Path, len: u64) -> Result<LogCopy> {
+        file.set_len(len).map_err(io_err("size", path))?;
+        Ok(LogCopy {
+            file,
+            path: path.to_path_buf(),
+            len,
+            at: 0,
+            written: 0,
+        })
     }
-    file.set_len(bytes.len() as u64)
-        .map_err(io_err("size", path))?;
-    let mut offset = 0;
-    while offset < used {
-        let end = (offset + PIECE).min(used);
-        file.write_all_at(&bytes[offset..end], offset as u64)
-            .map_err(io_err("write", path))?;
-        progress((end - offset) as u64)?;
-        offset = end;
+
+    /// Writes the file's next `piece` (a whole number of segments, but for the file's last).
+    pub(crate) fn write(
+        &mut self,
+        piece: &[u8],
+        mut progress: impl FnMut(u64) -> Result<()>,
+    ) -> Result<()> {
+        let mut used = piece.len();
+        while used > 0 {
+            let segment = (used - 1) / SEGMENT_SIZE * SEGMENT_SIZE;
+            if !crate::base::codec::is_zero(&piece[segment..used]) {
+                break;
+            }
+            used = segment;
+        }
+        if used > 0 {
+            self.file
+                .write_all_at(&piece[..used], self.at)
+                .map_err(io_err("write", &self.path))?;
+            self.written += used as u64;
+            progress(used as u64)?;
+        }
+        self.at += piece.len() as u64;
+        Ok(())
     }
-    file.sync().map_err(io_err("fsync", path))?;
-    progress((bytes.len() - used) as u64)
+
+    /// The file the copy is written to, and where its next piece goes (for a caller that
+    /// writes the copy back as it grows).
+    pub(crate) fn file(&self) -> (&dyn VfsFile, u64) {
+        (&*self.file, self.at)
+    }
+
+    /// Makes the copy durable, once every piece is written.
+    pub(crate) fn finish(self, mut progress: impl FnMut(u64) -> Result<()>) -> Result<()> {
+        debug_assert_eq!(self.at, self.len, "every piece copied");
+        self.file.sync().map_err(io_err("fsync", &self.path))?;
+        progress(self.len - self.written)
+    }
 }
 
 /// Reads the whole file `path` into `buf` (resized to the file's length; a buffer reused
@@ -1236,6 +1605,9 @@ impl LogWriter {
 
 #[cfg(test)]
 pub(crate) mod tests {
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
     use super::*;
     use crate::base::env::ManualClock;
     use crate::base::vfs::MemVfs;
@@ -1590,11 +1962,17 @@ pub(crate) mod tests {
             .open(Path::new("copy.log"), OpenMode::CreateNew)
             .unwrap();
         let mut pieces = Vec::new();
-        write_copy(&*file, Path::new("copy.log"), &bytes, |n| {
+        let mut buf = Vec::new();
+        let mut source = PieceReader::open(&*vfs, Path::new("edb.log"), &mut buf).unwrap();
+        let mut copy = LogCopy::new(file, Path::new("copy.log"), source.len()).unwrap();
+        let mut report = |n| {
             pieces.push(n);
             Ok(())
-        })
-        .unwrap();
+        };
+        while let Some((piece, _)) = source.next_piece().unwrap() {
+            copy.write(piece, &mut report).unwrap();
+        }
+        copy.finish(&mut report).unwrap();
         assert_eq!(pieces.iter().sum::<u64>(), bytes.len() as u64);
         // The header and the segments of records (1,205,070 bytes: 297 of them) hold data;
         // the rest is blank.
@@ -2022,6 +2400,619 @@ pub(crate) mod tests {
         let mut rotten = bytes;
         rotten[SEGMENT_SIZE + 100] ^= 1;
         assert!(scan(&rotten, "edb.log").unwrap().has_debris());
+    }
+
+    /// The whole-file scan the streaming [`LogScanner`] replaced, kept as the oracle it must
+    /// agree with for every input.
+    mod reference {
+        use super::super::*;
+
+        pub(super) fn scan(bytes: &[u8], name: &str) -> Result<LogScan> {
+            let header = LogHeader::decode(bytes).map_err(|why| {
+                // A whole header of another format version is not damage: it is refused as such.
+                let kind = match LogHeader::version_of(bytes) {
+                    Some(version) if version != LOG_FORMAT_VERSION => ErrorKind::BadLogVersion,
+                    _ => ErrorKind::LogFileCorrupt,
+                };
+                JetError::new(kind, format!("{name}: {why}"))
+            })?;
+            let segment = |i: u32| -> Option<&[u8]> {
+                let start = i as usize * SEGMENT_SIZE;
+                bytes.get(start..start + SEGMENT_SIZE)
+            };
+            let classes: Vec<Segment<'_>> = (1..header.segments)
+                .map(|i| classify(segment(i), &header, i))
+                .collect();
+            let highest_mark = classes
+                .iter()
+                .map(|c| match c {
+                    Segment::Valid { mark, .. } => *mark,
+                    _ => 0,
+                })
+                .max()
+                .unwrap_or(0);
+            let first_invalid = classes
+                .iter()
+                .position(|c| !matches!(c, Segment::Valid { .. }))
+                .map(|i| i as u32 + 1);
+            let mut tail = LogTail::Open;
+            if let Some(index) = first_invalid {
+                let reason = match &classes[index as usize - 1] {
+                    Segment::Bad(why) => why.clone(),
+                    _ => "the segment is blank".to_string(),
+                };
+                let debris = classes[index as usize - 1..]
+                    .iter()
+                    .any(|c| !matches!(c, Segment::Blank));
+                if highest_mark > index {
+                    tail = LogTail::Corrupt {
+                        segment: index,
+                        offset: u64::from(index) * SEGMENT_SIZE as u64,
+                        reason: format!("{reason}, but a later segment shows it was durable"),
+                    };
+                } else if debris {
+                    tail = LogTail::Torn {
+                        segment: index,
+                        reason,
+                    };
+                }
+            }
+            // The record stream of the valid prefix, restarted at each segment flagged as a restart
+            // (where a writer resumed after recovery: a record cut short before it was never whole).
+            let valid = first_invalid.unwrap_or(header.segments) - 1;
+            let mut records = Vec::new();
+            let mut ended = false;
+            let mut cut_short = None;
+            let mut end_offset = (SEGMENT_SIZE + SEGMENT_HEADER_LEN) as u32;
+            let mut chunk = Chunk::default();
+            for (i, class) in classes.iter().take(valid as usize).enumerate() {
+                let Segment::Valid { used, restart, .. } = class else {
+                    unreachable!("the prefix is valid")
+                };
+                if *restart && !chunk.stream.is_empty() {
+                    let before = records.len();
+                    chunk.parse(&header, &mut records, &mut ended, &mut tail);
+                    // A commit group cut off by the restart was never committed: its operations go
+                    // with the record cut short.
+                    while records.len() > before
+                        && !matches!(records.last(), Some((_, Record::Commit(_) | Record::End)))
+                    {
+                        records.pop();
+                    }
+                    chunk = Chunk::default();
+                }
+                if ended || matches!(tail, LogTail::Corrupt { .. }) {
+                    break;
+                }
+                let file_offset = ((i + 1) * SEGMENT_SIZE + SEGMENT_HEADER_LEN) as u32;
+                chunk.starts.push((chunk.stream.len(), file_offset));
+                chunk.stream.extend_from_slice(used);
+            }
+            if !ended && !matches!(tail, LogTail::Corrupt { .. }) {
+                let whole = chunk.parse(&header, &mut records, &mut ended, &mut tail);
+                if !ended && whole < chunk.stream.len() {
+                    cut_short = Some(chunk.file_offset(whole));
+                }
+            }
+            if let Some(&(pos, ref record)) = records.last() {
+                end_offset = stream_advance(pos.offset, record_len(record));
+            }
+            if let (Some(offset), LogTail::Open) = (cut_short, &tail) {
+                // A record begun but not finished: the rest of it was never written.
+                tail = LogTail::Torn {
+                    segment: offset / SEGMENT_SIZE as u32,
+                    reason: "a record is cut short".into(),
+                };
+            }
+            // A generation ends with its end record, or fills every segment (no room was left for
+            // one).
+            let full = first_invalid.is_none() && cut_short.is_none();
+            if (ended || full) && !matches!(tail, LogTail::Corrupt { .. }) {
+                tail = LogTail::Ended;
+            }
+            let end = Lgpos {
+                generation: header.generation,
+                offset: end_offset,
+            };
+            let restarts = classes
+                .iter()
+                .take(valid as usize)
+                .enumerate()
+                .filter(|(_, c)| matches!(c, Segment::Valid { restart: true, .. }))
+                .map(|(i, _)| Lgpos {
+                    generation: header.generation,
+                    offset: ((i + 1) * SEGMENT_SIZE + SEGMENT_HEADER_LEN) as u32,
+                })
+                .collect();
+            Ok(LogScan {
+                header,
+                records,
+                end,
+                tail,
+                segments_used: valid,
+                restarts,
+            })
+        }
+
+        /// A run of segments whose payloads form one record stream.
+        #[derive(Default)]
+        struct Chunk {
+            stream: Vec<u8>,
+            /// (stream offset, file offset) where each segment's payload begins.
+            starts: Vec<(usize, u32)>,
+        }
+
+        impl Chunk {
+            fn file_offset(&self, at: usize) -> u32 {
+                let i = self
+                    .starts
+                    .partition_point(|&(s, _)| s <= at)
+                    .saturating_sub(1);
+                match self.starts.get(i) {
+                    Some(&(s, f)) => f + (at - s) as u32,
+                    None => (SEGMENT_SIZE + SEGMENT_HEADER_LEN) as u32,
+                }
+            }
+
+            /// Parses the whole records of the stream into `records`; returns how many bytes they
+            /// take. A malformed record in checksummed segments is damage, not a tear.
+            fn parse(
+                &self,
+                header: &LogHeader,
+                records: &mut Vec<(Lgpos, Record)>,
+                ended: &mut bool,
+                tail: &mut LogTail,
+            ) -> usize {
+                let stream = &self.stream;
+                let mut at = 0usize;
+                while stream.len() - at >= RECORD_HEADER_LEN {
+                    let kind = stream[at];
+                    let len =
+                        u32::from_le_bytes(stream[at + 1..at + 5].try_into().expect("4 bytes"))
+                            as usize;
+                    let Some(body) =
+                        stream.get(at + RECORD_HEADER_LEN..at + RECORD_HEADER_LEN + len)
+                    else {
+                        break;
+                    };
+                    let pos = Lgpos {
+                        generation: header.generation,
+                        offset: self.file_offset(at),
+                    };
+                    match decode_record(kind, body) {
+                        Ok(record) => {
+                            *ended = record == Record::End;
+                            records.push((pos, record));
+                        }
+                        Err(why) => {
+                            *tail = LogTail::Corrupt {
+                                segment: pos.offset / SEGMENT_SIZE as u32,
+                                offset: u64::from(pos.offset),
+                                reason: why,
+                            };
+                            return at;
+                        }
+                    }
+                    at += RECORD_HEADER_LEN + len;
+                    if *ended {
+                        break;
+                    }
+                }
+                at
+            }
+        }
+    }
+
+    /// Asserts that `bytes` fed to a scanner in the pieces `cuts` (their lengths, the rest
+    /// in one last piece) are found exactly as the whole-file reference finds them, by a
+    /// scanner keeping the records and by one that only judges. Returns the verdict.
+    fn agrees(bytes: &[u8], cuts: &mut dyn Iterator<Item = usize>, what: &str) -> String {
+        let want = reference::scan(bytes, "edb.log");
+        let mut keeping = LogScanner::keeping_records("edb.log");
+        let mut judging = LogScanner::new("edb.log");
+        let mut fed = Ok(());
+        let mut at = 0;
+        while at < bytes.len() {
+            let n = cuts
+                .next()
+                .unwrap_or(bytes.len())
+                .clamp(1, bytes.len() - at);
+            let piece = &bytes[at..at + n];
+            at += n;
+            let (a, b) = (keeping.feed(piece), judging.feed(piece));
+            assert_eq!(a.as_ref().err(), b.as_ref().err(), "{what}");
+            // What the judging scanner holds is bounded by a record, not by the file.
+            let stream = &judging.stream;
+            assert!(
+                stream.pending.len() < RECORD_HEADER_LEN + RECORD_BODY_MAX
+                    && stream.starts.len() <= 2
+                    && stream.records.is_empty()
+                    && judging.restarts.is_empty()
+                    && judging.partial.len() < SEGMENT_SIZE,
+                "{what}: {} bytes pending, {} payload starts",
+                stream.pending.len(),
+                stream.starts.len()
+            );
+            if let Err(err) = a {
+                // The header's error, as soon as the header is whole: and at the end too.
+                fed = Err(err);
+                break;
+            }
+        }
+        let (got, judged) = (keeping.finish(), judging.finish());
+        match (&want, &got, &judged) {
+            (Ok(w), Ok(g), Ok(j)) => {
+                assert_eq!(w.header, g.header, "{what}");
+                assert_eq!(w.tail, g.tail, "{what}");
+                assert_eq!(w.end, g.end, "{what}");
+                assert_eq!(w.segments_used, g.segments_used, "{what}");
+                assert_eq!(w.restarts, g.restarts, "{what}");
+                assert!(w.records == g.records, "{what}: the records differ");
+                assert_eq!(
+                    (w.header, &w.tail, w.end, w.segments_used),
+                    (j.header, &j.tail, j.end, j.segments_used),
+                    "{what}"
+                );
+                assert!(j.records.is_empty() && j.restarts.is_empty(), "{what}");
+                assert!(fed.is_ok(), "{what}");
+                match &w.tail {
+                    LogTail::Ended => "ended",
+                    LogTail::Open => "open",
+                    LogTail::Torn { .. } => "torn",
+                    LogTail::Corrupt { .. } => "corrupt",
+                }
+                .to_string()
+            }
+            (Err(w), Err(g), Err(j)) => {
+                assert_eq!(w, g, "{what}");
+                assert_eq!(w, j, "{what}");
+                if let Err(f) = &fed {
+                    assert_eq!(w, f, "{what}");
+                }
+                w.kind().name().to_string()
+            }
+            _ => panic!("{what}: the reference found {want:?}, the scanner {got:?} / {judged:?}"),
+        }
+    }
+
+    /// Logs to damage: a generation of about 1.6 MB ended by a roll (large values in parts,
+    /// flushes, a restart cutting a group off), the open generation after it, and a small
+    /// ended one.
+    fn logs_to_damage() -> Vec<(&'static str, Vec<u8>)> {
+        let vfs: Arc<dyn Vfs> = Arc::new(MemVfs::new());
+        let mut log = writer(&vfs, 512);
+        let mut n = 0;
+        let group = |n: u64, size: usize| {
+            let mut out = Vec::new();
+            encode_table(&mut out, TableRecord::Use, "t");
+            encode_put(
+                &mut out,
+                &mut Vec::new(),
+                &n.to_le_bytes(),
+                &vec![n as u8; size],
+            );
+            encode_delete(&mut out, b"gone");
+            encode_commit(
+                &mut out,
+                &CommitRecord {
+                    sequence: n,
+                    records: 3,
+                    ..Default::default()
+                },
+            );
+            out
+        };
+        while log.position().offset < 800 * 1024 {
+            n += 1;
+            log.append(&group(n, [10, 3000, 70_000][n as usize % 3]))
+                .unwrap();
+            if n % 4 == 0 {
+                log.flush().unwrap();
+            }
+        }
+        // A group the process dies in, flushed but never committed; a writer resumes.
+        let mut cut = Vec::new();
+        encode_table(&mut cut, TableRecord::Create, "u");
+        encode_put(&mut cut, &mut Vec::new(), b"x", &[7; 9000]);
+        log.append(&cut).unwrap();
+        log.flush().unwrap();
+        let (mut log, _) = reopen(log);
+        while log.position().offset < 1600 * 1024 {
+            n += 1;
+            log.append(&group(n, [40_000, 100, 5000][n as usize % 3]))
+                .unwrap();
+        }
+        log.roll().unwrap();
+        for _ in 0..5 {
+            n += 1;
+            log.append(&group(n, 2000)).unwrap();
+            log.flush().unwrap();
+        }
+        let big = read_file(&*vfs, Path::new(&archive_name("edb", 1))).unwrap();
+        let open = read_file(&*vfs, Path::new("edb.log")).unwrap();
+        let vfs: Arc<dyn Vfs> = Arc::new(MemVfs::new());
+        let mut log = writer(&vfs, 32);
+        for n in 1..=6 {
+            log.append(&commit(n)).unwrap();
+            log.flush().unwrap();
+        }
+        log.roll().unwrap();
+        let small = read_file(&*vfs, Path::new(&archive_name("edb", 1))).unwrap();
+        assert_eq!(scan(&big, "big").unwrap().tail, LogTail::Ended);
+        assert_eq!(scan(&open, "open").unwrap().tail, LogTail::Open);
+        assert_eq!(scan(&small, "small").unwrap().tail, LogTail::Ended);
+        vec![("big", big), ("open", open), ("small", small)]
+    }
+
+    /// One seeded damage to a log file (or none): what a disk, a crash or a forger leaves.
+    fn damage(bytes: &mut Vec<u8>, rng: &mut ChaCha8Rng) -> String {
+        let seg = SEGMENT_SIZE;
+        let whole = reference::scan(bytes, "edb.log").ok();
+        let segments = bytes.len() / seg;
+        let used = whole
+            .as_ref()
+            .map_or(1, |s| s.segments_used as usize)
+            .max(1);
+        // A segment that holds records, mostly; sometimes any.
+        let pick = |rng: &mut ChaCha8Rng| -> usize {
+            if rng.random_bool(0.8) {
+                rng.random_range(1..=used.min(segments - 1))
+            } else {
+                rng.random_range(1..segments)
+            }
+        };
+        let reseal = |bytes: &mut Vec<u8>, s: usize| seal_crc(&mut bytes[s * seg..(s + 1) * seg]);
+        match rng.random_range(0..14) {
+            0 => "none".into(),
+            1 => {
+                // Anywhere, or in the header.
+                let within = [bytes.len(), SEGMENT_SIZE][rng.random_range(0..2)];
+                let at = rng.random_range(0..within);
+                bytes[at] ^= 1 << rng.random_range(0..8);
+                format!("a bit flipped at {at}")
+            }
+            2 => {
+                let s = pick(rng);
+                let at = s * seg + rng.random_range(SEGMENT_HEADER_LEN..seg);
+                bytes[at] ^= 1 << rng.random_range(0..8);
+                reseal(bytes, s);
+                format!("a bit flipped at {at}, resealed")
+            }
+            3 => {
+                // Anywhere, or within the header.
+                let within = [bytes.len(), SEGMENT_SIZE + 1][rng.random_range(0..2)];
+                let len = rng.random_range(0..within);
+                bytes.truncate(len);
+                format!("cut to {len} bytes")
+            }
+            4 => {
+                let s = pick(rng);
+                let n = rng.random_range(1..=4).min(segments - s);
+                bytes[s * seg..(s + n) * seg].fill(0);
+                format!("segments {s}.. ({n}) blank")
+            }
+            5 => {
+                let s = pick(rng);
+                let g = rng.random_range(0..4u32);
+                bytes[s * seg + 4..s * seg + 8].copy_from_slice(&g.to_le_bytes());
+                reseal(bytes, s);
+                format!("segment {s} names generation {g}")
+            }
+            6 => {
+                let s = pick(rng);
+                bytes[s * seg + 20..s * seg + 28].copy_from_slice(&8u64.to_le_bytes());
+                reseal(bytes, s);
+                format!("segment {s} of another log set")
+            }
+            7 => {
+                // The header names another generation or log set (no segment is its), or
+                // another format version.
+                let (at, what) =
+                    [(12, "generation"), (24, "log set"), (8, "version")][rng.random_range(0..3)];
+                bytes[at] ^= 1;
+                reseal(bytes, 0);
+                format!("the header's {what} changed, resealed")
+            }
+            8 => {
+                // The end record taken out (its segment resealed without it).
+                let Some(LogTail::Ended) = whole.as_ref().map(|s| &s.tail) else {
+                    return "none (no end record)".into();
+                };
+                let end = whole.as_ref().unwrap().end.offset as usize - RECORD_HEADER_LEN;
+                let s = end / seg;
+                let within = end % seg;
+                if within < SEGMENT_HEADER_LEN {
+                    return "none (the end record straddles)".into();
+                }
+                bytes[s * seg + within..(s + 1) * seg].fill(0);
+                let used = (within - SEGMENT_HEADER_LEN) as u16;
+                bytes[s * seg + 12..s * seg + 14].copy_from_slice(&used.to_le_bytes());
+                reseal(bytes, s);
+                format!("the end record in segment {s} taken out")
+            }
+            9 => {
+                // Garbage after the last used segment (or anywhere past it).
+                let s = rng.random_range(used.min(segments - 1)..segments);
+                let from = s * seg + rng.random_range(0..seg);
+                let to = (from + rng.random_range(1..3 * seg)).min(bytes.len());
+                rng.fill(&mut bytes[from..to]);
+                format!("garbage at {from}..{to}")
+            }
+            10 => {
+                // A record whose length claims more than any record may hold, or less.
+                let Some(w) = whole.as_ref().filter(|w| !w.records.is_empty()) else {
+                    return "none (no records)".into();
+                };
+                let (pos, _) = &w.records[rng.random_range(0..w.records.len())];
+                let at = pos.offset as usize;
+                let s = at / seg;
+                if at + RECORD_HEADER_LEN > (s + 1) * seg {
+                    return "none (the record's header straddles)".into();
+                }
+                let len: u32 = match rng.random_range(0..4) {
+                    0 => RECORD_BODY_MAX as u32 + 1,
+                    1 => RECORD_BODY_MAX as u32 + rng.random_range(0..400_000),
+                    2 => u32::MAX,
+                    _ => rng.random_range(0..100),
+                };
+                bytes[at + 1..at + 5].copy_from_slice(&len.to_le_bytes());
+                bytes[at] = rng.random_range(0..12);
+                reseal(bytes, s);
+                format!(
+                    "the record at {at} claims kind {} of {len} bytes",
+                    bytes[at]
+                )
+            }
+            11 => {
+                // A segment copied over another (a misdirected write).
+                let (from, to) = (pick(rng), pick(rng));
+                let copy = bytes[from * seg..(from + 1) * seg].to_vec();
+                bytes[to * seg..(to + 1) * seg].copy_from_slice(&copy);
+                format!("segment {from} written over segment {to}")
+            }
+            12 => {
+                // The file longer than its header says, or ending inside a segment.
+                let n = rng.random_range(1..2 * seg);
+                bytes.extend((0..n).map(|i| (i % 251) as u8));
+                format!("{n} bytes appended")
+            }
+            _ => {
+                // A segment flagged as a restart: a group before it is cut off.
+                let s = pick(rng);
+                bytes[s * seg + 14] |= FLAG_RESTART as u8;
+                reseal(bytes, s);
+                format!("segment {s} flagged as a restart")
+            }
+        }
+    }
+
+    #[test]
+    fn a_log_fed_in_any_pieces_is_found_as_the_whole_file_scan_finds_it() {
+        // Backups and restores judge a log a piece at a time; recovery and the tools scan it
+        // whole. Either way the verdict — header, records, end, tail, the header's error —
+        // must be the whole-file scan's (the reference), for every file however damaged and
+        // however cut into pieces.
+        let mut rng = ChaCha8Rng::seed_from_u64(13);
+        let mut verdicts = std::collections::BTreeMap::<String, usize>::new();
+        for (name, log) in logs_to_damage() {
+            let rounds = if name == "small" { 150 } else { 60 };
+            for round in 0..rounds {
+                let mut bytes = log.clone();
+                let what = format!("{name} #{round}: {}", damage(&mut bytes, &mut rng));
+                let mut random = ChaCha8Rng::seed_from_u64(rng.random());
+                let mut cuts: Vec<(&str, Box<dyn Iterator<Item = usize>>)> = vec![
+                    ("whole", Box::new(std::iter::empty())),
+                    ("in pieces of 1 MiB", Box::new(std::iter::repeat(LOG_PIECE))),
+                    (
+                        "a segment at a time",
+                        Box::new(std::iter::repeat(SEGMENT_SIZE)),
+                    ),
+                    (
+                        "in pieces of 4095",
+                        Box::new(std::iter::repeat(SEGMENT_SIZE - 1)),
+                    ),
+                    (
+                        "in pieces of 4097",
+                        Box::new(std::iter::repeat(SEGMENT_SIZE + 1)),
+                    ),
+                    (
+                        "in random pieces",
+                        Box::new(std::iter::from_fn(move || {
+                            let most = [8, 5000, 300_000][random.random_range(0..3)];
+                            Some(random.random_range(1..=most))
+                        })),
+                    ),
+                ];
+                if name == "small" && round % 5 == 0 {
+                    cuts.push(("a byte at a time", Box::new(std::iter::repeat(1))));
+                }
+                for (how, cuts) in &mut cuts {
+                    let verdict = agrees(&bytes, cuts, &format!("{what}, fed {how}"));
+                    *verdicts.entry(verdict).or_default() += 1;
+                }
+            }
+        }
+        // Every kind of verdict came up, so the agreement is not that of a few easy cases.
+        for verdict in [
+            "ended",
+            "open",
+            "torn",
+            "corrupt",
+            ErrorKind::LogFileCorrupt.name(),
+            ErrorKind::BadLogVersion.name(),
+        ] {
+            assert!(verdicts.contains_key(verdict), "{verdicts:?}");
+        }
+    }
+
+    #[test]
+    fn a_record_claiming_more_than_any_record_holds_is_refused_without_being_held() {
+        // A 4 MiB generation whose first record claims 3 MiB, resealed (no checksum sees
+        // it): refused as the whole-file scan refuses it, once the 3 MiB have passed, and
+        // cut short if they never do — while the scanner holds no more than a segment of it.
+        let vfs: Arc<dyn Vfs> = Arc::new(MemVfs::new());
+        let mut log = writer(&vfs, 1024);
+        for n in 1..=60 {
+            log.append(&put_record(60_000)).unwrap();
+            log.append(&commit(n)).unwrap();
+        }
+        log.roll().unwrap();
+        let mut bytes = read_file(&*vfs, Path::new(&archive_name("edb", 1))).unwrap();
+        let first = SEGMENT_SIZE + SEGMENT_HEADER_LEN;
+        // (kind, claimed length, the file cut to 2 MiB, whether the claim passes whole)
+        for (kind, len, cut, whole) in [
+            (RECORD_PUT, 3 << 20, false, true),
+            (RECORD_TABLE, 3 << 20, false, true),
+            (RECORD_PUT, 3 << 20, true, false),
+            (RECORD_PUT_LARGE, u32::MAX as usize, false, false),
+        ] {
+            bytes[first] = kind;
+            bytes[first + 1..first + 5].copy_from_slice(&(len as u32).to_le_bytes());
+            seal_crc(&mut bytes[SEGMENT_SIZE..2 * SEGMENT_SIZE]);
+            let file = if cut { &bytes[..2 << 20] } else { &bytes[..] };
+            let mut scanner = LogScanner::new("edb.log");
+            for piece in file.chunks(SEGMENT_SIZE) {
+                scanner.feed(piece).unwrap();
+                let held = scanner.stream.pending.capacity() + scanner.partial.capacity();
+                assert!(held <= 2 * SEGMENT_SIZE, "{held} bytes held");
+                assert!(scanner.stream.starts.len() <= 2);
+            }
+            let tail = scanner.finish().unwrap().tail;
+            assert_eq!(tail, reference::scan(file, "edb.log").unwrap().tail);
+            match whole {
+                true => assert!(
+                    matches!(&tail, LogTail::Corrupt { offset: 4128, .. }),
+                    "{tail:?}"
+                ),
+                false => assert!(
+                    matches!(&tail, LogTail::Torn { segment: 1, reason } if reason.contains("cut short")),
+                    "{tail:?}"
+                ),
+            }
+        }
+    }
+
+    #[test]
+    fn a_record_too_long_for_any_kind_is_refused_from_its_head_as_from_its_whole_body() {
+        // A scan keeps only the head of such a record; the reason it gives must be the one
+        // the whole body would have been refused with, for every kind and key length.
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        let mut body = vec![0u8; RECORD_BODY_MAX + 1 + 3000];
+        for kind in 0..=u8::MAX {
+            for len in [
+                RECORD_BODY_MAX + 1,
+                RECORD_BODY_MAX + 1 + rng.random_range(0..3000),
+            ] {
+                rng.fill(&mut body[..]);
+                let body = &body[..len];
+                let whole = decode_record(kind, body).expect_err("too long for any kind");
+                assert_eq!(
+                    refuse_long(kind, len, &body[..RECORD_HEAD_MAX]),
+                    whole,
+                    "kind {kind}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -38,7 +38,7 @@ pub trait Hook: Send + Sync + Debug + 'static {
     }
     /// Called before a read of `len` bytes at `offset` of the file at `path`; by default,
     /// [`Hook::read_of`].
-    fn read_range_of(&self, path: &Path, offset: u64, len: usize) -> io::Result<()> {
+    fn read_from(&self, path: &Path, offset: u64, len: usize) -> io::Result<()> {
         let _ = (offset, len);
         self.read_of(path)
     }
@@ -144,7 +144,7 @@ impl<H: Hook> Vfs for HookedVfs<H> {
 
 impl<H: Hook> VfsFile for HookedFile<H> {
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-        self.hook.read_range_of(&self.path, offset, buf.len())?;
+        self.hook.read_from(&self.path, offset, buf.len())?;
         self.inner.read_at(buf, offset)
     }
     fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
