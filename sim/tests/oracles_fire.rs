@@ -372,7 +372,7 @@ fn a_failed_backup_leaving_its_manifest_is_caught_when_a_directory_fsync_fails()
     assert_fires(
         Sabotage::Engine(PlantedBug::FailedBackupKeepsItsManifest),
         Oracle::Backup,
-        200,
+        600,
     );
 }
 
@@ -384,7 +384,7 @@ fn a_failed_backup_dropping_the_files_its_directory_may_name_is_caught() {
         Sabotage::Engine(PlantedBug::FailedBackupDropsKeptFiles),
         Oracle::Backup,
         "said it kept its files",
-        400,
+        700,
     );
 }
 
@@ -407,7 +407,7 @@ fn recovery_guessing_where_to_start_without_its_checkpoint_is_caught() {
         Sabotage::Engine(PlantedBug::RecoveryGuessesItsStart),
         Oracle::Recovery,
         "without the checkpoint file",
-        400,
+        600,
     );
 }
 
