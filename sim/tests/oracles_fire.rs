@@ -487,3 +487,24 @@ fn a_stopped_backup_that_goes_on_is_caught() {
         400,
     );
 }
+
+#[test]
+fn a_restore_writing_no_marker_is_caught_by_a_restore_crash() {
+    // Killed part-way, a restore without its marker leaves a place init takes for whole.
+    assert_fires_saying(
+        Sabotage::Engine(PlantedBug::RestoreLeavesNoMarker),
+        Oracle::Backup,
+        "without its marker",
+        400,
+    );
+}
+
+#[test]
+fn a_restore_refusing_its_own_debris_is_caught_by_a_restore_crash() {
+    assert_fires_saying(
+        Sabotage::Engine(PlantedBug::RestoreRefusesItsDebris),
+        Oracle::Backup,
+        "a restore into the same place failed",
+        200,
+    );
+}
