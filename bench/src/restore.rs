@@ -83,9 +83,7 @@ pub fn main(options: &Options) {
             db.session.put(table, &key, &value).unwrap();
             done += 1;
         }
-        db.session
-            .commit_transaction(CommitMode::Durable)
-            .unwrap();
+        db.session.commit_transaction(CommitMode::Durable).unwrap();
     }
     let ingest_secs = start.elapsed().as_secs_f64();
     let log_written = db.instance.stats().unwrap().log_bytes_written - before.log_bytes_written;
@@ -103,7 +101,10 @@ pub fn main(options: &Options) {
     );
     db.instance.term().unwrap();
     let chain = reps(&root, &bk, options.reps, Some((log_written, ingest_rate)));
-    println!("medians over {} repetitions (range in brackets):", options.reps);
+    println!(
+        "medians over {} repetitions (range in brackets):",
+        options.reps
+    );
     let show = |s: &Series| format!("{:.2} [{:.2}–{:.2}]", s.median(), s.min(), s.max());
     println!(
         "  the full backup: restore + recovery ÷ cp + fsync of the set: {}   (target ≤ 1.25)",
@@ -128,7 +129,12 @@ struct Reps {
 
 /// Restores the set in `bk` `reps` times against cp + fsync of its files, in turns. With
 /// `log`, the bytes of log replay reads and the rate they were written at.
-fn reps(root: &std::path::Path, bk: &std::path::Path, reps: usize, log: Option<(u64, f64)>) -> Reps {
+fn reps(
+    root: &std::path::Path,
+    bk: &std::path::Path,
+    reps: usize,
+    log: Option<(u64, f64)>,
+) -> Reps {
     let manifest = jetdb::manifest::read(&jetdb::OsVfs, bk)
         .unwrap()
         .expect("a finished backup");
