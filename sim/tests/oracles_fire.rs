@@ -251,7 +251,7 @@ fn a_backup_copying_a_rotten_or_torn_log_unverified_is_caught() {
     assert_fires(
         Sabotage::Engine(PlantedBug::BackupSkipsLogCheck),
         Oracle::Backup,
-        200,
+        400,
     );
 }
 
@@ -384,7 +384,7 @@ fn a_failed_backup_dropping_the_files_its_directory_may_name_is_caught() {
         Sabotage::Engine(PlantedBug::FailedBackupDropsKeptFiles),
         Oracle::Backup,
         "said it kept its files",
-        700,
+        1000,
     );
 }
 
