@@ -528,25 +528,25 @@ impl LogScan {
 /// (recovery refuses commits that skip a sequence number: `JET_errLogFileCorrupt`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Commits {
-    /// The first commit's sequence number, if the file holds one.
-    pub first: Option<u64>,
-    /// The last commit's sequence number.
-    pub last: Option<u64>,
+    /// The first commit record, if the file holds one: where it is and its sequence number.
+    pub first: Option<(Lgpos, u64)>,
+    /// The last commit record.
+    pub last: Option<(Lgpos, u64)>,
     /// The first commit that does not follow the one before it: where it is, the sequence
-    /// before it and its own.
+    /// number before it and its own.
     pub gap: Option<(Lgpos, u64, u64)>,
 }
 
 impl Commits {
     fn note(&mut self, at: Lgpos, sequence: u64) {
-        if let Some(last) = self.last
+        if let Some((_, last)) = self.last
             && self.gap.is_none()
             && last.checked_add(1) != Some(sequence)
         {
             self.gap = Some((at, last, sequence));
         }
-        self.first.get_or_insert(sequence);
-        self.last = Some(sequence);
+        self.first.get_or_insert((at, sequence));
+        self.last = Some((at, sequence));
     }
 }
 
@@ -3076,7 +3076,9 @@ pub(crate) mod tests {
             scanner.feed(piece).unwrap();
         }
         let commits = scanner.commits();
-        assert_eq!((commits.first, commits.last), (Some(4), Some(11)));
+        let (first, last) = (commits.first.unwrap(), commits.last.unwrap());
+        assert_eq!((first.1, last.1), (4, 11));
+        assert!(first.0 < at[0] && last.0 > at[4] && last.0 < at[5]);
         // The first gap: 8 after 6, at its commit record, the last of the fourth group (which
         // `append` returned the end of).
         let (pos, before, found) = commits.gap.expect("a gap");
