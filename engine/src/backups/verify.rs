@@ -423,11 +423,16 @@ impl Problem {
     pub fn found(&self) -> String {
         match self {
             Problem::NoManifest { .. } => "none: no backup finished in this directory".into(),
+            // (The error names the file too, for a caller who takes it alone; the line has.)
             Problem::DamagedManifest { error, .. }
             | Problem::Unreadable { error, .. }
             | Problem::DamagedLog { error, .. }
-            | Problem::DamagedDatabase { error, .. } => error.message().to_string(),
-            Problem::BadPage { pgno, error, .. } => format!("page {pgno}: {}", error.message()),
+            | Problem::DamagedDatabase { error, .. }
+            | Problem::BadPage { error, .. } => {
+                let message = error.message();
+                let named = format!("{}: ", self.path().display());
+                message.strip_prefix(&named).unwrap_or(message).to_string()
+            }
             Problem::BrokenChain { found, .. } => found.clone(),
             Problem::Missing { .. } => "nothing".into(),
             Problem::WrongType { expected_dir, .. } => match expected_dir {
