@@ -216,6 +216,15 @@ fn a_missing_log_or_database_copy_is_reported() {
         report.problems[0],
         Problem::Missing { file: SetFile::Log(x), .. } if x == g
     ));
+    let error = report.problems[0].to_error();
+    assert_eq!(
+        (
+            error.code(),
+            error.message().starts_with("bk/set-00000001/edb")
+        ),
+        (-557, true),
+        "{error}"
+    );
     let line = report.problems[0].to_string();
     assert!(
         line.starts_with("JET_errMissingRestoreLogFiles (-557) bk/set-00000001/edb")
@@ -228,6 +237,19 @@ fn a_missing_log_or_database_copy_is_reported() {
     assert_eq!(
         brief(&verify(&mem, BK)),
         [("missing", ErrorKind::FileNotFound, db_path(&m))]
+    );
+
+    // A directory in a log's place.
+    let (mem, m) = world();
+    let g = middle(&m);
+    mem.remove(&log_path(&m, g)).unwrap();
+    mem.create_dir(&log_path(&m, g)).unwrap();
+    assert_eq!(
+        verify(&mem, BK).problems,
+        [Problem::WrongType {
+            path: log_path(&m, g),
+            expected_dir: false
+        }]
     );
 
     // The set's directory gone: every file it held is missing.
