@@ -506,6 +506,7 @@ impl fmt::Display for Problem {
 
 /// What [`verify_backup`] found: every problem, and what it read.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct BackupReport {
     /// The backup directory.
     pub dir: PathBuf,
@@ -540,11 +541,7 @@ impl BackupReport {
             "{} log files and {} database pages read",
             self.logs_read, self.pages_read
         );
-        if self.is_ok() {
-            let m = self
-                .manifest
-                .as_ref()
-                .expect("a whole backup has a manifest");
+        if let (true, Some(m)) = (self.is_ok(), &self.manifest) {
             let (low, high) = m.log_range();
             return format!(
                 "{}: the backup is whole: set {}, {} backup{} restoring to commit {}, log generations {low:#X} to {high:#X}, nothing else in the directory; {read}",
