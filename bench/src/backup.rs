@@ -298,7 +298,7 @@ impl PhaseSeries {
 /// CPU seconds of this thread and of the children it waited for, and its minor page faults,
 /// from `/proc/thread-self/stat` (ticks of 10 ms).
 #[derive(Clone, Copy, Default)]
-struct Cpu {
+pub(crate) struct Cpu {
     user: f64,
     sys: f64,
     children: f64,
@@ -398,7 +398,7 @@ pub(crate) fn warm(files: &[PathBuf]) {
     }
 }
 
-fn files_in(dir: &Path, suffix: &str) -> Vec<PathBuf> {
+pub(crate) fn files_in(dir: &Path, suffix: &str) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -422,7 +422,7 @@ pub(crate) fn remove(dir: &Path) {
 }
 
 /// The set directory of the backup in `dir`, and its log files (by the manifest).
-fn set_logs(dir: &Path, generations: Option<(u32, u32)>) -> (PathBuf, Vec<PathBuf>) {
+pub(crate) fn set_logs(dir: &Path, generations: Option<(u32, u32)>) -> (PathBuf, Vec<PathBuf>) {
     let manifest = jetdb::manifest::read(&jetdb::OsVfs, dir)
         .unwrap()
         .expect("a finished backup");

@@ -307,9 +307,9 @@ pub fn main(options: &Options) {
         },
         options.rounds,
         options.secs,
-        options
-            .max_rate_mib
-            .map_or(String::new(), |r| format!(", then a backup limited to {r} MiB/s")),
+        options.max_rate_mib.map_or(String::new(), |r| format!(
+            ", then a backup limited to {r} MiB/s"
+        )),
         if options.cold {
             "; page cache dropped before each backup"
         } else {
@@ -342,12 +342,23 @@ pub fn main(options: &Options) {
     for round in 0..options.rounds {
         let t = Instant::now();
         let before = writer.run(Some(options.secs), &never);
-        println!("    before: commits over 25 ms began at: {}", before.slow_list(t));
-        let (during, backup_secs, backup_bytes) =
-            backup_beside(&db, &mut writer, &dest, BackupOptions::default(), options.cold);
+        println!(
+            "    before: commits over 25 ms began at: {}",
+            before.slow_list(t)
+        );
+        let (during, backup_secs, backup_bytes) = backup_beside(
+            &db,
+            &mut writer,
+            &dest,
+            BackupOptions::default(),
+            options.cold,
+        );
         let t = Instant::now();
         let after = writer.run(Some(options.secs), &never);
-        println!("    after: commits over 25 ms began at: {}", after.slow_list(t));
+        println!(
+            "    after: commits over 25 ms began at: {}",
+            after.slow_list(t)
+        );
         let limited = options.max_rate_mib.map(|rate| {
             let limit = BackupOptions {
                 max_rate: std::num::NonZeroU64::new(rate * MIB),
@@ -366,7 +377,11 @@ pub fn main(options: &Options) {
         let mut baseline = Stretch::default();
         baseline.add(&before);
         baseline.add(&after);
-        println!("round {}: load average {}", round + 1, backup::load_average());
+        println!(
+            "round {}: load average {}",
+            round + 1,
+            backup::load_average()
+        );
         println!("  {}", before.line("before"));
         println!("  {}", during.line("during"));
         println!("  {}", after.line("after"));
@@ -407,16 +422,18 @@ fn summary(rounds: &[Round]) {
     let max_during = series(&|r| r.during.max());
     let stalls = rounds.iter().map(|r| r.during.stalls()).sum::<usize>();
     let rate_ratio = series(&|r| r.during.rate() / r.baseline.rate());
-    let speed = series(&|r| {
-        (r.backup_bytes as f64 / r.backup_secs) / (r.db_bytes as f64 / r.cp_secs)
-    });
+    let speed =
+        series(&|r| (r.backup_bytes as f64 / r.backup_secs) / (r.db_bytes as f64 / r.cp_secs));
     println!("medians over {} rounds (range in brackets):", rounds.len());
     let show = |s: &Series| format!("{:.2} [{:.2}–{:.2}]", s.median(), s.min(), s.max());
     println!(
         "  commit p99 during ÷ without a backup: {}   (target ≤ 2.0)",
         show(&p99_ratio)
     );
-    println!("  commit p50 during ÷ without a backup: {}", show(&p50_ratio));
+    println!(
+        "  commit p50 during ÷ without a backup: {}",
+        show(&p50_ratio)
+    );
     println!(
         "  slowest commit during a backup: {:.1} ms [{:.1}–{:.1}]; commits over 50 ms in all rounds: {}   (target: none)",
         max_during.median() * 1e3,
@@ -433,9 +450,8 @@ fn summary(rounds: &[Round]) {
         show(&speed)
     );
     if rounds.iter().all(|r| r.limited.is_some()) {
-        let limited_p99 = series(&|r| {
-            r.limited.as_ref().unwrap().0.quantile(0.99) / r.baseline.quantile(0.99)
-        });
+        let limited_p99 =
+            series(&|r| r.limited.as_ref().unwrap().0.quantile(0.99) / r.baseline.quantile(0.99));
         let limited_max = series(&|r| r.limited.as_ref().unwrap().0.max());
         println!(
             "  rate-limited backup: commit p99 ÷ without {}; slowest commit {:.1} ms",

@@ -20,6 +20,10 @@
 //! `… -- foreground [SIZE_MIB] [--rounds N] [--secs S] [--max-rate MIB] [--cold]` times durable
 //! single-put commits before, during and after a full online backup, and the backup's speed
 //! against `cp` + fsync of the database file (see `foreground.rs`).
+//!
+//! `… -- restore [SIZE_MIB] [--reps N] [--records N]` times restore + recovery against `cp` +
+//! fsync of the backup set, and log replay against the rate the log was written (see
+//! `restore.rs`).
 
 #![allow(
     clippy::disallowed_methods,
@@ -30,6 +34,7 @@
 mod backup;
 mod core;
 mod foreground;
+mod restore;
 
 use std::path::Path;
 use std::time::Instant;
@@ -326,6 +331,10 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).is_some_and(|a| a == "backup") {
         backup::main(&backup::Options::parse(&args[2..]));
+        return;
+    }
+    if args.get(1).is_some_and(|a| a == "restore") {
+        restore::main(&restore::Options::parse(&args[2..]));
         return;
     }
     if args.get(1).is_some_and(|a| a == "foreground") {

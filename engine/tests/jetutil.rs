@@ -1016,3 +1016,32 @@ fn verify_reports_every_problem_of_a_backup_directory() {
         "JET_errFileNotFound (-1811)",
     );
 }
+
+/// A place a restore left unfinished (its marker still there) is refused by every command
+/// that opens the instance, with -544, and `restore` into it again clears it and succeeds.
+#[test]
+fn an_unfinished_restore_is_refused_then_restored_over() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (inst, bk, restored) = (
+        tmp.path().join("inst"),
+        tmp.path().join("bk"),
+        tmp.path().join("restored"),
+    );
+    let (d, b, r) = (
+        inst.to_str().unwrap(),
+        bk.to_str().unwrap(),
+        restored.to_str().unwrap(),
+    );
+    ok(&["load", d, "--records", "300"]);
+    ok(&["backup", d, "--to", b, "--create-path"]);
+    ok(&["restore", b, "--to", r]);
+    // As a restore killed between its last copy and removing its marker leaves the place.
+    std::fs::write(restored.join("edb.restoring"), b"unfinished").unwrap();
+    let err = fails(&["scan", r, "--count"], "-544");
+    assert!(err.contains("JET_errSoftRecoveryOnBackupDatabase"), "{err}");
+    let out = ok(&["restore", b, "--to", r]);
+    assert!(out.contains("cleared first:"), "{out}");
+    assert!(out.contains("data.edb"), "{out}");
+    assert!(!restored.join("edb.restoring").exists());
+    assert_eq!(ok(&["scan", r, "--count"]), ok(&["scan", d, "--count"]));
+}

@@ -88,6 +88,9 @@ pub enum Mark {
     BackupRestored,
     /// Restore refused a backup with planted damage.
     BackupCorruptionRefused,
+    /// A restore crashed part-way: the place it left was refused by init, and a restore into
+    /// it again gave the backup's snapshot.
+    RestoreCrashRetried,
     /// A truncation deleted log generations.
     LogsTruncated,
     /// Live data was damaged beyond repair, and the last backup restored.
@@ -116,7 +119,7 @@ pub enum Mark {
 
 impl Mark {
     /// Every mark.
-    pub const ALL: [Mark; 50] = [
+    pub const ALL: [Mark; 51] = [
         Mark::DurableCommit,
         Mark::LazyCommit,
         Mark::WriteConflict,
@@ -156,6 +159,7 @@ impl Mark {
         Mark::BackupFoundCorruption,
         Mark::BackupRestored,
         Mark::BackupCorruptionRefused,
+        Mark::RestoreCrashRetried,
         Mark::LogsTruncated,
         Mark::RestoredAfterDamage,
         Mark::RotMetRunningBackup,

@@ -587,6 +587,11 @@ impl Sim {
             Step::Truncate => self.truncate(),
             Step::BackupMisuse { misuse, pick } => self.backup_misuse(misuse, pick),
             Step::Restore { dir } => self.restore_step(dir),
+            Step::RestoreCrash {
+                dir,
+                pick,
+                power_loss,
+            } => self.restore_crash(dir, pick, power_loss),
             Step::Tamper { target, kind, pick } => self.tamper(target, kind, pick),
             Step::Corrupt { zone, pick, now } => {
                 // The atlas: one corruption per zone per run; a header copy only if no

@@ -123,6 +123,18 @@ pub enum Step {
     },
     /// The logs no longer needed are truncated (a backup with no path).
     Truncate,
+    /// Backup directory `dir`, if it restores, is restored on a disk of its own whose machine
+    /// crashes (`power_loss`, or the process only) at an I/O point of the restore (`pick`
+    /// modulo the restore's points); the place it half filled must not open as if whole, and
+    /// a restore into it again must give the backup's snapshot.
+    RestoreCrash {
+        /// Which directory.
+        dir: u8,
+        /// Which I/O point of the restore, modulo their number.
+        pick: u32,
+        /// Power is lost, not only the process.
+        power_loss: bool,
+    },
     /// Backup directory `dir` is restored into a fresh place and compared with its snapshot.
     Restore {
         /// Which directory.
@@ -466,6 +478,11 @@ impl Plan {
                     abandon: rng.random_ratio(1, 12),
                 },
                 17 => Step::Truncate,
+                18 if rng.random_ratio(1, 3) => Step::RestoreCrash {
+                    dir: rng.random_range(0..BACKUP_DIRS),
+                    pick: rng.random(),
+                    power_loss: rng.random_bool(0.5),
+                },
                 18 => Step::Restore {
                     dir: rng.random_range(0..BACKUP_DIRS),
                 },
@@ -641,8 +658,15 @@ impl Plan {
                     abandon: byte() < 16,
                 },
                 19 => Step::Truncate,
-                20 => Step::Restore {
-                    dir: byte() % BACKUP_DIRS,
+                20 => match byte() {
+                    200.. => Step::RestoreCrash {
+                        dir: byte() % BACKUP_DIRS,
+                        pick: u32::from_le_bytes(std::array::from_fn(|_| byte())),
+                        power_loss: byte() & 1 == 1,
+                    },
+                    b => Step::Restore {
+                        dir: b % BACKUP_DIRS,
+                    },
                 },
                 21 => {
                     let count = 1 + u16::from(byte()) * 2;

@@ -77,14 +77,14 @@ fn the_trace_prints_each_step_with_its_outcome_on_its_line() {
 
 #[test]
 fn a_violation_exits_1_naming_the_oracle_the_step_and_the_replay() {
-    let (ok, text) = jetsim(&["run", "--seed", "0", "--sabotage", "panic-in-sync"]);
+    let (ok, text) = jetsim(&["run", "--seed", "2", "--sabotage", "panic-in-sync"]);
     assert!(!ok);
     assert!(
         text.contains("VIOLATION: oracle panic fired at step"),
         "{text}"
     );
     assert!(
-        text.contains("replay: jetsim run --seed 0 --sabotage panic-in-sync"),
+        text.contains("replay: jetsim run --seed 2 --sabotage panic-in-sync"),
         "{text}"
     );
     let (ok, text) = jetsim(&["run", "--sabotage", "no-such-bug"]);

@@ -372,7 +372,7 @@ fn a_failed_backup_leaving_its_manifest_is_caught_when_a_directory_fsync_fails()
     assert_fires(
         Sabotage::Engine(PlantedBug::FailedBackupKeepsItsManifest),
         Oracle::Backup,
-        200,
+        600,
     );
 }
 
@@ -384,7 +384,7 @@ fn a_failed_backup_dropping_the_files_its_directory_may_name_is_caught() {
         Sabotage::Engine(PlantedBug::FailedBackupDropsKeptFiles),
         Oracle::Backup,
         "said it kept its files",
-        400,
+        700,
     );
 }
 
@@ -407,7 +407,7 @@ fn recovery_guessing_where_to_start_without_its_checkpoint_is_caught() {
         Sabotage::Engine(PlantedBug::RecoveryGuessesItsStart),
         Oracle::Recovery,
         "without the checkpoint file",
-        400,
+        600,
     );
 }
 
@@ -485,5 +485,26 @@ fn a_stopped_backup_that_goes_on_is_caught() {
         Oracle::Backup,
         "stopped by stop_backup",
         400,
+    );
+}
+
+#[test]
+fn a_restore_writing_no_marker_is_caught_by_a_restore_crash() {
+    // Killed part-way, a restore without its marker leaves a place init takes for whole.
+    assert_fires_saying(
+        Sabotage::Engine(PlantedBug::RestoreLeavesNoMarker),
+        Oracle::Backup,
+        "without its marker",
+        400,
+    );
+}
+
+#[test]
+fn a_restore_refusing_its_own_debris_is_caught_by_a_restore_crash() {
+    assert_fires_saying(
+        Sabotage::Engine(PlantedBug::RestoreRefusesItsDebris),
+        Oracle::Backup,
+        "a restore into the same place failed",
+        200,
     );
 }

@@ -187,3 +187,35 @@ fn every_io_fault_at_every_operation_of_a_backup_workload_keeps_every_promise() 
     assert!(fired > 200, "the sweep reached only {fired} faults");
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// A restore of the backup workload's directory crashed at every one of its I/O points in
+/// turn, power lost and the process only (`Step::RestoreCrash` with each pick): init must
+/// refuse each place left half-restored, and a restore into it again must give the backup.
+#[test]
+fn a_restore_crashed_at_every_io_point_is_refused_then_restored_again() {
+    let mut plan = backup_base();
+    // (Before the restart, which the sweep's plan ends with.)
+    plan.steps.pop();
+    let base = plan.steps.len();
+    let points = 200u32;
+    for pick in 0..points {
+        for power_loss in [false, true] {
+            plan.steps.push(Step::RestoreCrash {
+                dir: 0,
+                pick,
+                power_loss,
+            });
+        }
+    }
+    plan.config.steps = plan.steps.len() as u32;
+    let report = run(&plan, RunOptions::default());
+    assert!(report.violation.is_none(), "{:?}", report.violation);
+    let retried = report.coverage.count(jetsim::Mark::RestoreCrashRetried);
+    // Each pick lands on a point of the restore (modulo their number): all but the few after
+    // its marker is gone must be refused and restored again.
+    assert!(
+        retried > u64::from(points),
+        "only {retried} of {} crashed restores were retried",
+        plan.steps.len() - base
+    );
+}

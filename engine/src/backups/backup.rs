@@ -969,9 +969,7 @@ impl<'s> BackupJob<'s> {
             self.step_database()?;
         } else if !self.logs_left.is_empty() {
             let generation = self.logs_left.remove(0);
-            let before = self.summary.log_bytes;
             self.copy_log(generation)?;
-            self.pace_after(self.summary.log_bytes - before)?;
         }
         // Every step that copied something reports it.
         self.progress.catch_up()?;
@@ -1166,6 +1164,11 @@ impl<'s> BackupJob<'s> {
             let at = copy.file().1;
             copy.write(piece, |n| self.progress.advance(if count { n } else { 0 }))?;
             writeback.wrote(copy.file().0, &to, at, piece.len() as u64)?;
+            // Paced, and stoppable, a piece at a time: a generation may be a gibibyte.
+            let (instance, id) = (&self.instance, self.id);
+            stop_requested(instance, id)?;
+            self.pace
+                .advance(&self.env, piece.len() as u64, || stop_requested(instance, id))?;
         }
         if let Some(check) = check.take() {
             check.finish()?; // An empty file: no piece was its last.

@@ -73,6 +73,8 @@ pub struct RestoreSummary {
     pub log_bytes: u64,
     /// Commit groups replayed.
     pub commits_replayed: u64,
+    /// What a restore into the same place that never finished had left, removed first.
+    pub debris_removed: Vec<PathBuf>,
 }
 
 impl Instance {
@@ -125,6 +127,7 @@ impl Instance {
             created: Vec::new(),
             summary: RestoreSummary::default(),
             epoch: self.shared.inits.fetch_add(1, Ordering::Relaxed) + 1,
+            marker: None,
         };
         match job.run() {
             Ok(()) => {
@@ -155,6 +158,8 @@ struct Restore<'s> {
     created: Vec<PathBuf>,
     summary: RestoreSummary,
     epoch: u64,
+    /// The marker of this restore, once written (or found, from one that never finished).
+    marker: Option<PathBuf>,
 }
 
 impl Restore<'_> {
@@ -259,11 +264,15 @@ impl Restore<'_> {
             .as_ref()
             .map_or(0, |report| report.commits_replayed);
         core.shut_down()?;
-        Ok(())
+        // Whole: the place is an instance from now on.
+        self.remove_marker(&*vfs)
     }
 
-    /// The destination must hold nothing of an instance of these names.
-    fn check_destination(&self, vfs: &dyn Vfs) -> Result<()> {
+    /// The destination must hold nothing of an instance of these names, unless a restore into
+    /// it began and never finished (its marker is there): then what it holds is that restore's
+    /// debris, which this one removes. Then the marker is written, durably, before anything
+    /// else: from here until the restore is complete, init refuses the place.
+    fn check_destination(&mut self, vfs: &dyn Vfs) -> Result<()> {
         let p = &self.params;
         for dir in [
             &p.log_path,
@@ -273,26 +282,82 @@ impl Restore<'_> {
             ensure_dir(&self.env, dir, p.create_path_if_not_exist)?;
         }
         let layout = p.layout();
+        let marker = layout.restore_marker();
+        let unfinished = vfs.exists(&marker).map_err(io_err("look up", &marker))?
+            && !planted::active(&self.env, PlantedBug::RestoreRefusesItsDebris);
         let mut taken = Vec::new();
-        for path in [
+        let mut names = vec![
             p.database_path.clone(),
             layout.current(),
             layout.tmp(),
             layout.checkpoint(),
-        ] {
+        ];
+        if unfinished {
+            // Every name a restore writes, or the recovery it runs: nobody else wrote here
+            // since (init refused the place).
+            names.extend([
+                db_tmp_path(&p.database_path),
+                doublewrite::path_for(&p.database_path),
+                with_suffix(&doublewrite::path_for(&p.database_path), ".tmp"),
+                with_suffix(&layout.checkpoint(), ".tmp"),
+            ]);
+        }
+        for path in names {
             if vfs.exists(&path).map_err(io_err("look up", &path))? {
                 taken.push(path);
             }
         }
-        if let Some(&generation) = layout.archived_generations(vfs)?.first() {
-            taken.push(layout.archived(generation));
+        let archived = layout.archived_generations(vfs)?;
+        match (unfinished, archived.first()) {
+            (true, _) => taken.extend(archived.iter().map(|&g| layout.archived(g))),
+            (false, Some(&generation)) => taken.push(layout.archived(generation)),
+            (false, None) => {}
         }
-        if let Some(path) = taken.first() {
+        if !unfinished && let Some(path) = taken.first() {
             bail!(
                 DatabaseDuplicate,
                 "{} exists: restore into a place that holds no database, log or checkpoint",
                 path.display()
             );
+        }
+        if unfinished {
+            for path in &taken {
+                vfs.remove(path).map_err(io_err("remove", path))?;
+            }
+            for dir in [&p.log_path, &p.system_path] {
+                vfs.sync_dir(dir).map_err(io_err("fsync", dir))?;
+            }
+            let db_dir = parent_dir(&p.database_path);
+            vfs.sync_dir(db_dir).map_err(io_err("fsync", db_dir))?;
+            self.summary.debris_removed = taken;
+        } else if !planted::active(&self.env, PlantedBug::RestoreLeavesNoMarker) {
+            let text = format!(
+                "a restore from {} began here; until it finishes, init refuses this place, and \
+                 restoring again clears what it left\n",
+                self.from.display()
+            );
+            let file = vfs
+                .open(&marker, OpenMode::CreateNew)
+                .map_err(io_err("create", &marker))?;
+            self.marker = Some(marker.clone());
+            file.write_all_at(text.as_bytes(), 0)
+                .and_then(|()| file.sync())
+                .map_err(io_err("write", &marker))?;
+            vfs.sync_dir(&p.system_path)
+                .map_err(io_err("fsync", &p.system_path))?;
+        }
+        if unfinished {
+            self.marker = Some(marker);
+        }
+        Ok(())
+    }
+
+    /// Removes the marker: the restore is complete (or failed and removed what it wrote).
+    fn remove_marker(&mut self, vfs: &dyn Vfs) -> Result<()> {
+        if let Some(marker) = self.marker.take() {
+            vfs.remove(&marker).map_err(io_err("remove", &marker))?;
+            vfs.sync_dir(&self.params.system_path)
+                .map_err(io_err("fsync", &self.params.system_path))?;
         }
         Ok(())
     }
@@ -409,9 +474,7 @@ impl Restore<'_> {
                 manifest.db_len
             );
         }
-        let mut tmp = self.params.database_path.as_os_str().to_owned();
-        tmp.push(".restore");
-        let tmp = PathBuf::from(tmp);
+        let tmp = db_tmp_path(&self.params.database_path);
         self.created.push(tmp.clone());
         let out = vfs
             .open(&tmp, OpenMode::CreateNew)
@@ -524,10 +587,16 @@ impl Restore<'_> {
         for path in doomed.iter().rev() {
             let _ = vfs.remove(path);
         }
+        let mut durable = true;
         for dir in [&self.params.log_path, &self.params.system_path] {
-            let _ = vfs.sync_dir(dir);
+            durable &= vfs.sync_dir(dir).is_ok();
         }
-        let _ = vfs.sync_dir(parent_dir(&self.params.database_path));
+        durable &= vfs.sync_dir(parent_dir(&self.params.database_path)).is_ok();
+        // The marker goes last, once the rest is durably gone: what it leaves behind if this
+        // fails (or a crash comes first) is debris the marker still names.
+        if durable && !planted::active(&self.env, PlantedBug::RestoreLeavesItsFiles) {
+            let _ = self.remove_marker(&*vfs);
+        }
     }
 }
 
@@ -622,4 +691,16 @@ impl LogCheck<'_> {
         }
         Ok(())
     }
+}
+
+/// Where the database copy is written before it is renamed into place: `data.edb.restore`.
+fn db_tmp_path(database: &Path) -> PathBuf {
+    with_suffix(database, ".restore")
+}
+
+/// `path` with `suffix` added to its file name.
+fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
 }

@@ -66,6 +66,7 @@ jet_errors! {
     BadDbSignature = -531, "a database file has a wrong signature";
     LogFileSizeMismatch = -541, "a log file's size does not match the instance's log file size";
     CheckpointFileNotFound = -542, "the checkpoint file was not found";
+    SoftRecoveryOnBackupDatabase = -544, "the place holds a restore that did not finish: restore it again";
     BadCheckpointSignature = -532, "the checkpoint file belongs to another log set";
     CheckpointCorrupt = -533, "the checkpoint file is missing or corrupt";
     PatchFileMissing = -538, "the backup set has no patch file";
@@ -339,6 +340,7 @@ mod tests {
             ("JET_errPatchFileMissing", -538),
             ("JET_errDatabaseLogSetMismatch", -539),
             ("JET_errRequiredLogFilesMissing", -543),
+            ("JET_errSoftRecoveryOnBackupDatabase", -544),
             ("JET_errDatabaseDirtyShutdown", -550),
             ("JET_errDatabasePatchFileMismatch", -552),
             ("JET_errEndingRestoreLogTooLow", -553),

@@ -93,11 +93,17 @@ pub enum PlantedBug {
     /// without the instance lock: a page a batch overwrites in between is copied as it is
     /// now, not as it was at the begin (`BackupJob::step_database`).
     BackupFenceMovedBeforeRead,
+    /// A restore writes no marker of its unfinished state: a place it half filled before a
+    /// crash is opened by init as if it were whole (`Restore::check_destination`).
+    RestoreLeavesNoMarker,
+    /// A restore into a place an unfinished restore left its debris in refuses it as taken
+    /// (`JET_errDatabaseDuplicate`) instead of clearing it (`Restore::check_destination`).
+    RestoreRefusesItsDebris,
 }
 
 impl PlantedBug {
     /// Every planted bug.
-    pub const ALL: [PlantedBug; 27] = [
+    pub const ALL: [PlantedBug; 29] = [
         PlantedBug::WriteBackBeforeLog,
         PlantedBug::CheckpointBeforeWriteBack,
         PlantedBug::BackupSkipsPageCheck,
@@ -125,6 +131,8 @@ impl PlantedBug {
         PlantedBug::PageChecksumUnchecked,
         PlantedBug::StopBackupIgnored,
         PlantedBug::BackupFenceMovedBeforeRead,
+        PlantedBug::RestoreLeavesNoMarker,
+        PlantedBug::RestoreRefusesItsDebris,
     ];
 
     /// Its name on the command line: kebab case (`write-back-before-log`).

@@ -655,6 +655,18 @@ fn print_restore(
     out: &mut impl Write,
 ) -> io::Result<()> {
     writeln!(out, "restored {} into {}", backup.display(), dir.display())?;
+    if !s.debris_removed.is_empty() {
+        writeln!(
+            out,
+            "  cleared first:           {} files an unfinished restore left ({})",
+            s.debris_removed.len(),
+            s.debris_removed
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )?;
+    }
     writeln!(
         out,
         "  backups restored:        {} (a full backup and {} incremental)",

@@ -244,6 +244,26 @@ pub(crate) struct Shared {
     pub(crate) backup_stop: AtomicU64,
 }
 
+/// A place a restore began to fill and never finished is not an instance: its files are the
+/// restore's debris (logs without their database, a database copy not yet replayed). Init
+/// refuses it (`JET_errSoftRecoveryOnBackupDatabase`, -544, as ESE refuses soft recovery of a
+/// backup's files) until a restore into it finishes.
+fn refuse_half_restored(env: &Env, params: &InstanceParams) -> Result<()> {
+    let marker = params.layout().restore_marker();
+    if env
+        .vfs
+        .exists(&marker)
+        .map_err(|err| JetError::io(format!("look up {}", marker.display()), &err))?
+    {
+        bail!(
+            SoftRecoveryOnBackupDatabase,
+            "{} is there: a restore into this place did not finish; run the restore again (it clears what the first one left)",
+            marker.display()
+        );
+    }
+    Ok(())
+}
+
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding the lock is a broken invariant; the data is still whole enough to
     // report errors from.
@@ -293,7 +313,8 @@ impl Instance {
             }
         }
         let epoch = self.shared.inits.fetch_add(1, Ordering::Relaxed) + 1;
-        let result = Core::start(&self.shared.env, &self.shared.params, epoch);
+        let result = refuse_half_restored(&self.shared.env, &self.shared.params)
+            .and_then(|()| Core::start(&self.shared.env, &self.shared.params, epoch));
         let mut state = lock(&self.shared.state);
         match result {
             Ok(core) => {

@@ -64,6 +64,13 @@ impl Layout {
             .join(checkpoint::checkpoint_name(&self.base))
     }
 
+    /// The marker of a restore into this place that has not finished (`edb.restoring`):
+    /// written before a restore writes anything else, removed once it is complete. While it
+    /// is there, init refuses the place and a restore takes what it finds for its debris.
+    pub(crate) fn restore_marker(&self) -> PathBuf {
+        self.system_dir.join(format!("{}.restoring", self.base))
+    }
+
     /// The archived generations present, ascending.
     pub(crate) fn archived_generations(&self, vfs: &dyn Vfs) -> Result<Vec<u32>> {
         let names = vfs

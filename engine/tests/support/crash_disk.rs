@@ -248,6 +248,11 @@ impl CrashVfs {
         }
     }
 
+    /// Gives the process `more` operations from now before it dies.
+    pub fn refuel(&self, more: u64) {
+        self.disk.lock().unwrap().fuel = more;
+    }
+
     /// How many operations spent fuel so far.
     pub fn used(&self) -> u64 {
         self.disk.lock().unwrap().used

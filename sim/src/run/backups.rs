@@ -1194,6 +1194,145 @@ impl Sim {
         checked
     }
 
+    /// A `RestoreCrash` step: `dir`'s set, if it restores, restored on a disk of its own (a
+    /// copy of the set, at rest) whose machine crashes at an I/O point of the restore. The
+    /// place left must not open as if whole — init refuses it while the restore's marker is
+    /// there, and without the marker it must be the backup's snapshot — and a restore into
+    /// it again must give that snapshot.
+    pub(super) fn restore_crash(&mut self, dir: u8, pick: u32, power_loss: bool) -> Check {
+        let dir = usize::from(dir % BACKUP_DIRS);
+        self.check_restore(dir, "before a restore that crashes")?;
+        let Some((_, Ok(want))) = self.backups.dirs[dir].restored.clone() else {
+            self.say("skipped: the directory holds no set that restores");
+            return Ok(());
+        };
+        self.operations += 1;
+        let from = dir_path(dir);
+        self.vfs.suspend_faults(true);
+        let files = self.vfs.files_under(&from);
+        self.vfs.suspend_faults(false);
+        self.backups.restores += 1;
+        let place = PathBuf::from(format!("rst{}", self.backups.restores));
+        let params = self.params_in(&place);
+        let seed = self.config.seed ^ self.backups.restores.rotate_left(32);
+        // A clean restore first, to count its I/O points.
+        let (disk, env) = self.scratch_disk(&files, seed);
+        let before = disk.stats().points;
+        if let Err(e) = Instance::new(env, params.clone()).restore(&from, None) {
+            return Err(self.violation(
+                Oracle::Backup,
+                format!("bk{dir} restored into the simulator, but not on a disk of its own: {e}"),
+            ));
+        }
+        let points = disk.stats().points - before;
+        let at = 1 + u64::from(pick) % points.max(1);
+        let (disk, env) = self.scratch_disk(&files, seed);
+        disk.arm_crash(at);
+        let crashed = Instance::new(env.clone(), params.clone()).restore(&from, None);
+        if !disk.crashed() {
+            self.say(format!(
+                "skipped: the restore ended before I/O point {at} ({crashed:?})"
+            ));
+            return Ok(());
+        }
+        disk.restart(power_loss);
+        let held: Vec<PathBuf> = disk
+            .files_under(&place)
+            .into_iter()
+            .map(|(p, _)| p)
+            .collect();
+        let marker = held
+            .iter()
+            .any(|p| p.extension().is_some_and(|e| e == "restoring"));
+        let what = format!(
+            "a restore of bk{dir} crashed at its I/O point {at} of {points} ({}), leaving {held:?}",
+            if power_loss {
+                "power lost"
+            } else {
+                "process killed"
+            }
+        );
+        if marker {
+            match Instance::new(env.clone(), params.clone()).init() {
+                Err(e) if e.kind() == ErrorKind::SoftRecoveryOnBackupDatabase => {}
+                other => {
+                    return Err(self.violation(
+                        Oracle::Backup,
+                        format!("{what}: init opened the half-restored place ({other:?})"),
+                    ));
+                }
+            }
+        } else if !held.is_empty() {
+            // No marker: the restore was complete.
+            let inst = Instance::new(env.clone(), params.clone());
+            let got = self.read_restored(&inst, &from).map_err(|mut v| {
+                v.detail = format!(
+                    "{what}: without its marker, the place did not open as a whole restore: {}",
+                    v.detail
+                );
+                v
+            })?;
+            if got != want {
+                return Err(self.violation(
+                    Oracle::Backup,
+                    format!("{what}: without its marker, the place opened as something else than the backup"),
+                ));
+            }
+            self.take_events();
+            self.say(format!(
+                "crashed after it was complete (point {at} of {points})"
+            ));
+            return Ok(());
+        }
+        let again = Instance::new(env, params);
+        if let Err(e) = again.restore(&from, None) {
+            return Err(self.violation(
+                Oracle::Backup,
+                format!("{what}: a restore into the same place failed: {e}"),
+            ));
+        }
+        let got = self.read_restored(&again, &from)?;
+        if got != want {
+            return Err(self.violation(
+                Oracle::Backup,
+                format!("{what}: the restore into the same place differs from the backup"),
+            ));
+        }
+        // (What the restores on the disk of its own logged is not this run's.)
+        self.take_events();
+        self.coverage.hit(Mark::RestoreCrashRetried);
+        self.say(format!(
+            "crashed at point {at} of {points}, refused by init, restored again: {} records",
+            got.len()
+        ));
+        Ok(())
+    }
+
+    /// A disk of its own holding `files` at rest, and the run's environment over it (its
+    /// clock, entropy and planted bug).
+    fn scratch_disk(
+        &self,
+        files: &[(PathBuf, Vec<u8>)],
+        seed: u64,
+    ) -> (crate::vfs::SimVfs, jetdb::Env) {
+        let disk = crate::vfs::SimVfs::new(
+            self.config.device.clone(),
+            seed,
+            crate::trace::Trace::default(),
+        );
+        for (path, bytes) in files {
+            let mut dir = PathBuf::new();
+            for part in jetdb::parent_dir(path).components() {
+                dir.push(part);
+                disk.mkdir_durable(&dir);
+            }
+            disk.put_at_rest(path, bytes);
+        }
+        let mut env = self.env.clone();
+        env.vfs = std::sync::Arc::new(disk.clone());
+        (disk, env)
+    }
+
     /// Restores `dir` and checks the result is one the simulator allows (`None`: no finished
     /// backup, refused with `JET_errFileNotFound`); a damaged directory may be refused with a
     /// documented error instead.
@@ -1374,6 +1513,11 @@ impl Sim {
             }
             return Ok(Err(e));
         }
+        self.read_restored(&inst, from).map(Ok)
+    }
+
+    /// Initialises a restored instance, checks it whole and reads back every table.
+    fn read_restored(&self, inst: &Instance, from: &Path) -> Result<Snapshot, Violation> {
         let bad = |sim: &Sim, what: &str, e: JetError| {
             sim.violation(
                 Oracle::Backup,
@@ -1421,7 +1565,7 @@ impl Sim {
         }
         drop(session);
         inst.term().map_err(|e| bad(self, "term", e))?;
-        Ok(Ok(out))
+        Ok(out)
     }
 
     /// The run's instance parameters, for an instance of the simulator's own in `place` (a

@@ -515,6 +515,8 @@ impl Sim {
             database_bytes: m.db_len,
             log_bytes,
             commits_replayed: summary.commits_replayed,
+            // (Into a fresh place: nothing of an earlier restore to clear.)
+            debris_removed: Vec::new(),
         };
         if *summary != want
             || summary.commits_replayed > last.sequence.saturating_sub(m.checkpoint_last_commit)
