@@ -1,10 +1,12 @@
 //! Online backup and restore, built on the instance and its log.
 //!
 //! From the bottom: the backup directory's manifest (`manifest`), the status callback
-//! (`status`), JetBackup (`backup`) and JetRestore (`restore`). Both add their calls to
+//! (`status`), JetBackup (`backup`), JetRestore (`restore`), and the verification of a backup
+//! directory without restoring it (`verify`). Backup and restore add their calls to
 //! `Instance` from here; nothing below names a backup.
 
 pub mod backup;
 pub mod manifest;
 pub(crate) mod restore;
 pub mod status;
+pub mod verify;

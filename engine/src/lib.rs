@@ -39,7 +39,7 @@ mod txn;
 mod wal;
 
 // The modules that are public API, at the crate's root whatever layer they sit in.
-pub use backups::{backup, manifest, status};
+pub use backups::{backup, manifest, status, verify};
 pub use base::{limits, planted};
 pub use store::{doublewrite, header, page};
 pub use txn::event;
@@ -48,6 +48,7 @@ pub use wal::{checkpoint, log};
 pub use backups::backup::{BackupFlags, BackupJob, BackupOptions, BackupSummary};
 pub use backups::restore::{DAMAGE_ERRORS as RESTORE_DAMAGE_ERRORS, RestoreSummary};
 pub use backups::status::{Status, StatusFn, StatusKind};
+pub use backups::verify::{BackupReport, Problem, verify_backup};
 pub use base::env::{Clock, Entropy, Env, ManualClock, SeededEntropy};
 pub use base::error::{ErrorKind, JetError, Result};
 pub use base::os::{OsVfs, SystemClock, os_seed};

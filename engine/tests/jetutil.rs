@@ -655,7 +655,14 @@ fn backup_and_restore_errors_are_ese_errors() {
         "JET_errLoggingDisabled (-516)",
     );
 
-    fails(&["backup-info", &empty], "JET_errFileNotFound (-1811)");
+    // No manifest: no backup, said as a problem of the directory.
+    let out = jetutil(&["backup-info", &empty]);
+    assert_eq!(out.status.code(), Some(1));
+    let listing = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        listing.contains("JET_errFileNotFound (-1811)") && listing.contains("no manifest"),
+        "{listing}"
+    );
     fails(
         &["restore", &empty, "--to", &path("r1"), "--create-path"],
         "JET_errFileNotFound (-1811)",
@@ -680,7 +687,13 @@ fn backup_and_restore_errors_are_ese_errors() {
     let out = jetutil(&["backup-info", &bk]);
     let listing = String::from_utf8(out.stdout).unwrap();
     assert_eq!(out.status.code(), Some(1), "{listing}");
-    assert!(listing.contains("DAMAGED: CRC32 mismatch"), "{listing}");
+    assert!(listing.contains(".log: generation 0x"), "{listing}");
+    assert!(listing.contains(": DAMAGED: damaged log: "), "{listing}");
+    assert!(
+        listing.contains("JET_errLogCorruptDuringHardRestore (-573)")
+            && listing.contains(": modified: expected CRC32 "),
+        "{listing}"
+    );
     assert!(listing.contains("data.edb: ") && listing.contains(": good ("));
     let r3 = tmp.path().join("r3");
     let stderr = fails(
@@ -852,6 +865,156 @@ fn a_rate_limited_backup_restores_and_a_bad_rate_is_refused() {
     ok(&["restore", b, "--to", r]);
     assert_eq!(ok(&["get", r, "marker"]).trim(), "limited");
     assert_eq!(ok(&["scan", r, "--count"]), ok(&["scan", d, "--count"]));
+}
+
+/// Runs `jetutil verify DIR`: its exit code and stdout.
+fn verify(dir: &Path) -> (Option<i32>, String) {
+    let out = jetutil(&["verify", dir.to_str().unwrap()]);
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    (out.status.code(), String::from_utf8(out.stdout).unwrap())
+}
+
+/// `jetutil verify` on real files: a fresh backup is whole (exit 0); a stray file, a missing
+/// log and a bad page are each reported on a line of their own with their ESE error (exit 1),
+/// and all at once too; no manifest is a problem, no directory an error.
+#[test]
+fn verify_reports_every_problem_of_a_backup_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let inst = tmp.path().join("inst");
+    let bk = tmp.path().join("bk");
+    let (d, b) = (inst.to_str().unwrap(), bk.to_str().unwrap());
+    let small = ["--log-file-size", "128", "--page-size", "4096"];
+    ok(&[
+        &["load", d, "--records", "3000", "--batch", "100"][..],
+        &small,
+    ]
+    .concat());
+    ok(&[
+        "backup",
+        d,
+        "--to",
+        b,
+        "--create-path",
+        "--log-file-size",
+        "128",
+    ]);
+    ok(&[
+        &[
+            "load",
+            d,
+            "--records",
+            "1000",
+            "--seed",
+            "2",
+            "--batch",
+            "50",
+        ][..],
+        &small,
+    ]
+    .concat());
+    ok(&[
+        "backup",
+        d,
+        "--to",
+        b,
+        "--incremental",
+        "--log-file-size",
+        "128",
+    ]);
+    let (code, out) = verify(&bk);
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(out.lines().count(), 1, "{out}");
+    assert!(
+        out.starts_with(&format!("{b}: the backup is whole: set 1, 2 backups")),
+        "{out}"
+    );
+    let set = bk.join("set-00000001");
+    let mut logs: Vec<_> = std::fs::read_dir(&set)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "log"))
+        .collect();
+    logs.sort();
+    assert!(logs.len() >= 2, "{logs:?}");
+
+    // A stray file.
+    let stray = bk.join("notes.txt");
+    std::fs::write(&stray, b"mine").unwrap();
+    let (code, out) = verify(&bk);
+    assert_eq!(code, Some(1), "{out}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert!(
+        lines[0].starts_with(&format!(
+            "JET_errBackupDirectoryNotEmpty (-504) {}: extra",
+            stray.display()
+        )),
+        "{out}"
+    );
+    assert!(lines[1].contains(": 1 problem (1 extra)"), "{out}");
+    std::fs::remove_file(&stray).unwrap();
+
+    // A missing log.
+    let log = logs[logs.len() / 2].clone();
+    let pristine = std::fs::read(&log).unwrap();
+    std::fs::remove_file(&log).unwrap();
+    let (code, out) = verify(&bk);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.starts_with(&format!(
+            "JET_errMissingRestoreLogFiles (-557) {}: missing",
+            log.display()
+        )),
+        "{out}"
+    );
+    std::fs::write(&log, &pristine).unwrap();
+    assert_eq!(verify(&bk).0, Some(0));
+
+    // A bad page.
+    let db = set.join("data.edb");
+    let mut bytes = std::fs::read(&db).unwrap();
+    let pages = bytes.len() / 4096;
+    assert!(pages > 40, "{pages} pages");
+    bytes[37 * 4096 + 1000] ^= 1;
+    std::fs::write(&db, &bytes).unwrap();
+    let (code, out) = verify(&bk);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.starts_with(&format!(
+            "JET_errReadVerifyFailure (-1018) {}: bad page: expected a whole page; found page 37: checksum mismatch",
+            db.display()
+        )),
+        "{out}"
+    );
+
+    // All three at once, and a stray set directory: every one on its own line.
+    std::fs::write(&stray, b"mine").unwrap();
+    std::fs::remove_file(&log).unwrap();
+    std::fs::create_dir(bk.join("set-00000009")).unwrap();
+    let (code, out) = verify(&bk);
+    assert_eq!(code, Some(1), "{out}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 5, "{out}");
+    for code in ["(-504)", "(-557)", "(-1018)"] {
+        assert!(lines.iter().any(|l| l.contains(code)), "{code}: {out}");
+    }
+    assert!(
+        out.contains("set-00000009: extra")
+            && out.contains("the next backup into this directory removes it"),
+        "{out}"
+    );
+    assert!(lines[4].contains(": 4 problems ("), "{out}");
+
+    // No manifest: a problem; no directory: an error.
+    std::fs::remove_file(bk.join("jetbackup.manifest")).unwrap();
+    let (code, out) = verify(&bk);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.starts_with("JET_errFileNotFound (-1811) "), "{out}");
+    fails(
+        &["verify", tmp.path().join("nowhere").to_str().unwrap()],
+        "JET_errFileNotFound (-1811)",
+    );
 }
 
 /// A place a restore left unfinished (its marker still there) is refused by every command

@@ -3,6 +3,9 @@
 //! bit rot makes it (changes that no checksum was recomputed for): restore must refuse with a
 //! documented error or give exactly the backup's snapshot, never other data. Damage resealed
 //! (a log segment's or the manifest's checksum recomputed to pass) may do anything but panic.
+//! `verify_backup` runs on the same set first: it must report any damage as bit rot makes it,
+//! whatever restore refuses (with restore's error among its problems), and nothing in a set
+//! left whole.
 
 #![no_main]
 
@@ -150,6 +153,12 @@ fuzz_target!(|damage: Vec<Damage>| {
         let f = vfs.open(path, OpenMode::CreateNew).unwrap();
         f.write_all_at(bytes, 0).unwrap();
     }
+    let report = jetdb::verify_backup(&vfs, Path::new("bk")).expect("the directory is there");
+    if &files == pristine {
+        assert!(report.is_ok(), "a whole set: {:?}", report.problems);
+    } else if !resealed {
+        assert!(!report.is_ok(), "damage went unreported");
+    }
     let restored = Instance::new(env(&vfs), params("restored"));
     match restored.restore(Path::new("bk"), None) {
         Ok(_) => {
@@ -164,6 +173,11 @@ fuzz_target!(|damage: Vec<Damage>| {
             assert!(
                 resealed || jetdb::RESTORE_DAMAGE_ERRORS.contains(&err.kind()),
                 "restore refused the damaged set with an undocumented error: {err}"
+            );
+            assert!(
+                resealed || report.problems.iter().any(|p| p.kind() == err.kind()),
+                "restore refused the set with {err}; verify reported {:?}",
+                report.problems
             );
             // A refused restore leaves nothing behind.
             let left = vfs.list(Path::new("restored")).unwrap_or_default();

@@ -313,11 +313,28 @@ impl Manifest {
 /// The digest of a database copy: the CRC32 of its pages' stored checksums, in page order.
 /// Cheap (each page's checksum is verified anyway) and different for a copy of another backup.
 pub fn page_digest(sums: &[u32]) -> u32 {
-    let mut h = crc32fast::Hasher::new();
-    for sum in sums {
-        h.update(&sum.to_le_bytes());
+    let mut h = PageDigest::default();
+    for &sum in sums {
+        h.add(sum);
     }
-    h.finalize()
+    h.finish()
+}
+
+/// [`page_digest`] computed a page at a time, as the copy is read: the same memory whatever
+/// the database's size.
+#[derive(Clone, Debug, Default)]
+pub struct PageDigest(crc32fast::Hasher);
+
+impl PageDigest {
+    /// Adds the next page's stored checksum ([`crate::page::stored_checksum`]).
+    pub fn add(&mut self, sum: u32) {
+        self.0.update(&sum.to_le_bytes());
+    }
+
+    /// The digest of the pages added.
+    pub fn finish(&self) -> u32 {
+        self.0.clone().finalize()
+    }
 }
 
 /// Reads the manifest of backup directory `dir`: `None` if it has none.
@@ -516,6 +533,19 @@ mod tests {
             !decodes(&m),
             "logs ending before the last backup's generation"
         );
+    }
+
+    #[test]
+    fn the_page_digest_is_the_crc32_of_the_checksums_whether_given_whole_or_a_page_at_a_time() {
+        let sums = [0xDEAD_BEEF, 0, 7, u32::MAX];
+        let bytes: Vec<u8> = sums.iter().flat_map(|s: &u32| s.to_le_bytes()).collect();
+        assert_eq!(page_digest(&sums), crc32fast::hash(&bytes));
+        let mut digest = PageDigest::default();
+        for sum in sums {
+            digest.add(sum);
+        }
+        assert_eq!(digest.finish(), page_digest(&sums));
+        assert_ne!(page_digest(&sums[..3]), page_digest(&sums));
     }
 
     #[test]

@@ -4,8 +4,10 @@
 //! crash recovery first if the last shutdown was not clean, and shuts it down cleanly after.
 //!
 //! `backup` and `restore` print every event of the operation on stdout as it happens, then a
-//! summary; a progress bar goes to stderr when stderr is a terminal. Errors go to stderr as
-//! the ESE error's name, code and message, with exit status 1.
+//! summary; a progress bar goes to stderr when stderr is a terminal. `verify` (and
+//! `backup-info`) print every problem of a backup directory on stdout, one a line, then a
+//! summary, with exit status 1 if there is any. Errors go to stderr as the ESE error's name,
+//! code and message, with exit status 1.
 
 use std::io::{self, IsTerminal, Write};
 use std::num::NonZeroU64;
@@ -17,8 +19,8 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use jetdb::log::{self as jetlog, LogTail, Record};
 use jetdb::{
     BackupFlags, BackupOptions, BackupSummary, Clock, CommitMode, DbHeader, Env, ErrorKind,
-    EventLog, Instance, InstanceParams, JetError, OpenMode, RestoreSummary, Session, Status,
-    SystemClock, Table, limits, manifest,
+    EventLog, Instance, InstanceParams, JetError, RestoreSummary, Session, Status, SystemClock,
+    Table, limits,
 };
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -175,9 +177,21 @@ enum Command {
         #[command(flatten)]
         tuning: TuningFlags,
     },
-    /// Print a backup directory's manifest — its set, backups and files — and verify each
-    /// file's length (and each log's CRC32); exits non-zero if a file is missing or damaged.
+    /// Print a backup directory's manifest — its set, backups and files, each with its verdict
+    /// — then verify the directory whole as `verify` does, printing every problem; exits
+    /// non-zero if there is any.
     BackupInfo {
+        /// The backup directory.
+        backup: PathBuf,
+    },
+    /// Verify a backup directory whole without restoring it (as pg_verifybackup): every file
+    /// the manifest names (missing, resized, modified; each log read through and chained to
+    /// the one before, its commits against each backup's point; every page of the database
+    /// copy), and every file or directory it does not name — debris of a backup that never
+    /// finished, which the next backup into the directory removes, or anything else. Prints
+    /// every problem on its own line with its ESE error, then a summary; exits 0 if there is
+    /// none, 1 if there is any.
+    Verify {
         /// The backup directory.
         backup: PathBuf,
     },
@@ -523,6 +537,10 @@ fn run(command: Command) -> Result<ExitCode, Failure> {
             print_restore(&summary, &backup, &files.dir, &mut out)?;
         }
         Command::BackupInfo { backup } => return backup_info(&env, &backup, &mut out),
+        Command::Verify { backup } => {
+            let report = jetdb::verify_backup(&*env.vfs, &backup)?;
+            return print_report(&report, &mut out);
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -675,127 +693,106 @@ fn print_restore(
 /// Prints the manifest of backup directory `dir` and checks the files it lists: the database
 /// copy's length and page checksums, each log's length and CRC32.
 fn backup_info(env: &Env, dir: &Path, out: &mut impl Write) -> Result<ExitCode, Failure> {
-    let vfs = &*env.vfs;
-    let Some(m) = manifest::read(vfs, dir)? else {
-        return Err(JetError::new(
-            ErrorKind::FileNotFound,
-            format!(
-                "{} holds no finished backup (no {})",
-                dir.display(),
-                manifest::MANIFEST_NAME
-            ),
-        )
-        .into());
-    };
-    let set_dir = m.set_dir(dir);
+    let report = jetdb::verify_backup(&*env.vfs, dir)?;
     writeln!(out, "backup directory: {}", dir.display())?;
-    writeln!(
-        out,
-        "  backup set:              {} ({})",
-        m.set,
-        set_dir.display()
-    )?;
-    writeln!(
-        out,
-        "  database:                {}, {} bytes in pages of {}, signature {}",
-        m.db_name, m.db_len, m.page_size, m.db_signature
-    )?;
-    writeln!(
-        out,
-        "  log set:                 {}, base name {}",
-        m.log_signature, m.base_name
-    )?;
-    writeln!(
-        out,
-        "  replay starts at:        checkpoint {} (after commit {})",
-        m.checkpoint, m.checkpoint_last_commit
-    )?;
-    writeln!(
-        out,
-        "  log generations:         {}",
-        generations(Some(m.log_range()))
-    )?;
-    writeln!(
-        out,
-        "  restores to:             commit {}",
-        m.last().sequence
-    )?;
-    writeln!(out, "backups: {}", m.backups.len())?;
-    for b in &m.backups {
+    if let Some(m) = &report.manifest {
+        let set_dir = m.set_dir(dir);
         writeln!(
             out,
-            "  {:<11} commit {}, mark {}, time {}, generations {}",
-            b.kind.to_string(),
-            b.sequence,
-            b.mark,
-            utc(b.millis),
-            generations(Some((b.gen_low, b.gen_high)))
+            "  backup set:              {} ({})",
+            m.set,
+            set_dir.display()
         )?;
-    }
-    writeln!(out, "files: {}", m.logs.len() + 1)?;
-    let mut healthy = true;
-    let db = set_dir.join(&m.db_name);
-    let verdict = match file_len(vfs, &db)? {
-        None => "MISSING".to_string(),
-        Some(len) if len != m.db_len => format!("DAMAGED: the file is {len} bytes"),
-        Some(_) => match jetdb::verify_file(vfs, &db) {
-            // Neither header copy is whole, or the file cannot be read.
-            Err(err) => format!("DAMAGED: {err}"),
-            Ok(report) => {
-                // A page never written is copied blank, and restore accepts it: not damage.
-                let bad: Vec<String> = report
-                    .bad_pages
-                    .iter()
-                    .filter(|bad| bad.error.kind() != ErrorKind::PageNotInitialized)
-                    .map(|bad| format!("page {}: {}", bad.pgno, bad.error))
-                    .collect();
-                match bad.first() {
-                    None => format!("good ({} page checksums verified)", report.file_pages),
-                    Some(first) => format!("DAMAGED: {} bad pages, first {first}", bad.len()),
-                }
-            }
-        },
-    };
-    healthy &= verdict.starts_with("good");
-    writeln!(out, "  {}: {} bytes: {verdict}", m.db_name, m.db_len)?;
-    for log in &m.logs {
-        let name = m.log_name(log.generation);
-        let path = set_dir.join(&name);
-        let verdict = match file_len(vfs, &path)? {
-            None => "MISSING".to_string(),
-            Some(_) => match jetlog::read_file(vfs, &path) {
-                Err(err) => format!("UNREADABLE: {err}"),
-                Ok(bytes) if bytes.len() as u64 != log.len => {
-                    format!("DAMAGED: the file is {} bytes", bytes.len())
-                }
-                Ok(bytes) if crc32fast::hash(&bytes) != log.crc => {
-                    "DAMAGED: CRC32 mismatch".to_string()
-                }
-                Ok(_) => "good".to_string(),
-            },
-        };
-        healthy &= verdict == "good";
         writeln!(
             out,
-            "  {name}: generation {:#X}, {} bytes, CRC32 {:08x}: {verdict}",
-            log.generation, log.len, log.crc
+            "  database:                {}, {} bytes in pages of {}, signature {}",
+            m.db_name, m.db_len, m.page_size, m.db_signature
         )?;
+        writeln!(
+            out,
+            "  log set:                 {}, base name {}",
+            m.log_signature, m.base_name
+        )?;
+        writeln!(
+            out,
+            "  replay starts at:        checkpoint {} (after commit {})",
+            m.checkpoint, m.checkpoint_last_commit
+        )?;
+        writeln!(
+            out,
+            "  log generations:         {}",
+            generations(Some(m.log_range()))
+        )?;
+        writeln!(
+            out,
+            "  restores to:             commit {}",
+            m.last().sequence
+        )?;
+        writeln!(out, "backups: {}", m.backups.len())?;
+        for b in &m.backups {
+            writeln!(
+                out,
+                "  {:<11} commit {}, mark {}, time {}, generations {}",
+                b.kind.to_string(),
+                b.sequence,
+                b.mark,
+                utc(b.millis),
+                generations(Some((b.gen_low, b.gen_high)))
+            )?;
+        }
+        writeln!(out, "files: {}", m.logs.len() + 1)?;
+        let db = set_dir.join(&m.db_name);
+        let good = format!("good ({} pages verified)", report.pages_read);
+        writeln!(
+            out,
+            "  {}: {} bytes: {}",
+            m.db_name,
+            m.db_len,
+            verdict(&report, &db, &good)
+        )?;
+        for log in &m.logs {
+            let name = m.log_name(log.generation);
+            writeln!(
+                out,
+                "  {name}: generation {:#X}, {} bytes, CRC32 {:08x}: {}",
+                log.generation,
+                log.len,
+                log.crc,
+                verdict(&report, &set_dir.join(&name), "good")
+            )?;
+        }
     }
-    Ok(if healthy {
+    print_report(&report, out)
+}
+
+/// A file's verdict in `backup-info`: `good`, `MISSING`, or `DAMAGED` and its first problem.
+fn verdict(report: &jetdb::BackupReport, path: &Path, good: &str) -> String {
+    let problems: Vec<&jetdb::Problem> = report.problems_at(path).collect();
+    match problems.first() {
+        None => good.to_string(),
+        Some(jetdb::Problem::Missing { .. }) => "MISSING".to_string(),
+        Some(first) => {
+            let more = match problems.len() {
+                1 => String::new(),
+                n => format!(" (and {} more)", n - 1),
+            };
+            format!("DAMAGED: {}: {}{more}", first.what(), first.found())
+        }
+    }
+}
+
+/// Every problem of `report` on its own line, then its summary; the exit code says whether
+/// there was any.
+fn print_report(report: &jetdb::BackupReport, out: &mut impl Write) -> Result<ExitCode, Failure> {
+    for problem in &report.problems {
+        writeln!(out, "{problem}")?;
+    }
+    writeln!(out, "{}", report.summary())?;
+    Ok(if report.is_ok() {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
     })
-}
-
-/// The length of the file at `path`, or `None` if there is none.
-fn file_len(vfs: &dyn jetdb::Vfs, path: &Path) -> Result<Option<u64>, JetError> {
-    let io = |err| JetError::io(format!("look up {}", path.display()), &err);
-    if !vfs.exists(path).map_err(io)? {
-        return Ok(None);
-    }
-    let file = vfs.open(path, OpenMode::Read).map_err(io)?;
-    Ok(Some(file.len().map_err(io)?))
 }
 
 /// The progress of a backup or a restore: a bar on stderr while stderr is a terminal, and

@@ -194,6 +194,8 @@ impl Verifier {
         let (map, slot) = locate(pgno, self.page_size);
         if slot == 0 {
             if node::kind(p) != Some(PageKind::Map) {
+                // The pages it describes are not checked against the one before it.
+                self.map = None;
                 return Err(JetError::new(
                     ErrorKind::DatabaseCorrupted,
                     format!("page {pgno} should be a page of the flush map"),
@@ -212,6 +214,18 @@ impl Verifier {
         match found == expected {
             true => Ok(()),
             false => Err(lost_flush(pgno, found, expected)),
+        }
+    }
+
+    /// Page `pgno` failed its own checks (checksum, page number) and is passed over; if it is
+    /// a map page, the pages it describes are not checked either (for a caller that goes on
+    /// past a bad page, as a backup's verification does, rather than stop at it).
+    pub(crate) fn skip(&mut self, pgno: Pgno) {
+        if pgno > crate::store::header::CATALOG_ROOT
+            && pgno < self.page_count
+            && locate(pgno, self.page_size).1 == 0
+        {
+            self.map = None;
         }
     }
 

@@ -523,6 +523,33 @@ impl LogScan {
     }
 }
 
+/// The commit records a [`LogScanner`] has read, in log order, kept as three numbers whatever
+/// the file's size: a backup's verification checks a set's commits without replaying them
+/// (recovery refuses commits that skip a sequence number: `JET_errLogFileCorrupt`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Commits {
+    /// The first commit record, if the file holds one: where it is and its sequence number.
+    pub first: Option<(Lgpos, u64)>,
+    /// The last commit record.
+    pub last: Option<(Lgpos, u64)>,
+    /// The first commit that does not follow the one before it: where it is, the sequence
+    /// number before it and its own.
+    pub gap: Option<(Lgpos, u64, u64)>,
+}
+
+impl Commits {
+    fn note(&mut self, at: Lgpos, sequence: u64) {
+        if let Some((_, last)) = self.last
+            && self.gap.is_none()
+            && last.checked_add(1) != Some(sequence)
+        {
+            self.gap = Some((at, last, sequence));
+        }
+        self.first.get_or_insert((at, sequence));
+        self.last = Some((at, sequence));
+    }
+}
+
 enum Segment<'a> {
     Valid {
         used: &'a [u8],
@@ -647,6 +674,11 @@ impl LogScanner {
     /// The file's header, once the bytes fed hold it whole and valid.
     pub fn header(&self) -> Option<&LogHeader> {
         self.header.as_ref()
+    }
+
+    /// The commit records read so far (of the valid segments, up to any damage in them).
+    pub fn commits(&self) -> Commits {
+        self.stream.commits
     }
 
     /// Scans the next `bytes` of the file. Only a damaged or foreign header is an error (as
@@ -860,6 +892,8 @@ struct RecordStream {
     /// The last record kept from the chunks before this one: its offset and length.
     last: Option<(u32, usize)>,
     chunk: ChunkRecords,
+    /// The commit records read (a restart never drops one: it closes its group).
+    commits: Commits,
 }
 
 /// The current chunk's records, as far as a restart would keep them.
@@ -989,6 +1023,9 @@ impl RecordStream {
             match decode_record(kind, body) {
                 Ok(record) => {
                     let this = (offset, record_len(&record));
+                    if let Record::Commit(c) = &record {
+                        self.commits.note(Lgpos { generation, offset }, c.sequence);
+                    }
                     self.ended = record == Record::End;
                     let closes = matches!(record, Record::Commit(_) | Record::End);
                     if self.keep {
@@ -2639,6 +2676,15 @@ pub(crate) mod tests {
                 break;
             }
         }
+        // The commits the judging scanner counted are those the keeping one holds (a restart
+        // drops none), before `finish` clears a corrupt file's.
+        let mut kept = Commits::default();
+        for (pos, record) in &keeping.stream.records {
+            if let Record::Commit(c) = record {
+                kept.note(*pos, c.sequence);
+            }
+        }
+        assert_eq!(judging.commits(), kept, "{what}");
         let (got, judged) = (keeping.finish(), judging.finish());
         match (&want, &got, &judged) {
             (Ok(w), Ok(g), Ok(j)) => {
@@ -3013,6 +3059,33 @@ pub(crate) mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn a_scanner_counts_commits_and_finds_the_first_that_skips_a_number() {
+        let vfs: Arc<dyn Vfs> = Arc::new(MemVfs::new());
+        let mut log = writer(&vfs, 64);
+        let mut at = Vec::new();
+        for n in [4, 5, 6, 8, 9, 11] {
+            at.push(log.append(&commit(n)).unwrap());
+        }
+        log.flush().unwrap();
+        let bytes = read_file(&*vfs, Path::new("edb.log")).unwrap();
+        let mut scanner = LogScanner::new("edb.log");
+        for piece in bytes.chunks(1000) {
+            scanner.feed(piece).unwrap();
+        }
+        let commits = scanner.commits();
+        let (first, last) = (commits.first.unwrap(), commits.last.unwrap());
+        assert_eq!((first.1, last.1), (4, 11));
+        assert!(first.0 < at[0] && last.0 > at[4] && last.0 < at[5]);
+        // The first gap: 8 after 6, at its commit record, the last of the fourth group (which
+        // `append` returned the end of).
+        let (pos, before, found) = commits.gap.expect("a gap");
+        assert_eq!((before, found), (6, 8));
+        assert!(pos > at[2] && pos < at[3], "{pos} within the fourth group");
+        // Nothing read, no commits.
+        assert_eq!(LogScanner::new("x").commits(), Commits::default());
     }
 
     #[test]
