@@ -1167,8 +1167,9 @@ impl<'s> BackupJob<'s> {
             // Paced, and stoppable, a piece at a time: a generation may be a gibibyte.
             let (instance, id) = (&self.instance, self.id);
             stop_requested(instance, id)?;
-            self.pace
-                .advance(&self.env, piece.len() as u64, || stop_requested(instance, id))?;
+            self.pace.advance(&self.env, piece.len() as u64, || {
+                stop_requested(instance, id)
+            })?;
         }
         if let Some(check) = check.take() {
             check.finish()?; // An empty file: no piece was its last.
