@@ -1035,8 +1035,13 @@ fn an_unfinished_restore_is_refused_then_restored_over() {
     ok(&["load", d, "--records", "300"]);
     ok(&["backup", d, "--to", b, "--create-path"]);
     ok(&["restore", b, "--to", r]);
-    // As a restore killed between its last copy and removing its marker leaves the place.
-    std::fs::write(restored.join("edb.restoring"), b"unfinished").unwrap();
+    // As a restore killed between its last copy and removing its marker leaves the place
+    // (the marker names the paths that restore wrote to).
+    let marker = format!(
+        "a restore from {b} began here\nlog: {r}\nsystem: {r}\ndatabase: {}\nbase: edb\n",
+        restored.join("data.edb").display()
+    );
+    std::fs::write(restored.join("edb.restoring"), marker).unwrap();
     let err = fails(&["scan", r, "--count"], "-544");
     assert!(err.contains("JET_errSoftRecoveryOnBackupDatabase"), "{err}");
     let out = ok(&["restore", b, "--to", r]);

@@ -1608,6 +1608,8 @@ impl<'a> LogCheck<'a> {
 /// commit, which the commits' writes queued behind.
 #[derive(Debug, Default)]
 pub(crate) struct Truncation {
+    /// The init of the instance whose logs these are: another init's are not touched.
+    epoch: u64,
     dir: PathBuf,
     logs: Vec<(u32, PathBuf)>,
 }
@@ -1620,7 +1622,13 @@ impl Truncation {
         let mut deleted: Option<(u32, u32)> = None;
         for (generation, path) in &self.logs {
             let mut removed = Ok(false);
+            // (No instance, or another init's: these logs are no longer ours to remove.)
+            let mut gone = true;
             instance.with_core_quietly(|core| {
+                if core.epoch != self.epoch {
+                    return;
+                }
+                gone = false;
                 // (A backup that began since holds what it copies; below its hold, what a
                 // truncation chose stays below the checkpoint.)
                 if core
@@ -1636,6 +1644,9 @@ impl Truncation {
                     Err(err) => Err(io_err("remove", path)(err)),
                 };
             });
+            if gone {
+                break;
+            }
             if !removed? {
                 continue;
             }
@@ -1696,6 +1707,7 @@ impl Core {
         }
         let vfs = std::sync::Arc::clone(&self.env.vfs);
         let mut truncation = Truncation {
+            epoch: self.epoch,
             dir: log.layout.log_dir.clone(),
             logs: Vec::new(),
         };

@@ -283,8 +283,28 @@ impl Restore<'_> {
         }
         let layout = p.layout();
         let marker = layout.restore_marker();
-        let unfinished = vfs.exists(&marker).map_err(io_err("look up", &marker))?
-            && !planted::active(&self.env, PlantedBug::RestoreRefusesItsDebris);
+        let found = vfs.exists(&marker).map_err(io_err("look up", &marker))?;
+        let ours = marker_text(p, &self.from);
+        // The files a marker vouches for are those of the paths it names: a restore with other
+        // paths (another log directory, say) would take files no restore wrote for debris.
+        let text = if found {
+            read_marker(vfs, &marker)?
+        } else {
+            String::new()
+        };
+        let same_paths = found && text.lines().skip(1).eq(ours.lines().skip(1));
+        // Cut short (a crash while it was written, before its fsync): the marker is the first
+        // thing a restore writes, so it is all that restore left; it goes, and the place is
+        // judged as if it were not there.
+        let torn = found && !same_paths && !text.contains("\nbase: ");
+        if torn {
+            vfs.remove(&marker).map_err(io_err("remove", &marker))?;
+            vfs.sync_dir(&p.system_path)
+                .map_err(io_err("fsync", &p.system_path))?;
+        }
+        let found = found && !torn;
+        let unfinished =
+            same_paths && !planted::active(&self.env, PlantedBug::RestoreRefusesItsDebris);
         let mut taken = Vec::new();
         let mut names = vec![
             p.database_path.clone(),
@@ -313,6 +333,14 @@ impl Restore<'_> {
             (false, Some(&generation)) => taken.push(layout.archived(generation)),
             (false, None) => {}
         }
+        if found && !same_paths {
+            bail!(
+                DatabaseDuplicate,
+                "{} is the marker of an unfinished restore into other paths (or unreadable): \
+                 restore again with the paths it names, or clear the place by hand",
+                marker.display()
+            );
+        }
         if !unfinished && let Some(path) = taken.first() {
             bail!(
                 DatabaseDuplicate,
@@ -331,11 +359,7 @@ impl Restore<'_> {
             vfs.sync_dir(db_dir).map_err(io_err("fsync", db_dir))?;
             self.summary.debris_removed = taken;
         } else if !planted::active(&self.env, PlantedBug::RestoreLeavesNoMarker) {
-            let text = format!(
-                "a restore from {} began here; until it finishes, init refuses this place, and \
-                 restoring again clears what it left\n",
-                self.from.display()
-            );
+            let text = ours;
             let file = vfs
                 .open(&marker, OpenMode::CreateNew)
                 .map_err(io_err("create", &marker))?;
@@ -691,6 +715,32 @@ impl LogCheck<'_> {
         }
         Ok(())
     }
+}
+
+/// What a restore's marker says: the first line for a reader, then the paths it writes to, by
+/// which a later restore knows the files it finds there are this one's.
+fn marker_text(params: &InstanceParams, from: &Path) -> String {
+    format!(
+        "a restore from {} began here: until it finishes, init refuses this place, and a restore with these paths clears what it left\n\
+         log: {}\nsystem: {}\ndatabase: {}\nbase: {}\n",
+        from.display(),
+        params.log_path.display(),
+        params.system_path.display(),
+        params.database_path.display(),
+        params.base_name
+    )
+}
+
+/// The marker's text (at most 64 KiB of it: a marker is a few lines).
+fn read_marker(vfs: &dyn Vfs, path: &Path) -> Result<String> {
+    let file = vfs
+        .open(path, OpenMode::Read)
+        .map_err(io_err("open", path))?;
+    let len = file.len().map_err(io_err("size of", path))?.min(64 * 1024);
+    let mut buf = vec![0u8; len as usize];
+    file.read_exact_at(&mut buf, 0)
+        .map_err(io_err("read", path))?;
+    Ok(String::from_utf8_lossy(&buf).into_owned())
 }
 
 /// Where the database copy is written before it is renamed into place: `data.edb.restore`.

@@ -261,6 +261,15 @@ fn refuse_half_restored(env: &Env, params: &InstanceParams) -> Result<()> {
             marker.display()
         );
     }
+    // The marker's absence must be durable before this instance writes anything: a restore
+    // killed between the marker's removal and its directory's fsync leaves a removal a power
+    // loss can undo, and the marker would come back over this instance's commits.
+    let dir = parent_dir(&marker);
+    if !dir.as_os_str().is_empty() && env.vfs.is_dir(dir).unwrap_or(false) {
+        env.vfs
+            .sync_dir(dir)
+            .map_err(|err| JetError::io(format!("fsync {}", dir.display()), &err))?;
+    }
     Ok(())
 }
 

@@ -253,6 +253,14 @@ impl CrashVfs {
         self.disk.lock().unwrap().fuel = more;
     }
 
+    /// The process restarts after it died: the page cache (every write and directory
+    /// operation not yet durable) survives, as after kill -9; it has all the fuel it wants.
+    pub fn revive(&self) {
+        let mut disk = self.disk.lock().unwrap();
+        disk.dead = false;
+        disk.fuel = u64::MAX;
+    }
+
     /// How many operations spent fuel so far.
     pub fn used(&self) -> u64 {
         self.disk.lock().unwrap().used
