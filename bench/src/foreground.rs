@@ -2,9 +2,11 @@
 //! commit p99 ≤ 2 × the same workload without a backup, and no commit waiting more than 50 ms,
 //! on a database of at least 1 GiB).
 //!
-//! A database of 128 KiB values (as `backup` builds it) is loaded on the OS file system. Then,
-//! in each round, one writer commits single durable puts (24-byte random keys, 150-byte
-//! values, a table of their own) as fast as it can, closed loop:
+//! A database of 128 KiB values (as `backup` builds it) is loaded on the OS file system, with a
+//! 512 MiB cache (`--cache`). Then, in each round, one writer commits single durable puts
+//! (24-byte random keys, 150-byte values, a table of their own) at `--rate` a second, open
+//! loop (100 unless told; each commit's latency counts from its slot, so a commit held up
+//! counts against the ones behind it), or with `--rate 0` as fast as it can, closed loop:
 //! - for `--secs` seconds with no backup (*before*),
 //! - while a full backup into a fresh directory runs in another thread (*during*),
 //! - for `--secs` seconds after it (*after*);
