@@ -122,16 +122,17 @@ fn a_truncation_outliving_its_instance_leaves_the_next_instances_logs() {
 }
 
 mod marker {
-    use std::path::{Path, PathBuf};
+    use std::path::Path;
 
-    use jetdb::{BackupFlags, ErrorKind, Instance, MemVfs, OpenMode, Vfs};
+    use jetdb::{BackupFlags, ErrorKind, Instance, MemVfs, Vfs};
     use rand::SeedableRng;
     use rand_chacha::ChaCha8Rng;
 
     use crate::support::crash_disk::CrashVfs;
-    use crate::support::{backup_params, contents, env, key, read_all};
+    use crate::support::{backup_params, contents, env, key};
 
-    fn backup_set() -> Vec<(PathBuf, Vec<u8>)> {
+    /// A full backup on a `MemVfs`, in `bk`.
+    fn backup_set() -> MemVfs {
         let vfs = MemVfs::new();
         let inst = Instance::new(env(vfs.clone()), backup_params("inst"));
         inst.init().unwrap();
@@ -143,32 +144,7 @@ mod marker {
         inst.backup(Some(Path::new("bk")), BackupFlags::NONE, None)
             .unwrap();
         inst.term().unwrap();
-        let mut files = Vec::new();
-        let mut dirs = vec![PathBuf::from("bk")];
-        while let Some(dir) = dirs.pop() {
-            for name in vfs.list(&dir).unwrap() {
-                let path = dir.join(name);
-                if vfs.is_dir(&path).unwrap() {
-                    dirs.push(path);
-                } else {
-                    files.push((path.clone(), read_all(&vfs, &path)));
-                }
-            }
-        }
-        files
-    }
-
-    fn disk_with(files: &[(PathBuf, Vec<u8>)]) -> CrashVfs {
-        let disk = CrashVfs::new(u64::MAX);
-        for (path, bytes) in files {
-            let dir = jetdb::parent_dir(path);
-            disk.create_dir_all(dir).unwrap();
-            let file = disk.open(path, OpenMode::CreateNew).unwrap();
-            file.write_all_at(bytes, 0).unwrap();
-            file.sync().unwrap();
-            disk.sync_dir(dir).unwrap();
-        }
-        disk
+        vfs
     }
 
     /// A restore killed (the process only) between the removal of its marker and the fsync
@@ -179,7 +155,7 @@ mod marker {
     #[test]
     fn a_marker_whose_removal_was_not_durable_never_comes_back_over_a_live_instance() {
         let files = backup_set();
-        let disk = disk_with(&files);
+        let disk = CrashVfs::holding(&files, Path::new("bk"));
         let before = disk.used();
         Instance::new(env(disk.clone()), backup_params("r"))
             .restore(Path::new("bk"), None)
@@ -188,7 +164,7 @@ mod marker {
         let marker = Path::new("r/edb.restoring");
         let (mut found, mut opened) = (false, 0);
         for kill_at in (operations.saturating_sub(12)..operations).rev() {
-            let disk = disk_with(&files);
+            let disk = CrashVfs::holding(&files, Path::new("bk"));
             disk.refuel(kill_at);
             let killed =
                 Instance::new(env(disk.clone()), backup_params("r")).restore(Path::new("bk"), None);

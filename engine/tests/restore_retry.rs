@@ -9,21 +9,21 @@
     reason = "the real-file test runs a restore in a child process and ends it"
 )]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use jetdb::planted::PlantedBug;
-use jetdb::{BackupFlags, CommitMode, ErrorKind, Instance, MemVfs, OpenMode, Vfs};
+use jetdb::{BackupFlags, CommitMode, ErrorKind, Instance, MemVfs, Vfs};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 mod support;
 
 use support::crash_disk::CrashVfs;
-use support::{Contents, backup_params, contents, env, key, read_all, restore_contents};
+use support::{Contents, backup_params, contents, env, key, restore_contents};
 
-/// A full backup and an incremental one of an instance on a `MemVfs`: every file of the
-/// backup directory `bk`, and what the set restores to.
-fn backup_set() -> (Vec<(PathBuf, Vec<u8>)>, Contents) {
+/// A full backup and an incremental one of an instance on a `MemVfs`: the disk, holding them
+/// in `bk`, and what the set restores to.
+fn backup_set() -> (MemVfs, Contents) {
     let vfs = MemVfs::new();
     let inst = Instance::new(env(vfs.clone()), backup_params("inst"));
     inst.init().unwrap();
@@ -45,33 +45,7 @@ fn backup_set() -> (Vec<(PathBuf, Vec<u8>)>, Contents) {
         .unwrap();
     let expected = contents(&inst);
     inst.term().unwrap();
-    let mut files = Vec::new();
-    let mut dirs = vec![PathBuf::from("bk")];
-    while let Some(dir) = dirs.pop() {
-        for name in vfs.list(&dir).unwrap() {
-            let path = dir.join(name);
-            if vfs.is_dir(&path).unwrap() {
-                dirs.push(path);
-            } else {
-                files.push((path.clone(), read_all(&vfs, &path)));
-            }
-        }
-    }
-    (files, expected)
-}
-
-/// A disk holding the backup set, durably, whose process has all the fuel it wants.
-fn disk_with(files: &[(PathBuf, Vec<u8>)]) -> CrashVfs {
-    let disk = CrashVfs::new(u64::MAX);
-    for (path, bytes) in files {
-        let dir = jetdb::parent_dir(path);
-        disk.create_dir_all(dir).unwrap();
-        let file = disk.open(path, OpenMode::CreateNew).unwrap();
-        file.write_all_at(bytes, 0).unwrap();
-        file.sync().unwrap();
-        disk.sync_dir(dir).unwrap();
-    }
-    disk
+    (vfs, expected)
 }
 
 /// The instance files a place holds (its directory `r`), by name.
@@ -102,7 +76,7 @@ fn env_for(vfs: impl Vfs + 'static, bug: Option<PlantedBug>) -> jetdb::Env {
 fn sweep(bug: Option<PlantedBug>) -> Result<usize, String> {
     let (files, expected) = backup_set();
     // How many operations a whole restore takes.
-    let disk = disk_with(&files);
+    let disk = CrashVfs::holding(&files, Path::new("bk"));
     let before = disk.used();
     Instance::new(env_for(disk.clone(), bug), backup_params("r"))
         .restore(Path::new("bk"), None)
@@ -111,7 +85,7 @@ fn sweep(bug: Option<PlantedBug>) -> Result<usize, String> {
     let mut rng = ChaCha8Rng::seed_from_u64(13);
     for kill_at in 0..operations {
         for clean in [true, false] {
-            let disk = disk_with(&files);
+            let disk = CrashVfs::holding(&files, Path::new("bk"));
             disk.refuel(kill_at);
             let killed = Instance::new(env_for(disk.clone(), bug), backup_params("r"))
                 .restore(Path::new("bk"), None);

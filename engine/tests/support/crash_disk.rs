@@ -248,6 +248,23 @@ impl CrashVfs {
         }
     }
 
+    /// A disk holding every file of `dir` on `vfs` (at the same paths), durably, whose process
+    /// has all the fuel it wants.
+    pub fn holding(vfs: &MemVfs, dir: &Path) -> CrashVfs {
+        let disk = CrashVfs::new(u64::MAX);
+        for (rel, bytes) in crate::support::tree(vfs, dir) {
+            let Some(bytes) = bytes else { continue };
+            let path = dir.join(rel);
+            let parent = parent_dir(&path);
+            disk.create_dir_all(parent).unwrap();
+            let file = disk.open(&path, OpenMode::CreateNew).unwrap();
+            file.write_all_at(&bytes, 0).unwrap();
+            file.sync().unwrap();
+            disk.sync_dir(parent).unwrap();
+        }
+        disk
+    }
+
     /// Gives the process `more` operations from now before it dies.
     pub fn refuel(&self, more: u64) {
         self.disk.lock().unwrap().fuel = more;
