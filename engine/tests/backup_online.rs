@@ -316,3 +316,82 @@ fn a_backup_stopped_from_another_thread_leaves_an_empty_directory() {
     assert_eq!(std::fs::read_dir(&bk).unwrap().count(), 0);
     inst.term().unwrap();
 }
+
+/// Holds a durable commit inside its log fsync — under the instance lock — until the
+/// backup says it has copied everything, or for at most 30 s.
+#[derive(Debug, Default)]
+struct HoldInCommit {
+    armed: AtomicBool,
+    reached: Mutex<Option<std::sync::mpsc::Sender<()>>>,
+    copied: Mutex<bool>,
+    copied_cv: std::sync::Condvar,
+    waited_out: AtomicBool,
+}
+
+impl Hook for HoldInCommit {
+    fn sync_of(&self, path: &Path) -> std::io::Result<()> {
+        let is_log = path.starts_with("inst") && path.extension().is_some_and(|e| e == "log");
+        if is_log && self.armed.swap(false, Ordering::AcqRel) {
+            if let Some(reached) = self.reached.lock().unwrap().take() {
+                reached.send(()).unwrap();
+            }
+            let copied = self.copied.lock().unwrap();
+            let (copied, timeout) = self
+                .copied_cv
+                .wait_timeout_while(copied, std::time::Duration::from_secs(30), |c| !*c)
+                .unwrap();
+            if timeout.timed_out() && !*copied {
+                self.waited_out.store(true, Ordering::Release);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A writer that keeps the instance lock (here: one commit held inside its log fsync) does
+/// not hold up the copy: every step of a full backup, database pages and logs, runs while the
+/// lock is held, and the set still restores to the state at the begin. A copy that took the
+/// instance lock for its bookkeeping would wait the 30 s out.
+#[test]
+fn a_backup_copies_while_a_commit_holds_the_instance_lock() {
+    let hook = Arc::new(HoldInCommit::default());
+    let vfs = HookedVfs::new(Arc::clone(&hook));
+    let inst = loaded(env(vfs.clone()));
+    let expected = contents(&inst);
+    let (begun_tx, begun_rx) = std::sync::mpsc::channel();
+    let (reached_tx, reached_rx) = std::sync::mpsc::channel();
+    *hook.reached.lock().unwrap() = Some(reached_tx);
+    let runner = inst.clone();
+    let backup_hook = Arc::clone(&hook);
+    let backup = std::thread::spawn(move || {
+        let mut job = runner.begin_backup(Some(Path::new("bk")), BackupFlags::NONE, None)?;
+        job.set_step_size(3 * PAGE);
+        begun_tx.send(()).unwrap();
+        reached_rx.recv().unwrap();
+        let mut steps = 0;
+        while job.step()? {
+            steps += 1;
+        }
+        *backup_hook.copied.lock().unwrap() = true;
+        backup_hook.copied_cv.notify_all();
+        job.finish().map(|summary| (steps, summary))
+    });
+    begun_rx.recv().unwrap();
+    hook.armed.store(true, Ordering::Release);
+    let mut s = inst.begin_session().unwrap();
+    let t = s.open_table("t").unwrap();
+    s.begin_transaction().unwrap();
+    s.put(t, &key(1), b"after the begin").unwrap();
+    s.commit_transaction(CommitMode::Durable).unwrap();
+    let (steps, summary) = backup.join().unwrap().unwrap();
+    assert!(
+        !hook.waited_out.load(Ordering::Acquire),
+        "the backup's copy waited for the instance lock"
+    );
+    assert!(steps > 10, "the copy took many steps ({steps})");
+    assert!(summary.database_bytes > 0);
+    inst.term().unwrap();
+    let restored =
+        restore_contents(support::env(vfs.inner.clone()), backup_params("r"), "bk").unwrap();
+    assert_eq!(restored, expected, "the set holds the state at the begin");
+}

@@ -50,6 +50,7 @@ use crate::base::planted::{self, PlantedBug};
 use crate::base::vfs::{OpenMode, Vfs, VfsFile, parent_dir};
 use crate::store::header::{BackupInfo, DbHeader, Lgpos};
 use crate::store::page::{self, Pgno};
+use crate::store::pager::{CopyFence, SharedFence};
 use crate::txn::event::{BackupKind, Event, EventLog, Operation};
 use crate::txn::instance::{BackupHold, Core, Instance, lsn, no_file_on_path};
 use crate::wal::log::{self, LogTail};
@@ -175,6 +176,8 @@ struct DbCopy {
     /// The flush map when the backup began: the dbtime each page must have (0: not
     /// written yet, nothing to check).
     stamps: Vec<u64>,
+    /// The pager's copy-before-write fence over the file, shared with the job.
+    fence: SharedFence,
     writeback: Writeback,
     done: bool,
 }
@@ -280,6 +283,8 @@ pub struct BackupJob<'s> {
     env: Env,
     events: EventLog,
     id: u64,
+    /// The init the backup began in: a term and a new init since end it.
+    epoch: u64,
     kind: BackupKind,
     atomic: bool,
     dir: Option<PathBuf>,
@@ -464,6 +469,7 @@ impl Instance {
             events: params.event_log.clone(),
             env,
             id,
+            epoch: begun.epoch,
             kind,
             atomic,
             dir: path.map(Path::to_path_buf),
@@ -516,6 +522,10 @@ struct Begun {
     set_dir: Option<PathBuf>,
     logs: Vec<u32>,
     db_pages: Option<Pgno>,
+    /// The fence over the database file (a full backup).
+    fence: Option<SharedFence>,
+    /// The init the backup began in (`Core::epoch`).
+    epoch: u64,
     /// The flush map at the begin (a full backup).
     stamps: Vec<u64>,
     db_path: PathBuf,
@@ -797,11 +807,13 @@ fn begin_in_core(
     }
     let page_size = header.page_size as usize;
     let mut db_pages = None;
+    let mut fence = None;
     let mut stamps = Vec::new();
     if kind == BackupKind::Full {
-        let pages = core.db.pager_mut().set_fence()?;
+        let (pages, shared) = core.db.pager_mut().set_fence()?;
         total += u64::from(pages) * page_size as u64;
         db_pages = Some(pages);
+        fence = Some(shared);
         // The file holds the last batch whole (batches finish under the lock): each page
         // as the map records it.
         stamps = core.db.pager_mut().stamps().to_vec();
@@ -859,6 +871,8 @@ fn begin_in_core(
         set_dir,
         logs,
         db_pages,
+        fence,
+        epoch: core.epoch,
         stamps,
         db_path,
         page_size,
@@ -922,6 +936,10 @@ impl<'s> BackupJob<'s> {
                     buf: Vec::new(),
                     sums: vec![0; begun.db_pages.unwrap_or(0) as usize],
                     stamps: std::mem::take(&mut begun.stamps),
+                    fence: begun
+                        .fence
+                        .take()
+                        .expect("a full backup fences the file while it copies"),
                     writeback: Writeback::default(),
                     done: false,
                 });
@@ -1080,34 +1098,43 @@ impl<'s> BackupJob<'s> {
         Ok(())
     }
 
-    /// Under the instance lock, moves the fence past pages `first..first + count` and returns
-    /// which of them it saved (those the copy takes from the fence) with every page it saved
-    /// since the last step.
+    /// Moves the fence past pages `first..first + count` and returns which of them it saved
+    /// (those the copy takes from the fence) with every page it saved since the last step.
+    ///
+    /// Only the fence's own lock is taken, never the instance's: a writer holding the
+    /// instance lock from one commit to the next cannot starve the copy.
     fn take_from_fence(&mut self, first: Pgno, count: Pgno) -> Result<(Vec<bool>, Saved)> {
-        let (id, end) = (self.id, self.db.as_ref().expect("a database copy").end);
-        self.instance.with_core_for_backup(|core| {
-            check_hold(core, id)?;
-            let pager = core.db.pager_mut();
-            let fence = pager
-                .fence_mut()
-                .expect("a full backup fences the file while it copies");
-            if let Some(err) = fence.failed.take() {
-                return Err(err);
-            }
-            assert_eq!(fence.copied_below, first, "only the job moves the fence");
-            let saved = std::mem::take(&mut fence.saved);
-            let skip: Vec<bool> = (first..first + count)
-                .map(|p| fence.secured.contains(&p))
-                .collect();
-            fence.copied_below = first + count;
-            fence.secured = fence.secured.split_off(&(first + count));
-            if first + count == end {
-                // Nothing at or past the end is needed: the fence is done.
-                debug_assert!(pager.fence_mut().is_some_and(|f| f.saved.is_empty()));
-                pager.clear_fence();
-            }
-            Ok((skip, saved))
-        })
+        self.check_running()?;
+        let db = self.db.as_ref().expect("a database copy");
+        let mut fence = CopyFence::lock(&db.fence);
+        if let Some(err) = fence.failed.take() {
+            return Err(err);
+        }
+        assert_eq!(fence.copied_below, first, "only the job moves the fence");
+        assert!(
+            first + count <= fence.end,
+            "the copy ends at the fence's end"
+        );
+        let saved = std::mem::take(&mut fence.saved);
+        let skip: Vec<bool> = (first..first + count)
+            .map(|p| fence.secured.contains(&p))
+            .collect();
+        fence.copied_below = first + count;
+        fence.secured = fence.secured.split_off(&(first + count));
+        Ok((skip, saved))
+    }
+
+    /// Checks, without the instance lock, that the instance still runs this backup: it takes
+    /// backup calls, and has not been terminated and initialised again since the begin.
+    fn check_running(&self) -> Result<()> {
+        self.instance.check_backup_state()?;
+        if self.instance.shared.inits.load(Ordering::Acquire) != self.epoch {
+            bail!(
+                BackupAbortByServer,
+                "the instance no longer runs this backup (it was terminated and initialised again)"
+            );
+        }
+        Ok(())
     }
 
     /// Fails with `JET_errBackupAbortByServer` if [`Instance::stop_backup`] stopped this
@@ -1368,10 +1395,7 @@ impl<'s> BackupJob<'s> {
     fn clean_up(&mut self) {
         let id = self.id;
         self.instance.with_core_quietly(|core| {
-            if core.backup.is_some_and(|h| h.id == id) {
-                core.db.pager_mut().clear_fence();
-                release(core, id);
-            }
+            release(core, id);
         });
         self.db = None;
         let vfs = std::sync::Arc::clone(&self.env.vfs);
@@ -1479,9 +1503,11 @@ fn check_hold(core: &Core, id: u64) -> Result<()> {
     }
 }
 
+/// Ends the instance's hold for backup `id`, and its fence over the database file.
 fn release(core: &mut Core, id: u64) {
     if core.backup.is_some_and(|h| h.id == id) {
         core.backup = None;
+        core.db.pager_mut().clear_fence();
     }
 }
 

@@ -20,7 +20,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::mem;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use rustc_hash::FxHashMap;
 
@@ -89,6 +89,11 @@ impl Round {
 /// overwrites a page the backup has not copied yet, it saves the page's content here
 /// (copy-before-write), so the backup copies the file exactly as it stood at its begin, while
 /// the instance goes on writing.
+///
+/// The fence has a lock of its own, shared by the pager (which saves pages into it under the
+/// instance lock) and the backup job (which takes them out without it): a writer that holds
+/// the instance lock commit after commit then never holds up the backup's bookkeeping.
+/// Lock order: the instance lock before the fence's.
 #[derive(Debug, Default)]
 pub(crate) struct CopyFence {
     /// The backup copies pages `[0, end)`: the file's length when it began.
@@ -104,7 +109,21 @@ pub(crate) struct CopyFence {
     pub(crate) failed: Option<JetError>,
 }
 
+/// A backup's fence, as the pager and the job share it.
+pub(crate) type SharedFence = Arc<Mutex<CopyFence>>;
+
 impl CopyFence {
+    /// Locks a shared fence. A panic while it was held is a broken invariant elsewhere; the
+    /// fence itself is whole enough to fail the backup from.
+    pub(crate) fn lock(fence: &SharedFence) -> MutexGuard<'_, CopyFence> {
+        fence.lock().unwrap_or_else(|poison| poison.into_inner())
+    }
+
+    /// Whether the job has taken every page: the fence then needs nothing more.
+    pub(crate) fn is_done(&self) -> bool {
+        self.copied_below >= self.end
+    }
+
     fn needs(&self, pgno: Pgno) -> bool {
         self.failed.is_none()
             && pgno >= self.copied_below
@@ -152,7 +171,7 @@ pub(crate) struct Pager {
     /// durable past every change it holds (`logged_through`).
     wal_durable: u64,
     /// While an online backup copies the file: its copy-before-write fence.
-    fence: Option<CopyFence>,
+    fence: Option<SharedFence>,
     /// `PlantedBug::BatchSkipsDoublewrite`.
     skip_doublewrite: bool,
     /// `PlantedBug::CheckpointSkipsCacheBound`.
@@ -696,9 +715,14 @@ impl Pager {
     }
 
     /// Starts a backup's copy-before-write fence over the pages the file holds now; returns
-    /// how many pages that is.
-    pub(crate) fn set_fence(&mut self) -> Result<Pgno> {
-        assert!(self.fence.is_none(), "one backup at a time");
+    /// how many pages that is, and the fence for the job to take its pages from.
+    pub(crate) fn set_fence(&mut self) -> Result<(Pgno, SharedFence)> {
+        assert!(
+            self.fence
+                .as_ref()
+                .is_none_or(|f| CopyFence::lock(f).is_done()),
+            "one backup at a time"
+        );
         assert!(
             self.round.is_none(),
             "a backup begins between batches: the file holds one whole"
@@ -708,16 +732,12 @@ impl Pager {
             .len()
             .map_err(|err| JetError::io(format!("{}: length", self.path.display()), &err))?;
         let end = Pgno::try_from(len / self.page_size as u64).unwrap_or(Pgno::MAX);
-        self.fence = Some(CopyFence {
+        let fence = Arc::new(Mutex::new(CopyFence {
             end,
             ..CopyFence::default()
-        });
-        Ok(end)
-    }
-
-    /// The running backup's fence.
-    pub(crate) fn fence_mut(&mut self) -> Option<&mut CopyFence> {
-        self.fence.as_mut()
+        }));
+        self.fence = Some(Arc::clone(&fence));
+        Ok((end, fence))
     }
 
     /// Ends the backup's fence.
@@ -727,23 +747,36 @@ impl Pager {
 
     /// Saves, for a running backup, the content of pages `first..first + count` that it still
     /// needs as they were when it began — just before they are overwritten.
+    ///
+    /// The pages are read without the fence's lock, so the job never waits for this read.
+    /// Meanwhile the job may take a range holding one of them; it read that range before
+    /// taking it, and this page is not overwritten until after, so the job's copy is the
+    /// begin's and the page read here is dropped.
     fn save_for_backup(&mut self, first: Pgno, count: u32) {
-        let Some(fence) = &mut self.fence else {
+        let Some(shared) = &self.fence else {
             return;
         };
-        for pgno in first..first + count {
-            if !fence.needs(pgno) {
-                continue;
+        let wanted: Vec<Pgno> = {
+            let fence = CopyFence::lock(shared);
+            if fence.is_done() {
+                drop(fence);
+                self.fence = None;
+                return;
             }
+            (first..first + count).filter(|&p| fence.needs(p)).collect()
+        };
+        for pgno in wanted {
             let mut page = vec![0u8; self.page_size];
-            match self
+            let read = self
                 .file
-                .read_exact_at(&mut page, u64::from(pgno) * self.page_size as u64)
-            {
-                Ok(()) => {
+                .read_exact_at(&mut page, u64::from(pgno) * self.page_size as u64);
+            let mut fence = CopyFence::lock(shared);
+            match read {
+                Ok(()) if fence.needs(pgno) => {
                     fence.secured.insert(pgno);
                     fence.saved.insert(pgno, page);
                 }
+                Ok(()) => {}
                 Err(err) => {
                     fence.failed = Some(JetError::io(
                         format!(

@@ -476,14 +476,21 @@ impl Instance {
         &self,
         f: impl FnOnce(&mut Core) -> Result<T>,
     ) -> Result<T> {
+        self.check_backup_state()?;
+        self.with_running_core(f)
+    }
+
+    /// Whether the instance's lifecycle state lets a backup call run, as JetBackup names the
+    /// states (during init `JET_errBackupNotAllowedYet`). Takes only the state's lock, which
+    /// no one holds across I/O.
+    pub(crate) fn check_backup_state(&self) -> Result<()> {
         match &*lock(&self.shared.state) {
             Lifecycle::Initializing => bail!(
                 BackupNotAllowedYet,
                 "the instance is being initialised (recovery may be running); back up once init returns"
             ),
-            other => check_state(other)?,
+            other => check_state(other),
         }
-        self.with_running_core(f)
     }
 
     fn with_running_core<T>(&self, f: impl FnOnce(&mut Core) -> Result<T>) -> Result<T> {
