@@ -234,7 +234,10 @@ pub(crate) struct Shared {
     pub(crate) env: Env,
     params: InstanceParams,
     pub(crate) state: Mutex<Lifecycle>,
-    core: Mutex<Option<Core>>,
+    /// The instance lock. Eventually fair (`parking_lot`): a thread waiting for it more than
+    /// about half a millisecond is handed it at the next unlock, so a closed-loop committer
+    /// cannot starve a backup's bookkeeping or another session.
+    core: parking_lot::Mutex<Option<Core>>,
     /// Transaction ids are unique for the life of the `Instance` value, across inits.
     next_transaction: AtomicU64,
     /// How many times the instance was initialised: sessions and table handles of an earlier
@@ -287,7 +290,7 @@ impl Instance {
                 env,
                 params,
                 state: Mutex::new(Lifecycle::NotInitialized),
-                core: Mutex::new(None),
+                core: parking_lot::Mutex::new(None),
                 next_transaction: AtomicU64::new(1),
                 backup_stop: AtomicU64::new(0),
                 inits: AtomicU64::new(0),
@@ -327,7 +330,7 @@ impl Instance {
         let mut state = lock(&self.shared.state);
         match result {
             Ok(core) => {
-                *lock(&self.shared.core) = Some(core);
+                *self.shared.core.lock() = Some(core);
                 *state = Lifecycle::Running;
                 Ok(())
             }
@@ -374,7 +377,7 @@ impl Instance {
             }
         }
         let _released = Released(&self.shared.state);
-        let core = lock(&self.shared.core).take();
+        let core = self.shared.core.lock().take();
         match core {
             Some(mut core) if !failed && core.fatal.is_none() => core.shut_down(),
             // Released, but not shut down cleanly: the caller must know that lazy commits
@@ -494,7 +497,7 @@ impl Instance {
     }
 
     fn with_running_core<T>(&self, f: impl FnOnce(&mut Core) -> Result<T>) -> Result<T> {
-        let mut guard = lock(&self.shared.core);
+        let mut guard = self.shared.core.lock();
         let Some(core) = guard.as_mut() else {
             bail!(NotInitialized, "the instance is not initialised");
         };
@@ -522,7 +525,7 @@ impl Instance {
     /// Runs `f` on the core whatever the lifecycle state, if there is one: for releasing what
     /// a dropped transaction held.
     pub(crate) fn with_core_quietly(&self, f: impl FnOnce(&mut Core)) {
-        if let Some(core) = lock(&self.shared.core).as_mut() {
+        if let Some(core) = self.shared.core.lock().as_mut() {
             f(core);
         }
     }
