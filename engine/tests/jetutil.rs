@@ -243,6 +243,18 @@ fn logs_and_recover_report_the_log_and_what_recovery_did() {
     );
     assert!(listing.contains("edb.log: generation"), "{listing}");
     assert!(listing.contains("good (open)"), "{listing}");
+    // Every file's records counted as it is read: the 100 commits and the table's.
+    let (mut records, mut commits) = (0u64, 0u64);
+    for line in listing.lines().filter(|l| l.contains(" records (")) {
+        let (before, after) = line.split_once(" records (").unwrap();
+        records += before.rsplit(' ').next().unwrap().parse::<u64>().unwrap();
+        commits += after.split(' ').next().unwrap().parse::<u64>().unwrap();
+    }
+    assert_eq!(commits, 101, "{listing}");
+    assert!(
+        records >= 2 * commits,
+        "a put or table record before each commit: {listing}"
+    );
 
     let report = ok(&["recover", d, "--log-file-size", "128"]);
     assert!(report.contains("database before:"), "{report}");

@@ -16,7 +16,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use jetdb::log::{self as jetlog, LogTail, Record};
+use jetdb::log::{self as jetlog, LogTail};
 use jetdb::{
     BackupFlags, BackupOptions, BackupSummary, Clock, CommitMode, DbHeader, Env, ErrorKind,
     EventLog, Instance, InstanceParams, JetError, RestoreSummary, Session, Status, SystemClock,
@@ -1072,16 +1072,9 @@ fn logs(
     let mut prev: Option<jetlog::LogHeader> = None;
     for (_, name) in &files {
         let path = log_dir.join(name);
-        let bytes = match jetlog::read_file(&*env.vfs, &path) {
-            Ok(bytes) => bytes,
-            Err(err) => {
-                healthy = false;
-                writeln!(out, "{name}: {err}")?;
-                continue;
-            }
-        };
-        let scan = match jetlog::scan(&bytes, name) {
-            Ok(scan) => scan,
+        // Read a piece at a time: the tool's memory is the same whatever the log file size.
+        let (scan, counts) = match jetlog::scan_file_counting(&*env.vfs, &path) {
+            Ok(found) => found,
             Err(err) => {
                 healthy = false;
                 writeln!(out, "{name}: {err}")?;
@@ -1089,11 +1082,7 @@ fn logs(
             }
         };
         let h = &scan.header;
-        let commits = scan
-            .records
-            .iter()
-            .filter(|(_, r)| matches!(r, Record::Commit(_)))
-            .count();
+        let commits = counts.commits;
         let archived = name != &current && !name.ends_with("tmp.log");
         let verdict = match (&scan.tail, archived) {
             (LogTail::Ended, _) => "good".to_string(),
@@ -1118,7 +1107,7 @@ fn logs(
             h.file_size() / 1024,
             scan.segments_used,
             h.segments - 1,
-            scan.records.len(),
+            counts.records,
         )?;
         if let Some(p) = &prev {
             if p.log_signature != h.log_signature {

@@ -835,6 +835,85 @@ impl LogScanner {
     }
 }
 
+impl LogScanner {
+    /// With the records kept ([`LogScanner::keeping_records`]): moves into `records` those no
+    /// restart can take back any more — up to the last commit or end record read — and into
+    /// `restarts` the restarts found so far. A caller that applies records as the file is read
+    /// then holds only the open commit group's ([`scan_streamed`]).
+    fn drain_settled(&mut self, records: &mut Vec<(Lgpos, Record)>, restarts: &mut Vec<Lgpos>) {
+        debug_assert!(self.stream.keep, "only kept records are drained");
+        let kept = self.stream.chunk.kept;
+        records.extend(self.stream.records.drain(..kept));
+        // (`kept` counts the records left, as a restart truncates them.)
+        self.stream.chunk.kept = 0;
+        restarts.append(&mut self.restarts);
+    }
+}
+
+/// Scans the log file at `path` as it is read, a piece at a time through `buf`
+/// ([`LOG_PIECE`]), handing its records to `each` as they settle: the same records, in the
+/// same order, with the same restarts as [`scan`] of the whole file finds, in batches (the
+/// restarts each batch brings with it, for the caller to apply by position). The scan comes
+/// back with its records and restarts empty, all of them given to `each`. Memory stays a
+/// piece, a segment and the open commit group's records, whatever the file's size.
+///
+/// A file with damage known durable ([`LogTail::Corrupt`]) has records only up to it handed
+/// over before the damage is known: a caller that must not apply those checks the file first
+/// (a scan with [`LogScanner::new`]), as recovery does.
+pub fn scan_streamed(
+    vfs: &dyn Vfs,
+    path: &Path,
+    buf: &mut Vec<u8>,
+    mut each: impl FnMut(&[(Lgpos, Record)], &[Lgpos]) -> Result<()>,
+) -> Result<LogScan> {
+    let name = path.display().to_string();
+    let mut scanner = LogScanner::keeping_records(&name);
+    let mut reader = PieceReader::open(vfs, path, buf)?;
+    let (mut records, mut restarts) = (Vec::new(), Vec::new());
+    while let Some((piece, _)) = reader.next_piece()? {
+        scanner.feed(piece)?;
+        scanner.drain_settled(&mut records, &mut restarts);
+        if !records.is_empty() || !restarts.is_empty() {
+            each(&records, &restarts)?;
+            records.clear();
+            restarts.clear();
+        }
+    }
+    let mut scan = scanner.finish()?;
+    let (rest, rest_restarts) = (
+        std::mem::take(&mut scan.records),
+        std::mem::take(&mut scan.restarts),
+    );
+    if !rest.is_empty() || !rest_restarts.is_empty() {
+        each(&rest, &rest_restarts)?;
+    }
+    Ok(scan)
+}
+
+/// How many records, and of them commit records, a log file holds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RecordCounts {
+    /// Every whole record of the valid segments.
+    pub records: u64,
+    /// The commit records among them.
+    pub commits: u64,
+}
+
+/// [`scan`] of the log file at `path`, read a piece at a time (see [`scan_streamed`]): the
+/// scan without its records, and how many it found.
+pub fn scan_file_counting(vfs: &dyn Vfs, path: &Path) -> Result<(LogScan, RecordCounts)> {
+    let mut counts = RecordCounts::default();
+    let scan = scan_streamed(vfs, path, &mut Vec::new(), |records, _| {
+        counts.records += records.len() as u64;
+        counts.commits += records
+            .iter()
+            .filter(|(_, r)| matches!(r, Record::Commit(_)))
+            .count() as u64;
+        Ok(())
+    })?;
+    Ok((scan, counts))
+}
+
 /// The longest record body any kind allows: a longer one is refused whatever its kind, so a
 /// scan never holds more of a record than this (a key, a value's length, a value).
 const RECORD_BODY_MAX: usize = 1 + limits::KEY_LEN_MAX + 4 + limits::VALUE_LEN_MAX;
@@ -2647,6 +2726,9 @@ pub(crate) mod tests {
         let want = reference::scan(bytes, "edb.log");
         let mut keeping = LogScanner::keeping_records("edb.log");
         let mut judging = LogScanner::new("edb.log");
+        // As `scan_streamed` reads: the settled records drained after each piece.
+        let mut draining = LogScanner::keeping_records("edb.log");
+        let (mut drained, mut drained_restarts) = (Vec::new(), Vec::new());
         let mut fed = Ok(());
         let mut at = 0;
         while at < bytes.len() {
@@ -2658,6 +2740,18 @@ pub(crate) mod tests {
             at += n;
             let (a, b) = (keeping.feed(piece), judging.feed(piece));
             assert_eq!(a.as_ref().err(), b.as_ref().err(), "{what}");
+            assert_eq!(
+                a.as_ref().err(),
+                draining.feed(piece).err().as_ref(),
+                "{what}"
+            );
+            draining.drain_settled(&mut drained, &mut drained_restarts);
+            // What the draining scanner holds is the open group's records, not the file's.
+            assert!(
+                draining.stream.records.len() <= 64,
+                "{what}: {} records held",
+                draining.stream.records.len()
+            );
             // What the judging scanner holds is bounded by a record, not by the file.
             let stream = &judging.stream;
             assert!(
@@ -2686,8 +2780,25 @@ pub(crate) mod tests {
         }
         assert_eq!(judging.commits(), kept, "{what}");
         let (got, judged) = (keeping.finish(), judging.finish());
+        let streamed = draining.finish().map(|mut d| {
+            drained.append(&mut d.records);
+            drained_restarts.append(&mut d.restarts);
+            d
+        });
         match (&want, &got, &judged) {
             (Ok(w), Ok(g), Ok(j)) => {
+                let d = streamed.as_ref().expect("the draining scanner agrees");
+                assert_eq!(
+                    (w.header, &w.tail, w.end, w.segments_used),
+                    (d.header, &d.tail, d.end, d.segments_used),
+                    "{what}"
+                );
+                if !matches!(w.tail, LogTail::Corrupt { .. }) {
+                    // (A corrupt file's records are cleared once the damage is known; those
+                    // drained before are the caller's to hold back: recovery checks first.)
+                    assert!(w.records == drained, "{what}: the drained records differ");
+                    assert_eq!(w.restarts, drained_restarts, "{what}");
+                }
                 assert_eq!(w.header, g.header, "{what}");
                 assert_eq!(w.tail, g.tail, "{what}");
                 assert_eq!(w.end, g.end, "{what}");
@@ -2710,6 +2821,7 @@ pub(crate) mod tests {
                 .to_string()
             }
             (Err(w), Err(g), Err(j)) => {
+                assert_eq!(Some(w), streamed.as_ref().err(), "{what}");
                 assert_eq!(w, g, "{what}");
                 assert_eq!(w, j, "{what}");
                 if let Err(f) = &fed {

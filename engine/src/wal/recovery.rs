@@ -19,7 +19,7 @@
 //! changes are logged and applied only at commit), undo is the discarding of incomplete
 //! groups: nothing an uncommitted transaction did is ever on disk.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -32,7 +32,8 @@ use crate::store::doublewrite;
 use crate::store::header::{self, DbHeader, DbState, Lgpos, Signature};
 use crate::wal::checkpoint::{self, Checkpoint, CheckpointFile};
 use crate::wal::log::{
-    self, CommitRecord, LogHeader, LogScan, LogTail, LogWriter, NewLog, Record, SEGMENT_SIZE,
+    self, CommitRecord, LogHeader, LogScan, LogScanner, LogTail, LogWriter, NewLog, PieceReader,
+    Record, SEGMENT_SIZE,
 };
 
 /// Where an instance keeps its files, as recovery needs them.
@@ -229,14 +230,17 @@ pub(crate) fn run(env: &Env, layout: &Layout, options: &DatabaseOptions) -> Resu
     // the roll was making.
     let mut last_gen = archived.last().copied();
     let mut current: Option<LogScan> = None;
+    // Every log file is read a piece at a time through this one buffer: recovery's memory is
+    // the same whatever the log file size.
+    let mut buf = Vec::new();
     if current_exists {
-        let (bytes, scan) = read_and_scan(vfs, &layout.current(), &owner)?;
+        let scan = verify_file(vfs, &layout.current(), &owner, &mut buf)?;
         // What recovery replays must be durable before the checkpoint moves past it, and
         // before new segments' durable marks vouch for it.
         // (A damaged file is left as it is, its evidence whole, for the check below to report.)
         let damaged = matches!(scan.tail, LogTail::Corrupt { .. });
         if report.was_dirty && !damaged {
-            rewrite_as_read(vfs, layout, &bytes)?;
+            rewrite_as_read(vfs, layout, &mut buf)?;
         } else {
             let file = vfs
                 .open(&layout.current(), OpenMode::ReadWrite)
@@ -324,26 +328,58 @@ pub(crate) fn run(env: &Env, layout: &Layout, options: &DatabaseOptions) -> Resu
     let mut prev: Option<LogHeader> = None;
     let mut current_tail = None;
     for generation in start.generation..=last_gen {
-        let scan = match current.take_if(|s| s.header.generation == generation) {
-            Some(scan) => scan,
-            None => read_archived(vfs, layout, &owner, generation)?,
+        // Each generation is checked whole before any of its records is applied (a file
+        // damaged further in must not have its first records replayed), then read again and
+        // replayed as it is read.
+        let (path, verified) = match current.take_if(|s| s.header.generation == generation) {
+            Some(scan) => (layout.current(), scan),
+            None => (
+                layout.archived(generation),
+                verify_archived(vfs, layout, &owner, generation, &mut buf)?,
+            ),
         };
-        check_generation(&scan, prev.as_ref(), start, layout)?;
+        check_generation(&verified, prev.as_ref(), start, layout)?;
         replay.report.generations.push(generation);
-        let mut restarts = scan.restarts.iter().peekable();
-        for (pos, record) in &scan.records {
-            // A group still open where a writer resumed after recovery (here, or spilled from
-            // the previous generation) was cut off by a crash there.
-            while restarts.next_if(|r| **r <= *pos).is_some() {
-                replay.cut_group();
-            }
-            if *pos < start {
-                if let Record::Commit(c) = record {
-                    replay.highest_sequence = replay.highest_sequence.max(c.sequence);
+        // Restarts not yet passed: a batch of records may end before the next restart.
+        let mut restarts = VecDeque::new();
+        let scan = log::scan_streamed(vfs, &path, &mut buf, |records, found| {
+            restarts.extend(found.iter().copied());
+            for (pos, record) in records {
+                // A group still open where a writer resumed after recovery (here, or spilled
+                // from the previous generation) was cut off by a crash there.
+                while restarts.front().is_some_and(|r| r <= pos) {
+                    restarts.pop_front();
+                    replay.cut_group();
                 }
-                continue;
+                if *pos < start {
+                    if let Record::Commit(c) = record {
+                        replay.highest_sequence = replay.highest_sequence.max(c.sequence);
+                    }
+                    continue;
+                }
+                replay.apply(*pos, record)?;
             }
-            replay.apply(*pos, record)?;
+            Ok(())
+        })?;
+        // The file read twice must be the same file: a disk that answers differently the
+        // second time gives no log to trust.
+        if (scan.header, &scan.tail, scan.end, scan.segments_used)
+            != (
+                verified.header,
+                &verified.tail,
+                verified.end,
+                verified.segments_used,
+            )
+        {
+            bail!(
+                LogFileCorrupt,
+                "{} read differently the second time (first {}, ending at {}; then {}, ending at {})",
+                path.display(),
+                describe_tail(&verified.tail),
+                verified.end,
+                describe_tail(&scan.tail),
+                scan.end
+            );
         }
         prev = Some(scan.header);
         if generation == last_gen {
@@ -473,35 +509,50 @@ pub(crate) fn run(env: &Env, layout: &Layout, options: &DatabaseOptions) -> Resu
 /// more log file: on a full disk recovery fails with `JET_errDiskFull` and nothing changed, and
 /// succeeds once room is made. (Falling back to an fsync in place would quietly give up the
 /// protection; ESE's answer, reserve log files made while there is room, is not built.)
-fn rewrite_as_read(vfs: &dyn Vfs, layout: &Layout, bytes: &[u8]) -> Result<()> {
+fn rewrite_as_read(vfs: &dyn Vfs, layout: &Layout, buf: &mut Vec<u8>) -> Result<()> {
     let tmp = layout.tmp();
     let current = layout.current();
-    let copy = || -> std::io::Result<()> {
-        let file = vfs.open(&tmp, OpenMode::CreateTruncate)?;
-        file.set_len(bytes.len() as u64)?;
-        file.write_all_at(bytes, 0)?;
-        file.sync()
-    };
-    if let Err(err) = copy() {
-        // Best effort: the copy is no use half made (a later recovery would remove it anyway).
-        let _ = vfs.remove(&tmp);
-        return Err(JetError::io(
+    let mut reader = PieceReader::open(vfs, &current, buf)?;
+    let room = |err: std::io::Error| {
+        JetError::io(
             format!(
                 "{}: recovery copies the log it read, and needs room for one log file",
                 tmp.display()
             ),
             &err,
-        ));
+        )
+    };
+    let mut copy = || -> Result<()> {
+        let file = vfs.open(&tmp, OpenMode::CreateTruncate).map_err(room)?;
+        file.set_len(reader.len()).map_err(room)?;
+        let mut at = 0u64;
+        while let Some((piece, _)) = reader.next_piece()? {
+            file.write_all_at(piece, at).map_err(room)?;
+            at += piece.len() as u64;
+        }
+        file.sync().map_err(room)
+    };
+    if let Err(err) = copy() {
+        // Best effort: the copy is no use half made (a later recovery would remove it anyway).
+        let _ = vfs.remove(&tmp);
+        return Err(err);
     }
     vfs.rename(&tmp, &current).map_err(io_err(&tmp, "rename"))?;
     vfs.sync_dir(&layout.log_dir)
         .map_err(io_err(&layout.log_dir, "fsync"))
 }
 
-/// Reads archived generation `generation`, which must be whole and closed.
-fn read_archived(vfs: &dyn Vfs, layout: &Layout, set: &Owner, generation: u32) -> Result<LogScan> {
+/// Checks archived generation `generation`, which must be whole and closed (its records are
+/// not kept: see [`verify_file`]).
+fn verify_archived(
+    vfs: &dyn Vfs,
+    layout: &Layout,
+    set: &Owner,
+    generation: u32,
+    buf: &mut Vec<u8>,
+) -> Result<LogScan> {
     let path = layout.archived(generation);
-    let scan = scan_file(vfs, &path, set)?;
+    let scan = verify_file(vfs, &path, set, buf)?;
     if scan.header.generation != generation {
         bail!(
             LogGenerationMismatch,
@@ -627,34 +678,49 @@ pub(crate) struct Owner {
     pub(crate) check: bool,
 }
 
-/// Reads and scans the log file at `path`, which must belong to `set`.
-fn scan_file(vfs: &dyn Vfs, path: &Path, set: &Owner) -> Result<LogScan> {
-    read_and_scan(vfs, path, set).map(|(_, scan)| scan)
+/// Checks the log file at `path` as it is read, a piece at a time through `buf`: its header,
+/// which must name `set`'s log set and database (a log of the same set naming another
+/// database is not this database's), and how it ends. The scan comes back without records;
+/// recovery reads the file again to replay it ([`log::scan_streamed`]).
+fn verify_file(vfs: &dyn Vfs, path: &Path, set: &Owner, buf: &mut Vec<u8>) -> Result<LogScan> {
+    let name = path.display().to_string();
+    let mut scanner = LogScanner::new(&name);
+    let mut reader = PieceReader::open(vfs, path, buf)?;
+    let mut checked = false;
+    while let Some((piece, _)) = reader.next_piece()? {
+        scanner.feed(piece)?;
+        if !checked && let Some(header) = scanner.header() {
+            // A foreign file is refused before the rest of it is read.
+            check_owner(header, set, &name)?;
+            checked = true;
+        }
+    }
+    let scan = scanner.finish()?;
+    if !checked {
+        check_owner(&scan.header, set, &name)?;
+    }
+    Ok(scan)
 }
 
-/// Reads and scans the log file at `path`, which must belong to `set`: its log set and its
-/// database (a log of the same set naming another database is not this database's).
-fn read_and_scan(vfs: &dyn Vfs, path: &Path, set: &Owner) -> Result<(Vec<u8>, LogScan)> {
-    let bytes = log::read_file(vfs, path)?;
-    let name = path.display().to_string();
-    let scan = log::scan(&bytes, &name)?;
-    if set.check && scan.header.log_signature != set.log {
+/// A log file must belong to `set`: its log set and its database.
+fn check_owner(header: &LogHeader, set: &Owner, name: &str) -> Result<()> {
+    if set.check && header.log_signature != set.log {
         bail!(
             BadLogSignature,
             "{name} belongs to log set {}, not to this database's log set {}",
-            scan.header.log_signature,
+            header.log_signature,
             set.log
         );
     }
-    if set.check && scan.header.db_signature != set.db {
+    if set.check && header.db_signature != set.db {
         bail!(
             BadLogSignature,
             "{name} belongs to database {}, not to this one ({})",
-            scan.header.db_signature,
+            header.db_signature,
             set.db
         );
     }
-    Ok((bytes, scan))
+    Ok(())
 }
 
 /// An operation of a commit group, read until its commit record arrives.
