@@ -157,3 +157,61 @@ fn a_log_that_reads_differently_the_second_time_is_refused() {
         "the check, then the replay"
     );
 }
+
+/// Loses writes to `inst/edbtmp.log` (acknowledged, never made): the first `lose` of them.
+#[derive(Debug, Default)]
+struct LosesCopyWrites {
+    lose: Mutex<usize>,
+    lost: Mutex<usize>,
+}
+
+impl support::Hook for LosesCopyWrites {
+    fn loses_write(&self, path: &Path, _: u64, _: usize) -> bool {
+        let mut lose = self.lose.lock().unwrap();
+        if path == Path::new("inst/edbtmp.log") && *lose > 0 {
+            *lose -= 1;
+            *self.lost.lock().unwrap() += 1;
+            return true;
+        }
+        false
+    }
+}
+
+/// After a crash recovery replaces `edb.log` with a copy of what it read (fsyncgate). A copy
+/// whose write the disk lost is caught before it replaces the log: made again, or, when it
+/// never reads back right, recovery fails with -510 and `edb.log` is left as it was.
+#[test]
+fn a_copy_of_the_log_that_does_not_read_back_never_replaces_it() {
+    // Lost once: the second copy is good, and recovery goes on.
+    let hook = Arc::new(LosesCopyWrites::default());
+    let vfs = HookedVfs::new(Arc::clone(&hook));
+    let expected = crashed(&vfs);
+    *hook.lose.lock().unwrap() = 1;
+    let inst = Instance::new(env(vfs.clone()), big_log_params());
+    inst.init().unwrap();
+    assert_eq!(*hook.lost.lock().unwrap(), 1);
+    assert_eq!(contents(&inst), expected);
+    inst.term().unwrap();
+
+    // Lost every time: refused, the log untouched, no copy left; and recovered once the
+    // disk writes again.
+    let hook = Arc::new(LosesCopyWrites::default());
+    let vfs = HookedVfs::new(Arc::clone(&hook));
+    let expected = crashed(&vfs);
+    let log_before = read_all(&vfs.inner, "inst/edb.log");
+    *hook.lose.lock().unwrap() = usize::MAX;
+    let inst = Instance::new(env(vfs.clone()), big_log_params());
+    let err = inst.init().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::LogWriteFail, "{err}");
+    assert_eq!(
+        *hook.lost.lock().unwrap(),
+        3 * 8,
+        "three copies of 8 pieces tried"
+    );
+    assert!(read_all(&vfs.inner, "inst/edb.log") == log_before);
+    assert!(!vfs.inner.exists(Path::new("inst/edbtmp.log")).unwrap());
+    *hook.lose.lock().unwrap() = 0;
+    inst.init().unwrap();
+    assert_eq!(contents(&inst), expected);
+    inst.term().unwrap();
+}

@@ -509,37 +509,71 @@ pub(crate) fn run(env: &Env, layout: &Layout, options: &DatabaseOptions) -> Resu
 /// more log file: on a full disk recovery fails with `JET_errDiskFull` and nothing changed, and
 /// succeeds once room is made. (Falling back to an fsync in place would quietly give up the
 /// protection; ESE's answer, reserve log files made while there is room, is not built.)
+///
+/// The copy goes over the only other record of the log, so it must read back as what was
+/// copied (a CRC of the whole file) before it is renamed into place: a write the disk put
+/// elsewhere would otherwise replace a whole log with a damaged one. A copy that does not read
+/// back is made again, twice at most, then recovery fails with `JET_errLogWriteFail` and the
+/// file is left as it was.
 fn rewrite_as_read(vfs: &dyn Vfs, layout: &Layout, buf: &mut Vec<u8>) -> Result<()> {
+    const ATTEMPTS: usize = 3;
     let tmp = layout.tmp();
     let current = layout.current();
-    let mut reader = PieceReader::open(vfs, &current, buf)?;
+    for _ in 0..ATTEMPTS {
+        let copied = match copy_log(vfs, &current, &tmp, buf) {
+            Ok(crc) => crc,
+            Err(err) => {
+                // Best effort: the copy is no use half made (a later recovery would remove it
+                // anyway).
+                let _ = vfs.remove(&tmp);
+                return Err(err);
+            }
+        };
+        let mut reader = PieceReader::open(vfs, &tmp, buf)?;
+        let mut crc = crc32fast::Hasher::new();
+        while let Some((piece, _)) = reader.next_piece()? {
+            crc.update(piece);
+        }
+        if crc.finalize() == copied {
+            vfs.rename(&tmp, &current).map_err(io_err(&tmp, "rename"))?;
+            return vfs
+                .sync_dir(&layout.log_dir)
+                .map_err(io_err(&layout.log_dir, "fsync"));
+        }
+        vfs.remove(&tmp).map_err(io_err(&tmp, "remove"))?;
+    }
+    bail!(
+        LogWriteFail,
+        "{}: recovery's copy of {} read back differently {ATTEMPTS} times; the log is left as it was",
+        tmp.display(),
+        current.display()
+    )
+}
+
+/// Copies the log file `from` to `to` a piece at a time, made durable; returns the CRC of what
+/// it wrote.
+fn copy_log(vfs: &dyn Vfs, from: &Path, to: &Path, buf: &mut Vec<u8>) -> Result<u32> {
+    let mut reader = PieceReader::open(vfs, from, buf)?;
     let room = |err: std::io::Error| {
         JetError::io(
             format!(
                 "{}: recovery copies the log it read, and needs room for one log file",
-                tmp.display()
+                to.display()
             ),
             &err,
         )
     };
-    let mut copy = || -> Result<()> {
-        let file = vfs.open(&tmp, OpenMode::CreateTruncate).map_err(room)?;
-        file.set_len(reader.len()).map_err(room)?;
-        let mut at = 0u64;
-        while let Some((piece, _)) = reader.next_piece()? {
-            file.write_all_at(piece, at).map_err(room)?;
-            at += piece.len() as u64;
-        }
-        file.sync().map_err(room)
-    };
-    if let Err(err) = copy() {
-        // Best effort: the copy is no use half made (a later recovery would remove it anyway).
-        let _ = vfs.remove(&tmp);
-        return Err(err);
+    let file = vfs.open(to, OpenMode::CreateTruncate).map_err(room)?;
+    file.set_len(reader.len()).map_err(room)?;
+    let mut crc = crc32fast::Hasher::new();
+    let mut at = 0u64;
+    while let Some((piece, _)) = reader.next_piece()? {
+        file.write_all_at(piece, at).map_err(room)?;
+        crc.update(piece);
+        at += piece.len() as u64;
     }
-    vfs.rename(&tmp, &current).map_err(io_err(&tmp, "rename"))?;
-    vfs.sync_dir(&layout.log_dir)
-        .map_err(io_err(&layout.log_dir, "fsync"))
+    file.sync().map_err(room)?;
+    Ok(crc.finalize())
 }
 
 /// Checks archived generation `generation`, which must be whole and closed (its records are
