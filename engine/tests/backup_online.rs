@@ -395,3 +395,68 @@ fn a_backup_copies_while_a_commit_holds_the_instance_lock() {
         restore_contents(support::env(vfs.inner.clone()), backup_params("r"), "bk").unwrap();
     assert_eq!(restored, expected, "the set holds the state at the begin");
 }
+
+/// Fails the pager's one-page reads of the database file while armed: the reads that save a
+/// page for the running backup before a checkpoint overwrites it.
+#[derive(Debug, Default)]
+struct FailSavingReads {
+    armed: AtomicBool,
+    failed: AtomicUsize,
+}
+
+impl Hook for FailSavingReads {
+    fn read_from(&self, path: &Path, _: u64, len: usize) -> std::io::Result<()> {
+        if self.armed.load(Ordering::Acquire) && path.ends_with("data.edb") && len == PAGE {
+            self.failed.fetch_add(1, Ordering::Relaxed);
+            return Err(std::io::Error::other("injected EIO"));
+        }
+        Ok(())
+    }
+}
+
+/// A page the fence could not save (its read failed) fails the backup at its next step with
+/// the read's error, and the backup leaves nothing; the instance, whose own write went on,
+/// serves on and the next backup succeeds.
+#[test]
+fn a_page_the_fence_could_not_save_fails_the_backup() {
+    let hook = Arc::new(FailSavingReads::default());
+    let vfs = HookedVfs::new(Arc::clone(&hook));
+    let inst = loaded(env(vfs.clone()));
+    let mut job = inst
+        .begin_backup(Some(Path::new("bk")), BackupFlags::NONE, None)
+        .unwrap();
+    job.set_step_size(3 * PAGE);
+    assert!(job.step().unwrap());
+    let mut s = inst.begin_session().unwrap();
+    let t = s.open_table("t").unwrap();
+    s.begin_transaction().unwrap();
+    for i in (0..3000).step_by(7) {
+        s.put(t, &key(i), b"changed during the backup").unwrap();
+    }
+    s.commit_transaction(CommitMode::Lazy).unwrap();
+    hook.armed.store(true, Ordering::Release);
+    inst.checkpoint().unwrap();
+    hook.armed.store(false, Ordering::Release);
+    assert!(
+        hook.failed.load(Ordering::Relaxed) > 0,
+        "a saving read failed"
+    );
+    let err = job.step().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::DiskIO, "{err}");
+    assert!(
+        err.message().contains("to keep it for the running backup"),
+        "{err}"
+    );
+    assert_eq!(
+        files_under(&vfs.inner, Path::new("bk")),
+        Vec::<String>::new()
+    );
+    drop(job);
+    let expected = contents(&inst);
+    inst.backup(Some(Path::new("bk")), BackupFlags::NONE, None)
+        .unwrap();
+    inst.term().unwrap();
+    let restored =
+        restore_contents(support::env(vfs.inner.clone()), backup_params("r"), "bk").unwrap();
+    assert_eq!(restored, expected);
+}

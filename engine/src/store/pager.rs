@@ -749,9 +749,11 @@ impl Pager {
     /// needs as they were when it began — just before they are overwritten.
     ///
     /// The pages are read without the fence's lock, so the job never waits for this read.
-    /// Meanwhile the job may take a range holding one of them; it read that range before
-    /// taking it, and this page is not overwritten until after, so the job's copy is the
-    /// begin's and the page read here is dropped.
+    /// What makes the copy right is the choice under the lock: a page is read only while the
+    /// fence still needs it, before it is overwritten. If the job takes a range holding it
+    /// meanwhile, the job read that range before taking it, and this page is not overwritten
+    /// until after, so the job's copy is already the begin's: the page read here would only
+    /// rewrite the same bytes, and is dropped to free its memory.
     fn save_for_backup(&mut self, first: Pgno, count: u32) {
         let Some(shared) = &self.fence else {
             return;
@@ -771,12 +773,16 @@ impl Pager {
                 .file
                 .read_exact_at(&mut page, u64::from(pgno) * self.page_size as u64);
             let mut fence = CopyFence::lock(shared);
+            if !fence.needs(pgno) {
+                // Taken by the job meanwhile (or the fence failed): nothing to keep, and a
+                // read that failed fails no backup.
+                continue;
+            }
             match read {
-                Ok(()) if fence.needs(pgno) => {
+                Ok(()) => {
                     fence.secured.insert(pgno);
                     fence.saved.insert(pgno, page);
                 }
-                Ok(()) => {}
                 Err(err) => {
                     fence.failed = Some(JetError::io(
                         format!(

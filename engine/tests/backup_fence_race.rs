@@ -1,4 +1,4 @@
-//! Review: the window in `Pager::save_for_backup` between its two takes of the fence's lock
+//! The window in `Pager::save_for_backup` between its two takes of the fence's lock
 //! (the page read without it). A backup step run *inside* each of the pager's saving reads
 //! (the job no longer needs the instance lock, so it runs on its own thread meanwhile) moves
 //! the fence past pages the pager chose to save: the set must still restore to the begin.
@@ -30,7 +30,8 @@ struct StepInSave {
 impl Hook for StepInSave {
     fn read_from(&self, path: &Path, _: u64, len: usize) -> std::io::Result<()> {
         let writer = *self.writer.lock().unwrap() == Some(std::thread::current().id());
-        if writer && path.ends_with("data.edb") && len == PAGE && self.armed.load(Ordering::Acquire) {
+        if writer && path.ends_with("data.edb") && len == PAGE && self.armed.load(Ordering::Acquire)
+        {
             let ask = self.ask.lock().unwrap();
             if let Some((tx, rx)) = ask.as_ref() {
                 tx.send(()).unwrap();
@@ -115,8 +116,8 @@ fn run(step_pages: usize, rounds: u32) {
         hook.fired.load(Ordering::Relaxed)
     );
     inst.term().unwrap();
-    let restored = restore_contents(support::env(vfs.inner.clone()), backup_params("r"), "bk")
-        .unwrap();
+    let restored =
+        restore_contents(support::env(vfs.inner.clone()), backup_params("r"), "bk").unwrap();
     assert_eq!(restored, expected, "the set holds the state at the begin");
 }
 
