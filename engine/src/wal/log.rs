@@ -2722,6 +2722,8 @@ pub(crate) mod tests {
     /// Asserts that `bytes` fed to a scanner in the pieces `cuts` (their lengths, the rest
     /// in one last piece) are found exactly as the whole-file reference finds them, by a
     /// scanner keeping the records and by one that only judges. Returns the verdict.
+    static CARRIED_CUTS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
     fn agrees(bytes: &[u8], cuts: &mut dyn Iterator<Item = usize>, what: &str) -> String {
         let want = reference::scan(bytes, "edb.log");
         let mut keeping = LogScanner::keeping_records("edb.log");
@@ -2729,6 +2731,26 @@ pub(crate) mod tests {
         // As `scan_streamed` reads: the settled records drained after each piece.
         let mut draining = LogScanner::keeping_records("edb.log");
         let (mut drained, mut drained_restarts) = (Vec::new(), Vec::new());
+        // Recovery's replay loop over the batches, as `scan_streamed` hands them over.
+        let mut events = Vec::new();
+        let mut carried = VecDeque::new();
+        let mut replay_batch =
+            |records: &[(Lgpos, Record)], found: &[Lgpos], events: &mut Vec<(bool, Lgpos)>| {
+                let before = carried.len();
+                carried.extend(found.iter().copied());
+                let mut used = 0;
+                for (pos, _) in records {
+                    while carried.front().is_some_and(|r| r <= pos) {
+                        carried.pop_front();
+                        if used < before {
+                            CARRIED_CUTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        }
+                        used += 1;
+                        events.push((true, *pos));
+                    }
+                    events.push((false, *pos));
+                }
+            };
         let mut fed = Ok(());
         let mut at = 0;
         while at < bytes.len() {
@@ -2745,7 +2767,13 @@ pub(crate) mod tests {
                 draining.feed(piece).err().as_ref(),
                 "{what}"
             );
-            draining.drain_settled(&mut drained, &mut drained_restarts);
+            {
+                let (mut r, mut rs) = (Vec::new(), Vec::new());
+                draining.drain_settled(&mut r, &mut rs);
+                replay_batch(&r, &rs, &mut events);
+                drained.append(&mut r);
+                drained_restarts.append(&mut rs);
+            }
             // What the draining scanner holds is the open group's records, not the file's.
             assert!(
                 draining.stream.records.len() <= 64,
@@ -2781,6 +2809,7 @@ pub(crate) mod tests {
         assert_eq!(judging.commits(), kept, "{what}");
         let (got, judged) = (keeping.finish(), judging.finish());
         let streamed = draining.finish().map(|mut d| {
+            replay_batch(&d.records, &d.restarts, &mut events);
             drained.append(&mut d.records);
             drained_restarts.append(&mut d.restarts);
             d
@@ -2798,6 +2827,16 @@ pub(crate) mod tests {
                     // drained before are the caller's to hold back: recovery checks first.)
                     assert!(w.records == drained, "{what}: the drained records differ");
                     assert_eq!(w.restarts, drained_restarts, "{what}");
+                    // The old replay loop over the whole file's records and restarts.
+                    let mut want_events = Vec::new();
+                    let mut restarts = w.restarts.iter().peekable();
+                    for (pos, _) in &w.records {
+                        while restarts.next_if(|r| **r <= *pos).is_some() {
+                            want_events.push((true, *pos));
+                        }
+                        want_events.push((false, *pos));
+                    }
+                    assert!(want_events == events, "{what}: the replay's cuts differ");
                 }
                 assert_eq!(w.header, g.header, "{what}");
                 assert_eq!(w.tail, g.tail, "{what}");
@@ -3090,6 +3129,10 @@ pub(crate) mod tests {
                 }
             }
         }
+        eprintln!(
+            "cuts at restarts carried across batches: {}",
+            CARRIED_CUTS.load(std::sync::atomic::Ordering::Relaxed)
+        );
         // Every kind of verdict came up, so the agreement is not that of a few easy cases.
         for verdict in [
             "ended",
