@@ -2719,11 +2719,15 @@ pub(crate) mod tests {
         }
     }
 
-    /// Asserts that `bytes` fed to a scanner in the pieces `cuts` (their lengths, the rest
-    /// in one last piece) are found exactly as the whole-file reference finds them, by a
-    /// scanner keeping the records and by one that only judges. Returns the verdict.
+    /// How many group cuts the streamed replay made at a restart carried over from an earlier
+    /// batch (the case a replay that forgot them between batches would get wrong).
     static CARRIED_CUTS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
+    /// Asserts that `bytes` fed to a scanner in the pieces `cuts` (their lengths, the rest
+    /// in one last piece) are found exactly as the whole-file reference finds them, by a
+    /// scanner keeping the records, by one that only judges, and by one drained as
+    /// `scan_streamed` drains it (its batches replayed as recovery replays them: the same
+    /// group cuts at restarts as the whole file's). Returns the verdict.
     fn agrees(bytes: &[u8], cuts: &mut dyn Iterator<Item = usize>, what: &str) -> String {
         let want = reference::scan(bytes, "edb.log");
         let mut keeping = LogScanner::keeping_records("edb.log");
@@ -3129,9 +3133,9 @@ pub(crate) mod tests {
                 }
             }
         }
-        eprintln!(
-            "cuts at restarts carried across batches: {}",
-            CARRIED_CUTS.load(std::sync::atomic::Ordering::Relaxed)
+        assert!(
+            CARRIED_CUTS.load(std::sync::atomic::Ordering::Relaxed) > 0,
+            "some restart was carried from one batch to a later one"
         );
         // Every kind of verdict came up, so the agreement is not that of a few easy cases.
         for verdict in [
