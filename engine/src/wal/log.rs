@@ -900,7 +900,9 @@ pub struct RecordCounts {
 }
 
 /// [`scan`] of the log file at `path`, read a piece at a time (see [`scan_streamed`]): the
-/// scan without its records, and how many it found.
+/// scan without its records, and how many it found. Of a file with damage known durable
+/// ([`LogTail::Corrupt`]) these are the records read before the damage, where [`scan`] keeps
+/// none: what a reader of the damaged file is told it held.
 pub fn scan_file_counting(vfs: &dyn Vfs, path: &Path) -> Result<(LogScan, RecordCounts)> {
     let mut counts = RecordCounts::default();
     let scan = scan_streamed(vfs, path, &mut Vec::new(), |records, _| {

@@ -234,13 +234,13 @@ pub(crate) fn run(env: &Env, layout: &Layout, options: &DatabaseOptions) -> Resu
     // the same whatever the log file size.
     let mut buf = Vec::new();
     if current_exists {
-        let scan = verify_file(vfs, &layout.current(), &owner, &mut buf)?;
+        let (scan, checked_crc) = verify_file(vfs, &layout.current(), &owner, &mut buf)?;
         // What recovery replays must be durable before the checkpoint moves past it, and
         // before new segments' durable marks vouch for it.
         // (A damaged file is left as it is, its evidence whole, for the check below to report.)
         let damaged = matches!(scan.tail, LogTail::Corrupt { .. });
         if report.was_dirty && !damaged {
-            rewrite_as_read(vfs, layout, &mut buf)?;
+            rewrite_as_read(vfs, layout, &mut buf, checked_crc)?;
         } else {
             let file = vfs
                 .open(&layout.current(), OpenMode::ReadWrite)
@@ -510,18 +510,18 @@ pub(crate) fn run(env: &Env, layout: &Layout, options: &DatabaseOptions) -> Resu
 /// succeeds once room is made. (Falling back to an fsync in place would quietly give up the
 /// protection; ESE's answer, reserve log files made while there is room, is not built.)
 ///
-/// The copy goes over the only other record of the log, so it must read back as what was
-/// copied (a CRC of the whole file) before it is renamed into place: a write the disk put
-/// elsewhere would otherwise replace a whole log with a damaged one. A copy that does not read
-/// back is made again, twice at most, then recovery fails with `JET_errLogWriteFail` and the
-/// file is left as it was.
-fn rewrite_as_read(vfs: &dyn Vfs, layout: &Layout, buf: &mut Vec<u8>) -> Result<()> {
+/// The copy goes over the only other record of the log, so it must read back as the file that
+/// was checked (`checked`: a CRC of the whole file as [`verify_file`] read it) before it is
+/// renamed into place: a write the disk put elsewhere would otherwise replace a whole log with
+/// a damaged one. A copy that does not read back is made again, twice at most, then recovery
+/// fails with `JET_errLogWriteFail` and the file is left as it was.
+fn rewrite_as_read(vfs: &dyn Vfs, layout: &Layout, buf: &mut Vec<u8>, checked: u32) -> Result<()> {
     const ATTEMPTS: usize = 3;
     let tmp = layout.tmp();
     let current = layout.current();
     for _ in 0..ATTEMPTS {
-        let copied = match copy_log(vfs, &current, &tmp, buf) {
-            Ok(crc) => crc,
+        match copy_log(vfs, &current, &tmp, buf) {
+            Ok(()) => {}
             Err(err) => {
                 // Best effort: the copy is no use half made (a later recovery would remove it
                 // anyway).
@@ -534,7 +534,7 @@ fn rewrite_as_read(vfs: &dyn Vfs, layout: &Layout, buf: &mut Vec<u8>) -> Result<
         while let Some((piece, _)) = reader.next_piece()? {
             crc.update(piece);
         }
-        if crc.finalize() == copied {
+        if crc.finalize() == checked {
             vfs.rename(&tmp, &current).map_err(io_err(&tmp, "rename"))?;
             return vfs
                 .sync_dir(&layout.log_dir)
@@ -550,9 +550,8 @@ fn rewrite_as_read(vfs: &dyn Vfs, layout: &Layout, buf: &mut Vec<u8>) -> Result<
     )
 }
 
-/// Copies the log file `from` to `to` a piece at a time, made durable; returns the CRC of what
-/// it wrote.
-fn copy_log(vfs: &dyn Vfs, from: &Path, to: &Path, buf: &mut Vec<u8>) -> Result<u32> {
+/// Copies the log file `from` to `to` a piece at a time, made durable.
+fn copy_log(vfs: &dyn Vfs, from: &Path, to: &Path, buf: &mut Vec<u8>) -> Result<()> {
     let mut reader = PieceReader::open(vfs, from, buf)?;
     let room = |err: std::io::Error| {
         JetError::io(
@@ -565,15 +564,12 @@ fn copy_log(vfs: &dyn Vfs, from: &Path, to: &Path, buf: &mut Vec<u8>) -> Result<
     };
     let file = vfs.open(to, OpenMode::CreateTruncate).map_err(room)?;
     file.set_len(reader.len()).map_err(room)?;
-    let mut crc = crc32fast::Hasher::new();
     let mut at = 0u64;
     while let Some((piece, _)) = reader.next_piece()? {
         file.write_all_at(piece, at).map_err(room)?;
-        crc.update(piece);
         at += piece.len() as u64;
     }
-    file.sync().map_err(room)?;
-    Ok(crc.finalize())
+    file.sync().map_err(room)
 }
 
 /// Checks archived generation `generation`, which must be whole and closed (its records are
@@ -586,7 +582,7 @@ fn verify_archived(
     buf: &mut Vec<u8>,
 ) -> Result<LogScan> {
     let path = layout.archived(generation);
-    let scan = verify_file(vfs, &path, set, buf)?;
+    let (scan, _) = verify_file(vfs, &path, set, buf)?;
     if scan.header.generation != generation {
         bail!(
             LogGenerationMismatch,
@@ -714,14 +710,22 @@ pub(crate) struct Owner {
 
 /// Checks the log file at `path` as it is read, a piece at a time through `buf`: its header,
 /// which must name `set`'s log set and database (a log of the same set naming another
-/// database is not this database's), and how it ends. The scan comes back without records;
-/// recovery reads the file again to replay it ([`log::scan_streamed`]).
-fn verify_file(vfs: &dyn Vfs, path: &Path, set: &Owner, buf: &mut Vec<u8>) -> Result<LogScan> {
+/// database is not this database's), and how it ends. The scan comes back without records
+/// (recovery reads the file again to replay it: [`log::scan_streamed`]), with a CRC of the
+/// whole file as read, which recovery's durable copy must match.
+fn verify_file(
+    vfs: &dyn Vfs,
+    path: &Path,
+    set: &Owner,
+    buf: &mut Vec<u8>,
+) -> Result<(LogScan, u32)> {
     let name = path.display().to_string();
     let mut scanner = LogScanner::new(&name);
     let mut reader = PieceReader::open(vfs, path, buf)?;
     let mut checked = false;
+    let mut crc = crc32fast::Hasher::new();
     while let Some((piece, _)) = reader.next_piece()? {
+        crc.update(piece);
         scanner.feed(piece)?;
         if !checked && let Some(header) = scanner.header() {
             // A foreign file is refused before the rest of it is read.
@@ -733,7 +737,7 @@ fn verify_file(vfs: &dyn Vfs, path: &Path, set: &Owner, buf: &mut Vec<u8>) -> Re
     if !checked {
         check_owner(&scan.header, set, &name)?;
     }
-    Ok(scan)
+    Ok((scan, crc.finalize()))
 }
 
 /// A log file must belong to `set`: its log set and its database.

@@ -1,4 +1,4 @@
-//! Review of the streamed replay: what recovery's batches must carry from one to the next.
+//! Streamed replay: what recovery's batches must carry from one to the next.
 
 use std::path::Path;
 
@@ -51,9 +51,15 @@ fn a_restart_whose_next_group_settles_a_piece_later_still_cuts_the_spilled_group
 
     let inst = Instance::new(env_over(vfs.clone()), p());
     inst.init().unwrap();
-    assert_eq!(inst.recovery_report().unwrap().unwrap().transactions_undone, 1);
+    assert_eq!(
+        inst.recovery_report().unwrap().unwrap().transactions_undone,
+        1
+    );
     let restart_at = inst.log_position().unwrap().unwrap();
-    assert!(restart_at.generation == 2 && restart_at.offset < 1 << 20, "{restart_at}");
+    assert!(
+        restart_at.generation == 2 && restart_at.offset < 1 << 20,
+        "{restart_at}"
+    );
     // A durable group of ~1.2 MiB after the restart: its commit lies in the next piece.
     let mut s = inst.begin_session().unwrap();
     let t = s.open_table("t").unwrap();
@@ -74,7 +80,10 @@ fn a_restart_whose_next_group_settles_a_piece_later_still_cuts_the_spilled_group
     }
     let mut s = inst.begin_session().unwrap();
     let t = s.open_table("t").unwrap();
-    assert_eq!(s.get(t, &big_key(20_399)).unwrap().as_deref(), Some(&[3u8; 3000][..]));
+    assert_eq!(
+        s.get(t, &big_key(20_399)).unwrap().as_deref(),
+        Some(&[3u8; 3000][..])
+    );
     assert_eq!(s.get(t, &big_key(10_000)).unwrap(), None);
 }
 
@@ -102,7 +111,10 @@ fn a_group_open_at_the_end_of_the_log_is_counted_undone() {
 
     let inst = Instance::new(env_over(vfs.clone()), p());
     inst.init().unwrap();
-    assert_eq!(inst.recovery_report().unwrap().unwrap().transactions_undone, 1);
+    assert_eq!(
+        inst.recovery_report().unwrap().unwrap().transactions_undone,
+        1
+    );
     let mut s = inst.begin_session().unwrap();
     let t = s.open_table("t").unwrap();
     assert_eq!(s.get(t, b"a").unwrap().as_deref(), Some(&b"1"[..]));
