@@ -520,15 +520,12 @@ fn rewrite_as_read(vfs: &dyn Vfs, layout: &Layout, buf: &mut Vec<u8>, checked: u
     let tmp = layout.tmp();
     let current = layout.current();
     for _ in 0..ATTEMPTS {
-        match copy_log(vfs, &current, &tmp, buf) {
-            Ok(()) => {}
-            Err(err) => {
-                // Best effort: the copy is no use half made (a later recovery would remove it
-                // anyway).
-                let _ = vfs.remove(&tmp);
-                return Err(err);
-            }
-        };
+        if let Err(err) = copy_log(vfs, &current, &tmp, buf) {
+            // Best effort: the copy is no use half made (a later recovery would remove it
+            // anyway).
+            let _ = vfs.remove(&tmp);
+            return Err(err);
+        }
         let mut reader = PieceReader::open(vfs, &tmp, buf)?;
         let mut crc = crc32fast::Hasher::new();
         while let Some((piece, _)) = reader.next_piece()? {
