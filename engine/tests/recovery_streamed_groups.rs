@@ -13,7 +13,7 @@ fn big_key(i: u32) -> Vec<u8> {
 }
 
 /// Log files of 4 MiB (more than one 1 MiB piece), no cache pressure, no checkpoint.
-fn p() -> InstanceParams {
+fn four_mib_logs() -> InstanceParams {
     let mut p = params("inst");
     p.log_file_size = 4 << 20;
     p.cache_size = 64 * 1024 * 1024;
@@ -27,7 +27,7 @@ fn p() -> InstanceParams {
 #[test]
 fn a_restart_whose_next_group_settles_a_piece_later_still_cuts_the_spilled_group() {
     let vfs = MemVfs::new();
-    let inst = Instance::new(env_over(vfs.clone()), p());
+    let inst = Instance::new(env_over(vfs.clone()), four_mib_logs());
     inst.init().unwrap();
     let mut s = inst.begin_session().unwrap();
     let t = s.create_table("t").unwrap();
@@ -49,7 +49,7 @@ fn a_restart_whose_next_group_settles_a_piece_later_still_cuts_the_spilled_group
     drop(s);
     drop(inst); // crash
 
-    let inst = Instance::new(env_over(vfs.clone()), p());
+    let inst = Instance::new(env_over(vfs.clone()), four_mib_logs());
     inst.init().unwrap();
     assert_eq!(
         inst.recovery_report().unwrap().unwrap().transactions_undone,
@@ -74,7 +74,7 @@ fn a_restart_whose_next_group_settles_a_piece_later_still_cuts_the_spilled_group
 
     // Without edb.chk, recovery replays from generation 1, across the restart.
     vfs.remove(Path::new("inst/edb.chk")).unwrap();
-    let inst = Instance::new(env_over(vfs.clone()), p());
+    let inst = Instance::new(env_over(vfs.clone()), four_mib_logs());
     if let Err(err) = inst.init() {
         panic!("an undamaged log is refused: {err}");
     }
@@ -92,7 +92,7 @@ fn a_restart_whose_next_group_settles_a_piece_later_still_cuts_the_spilled_group
 #[test]
 fn a_group_open_at_the_end_of_the_log_is_counted_undone() {
     let vfs = MemVfs::new();
-    let inst = Instance::new(env_over(vfs.clone()), p());
+    let inst = Instance::new(env_over(vfs.clone()), four_mib_logs());
     inst.init().unwrap();
     let mut s = inst.begin_session().unwrap();
     let t = s.create_table("t").unwrap();
@@ -109,7 +109,7 @@ fn a_group_open_at_the_end_of_the_log_is_counted_undone() {
     drop(s);
     drop(inst); // crash
 
-    let inst = Instance::new(env_over(vfs.clone()), p());
+    let inst = Instance::new(env_over(vfs.clone()), four_mib_logs());
     inst.init().unwrap();
     assert_eq!(
         inst.recovery_report().unwrap().unwrap().transactions_undone,
