@@ -234,13 +234,13 @@ pub(crate) fn run(env: &Env, layout: &Layout, options: &DatabaseOptions) -> Resu
     // the same whatever the log file size.
     let mut buf = Vec::new();
     if current_exists {
-        let (scan, checked_crc) = verify_file(vfs, &layout.current(), &owner, &mut buf)?;
+        let (scan, checked_crc) = verify_file(vfs, &layout.current(), &owner, &mut buf, true)?;
         // What recovery replays must be durable before the checkpoint moves past it, and
         // before new segments' durable marks vouch for it.
         // (A damaged file is left as it is, its evidence whole, for the check below to report.)
         let damaged = matches!(scan.tail, LogTail::Corrupt { .. });
         if report.was_dirty && !damaged {
-            rewrite_as_read(vfs, layout, &mut buf, checked_crc)?;
+            rewrite_as_read(vfs, layout, &mut buf, checked_crc.expect("asked for"))?;
         } else {
             let file = vfs
                 .open(&layout.current(), OpenMode::ReadWrite)
@@ -579,7 +579,7 @@ fn verify_archived(
     buf: &mut Vec<u8>,
 ) -> Result<LogScan> {
     let path = layout.archived(generation);
-    let (scan, _) = verify_file(vfs, &path, set, buf)?;
+    let (scan, _) = verify_file(vfs, &path, set, buf, false)?;
     if scan.header.generation != generation {
         bail!(
             LogGenerationMismatch,
@@ -708,21 +708,25 @@ pub(crate) struct Owner {
 /// Checks the log file at `path` as it is read, a piece at a time through `buf`: its header,
 /// which must name `set`'s log set and database (a log of the same set naming another
 /// database is not this database's), and how it ends. The scan comes back without records
-/// (recovery reads the file again to replay it: [`log::scan_streamed`]), with a CRC of the
-/// whole file as read, which recovery's durable copy must match.
+/// (recovery reads the file again to replay it: [`log::scan_streamed`]), with, if `crc`, a
+/// CRC of the whole file as read, which recovery's durable copy must match (only the current
+/// file is copied: the archived ones are not hashed for nothing).
 fn verify_file(
     vfs: &dyn Vfs,
     path: &Path,
     set: &Owner,
     buf: &mut Vec<u8>,
-) -> Result<(LogScan, u32)> {
+    crc: bool,
+) -> Result<(LogScan, Option<u32>)> {
     let name = path.display().to_string();
     let mut scanner = LogScanner::new(&name);
     let mut reader = PieceReader::open(vfs, path, buf)?;
     let mut checked = false;
-    let mut crc = crc32fast::Hasher::new();
+    let mut hasher = crc.then(crc32fast::Hasher::new);
     while let Some((piece, _)) = reader.next_piece()? {
-        crc.update(piece);
+        if let Some(hasher) = &mut hasher {
+            hasher.update(piece);
+        }
         scanner.feed(piece)?;
         if !checked && let Some(header) = scanner.header() {
             // A foreign file is refused before the rest of it is read.
@@ -734,7 +738,7 @@ fn verify_file(
     if !checked {
         check_owner(&scan.header, set, &name)?;
     }
-    Ok((scan, crc.finalize()))
+    Ok((scan, hasher.map(crc32fast::Hasher::finalize)))
 }
 
 /// A log file must belong to `set`: its log set and its database.
