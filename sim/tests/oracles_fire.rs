@@ -478,6 +478,17 @@ fn a_batch_left_half_installed_is_caught() {
 }
 
 #[test]
+fn replay_keeping_a_keys_first_change_in_a_batch_is_caught() {
+    // Replay sorts a batch by key and applies each key's last change: the first instead
+    // brings back a value a later commit replaced.
+    assert_fires(
+        Sabotage::Engine(PlantedBug::ReplayKeepsFirstChange),
+        Oracle::CrashPrefix,
+        200,
+    );
+}
+
+#[test]
 fn a_stopped_backup_that_goes_on_is_caught() {
     // After `Instance::stop_backup` the running backup's next call must fail with -801.
     assert_fires_saying(

@@ -99,11 +99,15 @@ pub enum PlantedBug {
     /// A restore into a place an unfinished restore left its debris in refuses it as taken
     /// (`JET_errDatabaseDuplicate`) instead of clearing it (`Restore::check_destination`).
     RestoreRefusesItsDebris,
+    /// Replay applies each key's first change in a sorted batch instead of its last: a key
+    /// changed twice between checkpoints comes back with its older value
+    /// (`Replay::apply_sorted`).
+    ReplayKeepsFirstChange,
 }
 
 impl PlantedBug {
     /// Every planted bug.
-    pub const ALL: [PlantedBug; 29] = [
+    pub const ALL: [PlantedBug; 30] = [
         PlantedBug::WriteBackBeforeLog,
         PlantedBug::CheckpointBeforeWriteBack,
         PlantedBug::BackupSkipsPageCheck,
@@ -133,6 +137,7 @@ impl PlantedBug {
         PlantedBug::BackupFenceMovedBeforeRead,
         PlantedBug::RestoreLeavesNoMarker,
         PlantedBug::RestoreRefusesItsDebris,
+        PlantedBug::ReplayKeepsFirstChange,
     ];
 
     /// Its name on the command line: kebab case (`write-back-before-log`).

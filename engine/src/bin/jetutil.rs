@@ -570,6 +570,7 @@ fn print_recovery(r: &jetdb::RecoveryReport, out: &mut impl Write) -> io::Result
     )?;
     writeln!(out, "  commits replayed:       {}", r.commits_replayed)?;
     writeln!(out, "  operations replayed:    {}", r.operations_replayed)?;
+    writeln!(out, "  in sorted batches:      {}", r.replay_batches)?;
     if r.batch_pages_finished > 0 {
         writeln!(
             out,

@@ -156,6 +156,8 @@ pub(crate) struct Pager {
     /// page number and checksum are sealed only when it is written.
     cache: Frames,
     cache_pages_max: usize,
+    /// The most pages the cache held since [`Pager::reset_cached_peak`].
+    cached_peak: usize,
     /// The changed pages, in the order first changed: the next batch.
     dirty: Vec<Pgno>,
     /// A buffer lent to the tree for encoding records, so a put allocates none.
@@ -218,6 +220,7 @@ impl Pager {
                 (cache_size / page_size).max(limits::CACHE_PAGES_MIN),
             ),
             cache_pages_max: (cache_size / page_size).max(limits::CACHE_PAGES_MIN),
+            cached_peak: 0,
             dirty: Vec::new(),
             buffer: Vec::new(),
             tick: 0,
@@ -331,6 +334,22 @@ impl Pager {
     /// The cache's size, in pages.
     pub(crate) fn cache_pages_max(&self) -> usize {
         self.cache_pages_max
+    }
+
+    /// The most pages the cache held since [`Pager::reset_cached_peak`] (or since it opened).
+    pub(crate) fn cached_peak(&self) -> usize {
+        self.cached_peak
+    }
+
+    /// Starts watching [`Pager::cached_peak`] from now.
+    pub(crate) fn reset_cached_peak(&mut self) {
+        self.cached_peak = self.cached_pages();
+    }
+
+    /// Sets the cache's size, in pages (at least the least a cache holds); a smaller one
+    /// takes effect as pages are evicted.
+    pub(crate) fn set_cache_pages_max(&mut self, pages: usize) {
+        self.cache_pages_max = pages.max(limits::CACHE_PAGES_MIN);
     }
 
     /// How many cached pages may not be evicted now: every changed page (it waits for the
@@ -555,6 +574,7 @@ impl Pager {
     /// Binds `frame`, filled, to page `pgno`, changed (`dirty`) or as the file holds it.
     fn bind(&mut self, frame: FrameId, pgno: Pgno, dirty: bool) {
         self.cache.bind(frame, pgno, dirty, self.tick);
+        self.cached_peak = self.cached_peak.max(self.cached_pages());
     }
 
     /// Writes every changed page and the header as one batch, its state the header's.

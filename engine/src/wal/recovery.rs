@@ -32,9 +32,10 @@ use crate::store::doublewrite;
 use crate::store::header::{self, DbHeader, DbState, Lgpos, Signature};
 use crate::wal::checkpoint::{self, Checkpoint, CheckpointFile};
 use crate::wal::log::{
-    self, CommitRecord, LogHeader, LogScan, LogScanner, LogTail, LogWriter, NewLog, PieceReader,
-    Record, SEGMENT_SIZE,
+    self, LogHeader, LogScan, LogScanner, LogTail, LogWriter, NewLog, PieceReader, Record,
+    SEGMENT_SIZE,
 };
+use crate::wal::replay::Replay;
 
 /// Where an instance keeps its files, as recovery needs them.
 #[derive(Clone, Debug)]
@@ -99,6 +100,13 @@ pub struct RecoveryReport {
     pub commits_replayed: u64,
     /// Operations replayed (puts, deletes, table creations and deletions).
     pub operations_replayed: u64,
+    /// Batches the replayed changes were applied in, each sorted by table and key (a batch
+    /// ends when it holds half the cache's size, or at a table's creation or deletion).
+    pub replay_batches: u64,
+    /// The most pages the cache held while the log was replayed: while replay runs, the
+    /// pages get half the cache (the batch has the other half), and pass it only by what one
+    /// change touches.
+    pub replay_cache_pages_peak: u64,
     /// Pages of an interrupted batch of database writes written into place again.
     pub batch_pages_finished: u64,
     /// Database pages recovery wrote (its batches; header copies included).
@@ -316,15 +324,9 @@ pub(crate) fn run(env: &Env, layout: &Layout, options: &DatabaseOptions) -> Resu
     // Everything replayed is durable in the log (the pager holds no change logged by this
     // process); batches written while replaying record the file as not consistent on its own.
     db.pager_mut().set_state(DbState::DirtyShutdown);
-    let mut replay = Replay {
-        db: &mut db,
-        group: Group::default(),
-        last_commit: None,
-        // From a checkpoint, the next commit is known; from anywhere else, the first sets it.
-        last_sequence: checkpoint.map(|c| c.last_commit),
-        highest_sequence: checkpoint.map_or(0, |c| c.last_commit),
-        report: &mut report,
-    };
+    // From a checkpoint, the next commit is known; from anywhere else, the first sets it.
+    db.pager_mut().reset_cached_peak();
+    let mut replay = Replay::new(env, &mut db, checkpoint.map(|c| c.last_commit));
     let mut prev: Option<LogHeader> = None;
     let mut current_tail = None;
     for generation in start.generation..=last_gen {
@@ -339,7 +341,7 @@ pub(crate) fn run(env: &Env, layout: &Layout, options: &DatabaseOptions) -> Resu
             ),
         };
         check_generation(&verified, prev.as_ref(), start, layout)?;
-        replay.report.generations.push(generation);
+        report.generations.push(generation);
         // Restarts not yet passed: a batch of records may end before the next restart.
         let mut restarts = VecDeque::new();
         let scan = log::scan_streamed(vfs, &path, &mut buf, |records, found| {
@@ -353,7 +355,7 @@ pub(crate) fn run(env: &Env, layout: &Layout, options: &DatabaseOptions) -> Resu
                 }
                 if *pos < start {
                     if let Record::Commit(c) = record {
-                        replay.highest_sequence = replay.highest_sequence.max(c.sequence);
+                        replay.saw_commit(c.sequence);
                     }
                     continue;
                 }
@@ -386,13 +388,15 @@ pub(crate) fn run(env: &Env, layout: &Layout, options: &DatabaseOptions) -> Resu
             current_tail = Some(scan);
         }
     }
-    let undone = !replay.group.is_empty();
-    let highest_sequence = replay.highest_sequence;
-    drop(replay);
-    if undone {
-        report.transactions_undone += 1;
-    }
     let last = current_tail.expect("the last generation was scanned");
+    // A group still open at the end was cut off by the crash: undone.
+    let replayed = replay.finish(last.end)?;
+    report.commits_replayed = replayed.commits;
+    report.operations_replayed = replayed.operations;
+    report.replay_batches = replayed.batches;
+    report.replay_cache_pages_peak = db.pager_mut().cached_peak() as u64;
+    report.transactions_undone += replayed.undone;
+    let highest_sequence = replayed.highest_sequence;
     report.end = Some(last.end);
     // The file holds changes logged through `log_through`: a log ending before it lost
     // records that were durable (a damaged last flush taken for a torn one), and replaying
@@ -762,207 +766,6 @@ fn check_owner(header: &LogHeader, set: &Owner, name: &str) -> Result<()> {
     Ok(())
 }
 
-/// An operation of a commit group, read until its commit record arrives.
-enum Op {
-    Put {
-        table: usize,
-        key: Vec<u8>,
-        value: Vec<u8>,
-    },
-    Delete {
-        table: usize,
-        key: Vec<u8>,
-    },
-    CreateTable(String),
-    DeleteTable(String),
-}
-
-/// The commit group being read.
-#[derive(Default)]
-struct Group {
-    /// The tables its records named, in order.
-    tables: Vec<String>,
-    /// The table its next put or delete is in.
-    table: Option<usize>,
-    /// A large value being put: its table, key, length and the parts read so far.
-    large: Option<(usize, Vec<u8>, usize, Vec<u8>)>,
-    ops: Vec<Op>,
-    /// Its records so far.
-    records: u32,
-}
-
-impl Group {
-    fn is_empty(&self) -> bool {
-        self.records == 0
-    }
-}
-
-struct Replay<'a> {
-    db: &'a mut Database,
-    group: Group,
-    last_commit: Option<CommitRecord>,
-    /// The sequence of the last commit replayed (or the checkpoint's): the next must follow.
-    last_sequence: Option<u64>,
-    /// The highest commit sequence seen anywhere in the log read.
-    highest_sequence: u64,
-    report: &'a mut RecoveryReport,
-}
-
-impl Replay<'_> {
-    fn apply(&mut self, pos: Lgpos, record: &Record) -> Result<()> {
-        let corrupt = |why: String| {
-            JetError::new(
-                ErrorKind::LogFileCorrupt,
-                format!("the record at {pos}: {why}"),
-            )
-        };
-        if matches!(record, Record::End) {
-            // A commit group may continue in the next generation.
-            return Ok(());
-        }
-        let group = &mut self.group;
-        if group.large.is_some() && !matches!(record, Record::ValuePart(_)) {
-            return Err(corrupt("a large value is cut short".into()));
-        }
-        let table = || {
-            group
-                .table
-                .ok_or_else(|| corrupt("a put or delete names no table".into()))
-        };
-        match record {
-            Record::Table { name } => {
-                let index = match group.tables.iter().position(|t| t == name) {
-                    Some(index) => index,
-                    None => {
-                        group.tables.push(name.clone());
-                        group.tables.len() - 1
-                    }
-                };
-                group.table = Some(index);
-            }
-            Record::Put { key, value } => {
-                let table = table()?;
-                group.ops.push(Op::Put {
-                    table,
-                    key: key.clone(),
-                    value: value.clone(),
-                });
-            }
-            Record::PutLarge { key, len, part } => {
-                let table = table()?;
-                let mut value = Vec::with_capacity(*len as usize);
-                value.extend_from_slice(part);
-                group.large = Some((table, key.clone(), *len as usize, value));
-            }
-            Record::ValuePart(part) => {
-                let Some((_, _, len, value)) = &mut group.large else {
-                    return Err(corrupt("a value part follows no large put".into()));
-                };
-                if value.len() + part.len() > *len {
-                    return Err(corrupt(format!(
-                        "a value part runs past the value's {len} bytes"
-                    )));
-                }
-                value.extend_from_slice(part);
-                if value.len() == *len {
-                    let (table, key, _, value) = group.large.take().expect("checked");
-                    group.ops.push(Op::Put { table, key, value });
-                }
-            }
-            Record::Delete { key } => {
-                let table = table()?;
-                group.ops.push(Op::Delete {
-                    table,
-                    key: key.clone(),
-                });
-            }
-            Record::CreateTable { name } => group.ops.push(Op::CreateTable(name.clone())),
-            Record::DeleteTable { name } => group.ops.push(Op::DeleteTable(name.clone())),
-            Record::Commit(commit) => return self.commit(pos, commit),
-            Record::End => unreachable!("handled above"),
-        }
-        self.group.records += 1;
-        Ok(())
-    }
-
-    /// Applies the group a commit record closes.
-    fn commit(&mut self, pos: Lgpos, commit: &CommitRecord) -> Result<()> {
-        if commit.records != self.group.records {
-            bail!(
-                LogFileCorrupt,
-                "the commit at {pos} counts {} records but {} precede it",
-                commit.records,
-                self.group.records
-            );
-        }
-        if let Some(last) = self.last_sequence
-            && last.checked_add(1) != Some(commit.sequence)
-        {
-            bail!(
-                LogFileCorrupt,
-                "the commit at {pos} has sequence {} after {last}: commits are missing",
-                commit.sequence
-            );
-        }
-        let group = std::mem::take(&mut self.group);
-        let replayed = group.ops.len() as u64;
-        for op in group.ops {
-            self.redo(&group.tables, op)
-                .map_err(|err| err.context(format!("replaying the commit at {pos}")))?;
-        }
-        // A group larger than the cache goes to the file in batches: replay from the
-        // checkpoint redoes it whole if a crash cuts it short.
-        if self.db.pager_mut().over_capacity() {
-            self.db.flush()?;
-            self.db.pager_mut().trim()?;
-        }
-        self.highest_sequence = self.highest_sequence.max(commit.sequence);
-        self.last_sequence = Some(commit.sequence);
-        self.last_commit = Some(*commit);
-        self.report.commits_replayed += 1;
-        self.report.operations_replayed += replayed;
-        Ok(())
-    }
-
-    /// Redoes one operation. A put or delete in a table that is not there is skipped: the
-    /// table was deleted later (in the log, or already in the file), so nothing it held
-    /// survives.
-    fn redo(&mut self, tables: &[String], op: Op) -> Result<()> {
-        let db = &mut *self.db;
-        match op {
-            Op::Put { table, key, value } => {
-                if let Ok(table) = db.open_table(&tables[table]) {
-                    db.put(table, &key, &value)?;
-                }
-            }
-            Op::Delete { table, key } => {
-                if let Ok(table) = db.open_table(&tables[table]) {
-                    db.delete(table, &key)?;
-                }
-            }
-            Op::CreateTable(name) => {
-                if db.open_table(&name).is_err() {
-                    db.create_table(&name)?;
-                }
-            }
-            Op::DeleteTable(name) => {
-                if db.open_table(&name).is_ok() {
-                    db.delete_table(&name)?;
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Drops the group being read: a crash cut it off before its commit record.
-    fn cut_group(&mut self) {
-        if !self.group.is_empty() {
-            self.group = Group::default();
-            self.report.transactions_undone += 1;
-        }
-    }
-}
-
 /// Writes zeros over every non-blank segment after the last whole record's segment, and
 /// fsyncs, so that segments written from there on never mingle with debris.
 fn clear_debris(vfs: &dyn Vfs, path: &Path, scan: &LogScan) -> Result<()> {
@@ -1305,47 +1108,6 @@ mod tests {
             "the value whole"
         );
         assert_eq!(session.get(t, b"small").unwrap(), Some(b"x".to_vec()));
-    }
-
-    #[test]
-    fn a_value_part_running_past_its_value_is_corruption() {
-        let env = Env::memory(6);
-        let options = DatabaseOptions {
-            page_size: 4096,
-            cache_size: 64 * 4096,
-            read_only: false,
-        };
-        let mut db = Database::create(&env, Path::new("d.edb"), &options).unwrap();
-        let mut report = RecoveryReport::default();
-        let mut replay = Replay {
-            db: &mut db,
-            group: Group::default(),
-            last_commit: None,
-            last_sequence: None,
-            highest_sequence: 0,
-            report: &mut report,
-        };
-        let pos = Lgpos {
-            generation: 1,
-            offset: 4096,
-        };
-        replay
-            .apply(pos, &Record::Table { name: "t".into() })
-            .unwrap();
-        replay
-            .apply(
-                pos,
-                &Record::PutLarge {
-                    key: b"k".to_vec(),
-                    len: 10,
-                    part: vec![1; 8],
-                },
-            )
-            .unwrap();
-        let err = replay
-            .apply(pos, &Record::ValuePart(vec![2; 5]))
-            .unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::LogFileCorrupt, "{err}");
     }
 
     #[test]
