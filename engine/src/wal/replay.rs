@@ -11,8 +11,8 @@
 //! Why sorted: the log holds changes in commit order, which for random keys is a random walk
 //! over the leaves, one descent and one cache miss per change. Sorted, consecutive changes
 //! fall on the same or the next leaf, and a leaf changed many times in a batch is made dirty
-//! once: replay wrote a quarter of the pages and ran 1.5 × faster than applying commits one
-//! by one (the `restore` bench).
+//! once per batch, not once per change. The `restore` bench's 70 MiB of log of small random
+//! puts replayed in 0.9–1.2 s, against 2.1–2.2 s applied one commit at a time.
 //!
 //! Why that is the same state: a put sets a key's value and a delete removes it, whatever
 //! the key held, so a key's final state is its last change, and changes to different keys
