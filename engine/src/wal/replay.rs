@@ -498,4 +498,168 @@ mod tests {
             .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::LogFileCorrupt, "{err}");
     }
+
+    /// Review of 709f7f4: the memory a batch holds, against the bound the module documents
+    /// ("recovery stays within the memory the cache was given": half the cache for pages, half
+    /// for the batch).
+    fn db(env: &Env, pages: usize) -> Database {
+        let options = DatabaseOptions {
+            page_size: 4096,
+            cache_size: pages * 4096,
+            read_only: false,
+        };
+        let mut db = Database::create(env, Path::new("d.edb"), &options).unwrap();
+        db.create_table("t").unwrap();
+        db
+    }
+
+    fn commit(replay: &mut Replay<'_>, sequence: u64, records: u32) {
+        let pos = Lgpos {
+            generation: 1,
+            offset: 4096 + sequence as u32,
+        };
+        let commit = CommitRecord {
+            transaction: sequence,
+            sequence,
+            millis: 0,
+            records,
+            puts: records - 1,
+            deletes: 0,
+        };
+        replay.apply(pos, &Record::Commit(commit)).unwrap();
+    }
+
+    /// After one transaction larger than a batch (1.2 MiB against a 128 KiB batch), the
+    /// buffer keeps its capacity for the rest of replay: the code applying commits one by one
+    /// freed each group's memory at its commit.
+    #[test]
+    fn review_a_large_transactions_memory_is_kept_for_the_rest_of_replay() {
+        let env = Env::memory(6);
+        let mut db = db(&env, 64);
+        let mut replay = Replay::new(&env, &mut db, None);
+        let limit = replay.limit;
+        let pos = Lgpos {
+            generation: 1,
+            offset: 4096,
+        };
+        replay
+            .apply(pos, &Record::Table { name: "t".into() })
+            .unwrap();
+        for i in 0..300u32 {
+            let put = Record::Put {
+                key: i.to_be_bytes().to_vec(),
+                value: vec![1; 4000],
+            };
+            replay.apply(pos, &put).unwrap();
+        }
+        commit(&mut replay, 1, 301);
+        assert_eq!(replay.counts.batches, 1, "applied at its commit");
+        assert!(replay.batch.bytes.is_empty());
+        let held =
+            replay.batch.bytes.capacity() + replay.batch.changes.capacity() * size_of::<Change>();
+        assert!(
+            held <= 2 * limit,
+            "an empty batch holds {held} bytes for the rest of replay; its limit is {limit}"
+        );
+    }
+
+    /// Small commits: the batch is applied once its counted size passes the limit, but the
+    /// vectors' capacities (grown by doubling) and the sort's `order` (24 bytes a change,
+    /// not counted) come on top.
+    #[test]
+    fn review_a_batch_of_small_changes_holds_more_than_its_limit() {
+        let env = Env::memory(6);
+        let mut db = db(&env, 100);
+        let mut replay = Replay::new(&env, &mut db, None);
+        let limit = replay.limit;
+        let pos = Lgpos {
+            generation: 1,
+            offset: 4096,
+        };
+        let mut worst = 0;
+        for sequence in 1..10_000u64 {
+            replay
+                .apply(pos, &Record::Table { name: "t".into() })
+                .unwrap();
+            let put = Record::Put {
+                key: sequence.to_be_bytes().to_vec(),
+                value: vec![1; 40],
+            };
+            replay.apply(pos, &put).unwrap();
+            let batch = &replay.batch;
+            // What apply_batch holds at its peak: the buffers' capacities and `order`.
+            let held = batch.bytes.capacity()
+                + batch.changes.capacity() * size_of::<Change>()
+                + batch.changes.len() * size_of::<Sorted>();
+            worst = worst.max(held);
+            commit(&mut replay, sequence, 2);
+        }
+        assert!(replay.counts.batches > 2);
+        assert!(
+            worst <= limit,
+            "a batch held up to {worst} bytes; its limit is {limit} ({:.2} x)",
+            worst as f64 / limit as f64
+        );
+    }
+
+    /// Review: a restart in the middle of a batch drops only the open group (a large value
+    /// half read included), the committed groups before it stay, and a group open at the end
+    /// is undone; keys changed across the cut come back as their last committed change.
+    #[test]
+    fn review_a_restart_mid_batch_drops_only_the_open_group() {
+        let env = Env::memory(6);
+        let mut db = db(&env, 64);
+        let pos = Lgpos {
+            generation: 1,
+            offset: 4096,
+        };
+        let put = |k: &[u8], v: &[u8]| Record::Put {
+            key: k.to_vec(),
+            value: v.to_vec(),
+        };
+        let table = || Record::Table { name: "t".into() };
+        let mut replay = Replay::new(&env, &mut db, None);
+        replay.apply(pos, &table()).unwrap();
+        replay.apply(pos, &put(b"k", b"1")).unwrap();
+        replay.apply(pos, &put(b"", b"empty")).unwrap();
+        commit(&mut replay, 1, 3);
+        // Cut off: a put and half a large value.
+        replay.apply(pos, &table()).unwrap();
+        replay.apply(pos, &put(b"k", b"cut")).unwrap();
+        replay
+            .apply(
+                pos,
+                &Record::PutLarge {
+                    key: b"j".to_vec(),
+                    len: 10,
+                    part: vec![9; 4],
+                },
+            )
+            .unwrap();
+        replay.cut_group();
+        replay.apply(pos, &table()).unwrap();
+        replay.apply(pos, &put(b"j", b"3")).unwrap();
+        replay
+            .apply(pos, &Record::Delete { key: b"".to_vec() })
+            .unwrap();
+        replay
+            .apply(
+                pos,
+                &Record::Delete {
+                    key: b"missing".to_vec(),
+                },
+            )
+            .unwrap();
+        commit(&mut replay, 2, 4);
+        // Open at the end.
+        replay.apply(pos, &table()).unwrap();
+        replay.apply(pos, &put(b"j", b"open")).unwrap();
+        let counts = replay.finish(pos).unwrap();
+        assert_eq!((counts.commits, counts.undone, counts.batches), (2, 2, 1));
+        assert_eq!(db.pager_mut().cache_pages_max(), 64);
+        let t = db.open_table("t").unwrap();
+        assert_eq!(db.get(t, b"k").unwrap(), Some(b"1".to_vec()));
+        assert_eq!(db.get(t, b"j").unwrap(), Some(b"3".to_vec()));
+        assert_eq!(db.get(t, b"").unwrap(), None);
+    }
 }
