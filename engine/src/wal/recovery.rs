@@ -1,13 +1,13 @@
 //! Crash recovery: the batch of database writes a crash interrupted is finished (see
 //! `doublewrite`), so the database file holds one whole state of its trees; then, from the
 //! checkpoint to the end of the log, every committed transaction's operations are replayed
-//! through the trees, in log order; a commit group whose commit record never reached the log
-//! is discarded (its transaction is undone).
+//! through the trees (in sorted batches: `replay`); a commit group whose commit record never
+//! reached the log is discarded (its transaction is undone).
 //!
 //! Replay is idempotent from any checkpoint: the file's state is at or after the checkpoint
 //! (a batch is written only once the log holding its changes is durable, and the checkpoint
-//! moves only past batches), and operations in log order set every key they name to what the
-//! last of them says, whatever the state they start from — a table created again where it
+//! moves only past batches), and replay sets every key the log names to what the last of its
+//! operations says, whatever the state it starts from — a table created again where it
 //! exists, or a key deleted where it is absent, is left as it is.
 //!
 //! Recovery also settles the log directory before logging resumes: it finishes a roll that a
@@ -100,12 +100,12 @@ pub struct RecoveryReport {
     pub commits_replayed: u64,
     /// Operations replayed (puts, deletes, table creations and deletions).
     pub operations_replayed: u64,
-    /// Batches the replayed changes were applied in, each sorted by table and key (a batch
-    /// ends when it holds half the cache's size, or at a table's creation or deletion).
+    /// Batches the replayed changes were applied in, each sorted by table and key between
+    /// table creations and deletions (a batch ends when it holds half the cache's size).
     pub replay_batches: u64,
     /// The most pages the cache held while the log was replayed: while replay runs, the
-    /// pages get half the cache (the batch has the other half), and pass it only by what one
-    /// change touches.
+    /// pages get half the cache (never under 64 pages; the batch has the rest), and pass it
+    /// only by what one change touches.
     pub replay_cache_pages_peak: u64,
     /// Pages of an interrupted batch of database writes written into place again.
     pub batch_pages_finished: u64,
@@ -324,8 +324,8 @@ pub(crate) fn run(env: &Env, layout: &Layout, options: &DatabaseOptions) -> Resu
     // Everything replayed is durable in the log (the pager holds no change logged by this
     // process); batches written while replaying record the file as not consistent on its own.
     db.pager_mut().set_state(DbState::DirtyShutdown);
-    // From a checkpoint, the next commit is known; from anywhere else, the first sets it.
     db.pager_mut().reset_cached_peak();
+    // From a checkpoint, the next commit is known; from anywhere else, the first sets it.
     let mut replay = Replay::new(env, &mut db, checkpoint.map(|c| c.last_commit));
     let mut prev: Option<LogHeader> = None;
     let mut current_tail = None;
@@ -390,7 +390,7 @@ pub(crate) fn run(env: &Env, layout: &Layout, options: &DatabaseOptions) -> Resu
     }
     let last = current_tail.expect("the last generation was scanned");
     // A group still open at the end was cut off by the crash: undone.
-    let replayed = replay.finish(last.end)?;
+    let replayed = replay.finish()?;
     report.commits_replayed = replayed.commits;
     report.operations_replayed = replayed.operations;
     report.replay_batches = replayed.batches;

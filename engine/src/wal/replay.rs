@@ -22,8 +22,11 @@
 //! had; but it is marked not consistent on its own, and recovery after a crash replays from
 //! the checkpoint again, over it, to the same end.
 
+use std::collections::BTreeMap;
+
 use crate::base::env::Env;
 use crate::base::error::{ErrorKind, JetError, Result, bail};
+use crate::base::limits;
 use crate::base::planted::{self, PlantedBug};
 use crate::store::database::{Database, Table};
 use crate::store::header::Lgpos;
@@ -52,27 +55,30 @@ enum Change {
     DeleteTable(usize),
 }
 
+/// The memory a change takes beside its bytes: itself, and its place in the sorted order.
+const CHANGE_BYTES: usize = size_of::<Change>() + size_of::<Sorted>();
+
 /// Changes read and not yet applied: the committed groups', then the open group's.
 #[derive(Default)]
 struct Batch {
-    /// Every table name the log read named, each once.
+    /// Every table name the log read named, each once, and its index.
     names: Vec<String>,
+    index: BTreeMap<String, usize>,
     /// The changes' keys and values.
     bytes: Vec<u8>,
     changes: Vec<Change>,
-    /// The commit record of the first group whose changes wait here.
-    first: Option<Lgpos>,
+    /// Each committed group's end in `changes`, and its commit record's position.
+    commits: Vec<(usize, Lgpos)>,
 }
 
 impl Batch {
     fn intern(&mut self, name: &str) -> usize {
-        match self.names.iter().position(|n| n == name) {
-            Some(index) => index,
-            None => {
-                self.names.push(name.to_owned());
-                self.names.len() - 1
-            }
+        if let Some(&index) = self.index.get(name) {
+            return index;
         }
+        self.names.push(name.to_owned());
+        self.index.insert(name.to_owned(), self.names.len() - 1);
+        self.names.len() - 1
     }
 
     fn push_bytes(&mut self, bytes: &[u8]) -> Span {
@@ -88,9 +94,65 @@ impl Batch {
         &self.bytes[span.at..span.at + span.len]
     }
 
-    /// The memory it holds, as counted against its limit.
-    fn size(&self) -> usize {
-        self.bytes.len() + self.changes.len() * size_of::<Change>()
+    /// The memory it holds: its buffers' capacities, with the order they are sorted in.
+    fn held(&self) -> usize {
+        self.bytes.capacity() + self.changes.capacity() * CHANGE_BYTES
+    }
+
+    /// Whether `bytes` more bytes and `changes` more changes fit without growing.
+    fn fits(&self, bytes: usize, changes: usize) -> bool {
+        self.bytes.len() + bytes <= self.bytes.capacity()
+            && self.changes.len() + changes <= self.changes.capacity()
+    }
+
+    /// The least memory it would hold with room for `bytes` more bytes and `changes` more
+    /// changes.
+    fn held_with(&self, bytes: usize, changes: usize) -> usize {
+        (self.bytes.len() + bytes).max(self.bytes.capacity())
+            + (self.changes.len() + changes).max(self.changes.capacity()) * CHANGE_BYTES
+    }
+
+    /// Makes room for `bytes` more bytes and `changes` more changes: doubling, but within
+    /// `limit` where the room needed fits it (a group larger than the limit grows past it).
+    fn grow(&mut self, bytes: usize, changes: usize, limit: usize) {
+        let within = self.held_with(bytes, changes) <= limit;
+        let need = self.bytes.len() + bytes;
+        if need > self.bytes.capacity() {
+            let mut target = need.max(2 * self.bytes.capacity());
+            if within {
+                let others = (self.changes.len() + changes).max(self.changes.capacity());
+                target = target.min(limit - others * CHANGE_BYTES).max(need);
+            }
+            self.bytes.reserve_exact(target - self.bytes.len());
+        }
+        let need = self.changes.len() + changes;
+        if need > self.changes.capacity() {
+            let mut target = need.max(2 * self.changes.capacity());
+            if within {
+                target = target
+                    .min((limit - self.bytes.capacity()) / CHANGE_BYTES)
+                    .max(need);
+            }
+            self.changes.reserve_exact(target - self.changes.len());
+        }
+    }
+
+    /// Drops the first `changes` changes and `bytes` bytes, applied: the rest (the open
+    /// group's) move to the front.
+    fn drain_front(&mut self, changes: usize, bytes: usize) {
+        self.changes.drain(..changes);
+        self.bytes.drain(..bytes);
+        for change in &mut self.changes {
+            match change {
+                Change::Put { key, value, .. } => {
+                    key.at -= bytes;
+                    value.at -= bytes;
+                }
+                Change::Delete { key, .. } => key.at -= bytes,
+                Change::CreateTable(_) | Change::DeleteTable(_) => {}
+            }
+        }
+        self.commits.clear();
     }
 }
 
@@ -104,8 +166,6 @@ struct Group {
     table: Option<usize>,
     /// A large value being put: its change's index and the whole value's length.
     large: Option<(usize, usize)>,
-    /// Whether it creates or deletes a table.
-    table_ops: bool,
     /// Its records so far.
     records: u32,
 }
@@ -132,7 +192,7 @@ pub(crate) struct Replay<'a> {
     db: &'a mut Database,
     batch: Batch,
     group: Group,
-    /// The most a batch holds before it is applied, in bytes.
+    /// The most memory a batch holds, in bytes, unless one group needs more.
     limit: usize,
     /// The cache's size in pages, given back to the pages when replay is done.
     cache_pages: usize,
@@ -152,7 +212,7 @@ pub(crate) struct Replayed {
     pub operations: u64,
     /// Groups a crash cut off before their commit record: their transactions undone.
     pub undone: u64,
-    /// Batches applied.
+    /// Batches applied (holding at least one change).
     pub batches: u64,
     /// The highest commit sequence seen anywhere in the log read.
     pub highest_sequence: u64,
@@ -162,12 +222,14 @@ impl<'a> Replay<'a> {
     /// Replay onto `db`, from a checkpoint whose last commit was `last_commit` (`None`: the
     /// first commit read sets the sequence).
     pub(crate) fn new(env: &Env, db: &'a mut Database, last_commit: Option<u64>) -> Replay<'a> {
-        // The cache's memory, shared: half for pages, half for the batch.
+        // The cache's memory, shared: half for pages (never under the least a cache holds),
+        // the rest for the batch.
         let pager = db.pager_mut();
         let cache_pages = pager.cache_pages_max();
-        pager.set_cache_pages_max(cache_pages / 2);
+        let pages = (cache_pages / 2).max(limits::CACHE_PAGES_MIN);
+        pager.set_cache_pages_max(pages);
         Replay {
-            limit: cache_pages / 2 * pager.page_size(),
+            limit: cache_pages.saturating_sub(pages) * pager.page_size(),
             cache_pages,
             db,
             batch: Batch::default(),
@@ -198,11 +260,12 @@ impl<'a> Replay<'a> {
         }
         let table = self.group.table;
         let table = || table.ok_or_else(|| corrupt("a put or delete names no table"));
-        let batch = &mut self.batch;
         match record {
-            Record::Table { name } => self.group.table = Some(batch.intern(name)),
+            Record::Table { name } => self.group.table = Some(self.batch.intern(name)),
             Record::Put { key, value } => {
                 let table = table()?;
+                self.make_room(key.len() + value.len(), 1)?;
+                let batch = &mut self.batch;
                 let (key, value) = (batch.push_bytes(key), batch.push_bytes(value));
                 batch.changes.push(Change::Put { table, key, value });
             }
@@ -214,14 +277,20 @@ impl<'a> Replay<'a> {
                         "a value's first part runs past the value's {len} bytes"
                     )));
                 }
+                self.make_room(key.len() + part.len(), 1)?;
+                let batch = &mut self.batch;
                 let (key, value) = (batch.push_bytes(key), batch.push_bytes(part));
                 self.group.large = Some((batch.changes.len(), len));
                 batch.changes.push(Change::Put { table, key, value });
             }
             Record::ValuePart(part) => {
-                let Some((index, len)) = self.group.large else {
+                let Some((_, len)) = self.group.large else {
                     return Err(corrupt("a value part follows no large put"));
                 };
+                self.make_room(part.len(), 0)?;
+                // Making room may have moved the group to the front of the batch.
+                let (index, _) = self.group.large.expect("checked");
+                let batch = &mut self.batch;
                 let Change::Put { value, .. } = &mut batch.changes[index] else {
                     unreachable!("a large value's change is a put");
                 };
@@ -242,18 +311,20 @@ impl<'a> Replay<'a> {
             }
             Record::Delete { key } => {
                 let table = table()?;
+                self.make_room(key.len(), 1)?;
+                let batch = &mut self.batch;
                 let key = batch.push_bytes(key);
                 batch.changes.push(Change::Delete { table, key });
             }
             Record::CreateTable { name } => {
-                let name = batch.intern(name);
-                batch.changes.push(Change::CreateTable(name));
-                self.group.table_ops = true;
+                self.make_room(0, 1)?;
+                let name = self.batch.intern(name);
+                self.batch.changes.push(Change::CreateTable(name));
             }
             Record::DeleteTable { name } => {
-                let name = batch.intern(name);
-                batch.changes.push(Change::DeleteTable(name));
-                self.group.table_ops = true;
+                self.make_room(0, 1)?;
+                let name = self.batch.intern(name);
+                self.batch.changes.push(Change::DeleteTable(name));
             }
             Record::Commit(commit) => return self.commit(pos, commit),
             Record::End => unreachable!("handled above"),
@@ -262,7 +333,31 @@ impl<'a> Replay<'a> {
         Ok(())
     }
 
-    /// Ends the group a commit record closes: its changes join the batch's.
+    /// Makes room in the batch for `bytes` more bytes and `changes` more changes of the open
+    /// group. Where growing would take the batch past its limit, the committed changes before
+    /// the group are applied first and the group's move to the front.
+    fn make_room(&mut self, bytes: usize, changes: usize) -> Result<()> {
+        if self.batch.fits(bytes, changes) {
+            return Ok(());
+        }
+        if self.group.changes_from > 0 && self.batch.held_with(bytes, changes) > self.limit {
+            let (applied, dropped) = (self.group.changes_from, self.group.bytes_from);
+            self.apply_changes(applied)?;
+            self.batch.drain_front(applied, dropped);
+            if let Some((index, _)) = &mut self.group.large {
+                *index -= applied;
+            }
+            self.group.changes_from = 0;
+            self.group.bytes_from = 0;
+            if self.batch.fits(bytes, changes) {
+                return Ok(());
+            }
+        }
+        self.batch.grow(bytes, changes, self.limit);
+        Ok(())
+    }
+
+    /// Ends the group a commit record closes: its changes join the batch's committed ones.
     fn commit(&mut self, pos: Lgpos, commit: &CommitRecord) -> Result<()> {
         let group = &self.group;
         if commit.records != group.records {
@@ -282,19 +377,22 @@ impl<'a> Replay<'a> {
                 commit.sequence
             );
         }
-        let replayed = (self.batch.changes.len() - group.changes_from) as u64;
-        let table_ops = group.table_ops;
-        self.batch.first.get_or_insert(pos);
+        let end = self.batch.changes.len();
+        let replayed = (end - group.changes_from) as u64;
+        if replayed > 0 {
+            self.batch.commits.push((end, pos));
+        }
         self.group = Group {
-            changes_from: self.batch.changes.len(),
+            changes_from: end,
             bytes_from: self.batch.bytes.len(),
             ..Group::default()
         };
-        // A table created or deleted is ordered against the changes in it: it ends a batch.
-        if table_ops || self.batch.size() > self.limit {
-            self.apply_batch(pos)?;
+        // A group that took the batch past its limit (larger than the limit alone) is
+        // applied at once, and the memory it took given back.
+        if self.batch.held() > self.limit {
+            self.apply_batch()?;
         }
-        self.saw_commit(commit.sequence);
+        self.counts.highest_sequence = self.counts.highest_sequence.max(commit.sequence);
         self.last_sequence = Some(commit.sequence);
         self.counts.commits += 1;
         self.counts.operations += replayed;
@@ -319,53 +417,78 @@ impl<'a> Replay<'a> {
     }
 
     /// At the end of the log: drops the open group (undone) and applies the batch.
-    pub(crate) fn finish(mut self, end: Lgpos) -> Result<Replayed> {
+    pub(crate) fn finish(mut self) -> Result<Replayed> {
         self.cut_group();
-        self.apply_batch(end)?;
+        self.apply_batch()?;
         self.db.pager_mut().set_cache_pages_max(self.cache_pages);
         Ok(self.counts)
     }
 
-    /// Applies the batch's committed changes: sorted between table creations and deletions,
-    /// which are applied in their place. `last` is the last commit it holds (for errors).
-    fn apply_batch(&mut self, last: Lgpos) -> Result<()> {
+    /// Applies every change of the batch (all committed: it is called between groups), and
+    /// gives back memory a group larger than the limit took.
+    fn apply_batch(&mut self) -> Result<()> {
+        let end = self.batch.changes.len();
         debug_assert_eq!(
-            self.batch.changes.len(),
-            self.group.changes_from,
+            end, self.group.changes_from,
             "a batch is applied between groups"
         );
-        let Some(first) = self.batch.first.take() else {
+        self.apply_changes(end)?;
+        let batch = &mut self.batch;
+        batch.changes.clear();
+        batch.bytes.clear();
+        batch.commits.clear();
+        if batch.held() > self.limit {
+            batch.changes = Vec::new();
+            batch.bytes = Vec::new();
+        }
+        self.group = Group::default();
+        Ok(())
+    }
+
+    /// Applies the batch's first `end` changes (whole committed groups): sorted between table
+    /// creations and deletions, which are applied in their place.
+    fn apply_changes(&mut self, end: usize) -> Result<()> {
+        if end == 0 {
             return Ok(());
-        };
+        }
         self.counts.batches += 1;
         let changes = std::mem::take(&mut self.batch.changes);
         let mut order = Vec::new();
         let mut from = 0;
         let result = (|| {
-            for (i, change) in changes.iter().enumerate() {
+            for (i, change) in changes[..end].iter().enumerate() {
                 if let Change::CreateTable(_) | Change::DeleteTable(_) = change {
-                    self.apply_sorted(&changes[from..i], &mut order)?;
-                    self.apply_table_change(*change)?;
+                    self.apply_sorted(&changes[from..i], from, &mut order)?;
+                    self.apply_table_change(*change)
+                        .map_err(|err| err.context(self.commit_of(i)))?;
                     from = i + 1;
                 }
             }
-            self.apply_sorted(&changes[from..], &mut order)
+            self.apply_sorted(&changes[from..end], from, &mut order)
         })();
-        result.map_err(|err| err.context(format!("replaying the commits {first} to {last}")))?;
-        // The buffers are kept for the next batch.
-        let mut changes = changes;
-        changes.clear();
         self.batch.changes = changes;
-        self.batch.bytes.clear();
-        self.group = Group::default();
-        Ok(())
+        result
+    }
+
+    /// What an error applying change `index` says of where it was.
+    fn commit_of(&self, index: usize) -> String {
+        let commits = &self.batch.commits;
+        match commits.get(commits.partition_point(|&(end, _)| end <= index)) {
+            Some((_, pos)) => format!("replaying the commit at {pos}"),
+            None => "replaying the log".to_owned(),
+        }
     }
 
     /// Applies puts and deletes sorted by table and key (log order among a key's changes),
-    /// only each key's last. A put or delete in a table that is not there is skipped: the
-    /// table was deleted later (in the log, or already in the file), so nothing it held
-    /// survives.
-    fn apply_sorted(&mut self, changes: &[Change], order: &mut Vec<Sorted>) -> Result<()> {
+    /// only each key's last; `base` is the index of the first in the batch. A put or delete
+    /// in a table that is not there is skipped: the table was deleted later (in the log, or
+    /// already in the file), so nothing it held survives.
+    fn apply_sorted(
+        &mut self,
+        changes: &[Change],
+        base: usize,
+        order: &mut Vec<Sorted>,
+    ) -> Result<()> {
         let batch = &self.batch;
         let key_of = |i: usize| match changes[i] {
             Change::Put { table, key, .. } | Change::Delete { table, key } => {
@@ -417,13 +540,12 @@ impl<'a> Replay<'a> {
                 }
             };
             let Some(handle) = handle else { continue };
-            match changes[i] {
-                Change::Put { value, .. } => self.db.put(handle, key, batch.get(value))?,
-                Change::Delete { .. } => {
-                    self.db.delete(handle, key)?;
-                }
+            let applied = match changes[i] {
+                Change::Put { value, .. } => self.db.put(handle, key, batch.get(value)),
+                Change::Delete { .. } => self.db.delete(handle, key).map(|_| ()),
                 Change::CreateTable(_) | Change::DeleteTable(_) => unreachable!("checked"),
-            }
+            };
+            applied.map_err(|err| err.context(self.commit_of(base + i)))?;
             // Changed pages are evicted only once written: a batch of them, the file marked
             // not consistent on its own, whenever the cache is over its size.
             if self.db.pager_mut().over_capacity() {
@@ -499,9 +621,7 @@ mod tests {
         assert_eq!(err.kind(), ErrorKind::LogFileCorrupt, "{err}");
     }
 
-    /// Review of 709f7f4: the memory a batch holds, against the bound the module documents
-    /// ("recovery stays within the memory the cache was given": half the cache for pages, half
-    /// for the batch).
+    /// A database of 4 KiB pages with a cache of `pages`, holding table `t`.
     fn db(env: &Env, pages: usize) -> Database {
         let options = DatabaseOptions {
             page_size: 4096,
@@ -529,13 +649,12 @@ mod tests {
         replay.apply(pos, &Record::Commit(commit)).unwrap();
     }
 
-    /// After one transaction larger than a batch (1.2 MiB against a 128 KiB batch), the
-    /// buffer keeps its capacity for the rest of replay: the code applying commits one by one
-    /// freed each group's memory at its commit.
+    /// One transaction larger than a batch (1.2 MiB against 512 KiB) is applied at its
+    /// commit, and the memory it took is given back.
     #[test]
-    fn review_a_large_transactions_memory_is_kept_for_the_rest_of_replay() {
+    fn a_large_transactions_memory_is_given_back_at_its_commit() {
         let env = Env::memory(6);
-        let mut db = db(&env, 64);
+        let mut db = db(&env, 256);
         let mut replay = Replay::new(&env, &mut db, None);
         let limit = replay.limit;
         let pos = Lgpos {
@@ -555,19 +674,17 @@ mod tests {
         commit(&mut replay, 1, 301);
         assert_eq!(replay.counts.batches, 1, "applied at its commit");
         assert!(replay.batch.bytes.is_empty());
-        let held =
-            replay.batch.bytes.capacity() + replay.batch.changes.capacity() * size_of::<Change>();
+        let held = replay.batch.held();
         assert!(
-            held <= 2 * limit,
+            held <= limit,
             "an empty batch holds {held} bytes for the rest of replay; its limit is {limit}"
         );
     }
 
-    /// Small commits: the batch is applied once its counted size passes the limit, but the
-    /// vectors' capacities (grown by doubling) and the sort's `order` (24 bytes a change,
-    /// not counted) come on top.
+    /// Small commits: the buffers' capacities (grown by doubling) and the sort's `order`
+    /// stay within the limit, the committed changes applied when more would not fit.
     #[test]
-    fn review_a_batch_of_small_changes_holds_more_than_its_limit() {
+    fn a_batch_of_small_changes_holds_at_most_its_limit() {
         let env = Env::memory(6);
         let mut db = db(&env, 100);
         let mut replay = Replay::new(&env, &mut db, None);
@@ -602,13 +719,13 @@ mod tests {
         );
     }
 
-    /// Review: a restart in the middle of a batch drops only the open group (a large value
-    /// half read included), the committed groups before it stay, and a group open at the end
-    /// is undone; keys changed across the cut come back as their last committed change.
+    /// A restart in the middle of a batch drops only the open group (a large value half read
+    /// included), the committed groups before it stay, and a group open at the end is
+    /// undone; keys changed across the cut come back as their last committed change.
     #[test]
-    fn review_a_restart_mid_batch_drops_only_the_open_group() {
+    fn a_restart_mid_batch_drops_only_the_open_group() {
         let env = Env::memory(6);
-        let mut db = db(&env, 64);
+        let mut db = db(&env, 256);
         let pos = Lgpos {
             generation: 1,
             offset: 4096,
@@ -654,12 +771,78 @@ mod tests {
         // Open at the end.
         replay.apply(pos, &table()).unwrap();
         replay.apply(pos, &put(b"j", b"open")).unwrap();
-        let counts = replay.finish(pos).unwrap();
+        let counts = replay.finish().unwrap();
         assert_eq!((counts.commits, counts.undone, counts.batches), (2, 2, 1));
-        assert_eq!(db.pager_mut().cache_pages_max(), 64);
+        assert_eq!(db.pager_mut().cache_pages_max(), 256);
         let t = db.open_table("t").unwrap();
         assert_eq!(db.get(t, b"k").unwrap(), Some(b"1".to_vec()));
         assert_eq!(db.get(t, b"j").unwrap(), Some(b"3".to_vec()));
         assert_eq!(db.get(t, b"").unwrap(), None);
+    }
+
+    /// A large value whose parts arrive when the batch is full: the committed changes before
+    /// its group are applied and the group moves to the front of the batch, its value still
+    /// growing in place, and it comes back whole.
+    #[test]
+    fn a_large_value_read_as_the_batch_fills_moves_with_its_group() {
+        let env = Env::memory(6);
+        let mut db = db(&env, 256);
+        let mut replay = Replay::new(&env, &mut db, None);
+        let limit = replay.limit;
+        let pos = Lgpos {
+            generation: 1,
+            offset: 4096,
+        };
+        let table = || Record::Table { name: "t".into() };
+        let mut sequence = 0u64;
+        // Committed groups until the batch is nearly full.
+        // Committed groups until 20 KB more would take the batch past its limit (the large
+        // value's first part still fits; its later parts do not).
+        while replay.batch.held_with(20_000, 1) <= limit {
+            assert_eq!(
+                replay.counts.batches, 0,
+                "applied before it filled ({limit})"
+            );
+            sequence += 1;
+            replay.apply(pos, &table()).unwrap();
+            let put = Record::Put {
+                key: sequence.to_be_bytes().to_vec(),
+                value: vec![1; 1000],
+            };
+            replay.apply(pos, &put).unwrap();
+            commit(&mut replay, sequence, 2);
+        }
+        assert_eq!(replay.counts.batches, 0, "nothing applied yet");
+        assert!(sequence > 100, "{sequence} groups");
+        replay.apply(pos, &table()).unwrap();
+        let value: Vec<u8> = (0..60_000u32).map(|i| (i % 251) as u8).collect();
+        replay
+            .apply(
+                pos,
+                &Record::PutLarge {
+                    key: b"large".to_vec(),
+                    len: value.len() as u32,
+                    part: value[..4000].to_vec(),
+                },
+            )
+            .unwrap();
+        let parts: Vec<&[u8]> = value[4000..].chunks(4000).collect();
+        for part in &parts {
+            replay
+                .apply(pos, &Record::ValuePart(part.to_vec()))
+                .unwrap();
+        }
+        assert_eq!(replay.counts.batches, 1, "the committed changes went first");
+        assert_eq!(replay.group.changes_from, 0, "the group is at the front");
+        commit(&mut replay, sequence + 1, 2 + parts.len() as u32);
+        let counts = replay.finish().unwrap();
+        assert_eq!(counts.commits, sequence + 1);
+        let t = db.open_table("t").unwrap();
+        assert_eq!(db.get(t, b"large").unwrap(), Some(value));
+        assert_eq!(db.get(t, &1u64.to_be_bytes()).unwrap(), Some(vec![1; 1000]));
+        assert_eq!(
+            db.get(t, &sequence.to_be_bytes()).unwrap(),
+            Some(vec![1; 1000])
+        );
     }
 }
