@@ -3,10 +3,12 @@
 //! Recovery reads the log and hands each record here ([`Replay::apply`]); a group's changes
 //! wait until its commit record arrives, and a crash's open group is dropped
 //! ([`Replay::cut_group`]). Committed changes gather in a [`Batch`] (keys and values in one
-//! buffer) until it holds half the cache's size, or a table is created or deleted; then the
-//! batch is applied sorted by table and key, each key's last change only. The cache's pages
-//! get the other half while replay runs: recovery stays within the memory the cache was
-//! given.
+//! buffer) until more would take it past half the cache's size; then its committed changes
+//! are applied sorted by table and key, each key's last change only, between table creations
+//! and deletions, which are applied in their place. The cache's pages get the other half
+//! while replay runs: recovery stays within the memory the cache was given, beside a group
+//! larger than that half, which is held whole until its commit (as before replay was
+//! batched).
 //!
 //! Why sorted: the log holds changes in commit order, which for random keys is a random walk
 //! over the leaves, one descent and one cache miss per change. Sorted, consecutive changes
@@ -16,8 +18,8 @@
 //!
 //! Why that is the same state: a put sets a key's value and a delete removes it, whatever
 //! the key held, so a key's final state is its last change, and changes to different keys
-//! commute. Only a table's creation or deletion is ordered against the changes in it: one
-//! ends a batch. A batch written to the file part-way (the cache full) leaves the file
+//! commute. Only a table's creation or deletion is ordered against the changes in it: the
+//! sorting stops at one. A batch written to the file part-way (the cache full) leaves the file
 //! holding some later changes and not some earlier ones, which is no state the database ever
 //! had; but it is marked not consistent on its own, and recovery after a crash replays from
 //! the checkpoint again, over it, to the same end.
