@@ -189,6 +189,16 @@ fn head(key: &[u8]) -> u64 {
     u64::from_be_bytes(bytes)
 }
 
+/// Changed pages are evicted only once written: a batch of them, the file marked not
+/// consistent on its own, whenever the cache is over its size (checked between changes).
+fn relieve_cache(db: &mut Database) -> Result<()> {
+    if db.pager_mut().over_capacity() {
+        db.flush()?;
+        db.pager_mut().trim()?;
+    }
+    Ok(())
+}
+
 /// Redoes committed groups on a database; see the module's documentation.
 pub(crate) struct Replay<'a> {
     db: &'a mut Database,
@@ -548,12 +558,7 @@ impl<'a> Replay<'a> {
                 Change::CreateTable(_) | Change::DeleteTable(_) => unreachable!("checked"),
             };
             applied.map_err(|err| err.context(self.commit_of(base + i)))?;
-            // Changed pages are evicted only once written: a batch of them, the file marked
-            // not consistent on its own, whenever the cache is over its size.
-            if self.db.pager_mut().over_capacity() {
-                self.db.flush()?;
-                self.db.pager_mut().trim()?;
-            }
+            relieve_cache(self.db)?;
         }
         Ok(())
     }
@@ -575,11 +580,7 @@ impl<'a> Replay<'a> {
             }
             Change::Put { .. } | Change::Delete { .. } => unreachable!("sorted apart"),
         }
-        if db.pager_mut().over_capacity() {
-            db.flush()?;
-            db.pager_mut().trim()?;
-        }
-        Ok(())
+        relieve_cache(db)
     }
 }
 
