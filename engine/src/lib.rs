@@ -46,7 +46,9 @@ pub use txn::event;
 pub use wal::{checkpoint, log};
 
 pub use backups::backup::{BackupFlags, BackupJob, BackupOptions, BackupSummary};
-pub use backups::restore::{DAMAGE_ERRORS as RESTORE_DAMAGE_ERRORS, RestoreSummary};
+pub use backups::restore::{
+    DAMAGE_ERRORS as RESTORE_DAMAGE_ERRORS, RestoreOptions, RestorePoint, RestoreSummary,
+};
 pub use backups::status::{Status, StatusFn, StatusKind};
 pub use backups::verify::{BackupReport, Problem, verify_backup};
 pub use base::env::{Clock, Entropy, Env, ManualClock, SeededEntropy};

@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use crate::backups::manifest::{self, Manifest};
+use crate::backups::manifest::{self, Manifest, SetBackup};
 use crate::backups::status::{Reporter, StatusFn, StatusKind};
 use crate::base::env::Env;
 use crate::base::error::{ErrorKind, JetError, Result, bail, io_err};
@@ -32,13 +32,14 @@ use crate::base::vfs::{OpenMode, Vfs, parent_dir};
 use crate::store::doublewrite;
 use crate::store::flushmap;
 use crate::store::header::DbHeader;
+use crate::store::header::Lgpos;
 use crate::store::page::{self, Pgno};
 use crate::txn::event::{Event, EventLog, Operation};
 use crate::txn::instance::{
     Core, Instance, InstanceParams, Lifecycle, ensure_dir, lock, no_file_on_path,
 };
 use crate::wal::checkpoint::{Checkpoint, CheckpointFile};
-use crate::wal::log::{self, LogHeader, LogTail};
+use crate::wal::log::{self, CommitRecord, LogCut, LogHeader, LogTail};
 use crate::wal::recovery::describe_tail;
 
 const CHUNK_BYTES: usize = 1024 * 1024;
@@ -58,15 +59,61 @@ pub const DAMAGE_ERRORS: [ErrorKind; 10] = [
     ErrorKind::RestoreOfNonBackupDatabase,
 ];
 
+/// A point a restore stops at, short of the end of the logs it replays (PostgreSQL's
+/// `recovery_target_lsn` and `recovery_target_time`, inclusive).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RestorePoint {
+    /// The last commit whose commit record begins at or before this log position.
+    Lgpos(Lgpos),
+    /// The last commit before the first one stamped later than this time (milliseconds since
+    /// the Unix epoch, from the instance's clock): with a clock that never runs back, the last
+    /// commit at or before it.
+    Time(u64),
+}
+
+/// What a restore restores and how far. The default is JetRestore's: the whole set, to its
+/// last backup's point.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RestoreOptions {
+    /// Restore the full backup and only its first `k` incremental backups (`Some(0)`: the
+    /// full backup alone); `None`, all of them.
+    pub backups: Option<usize>,
+    /// Stop at this point instead of the end of the logs. It must lie between the full
+    /// backup's point (the database copy may hold any change up to it, and a change cannot
+    /// be taken back: `JET_errStartingRestoreLogTooHigh`) and the end of the logs restored
+    /// (past it, they cannot show which commits came before the point:
+    /// `JET_errEndingRestoreLogTooLow`).
+    pub until: Option<RestorePoint>,
+    /// Roll forward (ESE's hard recovery): after the set's logs, replay the live instance's
+    /// log files in this directory — the generations after the set's last, then its current
+    /// `edb.log` — to the last durable commit they hold (or to `until`). They must be of the
+    /// backup's log set (`JET_errExistingLogFileHasBadSignature`), follow the set without a
+    /// gap (`JET_errMissingCurrentLogFiles`) and each other
+    /// (`JET_errExistingLogFileIsNotContiguous`), and be whole: an archived generation torn
+    /// or any of them damaged is refused (`JET_errLogTornWriteDuringHardRecovery`,
+    /// `JET_errLogCorruptDuringHardRecovery`); the current file may end in a torn tail, as
+    /// after a crash, which is dropped as crash recovery drops it.
+    pub roll_forward: Option<PathBuf>,
+}
+
 /// What a restore did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RestoreSummary {
-    /// The last commit the restored database holds: the backup point of the set's last backup.
+    /// The last commit the restored database holds: the point it landed on — the backup point
+    /// of the last backup restored, the last commit at or before [`RestoreOptions::until`],
+    /// or the last durable commit of the logs rolled forward.
     pub sequence: u64,
+    /// Where that commit's record begins in the log, if the logs restored hold it (a backup
+    /// point whose last commit came before the set's first log generation has none).
+    pub position: Option<Lgpos>,
+    /// When that commit was logged (milliseconds since the Unix epoch), with `position`.
+    pub commit_millis: Option<u64>,
     /// How many backups of the set were restored (the full one and its incrementals).
     pub backups: usize,
     /// The log generations replayed.
     pub logs: (u32, u32),
+    /// The live log generations rolled forward through, if any were.
+    pub rolled_forward: Option<(u32, u32)>,
     /// Bytes of database copied.
     pub database_bytes: u64,
     /// Bytes of logs copied.
@@ -97,6 +144,24 @@ impl Instance {
         backup_dir: &Path,
         status: Option<StatusFn<'_>>,
     ) -> Result<RestoreSummary> {
+        self.restore_with(backup_dir, &RestoreOptions::default(), status)
+    }
+
+    /// [`Instance::restore`] with options: a chosen backup of the set, a point to stop at, or
+    /// a roll forward through the live instance's logs ([`RestoreOptions`]). The restored
+    /// database holds exactly the commits up to the point landed on
+    /// ([`RestoreSummary::sequence`]), shut down cleanly, with the log set it was backed up
+    /// in: logs past that point are not copied, and the generation it falls in is copied
+    /// cut just after its commit record, as if the instance had stopped there.
+    ///
+    /// Options that contradict each other (a backup the set does not hold, or a chosen
+    /// backup with a roll forward) are `JET_errInvalidParameter`.
+    pub fn restore_with(
+        &self,
+        backup_dir: &Path,
+        options: &RestoreOptions,
+        status: Option<StatusFn<'_>>,
+    ) -> Result<RestoreSummary> {
         {
             let mut state = lock(&self.shared.state);
             match &*state {
@@ -123,6 +188,7 @@ impl Instance {
             events: params.event_log.clone(),
             params,
             from: backup_dir.to_path_buf(),
+            options: options.clone(),
             progress: Reporter::new(Operation::Restore, status),
             created: Vec::new(),
             summary: RestoreSummary::default(),
@@ -153,6 +219,7 @@ struct Restore<'s> {
     events: EventLog,
     params: InstanceParams,
     from: PathBuf,
+    options: RestoreOptions,
     progress: Reporter<'s>,
     /// Files the restore made in the destination: removed if it fails.
     created: Vec<PathBuf>,
@@ -190,15 +257,47 @@ impl Restore<'_> {
                 "a restore replays logs; the instance runs without logging (recovery off)"
             );
         }
+        let chain = self.chain(&manifest)?;
         self.check_destination(&*vfs)?;
         let set_dir = manifest.set_dir(&self.from);
-        let (low, high) = manifest.log_range();
-        self.progress.total = manifest
+        let chosen = *chain.last().expect("a chain holds its full backup");
+        let mut sources: Vec<Source> = manifest
             .logs
             .iter()
-            .fold(manifest.db_len, |sum, l| sum.saturating_add(l.len));
+            .filter(|entry| entry.generation <= chosen.gen_high)
+            .map(|entry| Source {
+                generation: entry.generation,
+                from: set_dir.join(manifest.log_name(entry.generation)),
+                len: entry.len,
+                kind: SourceKind::Set(*entry),
+            })
+            .collect();
+        let mut buf = Vec::new();
+        if let Some(live) = &self.options.roll_forward {
+            let after = manifest.log_range().1;
+            sources.extend(self.live_logs(&*vfs, live, &manifest, after)?);
+        }
+        let landing = match self.options.until {
+            Some(point) => {
+                let landing = self.find_landing(&*vfs, &sources, point, chain, &mut buf)?;
+                sources.retain(|s| s.generation <= landing.generation);
+                Some(landing)
+            }
+            None => None,
+        };
+        let low = sources.first().map_or(0, |s| s.generation);
+        let high = sources.last().map_or(0, |s| s.generation);
+        self.progress.total = sources
+            .iter()
+            .fold(manifest.db_len, |sum, s| sum.saturating_add(s.len));
         self.summary.logs = (low, high);
-        self.summary.backups = manifest.backups.len();
+        self.summary.backups = chain.len();
+        let live: Vec<u32> = sources
+            .iter()
+            .filter(|s| !matches!(s.kind, SourceKind::Set(_)))
+            .map(|s| s.generation)
+            .collect();
+        self.summary.rolled_forward = live.first().zip(live.last()).map(|(&a, &b)| (a, b));
         self.emit(Event::RestoreBegin {
             from: self.from.clone(),
             low,
@@ -212,14 +311,37 @@ impl Restore<'_> {
         self.progress.report(StatusKind::Begin)?;
 
         let mut prev: Option<LogHeader> = None;
-        let mut buf = Vec::new();
-        for entry in &manifest.logs {
-            let header =
-                self.restore_log(&*vfs, &manifest, &set_dir, entry, prev.as_ref(), &mut buf)?;
+        let mut last_commit: Option<(Lgpos, CommitRecord)> = None;
+        let layout = self.params.layout();
+        for (i, source) in sources.iter().enumerate() {
+            let cut = landing
+                .as_ref()
+                .filter(|l| l.generation == source.generation)
+                .and_then(|l| l.commit)
+                .map(|(at, _)| at);
+            let last = i + 1 == sources.len();
+            // The last file becomes the current generation when it is cut (the instance
+            // stopped in it) or is the live one: recovery then resumes writing in it.
+            let current = last && (cut.is_some() || source.kind == SourceKind::LiveCurrent);
+            debug_assert!(cut.is_none() || last, "only the last file copied is cut");
+            let to = if current {
+                layout.current()
+            } else {
+                layout.archived(source.generation)
+            };
+            let header = self.restore_log(
+                &*vfs,
+                &manifest,
+                source,
+                prev.as_ref(),
+                cut,
+                &to,
+                &mut last_commit,
+                &mut buf,
+            )?;
             prev = Some(header);
         }
         let db_tmp = self.restore_database(&*vfs, &manifest, &set_dir)?;
-        let layout = self.params.layout();
         let chk_path = layout.checkpoint();
         let checkpoint = Checkpoint {
             sequence: 1,
@@ -248,17 +370,29 @@ impl Restore<'_> {
         let db_dir = parent_dir(&db_path);
         vfs.sync_dir(db_dir).map_err(io_err("fsync", db_dir))?;
 
-        // Replay to the end of the set's logs, which is the backup point, and shut down clean.
+        // Replay to the end of the logs copied, which is the point landed on, and shut down
+        // clean.
         let mut core = Core::start(&self.env, &self.params, self.epoch)?;
-        let expected = manifest.last().sequence;
+        let expected = match (&landing, &self.options.roll_forward) {
+            (Some(landing), _) => landing.sequence,
+            (None, None) => chosen.sequence,
+            // Rolled forward: the last commit of the live logs, if there is one past the set.
+            (None, Some(_)) => {
+                last_commit.map_or(chosen.sequence, |(_, c)| c.sequence.max(chosen.sequence))
+            }
+        };
         if core.last_sequence != expected {
             bail!(
                 LogCorruptDuringHardRestore,
-                "the backup's logs end at commit {}, but its backup point is commit {expected}",
+                "the logs restored end at commit {}, but the point to land on is commit {expected}",
                 core.last_sequence
             );
         }
         self.summary.sequence = expected;
+        if let Some((at, commit)) = last_commit.filter(|(_, c)| c.sequence == expected) {
+            self.summary.position = Some(at);
+            self.summary.commit_millis = Some(commit.millis);
+        }
         self.summary.commits_replayed = core
             .recovery
             .as_ref()
@@ -386,72 +520,326 @@ impl Restore<'_> {
         Ok(())
     }
 
-    /// Checks one log generation of the set and copies it into the log directory, a piece
-    /// at a time ([`log::LOG_PIECE`]) through `buf`: each piece is checked, hashed and
-    /// written as it is read, so a restore takes the same memory whatever the log file size.
-    /// The last piece is written only once the whole file has passed (so a generation of one
-    /// piece that fails leaves no file; a longer one leaves what it wrote for the failure to
-    /// remove).
+    /// The backups restored: the full one and the incrementals chosen
+    /// ([`RestoreOptions::backups`]).
+    fn chain<'m>(&self, manifest: &'m Manifest) -> Result<&'m [SetBackup]> {
+        let held = manifest.backups.len();
+        let k = self.options.backups.unwrap_or(held - 1);
+        if k >= held {
+            bail!(
+                InvalidParameter,
+                "the set holds the full backup and {} incremental backups; incremental {k} is not one of them",
+                held - 1
+            );
+        }
+        if self.options.roll_forward.is_some() && k + 1 < held {
+            bail!(
+                InvalidParameter,
+                "a roll forward replays every log of the set before the live ones: choose a backup of the set, or roll forward, not both"
+            );
+        }
+        Ok(&manifest.backups[..=k])
+    }
+
+    /// The live log generations a roll forward replays after the set's last, `after`: every
+    /// log file in `dir` must be of the backup's log set, and the generations after `after`
+    /// must all be there, up to the current file if it is.
+    fn live_logs(
+        &self,
+        vfs: &dyn Vfs,
+        dir: &Path,
+        manifest: &Manifest,
+        after: u32,
+    ) -> Result<Vec<Source>> {
+        let layout = self.params.layout();
+        if dir == layout.log_dir.as_path() {
+            bail!(
+                InvalidParameter,
+                "{} is the restore's own log directory: roll forward from the live instance's",
+                dir.display()
+            );
+        }
+        no_file_on_path(vfs, dir)?;
+        let names = vfs.list(dir).map_err(|err| {
+            JetError::io(
+                format!("list the live log directory {}", dir.display()),
+                &err,
+            )
+        })?;
+        let base = &manifest.base_name;
+        let mut archived: Vec<u32> = names
+            .iter()
+            .filter_map(|name| log::parse_archive_name(base, name))
+            .collect();
+        archived.sort_unstable();
+        let current = dir.join(log::current_name(base));
+        let has_current = names.iter().any(|n| *n == log::current_name(base));
+        let mut files: Vec<(PathBuf, Option<u32>)> = archived
+            .iter()
+            .map(|&g| (dir.join(log::archive_name(base, g)), Some(g)))
+            .collect();
+        if has_current {
+            files.push((current, None));
+        }
+        let mut sources = Vec::new();
+        let mut buf = Vec::new();
+        for (path, named) in files {
+            let header = peek_header(vfs, &path, &mut buf)?;
+            live_owner(&path, &header, manifest)?;
+            if let Some(g) = named
+                && header.generation != g
+            {
+                bail!(
+                    ExistingLogFileIsNotContiguous,
+                    "{} holds generation {:#X}, not the one its name says",
+                    path.display(),
+                    header.generation
+                );
+            }
+            if header.generation <= after {
+                continue;
+            }
+            let len = vfs
+                .open(&path, OpenMode::Read)
+                .and_then(|f| f.len())
+                .map_err(io_err("size of", &path))?;
+            sources.push(Source {
+                generation: header.generation,
+                from: path,
+                len,
+                kind: match named {
+                    Some(_) => SourceKind::LiveArchived,
+                    None => SourceKind::LiveCurrent,
+                },
+            });
+        }
+        for (expected, source) in (after + 1..).zip(sources.iter()) {
+            if source.generation != expected {
+                bail!(
+                    MissingCurrentLogFiles,
+                    "rolling forward from generation {after:#X}, the set's last, needs generation {expected:#X} ({}), and {} holds none",
+                    log::archive_name(base, expected),
+                    dir.display()
+                );
+            }
+        }
+        if sources.is_empty() {
+            bail!(
+                MissingCurrentLogFiles,
+                "{} holds no log generation after the set's last ({after:#X}): nothing to roll forward through",
+                dir.display()
+            );
+        }
+        Ok(sources)
+    }
+
+    /// The commit a restore stopping at `point` lands on: the last of the logs in `sources`
+    /// at or before it, read for their commit records only (a first pass; the copy checks
+    /// them whole).
+    fn find_landing(
+        &self,
+        vfs: &dyn Vfs,
+        sources: &[Source],
+        point: RestorePoint,
+        chain: &[SetBackup],
+        buf: &mut Vec<u8>,
+    ) -> Result<Landing> {
+        let (full, last) = (
+            chain[0],
+            *chain.last().expect("a chain holds its full backup"),
+        );
+        let mut landing: Option<(Lgpos, CommitRecord)> = None;
+        // The first commit past the point: its presence shows no later commit is before it.
+        let mut past: Option<(Lgpos, CommitRecord)> = None;
+        let mut first_header: Option<LogHeader> = None;
+        let mut end: Option<Lgpos> = None;
+        let mut commits = Vec::new();
+        'files: for source in sources {
+            let name = source.from.display().to_string();
+            let mut scanner = log::LogScanner::keeping_commits(&name);
+            let mut reader = log::PieceReader::open(vfs, &source.from, buf)?;
+            while let Some((piece, _)) = reader.next_piece()? {
+                scanner.feed(piece).map_err(|e| source.kind.found(e))?;
+                if first_header.is_none() {
+                    first_header = scanner.header().copied();
+                }
+                scanner.take_commits(&mut commits);
+                for (at, commit) in commits.drain(..) {
+                    let beyond = match point {
+                        RestorePoint::Lgpos(p) => at > p,
+                        RestorePoint::Time(t) => commit.millis > t,
+                    };
+                    if beyond {
+                        past = Some((at, commit));
+                        break 'files;
+                    }
+                    landing = Some((at, commit));
+                }
+            }
+            end = Some(scanner.finish().map_err(|e| source.kind.found(e))?.end);
+        }
+        let covered = past.is_some()
+            || match point {
+                RestorePoint::Lgpos(p) => end.is_some_and(|end| p <= end),
+                RestorePoint::Time(t) => t < last.millis,
+            };
+        let describe = match point {
+            RestorePoint::Lgpos(p) => format!("log position {p}"),
+            RestorePoint::Time(t) => format!("time {t} ms"),
+        };
+        if !covered {
+            let tail = match landing {
+                Some((at, c)) => format!(
+                    "their last commit is {} at {at}, logged at {} ms",
+                    c.sequence, c.millis
+                ),
+                None => "they hold no commit".into(),
+            };
+            bail!(
+                EndingRestoreLogTooLow,
+                "the logs restored end before {describe} ({tail}): they cannot show which commits came before it{}",
+                if self.options.roll_forward.is_some() {
+                    ""
+                } else {
+                    "; roll forward through the live logs to reach it"
+                }
+            );
+        }
+        match landing {
+            Some((at, commit)) if commit.sequence >= full.sequence => Ok(Landing {
+                sequence: commit.sequence,
+                generation: at.generation,
+                commit: Some((at, commit)),
+            }),
+            // No commit of the logs is at or before the point, and the first past it follows
+            // the full backup's point, whose commit came before the logs begin: the point lies
+            // between the two exactly when it is at or after the logs' beginning.
+            None if past.is_none_or(|(_, c)| c.sequence == full.sequence + 1)
+                && first_header.is_some_and(|h| match point {
+                    RestorePoint::Lgpos(p) => {
+                        p >= Lgpos {
+                            generation: h.generation,
+                            offset: 0,
+                        }
+                    }
+                    RestorePoint::Time(t) => t >= h.created_millis,
+                }) =>
+            {
+                Ok(Landing {
+                    sequence: full.sequence,
+                    generation: full.gen_high,
+                    commit: None,
+                })
+            }
+            _ => bail!(
+                StartingRestoreLogTooHigh,
+                "{describe} is before the full backup's point (commit {}, {} ms): its database copy may hold later changes, and none can be taken back",
+                full.sequence,
+                full.millis
+            ),
+        }
+    }
+
+    /// Checks one log generation — of the set, or live for a roll forward — and copies it to
+    /// `to`, a piece at a time ([`log::LOG_PIECE`]) through `buf`: each piece is checked,
+    /// hashed and written as it is read, so a restore takes the same memory whatever the log
+    /// file size. The last piece is written only once the whole file has passed (so a
+    /// generation of one piece that fails leaves no file; a longer one leaves what it wrote
+    /// for the failure to remove). With `cut` (the landing commit's position), the copy ends
+    /// just after that commit's record ([`LogCut`]). `last_commit` follows the commits copied.
+    #[allow(clippy::too_many_arguments)]
     fn restore_log(
         &mut self,
         vfs: &dyn Vfs,
         manifest: &Manifest,
-        set_dir: &Path,
-        entry: &manifest::SetLog,
+        source: &Source,
         prev: Option<&LogHeader>,
+        cut: Option<Lgpos>,
+        to: &Path,
+        last_commit: &mut Option<(Lgpos, CommitRecord)>,
         buf: &mut Vec<u8>,
     ) -> Result<LogHeader> {
-        let generation = entry.generation;
-        let from = set_dir.join(manifest.log_name(generation));
-        if !vfs.exists(&from).map_err(io_err("look up", &from))? {
+        let generation = source.generation;
+        let from = &source.from;
+        if !vfs.exists(from).map_err(io_err("look up", from))? {
+            if let SourceKind::Set(_) = source.kind {
+                bail!(
+                    MissingRestoreLogFiles,
+                    "the backup set needs log generation {generation:#X}, and {} is missing",
+                    from.display()
+                );
+            }
             bail!(
-                MissingRestoreLogFiles,
-                "the backup set needs log generation {generation:#X}, and {} is missing",
+                MissingCurrentLogFiles,
+                "rolling forward needs log generation {generation:#X}, and {} is gone",
                 from.display()
             );
         }
-        let mut source = log::PieceReader::open(vfs, &from, buf)?;
-        let len = source.len();
+        let mut reader = log::PieceReader::open(vfs, from, buf)?;
+        let len = reader.len();
         let name = from.display().to_string();
         let check_signature = !planted::active(&self.env, PlantedBug::RestoreSkipsSignatureCheck);
         let check = LogCheck {
             name: &name,
             manifest,
-            entry,
+            generation,
+            kind: source.kind,
             prev,
             check_signature,
         };
-        let mut scanner = Some(log::LogScanner::new(&name));
+        let mut scanner = Some(log::LogScanner::keeping_commits(&name));
         let mut header = None;
         let mut crc = crc32fast::Hasher::new();
-        let to = self.params.layout().archived(generation);
         let mut copy: Option<log::LogCopy> = None;
+        let cut_at = cut.map(|at| LogCut {
+            end: log::commit_end(at).offset,
+        });
+        let mut scratch = Vec::new();
+        let mut at = 0u64;
+        let mut commits = Vec::new();
         let create = |created: &mut Vec<PathBuf>| -> Result<log::LogCopy> {
-            created.push(to.clone());
+            created.push(to.to_path_buf());
             let file = vfs
-                .open(&to, OpenMode::CreateNew)
-                .map_err(io_err("create", &to))?;
-            log::LogCopy::new(file, &to, len)
+                .open(to, OpenMode::CreateNew)
+                .map_err(io_err("create", to))?;
+            log::LogCopy::new(file, to, len)
         };
-        while let Some((piece, last)) = source.next_piece()? {
+        while let Some((piece, last)) = reader.next_piece()? {
             crc.update(piece);
             if let Some(scanner) = scanner.as_mut() {
-                scanner.feed(piece).map_err(LogCheck::found)?;
+                scanner.feed(piece).map_err(|e| check.kind.found(e))?;
                 if header.is_none()
                     && let Some(h) = scanner.header()
                 {
                     check.header(h)?;
                     header = Some(*h);
                 }
+                scanner.take_commits(&mut commits);
+                for (pos, commit) in commits.drain(..) {
+                    if cut.is_none_or(|end| pos <= end) {
+                        *last_commit = Some((pos, commit));
+                    }
+                }
             }
             if last && let Some(scanner) = scanner.take() {
                 check.end(scanner, len, &crc)?;
             }
+            let piece_len = piece.len() as u64;
+            let out: &[u8] = match &cut_at {
+                Some(cut) => {
+                    scratch.clear();
+                    scratch.extend_from_slice(piece);
+                    cut.apply(&mut scratch, at);
+                    &scratch
+                }
+                None => piece,
+            };
+            at += piece_len;
             let copy = match &mut copy {
                 Some(copy) => copy,
                 None => copy.insert(create(&mut self.created)?),
             };
-            copy.write(piece, |n| self.progress.advance(n))?;
+            copy.write(out, |n| self.progress.advance(n))?;
         }
         if let Some(scanner) = scanner.take() {
             // An empty file: no piece was its last.
@@ -467,8 +855,8 @@ impl Restore<'_> {
         self.summary.log_bytes += len;
         self.emit(Event::FileCopied {
             operation: Operation::Restore,
-            from,
-            to,
+            from: from.clone(),
+            to: to.to_path_buf(),
             bytes: len,
         });
         Ok(header.expect("a log that passed has a header"))
@@ -624,66 +1012,156 @@ impl Restore<'_> {
     }
 }
 
-/// What a log generation of the set must be, checked as it is read: its header as soon as it
-/// is whole (its log set, database, generation, and the generation before it), then its end,
-/// length and CRC32 once the file has been read.
+/// One log generation a restore copies and replays.
+struct Source {
+    generation: u32,
+    /// Where it is read from.
+    from: PathBuf,
+    /// Its length (for the progress reported).
+    len: u64,
+    kind: SourceKind,
+}
+
+/// Where a generation comes from, which decides how it is checked and what its damage is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum SourceKind {
+    /// The backup set's, with its manifest's entry (length and CRC32).
+    Set(manifest::SetLog),
+    /// The live instance's archived generation (a roll forward): it must be whole and ended.
+    LiveArchived,
+    /// The live instance's current `edb.log`: it may end open or torn, as after a crash.
+    LiveCurrent,
+}
+
+impl SourceKind {
+    /// A scan's own error (it names the file already): a damaged header is the set's damage,
+    /// or the live logs' for a roll forward; a log of another format is refused as such.
+    fn found(self, e: JetError) -> JetError {
+        let damage = match self {
+            SourceKind::Set(_) => ErrorKind::LogCorruptDuringHardRestore,
+            _ => ErrorKind::LogCorruptDuringHardRecovery,
+        };
+        match e.kind() {
+            ErrorKind::BadLogVersion => e,
+            _ => JetError::new(damage, e.message().to_string()),
+        }
+    }
+}
+
+/// The commit a restore stopping at a point lands on.
+#[derive(Clone, Copy, Debug)]
+struct Landing {
+    /// Its sequence number.
+    sequence: u64,
+    /// The last generation replayed: the one its record is in.
+    generation: u32,
+    /// Its record and where it begins, if the logs restored hold it; `None` when the point
+    /// lands on the full backup's point before any commit of the logs.
+    commit: Option<(Lgpos, CommitRecord)>,
+}
+
+/// The header of the log file at `path`, read alone (a roll forward judges the live files by
+/// their headers before it reads any whole).
+fn peek_header(vfs: &dyn Vfs, path: &Path, buf: &mut Vec<u8>) -> Result<LogHeader> {
+    let name = path.display().to_string();
+    let file = vfs
+        .open(path, OpenMode::Read)
+        .map_err(io_err("open", path))?;
+    let len = file.len().map_err(io_err("size of", path))?;
+    buf.resize((len as usize).min(log::SEGMENT_SIZE), 0);
+    file.read_exact_at(buf, 0).map_err(io_err("read", path))?;
+    let mut scanner = log::LogScanner::new(&name);
+    let found = |e| SourceKind::LiveArchived.found(e);
+    scanner.feed(buf).map_err(found)?;
+    match scanner.header() {
+        Some(header) => Ok(*header),
+        None => Err(found(scanner.finish().expect_err("no header is an error"))),
+    }
+}
+
+/// A live log file must be of the backup's log set and database.
+fn live_owner(path: &Path, header: &LogHeader, manifest: &Manifest) -> Result<()> {
+    if header.log_signature != manifest.log_signature
+        || header.db_signature != manifest.db_signature
+    {
+        bail!(
+            ExistingLogFileHasBadSignature,
+            "{} belongs to log set {} of database {}, not to the backup's ({} of {})",
+            path.display(),
+            header.log_signature,
+            header.db_signature,
+            manifest.log_signature,
+            manifest.db_signature
+        );
+    }
+    Ok(())
+}
+
+/// What a log generation must be, checked as it is read: its header as soon as it is whole
+/// (its log set, database, generation, and the generation before it), then its end — and for
+/// the set's, its length and CRC32 — once the file has been read.
 struct LogCheck<'a> {
     /// The file, as errors name it.
     name: &'a str,
     manifest: &'a Manifest,
-    entry: &'a manifest::SetLog,
+    generation: u32,
+    kind: SourceKind,
     prev: Option<&'a LogHeader>,
     /// Whether the signatures are checked (always, but under a planted bug).
     check_signature: bool,
 }
 
 impl LogCheck<'_> {
-    /// The scan's own error (it names the file already): a damaged header is the set's
-    /// damage, a log of another format is refused as such.
-    fn found(e: JetError) -> JetError {
-        match e.kind() {
-            ErrorKind::BadLogVersion => e,
-            _ => JetError::new(
-                ErrorKind::LogCorruptDuringHardRestore,
-                e.message().to_string(),
-            ),
-        }
-    }
-
     fn header(&self, header: &LogHeader) -> Result<()> {
-        let (name, manifest, generation) = (self.name, self.manifest, self.entry.generation);
+        let (name, manifest, generation) = (self.name, self.manifest, self.generation);
+        let set = matches!(self.kind, SourceKind::Set(_));
+        let (foreign, gap) = match set {
+            true => (
+                ErrorKind::GivenLogFileHasBadSignature,
+                ErrorKind::GivenLogFileIsNotContiguous,
+            ),
+            false => (
+                ErrorKind::ExistingLogFileHasBadSignature,
+                ErrorKind::ExistingLogFileIsNotContiguous,
+            ),
+        };
+        let fail = |kind: ErrorKind, why: String| Err(JetError::new(kind, format!("{name} {why}")));
         if self.check_signature && header.log_signature != manifest.log_signature {
-            bail!(
-                GivenLogFileHasBadSignature,
-                "{name} belongs to log set {}, not to the backup's {}",
-                header.log_signature,
-                manifest.log_signature
+            return fail(
+                foreign,
+                format!(
+                    "belongs to log set {}, not to the backup's {}",
+                    header.log_signature, manifest.log_signature
+                ),
             );
         }
         if self.check_signature && header.db_signature != manifest.db_signature {
-            bail!(
-                GivenLogFileHasBadSignature,
-                "{name} belongs to database {}, not to the backup's {}",
-                header.db_signature,
-                manifest.db_signature
+            return fail(
+                foreign,
+                format!(
+                    "belongs to database {}, not to the backup's {}",
+                    header.db_signature, manifest.db_signature
+                ),
             );
         }
         if header.generation != generation {
-            bail!(
-                GivenLogFileIsNotContiguous,
-                "{name} holds generation {:#X}, not {generation:#X}",
-                header.generation
+            return fail(
+                gap,
+                format!(
+                    "holds generation {:#X}, not {generation:#X}",
+                    header.generation
+                ),
             );
         }
         if let Some(prev) = self.prev
             && header.prev_created_millis != prev.created_millis
         {
-            bail!(
-                GivenLogFileIsNotContiguous,
-                "{name} does not follow generation {:#X} (its previous-generation time is {}, that log was created at {})",
-                prev.generation,
-                header.prev_created_millis,
-                prev.created_millis
+            return fail(
+                gap,
+                format!(
+                    "does not follow generation {:#X} (its previous-generation time is {}, that log was created at {})",
+                    prev.generation, header.prev_created_millis, prev.created_millis
+                ),
             );
         }
         Ok(())
@@ -692,13 +1170,35 @@ impl LogCheck<'_> {
     /// Judges the file once it has been read whole (`len` bytes, hashed into `crc`).
     fn end(&self, scanner: log::LogScanner, len: u64, crc: &crc32fast::Hasher) -> Result<()> {
         let name = self.name;
+        let scan = scanner.finish().map_err(|e| self.kind.found(e))?;
+        let entry = match self.kind {
+            SourceKind::Set(entry) => entry,
+            SourceKind::LiveArchived | SourceKind::LiveCurrent => {
+                return match &scan.tail {
+                    LogTail::Corrupt { .. } => bail!(
+                        LogCorruptDuringHardRecovery,
+                        "{name}: {}",
+                        describe_tail(&scan.tail)
+                    ),
+                    LogTail::Torn { .. } if self.kind == SourceKind::LiveArchived => bail!(
+                        LogTornWriteDuringHardRecovery,
+                        "{name}: an archived generation must be whole and ended, and it is {}",
+                        describe_tail(&scan.tail)
+                    ),
+                    LogTail::Open if self.kind == SourceKind::LiveArchived => bail!(
+                        LogTornWriteDuringHardRecovery,
+                        "{name}: an archived generation must be whole and ended, and it is open"
+                    ),
+                    _ => Ok(()),
+                };
+            }
+        };
         let corrupt = |why: String| {
             JetError::new(
                 ErrorKind::LogCorruptDuringHardRestore,
                 format!("{name}: {why}"),
             )
         };
-        let scan = scanner.finish().map_err(Self::found)?;
         match &scan.tail {
             LogTail::Ended => {}
             LogTail::Corrupt { .. } => return Err(corrupt(describe_tail(&scan.tail))),
@@ -708,7 +1208,7 @@ impl LogCheck<'_> {
                 describe_tail(other)
             ),
         }
-        if len != self.entry.len || crc.clone().finalize() != self.entry.crc {
+        if len != entry.len || crc.clone().finalize() != entry.crc {
             return Err(corrupt(
                 "the file does not match the length and CRC32 its manifest records".into(),
             ));

@@ -671,6 +671,24 @@ impl LogScanner {
         scanner
     }
 
+    /// A scanner that judges the file as [`LogScanner::new`] does and keeps its commit
+    /// records, each with where it begins, for [`LogScanner::take_commits`]: a restore looking
+    /// for the commit it stops at reads them without holding the file's other records.
+    pub fn keeping_commits(name: &str) -> LogScanner {
+        let mut scanner = LogScanner::new(name);
+        scanner.stream.commit_list = Some(Vec::new());
+        scanner
+    }
+
+    /// Moves the commit records read since the last call into `out`, in log order (none
+    /// unless the scanner keeps them). A commit is never taken back: a restart drops only an
+    /// open group, and a commit record closes one.
+    pub fn take_commits(&mut self, out: &mut Vec<(Lgpos, CommitRecord)>) {
+        if let Some(list) = &mut self.stream.commit_list {
+            out.append(list);
+        }
+    }
+
     /// The file's header, once the bytes fed hold it whole and valid.
     pub fn header(&self) -> Option<&LogHeader> {
         self.header.as_ref()
@@ -952,6 +970,9 @@ struct RecordStream {
     /// Whether the records are kept (else only where the last one ends).
     keep: bool,
     records: Vec<(Lgpos, Record)>,
+    /// The commit records read and not yet taken, when they are kept
+    /// ([`LogScanner::keeping_commits`]).
+    commit_list: Option<Vec<(Lgpos, CommitRecord)>>,
     /// The chunk's bytes not parsed yet: a record begun, not yet whole.
     pending: Vec<u8>,
     /// Where `pending` begins in the chunk.
@@ -1106,6 +1127,9 @@ impl RecordStream {
                     let this = (offset, record_len(&record));
                     if let Record::Commit(c) = &record {
                         self.commits.note(Lgpos { generation, offset }, c.sequence);
+                        if let Some(list) = &mut self.commit_list {
+                            list.push((Lgpos { generation, offset }, *c));
+                        }
                     }
                     self.ended = record == Record::End;
                     let closes = matches!(record, Record::Commit(_) | Record::End);
@@ -1189,6 +1213,59 @@ fn stream_advance(offset: u32, len: usize) -> u32 {
         + SEGMENT_HEADER_LEN
         + within % SEGMENT_PAYLOAD;
     at as u32
+}
+
+/// The file offset just after the commit record that begins at `at`.
+pub fn commit_end(at: Lgpos) -> Lgpos {
+    Lgpos {
+        generation: at.generation,
+        offset: stream_advance(at.offset, RECORD_HEADER_LEN + COMMIT_BODY_LEN),
+    }
+}
+
+/// A log file cut just after a record — a restore stopping at a commit — as a copy is made a
+/// piece at a time: the copy holds the records before `end` and nothing after, as if its
+/// writer had flushed there and stopped (its tail then reads as open, and a writer resumes
+/// after it). The segment `end` falls in keeps only the bytes before it, its header and
+/// checksum rewritten; the segments after it become blank.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct LogCut {
+    /// The file offset just after the last record kept (a record's end, as
+    /// [`commit_end`] gives it).
+    pub end: u32,
+}
+
+impl LogCut {
+    /// Applies the cut to `piece`, the file's bytes from offset `at` (whole segments).
+    pub(crate) fn apply(&self, piece: &mut [u8], at: u64) {
+        debug_assert!(at.is_multiple_of(SEGMENT_SIZE as u64));
+        let end = self.end as usize;
+        assert!(
+            end >= SEGMENT_SIZE + SEGMENT_HEADER_LEN,
+            "a cut falls in the data segments"
+        );
+        // The segment the last byte kept is in: a record that fills its segment ends where the
+        // next segment's payload begins.
+        let (last, used) = match end % SEGMENT_SIZE - SEGMENT_HEADER_LEN {
+            0 => (end / SEGMENT_SIZE - 1, SEGMENT_PAYLOAD),
+            within => (end / SEGMENT_SIZE, within),
+        };
+        for (i, segment) in piece.chunks_mut(SEGMENT_SIZE).enumerate() {
+            let index = at as usize / SEGMENT_SIZE + i;
+            if index < last {
+                continue;
+            }
+            if index > last || segment.len() < SEGMENT_SIZE {
+                segment.fill(0);
+                continue;
+            }
+            let was = u16::from_le_bytes([segment[12], segment[13]]) as usize;
+            debug_assert!(was >= used, "a cut keeps only bytes the segment holds");
+            segment[12..14].copy_from_slice(&(used as u16).to_le_bytes());
+            segment[SEGMENT_HEADER_LEN + used..].fill(0);
+            seal_crc(segment);
+        }
+    }
 }
 
 /// The pieces log files are read, checked and copied in: whole segments, so that a file of
@@ -3258,5 +3335,80 @@ pub(crate) mod tests {
         assert_eq!(parse_archive_name("edb", "edbtmp.log"), None);
         assert_eq!(parse_archive_name("edb", "edb0000002a.log"), None);
         assert_eq!(parse_archive_name("edb", "edb.log"), None);
+    }
+
+    /// A copy cut just after any commit holds exactly the records up to it and reads as an
+    /// open generation ending there: whether the commit ends inside a segment, exactly at a
+    /// segment's end (alone in it, or spanning two), or just before a flush; whatever the
+    /// pieces the copy is made in.
+    #[test]
+    fn a_log_cut_after_a_commit_keeps_exactly_the_records_up_to_it() {
+        let vfs: Arc<dyn Vfs> = Arc::new(MemVfs::new());
+        let mut log = writer(&vfs, 64);
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        // A group is 54 bytes and its value: 4,010 fills one segment's payload exactly, 8,074
+        // two.
+        let mut lens = vec![4010, 8074, 0, 4010];
+        lens.extend((0..40).map(|_| rng.random_range(0..9000)));
+        for (n, len) in lens.into_iter().enumerate() {
+            let mut group = Vec::new();
+            encode_table(&mut group, TableRecord::Use, "t");
+            encode_put(&mut group, &mut Vec::new(), b"k", &vec![n as u8; len]);
+            encode_commit(
+                &mut group,
+                &CommitRecord {
+                    sequence: n as u64 + 1,
+                    records: 2,
+                    puts: 1,
+                    ..Default::default()
+                },
+            );
+            log.append(&group).unwrap();
+            if n < 4 || rng.random_bool(0.3) {
+                log.flush().unwrap();
+            }
+        }
+        log.flush().unwrap();
+        let bytes = read_file(&*vfs, Path::new("edb.log")).unwrap();
+        let whole = scan(&bytes, "edb.log").unwrap();
+        let commits: Vec<(usize, Lgpos)> = whole
+            .records
+            .iter()
+            .enumerate()
+            .filter(|(_, (_, r))| matches!(r, Record::Commit(_)))
+            .map(|(i, (at, _))| (i, *at))
+            .collect();
+        let at_segment_end = commits
+            .iter()
+            .filter(|(_, at)| {
+                commit_end(*at).offset % SEGMENT_SIZE as u32 == SEGMENT_HEADER_LEN as u32
+            })
+            .count();
+        assert!(
+            at_segment_end >= 3,
+            "{at_segment_end} commits end a segment"
+        );
+        for (i, at) in commits {
+            let cut = LogCut {
+                end: commit_end(at).offset,
+            };
+            let mut copy = bytes.clone();
+            for (k, piece) in copy.chunks_mut(2 * SEGMENT_SIZE).enumerate() {
+                cut.apply(piece, (k * 2 * SEGMENT_SIZE) as u64);
+            }
+            let cut_scan = scan(&copy, "cut").unwrap();
+            assert_eq!(cut_scan.tail, LogTail::Open, "cut after the commit at {at}");
+            assert_eq!(
+                cut_scan.records,
+                whole.records[..=i],
+                "cut after the commit at {at}"
+            );
+            assert_eq!(cut_scan.end, commit_end(at));
+            assert!(
+                copy[(cut_scan.segments_used as usize + 1) * SEGMENT_SIZE..]
+                    .iter()
+                    .all(|&b| b == 0)
+            );
+        }
     }
 }
