@@ -1,0 +1,79 @@
+//! The `restore` command: a backup set made into a new instance.
+
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use jetdb::{Env, Instance, RestoreSummary, Status};
+
+use crate::Failure;
+use crate::cli::{InstanceFiles, PathFlags, TuningFlags};
+use crate::format::generations;
+use crate::progress::Progress;
+
+/// `restore`: restores the backup set in `backup` into a new instance in `to` (created if
+/// missing), printing every event and a summary.
+pub(crate) fn restore(
+    env: &Env,
+    backup: &Path,
+    to: PathBuf,
+    paths: PathFlags,
+    tuning: &TuningFlags,
+    out: &mut impl Write,
+) -> Result<ExitCode, Failure> {
+    let files = InstanceFiles { dir: to, paths };
+    let progress = Progress::new();
+    // A restore makes a new instance: its target is created, as pg_basebackup and
+    // RocksDB's restore create theirs (the library keeps ESE's parameter, off).
+    let mut params = tuning.params(&files, true);
+    params.event_log = progress.event_log();
+    let instance = Instance::new(env.clone(), params);
+    let result = instance.restore(backup, Some(&mut |status: &Status| progress.update(status)));
+    progress.finish();
+    let summary = result?;
+    print_restore(&summary, backup, &files.dir, out)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The summary of a restore.
+fn print_restore(
+    s: &RestoreSummary,
+    backup: &Path,
+    dir: &Path,
+    out: &mut impl Write,
+) -> io::Result<()> {
+    writeln!(out, "restored {} into {}", backup.display(), dir.display())?;
+    if !s.debris_removed.is_empty() {
+        writeln!(
+            out,
+            "  cleared first:           {} files an unfinished restore left ({})",
+            s.debris_removed.len(),
+            s.debris_removed
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )?;
+    }
+    writeln!(
+        out,
+        "  backups restored:        {} (a full backup and {} incremental)",
+        s.backups,
+        s.backups.saturating_sub(1)
+    )?;
+    writeln!(
+        out,
+        "  generations replayed:    {}",
+        generations(Some(s.logs))
+    )?;
+    writeln!(out, "  commits replayed:        {}", s.commits_replayed)?;
+    writeln!(out, "  restored to commit:      {}", s.sequence)?;
+    writeln!(
+        out,
+        "  bytes copied:            {} (database {}, logs {})",
+        s.database_bytes + s.log_bytes,
+        s.database_bytes,
+        s.log_bytes
+    )?;
+    Ok(())
+}
