@@ -489,7 +489,7 @@ fn live_logs_damaged_missing_foreign_or_out_of_order_are_refused_and_leave_nothi
             "a generation under another's name",
             |vfs, dir, names| {
                 let bytes = read_all(vfs, dir.join(&names[2]));
-                write_all(vfs, &dir.join(&names[1]), &bytes);
+                write_all(vfs, dir.join(&names[1]), &bytes);
             },
             ErrorKind::ExistingLogFileIsNotContiguous,
         ),

@@ -517,8 +517,18 @@ impl Sim {
             commits_replayed: summary.commits_replayed,
             // (Into a fresh place: nothing of an earlier restore to clear.)
             debris_removed: Vec::new(),
+            // Where the last commit is, if the set's logs hold it: judged below.
+            position: summary.position,
+            commit_millis: summary.commit_millis,
+            rolled_forward: None,
         };
+        let (low, high) = m.log_range();
+        let placed = summary
+            .position
+            .is_none_or(|at| (low..=high).contains(&at.generation))
+            && summary.position.is_some() == summary.commit_millis.is_some();
         if *summary != want
+            || !placed
             || summary.commits_replayed > last.sequence.saturating_sub(m.checkpoint_last_commit)
         {
             return self.misreport(format!(
@@ -527,7 +537,6 @@ impl Sim {
                 m.checkpoint_last_commit
             ));
         }
-        let (low, high) = m.log_range();
         let copied = |e: &Event| {
             matches!(
                 e,
