@@ -578,7 +578,7 @@ impl Restore<'_> {
             .iter()
             .map(|&g| (dir.join(log::archive_name(base, g)), Some(g)))
             .collect();
-        if has_current {
+        if has_current && !planted::active(&self.env, PlantedBug::RollForwardSkipsCurrentLog) {
             files.push((current, None));
         }
         let mut sources = Vec::new();
@@ -671,6 +671,9 @@ impl Restore<'_> {
                     };
                     if beyond {
                         past = Some((at, commit));
+                        if planted::active(&self.env, PlantedBug::RestoreOvershootsPoint) {
+                            landing = past;
+                        }
                         break 'files;
                     }
                     landing = Some((at, commit));

@@ -103,11 +103,17 @@ pub enum PlantedBug {
     /// changed twice between checkpoints comes back with its older value
     /// (`Replay::apply_sorted`).
     ReplayKeepsFirstChange,
+    /// A restore stopping at a point lands on the first commit past it, not the last at or
+    /// before it (`Restore::find_landing`).
+    RestoreOvershootsPoint,
+    /// A roll forward replays the live archived generations but not the live current log,
+    /// `edb.log` (`Restore::live_logs`).
+    RollForwardSkipsCurrentLog,
 }
 
 impl PlantedBug {
     /// Every planted bug.
-    pub const ALL: [PlantedBug; 30] = [
+    pub const ALL: [PlantedBug; 32] = [
         PlantedBug::WriteBackBeforeLog,
         PlantedBug::CheckpointBeforeWriteBack,
         PlantedBug::BackupSkipsPageCheck,
@@ -138,6 +144,8 @@ impl PlantedBug {
         PlantedBug::RestoreLeavesNoMarker,
         PlantedBug::RestoreRefusesItsDebris,
         PlantedBug::ReplayKeepsFirstChange,
+        PlantedBug::RestoreOvershootsPoint,
+        PlantedBug::RollForwardSkipsCurrentLog,
     ];
 
     /// Its name on the command line: kebab case (`write-back-before-log`).
