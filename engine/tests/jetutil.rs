@@ -502,8 +502,10 @@ fn backup_incremental_and_restore_give_the_state_at_the_last_backup() {
         "2 (a full backup and 1 incremental)"
     );
     assert_eq!(
-        field(&restore, "restored to commit:"),
-        inc_commit.to_string()
+        field(&restore, "landed on commit:")
+            .split_whitespace()
+            .next(),
+        Some(inc_commit.to_string().as_str())
     );
 
     // Exactly the records at the incremental backup, through the default flags.
@@ -1061,4 +1063,126 @@ fn an_unfinished_restore_is_refused_then_restored_over() {
     assert!(out.contains("data.edb"), "{out}");
     assert!(!restored.join("edb.restoring").exists());
     assert_eq!(ok(&["scan", r, "--count"]), ok(&["scan", d, "--count"]));
+}
+
+/// The position and time `logs --commits` lists for commit `sequence` in `listing`.
+fn listed_commit(listing: &str, sequence: u64) -> (String, String) {
+    let line = listing
+        .lines()
+        .find_map(|l| {
+            l.trim_start()
+                .strip_prefix(&format!("commit {sequence} at "))
+        })
+        .unwrap_or_else(|| panic!("no commit {sequence} in\n{listing}"));
+    let (at, time) = line.split_once(", ").unwrap();
+    (at.to_string(), time.to_string())
+}
+
+#[test]
+fn restore_to_a_chosen_backup_a_position_a_time_or_rolled_forward() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (inst, bk) = (tmp.path().join("inst"), tmp.path().join("bk"));
+    let (d, b) = (inst.to_str().unwrap(), bk.to_str().unwrap());
+    let to = |name: &str| tmp.path().join(name).to_str().unwrap().to_string();
+    ok(&["load", d, "--records", "300"]);
+    ok(&["put", d, "marker", "one"]);
+    std::fs::create_dir(&bk).unwrap();
+    let full = commit_of(field(&ok(&["backup", d, "--to", b]), "backup point:"));
+    // Commits apart in time, so that a time names one of them.
+    for value in ["two", "three"] {
+        std::thread::sleep(std::time::Duration::from_millis(30));
+        ok(&["put", d, "marker", value]);
+    }
+    std::thread::sleep(std::time::Duration::from_millis(30));
+    let inc = commit_of(field(
+        &ok(&["backup", d, "--to", b, "--incremental"]),
+        "backup point:",
+    ));
+    assert_eq!(inc, full + 2);
+    ok(&["put", d, "marker", "four"]);
+
+    // Where commit "two" is and when it was made, as the set's logs list them.
+    let set = bk.join("set-00000001");
+    let listing = ok(&["logs", set.to_str().unwrap(), "--commits"]);
+    let (at, time) = listed_commit(&listing, full + 1);
+
+    let cases: [(&str, Vec<&str>, &str); 5] = [
+        ("full", vec!["--incrementals", "0"], "one"),
+        ("both", vec!["--incrementals", "1"], "three"),
+        ("lgpos", vec!["--until-lgpos", &at], "two"),
+        ("time", vec!["--until-time", &time], "two"),
+        ("rolled", vec!["--roll-forward", d], "four"),
+    ];
+    for (name, flags, marker) in cases {
+        let r = to(name);
+        let out = ok(&[&["restore", b, "--to", &r][..], &flags].concat());
+        assert_eq!(
+            ok(&["get", &r, "marker"]),
+            format!("{marker}\n"),
+            "{name}: {out}"
+        );
+        assert!(ok(&["check", &r]).contains("records"), "{name}");
+        if name == "lgpos" || name == "time" {
+            assert_eq!(
+                field(&out, "landed on commit:"),
+                format!("{} at {at}, committed {time}", full + 1),
+                "{name}"
+            );
+        }
+        if name == "rolled" {
+            assert!(field(&out, "rolled forward through:").starts_with("live generations"));
+        }
+    }
+
+    // Points the set cannot reach, options that contradict each other, and another
+    // instance's logs: ESE's errors, nothing left behind.
+    fails(
+        &[
+            "restore",
+            b,
+            "--to",
+            &to("early"),
+            "--until-time",
+            "2000-01-01T00:00:00Z",
+        ],
+        "JET_errStartingRestoreLogTooHigh (-554)",
+    );
+    fails(
+        &[
+            "restore",
+            b,
+            "--to",
+            &to("late"),
+            "--until-time",
+            "2999-01-01T00:00:00Z",
+        ],
+        "JET_errEndingRestoreLogTooLow (-553)",
+    );
+    fails(
+        &["restore", b, "--to", &to("nine"), "--incrementals", "9"],
+        "JET_errInvalidParameter (-1003)",
+    );
+    assert_eq!(std::fs::read_dir(to("early")).unwrap().count(), 0);
+    let other = to("other");
+    ok(&["put", &other, "k", "v"]);
+    fails(
+        &[
+            "restore",
+            b,
+            "--to",
+            &to("foreign"),
+            "--roll-forward",
+            &other,
+        ],
+        "JET_errExistingLogFileHasBadSignature (-610)",
+    );
+    for bad in [
+        vec!["--until-time", "yesterday"],
+        vec!["--until-lgpos", "nowhere"],
+        vec!["--until-time", &time, "--until-lgpos", &at],
+        vec!["--incrementals", "0", "--roll-forward", d],
+    ] {
+        let out = jetutil(&[&["restore", b, "--to", &to("flags")][..], &bad].concat());
+        assert_eq!(out.status.code(), Some(2), "{bad:?}");
+    }
 }

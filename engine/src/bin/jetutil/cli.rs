@@ -110,6 +110,10 @@ pub(crate) enum Command {
     Logs {
         #[command(flatten)]
         files: InstanceFiles,
+        /// List every commit record too: its log position, sequence number and time (the
+        /// points `restore --until-lgpos` and `--until-time` take).
+        #[arg(long)]
+        commits: bool,
     },
     /// Run crash recovery (soft recovery), report what it replayed and undid, and shut down
     /// cleanly.
@@ -151,6 +155,24 @@ pub(crate) enum Command {
         /// database, log or checkpoint.
         #[arg(long, value_name = "DIR")]
         to: PathBuf,
+        /// Restore the full backup and only its first K incremental backups (0: the full
+        /// backup alone), landing on that backup's point.
+        #[arg(long, value_name = "K")]
+        incrementals: Option<usize>,
+        /// Stop at the last commit whose record begins at or before this log position:
+        /// GEN:OFFSET in hex, as `logs --commits` and the restore summary print it
+        /// (`(00000004,0000E076)` is taken too).
+        #[arg(long, value_name = "GEN:OFFSET", value_parser = parse_lgpos, conflicts_with = "until_time")]
+        until_lgpos: Option<jetdb::Lgpos>,
+        /// Stop at the last commit at or before this time (RFC 3339, e.g.
+        /// 2026-12-04T19:30:00.123Z): replay stops before the first commit stamped later.
+        #[arg(long, value_name = "TIME", value_parser = parse_time)]
+        until_time: Option<u64>,
+        /// Roll forward: after the backup's logs, replay the live instance's log files in
+        /// LIVE_LOG_DIR (the generations after the backup's last, then its edb.log) to the
+        /// last durable commit they hold, or to --until-*.
+        #[arg(long, value_name = "LIVE_LOG_DIR", conflicts_with = "incrementals")]
+        roll_forward: Option<PathBuf>,
         /// Does nothing: restore always creates DIR (and --log-dir, --system-dir). Accepted so
         /// that scripts written when it had to be asked for keep working.
         #[arg(long)]
@@ -286,6 +308,36 @@ pub(crate) fn parse_rate(text: &str) -> Result<NonZeroU64, String> {
     Ok(NonZeroU64::new(bytes as u64).expect("at least 1"))
 }
 
+/// A log position as `restore --until-lgpos` takes it: `GEN:OFFSET` in hex (an optional `0x`
+/// on each), or the way positions are printed, `(GEN,OFFSET)`.
+pub(crate) fn parse_lgpos(text: &str) -> Result<jetdb::Lgpos, String> {
+    let inner = text.trim().trim_start_matches('(').trim_end_matches(')');
+    let (generation, offset) = inner
+        .split_once([':', ','])
+        .ok_or_else(|| format!("{text:?} is not GEN:OFFSET"))?;
+    let hex = |part: &str, what: &str| {
+        let digits = part.trim();
+        let digits = digits
+            .strip_prefix("0x")
+            .or_else(|| digits.strip_prefix("0X"))
+            .unwrap_or(digits);
+        u32::from_str_radix(digits, 16)
+            .map_err(|_| format!("{what} {part:?} is not a 32-bit hexadecimal number"))
+    };
+    Ok(jetdb::Lgpos {
+        generation: hex(generation, "the generation")?,
+        offset: hex(offset, "the offset")?,
+    })
+}
+
+/// An RFC 3339 time (`2026-12-04T19:30:00.123Z`, or with an offset) as milliseconds since
+/// the Unix epoch, the unit commit records are stamped in.
+pub(crate) fn parse_time(text: &str) -> Result<u64, String> {
+    let time = chrono::DateTime::parse_from_rfc3339(text.trim())
+        .map_err(|err| format!("{text:?} is not an RFC 3339 time ({err})"))?;
+    u64::try_from(time.timestamp_millis()).map_err(|_| format!("{text:?} is before 1970"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -300,6 +352,41 @@ mod tests {
         assert_eq!(rate("4096"), Ok(4096));
         for bad in ["", "0", "0.5", "fast", "12 parsecs", "-3M", "1e30G"] {
             assert!(rate(bad).is_err(), "{bad:?} was taken");
+        }
+    }
+
+    #[test]
+    fn log_positions_parse_as_printed_or_as_gen_colon_offset() {
+        let at = jetdb::Lgpos {
+            generation: 4,
+            offset: 0xE076,
+        };
+        for text in [
+            "4:E076",
+            "0x4:0xe076",
+            "(00000004,0000E076)",
+            &at.to_string(),
+        ] {
+            assert_eq!(parse_lgpos(text), Ok(at), "{text}");
+        }
+        for bad in ["4", "4:", "G:1", "1:100000000", ""] {
+            assert!(parse_lgpos(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn times_parse_as_rfc_3339_with_their_offset() {
+        assert_eq!(parse_time("1970-01-01T00:00:01.5Z"), Ok(1500));
+        assert_eq!(
+            parse_time("2026-12-04T19:30:00.123Z"),
+            parse_time("2026-12-04T20:30:00.123+01:00")
+        );
+        assert_eq!(
+            parse_time("2026-11-29T21:19:27.123Z"),
+            Ok(1_795_987_167_123)
+        );
+        for bad in ["yesterday", "2026-12-04", "1969-12-31T23:59:59Z"] {
+            assert!(parse_time(bad).is_err(), "{bad}");
         }
     }
 }

@@ -19,6 +19,7 @@ pub(crate) fn logs(
     log_dir: &Path,
     system_dir: &Path,
     base: &str,
+    list_commits: bool,
     out: &mut impl Write,
 ) -> Result<ExitCode, Failure> {
     let mut healthy = true;
@@ -99,6 +100,11 @@ pub(crate) fn logs(
             h.segments - 1,
             counts.records,
         )?;
+        if list_commits {
+            for (at, c) in commit_records(env, &path)? {
+                writeln!(out, "  commit {} at {at}, {}", c.sequence, utc(c.millis))?;
+            }
+        }
         if let Some(p) = &prev {
             if p.log_signature != h.log_signature {
                 healthy = false;
@@ -126,6 +132,33 @@ pub(crate) fn logs(
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// The commit records of the log file at `path`, each with where it begins, read a piece at
+/// a time.
+fn commit_records(
+    env: &Env,
+    path: &Path,
+) -> Result<Vec<(jetdb::Lgpos, jetlog::CommitRecord)>, JetError> {
+    const PIECE: usize = 1024 * 1024;
+    let file = env
+        .vfs
+        .open(path, jetdb::OpenMode::Read)
+        .map_err(|err| JetError::io(format!("open {}", path.display()), &err))?;
+    let len = file
+        .len()
+        .map_err(|err| JetError::io(format!("size of {}", path.display()), &err))?;
+    let mut scanner = jetlog::LogScanner::keeping_commits(&path.display().to_string());
+    let (mut out, mut buf, mut at) = (Vec::new(), vec![0u8; PIECE], 0u64);
+    while at < len {
+        let n = (len - at).min(PIECE as u64) as usize;
+        file.read_exact_at(&mut buf[..n], at)
+            .map_err(|err| JetError::io(format!("read {}", path.display()), &err))?;
+        scanner.feed(&buf[..n])?;
+        scanner.take_commits(&mut out);
+        at += n as u64;
+    }
+    Ok(out)
 }
 
 /// `recover`: runs soft recovery by starting the instance, prints what it replayed and undid,

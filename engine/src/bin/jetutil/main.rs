@@ -23,7 +23,7 @@ use std::io;
 use std::process::ExitCode;
 
 use clap::Parser;
-use jetdb::{Env, JetError};
+use jetdb::{Env, JetError, RestoreOptions, RestorePoint};
 
 use crate::cli::{Cli, Command};
 
@@ -97,11 +97,12 @@ fn run(command: Command) -> Result<ExitCode, Failure> {
         Command::Header { file } => database::header(&env, &file, &mut out),
         Command::Checksum { file } => database::checksum(&env, &file, &mut out),
         Command::Check { instance } => database::check(&env, &instance, &mut out),
-        Command::Logs { files } => logs::logs(
+        Command::Logs { files, commits } => logs::logs(
             &env,
             files.log_dir(),
             files.system_dir(),
             &files.paths.base_name,
+            commits,
             &mut out,
         ),
         Command::Recover { instance } => logs::recover(&env, &instance, &mut out),
@@ -125,10 +126,24 @@ fn run(command: Command) -> Result<ExitCode, Failure> {
         Command::Restore {
             backup,
             to,
+            incrementals,
+            until_lgpos,
+            until_time,
+            roll_forward,
             create_path: _,
             paths,
             tuning,
-        } => restore::restore(&env, &backup, to, paths, &tuning, &mut out),
+        } => {
+            let until = until_lgpos
+                .map(RestorePoint::Lgpos)
+                .or(until_time.map(RestorePoint::Time));
+            let options = RestoreOptions {
+                backups: incrementals,
+                until,
+                roll_forward,
+            };
+            restore::restore(&env, &backup, to, &options, paths, &tuning, &mut out)
+        }
         Command::BackupInfo { backup } => backup::backup_info(&env, &backup, &mut out),
         Command::Verify { backup } => backup::verify(&env, &backup, &mut out),
     }

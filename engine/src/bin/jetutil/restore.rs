@@ -4,19 +4,21 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use jetdb::{Env, Instance, RestoreSummary, Status};
+use jetdb::{Env, Instance, RestoreOptions, RestoreSummary, Status};
 
 use crate::Failure;
 use crate::cli::{InstanceFiles, PathFlags, TuningFlags};
-use crate::format::generations;
+use crate::format::{generations, utc};
 use crate::progress::Progress;
 
 /// `restore`: restores the backup set in `backup` into a new instance in `to` (created if
-/// missing), printing every event and a summary.
+/// missing), as far as `options` say, printing every event and a summary that names the
+/// point it landed on.
 pub(crate) fn restore(
     env: &Env,
     backup: &Path,
     to: PathBuf,
+    options: &RestoreOptions,
     paths: PathFlags,
     tuning: &TuningFlags,
     out: &mut impl Write,
@@ -28,7 +30,11 @@ pub(crate) fn restore(
     let mut params = tuning.params(&files, true);
     params.event_log = progress.event_log();
     let instance = Instance::new(env.clone(), params);
-    let result = instance.restore(backup, Some(&mut |status: &Status| progress.update(status)));
+    let result = instance.restore_with(
+        backup,
+        options,
+        Some(&mut |status: &Status| progress.update(status)),
+    );
     progress.finish();
     let summary = result?;
     print_restore(&summary, backup, &files.dir, out)?;
@@ -67,7 +73,22 @@ fn print_restore(
         generations(Some(s.logs))
     )?;
     writeln!(out, "  commits replayed:        {}", s.commits_replayed)?;
-    writeln!(out, "  restored to commit:      {}", s.sequence)?;
+    if let Some((low, high)) = s.rolled_forward {
+        writeln!(
+            out,
+            "  rolled forward through:  live generations {}",
+            generations(Some((low, high)))
+        )?;
+    }
+    match (s.position, s.commit_millis) {
+        (Some(at), Some(millis)) => writeln!(
+            out,
+            "  landed on commit:        {} at {at}, committed {}",
+            s.sequence,
+            utc(millis)
+        )?,
+        _ => writeln!(out, "  landed on commit:        {}", s.sequence)?,
+    }
     writeln!(
         out,
         "  bytes copied:            {} (database {}, logs {})",
