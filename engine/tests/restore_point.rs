@@ -542,3 +542,47 @@ fn live_logs_damaged_missing_foreign_or_out_of_order_are_refused_and_leave_nothi
         ErrorKind::FileNotFound
     );
 }
+
+/// A restore to a point starts a history of its own: the generation it was cut in gets a new
+/// creation time, so the restored instance's later generations are never taken for the
+/// original's by a roll forward (the original's backup rolled forward through the restored
+/// instance's logs is refused, not spliced).
+#[test]
+fn the_history_after_a_point_is_never_spliced_onto_the_original() {
+    let mut h = History::with_backups(1);
+    let commits = h.set_commits();
+    let last_gen = commits.last().unwrap().0.generation;
+    let in_last: Vec<_> = commits
+        .iter()
+        .filter(|(at, _)| at.generation == last_gen)
+        .collect();
+    assert!(
+        in_last.len() >= 3,
+        "{} commits in the last generation",
+        in_last.len()
+    );
+    let (at, millis) = *in_last[in_last.len() / 2];
+    let (_, held) = h.restore("p", &until(RestorePoint::Lgpos(at))).unwrap();
+    assert_eq!(&held, h.at(millis));
+    let inst = Instance::new(env(&h.vfs, &h.clock), backup_params("p"));
+    inst.init().unwrap();
+    let mut s = inst.begin_session().unwrap();
+    let t = s.open_table("t").unwrap();
+    for i in 0..70u32 {
+        h.clock.advance(TICK_NANOS);
+        s.begin_transaction().unwrap();
+        s.put(t, b"fork", &i.to_le_bytes()).unwrap();
+        s.commit_transaction(CommitMode::Durable).unwrap();
+    }
+    drop(s);
+    inst.term().unwrap();
+    let roll = RestoreOptions {
+        roll_forward: Some("p".into()),
+        ..RestoreOptions::default()
+    };
+    assert_eq!(
+        kind(h.restore("spliced", &roll)),
+        ErrorKind::ExistingLogFileIsNotContiguous
+    );
+    assert_eq!(files(&h.vfs, "spliced"), Vec::<String>::new());
+}

@@ -796,6 +796,7 @@ impl Restore<'_> {
         let mut copy: Option<log::LogCopy> = None;
         let cut_at = cut.map(|at| LogCut {
             end: log::commit_end(at).offset,
+            created_millis: self.env.clock.now_millis(),
         });
         let mut scratch = Vec::new();
         let mut at = 0u64;

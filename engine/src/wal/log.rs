@@ -1228,11 +1228,19 @@ pub fn commit_end(at: Lgpos) -> Lgpos {
 /// writer had flushed there and stopped (its tail then reads as open, and a writer resumes
 /// after it). The segment `end` falls in keeps only the bytes before it, its header and
 /// checksum rewritten; the segments after it become blank.
+///
+/// The copy's header gets a new creation time, later than the original's: the generations a
+/// writer makes after it name that time as their predecessor's, so they are told from the
+/// original history's generations of the same numbers (which name the original's), and a
+/// roll forward or recovery never splices one history onto the other.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct LogCut {
     /// The file offset just after the last record kept (a record's end, as
     /// [`commit_end`] gives it).
     pub end: u32,
+    /// The time the copy's header is stamped with, if later than the original's (else the
+    /// original's and a millisecond).
+    pub created_millis: u64,
 }
 
 impl LogCut {
@@ -1252,6 +1260,16 @@ impl LogCut {
         };
         for (i, segment) in piece.chunks_mut(SEGMENT_SIZE).enumerate() {
             let index = at as usize / SEGMENT_SIZE + i;
+            if index == 0 {
+                // (A header that does not decode is refused by the checks of the original.)
+                if let Ok(mut header) = LogHeader::decode(segment) {
+                    header.created_millis = self
+                        .created_millis
+                        .max(header.created_millis.saturating_add(1));
+                    segment.copy_from_slice(&header.encode());
+                }
+                continue;
+            }
             if index < last {
                 continue;
             }
@@ -3391,6 +3409,7 @@ pub(crate) mod tests {
         for (i, at) in commits {
             let cut = LogCut {
                 end: commit_end(at).offset,
+                created_millis: 0,
             };
             let mut copy = bytes.clone();
             for (k, piece) in copy.chunks_mut(2 * SEGMENT_SIZE).enumerate() {
@@ -3398,6 +3417,14 @@ pub(crate) mod tests {
             }
             let cut_scan = scan(&copy, "cut").unwrap();
             assert_eq!(cut_scan.tail, LogTail::Open, "cut after the commit at {at}");
+            // A new history: the same header but a later creation time.
+            assert_eq!(
+                cut_scan.header,
+                LogHeader {
+                    created_millis: whole.header.created_millis + 1,
+                    ..whole.header
+                }
+            );
             assert_eq!(
                 cut_scan.records,
                 whole.records[..=i],
