@@ -80,9 +80,10 @@ pub struct RestoreOptions {
     pub backups: Option<usize>,
     /// Stop at this point instead of the end of the logs. It must lie between the full
     /// backup's point (the database copy may hold any change up to it, and a change cannot
-    /// be taken back: `JET_errStartingRestoreLogTooHigh`) and the end of the logs restored
-    /// (past it, they cannot show which commits came before the point:
-    /// `JET_errEndingRestoreLogTooLow`).
+    /// be taken back: `JET_errStartingRestoreLogTooHigh`) and what the logs restored show
+    /// (`JET_errEndingRestoreLogTooLow`): a position up to their end; a time before a commit
+    /// they hold, or before the last restored backup began — a time at or past their last
+    /// commit is refused even after a roll forward, since nothing shows what came next.
     pub until: Option<RestorePoint>,
     /// Roll forward (ESE's hard recovery): after the set's logs, replay the live instance's
     /// log files in this directory — the generations after the set's last, then its current
@@ -736,7 +737,7 @@ impl Restore<'_> {
             }
             _ => bail!(
                 StartingRestoreLogTooHigh,
-                "{describe} is before the full backup's point (commit {}, {} ms): its database copy may hold later changes, and none can be taken back",
+                "{describe} is before the full backup's point (its last commit, {}; the backup began at {} ms), or cannot be shown not to be: its database copy may hold any change up to that point, and none can be taken back",
                 full.sequence,
                 full.millis
             ),

@@ -12,6 +12,7 @@
 //! - records and what holds them (`records.rs`): [`key`], [`contents`], [`restore_contents`],
 //!   [`read_everything`];
 //! - the numbered records of the crash tests: [`numbered`];
+//! - an instance whose every commit is remembered, for restore to a point: [`history`];
 //! - a disk that loses power, for the crash tests: [`crash_disk`];
 //! - directories the OS refuses to write, for real (`read_only.rs`): [`in_read_only_mount`],
 //!   [`sysfs_missing`].
@@ -25,6 +26,7 @@
 pub mod crash_disk;
 mod env;
 mod files;
+pub mod history;
 mod hook;
 pub mod numbered;
 mod params;
