@@ -9,13 +9,13 @@ use std::sync::Arc;
 use jetdb::log::{self as jetlog, Record};
 use jetdb::{
     BackupFlags, CommitMode, Env, ErrorKind, Instance, Lgpos, MemVfs, RestoreOptions, RestorePoint,
-    RestoreSummary, SeededEntropy, Vfs,
+    SeededEntropy, Vfs,
 };
 
 mod support;
 
 use support::history::{History, TICK_NANOS, env, files, kind, until};
-use support::{Contents, backup_params, contents, key, read_all, tree, write_all};
+use support::{backup_params, contents, key, read_all, tree, write_all};
 
 #[test]
 fn each_backup_of_a_chain_restores_to_its_own_point() {
@@ -163,23 +163,13 @@ fn a_restored_point_goes_on_as_an_instance_and_backs_up_again() {
     assert_eq!(&held, h.at(t));
     assert_eq!(summary.commit_millis, Some(t));
     // The instance writes on in the generation it stopped in, past the cut.
-    let inst = Instance::new(env(&h.vfs, &h.clock), backup_params("p"));
-    inst.init().unwrap();
-    let mut s = inst.begin_session().unwrap();
-    let tb = s.open_table("t").unwrap();
-    for i in 0..40u32 {
-        h.clock.advance(TICK_NANOS);
-        s.begin_transaction().unwrap();
-        s.put(tb, b"after", &i.to_le_bytes()).unwrap();
-        s.commit_transaction(CommitMode::Durable).unwrap();
-    }
+    let inst = h.write_on("p", b"after", 40);
     let mut expected = held.clone();
     expected.insert(
         ("t".into(), b"after".to_vec()),
         39u32.to_le_bytes().to_vec(),
     );
     assert_eq!(contents(&inst), expected);
-    drop(s);
     inst.term().unwrap();
     // Recovery of it again (its log holds the cut generation and those after it), and a
     // backup of it that restores.
@@ -383,18 +373,7 @@ fn the_history_after_a_point_is_never_spliced_onto_the_original() {
     let (at, millis) = *in_last[in_last.len() / 2];
     let (_, held) = h.restore("p", &until(RestorePoint::Lgpos(at))).unwrap();
     assert_eq!(&held, h.at(millis));
-    let inst = Instance::new(env(&h.vfs, &h.clock), backup_params("p"));
-    inst.init().unwrap();
-    let mut s = inst.begin_session().unwrap();
-    let t = s.open_table("t").unwrap();
-    for i in 0..70u32 {
-        h.clock.advance(TICK_NANOS);
-        s.begin_transaction().unwrap();
-        s.put(t, b"fork", &i.to_le_bytes()).unwrap();
-        s.commit_transaction(CommitMode::Durable).unwrap();
-    }
-    drop(s);
-    inst.term().unwrap();
+    h.write_on("p", b"fork", 70).term().unwrap();
     let roll = RestoreOptions {
         roll_forward: Some("p".into()),
         ..RestoreOptions::default()
@@ -689,17 +668,7 @@ fn a_point_at_the_full_backups_commit_a_generation_before_its_last() {
         assert_eq!(held, full_last.1, "until {point:?}");
         assert_eq!(summary.position, Some(at), "until {point:?}");
         // And it goes on as an instance, and restarts.
-        let inst = Instance::new(env(&h.vfs, &h.clock), backup_params(format!("p{i}")));
-        inst.init().unwrap();
-        let mut s = inst.begin_session().unwrap();
-        let t = s.open_table("t").unwrap();
-        for k in 0..50u32 {
-            h.clock.advance(TICK_NANOS);
-            s.begin_transaction().unwrap();
-            s.put(t, b"after", &k.to_le_bytes()).unwrap();
-            s.commit_transaction(CommitMode::Durable).unwrap();
-        }
-        drop(s);
+        let inst = h.write_on(&format!("p{i}"), b"after", 50);
         inst.term().unwrap();
         inst.init().unwrap();
         inst.term().unwrap();
@@ -726,16 +695,7 @@ fn roll_forward_through_live_logs_of_another_size() {
         log_file_size: 192 * 1024,
         ..backup_params(to)
     };
-    let restore =
-        |to: &str, options: &RestoreOptions| -> jetdb::Result<(RestoreSummary, Contents)> {
-            let inst = Instance::new(env(&h.vfs, &h.clock), third(to));
-            let summary = inst.restore_with(Path::new("bk"), options, None)?;
-            inst.init()?;
-            inst.check_integrity()?;
-            let held = contents(&inst);
-            inst.term()?;
-            Ok((summary, held))
-        };
+    let restore = |to: &str, options: &RestoreOptions| h.restore_into(third(to), options);
     let (_, held) = restore("rf", &roll("live", None)).unwrap();
     assert_eq!(held, last.1);
     let full = h.at_time(h.backups[0]);

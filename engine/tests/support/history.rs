@@ -115,13 +115,39 @@ impl History {
         to: &str,
         options: &RestoreOptions,
     ) -> jetdb::Result<(RestoreSummary, Contents)> {
-        let inst = Instance::new(env(&self.vfs, &self.clock), backup_params(to));
+        self.restore_into(backup_params(to), options)
+    }
+
+    /// [`History::restore`] into an instance of `params`.
+    pub fn restore_into(
+        &self,
+        params: jetdb::InstanceParams,
+        options: &RestoreOptions,
+    ) -> jetdb::Result<(RestoreSummary, Contents)> {
+        let inst = Instance::new(env(&self.vfs, &self.clock), params);
         let summary = inst.restore_with(Path::new("bk"), options, None)?;
         inst.init()?;
         inst.check_integrity()?;
         let held = contents(&inst);
         inst.term()?;
         Ok((summary, held))
+    }
+
+    /// Opens the instance restored into `dir` and makes `n` durable commits, each putting
+    /// `key` to the commit's number (little-endian u32), a clock tick apart: a restored
+    /// instance writing on. It comes back running.
+    pub fn write_on(&self, dir: &str, key: &[u8], n: u32) -> Instance {
+        let inst = Instance::new(env(&self.vfs, &self.clock), backup_params(dir));
+        inst.init().unwrap();
+        let mut s = inst.begin_session().unwrap();
+        let t = s.open_table("t").unwrap();
+        for i in 0..n {
+            self.clock.advance(TICK_NANOS);
+            s.begin_transaction().unwrap();
+            s.put(t, key, &i.to_le_bytes()).unwrap();
+            s.commit_transaction(CommitMode::Durable).unwrap();
+        }
+        inst
     }
 
     /// Copies the live instance's log files to `dir`, as they are now: what survives of a
