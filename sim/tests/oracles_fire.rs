@@ -519,3 +519,51 @@ fn a_restore_refusing_its_own_debris_is_caught_by_a_restore_crash() {
         200,
     );
 }
+
+#[test]
+fn a_restore_overshooting_its_point_is_caught() {
+    // Restored to a time or a log position, it lands on the first commit past the point:
+    // the state differs from the model's at the point.
+    assert_fires(
+        Sabotage::Engine(PlantedBug::RestoreOvershootsPoint),
+        Oracle::RestorePoint,
+        60,
+    );
+    // A roll forward stopping at a time among the live logs' commits lands past it too.
+    assert_fires(
+        Sabotage::Engine(PlantedBug::RestoreOvershootsPoint),
+        Oracle::RollForward,
+        400,
+    );
+}
+
+#[test]
+fn a_roll_forward_skipping_the_live_current_log_is_caught() {
+    // Without the live edb.log, commits known durable are missing, or (the set's next
+    // generation being the current one) nothing follows the set: refused for a gap.
+    assert_fires(
+        Sabotage::Engine(PlantedBug::RollForwardSkipsCurrentLog),
+        Oracle::RollForward,
+        40,
+    );
+}
+
+#[test]
+fn the_seeds_that_catch_a_restore_to_a_point_pass_without_the_bug() {
+    // The oracles fire for the planted bug, not for something else in those runs.
+    for (bug, oracle) in [
+        (PlantedBug::RestoreOvershootsPoint, Oracle::RestorePoint),
+        (PlantedBug::RollForwardSkipsCurrentLog, Oracle::RollForward),
+    ] {
+        let (seed, seen) = hunt(Sabotage::Engine(bug), oracle, 60);
+        let seed =
+            seed.unwrap_or_else(|| panic!("{}: {oracle} never fired ({seen:?})", bug.name()));
+        let report = run(&plan_for(seed, Some(200), None), RunOptions::default());
+        assert!(
+            report.violation.is_none(),
+            "seed {seed} without {}: {:?}",
+            bug.name(),
+            report.violation
+        );
+    }
+}
