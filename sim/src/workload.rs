@@ -503,6 +503,9 @@ impl Plan {
             w.corrupt
         };
         let pick = WeightedIndex::new(weights).expect("put is always on");
+        // Restores to a point and roll forwards draw from a stream of their own: the main
+        // one, and so every plan's other steps, stay as they were before they existed.
+        let mut points = ChaCha8Rng::seed_from_u64(config.seed ^ 0x504f_494e_5400_0000);
         let mut next_value = 1u32;
         let mut steps = Vec::with_capacity(config.steps as usize);
         for _ in 0..config.steps {
@@ -596,9 +599,9 @@ impl Plan {
                     let abandon = rng.random_ratio(1, 12);
                     // Now and then the backup just finished is restored to a point, or rolled
                     // forward, at once.
-                    if !abandon && rng.random_ratio(1, 4) {
+                    if !abandon && points.random_ratio(1, 4) {
                         steps.push(Step::BackupFinish { abandon });
-                        point_step(&mut rng, BACKUP_DIRS)
+                        point_step(&mut points, BACKUP_DIRS)
                     } else {
                         Step::BackupFinish { abandon }
                     }
@@ -609,13 +612,21 @@ impl Plan {
                     pick: rng.random(),
                     power_loss: rng.random_bool(0.5),
                 },
-                18 if rng.random_ratio(1, 2) => {
-                    let dir = rng.random_range(0..=BACKUP_DIRS);
-                    point_step(&mut rng, dir)
+                18 => {
+                    let dir = rng.random_range(0..BACKUP_DIRS);
+                    // Half the restores are to a point or roll forward; a quarter of those of
+                    // the last directory a backup succeeded in.
+                    if points.random_bool(0.5) {
+                        let dir = if points.random_ratio(1, 4) {
+                            BACKUP_DIRS
+                        } else {
+                            dir
+                        };
+                        point_step(&mut points, dir)
+                    } else {
+                        Step::Restore { dir }
+                    }
                 }
-                18 => Step::Restore {
-                    dir: rng.random_range(0..BACKUP_DIRS),
-                },
                 19 => {
                     let count = rng.random_range(40..=240);
                     let v = next_value + 1;

@@ -56,6 +56,8 @@ struct SetScan {
     commits: Vec<Found>,
     /// Just after the last whole record of the last log.
     end: Lgpos,
+    /// Each generation, and the offset just after its last whole record.
+    ends: Vec<(u32, u32)>,
 }
 
 /// What a restore may answer: the state after a commit of the model, and the refusals
@@ -215,6 +217,7 @@ impl Sim {
         let set = m.set_dir(&dir_path(dir));
         let mut commits = Vec::new();
         let mut end = Lgpos::default();
+        let mut ends = Vec::new();
         for entry in &m.logs {
             let name = m.log_name(entry.generation);
             let Some(bytes) = self.vfs.content(&set.join(&name)) else {
@@ -228,8 +231,12 @@ impl Sim {
                 commits.push(found);
             }
             end = scan.end;
+            ends.push((entry.generation, scan.end.offset));
         }
-        Ok(Some(SetScan { commits, end }))
+        if ends.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(SetScan { commits, end, ends }))
     }
 
     /// When the set's first log generation was created.
@@ -501,25 +508,23 @@ impl Sim {
                 (until(RestorePoint::Time(t)), allowed, Mark::RestoredToTime)
             }
             PointKind::Lgpos => {
-                // (A commit's own position, with a later one in the logs.)
+                // A commit's own position (with a later one in the logs, if any), or any
+                // position among a generation's records (or a little past them).
                 let mut eligible: Vec<&Found> = scan
                     .commits
                     .iter()
                     .filter(|f| f.sequence >= m.backups[0].sequence)
                     .collect();
-                eligible.pop();
+                if eligible.len() > 1 {
+                    eligible.pop();
+                }
                 let p = if pick & 1 == 0 && !eligible.is_empty() {
                     eligible[((pick >> 1) % eligible.len() as u64) as usize].at
                 } else {
-                    let g = low + ((pick >> 1) % u64::from(high - low + 1)) as u32;
-                    let len = m
-                        .logs
-                        .iter()
-                        .find(|l| l.generation == g)
-                        .map_or(1, |l| l.len);
+                    let (g, end) = scan.ends[((pick >> 1) % scan.ends.len() as u64) as usize];
                     Lgpos {
                         generation: g,
-                        offset: ((pick >> 24) % len.max(1)) as u32,
+                        offset: ((pick >> 24) % (u64::from(end) + 64)) as u32,
                     }
                 };
                 let allowed = self.lgpos_allowed(p, &scan, m.backups[0].sequence, full)?;
