@@ -115,11 +115,35 @@ pub enum Mark {
     DatabaseWriteLost,
     /// A page such a write left behind was refused (`JET_errReadLostFlushVerifyFailure`).
     LostFlushRefused,
+    /// A restore of a chosen backup of a chain (`RestoreOptions::backups`) gave its snapshot.
+    RestoredToChosenBackup,
+    /// A restore to a commit time gave the model's state at that time.
+    RestoredToTime,
+    /// A restore to a log position gave the model's state after the last commit at or before it.
+    RestoredToLgpos,
+    /// A restore to a point outside what its set covers was refused (-553, -554) leaving nothing.
+    RestorePointRefused,
+    /// A roll forward through the live logs gave the state after their last commit.
+    RolledForward,
+    /// A roll forward stopped at a time among the live logs' commits.
+    RolledForwardToTime,
+    /// A roll forward was refused because the live logs no longer hold every generation after the set (truncated, or deleted by circular logging): -565.
+    RollForwardLogsGone,
+    /// A roll forward over live logs with a generation removed was refused (-565).
+    RollForwardGapRefused,
+    /// A roll forward over a live generation with a durable segment damaged was refused (-574).
+    RollForwardCorruptRefused,
+    /// A roll forward over an archived live generation cut short was refused (-571).
+    RollForwardTornRefused,
+    /// A roll forward over another log set's file among the live logs was refused (-610).
+    RollForwardForeignRefused,
+    /// A roll forward over a live generation that does not follow the one before it (its previous-generation time changed, or its name not its generation) was refused (-611).
+    RollForwardNotContiguousRefused,
 }
 
 impl Mark {
     /// Every mark.
-    pub const ALL: [Mark; 51] = [
+    pub const ALL: [Mark; 63] = [
         Mark::DurableCommit,
         Mark::LazyCommit,
         Mark::WriteConflict,
@@ -171,6 +195,18 @@ impl Mark {
         Mark::CrashDuringTruncation,
         Mark::DatabaseWriteLost,
         Mark::LostFlushRefused,
+        Mark::RestoredToChosenBackup,
+        Mark::RestoredToTime,
+        Mark::RestoredToLgpos,
+        Mark::RestorePointRefused,
+        Mark::RolledForward,
+        Mark::RolledForwardToTime,
+        Mark::RollForwardLogsGone,
+        Mark::RollForwardGapRefused,
+        Mark::RollForwardCorruptRefused,
+        Mark::RollForwardTornRefused,
+        Mark::RollForwardForeignRefused,
+        Mark::RollForwardNotContiguousRefused,
     ];
 
     /// Whether a default-profile campaign of at least [`EXPECT_FROM_SEEDS`] seeds must reach

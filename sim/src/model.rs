@@ -99,6 +99,10 @@ pub struct Commit {
     pub outcome: Outcome,
     /// What it wrote: `None` deletes.
     pub writes: BTreeMap<Key, Option<Val>>,
+    /// When it returned (the simulated clock's milliseconds since the Unix epoch): the
+    /// engine stamps its commit record with the same clock, which does not move during a
+    /// step, so a restore to a time names commits by this.
+    pub millis: u64,
 }
 
 /// An open transaction.
@@ -241,15 +245,20 @@ impl Model {
 
     /// Commits session `s`'s transaction with `outcome`; returns its sequence number if it
     /// wrote anything (a read-only transaction leaves no commit behind).
-    pub fn commit(&mut self, s: usize, outcome: Outcome) -> Option<u64> {
+    pub fn commit(&mut self, s: usize, outcome: Outcome, millis: u64) -> Option<u64> {
         let tx = self.open[s]
             .take()
             .expect("a commit of an open transaction");
-        self.apply(tx.writes, outcome)
+        self.apply(tx.writes, outcome, millis)
     }
 
-    /// Appends a commit of `writes` with `outcome`.
-    pub fn apply(&mut self, writes: BTreeMap<Key, Option<Val>>, outcome: Outcome) -> Option<u64> {
+    /// Appends a commit of `writes` with `outcome`, returned at `millis`.
+    pub fn apply(
+        &mut self,
+        writes: BTreeMap<Key, Option<Val>>,
+        outcome: Outcome,
+        millis: u64,
+    ) -> Option<u64> {
         if writes.is_empty() {
             if outcome == Outcome::Durable {
                 self.durable = self.last();
@@ -260,7 +269,15 @@ impl Model {
         for (key, value) in &writes {
             self.versions.entry(*key).or_default().push((seq, *value));
         }
-        self.commits.push(Commit { outcome, writes });
+        debug_assert!(
+            self.commits.last().is_none_or(|c| c.millis <= millis),
+            "the simulated clock runs back"
+        );
+        self.commits.push(Commit {
+            outcome,
+            writes,
+            millis,
+        });
         if outcome == Outcome::Durable {
             self.durable = seq;
         }
@@ -275,6 +292,26 @@ impl Model {
     /// Every commit up to `seq` is durable: the log was flushed after it.
     pub fn durable_through(&mut self, seq: u64) {
         self.durable = self.durable.max(seq.min(self.last()));
+    }
+
+    /// The last commit returned at or before `millis` (0: none, the state before every
+    /// commit): what a restore to that time must land on.
+    pub fn last_at(&self, millis: u64) -> u64 {
+        self.base + self.commits.partition_point(|c| c.millis <= millis) as u64
+    }
+
+    /// When commit `seq` returned (`None` for prefix 0, or a commit past the last).
+    pub fn millis_of(&self, seq: u64) -> Option<u64> {
+        let i = seq.checked_sub(self.base + 1)?;
+        self.commits.get(i as usize).map(|c| c.millis)
+    }
+
+    /// The one commit returned at exactly `millis`, if exactly one was (a step commits at
+    /// most once, and the clock moves between steps: a commit record's time names it).
+    pub fn commit_with_millis(&self, millis: u64) -> Option<u64> {
+        let seq = self.last_at(millis);
+        let before = self.last_at(millis.checked_sub(1)?);
+        (seq == before + 1).then_some(seq)
     }
 
     /// The state at prefix `seq`.
@@ -327,7 +364,7 @@ mod tests {
         assert!(m.conflicts(1, (0, 1)), "another open transaction wrote it");
         assert_eq!(m.sees(0, (0, 1)), Some(v(1)));
         assert_eq!(m.sees(1, (0, 1)), None);
-        assert_eq!(m.commit(0, Outcome::Lazy), Some(1));
+        assert_eq!(m.commit(0, Outcome::Lazy, 10), Some(1));
         assert!(m.conflicts(1, (0, 1)), "committed after the snapshot");
         assert!(!m.conflicts(1, (0, 2)));
         assert_eq!(m.sees(1, (0, 1)), None, "the snapshot predates the commit");
@@ -338,6 +375,34 @@ mod tests {
         m.settle(0);
         assert_eq!(m.sees(0, (0, 1)), None);
         assert_eq!(m.last(), 0);
+    }
+
+    #[test]
+    fn commit_times_name_commits_and_go_with_them() {
+        let mut m = Model::new(1);
+        for (i, millis) in [10u64, 13, 13, 19].into_iter().enumerate() {
+            m.apply(
+                BTreeMap::from([((0, i as u16), Some(v(1)))]),
+                Outcome::Lazy,
+                millis,
+            );
+        }
+        assert_eq!(m.last_at(9), 0);
+        assert_eq!(m.last_at(10), 1);
+        assert_eq!(m.last_at(12), 1);
+        assert_eq!(m.last_at(13), 3, "the last of two at one time");
+        assert_eq!(m.last_at(u64::MAX), 4);
+        assert_eq!(m.millis_of(2), Some(13));
+        assert_eq!(m.millis_of(0), None);
+        assert_eq!(m.commit_with_millis(10), Some(1));
+        assert_eq!(m.commit_with_millis(13), None, "two commits share it");
+        assert_eq!(m.commit_with_millis(11), None);
+        m.settle(1);
+        assert_eq!(m.last_at(u64::MAX), 1, "dropped with the commits");
+        assert_eq!(m.millis_of(2), None);
+        m.apply(BTreeMap::from([((0, 9), None)]), Outcome::Durable, 30);
+        assert_eq!(m.commit_with_millis(30), Some(2));
+        assert_eq!(m.last_at(20), 1);
     }
 
     #[test]

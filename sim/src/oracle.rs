@@ -46,6 +46,16 @@ pub enum Oracle {
     /// The engine held more memory than its bounds allow: between calls, the page cache past
     /// its size beside the pages it may not evict yet (changed, their log not durable).
     Memory,
+    /// A restore to a point (a chosen backup of a chain, a commit time, a log position) gave
+    /// anything but the model's committed state at that point, or a point outside what the
+    /// set covers was not refused (`JET_errStartingRestoreLogTooHigh`,
+    /// `JET_errEndingRestoreLogTooLow`) leaving its destination empty.
+    RestorePoint,
+    /// A roll forward through the live logs gave anything but the model's state after the
+    /// last commit those logs hold (never before the last durable one), or live logs damaged,
+    /// missing or foreign were not refused with the error documented for that damage, leaving
+    /// the destination empty.
+    RollForward,
 }
 
 impl fmt::Display for Oracle {

@@ -31,6 +31,7 @@ use crate::vfs::{DiskStats, IoFault, SimVfs, Zone};
 use crate::workload::{Plan, Step};
 
 mod backups;
+mod points;
 mod report;
 mod tamper;
 
@@ -253,6 +254,11 @@ impl Sim {
             events,
             config,
         }
+    }
+
+    /// The simulated clock now: the time the engine stamps a commit made now with.
+    fn now(&self) -> u64 {
+        jetdb::Clock::now_millis(&*self.clock)
     }
 
     fn event(&self, what: fmt::Arguments<'_>) {
@@ -592,6 +598,13 @@ impl Sim {
                 pick,
                 power_loss,
             } => self.restore_crash(dir, pick, power_loss),
+            Step::RestoreTo { dir, point, pick } => self.restore_to(dir, point, pick),
+            Step::RollForward {
+                dir,
+                damage,
+                until,
+                pick,
+            } => self.roll_forward(dir, damage, until, pick),
             Step::Tamper { target, kind, pick } => self.tamper(target, kind, pick),
             Step::Corrupt { zone, pick, now } => {
                 // The atlas: one corruption per zone per run; a header copy only if no
@@ -730,7 +743,7 @@ impl Sim {
                     self.model.write(s, key, value);
                 } else {
                     self.model
-                        .apply(BTreeMap::from([(key, value)]), Outcome::Durable);
+                        .apply(BTreeMap::from([(key, value)]), Outcome::Durable, self.now());
                     self.commits += 1;
                     self.coverage.hit(Mark::DurableCommit);
                 }
@@ -758,8 +771,11 @@ impl Sim {
                 self.check_error("a write", &e, before)?;
                 if !in_tx && self.instance_dead() && self.log_touched() {
                     // The write's own commit failed after it may have reached the log.
-                    self.model
-                        .apply(BTreeMap::from([(key, value)]), Outcome::Ambiguous);
+                    self.model.apply(
+                        BTreeMap::from([(key, value)]),
+                        Outcome::Ambiguous,
+                        self.now(),
+                    );
                 }
                 Ok(())
             }
@@ -941,7 +957,7 @@ impl Sim {
                 } else {
                     Outcome::Lazy
                 };
-                if self.model.commit(s, outcome).is_some() {
+                if self.model.commit(s, outcome, self.now()).is_some() {
                     self.commits += 1;
                     self.coverage.hit(if durable {
                         Mark::DurableCommit
@@ -956,7 +972,7 @@ impl Sim {
                 // Ambiguous only if the instance stopped after this call wrote to the log;
                 // otherwise nothing of it reached the log: failed-clean, never to appear.
                 if self.instance_dead() && self.log_touched() {
-                    self.model.commit(s, Outcome::Ambiguous);
+                    self.model.commit(s, Outcome::Ambiguous, self.now());
                 } else {
                     self.model.rollback(s);
                 }
@@ -1558,7 +1574,7 @@ impl Sim {
         match wrote {
             Ok(()) => {
                 self.model.write(0, (0, 0), Some(value));
-                self.model.commit(0, Outcome::Durable);
+                self.model.commit(0, Outcome::Durable, self.now());
             }
             Err(e) if detected(&e) => {
                 // The planted damage was found; with no backup to restore, the run ends.

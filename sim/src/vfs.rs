@@ -58,8 +58,9 @@ impl Zone {
         if root.starts_with("bk") {
             return Zone::Backup;
         }
-        // Restored copies, checked and removed by the simulator's oracle.
-        if root.starts_with("rst") {
+        // Restored copies, and copies of the live logs a roll forward reads, checked and
+        // removed by the simulator's oracle: outside fault injection.
+        if root.starts_with("rst") || root.starts_with("rfl") {
             return Zone::Other;
         }
         let ext = |p: &Path| p.extension().and_then(|e| e.to_str()).map(str::to_owned);

@@ -140,6 +140,32 @@ pub enum Step {
         /// Which directory.
         dir: u8,
     },
+    /// Backup directory `dir` (with `dir` ≥ [`BACKUP_DIRS`], the last one a backup succeeded
+    /// in), if the simulator knows its set exactly, is restored to a point short of its end
+    /// (`Instance::restore_with`): a chosen backup of its chain, a commit time or a log
+    /// position drawn by `pick` in the range the set covers, or a point outside it, which must
+    /// be refused.
+    RestoreTo {
+        /// Which directory.
+        dir: u8,
+        /// What kind of point.
+        point: PointKind,
+        /// Which point.
+        pick: u64,
+    },
+    /// Backup directory `dir` (as for [`Step::RestoreTo`]) is restored and rolled forward
+    /// through a copy of the live instance's log files, damaged as `damage` says, stopping
+    /// (with `until`) at a time `pick` draws.
+    RollForward {
+        /// Which directory.
+        dir: u8,
+        /// What is done to the copy of the live logs.
+        damage: LiveDamage,
+        /// Stop at a time among the live logs' commits (an undamaged copy only).
+        until: bool,
+        /// Which file, which time.
+        pick: u64,
+    },
     /// Session `s` puts `count` records into table `t` in one transaction (its open one, or
     /// one of their own committed at the end): keys `from`, `from + stride`, … (wrapping at
     /// the table's key count), values `v`, `v + 1`, … of `len` bytes.
@@ -293,6 +319,98 @@ impl Tamper {
     ];
 }
 
+/// The point a [`Step::RestoreTo`] restores to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PointKind {
+    /// One backup of the chain (`RestoreOptions::backups`): the full one and its first
+    /// incrementals.
+    Backup,
+    /// A commit time in the range the set covers.
+    Time,
+    /// A log position in the set's logs.
+    Lgpos,
+    /// A point the set does not cover (a time or position before the full backup or past the
+    /// last, a backup the set does not hold): refused.
+    Outside,
+}
+
+impl PointKind {
+    /// Every kind, as often as they are drawn.
+    pub const DRAWN: [PointKind; 7] = [
+        PointKind::Backup,
+        PointKind::Time,
+        PointKind::Time,
+        PointKind::Lgpos,
+        PointKind::Lgpos,
+        PointKind::Outside,
+        PointKind::Backup,
+    ];
+}
+
+/// What a [`Step::RollForward`] does to its copy of the live logs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LiveDamage {
+    /// Nothing: the copy is what the live instance holds now.
+    None,
+    /// A generation after the set's last is removed: `JET_errMissingCurrentLogFiles`.
+    Remove,
+    /// A byte of a segment that later segments show was durable is flipped:
+    /// `JET_errLogCorruptDuringHardRecovery`.
+    Flip,
+    /// An archived generation's last segments are zeroed: `JET_errLogTornWriteDuringHardRecovery`.
+    CutShort,
+    /// A file is replaced by another instance's log: `JET_errExistingLogFileHasBadSignature`.
+    Foreign,
+    /// A header's previous-generation time is changed (its checksum made whole again):
+    /// `JET_errExistingLogFileIsNotContiguous`.
+    PrevTime,
+    /// An archived generation is put under another generation's name:
+    /// `JET_errExistingLogFileIsNotContiguous`.
+    Rename,
+}
+
+impl LiveDamage {
+    /// Every kind, as often as they are drawn: an undamaged copy about as often as all the
+    /// rest, and a generation cut short thrice as often as each other damage (it needs an
+    /// archived generation after the set's, which only a later roll makes).
+    pub const DRAWN: [LiveDamage; 13] = [
+        LiveDamage::None,
+        LiveDamage::None,
+        LiveDamage::None,
+        LiveDamage::None,
+        LiveDamage::None,
+        LiveDamage::Remove,
+        LiveDamage::Flip,
+        LiveDamage::CutShort,
+        LiveDamage::CutShort,
+        LiveDamage::CutShort,
+        LiveDamage::Foreign,
+        LiveDamage::PrevTime,
+        LiveDamage::Rename,
+    ];
+}
+
+/// A restore to a point or a roll forward of the directory `dir` names (≥ [`BACKUP_DIRS`]:
+/// the last one a backup succeeded in), half of each.
+fn point_step(rng: &mut ChaCha8Rng, dir: u8) -> Step {
+    if rng.random_bool(0.5) {
+        Step::RestoreTo {
+            dir,
+            point: PointKind::DRAWN[rng.random_range(0..PointKind::DRAWN.len())],
+            pick: rng.random(),
+        }
+    } else {
+        Step::RollForward {
+            dir,
+            damage: LiveDamage::DRAWN[rng.random_range(0..LiveDamage::DRAWN.len())],
+            until: rng.random_ratio(1, 3),
+            pick: rng.random(),
+        }
+    }
+}
+
 /// What is wrong with a [`Step::BackupMisuse`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -385,6 +503,9 @@ impl Plan {
             w.corrupt
         };
         let pick = WeightedIndex::new(weights).expect("put is always on");
+        // Restores to a point and roll forwards draw from a stream of their own: the main
+        // one, and so every plan's other steps, stay as they were before they existed.
+        let mut points = ChaCha8Rng::seed_from_u64(config.seed ^ 0x504f_494e_5400_0000);
         let mut next_value = 1u32;
         let mut steps = Vec::with_capacity(config.steps as usize);
         for _ in 0..config.steps {
@@ -474,18 +595,38 @@ impl Plan {
                 15 => Step::BackupStep {
                     pages: rng.random_range(1..=8),
                 },
-                16 => Step::BackupFinish {
-                    abandon: rng.random_ratio(1, 12),
-                },
+                16 => {
+                    let abandon = rng.random_ratio(1, 12);
+                    // Now and then the backup just finished is restored to a point, or rolled
+                    // forward, at once.
+                    if !abandon && points.random_ratio(1, 4) {
+                        steps.push(Step::BackupFinish { abandon });
+                        point_step(&mut points, BACKUP_DIRS)
+                    } else {
+                        Step::BackupFinish { abandon }
+                    }
+                }
                 17 => Step::Truncate,
                 18 if rng.random_ratio(1, 3) => Step::RestoreCrash {
                     dir: rng.random_range(0..BACKUP_DIRS),
                     pick: rng.random(),
                     power_loss: rng.random_bool(0.5),
                 },
-                18 => Step::Restore {
-                    dir: rng.random_range(0..BACKUP_DIRS),
-                },
+                18 => {
+                    let dir = rng.random_range(0..BACKUP_DIRS);
+                    // Half the restores are to a point or roll forward; a quarter of those of
+                    // the last directory a backup succeeded in.
+                    if points.random_bool(0.5) {
+                        let dir = if points.random_ratio(1, 4) {
+                            BACKUP_DIRS
+                        } else {
+                            dir
+                        };
+                        point_step(&mut points, dir)
+                    } else {
+                        Step::Restore { dir }
+                    }
+                }
                 19 => {
                     let count = rng.random_range(40..=240);
                     let v = next_value + 1;
@@ -659,6 +800,26 @@ impl Plan {
                 },
                 19 => Step::Truncate,
                 20 => match byte() {
+                    150..200 => {
+                        let (a, b) = (byte(), byte());
+                        let pick = u64::from_le_bytes(std::array::from_fn(|_| byte()));
+                        if a & 1 == 0 {
+                            Step::RestoreTo {
+                                dir: b % (BACKUP_DIRS + 1),
+                                point: PointKind::DRAWN
+                                    [usize::from(a >> 1) % PointKind::DRAWN.len()],
+                                pick,
+                            }
+                        } else {
+                            Step::RollForward {
+                                dir: b % (BACKUP_DIRS + 1),
+                                damage: LiveDamage::DRAWN
+                                    [usize::from(a >> 1) % LiveDamage::DRAWN.len()],
+                                until: b & 0x80 != 0,
+                                pick,
+                            }
+                        }
+                    }
                     200.. => Step::RestoreCrash {
                         dir: byte() % BACKUP_DIRS,
                         pick: u32::from_le_bytes(std::array::from_fn(|_| byte())),

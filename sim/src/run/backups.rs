@@ -114,6 +114,10 @@ pub(crate) struct Backups {
     /// The header's backup records (full, incremental) after the last successful backup
     /// that did not warn: durable at once, so every recovery must find them (or later ones).
     pub(crate) recorded: Option<(BackupInfo, BackupInfo)>,
+    /// Every backup begun, by the time it began (which its manifest entry records): the
+    /// model's last commit then, and its snapshot. A restore of a chosen backup of a chain,
+    /// or to a point between two, is judged by these.
+    pub(crate) points: BTreeMap<u64, (u64, Snapshot)>,
 }
 
 impl Default for DirState {
@@ -154,7 +158,7 @@ impl Backups {
     }
 }
 
-fn dir_path(dir: usize) -> PathBuf {
+pub(super) fn dir_path(dir: usize) -> PathBuf {
     PathBuf::from(format!("bk{dir}"))
 }
 
@@ -229,7 +233,7 @@ impl Sim {
     }
 
     /// The manifest of backup directory `dir`: `Ok(None)` if it has none, `Err` if damaged.
-    fn manifest_of(&self, dir: usize) -> Result<Option<Manifest>, JetError> {
+    pub(super) fn manifest_of(&self, dir: usize) -> Result<Option<Manifest>, JetError> {
         manifest::read(&self.vfs, &dir_path(dir))
     }
 
@@ -369,6 +373,10 @@ impl Sim {
                 ));
                 let (gen_low, gen_high) = job.logs().unwrap_or_default();
                 let pace = self.check_begin_report(&job, &dir_path(dir), mode, &prior, &events)?;
+                let snapshot = self.model.state_at(self.model.last());
+                self.backups
+                    .points
+                    .insert(self.now(), (self.model.last(), snapshot.clone()));
                 self.backups.last_sequence = self.backups.last_sequence.max(pace.sequence);
                 self.backups.active = Some(Active {
                     job,
@@ -377,7 +385,7 @@ impl Sim {
                         gen_low,
                         gen_high,
                         mode,
-                        snapshot: self.model.state_at(self.model.last()),
+                        snapshot,
                         listing,
                         logs,
                         header: header.unwrap_or_default(),
@@ -1517,7 +1525,11 @@ impl Sim {
     }
 
     /// Initialises a restored instance, checks it whole and reads back every table.
-    fn read_restored(&self, inst: &Instance, from: &Path) -> Result<Snapshot, Violation> {
+    pub(super) fn read_restored(
+        &self,
+        inst: &Instance,
+        from: &Path,
+    ) -> Result<Snapshot, Violation> {
         let bad = |sim: &Sim, what: &str, e: JetError| {
             sim.violation(
                 Oracle::Backup,
@@ -1581,7 +1593,7 @@ impl Sim {
     }
 
     /// Removes a restored copy.
-    fn remove_place(&self, place: &Path) {
+    pub(super) fn remove_place(&self, place: &Path) {
         for (path, _) in self.vfs.files_under(place) {
             let _ = jetdb::Vfs::remove(&self.vfs, &path);
         }

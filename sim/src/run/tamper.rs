@@ -552,7 +552,7 @@ impl Sim {
     /// Generation `g` of another instance's log (same page and log file sizes, another
     /// signature), made the first time one is asked for by rolling that instance's log with
     /// backups it begins and drops.
-    fn alien_log(&mut self, g: u32) -> Option<Vec<u8>> {
+    pub(super) fn alien_log(&mut self, g: u32) -> Option<Vec<u8>> {
         if g == 0 || g > ALIEN_GENERATIONS {
             return None;
         }
@@ -608,7 +608,7 @@ impl Sim {
     /// The live tampering still in effect, if any: one of the files it left is still as it
     /// left it (a removed generation still missing). A roll that replaced a leftover, a
     /// truncation that deleted a re-signed generation, ends it.
-    fn live_tamper_in_effect(&self, within: Option<(u32, u32)>) -> Option<Tamper> {
+    pub(super) fn live_tamper_in_effect(&self, within: Option<(u32, u32)>) -> Option<Tamper> {
         self.live_tamper_in(within, true)
     }
 
