@@ -369,28 +369,25 @@ pub fn read_copies(file: &dyn VfsFile) -> Result<[HeaderCopy; 2]> {
     Ok([primary, shadow])
 }
 
-/// Makes both header copies whole and durable before the file's first header write: the file
-/// is fsynced, then `chosen` is written over every copy that is damaged or differs from it,
-/// each write followed by an fsync, leaving the good copy untouched. Afterwards both copies
-/// are whole and on the disk, so the next header write (copy 0, then copy 1) never has both
-/// copies in flight at once. A crash during the repair leaves the good copy as it was.
-///
-/// The fsync comes first even when both copies read whole: a copy read back may be a write
-/// whose fsync failed (or that a crash cut off before its fsync), still pending, and the next
-/// header write overwriting the other copy would then have both in flight (simulator seed
-/// 23558: copy 1's fsync failed, recovery was retried and wrote copy 0, power was lost, both
-/// copies tore).
+/// Writes `chosen` over every copy that is damaged or differs from it, each write followed
+/// by an fsync (and the file fsynced first), leaving the good copy untouched: afterwards both copies are whole, so the next
+/// header write (copy 0, then copy 1) never has both copies in flight at once. A crash during
+/// the repair leaves the good copy as it was.
 pub(crate) fn repair_copies(
     file: &dyn VfsFile,
     copies: &[HeaderCopy; 2],
     chosen: &DbHeader,
 ) -> Result<bool> {
-    file.sync()
-        .map_err(|err| JetError::io("fsync the header copies before writing either", &err))?;
     let mut repaired = false;
     for (copy, pgno) in copies.iter().zip([HEADER_PGNO, SHADOW_PGNO]) {
         if matches!(copy, Ok(h) if h == chosen) {
             continue;
+        }
+        if !repaired {
+            // The good copy may be a write whose fsync failed before a crash, still pending:
+            // it must be durable before the other copy is written.
+            file.sync()
+                .map_err(|err| JetError::io("fsync before repairing the header", &err))?;
         }
         let offset = u64::from(pgno) * u64::from(chosen.page_size);
         file.write_all_at(&chosen.encode(pgno), offset)
