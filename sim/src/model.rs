@@ -127,6 +127,12 @@ pub struct Model {
     durable: u64,
     /// Each session's open transaction.
     open: Vec<Option<Tx>>,
+    /// Windows `(lo, hi)` a recovery left: it showed the state of prefix `hi`, which the
+    /// model kept, but also of prefix `lo` (and perhaps some between), so the engine's own
+    /// history may end at any of them — commits `lo + 1..=hi` may never have been logged
+    /// (lazy ones lost whose writes undo each other). The state after each is the same;
+    /// the states between are not what the logs need hold.
+    alike: Vec<(u64, u64)>,
 }
 
 impl Model {
@@ -328,6 +334,27 @@ impl Model {
         self.durable..=self.last()
     }
 
+    /// After recovery found prefix `seq`, whose state prefix `shortest` (≤ `seq`) shows as
+    /// well: as [`Model::settle`], remembering that the engine's history may end anywhere
+    /// between the two ([`Model::earliest_alike`]).
+    pub fn settle_among(&mut self, seq: u64, shortest: u64) {
+        self.settle(seq);
+        if shortest < seq {
+            self.alike.push((shortest, seq));
+        }
+    }
+
+    /// The earliest commit the engine's history may hold in place of `seq` (the last commit
+    /// at or before some point): `seq` itself, unless a recovery left it among commits that
+    /// the engine may never have logged ([`Model::settle_among`]); then the engine's last
+    /// commit there may be any from the window's beginning to `seq`.
+    pub fn earliest_alike(&self, seq: u64) -> u64 {
+        self.alike
+            .iter()
+            .find(|&&(lo, hi)| lo < seq && seq <= hi)
+            .map_or(seq, |&(lo, _)| lo)
+    }
+
     /// After recovery found prefix `seq`: later commits are gone, and what recovery kept is
     /// durable.
     pub fn settle(&mut self, seq: u64) {
@@ -342,6 +369,10 @@ impl Model {
         }
         self.versions.retain(|_, v| !v.is_empty());
         self.commits.truncate((seq - self.base) as usize);
+        self.alike.retain(|&(lo, _)| lo < seq);
+        for (_, hi) in &mut self.alike {
+            *hi = (*hi).min(seq);
+        }
         self.durable = seq;
         self.drop_sessions();
     }
@@ -403,6 +434,36 @@ mod tests {
         m.apply(BTreeMap::from([((0, 9), None)]), Outcome::Durable, 30);
         assert_eq!(m.commit_with_millis(30), Some(2));
         assert_eq!(m.last_at(20), 1);
+    }
+
+    #[test]
+    fn a_recovery_among_alike_prefixes_leaves_a_window() {
+        let mut m = Model::new(1);
+        m.apply(BTreeMap::from([((0, 1), Some(v(1)))]), Outcome::Durable, 10);
+        m.apply(BTreeMap::from([((0, 5), Some(v(2)))]), Outcome::Lazy, 13);
+        m.apply(BTreeMap::from([((0, 5), None)]), Outcome::Lazy, 16);
+        assert_eq!(m.state_at(1), m.state_at(3));
+        m.settle_among(3, 1);
+        assert_eq!(m.earliest_alike(1), 1);
+        assert_eq!(
+            m.earliest_alike(2),
+            1,
+            "commit 2 may never have been logged"
+        );
+        assert_eq!(m.earliest_alike(3), 1);
+        m.apply(BTreeMap::from([((0, 7), Some(v(3)))]), Outcome::Lazy, 19);
+        assert_eq!(
+            m.earliest_alike(4),
+            4,
+            "a commit after the recovery is the engine's"
+        );
+        m.settle_among(3, 3);
+        assert_eq!(
+            m.earliest_alike(3),
+            1,
+            "the lazy commit 4 lost: the window stays"
+        );
+        assert_eq!(m.last(), 3);
     }
 
     #[test]

@@ -1453,7 +1453,11 @@ impl Sim {
             self.model.last(),
             self.model.durable()
         ));
-        self.model.settle(seq);
+        // (The shortest matching prefix too: the commits past it may be lazy ones lost whose
+        // writes undo each other, never logged; a restore to a point among them must not be
+        // held to the states between.)
+        let shortest = candidates.clone().find(|&seq| matches(seq)).unwrap_or(seq);
+        self.model.settle_among(seq, shortest);
         if got.values().any(Option::is_none) {
             // Damaged pages hide some keys: which of the ambiguous or lazy commits on them
             // survived cannot be told, so the model cannot go on. With no backup to restore,

@@ -65,6 +65,9 @@ struct SetScan {
 #[derive(Debug)]
 struct Allowed {
     state: Option<u64>,
+    /// The state after any commit from this one to `state` will do as well: commits a
+    /// recovery left that the engine may never have logged ([`crate::model::Model::earliest_alike`]).
+    earliest: u64,
     errors: Vec<ErrorKind>,
 }
 
@@ -72,6 +75,7 @@ impl Allowed {
     fn state(seq: u64) -> Allowed {
         Allowed {
             state: Some(seq),
+            earliest: seq,
             errors: Vec::new(),
         }
     }
@@ -79,6 +83,7 @@ impl Allowed {
     fn refused(kind: ErrorKind) -> Allowed {
         Allowed {
             state: None,
+            earliest: 0,
             errors: vec![kind],
         }
     }
@@ -274,6 +279,9 @@ impl Sim {
         let may_refuse = t < lo || (seq <= full && t < created);
         Allowed {
             state: Some(seq),
+            // (The last commit at or before `t` may be one a recovery left that the engine's
+            // logs need not hold: then the engine lands on an earlier one.)
+            earliest: self.model.earliest_alike(seq),
             errors: if may_refuse {
                 vec![ErrorKind::StartingRestoreLogTooHigh]
             } else {
@@ -304,6 +312,7 @@ impl Sim {
             // after it, else refused.
             None => Allowed {
                 state: Some(full),
+                earliest: full,
                 errors: vec![ErrorKind::StartingRestoreLogTooHigh],
             },
         })
@@ -390,7 +399,11 @@ impl Sim {
                     ));
                 };
                 let want = self.model.state_at(seq);
-                if state != want {
+                let seq = (allowed.earliest..=seq)
+                    .rev()
+                    .find(|&s| self.model.state_at(s) == state)
+                    .unwrap_or(seq);
+                if state != want && self.model.state_at(seq) != state {
                     let differ: Vec<String> = state
                         .iter()
                         .filter(|(k, v)| want.get(k) != Some(v))
