@@ -154,6 +154,27 @@ impl Sim {
         }
     }
 
+    /// The directory a point step names and its chain, counted as an operation, if the step
+    /// can run (with `live`, the live logs must be fit to copy too); else it says why not.
+    fn point_target(&mut self, dir: u8, live: bool) -> Result<Option<(usize, Chain)>, Violation> {
+        let Some(dir) = self.point_dir(dir) else {
+            self.say("skipped: no backup has succeeded");
+            return Ok(None);
+        };
+        if live && let Some(why) = self.live_logs_unsure() {
+            self.say(format!("skipped: {why}"));
+            return Ok(None);
+        }
+        let Some(chain) = self.known_chain(dir)? else {
+            self.say(format!(
+                "skipped: bk{dir} holds no set the simulator knows exactly"
+            ));
+            return Ok(None);
+        };
+        self.operations += 1;
+        Ok(Some((dir, chain)))
+    }
+
     /// The set in `dir`, if the simulator knows it exactly (see the module's doc).
     fn known_chain(&mut self, dir: usize) -> Result<Option<Chain>, Violation> {
         let state = &self.backups.dirs[dir];
@@ -468,17 +489,9 @@ impl Sim {
 
     /// A `RestoreTo` step.
     pub(super) fn restore_to(&mut self, dir: u8, point: PointKind, pick: u64) -> Check {
-        let Some(dir) = self.point_dir(dir) else {
-            self.say("skipped: no backup has succeeded");
+        let Some((dir, chain)) = self.point_target(dir, false)? else {
             return Ok(());
         };
-        let Some(chain) = self.known_chain(dir)? else {
-            self.say(format!(
-                "skipped: bk{dir} holds no set the simulator knows exactly"
-            ));
-            return Ok(());
-        };
-        self.operations += 1;
         let m = &chain.manifest;
         let held = m.backups.len();
         let full = chain.points[0];
@@ -673,21 +686,9 @@ impl Sim {
         until: bool,
         pick: u64,
     ) -> Check {
-        let Some(dir) = self.point_dir(dir) else {
-            self.say("skipped: no backup has succeeded");
+        let Some((dir, chain)) = self.point_target(dir, true)? else {
             return Ok(());
         };
-        if let Some(why) = self.live_logs_unsure() {
-            self.say(format!("skipped: {why}"));
-            return Ok(());
-        }
-        let Some(chain) = self.known_chain(dir)? else {
-            self.say(format!(
-                "skipped: bk{dir} holds no set the simulator knows exactly"
-            ));
-            return Ok(());
-        };
-        self.operations += 1;
         self.backups.restores += 1;
         let copy = PathBuf::from(format!("rfl{}", self.backups.restores));
         self.vfs.suspend_faults(true);
