@@ -6,7 +6,10 @@
 //! `Instance` from here; nothing below names a backup.
 
 pub mod backup;
+pub mod external;
 pub mod manifest;
+pub(crate) mod reader;
 pub(crate) mod restore;
 pub mod status;
+pub(crate) mod truncate;
 pub mod verify;

@@ -39,13 +39,14 @@ mod txn;
 mod wal;
 
 // The modules that are public API, at the crate's root whatever layer they sit in.
-pub use backups::{backup, manifest, status, verify};
+pub use backups::{backup, external, manifest, status, verify};
 pub use base::{limits, planted};
 pub use store::{doublewrite, header, page};
 pub use txn::event;
 pub use wal::{checkpoint, log};
 
 pub use backups::backup::{BackupFlags, BackupJob, BackupOptions, BackupSummary};
+pub use backups::external::{BackupEnd, BackupFile, ExternalBackup};
 pub use backups::restore::{
     DAMAGE_ERRORS as RESTORE_DAMAGE_ERRORS, RestoreOptions, RestorePoint, RestoreSummary,
 };

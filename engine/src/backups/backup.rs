@@ -38,22 +38,21 @@
 
 use std::collections::BTreeSet;
 use std::num::NonZeroU64;
-use std::ops::BitOr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 
-use crate::backups::manifest::{self, MANIFEST_NAME, Manifest, SetBackup, SetLog};
+use crate::backups::external::{BackupFile, ExternalBackup, stop_requested};
+pub use crate::backups::external::{BackupFlags, BackupSummary};
+use crate::backups::manifest::{self, MANIFEST_NAME, Manifest};
 use crate::backups::status::{Reporter, StatusFn, StatusKind};
 use crate::base::env::Env;
 use crate::base::error::{ErrorKind, JetError, Result, bail, io_err};
 use crate::base::planted::{self, PlantedBug};
 use crate::base::vfs::{OpenMode, Vfs, VfsFile, parent_dir};
-use crate::store::header::{BackupInfo, DbHeader, Lgpos};
-use crate::store::page::{self, Pgno};
-use crate::store::pager::{CopyFence, SharedFence};
+use crate::store::page::Pgno;
 use crate::txn::event::{BackupKind, Event, EventLog, Operation};
-use crate::txn::instance::{BackupHold, Core, Instance, lsn, no_file_on_path};
-use crate::wal::log::{self, LogTail};
+use crate::txn::instance::{Core, Instance, no_file_on_path};
+use crate::wal::log;
 
 /// How much a step copies at most, and how much is written at once.
 const CHUNK_BYTES: usize = 1024 * 1024;
@@ -91,94 +90,18 @@ pub struct BackupOptions {
     pub max_rate: Option<NonZeroU64>,
 }
 
-/// JetBackup's options (`JET_bit…`), combined with `|`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct BackupFlags(u32);
-
-impl BackupFlags {
-    /// A full backup into an empty directory (or a directory whose backup was never finished).
-    pub const NONE: BackupFlags = BackupFlags(0);
-    /// `JET_bitBackupIncremental` (0x1): copy only the log generations written since the last
-    /// full or incremental backup, adding them to the backup set in the directory. An
-    /// incremental backup is always atomic: the set it extends stays restorable if it fails.
-    pub const INCREMENTAL: BackupFlags = BackupFlags(0x1);
-    /// `JET_bitBackupAtomic` (0x4): a full backup into a directory that may hold a previous
-    /// backup, which stays restorable until the new one has succeeded and then is removed.
-    pub const ATOMIC: BackupFlags = BackupFlags(0x4);
-
-    /// Flags from ESE's numeric grbit; bits that name no option are refused when the backup
-    /// begins (`JET_errInvalidGrbit`).
-    pub const fn from_bits(bits: u32) -> BackupFlags {
-        BackupFlags(bits)
-    }
-
-    /// The numeric grbit.
-    pub const fn bits(self) -> u32 {
-        self.0
-    }
-
-    /// Whether `other`'s bits are all set.
-    pub const fn contains(self, other: BackupFlags) -> bool {
-        self.0 & other.0 == other.0
-    }
-}
-
-impl BitOr for BackupFlags {
-    type Output = BackupFlags;
-    fn bitor(self, rhs: BackupFlags) -> BackupFlags {
-        BackupFlags(self.0 | rhs.0)
-    }
-}
-
-/// What a successful backup did.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct BackupSummary {
-    /// Full, incremental, or truncation only.
-    pub kind: BackupKind,
-    /// The backup directory.
-    pub directory: Option<PathBuf>,
-    /// The last commit the backup holds: restoring it gives exactly the commits up to this.
-    pub sequence: u64,
-    /// The log position at which the backup began.
-    pub mark: Lgpos,
-    /// The log generations copied (`None` for a truncation).
-    pub logs: Option<(u32, u32)>,
-    /// Bytes of database copied.
-    pub database_bytes: u64,
-    /// Bytes of logs copied.
-    pub log_bytes: u64,
-    /// The log generations deleted afterwards, if any.
-    pub truncated: Option<(u32, u32)>,
-    /// What went wrong after the backup was complete (it still succeeded).
-    pub warnings: Vec<String>,
-}
-
-/// Pages the fence saved for the backup, by page number.
-type Saved = std::collections::BTreeMap<Pgno, Vec<u8>>;
-
 /// The database copy of a full backup in progress.
 struct DbCopy {
-    from: PathBuf,
-    /// The backup's own handle on the database file: pages are read through it without the
-    /// instance lock (see [`BackupJob::step_database`]).
-    source: Box<dyn VfsFile>,
+    /// The database, open through the external backup.
+    file: BackupFile,
     to: PathBuf,
-    file: Box<dyn VfsFile>,
+    copy: Box<dyn VfsFile>,
     page_size: usize,
-    /// Pages the copy holds: the file's length when the backup began.
-    end: Pgno,
-    /// The first page not copied yet (the fence's `copied_below`, which only the job moves).
-    next: Pgno,
     /// The buffer pages are read into, reused from one step to the next.
     buf: Vec<u8>,
-    /// Each page's stored checksum, for the copy's digest in the manifest.
-    sums: Vec<u32>,
-    /// The flush map when the backup began: the dbtime each page must have (0: not
-    /// written yet, nothing to check).
-    stamps: Vec<u64>,
-    /// The pager's copy-before-write fence over the file, shared with the job.
-    fence: SharedFence,
     writeback: Writeback,
+    /// Bytes copied.
+    copied: u64,
     done: bool,
 }
 
@@ -279,14 +202,13 @@ enum JobState {
 /// the instance lock for what needs it (the fence, reading up to 1 MiB of pages, and at the
 /// finish the checkpoint that records the backup); transactions go on between the steps.
 pub struct BackupJob<'s> {
-    instance: Instance,
+    /// The backup, read through the external backup API: this job is its client, and keeps
+    /// what is a backup directory's (the files, the manifest, the clean-up), the status
+    /// callback and the pacing.
+    ext: ExternalBackup,
     env: Env,
     events: EventLog,
-    id: u64,
-    /// The init the backup began in: a term and a new init since end it.
-    epoch: u64,
     kind: BackupKind,
-    atomic: bool,
     dir: Option<PathBuf>,
     /// The set directory the backup writes into.
     set_dir: PathBuf,
@@ -294,14 +216,11 @@ pub struct BackupJob<'s> {
     made_set_dir: bool,
     /// The manifest the directory had when the backup began.
     previous: Option<Manifest>,
-    /// The manifest this backup will write.
-    manifest: Option<Manifest>,
-    begin: SetBackup,
+    /// The set number a full backup takes.
+    next_set: u32,
     db: Option<DbCopy>,
-    /// Generations still to copy, ascending.
-    logs_left: Vec<u32>,
-    log_dir: PathBuf,
-    base: String,
+    /// Generations still to copy, ascending, and where they are read.
+    logs_left: Vec<PathBuf>,
     /// Files this backup created in the destination: removed if it fails.
     created: Vec<PathBuf>,
     /// Whether the manifest may have been replaced (the commit point was attempted).
@@ -309,19 +228,17 @@ pub struct BackupJob<'s> {
     progress: Reporter<'s>,
     /// The most bytes of database pages one step copies.
     step_bytes: usize,
-    /// The buffer log generations are read into a piece at a time (at most
-    /// [`log::LOG_PIECE`] bytes, whatever the log file size), reused from one to the next.
-    log_buf: Vec<u8>,
     /// The rate limit.
     pace: Pace,
     state: JobState,
-    summary: BackupSummary,
+    warnings: Vec<String>,
 }
 
 impl std::fmt::Debug for BackupJob<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("BackupJob")
             .field("kind", &self.kind)
+            .field("backup", &self.ext)
             .field("dir", &self.dir)
             .field("done", &self.progress.done)
             .field("total", &self.progress.total)
@@ -416,91 +333,52 @@ impl Instance {
             Some(_) => BackupKind::Full,
         };
         let atomic = kind == BackupKind::Full && flags.contains(BackupFlags::ATOMIC);
-        let params = self.params().clone();
-        let id = self.next_transaction_id();
-        let env = self.shared.env.clone();
-        let begun = self.with_core_for_backup(|core| {
-            if core.log.is_none() {
-                bail!(
-                    LoggingDisabled,
-                    "the instance runs without logging (recovery off): there is no log to back up"
-                );
-            }
-            if core.backup.is_some() {
-                bail!(BackupInProgress, "a backup of this instance is already running");
-            }
-            if kind == BackupKind::Incremental {
-                if params.circular_logging {
-                    bail!(
-                        InvalidBackup,
-                        "an incremental backup needs every log since the last backup, and circular logging deletes them"
-                    );
-                }
-                if !core.db.header().backup_full.is_set() {
-                    bail!(
-                        MissingFullBackup,
-                        "an incremental backup extends a full backup, and this database has none"
-                    );
-                }
-            }
-            let prepared = match path {
-                Some(dir) => Some(prepare_directory(core, dir, kind, atomic)?),
-                None => None,
-            };
-            begin_in_core(core, id, kind, prepared)
-        });
-        let mut begun = match begun {
-            Ok(begun) => begun,
-            Err(err) => {
-                // A refused backup is a failed one to whoever reads the event log.
-                params.event_log.emit(
-                    &*env.clock,
-                    Event::BackupFailed {
-                        kind,
-                        error: err.clone(),
-                    },
-                );
-                return Err(err);
-            }
-        };
-        let env_now = env.clock.monotonic_nanos();
-        let mut job = BackupJob {
-            instance: self.clone(),
-            events: params.event_log.clone(),
-            env,
-            id,
-            epoch: begun.epoch,
+        let mut prepared = None;
+        let ext = ExternalBackup::begin(
+            self,
             kind,
             atomic,
+            path.map(Path::to_path_buf),
+            true,
+            |core| {
+                let Some(dir) = path else {
+                    return Ok(None);
+                };
+                let p = prepare_directory(core, dir, kind, atomic)?;
+                // An incremental adds the logs after the set's last backup.
+                let from = p
+                    .previous
+                    .as_ref()
+                    .map(|m| m.last().gen_high.saturating_add(1));
+                prepared = Some(p);
+                Ok(from)
+            },
+        )?;
+        let (previous, next_set) = prepared.map_or((None, 0), |p| (p.previous, p.next_set));
+        let env = self.shared.env.clone();
+        let env_now = env.clock.monotonic_nanos();
+        let mut job = BackupJob {
+            events: self.params().event_log.clone(),
+            env,
+            kind,
             dir: path.map(Path::to_path_buf),
-            set_dir: begun.set_dir.clone().unwrap_or_default(),
+            set_dir: PathBuf::new(),
             made_set_dir: false,
-            previous: begun.previous.clone(),
-            manifest: begun.manifest.clone(),
-            begin: begun.begin,
+            previous,
+            next_set,
             db: None,
-            logs_left: begun.logs.clone(),
-            log_dir: params.log_path.clone(),
-            base: params.base_name.clone(),
+            logs_left: Vec::new(),
             created: Vec::new(),
             manifest_touched: false,
             progress: Reporter::new(Operation::Backup, status),
             step_bytes: CHUNK_BYTES,
-            log_buf: Vec::new(),
             pace: Pace::new(options.max_rate, env_now),
             state: JobState::Running,
-            summary: BackupSummary {
-                kind,
-                directory: path.map(Path::to_path_buf),
-                sequence: begun.begin.sequence,
-                mark: begun.begin.mark,
-                logs: (kind != BackupKind::Truncate)
-                    .then_some((begun.begin.gen_low, begun.begin.gen_high)),
-                ..BackupSummary::default()
-            },
+            warnings: Vec::new(),
+            ext,
         };
-        job.progress.total = begun.total;
-        if let Err(err) = job.start(&mut begun) {
+        job.progress.total = job.ext.total_bytes();
+        if let Err(err) = job.start() {
             return Err(job.fail(err));
         }
         Ok(job)
@@ -512,25 +390,6 @@ struct Prepared {
     previous: Option<Manifest>,
     /// The set number a full backup takes.
     next_set: u32,
-}
-
-/// What [`begin_in_core`] decided.
-struct Begun {
-    begin: SetBackup,
-    previous: Option<Manifest>,
-    manifest: Option<Manifest>,
-    set_dir: Option<PathBuf>,
-    logs: Vec<u32>,
-    db_pages: Option<Pgno>,
-    /// The fence over the database file (a full backup).
-    fence: Option<SharedFence>,
-    /// The init the backup began in (`Core::epoch`).
-    epoch: u64,
-    /// The flush map at the begin (a full backup).
-    stamps: Vec<u64>,
-    db_path: PathBuf,
-    page_size: usize,
-    total: u64,
 }
 
 /// Checks the backup directory, creating it if the instance may, and removes debris of
@@ -714,172 +573,6 @@ fn remove_tree(vfs: &dyn Vfs, path: &Path) -> Result<()> {
     }
 }
 
-/// The part of the begin that runs under the instance lock: finish the current generation,
-/// fix the backup point, hold the logs and fence the database file.
-fn begin_in_core(
-    core: &mut Core,
-    id: u64,
-    kind: BackupKind,
-    prepared: Option<Prepared>,
-) -> Result<Begun> {
-    // A batch being written in pieces goes in first, and the checkpoint moves for it: the
-    // file then holds one whole state, and the generations to copy begin at the checkpoint.
-    core.change(Core::settle_round)?;
-    let dir = core.params.log_path.clone();
-    let base = core.params.base_name.clone();
-    let db_path = core.params.database_path.clone();
-    let header = core.db.header().clone();
-    let vfs = std::sync::Arc::clone(&core.env.vfs);
-    let (previous, next_set) = match prepared {
-        Some(p) => (p.previous, p.next_set),
-        None => (None, 0),
-    };
-    let log = core.log.as_ref().expect("checked: logging is on");
-    let checkpoint = *log.checkpoint.current();
-    let current_gen = log.writer.position().generation;
-    let gen_low = match (kind, &previous) {
-        // (`prepare_directory` checked the set is this database's.)
-        (BackupKind::Incremental, Some(m)) => m.last().gen_high.saturating_add(1),
-        _ => checkpoint.position.generation,
-    };
-    // Every generation to copy, before the one about to be finished, must still be here.
-    if kind != BackupKind::Truncate {
-        let present: BTreeSet<u32> = core
-            .log
-            .as_ref()
-            .expect("checked")
-            .layout
-            .archived_generations(&*vfs)?
-            .into_iter()
-            .collect();
-        if let Some(missing) = (gen_low..current_gen).find(|g| !present.contains(g)) {
-            bail!(
-                MissingFileToBackup,
-                "log generation {missing:#X} ({}) is needed by the backup but is missing",
-                log::archive_name(&base, missing)
-            );
-        }
-    }
-    let millis = core.env.clock.now_millis();
-    // The backup point: finish the current generation, so every commit before now is in a
-    // generation the backup copies whole.
-    let gen_high = if kind == BackupKind::Truncate {
-        current_gen.saturating_sub(1)
-    } else {
-        core.change(|core| {
-            let log = core.log.as_mut().expect("checked");
-            log.writer.flush()?;
-            log.writer.roll()?;
-            let durable = lsn(log.writer.durable());
-            core.db.pager_mut().set_wal_durable(durable);
-            Ok(())
-        })?;
-        // The flush freed the pages that waited for the log: the cache goes back within its
-        // size before the fence, whose copies-before-write it then need not make.
-        core.relieve_cache()?;
-        current_gen
-    };
-    let mark = core.log.as_ref().expect("checked").writer.position();
-    let begin = SetBackup {
-        kind: if kind == BackupKind::Incremental {
-            BackupKind::Incremental
-        } else {
-            BackupKind::Full
-        },
-        mark,
-        millis,
-        sequence: core.last_sequence,
-        gen_low,
-        gen_high,
-    };
-    let logs: Vec<u32> = if kind == BackupKind::Truncate {
-        Vec::new()
-    } else {
-        (gen_low..=gen_high).collect()
-    };
-    let mut total = 0u64;
-    for &generation in &logs {
-        let path = dir.join(log::archive_name(&base, generation));
-        let file = vfs
-            .open(&path, OpenMode::Read)
-            .map_err(io_err("open", &path))?;
-        total += file.len().map_err(io_err("size of", &path))?;
-    }
-    let page_size = header.page_size as usize;
-    let mut db_pages = None;
-    let mut fence = None;
-    let mut stamps = Vec::new();
-    if kind == BackupKind::Full {
-        let (pages, shared) = core.db.pager_mut().set_fence()?;
-        total += u64::from(pages) * page_size as u64;
-        db_pages = Some(pages);
-        fence = Some(shared);
-        // The file holds the last batch whole (batches finish under the lock): each page
-        // as the map records it.
-        stamps = core.db.pager_mut().stamps().to_vec();
-        // A page written, past the file's end: the write that grew the file was lost.
-        if let Some(pgno) = (pages as usize..stamps.len()).find(|&p| stamps[p] != 0) {
-            core.db.pager_mut().clear_fence();
-            return Err(
-                crate::store::flushmap::lost_flush(pgno as Pgno, 0, stamps[pgno])
-                    .context(format!("{} (past the file's end)", db_path.display())),
-            );
-        }
-    }
-    core.backup = Some(BackupHold {
-        id,
-        keep_from: if kind == BackupKind::Truncate {
-            u32::MAX
-        } else {
-            gen_low
-        },
-    });
-    let db_name = db_path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "data.edb".into());
-    let (manifest, set_dir) = match (kind, &previous) {
-        (BackupKind::Truncate, _) => (None, None),
-        (BackupKind::Incremental, Some(m)) => {
-            let mut next = m.clone();
-            next.backups.push(begin);
-            (Some(next), None)
-        }
-        _ => (
-            Some(Manifest {
-                set: next_set,
-                log_signature: header.log_signature,
-                db_signature: header.db_signature,
-                page_size: header.page_size,
-                db_len: u64::from(db_pages.unwrap_or(0)) * page_size as u64,
-                // Set once the copy is complete.
-                db_digest: 0,
-                checkpoint: checkpoint.position,
-                checkpoint_last_commit: checkpoint.last_commit,
-                base_name: base.clone(),
-                db_name,
-                backups: vec![begin],
-                logs: Vec::new(),
-            }),
-            None,
-        ),
-    };
-    Ok(Begun {
-        begin,
-        previous,
-        manifest,
-        set_dir,
-        logs,
-        db_pages,
-        fence,
-        epoch: core.epoch,
-        stamps,
-        db_path,
-        page_size,
-        total,
-    })
-}
-
 impl<'s> BackupJob<'s> {
     /// The kind of backup this job makes.
     pub fn kind(&self) -> BackupKind {
@@ -888,12 +581,12 @@ impl<'s> BackupJob<'s> {
 
     /// The last commit the backup holds (its backup point).
     pub fn sequence(&self) -> u64 {
-        self.begin.sequence
+        self.ext.backup_point().sequence
     }
 
     /// The log generations the backup copies (`None` for a truncation).
     pub fn logs(&self) -> Option<(u32, u32)> {
-        self.summary.logs
+        self.ext.summary().logs
     }
 
     /// Bytes copied so far and in all.
@@ -908,56 +601,41 @@ impl<'s> BackupJob<'s> {
     }
 
     /// Makes the set directory and the database copy, and reports the begin.
-    fn start(&mut self, begun: &mut Begun) -> Result<()> {
+    fn start(&mut self) -> Result<()> {
         let vfs = std::sync::Arc::clone(&self.env.vfs);
-        if let (Some(dir), Some(manifest)) = (&self.dir, &self.manifest) {
-            self.set_dir = manifest.set_dir(dir);
+        if let Some(dir) = &self.dir {
+            self.set_dir = match (&self.previous, self.kind) {
+                (Some(m), BackupKind::Incremental) => m.set_dir(dir),
+                _ => dir.join(Manifest::set_dir_name(self.next_set)),
+            };
             if self.kind == BackupKind::Full {
                 vfs.create_dir(&self.set_dir)
                     .map_err(io_err("create", &self.set_dir))?;
                 self.made_set_dir = true;
                 vfs.sync_dir(dir).map_err(io_err("fsync", dir))?;
-                let to = self.set_dir.join(&manifest.db_name);
-                let file = vfs
+                let from = self.ext.attach_info()?.remove(0);
+                let name = from
+                    .file_name()
+                    .map_or_else(|| "data.edb".into(), |n| n.to_string_lossy().into_owned());
+                let to = self.set_dir.join(name);
+                let copy = vfs
                     .open(&to, OpenMode::CreateNew)
                     .map_err(io_err("create", &to))?;
                 self.created.push(to.clone());
-                let source = vfs
-                    .open(&begun.db_path, OpenMode::Read)
-                    .map_err(io_err("open", &begun.db_path))?;
+                let file = self.ext.open_file(&from)?;
                 self.db = Some(DbCopy {
-                    from: begun.db_path.clone(),
-                    source,
-                    to,
                     file,
-                    page_size: begun.page_size,
-                    end: begun.db_pages.unwrap_or(0),
-                    next: 0,
+                    to,
+                    copy,
+                    page_size: 0,
                     buf: Vec::new(),
-                    sums: vec![0; begun.db_pages.unwrap_or(0) as usize],
-                    stamps: std::mem::take(&mut begun.stamps),
-                    fence: begun
-                        .fence
-                        .take()
-                        .expect("a full backup fences the file while it copies"),
                     writeback: Writeback::default(),
-                    done: false,
+                    copied: 0,
+                    done: file.size() == 0,
                 });
+            } else {
+                self.logs_left = self.ext.log_info()?;
             }
-        }
-        self.emit(Event::BackupBegin {
-            kind: self.kind,
-            atomic: self.atomic,
-            directory: self.dir.clone(),
-            mark: self.begin.mark,
-            sequence: self.begin.sequence,
-        });
-        if self.kind != BackupKind::Truncate {
-            self.emit(Event::LogRange {
-                operation: Operation::Backup,
-                low: self.begin.gen_low,
-                high: self.begin.gen_high,
-            });
         }
         self.progress.report(StatusKind::Begin)
     }
@@ -982,73 +660,45 @@ impl<'s> BackupJob<'s> {
     }
 
     fn step_inner(&mut self) -> Result<bool> {
-        self.check_stop()?;
+        self.ext.check_stop()?;
         if self.db.as_ref().is_some_and(|db| !db.done) {
             self.step_database()?;
         } else if !self.logs_left.is_empty() {
-            let generation = self.logs_left.remove(0);
-            self.copy_log(generation)?;
+            let from = self.logs_left.remove(0);
+            self.copy_log(&from)?;
         }
         // Every step that copied something reports it.
         self.progress.catch_up()?;
         Ok(self.db.as_ref().is_some_and(|db| !db.done) || !self.logs_left.is_empty())
     }
 
-    /// Copies the next pages of the database, and the pages the fence saved since.
-    ///
-    /// The pages are read through the job's own handle, without the instance lock, so
-    /// commits go on while the backup waits for the disk. That is safe because the fence
-    /// still covers them while they are read: the pager saves any of them before it
-    /// overwrites it, under the lock. So the job asks the fence which pages it saved only
-    /// *after* the read, and takes those from the fence; any other page was not overwritten
-    /// during the read, and what was read is its content at the begin. (Asking before, or
-    /// moving the fence past the pages before reading them, would copy a page overwritten
-    /// in between as it is now.)
+    /// Copies the next pages of the database, as the external backup reads them (see
+    /// `external.rs` for why they are the begin's): the pages the fence saved, each where it
+    /// goes, then the run read, but for the pages it saved.
     fn step_database(&mut self) -> Result<()> {
+        let page_size = self.ext.backup_page_size();
         let db = self.db.as_mut().expect("a database copy");
-        let (page_size, first) = (db.page_size, db.next);
+        db.page_size = page_size;
         let chunk_pages = (self.step_bytes.min(CHUNK_BYTES) / page_size).max(1) as Pgno;
-        let count = chunk_pages.min(db.end - first);
         let mut buf = std::mem::take(&mut db.buf);
-        buf.resize(count as usize * page_size, 0);
-        let early = planted::active(&self.env, PlantedBug::BackupFenceMovedBeforeRead);
-        let mut taken = None;
-        if early {
-            taken = Some(self.take_from_fence(first, count)?);
-        }
+        let file = db.file;
+        let pieces = self.ext.read_db_pages(file, chunk_pages, &mut buf)?;
         let db = self.db.as_mut().expect("a database copy");
-        db.source
-            .read_exact_at(&mut buf, u64::from(first) * page_size as u64)
-            .map_err(|err| {
-                JetError::io(
-                    format!("{}: read from page {first} for a backup", db.from.display()),
-                    &err,
-                )
-            })?;
-        self.check_stop()?;
-        let (skip, saved) = match taken {
-            Some(taken) => taken,
-            None => self.take_from_fence(first, count)?,
-        };
         let mut bytes = 0u64;
-        {
-            let db = self.db.as_mut().expect("a database copy");
-            let end = db.end;
-            db.next = first + count;
+        if let Some(pieces) = pieces {
             let to_dest = |db: &mut DbCopy, data: &[u8], offset: u64| -> Result<()> {
-                db.file
+                db.copy
                     .write_all_at(data, offset)
                     .map_err(io_err("write", &db.to))?;
                 db.writeback
-                    .wrote(&*db.file, &db.to, offset, data.len() as u64)
+                    .wrote(&*db.copy, &db.to, offset, data.len() as u64)
             };
-            for (&pgno, page) in &saved {
-                check_page(&self.env, page, pgno, stamp(&db.stamps, pgno), &db.from)?;
-                db.sums[pgno as usize] = page::stored_checksum(page);
+            for (&pgno, page) in &pieces.saved {
                 to_dest(db, page, u64::from(pgno) * page_size as u64)?;
                 bytes += page_size as u64;
             }
             // Runs of pages not saved ahead go out as one write each.
+            let skip = &pieces.skip;
             let mut i = 0usize;
             while i < skip.len() {
                 if skip[i] {
@@ -1057,116 +707,60 @@ impl<'s> BackupJob<'s> {
                 }
                 let mut j = i;
                 while j < skip.len() && !skip[j] {
-                    let page = &buf[j * page_size..(j + 1) * page_size];
-                    let pgno = first + j as Pgno;
-                    check_page(&self.env, page, pgno, stamp(&db.stamps, pgno), &db.from)?;
-                    db.sums[first as usize + j] = page::stored_checksum(page);
                     j += 1;
                 }
                 to_dest(
                     db,
                     &buf[i * page_size..j * page_size],
-                    u64::from(first + i as Pgno) * page_size as u64,
+                    u64::from(pieces.first + i as Pgno) * page_size as u64,
                 )?;
                 bytes += ((j - i) * page_size) as u64;
                 i = j;
             }
-            db.buf = buf;
-            if first + count == end {
-                db.file.sync().map_err(io_err("fsync", &db.to))?;
-                db.done = true;
-                db.buf = Vec::new();
-                let digest = manifest::page_digest(&db.sums);
-                self.manifest
-                    .as_mut()
-                    .expect("a full backup has a manifest")
-                    .db_digest = digest;
-            }
+            db.copied += (skip.len() * page_size) as u64;
         }
-        self.summary.database_bytes += bytes;
+        db.buf = buf;
+        if db.copied == db.file.size() {
+            db.copy.sync().map_err(io_err("fsync", &db.to))?;
+            db.done = true;
+            db.buf = Vec::new();
+            let file = db.file;
+            self.ext.close_file(file)?;
+            self.logs_left = self.ext.log_info()?;
+        }
         self.progress.advance(bytes)?;
         self.pace_after(bytes)?;
         if let Some(db) = self.db.as_ref().filter(|db| db.done) {
             let event = Event::FileCopied {
                 operation: Operation::Backup,
-                from: db.from.clone(),
+                from: self.ext.database_path().to_path_buf(),
                 to: db.to.clone(),
-                bytes: u64::from(db.end) * page_size as u64,
+                bytes: db.file.size(),
             };
             self.emit(event);
         }
         Ok(())
     }
 
-    /// Moves the fence past pages `first..first + count` and returns which of them it saved
-    /// (those the copy takes from the fence) with every page it saved since the last step.
-    ///
-    /// Only the fence's own lock is taken, never the instance's: a writer holding the
-    /// instance lock from one commit to the next cannot starve the copy.
-    fn take_from_fence(&mut self, first: Pgno, count: Pgno) -> Result<(Vec<bool>, Saved)> {
-        self.check_running()?;
-        let db = self.db.as_ref().expect("a database copy");
-        let mut fence = CopyFence::lock(&db.fence);
-        if let Some(err) = fence.failed.take() {
-            return Err(err);
-        }
-        assert_eq!(fence.copied_below, first, "only the job moves the fence");
-        assert!(
-            first + count <= fence.end,
-            "the copy ends at the fence's end"
-        );
-        let saved = std::mem::take(&mut fence.saved);
-        let skip: Vec<bool> = (first..first + count)
-            .map(|p| fence.secured.contains(&p))
-            .collect();
-        fence.copied_below = first + count;
-        fence.secured = fence.secured.split_off(&(first + count));
-        Ok((skip, saved))
-    }
-
-    /// Checks, without the instance lock, that the instance still runs this backup: it takes
-    /// backup calls, and has not been terminated and initialised again since the begin.
-    fn check_running(&self) -> Result<()> {
-        self.instance.check_backup_state()?;
-        if self.instance.shared.inits.load(Ordering::Acquire) != self.epoch {
-            bail!(
-                BackupAbortByServer,
-                "the instance no longer runs this backup (it was terminated and initialised again)"
-            );
-        }
-        Ok(())
-    }
-
-    /// Fails with `JET_errBackupAbortByServer` if [`Instance::stop_backup`] stopped this
-    /// backup.
-    fn check_stop(&self) -> Result<()> {
-        stop_requested(&self.instance, self.id)
-    }
-
     /// Waits, under a rate limit, until `bytes` more copied are due.
     fn pace_after(&mut self, bytes: u64) -> Result<()> {
-        let (instance, id) = (&self.instance, self.id);
+        let (instance, id) = self.ext.instance_and_id();
         self.pace
             .advance(&self.env, bytes, || stop_requested(instance, id))
     }
 
-    /// Copies one archived log generation, verifying it as it goes: read a piece at a time
-    /// ([`log::LOG_PIECE`]) through `log_buf`, each piece checked, then written and hashed,
-    /// so the job's memory is the same whatever the log file size. The last piece is written
-    /// only once the whole file has passed, so a generation of one piece that fails leaves
-    /// no file; a longer one leaves what it wrote for the failure to remove.
-    fn copy_log(&mut self, generation: u32) -> Result<()> {
+    /// Copies one archived log generation as the external backup reads it, a piece at a
+    /// time ([`log::LOG_PIECE`]), each piece checked, so the job's memory is the same
+    /// whatever the log file size. The last piece comes only once the whole file has
+    /// passed, so a generation of one piece that fails leaves no file; a longer one leaves
+    /// what it wrote for the failure to remove.
+    fn copy_log(&mut self, from: &Path) -> Result<()> {
         let vfs = std::sync::Arc::clone(&self.env.vfs);
-        let name = log::archive_name(&self.base, generation);
-        let from = self.log_dir.join(&name);
-        let to = self.set_dir.join(&name);
-        let manifest = self.manifest.as_ref().expect("a backup with files");
-        let mut check = (!planted::active(&self.env, PlantedBug::BackupSkipsLogCheck))
-            .then(|| LogCheck::new(generation, manifest, &from));
+        let name = from.file_name().expect("a log file's name");
+        let to = self.set_dir.join(name);
         let count = !planted::active(&self.env, PlantedBug::BackupProgressSkipsLogs);
-        let mut source = log::PieceReader::open(&*vfs, &from, &mut self.log_buf)?;
-        let len = source.len();
-        let mut crc = crc32fast::Hasher::new();
+        let file = self.ext.open_file(from)?;
+        let len = file.size();
         let mut writeback = Writeback::default();
         let mut copy: Option<log::LogCopy> = None;
         let create = |created: &mut Vec<PathBuf>| -> Result<log::LogCopy> {
@@ -1176,49 +770,31 @@ impl<'s> BackupJob<'s> {
             created.push(to.clone());
             log::LogCopy::new(file, &to, len)
         };
-        while let Some((piece, last)) = source.next_piece()? {
-            if let Some(check) = check.as_mut() {
-                check.piece(piece)?;
-            }
-            if last && let Some(check) = check.take() {
-                check.finish()?;
-            }
-            crc.update(piece);
+        while let Some((piece, _)) = self.ext.read_log_piece(file)? {
             let copy = match &mut copy {
                 Some(copy) => copy,
                 None => copy.insert(create(&mut self.created)?),
             };
             let at = copy.file().1;
-            copy.write(piece, |n| self.progress.advance(if count { n } else { 0 }))?;
+            let progress = &mut self.progress;
+            copy.write(piece, |n| progress.advance(if count { n } else { 0 }))?;
             writeback.wrote(copy.file().0, &to, at, piece.len() as u64)?;
             // Paced, and stoppable, a piece at a time: a generation may be a gibibyte.
-            let (instance, id) = (&self.instance, self.id);
+            let n = piece.len() as u64;
+            let (instance, id) = self.ext.instance_and_id();
             stop_requested(instance, id)?;
-            self.pace.advance(&self.env, piece.len() as u64, || {
-                stop_requested(instance, id)
-            })?;
+            self.pace
+                .advance(&self.env, n, || stop_requested(instance, id))?;
         }
-        if let Some(check) = check.take() {
-            check.finish()?; // An empty file: no piece was its last.
-        }
+        self.ext.close_file(file)?;
         let copy = match copy {
             Some(copy) => copy,
             None => create(&mut self.created)?,
         };
         copy.finish(|n| self.progress.advance(if count { n } else { 0 }))?;
-        self.summary.log_bytes += len;
-        self.manifest
-            .as_mut()
-            .expect("a backup with files")
-            .logs
-            .push(SetLog {
-                generation,
-                len,
-                crc: crc.finalize(),
-            });
         self.emit(Event::FileCopied {
             operation: Operation::Backup,
-            from,
+            from: from.to_path_buf(),
             to,
             bytes: len,
         });
@@ -1240,14 +816,11 @@ impl<'s> BackupJob<'s> {
         }
         self.state = JobState::Succeeded;
         self.after_success();
-        self.emit(Event::BackupSucceeded {
-            kind: self.kind,
-            directory: self.dir.clone(),
-            sequence: self.begin.sequence,
-        });
         // The backup is done; what the callback says now changes nothing.
         let _ = self.progress.report(StatusKind::Complete);
-        Ok(std::mem::take(&mut self.summary))
+        let mut summary = self.ext.summary().clone();
+        summary.warnings = std::mem::take(&mut self.warnings);
+        Ok(summary)
     }
 
     /// Everything up to the commit point: the rest of the copy, the fsyncs, the manifest.
@@ -1255,20 +828,10 @@ impl<'s> BackupJob<'s> {
         while self.step_inner()? {}
         // A backup of an instance terminated (and initialised again) since it began is
         // abandoned: nothing now holds its logs.
-        let id = self.id;
-        self.instance
-            .with_core_for_backup(|core| check_hold(core, id))?;
+        self.ext.check_held()?;
         let Some(dir) = self.dir.clone() else {
             // A backup without a path: the truncation is the whole of it.
-            let id = self.id;
-            let truncation = self.instance.with_core_for_backup(|core| {
-                check_hold(core, id)?;
-                core.truncate_logs()
-            })?;
-            if let Some((low, high)) = truncation.carry_out(&self.instance)? {
-                self.summary.truncated = Some((low, high));
-                self.emit(Event::LogsTruncated { low, high });
-            }
+            self.ext.truncate_log()?;
             return Ok(());
         };
         let vfs = std::sync::Arc::clone(&self.env.vfs);
@@ -1276,8 +839,14 @@ impl<'s> BackupJob<'s> {
         // entry was made durable when it was created.)
         vfs.sync_dir(&self.set_dir)
             .map_err(io_err("fsync", &self.set_dir))?;
-        let manifest = self.manifest.as_ref().expect("a backup with files");
-        debug_assert_eq!(manifest.log_range().1, self.begin.gen_high);
+        let manifest = match self.kind {
+            BackupKind::Incremental => self.ext.manifest(self.previous.as_ref())?,
+            _ => Manifest {
+                set: self.next_set,
+                ..self.ext.manifest(None)?
+            },
+        };
+        debug_assert_eq!(manifest.log_range().1, self.ext.backup_point().gen_high);
         // The commit point: the new manifest, written aside and renamed into place.
         let tmp = manifest::tmp_path(&dir);
         let bytes = manifest.encode();
@@ -1289,18 +858,20 @@ impl<'s> BackupJob<'s> {
             })
             .map_err(io_err("write", &tmp));
         // The last moment a stop request fails the backup.
-        written.and_then(|()| self.check_stop()).and_then(|()| {
-            vfs.rename(&tmp, &dir.join(MANIFEST_NAME))
-                .map_err(io_err("rename", &tmp))
-        })?;
+        written
+            .and_then(|()| self.ext.check_stop())
+            .and_then(|()| {
+                vfs.rename(&tmp, &dir.join(MANIFEST_NAME))
+                    .map_err(io_err("rename", &tmp))
+            })?;
         // From here the directory may name the new set: a failure must put the old back.
         self.manifest_touched = true;
         vfs.sync_dir(&dir).map_err(io_err("fsync", &dir))?;
         Ok(())
     }
 
-    /// After the commit point: remove the replaced set, release the instance, record the
-    /// backup in the header, truncate. Failures are warnings.
+    /// After the commit point: remove the replaced set, record the backup in the header,
+    /// truncate, release the instance. Failures are warnings.
     fn after_success(&mut self) {
         let vfs = std::sync::Arc::clone(&self.env.vfs);
         if let (Some(dir), Some(previous)) = (&self.dir, &self.previous)
@@ -1317,53 +888,14 @@ impl<'s> BackupJob<'s> {
                 ));
             }
         }
-        let (id, kind, begin) = (self.id, self.kind, self.begin);
-        if kind == BackupKind::Truncate {
-            self.instance.with_core_quietly(|core| release(core, id));
-            return;
+        if self.kind != BackupKind::Truncate
+            && let Err(err) = self.ext.record_and_truncate()
+        {
+            self.warn(format!(
+                "the backup is complete, but recording it in the header and truncating the logs failed: {err}"
+            ));
         }
-        let result = self.instance.with_core_for_backup(|core| {
-            release(core, id);
-            let info = BackupInfo {
-                mark: begin.mark,
-                time_millis: begin.millis,
-                gen_low: begin.gen_low,
-                gen_high: begin.gen_high,
-            };
-            let record = |header: &mut DbHeader| {
-                if kind == BackupKind::Full {
-                    header.backup_full = info;
-                    header.backup_incremental = BackupInfo::default();
-                } else {
-                    header.backup_incremental = info;
-                }
-            };
-            // The record is durable before the logs it allows to go are deleted. It records
-            // commits up to the backup's point, so the log holds them durably first.
-            core.flush_log()?;
-            if planted::active(&core.env, PlantedBug::BackupRecordWaitsForCheckpoint) {
-                record(core.db.pager_mut().header_mut());
-            } else {
-                core.change(|core| core.db.pager_mut().write_header_now(record))?;
-            }
-            core.truncate_logs()
-        });
-        // The files go without the instance lock: unlinking a gibibyte of logs takes a while.
-        let result = result.and_then(|truncation| truncation.carry_out(&self.instance));
-        match result {
-            Ok(Some((low, high))) => {
-                self.summary.truncated = Some((low, high));
-                self.emit(Event::LogsTruncated { low, high });
-            }
-            Ok(None) => {}
-            Err(err) => {
-                // The instance may have released the hold already, or be gone.
-                self.instance.with_core_quietly(|core| release(core, id));
-                self.warn(format!(
-                    "the backup is complete, but recording it in the header and truncating the logs failed: {err}"
-                ));
-            }
-        }
+        self.ext.finish_normally();
     }
 
     fn warn(&mut self, message: String) {
@@ -1371,7 +903,7 @@ impl<'s> BackupJob<'s> {
             operation: Operation::Backup,
             message: message.clone(),
         });
-        self.summary.warnings.push(message);
+        self.warnings.push(message);
     }
 
     /// Fails the backup: removes what it wrote, puts the previous manifest back if the commit
@@ -1381,6 +913,9 @@ impl<'s> BackupJob<'s> {
             return err;
         }
         self.state = JobState::Failed;
+        // (The external backup may have failed already, with this error: it then released
+        // the instance, and left the report to this job.)
+        self.ext.fail(err.clone());
         self.clean_up();
         self.emit(Event::BackupFailed {
             kind: self.kind,
@@ -1393,10 +928,6 @@ impl<'s> BackupJob<'s> {
     /// Best effort: whatever cannot be removed is debris no manifest lists, which restore
     /// never reads and the next backup removes.
     fn clean_up(&mut self) {
-        let id = self.id;
-        self.instance.with_core_quietly(|core| {
-            release(core, id);
-        });
         self.db = None;
         let vfs = std::sync::Arc::clone(&self.env.vfs);
         let Some(dir) = self.dir.clone() else {
@@ -1476,280 +1007,6 @@ impl Instance {
             }
         });
         running
-    }
-}
-
-/// Fails with `JET_errBackupAbortByServer` if [`Instance::stop_backup`] stopped backup `id`.
-fn stop_requested(instance: &Instance, id: u64) -> Result<()> {
-    if instance.shared.backup_stop.load(Ordering::Acquire) == id
-        && !planted::active(&instance.shared.env, PlantedBug::StopBackupIgnored)
-    {
-        bail!(
-            BackupAbortByServer,
-            "the backup was stopped (JetStopBackup) before it was complete"
-        );
-    }
-    Ok(())
-}
-
-/// Checks that the instance still runs this backup (a term or a new init ends it).
-fn check_hold(core: &Core, id: u64) -> Result<()> {
-    match core.backup {
-        Some(hold) if hold.id == id => Ok(()),
-        _ => bail!(
-            BackupAbortByServer,
-            "the instance no longer runs this backup (it was terminated and initialised again)"
-        ),
-    }
-}
-
-/// Ends the instance's hold for backup `id`, and its fence over the database file.
-fn release(core: &mut Core, id: u64) {
-    if core.backup.is_some_and(|h| h.id == id) {
-        core.backup = None;
-        core.db.pager_mut().clear_fence();
-    }
-}
-
-/// The dbtime the flush map says page `pgno` was last written with (0: never written).
-fn stamp(stamps: &[u64], pgno: Pgno) -> u64 {
-    stamps.get(pgno as usize).copied().unwrap_or(0)
-}
-
-/// A page the backup copies must pass its checksum, or be blank (allocated, never written),
-/// and be the page its last write left (`stamp`, when it has been written).
-fn check_page(env: &Env, page: &[u8], pgno: Pgno, stamp: u64, from: &Path) -> Result<()> {
-    if planted::active(env, PlantedBug::BackupSkipsPageCheck) {
-        return Ok(());
-    }
-    let checked = page::verify_copy(page, pgno).and_then(|()| {
-        let found = page::dbtime_of(page);
-        match stamp == 0 || found == stamp {
-            true => Ok(()),
-            false => Err(crate::store::flushmap::lost_flush(pgno, found, stamp)),
-        }
-    });
-    checked.map_err(|err| {
-        JetError::new(
-            err.kind(),
-            format!(
-                "{}: {} (found by the backup)",
-                from.display(),
-                err.message()
-            ),
-        )
-    })
-}
-
-/// An archived generation the backup copies must be whole: its header, every segment, its end.
-/// Checked as it is read, a piece at a time: the header as soon as it is whole (the
-/// generation, log set and database it names), every segment and record as they come, the
-/// end once the file has been read.
-struct LogCheck<'a> {
-    scanner: log::LogScanner,
-    generation: u32,
-    manifest: &'a Manifest,
-    from: &'a Path,
-}
-
-impl<'a> LogCheck<'a> {
-    fn new(generation: u32, manifest: &'a Manifest, from: &'a Path) -> LogCheck<'a> {
-        LogCheck {
-            // (The scan's own errors name the file already.)
-            scanner: log::LogScanner::new(&from.display().to_string()),
-            generation,
-            manifest,
-            from,
-        }
-    }
-
-    fn bad(from: &Path, why: String) -> JetError {
-        JetError::new(
-            ErrorKind::LogReadVerifyFailure,
-            format!("{}: {why} (found by the backup)", from.display()),
-        )
-    }
-
-    /// The scan's own error: a damaged header is the backup's verify failure.
-    fn found(e: JetError) -> JetError {
-        match e.kind() {
-            ErrorKind::BadLogVersion => e,
-            _ => JetError::new(
-                ErrorKind::LogReadVerifyFailure,
-                format!("{} (found by the backup)", e.message()),
-            ),
-        }
-    }
-
-    /// Checks the file's next piece.
-    fn piece(&mut self, piece: &[u8]) -> Result<()> {
-        let known = self.scanner.header().is_some();
-        self.scanner.feed(piece).map_err(Self::found)?;
-        match self.scanner.header() {
-            Some(header) if !known => self.header(header),
-            _ => Ok(()),
-        }
-    }
-
-    fn header(&self, header: &log::LogHeader) -> Result<()> {
-        if header.generation != self.generation {
-            return Err(Self::bad(
-                self.from,
-                format!("it holds generation {:#X}", header.generation),
-            ));
-        }
-        if header.log_signature != self.manifest.log_signature {
-            return Err(Self::bad(self.from, "it belongs to another log set".into()));
-        }
-        if header.db_signature != self.manifest.db_signature {
-            return Err(Self::bad(
-                self.from,
-                "it belongs to another database".into(),
-            ));
-        }
-        Ok(())
-    }
-
-    /// Judges the file once every piece has been checked.
-    fn finish(self) -> Result<()> {
-        let scan = self.scanner.finish().map_err(Self::found)?;
-        match &scan.tail {
-            LogTail::Ended => Ok(()),
-            other => Err(Self::bad(
-                self.from,
-                format!(
-                    "an archived generation must be whole and ended, and it is {}",
-                    crate::wal::recovery::describe_tail(other)
-                ),
-            )),
-        }
-    }
-}
-
-/// The log generations a truncation deletes, chosen under the instance lock
-/// ([`Core::truncate_logs`]) and removed one at a time, the lock taken for each, each removal
-/// made durable before the next ([`Truncation::carry_out`]). Removed at once, a gibibyte of
-/// logs held every commit up for most of a second: under the lock, the unlinks; after it, the
-/// file system freeing (on a disk mounted with `discard`, discarding) them all in one journal
-/// commit, which the commits' writes queued behind.
-#[derive(Debug, Default)]
-pub(crate) struct Truncation {
-    /// The init of the instance whose logs these are: another init's are not touched.
-    epoch: u64,
-    dir: PathBuf,
-    logs: Vec<(u32, PathBuf)>,
-}
-
-impl Truncation {
-    /// Removes the generations, oldest first, each under the instance lock and only while no
-    /// backup that began meanwhile holds it, each removal made durable (the directory fsynced)
-    /// before the next. Returns the range deleted.
-    pub(crate) fn carry_out(self, instance: &Instance) -> Result<Option<(u32, u32)>> {
-        let mut deleted: Option<(u32, u32)> = None;
-        for (generation, path) in &self.logs {
-            let mut removed = Ok(false);
-            // (No instance, or another init's: these logs are no longer ours to remove.)
-            let mut gone = true;
-            instance.with_core_quietly(|core| {
-                if core.epoch != self.epoch {
-                    return;
-                }
-                gone = false;
-                // (A backup that began since holds what it copies; below its hold, what a
-                // truncation chose stays below the checkpoint.)
-                if core
-                    .backup
-                    .is_some_and(|hold| *generation >= hold.keep_from)
-                {
-                    return;
-                }
-                removed = match core.env.vfs.remove(path) {
-                    Ok(()) => Ok(true),
-                    // (A truncation that ran meanwhile took it.)
-                    Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(false),
-                    Err(err) => Err(io_err("remove", path)(err)),
-                };
-            });
-            if gone {
-                break;
-            }
-            if !removed? {
-                continue;
-            }
-            let vfs = &instance.shared.env.vfs;
-            vfs.sync_dir(&self.dir)
-                .map_err(io_err("fsync", &self.dir))?;
-            deleted = Some(match deleted {
-                Some((low, _)) => (low, *generation),
-                None => (*generation, *generation),
-            });
-        }
-        Ok(deleted)
-    }
-}
-
-impl Core {
-    /// Truncates the logs no longer needed: every archived generation below the checkpoint
-    /// (both slots) that a backup recorded in the header holds — never one after the last
-    /// backup's highest generation, which the next incremental backup copies. With no backup
-    /// recorded nothing is deleted: a log no backup holds may be needed to restore (use
-    /// circular logging to keep no logs at all). It takes no checkpoint of its own (that
-    /// would flush every changed page inside the backup call); what the checkpoint has not
-    /// passed yet goes at a later truncation. With circular logging nothing is done (the
-    /// checkpoints delete what they may). Returns what to delete, for
-    /// [`Truncation::carry_out`] once the lock is released.
-    pub(crate) fn truncate_logs(&mut self) -> Result<Truncation> {
-        if self.params.circular_logging {
-            return Ok(Truncation::default());
-        }
-        let now = self.env.clock.now_millis();
-        self.change(|core| {
-            let log = core.log.as_mut().expect("backup needs logging");
-            if log.checkpoint.oldest().is_none() {
-                // Until this process writes both slots, the other may hold an older position.
-                let current = *log.checkpoint.current();
-                log.checkpoint
-                    .write(current.position, current.last_commit, now)?;
-            }
-            Ok(())
-        })?;
-        let log = self.log.as_ref().expect("backup needs logging");
-        let oldest = log.checkpoint.oldest().expect("both slots written");
-        let header = self.db.header();
-        let backup_high = [header.backup_full, header.backup_incremental]
-            .iter()
-            .filter(|b| b.is_set())
-            .map(|b| b.gen_high)
-            .max();
-        let Some(high) = backup_high else {
-            return Ok(Truncation::default());
-        };
-        let mut keep_from = oldest.generation.min(high.saturating_add(1));
-        if planted::active(&self.env, PlantedBug::TruncatePastCheckpoint) {
-            keep_from = high.saturating_add(1);
-        }
-        if let Some(hold) = self.backup {
-            keep_from = keep_from.min(hold.keep_from);
-        }
-        let vfs = std::sync::Arc::clone(&self.env.vfs);
-        let mut truncation = Truncation {
-            epoch: self.epoch,
-            dir: log.layout.log_dir.clone(),
-            logs: Vec::new(),
-        };
-        for generation in log.layout.archived_generations(&*vfs)? {
-            if generation >= keep_from {
-                break;
-            }
-            // Never a generation crash recovery needs, nor one the next incremental backup
-            // copies.
-            assert!(generation < log.checkpoint.current().position.generation);
-            assert!(generation <= high);
-            truncation
-                .logs
-                .push((generation, log.layout.archived(generation)));
-        }
-        Ok(truncation)
     }
 }
 

@@ -658,7 +658,7 @@ impl Restore<'_> {
         'files: for source in sources {
             let name = source.from.display().to_string();
             let mut scanner = log::LogScanner::keeping_commits(&name);
-            let mut reader = log::PieceReader::open(vfs, &source.from, buf)?;
+            let mut reader = log::PieceReader::open(vfs, &source.from, &mut *buf)?;
             while let Some((piece, _)) = reader.next_piece()? {
                 scanner.feed(piece).map_err(|e| source.kind.found(e))?;
                 if first_header.is_none() {
@@ -779,7 +779,7 @@ impl Restore<'_> {
                 from.display()
             );
         }
-        let mut reader = log::PieceReader::open(vfs, from, buf)?;
+        let mut reader = log::PieceReader::open(vfs, from, &mut *buf)?;
         let len = reader.len();
         let name = from.display().to_string();
         let check_signature = !planted::active(&self.env, PlantedBug::RestoreSkipsSignatureCheck);

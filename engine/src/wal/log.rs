@@ -886,7 +886,7 @@ pub fn scan_streamed(
 ) -> Result<LogScan> {
     let name = path.display().to_string();
     let mut scanner = LogScanner::keeping_records(&name);
-    let mut reader = PieceReader::open(vfs, path, buf)?;
+    let mut reader = PieceReader::open(vfs, path, &mut *buf)?;
     let (mut records, mut restarts) = (Vec::new(), Vec::new());
     while let Some((piece, _)) = reader.next_piece()? {
         scanner.feed(piece)?;
@@ -1292,18 +1292,19 @@ pub const LOG_PIECE: usize = 1024 * 1024;
 const _: () = assert!(LOG_PIECE.is_multiple_of(SEGMENT_SIZE));
 
 /// A file read from its start in pieces of at most [`LOG_PIECE`] bytes, each into the same
-/// buffer (one a caller reuses across files: allocated, and its pages faulted in, once).
-pub(crate) struct PieceReader<'b> {
+/// buffer: one a caller reuses across files (`&mut Vec<u8>`: allocated, and its pages faulted
+/// in, once), or one the reader owns (`Vec<u8>`, for a reader kept across calls).
+pub(crate) struct PieceReader<B> {
     file: Box<dyn VfsFile>,
     path: PathBuf,
     len: u64,
     at: u64,
-    buf: &'b mut Vec<u8>,
+    buf: B,
 }
 
-impl<'b> PieceReader<'b> {
+impl<B: std::borrow::BorrowMut<Vec<u8>>> PieceReader<B> {
     /// Opens `path` for reading through `buf`.
-    pub(crate) fn open(vfs: &dyn Vfs, path: &Path, buf: &'b mut Vec<u8>) -> Result<Self> {
+    pub(crate) fn open(vfs: &dyn Vfs, path: &Path, buf: B) -> Result<Self> {
         let file = vfs
             .open(path, OpenMode::Read)
             .map_err(|err| JetError::io(format!("open {}", path.display()), &err))?;
@@ -1330,12 +1331,18 @@ impl<'b> PieceReader<'b> {
         if n == 0 {
             return Ok(None);
         }
-        self.buf.resize(n, 0);
+        let buf = self.buf.borrow_mut();
+        buf.resize(n, 0);
         self.file
-            .read_exact_at(self.buf, self.at)
+            .read_exact_at(buf, self.at)
             .map_err(|err| JetError::io(format!("read {}", self.path.display()), &err))?;
         self.at += n as u64;
-        Ok(Some((&self.buf[..], self.at == self.len)))
+        Ok(Some((&buf[..], self.at == self.len)))
+    }
+
+    /// The piece [`PieceReader::next_piece`] read last.
+    pub(crate) fn last_piece(&self) -> &[u8] {
+        self.buf.borrow()
     }
 }
 

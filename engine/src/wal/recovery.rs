@@ -530,7 +530,7 @@ fn rewrite_as_read(vfs: &dyn Vfs, layout: &Layout, buf: &mut Vec<u8>, checked: u
             let _ = vfs.remove(&tmp);
             return Err(err);
         }
-        let mut reader = PieceReader::open(vfs, &tmp, buf)?;
+        let mut reader = PieceReader::open(vfs, &tmp, &mut *buf)?;
         let mut crc = crc32fast::Hasher::new();
         while let Some((piece, _)) = reader.next_piece()? {
             crc.update(piece);
@@ -553,7 +553,7 @@ fn rewrite_as_read(vfs: &dyn Vfs, layout: &Layout, buf: &mut Vec<u8>, checked: u
 
 /// Copies the log file `from` to `to` a piece at a time, made durable.
 fn copy_log(vfs: &dyn Vfs, from: &Path, to: &Path, buf: &mut Vec<u8>) -> Result<()> {
-    let mut reader = PieceReader::open(vfs, from, buf)?;
+    let mut reader = PieceReader::open(vfs, from, &mut *buf)?;
     let room = |err: std::io::Error| {
         JetError::io(
             format!(
@@ -724,7 +724,7 @@ fn verify_file(
 ) -> Result<(LogScan, Option<u32>)> {
     let name = path.display().to_string();
     let mut scanner = LogScanner::new(&name);
-    let mut reader = PieceReader::open(vfs, path, buf)?;
+    let mut reader = PieceReader::open(vfs, path, &mut *buf)?;
     let mut checked = false;
     let mut hasher = crc.then(crc32fast::Hasher::new);
     while let Some((piece, _)) = reader.next_piece()? {
