@@ -39,7 +39,7 @@ mod txn;
 mod wal;
 
 // The modules that are public API, at the crate's root whatever layer they sit in.
-pub use backups::{backup, external, manifest, status, verify};
+pub use backups::{backup, external, manifest, status, stream, verify};
 pub use base::{limits, planted};
 pub use store::{doublewrite, header, page};
 pub use txn::event;

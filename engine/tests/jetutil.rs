@@ -1186,3 +1186,98 @@ fn restore_to_a_chosen_backup_a_position_a_time_or_rolled_forward() {
         assert_eq!(out.status.code(), Some(2), "{bad:?}");
     }
 }
+
+/// Runs `jetutil args` with `stdin` as its standard input.
+fn jetutil_with_input(args: &[&str], stdin: &[u8]) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_jetutil"))
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("jetutil runs");
+    let mut input = child.stdin.take().unwrap();
+    // (A restore that refuses the stream early may close its stdin before all is written.)
+    let _ = input.write_all(stdin);
+    drop(input);
+    child.wait_with_output().unwrap()
+}
+
+/// `backup --stream` writes a stream on stdout (its events and summary on stderr) that
+/// `restore -` restores from stdin, to a point as well; a cut or damaged stream is refused
+/// with its ESE error, leaving no staging directory.
+#[test]
+fn a_backup_streamed_to_stdout_restores_from_stdin() {
+    let tmp = tempfile::tempdir().unwrap();
+    let inst = tmp.path().join("inst");
+    let d = inst.to_str().unwrap();
+    let to = |name: &str| tmp.path().join(name).to_str().unwrap().to_string();
+    ok(&["load", d, "--records", "500"]);
+    ok(&["put", d, "marker", "one"]);
+    let out = jetutil(&["backup", d, "--stream"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(&out.stdout[..8], b"JETDBSTR");
+    assert!(
+        stderr.contains("full backup to the stream succeeded"),
+        "{stderr}"
+    );
+    let stream = out.stdout;
+    ok(&["put", d, "marker", "two"]);
+
+    let r = to("r");
+    let restored = jetutil_with_input(&["restore", "-", "--to", &r], &stream);
+    let said = String::from_utf8_lossy(&restored.stdout);
+    assert!(
+        restored.status.success(),
+        "{}",
+        String::from_utf8_lossy(&restored.stderr)
+    );
+    assert!(said.contains("restored the stream on stdin"), "{said}");
+    assert_eq!(ok(&["get", &r, "marker"]), "one\n");
+    assert_eq!(ok(&["scan", &r, "--count"]), "501\n");
+    assert!(!Path::new(&r).join(".jetdb-stream").exists());
+    // A chosen staging directory, and a roll forward through the live logs.
+    let r2 = to("r2");
+    let staging = to("staging");
+    let rolled = jetutil_with_input(
+        &[
+            "restore",
+            "-",
+            "--to",
+            &r2,
+            "--staging",
+            &staging,
+            "--roll-forward",
+            d,
+        ],
+        &stream,
+    );
+    assert!(
+        rolled.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rolled.stderr)
+    );
+    assert_eq!(ok(&["get", &r2, "marker"]), "two\n");
+    assert!(!Path::new(&staging).exists());
+
+    // Cut short, and damaged.
+    for (name, bytes, code) in [
+        ("cut", stream[..stream.len() / 2].to_vec(), "-4001"),
+        ("magic", [b"NOTASTRM", &stream[8..]].concat(), "-615"),
+    ] {
+        let r = to(name);
+        let out = jetutil_with_input(&["restore", "-", "--to", &r], &bytes);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{name}: {stderr}");
+        assert!(
+            stderr.starts_with("error: JET_err") && stderr.contains(code),
+            "{name}: {stderr}"
+        );
+        assert!(!Path::new(&r).join(".jetdb-stream").exists(), "{name}");
+    }
+    // --stream takes no backup directory.
+    let out = jetutil(&["backup", d, "--stream", "--to", &to("bk")]);
+    assert_eq!(out.status.code(), Some(2));
+}

@@ -52,6 +52,31 @@ pub(crate) fn backup(
     Ok(ExitCode::SUCCESS)
 }
 
+/// `backup --stream`: a full backup of the instance as one stream on stdout; events and the
+/// summary go to stderr.
+pub(crate) fn stream(
+    env: &Env,
+    flags: &InstanceFlags,
+    out: &mut impl Write,
+) -> Result<ExitCode, Failure> {
+    let progress = Progress::new();
+    let mut params = flags.params(false);
+    params.event_log = progress.event_log_to(true);
+    let instance = start(env, params, true)?;
+    let mut stream = io::BufWriter::with_capacity(1 << 20, out);
+    let result = instance.backup_to_stream(
+        &mut stream,
+        Some(&mut |status: &Status| progress.update(status)),
+    );
+    progress.finish();
+    let termed = instance.term();
+    let summary = result?;
+    termed?;
+    stream.flush()?;
+    print_backup(&summary, &mut io::stderr().lock())?;
+    Ok(ExitCode::SUCCESS)
+}
+
 /// `verify`: checks a backup directory whole without restoring it and prints every problem;
 /// exits 1 if there is any.
 pub(crate) fn verify(env: &Env, backup: &Path, out: &mut impl Write) -> Result<ExitCode, Failure> {
@@ -80,6 +105,7 @@ fn print_backup(s: &BackupSummary, out: &mut impl Write) -> io::Result<()> {
     let kind = s.kind;
     match &s.directory {
         Some(dir) => writeln!(out, "{kind} backup into {} succeeded", dir.display())?,
+        None if s.logs.is_some() => writeln!(out, "{kind} backup to the stream succeeded")?,
         None => writeln!(
             out,
             "log truncation succeeded (no backup directory: nothing copied)"

@@ -123,13 +123,19 @@ pub(crate) enum Command {
     },
     /// Back up an instance (JetBackup): a full backup into DEST, an incremental one
     /// added to the backup set in DEST, or, without --to, only the truncation of the logs no
-    /// backup and no recovery needs. Prints each step and a summary.
+    /// backup and no recovery needs; or, with --stream, a full backup as one stream on stdout.
+    /// Prints each step and a summary (on stderr with --stream).
     Backup {
         #[command(flatten)]
         instance: InstanceFlags,
         /// The backup directory (without it, nothing is copied: the logs are truncated).
         #[arg(long, value_name = "DEST")]
         to: Option<PathBuf>,
+        /// Write a full backup to stdout as one self-describing stream (`> inst.jbk`, or
+        /// `| zstd | aws s3 cp - …`), through the external backup API; `restore -` reads it
+        /// back. A copy backup: no log is truncated, and no incremental follows it.
+        #[arg(long, conflicts_with_all = ["to", "incremental", "atomic", "create_path", "max_rate"])]
+        stream: bool,
         /// Copy only the logs written since the last backup, extending the set in DEST.
         #[arg(long)]
         incremental: bool,
@@ -149,8 +155,13 @@ pub(crate) enum Command {
     /// database as it was at the last backup of the set, shut down cleanly. DIR (and
     /// --log-dir, --system-dir) is created if it does not exist, with its missing parents.
     Restore {
-        /// The backup directory.
+        /// The backup directory, or `-` for a backup stream on stdin (`backup --stream`),
+        /// checked as it is read.
         backup: PathBuf,
+        /// Where a stream is unpacked before it is restored: a new directory, removed
+        /// afterwards (default: `.jetdb-stream` inside DIR).
+        #[arg(long, value_name = "STAGING_DIR")]
+        staging: Option<PathBuf>,
         /// The instance directory to restore into, created if missing; it must hold no
         /// database, log or checkpoint.
         #[arg(long, value_name = "DIR")]

@@ -4,7 +4,8 @@
 //! crash recovery first if the last shutdown was not clean, and shuts it down cleanly after.
 //!
 //! `backup` and `restore` print every event of the operation on stdout as it happens, then a
-//! summary; a progress bar goes to stderr when stderr is a terminal. `verify` (and
+//! summary (on stderr for `backup --stream`, whose stdout is the stream); a progress bar goes
+//! to stderr when stderr is a terminal. `verify` (and
 //! `backup-info`) print every problem of a backup directory on stdout, one a line, then a
 //! summary, with exit status 1 if there is any. Errors go to stderr as the ESE error's name,
 //! code and message, with exit status 1.
@@ -108,6 +109,12 @@ fn run(command: Command) -> Result<ExitCode, Failure> {
         Command::Recover { instance } => logs::recover(&env, &instance, &mut out),
         Command::Backup {
             instance,
+            stream: true,
+            ..
+        } => backup::stream(&env, &instance, &mut out),
+        Command::Backup {
+            instance,
+            stream: false,
             to,
             incremental,
             atomic,
@@ -125,6 +132,7 @@ fn run(command: Command) -> Result<ExitCode, Failure> {
         ),
         Command::Restore {
             backup,
+            staging,
             to,
             incrementals,
             until_lgpos,
@@ -142,7 +150,12 @@ fn run(command: Command) -> Result<ExitCode, Failure> {
                 until,
                 roll_forward,
             };
-            restore::restore(&env, &backup, to, &options, paths, &tuning, &mut out)
+            let from = if backup.as_os_str() == "-" {
+                restore::From::Stdin { staging }
+            } else {
+                restore::From::Dir(&backup)
+            };
+            restore::restore(&env, from, to, &options, paths, &tuning, &mut out)
         }
         Command::BackupInfo { backup } => backup::backup_info(&env, &backup, &mut out),
         Command::Verify { backup } => backup::verify(&env, &backup, &mut out),

@@ -30,12 +30,22 @@ impl Progress {
 
     /// An event log printing each event's Display on its own line of stdout.
     pub(crate) fn event_log(&self) -> EventLog {
+        self.event_log_to(false)
+    }
+
+    /// An event log printing each event's Display on its own line of stdout, or of stderr
+    /// (when stdout carries a backup stream).
+    pub(crate) fn event_log_to(&self, stderr: bool) -> EventLog {
         let bar = self.bar.clone();
         EventLog::new(move |record| {
             bar.suspend(|| {
                 // The sink cannot fail the operation; a closed stdout shows when the summary
                 // is written.
-                let _ = writeln!(io::stdout(), "{}", record.event);
+                let _ = if stderr {
+                    writeln!(io::stderr(), "{}", record.event)
+                } else {
+                    writeln!(io::stdout(), "{}", record.event)
+                };
             });
         })
     }

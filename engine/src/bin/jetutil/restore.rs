@@ -11,12 +11,21 @@ use crate::cli::{InstanceFiles, PathFlags, TuningFlags};
 use crate::format::{generations, utc};
 use crate::progress::Progress;
 
+/// Where a restore reads the backup.
+pub(crate) enum From<'a> {
+    /// A backup directory.
+    Dir(&'a Path),
+    /// A backup stream on stdin, unpacked into `staging` (default `.jetdb-stream` in the
+    /// instance directory) first.
+    Stdin { staging: Option<PathBuf> },
+}
+
 /// `restore`: restores the backup set in `backup` into a new instance in `to` (created if
 /// missing), as far as `options` say, printing every event and a summary that names the
 /// point it landed on.
 pub(crate) fn restore(
     env: &Env,
-    backup: &Path,
+    from: From<'_>,
     to: PathBuf,
     options: &RestoreOptions,
     paths: PathFlags,
@@ -30,14 +39,29 @@ pub(crate) fn restore(
     let mut params = tuning.params(&files, true);
     params.event_log = progress.event_log();
     let instance = Instance::new(env.clone(), params);
-    let result = instance.restore_with(
-        backup,
-        options,
-        Some(&mut |status: &Status| progress.update(status)),
-    );
+    let mut on_status = |status: &Status| progress.update(status);
+    let (result, backup) = match from {
+        From::Dir(backup) => (
+            instance.restore_with(backup, options, Some(&mut on_status)),
+            backup.to_path_buf(),
+        ),
+        From::Stdin { staging } => {
+            // The staging directory goes inside the instance directory: made here, as the
+            // restore would make it, since the stream is unpacked first.
+            std::fs::create_dir_all(&files.dir).map_err(|err| {
+                jetdb::JetError::io(format!("create {}", files.dir.display()), &err)
+            })?;
+            let staging = staging.unwrap_or_else(|| files.dir.join(".jetdb-stream"));
+            let mut stdin = io::stdin().lock();
+            (
+                instance.restore_stream(&mut stdin, &staging, options, Some(&mut on_status)),
+                PathBuf::from("the stream on stdin"),
+            )
+        }
+    };
     progress.finish();
     let summary = result?;
-    print_restore(&summary, backup, &files.dir, out)?;
+    print_restore(&summary, &backup, &files.dir, out)?;
     Ok(ExitCode::SUCCESS)
 }
 
