@@ -253,6 +253,8 @@ pub struct ExternalBackup {
     summary: BackupSummary,
     /// Whether a client (JetBackup) reports the failure itself, after its own clean-up.
     client_reports: bool,
+    /// Whether `log_info` rolled the log (the planted bug `ExternalLogInfoRollsAgain`).
+    rolled: bool,
 }
 
 struct OpenFile {
@@ -417,6 +419,7 @@ impl ExternalBackup {
                 ..BackupSummary::default()
             },
             client_reports: directory_client,
+            rolled: false,
         };
         backup.emit(Event::BackupBegin {
             kind,
@@ -669,6 +672,22 @@ impl ExternalBackup {
                 "the logs were truncated: the backup has nothing more to read"
             ),
         }
+        if planted::active(&self.env, PlantedBug::ExternalLogInfoRollsAgain) && !self.rolled {
+            self.rolled = true;
+            let rolled = self.instance.with_core_for_backup(|core| {
+                core.change(|core| {
+                    let log = core.log.as_mut().expect("a backup runs with logging");
+                    log.writer.flush()?;
+                    log.writer.roll()?;
+                    let durable = lsn(log.writer.durable());
+                    core.db.pager_mut().set_wal_durable(durable);
+                    Ok(log.writer.position().generation - 1)
+                })
+            });
+            let finished = self.guard(|_| rolled)?;
+            self.logs.extend(self.begin.gen_high + 1..=finished);
+            self.begin.gen_high = finished;
+        }
         Ok(self
             .logs
             .iter()
@@ -738,7 +757,9 @@ impl ExternalBackup {
                 "the logs are truncated after they are listed and read, with no file open"
             );
         }
-        self.check_complete()?;
+        if !planted::active(&self.env, PlantedBug::ExternalTruncatesUnread) {
+            self.check_complete()?;
+        }
         self.record_and_truncate()
     }
 
@@ -769,20 +790,32 @@ impl ExternalBackup {
     /// was read whole: the backup succeeded (recorded in the header only if the logs were
     /// truncated, as ESE records one that was not as a copy backup, which no incremental
     /// follows). Normal before that, or [`BackupEnd::Abort`]: the backup is given up,
-    /// nothing recorded or truncated; Normal then answers `JET_errInvalidBackupSequence`. A
-    /// failed backup answers with the error that failed it.
+    /// nothing recorded or truncated; Normal then answers `JET_errInvalidBackupSequence`.
+    /// After [`ExternalBackup::truncate_log`] the backup is recorded: either ends it as a
+    /// success, and a stop or a term meanwhile changes nothing. A failed backup answers with
+    /// the error that failed it.
     pub fn end(mut self, how: BackupEnd) -> Result<BackupSummary> {
         if let State::Failed(err) = &self.state {
             return Err(err.clone());
         }
-        if how == BackupEnd::Abort {
+        if how == BackupEnd::Abort && self.phase != Phase::Truncated {
+            if planted::active(&self.env, PlantedBug::ExternalAbortRecords) {
+                let (id, kind, begin) = (self.id, self.kind, self.begin);
+                let _ = self.instance.with_core_for_backup(|core| {
+                    check_hold(core, id)?;
+                    record(core, kind, begin)
+                });
+            }
             self.fail(JetError::new(
                 ErrorKind::BackupAbortByCaller,
                 "the external backup was ended as an abort",
             ));
             return Ok(std::mem::take(&mut self.summary));
         }
-        self.check_call()?;
+        // (Past the truncation the backup is recorded: a stop or a term no longer undoes it.)
+        if self.phase != Phase::Truncated {
+            self.check_call()?;
+        }
         let complete = match self.phase {
             Phase::Database => Err(JetError::new(
                 ErrorKind::InvalidBackupSequence,

@@ -180,7 +180,8 @@ impl Instance {
 
     /// Restores from a backup stream (written by [`Instance::backup_to_stream`]): unpacks it
     /// into `staging`, a backup directory the call creates (it must not exist) and removes
-    /// afterwards, checking every item as it arrives, then restores from it as
+    /// afterwards (its parent made if missing and the instance's `create_path_if_not_exist` is on),
+    /// checking every item as it arrives, then restores from it as
     /// [`Instance::restore_with`] does — to a point, or rolled forward, alike.
     ///
     /// Errors, besides the restore's: `JET_errRestoreOfNonBackupDatabase` (not a backup
@@ -204,6 +205,12 @@ impl Instance {
                 staging.display()
             );
         }
+        // Its parent is made as the restore makes its target: if the instance may.
+        crate::txn::instance::ensure_dir(
+            &self.shared.env,
+            crate::base::vfs::parent_dir(staging),
+            self.params().create_path_if_not_exist,
+        )?;
         let unpacked = unpack(&*vfs, input, staging);
         let result = unpacked.and_then(|_| self.restore_with(staging, options, status));
         let removed = remove_dir_all(&*vfs, staging);

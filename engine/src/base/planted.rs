@@ -109,11 +109,21 @@ pub enum PlantedBug {
     /// A roll forward replays the live archived generations but not the live current log,
     /// `edb.log` (`Restore::live_logs`).
     RollForwardSkipsCurrentLog,
+    /// An external backup's `log_info` starts a new generation and lists it too, as ESE's
+    /// JetGetLogInfo does: the backup then holds the commits made since its begin
+    /// (`ExternalBackup::log_info`).
+    ExternalLogInfoRollsAgain,
+    /// An external backup's `truncate_log` does not check that every listed log was read
+    /// whole (`ExternalBackup::truncate_log`).
+    ExternalTruncatesUnread,
+    /// An aborted external backup is recorded in the database header as if it had succeeded
+    /// (`ExternalBackup::end`).
+    ExternalAbortRecords,
 }
 
 impl PlantedBug {
     /// Every planted bug.
-    pub const ALL: [PlantedBug; 32] = [
+    pub const ALL: [PlantedBug; 35] = [
         PlantedBug::WriteBackBeforeLog,
         PlantedBug::CheckpointBeforeWriteBack,
         PlantedBug::BackupSkipsPageCheck,
@@ -146,6 +156,9 @@ impl PlantedBug {
         PlantedBug::ReplayKeepsFirstChange,
         PlantedBug::RestoreOvershootsPoint,
         PlantedBug::RollForwardSkipsCurrentLog,
+        PlantedBug::ExternalLogInfoRollsAgain,
+        PlantedBug::ExternalTruncatesUnread,
+        PlantedBug::ExternalAbortRecords,
     ];
 
     /// Its name on the command line: kebab case (`write-back-before-log`).

@@ -46,11 +46,7 @@ pub(crate) fn restore(
             backup.to_path_buf(),
         ),
         From::Stdin { staging } => {
-            // The staging directory goes inside the instance directory: made here, as the
-            // restore would make it, since the stream is unpacked first.
-            std::fs::create_dir_all(&files.dir).map_err(|err| {
-                jetdb::JetError::io(format!("create {}", files.dir.display()), &err)
-            })?;
+            // (Inside the instance directory, which the restore makes first if missing.)
             let staging = staging.unwrap_or_else(|| files.dir.join(".jetdb-stream"));
             let mut stdin = io::stdin().lock();
             (
