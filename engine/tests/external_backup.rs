@@ -449,6 +449,9 @@ fn a_stream_round_trips_and_restores_to_a_point() {
     let summary = inst.backup_to_stream(&mut stream, None).unwrap();
     assert_eq!(recorded(&vfs).0, (0, 0), "a copy backup records nothing");
     assert!(summary.database_bytes > 0 && summary.log_bytes > 0);
+    // Blank blocks (the generation the begin finished is mostly blank) are not stored.
+    let files = summary.database_bytes + summary.log_bytes;
+    assert!((stream.len() as u64) < files, "{} of {files}", stream.len());
     assert_eq!(&stream[..8], b"JETDBSTR");
     churn(&inst, 0, 50);
     inst.term().unwrap();
@@ -533,6 +536,42 @@ fn a_damaged_or_cut_stream_is_refused_and_leaves_nothing() {
     let mut longer = stream.clone();
     longer.push(0);
     assert_eq!(try_restore(&longer), ErrorKind::RestoreOfNonBackupDatabase);
+    // Crafted records: chunks past the file's end, an empty chunk, a vast length, a name
+    // with a directory in it. (Each with a right CRC: only the framing is wrong.)
+    let record = |name: &str, len: u64, chunks: &[u32]| -> Vec<u8> {
+        let mut bytes = stream[..20].to_vec();
+        let mut item = vec![b'D'];
+        item.extend((name.len() as u16).to_le_bytes());
+        item.extend(name.as_bytes());
+        item.extend(len.to_le_bytes());
+        for &word in chunks {
+            item.extend(word.to_le_bytes());
+        }
+        let crc = crc32fast::hash(&item);
+        bytes.extend(item);
+        bytes.extend(crc.to_le_bytes());
+        bytes
+    };
+    for (why, bytes) in [
+        (
+            "zeros past the end",
+            record("data.edb", 4096, &[0x8000_0000 | 8192]),
+        ),
+        ("an empty chunk", record("data.edb", 4096, &[0])),
+        (
+            "a vast file",
+            record("data.edb", u64::MAX / 2, &[0x8000_0000 | 4096]),
+        ),
+        ("a path", record("../data.edb", 4096, &[0x8000_0000 | 4096])),
+        ("a hidden name", record(".x", 4096, &[0x8000_0000 | 4096])),
+    ] {
+        assert_eq!(
+            try_restore(&bytes),
+            ErrorKind::RestoreOfNonBackupDatabase,
+            "{why}"
+        );
+    }
+    assert!(!vfs.exists(Path::new("data.edb")).unwrap());
     // A version this engine does not read.
     let mut v2 = stream.clone();
     v2[8] = 2;
@@ -573,9 +612,11 @@ fn a_stream_on_real_files_restores_its_begin() {
     inst.init().unwrap();
     let mut s = inst.begin_session().unwrap();
     let t = s.create_table("t").unwrap();
+    s.begin_transaction().unwrap();
     for i in 0..2000 {
         s.put(t, &key(i), &[b'q'; 100]).unwrap();
     }
+    s.commit_transaction(CommitMode::Durable).unwrap();
     let at_begin = contents(&inst);
     let mut stream = Vec::new();
     inst.backup_to_stream(&mut stream, None).unwrap();

@@ -9,15 +9,20 @@
 //! stream  := header file* manifest end
 //! header  := "JETDBSTR" | version u32 (1) | kind u8 (1: full) | 3 zero bytes | crc u32
 //! file    := tag u8 ('D' the database, 'L' a log generation) | name_len u16 | name
-//!            | len u64 | bytes[len] | crc u32
+//!            | len u64 | chunk* | crc u32
+//! chunk   := n u32 (1 ..= 2^31 - 1) | bytes[n]           n bytes of the file
+//!          | 0x8000_0000 + n u32 (1 ..= 2^31 - 1)        n zero bytes, not stored
 //! manifest:= 'M' | name_len u16 (0) | len u64 | the manifest's own encoding | crc u32
 //! end     := 'E' | stream_crc u32
 //! ```
 //!
-//! Each `crc` is the CRC32 of its item's bytes before it (tag to data); `stream_crc` is the
-//! CRC32 of every byte of the stream before it. A file's length is known when it is opened,
-//! so a record is written as it is read, with nothing buffered; the manifest comes last,
-//! as it names what the copy read (the database's digest, each log's length and CRC).
+//! A file's chunks add up to its `len`. Runs of blank 4 KiB blocks go as zero chunks: the
+//! generation a backup's begin finishes is mostly blank, and the database's free space may be.
+//! Each `crc` is the CRC32 of its item's bytes before it (tag to the last chunk, as stored);
+//! `stream_crc` is the CRC32 of every byte of the stream before it. A file's length is known
+//! when it is opened, so a record is written as it is read, with nothing buffered; the
+//! manifest comes last, as it names what the copy read (the database's digest, each log's
+//! length and CRC).
 //!
 //! **Reading it** checks every item as it arrives: a record's CRC, a name that is a plain
 //! file name of the set, lengths and CRCs that match the manifest, nothing missing, nothing
@@ -53,6 +58,10 @@ const TAG_END: u8 = b'E';
 const PIECE: usize = 1024 * 1024;
 /// The longest name a record carries.
 const MAX_NAME: usize = 255;
+/// A chunk's length word with this bit set is a run of zeros.
+const ZEROS: u32 = 0x8000_0000;
+/// The blocks a writer looks for blank runs in.
+const BLOCK: usize = 4096;
 
 /// Writes a stream, keeping the CRC of everything written.
 struct Out<'w> {
@@ -81,6 +90,34 @@ impl Out<'_> {
         self.put(name.as_bytes(), &mut item)?;
         self.put(&len.to_le_bytes(), &mut item)?;
         Ok(item)
+    }
+
+    /// `data`, the file's next bytes, as chunks: runs of blank blocks as zero chunks.
+    fn chunks(&mut self, data: &[u8], item: &mut crc32fast::Hasher) -> Result<()> {
+        let blank = |i: usize| {
+            let block = &data[i * BLOCK..((i + 1) * BLOCK).min(data.len())];
+            block.iter().all(|&b| b == 0)
+        };
+        let blocks = data.len().div_ceil(BLOCK);
+        let mut i = 0;
+        while i < blocks {
+            let zeros = blank(i);
+            let mut j = i + 1;
+            while j < blocks && blank(j) == zeros {
+                j += 1;
+            }
+            let run = &data[i * BLOCK..(j * BLOCK).min(data.len())];
+            let n = u32::try_from(run.len()).expect("a read is less than 2 GiB");
+            assert!(n > 0 && n < ZEROS);
+            if zeros {
+                self.put(&(ZEROS | n).to_le_bytes(), item)?;
+            } else {
+                self.put(&n.to_le_bytes(), item)?;
+                self.put(run, item)?;
+            }
+            i = j;
+        }
+        Ok(())
     }
 
     fn seal(&mut self, item: crc32fast::Hasher) -> Result<()> {
@@ -156,7 +193,7 @@ impl Instance {
                     if n == 0 {
                         break;
                     }
-                    out.put(&buf[..n], &mut item)?;
+                    out.chunks(&buf[..n], &mut item)?;
                     left -= n as u64;
                     progress.advance(n as u64)?;
                 }
@@ -360,6 +397,14 @@ pub fn unpack(vfs: &dyn Vfs, input: &mut dyn Read, dir: &Path) -> Result<Manifes
                 "record name {name:?} is not a plain file name, or comes twice"
             )));
         }
+        // (A crafted length would make a vast sparse file of zero chunks.)
+        let most = match tag {
+            TAG_LOG => crate::wal::log::LOG_FILE_SIZE_MAX,
+            _ => crate::base::limits::PAGE_COUNT_MAX * crate::base::limits::PAGE_SIZE_MAX as u64,
+        };
+        if len > most {
+            return Err(malformed(format!("{what} claims {len} bytes")));
+        }
         let path = set_dir.join(&name);
         let file = vfs
             .open(&path, OpenMode::CreateNew)
@@ -367,13 +412,36 @@ pub fn unpack(vfs: &dyn Vfs, input: &mut dyn Read, dir: &Path) -> Result<Manifes
         let mut data = crc32fast::Hasher::new();
         let mut at = 0u64;
         while at < len {
-            let n = (len - at).min(PIECE as u64) as usize;
-            r.take(&mut buf[..n], &mut item, &what)?;
-            data.update(&buf[..n]);
-            file.write_all_at(&buf[..n], at)
-                .map_err(io_err("write", &path))?;
-            at += n as u64;
+            let word = r.u32(&mut item, &what)?;
+            let n = u64::from(word & !ZEROS);
+            if n == 0 || n > len - at {
+                return Err(malformed(format!(
+                    "{what}: a chunk of {n} bytes at {at} of {len}"
+                )));
+            }
+            if word & ZEROS != 0 {
+                // Not written: the file's length, set at its end, makes them zeros.
+                let zeros = [0u8; BLOCK];
+                let mut left = n;
+                while left > 0 {
+                    let k = left.min(BLOCK as u64) as usize;
+                    data.update(&zeros[..k]);
+                    left -= k as u64;
+                }
+                at += n;
+                continue;
+            }
+            let end = at + n;
+            while at < end {
+                let k = (end - at).min(PIECE as u64) as usize;
+                r.take(&mut buf[..k], &mut item, &what)?;
+                data.update(&buf[..k]);
+                file.write_all_at(&buf[..k], at)
+                    .map_err(io_err("write", &path))?;
+                at += k as u64;
+            }
         }
+        file.set_len(len).map_err(io_err("size", &path))?;
         let kind = if tag == TAG_DATABASE {
             ErrorKind::ReadVerifyFailure
         } else {
