@@ -6,16 +6,20 @@
 //! and a damaged or cut stream is refused, leaving nothing.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering as AtOrd};
 
 use jetdb::manifest::{MANIFEST_NAME, Manifest};
 use jetdb::{
-    BackupEnd, BackupFlags, CommitMode, ErrorKind, ExternalBackup, Instance, MemVfs,
-    RestoreOptions, RestorePoint, Vfs,
+    BackupEnd, BackupFlags, CommitMode, ErrorKind, EventLog, ExternalBackup, Instance,
+    InstanceParams, MemVfs, RestoreOptions, RestorePoint, Vfs,
 };
 
 mod support;
 
-use support::{Contents, PAGE, backup_params, contents, env, key, read_all, write_all};
+use support::{
+    Contents, Hook, HookedVfs, PAGE, backup_params, contents, env, key, read_all, write_all,
+};
 
 /// A running instance on `vfs` with `n` records in table `t`.
 fn loaded(vfs: &MemVfs, n: u32) -> Instance {
@@ -635,4 +639,310 @@ fn a_stream_on_real_files_restores_its_begin() {
     r.init().unwrap();
     assert_eq!(contents(&r), at_begin);
     r.term().unwrap();
+}
+
+// The attacks of the review of the external API and streams: each failed before its fix.
+
+/// A database whose file name has a space (ESE's "Mailbox Database 0123.edb"): a stream that
+/// reports success restores. (The reader once refused every name but `[A-Za-z0-9._-]`.)
+#[test]
+fn a_stream_of_a_database_named_with_a_space_restores() {
+    let vfs = MemVfs::new();
+    let p = InstanceParams {
+        database_path: PathBuf::from("inst/Mailbox Database.edb"),
+        ..backup_params("inst")
+    };
+    let inst = Instance::new(env(vfs.clone()), p);
+    inst.init().unwrap();
+    let mut s = inst.begin_session().unwrap();
+    let t = s.create_table("t").unwrap();
+    s.put(t, b"k", b"v").unwrap();
+    drop(s);
+    let at_begin = contents(&inst);
+    let mut stream = Vec::new();
+    let summary = inst.backup_to_stream(&mut stream, None);
+    inst.term().unwrap();
+    summary.expect("the backup reports success");
+    let r = Instance::new(
+        env(vfs.clone()),
+        InstanceParams {
+            database_path: PathBuf::from("r/Mailbox Database.edb"),
+            ..backup_params("r")
+        },
+    );
+    let restored = r.restore_stream(
+        &mut &stream[..],
+        Path::new("r-staging"),
+        &RestoreOptions::default(),
+        None,
+    );
+    restored.expect("a backup that reported success restores");
+    r.init().unwrap();
+    assert_eq!(contents(&r), at_begin);
+    r.term().unwrap();
+}
+
+/// A handle dropped after `truncate_log` (the backup recorded, its logs deleted) reports a
+/// success, not a failure.
+#[test]
+fn a_handle_dropped_after_the_truncation_reports_a_success() {
+    let vfs = MemVfs::new();
+    let (log, events) = EventLog::collect();
+    let p = InstanceParams {
+        event_log: log,
+        ..backup_params("inst")
+    };
+    let inst = Instance::new(env(vfs.clone()), p);
+    inst.init().unwrap();
+    let mut s = inst.begin_session().unwrap();
+    let t = s.create_table("t").unwrap();
+    for i in 0..500u32 {
+        s.put(t, &key(i), &[b'a'; 150]).unwrap();
+    }
+    drop(s);
+    let mut b = inst.begin_external_backup(BackupFlags::NONE).unwrap();
+    read_all_files(&mut b, PAGE * 4, 4096, || {});
+    b.truncate_log().unwrap();
+    drop(b);
+    let evs: Vec<String> = events
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|r| format!("{:?}", r.event))
+        .collect();
+    let last_backup = evs.iter().rev().find(|e| e.starts_with("Backup")).unwrap();
+    inst.term().unwrap();
+    assert!(
+        last_backup.starts_with("BackupSucceeded"),
+        "a recorded, truncated backup is reported as {last_backup}"
+    );
+}
+
+/// Tiny, odd buffers for the logs; odd page multiples for the database; a log read partly,
+/// closed, reopened; a log read twice. The set restores, truncation records it, an
+/// incremental follows.
+#[test]
+fn odd_buffers_and_rereads_restore_and_chain() {
+    let vfs = MemVfs::new();
+    let inst = loaded(&vfs, 2000);
+    inst.checkpoint().unwrap();
+    let at_begin = contents(&inst);
+    let mut b = inst.begin_external_backup(BackupFlags::NONE).unwrap();
+    let db = b.attach_info().unwrap().remove(0);
+    let mut n = 0;
+    let dbbytes = read_whole(&mut b, &db, PAGE * 3, || {
+        churn(&inst, n, 3);
+        n += 1;
+    });
+    let logs = b.log_info().unwrap();
+    assert!(!logs.is_empty());
+    // partial read of the first log, then close
+    let f = b.open_file(&logs[0]).unwrap();
+    let mut buf = [0u8; 7];
+    for _ in 0..10 {
+        b.read_file(f, &mut buf).unwrap();
+    }
+    b.close_file(f).unwrap();
+    assert_eq!(kind(b.truncate_log()), ErrorKind::LogFileNotCopied);
+    let mut files = vec![(name(&db), dbbytes)];
+    for (i, l) in logs.iter().enumerate() {
+        let bytes = read_whole(&mut b, l, if i == 0 { 7 } else { 4093 }, || {});
+        files.push((name(l), bytes));
+    }
+    // read again, whole, with another size
+    let again = read_whole(&mut b, &logs[0], 1 << 20, || {});
+    assert_eq!(again, files[1].1);
+    // after the end, a read answers 0 again
+    let manifest = b.manifest(None).unwrap();
+    b.truncate_log().unwrap();
+    b.end(BackupEnd::Normal).unwrap();
+    write_backup_dir(&vfs, "bk", &manifest, &files);
+    churn(&inst, 5000, 30);
+    let later = contents(&inst);
+    let mut inc = inst
+        .begin_external_backup(BackupFlags::INCREMENTAL)
+        .unwrap();
+    let incfiles = read_all_files(&mut inc, PAGE, 1, || {});
+    let m2 = inc.manifest(Some(&manifest)).unwrap();
+    inc.truncate_log().unwrap();
+    inc.end(BackupEnd::Normal).unwrap();
+    inst.term().unwrap();
+    assert_eq!(restored(&vfs, "bk", "r").unwrap(), at_begin);
+    write_backup_dir(&vfs, "bk", &m2, &incfiles);
+    assert_eq!(restored(&vfs, "bk", "r2").unwrap(), later);
+}
+
+/// A handle from before a term and a new init, dropped or ended while a new backup runs.
+#[test]
+fn a_stale_handle_after_a_new_init_disturbs_nothing() {
+    let vfs = MemVfs::new();
+    let inst = loaded(&vfs, 500);
+    let mut old = inst.begin_external_backup(BackupFlags::NONE).unwrap();
+    let db = old.attach_info().unwrap().remove(0);
+    let f = old.open_file(&db).unwrap();
+    let mut buf = vec![0u8; PAGE];
+    old.read_file(f, &mut buf).unwrap();
+    inst.term().unwrap();
+    inst.init().unwrap();
+    let at_begin = contents(&inst);
+    let mut new = inst.begin_external_backup(BackupFlags::NONE).unwrap();
+    assert_eq!(
+        kind(old.read_file(f, &mut buf)),
+        ErrorKind::BackupAbortByServer
+    );
+    assert_eq!(
+        kind(old.end(BackupEnd::Abort)),
+        ErrorKind::BackupAbortByServer
+    );
+    let files = read_all_files(&mut new, PAGE * 8, 4096, || churn(&inst, 0, 1));
+    let m = new.manifest(None).unwrap();
+    new.truncate_log().unwrap();
+    new.end(BackupEnd::Normal).unwrap();
+    inst.term().unwrap();
+    write_backup_dir(&vfs, "bk", &m, &files);
+    assert_eq!(restored(&vfs, "bk", "r").unwrap(), at_begin);
+}
+
+/// A staging directory that is the target, or holds it, is refused (it is removed after the
+/// restore: it once took the restored instance with it, after a success), and nothing is made.
+#[test]
+fn a_staging_directory_holding_the_target_is_refused() {
+    let vfs = MemVfs::new();
+    let inst = loaded(&vfs, 300);
+    let at_begin = contents(&inst);
+    let mut stream = Vec::new();
+    inst.backup_to_stream(&mut stream, None).unwrap();
+    inst.term().unwrap();
+    for (target, staging) in [("st/r2", "st"), ("r1", "r1")] {
+        let r = Instance::new(env(vfs.clone()), backup_params(target));
+        let got = r.restore_stream(
+            &mut &stream[..],
+            Path::new(staging),
+            &RestoreOptions::default(),
+            None,
+        );
+        assert_eq!(kind(got), ErrorKind::InvalidPath, "{target} in {staging}");
+        assert!(!vfs.exists(Path::new(staging)).unwrap());
+    }
+    // Inside the target is fine.
+    let r = Instance::new(env(vfs.clone()), backup_params("r3"));
+    let staging = Path::new("./r3/.jetdb-stream");
+    r.restore_stream(&mut &stream[..], staging, &RestoreOptions::default(), None)
+        .unwrap();
+    r.init().unwrap();
+    assert_eq!(contents(&r), at_begin);
+    r.term().unwrap();
+}
+
+#[derive(Debug, Default)]
+struct FailChk(AtomicBool);
+impl Hook for FailChk {
+    fn write_to(&self, path: &Path, _: u64, _: usize) -> std::io::Result<()> {
+        if self.0.load(AtOrd::SeqCst) && path.extension().is_some_and(|e| e == "chk") {
+            return Err(std::io::Error::other("injected EIO on the checkpoint"));
+        }
+        Ok(())
+    }
+}
+
+/// `truncate_log` fails after it recorded the backup (the checkpoint write of the truncation
+/// fails): the backup is recorded, so it has succeeded, and an abort then changes nothing; the
+/// next incremental follows it. (It once stayed open, and an abort reported a failure of a
+/// backup the header recorded.)
+#[test]
+fn a_truncation_failing_after_the_record_leaves_a_recorded_success() {
+    let hook = Arc::new(FailChk::default());
+    let vfs = HookedVfs::new(Arc::clone(&hook));
+    let mem = vfs.inner.clone();
+    let inst = Instance::new(env(vfs), backup_params("inst"));
+    inst.init().unwrap();
+    let mut s = inst.begin_session().unwrap();
+    let t = s.create_table("t").unwrap();
+    for i in 0..500u32 {
+        s.put(t, &key(i), &[b'a'; 150]).unwrap();
+    }
+    drop(s);
+    let mut b = inst.begin_external_backup(BackupFlags::NONE).unwrap();
+    read_all_files(&mut b, PAGE * 4, 4096, || {});
+    hook.0.store(true, AtOrd::SeqCst);
+    let point = b.backup_point();
+    let t = b.truncate_log();
+    hook.0.store(false, AtOrd::SeqCst);
+    assert_eq!(kind(t), ErrorKind::DiskIO);
+    let summary = b
+        .end(BackupEnd::Abort)
+        .expect("a recorded backup ends as a success");
+    assert_eq!(summary.sequence, point.sequence);
+    assert_eq!(recorded(&mem).0, (point.gen_low, point.gen_high));
+    let next = inst
+        .begin_external_backup(BackupFlags::INCREMENTAL)
+        .unwrap();
+    assert_eq!(next.backup_point().gen_low, point.gen_high + 1);
+    drop(next);
+    inst.term().unwrap();
+}
+
+/// A cut stream restored with the staging directory inside a target that did not exist
+/// leaves no target directory.
+#[test]
+fn a_cut_stream_leaves_no_target_directory() {
+    let vfs = MemVfs::new();
+    let inst = loaded(&vfs, 300);
+    let mut stream = Vec::new();
+    inst.backup_to_stream(&mut stream, None).unwrap();
+    inst.term().unwrap();
+    let r = Instance::new(env(vfs.clone()), backup_params("r"));
+    let cut = &stream[..stream.len() / 2];
+    let err = r.restore_stream(
+        &mut &cut[..],
+        Path::new("r/.jetdb-stream"),
+        &RestoreOptions::default(),
+        None,
+    );
+    assert_eq!(kind(err), ErrorKind::FileIOBeyondEOF);
+    assert!(
+        !vfs.exists(Path::new("r")).unwrap(),
+        "the failed restore left the target directory r: {:?}",
+        vfs.list(Path::new("r"))
+    );
+}
+
+/// Sequences: drop in the database phase with the fence holding pages ahead; stop after the
+/// truncation then end; log_info twice; end Normal with nothing truncated; next begin works.
+#[test]
+fn drops_stops_and_truncations_free_the_instance() {
+    let vfs = MemVfs::new();
+    let inst = loaded(&vfs, 2000);
+    inst.checkpoint().unwrap();
+    {
+        let mut b = inst.begin_external_backup(BackupFlags::NONE).unwrap();
+        let db = b.attach_info().unwrap().remove(0);
+        let f = b.open_file(&db).unwrap();
+        let mut buf = vec![0u8; PAGE];
+        b.read_file(f, &mut buf).unwrap();
+        churn(&inst, 0, 200);
+        inst.checkpoint().unwrap();
+        b.read_file(f, &mut buf).unwrap();
+    }
+    let mut b = inst.begin_external_backup(BackupFlags::NONE).unwrap();
+    read_all_files(&mut b, PAGE * 5, 999, || {});
+    assert_eq!(b.log_info().unwrap().len(), b.log_info().unwrap().len());
+    b.truncate_log().unwrap();
+    assert!(!inst.stop_backup(), "released at the truncation");
+    b.end(BackupEnd::Normal).unwrap();
+    let mut b = inst
+        .begin_external_backup(BackupFlags::INCREMENTAL)
+        .unwrap();
+    read_all_files(&mut b, PAGE, 1, || {});
+    assert!(inst.stop_backup());
+    assert_eq!(kind(b.truncate_log()), ErrorKind::BackupAbortByServer);
+    assert_eq!(
+        kind(b.end(BackupEnd::Normal)),
+        ErrorKind::BackupAbortByServer
+    );
+    let b = inst
+        .begin_external_backup(BackupFlags::INCREMENTAL)
+        .unwrap();
+    b.end(BackupEnd::Abort).unwrap();
+    inst.term().unwrap();
 }

@@ -631,8 +631,10 @@ impl<'s> BackupJob<'s> {
                     buf: Vec::new(),
                     writeback: Writeback::default(),
                     copied: 0,
-                    done: file.size() == 0,
+                    done: false,
                 });
+                // (A database file is never empty: it holds its header pages.)
+                debug_assert!(file.size() > 0);
             } else {
                 self.logs_left = self.ext.log_info()?;
             }

@@ -24,11 +24,13 @@
 //! (`JET_errLogReadVerifyFailure`), and its last bytes are handed out only once the whole
 //! file has passed. The logs the backup reads are kept until it ends.
 //!
-//! **Failure.** An I/O error, a verification failure, [`Instance::stop_backup`]
-//! (`JET_errBackupAbortByServer`) or a term fails the backup: its hold on the logs and its
-//! fence are released, nothing is recorded or truncated, and every later call but
-//! [`ExternalBackup::end`] answers with the error that failed it. A call out of order, a bad
-//! handle or a bad buffer fails only that call.
+//! **Failure.** Before the backup is recorded, an I/O error, a verification failure,
+//! [`Instance::stop_backup`] (`JET_errBackupAbortByServer`) or a term fails the backup: its
+//! hold on the logs and its fence are released, nothing is recorded or truncated, and every
+//! later call answers with the error that failed it. A call out of order, a bad handle or a
+//! bad buffer fails only that call. Once [`ExternalBackup::truncate_log`] has recorded it,
+//! the backup has succeeded whatever comes after: an error deleting the logs is returned,
+//! and ending it (or dropping it) either way reports the success.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -173,7 +175,8 @@ pub(crate) struct Begun {
 }
 
 /// An external backup in progress (ESE's external backup API): see the module docs for the
-/// order of its calls. Dropping one that has not ended aborts it.
+/// order of its calls. Dropping one that has not ended aborts it, unless
+/// [`ExternalBackup::truncate_log`] recorded it: then it has succeeded.
 ///
 /// ```
 /// use jetdb::{BackupEnd, BackupFlags, Env, Instance, InstanceParams};
@@ -547,6 +550,10 @@ impl ExternalBackup {
     /// size (`JET_errInvalidParameter`), and each page is verified as it is read. A log
     /// generation is checked as it is read; its last bytes are handed out only once the
     /// whole file has passed.
+    ///
+    /// Memory: a page the instance overwrites ahead of the read is saved (as it stood at the
+    /// begin) until the read reaches it, so a slow reader beside a busy writer holds up to
+    /// the pages overwritten ahead of it.
     pub fn read_file(&mut self, file: BackupFile, buf: &mut [u8]) -> Result<usize> {
         self.check_call()?;
         self.check_file(file)?;
@@ -748,7 +755,8 @@ impl ExternalBackup {
     /// backup's commit point: an incremental backup next begins after it. Call it only once
     /// the copy is durable where it went. Every listed log must have been read whole
     /// (`JET_errLogFileNotCopied`), and a full backup's database (`JET_errInvalidBackupSequence`).
-    /// Returns the generations deleted.
+    /// Returns the generations deleted. An error before the record fails the backup; one
+    /// after it (deleting the logs) is returned with the backup recorded, as a success.
     pub fn truncate_log(&mut self) -> Result<Option<(u32, u32)>> {
         self.check_call()?;
         if self.phase != Phase::Logs || self.open.is_some() {
@@ -767,7 +775,7 @@ impl ExternalBackup {
     /// point, which a stop no longer undoes.
     pub(crate) fn record_and_truncate(&mut self) -> Result<Option<(u32, u32)>> {
         let (id, kind, begin) = (self.id, self.kind, self.begin);
-        let truncation = self.instance.with_core_for_backup(|core| {
+        let recorded = self.instance.with_core_for_backup(|core| {
             check_hold(core, id)?;
             // Nothing more is read: the instance is released, so the truncation deletes what
             // this backup held, and another backup may begin while its files go.
@@ -775,9 +783,16 @@ impl ExternalBackup {
             if kind != BackupKind::Truncate {
                 record(core, kind, begin)?;
             }
-            core.truncate_logs()
-        })?;
+            Ok(())
+        });
+        if let Err(err) = recorded {
+            return Err(self.fail(err));
+        }
+        // From here the backup is recorded: an error of the truncation is only that.
         self.phase = Phase::Truncated;
+        let truncation = self
+            .instance
+            .with_core_for_backup(|core| core.truncate_logs())?;
         let deleted = truncation.carry_out(&self.instance)?;
         if let Some((low, high)) = deleted {
             self.summary.truncated = Some((low, high));
@@ -1006,6 +1021,11 @@ impl ExternalBackup {
 impl Drop for ExternalBackup {
     fn drop(&mut self) {
         if matches!(self.state, State::Running) {
+            if self.phase == Phase::Truncated {
+                // Recorded: dropped or ended, it succeeded.
+                self.finish_normally();
+                return;
+            }
             self.fail(JetError::new(
                 ErrorKind::BackupAbortByCaller,
                 "the backup was dropped before it ended",

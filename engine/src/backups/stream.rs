@@ -41,7 +41,7 @@ use crate::backups::manifest::{self, Manifest};
 use crate::backups::restore::{RestoreOptions, RestoreSummary};
 use crate::backups::status::{Reporter, StatusFn, StatusKind};
 use crate::base::error::{ErrorKind, JetError, Result, bail, io_err};
-use crate::base::vfs::{OpenMode, Vfs};
+use crate::base::vfs::{OpenMode, Vfs, parent_dir};
 use crate::txn::event::Operation;
 use crate::txn::instance::Instance;
 
@@ -185,6 +185,13 @@ impl Instance {
                     .file_name()
                     .map(|n| n.to_string_lossy().into_owned())
                     .unwrap_or_default();
+                if !plain_name(&name) {
+                    bail!(
+                        InvalidName,
+                        "{}: a backup stream carries file names of at most {MAX_NAME} bytes, without control characters or a leading dot",
+                        path.display()
+                    );
+                }
                 let file = backup.open_file(path)?;
                 let mut item = out.head(*tag, &name, file.size())?;
                 let mut left = file.size();
@@ -216,8 +223,8 @@ impl Instance {
     }
 
     /// Restores from a backup stream (written by [`Instance::backup_to_stream`]): unpacks it
-    /// into `staging`, a backup directory the call creates (it must not exist) and removes
-    /// afterwards (its parent made if missing and the instance's `create_path_if_not_exist` is on),
+    /// into `staging`, a backup directory the call creates (it must not exist, nor hold any
+    /// of the instance's directories: `JET_errInvalidPath`) and removes afterwards (its parent made if missing and the instance's `create_path_if_not_exist` is on),
     /// checking every item as it arrives, then restores from it as
     /// [`Instance::restore_with`] does — to a point, or rolled forward, alike.
     ///
@@ -226,7 +233,8 @@ impl Instance {
     /// engine does not read), `JET_errReadVerifyFailure` (a damaged database record),
     /// `JET_errLogCorruptDuringHardRestore` (a damaged log record or manifest),
     /// `JET_errFileIOBeyondEOF` (a stream cut short), `JET_errMissingRestoreLogFiles` (a log
-    /// the manifest lists is not in the stream), `JET_errInvalidPath` (`staging` exists).
+    /// the manifest lists is not in the stream), `JET_errInvalidPath` (`staging` exists). A
+    /// failure leaves nothing: the directories the call made are removed.
     pub fn restore_stream(
         &self,
         input: &mut dyn Read,
@@ -235,6 +243,25 @@ impl Instance {
         status: Option<StatusFn<'_>>,
     ) -> Result<RestoreSummary> {
         let vfs = std::sync::Arc::clone(&self.shared.env.vfs);
+        // The staging directory is removed whole afterwards: it must hold none of the
+        // instance's directories (inside one, as `.jetdb-stream` in the target, is fine).
+        let params = self.params();
+        let ours = [
+            params.log_path.as_path(),
+            params.system_path.as_path(),
+            parent_dir(&params.database_path),
+        ];
+        if let Some(dir) = ours
+            .iter()
+            .find(|d| lexical(d).starts_with(lexical(staging)))
+        {
+            bail!(
+                InvalidPath,
+                "the staging directory {} holds the instance's directory {}, and is removed after the restore: give one apart from it",
+                staging.display(),
+                dir.display()
+            );
+        }
         if vfs.exists(staging).map_err(io_err("look up", staging))? {
             bail!(
                 InvalidPath,
@@ -242,18 +269,31 @@ impl Instance {
                 staging.display()
             );
         }
-        // Its parent is made as the restore makes its target: if the instance may.
+        // Its parent is made as the restore makes its target, if the instance may; what this
+        // call made is removed if it fails.
+        let parent = parent_dir(staging);
+        let made = first_missing(&*vfs, parent)?;
         crate::txn::instance::ensure_dir(
             &self.shared.env,
-            crate::base::vfs::parent_dir(staging),
-            self.params().create_path_if_not_exist,
+            parent,
+            params.create_path_if_not_exist,
         )?;
-        let unpacked = unpack(&*vfs, input, staging);
-        let result = unpacked.and_then(|_| self.restore_with(staging, options, status));
-        let removed = remove_dir_all(&*vfs, staging);
-        let summary = result?;
-        removed?;
-        Ok(summary)
+        let result = create_new_dir(&*vfs, staging).and_then(|()| {
+            let unpacked = unpack_into(&*vfs, input, staging);
+            let result = unpacked.and_then(|_| self.restore_with(staging, options, status));
+            let removed = remove_dir_all(&*vfs, staging);
+            result.and_then(|summary| removed.map(|()| summary))
+        });
+        if result.is_err()
+            && let Some(made) = made
+        {
+            // (Best effort: the error to report is the restore's.)
+            let _ = remove_dir_all(&*vfs, &made).and_then(|()| {
+                vfs.sync_dir(parent_dir(&made))
+                    .map_err(io_err("fsync", parent_dir(&made)))
+            });
+        }
+        result
     }
 }
 
@@ -311,6 +351,18 @@ fn malformed(why: impl std::fmt::Display) -> JetError {
 /// the set's files, each fsynced, then the manifest, written last as a backup writes it.
 /// Returns the manifest. On failure `dir` is left for the caller to remove.
 pub fn unpack(vfs: &dyn Vfs, input: &mut dyn Read, dir: &Path) -> Result<Manifest> {
+    create_new_dir(vfs, dir)?;
+    unpack_into(vfs, input, dir)
+}
+
+/// Makes directory `dir`, durably; it must not exist.
+fn create_new_dir(vfs: &dyn Vfs, dir: &Path) -> Result<()> {
+    vfs.create_dir(dir).map_err(io_err("create", dir))?;
+    vfs.sync_dir(parent_dir(dir)).map_err(io_err("fsync", dir))
+}
+
+/// [`unpack`] into `dir`, made already and empty.
+fn unpack_into(vfs: &dyn Vfs, input: &mut dyn Read, dir: &Path) -> Result<Manifest> {
     let mut r = In {
         input,
         crc: crc32fast::Hasher::new(),
@@ -337,9 +389,6 @@ pub fn unpack(vfs: &dyn Vfs, input: &mut dyn Read, dir: &Path) -> Result<Manifes
             kind[0]
         )));
     }
-    vfs.create_dir(dir).map_err(io_err("create", dir))?;
-    vfs.sync_dir(crate::base::vfs::parent_dir(dir))
-        .map_err(io_err("fsync", dir))?;
     let set_dir = dir.join(Manifest::set_dir_name(1));
     vfs.create_dir(&set_dir)
         .map_err(io_err("create", &set_dir))?;
@@ -510,13 +559,37 @@ pub fn unpack(vfs: &dyn Vfs, input: &mut dyn Read, dir: &Path) -> Result<Manifes
     Ok(manifest)
 }
 
-/// A name a stream may give a file: no directory, nothing hidden or relative.
+/// A name a stream may give a file (`Mailbox Database.edb`, `edb0000000A.log`): a file name
+/// only — no directory, nothing hidden or relative, no control characters — of at most 255
+/// bytes. The writer refuses what the reader would.
 fn plain_name(name: &str) -> bool {
     !name.is_empty()
+        && name.len() <= MAX_NAME
         && !name.starts_with('.')
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+        && !name
+            .chars()
+            .any(|c| c == '/' || c == '\\' || c.is_control())
+}
+
+/// `path` with its `.` components dropped, to compare paths as written.
+fn lexical(path: &Path) -> PathBuf {
+    path.components()
+        .filter(|c| *c != std::path::Component::CurDir)
+        .collect()
+}
+
+/// The outermost directory of `dir` and its ancestors that does not exist, if any.
+fn first_missing(vfs: &dyn Vfs, dir: &Path) -> Result<Option<PathBuf>> {
+    let mut missing = None;
+    let mut at = dir;
+    while !at.as_os_str().is_empty() {
+        if vfs.exists(at).map_err(io_err("look up", at))? {
+            break;
+        }
+        missing = Some(at.to_path_buf());
+        at = parent_dir(at);
+    }
+    Ok(missing)
 }
 
 /// Removes `dir` and everything in it, best effort over what exists.
