@@ -13,7 +13,8 @@ use jetdb::{
 mod support;
 
 use support::{
-    Contents, backup_params, contents, env, env_with, key, read_all, restore_contents, write_all,
+    Contents, backup_params, contents, env, env_with, key, loaded, read_all, restore_contents,
+    write_all,
 };
 
 /// An instance initialised in `inst` on a disk whose operations a test script may fail, the
@@ -28,22 +29,6 @@ fn scripted_instance() -> (support::HookedVfs<support::Script>, MemVfs, Instance
 /// Restores `backup` into directory `dir` and returns what the restored database holds.
 fn restored(vfs: &MemVfs, backup: &str, dir: &str) -> jetdb::Result<Contents> {
     restore_contents(env(vfs.clone()), backup_params(dir), backup)
-}
-
-/// A running instance with `n` records in table `t`.
-fn loaded(vfs: &MemVfs, n: u32) -> Instance {
-    let inst = Instance::new(env(vfs.clone()), backup_params("inst"));
-    inst.init().unwrap();
-    let mut s = inst.begin_session().unwrap();
-    let t = s.create_table("t").unwrap();
-    for batch in 0..n.div_ceil(100) {
-        s.begin_transaction().unwrap();
-        for i in batch * 100..(batch * 100 + 100).min(n) {
-            s.put(t, &key(i), &[b'a' + (i % 26) as u8; 150]).unwrap();
-        }
-        s.commit_transaction(CommitMode::Lazy).unwrap();
-    }
-    inst
 }
 
 /// The backup holds exactly what was committed before it began, though commits, checkpoints

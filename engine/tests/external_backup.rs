@@ -18,24 +18,8 @@ use jetdb::{
 mod support;
 
 use support::{
-    Contents, Hook, HookedVfs, PAGE, backup_params, contents, env, key, read_all, write_all,
+    Contents, Hook, HookedVfs, PAGE, backup_params, contents, env, key, loaded, read_all, write_all,
 };
-
-/// A running instance on `vfs` with `n` records in table `t`.
-fn loaded(vfs: &MemVfs, n: u32) -> Instance {
-    let inst = Instance::new(env(vfs.clone()), backup_params("inst"));
-    inst.init().unwrap();
-    let mut s = inst.begin_session().unwrap();
-    let t = s.create_table("t").unwrap();
-    for batch in 0..n.div_ceil(100) {
-        s.begin_transaction().unwrap();
-        for i in batch * 100..(batch * 100 + 100).min(n) {
-            s.put(t, &key(i), &[b'a' + (i % 26) as u8; 150]).unwrap();
-        }
-        s.commit_transaction(CommitMode::Lazy).unwrap();
-    }
-    inst
-}
 
 /// Commits `n` changes: overwrites of the first records, and new ones.
 fn churn(inst: &Instance, from: u32, n: u32) {

@@ -681,16 +681,7 @@ impl ExternalBackup {
         }
         if planted::active(&self.env, PlantedBug::ExternalLogInfoRollsAgain) && !self.rolled {
             self.rolled = true;
-            let rolled = self.instance.with_core_for_backup(|core| {
-                core.change(|core| {
-                    let log = core.log.as_mut().expect("a backup runs with logging");
-                    log.writer.flush()?;
-                    log.writer.roll()?;
-                    let durable = lsn(log.writer.durable());
-                    core.db.pager_mut().set_wal_durable(durable);
-                    Ok(log.writer.position().generation - 1)
-                })
-            });
+            let rolled = self.instance.with_core_for_backup(finish_generation);
             let finished = self.guard(|_| rolled)?;
             self.logs.extend(self.begin.gen_high + 1..=finished);
             self.begin.gen_high = finished;
@@ -1078,14 +1069,7 @@ fn begin_in_core(core: &mut Core, id: u64, kind: BackupKind, from: Option<u32>) 
     let gen_high = if kind == BackupKind::Truncate {
         current_gen.saturating_sub(1)
     } else {
-        core.change(|core| {
-            let log = core.log.as_mut().expect("checked");
-            log.writer.flush()?;
-            log.writer.roll()?;
-            let durable = lsn(log.writer.durable());
-            core.db.pager_mut().set_wal_durable(durable);
-            Ok(())
-        })?;
+        finish_generation(core)?;
         // The flush freed the pages that waited for the log: the cache goes back within its
         // size before the fence, whose copies-before-write it then need not make.
         core.relieve_cache()?;
@@ -1179,6 +1163,19 @@ fn begin_in_core(core: &mut Core, id: u64, kind: BackupKind, from: Option<u32>) 
         db_path,
         page_size,
         total,
+    })
+}
+
+/// Finishes the current log generation (flush, end record, roll) and returns it: every
+/// commit before now is then in a finished generation.
+fn finish_generation(core: &mut Core) -> Result<u32> {
+    core.change(|core| {
+        let log = core.log.as_mut().expect("a backup runs with logging");
+        log.writer.flush()?;
+        log.writer.roll()?;
+        let durable = lsn(log.writer.durable());
+        core.db.pager_mut().set_wal_durable(durable);
+        Ok(log.writer.position().generation - 1)
     })
 }
 

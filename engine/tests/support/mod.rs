@@ -9,7 +9,7 @@
 //!   [`HookedVfs`], [`FailFiles`], [`Script`];
 //! - whole files on a `MemVfs` (`files.rs`): [`read_all`], [`write_all`], [`tree`],
 //!   [`copy_tree`], [`reseal_block`];
-//! - records and what holds them (`records.rs`): [`key`], [`contents`], [`restore_contents`],
+//! - records and what holds them (`records.rs`): [`key`], [`loaded`], [`contents`], [`restore_contents`],
 //!   [`read_everything`];
 //! - the numbered records of the crash tests: [`numbered`];
 //! - an instance whose every commit is remembered, for restore to a point: [`history`];

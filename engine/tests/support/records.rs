@@ -4,9 +4,12 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use jetdb::{Database, DatabaseOptions, Env, Instance, InstanceParams, JetError, Session, Table};
+use jetdb::{
+    CommitMode, Database, DatabaseOptions, Env, Instance, InstanceParams, JetError, MemVfs,
+    Session, Table,
+};
 
-use super::options;
+use super::{backup_params, env, options};
 
 /// Every record of every table, by table name and key.
 pub type Contents = BTreeMap<(String, Vec<u8>), Vec<u8>>;
@@ -14,6 +17,23 @@ pub type Contents = BTreeMap<(String, Vec<u8>), Vec<u8>>;
 /// The key of record `i` in the backup and failure tests: `k00042`.
 pub fn key(i: u32) -> Vec<u8> {
     format!("k{i:05}").into_bytes()
+}
+
+/// A running instance in `inst` on `vfs` ([`backup_params`]) with `n` records in table `t`,
+/// committed a hundred to a lazy transaction: what the backup tests start from.
+pub fn loaded(vfs: &MemVfs, n: u32) -> Instance {
+    let inst = Instance::new(env(vfs.clone()), backup_params("inst"));
+    inst.init().unwrap();
+    let mut s = inst.begin_session().unwrap();
+    let t = s.create_table("t").unwrap();
+    for batch in 0..n.div_ceil(100) {
+        s.begin_transaction().unwrap();
+        for i in batch * 100..(batch * 100 + 100).min(n) {
+            s.put(t, &key(i), &[b'a' + (i % 26) as u8; 150]).unwrap();
+        }
+        s.commit_transaction(CommitMode::Lazy).unwrap();
+    }
+    inst
 }
 
 /// Opens table `name`, creating it if there is none.
