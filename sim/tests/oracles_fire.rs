@@ -580,3 +580,33 @@ fn the_seeds_that_catch_a_restore_to_a_point_pass_without_the_bug() {
         );
     }
 }
+
+#[test]
+fn an_external_backup_copying_rotten_pages_or_logs_unverified_is_caught() {
+    // The external API reads through the same checks: a copy it handed out unverified does
+    // not restore to the model at its begin (seeds 361, 450).
+    assert_fires_saying(
+        Sabotage::Engine(PlantedBug::BackupSkipsPageCheck),
+        Oracle::ExternalBackup,
+        "does not restore",
+        700,
+    );
+    assert_fires_saying(
+        Sabotage::Engine(PlantedBug::BackupSkipsLogCheck),
+        Oracle::ExternalBackup,
+        "does not restore",
+        700,
+    );
+}
+
+#[test]
+fn an_external_backup_going_on_after_stop_backup_is_caught() {
+    // After `Instance::stop_backup` the external backup's next call must fail with -801
+    // (seed 31).
+    assert_fires_saying(
+        Sabotage::Engine(PlantedBug::StopBackupIgnored),
+        Oracle::ExternalBackup,
+        "stop_backup",
+        200,
+    );
+}
