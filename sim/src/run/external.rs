@@ -101,7 +101,7 @@ pub(crate) struct Externals {
 /// What one read did.
 enum Read {
     /// Every file is read whole.
-    AllRead,
+    Everything,
     /// The file is part read.
     Partial,
     /// The file was read to its end and closed.
@@ -148,7 +148,7 @@ impl External {
                 }
                 let unread = self.unread();
                 if unread.is_empty() {
-                    return Ok((Read::AllRead, false));
+                    return Ok((Read::Everything, false));
                 }
                 let i = usize::from(pick) % unread.len();
                 out_of_order = i > 0;
@@ -201,7 +201,7 @@ impl External {
     fn read_rest(&mut self, page_size: usize) -> jetdb::Result<Option<(u64, u64)>> {
         for _ in 0..1_000_000 {
             match self.advance(1 << 20, 0, page_size)?.0 {
-                Read::AllRead => return Ok(None),
+                Read::Everything => return Ok(None),
                 Read::Short(got, size) => return Ok(Some((got, size))),
                 _ => {}
             }
@@ -384,7 +384,7 @@ impl Sim {
                 self.external_failed(&e, &before, false)
             }
             Ok(_) if self.vfs.crashed() => Ok(()),
-            Ok((Read::AllRead, _)) => {
+            Ok((Read::Everything, _)) => {
                 self.say("ok: every file read");
                 Ok(())
             }
