@@ -139,11 +139,41 @@ pub enum Mark {
     RollForwardForeignRefused,
     /// A roll forward over a live generation that does not follow the one before it (its previous-generation time changed, or its name not its generation) was refused (-611).
     RollForwardNotContiguousRefused,
+    /// An external backup began, full.
+    ExternalFullBegun,
+    /// An external backup began, incremental.
+    ExternalIncrementalBegun,
+    /// An external backup's read left its file part read, for a later step.
+    ExternalSlowRead,
+    /// An external backup opened a log while a lower listed one was still unread.
+    ExternalLogsOutOfOrder,
+    /// An external backup closed a log half read and read it again whole later.
+    ExternalLogReread,
+    /// A call out of an external backup's order was refused as documented, changing nothing.
+    ExternalMisstepRefused,
+    /// An external backup was given up (ended as an abort, or early) and left nothing.
+    ExternalAborted,
+    /// An external backup stopped by `stop_backup` failed with `JET_errBackupAbortByServer`.
+    ExternalStopped,
+    /// An external backup whose instance was terminated failed at its next call.
+    ExternalEndedByRestart,
+    /// The machine crashed while an external backup ran; it recorded nothing it should not.
+    ExternalCrashed,
+    /// A failed external backup recorded nothing and deleted no log.
+    ExternalFailedCleanly,
+    /// An external backup failed on damage in the pages or logs it read.
+    ExternalFoundCorruption,
+    /// An external backup ended normally, and its copy restored to the model at its begin.
+    ExternalRestored,
+    /// An incremental external backup, added to its set, restored to the model at its begin.
+    ExternalIncrementalRestored,
+    /// An external backup truncated the logs: recorded in the header, as the truncation oracle allows.
+    ExternalTruncated,
 }
 
 impl Mark {
     /// Every mark.
-    pub const ALL: [Mark; 63] = [
+    pub const ALL: [Mark; 78] = [
         Mark::DurableCommit,
         Mark::LazyCommit,
         Mark::WriteConflict,
@@ -207,6 +237,21 @@ impl Mark {
         Mark::RollForwardTornRefused,
         Mark::RollForwardForeignRefused,
         Mark::RollForwardNotContiguousRefused,
+        Mark::ExternalFullBegun,
+        Mark::ExternalIncrementalBegun,
+        Mark::ExternalSlowRead,
+        Mark::ExternalLogsOutOfOrder,
+        Mark::ExternalLogReread,
+        Mark::ExternalMisstepRefused,
+        Mark::ExternalAborted,
+        Mark::ExternalStopped,
+        Mark::ExternalEndedByRestart,
+        Mark::ExternalCrashed,
+        Mark::ExternalFailedCleanly,
+        Mark::ExternalFoundCorruption,
+        Mark::ExternalRestored,
+        Mark::ExternalIncrementalRestored,
+        Mark::ExternalTruncated,
     ];
 
     /// Whether a default-profile campaign of at least [`EXPECT_FROM_SEEDS`] seeds must reach

@@ -56,6 +56,11 @@ pub enum Oracle {
     /// missing or foreign were not refused with the error documented for that damage, leaving
     /// the destination empty.
     RollForward,
+    /// An external backup broke its promise: one that ended normally did not restore to
+    /// exactly the model at its begin; a failed or aborted one recorded something or deleted
+    /// a log; a call out of order was not refused with its documented error, or changed
+    /// something; an incremental did not begin just after the last recorded backup.
+    ExternalBackup,
 }
 
 impl fmt::Display for Oracle {

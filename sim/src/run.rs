@@ -31,6 +31,7 @@ use crate::vfs::{DiskStats, IoFault, SimVfs, Zone};
 use crate::workload::{Plan, Step};
 
 mod backups;
+mod external;
 mod points;
 mod report;
 mod tamper;
@@ -187,6 +188,8 @@ struct Sim {
     tampering: tamper::Tampering,
     /// Backup directories, the running backup job, truncation bounds.
     backups: backups::Backups,
+    /// The external backup in flight, and the set it extends.
+    externals: external::Externals,
     /// What the instances of the run logged (`InstanceParams::event_log`), not yet judged.
     events: report::EventSink,
 }
@@ -251,6 +254,7 @@ impl Sim {
             outcome: None,
             tampering: tamper::Tampering::default(),
             backups: backups::Backups::new(),
+            externals: external::Externals::default(),
             events,
             config,
         }
@@ -591,6 +595,10 @@ impl Sim {
             Step::BackupStop => self.backup_stop(),
             Step::BackupFinish { abandon } => self.backup_finish(abandon),
             Step::Truncate => self.truncate(),
+            Step::ExternalBegin { incremental } => self.external_begin(incremental),
+            Step::ExternalRead { kib, pick } => self.external_read(kib, pick),
+            Step::ExternalMisstep { misstep } => self.external_misstep(misstep),
+            Step::ExternalEnd { how } => self.external_end(how),
             Step::BackupMisuse { misuse, pick } => self.backup_misuse(misuse, pick),
             Step::Restore { dir } => self.restore_step(dir),
             Step::RestoreCrash {
@@ -1123,8 +1131,18 @@ impl Sim {
 
     /// A clean term, then init: everything committed must be there.
     fn clean_restart(&mut self) -> Check {
-        // A running backup is abandoned first, with a failure's guarantees.
+        // A running backup is abandoned first, with a failure's guarantees; an external one
+        // is left to find its instance gone at its next call.
         self.backup_finish(true)?;
+        let newly_orphaned = self
+            .externals
+            .running
+            .as_mut()
+            .filter(|x| !x.facts.orphaned)
+            .map(|x| {
+                x.facts.orphaned = true;
+                x.facts.clone()
+            });
         let instance = self.instance.clone().expect("an instance");
         self.sessions.clear();
         self.model.drop_sessions();
@@ -1137,7 +1155,12 @@ impl Sim {
                 self.restarts += 1;
                 self.vfs.restart(false);
                 self.plant_corruption();
-                self.init_and_verify(None)
+                self.init_and_verify(None)?;
+                // The term failed the external backup: it left nothing.
+                match newly_orphaned {
+                    Some(facts) => self.check_external_failure(&facts, true),
+                    None => Ok(()),
+                }
             }
             Err(e) => {
                 self.check_error("term", &e, &before)?;
@@ -1166,6 +1189,7 @@ impl Sim {
                 active.facts
             })
             .or_else(|| self.backups.crashed.take());
+        let crashed_external = self.external_dies();
         self.sessions.clear();
         self.instance = None;
         self.model.drop_sessions();
@@ -1187,6 +1211,9 @@ impl Sim {
         }
         self.plant_corruption();
         self.init_and_verify(recovery_crash)?;
+        if let Some(facts) = crashed_external {
+            self.after_crash_during_external(facts)?;
+        }
         match crashed_backup {
             Some(facts) => self.after_crash_during_backup(facts),
             None => Ok(()),
@@ -1265,6 +1292,7 @@ impl Sim {
         self.incarnation += 1;
         self.checkpoint = None;
         self.check_backup_records_durable()?;
+        self.external_record_after_restart();
         self.open_sessions()?;
         self.vfs.suspend_faults(true);
         let verified = self.verify_prefix().and_then(|()| self.verify_integrity());

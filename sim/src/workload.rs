@@ -218,6 +218,35 @@ pub enum Step {
         /// Which directory or flags.
         pick: u8,
     },
+    /// An external backup begins (`Instance::begin_external_backup`): full, or incremental
+    /// (the logs after the last backup the header records). Its reader copies what it reads
+    /// into the simulator's memory.
+    ExternalBegin {
+        /// Incremental (else full).
+        incremental: bool,
+    },
+    /// The external backup's reader makes one read of at most `kib` KiB (the database: whole
+    /// pages, at least one) of its open file, opening the next first if none is: the
+    /// database, then the listed logs in an order `pick` draws. Now and then (`pick`) it
+    /// closes a log half read, to read it again later.
+    ExternalRead {
+        /// How much to read.
+        kib: u16,
+        /// Which log next; whether to give a half-read log up.
+        pick: u8,
+    },
+    /// A call out of the external backup's order, or with a bad handle or buffer, or a
+    /// second backup begun beside it: refused with its documented error, changing nothing.
+    ExternalMisstep {
+        /// Which call.
+        misstep: Misstep,
+    },
+    /// The external backup ends: given up, or read to its end and ended normally (with or
+    /// without the truncation that records it), its copy then restored and compared.
+    ExternalEnd {
+        /// How.
+        how: ExternalEndHow,
+    },
     /// Latent corruption is planted at the next restart, or (`now`) at once into the durable
     /// medium — a database page or an archived log generation, where no redo rewrites it
     /// before a running backup reads it; `pick` chooses the place.
@@ -440,6 +469,96 @@ impl Misuse {
     ];
 }
 
+/// A [`Step::ExternalMisstep`]'s call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Misstep {
+    /// `attach_info` after the database phase (an incremental has none).
+    AttachInfoLate,
+    /// `open_file` while a file is open, or of the database a second time or out of its phase.
+    OpenOutOfTurn,
+    /// `open_file` of a listed log before the logs are listed.
+    LogBeforeInfo,
+    /// `open_file` of a path that is no file of the backup: `JET_errInvalidParameter`.
+    UnknownFile,
+    /// `read_file` with a handle that is not open: `JET_errInvalidParameter`.
+    StaleHandle,
+    /// `read_file` into a buffer that is empty or not whole pages: `JET_errInvalidParameter`.
+    BadBuffer,
+    /// `log_info` with a file open.
+    LogInfoWhileOpen,
+    /// `truncate_log` before every file was read whole (`JET_errLogFileNotCopied` for a log).
+    TruncateEarly,
+    /// `manifest` before every file was read whole.
+    ManifestEarly,
+    /// A JetBackup truncation, or a second external backup, begun beside it:
+    /// `JET_errBackupInProgress`.
+    SecondBackup,
+}
+
+impl Misstep {
+    /// Every kind.
+    pub const ALL: [Misstep; 10] = [
+        Misstep::AttachInfoLate,
+        Misstep::OpenOutOfTurn,
+        Misstep::LogBeforeInfo,
+        Misstep::UnknownFile,
+        Misstep::StaleHandle,
+        Misstep::BadBuffer,
+        Misstep::LogInfoWhileOpen,
+        Misstep::TruncateEarly,
+        Misstep::ManifestEarly,
+        Misstep::SecondBackup,
+    ];
+}
+
+/// How a [`Step::ExternalEnd`] ends the external backup.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ExternalEndHow {
+    /// `end(Abort)`: given up, nothing recorded or truncated.
+    Abort,
+    /// `end(Normal)` before every file was read: refused, and the backup given up.
+    Early,
+    /// Read to its end, then `end(Normal)`: a copy, recorded nowhere.
+    Normal,
+    /// Read to its end, `truncate_log` (recorded in the header, logs deleted), then
+    /// `end(Normal)`.
+    Truncate,
+}
+
+/// The next external backup step of a plan, from its own stream: a begin if none is in
+/// flight, else mostly reads, now and then a misstep, and an end.
+fn external_step(rng: &mut ChaCha8Rng, in_flight: &mut bool) -> Step {
+    if !*in_flight {
+        *in_flight = true;
+        return Step::ExternalBegin {
+            incremental: rng.random_bool(0.5),
+        };
+    }
+    match rng.random_range(0..20) {
+        0..=12 => Step::ExternalRead {
+            kib: [4, 16, 64, 256][rng.random_range(0..4)],
+            pick: rng.random(),
+        },
+        13..=15 => Step::ExternalMisstep {
+            misstep: Misstep::ALL[rng.random_range(0..Misstep::ALL.len())],
+        },
+        _ => {
+            *in_flight = false;
+            Step::ExternalEnd {
+                how: [
+                    ExternalEndHow::Abort,
+                    ExternalEndHow::Early,
+                    ExternalEndHow::Normal,
+                    ExternalEndHow::Truncate,
+                    ExternalEndHow::Truncate,
+                ][rng.random_range(0..5)],
+            }
+        }
+    }
+}
+
 /// What a [`Step::BackupBegin`] asks for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -506,9 +625,16 @@ impl Plan {
         // Restores to a point and roll forwards draw from a stream of their own: the main
         // one, and so every plan's other steps, stay as they were before they existed.
         let mut points = ChaCha8Rng::seed_from_u64(config.seed ^ 0x504f_494e_5400_0000);
+        // External backups too: one begins now and then, and its reads, missteps and end
+        // go between the other steps (only in runs that take backups).
+        let mut external = ChaCha8Rng::seed_from_u64(config.seed ^ 0x4558_5445_524e_0000);
+        let mut external_in_flight = false;
         let mut next_value = 1u32;
         let mut steps = Vec::with_capacity(config.steps as usize);
         for _ in 0..config.steps {
+            if w.backup > 0 && external.random_ratio(1, if external_in_flight { 5 } else { 60 }) {
+                steps.push(external_step(&mut external, &mut external_in_flight));
+            }
             let s = rng.random_range(0..config.sessions);
             let t = rng.random_range(0..config.tables);
             let k = rng.random_range(0..config.keys);

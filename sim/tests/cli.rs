@@ -32,13 +32,13 @@ fn a_run_prints_its_configuration_and_ends_with_its_seed_and_trace() {
 
 #[test]
 fn the_trace_prints_each_step_with_its_outcome_on_its_line() {
-    let (ok, text) = jetsim(&["run", "--seed", "10", "--steps", "120", "--trace"]);
+    let (ok, text) = jetsim(&["run", "--seed", "10", "--steps", "140", "--trace"]);
     assert!(ok, "{text}");
     let steps: Vec<&str> = text
         .lines()
         .filter(|l| l.trim_start().starts_with("step "))
         .collect();
-    assert_eq!(steps.len(), 120, "{text}");
+    assert_eq!(steps.len(), 140, "{text}");
     // Every step line ends with what the step returned, in order.
     for (i, line) in steps.iter().enumerate() {
         assert!(

@@ -190,6 +190,16 @@ fn kept_files(facts: &Facts, events: &[jetdb::Event]) -> Option<Vec<PathBuf>> {
 }
 
 impl Sim {
+    /// Whether a backup runs: a JetBackup job, or an external backup whose instance this is.
+    pub(super) fn backup_busy(&self) -> bool {
+        self.backups.active.is_some()
+            || self
+                .externals
+                .running
+                .as_ref()
+                .is_some_and(|x| !x.facts.orphaned)
+    }
+
     /// Every file under `dir`, with its CRC32 (as reads see it).
     fn listing(&self, dir: &Path) -> BTreeMap<PathBuf, u32> {
         self.vfs.crcs_under(dir)
@@ -227,7 +237,7 @@ impl Sim {
             .collect()
     }
 
-    fn header_records(&self) -> Option<(BackupInfo, BackupInfo)> {
+    pub(super) fn header_records(&self) -> Option<(BackupInfo, BackupInfo)> {
         let header = self.instance.as_ref()?.database_header().ok()?;
         Some((header.backup_full, header.backup_incremental))
     }
@@ -239,7 +249,7 @@ impl Sim {
 
     /// The error the contract names for a backup of `mode` into `dir` begun now, if any.
     fn expected_begin_error(&self, dir: usize, mode: BackupMode) -> Option<ErrorKind> {
-        if self.backups.active.is_some() {
+        if self.backup_busy() {
             return Some(ErrorKind::BackupInProgress);
         }
         let manifest = self.manifest_of(dir);
@@ -442,7 +452,7 @@ impl Sim {
     pub(super) fn backup_misuse(&mut self, misuse: Misuse, pick: u8) -> Check {
         use ErrorKind::*;
         let instance = self.instance.clone().expect("an instance");
-        let active = self.backups.active.is_some();
+        let active = self.backup_busy();
         let busy = |kind| if active { BackupInProgress } else { kind };
         let missing = PathBuf::from("bkmissing");
         let (path, flags, expected, kind) = match misuse {
@@ -682,6 +692,26 @@ impl Sim {
         let running = instance.stop_backup();
         self.say(format!("stop_backup: a backup was running: {running}"));
         let dead = self.instance_dead();
+        if self.backups.active.is_none()
+            && let Some(x) = self
+                .externals
+                .running
+                .as_mut()
+                .filter(|x| !x.facts.orphaned)
+        {
+            if running {
+                x.facts.stopped = true;
+                self.event(format_args!("external backup stopped"));
+                return Ok(());
+            }
+            if dead {
+                return Ok(());
+            }
+            return Err(self.violation(
+                Oracle::ExternalBackup,
+                "stop_backup said no backup was running, but an external backup was",
+            ));
+        }
         match self.backups.active.as_mut() {
             Some(active) if running => {
                 active.facts.stopped = true;
@@ -909,7 +939,7 @@ impl Sim {
 
     /// The truncation oracle: what a call deleted lies below the checkpoint, and (without
     /// circular logging) at or below the highest generation of a successful backup.
-    fn check_truncation(&mut self, before: &BTreeSet<u32>) -> Check {
+    pub(super) fn check_truncation(&mut self, before: &BTreeSet<u32>) -> Check {
         let after = self.live_logs();
         let deleted: Vec<u32> = before.difference(&after).copied().collect();
         let Some(&top) = deleted.last() else {
@@ -956,7 +986,7 @@ impl Sim {
         }
         match result {
             Ok(summary) => {
-                if self.backups.active.is_some() {
+                if self.backup_busy() {
                     return Err(self.violation(
                         Oracle::Contract,
                         "a truncation ran while a backup was running (JET_errBackupInProgress)",
@@ -970,7 +1000,7 @@ impl Sim {
                 }
                 Ok(())
             }
-            Err(e) if e.kind() == ErrorKind::BackupInProgress && self.backups.active.is_some() => {
+            Err(e) if e.kind() == ErrorKind::BackupInProgress && self.backup_busy() => {
                 self.coverage.hit(Mark::BackupRefusedByContract);
                 Ok(())
             }

@@ -616,7 +616,7 @@ impl Sim {
 
     /// Why the live logs cannot be judged now, if they cannot: tampered with, rotten, or
     /// holding what a misdirected write left.
-    fn live_logs_unsure(&self) -> Option<&'static str> {
+    pub(super) fn live_logs_unsure(&self) -> Option<&'static str> {
         if self.live_tamper_in_effect(None).is_some() {
             return Some("the live logs are tampered with");
         }
