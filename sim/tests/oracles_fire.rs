@@ -610,3 +610,36 @@ fn an_external_backup_going_on_after_stop_backup_is_caught() {
         200,
     );
 }
+
+#[test]
+fn the_external_apis_own_planted_bugs_are_caught() {
+    // A `log_info` that rolls again lists a generation the reader did not expect to read
+    // whole, and its JetBackup client records a later point (seed 0, 2).
+    assert_fires(
+        Sabotage::Engine(PlantedBug::ExternalLogInfoRollsAgain),
+        Oracle::ExternalBackup,
+        40,
+    );
+    // An abort recorded in the header as a success (seed 11).
+    assert_fires_saying(
+        Sabotage::Engine(PlantedBug::ExternalAbortRecords),
+        Oracle::ExternalBackup,
+        "changed the header's backup records",
+        60,
+    );
+    // A page the fence saved handed out as it is now: the copy's digest is not the
+    // manifest's (seed 52).
+    assert_fires_saying(
+        Sabotage::Engine(PlantedBug::ExternalReadSkipsSavedPage),
+        Oracle::ExternalBackup,
+        "does not restore",
+        200,
+    );
+    // A truncation before every log was read answered Ok (seed 579: the misstep is rare).
+    assert_fires_saying(
+        Sabotage::Engine(PlantedBug::ExternalTruncatesUnread),
+        Oracle::ExternalBackup,
+        "answered Ok",
+        800,
+    );
+}

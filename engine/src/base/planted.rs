@@ -119,11 +119,14 @@ pub enum PlantedBug {
     /// An aborted external backup is recorded in the database header as if it had succeeded
     /// (`ExternalBackup::end`).
     ExternalAbortRecords,
+    /// An external backup's sequential read of the database hands out a page the fence saved
+    /// as it is now, not as the fence kept it (`ExternalBackup::read_database`).
+    ExternalReadSkipsSavedPage,
 }
 
 impl PlantedBug {
     /// Every planted bug.
-    pub const ALL: [PlantedBug; 35] = [
+    pub const ALL: [PlantedBug; 36] = [
         PlantedBug::WriteBackBeforeLog,
         PlantedBug::CheckpointBeforeWriteBack,
         PlantedBug::BackupSkipsPageCheck,
@@ -159,6 +162,7 @@ impl PlantedBug {
         PlantedBug::ExternalLogInfoRollsAgain,
         PlantedBug::ExternalTruncatesUnread,
         PlantedBug::ExternalAbortRecords,
+        PlantedBug::ExternalReadSkipsSavedPage,
     ];
 
     /// Its name on the command line: kebab case (`write-back-before-log`).
