@@ -108,8 +108,9 @@ enum Read {
     Finished,
     /// A half-read log was closed, to read again later.
     GaveUp,
-    /// The file gave other bytes than its size said.
-    Short(u64, u64),
+    /// The API answered other than it documents (a file read short or long, a listing not
+    /// the backup's): what it did.
+    Wrong(String),
 }
 
 impl External {
@@ -133,7 +134,7 @@ impl External {
             if !self.facts.incremental && !self.db_opened {
                 let files = self.backup.attach_info()?;
                 if files != [self.db_path.clone()] {
-                    return Ok((Read::Short(0, files.len() as u64), false));
+                    return Ok((Read::Wrong(format!("attach info named {files:?}")), false));
                 }
                 let file = self.backup.open_file(&self.db_path)?;
                 self.db_opened = true;
@@ -144,7 +145,28 @@ impl External {
                 });
             } else {
                 if self.listed.is_none() {
-                    self.listed = Some(self.backup.log_info()?);
+                    let listed = self.backup.log_info()?;
+                    let generations: Vec<Option<u32>> = listed
+                        .iter()
+                        .map(|p| {
+                            p.file_name()
+                                .and_then(|n| n.to_str())
+                                .and_then(|n| jetdb::log::parse_archive_name("edb", n))
+                        })
+                        .collect();
+                    let want: Vec<Option<u32>> = (self.facts.gen_low..=self.facts.gen_high)
+                        .map(Some)
+                        .collect();
+                    if generations != want {
+                        return Ok((
+                            Read::Wrong(format!(
+                                "log info listed {listed:?}, not generations {:#X}..={:#X}",
+                                self.facts.gen_low, self.facts.gen_high
+                            )),
+                            false,
+                        ));
+                    }
+                    self.listed = Some(listed);
                 }
                 let unread = self.unread();
                 if unread.is_empty() {
@@ -183,7 +205,13 @@ impl External {
             return Ok((Read::Partial, out_of_order));
         }
         if got != file.size() {
-            return Ok((Read::Short(got, file.size()), out_of_order));
+            return Ok((
+                Read::Wrong(format!(
+                    "a file read {got} bytes, but its size is {}",
+                    file.size()
+                )),
+                out_of_order,
+            ));
         }
         self.backup.close_file(file)?;
         let reading = self.open.take().expect("a file is open");
@@ -198,11 +226,11 @@ impl External {
     }
 
     /// Reads everything left, fast.
-    fn read_rest(&mut self, page_size: usize) -> jetdb::Result<Option<(u64, u64)>> {
+    fn read_rest(&mut self, page_size: usize) -> jetdb::Result<Option<String>> {
         for _ in 0..1_000_000 {
             match self.advance(1 << 20, 0, page_size)?.0 {
                 Read::Everything => return Ok(None),
-                Read::Short(got, size) => return Ok(Some((got, size))),
+                Read::Wrong(what) => return Ok(Some(what)),
                 _ => {}
             }
         }
@@ -396,9 +424,9 @@ impl Sim {
                     "an external backup that was stopped or whose instance was terminated went on reading",
                 ))
             }
-            Ok((Read::Short(got, size), _)) => Err(self.violation(
+            Ok((Read::Wrong(what), _)) => Err(self.violation(
                 Oracle::ExternalBackup,
-                format!("an external backup's file read {got} bytes, but its size is {size}"),
+                format!("an external backup answered wrong: {what}"),
             )),
             Ok((read, out_of_order)) => {
                 if out_of_order {
@@ -624,10 +652,10 @@ impl Sim {
         }
         // Read to the end, then end normally (truncating first, if asked).
         let rest = x.read_rest(page_size);
-        if let Ok(Some((got, size))) = rest {
+        if let Ok(Some(what)) = rest {
             return Err(self.violation(
                 Oracle::ExternalBackup,
-                format!("an external backup's file read {got} bytes, but its size is {size}"),
+                format!("an external backup answered wrong: {what}"),
             ));
         }
         if let Err(e) = rest {
@@ -711,6 +739,20 @@ impl Sim {
                 Oracle::ExternalBackup,
                 "an external backup stopped by stop_backup ended normally",
             ));
+        }
+        if truncated.is_none() {
+            // A copy backup: recorded nowhere.
+            self.vfs.suspend_faults(true);
+            let now = self.header_records();
+            self.vfs.suspend_faults(false);
+            if let (Some(now), Some(then)) = (now, facts.header)
+                && now != then
+            {
+                return Err(self.violation(
+                    Oracle::ExternalBackup,
+                    format!("an external backup ended without a truncation changed the header's backup records from {then:?} to {now:?}"),
+                ));
+            }
         }
         if summary.sequence != point.sequence {
             return Err(self.violation(
@@ -896,9 +938,26 @@ impl Sim {
             // Judged after the restart.
             return Ok(());
         }
-        let x = self.externals.running.take().expect("running");
+        let mut x = self.externals.running.take().expect("running");
         let facts = x.facts.clone();
-        drop(x.backup);
+        if !recorded_maybe && !facts.orphaned {
+            // A failed backup answers every later call with the error that failed it.
+            let again = x.backup.log_info().map(|_| ());
+            let ended = x.backup.end(BackupEnd::Normal).map(|_| ());
+            self.take_events();
+            for (call, got) in [("log info", again), ("end", ended)] {
+                if got.as_ref().err().map(JetError::kind) != Some(err.kind()) {
+                    return Err(self.violation(
+                        Oracle::ExternalBackup,
+                        format!(
+                            "after an external backup failed with {err}, {call} answered {got:?}"
+                        ),
+                    ));
+                }
+            }
+        } else {
+            drop(x.backup);
+        }
         self.take_events();
         self.external_ended_badly(&facts, err, before, recorded_maybe)
     }
