@@ -710,7 +710,29 @@ impl Sim {
                 Err(e) => {
                     self.take_events();
                     self.say(format!("truncation failed: {}", super::error_outcome(&e)));
-                    return self.external_failed(&e, &before, true);
+                    let facts = self
+                        .externals
+                        .running
+                        .as_ref()
+                        .expect("running")
+                        .facts
+                        .clone();
+                    self.vfs.suspend_faults(true);
+                    let recorded = !self.instance_dead() && self.external_is_recorded(&facts);
+                    self.vfs.suspend_faults(false);
+                    if !recorded {
+                        return self.external_failed(&e, &before, true);
+                    }
+                    // Recorded, then deleting its logs failed: the backup has succeeded, and
+                    // must end as one, its copy restoring to its begin.
+                    if !self.explained(&e, &before) {
+                        return Err(self.violation(
+                            Oracle::UnexplainedError,
+                            format!("an external backup's truncation failed with no fault to explain it: {e}"),
+                        ));
+                    }
+                    self.external_recorded(&logs_before)?;
+                    truncated = Some(None);
                 }
             }
         }
