@@ -169,11 +169,22 @@ pub enum Mark {
     ExternalIncrementalRestored,
     /// An external backup truncated the logs: recorded in the header, as the truncation oracle allows.
     ExternalTruncated,
+    /// A streamed backup (`Instance::backup_to_stream`) wrote its stream whole.
+    StreamWritten,
+    /// A stream restored (`Instance::restore_stream`) to exactly the model at its begin.
+    StreamRestored,
+    /// A stream restored to a time gave the model's state at that time.
+    StreamRestoredToTime,
+    /// A damaged copy of a stream (a byte flipped, cut short, a byte appended) was refused
+    /// with a documented error, leaving nothing.
+    StreamDamageRefused,
+    /// A streamed backup failed, changed nothing, and its part-written bytes were refused.
+    StreamFailedCleanly,
 }
 
 impl Mark {
     /// Every mark.
-    pub const ALL: [Mark; 78] = [
+    pub const ALL: [Mark; 83] = [
         Mark::DurableCommit,
         Mark::LazyCommit,
         Mark::WriteConflict,
@@ -252,6 +263,11 @@ impl Mark {
         Mark::ExternalRestored,
         Mark::ExternalIncrementalRestored,
         Mark::ExternalTruncated,
+        Mark::StreamWritten,
+        Mark::StreamRestored,
+        Mark::StreamRestoredToTime,
+        Mark::StreamDamageRefused,
+        Mark::StreamFailedCleanly,
     ];
 
     /// Whether a default-profile campaign of at least [`EXPECT_FROM_SEEDS`] seeds must reach

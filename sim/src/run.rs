@@ -34,6 +34,7 @@ mod backups;
 mod external;
 mod points;
 mod report;
+mod stream;
 mod tamper;
 
 /// What a run did and found.
@@ -599,6 +600,11 @@ impl Sim {
             Step::ExternalRead { kib, pick } => self.external_read(kib, pick),
             Step::ExternalMisstep { misstep } => self.external_misstep(misstep),
             Step::ExternalEnd { how } => self.external_end(how),
+            Step::StreamBackup {
+                damage,
+                pick,
+                to_time,
+            } => self.stream_backup(damage, pick, to_time),
             Step::BackupMisuse { misuse, pick } => self.backup_misuse(misuse, pick),
             Step::Restore { dir } => self.restore_step(dir),
             Step::RestoreCrash {

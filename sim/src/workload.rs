@@ -247,6 +247,18 @@ pub enum Step {
         /// How.
         how: ExternalEndHow,
     },
+    /// A streamed backup of the live instance (`Instance::backup_to_stream`, a copy backup:
+    /// nothing recorded, no log truncated), its bytes kept and restored with
+    /// `Instance::restore_stream` on a disk of its own; now and then a damaged copy of them
+    /// too (refused, leaving nothing), and a restore of them to a time.
+    StreamBackup {
+        /// What is done to a copy of the stream, restored too and refused.
+        damage: Option<StreamDamage>,
+        /// Where the copy is damaged; the time a restore to a point stops at.
+        pick: u64,
+        /// Also restore the stream to a time.
+        to_time: bool,
+    },
     /// Latent corruption is planted at the next restart, or (`now`) at once into the durable
     /// medium — a database page or an archived log generation, where no redo rewrites it
     /// before a running backup reads it; `pick` chooses the place.
@@ -512,6 +524,32 @@ impl Misstep {
     ];
 }
 
+/// How a [`Step::StreamBackup`] damages a copy of its stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StreamDamage {
+    /// One byte flipped (xor a nonzero byte) at a random position.
+    Flip,
+    /// Cut short at a random length.
+    Cut,
+    /// A byte appended after its end.
+    Append,
+}
+
+/// The next stream step of a plan, from its own stream.
+fn stream_step(rng: &mut ChaCha8Rng) -> Step {
+    Step::StreamBackup {
+        damage: match rng.random_range(0..6) {
+            0 | 1 => Some(StreamDamage::Flip),
+            2 => Some(StreamDamage::Cut),
+            3 => Some(StreamDamage::Append),
+            _ => None,
+        },
+        pick: rng.random(),
+        to_time: rng.random_ratio(1, 3),
+    }
+}
+
 /// How a [`Step::ExternalEnd`] ends the external backup.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -581,6 +619,9 @@ impl BackupMode {
     }
 }
 
+/// A stream step comes once in this many steps, in runs that take backups.
+pub const STREAM_ONE_IN: u32 = 300;
+
 /// How many backup directories plans use.
 pub const BACKUP_DIRS: u8 = 3;
 
@@ -629,11 +670,17 @@ impl Plan {
         // go between the other steps (only in runs that take backups).
         let mut external = ChaCha8Rng::seed_from_u64(config.seed ^ 0x4558_5445_524e_0000);
         let mut external_in_flight = false;
+        // Streamed backups too, from a stream of their own (rare: each is a backup and up to
+        // three restores).
+        let mut stream = ChaCha8Rng::seed_from_u64(config.seed ^ 0x5354_5245_414d_0000);
         let mut next_value = 1u32;
         let mut steps = Vec::with_capacity(config.steps as usize);
         for _ in 0..config.steps {
             if w.backup > 0 && external.random_ratio(1, if external_in_flight { 5 } else { 60 }) {
                 steps.push(external_step(&mut external, &mut external_in_flight));
+            }
+            if w.backup > 0 && stream.random_ratio(1, STREAM_ONE_IN) {
+                steps.push(stream_step(&mut stream));
             }
             let s = rng.random_range(0..config.sessions);
             let t = rng.random_range(0..config.tables);

@@ -643,3 +643,28 @@ fn the_external_apis_own_planted_bugs_are_caught() {
         800,
     );
 }
+
+#[test]
+fn a_streamed_backup_that_does_not_restore_or_a_stream_restore_leaving_files_is_caught() {
+    // A stream of rotten pages copied unverified is refused by its restore (seed 123).
+    assert_fires_saying(
+        Sabotage::Engine(PlantedBug::BackupSkipsPageCheck),
+        Oracle::ExternalBackup,
+        "a stream whose backup succeeded does not restore",
+        250,
+    );
+    // A `log_info` that rolls again: the stream's manifest does not hold together (seed 2).
+    assert_fires_saying(
+        Sabotage::Engine(PlantedBug::ExternalLogInfoRollsAgain),
+        Oracle::ExternalBackup,
+        "a stream whose backup succeeded does not restore",
+        40,
+    );
+    // A refused restore of a stream to a time leaves its files in the destination (seed 2).
+    assert_fires_saying(
+        Sabotage::Engine(PlantedBug::RestoreLeavesItsFiles),
+        Oracle::ExternalBackup,
+        "a restore of a backup stream that failed",
+        40,
+    );
+}

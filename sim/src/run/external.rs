@@ -93,6 +93,8 @@ pub(crate) struct Externals {
     chain: Option<Chain>,
     /// Restores made (seeds their disks).
     restores: u64,
+    /// Restores of backup streams made (seeds their disks).
+    pub(crate) stream_restores: u64,
     /// A backup whose truncation failed with the instance stopped: its record may have
     /// reached the disk, for the next recovery to find.
     pending_record: Option<ExtFacts>,

@@ -63,7 +63,7 @@ struct SetScan {
 /// What a restore may answer: the state after a commit of the model, and the refusals
 /// allowed.
 #[derive(Debug)]
-struct Allowed {
+pub(super) struct Allowed {
     state: Option<u64>,
     /// The state after any commit from this one to `state` will do as well: commits a
     /// recovery left that the engine may never have logged ([`crate::model::Model::earliest_alike`]).
@@ -280,7 +280,7 @@ impl Sim {
     /// What a restore to time `t` may give: the set covers the full backup's point (commit
     /// `full`, returned at `lo`) to the last backup's begin (`hi`), and with a roll forward up
     /// to the last live commit (`live_last`); the first log was created at `created`.
-    fn time_allowed(
+    pub(super) fn time_allowed(
         &self,
         t: u64,
         (lo, hi, full, created): (u64, u64, u64, u64),
@@ -399,7 +399,7 @@ impl Sim {
     }
 
     /// Judges a restore's answer against what is allowed; whether it restored.
-    fn judge_point(
+    pub(super) fn judge_point(
         &mut self,
         oracle: Oracle,
         what: &str,
