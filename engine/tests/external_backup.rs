@@ -260,6 +260,17 @@ fn calls_out_of_order_are_refused_and_change_nothing() {
         .unwrap();
     assert_eq!(kind(inc.attach_info()), seq);
     assert_eq!(kind(inc.open_file(&db)), seq);
+    // A handle of the backup before is refused, though this one has a file open under the
+    // same number (its second).
+    let inc_logs = inc.log_info().unwrap();
+    let first = inc.open_file(&inc_logs[0]).unwrap();
+    inc.close_file(first).unwrap();
+    let second = inc.open_file(&inc_logs[0]).unwrap();
+    assert_eq!(
+        kind(inc.read_file(file, &mut [0u8; 100])),
+        ErrorKind::InvalidParameter
+    );
+    assert_eq!(inc.read_file(second, &mut [0u8; 100]).unwrap(), 100);
     // Flags that name no external option.
     drop(inc);
     assert_eq!(

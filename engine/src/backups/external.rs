@@ -126,6 +126,8 @@ pub enum BackupEnd {
 /// [`ExternalBackup::read_file`] and [`ExternalBackup::close_file`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BackupFile {
+    /// The backup it belongs to: another backup's handle is refused.
+    backup: u64,
     id: u64,
     size: u64,
 }
@@ -511,7 +513,11 @@ impl ExternalBackup {
                 id,
                 what: Opened::Database,
             });
-            return Ok(BackupFile { id, size });
+            return Ok(BackupFile {
+                backup: self.id,
+                id,
+                size,
+            });
         }
         let generation = self
             .logs
@@ -542,7 +548,11 @@ impl ExternalBackup {
             id,
             what: Opened::Log(Box::new(reader)),
         });
-        Ok(BackupFile { id, size })
+        Ok(BackupFile {
+            backup: self.id,
+            id,
+            size,
+        })
     }
 
     /// Reads the open file's next bytes into `buf` (ESE's JetReadFile) and returns how many;
@@ -950,7 +960,7 @@ impl ExternalBackup {
     /// `file` must be the one open.
     fn check_file(&self, file: BackupFile) -> Result<()> {
         match &self.open {
-            Some(open) if open.id == file.id => Ok(()),
+            Some(open) if open.id == file.id && file.backup == self.id => Ok(()),
             _ => bail!(
                 InvalidParameter,
                 "file {} is not open for this backup",
