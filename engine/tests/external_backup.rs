@@ -941,3 +941,42 @@ fn drops_stops_and_truncations_free_the_instance() {
     b.end(BackupEnd::Abort).unwrap();
     inst.term().unwrap();
 }
+
+#[derive(Debug, Default)]
+struct FailRemovals(AtomicBool);
+impl Hook for FailRemovals {
+    fn remove_of(&self, path: &Path) -> std::io::Result<()> {
+        // (Once: what removes the staging directory's files after fails no more.)
+        if path.starts_with("r/.jetdb-stream") && self.0.swap(false, AtOrd::SeqCst) {
+            return Err(std::io::Error::other(
+                "injected EIO removing the staging directory",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A restore done is not undone when its staging directory cannot be removed: the error is
+/// returned, and the restored instance (in a target the call made) stays whole.
+#[test]
+fn a_staging_directory_that_cannot_be_removed_keeps_the_restore() {
+    let hook = Arc::new(FailRemovals::default());
+    let vfs = HookedVfs::new(Arc::clone(&hook));
+    let mem = vfs.inner.clone();
+    let inst = loaded(&mem, 300);
+    let at_begin = contents(&inst);
+    let mut stream = Vec::new();
+    inst.backup_to_stream(&mut stream, None).unwrap();
+    inst.term().unwrap();
+    hook.0.store(true, AtOrd::SeqCst);
+    let r = Instance::new(env(vfs.clone()), backup_params("r"));
+    let staging = Path::new("r/.jetdb-stream");
+    let err = r
+        .restore_stream(&mut &stream[..], staging, &RestoreOptions::default(), None)
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::DiskIO, "{err}");
+    assert!(mem.exists(staging).unwrap(), "the staging directory stays");
+    r.init().unwrap();
+    assert_eq!(contents(&r), at_begin);
+    r.term().unwrap();
+}

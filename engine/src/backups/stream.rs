@@ -234,7 +234,8 @@ impl Instance {
     /// `JET_errLogCorruptDuringHardRestore` (a damaged log record or manifest),
     /// `JET_errFileIOBeyondEOF` (a stream cut short), `JET_errMissingRestoreLogFiles` (a log
     /// the manifest lists is not in the stream), `JET_errInvalidPath` (`staging` exists). A
-    /// failure leaves nothing: the directories the call made are removed.
+    /// failure leaves nothing: the directories the call made are removed. (Once the restore
+    /// is done, a failure removing `staging` is returned, and the restored instance stays.)
     pub fn restore_stream(
         &self,
         input: &mut dyn Read,
@@ -278,13 +279,17 @@ impl Instance {
             parent,
             params.create_path_if_not_exist,
         )?;
+        let mut restored = false;
         let result = create_new_dir(&*vfs, staging).and_then(|()| {
             let unpacked = unpack_into(&*vfs, input, staging);
             let result = unpacked.and_then(|_| self.restore_with(staging, options, status));
+            restored = result.is_ok();
             let removed = remove_dir_all(&*vfs, staging);
+            // (A restore done is not undone for its staging directory, which then stays.)
             result.and_then(|summary| removed.map(|()| summary))
         });
         if result.is_err()
+            && !restored
             && let Some(made) = made
         {
             // (Best effort: the error to report is the restore's.)

@@ -68,6 +68,11 @@ pub trait Hook: Send + Sync + Debug + 'static {
         let _ = path;
         Ok(())
     }
+    /// Called before a file is removed; an error fails the removal. By default, nothing.
+    fn remove_of(&self, path: &Path) -> io::Result<()> {
+        let _ = path;
+        Ok(())
+    }
     /// Called before a file's length is set; an error fails it. By default, nothing.
     fn set_len_of(&self, path: &Path, len: u64) -> io::Result<()> {
         let _ = (path, len);
@@ -120,6 +125,7 @@ impl<H: Hook> Vfs for HookedVfs<H> {
         self.inner.is_dir(path)
     }
     fn remove(&self, path: &Path) -> io::Result<()> {
+        self.hook.remove_of(path)?;
         self.inner.remove(path)
     }
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
