@@ -151,9 +151,9 @@ fn run(command: Command) -> Result<ExitCode, Failure> {
                 roll_forward,
             };
             let from = if backup.as_os_str() == "-" {
-                restore::From::Stdin { staging }
+                restore::BackupSource::Stdin { staging }
             } else {
-                restore::From::Dir(&backup)
+                restore::BackupSource::Dir(&backup)
             };
             restore::restore(&env, from, to, &options, paths, &tuning, &mut out)
         }

@@ -12,7 +12,7 @@ use crate::format::{generations, utc};
 use crate::progress::Progress;
 
 /// Where a restore reads the backup.
-pub(crate) enum From<'a> {
+pub(crate) enum BackupSource<'a> {
     /// A backup directory.
     Dir(&'a Path),
     /// A backup stream on stdin, unpacked into `staging` (default `.jetdb-stream` in the
@@ -25,7 +25,7 @@ pub(crate) enum From<'a> {
 /// point it landed on.
 pub(crate) fn restore(
     env: &Env,
-    from: From<'_>,
+    from: BackupSource<'_>,
     to: PathBuf,
     options: &RestoreOptions,
     paths: PathFlags,
@@ -41,11 +41,11 @@ pub(crate) fn restore(
     let instance = Instance::new(env.clone(), params);
     let mut on_status = |status: &Status| progress.update(status);
     let (result, backup) = match from {
-        From::Dir(backup) => (
+        BackupSource::Dir(backup) => (
             instance.restore_with(backup, options, Some(&mut on_status)),
             backup.to_path_buf(),
         ),
-        From::Stdin { staging } => {
+        BackupSource::Stdin { staging } => {
             // (Inside the instance directory, which the restore makes first if missing.)
             let staging = staging.unwrap_or_else(|| files.dir.join(".jetdb-stream"));
             let mut stdin = io::stdin().lock();
