@@ -1018,26 +1018,16 @@ impl Sim {
         kept: Option<Vec<PathBuf>>,
     ) -> Check {
         let kind = err.kind();
-        let fence_read = IO_ERRORS.contains(&kind)
-            && self
-                .vfs
-                .fired()
-                .get(&IoFault::ReadError)
-                .is_some_and(|&n| n > active.reads_before);
-        let log_damage = kind == ErrorKind::LogReadVerifyFailure
-            && (self.damaged.contains(&CorruptZone::LogSegment)
-                || self.vfs.misdirected_file_present());
-        let page_damage = matches!(
+        let fence_read = self.fence_read_failed(kind, active.reads_before);
+        let damage = self.damage_explains(
             kind,
-            ErrorKind::ReadVerifyFailure
-                | ErrorKind::ReadPgnoVerifyFailure
-                | ErrorKind::ReadLostFlushVerifyFailure
-        ) && (self.pages_damaged() || active.damaged_at_begin);
-        let tampered = self.live_tamper_explains(kind, Some((active.gen_low, active.gen_high)));
+            active.damaged_at_begin,
+            Some((active.gen_low, active.gen_high)),
+        );
         let stopped = active.stopped && kind == ErrorKind::BackupAbortByServer;
         if stopped {
             self.coverage.hit(Mark::BackupStopped);
-        } else if log_damage || page_damage || tampered {
+        } else if damage {
             self.coverage.hit(Mark::BackupFoundCorruption);
             self.detected(kind);
         } else if !fence_read && !self.explained(err, before) {
@@ -1048,6 +1038,38 @@ impl Sim {
         }
         self.event(format_args!("backup into bk{} failed: {err}", active.dir));
         self.check_failure(active, kept)
+    }
+
+    /// Whether a backup's read error `kind` may be one the fence met saving a page for it:
+    /// a read error fired since it began (after `reads_before` of them).
+    pub(super) fn fence_read_failed(&self, kind: ErrorKind, reads_before: u64) -> bool {
+        IO_ERRORS.contains(&kind)
+            && self
+                .vfs
+                .fired()
+                .get(&IoFault::ReadError)
+                .is_some_and(|&n| n > reads_before)
+    }
+
+    /// Whether a backup's failure with `kind` is the damage it must report: a damaged log
+    /// segment, a damaged page (now, or at its begin: `damaged_at_begin`), or the live files
+    /// tampered with (of generations `gens`, if it names them).
+    pub(super) fn damage_explains(
+        &self,
+        kind: ErrorKind,
+        damaged_at_begin: bool,
+        gens: Option<(u32, u32)>,
+    ) -> bool {
+        let log_damage = kind == ErrorKind::LogReadVerifyFailure
+            && (self.damaged.contains(&CorruptZone::LogSegment)
+                || self.vfs.misdirected_file_present());
+        let page_damage = matches!(
+            kind,
+            ErrorKind::ReadVerifyFailure
+                | ErrorKind::ReadPgnoVerifyFailure
+                | ErrorKind::ReadLostFlushVerifyFailure
+        ) && (self.pages_damaged() || damaged_at_begin);
+        log_damage || page_damage || self.live_tamper_explains(kind, gens)
     }
 
     /// The failure guarantees: the directory as it was, no log truncated, the header's

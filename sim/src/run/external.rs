@@ -22,9 +22,8 @@ use jetdb::{BackupEnd, BackupFile, BackupFlags, BackupInfo, ErrorKind, ExternalB
 
 use super::backups::{Snapshot, dir_path};
 use super::{Check, Sim};
-use crate::config::CorruptZone;
 use crate::coverage::Mark;
-use crate::oracle::{IO_ERRORS, Oracle};
+use crate::oracle::Oracle;
 use crate::vfs::IoFault;
 use crate::workload::{BACKUP_DIRS, ExternalEndHow, Misstep};
 
@@ -263,6 +262,17 @@ impl Sim {
             .join(jetdb::log::archive_name(&self.params.base_name, generation))
     }
 
+    /// Whether a backup runs that a new one must wait for (`JET_errBackupInProgress`): a
+    /// JetBackup, or an external backup whose instance still runs it.
+    pub(super) fn backup_running(&self) -> bool {
+        self.backups.active.is_some()
+            || self
+                .externals
+                .running
+                .as_ref()
+                .is_some_and(|x| !x.facts.orphaned)
+    }
+
     /// An `ExternalBegin` step.
     pub(super) fn external_begin(&mut self, incremental: bool) -> Check {
         self.take_events();
@@ -274,12 +284,7 @@ impl Sim {
         let header = self.header_records();
         let logs = self.live_logs();
         self.vfs.suspend_faults(false);
-        let busy = self.backups.active.is_some()
-            || self
-                .externals
-                .running
-                .as_ref()
-                .is_some_and(|x| !x.facts.orphaned);
+        let busy = self.backup_running();
         let expected = if busy {
             Some(ErrorKind::BackupInProgress)
         } else if incremental && self.config.circular_logging {
@@ -994,22 +999,12 @@ impl Sim {
         recorded_maybe: bool,
     ) -> Check {
         let kind = err.kind();
-        let fence_read = IO_ERRORS.contains(&kind)
-            && self
-                .vfs
-                .fired()
-                .get(&IoFault::ReadError)
-                .is_some_and(|&n| n > facts.reads_before);
-        let log_damage = kind == ErrorKind::LogReadVerifyFailure
-            && (self.damaged.contains(&CorruptZone::LogSegment)
-                || self.vfs.misdirected_file_present());
-        let page_damage = matches!(
+        let fence_read = self.fence_read_failed(kind, facts.reads_before);
+        let damage = self.damage_explains(
             kind,
-            ErrorKind::ReadVerifyFailure
-                | ErrorKind::ReadPgnoVerifyFailure
-                | ErrorKind::ReadLostFlushVerifyFailure
-        ) && (self.pages_damaged() || facts.damaged_at_begin);
-        let tampered = self.live_tamper_explains(kind, Some((facts.gen_low, facts.gen_high)));
+            facts.damaged_at_begin,
+            Some((facts.gen_low, facts.gen_high)),
+        );
         if facts.orphaned {
             self.coverage.hit(Mark::ExternalEndedByRestart);
         } else if facts.stopped && kind == ErrorKind::BackupAbortByServer {
@@ -1019,7 +1014,7 @@ impl Sim {
                 Oracle::ExternalBackup,
                 format!("an external backup stopped by stop_backup failed with {err}, not JET_errBackupAbortByServer"),
             ));
-        } else if log_damage || page_damage || tampered {
+        } else if damage {
             self.coverage.hit(Mark::ExternalFoundCorruption);
             self.detected(kind);
         } else if !fence_read && !self.explained(err, before) {

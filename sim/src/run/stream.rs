@@ -21,7 +21,6 @@ use jetdb::{StatusKind, log};
 use super::backups::Snapshot;
 use super::{Check, Sim};
 use crate::clock::EPOCH_MILLIS;
-use crate::config::CorruptZone;
 use crate::coverage::Mark;
 use crate::oracle::{Oracle, Violation};
 use crate::vfs::{IoFault, SimVfs};
@@ -58,12 +57,7 @@ impl Sim {
         let header = self.header_records();
         let logs = self.live_logs();
         self.vfs.suspend_faults(false);
-        let busy = self.backups.active.is_some()
-            || self
-                .externals
-                .running
-                .as_ref()
-                .is_some_and(|x| !x.facts.orphaned);
+        let busy = self.backup_running();
         let begin = self.model.last();
         let snapshot = self.model.state_at(begin);
         let damaged_at_begin = self.pages_damaged();
@@ -163,16 +157,7 @@ impl Sim {
         damaged_at_begin: bool,
     ) -> Check {
         let kind = err.kind();
-        let log_damage = kind == ErrorKind::LogReadVerifyFailure
-            && (self.damaged.contains(&CorruptZone::LogSegment)
-                || self.vfs.misdirected_file_present());
-        let page_damage = matches!(
-            kind,
-            ErrorKind::ReadVerifyFailure
-                | ErrorKind::ReadPgnoVerifyFailure
-                | ErrorKind::ReadLostFlushVerifyFailure
-        ) && (self.pages_damaged() || damaged_at_begin);
-        if log_damage || page_damage || self.live_tamper_explains(kind, None) {
+        if self.damage_explains(kind, damaged_at_begin, None) {
             self.detected(kind);
             return Ok(());
         }
