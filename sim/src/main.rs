@@ -5,8 +5,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use jetsim::campaign::{
-    CampaignOptions, campaign, json_report, junit_report, plan_for, quiet_panics, replay_command,
-    run_checked,
+    CampaignOptions, ShardEnv, UNBOUNDED, campaign_within, json_report, junit_report, parse_shard,
+    plan_for, quiet_panics, replay_command, resolve_shard, run_checked, timeline_command,
 };
 use jetsim::trace::Keep;
 use jetsim::{Plan, RunOptions, Sabotage, run};
@@ -94,16 +94,21 @@ enum Command {
     },
     /// Many seeds over worker threads; ends with `N passed, M failed`.
     Campaign {
-        /// How many seeds.
-        #[arg(long, default_value_t = 20000)]
-        seeds: u64,
+        /// How many seeds (default 20000; with --duration, the most, else unbounded).
+        #[arg(long)]
+        seeds: Option<u64>,
+        /// Run seeds until this much time is spent (90s, 30m, 2h, 1h30m), then print the
+        /// seed range covered and the command that replays it.
+        #[arg(long, value_parser = parse_duration)]
+        duration: Option<std::time::Duration>,
         /// The first seed.
         #[arg(long, default_value_t = 0)]
         start: u64,
         /// Worker threads (default: one per core).
         #[arg(long)]
         jobs: Option<usize>,
-        /// Run shard K of N (1-based), e.g. 2/4: CI jobs share one campaign.
+        /// Run shard K of N (1-based), e.g. 2/4: CI jobs share one campaign. Default: from
+        /// JETSIM_SHARD=K/N, else from JOB_COMPLETION_INDEX (0-based) with JETSIM_SHARDS=N.
         #[arg(long, value_parser = parse_shard)]
         shard: Option<(u64, u64)>,
         /// Steps per run (default: the profile's).
@@ -122,6 +127,33 @@ enum Command {
         #[arg(long, value_parser = parse_sabotage)]
         sabotage: Option<Sabotage>,
     },
+    /// Merges the JSON reports of a campaign's shards: totals, every failure, the union of
+    /// coverage marks. Exits 1 if a seed failed, a shard is missing or an expected mark fired
+    /// in none; 2 if the reports are not shards of one campaign.
+    Merge {
+        /// The shards' JSON reports (`campaign --json`).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Write the merged JSON report here.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// Write a JUnit XML report here (a test suite per shard).
+        #[arg(long)]
+        junit: Option<PathBuf>,
+    },
+}
+
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    match humantime::parse_duration(text) {
+        Ok(d) if d.is_zero() => Err("the duration must be more than zero".into()),
+        Ok(d) => Ok(d),
+        Err(e) => Err(format!("{e} (write e.g. 90s, 30m, 2h, 1h30m)")),
+    }
+}
+
+/// Writes `text` to `path`, or says why it could not.
+fn write_file(path: &std::path::Path, text: &str) -> Result<(), String> {
+    std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
 fn parse_sabotage(text: &str) -> Result<Sabotage, String> {
@@ -144,16 +176,6 @@ fn load_plan(path: &std::path::Path) -> Result<Plan, String> {
         .validate()
         .map_err(|why| format!("{}: {why}", path.display()))?;
     Ok(plan)
-}
-
-fn parse_shard(text: &str) -> Result<(u64, u64), String> {
-    let bad = || format!("shard {text:?} is not K/N with 1 <= K <= N");
-    let (k, n) = text.split_once('/').ok_or_else(bad)?;
-    let (k, n): (u64, u64) = (k.parse().map_err(|_| bad())?, n.parse().map_err(|_| bad())?);
-    if k == 0 || k > n {
-        return Err(bad());
-    }
-    Ok((k, n))
 }
 
 fn main() -> ExitCode {
@@ -305,6 +327,7 @@ fn main() -> ExitCode {
         }
         Command::Campaign {
             seeds,
+            duration,
             start,
             jobs,
             shard,
@@ -314,19 +337,29 @@ fn main() -> ExitCode {
             check_determinism,
             sabotage,
         } => {
+            let shard = match resolve_shard(shard, &ShardEnv::from_process()) {
+                Ok(shard) => shard,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
             let options = CampaignOptions {
                 start,
-                seeds,
+                seeds: seeds.unwrap_or(if duration.is_some() { UNBOUNDED } else { 20000 }),
                 jobs: jobs
                     .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
-                shard,
+                shard: shard.as_ref().map(|(s, _)| *s),
                 steps,
                 sabotage,
                 check_determinism,
                 progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
             };
+            if let Some(((k, n), source)) = &shard {
+                say!("shard {k}/{n} (from {source})");
+            }
             quiet_panics();
-            let report = campaign(&options);
+            let report = campaign_within(&options, duration);
             say!("marks:");
             for mark in jetsim::Mark::ALL {
                 say!("  {:<28} {}", mark.name(), report.coverage.count(mark));
@@ -344,41 +377,84 @@ fn main() -> ExitCode {
                 report.seeds_per_second(),
                 report.operations_per_second()
             );
+            let count = report.results.len() as u64;
+            let (first, end) = options.covered(count);
+            let of_shard = match options.shard {
+                Some((k, n)) => format!(", shard {k}/{n}"),
+                None => String::new(),
+            };
+            say!("covered seeds {first}..{end} ({count} seeds{of_shard})");
+            if duration.is_some() {
+                say!("replay the range: {}", options.replay_range_command(count));
+            }
             for r in report.results.iter().filter(|r| !r.passed()) {
                 say!(
-                    "FAILED seed {}: {}\n  replay: {}",
+                    "FAILED seed {}: {}\n  replay: {}\n  timeline: {}",
                     r.seed,
                     jetsim::campaign::describe(r),
-                    replay_command(r.seed, steps, sabotage)
+                    replay_command(r.seed, steps, sabotage),
+                    timeline_command(r.seed, steps, sabotage)
                 );
             }
             if !report.missing.is_empty() {
-                say!(
-                    "FAILED coverage: expected marks never fired: {}",
-                    report
-                        .missing
-                        .iter()
-                        .map(|m| m.name())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                );
+                let names: Vec<String> = report.missing.iter().map(|m| m.name()).collect();
+                if report.coverage_left_to_merge {
+                    say!(
+                        "marks this shard never fired: {} (another shard may; `jetsim merge` judges coverage)",
+                        names.join(", ")
+                    );
+                } else {
+                    say!(
+                        "FAILED coverage: expected marks never fired: {}",
+                        names.join(", ")
+                    );
+                }
             }
             if let Some(path) = json {
                 let text = serde_json::to_string_pretty(&json_report(&options, &report))
                     .expect("reports serialise");
-                if let Err(e) = std::fs::write(&path, text) {
-                    eprintln!("error: cannot write {}: {e}", path.display());
+                if let Err(e) = write_file(&path, &text) {
+                    eprintln!("error: {e}");
                     return ExitCode::from(2);
                 }
             }
             if let Some(path) = junit
-                && let Err(e) = std::fs::write(&path, junit_report(&options, &report))
+                && let Err(e) = write_file(&path, &junit_report(&options, &report))
             {
-                eprintln!("error: cannot write {}: {e}", path.display());
+                eprintln!("error: {e}");
                 return ExitCode::from(2);
             }
             say!("{} passed, {} failed", report.passed(), report.failed());
             if report.ok() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Command::Merge { files, json, junit } => {
+            let merged = match jetsim::merge::merge(&files) {
+                Ok(merged) => merged,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            if let Some(path) = json {
+                let text = serde_json::to_string_pretty(&jetsim::merge::json_report(&merged))
+                    .expect("reports serialise");
+                if let Err(e) = write_file(&path, &text) {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            }
+            if let Some(path) = junit
+                && let Err(e) = write_file(&path, &jetsim::merge::junit_report(&merged))
+            {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+            say!("{}", jetsim::merge::summary(&merged));
+            if merged.ok() {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::FAILURE
