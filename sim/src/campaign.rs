@@ -692,8 +692,8 @@ mod tests {
         ];
         for (flag, env, want) in cases {
             let got = resolve_shard(flag, &env);
-            match (&got, want) {
-                (Ok(got), Ok(want)) => assert_eq!(*got, want, "{flag:?} {env:?}"),
+            match (&got, &want) {
+                (Ok(got), Ok(want)) => assert_eq!(got, want, "{flag:?} {env:?}"),
                 (Err(e), Err(part)) => assert!(e.contains(part), "{e} lacks {part}"),
                 _ => panic!("{flag:?} {env:?}: got {got:?}, want {want:?}"),
             }
