@@ -133,6 +133,9 @@ pub fn parse_shard(text: &str) -> Result<(u64, u64), String> {
     Ok((k, n))
 }
 
+/// A shard: `(K, N)`, shard K (1-based) of N.
+pub type Shard = (u64, u64);
+
 /// Where a campaign's shard came from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ShardSource {
@@ -182,9 +185,9 @@ impl ShardEnv {
 /// `JOB_COMPLETION_INDEX=I` with `JETSIM_SHARDS=N` (shard `I + 1` of `N`), else the whole
 /// campaign. A malformed or inconsistent value is an error, never a silent full campaign.
 pub fn resolve_shard(
-    flag: Option<(u64, u64)>,
+    flag: Option<Shard>,
     env: &ShardEnv,
-) -> Result<Option<((u64, u64), ShardSource)>, String> {
+) -> Result<Option<(Shard, ShardSource)>, String> {
     if let Some(shard) = flag {
         return Ok(Some((shard, ShardSource::Flag)));
     }
@@ -204,9 +207,9 @@ pub fn resolve_shard(
             "JETSIM_SHARDS={n} is set but neither JETSIM_SHARD nor JOB_COMPLETION_INDEX says which shard to run"
         )),
         (Some(index), Some(n)) => {
-            let index: u64 = index.parse().map_err(|_| {
-                format!("JOB_COMPLETION_INDEX={index:?} is not a number")
-            })?;
+            let index: u64 = index
+                .parse()
+                .map_err(|_| format!("JOB_COMPLETION_INDEX={index:?} is not a number"))?;
             let n: u64 = n
                 .parse()
                 .map_err(|_| format!("JETSIM_SHARDS={n:?} is not a number"))?;
@@ -414,7 +417,9 @@ pub fn campaign_within(options: &CampaignOptions, duration: Option<Duration>) ->
                         break;
                     }
                     let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(seed) = options.seed_at(i) else { break };
+                    let Some(seed) = options.seed_at(i) else {
+                        break;
+                    };
                     let plan = options.plan(seed);
                     let t = Instant::now();
                     let (mut report, divergence) = run_checked(&plan, options.check_determinism);
@@ -662,7 +667,12 @@ mod tests {
         };
         use ShardSource::*;
         let ok = |k, n, source| Ok(Some(((k, n), source)));
-        let cases: Vec<(Option<(u64, u64)>, ShardEnv, Result<_, &str>)> = vec![
+        type Case = (
+            Option<Shard>,
+            ShardEnv,
+            Result<Option<(Shard, ShardSource)>, &'static str>,
+        );
+        let cases: Vec<Case> = vec![
             (None, env("", "", ""), Ok(None)),
             (Some((1, 2)), env("3/4", "0", "8"), ok(1, 2, Flag)),
             (None, env("3/4", "0", "8"), ok(3, 4, JetsimShard)),

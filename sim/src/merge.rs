@@ -185,9 +185,10 @@ pub fn merge(files: &[PathBuf]) -> Result<Merged, String> {
         return Err("no reports to merge".into());
     };
     let sabotage = match &first.sabotage {
-        Some(name) => Some(Sabotage::parse(name).ok_or_else(|| {
-            format!("{}: unknown sabotage {name:?}", first_path.display())
-        })?),
+        Some(name) => Some(
+            Sabotage::parse(name)
+                .ok_or_else(|| format!("{}: unknown sabotage {name:?}", first_path.display()))?,
+        ),
         None => None,
     };
     let identity = |r: &ShardReport| {
@@ -451,7 +452,11 @@ pub fn junit_report(m: &Merged) -> String {
 }
 
 fn names(marks: &[Mark]) -> String {
-    marks.iter().map(|m| m.name()).collect::<Vec<_>>().join(", ")
+    marks
+        .iter()
+        .map(|m| m.name())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The merge's summary for a terminal: the marks, the shards, every failure with its replay

@@ -128,10 +128,18 @@ fn the_workflows_shards_and_merge_run_locally() {
         .collect();
     let n = matrix.len() as u64;
     assert_eq!(matrix, (1..=n).collect::<Vec<_>>());
-    let steps = |job: &str| workflow["jobs"][job]["steps"].as_sequence().unwrap().clone();
+    let steps = |job: &str| {
+        workflow["jobs"][job]["steps"]
+            .as_sequence()
+            .unwrap()
+            .clone()
+    };
     let upload = steps("shards")
         .into_iter()
-        .find(|s| s.get("uses").is_some_and(|u| text(u).starts_with("actions/upload-artifact")))
+        .find(|s| {
+            s.get("uses")
+                .is_some_and(|u| text(u).starts_with("actions/upload-artifact"))
+        })
         .expect("the shard uploads its reports");
     assert_eq!(text(&upload["if"]), "always()");
     let merge = &workflow["jobs"]["merge"];
@@ -153,7 +161,10 @@ fn the_workflows_shards_and_merge_run_locally() {
     for k in 1..=n {
         let (ok, out) = run_job(&workflow, "shards", k, n, &overrides);
         assert!(ok, "shard {k}: {out}");
-        assert!(out.contains(&format!("shard {k}/{n} (from JETSIM_SHARD)")), "{out}");
+        assert!(
+            out.contains(&format!("shard {k}/{n} (from JETSIM_SHARD)")),
+            "{out}"
+        );
     }
     let (ok, out) = run_job(&workflow, "merge", 0, n, &overrides);
     assert!(ok, "{out}");
@@ -167,7 +178,10 @@ fn the_workflows_shards_and_merge_run_locally() {
     // A shard that died: the merge job fails.
     std::fs::remove_file(dir.path().join(format!("shard-{n}.json"))).unwrap();
     let (ok, out) = run_job(&workflow, "merge", 0, n, &overrides);
-    assert!(!ok && out.contains(&format!("FAILED shard {n}/{n}: no report")), "{out}");
+    assert!(
+        !ok && out.contains(&format!("FAILED shard {n}/{n}: no report")),
+        "{out}"
+    );
     // No shard reported at all: it fails too, saying so.
     let empty = tempfile::tempdir().unwrap();
     let mut none = overrides.clone();
@@ -179,10 +193,7 @@ fn the_workflows_shards_and_merge_run_locally() {
 #[test]
 fn the_kubernetes_job_runs_one_shard_per_index_into_the_volume() {
     let docs = yaml("deploy/k8s/campaign-job.yaml");
-    let job = docs
-        .iter()
-        .find(|d| d["kind"] == Value::from("Job"))
-        .expect("a Job");
+    let job = docs.iter().find(|d| d["kind"] == "Job").expect("a Job");
     assert_eq!(text(&job["apiVersion"]), "batch/v1");
     let spec = &job["spec"];
     assert_eq!(text(&spec["completionMode"]), "Indexed");
@@ -199,7 +210,11 @@ fn the_kubernetes_job_runs_one_shard_per_index_into_the_volume() {
         .filter(|e| e.get("value").is_some())
         .map(|e| (text(&e["name"]), text(&e["value"])))
         .collect();
-    assert_eq!(env["JETSIM_SHARDS"], n.to_string(), "JETSIM_SHARDS = completions");
+    assert_eq!(
+        env["JETSIM_SHARDS"],
+        n.to_string(),
+        "JETSIM_SHARDS = completions"
+    );
     assert!(container["resources"]["requests"]["cpu"] != Value::Null);
     // The reports go to the claim's volume, one file per index.
     let mount = text(&container["volumeMounts"][0]["mountPath"]);
@@ -212,8 +227,8 @@ fn the_kubernetes_job_runs_one_shard_per_index_into_the_volume() {
         .map(|v| text(&v["persistentVolumeClaim"]["claimName"]))
         .expect("the mount's volume");
     assert!(
-        docs.iter().any(|d| d["kind"] == Value::from("PersistentVolumeClaim")
-            && text(&d["metadata"]["name"]) == claim)
+        docs.iter()
+            .any(|d| d["kind"] == "PersistentVolumeClaim" && text(&d["metadata"]["name"]) == claim)
     );
     let args: Vec<String> = container["args"]
         .as_sequence()
@@ -249,10 +264,19 @@ fn the_kubernetes_job_runs_one_shard_per_index_into_the_volume() {
             .unwrap();
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(out.status.success(), "{stdout}");
-        assert!(stdout.starts_with(&format!("shard {}/{n} (from JOB_COMPLETION_INDEX", index + 1)));
+        assert!(stdout.starts_with(&format!(
+            "shard {}/{n} (from JOB_COMPLETION_INDEX",
+            index + 1
+        )));
     }
     let files: Vec<String> = (0..n)
-        .map(|i| dir.path().join(format!("shard-{i}.json")).to_str().unwrap().to_owned())
+        .map(|i| {
+            dir.path()
+                .join(format!("shard-{i}.json"))
+                .to_str()
+                .unwrap()
+                .to_owned()
+        })
         .collect();
     let out = Command::new(env!("CARGO_BIN_EXE_jetsim"))
         .arg("merge")
@@ -261,5 +285,8 @@ fn the_kubernetes_job_runs_one_shard_per_index_into_the_volume() {
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}");
-    assert!(stdout.contains(&format!("over {n} of {n} shards")), "{stdout}");
+    assert!(
+        stdout.contains(&format!("over {n} of {n} shards")),
+        "{stdout}"
+    );
 }

@@ -39,7 +39,9 @@ fn the_shard_comes_from_the_environment_and_says_so() {
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("s.json");
     let json_s = json.to_str().unwrap();
-    let small = ["campaign", "--seeds", "9", "--steps", "30", "--json", json_s];
+    let small = [
+        "campaign", "--seeds", "9", "--steps", "30", "--json", json_s,
+    ];
     let (code, text) = jetsim(
         &small,
         &[("JOB_COMPLETION_INDEX", "1"), ("JETSIM_SHARDS", "3")],
@@ -51,7 +53,10 @@ fn the_shard_comes_from_the_environment_and_says_so() {
     );
     let seeds: Vec<u64> = results(&json).into_iter().map(|(s, _)| s).collect();
     assert_eq!(seeds, vec![1, 4, 7]);
-    assert!(text.contains("covered seeds 0..8 (3 seeds, shard 2/3)"), "{text}");
+    assert!(
+        text.contains("covered seeds 0..8 (3 seeds, shard 2/3)"),
+        "{text}"
+    );
 
     let (code, text) = jetsim(&small, &[("JETSIM_SHARD", "3/3"), ("JETSIM_SHARDS", "3")]);
     assert_eq!(code, 0, "{text}");
@@ -72,7 +77,10 @@ fn the_shard_comes_from_the_environment_and_says_so() {
     ] {
         let (code, text) = jetsim(&small, &env);
         assert_eq!(code, 2, "{env:?}: {text}");
-        assert!(text.starts_with("error: ") && !text.contains("passed"), "{text}");
+        assert!(
+            text.starts_with("error: ") && !text.contains("passed"),
+            "{text}"
+        );
     }
 }
 
@@ -125,7 +133,11 @@ fn a_time_boxed_campaign_covers_a_prefix_its_replay_command_runs_again() {
     args.extend(["--json", again.to_str().unwrap()]);
     let (code, text) = jetsim(&args, &[]);
     assert_eq!(code, 0, "{text}");
-    assert_eq!(results(&again), ran, "the replay runs the same seeds, same traces");
+    assert_eq!(
+        results(&again),
+        ran,
+        "the replay runs the same seeds, same traces"
+    );
 
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&boxed).unwrap()).unwrap();
@@ -135,7 +147,15 @@ fn a_time_boxed_campaign_covers_a_prefix_its_replay_command_runs_again() {
 
     // --seeds bounds a time box; a bad duration is refused.
     let (code, text) = jetsim(
-        &["campaign", "--duration", "1h", "--seeds", "3", "--steps", "30"],
+        &[
+            "campaign",
+            "--duration",
+            "1h",
+            "--seeds",
+            "3",
+            "--steps",
+            "30",
+        ],
         &[],
     );
     assert_eq!(code, 0, "{text}");

@@ -90,10 +90,19 @@ fn the_merge_of_shards_equals_the_unsharded_campaign() {
     assert_eq!(text.lines().last(), Some("20 passed, 0 failed"), "{text}");
     let (whole, merged) = (read_json(&whole), read_json(&all));
     assert_eq!(merged["format"], "jetsim-merge/1");
-    for key in ["seeds", "passed", "failed", "ended_by_detected_corruption", "coverage"] {
+    for key in [
+        "seeds",
+        "passed",
+        "failed",
+        "ended_by_detected_corruption",
+        "coverage",
+    ] {
         assert_eq!(merged[key], whole[key], "{key}");
     }
-    assert_eq!(merged["contiguous"], serde_json::json!({"start": 40, "end": 60}));
+    assert_eq!(
+        merged["contiguous"],
+        serde_json::json!({"start": 40, "end": 60})
+    );
     assert!(text.contains("every seed in 40..60 ran"), "{text}");
     // A suite per shard with a case per seed, and the merge's own checks.
     let suites = junit_suites(&xml);
@@ -136,7 +145,10 @@ fn a_failed_or_missing_shard_fails_the_merge_and_bad_sets_are_refused() {
     ] {
         assert!(text.lines().any(|l| l.starts_with(&line)), "{line}: {text}");
     }
-    assert_eq!(read_json(&all)["failures"].as_array().unwrap().len() as u64, failed);
+    assert_eq!(
+        read_json(&all)["failures"].as_array().unwrap().len() as u64,
+        failed
+    );
     let junit_failures: usize = junit_suites(&xml).iter().map(|s| s.2).sum();
     assert_eq!(junit_failures as u64, failed);
 
@@ -153,15 +165,26 @@ fn a_failed_or_missing_shard_fails_the_merge_and_bad_sets_are_refused() {
     // Bad input: exit 2, nothing merged.
     let other = dir.path().join("other");
     std::fs::create_dir(&other).unwrap();
-    let other_start = shards(&other, 3, &[2], &["--seeds", "12", "--steps", "40", "--start", "1"]);
+    let other_start = shards(
+        &other,
+        3,
+        &[2],
+        &["--seeds", "12", "--steps", "40", "--start", "1"],
+    );
     let four = shards(&other, 4, &[4], &clean);
     let not_a_report = dir.path().join("x.json");
     std::fs::write(&not_a_report, "{\"seeds\": 3}").unwrap();
     for (args, why) in [
         (vec![s(&files[0]), s(&files[0])], "shard 1/3 twice"),
-        (vec![s(&files[0]), s(&other_start[0])], "not shards of one campaign"),
+        (
+            vec![s(&files[0]), s(&other_start[0])],
+            "not shards of one campaign",
+        ),
         (vec![s(&files[0]), s(&four[0])], "one of 3 shards"),
-        (vec![s(&files[0]), s(&not_a_report)], "not a jetsim campaign report"),
+        (
+            vec![s(&files[0]), s(&not_a_report)],
+            "not a jetsim campaign report",
+        ),
         (vec![s(&files[0]), "no-such-file.json"], "cannot read"),
     ] {
         let mut merge = vec!["merge"];
