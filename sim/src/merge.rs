@@ -509,7 +509,9 @@ pub fn summary(m: &Merged) -> String {
             "FAILED coverage: expected marks fired in no shard: {}\n",
             names(&m.missing_marks)
         ));
-    } else if !m.coverage_checked {
+    } else if m.coverage_checked {
+        out.push_str("coverage: every expected mark fired in some shard\n");
+    } else {
         out.push_str(&format!(
             "coverage not judged: fewer than {EXPECT_FROM_SEEDS} seeds, or not the default profile\n"
         ));
