@@ -282,9 +282,10 @@ impl Sim {
         self.vfs.with_trace(|t| t.event(what));
     }
 
-    /// Records into the timeline, if one is kept (stamped with the simulated time now).
+    /// Records into the timeline, if one is kept (stamped with the simulated milliseconds since
+    /// the run began).
     fn record(&self, f: impl FnOnce(&mut Timeline)) {
-        let now = self.now();
+        let now = self.clock.elapsed_millis();
         self.vfs.with_trace(|t| {
             if let Some(timeline) = t.timeline() {
                 timeline.set_now(now);
@@ -900,14 +901,19 @@ impl Sim {
         }
         let want_bytes = want.map(value_bytes);
         let show = show_value;
-        Err(self.violation(
-            Oracle::SnapshotRead,
-            format!(
-                "{what} of {key:?} returned {}, the model says {}",
-                show(got),
-                show(want_bytes.as_deref())
-            ),
-        ))
+        Err(self
+            .violation(
+                Oracle::SnapshotRead,
+                format!(
+                    "{what} of {key:?} returned {}, the model says {}",
+                    show(got),
+                    show(want_bytes.as_deref())
+                ),
+            )
+            .with_values(
+                format!("{key:?}: {}", show(want_bytes.as_deref())),
+                format!("{key:?}: {}", show(got)),
+            ))
     }
 
     fn get(&mut self, s: usize, t: u8, k: u16, before: &BTreeMap<IoFault, u64>) -> Check {
@@ -974,17 +980,21 @@ impl Sim {
                     let got_keys: Vec<Option<u16>> =
                         got.iter().map(|(k, _)| parse_key(k)).collect();
                     let want_keys: Vec<u16> = want.iter().map(|(k, _)| *k).collect();
-                    return Err(self.violation(
-                        Oracle::SnapshotRead,
-                        format!("scan of table {t} keys {from}..{to} reverse={reverse} by session {s} returned keys {got_keys:?}, the model says {want_keys:?}"),
-                    ));
+                    return Err(self
+                        .violation(
+                            Oracle::SnapshotRead,
+                            format!("scan of table {t} keys {from}..{to} reverse={reverse} by session {s} returned keys {got_keys:?}, the model says {want_keys:?}"),
+                        )
+                        .with_values(format!("keys {want_keys:?}"), format!("keys {got_keys:?}")));
                 }
                 for ((gk, gv), (wk, wv)) in got.iter().zip(&want) {
                     if parse_key(gk) != Some(*wk) {
-                        return Err(self.violation(
-                            Oracle::SnapshotRead,
-                            format!("scan of table {t} by session {s} returned key {:?} where the model has k{wk:05}", String::from_utf8_lossy(gk)),
-                        ));
+                        return Err(self
+                            .violation(
+                                Oracle::SnapshotRead,
+                                format!("scan of table {t} by session {s} returned key {:?} where the model has k{wk:05}", String::from_utf8_lossy(gk)),
+                            )
+                            .with_values(format!("key k{wk:05}"), format!("key {:?}", String::from_utf8_lossy(gk))));
                     }
                     self.compare("scan", (t, *wk), Some(gv), Some(*wv))?;
                 }
@@ -1521,13 +1531,18 @@ impl Sim {
                 Ok(records) => {
                     for (k, v) in records {
                         let Some(k) = parse_key(&k) else {
-                            return Err(self.violation(
-                                Oracle::WrongData,
-                                format!(
-                                    "table {t} holds key {:?}, which the workload never wrote",
-                                    String::from_utf8_lossy(&k)
-                                ),
-                            ));
+                            return Err(self
+                                .violation(
+                                    Oracle::WrongData,
+                                    format!(
+                                        "table {t} holds key {:?}, which the workload never wrote",
+                                        String::from_utf8_lossy(&k)
+                                    ),
+                                )
+                                .with_values(
+                                    "no such key",
+                                    format!("key {:?}", String::from_utf8_lossy(&k)),
+                                ));
                         };
                         out.insert((t, k), Some(v));
                     }
@@ -1604,16 +1619,22 @@ impl Sim {
                 out.truncate(6);
                 out.join(", ")
             };
-            return Err(self.violation(
-                Oracle::CrashPrefix,
-                format!(
-                    "after recovery the database is no prefix of the commits from {} (durable) to {}; keys differing from the durable prefix: {:?}, from the last commit: {:?}",
-                    self.model.durable(),
-                    self.model.last(),
-                    differ(&durable),
-                    differ(&last),
-                ),
-            ));
+            let (expected, actual) = prefix_values(&durable, &got);
+            return Err(self
+                .violation(
+                    Oracle::CrashPrefix,
+                    format!(
+                        "after recovery the database is no prefix of the commits from {} (durable) to {}; keys differing from the durable prefix: {:?}, from the last commit: {:?}",
+                        self.model.durable(),
+                        self.model.last(),
+                        differ(&durable),
+                        differ(&last),
+                    ),
+                )
+                .with_values(
+                    format!("at least the durable prefix, commit {}:\n{expected}", self.model.durable()),
+                    actual,
+                ));
         };
         let lost: Vec<Outcome> = (seq + 1..=self.model.last())
             .map(|s| self.model.commit_at(s).outcome)
@@ -1827,6 +1848,45 @@ fn generation_of(path: &Path) -> Option<u32> {
 fn crash_in_roll(what: &str, path: &Path) -> bool {
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
     name.ends_with("tmp.log") || (matches!(what, "rename" | "remove") && name.ends_with(".log"))
+}
+
+/// Where a recovered database differs from a prefix of the model, as (the prefix's values,
+/// the database's): each differing key with its value id, the first 12.
+fn prefix_values(
+    state: &BTreeMap<Key, Val>,
+    got: &BTreeMap<Key, Option<Vec<u8>>>,
+) -> (String, String) {
+    let keys: BTreeSet<Key> = got
+        .iter()
+        .filter(|(k, v)| v.is_some() && state.get(k).map(|v| value_bytes(*v)) != **v)
+        .map(|(k, _)| *k)
+        .chain(state.keys().filter(|k| !got.contains_key(k)).copied())
+        .collect();
+    let more = |out: &mut Vec<String>| {
+        if keys.len() > 12 {
+            out.push(format!("… {} more keys differ", keys.len() - 12));
+        }
+    };
+    let mut expected: Vec<String> = keys
+        .iter()
+        .take(12)
+        .map(|k| match state.get(k) {
+            Some(v) => format!("{k:?}=#{} ({} bytes)", v.id, v.len),
+            None => format!("{k:?}=-"),
+        })
+        .collect();
+    more(&mut expected);
+    let mut actual: Vec<String> = keys
+        .iter()
+        .take(12)
+        .map(|k| match got.get(k) {
+            Some(Some(bytes)) => format!("{k:?}={}", show_value(Some(bytes))),
+            Some(None) => format!("{k:?}=unreadable"),
+            None => format!("{k:?}=-"),
+        })
+        .collect();
+    more(&mut actual);
+    (expected.join("\n"), actual.join("\n"))
 }
 
 /// What a power loss lost, a line each.
