@@ -13,7 +13,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::oracle::Violation;
+use crate::oracle::{Oracle, Violation};
 
 pub mod html;
 
@@ -294,23 +294,47 @@ impl Timeline {
         }
     }
 
-    /// The run's violation: drawn in the lane something last happened in at its step (the
+    /// The run's violation: drawn in the lane of what it judged — the instance for recovery's
+    /// oracles, a backup directory (or the external or stream backup) for a backup's — that
+    /// something happened in at its step; else the lane something last happened in then (the
     /// instance's if nothing did).
     pub fn violation(&mut self, violation: &Violation) {
         let at = violation.step;
-        let lane = self
-            .marks
+        let fits = |lane: &Lane| match violation.oracle {
+            Oracle::CrashPrefix | Oracle::Recovery | Oracle::Integrity | Oracle::Memory => {
+                *lane == Lane::Instance
+            }
+            Oracle::Backup | Oracle::RestorePoint | Oracle::RollForward | Oracle::Truncation => {
+                matches!(lane, Lane::Backup(_))
+            }
+            Oracle::ExternalBackup => matches!(lane, Lane::External | Lane::Stream),
+            Oracle::SnapshotRead | Oracle::WriteConflict => matches!(lane, Lane::Session(_)),
+            _ => true,
+        };
+        // What happened at its step, latest last; a span only where it began or ended well.
+        let mut touched: Vec<(u64, Lane)> = self
+            .spans
             .iter()
-            .filter(|m| m.step == at)
-            .map(|m| (m.millis, m.lane))
-            .chain(
-                self.spans
-                    .iter()
-                    .filter(|s| s.end_step == at || s.begin_step == at)
-                    .map(|s| (s.end_millis, s.lane)),
-            )
-            .max_by_key(|(millis, _)| *millis)
-            .map_or(Lane::Instance, |(_, lane)| lane);
+            .filter(|s| (s.begin_step == at || s.end_step == at) && s.class != "lost")
+            .map(|s| (s.end_millis, s.lane))
+            .chain(self.marks.iter().filter(|m| m.step == at).map(|m| (m.millis, m.lane)))
+            .collect();
+        touched.sort_by_key(|(millis, _)| *millis);
+        let home = match violation.oracle {
+            Oracle::CrashPrefix | Oracle::Recovery | Oracle::Integrity | Oracle::Memory => {
+                Some(Lane::Instance)
+            }
+            Oracle::ExternalBackup => Some(Lane::External),
+            _ => None,
+        };
+        let lane = touched
+            .iter()
+            .rev()
+            .map(|(_, lane)| *lane)
+            .find(fits)
+            .or(home)
+            .or(touched.last().map(|(_, lane)| *lane))
+            .unwrap_or(Lane::Instance);
         self.use_lane(lane);
         self.violation = Some(ViolationRecord {
             violation: violation.clone(),
