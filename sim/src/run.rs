@@ -129,7 +129,10 @@ pub fn run(plan: &Plan, options: RunOptions) -> RunReport {
     sim.instance = None;
     let sim_millis = sim.clock.elapsed_millis();
     let mut trace = sim.vfs.take_trace();
-    let timeline = trace.take_timeline();
+    let timeline = trace.take_timeline().map(|mut t| {
+        t.finish();
+        t
+    });
     RunReport {
         seed: plan.config.seed,
         violation,

@@ -317,7 +317,12 @@ impl Timeline {
             .iter()
             .filter(|s| (s.begin_step == at || s.end_step == at) && s.class != "lost")
             .map(|s| (s.end_millis, s.lane))
-            .chain(self.marks.iter().filter(|m| m.step == at).map(|m| (m.millis, m.lane)))
+            .chain(
+                self.marks
+                    .iter()
+                    .filter(|m| m.step == at)
+                    .map(|m| (m.millis, m.lane)),
+            )
             .collect();
         touched.sort_by_key(|(millis, _)| *millis);
         let home = match violation.oracle {
@@ -340,6 +345,18 @@ impl Timeline {
             violation: violation.clone(),
             lane,
         });
+    }
+
+    /// The run ended: what is still open is drawn to the last step, and the recorder's own
+    /// state is cleared (a finished timeline equals its JSON parsed back).
+    pub fn finish(&mut self) {
+        let (step, now) = (self.step(), self.now);
+        for (_, i) in std::mem::take(&mut self.open) {
+            let span = &mut self.spans[i];
+            span.end_step = step;
+            span.end_millis = now;
+        }
+        self.now = 0;
     }
 
     /// How many marks of `kind` there are.
