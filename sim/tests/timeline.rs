@@ -272,5 +272,26 @@ fn jetsim_run_timeline_writes_the_page_and_a_failure_names_the_command() {
     assert!(text.contains("timeline written to"), "{text}");
     let again = html::embedded(&std::fs::read_to_string(&from_plan).unwrap()).unwrap();
     assert_eq!(again.steps.len(), t.steps.len());
+
+    // Shrink names the timeline command of what it wrote.
+    let shrunk = dir.join("shrunk.json");
+    let (ok, text) = jetsim(&[
+        "shrink",
+        "--seed",
+        "27",
+        "--sabotage",
+        SABOTAGE,
+        "--max-runs",
+        "30",
+        "--out",
+        shrunk.to_str().unwrap(),
+    ]);
+    assert!(ok, "{text}");
+    let command = format!(
+        "timeline: jetsim run --plan {} --timeline {}",
+        shrunk.display(),
+        dir.join("shrunk.html").display()
+    );
+    assert!(text.contains(&command), "{text}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
