@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-docs/timeline.png}
 chromium=${CHROMIUM:-/usr/bin/chromium}
-seed=${SEED:-2}
+seed=${SEED:-67}
 sabotage=${SABOTAGE:-engine:checkpoint-before-write-back}
 steps=${STEPS:-}
 [ -x "$chromium" ] || { echo "error: no Chromium at $chromium (Debian: apt-get install chromium)" >&2; exit 2; }
