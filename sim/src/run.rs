@@ -1203,6 +1203,12 @@ impl Sim {
             let planted = atlas::plant(&self.vfs, &self.params, zone, pick, aim, busy);
             self.vfs.suspend_faults(false);
             if let Some((what, path)) = planted {
+                // (In the lane of the backup directory it rotted, if it is in one.)
+                let lane = path
+                    .iter()
+                    .next()
+                    .and_then(|d| d.to_str()?.strip_prefix("bk")?.parse().ok())
+                    .map_or(Lane::Instance, Lane::Backup);
                 // Rot in a file the tampering left keeps it the tampering's.
                 let now = self.vfs.crc_of(&path);
                 for (p, crc, _) in &mut self.tampering.live_files {
@@ -1222,6 +1228,14 @@ impl Sim {
                 }
                 any = true;
                 self.event(format_args!("corruption planted: {what}"));
+                self.record(|t| {
+                    t.mark(
+                        lane,
+                        "corrupt",
+                        "corruption planted",
+                        vec![what.to_string()],
+                    )
+                });
             } else {
                 // Nothing to corrupt yet: the budget stays unspent.
                 self.corrupt_spent.remove(&zone);
