@@ -33,6 +33,7 @@ pub mod oracle;
 pub mod run;
 pub mod sabotage;
 pub mod shrink;
+pub mod timeline;
 pub mod trace;
 pub mod vfs;
 pub mod workload;

@@ -68,6 +68,10 @@ enum Command {
         /// accept-conflicts, late-snapshot, panic-in-sync
         #[arg(long, value_parser = parse_sabotage)]
         sabotage: Option<Sabotage>,
+        /// Write the run as a timeline to this HTML file (one self-contained page: sessions,
+        /// the instance, backups, faults and the violation, lane by lane).
+        #[arg(long)]
+        timeline: Option<PathBuf>,
     },
     /// Shrinks a failing run to the fewest steps that still fire the same oracle, and writes
     /// it as a scenario file (check it in under scenarios/; once the bug is fixed, set its
@@ -190,6 +194,7 @@ fn main() -> ExitCode {
             dump_disk,
             check_determinism,
             sabotage,
+            timeline,
         } => {
             let (plan, replay) = match plan {
                 Some(path) => match load_plan(&path) {
@@ -215,7 +220,7 @@ fn main() -> ExitCode {
                 // (With --trace the configuration is the first event.)
                 say!("{}", plan.config);
             }
-            let (report, divergence) = if trace || dump_disk.is_some() {
+            let (mut report, divergence) = if trace || dump_disk.is_some() || timeline.is_some() {
                 let options = RunOptions {
                     keep: if trace_io {
                         Keep::Everything
@@ -224,11 +229,20 @@ fn main() -> ExitCode {
                     },
                     echo: trace,
                     keep_disk: dump_disk.is_some(),
+                    timeline: timeline.is_some(),
                 };
                 (run(&plan, options), None)
             } else {
                 run_checked(&plan, check_determinism)
             };
+            if let (Some(path), Some(t)) = (&timeline, &mut report.timeline) {
+                t.title = replay.clone();
+                if let Err(e) = std::fs::write(path, jetsim::timeline::html::render(t)) {
+                    eprintln!("error: cannot write {}: {e}", path.display());
+                    return ExitCode::from(2);
+                }
+                say!("timeline written to {}", path.display());
+            }
             if let Some(dir) = &dump_disk {
                 for (path, bytes) in &report.disk {
                     let to = dir.join(path);
@@ -257,6 +271,10 @@ fn main() -> ExitCode {
             if let Some(v) = &report.violation {
                 say!("VIOLATION: {v}");
                 say!("replay: {replay}");
+                let html = timeline
+                    .clone()
+                    .unwrap_or_else(|| PathBuf::from(format!("seed-{}.html", report.seed)));
+                say!("timeline: {replay} --timeline {}", html.display());
             }
             say!(
                 "seed={} trace={:016x} steps={} operations={} commits={} restarts={} simulated={}ms {verdict}",
@@ -322,6 +340,11 @@ fn main() -> ExitCode {
                 "written to {} (replay: jetsim run --plan {})",
                 out.display(),
                 out.display()
+            );
+            say!(
+                "timeline: jetsim run --plan {} --timeline {}",
+                out.display(),
+                out.with_extension("html").display()
             );
             ExitCode::SUCCESS
         }

@@ -82,6 +82,50 @@ pub struct Violation {
     pub step: usize,
     /// What was seen.
     pub detail: String,
+    /// The model's value, where a data oracle had it at hand (the differing keys, as the
+    /// model holds them). Not part of its `Display`: the trace hashes that.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected: Option<String>,
+    /// The engine's value beside it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actual: Option<String>,
+}
+
+/// The longest an expected or actual value is kept, in characters.
+const VALUE_MAX: usize = 2000;
+
+impl Violation {
+    /// A violation of `oracle` at `step`, with no values.
+    pub fn new(oracle: Oracle, step: usize, detail: impl Into<String>) -> Violation {
+        Violation {
+            oracle,
+            step,
+            detail: detail.into(),
+            expected: None,
+            actual: None,
+        }
+    }
+
+    /// With the model's value and the engine's (each truncated sensibly).
+    pub fn with_values(
+        mut self,
+        expected: impl Into<String>,
+        actual: impl Into<String>,
+    ) -> Violation {
+        self.expected = Some(truncate(expected.into()));
+        self.actual = Some(truncate(actual.into()));
+        self
+    }
+}
+
+/// `text`, cut at [`VALUE_MAX`] characters with a note of how much was left out.
+fn truncate(text: String) -> String {
+    let total = text.chars().count();
+    if total <= VALUE_MAX {
+        return text;
+    }
+    let kept: String = text.chars().take(VALUE_MAX).collect();
+    format!("{kept} … ({} more characters)", total - VALUE_MAX)
 }
 
 impl fmt::Display for Violation {

@@ -26,6 +26,7 @@ use crate::model::{
 };
 use crate::oracle::{IO_ERRORS, LOG_ERRORS, Oracle, PAGE_ERRORS, Violation, surfaces_as};
 use crate::sabotage::Sabotage;
+use crate::timeline::{Lane, Timeline};
 use crate::trace::{Keep, Trace};
 use crate::vfs::{DiskStats, IoFault, SimVfs, Zone};
 use crate::workload::{Plan, Step};
@@ -36,6 +37,7 @@ mod points;
 mod report;
 mod stream;
 mod tamper;
+mod timeline;
 
 /// What a run did and found.
 #[derive(Clone, Debug)]
@@ -66,6 +68,8 @@ pub struct RunReport {
     pub disk: Vec<(PathBuf, Vec<u8>)>,
     /// What the disk did over the run (I/O points, faults fired…).
     pub disk_stats: DiskStats,
+    /// The run's timeline, if asked for ([`RunOptions::timeline`]).
+    pub timeline: Option<Timeline>,
 }
 
 /// Options of a run besides its plan.
@@ -77,6 +81,8 @@ pub struct RunOptions {
     pub echo: bool,
     /// Keep the disk's files at the end, in [`RunReport::disk`].
     pub keep_disk: bool,
+    /// Record the run's timeline, in [`RunReport::timeline`] (the trace hash stays the same).
+    pub timeline: bool,
 }
 
 /// Runs `plan` and checks every oracle. Never panics: a panic in the engine is a violation.
@@ -88,7 +94,14 @@ pub fn run(plan: &Plan, options: RunOptions) -> RunReport {
     if let Err(why) = plan.config.validate() {
         panic!("an invalid plan: {why}");
     }
-    let trace = Trace::new(options.keep, options.echo);
+    let mut trace = Trace::new(options.keep, options.echo);
+    if options.timeline {
+        trace.record_timeline();
+        if let Some(t) = trace.timeline() {
+            t.title = format!("seed {}", plan.config.seed);
+            t.config = plan.config.to_string();
+        }
+    }
     let mut sim = Sim::new(plan, trace);
     let result = panic::catch_unwind(AssertUnwindSafe(|| sim.execute()));
     let violation = match result {
@@ -100,15 +113,12 @@ pub fn run(plan: &Plan, options: RunOptions) -> RunReport {
                 .cloned()
                 .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
                 .unwrap_or_else(|| "a panic without a message".into());
-            Some(Violation {
-                oracle: Oracle::Panic,
-                step: sim.step,
-                detail: message,
-            })
+            Some(Violation::new(Oracle::Panic, sim.step, message))
         }
     };
     if let Some(v) = &violation {
         sim.event(format_args!("VIOLATION {v}"));
+        sim.record(|t| t.violation(v));
     }
     let disk = if options.keep_disk {
         sim.vfs.files()
@@ -118,7 +128,11 @@ pub fn run(plan: &Plan, options: RunOptions) -> RunReport {
     sim.sessions.clear();
     sim.instance = None;
     let sim_millis = sim.clock.elapsed_millis();
-    let trace = sim.vfs.take_trace();
+    let mut trace = sim.vfs.take_trace();
+    let timeline = trace.take_timeline().map(|mut t| {
+        t.finish();
+        t
+    });
     RunReport {
         seed: plan.config.seed,
         violation,
@@ -133,6 +147,7 @@ pub fn run(plan: &Plan, options: RunOptions) -> RunReport {
         ended_by_corruption: sim.ended_by_corruption,
         disk,
         disk_stats: sim.vfs.stats(),
+        timeline,
     }
 }
 
@@ -270,12 +285,20 @@ impl Sim {
         self.vfs.with_trace(|t| t.event(what));
     }
 
+    /// Records into the timeline, if one is kept (stamped with the simulated milliseconds since
+    /// the run began).
+    fn record(&self, f: impl FnOnce(&mut Timeline)) {
+        let now = self.clock.elapsed_millis();
+        self.vfs.with_trace(|t| {
+            if let Some(timeline) = t.timeline() {
+                timeline.set_now(now);
+                f(timeline);
+            }
+        });
+    }
+
     fn violation(&self, oracle: Oracle, detail: impl Into<String>) -> Violation {
-        Violation {
-            oracle,
-            step: self.step,
-            detail: detail.into(),
-        }
+        Violation::new(oracle, self.step, detail)
     }
 
     fn execute(&mut self) -> Check {
@@ -291,6 +314,7 @@ impl Sim {
                 (self.incarnation, self.vfs.stats().database_write_faults);
             self.database_damage_before = self.vfs.stats().database_damage;
 
+            self.record(|t| t.begin_step(i, format!("{step:?}")));
             self.vfs
                 .with_trace(|t| t.begin_step(format_args!("step {i}: {step:?}")));
             self.outcome = None;
@@ -300,6 +324,7 @@ impl Sim {
                 Ok(()) => self.outcome.take().unwrap_or_else(|| "ok".into()),
             };
             self.vfs.with_trace(|t| t.end_step(&outcome));
+            self.record_step(&step, &outcome);
             result?;
             self.after_step()?;
             if self.ended_by_corruption.is_some() {
@@ -307,7 +332,16 @@ impl Sim {
             }
         }
         self.step = self.steps.len();
-        self.final_phase()?;
+        self.record(|t| t.begin_step(self.step, "final phase (fault-free)".into()));
+        let ended = self.final_phase();
+        self.record(|t| {
+            t.end_step(match &ended {
+                Ok(()) => "ok",
+                Err(_) => "VIOLATION",
+            });
+            t.sessions_lost("the run ended");
+        });
+        ended?;
         if self.ended_by_corruption.is_some() {
             return self.restore_after_damage();
         }
@@ -522,6 +556,9 @@ impl Sim {
                 match (self.model.tx(s).is_some(), result) {
                     (true, Ok(())) => {
                         self.model.rollback(s);
+                        self.record(|t| {
+                            t.close(Lane::Session(s), "rolled back", "rolled-back", Vec::new())
+                        });
                         Ok(())
                     }
                     (false, Err(e)) if e.kind() == ErrorKind::NotInTransaction => Ok(()),
@@ -668,6 +705,7 @@ impl Sim {
         if self.config.sabotage == Some(Sabotage::LateSnapshot) && self.model.tx(s).is_none() {
             self.model.begin(s);
             self.late[s] = true;
+            self.record(|t| t.open(Lane::Session(s), "tx", Vec::new()));
             return Ok(());
         }
         let result = match self.sessions[s].begin_transaction() {
@@ -683,6 +721,7 @@ impl Sim {
         match (self.model.tx(s).is_some(), result) {
             (false, Ok(())) => {
                 self.model.begin(s);
+                self.record(|t| t.open(Lane::Session(s), "tx", Vec::new()));
                 Ok(())
             }
             (true, Err(e)) if e.kind() == ErrorKind::InTransaction => Ok(()),
@@ -756,16 +795,36 @@ impl Sim {
                 if in_tx {
                     self.model.write(s, key, value);
                 } else {
-                    self.model
-                        .apply(BTreeMap::from([(key, value)]), Outcome::Durable, self.now());
+                    let seq = self.model.apply(
+                        BTreeMap::from([(key, value)]),
+                        Outcome::Durable,
+                        self.now(),
+                    );
                     self.commits += 1;
                     self.coverage.hit(Mark::DurableCommit);
+                    self.record(|t| {
+                        let what = if value.is_some() { "put" } else { "delete" };
+                        t.mark(
+                            Lane::Session(s),
+                            "commit",
+                            format!("a {what} of {key:?}, committed durably on its own"),
+                            seq.map(|seq| format!("commit {seq}")).into_iter().collect(),
+                        )
+                    });
                 }
                 Ok(())
             }
             Err(e) if e.kind() == ErrorKind::WriteConflict => {
                 if conflict {
                     self.coverage.hit(Mark::WriteConflict);
+                    self.record(|t| {
+                        t.mark(
+                            Lane::Session(s),
+                            "conflict",
+                            format!("write conflict on {key:?}"),
+                            vec![format!("{e}")],
+                        )
+                    });
                     Ok(())
                 } else {
                     Err(self.violation(
@@ -845,14 +904,19 @@ impl Sim {
         }
         let want_bytes = want.map(value_bytes);
         let show = show_value;
-        Err(self.violation(
-            Oracle::SnapshotRead,
-            format!(
-                "{what} of {key:?} returned {}, the model says {}",
-                show(got),
-                show(want_bytes.as_deref())
-            ),
-        ))
+        Err(self
+            .violation(
+                Oracle::SnapshotRead,
+                format!(
+                    "{what} of {key:?} returned {}, the model says {}",
+                    show(got),
+                    show(want_bytes.as_deref())
+                ),
+            )
+            .with_values(
+                format!("{key:?}: {}", show(want_bytes.as_deref())),
+                format!("{key:?}: {}", show(got)),
+            ))
     }
 
     fn get(&mut self, s: usize, t: u8, k: u16, before: &BTreeMap<IoFault, u64>) -> Check {
@@ -919,17 +983,21 @@ impl Sim {
                     let got_keys: Vec<Option<u16>> =
                         got.iter().map(|(k, _)| parse_key(k)).collect();
                     let want_keys: Vec<u16> = want.iter().map(|(k, _)| *k).collect();
-                    return Err(self.violation(
-                        Oracle::SnapshotRead,
-                        format!("scan of table {t} keys {from}..{to} reverse={reverse} by session {s} returned keys {got_keys:?}, the model says {want_keys:?}"),
-                    ));
+                    return Err(self
+                        .violation(
+                            Oracle::SnapshotRead,
+                            format!("scan of table {t} keys {from}..{to} reverse={reverse} by session {s} returned keys {got_keys:?}, the model says {want_keys:?}"),
+                        )
+                        .with_values(format!("keys {want_keys:?}"), format!("keys {got_keys:?}")));
                 }
                 for ((gk, gv), (wk, wv)) in got.iter().zip(&want) {
                     if parse_key(gk) != Some(*wk) {
-                        return Err(self.violation(
-                            Oracle::SnapshotRead,
-                            format!("scan of table {t} by session {s} returned key {:?} where the model has k{wk:05}", String::from_utf8_lossy(gk)),
-                        ));
+                        return Err(self
+                            .violation(
+                                Oracle::SnapshotRead,
+                                format!("scan of table {t} by session {s} returned key {:?} where the model has k{wk:05}", String::from_utf8_lossy(gk)),
+                            )
+                            .with_values(format!("key k{wk:05}"), format!("key {:?}", String::from_utf8_lossy(gk))));
                     }
                     self.compare("scan", (t, *wk), Some(gv), Some(*wv))?;
                 }
@@ -971,7 +1039,20 @@ impl Sim {
                 } else {
                     Outcome::Lazy
                 };
-                if self.model.commit(s, outcome, self.now()).is_some() {
+                let seq = self.model.commit(s, outcome, self.now());
+                self.record(|t| {
+                    let (how, class) = if durable {
+                        ("committed durably", "ok")
+                    } else {
+                        ("committed lazily", "lazy")
+                    };
+                    let what = match seq {
+                        Some(seq) => format!("{how}: commit {seq}"),
+                        None => format!("{how}: read-only"),
+                    };
+                    t.close(Lane::Session(s), what, class, Vec::new());
+                });
+                if seq.is_some() {
                     self.commits += 1;
                     self.coverage.hit(if durable {
                         Mark::DurableCommit
@@ -985,11 +1066,25 @@ impl Sim {
                 self.check_error("commit", &e, before)?;
                 // Ambiguous only if the instance stopped after this call wrote to the log;
                 // otherwise nothing of it reached the log: failed-clean, never to appear.
-                if self.instance_dead() && self.log_touched() {
+                let ambiguous = self.instance_dead() && self.log_touched();
+                if ambiguous {
                     self.model.commit(s, Outcome::Ambiguous, self.now());
                 } else {
                     self.model.rollback(s);
                 }
+                self.record(|t| {
+                    let what = if ambiguous {
+                        "it may or may not survive"
+                    } else {
+                        "nothing of it reached the log"
+                    };
+                    t.close(
+                        Lane::Session(s),
+                        format!("commit failed: {e}; {what}"),
+                        "fail",
+                        Vec::new(),
+                    )
+                });
                 Ok(())
             }
         }
@@ -1108,6 +1203,12 @@ impl Sim {
             let planted = atlas::plant(&self.vfs, &self.params, zone, pick, aim, busy);
             self.vfs.suspend_faults(false);
             if let Some((what, path)) = planted {
+                // (In the lane of the backup directory it rotted, if it is in one.)
+                let lane = path
+                    .iter()
+                    .next()
+                    .and_then(|d| d.to_str()?.strip_prefix("bk")?.parse().ok())
+                    .map_or(Lane::Instance, Lane::Backup);
                 // Rot in a file the tampering left keeps it the tampering's.
                 let now = self.vfs.crc_of(&path);
                 for (p, crc, _) in &mut self.tampering.live_files {
@@ -1127,6 +1228,14 @@ impl Sim {
                 }
                 any = true;
                 self.event(format_args!("corruption planted: {what}"));
+                self.record(|t| {
+                    t.mark(
+                        lane,
+                        "corrupt",
+                        "corruption planted",
+                        vec![what.to_string()],
+                    )
+                });
             } else {
                 // Nothing to corrupt yet: the budget stays unspent.
                 self.corrupt_spent.remove(&zone);
@@ -1152,10 +1261,19 @@ impl Sim {
         let instance = self.instance.clone().expect("an instance");
         self.sessions.clear();
         self.model.drop_sessions();
+        self.record(|t| t.sessions_lost("a clean restart"));
         self.operations += 1;
         let before = self.vfs.fired();
         match instance.term() {
             Ok(()) => {
+                self.record(|t| {
+                    t.mark(
+                        Lane::Instance,
+                        "restart",
+                        "clean shutdown and restart",
+                        vec!["term succeeded: everything committed is durable".into()],
+                    )
+                });
                 self.model.all_durable();
                 self.instance = None;
                 self.restarts += 1;
@@ -1195,10 +1313,27 @@ impl Sim {
                 active.facts
             })
             .or_else(|| self.backups.crashed.take());
+        if let Some(facts) = &crashed_backup {
+            self.record(|t| {
+                t.close(
+                    Lane::Backup(facts.dir),
+                    "the machine crashed during it",
+                    "lost",
+                    Vec::new(),
+                )
+            });
+        }
         let crashed_external = self.external_dies();
         self.sessions.clear();
         self.instance = None;
         self.model.drop_sessions();
+        self.record(|t| {
+            t.sessions_lost(if power_loss {
+                "power loss"
+            } else {
+                "process died"
+            })
+        });
         self.restarts += 1;
         if self.vfs.suppress_unvouched_misdirect() {
             self.event(format_args!(
@@ -1212,8 +1347,17 @@ impl Sim {
         });
         if let Some(report) = self.vfs.restart(power_loss) {
             self.event(format_args!("power loss: {report:?}"));
+            self.record(|t| t.mark(Lane::Instance, "power-loss", "power loss", lost(&report)));
         } else {
             self.event(format_args!("process restart"));
+            self.record(|t| {
+                t.mark(
+                    Lane::Instance,
+                    "restart",
+                    "process restart",
+                    vec!["the process died; the page cache survives".into()],
+                )
+            });
         }
         self.plant_corruption();
         self.init_and_verify(recovery_crash)?;
@@ -1251,6 +1395,15 @@ impl Sim {
                 self.event(format_args!(
                     "crash during recovery; power loss: {report:?}"
                 ));
+                self.record(|t| {
+                    let detail = report.as_ref().map(lost).unwrap_or_default();
+                    t.mark(
+                        Lane::Instance,
+                        "power-loss",
+                        "crash during recovery",
+                        detail,
+                    )
+                });
                 continue;
             }
             match result {
@@ -1281,6 +1434,19 @@ impl Sim {
                 "recovered: {} commits replayed, {} undone, torn tail {:?}",
                 report.commits_replayed, report.transactions_undone, report.torn_tail
             ));
+            self.record(|t| {
+                t.mark(
+                    Lane::Instance,
+                    "recovery",
+                    "recovery",
+                    vec![
+                        format!("{} commits replayed", report.commits_replayed),
+                        format!("{} transactions undone", report.transactions_undone),
+                        format!("torn tail: {:?}", report.torn_tail),
+                        format!("finished a log roll: {}", report.finished_roll),
+                    ],
+                )
+            });
             if report.torn_tail.is_some() {
                 self.coverage.hit(Mark::TornTailRecovered);
             }
@@ -1351,6 +1517,14 @@ impl Sim {
             self.event(format_args!(
                 "recovery refused damaged data, as documented: {err}"
             ));
+            self.record(|t| {
+                t.mark(
+                    Lane::Instance,
+                    "recovery-refused",
+                    "recovery refused damaged data",
+                    vec![err.to_string()],
+                )
+            });
             self.ended_by_corruption = Some(err.to_string());
             self.instance = None;
             return Ok(());
@@ -1374,13 +1548,18 @@ impl Sim {
                 Ok(records) => {
                     for (k, v) in records {
                         let Some(k) = parse_key(&k) else {
-                            return Err(self.violation(
-                                Oracle::WrongData,
-                                format!(
-                                    "table {t} holds key {:?}, which the workload never wrote",
-                                    String::from_utf8_lossy(&k)
-                                ),
-                            ));
+                            return Err(self
+                                .violation(
+                                    Oracle::WrongData,
+                                    format!(
+                                        "table {t} holds key {:?}, which the workload never wrote",
+                                        String::from_utf8_lossy(&k)
+                                    ),
+                                )
+                                .with_values(
+                                    "no such key",
+                                    format!("key {:?}", String::from_utf8_lossy(&k)),
+                                ));
                         };
                         out.insert((t, k), Some(v));
                     }
@@ -1457,16 +1636,22 @@ impl Sim {
                 out.truncate(6);
                 out.join(", ")
             };
-            return Err(self.violation(
-                Oracle::CrashPrefix,
-                format!(
-                    "after recovery the database is no prefix of the commits from {} (durable) to {}; keys differing from the durable prefix: {:?}, from the last commit: {:?}",
-                    self.model.durable(),
-                    self.model.last(),
-                    differ(&durable),
-                    differ(&last),
-                ),
-            ));
+            let (expected, actual) = prefix_values(&durable, &got);
+            return Err(self
+                .violation(
+                    Oracle::CrashPrefix,
+                    format!(
+                        "after recovery the database is no prefix of the commits from {} (durable) to {}; keys differing from the durable prefix: {:?}, from the last commit: {:?}",
+                        self.model.durable(),
+                        self.model.last(),
+                        differ(&durable),
+                        differ(&last),
+                    ),
+                )
+                .with_values(
+                    format!("at least the durable prefix, commit {}:\n{expected}", self.model.durable()),
+                    actual,
+                ));
         };
         let lost: Vec<Outcome> = (seq + 1..=self.model.last())
             .map(|s| self.model.commit_at(s).outcome)
@@ -1487,6 +1672,18 @@ impl Sim {
             self.model.last(),
             self.model.durable()
         ));
+        self.record(|t| {
+            t.mark(
+                Lane::Instance,
+                "recovery",
+                format!("recovered the prefix through commit {seq}"),
+                vec![format!(
+                    "the model's commits: {} acknowledged, {} durable; the database matches the prefix through {seq}",
+                    self.model.last(),
+                    self.model.durable()
+                )],
+            )
+        });
         // (The shortest matching prefix too: the commits past it may be lazy ones lost whose
         // writes undo each other, never logged; a restore to a point among them must not be
         // held to the states between.)
@@ -1668,6 +1865,55 @@ fn generation_of(path: &Path) -> Option<u32> {
 fn crash_in_roll(what: &str, path: &Path) -> bool {
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
     name.ends_with("tmp.log") || (matches!(what, "rename" | "remove") && name.ends_with(".log"))
+}
+
+/// Where a recovered database differs from a prefix of the model, as (the prefix's values,
+/// the database's): each differing key with its value id, the first 12.
+fn prefix_values(
+    state: &BTreeMap<Key, Val>,
+    got: &BTreeMap<Key, Option<Vec<u8>>>,
+) -> (String, String) {
+    let keys: BTreeSet<Key> = got
+        .iter()
+        .filter(|(k, v)| v.is_some() && state.get(k).map(|v| value_bytes(*v)) != **v)
+        .map(|(k, _)| *k)
+        .chain(state.keys().filter(|k| !got.contains_key(k)).copied())
+        .collect();
+    let more = |out: &mut Vec<String>| {
+        if keys.len() > 12 {
+            out.push(format!("… {} more keys differ", keys.len() - 12));
+        }
+    };
+    let mut expected: Vec<String> = keys
+        .iter()
+        .take(12)
+        .map(|k| match state.get(k) {
+            Some(v) => format!("{k:?}=#{} ({} bytes)", v.id, v.len),
+            None => format!("{k:?}=-"),
+        })
+        .collect();
+    more(&mut expected);
+    let mut actual: Vec<String> = keys
+        .iter()
+        .take(12)
+        .map(|k| match got.get(k) {
+            Some(Some(bytes)) => format!("{k:?}={}", show_value(Some(bytes))),
+            Some(None) => format!("{k:?}=unreadable"),
+            None => format!("{k:?}=-"),
+        })
+        .collect();
+    more(&mut actual);
+    (expected.join("\n"), actual.join("\n"))
+}
+
+/// What a power loss lost, a line each.
+fn lost(report: &crate::vfs::PowerLoss) -> Vec<String> {
+    vec![
+        format!("{} pending writes landed whole", report.writes_landed),
+        format!("{} pending writes lost or torn", report.writes_torn),
+        format!("{} sectors left as garbage", report.garbage_sectors),
+        format!("{} namespace changes undone", report.entries_undone),
+    ]
 }
 
 /// An error as a step's outcome: its ESE name and code.

@@ -4,6 +4,8 @@
 
 use std::fmt;
 
+use crate::timeline::Timeline;
+
 /// A small, fast, deterministic 64-bit hash (FxHash's mixing step over words).
 #[derive(Clone, Copy, Debug)]
 pub struct Hasher(u64);
@@ -63,6 +65,9 @@ pub struct Trace {
     /// The step under way: its kept line's index, and the lines echoed since it began (held
     /// until its outcome is known, so the step prints first, with its outcome on its line).
     open_step: Option<(Option<usize>, Vec<String>)>,
+    /// The run's timeline, if asked for: a side channel, never folded into the hash (asking
+    /// for it must not change the run it shows).
+    timeline: Option<Box<Timeline>>,
 }
 
 impl Trace {
@@ -75,11 +80,29 @@ impl Trace {
         }
     }
 
+    /// Starts recording a [`Timeline`] beside the trace.
+    pub fn record_timeline(&mut self) {
+        self.timeline = Some(Box::new(Timeline::new()));
+    }
+
+    /// The timeline being recorded, if one is.
+    pub fn timeline(&mut self) -> Option<&mut Timeline> {
+        self.timeline.as_deref_mut()
+    }
+
+    /// Takes the recorded timeline out.
+    pub fn take_timeline(&mut self) -> Option<Timeline> {
+        self.timeline.take().map(|t| *t)
+    }
+
     /// Records an event of the run.
     pub fn event(&mut self, what: fmt::Arguments<'_>) {
         self.count += 1;
         let text = what.to_string();
         self.hash.bytes(text.as_bytes());
+        if let Some(timeline) = &mut self.timeline {
+            timeline.event_text(&text);
+        }
         if self.echo {
             self.echo_line(format!("  {text}"));
         }
@@ -94,7 +117,10 @@ impl Trace {
         self.end_step("unfinished");
         // Held from here: the step's own line first.
         self.open_step = Some((None, Vec::new()));
+        // (The timeline keeps the step itself, not as one of its events.)
+        let timeline = self.timeline.take();
         self.event(what);
+        self.timeline = timeline;
         if self.keep != Keep::Hash
             && let Some((index, _)) = &mut self.open_step
         {

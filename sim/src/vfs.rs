@@ -26,6 +26,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::sabotage::Sabotage;
+use crate::timeline::Lane;
 use crate::trace::Trace;
 
 /// What kind of data a file holds, for aiming faults: the fault atlas spends its budget per
@@ -432,6 +433,14 @@ impl Disk {
                 self.stats.points,
                 path.display()
             ));
+            if let Some(t) = self.trace.timeline() {
+                t.mark(
+                    Lane::Instance,
+                    "crash",
+                    format!("crash at I/O point {}", self.stats.points),
+                    vec![format!("during a {what} of {} ({zone:?})", path.display())],
+                );
+            }
             return Err(crashed_error());
         }
         Ok(())
@@ -475,6 +484,15 @@ impl Disk {
             }
         }
         *self.fired.entry(kind).or_default() += 1;
+        if let Some(t) = self.trace.timeline() {
+            let point = self.stats.points;
+            t.mark(
+                Lane::Faults,
+                "fault-fired",
+                format!("{kind:?} fired on the {zone:?} zone"),
+                vec![format!("at I/O point {point}")],
+            );
+        }
         true
     }
 
@@ -1294,6 +1312,22 @@ impl Vfs for SimVfs {
         disk.inode(ino).zone = Zone::of(to);
         disk.push_meta(Meta::Rename(from.to_path_buf(), to.to_path_buf(), ino));
         disk.trace.io(b'r', ino, 0, 0, 0);
+        // The live log archived under its generation's name: the engine rolled to the next.
+        if let Some(t) = disk.trace.timeline()
+            && to.parent() == Some(Path::new("inst"))
+            && from.file_name().is_some_and(|n| n == "edb.log")
+            && let Some(generation) = to
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| jetdb::log::parse_archive_name("edb", n))
+        {
+            t.mark(
+                Lane::Instance,
+                "log-roll",
+                format!("log roll: generation {generation:#X} archived"),
+                vec![format!("{} renamed to {}", from.display(), to.display())],
+            );
+        }
         if disk.sabotage == Some(Sabotage::DropLastBackupLog)
             && to.file_name().is_some_and(|n| n == "jetbackup.manifest")
         {

@@ -20,6 +20,7 @@ use crate::config::CorruptZone;
 use crate::coverage::Mark;
 use crate::model::{Key, Val, parse_key, value_matches, value_of};
 use crate::oracle::{IO_ERRORS, Oracle, Violation};
+use crate::timeline::Lane;
 use crate::vfs::{IoFault, Zone};
 use crate::workload::{BACKUP_DIRS, BackupMode, Misuse, Tamper};
 
@@ -28,6 +29,32 @@ pub(crate) const RESTORE_ERRORS: [ErrorKind; 10] = jetdb::RESTORE_DAMAGE_ERRORS;
 
 /// A snapshot of the committed state: every key's value.
 pub(crate) type Snapshot = BTreeMap<Key, Val>;
+
+/// Where two snapshots differ, as (the model's side, the engine's): each key that differs
+/// with its value id (`-` for absent), the first 12, and how many more.
+pub(crate) fn snapshot_diff(want: &Snapshot, got: &Snapshot) -> (String, String) {
+    let keys: BTreeSet<&Key> = want
+        .iter()
+        .filter(|(k, v)| got.get(k) != Some(v))
+        .map(|(k, _)| k)
+        .chain(got.keys().filter(|k| !want.contains_key(k)))
+        .collect();
+    let show = |state: &Snapshot| {
+        let mut out: Vec<String> = keys
+            .iter()
+            .take(12)
+            .map(|k| match state.get(k) {
+                Some(v) => format!("{k:?}=#{} ({} bytes)", v.id, v.len),
+                None => format!("{k:?}=-"),
+            })
+            .collect();
+        if keys.len() > 12 {
+            out.push(format!("… {} more keys differ", keys.len() - 12));
+        }
+        out.join("\n")
+    };
+    (show(want), show(got))
+}
 
 /// What the simulator knows of one backup directory.
 #[derive(Clone, Debug)]
@@ -383,6 +410,20 @@ impl Sim {
                 ));
                 let (gen_low, gen_high) = job.logs().unwrap_or_default();
                 let pace = self.check_begin_report(&job, &dir_path(dir), mode, &prior, &events)?;
+                self.record(|t| {
+                    t.open(
+                        Lane::Backup(dir),
+                        format!("{mode:?} backup"),
+                        vec![
+                            format!(
+                                "began at the model's commit {} (its snapshot is what a restore must give)",
+                                self.model.last()
+                            ),
+                            format!("backup point: sequence {}", pace.sequence),
+                            format!("log generations {gen_low:#X}..={gen_high:#X}"),
+                        ],
+                    )
+                });
                 let snapshot = self.model.state_at(self.model.last());
                 self.backups
                     .points
@@ -776,6 +817,14 @@ impl Sim {
             // An abandoned job is a failure of the caller's making: the same guarantees.
             drop(job);
             self.say("abandoned");
+            self.record(|t| {
+                t.close(
+                    Lane::Backup(active.dir),
+                    "abandoned",
+                    "backup-fail",
+                    Vec::new(),
+                )
+            });
             let events = self.take_events();
             self.check_failure_report(
                 Some(active.pace.kind),
@@ -848,6 +897,22 @@ impl Sim {
                 }
                 self.remember_manifest(active.dir, &active.snapshot);
                 self.event(format_args!("backup into bk{} succeeded", active.dir));
+                self.record(|t| {
+                    let logs = summary
+                        .logs
+                        .map(|(low, high)| format!(", logs {low:#X}..={high:#X}"))
+                        .unwrap_or_default();
+                    t.close(
+                        Lane::Backup(active.dir),
+                        format!("succeeded: sequence {}{logs}", summary.sequence),
+                        "backup-ok",
+                        summary
+                            .warnings
+                            .iter()
+                            .map(|w| format!("warning: {w:?}"))
+                            .collect(),
+                    )
+                });
                 self.check_restore(active.dir, "after it succeeded")
             }
             Err(e) => {
@@ -1037,6 +1102,14 @@ impl Sim {
             ));
         }
         self.event(format_args!("backup into bk{} failed: {err}", active.dir));
+        self.record(|t| {
+            t.close(
+                Lane::Backup(active.dir),
+                format!("failed: {err}"),
+                "backup-fail",
+                Vec::new(),
+            )
+        });
         self.check_failure(active, kept)
     }
 
@@ -1427,7 +1500,23 @@ impl Sim {
             }
         }
         let tampered = self.backups.dirs[dir].tampered;
-        match self.restore_dir(dir)? {
+        let restored = self.restore_dir(dir)?;
+        self.record(|t| {
+            let against = match allowed.iter().flatten().next() {
+                Some(want) => format!(
+                    "compared against the model's snapshot at the begin of bk{dir}'s last successful backup ({} keys{})",
+                    want.len(),
+                    if allowed.len() > 1 { ", or an earlier one a power loss may bring back" } else { "" }
+                ),
+                None => format!("compared against nothing: bk{dir} should hold no finished backup"),
+            };
+            let (kind, what) = match &restored {
+                Ok(got) => ("restore", format!("restored {} keys", got.len())),
+                Err(e) => ("restore-refused", format!("refused: {e}")),
+            };
+            t.mark(Lane::Backup(dir), kind, format!("restore of bk{dir} {when}"), vec![what, against]);
+        });
+        match restored {
             Ok(got) => {
                 // A forged manifest claims what its set is not: it must be refused.
                 if tampered == Some(Tamper::ForgeManifest) && forged_stands {
@@ -1448,6 +1537,10 @@ impl Sim {
                     return Ok(());
                 }
                 let want = allowed.iter().flatten().next();
+                let (expected, actual) = match want {
+                    Some(want) => snapshot_diff(want, &got),
+                    None => ("no finished backup".into(), format!("{} keys", got.len())),
+                };
                 let differ: Vec<String> = match want {
                     Some(want) => got
                         .iter()
@@ -1462,13 +1555,15 @@ impl Sim {
                         .collect(),
                     None => vec!["the directory should hold no finished backup".into()],
                 };
-                Err(self.violation(
-                    Oracle::Backup,
-                    format!(
-                        "bk{dir} restored {when} differs from its backup's snapshot: {}",
-                        differ.join(", ")
-                    ),
-                ))
+                Err(self
+                    .violation(
+                        Oracle::Backup,
+                        format!(
+                            "bk{dir} restored {when} differs from its backup's snapshot: {}",
+                            differ.join(", ")
+                        ),
+                    )
+                    .with_values(expected, actual))
             }
             Err(e) if allowed.contains(&None) && e.kind() == ErrorKind::FileNotFound => Ok(()),
             Err(e)

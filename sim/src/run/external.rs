@@ -943,13 +943,16 @@ impl Sim {
                 )
                 .take(6)
                 .collect();
-            return Err(self.violation(
-                Oracle::ExternalBackup,
-                format!(
-                    "the copy of an external backup restored differs from the model at its begin: {}",
-                    differ.join(", ")
-                ),
-            ));
+            let (expected, actual) = super::backups::snapshot_diff(want, &got);
+            return Err(self
+                .violation(
+                    Oracle::ExternalBackup,
+                    format!(
+                        "the copy of an external backup restored differs from the model at its begin: {}",
+                        differ.join(", ")
+                    ),
+                )
+                .with_values(expected, actual));
         }
         Ok(())
     }

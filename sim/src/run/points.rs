@@ -436,14 +436,17 @@ impl Sim {
                         )
                         .take(6)
                         .collect();
-                    return Err(self.violation(
-                        oracle,
-                        format!(
-                            "{what} differs from the model's state after commit {seq} (the model's last is {}): {}",
-                            self.model.last(),
-                            differ.join(", ")
-                        ),
-                    ));
+                    let (expected, actual) = super::backups::snapshot_diff(&want, &state);
+                    return Err(self
+                        .violation(
+                            oracle,
+                            format!(
+                                "{what} differs from the model's state after commit {seq} (the model's last is {}): {}",
+                                self.model.last(),
+                                differ.join(", ")
+                            ),
+                        )
+                        .with_values(expected, actual));
                 }
                 // What it says it landed on is the commit it landed on (or one that leaves
                 // the same state: see `roll_forward_from`).

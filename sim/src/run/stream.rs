@@ -276,13 +276,16 @@ impl Sim {
             )
             .take(6)
             .collect();
-        Err(self.violation(
-            Oracle::ExternalBackup,
-            format!(
-                "a backup stream {what} differs from the model at its begin: {}",
-                differ.join(", ")
-            ),
-        ))
+        let (expected, actual) = super::backups::snapshot_diff(want, got);
+        Err(self
+            .violation(
+                Oracle::ExternalBackup,
+                format!(
+                    "a backup stream {what} differs from the model at its begin: {}",
+                    differ.join(", ")
+                ),
+            )
+            .with_values(expected, actual))
     }
 
     /// A damaged copy of a stream must be refused with a documented error, leaving nothing.
