@@ -16,6 +16,7 @@ pub mod damaged_backup;
 pub mod damaged_database;
 pub mod damaged_log;
 pub mod encode;
+pub mod seeds;
 pub mod sim_plan;
 
 /// A fuzz target: its name (the binary's and the corpus directory's) and its function.
