@@ -417,12 +417,112 @@ fn sim_plan() -> Vec<Seed> {
     ]
 }
 
+/// Inputs that exercise areas of past bugs, for `fuzz/regressions/` (where fuzz findings go
+/// after their fix) while no finding is there: one per target. `scenarios` is the repository's
+/// `scenarios/regressions/`, whose one plan within `Plan::from_bytes`'s range becomes
+/// `sim_plan`'s.
+pub fn past_bug_areas(scenarios: &Path) -> std::io::Result<Vec<Seed>> {
+    let key = |i: u16| Key(i, 20);
+    // The integrity check once read a free page's tree fields before its kind (an underflow).
+    let mut ops: Vec<Op> = (0..300)
+        .map(|i| Op::Put {
+            key: key(i),
+            len: 500,
+            fill: 1,
+        })
+        .collect();
+    ops.extend((0..300).map(|i| Op::Delete { key: key(i) }));
+    ops.extend([
+        Op::Reopen,
+        Op::Put {
+            key: key(7),
+            len: 10,
+            fill: 2,
+        },
+    ]);
+    let btree = encode::btree_ops(&Input {
+        page_shift: 0,
+        tiny_cache: false,
+        ops,
+    });
+    // The target itself once resealed a manifest cut below its checksum field (a panic).
+    let manifest = find(damaged_backup::pristine().0.keys(), |p| {
+        p.extension().is_some_and(|e| e == "manifest")
+    });
+    let backup = encode::damaged_backup(&[
+        damaged_backup::Damage::Truncate {
+            file: manifest,
+            len: 2,
+        },
+        damaged_backup::Damage::Xor {
+            file: manifest,
+            at: 0,
+            mask: 1,
+            reseal: true,
+        },
+    ]);
+    // A page's lost write once came back as data; the flush map must refuse each.
+    let changed = damaged_database::changed_pages();
+    let stale: Vec<_> = (0..8)
+        .map(|i| damaged_database::Damage::Stale {
+            page: changed[i * changed.len() / 8] as u16,
+        })
+        .collect();
+    let database = encode::damaged_database(&stale);
+    // A damaged checkpoint slot once sent recovery to a generation already deleted.
+    let names = || damaged_log::pristine().keys();
+    let chk = find(names(), |n| n.ends_with(".chk"));
+    let first = find(names(), |n| *n == "edb00000001.log");
+    let log = encode::damaged_log(&[
+        damaged_log::Damage::Xor {
+            file: chk,
+            at: 40,
+            mask: 0xff,
+            reseal: false,
+        },
+        damaged_log::Damage::Remove { file: first },
+    ]);
+    let name = "a-replaced-set-is-removed-durably-file-by-file";
+    let scenario: crate::Scenario =
+        serde_json::from_slice(&std::fs::read(scenarios.join(format!("{name}.json")))?)
+            .map_err(std::io::Error::other)?;
+    let plan = scenario
+        .plan
+        .to_bytes()
+        .expect("the scenario's plan is within from_bytes's range");
+    assert_eq!(Plan::from_bytes(&plan), scenario.plan);
+    Ok(vec![
+        ("btree_ops", "integrity-check-over-free-pages", btree),
+        (
+            "damaged_backup",
+            "manifest-cut-below-its-checksum-then-resealed",
+            backup,
+        ),
+        (
+            "damaged_database",
+            "eight-lost-writes-refused-by-the-flush-map",
+            database,
+        ),
+        (
+            "damaged_log",
+            "checkpoint-rot-with-the-first-generation-gone",
+            log,
+        ),
+        ("sim_plan", name, plan),
+    ])
+}
+
 /// Writes every seed to `corpus/<target>/<name>` under `dir` (the repository's `fuzz/`),
-/// replacing what the generator wrote before but leaving other files (found by fuzzing) alone.
-pub fn write(dir: &Path) -> std::io::Result<usize> {
-    let all = seeds();
-    for (target, name, bytes) in &all {
-        let dir = dir.join("corpus").join(target);
+/// replacing what the generator wrote before but leaving other files (found by fuzzing) alone;
+/// with `regressions`, also the [`past_bug_areas`] to `regressions/<target>/`.
+pub fn write(dir: &Path, regressions: bool) -> std::io::Result<usize> {
+    let mut all: Vec<(&str, Seed)> = seeds().into_iter().map(|s| ("corpus", s)).collect();
+    if regressions {
+        let past = past_bug_areas(&dir.join("../scenarios/regressions"))?;
+        all.extend(past.into_iter().map(|s| ("regressions", s)));
+    }
+    for (kind, (target, name, bytes)) in &all {
+        let dir = dir.join(kind).join(target);
         std::fs::create_dir_all(&dir)?;
         std::fs::write(dir.join(name), bytes)?;
     }
