@@ -281,21 +281,27 @@ fn fails_with(target: &str, name: &str, run: impl Fn(&[u8], Option<PlantedBug>),
 /// The replay has teeth: seeds fail their targets with an engine bug planted.
 #[test]
 fn seeds_catch_planted_engine_bugs() {
-    let backup = |d: &[u8], bug| drop(damaged_backup::damaged_backup_with(d, bug));
+    let backup = |d: &[u8], bug| {
+        damaged_backup::damaged_backup_with(d, bug);
+    };
     fails_with(
         "damaged_backup",
         "database-copy-rot",
         backup,
         PlantedBug::RestoreLeavesItsFiles,
     );
-    let database = |d: &[u8], bug| drop(damaged_database::damaged_database_with(d, bug));
+    let database = |d: &[u8], bug| {
+        damaged_database::damaged_database_with(d, bug);
+    };
     fails_with(
         "damaged_database",
         "lost-write",
         database,
         PlantedBug::FlushMapUnchecked,
     );
-    let plan = |d: &[u8], bug| drop(sim_plan::sim_plan_with(d, bug));
+    let plan = |d: &[u8], bug| {
+        sim_plan::sim_plan_with(d, bug);
+    };
     fails_with(
         "sim_plan",
         "rot-met-by-backup",

@@ -63,7 +63,11 @@ pub struct Outcome {
     pub restore: Result<(), ErrorKind>,
 }
 
-type Records = BTreeMap<Vec<u8>, Vec<u8>>;
+/// A table's records, by key.
+pub type Records = BTreeMap<Vec<u8>, Vec<u8>>;
+
+/// A backup set's files (paths under `bk/`, sorted) and what a restore of it must hold.
+pub type Set = (BTreeMap<PathBuf, Vec<u8>>, Records);
 
 fn params(dir: &str) -> InstanceParams {
     let mut p = InstanceParams::in_directory(dir);
@@ -89,8 +93,8 @@ fn records(instance: &Instance) -> Records {
 
 /// The backup directory's files (paths under `bk/`, sorted) and what a restore of it must
 /// hold. Built once per process.
-pub fn pristine() -> &'static (BTreeMap<PathBuf, Vec<u8>>, BTreeMap<Vec<u8>, Vec<u8>>) {
-    static SET: OnceLock<(BTreeMap<PathBuf, Vec<u8>>, Records)> = OnceLock::new();
+pub fn pristine() -> &'static Set {
+    static SET: OnceLock<Set> = OnceLock::new();
     SET.get_or_init(|| {
         let vfs = MemVfs::new();
         let instance = Instance::new(env(&vfs), params("inst"));
@@ -105,7 +109,7 @@ pub fn pristine() -> &'static (BTreeMap<PathBuf, Vec<u8>>, BTreeMap<Vec<u8>, Vec
                 &vec![i as u8; 50 + (i as usize % 7) * 300],
             )
             .unwrap();
-            s.commit_transaction(if i % 3 == 0 {
+            s.commit_transaction(if i.is_multiple_of(3) {
                 CommitMode::Lazy
             } else {
                 CommitMode::Durable

@@ -194,14 +194,14 @@ pub fn damaged_log_with(data: &[u8], bug: Option<PlantedBug>) -> Option<Outcome>
     let Ok(mut s) = instance.begin_session() else {
         return Some(outcome);
     };
-    if let Ok(t) = s.open_table("t") {
-        if let Ok(range) = s.range(t, .., false) {
-            for record in range {
-                if record.is_err() {
-                    break;
-                }
-                outcome.records += 1;
+    if let Ok(t) = s.open_table("t")
+        && let Ok(range) = s.range(t, .., false)
+    {
+        for record in range {
+            if record.is_err() {
+                break;
             }
+            outcome.records += 1;
         }
     }
     outcome.integrity = Some(instance.check_integrity().map(drop).map_err(|e| e.kind()));
