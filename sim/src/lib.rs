@@ -27,6 +27,7 @@ pub mod campaign;
 pub mod clock;
 pub mod config;
 pub mod coverage;
+pub mod fuzz;
 pub mod merge;
 pub mod model;
 pub mod oracle;

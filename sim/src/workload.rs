@@ -1052,6 +1052,228 @@ impl Plan {
         config.steps = steps.len() as u32;
         Plan { config, steps }
     }
+
+    /// The bytes [`Plan::from_bytes`] decodes into this plan, for writing fuzz inputs (the seed
+    /// corpus of `sim_plan`); `None` if no bytes do: its configuration is not
+    /// `Config::swarm(seed)`, it has more than 2,000 steps, or a step is outside what
+    /// `from_bytes` draws (a value out of the configuration's ranges, a put's value number out
+    /// of sequence, a step kind it has no byte for).
+    pub fn to_bytes(&self) -> Option<Vec<u8>> {
+        let mut config = Config::swarm(self.config.seed);
+        config.steps = self.steps.len() as u32;
+        if config != self.config || self.steps.len() > 2000 {
+            return None;
+        }
+        let index = |found: Option<usize>| found.and_then(|i| u8::try_from(i).ok());
+        let mut out = self.config.seed.to_le_bytes().to_vec();
+        let mut next_value = 1u32;
+        for step in &self.steps {
+            // Every step's bytes: its kind, then a session, a table and a key (used or not).
+            let (kind, s, t, k) = match *step {
+                Step::Begin { s } => (0, s, 0, 0),
+                Step::Put { s, t, k, .. } => (1, s, t, k),
+                Step::Delete { s, t, k } => (3, s, t, k),
+                Step::Get { s, t, k } => (4, s, t, k),
+                Step::Scan { s, t, from, .. } => (5, s, t, from),
+                Step::Commit { s, durable } => (if durable { 6 } else { 7 }, s, 0, 0),
+                Step::Rollback { s } => (8, s, 0, 0),
+                Step::Checkpoint => (9, 0, 0, 0),
+                Step::FlushLog => (10, 0, 0, 0),
+                Step::Restart => (11, 0, 0, 0),
+                Step::Crash { .. } => (12, 0, 0, 0),
+                Step::CrashAt { .. } => (13, 0, 0, 0),
+                Step::Fault(_) => (14, 0, 0, 0),
+                Step::Corrupt { .. } => (15, 0, 0, 0),
+                Step::BackupBegin { .. } => (16, 0, 0, 0),
+                Step::BackupStep { .. } | Step::BackupStop => (17, 0, 0, 0),
+                Step::BackupFinish { .. } => (18, 0, 0, 0),
+                Step::Truncate => (19, 0, 0, 0),
+                Step::Restore { .. }
+                | Step::RestoreCrash { .. }
+                | Step::RestoreTo { .. }
+                | Step::RollForward { .. } => (20, 0, 0, 0),
+                Step::Bulk { s, t, from, .. } => (21, s, t, from),
+                Step::DeleteRange { s, t, from, .. } => (22, s, t, from),
+                Step::Tamper { .. } => (23, 0, 0, 0),
+                _ => return None,
+            };
+            if s >= config.sessions || t >= config.tables || k >= config.keys || k > 255 {
+                return None;
+            }
+            out.extend([kind, s, t, k as u8]);
+            let b = |v: bool| u8::from(v);
+            match *step {
+                Step::Put { v, len, .. } => {
+                    next_value += 1;
+                    if v != next_value {
+                        return None;
+                    }
+                    if (4..=120).contains(&len) {
+                        out.extend([16, (len - 4) as u8]);
+                    } else {
+                        let over = len
+                            .checked_sub(config.page_size / 2)
+                            .filter(|o| o % 64 == 0)?;
+                        out.extend([0, u8::try_from(over / 64).ok()?]);
+                    }
+                }
+                Step::Scan {
+                    from, to, reverse, ..
+                } => {
+                    if to < from || (to != config.keys && to - from > 255) {
+                        return None;
+                    }
+                    out.extend([(to - from).min(255) as u8, b(reverse)]);
+                    if (from + u16::from(out[out.len() - 2])).min(config.keys) != to {
+                        return None;
+                    }
+                }
+                Step::Crash {
+                    power_loss,
+                    recovery_crash,
+                } => {
+                    out.push(b(power_loss));
+                    match recovery_crash {
+                        None => out.push(32),
+                        Some(n @ 1..=40) => out.extend([0, (n - 1) as u8]),
+                        Some(_) => return None,
+                    }
+                }
+                Step::CrashAt { points, power_loss } => {
+                    if !(1..=60).contains(&points) {
+                        return None;
+                    }
+                    out.extend([(points - 1) as u8, b(power_loss)]);
+                }
+                Step::Fault(ArmedFault {
+                    kind,
+                    zone,
+                    after,
+                    persistent,
+                }) => {
+                    out.push(index(IoFault::ALL.iter().position(|&x| x == kind))?);
+                    let zones: &[Zone] = match kind {
+                        IoFault::Misdirect => &[Zone::Log, Zone::Database],
+                        IoFault::LostWrite => &[Zone::Database],
+                        _ => &[Zone::Database, Zone::Log, Zone::Checkpoint, Zone::Backup],
+                    };
+                    let z = index(zones.iter().position(|&x| x == zone))?;
+                    if kind != IoFault::LostWrite {
+                        out.push(z);
+                    }
+                    if after >= 20 {
+                        return None;
+                    }
+                    out.push(after as u8);
+                    if matches!(kind, IoFault::Misdirect | IoFault::LostWrite) {
+                        if persistent {
+                            return None;
+                        }
+                    } else {
+                        out.push(b(persistent));
+                    }
+                }
+                Step::Corrupt { zone, pick, now } => {
+                    out.push(index(CorruptZone::ALL.iter().position(|&x| x == zone))?);
+                    out.extend(pick.to_le_bytes());
+                    out.push(b(now));
+                }
+                Step::BackupBegin { dir, mode } => {
+                    if dir >= BACKUP_DIRS {
+                        return None;
+                    }
+                    let draw = match mode {
+                        BackupMode::Full => 0,
+                        BackupMode::Atomic => 1,
+                        BackupMode::Incremental => 2,
+                    };
+                    out.extend([dir, draw]);
+                }
+                Step::BackupStep {
+                    pages: pages @ 1..=8,
+                } => out.push(pages - 1),
+                Step::BackupStep { .. } => return None,
+                Step::BackupStop => out.push(248),
+                Step::BackupFinish { abandon } => out.push(if abandon { 0 } else { 16 }),
+                Step::Restore { dir } if dir < BACKUP_DIRS => out.push(dir),
+                Step::RestoreCrash {
+                    dir,
+                    pick,
+                    power_loss,
+                } if dir < BACKUP_DIRS => {
+                    out.extend([200, dir]);
+                    out.extend(pick.to_le_bytes());
+                    out.push(b(power_loss));
+                }
+                Step::RestoreTo { dir, point, pick } if dir <= BACKUP_DIRS => {
+                    let a = index(PointKind::DRAWN.iter().position(|&x| x == point))?;
+                    out.extend([150, a << 1, dir]);
+                    out.extend(pick.to_le_bytes());
+                }
+                Step::RollForward {
+                    dir,
+                    damage,
+                    until,
+                    pick,
+                } => {
+                    let a = index(LiveDamage::DRAWN.iter().position(|&x| x == damage))?;
+                    let dirs = BACKUP_DIRS + 1;
+                    let b = (0..=255u8).find(|b| b % dirs == dir && (b & 0x80 != 0) == until)?;
+                    out.extend([150, (a << 1) | 1, b]);
+                    out.extend(pick.to_le_bytes());
+                }
+                Step::Restore { .. } | Step::RestoreCrash { .. } | Step::RestoreTo { .. } => {
+                    return None;
+                }
+                Step::Bulk {
+                    from,
+                    count,
+                    stride,
+                    v,
+                    len,
+                    lazy,
+                    ..
+                } => {
+                    if count % 2 == 0 || count > 511 || v != next_value + 1 {
+                        return None;
+                    }
+                    next_value += u32::from(count);
+                    if !(1..=64).contains(&stride)
+                        || len < 4
+                        || (len - 4) % 6 != 0
+                        || len > 4 + 255 * 6
+                    {
+                        return None;
+                    }
+                    let _ = from;
+                    out.extend([
+                        (count / 2) as u8,
+                        (stride - 1) as u8,
+                        ((len - 4) / 6) as u8,
+                        b(lazy),
+                    ]);
+                }
+                Step::DeleteRange { from, to, .. } => {
+                    if to < from {
+                        return None;
+                    }
+                    let x = (0..=255u8)
+                        .find(|&x| from.saturating_add(u16::from(x) * 4).min(config.keys) == to)?;
+                    out.push(x);
+                }
+                Step::Tamper { target, kind, pick } => {
+                    if target > BACKUP_DIRS {
+                        return None;
+                    }
+                    out.push(target);
+                    out.push(index(Tamper::ALL.iter().position(|&x| x == kind))?);
+                    out.extend(pick.to_le_bytes());
+                }
+                _ => {}
+            }
+        }
+        Some(out)
+    }
 }
 
 #[cfg(test)]
@@ -1072,6 +1294,32 @@ mod tests {
         );
         assert_eq!(Plan::from_bytes(&[]).steps.len(), 0);
         assert_eq!(Plan::from_bytes(&bytes), long);
+    }
+
+    #[test]
+    fn to_bytes_inverts_from_bytes() {
+        let mut rng = ChaCha8Rng::seed_from_u64(9);
+        let mut kinds = std::collections::HashSet::new();
+        for _ in 0..300 {
+            let len = rng.random_range(0..600);
+            let bytes: Vec<u8> = (0..len).map(|_| rng.random()).collect();
+            let plan = Plan::from_bytes(&bytes);
+            let again = plan.to_bytes().expect("a decoded plan encodes");
+            assert_eq!(Plan::from_bytes(&again), plan);
+            kinds.extend(plan.steps.iter().map(std::mem::discriminant));
+        }
+        assert!(
+            kinds.len() >= 24,
+            "the bytes drew only {} step kinds",
+            kinds.len()
+        );
+        let mut plan = Plan::from_bytes(&[1; 40]);
+        plan.config.sessions += 1;
+        assert_eq!(
+            plan.to_bytes(),
+            None,
+            "a configuration not the seed's has no bytes"
+        );
     }
 
     #[test]

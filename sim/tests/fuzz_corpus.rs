@@ -1,0 +1,311 @@
+//! Replays every checked-in fuzz input — `fuzz/corpus/<target>/` (the seed corpus and what
+//! fuzzing added) and `fuzz/regressions/<target>/` (the findings, kept after their fix) —
+//! through the same target functions the cargo-fuzz binaries call (`jetsim::fuzz`), on stable
+//! Rust. A fuzz finding becomes a regression test by adding its file. Also: the seed corpus is
+//! what its generator writes, it reaches the targets' deep paths, and a replayed input fails
+//! when an engine bug is planted.
+
+use std::collections::BTreeSet;
+use std::panic::{self, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use jetdb::{ErrorKind, PlantedBug};
+use jetsim::Mark;
+use jetsim::fuzz::{self, damaged_backup, damaged_database, damaged_log, sim_plan};
+
+fn fuzz_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz")
+}
+
+fn corpus(target: &str) -> Vec<(String, Vec<u8>)> {
+    let dir = fuzz_dir().join("corpus").join(target);
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    files
+        .into_iter()
+        .map(|p| {
+            (
+                p.file_name().unwrap().to_string_lossy().into_owned(),
+                std::fs::read(&p).unwrap(),
+            )
+        })
+        .collect()
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+        .unwrap_or_else(|| "a panic without a message".into())
+}
+
+/// Runs every file under `fuzz/<kind>/<target>/` through its target. Returns the failures
+/// (each naming its target and file and how to reproduce it) and the number of files run.
+fn replay(kind: &str) -> (Vec<String>, usize) {
+    let root = fuzz_dir().join(kind);
+    let mut failures = Vec::new();
+    let mut runs = 0;
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(&root)
+        .unwrap_or_else(|e| panic!("{}: {e}", root.display()))
+        .map(|e| e.unwrap().path())
+        .collect();
+    entries.sort();
+    for entry in entries {
+        let name = entry.file_name().unwrap().to_string_lossy().into_owned();
+        if !entry.is_dir() {
+            assert!(
+                name == "README.md",
+                "fuzz/{kind}/{name}: only target directories (and a README.md) belong here"
+            );
+            continue;
+        }
+        // A typo in a directory name must not silently skip its files.
+        let Some(target) = fuzz::target(&name) else {
+            panic!(
+                "fuzz/{kind}/{name}/ names no fuzz target (the targets: {:?})",
+                fuzz::TARGETS.map(|(n, _)| n)
+            )
+        };
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&entry)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        files.sort();
+        for file in files {
+            let data = std::fs::read(&file).unwrap();
+            let file = file.strip_prefix(fuzz_dir()).unwrap().display().to_string();
+            runs += 1;
+            if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(|| target(&data))) {
+                failures.push(format!(
+                    "target {name}, file fuzz/{file}: {}\n  reproduce: cargo test -p jetsim --test fuzz_corpus, \
+                     or cargo +nightly fuzz run {name} fuzz/{file}",
+                    panic_message(&*payload)
+                ));
+            }
+        }
+    }
+    (failures, runs)
+}
+
+#[test]
+fn every_corpus_and_regression_file_passes() {
+    let start = Instant::now();
+    let (mut failures, corpus) = replay("corpus");
+    let (more, regressions) = replay("regressions");
+    failures.extend(more);
+    eprintln!(
+        "replayed {corpus} corpus and {regressions} regression files in {:.1?}",
+        start.elapsed()
+    );
+    assert!(
+        failures.is_empty(),
+        "{} fuzz inputs fail:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    for (target, _) in fuzz::TARGETS {
+        for kind in ["corpus", "regressions"] {
+            let dir = fuzz_dir().join(kind).join(target);
+            let files = std::fs::read_dir(&dir).map(|d| d.count()).unwrap_or(0);
+            assert!(files > 0, "fuzz/{kind}/{target}/ is missing or empty");
+        }
+    }
+}
+
+/// The checked-in seed corpus is what `cargo run -p jetsim --example fuzz-corpus` writes: a
+/// change to an input format or to the generator must come with regenerated files.
+#[test]
+fn the_seed_corpus_is_current() {
+    for (target, name, bytes) in fuzz::seeds::seeds() {
+        let path = fuzz_dir().join("corpus").join(target).join(name);
+        let found = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert!(
+            found == bytes,
+            "fuzz/corpus/{target}/{name} is stale: run cargo run -p jetsim --example fuzz-corpus"
+        );
+    }
+}
+
+/// The seed corpus of each target reaches its deep paths, each named by the outcome it shows.
+#[test]
+fn the_seed_corpus_reaches_the_deep_paths() {
+    let outcomes: Vec<_> = corpus("btree_ops")
+        .iter()
+        .map(|(_, data)| fuzz::btree_ops::btree_ops_with(data, None).expect("seeds decode"))
+        .collect();
+    assert!(
+        outcomes.iter().any(|o| o.reopens > 0 && o.records >= 300),
+        "splits, then a reopen"
+    );
+    assert!(
+        outcomes.iter().any(|o| o.reopens > 0 && o.long_values > 0),
+        "long values, then a reopen"
+    );
+    assert!(
+        outcomes
+            .iter()
+            .any(|o| o.page_size > 4096 && o.records > 100),
+        "larger pages"
+    );
+
+    let outcomes: Vec<_> = corpus("damaged_backup")
+        .iter()
+        .map(|(_, data)| damaged_backup::damaged_backup_with(data, None).expect("seeds decode"))
+        .collect();
+    assert!(
+        outcomes.iter().any(|o| o.whole && o.restore.is_ok()),
+        "a whole set restored"
+    );
+    let refusals: BTreeSet<ErrorKind> = outcomes
+        .iter()
+        .filter(|o| !o.resealed)
+        .filter_map(|o| o.restore.err())
+        .collect();
+    for kind in [
+        ErrorKind::ReadVerifyFailure,     // the database copy's page checksum
+        ErrorKind::BadBackupDatabaseSize, // the database copy cut short
+        ErrorKind::LogCorruptDuringHardRestore, // a log segment or the manifest
+        ErrorKind::MissingRestoreLogFiles, // an incremental log removed
+        ErrorKind::LogTornWriteDuringHardRestore,
+        ErrorKind::FileNotFound, // the manifest removed
+    ] {
+        assert!(
+            refusals.contains(&kind),
+            "no seed makes restore refuse with {kind:?}: {refusals:?}"
+        );
+    }
+    assert!(
+        outcomes
+            .iter()
+            .any(|o| o.resealed && o.restore == Err(ErrorKind::GivenLogFileHasBadSignature)),
+        "a resealed manifest passes its checksum and reaches the logs' signatures"
+    );
+
+    let outcomes: Vec<_> = corpus("damaged_log")
+        .iter()
+        .map(|(_, data)| damaged_log::damaged_log_with(data, None).expect("seeds decode"))
+        .collect();
+    let sound = outcomes
+        .iter()
+        .find(|o| !o.resealed && o.init.is_ok())
+        .expect("a recovery")
+        .records;
+    assert!(
+        outcomes
+            .iter()
+            .any(|o| o.resealed && o.init.is_ok() && o.records < sound),
+        "a resealed segment passes its checksum and replay stops at it"
+    );
+    assert!(
+        outcomes
+            .iter()
+            .any(|o| !o.resealed && o.init.is_ok() && o.records < sound),
+        "a torn tail recovered"
+    );
+    for kind in [
+        ErrorKind::LogFileCorrupt,
+        ErrorKind::MissingLogFile,
+        ErrorKind::DatabaseCorrupted,
+    ] {
+        assert!(
+            outcomes.iter().any(|o| o.init == Err(kind)),
+            "no seed makes recovery refuse with {kind:?}"
+        );
+    }
+
+    let outcomes: Vec<_> = corpus("damaged_database")
+        .iter()
+        .map(|(_, data)| damaged_database::damaged_database_with(data, None).expect("seeds decode"))
+        .collect();
+    assert!(
+        outcomes.iter().any(|o| o.open_refused.is_some()),
+        "an image refused at open"
+    );
+    for kind in [
+        ErrorKind::ReadLostFlushVerifyFailure,
+        ErrorKind::ReadVerifyFailure,
+        ErrorKind::PageNotInitialized,
+    ] {
+        assert!(
+            outcomes
+                .iter()
+                .any(|o| !o.forged && o.integrity == Some(Err(kind)) && o.read_errors > 0),
+            "no seed's damage is found by reads and the integrity check as {kind:?}"
+        );
+    }
+    assert!(
+        outcomes.iter().any(|o| o.forged && o.records_read > 0),
+        "a forged page read past"
+    );
+
+    let mut marks = jetsim::Coverage::default();
+    for (_, data) in corpus("sim_plan") {
+        marks.merge(&sim_plan::sim_plan_with(&data, None).coverage);
+    }
+    for mark in [
+        Mark::FullBackup,
+        Mark::IncrementalBackup,
+        Mark::CrashDuringBackup,
+        Mark::BackupRestored,
+        Mark::RestoreCrashRetried,
+        Mark::BackupFoundCorruption,
+        Mark::LogSetTamperRefused,
+        Mark::RestoredAfterDamage,
+        Mark::RolledForward,
+        Mark::CrashDuringRecovery,
+    ] {
+        assert!(marks.count(mark) > 0, "no sim_plan seed reaches {mark:?}");
+    }
+}
+
+/// A corpus input run with `bug` planted must fail its target, and pass without it.
+fn fails_with(target: &str, name: &str, run: impl Fn(&[u8], Option<PlantedBug>), bug: PlantedBug) {
+    let data = corpus(target)
+        .into_iter()
+        .find(|(n, _)| n == name)
+        .expect("the seed is there")
+        .1;
+    run(&data, None);
+    let caught = panic::catch_unwind(AssertUnwindSafe(|| run(&data, Some(bug))));
+    assert!(
+        caught.is_err(),
+        "fuzz/corpus/{target}/{name} passes with {bug:?} planted"
+    );
+}
+
+/// The replay has teeth: seeds fail their targets with an engine bug planted.
+#[test]
+fn seeds_catch_planted_engine_bugs() {
+    let backup = |d: &[u8], bug| {
+        damaged_backup::damaged_backup_with(d, bug);
+    };
+    fails_with(
+        "damaged_backup",
+        "database-copy-rot",
+        backup,
+        PlantedBug::RestoreLeavesItsFiles,
+    );
+    let database = |d: &[u8], bug| {
+        damaged_database::damaged_database_with(d, bug);
+    };
+    fails_with(
+        "damaged_database",
+        "lost-write",
+        database,
+        PlantedBug::FlushMapUnchecked,
+    );
+    let plan = |d: &[u8], bug| {
+        sim_plan::sim_plan_with(d, bug);
+    };
+    fails_with(
+        "sim_plan",
+        "rot-met-by-backup",
+        plan,
+        PlantedBug::BackupSkipsPageCheck,
+    );
+}
