@@ -188,7 +188,10 @@ fn a_shard_variable_that_is_not_utf8_is_refused() {
             .unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{name}: {stderr}");
-        assert!(stderr.contains(name) && stderr.contains("UTF-8"), "{stderr}");
+        assert!(
+            stderr.contains(name) && stderr.contains("UTF-8"),
+            "{stderr}"
+        );
     }
 }
 

@@ -71,6 +71,16 @@ fn junit_suites(path: &Path) -> Vec<(String, usize, usize)> {
     suites
 }
 
+/// The seeds the JUnit's per-shard `N seeds passed (…)` cases count, summed.
+fn passed_in_junit(path: &Path) -> u64 {
+    let xml = std::fs::read_to_string(path).unwrap();
+    xml.split("<testcase name=\"")
+        .skip(1)
+        .filter_map(|case| case.split_once(" seeds passed ("))
+        .map(|(n, _)| n.parse::<u64>().unwrap())
+        .sum()
+}
+
 #[test]
 fn the_merge_of_shards_equals_the_unsharded_campaign() {
     let dir = tempfile::tempdir().unwrap();
@@ -104,16 +114,18 @@ fn the_merge_of_shards_equals_the_unsharded_campaign() {
         serde_json::json!({"start": 40, "end": 60})
     );
     assert!(text.contains("every seed in 40..60 ran"), "{text}");
-    // A suite per shard with a case per seed, and the merge's own checks.
+    // A suite per shard with one case for all its passing seeds (a nightly runs a million:
+    // not a case each), and the merge's own checks.
     let suites = junit_suites(&xml);
-    let seeds: usize = suites
+    assert_eq!(suites.len(), 4, "{suites:?}");
+    for suite in suites
         .iter()
         .filter(|s| s.0.starts_with("jetsim campaign shard"))
-        .map(|s| s.1)
-        .sum();
-    assert_eq!(seeds, 20, "{suites:?}");
-    assert_eq!(suites.len(), 4, "{suites:?}");
+    {
+        assert_eq!(suite.1, 1, "{suites:?}");
+    }
     assert!(suites.iter().all(|s| s.2 == 0), "{suites:?}");
+    assert_eq!(passed_in_junit(&xml), 20);
 }
 
 #[test]
@@ -149,8 +161,17 @@ fn a_failed_or_missing_shard_fails_the_merge_and_bad_sets_are_refused() {
         read_json(&all)["failures"].as_array().unwrap().len() as u64,
         failed
     );
-    let junit_failures: usize = junit_suites(&xml).iter().map(|s| s.2).sum();
+    // One case per failed seed and one for each shard's passing seeds.
+    let suites = junit_suites(&xml);
+    let junit_failures: usize = suites.iter().map(|s| s.2).sum();
     assert_eq!(junit_failures as u64, failed);
+    for suite in suites
+        .iter()
+        .filter(|s| s.0.starts_with("jetsim campaign shard"))
+    {
+        assert_eq!(suite.1, suite.2 + 1, "{suites:?}");
+    }
+    assert_eq!(passed_in_junit(&xml), 30 - failed);
 
     // A shard that died without its report.
     let clean = ["--seeds", "12", "--steps", "40"];
@@ -287,7 +308,10 @@ fn a_campaign_wrapping_past_u64_max_merges() {
         .iter()
         .map(|r| r["seed"].as_u64().unwrap())
         .collect();
-    assert_eq!(seeds, vec![start, start.wrapping_add(2), start.wrapping_add(4)]);
+    assert_eq!(
+        seeds,
+        vec![start, start.wrapping_add(2), start.wrapping_add(4)]
+    );
     let all = dir.path().join("all.json");
     let (code, text) = jetsim(&["merge", s(&files[0]), s(&files[1]), "--json", s(&all)]);
     assert_eq!(code, 0, "{text}");
@@ -306,7 +330,10 @@ fn a_report_inconsistent_with_its_rows_is_refused() {
     let sabotaged = ["--seeds", "30", "--sabotage", "skip-sync:log"];
     let files = shards(dir.path(), 2, &[1, 2], &sabotaged);
     let good = read_json(&files[1]);
-    assert!(good["failed"].as_u64().unwrap() > 0, "the sabotage fails seeds");
+    assert!(
+        good["failed"].as_u64().unwrap() > 0,
+        "the sabotage fails seeds"
+    );
     let mut cases = Vec::new();
     let mut r = good.clone();
     r["failures"] = serde_json::json!([]);
@@ -384,12 +411,7 @@ fn time_boxed_or_not_and_determinism_checks_are_part_of_the_campaign() {
 #[test]
 fn crafted_reports_are_refused_not_panicked_on() {
     let dir = tempfile::tempdir().unwrap();
-    let files = shards(
-        dir.path(),
-        2,
-        &[1, 2],
-        &["--seeds", "10", "--steps", "20"],
-    );
+    let files = shards(dir.path(), 2, &[1, 2], &["--seeds", "10", "--steps", "20"]);
     let good = read_json(&files[0]);
     let mark = good["coverage"]
         .as_object()
