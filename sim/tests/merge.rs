@@ -367,6 +367,9 @@ fn a_report_inconsistent_with_its_rows_is_refused() {
     let mut r = good.clone();
     r["covered"]["start"] = 1.into();
     cases.push(("covered from elsewhere", r));
+    let mut r = good.clone();
+    r["ended_by_detected_corruption"] = 99.into();
+    cases.push(("runs ended by corruption not in its rows", r));
     for (why, report) in cases {
         let bad = dir.path().join("bad.json");
         write_json(&bad, &report);
