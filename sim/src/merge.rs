@@ -502,6 +502,7 @@ pub fn junit_report(m: &Merged) -> String {
         s.set_message(message);
         s
     };
+    let failed: BTreeMap<u64, &Failure> = m.failures.iter().map(|f| (f.seed, f)).collect();
     let mut junit = Report::new("jetsim");
     for (k, (_, r)) in &m.shards {
         let mut suite = TestSuite::new(format!("jetsim campaign shard {k}/{}", m.shard_count));
@@ -511,7 +512,7 @@ pub fn junit_report(m: &Merged) -> String {
                 passed = (passed.0 + 1, passed.1 + row.seconds);
                 continue;
             }
-            let status = match m.failures.iter().find(|f| f.seed == row.seed) {
+            let status = match failed.get(&row.seed) {
                 Some(f) => {
                     let mut s = failure(f.message.clone());
                     s.set_description(format!("replay: {}\ntimeline: {}", f.replay, f.timeline));
