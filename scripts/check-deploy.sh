@@ -3,7 +3,8 @@
 #  1. the GitHub Actions workflow against GitHub's schema (check-jsonschema, offline), and the
 #     scripts its run: steps call through shellcheck (actionlint is not used: its PyPI package
 #     downloads its binary from GitHub at install time, which this machine cannot reach);
-#  2. the Kubernetes manifest against the Kubernetes API schemas (kubernetes-validate, offline);
+#  2. the Kubernetes manifest against the Kubernetes API schemas (kubernetes-validate, offline)
+#     of 1.29 (the oldest it supports: backoffLimitPerIndex, FailIndex) and of 1.37;
 #  3. sim/tests/campaign_deploy.rs: the workflow's shell steps run for every shard of its
 #     matrix and then its merge, and the Job's command run for every index, then merged.
 # The validators come from PyPI into a virtualenv (DEPLOY_VENV, default ~/.cache/jetsim-deploy).
@@ -25,11 +26,14 @@ step "the workflow: GitHub's workflow schema (check-jsonschema --builtin-schema 
 "$venv/bin/check-jsonschema" --builtin-schema vendor.github-workflows .github/workflows/campaign.yml
 
 step "the scripts the workflow runs, and this one: shellcheck"
-"$venv/bin/shellcheck" scripts/campaign-shard.sh scripts/campaign-merge.sh scripts/check-deploy.sh
+"$venv/bin/shellcheck" scripts/campaign-shard.sh scripts/campaign-merge.sh scripts/k8s-wait-job.sh \
+  scripts/check-deploy.sh
 echo "shellcheck: ok"
 
-step "the Kubernetes Job: kubernetes-validate (the API's schemas, strict)"
-"$venv/bin/kubernetes-validate" --strict deploy/k8s/campaign-job.yaml
+for k8s in 1.29 1.37; do
+  step "the Kubernetes Job: kubernetes-validate -k $k8s (the API's schemas, strict)"
+  "$venv/bin/kubernetes-validate" --strict -k "$k8s" deploy/k8s/campaign-job.yaml
+done
 
 step "the workflow's shell steps and the Job's command, run here (cargo test)"
 cargo test --quiet -p jetsim --test campaign_deploy

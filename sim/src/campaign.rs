@@ -119,7 +119,11 @@ impl CampaignOptions {
     }
 }
 
-/// Parses `K/N` (1-based, `1 <= K <= N`).
+/// The most shards a campaign may have: far more than machines anyone has, and few enough
+/// for a merge to name the missing ones.
+pub const MAX_SHARDS: u64 = 1_000_000;
+
+/// Parses `K/N` (1-based, `1 <= K <= N <= MAX_SHARDS`).
 pub fn parse_shard(text: &str) -> Result<(u64, u64), String> {
     let bad = || format!("shard {text:?} is not K/N with 1 <= K <= N");
     let (k, n) = text.split_once('/').ok_or_else(bad)?;
@@ -129,6 +133,9 @@ pub fn parse_shard(text: &str) -> Result<(u64, u64), String> {
     );
     if k == 0 || k > n {
         return Err(bad());
+    }
+    if n > MAX_SHARDS {
+        return Err(format!("shard {text:?}: at most {MAX_SHARDS} shards"));
     }
     Ok((k, n))
 }
@@ -170,20 +177,29 @@ pub struct ShardEnv {
 }
 
 impl ShardEnv {
-    /// Reads the variables from this process's environment.
-    pub fn from_process() -> ShardEnv {
-        let var = |name| std::env::var(name).ok();
-        ShardEnv {
-            jetsim_shard: var("JETSIM_SHARD"),
-            completion_index: var("JOB_COMPLETION_INDEX"),
-            jetsim_shards: var("JETSIM_SHARDS"),
-        }
+    /// Reads the variables from this process's environment; one that is not UTF-8 is an
+    /// error (taking it for unset could run the whole campaign in every shard).
+    pub fn from_process() -> Result<ShardEnv, String> {
+        let var = |name: &str| match std::env::var_os(name) {
+            None => Ok(None),
+            Some(v) => v
+                .into_string()
+                .map(Some)
+                .map_err(|v| format!("{name}={v:?} is not UTF-8")),
+        };
+        Ok(ShardEnv {
+            jetsim_shard: var("JETSIM_SHARD")?,
+            completion_index: var("JOB_COMPLETION_INDEX")?,
+            jetsim_shards: var("JETSIM_SHARDS")?,
+        })
     }
 }
 
 /// Which shard to run: the `--shard` flag, else `JETSIM_SHARD=K/N`, else
 /// `JOB_COMPLETION_INDEX=I` with `JETSIM_SHARDS=N` (shard `I + 1` of `N`), else the whole
-/// campaign. A malformed or inconsistent value is an error, never a silent full campaign.
+/// campaign. A malformed or inconsistent value is an error, never a silent full campaign —
+/// and so is `JETSIM_SHARD` beside `JETSIM_SHARDS` or `JOB_COMPLETION_INDEX` that disagree
+/// with it (which one the deployment meant is unknown).
 pub fn resolve_shard(
     flag: Option<Shard>,
     env: &ShardEnv,
@@ -195,8 +211,22 @@ pub fn resolve_shard(
         v.as_deref().map(str::trim).filter(|t| !t.is_empty())
     }
     if let Some(text) = set(&env.jetsim_shard) {
-        let shard = parse_shard(text).map_err(|e| format!("JETSIM_SHARD: {e}"))?;
-        return Ok(Some((shard, ShardSource::JetsimShard)));
+        let (k, n) = parse_shard(text).map_err(|e| format!("JETSIM_SHARD: {e}"))?;
+        if let Some(shards) = set(&env.jetsim_shards)
+            && shards.parse::<u64>().ok() != Some(n)
+        {
+            return Err(format!(
+                "JETSIM_SHARD={text} disagrees with JETSIM_SHARDS={shards}: unset one"
+            ));
+        }
+        if let Some(index) = set(&env.completion_index)
+            && index.parse::<u64>().ok().and_then(|i| i.checked_add(1)) != Some(k)
+        {
+            return Err(format!(
+                "JETSIM_SHARD={text} disagrees with JOB_COMPLETION_INDEX={index} (0-based): unset one"
+            ));
+        }
+        return Ok(Some(((k, n), ShardSource::JetsimShard)));
     }
     match (set(&env.completion_index), set(&env.jetsim_shards)) {
         (None, None) => Ok(None),
@@ -215,6 +245,9 @@ pub fn resolve_shard(
                 .map_err(|_| format!("JETSIM_SHARDS={n:?} is not a number"))?;
             if n == 0 {
                 return Err("JETSIM_SHARDS=0: there must be at least one shard".into());
+            }
+            if n > MAX_SHARDS {
+                return Err(format!("JETSIM_SHARDS={n}: at most {MAX_SHARDS} shards"));
             }
             if index >= n {
                 return Err(format!(
@@ -287,7 +320,7 @@ impl SeedResult {
 /// A campaign's results.
 #[derive(Clone, Debug)]
 pub struct CampaignReport {
-    /// Each seed's result, by seed.
+    /// Each seed's result, in run order (by offset from `start`).
     pub results: Vec<SeedResult>,
     /// Marks over all runs.
     pub coverage: Coverage,
@@ -406,7 +439,8 @@ pub fn campaign_within(options: &CampaignOptions, duration: Option<Duration>) ->
     }
     let failures = AtomicUsize::new(0);
     let started = Instant::now();
-    let deadline = duration.map(|d| started + d);
+    // A time box too long for the clock is no deadline at all.
+    let deadline = duration.and_then(|d| started.checked_add(d));
     std::thread::scope(|scope| {
         for _ in 0..options.jobs.max(1) {
             scope.spawn(|| {
@@ -452,7 +486,8 @@ pub fn campaign_within(options: &CampaignOptions, duration: Option<Duration>) ->
     bar.finish_and_clear();
     let seconds = started.elapsed().as_secs_f64();
     let mut results = results.into_inner().expect("no panic holds it");
-    results.sort_by_key(|r| r.seed);
+    // Run order, not seed value: a campaign may wrap past u64::MAX.
+    results.sort_by_key(|r| r.seed.wrapping_sub(options.start));
     let mut coverage = Coverage::default();
     for r in &results {
         coverage.merge(&r.coverage);
@@ -675,7 +710,25 @@ mod tests {
         let cases: Vec<Case> = vec![
             (None, env("", "", ""), Ok(None)),
             (Some((1, 2)), env("3/4", "0", "8"), ok(1, 2, Flag)),
-            (None, env("3/4", "0", "8"), ok(3, 4, JetsimShard)),
+            (None, env("3/4", "2", "4"), ok(3, 4, JetsimShard)),
+            (None, env("3/4", "", "4"), ok(3, 4, JetsimShard)),
+            (
+                None,
+                env("3/4", "0", "8"),
+                Err("disagrees with JETSIM_SHARDS=8"),
+            ),
+            (
+                None,
+                env("3/4", "0", "4"),
+                Err("disagrees with JOB_COMPLETION_INDEX=0"),
+            ),
+            (None, env("3/4", "x", ""), Err("JOB_COMPLETION_INDEX=x")),
+            (
+                None,
+                env("1/2000000", "", ""),
+                Err("at most 1000000 shards"),
+            ),
+            (None, env("", "0", "2000000"), Err("at most 1000000 shards")),
             (None, env(" 2/4 ", "", ""), ok(2, 4, JetsimShard)),
             (None, env("", "0", "4"), ok(1, 4, CompletionIndex)),
             (None, env("", "3", "4"), ok(4, 4, CompletionIndex)),

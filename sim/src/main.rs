@@ -155,6 +155,15 @@ fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     }
 }
 
+/// Writes a report to `path`, making its directory first (a Kubernetes Job writes each run's
+/// reports to a directory of its own), or says why it could not.
+fn write_report(path: &std::path::Path, text: &str) -> Result<(), String> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| format!("cannot make {}: {e}", dir.display()))?;
+    }
+    write_file(path, text)
+}
+
 /// Writes `text` to `path`, or says why it could not.
 fn write_file(path: &std::path::Path, text: &str) -> Result<(), String> {
     std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
@@ -360,7 +369,7 @@ fn main() -> ExitCode {
             check_determinism,
             sabotage,
         } => {
-            let shard = match resolve_shard(shard, &ShardEnv::from_process()) {
+            let shard = match ShardEnv::from_process().and_then(|env| resolve_shard(shard, &env)) {
                 Ok(shard) => shard,
                 Err(e) => {
                     eprintln!("error: {e}");
@@ -436,13 +445,13 @@ fn main() -> ExitCode {
             if let Some(path) = json {
                 let text = serde_json::to_string_pretty(&json_report(&options, &report))
                     .expect("reports serialise");
-                if let Err(e) = write_file(&path, &text) {
+                if let Err(e) = write_report(&path, &text) {
                     eprintln!("error: {e}");
                     return ExitCode::from(2);
                 }
             }
             if let Some(path) = junit
-                && let Err(e) = write_file(&path, &junit_report(&options, &report))
+                && let Err(e) = write_report(&path, &junit_report(&options, &report))
             {
                 eprintln!("error: {e}");
                 return ExitCode::from(2);
@@ -465,13 +474,13 @@ fn main() -> ExitCode {
             if let Some(path) = json {
                 let text = serde_json::to_string_pretty(&jetsim::merge::json_report(&merged))
                     .expect("reports serialise");
-                if let Err(e) = write_file(&path, &text) {
+                if let Err(e) = write_report(&path, &text) {
                     eprintln!("error: {e}");
                     return ExitCode::from(2);
                 }
             }
             if let Some(path) = junit
-                && let Err(e) = write_file(&path, &jetsim::merge::junit_report(&merged))
+                && let Err(e) = write_report(&path, &jetsim::merge::junit_report(&merged))
             {
                 eprintln!("error: {e}");
                 return ExitCode::from(2);

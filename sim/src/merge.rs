@@ -3,8 +3,9 @@
 //! replay and timeline commands, unions the coverage counts and judges the expected marks on
 //! the union — the verdict a single shard leaves to the merge.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -16,6 +17,9 @@ use crate::sabotage::Sabotage;
 
 /// The `format` field of a merged report.
 pub const MERGED_FORMAT: &str = "jetsim-merge/1";
+
+/// How many missing shards a merge names (it counts them all).
+pub const MISSING_NAMED: usize = 10;
 
 /// What a shard's report says (the part of [`crate::campaign::json_report`] a merge reads).
 #[derive(Clone, Debug, Deserialize)]
@@ -30,6 +34,8 @@ pub struct ShardReport {
     pub steps: Option<u32>,
     /// The sabotage, by name.
     pub sabotage: Option<String>,
+    /// Whether every seed ran twice and the traces were compared.
+    pub check_determinism: bool,
     /// `K/N`, or none for a whole campaign.
     pub shard: Option<String>,
     /// The time box in seconds, if any.
@@ -72,6 +78,19 @@ pub struct SeedRow {
     pub seed: u64,
     /// Wall-clock seconds.
     pub seconds: f64,
+    /// The broken promise, if any (a merge reads only whether there is one).
+    pub violation: Option<serde_json::Value>,
+    /// Where a second run diverged, if any.
+    pub divergence: Option<String>,
+    /// The run ended early on detected corruption.
+    pub ended_by_corruption: Option<String>,
+}
+
+impl SeedRow {
+    /// Whether the seed passed, by its own row.
+    pub fn passed(&self) -> bool {
+        self.violation.is_none() && self.divergence.is_none()
+    }
 }
 
 /// One failure in a shard's report.
@@ -105,8 +124,12 @@ pub struct Merged {
     pub shards: BTreeMap<u64, (PathBuf, ShardReport)>,
     /// How many shards the campaign has.
     pub shard_count: u64,
-    /// Shards without a report.
+    /// The first shards without a report (at most [`MISSING_NAMED`] of them).
     pub missing_shards: Vec<u64>,
+    /// How many shards have no report.
+    pub missing_count: u64,
+    /// Time-boxed shards that ran no seed of their share (the box ended before the first).
+    pub empty_shards: Vec<u64>,
     /// The campaign's first seed, steps and sabotage.
     pub start: u64,
     /// Steps per run, if not the default.
@@ -141,7 +164,10 @@ impl Merged {
     /// Whether the campaign passed: every shard reported, every seed passed, every expected
     /// mark fired somewhere.
     pub fn ok(&self) -> bool {
-        self.missing_shards.is_empty() && self.failures.is_empty() && self.missing_marks.is_empty()
+        self.missing_count == 0
+            && self.empty_shards.is_empty()
+            && self.failures.is_empty()
+            && self.missing_marks.is_empty()
     }
 
     /// Seeds failed.
@@ -198,6 +224,8 @@ pub fn merge(files: &[PathBuf]) -> Result<Merged, String> {
             r.seeds_requested,
             r.steps,
             r.sabotage.clone(),
+            r.check_determinism,
+            r.duration_seconds.is_some(),
         )
     };
     let mut shards: BTreeMap<u64, (PathBuf, ShardReport)> = BTreeMap::new();
@@ -206,7 +234,7 @@ pub fn merge(files: &[PathBuf]) -> Result<Merged, String> {
         let name = path.display().to_string();
         if identity(&report) != identity(&first) {
             return Err(format!(
-                "{name} and {} are not shards of one campaign: (jetsim, start, seeds, steps, sabotage) {:?} against {:?}",
+                "{name} and {} are not shards of one campaign: (jetsim, start, seeds, steps, sabotage, check_determinism, time box) {:?} against {:?}",
                 first_path.display(),
                 identity(&report),
                 identity(&first)
@@ -232,22 +260,44 @@ pub fn merge(files: &[PathBuf]) -> Result<Merged, String> {
         shards.insert(k, (path, report));
     }
     let shard_count = shard_count.unwrap_or(1);
+    // Counted, and the first few named, without walking every shard number: N may be large.
+    let missing_count = shard_count - shards.len() as u64;
     let missing_shards: Vec<u64> = (1..=shard_count)
         .filter(|k| !shards.contains_key(k))
+        .take(MISSING_NAMED)
+        .collect();
+    // A time box that ended before the first seed of a non-empty share: nothing was tested.
+    let empty_shards: Vec<u64> = shards
+        .iter()
+        .filter(|(k, (_, r))| r.seeds == 0 && options_of(r, **k, shard_count).seed_count() > 0)
+        .map(|(k, _)| *k)
         .collect();
 
     let mut coverage = Coverage::default();
     let mut failures = Vec::new();
-    let (mut seeds, mut passed, mut ended, mut seconds) = (0, 0, 0, 0f64);
+    let (mut seeds, mut passed, mut ended, mut seconds) = (0u64, 0u64, 0u64, 0f64);
+    let too_many = |path: &Path, what: &str| {
+        format!("{}: its {what} overflow the merge's totals", path.display())
+    };
     for (k, (path, r)) in &shards {
-        seeds += r.seeds;
-        passed += r.passed;
-        ended += r.ended_by_detected_corruption;
+        seeds = seeds
+            .checked_add(r.seeds)
+            .ok_or_else(|| too_many(path, "seeds"))?;
+        passed = passed
+            .checked_add(r.passed)
+            .ok_or_else(|| too_many(path, "passed seeds"))?;
+        ended = ended
+            .checked_add(r.ended_by_detected_corruption)
+            .ok_or_else(|| too_many(path, "runs ended by corruption"))?;
         seconds = seconds.max(r.seconds);
         for (name, count) in &r.coverage {
             let mark: Mark = serde_json::from_value(serde_json::Value::String(name.clone()))
                 .map_err(|_| format!("{}: unknown coverage mark {name:?}", path.display()))?;
-            coverage.0.insert(mark, coverage.count(mark) + count);
+            let sum = coverage
+                .count(mark)
+                .checked_add(*count)
+                .ok_or_else(|| too_many(path, &format!("{name} counts")))?;
+            coverage.0.insert(mark, sum);
         }
         failures.extend(r.failures.iter().map(|f| Failure {
             shard: *k,
@@ -266,11 +316,10 @@ pub fn merge(files: &[PathBuf]) -> Result<Merged, String> {
         Vec::new()
     };
     // The first offset some shard did not run: every seed before it ran somewhere.
-    let gap = (1..=shard_count)
-        .map(|k| match shards.get(&k) {
-            Some((_, r)) => r.seeds.saturating_mul(shard_count).saturating_add(k - 1),
-            None => k - 1,
-        })
+    let gap = shards
+        .iter()
+        .map(|(k, (_, r))| r.seeds.saturating_mul(shard_count).saturating_add(k - 1))
+        .chain(missing_shards.first().map(|k| k - 1))
         .min()
         .unwrap_or(0)
         .min(first.seeds_requested.unwrap_or(UNBOUNDED));
@@ -278,6 +327,8 @@ pub fn merge(files: &[PathBuf]) -> Result<Merged, String> {
         shards,
         shard_count,
         missing_shards,
+        missing_count,
+        empty_shards,
         start: first.start,
         steps: first.steps,
         sabotage,
@@ -296,8 +347,10 @@ pub fn merge(files: &[PathBuf]) -> Result<Merged, String> {
 
 /// Checks a shard's report against itself: its seeds are the first ones of its shard, its
 /// totals add up, and one without a time box ran all of its share.
-fn check_consistent(name: &str, r: &ShardReport, k: u64, n: u64) -> Result<(), String> {
-    let options = CampaignOptions {
+/// The options of shard `k` of `n` of the campaign `r` is a shard of (as far as which seeds
+/// it runs goes).
+fn options_of(r: &ShardReport, k: u64, n: u64) -> CampaignOptions {
+    CampaignOptions {
         start: r.start,
         seeds: r.seeds_requested.unwrap_or(UNBOUNDED),
         jobs: 1,
@@ -306,7 +359,15 @@ fn check_consistent(name: &str, r: &ShardReport, k: u64, n: u64) -> Result<(), S
         sabotage: None,
         check_determinism: false,
         progress: false,
-    };
+    }
+}
+
+/// Checks a shard's report against itself: its seeds are the first ones of its shard, its
+/// `covered` range is theirs, its totals and failures are what its rows say (a report whose
+/// failures were edited out, or listed twice, is refused), every time a duration, and one
+/// without a time box ran all of its share.
+fn check_consistent(name: &str, r: &ShardReport, k: u64, n: u64) -> Result<(), String> {
+    let options = options_of(r, k, n);
     let ran: Vec<u64> = r.results.iter().map(|s| s.seed).collect();
     let want: Vec<u64> = (0..ran.len() as u64)
         .map_while(|i| options.seed_at(i))
@@ -317,13 +378,47 @@ fn check_consistent(name: &str, r: &ShardReport, k: u64, n: u64) -> Result<(), S
             r.seeds
         ));
     }
-    if r.passed + r.failed != r.seeds || r.failures.len() as u64 != r.failed {
+    let (start, end) = options.covered(r.seeds);
+    if (r.covered.start, r.covered.end) != (start, end) {
         return Err(format!(
-            "{name}: its totals do not add up ({} passed, {} failed, {} failures listed, {} seeds)",
-            r.passed,
-            r.failed,
-            r.failures.len(),
-            r.seeds
+            "{name}: it says it covered {}..{}, but its results cover {start}..{end}",
+            r.covered.start, r.covered.end
+        ));
+    }
+    if let Some(row) = r
+        .results
+        .iter()
+        .find(|row| Duration::try_from_secs_f64(row.seconds).is_err())
+    {
+        return Err(format!(
+            "{name}: seed {} took {} seconds, which is not a duration",
+            row.seed, row.seconds
+        ));
+    }
+    let failed_rows: Vec<u64> = r
+        .results
+        .iter()
+        .filter(|row| !row.passed())
+        .map(|row| row.seed)
+        .collect();
+    let passed_rows = r.seeds - failed_rows.len() as u64;
+    let mut listed: Vec<u64> = r.failures.iter().map(|f| f.seed).collect();
+    listed.sort_by_key(|seed| seed.wrapping_sub(r.start));
+    if r.passed != passed_rows || r.failed != failed_rows.len() as u64 || listed != failed_rows {
+        return Err(format!(
+            "{name}: its totals and failures are not what its results say ({} passed, {} failed, failures listed for seeds {listed:?}; its results: {passed_rows} passed, failed seeds {failed_rows:?})",
+            r.passed, r.failed
+        ));
+    }
+    let ended_rows = r
+        .results
+        .iter()
+        .filter(|row| row.ended_by_corruption.is_some())
+        .count() as u64;
+    if r.ended_by_detected_corruption != ended_rows {
+        return Err(format!(
+            "{name}: {} runs ended by detected corruption, but its results say {ended_rows}",
+            r.ended_by_detected_corruption
         ));
     }
     if r.duration_seconds.is_none() && r.seeds != options.seed_count() {
@@ -380,6 +475,8 @@ pub fn json_report(m: &Merged) -> serde_json::Value {
         "sabotage": m.sabotage.map(|s| s.to_string()),
         "shards": m.shard_count,
         "missing_shards": m.missing_shards.iter().map(|k| format!("{k}/{}", m.shard_count)).collect::<Vec<_>>(),
+        "missing_shard_count": m.missing_count,
+        "empty_shards": m.empty_shards.iter().map(|k| format!("{k}/{}", m.shard_count)).collect::<Vec<_>>(),
         "reports": reports,
         "contiguous": {"start": m.contiguous.0, "end": m.contiguous.1},
         "seeds": m.seeds,
@@ -395,37 +492,54 @@ pub fn json_report(m: &Merged) -> serde_json::Value {
     })
 }
 
-/// The merge as JUnit XML: a test suite per shard (a test case per seed), a failed test
-/// case for each missing shard, and one for the expected marks fired in no shard.
+/// The merge as JUnit XML, bounded for time-boxed nightlies (a million seeds): a test suite
+/// per shard with a test case per failed seed and one for all of its passing seeds, and a
+/// suite for the merge's own checks (each shard reported and ran seeds, coverage).
 pub fn junit_report(m: &Merged) -> String {
     use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
+    let failure = |message: String| {
+        let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
+        s.set_message(message);
+        s
+    };
     let failed: BTreeMap<u64, &Failure> = m.failures.iter().map(|f| (f.seed, f)).collect();
     let mut junit = Report::new("jetsim");
     for (k, (_, r)) in &m.shards {
         let mut suite = TestSuite::new(format!("jetsim campaign shard {k}/{}", m.shard_count));
+        let mut passed = (0u64, 0f64);
         for row in &r.results {
+            if row.passed() {
+                passed = (passed.0 + 1, passed.1 + row.seconds);
+                continue;
+            }
             let status = match failed.get(&row.seed) {
-                None => TestCaseStatus::success(),
                 Some(f) => {
-                    let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
-                    s.set_message(f.message.clone());
+                    let mut s = failure(f.message.clone());
                     s.set_description(format!("replay: {}\ntimeline: {}", f.replay, f.timeline));
                     s
                 }
+                None => failure("failed".into()),
             };
             let mut case = TestCase::new(format!("seed {}", row.seed), status);
-            case.set_time(std::time::Duration::from_secs_f64(row.seconds.max(0.0)));
+            // Checked when the report was read: every row's seconds are a duration.
+            case.set_time(Duration::try_from_secs_f64(row.seconds).unwrap_or_default());
             suite.add_test_case(case);
         }
+        let mut case = TestCase::new(
+            format!(
+                "{} seeds passed ({}..{})",
+                passed.0, r.covered.start, r.covered.end
+            ),
+            TestCaseStatus::success(),
+        );
+        case.set_time(Duration::try_from_secs_f64(passed.1).unwrap_or(Duration::MAX));
+        suite.add_test_case(case);
         junit.add_test_suite(suite);
     }
     let mut merge = TestSuite::new("jetsim merge");
-    let shards: BTreeSet<u64> = (1..=m.shard_count).collect();
-    for k in shards {
-        let status = if m.missing_shards.contains(&k) {
-            let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
-            s.set_message("no report: the shard died, or its report was not collected");
-            s
+    for k in m.shards.keys() {
+        let status = if m.empty_shards.contains(k) {
+            failure("ran no seed: its time box ended before the first run".into())
         } else {
             TestCaseStatus::success()
         };
@@ -434,15 +548,26 @@ pub fn junit_report(m: &Merged) -> String {
             status,
         ));
     }
+    for k in &m.missing_shards {
+        merge.add_test_case(TestCase::new(
+            format!("shard {k}/{} reported", m.shard_count),
+            failure("no report: the shard died, or its report was not collected".into()),
+        ));
+    }
+    let unnamed = m.missing_count - m.missing_shards.len() as u64;
+    if unnamed > 0 {
+        merge.add_test_case(TestCase::new(
+            format!("{unnamed} more shards reported"),
+            failure(format!("{unnamed} more shards without a report")),
+        ));
+    }
     let status = if m.missing_marks.is_empty() {
         TestCaseStatus::success()
     } else {
-        let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
-        s.set_message(format!(
+        failure(format!(
             "expected coverage marks fired in no shard: {}",
             names(&m.missing_marks)
-        ));
-        s
+        ))
     };
     merge.add_test_case(TestCase::new("coverage", status));
     junit.add_test_suite(merge);
@@ -501,6 +626,19 @@ pub fn summary(m: &Merged) -> String {
     for k in &m.missing_shards {
         out.push_str(&format!(
             "FAILED shard {k}/{}: no report (the shard died, or its report was not collected)\n",
+            m.shard_count
+        ));
+    }
+    if m.missing_count > m.missing_shards.len() as u64 {
+        out.push_str(&format!(
+            "FAILED {} shards without a report (the first {} named above)\n",
+            m.missing_count,
+            m.missing_shards.len()
+        ));
+    }
+    for k in &m.empty_shards {
+        out.push_str(&format!(
+            "FAILED shard {k}/{}: ran no seed (its time box ended before the first run)\n",
             m.shard_count
         ));
     }

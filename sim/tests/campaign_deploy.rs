@@ -150,9 +150,58 @@ fn the_workflows_shards_and_merge_run_locally() {
     assert_eq!(merge.get("needs").map(text).as_deref(), Some("shards"));
     assert_eq!(
         merge.get("if").map(text).as_deref(),
-        Some("always()"),
-        "the merge runs after a failed shard too"
+        Some("${{ !cancelled() }}"),
+        "the merge runs after a failed shard too, but not after a cancel"
     );
+    // Re-running a failed shard uploads under the same name: v4 refuses that (409) unless
+    // told to overwrite.
+    let uploads: Vec<Value> = ["shards", "merge"]
+        .iter()
+        .flat_map(|job| steps(job))
+        .filter(|s| {
+            s.get("uses")
+                .is_some_and(|u| text(u).starts_with("actions/upload-artifact"))
+        })
+        .collect();
+    assert_eq!(uploads.len(), 2);
+    for u in &uploads {
+        assert_eq!(u["with"]["overwrite"], Value::Bool(true), "{u:?}");
+    }
+    // The artifact round trip: every shard's upload name matches the download pattern (and
+    // the merged report's does not), merged into the one directory the merge step reads,
+    // which is the directory the shard step writes its .json reports to and uploads.
+    let reports_dir = text(&workflow["env"]["REPORTS"]);
+    let download = steps("merge")
+        .into_iter()
+        .find(|s| {
+            s.get("uses")
+                .is_some_and(|u| text(u).starts_with("actions/download-artifact"))
+        })
+        .expect("the merge downloads the reports");
+    let pattern = text(&download["with"]["pattern"]);
+    let (prefix, suffix) = pattern.split_once('*').expect("a pattern with one *");
+    let matches = |name: &str| {
+        name.len() >= prefix.len() + suffix.len()
+            && name.starts_with(prefix)
+            && name.ends_with(suffix)
+    };
+    for k in &matrix {
+        let name = substitute(&text(&upload["with"]["name"]), *k, n).unwrap();
+        assert!(matches(&name), "{name} against {pattern}");
+    }
+    assert!(!matches(&text(&uploads[1]["with"]["name"])));
+    assert_eq!(download["with"]["merge-multiple"], Value::Bool(true));
+    assert_eq!(text(&download["with"]["path"]), reports_dir);
+    assert_eq!(
+        text(&upload["with"]["path"]).trim_end_matches('/'),
+        reports_dir
+    );
+    let shard_script = std::fs::read_to_string(repo().join("scripts/campaign-shard.sh")).unwrap();
+    assert!(shard_script.contains(r#"--json "$reports/$name.json""#));
+    assert!(shard_script.contains(r#"reports="${REPORTS:-reports}""#));
+    let merge_script = std::fs::read_to_string(repo().join("scripts/campaign-merge.sh")).unwrap();
+    assert!(merge_script.contains(r#"reports="${REPORTS:-reports}""#));
+    assert!(merge_script.contains(r#"files=("$reports"/shard-*.json)"#));
     let junit = steps("merge")
         .into_iter()
         .find(|s| s.get("uses").is_some_and(|u| text(u).contains("junit")))
@@ -165,6 +214,9 @@ fn the_workflows_shards_and_merge_run_locally() {
         ("REPORTS", dir.path().to_str().unwrap().to_owned()),
         ("JETSIM_SEEDS", "16".to_owned()),
         ("JETSIM_DURATION", String::new()),
+        // At night there are no inputs: the start comes from the run number.
+        ("JETSIM_START", String::new()),
+        ("GITHUB_RUN_NUMBER", "7".to_owned()),
     ]);
     for k in 1..=n {
         let (ok, out) = run_job(&workflow, "shards", k, n, &overrides);
@@ -180,8 +232,18 @@ fn the_workflows_shards_and_merge_run_locally() {
     assert_eq!(merged["seeds"], 16);
     assert_eq!(merged["shards"], n);
     assert_eq!(merged["ok"], true);
+    assert_eq!(merged["start"], 7_000_000_000u64, "run 7's seeds");
     let xml = std::fs::read_to_string(dir.path().join("all.xml")).unwrap();
-    assert_eq!(xml.matches("<testcase name=\"seed ").count(), 16);
+    // All passed: one case per shard for its passing seeds, none per seed.
+    assert_eq!(xml.matches(" seeds passed (").count() as u64, n);
+    assert_eq!(xml.matches("<testcase name=\"seed ").count(), 0);
+    // An input start wins over the run number.
+    let mut by_hand = overrides.clone();
+    by_hand.insert("JETSIM_START", "500".to_owned());
+    let elsewhere = tempfile::tempdir().unwrap();
+    by_hand.insert("REPORTS", elsewhere.path().to_str().unwrap().to_owned());
+    let (ok, out) = run_job(&workflow, "shards", 1, n, &by_hand);
+    assert!(ok && out.contains("--start 500 "), "{out}");
 
     // A shard that died: the merge job fails.
     std::fs::remove_file(dir.path().join(format!("shard-{n}.json"))).unwrap();
@@ -244,19 +306,37 @@ fn the_kubernetes_job_runs_one_shard_per_index_into_the_volume() {
         .iter()
         .map(text)
         .collect();
+    // Each run in a directory of its own, named by the Job's uid: a stale report of an
+    // earlier run cannot stand in for a shard of this one that died.
     let json = args.iter().position(|a| a == "--json").expect("--json");
     assert_eq!(
         args[json + 1],
-        format!("{mount}/shard-$(JOB_COMPLETION_INDEX).json")
+        format!("{mount}/$(JETSIM_RUN)/shard-$(JOB_COMPLETION_INDEX).json")
+    );
+    let run = container["env"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|e| text(&e["name"]) == "JETSIM_RUN")
+        .expect("JETSIM_RUN");
+    assert_eq!(
+        text(&run["valueFrom"]["fieldRef"]["fieldPath"]),
+        "metadata.labels['batch.kubernetes.io/controller-uid']"
     );
 
-    // Each index's command, as Kubernetes expands it, with the mount here and a 1 s box.
+    // Each index's command, as Kubernetes expands it, with the mount here and a 1 s box: a
+    // first run of every index, then a second run whose last index died.
     let dir = tempfile::tempdir().unwrap();
-    for index in 0..n {
+    let runs = [("uid-1", n), ("uid-2", n - 1)];
+    for (uid, index) in runs
+        .iter()
+        .flat_map(|(uid, n)| (0..*n).map(move |i| (uid, i)))
+    {
         let args: Vec<String> = args
             .iter()
             .map(|a| {
                 a.replace("$(JOB_COMPLETION_INDEX)", &index.to_string())
+                    .replace("$(JETSIM_RUN)", uid)
                     .replace(&mount, dir.path().to_str().unwrap())
             })
             .map(|a| if a == "30m" { "1s".to_owned() } else { a })
@@ -277,24 +357,68 @@ fn the_kubernetes_job_runs_one_shard_per_index_into_the_volume() {
             index + 1
         )));
     }
-    let files: Vec<String> = (0..n)
-        .map(|i| {
-            dir.path()
-                .join(format!("shard-{i}.json"))
-                .to_str()
-                .unwrap()
-                .to_owned()
-        })
-        .collect();
-    let out = Command::new(env!("CARGO_BIN_EXE_jetsim"))
-        .arg("merge")
-        .args(&files)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}");
+    // The merge of a run's directory, as the README's merge pod globs it.
+    let merge = |uid: &str| {
+        let out = Command::new("bash")
+            .args(["-c", r#""$0" merge "$1"/shard-*.json"#])
+            .arg(env!("CARGO_BIN_EXE_jetsim"))
+            .arg(dir.path().join(uid))
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (code, stdout) = merge("uid-1");
+    assert_eq!(code, Some(0), "{stdout}");
     assert!(
         stdout.contains(&format!("over {n} of {n} shards")),
         "{stdout}"
     );
+    let (code, stdout) = merge("uid-2");
+    assert_eq!(code, Some(1), "{stdout}");
+    assert!(
+        stdout.contains(&format!("FAILED shard {n}/{n}: no report")),
+        "{stdout}"
+    );
+}
+
+/// `scripts/k8s-wait-job.sh` against a stand-in `kubectl` printing the Job's held
+/// conditions: it returns on Failed as well as on Complete, and says which.
+#[test]
+fn the_job_wait_returns_on_failed_as_well_as_complete() {
+    let dir = tempfile::tempdir().unwrap();
+    let kubectl = dir.path().join("kubectl");
+    // Prints the conditions in $CONDITIONS after a first look that finds none.
+    std::fs::write(
+        &kubectl,
+        "#!/usr/bin/env bash\n\
+         [ \"$*\" = \"get job/jetsim-campaign -o jsonpath={range .status.conditions[?(@.status==\\\"True\\\")]}{.type}{\\\"\\\\n\\\"}{end}\" ] || exit 9\n\
+         if [ -e \"$0.looked\" ]; then printf '%b' \"$CONDITIONS\"; else touch \"$0.looked\"; fi\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &kubectl,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    for (conditions, code, says) in [
+        ("Complete\\n", Some(0), "complete"),
+        ("FailureTarget\\nFailed\\n", Some(1), "failed"),
+        ("", Some(2), "still running"),
+    ] {
+        let _ = std::fs::remove_file(dir.path().join("kubectl.looked"));
+        let out = Command::new(repo().join("scripts/k8s-wait-job.sh"))
+            .args(["jetsim-campaign", "1"])
+            .env("KUBECTL", &kubectl)
+            .env("CONDITIONS", conditions)
+            .env("POLL", "0.2")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), code, "{conditions:?}: {text}");
+        assert!(text.contains(says), "{conditions:?}: {text}");
+    }
 }

@@ -74,6 +74,14 @@ fn the_shard_comes_from_the_environment_and_says_so() {
         vec![("JOB_COMPLETION_INDEX", "0"), ("JETSIM_SHARDS", "0")],
         vec![("JETSIM_SHARD", "4/3")],
         vec![("JETSIM_SHARDS", "3")],
+        // JETSIM_SHARD and the Kubernetes variables disagree: which is meant is unknown.
+        vec![("JETSIM_SHARD", "1/4"), ("JETSIM_SHARDS", "8")],
+        vec![
+            ("JETSIM_SHARD", "1/4"),
+            ("JETSIM_SHARDS", "4"),
+            ("JOB_COMPLETION_INDEX", "2"),
+        ],
+        vec![("JETSIM_SHARD", "2/4"), ("JOB_COMPLETION_INDEX", "0")],
     ] {
         let (code, text) = jetsim(&small, &env);
         assert_eq!(code, 2, "{env:?}: {text}");
@@ -162,4 +170,47 @@ fn a_time_boxed_campaign_covers_a_prefix_its_replay_command_runs_again() {
     assert!(text.contains("covered seeds 0..3 (3 seeds)"), "{text}");
     let (code, text) = jetsim(&["campaign", "--duration", "soon"], &[]);
     assert_eq!(code, 2, "{text}");
+}
+
+/// A shard variable that is not UTF-8 is refused (exit 2), not taken for unset.
+#[test]
+fn a_shard_variable_that_is_not_utf8_is_refused() {
+    use std::os::unix::ffi::OsStrExt;
+    let bad = std::ffi::OsStr::from_bytes(b"1/\xff");
+    for name in ["JETSIM_SHARD", "JETSIM_SHARDS", "JOB_COMPLETION_INDEX"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_jetsim"))
+            .args(["campaign", "--seeds", "2", "--steps", "20"])
+            .env_remove("JETSIM_SHARD")
+            .env_remove("JETSIM_SHARDS")
+            .env_remove("JOB_COMPLETION_INDEX")
+            .env(name, bad)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{name}: {stderr}");
+        assert!(
+            stderr.contains(name) && stderr.contains("UTF-8"),
+            "{stderr}"
+        );
+    }
+}
+
+/// A time box too long for the clock is no deadline (the seed bound ends the campaign), not
+/// a silent exit 101 after panics were quietened.
+#[test]
+fn a_huge_duration_means_no_deadline_not_a_silent_panic() {
+    let (code, text) = jetsim(
+        &[
+            "campaign",
+            "--seeds",
+            "2",
+            "--steps",
+            "20",
+            "--duration",
+            "500000000000years",
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("covered seeds 0..2 (2 seeds)"), "{text}");
 }
