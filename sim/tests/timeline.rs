@@ -295,3 +295,250 @@ fn jetsim_run_timeline_writes_the_page_and_a_failure_names_the_command() {
     assert!(text.contains(&command), "{text}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The external backup's span: opened where it began, closed where it really ended.
+fn external(t: &Timeline, begin: usize) -> &jetsim::timeline::Span {
+    t.spans
+        .iter()
+        .find(|s| s.lane == Lane::External && s.begin_step == begin)
+        .unwrap_or_else(|| panic!("an external backup begun at step {begin}"))
+}
+
+/// Seed 130: the external backup begun at 144 dies with the `Crash` step 160 — lost, not a
+/// success with the crash step's outcome.
+#[test]
+fn an_external_backup_killed_by_a_crash_step_is_lost() {
+    let (_, t) = recorded(&plan(130, None));
+    let span = external(&t, 144);
+    assert_eq!(
+        (span.end_step, span.class.as_str()),
+        (160, "lost"),
+        "{span:?}"
+    );
+}
+
+/// Seed 10: the external backup begun at 256 dies with the crash inside step 259 (the restart
+/// comes after the step): it ends at 259, not 260 with the next step's outcome.
+#[test]
+fn an_external_backup_ends_at_the_step_the_instance_died() {
+    let (_, t) = recorded(&plan(10, None));
+    let span = external(&t, 256);
+    assert_eq!(
+        (span.end_step, span.class.as_str()),
+        (259, "lost"),
+        "{span:?}"
+    );
+}
+
+/// Seed 21: `ExternalEnd { how: Abort }` at step 129 aborts the backup: not a success.
+#[test]
+fn an_aborted_external_backup_is_not_a_success() {
+    let plan = plan(21, None);
+    assert!(matches!(plan.steps[129], Step::ExternalEnd { .. }));
+    let (_, t) = recorded(&plan);
+    let span = t
+        .spans
+        .iter()
+        .find(|s| s.lane == Lane::External && s.end_step == 129)
+        .expect("an external backup ended at step 129");
+    assert_eq!(span.class, "backup-fail", "{span:?}");
+    assert!(span.outcome.contains("aborted"), "{span:?}");
+}
+
+/// A second `ExternalBegin` refused with JET_errBackupInProgress while one runs is no
+/// backup: the running one's span goes on.
+#[test]
+fn a_refused_external_begin_does_not_supersede_the_running_backup() {
+    let mut plan = plan(10, None);
+    assert!(matches!(plan.steps[272], Step::ExternalBegin { .. }));
+    let again = plan.steps[272].clone();
+    plan.steps.insert(273, again);
+    let (_, t) = recorded(&plan);
+    assert!(t.steps[273].outcome.contains("BackupInProgress"));
+    let external: Vec<_> = t
+        .spans
+        .iter()
+        .filter(|s| s.lane == Lane::External && s.begin_step >= 272)
+        .collect();
+    assert_eq!(external.len(), 1, "{external:#?}");
+    assert_eq!(external[0].begin_step, 272);
+    assert_ne!(external[0].outcome, "superseded");
+}
+
+/// A session oracle's violation at a step where nothing was marked (a read, an accepted
+/// write) is drawn in the lane of the step's session.
+#[test]
+fn a_session_oracle_s_violation_is_in_the_session_s_lane() {
+    for (seed, sabotage, oracle, session) in [
+        (16, "late-snapshot", Oracle::SnapshotRead, 1),
+        (3, "accept-conflicts", Oracle::WriteConflict, 3),
+    ] {
+        let (_, t) = recorded(&plan(seed, Some(sabotage)));
+        let v = t.violation.expect("a violation");
+        assert_eq!(v.violation.oracle, oracle);
+        assert_eq!(v.lane, Lane::Session(session), "seed {seed} {sabotage}");
+    }
+}
+
+/// A title holding the data slot's name (a plan file named so) does not receive the JSON.
+#[test]
+fn a_title_holding_the_data_slot_s_name_does_not_break_the_page() {
+    let mut t = Timeline::new();
+    t.title = "jetsim run --plan __TIMELINE_JSON__.json __TIMELINE_TITLE__".into();
+    t.begin_step(0, "Checkpoint".into());
+    let page = html::render(&t);
+    assert_eq!(html::embedded(&page), Ok(t));
+}
+
+/// What the trace says ended a backup at `step`: a crash or restart there.
+fn crashed_at(t: &Timeline, step: usize) -> bool {
+    t.steps[step].events.iter().any(|e| {
+        e.starts_with("crash at I/O point")
+            || e.starts_with("power loss:")
+            || e.starts_with("process restart")
+            || e.starts_with("crash during recovery")
+    })
+}
+
+/// External backups against the trace: one span for each begin the trace tells of, from its
+/// begin's step; a success only where an `ExternalEnd` said it ended normally; lost only
+/// where the instance died; none open at the end of a passing run. Stream backups: a crash
+/// during one is no restore.
+#[test]
+fn external_and_stream_backups_end_where_the_trace_says() {
+    let mut seen = BTreeSet::new();
+    for seed in [
+        10, 21, 130, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 12, 13, 14, 15,
+    ] {
+        let (report, t) = recorded(&plan(seed, None));
+        let spans: Vec<_> = t
+            .spans
+            .iter()
+            .filter(|s| s.lane == Lane::External)
+            .collect();
+        assert_eq!(
+            spans.len(),
+            lines(&report, "external backup began at commit"),
+            "seed {seed}"
+        );
+        for span in spans {
+            seen.insert(span.class.clone());
+            assert!(
+                t.steps[span.begin_step]
+                    .events
+                    .iter()
+                    .any(|e| e.starts_with("external backup began")),
+                "seed {seed}: {span:?}"
+            );
+            let end = &t.steps[span.end_step];
+            match span.class.as_str() {
+                "backup-ok" => assert!(
+                    end.label.starts_with("ExternalEnd") && end.outcome.starts_with("ended: "),
+                    "seed {seed}: {span:?} ends at {end:?}"
+                ),
+                "lost" => assert!(crashed_at(&t, span.end_step), "seed {seed}: {span:?}"),
+                "backup-fail" => assert!(
+                    end.label.starts_with("External") || end.label.starts_with("Restart"),
+                    "seed {seed}: {span:?} ends at {end:?}"
+                ),
+                other => assert!(
+                    report.violation.is_some(),
+                    "seed {seed}: class {other} in a passing run: {span:?}"
+                ),
+            }
+        }
+        for m in t.marks.iter().filter(|m| m.lane == Lane::Stream) {
+            if crashed_at(&t, m.step) {
+                assert_eq!(m.kind, "backup-lost", "seed {seed}: {m:?}");
+            }
+        }
+    }
+    for class in ["backup-ok", "backup-fail", "lost"] {
+        assert!(
+            seen.contains(class),
+            "no external backup drawn {class}: {seen:?}"
+        );
+    }
+}
+
+/// Backups into a directory against the trace: a success where the trace says it succeeded
+/// (and not when the machine crashed in its finish), a failure where it failed, lost where
+/// the instance died.
+#[test]
+fn directory_backups_end_where_the_trace_says() {
+    for seed in [118, 124, 169, 201, 5, 16] {
+        let (_, t) = recorded(&plan(seed, None));
+        for span in t.spans.iter().filter(|s| matches!(s.lane, Lane::Backup(_))) {
+            let Lane::Backup(dir) = span.lane else {
+                unreachable!()
+            };
+            let events = &t.steps[span.end_step].events;
+            let said = |what: &str| {
+                let line = format!("backup into bk{dir} {what}");
+                events.iter().any(|e| e.starts_with(&line))
+            };
+            match span.class.as_str() {
+                "backup-ok" => assert!(said("succeeded"), "seed {seed}: {span:?}"),
+                "backup-fail" => assert!(
+                    said("failed") || span.outcome == "abandoned",
+                    "seed {seed}: {span:?}"
+                ),
+                "lost" => {
+                    assert!(crashed_at(&t, span.end_step), "seed {seed}: {span:?}");
+                    assert!(
+                        !span.outcome.contains("ended: succeeded"),
+                        "seed {seed}: {span:?}"
+                    );
+                }
+                other => panic!("seed {seed}: {other}: {span:?}"),
+            }
+        }
+    }
+    // Seed 118: the backup into bk1 begun at 24 crashed as its finish (step 29) returned.
+    let (_, t) = recorded(&plan(118, None));
+    let span = t
+        .spans
+        .iter()
+        .find(|s| s.lane == Lane::Backup(1) && s.begin_step == 24)
+        .expect("the backup into bk1 begun at 24");
+    assert_eq!(span.end_step, 29, "{span:?}");
+    assert_eq!(span.class, "lost", "{span:?}");
+    assert!(span.outcome.contains("crashed"), "{span:?}");
+}
+
+/// Every fault the disk fired is a mark, and the log rolls go up a generation at a time
+/// (the same one again only after a power loss undid its rename).
+#[test]
+fn faults_fired_and_log_rolls_match_the_trace() {
+    for seed in [4, 7, 10] {
+        let (report, t) = recorded(&plan(seed, None));
+        let fired = lines(&report, "fault: ");
+        assert!(fired > 0, "seed {seed} fires faults");
+        assert_eq!(t.count("fault-fired"), fired, "seed {seed}");
+    }
+    for seed in [5, 16] {
+        let (_, t) = recorded(&plan(seed, None));
+        let rolls: Vec<(usize, u32)> = t
+            .marks
+            .iter()
+            .filter(|m| m.kind == "log-roll")
+            .map(|m| {
+                let hex = m.label.split("0x").nth(1).expect("a generation");
+                let hex = hex.split_whitespace().next().unwrap();
+                (m.step, u32::from_str_radix(hex, 16).unwrap())
+            })
+            .collect();
+        assert!(rolls.len() > 1, "seed {seed}: {rolls:?}");
+        for pair in rolls.windows(2) {
+            let ((a, ga), (b, gb)) = (pair[0], pair[1]);
+            let power_lost = t
+                .marks
+                .iter()
+                .any(|m| m.kind == "power-loss" && (a..=b).contains(&m.step));
+            assert!(
+                gb == ga + 1 || (power_lost && gb <= ga),
+                "seed {seed}: rolls {rolls:?}"
+            );
+        }
+    }
+}

@@ -853,6 +853,14 @@ impl Sim {
         match result {
             Ok(_) if self.vfs.crashed() => {
                 // The process died in it: no caller would have seen this answer.
+                self.record(|t| {
+                    t.close(
+                        Lane::Backup(active.dir),
+                        "the machine crashed as its finish returned success (seen by no caller)",
+                        "lost",
+                        Vec::new(),
+                    )
+                });
                 self.backups.crashed = Some(active);
                 Ok(())
             }
@@ -1289,7 +1297,8 @@ impl Sim {
         // directory is fsynced: a later power loss may still take it back. Both stay allowed
         // until the next successful backup into the directory.
         let new = Some(active.snapshot.clone());
-        let state = &mut self.backups.dirs[active.dir];
+        let dir = active.dir;
+        let state = &mut self.backups.dirs[dir];
         if !state.allowed.contains(&new) {
             state.allowed.push(new);
         }
@@ -1310,6 +1319,17 @@ impl Sim {
         if committed {
             self.backups.last_success = Some(active.dir);
         }
+        // What the crash left: the oracle below holds the directory to it.
+        self.record(|t| {
+            t.retell(
+                Lane::Backup(dir),
+                if committed {
+                    format!("; its manifest survived the restart: bk{dir} restores to this backup")
+                } else {
+                    format!("; its manifest did not survive the restart: bk{dir} restores to the backup before it, if any")
+                },
+            )
+        });
         self.check_restore(active.dir, "after a crash during a backup")
     }
 
