@@ -406,6 +406,10 @@ impl Sim {
                     Oracle::WrongData,
                     format!("table {} is gone: {e}", table_name(t)),
                 )
+                .with_values(
+                    format!("table {} (created at setup, never dropped)", table_name(t)),
+                    format!("no table {}: {}", table_name(t), error_outcome(&e)),
+                )
             })?;
             tables.push(table);
         }

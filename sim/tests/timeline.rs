@@ -542,3 +542,86 @@ fn faults_fired_and_log_rolls_match_the_trace() {
         }
     }
 }
+
+/// The model's value and the engine's, at every data oracle that has them: a table gone
+/// after recovery, the header's backup records after recovery, and the restores of an
+/// external backup, a stream, and a roll forward (planted bugs that reach each).
+#[test]
+fn violations_carry_the_model_s_value_and_the_engine_s() {
+    let cases: [(u64, &str, Oracle, &str, &str); 7] = [
+        (
+            17,
+            "skip-sync:log",
+            Oracle::WrongData,
+            "table t0 (created at setup, never dropped)",
+            "no table t0: JET_errObjectNotFound (-1305)",
+        ),
+        (
+            24,
+            "skip-sync:log",
+            Oracle::WrongData,
+            "table t0 (created at setup, never dropped)",
+            "no table t0: JET_errObjectNotFound (-1305)",
+        ),
+        (
+            14,
+            "skip-sync:database",
+            Oracle::WrongData,
+            "table t0 (created at setup, never dropped)",
+            "no table t0: JET_errObjectNotFound (-1305)",
+        ),
+        (
+            10,
+            "skip-dir-sync",
+            Oracle::Backup,
+            "header's backup records at least: full BackupInfo { mark: Lgpos { generation: 2, offset: 4128 }, time_millis: 1767225600027, gen_low: 1, gen_high: 1 }",
+            "header's backup records: full BackupInfo { mark: Lgpos { generation: 0, offset: 0 }",
+        ),
+        (
+            40,
+            "engine:checkpoint-before-write-back",
+            Oracle::ExternalBackup,
+            "(0, 1)=#14 (29 bytes)\n(0, 4)=#24 (49 bytes)\n(1, 1)=#13 (49 bytes)",
+            "(0, 1)=-\n(0, 4)=-\n(1, 1)=-",
+        ),
+        (
+            105,
+            "engine:checkpoint-before-write-back",
+            Oracle::ExternalBackup,
+            "(0, 7)=#12 (86 bytes)\n(1, 0)=#14 (67 bytes)\n(1, 3)=#9 (17 bytes)\n(1, 5)=#10 (93 bytes)\n(2, 3)=-\n(2, 4)=#13 (68 bytes)",
+            "(0, 7)=#8 (58 bytes)\n(1, 0)=-\n(1, 3)=-\n(1, 5)=-\n(2, 3)=#5 (52 bytes)\n(2, 4)=-",
+        ),
+        (
+            13,
+            "engine:replay-keeps-first-change",
+            Oracle::RollForward,
+            "(1, 3)=#32 (46 bytes)\n(1, 39)=#30 (102 bytes)",
+            "(1, 3)=#12 (34 bytes)\n(1, 39)=#14 (120 bytes)",
+        ),
+    ];
+    for (seed, sabotage, oracle, expected, actual) in cases {
+        let (report, t) = recorded(&plan(seed, Some(sabotage)));
+        let v = report.violation.expect("the sabotage is caught");
+        assert_eq!(v.oracle, oracle, "seed {seed} {sabotage}: {v}");
+        let (e, a) = (v.expected.as_deref(), v.actual.as_deref());
+        assert!(
+            e.is_some_and(|e| e.starts_with(expected)),
+            "seed {seed} {sabotage}: expected {e:?}"
+        );
+        assert!(
+            a.is_some_and(|a| a.starts_with(actual)),
+            "seed {seed} {sabotage}: actual {a:?}"
+        );
+        assert_eq!(t.violation.map(|r| r.violation), Some(v));
+    }
+    // (The stream's: seed 105's is a stream restored, not an external backup's copy.)
+    let report = run(
+        &plan(105, Some("engine:checkpoint-before-write-back")),
+        RunOptions::default(),
+    );
+    assert!(
+        report
+            .violation
+            .is_some_and(|v| v.detail.starts_with("a backup stream")),
+    );
+}

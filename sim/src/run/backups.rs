@@ -1005,6 +1005,10 @@ impl Sim {
                 format!(
                     "after a recovery the header records full {now_full:?}, incremental {now_incremental:?}: the last successful backup recorded full {full:?}, incremental {incremental:?}"
                 ),
+            )
+            .with_values(
+                format!("header's backup records at least: full {full:?}, incremental {incremental:?}"),
+                format!("header's backup records: full {now_full:?}, incremental {now_incremental:?}"),
             ));
         }
         Ok(())
