@@ -287,13 +287,113 @@ fn jetsim_run_timeline_writes_the_page_and_a_failure_names_the_command() {
         shrunk.to_str().unwrap(),
     ]);
     assert!(ok, "{text}");
+    // (The page in the current directory, not beside the scenario where it may be committed.)
     let command = format!(
-        "timeline: jetsim run --plan {} --timeline {}",
+        "timeline: jetsim run --plan {} --timeline shrunk.html",
         shrunk.display(),
-        dir.join("shrunk.html").display()
     );
     assert!(text.contains(&command), "{text}");
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The command a line printed names, run by a shell in `cwd` with this build's jetsim.
+fn run_printed(text: &str, prefix: &str, cwd: &std::path::Path) -> String {
+    let line = text
+        .lines()
+        .find_map(|l| l.strip_prefix(prefix))
+        .unwrap_or_else(|| panic!("no line {prefix:?} in {text}"));
+    let command = line
+        .strip_prefix("jetsim ")
+        .unwrap_or_else(|| panic!("{line:?} runs jetsim"));
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!("\"$JETSIM\" {command}"))
+        .env("JETSIM", env!("CARGO_BIN_EXE_jetsim"))
+        .current_dir(cwd)
+        .output()
+        .expect("sh runs");
+    String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+}
+
+/// The `replay:` and `timeline:` lines of `run` and `shrink` are commands a shell runs as
+/// printed, whatever the paths hold (spaces, quotes, a `$`).
+#[test]
+fn the_printed_timeline_commands_run_as_printed() {
+    let dir = std::env::temp_dir().join(format!("jetsim tl 'q' $x {}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let page = dir.join("seed 27's.html");
+    let (ok, text) = jetsim(&[
+        "run",
+        "--seed",
+        "27",
+        "--sabotage",
+        SABOTAGE,
+        "--timeline",
+        page.to_str().unwrap(),
+    ]);
+    assert!(!ok && text.contains("timeline written to"), "{text}");
+    std::fs::remove_file(&page).unwrap();
+    let again = run_printed(&text, "timeline: ", &dir);
+    assert!(again.contains("timeline written to"), "{again}");
+    assert!(page.exists(), "{text}\n{again}");
+
+    let shrunk = dir.join("shrunk 27.json");
+    let (ok, text) = jetsim(&[
+        "shrink",
+        "--seed",
+        "27",
+        "--sabotage",
+        SABOTAGE,
+        "--max-runs",
+        "30",
+        "--out",
+        shrunk.to_str().unwrap(),
+    ]);
+    assert!(ok, "{text}");
+    let replay = text
+        .lines()
+        .find_map(|l| {
+            l.split_once("(replay: ")
+                .map(|(_, r)| r.trim_end_matches(')'))
+        })
+        .expect("a replay command");
+    let replayed = run_printed(&format!("replay: {replay}"), "replay: ", &dir);
+    assert!(replayed.contains("VIOLATION"), "{replayed}");
+    let drawn = run_printed(&text, "timeline: ", &dir);
+    assert!(drawn.contains("timeline written to"), "{drawn}");
+    assert!(dir.join("shrunk 27.html").exists(), "{text}\n{drawn}");
+
+    // A plan file's replay line too.
+    let (_, text) = jetsim(&["run", "--plan", shrunk.to_str().unwrap()]);
+    let replayed = run_printed(&text, "replay: ", &dir);
+    assert!(replayed.contains("VIOLATION"), "{replayed}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `--check-determinism` beside `--timeline` (or `--trace`) runs the check: two plain runs
+/// and the recorded one give one trace.
+#[test]
+fn determinism_is_checked_beside_a_timeline() {
+    let page = std::env::temp_dir().join(format!("jetsim-det-{}.html", std::process::id()));
+    for extra in [
+        ["--timeline", page.to_str().unwrap()],
+        ["--trace", "--steps"],
+    ] {
+        let mut args = vec!["run", "--seed", "16", "--check-determinism"];
+        args.extend(extra);
+        if extra[0] == "--trace" {
+            args.push("60");
+        }
+        let (ok, text) = jetsim(&args);
+        assert!(ok, "{text}");
+        assert!(
+            text.contains("determinism checked: 3 runs gave the same trace"),
+            "{args:?}: {text}"
+        );
+    }
+    let (_, text) = jetsim(&["run", "--seed", "16", "--check-determinism"]);
+    assert!(text.contains("determinism checked: 2 runs"), "{text}");
+    std::fs::remove_file(&page).unwrap();
 }
 
 /// The external backup's span: opened where it began, closed where it really ended.
