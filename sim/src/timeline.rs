@@ -126,7 +126,7 @@ pub struct Mark {
     pub millis: u64,
     /// What kind of thing it is (its glyph and colour): `crash`, `power-loss`, `restart`,
     /// `recovery`, `checkpoint`, `log-roll`, `fault-armed`, `fault-fired`, `commit`,
-    /// `conflict`, `restore`, `restore-refused`, `tamper`, `corrupt`, `truncate`, `step`,
+    /// `conflict`, `restore`, `restore-refused`, `backup-lost`, `tamper`, `corrupt`, `truncate`, `step`,
     /// `violation`.
     pub kind: String,
     /// A short name.

@@ -566,7 +566,7 @@ fn external_and_stream_backups_end_where_the_trace_says() {
 /// the instance died.
 #[test]
 fn directory_backups_end_where_the_trace_says() {
-    for seed in [118, 124, 169, 201, 5, 16] {
+    for seed in [118, 124, 169, 201, 5, 16, 9, 33, 56] {
         let (_, t) = recorded(&plan(seed, None));
         for span in t.spans.iter().filter(|s| matches!(s.lane, Lane::Backup(_))) {
             let Lane::Backup(dir) = span.lane else {
@@ -580,11 +580,13 @@ fn directory_backups_end_where_the_trace_says() {
             match span.class.as_str() {
                 "backup-ok" => assert!(said("succeeded"), "seed {seed}: {span:?}"),
                 "backup-fail" => assert!(
-                    said("failed") || span.outcome == "abandoned",
+                    (said("failed") && !crashed_at(&t, span.end_step))
+                        || span.outcome == "abandoned",
                     "seed {seed}: {span:?}"
                 ),
                 "lost" => {
                     assert!(crashed_at(&t, span.end_step), "seed {seed}: {span:?}");
+                    assert!(span.outcome.contains("crashed"), "seed {seed}: {span:?}");
                     assert!(
                         !span.outcome.contains("ended: succeeded"),
                         "seed {seed}: {span:?}"
@@ -723,5 +725,53 @@ fn violations_carry_the_model_s_value_and_the_engine_s() {
         report
             .violation
             .is_some_and(|v| v.detail.starts_with("a backup stream")),
+    );
+}
+
+/// A crash inside a stream backup (armed to strike a few I/O points into it) is drawn as a
+/// backup lost, not as a stream restored.
+#[test]
+fn a_stream_backup_the_machine_crashed_in_is_lost() {
+    let (seed, at) = (0..60)
+        .find_map(|seed| {
+            let plan = plan(seed, None);
+            let (_, t) = recorded(&plan);
+            let at = plan.steps.iter().enumerate().position(|(i, s)| {
+                matches!(s, Step::StreamBackup { .. })
+                    && t.steps
+                        .get(i)
+                        .is_some_and(|r| r.outcome.starts_with("streamed"))
+            })?;
+            Some((seed, at))
+        })
+        .expect("a seed that streams a backup");
+    let mut lost = 0;
+    for points in 1..30 {
+        let mut plan = plan(seed, None);
+        plan.steps.insert(
+            at,
+            Step::CrashAt {
+                points,
+                power_loss: true,
+            },
+        );
+        let (_, t) = recorded(&plan);
+        if t.steps.len() <= at + 1 || !crashed_at(&t, at + 1) {
+            continue;
+        }
+        let marks: Vec<_> = t
+            .marks
+            .iter()
+            .filter(|m| m.lane == Lane::Stream && m.step == at + 1)
+            .collect();
+        assert!(
+            marks.iter().all(|m| m.kind == "backup-lost"),
+            "seed {seed}, crash {points} points on: {marks:?}"
+        );
+        lost += marks.len();
+    }
+    assert!(
+        lost > 0,
+        "no crash struck a stream backup (seed {seed}, step {at})"
     );
 }

@@ -1114,14 +1114,13 @@ impl Sim {
             ));
         }
         self.event(format_args!("backup into bk{} failed: {err}", active.dir));
-        self.record(|t| {
-            t.close(
-                Lane::Backup(active.dir),
-                format!("failed: {err}"),
-                "backup-fail",
-                Vec::new(),
-            )
-        });
+        // (A call failed because the machine crashed under it: lost, as the crash's.)
+        let (outcome, class) = if self.vfs.crashed() {
+            (format!("the machine crashed during it: {err}"), "lost")
+        } else {
+            (format!("failed: {err}"), "backup-fail")
+        };
+        self.record(|t| t.close(Lane::Backup(active.dir), outcome, class, Vec::new()));
         self.check_failure(active, kept)
     }
 
