@@ -109,7 +109,9 @@ pub struct Span {
     pub end_millis: u64,
     /// How it ended (`committed durably`, `failed: …`, `lost in a crash`…).
     pub outcome: String,
-    /// Its style: `ok`, `lazy`, `fail`, `lost`, `open`.
+    /// Its style: `ok`, `lazy`, `rolled-back`, `fail`, `lost`, `open`; a backup's
+    /// `backup-ok`, `backup-fail`, or `backup-kept` (the machine crashed in it, yet the
+    /// restart found it complete).
     pub class: String,
     /// More about it, a line each (its begin's facts, its end's).
     pub detail: Vec<String>,
@@ -283,13 +285,16 @@ impl Timeline {
 
     /// The last span ended in `lane` learnt how it really ended, after its end (a backup's
     /// fate is known at the restart after the crash that ended it): `more` is added to its
-    /// outcome.
-    pub fn retell(&mut self, lane: Lane, more: impl AsRef<str>) {
+    /// outcome, and its style becomes `class` if given.
+    pub fn retell(&mut self, lane: Lane, more: impl AsRef<str>, class: Option<&str>) {
         if self.open.contains_key(&lane) {
             return;
         }
         if let Some(span) = self.spans.iter_mut().rev().find(|s| s.lane == lane) {
             span.outcome.push_str(more.as_ref());
+            if let Some(class) = class {
+                span.class = class.to_owned();
+            }
         }
     }
 

@@ -584,9 +584,14 @@ fn directory_backups_end_where_the_trace_says() {
                         || span.outcome == "abandoned",
                     "seed {seed}: {span:?}"
                 ),
-                "lost" => {
+                "lost" | "backup-kept" => {
                     assert!(crashed_at(&t, span.end_step), "seed {seed}: {span:?}");
                     assert!(span.outcome.contains("crashed"), "seed {seed}: {span:?}");
+                    assert_eq!(
+                        span.class == "backup-kept",
+                        span.outcome.contains("found its manifest in place"),
+                        "seed {seed}: {span:?}"
+                    );
                     assert!(
                         !span.outcome.contains("ended: succeeded"),
                         "seed {seed}: {span:?}"
@@ -604,8 +609,25 @@ fn directory_backups_end_where_the_trace_says() {
         .find(|s| s.lane == Lane::Backup(1) && s.begin_step == 24)
         .expect("the backup into bk1 begun at 24");
     assert_eq!(span.end_step, 29, "{span:?}");
-    assert_eq!(span.class, "lost", "{span:?}");
-    assert!(span.outcome.contains("crashed"), "{span:?}");
+    assert_eq!(span.class, "backup-kept", "{span:?}");
+    assert!(
+        span.outcome
+            .starts_with("the machine crashed as its finish returned success"),
+        "{span:?}"
+    );
+    // Seed 201: the backup into bk0 begun at 114 crashed before it was complete.
+    let (_, t) = recorded(&plan(201, None));
+    let span = t
+        .spans
+        .iter()
+        .find(|s| s.lane == Lane::Backup(0) && s.begin_step == 114)
+        .expect("the backup into bk0 begun at 114");
+    assert_eq!(
+        (span.end_step, span.class.as_str()),
+        (145, "lost"),
+        "{span:?}"
+    );
+    assert!(span.outcome.contains("found no manifest"), "{span:?}");
 }
 
 /// Every fault the disk fired is a mark, and the log rolls go up a generation at a time

@@ -1324,14 +1324,19 @@ impl Sim {
         }
         // What the crash left: the oracle below holds the directory to it.
         self.record(|t| {
-            t.retell(
-                Lane::Backup(dir),
-                if committed {
-                    format!("; its manifest survived the restart: bk{dir} restores to this backup")
-                } else {
-                    format!("; its manifest did not survive the restart: bk{dir} restores to the backup before it, if any")
-                },
-            )
+            if committed {
+                t.retell(
+                    Lane::Backup(dir),
+                    format!("; the restart found its manifest in place: bk{dir} restores to it (or, should a later power loss take the manifest back, to the backup before it)"),
+                    Some("backup-kept"),
+                )
+            } else {
+                t.retell(
+                    Lane::Backup(dir),
+                    format!("; the restart found no manifest of it: bk{dir} restores to the backup before it, if any"),
+                    None,
+                )
+            }
         });
         self.check_restore(active.dir, "after a crash during a backup")
     }
