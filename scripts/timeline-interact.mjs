@@ -43,7 +43,30 @@ try {
   const details = await page.locator('#details').innerText();
   if (!details.includes('step ')) { fail('the pinned details lack the step: ' + details); }
 
-  // Zoom: the drawing is redrawn wider.
+  // Marks at one step: one glyph per lane and kind (repeats counted), each within its
+  // step's width, at the zoom the page opened with and at the widest.
+  const placement = async () => page.evaluate(() => {
+    const stepX = (i) => Number(document.querySelector('.st[data-k="s' + i + '"]').getAttribute('x'));
+    const px = stepX(1) - stepX(0);
+    const seen = new Set();
+    const bad = [];
+    document.querySelectorAll('g.mk[data-step]').forEach((g) => {
+      const step = Number(g.dataset.step), x = Number(g.dataset.x);
+      const key = g.dataset.lane + '@' + step + ':' + g.dataset.kind;
+      if (seen.has(key)) { bad.push('two glyphs for ' + key); }
+      seen.add(key);
+      if (x < stepX(step) - 0.01 || x > stepX(step) + px + 0.01) { bad.push(key + ' drawn at ' + x + ', outside its step'); }
+    });
+    return bad;
+  });
+  for (const at of ['opened', 'widest']) {
+    if (at === 'widest') { await page.locator('#zoom').fill('100'); }
+    const bad = await placement();
+    if (bad.length) { fail('marks misplaced (' + at + '): ' + bad.slice(0, 5).join('; ')); }
+  }
+
+  // Zoom: the drawing is redrawn wider (from the narrowest: a short run opens at the widest).
+  await page.locator('#zoom').fill('0');
   const before = await page.locator('#scroll svg').getAttribute('width');
   await page.locator('#zoom').fill('100');
   const after = await page.locator('#scroll svg').getAttribute('width');

@@ -165,6 +165,18 @@ fn write_report(path: &std::path::Path, text: &str) -> Result<(), String> {
 }
 
 /// Writes `text` to `path`, or says why it could not.
+/// A path as a shell word: in single quotes when it holds anything a POSIX shell would
+/// split, expand or glob. (Hand-written: a crate for it would be a dependency of the fuzz
+/// workspace too.)
+fn shell_word(path: &std::path::Path) -> String {
+    let text = path.display().to_string();
+    let plain = |c: char| c.is_ascii_alphanumeric() || "-_./,:=@%+".contains(c);
+    if !text.is_empty() && text.chars().all(plain) {
+        return text;
+    }
+    format!("'{}'", text.replace('\'', r"'\''"))
+}
+
 fn write_file(path: &std::path::Path, text: &str) -> Result<(), String> {
     std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
@@ -207,7 +219,7 @@ fn main() -> ExitCode {
         } => {
             let (plan, replay) = match plan {
                 Some(path) => match load_plan(&path) {
-                    Ok(plan) => (plan, format!("jetsim run --plan {}", path.display())),
+                    Ok(plan) => (plan, format!("jetsim run --plan {}", shell_word(&path))),
                     Err(e) => {
                         eprintln!("error: {e}");
                         return ExitCode::from(2);
@@ -229,7 +241,11 @@ fn main() -> ExitCode {
                 // (With --trace the configuration is the first event.)
                 say!("{}", plan.config);
             }
-            let (mut report, divergence) = if trace || dump_disk.is_some() || timeline.is_some() {
+            let recorded = trace || dump_disk.is_some() || timeline.is_some();
+            // A recorded run is checked too: two plain runs first, then the recorded one must
+            // give their trace (recording changes no run).
+            let checked = (recorded && check_determinism).then(|| run_checked(&plan, true));
+            let (mut report, mut divergence) = if recorded {
                 let options = RunOptions {
                     keep: if trace_io {
                         Keep::Everything
@@ -244,6 +260,16 @@ fn main() -> ExitCode {
             } else {
                 run_checked(&plan, check_determinism)
             };
+            if let Some((first, first_divergence)) = checked {
+                divergence = first_divergence.or_else(|| {
+                    (first.trace_hash != report.trace_hash).then(|| {
+                        format!(
+                            "two runs gave trace {:016x}, the recorded run {:016x}",
+                            first.trace_hash, report.trace_hash
+                        )
+                    })
+                });
+            }
             if let (Some(path), Some(t)) = (&timeline, &mut report.timeline) {
                 t.title = replay.clone();
                 if let Err(e) = std::fs::write(path, jetsim::timeline::html::render(t)) {
@@ -266,8 +292,13 @@ fn main() -> ExitCode {
                 }
                 say!("disk written to {}", dir.display());
             }
-            if let Some(d) = &divergence {
-                say!("NON-DETERMINISM: {d}");
+            match &divergence {
+                Some(d) => say!("NON-DETERMINISM: {d}"),
+                None if check_determinism => say!(
+                    "determinism checked: {} runs gave the same trace",
+                    if recorded { 3 } else { 2 }
+                ),
+                None => {}
             }
             if let Some(e) = &report.ended_by_corruption {
                 say!("ended early: detected corruption left nothing to recover: {e}");
@@ -283,7 +314,7 @@ fn main() -> ExitCode {
                 let html = timeline
                     .clone()
                     .unwrap_or_else(|| PathBuf::from(format!("seed-{}.html", report.seed)));
-                say!("timeline: {replay} --timeline {}", html.display());
+                say!("timeline: {replay} --timeline {}", shell_word(&html));
             }
             say!(
                 "seed={} trace={:016x} steps={} operations={} commits={} restarts={} simulated={}ms {verdict}",
@@ -348,12 +379,15 @@ fn main() -> ExitCode {
             say!(
                 "written to {} (replay: jetsim run --plan {})",
                 out.display(),
-                out.display()
+                shell_word(&out)
             );
+            // (In the current directory: not beside the scenario, where it might be committed.)
+            let html =
+                PathBuf::from(out.file_stem().unwrap_or(out.as_os_str())).with_extension("html");
             say!(
                 "timeline: jetsim run --plan {} --timeline {}",
-                out.display(),
-                out.with_extension("html").display()
+                shell_word(&out),
+                shell_word(&html)
             );
             ExitCode::SUCCESS
         }

@@ -118,7 +118,17 @@ pub fn run(plan: &Plan, options: RunOptions) -> RunReport {
     };
     if let Some(v) = &violation {
         sim.event(format_args!("VIOLATION {v}"));
-        sim.record(|t| t.violation(v));
+        // The session whose read or write a session's oracle judged.
+        let session = match (v.oracle, sim.steps.get(v.step)) {
+            (Oracle::SnapshotRead | Oracle::WriteConflict, Some(step))
+            | (Oracle::WrongData, Some(step @ (Step::Get { .. } | Step::Scan { .. }))) => {
+                step_session(step)
+            }
+            _ => None,
+        }
+        // (As the run maps a step's session onto the sessions it has.)
+        .map(|s| usize::from(s) % (sim.config.sessions as usize).max(1));
+        sim.record(|t| t.violation(v, session));
     }
     let disk = if options.keep_disk {
         sim.vfs.files()
@@ -395,6 +405,10 @@ impl Sim {
                 self.violation(
                     Oracle::WrongData,
                     format!("table {} is gone: {e}", table_name(t)),
+                )
+                .with_values(
+                    format!("table {} (created at setup, never dropped)", table_name(t)),
+                    format!("no table {}: {}", table_name(t), error_outcome(&e)),
                 )
             })?;
             tables.push(table);
@@ -1917,6 +1931,22 @@ fn lost(report: &crate::vfs::PowerLoss) -> Vec<String> {
 }
 
 /// An error as a step's outcome: its ESE name and code.
+/// The session a step acts in, if it is a session's.
+fn step_session(step: &Step) -> Option<u8> {
+    match *step {
+        Step::Begin { s }
+        | Step::Put { s, .. }
+        | Step::Delete { s, .. }
+        | Step::Get { s, .. }
+        | Step::Scan { s, .. }
+        | Step::Commit { s, .. }
+        | Step::Rollback { s }
+        | Step::Bulk { s, .. }
+        | Step::DeleteRange { s, .. } => Some(s),
+        _ => None,
+    }
+}
+
 fn error_outcome(e: &JetError) -> String {
     format!("{} ({})", e.name(), e.code())
 }

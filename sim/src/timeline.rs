@@ -109,7 +109,9 @@ pub struct Span {
     pub end_millis: u64,
     /// How it ended (`committed durably`, `failed: …`, `lost in a crash`…).
     pub outcome: String,
-    /// Its style: `ok`, `lazy`, `fail`, `lost`, `open`.
+    /// Its style: `ok`, `lazy`, `rolled-back`, `fail`, `lost`, `open`; a backup's
+    /// `backup-ok`, `backup-fail`, or `backup-kept` (the machine crashed in it, yet the
+    /// restart found it complete).
     pub class: String,
     /// More about it, a line each (its begin's facts, its end's).
     pub detail: Vec<String>,
@@ -126,7 +128,7 @@ pub struct Mark {
     pub millis: u64,
     /// What kind of thing it is (its glyph and colour): `crash`, `power-loss`, `restart`,
     /// `recovery`, `checkpoint`, `log-roll`, `fault-armed`, `fault-fired`, `commit`,
-    /// `conflict`, `restore`, `restore-refused`, `tamper`, `corrupt`, `truncate`, `step`,
+    /// `conflict`, `restore`, `restore-refused`, `backup-lost`, `tamper`, `corrupt`, `truncate`, `step`,
     /// `violation`.
     pub kind: String,
     /// A short name.
@@ -281,6 +283,21 @@ impl Timeline {
         span.detail.extend(more);
     }
 
+    /// The last span ended in `lane` learnt how it really ended, after its end (a backup's
+    /// fate is known at the restart after the crash that ended it): `more` is added to its
+    /// outcome, and its style becomes `class` if given.
+    pub fn retell(&mut self, lane: Lane, more: impl AsRef<str>, class: Option<&str>) {
+        if self.open.contains_key(&lane) {
+            return;
+        }
+        if let Some(span) = self.spans.iter_mut().rev().find(|s| s.lane == lane) {
+            span.outcome.push_str(more.as_ref());
+            if let Some(class) = class {
+                span.class = class.to_owned();
+            }
+        }
+    }
+
     /// Every session's open transaction ends, lost (`why`: a crash, a restart).
     pub fn sessions_lost(&mut self, why: &str) {
         let sessions: Vec<Lane> = self
@@ -294,12 +311,21 @@ impl Timeline {
         }
     }
 
-    /// The run's violation: drawn in the lane of what it judged — the instance for recovery's
-    /// oracles, a backup directory (or the external or stream backup) for a backup's — that
-    /// something happened in at its step; else the lane something last happened in then (the
-    /// instance's if nothing did).
-    pub fn violation(&mut self, violation: &Violation) {
+    /// The run's violation: drawn in the lane of what it judged — `session`'s, if it judged a
+    /// session's read or write; else the instance for recovery's oracles, a backup directory
+    /// (or the external or stream backup) for a backup's — that something happened in at its
+    /// step; else the lane something last happened in then (the instance's if nothing did).
+    pub fn violation(&mut self, violation: &Violation, session: Option<usize>) {
         let at = violation.step;
+        if let Some(s) = session {
+            let lane = Lane::Session(s);
+            self.use_lane(lane);
+            self.violation = Some(ViolationRecord {
+                violation: violation.clone(),
+                lane,
+            });
+            return;
+        }
         let fits = |lane: &Lane| match violation.oracle {
             Oracle::CrashPrefix | Oracle::Recovery | Oracle::Integrity | Oracle::Memory => {
                 *lane == Lane::Instance

@@ -853,6 +853,14 @@ impl Sim {
         match result {
             Ok(_) if self.vfs.crashed() => {
                 // The process died in it: no caller would have seen this answer.
+                self.record(|t| {
+                    t.close(
+                        Lane::Backup(active.dir),
+                        "the machine crashed as its finish returned success (seen by no caller)",
+                        "lost",
+                        Vec::new(),
+                    )
+                });
                 self.backups.crashed = Some(active);
                 Ok(())
             }
@@ -997,6 +1005,10 @@ impl Sim {
                 format!(
                     "after a recovery the header records full {now_full:?}, incremental {now_incremental:?}: the last successful backup recorded full {full:?}, incremental {incremental:?}"
                 ),
+            )
+            .with_values(
+                format!("header's backup records at least: full {full:?}, incremental {incremental:?}"),
+                format!("header's backup records: full {now_full:?}, incremental {now_incremental:?}"),
             ));
         }
         Ok(())
@@ -1102,14 +1114,13 @@ impl Sim {
             ));
         }
         self.event(format_args!("backup into bk{} failed: {err}", active.dir));
-        self.record(|t| {
-            t.close(
-                Lane::Backup(active.dir),
-                format!("failed: {err}"),
-                "backup-fail",
-                Vec::new(),
-            )
-        });
+        // (A call failed because the machine crashed under it: lost, as the crash's.)
+        let (outcome, class) = if self.vfs.crashed() {
+            (format!("the machine crashed during it: {err}"), "lost")
+        } else {
+            (format!("failed: {err}"), "backup-fail")
+        };
+        self.record(|t| t.close(Lane::Backup(active.dir), outcome, class, Vec::new()));
         self.check_failure(active, kept)
     }
 
@@ -1289,7 +1300,8 @@ impl Sim {
         // directory is fsynced: a later power loss may still take it back. Both stay allowed
         // until the next successful backup into the directory.
         let new = Some(active.snapshot.clone());
-        let state = &mut self.backups.dirs[active.dir];
+        let dir = active.dir;
+        let state = &mut self.backups.dirs[dir];
         if !state.allowed.contains(&new) {
             state.allowed.push(new);
         }
@@ -1310,6 +1322,22 @@ impl Sim {
         if committed {
             self.backups.last_success = Some(active.dir);
         }
+        // What the crash left: the oracle below holds the directory to it.
+        self.record(|t| {
+            if committed {
+                t.retell(
+                    Lane::Backup(dir),
+                    format!("; the restart found its manifest in place: bk{dir} restores to it (or, should a later power loss take the manifest back, to the backup before it)"),
+                    Some("backup-kept"),
+                )
+            } else {
+                t.retell(
+                    Lane::Backup(dir),
+                    format!("; the restart found no manifest of it: bk{dir} restores to the backup before it, if any"),
+                    None,
+                )
+            }
+        });
         self.check_restore(active.dir, "after a crash during a backup")
     }
 

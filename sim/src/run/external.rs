@@ -24,6 +24,7 @@ use super::backups::{Snapshot, dir_path};
 use super::{Check, Sim};
 use crate::coverage::Mark;
 use crate::oracle::Oracle;
+use crate::timeline::Lane;
 use crate::vfs::IoFault;
 use crate::workload::{BACKUP_DIRS, ExternalEndHow, Misstep};
 
@@ -386,6 +387,22 @@ impl Sim {
             orphaned: false,
             committing: false,
         };
+        self.record(|t| {
+            t.open(
+                Lane::External,
+                format!(
+                    "external {}",
+                    if incremental { "incremental" } else { "full" }
+                ),
+                vec![format!(
+                    "began at the model's commit {}: backup point commit {}, logs {:#X}..={:#X}",
+                    self.model.last(),
+                    point.sequence,
+                    point.gen_low,
+                    point.gen_high
+                )],
+            )
+        });
         self.externals.running = Some(External {
             backup,
             db_path: self.params.database_path.clone(),
@@ -426,6 +443,10 @@ impl Sim {
             Ok(_) if stopped || orphaned => {
                 let x = self.externals.running.take().expect("running");
                 drop(x.backup);
+                self.external_span_ends(
+                    "failed: it went on reading after it was stopped",
+                    "backup-fail",
+                );
                 Err(self.violation(
                     Oracle::ExternalBackup,
                     "an external backup that was stopped or whose instance was terminated went on reading",
@@ -648,6 +669,19 @@ impl Sim {
                 _ => false,
             };
             self.say_result(&result, |_| "ended".into());
+            if self.vfs.crashed() {
+                self.external_span_ends("lost: the machine crashed as it ended", "lost");
+            } else if early {
+                self.external_span_ends(
+                    format!(
+                        "ended early, before every file was read: {}",
+                        answer(&result)
+                    ),
+                    "backup-fail",
+                );
+            } else {
+                self.external_span_ends(format!("aborted: {}", answer(&result)), "backup-fail");
+            }
             if !fine && !orphaned && !self.vfs.crashed() {
                 return Err(self.violation(
                     Oracle::ExternalBackup,
@@ -752,17 +786,33 @@ impl Sim {
         let result = x.backup.end(BackupEnd::Normal);
         self.take_events();
         if self.vfs.crashed() {
+            self.external_span_ends("lost: the machine crashed as it ended", "lost");
             return Ok(());
         }
         let summary = match result {
             Ok(summary) => summary,
             Err(e) => {
                 self.say(format!("failed: {}", super::error_outcome(&e)));
+                self.external_span_ends(format!("failed at its end: {e}"), "backup-fail");
                 // (The backup is spent: judge it as failed, unless it was recorded.)
                 self.externals.running = None;
                 return self.external_ended_badly(&facts, &e, &before, truncated.is_some());
             }
         };
+        self.external_span_ends(
+            format!(
+                "ended normally: commit {}, logs {:#X}..={:#X}{}",
+                point.sequence,
+                point.gen_low,
+                point.gen_high,
+                if truncated.is_some() {
+                    ", truncated"
+                } else {
+                    ""
+                }
+            ),
+            "backup-ok",
+        );
         if stopped {
             return Err(self.violation(
                 Oracle::ExternalBackup,
@@ -972,6 +1022,7 @@ impl Sim {
         }
         let mut x = self.externals.running.take().expect("running");
         let facts = x.facts.clone();
+        self.external_span_ends(format!("failed: {err}"), "backup-fail");
         if !recorded_maybe && !facts.orphaned {
             // A failed backup answers every later call with the error that failed it.
             let again = x.backup.log_info().map(|_| ());
@@ -1139,6 +1190,20 @@ impl Sim {
         let x = self.externals.running.take()?;
         self.vfs.crash();
         drop(x.backup);
+        self.external_span_ends("lost: the instance died during it", "lost");
         Some(x.facts)
+    }
+
+    /// The external backup's span on the timeline ends here, with `outcome` (style `class`).
+    fn external_span_ends(&self, outcome: impl Into<String>, class: &str) {
+        self.record(|t| t.close(Lane::External, outcome, class, Vec::new()));
+    }
+}
+
+/// A call's answer, as a span's outcome says it.
+fn answer<T>(result: &jetdb::Result<T>) -> String {
+    match result {
+        Ok(_) => "ok".into(),
+        Err(e) => super::error_outcome(e),
     }
 }

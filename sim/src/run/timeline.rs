@@ -15,7 +15,10 @@ impl Sim {
     /// Records the step just run, which returned `outcome`.
     pub(super) fn record_step(&self, step: &Step, outcome: &str) {
         let running_external = self.externals.running.is_some();
+        // (A backup the machine crashed in is still the machine's to end, at the restart.)
         let active_backup = self.backups.active.as_ref().map(|a| a.facts.dir);
+        let crashed_backup = self.backups.crashed.as_ref().map(|f| f.dir);
+        let crashed = self.vfs.crashed();
         // (A directory number past the last names the last one a backup succeeded in.)
         let last_success = self.backups.last_success.unwrap_or(0);
         let point_dir = |dir: u8| {
@@ -98,6 +101,12 @@ impl Sim {
                     };
                     t.mark(Lane::Backup(point_dir(dir)), kind, what, line);
                 }
+                Step::StreamBackup { .. } if crashed => t.mark(
+                    Lane::Stream,
+                    "backup-lost",
+                    "stream backup: the machine crashed during it",
+                    line,
+                ),
                 Step::StreamBackup { .. } if !skipped => {
                     let kind = if failed(outcome) {
                         "restore-refused"
@@ -106,28 +115,20 @@ impl Sim {
                     };
                     t.mark(Lane::Stream, kind, "stream backup and restore", line);
                 }
-                Step::ExternalBegin { incremental } if running_external => {
-                    let what = if incremental { "incremental" } else { "full" };
-                    t.open(Lane::External, format!("external {what}"), line);
-                }
                 _ => {}
             }
-            // What ended without its own record (a crash, a restart, a misstep): ended here.
+            // (Each end records itself where it happens; this is the fallback for one that
+            // did not, which can only have been lost.)
             if !running_external {
-                let class = if failed(outcome) {
-                    "backup-fail"
-                } else {
-                    "backup-ok"
-                };
                 t.close(
                     Lane::External,
-                    format!("ended: {outcome}"),
-                    class,
+                    format!("ended unrecorded, at a step that returned {outcome}"),
+                    "lost",
                     Vec::new(),
                 );
             }
             for dir in 0..usize::from(BACKUP_DIRS) {
-                if active_backup != Some(dir) {
+                if active_backup != Some(dir) && crashed_backup != Some(dir) {
                     t.close(
                         Lane::Backup(dir),
                         format!("ended: {outcome}"),

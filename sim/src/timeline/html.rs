@@ -18,8 +18,12 @@ pub fn render(timeline: &Timeline) -> String {
     // Inside a <script> element only `</script` ends it: escaping every `<` (as JSON's
     // \u003c, which only occurs inside strings) rules that out whatever the data holds.
     let json = timeline.to_json().replace('<', "\\u003c");
-    PAGE.replacen(TITLE_SLOT, &escape(&timeline.title), 1)
-        .replacen(SLOT, &json, 1)
+    // Each slot filled where the page holds it, never inside what another slot received.
+    let (head, rest) = PAGE
+        .split_once(TITLE_SLOT)
+        .expect("the page has a title slot");
+    let (middle, tail) = rest.split_once(SLOT).expect("the page has a data slot");
+    [head, &escape(&timeline.title), middle, &json, tail].concat()
 }
 
 /// The JSON a page produced by [`render`] embeds, parsed back (for tests and tools).
