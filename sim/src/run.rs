@@ -39,6 +39,8 @@ mod stream;
 mod tamper;
 mod timeline;
 
+use backups::{listed, model_value};
+
 /// What a run did and found.
 #[derive(Clone, Debug)]
 pub struct RunReport {
@@ -1893,31 +1895,16 @@ fn prefix_values(
         .map(|(k, _)| *k)
         .chain(state.keys().filter(|k| !got.contains_key(k)).copied())
         .collect();
-    let more = |out: &mut Vec<String>| {
-        if keys.len() > 12 {
-            out.push(format!("… {} more keys differ", keys.len() - 12));
-        }
+    let keys: Vec<&Key> = keys.iter().collect();
+    let actual = |k: &Key| match got.get(k) {
+        Some(Some(bytes)) => format!("{k:?}={}", show_value(Some(bytes))),
+        Some(None) => format!("{k:?}=unreadable"),
+        None => format!("{k:?}=-"),
     };
-    let mut expected: Vec<String> = keys
-        .iter()
-        .take(12)
-        .map(|k| match state.get(k) {
-            Some(v) => format!("{k:?}=#{} ({} bytes)", v.id, v.len),
-            None => format!("{k:?}=-"),
-        })
-        .collect();
-    more(&mut expected);
-    let mut actual: Vec<String> = keys
-        .iter()
-        .take(12)
-        .map(|k| match got.get(k) {
-            Some(Some(bytes)) => format!("{k:?}={}", show_value(Some(bytes))),
-            Some(None) => format!("{k:?}=unreadable"),
-            None => format!("{k:?}=-"),
-        })
-        .collect();
-    more(&mut actual);
-    (expected.join("\n"), actual.join("\n"))
+    (
+        listed(&keys, |k| model_value(k, state)),
+        listed(&keys, actual),
+    )
 }
 
 /// What a power loss lost, a line each.

@@ -217,6 +217,8 @@ pub fn damaged_backup_with(data: &[u8], bug: Option<PlantedBug>) -> Option<Outco
         }
     }
     let vfs = MemVfs::new();
+    // The directory stays when every file in it is removed: an empty set must be refused.
+    vfs.create_dir_all(Path::new("bk")).unwrap();
     for (path, bytes) in &files {
         vfs.create_dir_all(jetdb::parent_dir(path)).unwrap();
         let f = vfs.open(path, OpenMode::CreateNew).unwrap();

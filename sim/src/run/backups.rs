@@ -39,21 +39,29 @@ pub(crate) fn snapshot_diff(want: &Snapshot, got: &Snapshot) -> (String, String)
         .map(|(k, _)| k)
         .chain(got.keys().filter(|k| !want.contains_key(k)))
         .collect();
-    let show = |state: &Snapshot| {
-        let mut out: Vec<String> = keys
-            .iter()
-            .take(12)
-            .map(|k| match state.get(k) {
-                Some(v) => format!("{k:?}=#{} ({} bytes)", v.id, v.len),
-                None => format!("{k:?}=-"),
-            })
-            .collect();
-        if keys.len() > 12 {
-            out.push(format!("… {} more keys differ", keys.len() - 12));
-        }
-        out.join("\n")
-    };
-    (show(want), show(got))
+    let keys: Vec<&Key> = keys.into_iter().collect();
+    (
+        listed(&keys, |k| model_value(k, want)),
+        listed(&keys, |k| model_value(k, got)),
+    )
+}
+
+/// `key` and its value in `state` as a violation shows them: `(t, k)=#id (len bytes)`, or
+/// `(t, k)=-` where it is absent.
+pub(crate) fn model_value(key: &Key, state: &Snapshot) -> String {
+    match state.get(key) {
+        Some(v) => format!("{key:?}=#{} ({} bytes)", v.id, v.len),
+        None => format!("{key:?}=-"),
+    }
+}
+
+/// The first 12 of `keys`, a line each as `show` writes it, then how many more differ.
+pub(crate) fn listed(keys: &[&Key], show: impl Fn(&Key) -> String) -> String {
+    let mut out: Vec<String> = keys.iter().take(12).map(|k| show(k)).collect();
+    if keys.len() > 12 {
+        out.push(format!("… {} more keys differ", keys.len() - 12));
+    }
+    out.join("\n")
 }
 
 /// What the simulator knows of one backup directory.
