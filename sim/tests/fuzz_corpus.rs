@@ -299,6 +299,17 @@ fn seeds_catch_planted_engine_bugs() {
         database,
         PlantedBug::FlushMapUnchecked,
     );
+    // Replay keeping a key's first change instead of its last: the table recovered is one
+    // that never was at a commit (59 records instead of 53).
+    let log = |d: &[u8], bug| {
+        damaged_log::damaged_log_with(d, bug);
+    };
+    fails_with(
+        "damaged_log",
+        "crashed",
+        log,
+        PlantedBug::ReplayKeepsFirstChange,
+    );
     let plan = |d: &[u8], bug| {
         sim_plan::sim_plan_with(d, bug);
     };

@@ -1,8 +1,13 @@
-//! The `damaged_log` target: a crashed instance — a database, a log over several generations,
-//! a checkpoint — with its files damaged by the input (bytes changed, optionally with the log
-//! segment's checksum recomputed so the damage passes it and reaches replay; a file truncated
-//! or removed), then recovered and read. Every outcome must be an error or a sound database; a
-//! panic or a hang is a bug.
+//! The `damaged_log` target: a crashed instance — a database, its current log and the
+//! archived generations before it, a checkpoint — with its files damaged by the input (bytes
+//! changed, optionally with the log segment's checksum recomputed so the damage passes it and
+//! reaches replay; a file truncated or removed), then recovered and read.
+//!
+//! A panic or a hang is a bug. Damage not resealed that recovery accepts must leave a sound
+//! database (the integrity check passes, unless the database file itself was damaged) holding
+//! exactly the table as it was at some commit: a torn or removed log tail may lose the latest
+//! commits, never resurrect deleted records or invent values. Resealed damage may do anything
+//! but panic.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -74,26 +79,42 @@ fn env(vfs: &MemVfs) -> Env {
     )
 }
 
+/// A table's records, by key.
+pub type Records = BTreeMap<Vec<u8>, Vec<u8>>;
+
 /// The files of the crashed instance, by name (sorted). Built once per process.
 pub fn pristine() -> &'static BTreeMap<String, Vec<u8>> {
-    static FILES: OnceLock<BTreeMap<String, Vec<u8>>> = OnceLock::new();
-    FILES.get_or_init(|| {
+    &crashed().0
+}
+
+/// Table "t" as it was after each commit (and empty, just created), in commit order.
+pub fn committed_states() -> &'static [Records] {
+    &crashed().1
+}
+
+fn crashed() -> &'static (BTreeMap<String, Vec<u8>>, Vec<Records>) {
+    static CRASHED: OnceLock<(BTreeMap<String, Vec<u8>>, Vec<Records>)> = OnceLock::new();
+    CRASHED.get_or_init(|| {
         let vfs = MemVfs::new();
         vfs.create_dir(Path::new("inst")).unwrap();
         let instance = Instance::new(env(&vfs), params());
         instance.init().unwrap();
         let mut s = instance.begin_session().unwrap();
         let t = s.create_table("t").unwrap();
+        let mut table = Records::new();
+        let mut states = vec![table.clone()];
         for i in 0u32..60 {
             s.begin_transaction().unwrap();
-            s.put(
-                t,
-                format!("{i:05}").as_bytes(),
-                &vec![i as u8; 50 + (i as usize % 7) * 300],
-            )
-            .unwrap();
+            let (key, value) = (
+                format!("{i:05}").into_bytes(),
+                vec![i as u8; 50 + (i as usize % 7) * 300],
+            );
+            s.put(t, &key, &value).unwrap();
+            table.insert(key, value);
             if i % 9 == 0 {
-                s.delete(t, format!("{:05}", i / 2).as_bytes()).unwrap();
+                let key = format!("{:05}", i / 2).into_bytes();
+                s.delete(t, &key).unwrap();
+                table.remove(&key);
             }
             let mode = if i % 4 == 0 {
                 CommitMode::Lazy
@@ -101,6 +122,7 @@ pub fn pristine() -> &'static BTreeMap<String, Vec<u8>> {
                 CommitMode::Durable
             };
             s.commit_transaction(mode).unwrap();
+            states.push(table.clone());
         }
         drop(s);
         drop(instance); // a crash: no term
@@ -115,9 +137,9 @@ pub fn pristine() -> &'static BTreeMap<String, Vec<u8>> {
         }
         assert!(
             files.len() >= 4,
-            "a database, a checkpoint and several generations"
+            "a database, a checkpoint, the current log and an archived generation"
         );
-        files
+        (files, states)
     })
 }
 
@@ -133,6 +155,8 @@ pub fn damaged_log_with(data: &[u8], bug: Option<PlantedBug>) -> Option<Outcome>
     let damage = Vec::<Damage>::arbitrary_take_rest(Unstructured::new(data)).ok()?;
     let mut files = pristine().clone();
     let mut resealed = false;
+    // Damage the database file itself may show: the integrity check finds it.
+    let mut database_damaged = false;
     for d in damage.iter().take(4) {
         let names: Vec<String> = files.keys().cloned().collect();
         let pick = |i: u8| names[i as usize % names.len()].clone();
@@ -150,6 +174,7 @@ pub fn damaged_log_with(data: &[u8], bug: Option<PlantedBug>) -> Option<Outcome>
                 }
                 let at = at as usize % bytes.len();
                 bytes[at] ^= mask;
+                database_damaged |= name.ends_with(".edb") && mask != 0;
                 if reseal && name.ends_with(".log") && at >= SEGMENT {
                     let seg = at / SEGMENT * SEGMENT;
                     if let Some(seg) = bytes.get_mut(seg..seg + SEGMENT) {
@@ -160,12 +185,16 @@ pub fn damaged_log_with(data: &[u8], bug: Option<PlantedBug>) -> Option<Outcome>
                 }
             }
             Damage::Truncate { file, len } => {
-                let bytes = files.get_mut(&pick(file)).unwrap();
+                let name = pick(file);
+                let bytes = files.get_mut(&name).unwrap();
                 let len = len as usize % (bytes.len() + 1);
+                database_damaged |= name.ends_with(".edb") && len < bytes.len();
                 bytes.truncate(len);
             }
             Damage::Remove { file } => {
-                files.remove(&pick(file));
+                let name = pick(file);
+                database_damaged |= name.ends_with(".edb");
+                files.remove(&name);
                 if files.is_empty() {
                     return None;
                 }
@@ -194,17 +223,39 @@ pub fn damaged_log_with(data: &[u8], bug: Option<PlantedBug>) -> Option<Outcome>
     let Ok(mut s) = instance.begin_session() else {
         return Some(outcome);
     };
+    // `None`: the table could not be read through.
+    let mut table = Some(Records::new());
     if let Ok(t) = s.open_table("t")
         && let Ok(range) = s.range(t, .., false)
     {
         for record in range {
-            if record.is_err() {
+            let Ok((key, value)) = record else {
+                table = None;
                 break;
-            }
+            };
             outcome.records += 1;
+            if let Some(table) = &mut table {
+                table.insert(key, value);
+            }
         }
     }
-    outcome.integrity = Some(instance.check_integrity().map(drop).map_err(|e| e.kind()));
+    let integrity = instance.check_integrity().map(drop).map_err(|e| e.kind());
+    outcome.integrity = Some(integrity);
+    if !resealed {
+        assert!(
+            integrity.is_ok() || database_damaged,
+            "recovery accepted damage to the log or checkpoint and left an unsound database: \
+             {integrity:?}"
+        );
+        if integrity.is_ok() {
+            let table = table.expect("a sound database reads through");
+            assert!(
+                committed_states().contains(&table),
+                "recovery left table t ({} records) as it never was at a commit",
+                table.len()
+            );
+        }
+    }
     drop(s);
     let _ = instance.term();
     Some(outcome)
