@@ -263,6 +263,15 @@ fn the_seed_corpus_reaches_the_deep_paths() {
     }
 }
 
+/// The seed input `name` of `target`, from the generator.
+fn seed(target: &str, name: &str) -> Vec<u8> {
+    fuzz::seeds::seeds()
+        .into_iter()
+        .find(|(t, n, _)| *t == target && *n == name)
+        .unwrap_or_else(|| panic!("no seed {target}/{name}"))
+        .2
+}
+
 /// A corpus input run with `bug` planted must fail its target, and pass without it.
 fn fails_with(target: &str, name: &str, run: impl Fn(&[u8], Option<PlantedBug>), bug: PlantedBug) {
     let data = corpus(target)
@@ -318,5 +327,29 @@ fn seeds_catch_planted_engine_bugs() {
         "rot-met-by-backup",
         plan,
         PlantedBug::BackupSkipsPageCheck,
+    );
+}
+
+/// A reseal asked of the database copy recomputes no checksum, so the damage stays checked as
+/// rot: the same outcome as the `database-copy-rot` seed, not a resealed one.
+#[test]
+fn a_reseal_that_recomputes_nothing_keeps_the_checks() {
+    let db = damaged_backup::pristine()
+        .0
+        .keys()
+        .position(|p| p.extension().is_some_and(|e| e == "edb"))
+        .expect("a database copy") as u8;
+    let input = fuzz::encode::damaged_backup(&[damaged_backup::Damage::Xor {
+        file: db,
+        at: 5000,
+        mask: 0x10,
+        reseal: true,
+    }]);
+    let outcome = damaged_backup::damaged_backup_with(&input, None).expect("decodes");
+    assert!(!outcome.resealed, "{outcome:?}");
+    let rot = seed("damaged_backup", "database-copy-rot");
+    assert_eq!(
+        Some(outcome),
+        damaged_backup::damaged_backup_with(&rot, None)
     );
 }

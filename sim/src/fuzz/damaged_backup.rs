@@ -25,7 +25,8 @@ const SEGMENT: usize = 4096;
 #[derive(Arbitrary, Clone, Debug, PartialEq, Eq)]
 pub enum Damage {
     /// XOR a byte (a zero mask changes nothing); `reseal` recomputes the checksum of the
-    /// manifest or of the log segment holding it.
+    /// manifest or of the log segment holding it (not of a log's first segment, its header;
+    /// nothing is recomputed in the database copy).
     Xor {
         /// Which file.
         file: u8,
@@ -194,15 +195,20 @@ pub fn damaged_backup_with(data: &[u8], bug: Option<PlantedBug>) -> Option<Outco
                 if !reseal {
                     continue;
                 }
-                resealed = true;
+                // `resealed` only where a checksum was recomputed: it switches the data and
+                // error checks off, so damage left as rot (the database copy, a manifest too
+                // short to hold a checksum, a log's header segment or a segment cut short)
+                // stays checked.
                 if name.extension().is_some_and(|e| e == "manifest") && bytes.len() >= 4 {
                     let crc = crc32fast::hash(&bytes[4..]);
                     bytes[..4].copy_from_slice(&crc.to_le_bytes());
-                } else if name.extension().is_some_and(|e| e == "log") {
+                    resealed = true;
+                } else if name.extension().is_some_and(|e| e == "log") && at >= SEGMENT {
                     let seg = at / SEGMENT * SEGMENT;
                     if let Some(seg) = bytes.get_mut(seg..seg + SEGMENT) {
                         let crc = crc32fast::hash(&seg[4..]);
                         seg[..4].copy_from_slice(&crc.to_le_bytes());
+                        resealed = true;
                     }
                 }
             }
