@@ -352,3 +352,83 @@ fn an_input_that_removes_every_file_passes() {
     assert_eq!(damaged_log::damaged_log_with(&input, None), None);
     damaged_log::damaged_log(&input);
 }
+
+/// The `[[bin]]` names in `fuzz/Cargo.toml`.
+fn fuzz_bins() -> Vec<String> {
+    let manifest = std::fs::read_to_string(fuzz_dir().join("Cargo.toml")).unwrap();
+    let mut bins = Vec::new();
+    let mut in_bin = false;
+    for line in manifest.lines().map(str::trim) {
+        if line.starts_with('[') {
+            in_bin = line == "[[bin]]";
+        } else if in_bin && let Some(name) = line.strip_prefix("name = ") {
+            bins.push(name.trim_matches('"').to_owned());
+        }
+    }
+    bins.sort();
+    bins
+}
+
+/// The names of the subdirectories of `fuzz/<kind>/`.
+fn dirs(kind: &str) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(fuzz_dir().join(kind))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// One list of targets: the cargo-fuzz binaries, `jetsim::fuzz::TARGETS`, the corpus and
+/// regression directories; and each binary calls the function of its own name.
+#[test]
+fn the_fuzz_targets_agree_everywhere() {
+    let mut targets: Vec<String> = fuzz::TARGETS.iter().map(|(n, _)| n.to_string()).collect();
+    targets.sort();
+    assert_eq!(fuzz_bins(), targets, "fuzz/Cargo.toml's [[bin]]s");
+    assert_eq!(dirs("corpus"), targets, "fuzz/corpus/");
+    assert_eq!(dirs("regressions"), targets, "fuzz/regressions/");
+    for t in &targets {
+        let path = fuzz_dir().join("fuzz_targets").join(format!("{t}.rs"));
+        let source = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            source.contains(&format!("jetsim::fuzz::{t}::{t}(")),
+            "{} does not call jetsim::fuzz::{t}::{t}",
+            path.display()
+        );
+    }
+}
+
+/// The versions of `crate` a Cargo.lock pins.
+fn locked(lockfile: &Path, krate: &str) -> Vec<String> {
+    let text = std::fs::read_to_string(lockfile).unwrap();
+    let mut versions: Vec<String> = text
+        .split("[[package]]")
+        .filter(|p| p.lines().any(|l| l.trim() == format!("name = \"{krate}\"")))
+        .filter_map(|p| {
+            p.lines()
+                .find_map(|l| l.trim().strip_prefix("version = "))
+                .map(|v| v.trim_matches('"').to_owned())
+        })
+        .collect();
+    versions.sort();
+    versions
+}
+
+/// The fuzz workspace decodes inputs with the same `arbitrary` as the stable replay, so a file
+/// means the same to both.
+#[test]
+fn both_lockfiles_pin_the_same_arbitrary() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    for krate in ["arbitrary", "derive_arbitrary"] {
+        let main = locked(&root.join("Cargo.lock"), krate);
+        assert!(!main.is_empty(), "Cargo.lock has no {krate}");
+        assert_eq!(
+            main,
+            locked(&fuzz_dir().join("Cargo.lock"), krate),
+            "{krate}: Cargo.lock and fuzz/Cargo.lock differ"
+        );
+    }
+}
