@@ -69,8 +69,21 @@ fn replay(kind: &str) -> (Vec<String>, usize) {
             .collect();
         files.sort();
         for file in files {
-            let data = std::fs::read(&file).unwrap();
-            let file = file.strip_prefix(fuzz_dir()).unwrap().display().to_string();
+            let shown = file.strip_prefix(fuzz_dir()).unwrap().display().to_string();
+            if file.is_dir() {
+                failures.push(format!(
+                    "fuzz/{shown}/ is a directory: a target's directory holds only input files"
+                ));
+                continue;
+            }
+            let data = match std::fs::read(&file) {
+                Ok(data) => data,
+                Err(e) => {
+                    failures.push(format!("fuzz/{shown}: {e}"));
+                    continue;
+                }
+            };
+            let file = shown;
             runs += 1;
             if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(|| target(&data))) {
                 failures.push(format!(

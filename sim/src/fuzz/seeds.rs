@@ -402,9 +402,11 @@ fn sim_plan() -> Vec<Seed> {
     let plan = |name: &'static str, steps: Vec<Step>| {
         let mut config = config.clone();
         config.steps = steps.len() as u32;
-        let bytes = Plan { config, steps }
+        let plan = Plan { config, steps };
+        let bytes = plan
             .to_bytes()
             .expect("the seed plans are within from_bytes's range");
+        assert_eq!(Plan::from_bytes(&bytes), plan, "{name}: the bytes decode to the plan");
         ("sim_plan", name, bytes)
     };
     vec![
