@@ -92,8 +92,11 @@ pub fn committed_states() -> &'static [Records] {
     &crashed().1
 }
 
-fn crashed() -> &'static (BTreeMap<String, Vec<u8>>, Vec<Records>) {
-    static CRASHED: OnceLock<(BTreeMap<String, Vec<u8>>, Vec<Records>)> = OnceLock::new();
+/// The crashed instance's files and the table's committed states.
+type Crashed = (BTreeMap<String, Vec<u8>>, Vec<Records>);
+
+fn crashed() -> &'static Crashed {
+    static CRASHED: OnceLock<Crashed> = OnceLock::new();
     CRASHED.get_or_init(|| {
         let vfs = MemVfs::new();
         vfs.create_dir(Path::new("inst")).unwrap();

@@ -406,7 +406,11 @@ fn sim_plan() -> Vec<Seed> {
         let bytes = plan
             .to_bytes()
             .expect("the seed plans are within from_bytes's range");
-        assert_eq!(Plan::from_bytes(&bytes), plan, "{name}: the bytes decode to the plan");
+        assert_eq!(
+            Plan::from_bytes(&bytes),
+            plan,
+            "{name}: the bytes decode to the plan"
+        );
         ("sim_plan", name, bytes)
     };
     vec![
