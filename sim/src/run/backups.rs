@@ -46,6 +46,21 @@ pub(crate) fn snapshot_diff(want: &Snapshot, got: &Snapshot) -> (String, String)
     )
 }
 
+/// The first six keys where `got` differs from `want`, for a violation's detail: `(t, k)=#id`
+/// for a key `got` holds otherwise, `(t, k) missing (#id)` for one it lacks.
+pub(crate) fn differing(want: &Snapshot, got: &Snapshot) -> Vec<String> {
+    got.iter()
+        .filter(|(k, v)| want.get(k) != Some(v))
+        .map(|(k, v)| format!("{k:?}=#{}", v.id))
+        .chain(
+            want.iter()
+                .filter(|(k, _)| !got.contains_key(k))
+                .map(|(k, v)| format!("{k:?} missing (#{})", v.id)),
+        )
+        .take(6)
+        .collect()
+}
+
 /// `key` and its value in `state` as a violation shows them: `(t, k)=#id (len bytes)`, or
 /// `(t, k)=-` where it is absent.
 pub(crate) fn model_value(key: &Key, state: &Snapshot) -> String {
@@ -1578,17 +1593,7 @@ impl Sim {
                     None => ("no finished backup".into(), format!("{} keys", got.len())),
                 };
                 let differ: Vec<String> = match want {
-                    Some(want) => got
-                        .iter()
-                        .filter(|(k, v)| want.get(k) != Some(v))
-                        .map(|(k, v)| format!("{k:?}=#{}", v.id))
-                        .chain(
-                            want.iter()
-                                .filter(|(k, _)| !got.contains_key(k))
-                                .map(|(k, v)| format!("{k:?} missing (#{})", v.id)),
-                        )
-                        .take(6)
-                        .collect(),
+                    Some(want) => differing(want, &got),
                     None => vec!["the directory should hold no finished backup".into()],
                 };
                 Err(self

@@ -425,17 +425,7 @@ impl Sim {
                     .find(|&s| self.model.state_at(s) == state)
                     .unwrap_or(seq);
                 if state != want && self.model.state_at(seq) != state {
-                    let differ: Vec<String> = state
-                        .iter()
-                        .filter(|(k, v)| want.get(k) != Some(v))
-                        .map(|(k, v)| format!("{k:?}=#{}", v.id))
-                        .chain(
-                            want.iter()
-                                .filter(|(k, _)| !state.contains_key(k))
-                                .map(|(k, v)| format!("{k:?} missing (#{})", v.id)),
-                        )
-                        .take(6)
-                        .collect();
+                    let differ: Vec<String> = super::backups::differing(&want, &state);
                     let (expected, actual) = super::backups::snapshot_diff(&want, &state);
                     return Err(self
                         .violation(

@@ -265,17 +265,7 @@ impl Sim {
         if got == want {
             return Ok(());
         }
-        let differ: Vec<String> = got
-            .iter()
-            .filter(|(k, v)| want.get(k) != Some(v))
-            .map(|(k, v)| format!("{k:?}=#{}", v.id))
-            .chain(
-                want.iter()
-                    .filter(|(k, _)| !got.contains_key(k))
-                    .map(|(k, v)| format!("{k:?} missing (#{})", v.id)),
-            )
-            .take(6)
-            .collect();
+        let differ: Vec<String> = super::backups::differing(want, got);
         let (expected, actual) = super::backups::snapshot_diff(want, got);
         Err(self
             .violation(
